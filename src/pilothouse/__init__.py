@@ -1,0 +1,120 @@
+"""Pilothouse: build, run, evaluate and guard LLM agents.
+
+The public API is re-exported here and loaded lazily, so ``import pilothouse``
+stays cheap; the first use of a name imports its module.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from pilothouse._version import __version__
+
+if TYPE_CHECKING:
+    from pilothouse.agent import Agent
+    from pilothouse.events import Event
+    from pilothouse.exceptions import (
+        BudgetExceeded,
+        ConfigurationError,
+        LoopDetected,
+        ModelError,
+        OutputValidationError,
+        PilothouseError,
+        RunStopped,
+        ToolError,
+    )
+    from pilothouse.messages import Message, ToolCall, ToolResult, Usage
+    from pilothouse.models import (
+        LocalModel,
+        Model,
+        ModelRequest,
+        ModelResponse,
+        ModelSettings,
+        OpenAIModel,
+        ScriptedModel,
+        call,
+        resolve_model,
+    )
+    from pilothouse.runtime.budget import Budget
+    from pilothouse.runtime.journal import MemoryStore, SQLiteStore, open_store
+    from pilothouse.runtime.loop import RunResult
+    from pilothouse.tools import Tool, ToolContext, tool
+
+_EXPORTS: dict[str, str] = {
+    "Agent": "pilothouse.agent",
+    "Event": "pilothouse.events",
+    "BudgetExceeded": "pilothouse.exceptions",
+    "ConfigurationError": "pilothouse.exceptions",
+    "LoopDetected": "pilothouse.exceptions",
+    "ModelError": "pilothouse.exceptions",
+    "OutputValidationError": "pilothouse.exceptions",
+    "PilothouseError": "pilothouse.exceptions",
+    "RunStopped": "pilothouse.exceptions",
+    "ToolError": "pilothouse.exceptions",
+    "Message": "pilothouse.messages",
+    "ToolCall": "pilothouse.messages",
+    "ToolResult": "pilothouse.messages",
+    "Usage": "pilothouse.messages",
+    "LocalModel": "pilothouse.models",
+    "Model": "pilothouse.models",
+    "ModelRequest": "pilothouse.models",
+    "ModelResponse": "pilothouse.models",
+    "ModelSettings": "pilothouse.models",
+    "OpenAIModel": "pilothouse.models",
+    "ScriptedModel": "pilothouse.models",
+    "call": "pilothouse.models",
+    "resolve_model": "pilothouse.models",
+    "Budget": "pilothouse.runtime.budget",
+    "MemoryStore": "pilothouse.runtime.journal",
+    "SQLiteStore": "pilothouse.runtime.journal",
+    "open_store": "pilothouse.runtime.journal",
+    "RunResult": "pilothouse.runtime.loop",
+    "Tool": "pilothouse.tools",
+    "ToolContext": "pilothouse.tools",
+    "tool": "pilothouse.tools",
+}
+
+__all__ = [
+    "Agent",
+    "Budget",
+    "BudgetExceeded",
+    "ConfigurationError",
+    "Event",
+    "LocalModel",
+    "LoopDetected",
+    "MemoryStore",
+    "Message",
+    "Model",
+    "ModelError",
+    "ModelRequest",
+    "ModelResponse",
+    "ModelSettings",
+    "OpenAIModel",
+    "OutputValidationError",
+    "PilothouseError",
+    "RunResult",
+    "RunStopped",
+    "SQLiteStore",
+    "ScriptedModel",
+    "Tool",
+    "ToolCall",
+    "ToolContext",
+    "ToolError",
+    "ToolResult",
+    "Usage",
+    "__version__",
+    "call",
+    "open_store",
+    "resolve_model",
+    "tool",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pilothouse' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,232 @@
+"""`Agent`: what users write. A model, instructions, typed tools, an output type, budgets.
+
+    agent = Agent("local", instructions="Be brief.", tools=[lookup])
+    result = agent.run_sync("What is the capital of France?")
+    print(result.output)
+
+Every run is journaled (see `pilothouse.runtime.journal`); `result.run_id` names it
+for `pilothouse trace show`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, Generic, cast, overload
+
+from pilothouse.events import Event
+from pilothouse.exceptions import ConfigurationError
+from pilothouse.models.base import Model, ModelRequest, ModelSettings, TextDelta
+from pilothouse.models.registry import resolve_model
+from pilothouse.runtime.budget import Budget
+from pilothouse.runtime.journal import Journal, Store, Subscriber, open_store
+from pilothouse.runtime.loop import RunResult, RunSpec, run_loop
+from pilothouse.runtime.output import OutputSpec, OutputT
+from pilothouse.tools.tool import Tool, ToolFunction, as_tool
+
+
+def new_run_id() -> str:
+    """A short, time-sortable, collision-resistant run id."""
+    return f"{int(time.time() * 1000):x}-{secrets.token_hex(5)}"
+
+
+class Agent(Generic[OutputT]):
+    """An LLM that decides its next step: call a tool or answer.
+
+    `model` is a `Model` or a model string (see `pilothouse.models.registry`); the
+    default is the embedded local model. `output_type` is `str` or any type pydantic
+    can validate (a `BaseModel`, a dataclass, ...). `max_steps` bounds model calls;
+    `budget` adds token, time, cost and loop limits. `store` is where journals go
+    (default ``./.pilothouse/journal.db``; ``":memory:"`` keeps them in process).
+    """
+
+    @overload
+    def __init__(
+        self: Agent[str],
+        model: Model | str | None = None,
+        instructions: str = "",
+        tools: Iterable[Tool | ToolFunction] = (),
+        output_type: type[str] = str,
+        *,
+        name: str = "agent",
+        max_steps: int | None = None,
+        budget: Budget | None = None,
+        settings: ModelSettings | None = None,
+        output_retries: int = 2,
+        store: Store | str | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        model: Model | str | None = None,
+        instructions: str = "",
+        tools: Iterable[Tool | ToolFunction] = (),
+        *,
+        output_type: type[OutputT],
+        name: str = "agent",
+        max_steps: int | None = None,
+        budget: Budget | None = None,
+        settings: ModelSettings | None = None,
+        output_retries: int = 2,
+        store: Store | str | None = None,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        model: Model | str | None = None,
+        instructions: str = "",
+        tools: Iterable[Tool | ToolFunction] = (),
+        output_type: Any = str,
+        *,
+        name: str = "agent",
+        max_steps: int | None = None,
+        budget: Budget | None = None,
+        settings: ModelSettings | None = None,
+        output_retries: int = 2,
+        store: Store | str | None = None,
+    ) -> None:
+        self.name = name
+        self.instructions = instructions
+        self.tools: dict[str, Tool] = {}
+        for t in tools:
+            tool = as_tool(t)
+            if tool.name in self.tools:
+                raise ConfigurationError(f"agent {name!r}: two tools are named {tool.name!r}")
+            self.tools[tool.name] = tool
+        self._output: OutputSpec[OutputT] = OutputSpec(output_type)
+        budget = budget or Budget()
+        if max_steps is not None:
+            if max_steps < 1:
+                raise ConfigurationError("max_steps must be at least 1")
+            budget = Budget(
+                max_steps,
+                budget.max_tokens,
+                budget.max_seconds,
+                budget.max_cost,
+                budget.max_repeats,
+            )
+        self.budget = budget
+        self.settings = settings or ModelSettings()
+        if output_retries < 0:
+            raise ConfigurationError("output_retries must be 0 or more")
+        self.output_retries = output_retries
+        self._model_spec = model
+        self._model: Model | None = (
+            model if model is not None and not isinstance(model, str) else None
+        )
+        self._store_spec = store
+        self._store: Store | None = None
+        self._run_spec: RunSpec[OutputT] | None = None
+
+    @property
+    def model(self) -> Model:
+        """The resolved model (resolved on first use, so constructing an agent is cheap)."""
+        if self._model is None:
+            self._model = resolve_model(cast(str | None, self._model_spec))
+        return self._model
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self._store_spec)
+        return self._store
+
+    def _spec(self) -> RunSpec[OutputT]:
+        """The loop's view of this agent, built once (an agent is not changed after use)."""
+        if self._run_spec is None:
+            self._run_spec = self._build_spec()
+        return self._run_spec
+
+    def _build_spec(self) -> RunSpec[OutputT]:
+        model = self.model
+        definition = json.dumps(
+            {
+                "model": model.name,
+                "instructions": self.instructions,
+                "tools": [t.spec().to_dict() | {"effect": t.effect} for t in self.tools.values()],
+                "output": self._output.schema,
+            },
+            sort_keys=True,
+        )
+        return RunSpec(
+            agent_name=self.name,
+            model=model,
+            instructions=self.instructions,
+            tools=self.tools,
+            output=self._output,
+            budget=self.budget,
+            settings=self.settings,
+            output_retries=self.output_retries,
+            definition_hash=hashlib.sha256(definition.encode()).hexdigest()[:16],
+        )
+
+    async def run(
+        self,
+        input: str,
+        *,
+        run_id: str | None = None,
+        subscribers: Sequence[Subscriber] = (),
+    ) -> RunResult[OutputT]:
+        """Run the agent on one input. Budget and loop stops are outcomes, errors raise."""
+        journal = Journal(run_id or new_run_id(), self.store, subscribers)
+        return await run_loop(self._spec(), input, journal)
+
+    def run_sync(
+        self, input: str, *, run_id: str | None = None, subscribers: Sequence[Subscriber] = ()
+    ) -> RunResult[OutputT]:
+        """`run` for code without an event loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.run(input, run_id=run_id, subscribers=subscribers))
+        raise ConfigurationError(
+            "run_sync() was called inside a running event loop; use `await agent.run(...)`"
+        )
+
+    async def stream(
+        self, input: str, *, run_id: str | None = None
+    ) -> AsyncIterator[Event | TextDelta]:
+        """Yield each journal event as it happens, and text deltas as the model writes.
+
+        The last item is the `final`, `budget_stop` or `error` event; an error is
+        re-raised after its event has been yielded.
+        """
+        queue: asyncio.Queue[Event | TextDelta | None] = asyncio.Queue()
+        journal = Journal(run_id or new_run_id(), self.store, [queue.put_nowait])
+
+        async def drive() -> RunResult[OutputT]:
+            try:
+                return await run_loop(
+                    self._spec(), input, journal, on_text=lambda t: queue.put_nowait(TextDelta(t))
+                )
+            finally:
+                queue.put_nowait(None)
+
+        task = asyncio.ensure_future(drive())
+        try:
+            while (item := await queue.get()) is not None:
+                yield item
+            task.result()  # re-raise an error from the run
+        finally:
+            if not task.done():
+                task.cancel()
+
+    def render_prompt(self, input: str) -> str:
+        """Exactly what the model would receive for this input, in the model's own form."""
+        spec = self._spec()
+        request = ModelRequest(
+            spec.initial_messages(input),
+            [t.spec() for t in self.tools.values()],
+            self._output.schema,
+            "auto",
+            self.settings,
+        )
+        return self.model.render(request)
+
+    def __repr__(self) -> str:
+        return f"Agent({self.name!r}, tools={list(self.tools)})"

@@ -1,0 +1,249 @@
+"""The journal's vocabulary: one event type per arrow of the agent step.
+
+Every run is an append-only sequence of these events. The same sequence is the
+trace a developer reads, the checkpoint a run resumes from, the cassette a test
+replays and the transcript an evaluation scores, so each event carries enough to
+reconstruct what happened without any other state.
+
+Events are slotted dataclasses; `seq` and `ts` are stamped by the journal when
+the event is appended. `to_dict`/`event_from_dict` give the stored JSON form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pilothouse.messages import Message, ToolCall, ToolResult, Usage
+from pilothouse.models.base import ModelResponse
+
+
+@dataclass(slots=True, kw_only=True)
+class Event:
+    """Base of all events. `type` is the stable name stored in the journal."""
+
+    type: ClassVar[str] = "event"
+    run_id: str
+    step: int = 0
+    seq: int = -1
+    ts: float = 0.0
+
+    def data(self) -> dict[str, Any]:
+        """The event's own fields as JSON-able values (envelope fields excluded)."""
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "ts": self.ts,
+            "step": self.step,
+            **self.data(),
+        }
+
+
+@dataclass(slots=True, kw_only=True)
+class RunStarted(Event):
+    """A run began: who, with which model and tools, on what input."""
+
+    type: ClassVar[str] = "run_started"
+    agent: str
+    model: str
+    input: str
+    instructions: str = ""
+    tools: list[str] = field(default_factory=list)
+    output_schema: dict[str, Any] | None = None
+    definition_hash: str = ""
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "model": self.model,
+            "input": self.input,
+            "instructions": self.instructions,
+            "tools": self.tools,
+            "output_schema": self.output_schema,
+            "definition_hash": self.definition_hash,
+        }
+
+
+@dataclass(slots=True, kw_only=True)
+class ModelRequested(Event):
+    """A model call is about to be made.
+
+    `new_messages` holds only the messages added since the previous request, so the
+    full request of any step is the concatenation of all earlier ones: nothing is
+    hidden and storage stays linear in the run's length.
+    """
+
+    type: ClassVar[str] = "model_request"
+    new_messages: list[Message]
+    tools: list[str] = field(default_factory=list)
+    tool_choice: str = "auto"
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "new_messages": [m.to_dict() for m in self.new_messages],
+            "tools": self.tools,
+            "tool_choice": self.tool_choice,
+        }
+
+
+@dataclass(slots=True, kw_only=True)
+class ModelResponded(Event):
+    """The model answered (text and/or tool calls) with its usage and latency."""
+
+    type: ClassVar[str] = "model_response"
+    response: ModelResponse
+    duration: float = 0.0
+
+    def data(self) -> dict[str, Any]:
+        return {"response": self.response.to_dict(), "duration": self.duration}
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCalled(Event):
+    """A tool call is about to execute (validated). Its absence of a result marks it in doubt."""
+
+    type: ClassVar[str] = "tool_call"
+    index: int
+    call: ToolCall
+    idempotency_key: str
+    effect: str = "read_only"
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "call": self.call.to_dict(),
+            "idempotency_key": self.idempotency_key,
+            "effect": self.effect,
+        }
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolReturned(Event):
+    """A tool call finished: its result text, or the error the model will read."""
+
+    type: ClassVar[str] = "tool_result"
+    index: int
+    result: ToolResult
+    duration: float = 0.0
+
+    def data(self) -> dict[str, Any]:
+        return {"index": self.index, "result": self.result.to_dict(), "duration": self.duration}
+
+
+@dataclass(slots=True, kw_only=True)
+class OutputValidated(Event):
+    """The final answer was checked against the output type; `error` says why it failed."""
+
+    type: ClassVar[str] = "output_validated"
+    ok: bool
+    error: str | None = None
+
+    def data(self) -> dict[str, Any]:
+        return {"ok": self.ok, "error": self.error}
+
+
+@dataclass(slots=True, kw_only=True)
+class FinalOutput(Event):
+    """The run produced its validated output."""
+
+    type: ClassVar[str] = "final"
+    output: Any
+    usage: Usage
+
+    def data(self) -> dict[str, Any]:
+        return {"output": self.output, "usage": self.usage.to_dict()}
+
+
+@dataclass(slots=True, kw_only=True)
+class ErrorOccurred(Event):
+    """The run failed; `kind` is the exception class, `message` names cause and fix."""
+
+    type: ClassVar[str] = "error"
+    kind: str
+    message: str
+
+    def data(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message}
+
+
+@dataclass(slots=True, kw_only=True)
+class BudgetStopped(Event):
+    """A hard limit stopped the run: steps, tokens, seconds, cost, loop or output_retries."""
+
+    type: ClassVar[str] = "budget_stop"
+    limit: str
+    value: float
+    maximum: float
+    message: str
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "limit": self.limit,
+            "value": self.value,
+            "maximum": self.maximum,
+            "message": self.message,
+        }
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        RunStarted,
+        ModelRequested,
+        ModelResponded,
+        ToolCalled,
+        ToolReturned,
+        OutputValidated,
+        FinalOutput,
+        ErrorOccurred,
+        BudgetStopped,
+    )
+}
+
+
+def event_from_dict(d: dict[str, Any]) -> Event:
+    """Rebuild an event from its stored form; raises `ValueError` on an unknown type."""
+    kind = d.get("type")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown event type {kind!r}")
+    env = {
+        "run_id": d["run_id"],
+        "step": d.get("step", 0),
+        "seq": d.get("seq", -1),
+        "ts": d.get("ts", 0.0),
+    }
+    if cls is ModelRequested:
+        return ModelRequested(
+            **env,
+            new_messages=[Message.from_dict(m) for m in d["new_messages"]],
+            tools=d.get("tools", []),
+            tool_choice=d.get("tool_choice", "auto"),
+        )
+    if cls is ModelResponded:
+        return ModelResponded(
+            **env, response=ModelResponse.from_dict(d["response"]), duration=d.get("duration", 0.0)
+        )
+    if cls is ToolCalled:
+        return ToolCalled(
+            **env,
+            index=d["index"],
+            call=ToolCall.from_dict(d["call"]),
+            idempotency_key=d["idempotency_key"],
+            effect=d.get("effect", "read_only"),
+        )
+    if cls is ToolReturned:
+        return ToolReturned(
+            **env,
+            index=d["index"],
+            result=ToolResult.from_dict(d["result"]),
+            duration=d.get("duration", 0.0),
+        )
+    if cls is FinalOutput:
+        return FinalOutput(**env, output=d.get("output"), usage=Usage.from_dict(d.get("usage", {})))
+    fields = {k: v for k, v in d.items() if k not in ("type", "run_id", "step", "seq", "ts")}
+    return cls(**env, **fields)

@@ -1,0 +1,102 @@
+"""Every exception Pilothouse raises, in one place.
+
+The hierarchy is shallow on purpose: catch `PilothouseError` for everything,
+`ModelError` for anything a model endpoint did, `ConfigurationError` for a
+mistake the user can fix before running. Each message names the cause and the fix.
+"""
+
+from __future__ import annotations
+
+
+class PilothouseError(Exception):
+    """Base class of every error Pilothouse raises."""
+
+
+class ConfigurationError(PilothouseError):
+    """The agent, model or store was configured in a way that cannot work."""
+
+
+class UnknownModelError(ConfigurationError):
+    """A model string did not match any registered form."""
+
+
+class ToolDefinitionError(ConfigurationError):
+    """A Python function could not be turned into a tool (its signature has no schema)."""
+
+
+class ModelError(PilothouseError):
+    """A model endpoint failed. `retryable` says whether trying again could help."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, status: int | None = None, body: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class AuthenticationError(ModelError):
+    """The endpoint refused the credentials (HTTP 401/403) or none were given."""
+
+
+class BadRequestError(ModelError):
+    """The endpoint rejected the request itself (HTTP 400/404/422)."""
+
+
+class ContextLengthError(BadRequestError):
+    """The conversation no longer fits the model's context window."""
+
+
+class RateLimitError(ModelError):
+    """HTTP 429 after every retry was spent."""
+
+    retryable = True
+
+
+class ServerError(ModelError):
+    """HTTP 5xx after every retry was spent."""
+
+    retryable = True
+
+
+class ModelUnreachableError(ModelError):
+    """No connection could be made, or the endpoint timed out, after every retry."""
+
+    retryable = True
+
+
+class ModelOutputError(ModelError):
+    """The model answered with something that is neither text nor a usable tool call."""
+
+
+class StoreError(PilothouseError):
+    """The journal store could not be opened, read or written."""
+
+
+class RunNotFoundError(StoreError):
+    """No run with the given id exists in the store."""
+
+
+class RunStopped(PilothouseError):
+    """A run ended without a final output; raised when reading `RunResult.output`."""
+
+    def __init__(self, message: str, *, run_id: str, outcome: str):
+        super().__init__(message)
+        self.run_id = run_id
+        self.outcome = outcome
+
+
+class BudgetExceeded(RunStopped):
+    """A hard budget (steps, tokens, time or cost) stopped the run."""
+
+
+class LoopDetected(RunStopped):
+    """The model repeated the same tool call with the same arguments too often."""
+
+
+class OutputValidationError(RunStopped):
+    """The final output failed validation against `output_type` after every retry."""
+
+
+class ToolError(PilothouseError):
+    """Raise inside a tool to hand the model a message it can act on (not a crash)."""

@@ -1,0 +1,1 @@
+"""The run loop, its journal and stores, and budgets."""

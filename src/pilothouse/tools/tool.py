@@ -1,0 +1,338 @@
+"""`@tool`: a typed Python function becomes a tool whose signature *is* its schema.
+
+The name comes from the function, the description from its docstring (with
+per-parameter descriptions from a Google-style ``Args:`` section or
+``Annotated[..., Field(description=...)]``), the JSON schema from the signature
+through pydantic. Arguments from the model are validated before the call; a
+validation error goes back to the model as a result it can act on.
+
+Sync tools run inline on the event loop (no thread hop per call) unless marked
+``blocking=True``; async tools are awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+import sys
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, overload
+
+from pydantic import ConfigDict, Field, ValidationError, create_model
+from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
+from pydantic_core import to_json
+
+from pilothouse.exceptions import ToolDefinitionError, ToolError
+from pilothouse.messages import ToolCall, ToolResult
+from pilothouse.models.base import ToolSpec
+
+Effect = Literal["read_only", "side_effect", "irreversible"]
+_EFFECTS = ("read_only", "side_effect", "irreversible")
+
+
+@dataclass(slots=True)
+class ToolContext:
+    """Handed to a tool that declares a parameter of this type (hidden from the model).
+
+    `idempotency_key` is stable for one call of one run (run, step, call index), so a
+    side-effecting tool can pass it on to the system it changes and a retried call
+    is recognised there as the same call.
+    """
+
+    run_id: str
+    step: int
+    index: int
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.run_id}:{self.step}:{self.index}"
+
+
+class ToolArgumentError(ValueError):
+    """The model's arguments did not satisfy the tool's schema; the message is for the model."""
+
+
+_ARGS_HEADER = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$")
+_ARG_LINE = re.compile(r"^\s+(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+_SECTION = re.compile(r"^\s*(Returns|Raises|Yields|Examples?|Notes?):\s*$")
+
+
+def _parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
+    """Split a docstring into the description and per-parameter descriptions."""
+    if not doc:
+        return "", {}
+    lines = inspect.cleandoc(doc).splitlines()
+    description: list[str] = []
+    params: dict[str, str] = {}
+    current: str | None = None
+    in_args = False
+    for line in lines:
+        if _ARGS_HEADER.match(line):
+            in_args = True
+            continue
+        if _SECTION.match(line):
+            in_args = False
+            current = None
+            continue
+        if in_args:
+            m = _ARG_LINE.match("    " + line if not line.startswith(" ") else line)
+            if m and not line.startswith("        "):
+                current = m.group(1).lstrip("*")
+                params[current] = m.group(2).strip()
+            elif current and line.strip():
+                params[current] = f"{params[current]} {line.strip()}"
+            continue
+        if current is None:
+            description.append(line)
+    return "\n".join(description).strip(), params
+
+
+def _strip_titles(schema: dict[str, Any]) -> dict[str, Any]:
+    """Drop pydantic's generated titles: they cost tokens and tell a model nothing."""
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        if isinstance(prop, dict):
+            prop.pop("title", None)
+    for sub in schema.get("$defs", {}).values():
+        if isinstance(sub, dict):
+            _strip_titles(sub)
+    return schema
+
+
+def _serialise(value: Any) -> str:
+    """Turn a tool's return value into the text the model reads."""
+    if isinstance(value, str):
+        return value
+    return to_json(value).decode()
+
+
+def _format_validation_error(name: str, error: Any) -> str:
+    parts = []
+    for e in error.errors(include_url=False):
+        loc = ".".join(str(p) for p in e["loc"]) or "(arguments)"
+        parts.append(f"{loc}: {e['msg']}")
+    return f"Invalid arguments for tool {name!r}: " + "; ".join(parts)
+
+
+class Tool:
+    """A callable the model may use: schema, validation, effect kind and execution."""
+
+    __slots__ = (
+        "_context_param",
+        "_validator",
+        "blocking",
+        "description",
+        "effect",
+        "function",
+        "is_async",
+        "name",
+        "parameters",
+        "title",
+    )
+
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        title: str | None = None,
+        effect: Effect = "read_only",
+        blocking: bool = False,
+        localns: dict[str, Any] | None = None,
+    ) -> None:
+        if effect not in _EFFECTS:
+            raise ToolDefinitionError(f"effect must be one of {_EFFECTS}, not {effect!r}")
+        self.function = function
+        self.name = name or function.__name__
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", self.name):
+            raise ToolDefinitionError(
+                f"tool name {self.name!r} must be 1-64 letters, digits, '_', '.' or '-'"
+            )
+        doc_description, param_docs = _parse_docstring(function.__doc__)
+        self.description = description if description is not None else doc_description
+        self.title = title
+        self.effect: Effect = effect
+        self.blocking = blocking
+        self.is_async = inspect.iscoroutinefunction(function)
+        self._context_param: str | None = None
+        self._validator, self.parameters = self._build_schema(param_docs, localns)
+
+    def _build_schema(
+        self, param_docs: dict[str, str], localns: dict[str, Any] | None
+    ) -> tuple[Any, dict[str, Any]]:
+        try:
+            # localns resolves string annotations naming classes local to the defining function.
+            hints = typing.get_type_hints(self.function, localns=localns, include_extras=True)
+        except Exception as exc:  # NameError on an unresolvable forward reference
+            raise ToolDefinitionError(
+                f"tool {self.name!r}: cannot resolve its type hints ({exc})"
+            ) from exc
+        fields: dict[str, Any] = {}
+        for pname, param in inspect.signature(self.function).parameters.items():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise ToolDefinitionError(
+                    f"tool {self.name!r}: *{pname}/**{pname} cannot be described to a model; "
+                    "list the parameters explicitly"
+                )
+            if param.kind is param.POSITIONAL_ONLY:
+                raise ToolDefinitionError(
+                    f"tool {self.name!r}: parameter {pname!r} is positional-only; "
+                    "tools are called with keyword arguments"
+                )
+            annotation = hints.get(pname, inspect.Parameter.empty)
+            if annotation is ToolContext:
+                self._context_param = pname
+                continue
+            if annotation is inspect.Parameter.empty:
+                raise ToolDefinitionError(
+                    f"tool {self.name!r}: parameter {pname!r} has no type annotation; "
+                    "annotate it (for example `{pname}: str`) so a schema can be made"
+                )
+            default = ... if param.default is param.empty else param.default
+            doc = param_docs.get(pname)
+            fields[pname] = (annotation, Field(default, description=doc) if doc else default)
+        try:
+            model = create_model(
+                f"{self.name}_arguments",
+                __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
+                **fields,
+            )
+            schema = _strip_titles(model.model_json_schema())
+        except (PydanticSchemaGenerationError, PydanticUserError, TypeError) as exc:
+            raise ToolDefinitionError(
+                f"tool {self.name!r}: its signature cannot become a JSON schema ({exc}). "
+                "Use JSON-compatible types: str, int, float, bool, list, dict, Literal, "
+                "enums, dataclasses or pydantic models"
+            ) from exc
+        return (model if fields else None), schema
+
+    def spec(self) -> ToolSpec:
+        """What the model is told about this tool."""
+        return ToolSpec(self.name, self.description, self.parameters)
+
+    def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Check arguments against the schema and bind defaults; raise ToolArgumentError."""
+        if self._validator is None:
+            if arguments:
+                raise ToolArgumentError(
+                    f"Invalid arguments for tool {self.name!r}: it takes no arguments, "
+                    f"got {sorted(arguments)}"
+                )
+            return {}
+        try:
+            model = self._validator.model_validate(arguments)
+        except ValidationError as exc:
+            raise ToolArgumentError(_format_validation_error(self.name, exc)) from None
+        return dict(model.__dict__)  # the validated fields, defaults bound
+
+    async def execute(self, call: ToolCall, context: ToolContext) -> ToolResult:
+        """Validate and run one call; any failure becomes an error result for the model."""
+        if call.parse_error is not None:
+            return ToolResult(
+                call.id,
+                self.name,
+                f"Could not parse arguments for tool {self.name!r}: "
+                f"{call.parse_error}. Send a JSON object matching the schema.",
+                True,
+            )
+        try:
+            kwargs = self.validate(call.arguments)
+        except ToolArgumentError as exc:
+            return ToolResult(call.id, self.name, str(exc), True)
+        if self._context_param is not None:
+            kwargs[self._context_param] = context
+        try:
+            if self.is_async:
+                value = await self.function(**kwargs)
+            elif self.blocking:
+                value = await asyncio.to_thread(self.function, **kwargs)
+            else:
+                value = self.function(**kwargs)
+        except ToolError as exc:
+            return ToolResult(call.id, self.name, str(exc), True)
+        except Exception as exc:
+            return ToolResult(
+                call.id, self.name, f"Tool {self.name!r} failed: {type(exc).__name__}: {exc}", True
+            )
+        try:
+            content = _serialise(value)
+        except Exception as exc:
+            return ToolResult(
+                call.id,
+                self.name,
+                f"Tool {self.name!r} returned a value that cannot be serialised "
+                f"({type(value).__name__}): {exc}",
+                True,
+            )
+        return ToolResult(call.id, self.name, content, False)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the underlying function directly, as plain Python."""
+        return self.function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Tool({self.name!r}, effect={self.effect!r})"
+
+
+ToolFunction = Callable[..., Any] | Callable[..., Awaitable[Any]]
+
+
+@overload
+def tool(function: ToolFunction, /) -> Tool: ...
+
+
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    title: str | None = None,
+    effect: Effect = "read_only",
+    blocking: bool = False,
+) -> Callable[[ToolFunction], Tool]: ...
+
+
+def tool(
+    function: ToolFunction | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    title: str | None = None,
+    effect: Effect = "read_only",
+    blocking: bool = False,
+) -> Tool | Callable[[ToolFunction], Tool]:
+    """Turn a typed function into a `Tool`; use bare (`@tool`) or with options.
+
+    `effect` tells the policy and durability layers what the call does to the world:
+    `read_only` (default), `side_effect` or `irreversible`. `blocking=True` runs a
+    sync function in a worker thread instead of inline.
+    """
+
+    def make(fn: ToolFunction, localns: dict[str, Any]) -> Tool:
+        return Tool(
+            fn,
+            name=name,
+            description=description,
+            title=title,
+            effect=effect,
+            blocking=blocking,
+            localns=localns,
+        )
+
+    if function is not None:
+        return make(function, sys._getframe(1).f_locals)
+
+    def wrap(fn: ToolFunction) -> Tool:
+        return make(fn, sys._getframe(1).f_locals)
+
+    return wrap
+
+
+def as_tool(obj: Tool | ToolFunction) -> Tool:
+    """Accept a `Tool` or a plain function wherever tools are listed."""
+    return obj if isinstance(obj, Tool) else Tool(obj)

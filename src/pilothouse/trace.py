@@ -1,0 +1,75 @@
+"""Readable one-line descriptions of journal events, for terminals and logs.
+
+Pure functions: the CLI and examples print what these return; the library itself
+never prints.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pilothouse.events import (
+    BudgetStopped,
+    ErrorOccurred,
+    Event,
+    FinalOutput,
+    ModelRequested,
+    ModelResponded,
+    OutputValidated,
+    RunStarted,
+    ToolCalled,
+    ToolReturned,
+)
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = text.replace("\n", " ⏎ ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _args(arguments: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}={_short(json.dumps(v, ensure_ascii=False, default=str), 60)}"
+        for k, v in arguments.items()
+    )
+
+
+def describe(event: Event, *, limit: int = 160) -> str:
+    """One line saying what happened, e.g. ``tool_call  lookup(key="a")``."""
+    if isinstance(event, RunStarted):
+        tools = ", ".join(event.tools) or "no tools"
+        return f"run {event.run_id} · agent {event.agent} · model {event.model} · {tools}"
+    if isinstance(event, ModelRequested):
+        new = " | ".join(
+            f"{m.role}: {_short(m.content, 60)}" for m in event.new_messages if m.content
+        )
+        return f"→ model  +{len(event.new_messages)} message(s)" + (f"  {new}" if new else "")
+    if isinstance(event, ModelResponded):
+        r = event.response
+        parts = [f"{c.name}({_args(c.arguments)})" for c in r.tool_calls]
+        if r.text:
+            parts.insert(0, repr(_short(r.text, limit)))
+        usage = f"{r.usage.input_tokens}+{r.usage.output_tokens} tok"
+        return f"← model  {' '.join(parts) or '(empty)'}  [{usage}, {event.duration:.2f}s]"
+    if isinstance(event, ToolCalled):
+        c = event.call
+        return f"⚙ call   {c.name}({_args(c.arguments)})  [{event.effect}]"
+    if isinstance(event, ToolReturned):
+        mark = "✗" if event.result.is_error else "✓"
+        return f"{mark} result {event.result.name}: {_short(event.result.content, limit)}"
+    if isinstance(event, OutputValidated):
+        return "✓ output valid" if event.ok else f"✗ output invalid: {_short(event.error, limit)}"
+    if isinstance(event, FinalOutput):
+        u = event.usage
+        cost = f", ${u.cost:.6f}" if u.cost is not None else ""
+        return (
+            f"■ final  {_short(event.output, limit)}  "
+            f"[{u.requests} calls, {u.total_tokens} tok{cost}]"
+        )
+    if isinstance(event, BudgetStopped):
+        return f"■ stopped ({event.limit}): {event.message}"
+    if isinstance(event, ErrorOccurred):
+        return f"■ error  {event.kind}: {event.message}"
+    return f"{event.type}"

@@ -1,0 +1,326 @@
+"""The agent loop: tool calls, parallel calls, output validation, budgets, loops, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from pydantic import BaseModel
+
+from pilothouse import Agent, Budget, ScriptedModel, call, tool
+from pilothouse.events import (
+    BudgetStopped,
+    ErrorOccurred,
+    FinalOutput,
+    ModelRequested,
+    ModelResponded,
+    OutputValidated,
+    RunStarted,
+    ToolCalled,
+    ToolReturned,
+)
+from pilothouse.exceptions import (
+    BudgetExceeded,
+    ConfigurationError,
+    LoopDetected,
+    ModelError,
+    OutputValidationError,
+)
+from pilothouse.messages import Usage
+from pilothouse.models.base import ModelRequest, ModelResponse, TextDelta
+
+
+@tool
+def lookup(key: str) -> str:
+    """Look a key up in the table."""
+    return {"a": "apple", "b": "banana"}.get(key, "unknown")
+
+
+def agent(replies: list[object] | ScriptedModel, **kwargs: object) -> Agent[str]:
+    model = replies if isinstance(replies, ScriptedModel) else ScriptedModel(replies)  # type: ignore[arg-type]
+    kwargs.setdefault("tools", [lookup])
+    kwargs.setdefault("store", ":memory:")
+    return Agent(model, "You look things up.", **kwargs)  # type: ignore[arg-type]
+
+
+def types(a: Agent[object], run_id: str) -> list[str]:
+    return [e.type for e in a.store.events(run_id)]
+
+
+def test_tool_call_then_answer_and_what_the_model_saw() -> None:
+    model = ScriptedModel([call("lookup", key="a"), "It is apple."])
+    a = agent(model)
+    result = a.run_sync("What is a?")
+    assert result.ok and result.output == "It is apple." and result.steps == 2
+    second = model.requests[1].messages
+    assert [m.role for m in second] == ["system", "user", "assistant", "tool"]
+    assert second[0].content == "You look things up."
+    assert second[2].tool_calls[0].name == "lookup"
+    assert (second[3].content, second[3].name) == ("apple", "lookup")
+    assert [t.name for t in model.requests[0].tools] == ["lookup"]
+    assert types(a, result.run_id) == [
+        "run_started",
+        "model_request",
+        "model_response",
+        "tool_call",
+        "tool_result",
+        "model_request",
+        "model_response",
+        "output_validated",
+        "final",
+    ]
+
+
+def test_journal_contents_reconstruct_the_conversation() -> None:
+    a = agent([call("lookup", key="b"), "banana"])
+    result = a.run_sync("b?")
+    events = a.store.events(result.run_id)
+    started = events[0]
+    assert isinstance(started, RunStarted)
+    assert (started.input, started.model, started.tools) == ("b?", "scripted", ["lookup"])
+    requested = [e for e in events if isinstance(e, ModelRequested)]
+    # The concatenation of every request's new messages is the full conversation.
+    rebuilt = [m for e in requested for m in e.new_messages]
+    assert rebuilt == result.messages[: len(rebuilt)]
+    tool_call = next(e for e in events if isinstance(e, ToolCalled))
+    assert tool_call.idempotency_key == f"{result.run_id}:1:0"
+    tool_result = next(e for e in events if isinstance(e, ToolReturned))
+    assert tool_result.result.content == "banana"
+    final = events[-1]
+    assert isinstance(final, FinalOutput) and final.output == "banana"
+    assert [e.seq for e in events] == list(range(len(events)))
+    info = a.store.get_run(result.run_id)
+    assert (info.status, info.steps, info.output) == ("final", 2, "banana")
+
+
+async def test_parallel_calls_run_concurrently() -> None:
+    started: list[float] = []
+
+    @tool
+    async def slow(n: int) -> int:
+        """Sleep a little."""
+        started.append(time.perf_counter())
+        await asyncio.sleep(0.2)
+        return n * 2
+
+    a = agent([[call("slow", n=1), call("slow", n=2), call("slow", n=3)], "done"], tools=[slow])
+    t0 = time.perf_counter()
+    result = await a.run("go")
+    elapsed = time.perf_counter() - t0
+    assert result.output == "done"
+    assert elapsed < 0.5, f"three 0.2 s calls took {elapsed:.2f} s: not concurrent"
+    tool_messages = [m for m in result.messages if m.role == "tool"]
+    assert [m.content for m in tool_messages] == ["2", "4", "6"]
+    events = a.store.events(result.run_id)
+    kinds = [e.type for e in events if e.type in ("tool_call", "tool_result")]
+    assert kinds == ["tool_call"] * 3 + ["tool_result"] * 3
+
+
+def test_unknown_tool_and_bad_arguments_go_back_to_the_model() -> None:
+    model = ScriptedModel([call("lokup", key="a"), call("lookup", k="a"), "gave up"])
+    result = agent(model).run_sync("x")
+    assert result.output == "gave up"
+    unknown = model.requests[1].messages[-1]
+    assert unknown.content == "Unknown tool 'lokup'. Available tools: lookup."
+    invalid = model.requests[2].messages[-1]
+    assert invalid.content.startswith("Invalid arguments for tool 'lookup'")
+    assert "key: Field required" in invalid.content
+
+
+class Weather(BaseModel):
+    city: str
+    celsius: float
+
+
+def test_structured_output_retries_with_the_validation_error() -> None:
+    model = ScriptedModel(
+        ['{"city": "Oslo"}', 'Sure! ```json\n{"city": "Oslo", "celsius": 4.5}\n```']
+    )
+    a = Agent(model, "Report weather.", output_type=Weather, store=":memory:")
+    result = a.run_sync("Oslo?")
+    assert result.output == Weather(city="Oslo", celsius=4.5)
+    assert model.requests[0].output_schema == Weather.model_json_schema()
+    assert "celsius" in model.requests[0].messages[0].content  # schema told in the prompt
+    retry = model.requests[1].messages[-1]
+    assert retry.role == "user" and "celsius: Field required" in retry.content
+    events = a.store.events(result.run_id)
+    checks = [(e.ok, e.error is None) for e in events if isinstance(e, OutputValidated)]
+    assert checks == [(False, False), (True, True)]
+    assert a.store.get_run(result.run_id).output == {"city": "Oslo", "celsius": 4.5}
+
+
+def test_output_retries_are_bounded() -> None:
+    a = Agent(
+        ScriptedModel(["nope", "still no", "never"]),
+        output_type=Weather,
+        output_retries=1,
+        store=":memory:",
+    )
+    result = a.run_sync("x")
+    assert result.outcome == "output_invalid" and result.steps == 2
+    with pytest.raises(OutputValidationError, match="still invalid after 1 retries"):
+        _ = result.output
+
+
+def test_empty_reply_is_corrected_not_accepted() -> None:
+    model = ScriptedModel([ModelResponse(text="  "), "real answer"])
+    result = agent(model).run_sync("x")
+    assert result.output == "real answer"
+    assert "reply was empty" in model.requests[1].messages[-1].content
+
+
+def test_step_budget_stops_the_run_with_a_clear_outcome() -> None:
+    keys = iter("abcdefgh")
+    model = ScriptedModel(lambda r: call("lookup", key=next(keys)))
+    a = agent(model, max_steps=3)
+    result = a.run_sync("x")
+    assert result.outcome == "budget_stop" and result.steps == 3 and len(model.requests) == 3
+    assert result.stop is not None and result.stop.limit == "steps"
+    with pytest.raises(BudgetExceeded, match="steps budget exhausted"):
+        _ = result.output
+    assert types(a, result.run_id)[-1] == "budget_stop"
+    assert a.store.get_run(result.run_id).status == "budget_stop"
+
+
+def test_token_budget_and_cap_on_the_next_call() -> None:
+    keys = iter("abcdefgh")
+    model = ScriptedModel(
+        lambda r: ModelResponse(
+            tool_calls=(call("lookup", key=next(keys)),), usage=Usage(40, 10, 0.01, 1)
+        )
+    )
+    a = agent(model, budget=Budget(max_tokens=120))
+    result = a.run_sync("x")
+    assert result.stop is not None and result.stop.limit == "tokens"
+    assert len(model.requests) == 3 and result.usage.total_tokens == 150
+    assert [r.settings.max_tokens for r in model.requests] == [120, 70, 20]
+
+
+def test_cost_budget() -> None:
+    keys = iter("abcdefgh")
+    model = ScriptedModel(
+        lambda r: ModelResponse(
+            tool_calls=(call("lookup", key=next(keys)),), usage=Usage(1, 1, 0.5, 1)
+        )
+    )
+    result = agent(model, budget=Budget(max_cost=1.0)).run_sync("x")
+    assert result.stop is not None and result.stop.limit == "cost" and result.steps == 2
+
+
+async def test_time_budget_cancels_a_slow_tool() -> None:
+    @tool
+    async def slow() -> str:
+        """Never finishes in time."""
+        await asyncio.sleep(10)
+        return "late"
+
+    a = agent([call("slow"), "unreachable"], tools=[slow], budget=Budget(max_seconds=0.2))
+    t0 = time.perf_counter()
+    result = await a.run("x")
+    assert time.perf_counter() - t0 < 2
+    assert result.stop is not None and result.stop.limit == "seconds"
+    # The call started and never returned: the journal shows it without a result (in doubt).
+    assert types(a, result.run_id)[-3:] == ["model_response", "tool_call", "budget_stop"]
+
+
+def test_loop_detection_stops_repeated_identical_calls() -> None:
+    model = ScriptedModel([call("lookup", key="a")] * 10)
+    a = agent(model, budget=Budget(max_repeats=3))
+    result = a.run_sync("x")
+    assert result.outcome == "loop_stop" and result.steps == 3
+    with pytest.raises(LoopDetected, match="requested 3 times"):
+        _ = result.output
+    executed = [e for e in a.store.events(result.run_id) if isinstance(e, ToolReturned)]
+    assert len(executed) == 2  # the third identical call never ran
+
+
+def test_model_errors_are_journaled_then_raised() -> None:
+    model = ScriptedModel([call("lookup", key="a")])  # runs out on the second call
+    a = agent(model)
+    with pytest.raises(ModelError, match="ran out of replies") as info:
+        a.run_sync("x")
+    run_id = info.value.run_id  # type: ignore[attr-defined]
+    events = a.store.events(run_id)
+    assert [e.type for e in events][-2:] == ["model_request", "error"]
+    error = events[-1]
+    assert isinstance(error, ErrorOccurred) and error.kind == "ModelError"
+    assert any(isinstance(e, ToolReturned) for e in events)  # earlier steps kept
+    assert a.store.get_run(run_id).status == "error"
+
+
+async def test_stream_yields_events_and_text_deltas() -> None:
+    a = agent([call("lookup", key="a"), "The answer is apple, clearly."])
+    items = [item async for item in a.stream("x")]
+    deltas = "".join(i.text for i in items if isinstance(i, TextDelta))
+    assert deltas == "The answer is apple, clearly."
+    kinds = [i.type for i in items if not isinstance(i, TextDelta)]
+    assert kinds[0] == "run_started" and kinds[-1] == "final"
+    assert "tool_result" in kinds
+    assert isinstance(items[-1], FinalOutput) and items[-1].output == deltas
+
+
+async def test_stream_reraises_errors_after_the_error_event() -> None:
+    a = agent([])
+    seen = []
+    with pytest.raises(ModelError):
+        async for item in a.stream("x"):
+            seen.append(item)
+    assert isinstance(seen[-1], ErrorOccurred)
+
+
+def test_subscribers_see_every_event_in_order() -> None:
+    seen = []
+    a = agent([call("lookup", key="a"), "ok"])
+    result = a.run_sync("x", subscribers=[seen.append])
+    assert [e.seq for e in seen] == [e.seq for e in a.store.events(result.run_id)]
+    assert isinstance(seen[2], ModelResponded)
+
+
+def test_render_prompt_shows_what_the_model_receives() -> None:
+    a = Agent(ScriptedModel([]), "Be brief.", [lookup], output_type=Weather, store=":memory:")
+    text = a.render_prompt("Oslo?")
+    assert '"content": "Be brief.' in text and '"Oslo?"' in text
+    assert '"name": "lookup"' in text and "Look a key up in the table." in text
+    assert '"celsius"' in text
+
+
+def test_model_can_answer_with_a_function_of_the_request() -> None:
+    def reply(request: ModelRequest) -> str:
+        return f"{len(request.messages)} messages"
+
+    assert agent(ScriptedModel(reply)).run_sync("x").output == "2 messages"
+
+
+def test_bad_configuration_is_rejected_early() -> None:
+    with pytest.raises(ConfigurationError, match="two tools are named 'lookup'"):
+        Agent(ScriptedModel([]), tools=[lookup, lookup])
+    with pytest.raises(ConfigurationError, match="max_steps"):
+        Agent(ScriptedModel([]), max_steps=0)
+
+
+async def test_run_sync_inside_a_loop_is_a_clear_error() -> None:
+    with pytest.raises(ConfigurationError, match=r"await agent\.run"):
+        agent(["x"]).run_sync("x")
+
+
+async def test_many_concurrent_runs_share_one_store() -> None:
+    a = Agent(
+        ScriptedModel(lambda r: "ok" if len(r.messages) > 2 else call("lookup", key="a")),
+        tools=[lookup],
+        store=":memory:",
+    )
+    results = await asyncio.gather(*(a.run(f"q{i}") for i in range(50)))
+    assert all(r.output == "ok" for r in results)
+    assert len({r.run_id for r in results}) == 50
+    for r in results:
+        assert types(a, r.run_id).count("tool_result") == 1
+        assert isinstance(a.store.events(r.run_id)[-1], FinalOutput)
+
+
+def test_budget_stopped_event_fields() -> None:
+    a = agent(ScriptedModel(lambda r: call("lookup", key=str(len(r.messages)))), max_steps=1)
+    result = a.run_sync("x")
+    stop = a.store.events(result.run_id)[-1]
+    assert isinstance(stop, BudgetStopped)
+    assert (stop.limit, stop.value, stop.maximum) == ("steps", 1, 1)
