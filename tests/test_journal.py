@@ -6,11 +6,16 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pilothouse import Agent, ScriptedModel, tool
+from pilothouse import Agent, ScriptedModel, call, tool
+from pilothouse.events import ModelResponded
 from pilothouse.exceptions import RunNotFoundError, StoreError
 from pilothouse.messages import ToolCall
-from pilothouse.runtime.journal import MemoryStore, SQLiteStore, open_store
+from pilothouse.models.base import ModelRequest, ModelResponse
+from pilothouse.runtime.journal import MemoryStore, RunInfo, SQLiteStore, open_store
+from pilothouse.tools import ToolContext
 
 
 @tool
@@ -102,3 +107,80 @@ def test_events_are_never_rewritten(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot write"):
         store.write([first[0]])  # same (run_id, seq): refused, not overwritten
     assert [e.to_dict() for e in store.events(run_id)] == [e.to_dict() for e in first]
+
+
+def _on_disk(path: Path, run_id: str) -> list[str]:
+    """What another process would read from the journal file right now."""
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute("SELECT type FROM events WHERE run_id=? ORDER BY seq", (run_id,))
+        return [r[0] for r in rows]
+    finally:
+        db.close()
+
+
+def test_side_effects_are_on_disk_before_and_after_they_happen(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    seen_by_tool: list[list[str]] = []
+    seen_by_model: list[list[str]] = []
+
+    @tool(effect="side_effect")
+    def refund(order_id: str, ctx: ToolContext) -> str:
+        """Refund an order."""
+        seen_by_tool.append(_on_disk(path, ctx.run_id))
+        return "refunded"
+
+    def reply(request: ModelRequest) -> object:
+        if len(request.messages) == 1:
+            return call("refund", order_id="A1")
+        seen_by_model.append(_on_disk(path, run_ids[0]))
+        return "done"
+
+    run_ids = ["fixed-run-id"]
+    agent = Agent(ScriptedModel(reply), tools=[refund], store=SQLiteStore(path))
+    agent.run_sync("refund A1", run_id=run_ids[0])
+    # The call was recorded before the tool touched the world ...
+    assert seen_by_tool == [["run_started", "model_request", "model_response", "tool_call"]]
+    # ... and its result before anything else happened.
+    assert seen_by_model[0][-1] == "tool_result"
+
+
+def test_read_only_steps_are_grouped_but_written_by_the_end(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    agent = Agent(
+        ScriptedModel([call("lookup", key="a"), call("lookup", key="b"), "ok"]),
+        tools=[lookup],
+        store=SQLiteStore(path),
+    )
+    run_id = agent.run_sync("x").run_id
+    assert _on_disk(path, run_id)[-1] == "final"
+    assert len(_on_disk(path, run_id)) == len(agent.store.events(run_id))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    text=st.text(),
+    arguments=st.dictionaries(
+        st.text(min_size=1, max_size=10),
+        st.recursive(
+            st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+            ),
+            max_leaves=8,
+        ),
+        max_size=4,
+    ),
+)
+def test_any_message_and_arguments_survive_the_store(
+    tmp_path_factory: pytest.TempPathFactory, text: str, arguments: dict[str, object]
+) -> None:
+    store = SQLiteStore(tmp_path_factory.mktemp("h") / "j.db")
+    calls = ModelResponse(text=text, tool_calls=(ToolCall("c", "lookup", arguments),))
+    event = ModelResponded(run_id="r", step=1, response=calls)
+    store.write([event], RunInfo("r", "a", "m", text))
+    (loaded,) = store.events("r")
+    assert isinstance(loaded, ModelResponded)
+    assert loaded.response == calls
+    assert store.get_run("r").input == text

