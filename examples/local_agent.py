@@ -39,20 +39,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from pilothouse import Agent, ToolError, tool
-from pilothouse.events import (
-    BudgetStopped,
-    ErrorOccurred,
-    Event,
-    FinalOutput,
-    ModelRequested,
-    ModelResponded,
-    OutputValidated,
-    RunStarted,
-    ToolCalled,
-    ToolReturned,
-)
+from pilothouse.events import FinalOutput, ToolReturned
 from pilothouse.models.base import TextDelta
 from pilothouse.models.local import LocalModel
+from pilothouse.trace import describe
 
 ORDERS: dict[str, dict[str, str]] = {
     "A1234": {"status": "shipped", "detail": "has shipped with DHL and should arrive on March 14"},
@@ -103,57 +93,6 @@ def build_agent(store: str = ".pilothouse/journal.db") -> Agent[str]:
     )
 
 
-def describe(event: Event) -> str:
-    """One readable line (or a few) per journal event."""
-    step = f"[dim]step {event.step}[/]"
-    if isinstance(event, RunStarted):
-        return (
-            f"[bold]run {event.run_id}[/]  agent={event.agent}  model={event.model}  "
-            f"tools={', '.join(event.tools)}\n  [cyan]input[/]      {escape(event.input)}"
-        )
-    if isinstance(event, ModelRequested):
-        roles = ", ".join(m.role for m in event.new_messages)
-        count = len(event.new_messages)
-        return f"{step} [cyan]model ←[/]    request with {count} new message(s) ({roles})"
-    if isinstance(event, ModelResponded):
-        r = event.response
-        usage = (
-            f"[dim]{r.usage.input_tokens}+{r.usage.output_tokens} tokens, {event.duration:.1f} s[/]"
-        )
-        if r.tool_calls:
-            calls = "; ".join(
-                f"{c.name}({c.arguments})"
-                + (f" [red]{escape(c.parse_error)}[/]" if c.parse_error else "")
-                for c in r.tool_calls
-            )
-            return f"{step} [cyan]model →[/]    tool call {escape(calls)}  {usage}"
-        return f"{step} [cyan]model →[/]    answer {escape(repr(r.text))}  {usage}"
-    if isinstance(event, ToolCalled):
-        return (
-            f"{step} [yellow]tool ←[/]     {event.call.name}({escape(str(event.call.arguments))})"
-        )
-    if isinstance(event, ToolReturned):
-        colour = "red" if event.result.is_error else "yellow"
-        return (
-            f"{step} [{colour}]tool →[/]     {escape(event.result.content)}  "
-            f"[dim]{event.duration * 1000:.1f} ms[/]"
-        )
-    if isinstance(event, OutputValidated):
-        verdict = "valid" if event.ok else f"invalid: {escape(str(event.error))}"
-        return f"{step} [dim]output {verdict}[/]"
-    if isinstance(event, FinalOutput):
-        return (
-            f"{step} [bold green]final[/]      {escape(str(event.output))}  [dim]"
-            f"{event.usage.input_tokens}+{event.usage.output_tokens} tokens in "
-            f"{event.usage.requests} model calls[/]"
-        )
-    if isinstance(event, BudgetStopped):
-        return f"{step} [bold red]stopped[/]    {escape(event.message)}"
-    if isinstance(event, ErrorOccurred):
-        return f"{step} [bold red]error[/]      {event.kind}: {escape(event.message)}"
-    return f"{step} {event.type}"
-
-
 async def main(question: str) -> int:
     console = Console(highlight=False, soft_wrap=True)
     agent = build_agent()
@@ -164,7 +103,7 @@ async def main(question: str) -> int:
         async for item in agent.stream(question):
             if isinstance(item, TextDelta):
                 continue  # with a tool on offer the local model streams no deltas
-            console.print(describe(item))
+            console.print(f"[dim]step {item.step}[/] {escape(describe(item))}")
             run_id = item.run_id
             if isinstance(item, ToolReturned) and not item.result.is_error:
                 looked_up.extend(k for k in ORDERS if k in item.result.content)

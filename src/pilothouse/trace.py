@@ -48,7 +48,11 @@ def describe(event: Event, *, limit: int = 160) -> str:
         return f"→ model  +{len(event.new_messages)} message(s)" + (f"  {new}" if new else "")
     if isinstance(event, ModelResponded):
         r = event.response
-        parts = [f"{c.name}({_args(c.arguments)})" for c in r.tool_calls]
+        parts = [
+            f"{c.name}({_args(c.arguments)})"
+            + (f" [unparsed: {c.parse_error}]" if c.parse_error else "")
+            for c in r.tool_calls
+        ]
         if r.text:
             parts.insert(0, repr(_short(r.text, limit)))
         usage = f"{r.usage.input_tokens}+{r.usage.output_tokens} tok"
@@ -63,7 +67,7 @@ def describe(event: Event, *, limit: int = 160) -> str:
         return "✓ output valid" if event.ok else f"✗ output invalid: {_short(event.error, limit)}"
     if isinstance(event, FinalOutput):
         u = event.usage
-        cost = f", ${u.cost:.6f}" if u.cost is not None else ""
+        cost = f", ${u.cost:.6g}" if u.cost is not None else ""
         return (
             f"■ final  {_short(event.output, limit)}  "
             f"[{u.requests} calls, {u.total_tokens} tok{cost}]"

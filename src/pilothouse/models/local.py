@@ -203,6 +203,34 @@ class _Loaded:
     checked_grammars: set[str] = field(default_factory=set)
 
 
+@contextlib.contextmanager
+def weight_repacking_disabled() -> Iterator[None]:
+    """Load models with llama.cpp's weight repacking ("extra buffer types") turned off.
+
+    Repacking is a speed optimisation that, in llama.cpp builds for CPUs reporting
+    AMX, crashes on some virtual machines (a general protection fault on
+    ``ldtilecfg`` at the first matmul; seen on this project's build machines).
+    `Llama()` has no argument for it, so llama.cpp's default-params function is
+    wrapped while the block runs. Also used to start llama-cpp-python's server in
+    the tests.
+    """
+    import llama_cpp.llama_cpp as llama_lib
+
+    default_params = llama_lib.llama_model_default_params
+
+    def params_without_repack() -> Any:
+        params = default_params()
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = False
+        return params
+
+    llama_lib.llama_model_default_params = params_without_repack
+    try:
+        yield
+    finally:
+        llama_lib.llama_model_default_params = default_params
+
+
 def _load(
     path: Path, n_ctx: int, n_threads: int | None, seed: int, verbose: bool, repack: bool
 ) -> _Loaded:
@@ -213,31 +241,15 @@ def _load(
         if loaded is not None:
             return loaded
         import llama_cpp
-        import llama_cpp.llama_cpp as llama_lib
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        # Weight repacking ("extra buffer types") is a speed optimisation that, in
-        # llama.cpp builds for CPUs reporting AMX, crashes on some virtual machines
-        # (SIGSEGV at the first matmul). Llama() has no argument for it, so the
-        # default-params function is wrapped while this one model loads.
-        default_params = llama_lib.llama_model_default_params
-
-        def params_without_repack() -> Any:
-            params = default_params()
-            if hasattr(params, "use_extra_bufts"):
-                params.use_extra_bufts = False
-            return params
-
-        if not repack:
-            llama_lib.llama_model_default_params = params_without_repack
-        try:
-            llm = llama_cpp.Llama(
-                str(path), n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=verbose
-            )
-        except (ValueError, RuntimeError) as exc:
-            raise ConfigurationError(f"llama.cpp could not load {path}: {exc}") from exc
-        finally:
-            llama_lib.llama_model_default_params = default_params
+        with contextlib.nullcontext() if repack else weight_repacking_disabled():
+            try:
+                llm = llama_cpp.Llama(
+                    str(path), n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=verbose
+                )
+            except (ValueError, RuntimeError) as exc:
+                raise ConfigurationError(f"llama.cpp could not load {path}: {exc}") from exc
 
         template = llm.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
         bos_text = (
