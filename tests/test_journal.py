@@ -14,6 +14,7 @@ from pilothouse.events import ModelResponded
 from pilothouse.exceptions import RunNotFoundError, StoreError
 from pilothouse.messages import ToolCall
 from pilothouse.models.base import ModelRequest, ModelResponse
+from pilothouse.policy import Policy, Rule
 from pilothouse.runtime.journal import MemoryStore, RunInfo, SQLiteStore, open_store
 from pilothouse.tools import ToolContext
 
@@ -137,7 +138,13 @@ def test_side_effects_are_on_disk_before_and_after_they_happen(tmp_path: Path) -
         return "done"
 
     run_ids = ["fixed-run-id"]
-    agent = Agent(ScriptedModel(reply), tools=[refund], store=SQLiteStore(path))
+    # Side-effecting tools are denied unless a policy rule allows them.
+    agent = Agent(
+        ScriptedModel(reply),
+        tools=[refund],
+        store=SQLiteStore(path),
+        policy=Policy([Rule("refund", "allow")]),
+    )
     agent.run_sync("refund A1", run_id=run_ids[0])
     # The call was recorded before the tool touched the world ...
     assert seen_by_tool == [["run_started", "model_request", "model_response", "tool_call"]]

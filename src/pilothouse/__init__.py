@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         call,
         resolve_model,
     )
+    from pilothouse.policy import Decision, Policy, Principal, Rule
     from pilothouse.runtime.budget import Budget
     from pilothouse.runtime.journal import MemoryStore, SQLiteStore, open_store
     from pilothouse.runtime.loop import RunResult
@@ -65,6 +66,10 @@ _EXPORTS: dict[str, str] = {
     "ScriptedModel": "pilothouse.models",
     "call": "pilothouse.models",
     "resolve_model": "pilothouse.models",
+    "Decision": "pilothouse.policy",
+    "Policy": "pilothouse.policy",
+    "Principal": "pilothouse.policy",
+    "Rule": "pilothouse.policy",
     "Budget": "pilothouse.runtime.budget",
     "MemoryStore": "pilothouse.runtime.journal",
     "SQLiteStore": "pilothouse.runtime.journal",
@@ -80,6 +85,7 @@ __all__ = [
     "Budget",
     "BudgetExceeded",
     "ConfigurationError",
+    "Decision",
     "Event",
     "LocalModel",
     "LoopDetected",
@@ -93,6 +99,9 @@ __all__ = [
     "OpenAIModel",
     "OutputValidationError",
     "PilothouseError",
+    "Policy",
+    "Principal",
+    "Rule",
     "RunResult",
     "RunStopped",
     "SQLiteStore",

@@ -16,17 +16,23 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any, Generic, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, cast, overload
 
 from pilothouse.events import Event
 from pilothouse.exceptions import ConfigurationError
 from pilothouse.models.base import Model, ModelRequest, ModelSettings, TextDelta
 from pilothouse.models.registry import resolve_model
+from pilothouse.policy.engine import Approver, Policy, Principal
 from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.journal import Journal, Store, Subscriber, open_store
 from pilothouse.runtime.loop import RunResult, RunSpec, run_loop
 from pilothouse.runtime.output import OutputSpec, OutputT
 from pilothouse.tools.tool import Tool, ToolFunction, as_tool
+
+if TYPE_CHECKING:
+    from pilothouse.actions.base import ActionFormat
+
+_ACTION_FORMATS = ("auto", "native", "json", "react", "xml")
 
 
 def new_run_id() -> str:
@@ -42,6 +48,9 @@ class Agent(Generic[OutputT]):
     can validate (a `BaseModel`, a dataclass, ...). `max_steps` bounds model calls;
     `budget` adds token, time, cost and loop limits. `store` is where journals go
     (default ``./.pilothouse/journal.db``; ``":memory:"`` keeps them in process).
+    `policy` (a `Policy` or a YAML file path) checks every tool call before it runs;
+    without one, side-effecting and irreversible tools are denied. `approver` decides
+    calls a policy rule sends to a human (``ask``); without it, ``ask`` means deny.
     """
 
     @overload
@@ -58,6 +67,10 @@ class Agent(Generic[OutputT]):
         settings: ModelSettings | None = None,
         output_retries: int = 2,
         store: Store | str | None = None,
+        policy: Policy | str | None = None,
+        approver: Approver | None = None,
+        action_format: str | ActionFormat = "auto",
+        parse_retries: int = 2,
     ) -> None: ...
 
     @overload
@@ -74,6 +87,10 @@ class Agent(Generic[OutputT]):
         settings: ModelSettings | None = None,
         output_retries: int = 2,
         store: Store | str | None = None,
+        policy: Policy | str | None = None,
+        approver: Approver | None = None,
+        action_format: str | ActionFormat = "auto",
+        parse_retries: int = 2,
     ) -> None: ...
 
     def __init__(
@@ -89,6 +106,10 @@ class Agent(Generic[OutputT]):
         settings: ModelSettings | None = None,
         output_retries: int = 2,
         store: Store | str | None = None,
+        policy: Policy | str | None = None,
+        approver: Approver | None = None,
+        action_format: str | ActionFormat = "auto",
+        parse_retries: int = 2,
     ) -> None:
         self.name = name
         self.instructions = instructions
@@ -119,6 +140,21 @@ class Agent(Generic[OutputT]):
         self._model: Model | None = (
             model if model is not None and not isinstance(model, str) else None
         )
+        # No policy means the default one: read-only tools allowed, side-effecting and
+        # irreversible tools denied. Pass Policy.allow_all() to opt out explicitly.
+        if isinstance(policy, str):
+            policy = Policy.load(policy)
+        self.policy: Policy = policy if policy is not None else Policy()
+        self.approver = approver
+        if isinstance(action_format, str) and action_format not in _ACTION_FORMATS:
+            raise ConfigurationError(
+                f"unknown action_format {action_format!r}; use auto, native, json, react, "
+                "xml or an ActionFormat"
+            )
+        if parse_retries < 0:
+            raise ConfigurationError("parse_retries must be 0 or more")
+        self.action_format = action_format
+        self.parse_retries = parse_retries
         self._store_spec = store
         self._store: Store | None = None
         self._run_spec: RunSpec[OutputT] | None = None
@@ -144,13 +180,15 @@ class Agent(Generic[OutputT]):
 
     def _build_spec(self) -> RunSpec[OutputT]:
         model = self.model
+        text_format = self._text_format(model)
         definition = json.dumps(
             {
                 "model": model.name,
                 "instructions": self.instructions,
                 "tools": [t.spec().to_dict() | {"effect": t.effect} for t in self.tools.values()],
                 "output": self._output.schema,
-            },
+            }
+            | ({} if text_format is None else {"action_format": text_format.name}),
             sort_keys=True,
         )
         return RunSpec(
@@ -163,7 +201,25 @@ class Agent(Generic[OutputT]):
             settings=self.settings,
             output_retries=self.output_retries,
             definition_hash=hashlib.sha256(definition.encode()).hexdigest()[:16],
+            policy=self.policy,
+            approver=self.approver,
+            action_format=text_format,
+            parse_retries=self.parse_retries,
         )
+
+    def _text_format(self, model: Model) -> ActionFormat | None:
+        """The text action format in use, or None for the model's native tool calls.
+
+        "auto" means native calling where the model has it (or, like the embedded
+        model, constrains its own tool calls with a grammar) and `json` otherwise.
+        """
+        chosen = self.action_format
+        caps = model.capabilities
+        if chosen == "native" or (chosen == "auto" and (caps.native_tools or caps.grammar)):
+            return None
+        from pilothouse.actions.formats import get_format  # text formats only
+
+        return get_format("json" if chosen == "auto" else chosen)
 
     async def run(
         self,
@@ -171,25 +227,36 @@ class Agent(Generic[OutputT]):
         *,
         run_id: str | None = None,
         subscribers: Sequence[Subscriber] = (),
+        principal: Principal | None = None,
     ) -> RunResult[OutputT]:
-        """Run the agent on one input. Budget and loop stops are outcomes, errors raise."""
+        """Run the agent on one input. Budget and loop stops are outcomes, errors raise.
+
+        `principal` (end user, role) is what policy conditions on `principal` read.
+        """
         journal = Journal(run_id or new_run_id(), self.store, subscribers)
-        return await run_loop(self._spec(), input, journal)
+        return await run_loop(self._spec(), input, journal, principal=principal)
 
     def run_sync(
-        self, input: str, *, run_id: str | None = None, subscribers: Sequence[Subscriber] = ()
+        self,
+        input: str,
+        *,
+        run_id: str | None = None,
+        subscribers: Sequence[Subscriber] = (),
+        principal: Principal | None = None,
     ) -> RunResult[OutputT]:
         """`run` for code without an event loop."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.run(input, run_id=run_id, subscribers=subscribers))
+            return asyncio.run(
+                self.run(input, run_id=run_id, subscribers=subscribers, principal=principal)
+            )
         raise ConfigurationError(
             "run_sync() was called inside a running event loop; use `await agent.run(...)`"
         )
 
     async def stream(
-        self, input: str, *, run_id: str | None = None
+        self, input: str, *, run_id: str | None = None, principal: Principal | None = None
     ) -> AsyncIterator[Event | TextDelta]:
         """Yield each journal event as it happens, and text deltas as the model writes.
 
@@ -202,7 +269,11 @@ class Agent(Generic[OutputT]):
         async def drive() -> RunResult[OutputT]:
             try:
                 return await run_loop(
-                    self._spec(), input, journal, on_text=lambda t: queue.put_nowait(TextDelta(t))
+                    self._spec(),
+                    input,
+                    journal,
+                    on_text=lambda t: queue.put_nowait(TextDelta(t)),
+                    principal=principal,
                 )
             finally:
                 queue.put_nowait(None)
@@ -219,10 +290,11 @@ class Agent(Generic[OutputT]):
     def render_prompt(self, input: str) -> str:
         """Exactly what the model would receive for this input, in the model's own form."""
         spec = self._spec()
+        specs = [t.spec() for t in self.tools.values()]
         request = ModelRequest(
             spec.initial_messages(input),
-            [t.spec() for t in self.tools.values()],
-            self._output.schema,
+            specs if spec.action_format is None else [],
+            spec.reply_schema(specs),
             "auto",
             self.settings,
         )

@@ -204,6 +204,404 @@ def trace_show(
         out.print(f"[dim]{e.seq:>3} s{e.step}[/] {escape(describe(e, limit=400))}")
 
 
+# --------------------------------------------------------------------------- eval
+# `pilothouse eval SUITE --model M ...`, `pilothouse eval view LOG`,
+# `pilothouse eval compare LOG_A LOG_B` (see pilothouse.evals).
+
+
+@app.command(
+    "eval",
+    context_settings={"help_option_names": ["--help", "-h"]},
+    no_args_is_help=True,
+)
+def eval_command(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A suite ('builtin' or package.module:attr), or 'view' / 'compare'.",
+            metavar="SUITE|view|compare",
+        ),
+    ],
+    logs: Annotated[
+        list[str] | None,
+        typer.Argument(help="For view: LOG; for compare: LOG_A LOG_B.", show_default=False),
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Model string to evaluate (repeatable)."),
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Runs of each scenario per model.")] = 20,
+    concurrency: Annotated[int, typer.Option(help="Samples running at once.")] = 4,
+    log_dir: Annotated[
+        str, typer.Option("--log-dir", help="Where the JSON log, journal and HTML report go.")
+    ] = ".pilothouse/evals",
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option("--scenario", "-s", help="Only scenarios whose name contains this."),
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Per-sample step budget (default: the suite's).")
+    ] = None,
+    max_seconds: Annotated[
+        float | None, typer.Option(help="Per-sample time budget (default: the suite's).")
+    ] = None,
+    failures: Annotated[
+        bool, typer.Option("--failures", help="view: also print each failing sample's trace.")
+    ] = False,
+    temperature: Annotated[
+        float | None,
+        typer.Option(help="Sample at this temperature, seeded by the epoch number."),
+    ] = None,
+) -> None:
+    """Evaluate models on a suite; or `eval view LOG`, `eval compare LOG_A LOG_B`.
+
+    Prints the success table: scenarios as rows, models as columns, a Total row.
+
+    Writes the JSON log, the journals and an HTML report to --log-dir.
+    """
+    from pilothouse.exceptions import PilothouseError
+
+    try:
+        if target == "view":
+            if len(logs or []) != 1:
+                _fail("usage: pilothouse eval view LOG")
+            _eval_view((logs or [""])[0], failures)
+        elif target == "compare":
+            if len(logs or []) != 2:
+                _fail("usage: pilothouse eval compare LOG_A LOG_B")
+            a, b = logs or ["", ""]
+            _eval_compare(a, b)
+        else:
+            if logs:
+                _fail(f"unexpected arguments after the suite: {' '.join(logs)}")
+            _eval_run(
+                target,
+                model or [],
+                epochs,
+                concurrency,
+                log_dir,
+                scenario,
+                max_steps,
+                max_seconds,
+                temperature,
+            )
+    except PilothouseError as exc:
+        _fail(str(exc))
+
+
+def _eval_run(
+    suite_spec: str,
+    models: list[str],
+    epochs: int,
+    concurrency: int,
+    log_dir: str,
+    scenarios: list[str] | None,
+    max_steps: int | None,
+    max_seconds: float | None,
+    temperature: float | None,
+) -> None:
+    import asyncio
+    import dataclasses
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from pilothouse.evals.report import success_table, write_html, write_log
+    from pilothouse.evals.runner import SampleRecord, eval_paths, load_suite, run_eval
+
+    suite = load_suite(suite_spec)
+    if not models:
+        _fail("give at least one --model (e.g. --model local)")
+    budget = suite.budget
+    if max_steps is not None:
+        budget = dataclasses.replace(budget, max_steps=max_steps)
+    if max_seconds is not None:
+        budget = dataclasses.replace(budget, max_seconds=max_seconds)
+    log_path, journal_path, html_path = eval_paths(log_dir, suite.name)
+    journal_path.parent.mkdir(parents=True, exist_ok=True)
+    selected = [s for s in suite.scenarios if not scenarios or any(f in s.name for f in scenarios)]
+    total = len(selected) * len(models) * epochs
+    failed = 0
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"eval {suite.name}", total=total)
+
+        def advance(sample: SampleRecord) -> None:
+            nonlocal failed
+            failed += not sample.ok
+            progress.update(task, advance=1, description=f"eval {suite.name} · {failed} failed")
+
+        log = asyncio.run(
+            run_eval(
+                suite,
+                models,
+                epochs=epochs,
+                concurrency=concurrency,
+                budget=budget,
+                store=str(journal_path),
+                scenarios=scenarios,
+                on_sample=advance,
+                temperature=temperature,
+            )
+        )
+    log.eval_id = log_path.stem
+    write_log(log, log_path)
+    write_html(log, html_path)
+    out.print(success_table(log))
+    out.print(f"log: {log_path}\nreport: {html_path}\njournal: {journal_path}")
+
+
+def _eval_view(path: str, show_failures: bool) -> None:
+    from pilothouse.evals.report import describe_event, read_log, success_table
+
+    log = read_log(path)
+    out.print(success_table(log))
+    if show_failures:
+        for s in log.failures():
+            out.print(
+                f"\n[bold red]{escape(s.failure or '')}[/] {escape(s.scenario)} · "
+                f"{escape(s.model)} · epoch {s.epoch}: {escape(s.message)}"
+            )
+            for e in s.events:
+                out.print(f"  [dim]{e.get('seq', '?'):>3}[/] {escape(describe_event(e))}")
+
+
+def _eval_compare(path_a: str, path_b: str) -> None:
+    from pilothouse.evals.report import compare, read_log
+
+    a, b = read_log(path_a), read_log(path_b)
+    regressed, improved, same = compare(a, b)
+    if not regressed and not improved and not same:
+        _fail("the two logs share no (scenario, model) cell to compare")
+    table = Table("change", "scenario", "model", "A", "B", "delta")
+    for label, changes in (("regressed", regressed), ("improved", improved)):
+        for c in changes:
+            colour = "red" if label == "regressed" else "green"
+            table.add_row(
+                f"[{colour}]{label}[/]",
+                escape(c.scenario),
+                escape(c.model),
+                f"{c.before * 100:.0f}%",
+                f"{c.after * 100:.0f}%",
+                f"{c.delta * 100:+.0f} pts",
+            )
+    out.print(table)
+    totals = [(m, a.total(m).rate, b.total(m).rate) for m in a.models if m in b.models]
+    for m, ra, rb in totals:
+        out.print(f"total {escape(m)}: {ra * 100:.0f}% → {rb * 100:.0f}%")
+    out.print(f"{len(regressed)} regressed, {len(improved)} improved, {len(same)} unchanged")
+
+
+# --- policy: `pilothouse policy lint|check` (self-contained block) -----------------------
+
+policy_app = typer.Typer(help="Lint policies and replay traces through them.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+_PredicatesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--predicates",
+        help="Named predicates the policy uses, as module:attribute (a dict name -> function).",
+    ),
+]
+
+
+def _load_predicates(spec: str | None) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    value = _load_tools([spec])
+    if len(value) == 1 and isinstance(value[0], dict):
+        return value[0]
+    if all(callable(v) for v in value):
+        return {v.__name__: v for v in value}
+    _fail(f"--predicates {spec!r} must name a dict of predicates or a list of functions")
+
+
+def _read_policy(path: str, predicates: dict[str, Any] | None, lenient: bool = False) -> Any:
+    """Load a policy file; with `lenient`, unknown predicates are stubbed (for lint)."""
+    from pilothouse.exceptions import PolicyError
+    from pilothouse.policy import Policy
+
+    preds = dict(predicates or {})
+    if lenient:
+        import re as _re
+
+        from pilothouse.policy.loader import parse_yaml
+
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data, _ = parse_yaml(fh.read(), path)
+        except (OSError, PolicyError) as exc:
+            _fail(str(exc))
+        names = _re.findall(r"[A-Za-z_][A-Za-z0-9_]*", json.dumps(data))
+        for n in names:
+            preds.setdefault(n, lambda call, ctx: True)
+    try:
+        return Policy.load(path, predicates=preds)
+    except PolicyError as exc:
+        _fail(str(exc))
+
+
+@policy_app.command("lint")
+def policy_lint(
+    file: Annotated[str, typer.Argument(help="The policy file (YAML).")],
+    tools_json: Annotated[
+        str | None,
+        typer.Option("--tools-json", help="The tools, as a JSON list of OpenAI function schemas."),
+    ] = None,
+    predicates: _PredicatesOption = None,
+) -> None:
+    """Report unknown tools or arguments, shadowed rules and conflicts (exit 1 on errors)."""
+    from pilothouse.policy.lint import lint, tools_from_openai_json
+
+    policy = _read_policy(file, _load_predicates(predicates), lenient=predicates is None)
+    tools = None
+    if tools_json is not None:
+        try:
+            with open(tools_json, encoding="utf-8") as fh:
+                tools = tools_from_openai_json(fh.read())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            _fail(f"--tools-json {tools_json}: cannot read tool schemas ({exc})")
+    findings = lint(policy, tools)
+    for f in findings:
+        colour = "red" if f.level == "error" else "yellow"
+        out.print(f"[{colour}]{escape(str(f))}[/]")
+    errors = sum(f.level == "error" for f in findings)
+    out.print(
+        f"{file}: {len(policy.rules)} rule(s), {errors} error(s), "
+        f"{len(findings) - errors} warning(s)"
+    )
+    if errors:
+        raise typer.Exit(1)
+
+
+@policy_app.command("check")
+def policy_check(
+    policy_file: Annotated[str, typer.Option("--policy", help="The policy file (YAML).")],
+    trace: Annotated[
+        str,
+        typer.Option(
+            "--trace",
+            help="JSON lines: a journal export (`trace show --json`) or user/tool-call lines.",
+        ),
+    ],
+    predicates: _PredicatesOption = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit with status 1 if any call is denied.")
+    ] = False,
+) -> None:
+    """Replay TRACE through the policy and print each decision."""
+    from pilothouse.exceptions import PolicyError
+    from pilothouse.policy.replay import read_trace, replay
+
+    policy = _read_policy(policy_file, _load_predicates(predicates))
+    try:
+        with open(trace, encoding="utf-8") as fh:
+            items = read_trace(fh)
+        results = list(replay(policy, items))
+    except (OSError, PolicyError) as exc:
+        _fail(str(exc))
+    denied = 0
+    for r in results:
+        d = r.decision
+        denied += not d.allowed
+        colour = {"allow": "green", "deny": "red", "ask": "yellow"}[d.effect]
+        args = ", ".join(
+            f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in r.call.arguments.items()
+        )
+        line = f"[{colour}]{d.effect.upper():5}[/] line {r.line}: "
+        line += f"{escape(r.call.name)}({escape(args)})"
+        line += f"  [dim]rule={escape(str(d.rule))}: {escape(d.reason)}[/]"
+        if r.recorded is not None and r.recorded.effect != d.effect:
+            line += f"  [bold](recorded: {r.recorded.effect})[/]"
+        out.print(line, soft_wrap=True)
+    out.print(f"{len(results)} call(s): {len(results) - denied} allowed, {denied} denied")
+    if strict and denied:
+        raise typer.Exit(1)
+
+
+# --- end of policy block ---------------------------------------------------------------
+
+
+# --- parse (action formats) ------------------------------------------------------------
+
+
+@app.command("parse")
+def parse_command(
+    source: Annotated[
+        str, typer.Argument(help="File holding the model's output, or '-' for stdin.")
+    ] = "-",
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="json, react, xml, native (input is a native call's arguments string) or "
+            "auto (detect, including DeepSeek, <|python_tag|> and [TOOL_CALLS] tokens).",
+        ),
+    ] = "auto",
+    tools_file: Annotated[
+        str | None,
+        typer.Option(
+            "--tools",
+            help="JSON file: a list of OpenAI-style function schemas. Only these tools can "
+            "be called; without it every tool name is refused.",
+        ),
+    ] = None,
+) -> None:
+    """Parse one model output as an action and print the result as JSON.
+
+    Prints {"kind": "tool_call", "calls": [...]}, {"kind": "final_answer", ...} or
+    {"kind": "unrecoverable", "reason": ...}, plus the repairs that were needed.
+    """
+    from pilothouse.actions import FORMATS, get_format
+    from pilothouse.models.base import ToolSpec
+
+    if format not in FORMATS:
+        err.print(f"[bold red]error:[/] --format must be one of {', '.join(FORMATS)}")
+        raise typer.Exit(2)
+    specs: list[ToolSpec] = []
+    if tools_file is not None:
+        try:
+            with open(tools_file, encoding="utf-8") as handle:
+                raw_tools = json.loads(handle.read())
+        except (OSError, ValueError) as exc:
+            _fail(f"--tools {tools_file!r}: cannot read a JSON list ({exc})")
+        if not isinstance(raw_tools, list):
+            _fail(f"--tools {tools_file!r}: expected a JSON list of function schemas")
+        for item in raw_tools:
+            fn = item.get("function", item) if isinstance(item, dict) else None
+            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+                _fail(f"--tools {tools_file!r}: each entry needs a 'name': {item!r:.120}")
+            specs.append(
+                ToolSpec(
+                    fn["name"],
+                    str(fn.get("description", "")),
+                    fn.get("parameters") or {"type": "object", "properties": {}},
+                )
+            )
+    if format == "native" and len(specs) != 1:
+        _fail("--format native needs --tools with exactly one tool (the call's function)")
+    try:
+        if source == "-":
+            text = sys.stdin.buffer.read().decode("utf-8", errors="replace")
+        else:
+            with open(source, "rb") as handle:
+                text = handle.read().decode("utf-8", errors="replace")
+    except OSError as exc:
+        _fail(f"cannot read {source!r}: {exc}")
+    result = get_format(format).parse(text, specs)
+    sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+
+
+# --- end of parse block ----------------------------------------------------------------
+
+
 def main() -> None:
     """Entry point of the `pilothouse` script: any uncaught error becomes one line."""
     import os

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from pilothouse.messages import Message, ToolCall, ToolResult, Usage
 from pilothouse.models.base import ModelResponse
+from pilothouse.policy.decision import Decision
 
 
 @dataclass(slots=True, kw_only=True)
@@ -104,21 +105,30 @@ class ModelResponded(Event):
 
 @dataclass(slots=True, kw_only=True)
 class ToolCalled(Event):
-    """A tool call is about to execute (validated). Its absence of a result marks it in doubt."""
+    """A tool call was requested, validated and decided by the policy.
+
+    `decision` is the policy's decision (effect, rule, reason; None when the call
+    never reached the policy: unknown tool, unparsable or invalid arguments). An
+    allowed call without a result marks it in doubt.
+    """
 
     type: ClassVar[str] = "tool_call"
     index: int
     call: ToolCall
     idempotency_key: str
     effect: str = "read_only"
+    decision: Decision | None = None
 
     def data(self) -> dict[str, Any]:
-        return {
+        d = {
             "index": self.index,
             "call": self.call.to_dict(),
             "idempotency_key": self.idempotency_key,
             "effect": self.effect,
         }
+        if self.decision is not None:
+            d["decision"] = self.decision.to_dict()
+        return d
 
 
 @dataclass(slots=True, kw_only=True)
@@ -144,6 +154,28 @@ class OutputValidated(Event):
 
     def data(self) -> dict[str, Any]:
         return {"ok": self.ok, "error": self.error}
+
+
+@dataclass(slots=True, kw_only=True)
+class ParseFailed(Event):
+    """A text action format could not read the model's reply; the model is asked again.
+
+    `reason` is what the model is told; `text` is the start of the unreadable reply.
+    """
+
+    type: ClassVar[str] = "parse_failed"
+    format: str
+    reason: str
+    text: str = ""
+    retries_left: int = 0
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "reason": self.reason,
+            "text": self.text,
+            "retries_left": self.retries_left,
+        }
 
 
 @dataclass(slots=True, kw_only=True)
@@ -198,6 +230,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ToolCalled,
         ToolReturned,
         OutputValidated,
+        ParseFailed,
         FinalOutput,
         ErrorOccurred,
         BudgetStopped,
@@ -235,6 +268,7 @@ def event_from_dict(d: dict[str, Any]) -> Event:
             call=ToolCall.from_dict(d["call"]),
             idempotency_key=d["idempotency_key"],
             effect=d.get("effect", "read_only"),
+            decision=Decision.from_dict(d["decision"]) if d.get("decision") else None,
         )
     if cls is ToolReturned:
         return ToolReturned(

@@ -100,3 +100,15 @@ class OutputValidationError(RunStopped):
 
 class ToolError(PilothouseError):
     """Raise inside a tool to hand the model a message it can act on (not a crash)."""
+
+
+class PolicyError(ConfigurationError):
+    """A policy is malformed (its file, rule and line say where) and cannot be used."""
+
+
+class PolicyLayerError(PolicyError):
+    """A lower policy layer tried to allow what a higher layer denies (layers only narrow)."""
+
+
+class PolicyDenied(RunStopped):
+    """A policy rule with fallback ``abort`` stopped the run."""

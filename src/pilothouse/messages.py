@@ -21,23 +21,33 @@ class ToolCall:
 
     `arguments` is the parsed JSON object; when the model sent something that does
     not parse, `arguments` is empty and `parse_error` says why, so the loop can tell
-    the model instead of guessing.
+    the model instead of guessing. `raw_arguments` keeps the unparsed string then,
+    so the loop can try the native action format's repairs first.
     """
 
     id: str
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
     parse_error: str | None = None
+    raw_arguments: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "name": self.name, "arguments": self.arguments}
         if self.parse_error is not None:
             d["parse_error"] = self.parse_error
+        if self.raw_arguments is not None:
+            d["raw_arguments"] = self.raw_arguments
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ToolCall:
-        return cls(d["id"], d["name"], d.get("arguments") or {}, d.get("parse_error"))
+        return cls(
+            d["id"],
+            d["name"],
+            d.get("arguments") or {},
+            d.get("parse_error"),
+            d.get("raw_arguments"),
+        )
 
 
 @dataclass(slots=True)

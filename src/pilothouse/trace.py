@@ -17,6 +17,7 @@ from pilothouse.events import (
     ModelRequested,
     ModelResponded,
     OutputValidated,
+    ParseFailed,
     RunStarted,
     ToolCalled,
     ToolReturned,
@@ -59,12 +60,19 @@ def describe(event: Event, *, limit: int = 160) -> str:
         return f"← model  {' '.join(parts) or '(empty)'}  [{usage}, {event.duration:.2f}s]"
     if isinstance(event, ToolCalled):
         c = event.call
-        return f"⚙ call   {c.name}({_args(c.arguments)})  [{event.effect}]"
+        d = event.decision
+        verdict = "" if d is None or d.allowed else f"  ⛔ {d.effect} by {d.rule}: {d.reason}"
+        return f"⚙ call   {c.name}({_args(c.arguments)})  [{event.effect}]{verdict}"
     if isinstance(event, ToolReturned):
         mark = "✗" if event.result.is_error else "✓"
         return f"{mark} result {event.result.name}: {_short(event.result.content, limit)}"
     if isinstance(event, OutputValidated):
         return "✓ output valid" if event.ok else f"✗ output invalid: {_short(event.error, limit)}"
+    if isinstance(event, ParseFailed):
+        return (
+            f"✗ unparsed ({event.format}): {_short(event.reason, limit)}  "
+            f"[{event.retries_left} re-ask(s) left]"
+        )
     if isinstance(event, FinalOutput):
         u = event.usage
         cost = f", ${u.cost:.6g}" if u.cost is not None else ""

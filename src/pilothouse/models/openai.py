@@ -144,6 +144,11 @@ def _parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
     return value, None
 
 
+def _raw_if_broken(raw: Any, error: str | None) -> str | None:
+    """The unparsed arguments string, kept only when it did not parse (for repair)."""
+    return raw if error is not None and isinstance(raw, str) else None
+
+
 def _content_text(content: Any) -> str:
     """Message content as text; some servers send a list of typed parts instead of a string."""
     if isinstance(content, str):
@@ -569,6 +574,7 @@ class OpenAIModel:
                     str(function.get("name") or ""),
                     arguments,
                     error,
+                    _raw_if_broken(function.get("arguments"), error),
                 )
             )
         return ModelResponse(
@@ -679,9 +685,16 @@ class OpenAIModel:
         tool_calls: list[ToolCall] = []
         for index in sorted(calls):
             partial = calls[index]
-            arguments, error = _parse_arguments("".join(partial.arguments))
+            joined = "".join(partial.arguments)
+            arguments, error = _parse_arguments(joined)
             tool_calls.append(
-                ToolCall(partial.id or f"call_{index}", partial.name, arguments, error)
+                ToolCall(
+                    partial.id or f"call_{index}",
+                    partial.name,
+                    arguments,
+                    error,
+                    _raw_if_broken(joined, error),
+                )
             )
         yield ModelResponse(
             text="".join(text),

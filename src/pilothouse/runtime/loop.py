@@ -12,10 +12,13 @@ journal is written before and after any side-effecting call, at least every
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic
+from typing import TYPE_CHECKING, Any, Generic
+
+from pydantic_core import to_jsonable_python
 
 from pilothouse.events import (
     BudgetStopped,
@@ -24,6 +27,7 @@ from pilothouse.events import (
     ModelRequested,
     ModelResponded,
     OutputValidated,
+    ParseFailed,
     RunStarted,
     ToolCalled,
     ToolReturned,
@@ -32,6 +36,7 @@ from pilothouse.exceptions import (
     BudgetExceeded,
     LoopDetected,
     OutputValidationError,
+    PolicyDenied,
     RunStopped,
 )
 from pilothouse.messages import Message, ToolCall, ToolResult, Usage
@@ -43,10 +48,15 @@ from pilothouse.models.base import (
     TextDelta,
     ToolSpec,
 )
+from pilothouse.policy.decision import Decision
+from pilothouse.policy.engine import Approver, CallRecord, Policy, Principal, RunContext
 from pilothouse.runtime.budget import Budget, LoopDetector
 from pilothouse.runtime.journal import Journal, RunInfo
 from pilothouse.runtime.output import OutputSpec, OutputT
 from pilothouse.tools.tool import Tool, ToolContext
+
+if TYPE_CHECKING:
+    from pilothouse.actions.base import ActionFormat
 
 _EMPTY_REPLY = "Your reply was empty. Either call one of the tools or give your final answer."
 
@@ -56,7 +66,7 @@ class RunResult(Generic[OutputT]):
     """How a run ended. `output` raises `RunStopped` if it ended without one."""
 
     run_id: str
-    outcome: str  # "final" | "budget_stop" | "loop_stop" | "output_invalid"
+    outcome: str  # "final" | "budget_stop" | "loop_stop" | "output_invalid" | "policy_stop"
     usage: Usage
     steps: int
     messages: list[Message]
@@ -75,6 +85,7 @@ class RunResult(Generic[OutputT]):
         kind: type[RunStopped] = {
             "loop_stop": LoopDetected,
             "output_invalid": OutputValidationError,
+            "policy_stop": PolicyDenied,
         }.get(self.outcome, BudgetExceeded)
         raise kind(
             f"run {self.run_id} stopped: {self.stop.message}",
@@ -96,10 +107,34 @@ class RunSpec(Generic[OutputT]):
     settings: ModelSettings = field(default_factory=ModelSettings)
     output_retries: int = 2
     definition_hash: str = ""
+    policy: Policy | None = None
+    approver: Approver | None = None
+    # A text action format (json, react, xml, ...): its instructions join the system
+    # prompt, tools are not sent natively and the reply text is parsed. None: native.
+    action_format: ActionFormat | None = None
+    parse_retries: int = 2
 
     def system_prompt(self) -> str:
         extra = self.output.instructions()
+        if self.action_format is not None and self.tools:
+            acting = self.action_format.instructions([t.spec() for t in self.tools.values()])
+            extra = f"{acting}\n\n{extra}".strip() if extra else acting
         return f"{self.instructions}\n\n{extra}".strip() if extra else self.instructions
+
+    def reply_schema(self, tool_specs: list[ToolSpec]) -> dict[str, Any] | None:
+        """The schema a reply is held to: the output's, or the text format's own.
+
+        A model that decodes under a grammar (the embedded one) is held to a text
+        format where the format can say itself as a JSON schema (`json` can).
+        """
+        fmt = self.action_format
+        if fmt is not None and self.model.capabilities.grammar and tool_specs:
+            constrain = getattr(fmt, "reply_schema", None)
+            if constrain is not None:
+                schema = constrain(tool_specs, self.output.schema)
+                if isinstance(schema, dict):
+                    return schema
+        return self.output.schema
 
     def initial_messages(self, user_input: str) -> list[Message]:
         system = self.system_prompt()
@@ -122,12 +157,20 @@ async def run_loop(
     journal: Journal,
     *,
     on_text: Callable[[str], None] | None = None,
+    principal: Principal | None = None,
 ) -> RunResult[OutputT]:
     """Run one agent to its end, journaling every step. Errors propagate after journaling."""
     run_id = journal.run_id
+    # What the policy sees of this run: the principal, trusted user input, executed calls.
+    policy_context = RunContext(principal or Principal(), [user_input])
     started = time.monotonic()
     tool_specs: list[ToolSpec] = [t.spec() for t in spec.tools.values()]
     tool_names = list(spec.tools)
+    text_format = spec.action_format
+    sent_specs = tool_specs if text_format is None else []  # a text format describes them
+    aliases = {t.title: name for name, t in spec.tools.items() if t.title}
+    parse_retries_left = spec.parse_retries
+    reply_schema = spec.reply_schema(tool_specs)
     loops = LoopDetector(spec.budget.max_repeats)
     messages = spec.initial_messages(user_input)
     reported = 0  # messages[:reported] are already in the journal
@@ -184,9 +227,7 @@ async def run_loop(
                     f"limit in Budget(max_{name}=...) if the task needs more",
                 )
             step += 1
-            request = ModelRequest(
-                messages, tool_specs, spec.output.schema, "auto", _capped(spec, usage)
-            )
+            request = ModelRequest(messages, sent_specs, reply_schema, "auto", _capped(spec, usage))
             journal.emit(
                 ModelRequested(
                     run_id=run_id, step=step, new_messages=messages[reported:], tools=tool_names
@@ -207,14 +248,58 @@ async def run_loop(
                     duration=time.perf_counter() - began,
                 )
             )
-            messages.append(Message.assistant(response.text, response.tool_calls))
+            calls = response.tool_calls
+            text = response.text
+            for c in calls:  # (a plain loop: cheaper than any() on the hot path)
+                if c.parse_error is not None:
+                    calls = _repair_native(spec, calls, aliases)
+                    break
+            if text_format is not None and not calls:
+                parsed = text_format.parse(text, tool_specs, aliases)
+                if parsed.kind == "tool_call":
+                    calls = parsed.tool_calls()
+                elif parsed.kind == "final_answer":
+                    text = parsed.answer
+                else:
+                    journal.emit(
+                        ParseFailed(
+                            run_id=run_id,
+                            step=step,
+                            format=text_format.name,
+                            reason=parsed.reason,
+                            text=text[:500],
+                            retries_left=parse_retries_left,
+                        )
+                    )
+                    if parse_retries_left <= 0:
+                        raise _Stop(
+                            "output_invalid",
+                            "parse_retries",
+                            spec.parse_retries,
+                            spec.parse_retries,
+                            f"the model's reply still could not be read as a "
+                            f"{text_format.name} action after {spec.parse_retries} re-asks: "
+                            f"{parsed.reason}",
+                        )
+                    parse_retries_left -= 1
+                    messages.append(Message.assistant(text))
+                    messages.append(Message.user(_corrective(parsed.reason, text_format.name)))
+                    continue
+            if text_format is not None:
+                messages.append(Message.assistant(response.text))  # the action stays text
+            else:
+                messages.append(Message.assistant(text, calls))
 
-            if response.tool_calls:
-                results = await _run_tools(spec, journal, step, response.tool_calls, loops, started)
-                messages.extend(Message.tool(r) for r in results)
+            if calls:
+                results = await _run_tools(
+                    spec, journal, step, calls, loops, started, policy_context
+                )
+                if text_format is not None:
+                    messages.append(Message.user(text_format.observation(results)))
+                else:
+                    messages.extend(Message.tool(r) for r in results)
                 continue
 
-            text = response.text
             try:
                 if not text.strip():
                     raise ValueError(_EMPTY_REPLY)
@@ -263,6 +348,36 @@ async def run_loop(
         # Cancelled or interrupted: keep what happened; the run stays "running" (resumable).
         journal.commit()
         raise
+
+
+def _corrective(reason: str, format_name: str) -> str:
+    """The short message that asks the model again after an unreadable reply."""
+    return (
+        f"Your last reply could not be read as an action ({reason}). Reply again in the "
+        f"{format_name} format described in the instructions: one tool call, or your "
+        "final answer."
+    )
+
+
+def _repair_native(
+    spec: RunSpec[Any], calls: Sequence[ToolCall], aliases: dict[str, str]
+) -> tuple[ToolCall, ...]:
+    """Native calls whose argument strings arrived broken, repaired where that is certain."""
+    from pilothouse.actions.formats import NativeFormat  # only on this rare path
+
+    native = NativeFormat()
+    out: list[ToolCall] = []
+    for call in calls:
+        tool = spec.tools.get(call.name)
+        if call.parse_error is None or call.raw_arguments is None or tool is None:
+            out.append(call)
+            continue
+        parsed = native.parse(call.raw_arguments, [tool.spec()], aliases)
+        if parsed.kind == "tool_call" and len(parsed.calls) == 1:
+            out.append(ToolCall(call.id, call.name, parsed.calls[0].args))
+        else:
+            out.append(call)  # the tool tells the model what was wrong
+    return tuple(out)
 
 
 def _capped(spec: RunSpec[Any], usage: Usage) -> ModelSettings:
@@ -325,10 +440,19 @@ async def _run_tools(
     calls: Sequence[ToolCall],
     loops: LoopDetector,
     started: float,
+    policy_context: RunContext,
 ) -> list[ToolResult]:
-    """Journal, run (concurrently) and journal the results of one response's tool calls."""
+    """Validate, check against the policy, journal, run (concurrently) and journal the results.
+
+    The one choke point: a call runs only if its arguments validated and
+    `Policy.check` (or, for an ``ask``, the approver) allowed it. Every decision is
+    recorded on the call's `tool_call` event.
+    """
     run_id = journal.run_id
-    pending: list[tuple[ToolCall, Tool | None, ToolContext]] = []
+    policy = spec.policy
+    # Each entry: the call, its tool, its context, validated kwargs (or the result the
+    # model gets instead of running it), and the history record the policy sees.
+    pending: list[tuple[ToolCall, Tool | None, ToolContext, Any, CallRecord | None]] = []
     effectful = False
     for index, call in enumerate(calls):
         count = loops.see(call.name, call.arguments)
@@ -343,6 +467,48 @@ async def _run_tools(
             )
         tool = spec.tools.get(call.name)
         context = ToolContext(run_id, step, index)
+        decision: Decision | None = None
+        record: CallRecord | None = None
+        prepared: dict[str, Any] | ToolResult
+        if tool is None:
+            prepared = ToolResult(
+                call.id,
+                call.name,
+                f"Unknown tool {call.name!r}. Available tools: "
+                f"{', '.join(spec.tools) or '(none)'}.",
+                True,
+            )
+        else:
+            prepared = tool.prepare(call)
+            if policy is not None and not isinstance(prepared, ToolResult):
+                bound = (
+                    to_jsonable_python(prepared)
+                    if policy.stateful or policy.has_rules(call.name)
+                    else call.arguments
+                )
+                checked = ToolCall(call.id, call.name, bound)
+                decision = policy.check(checked, policy_context, effect=tool.effect)
+                if decision.effect == "ask":
+                    decision = await _ask_approver(spec, policy, checked, decision, policy_context)
+                if decision.effect != "allow":
+                    prepared = ToolResult(
+                        call.id, call.name, decision.model_message(call.name), True
+                    )
+                    if policy.stateful and tool.effect != "read_only":
+                        policy_context.record_denied(call.name, bound, tool.effect)
+                elif policy.stateful:
+                    # Provisional (ok=False until it succeeds): counts and rate limits see
+                    # it at once, `after` conditions only once it has succeeded.
+                    record = CallRecord(
+                        call.name,
+                        bound,
+                        None,
+                        False,
+                        policy_context.clock(),
+                        tool.effect,
+                        len(policy_context.user_messages),
+                    )
+                    policy_context.history.append(record)
         journal.emit(
             ToolCalled(
                 run_id=run_id,
@@ -351,25 +517,44 @@ async def _run_tools(
                 call=call,
                 idempotency_key=context.idempotency_key,
                 effect=tool.effect if tool else "unknown",
+                decision=decision,
             )
         )
-        pending.append((call, tool, context))
-        effectful = effectful or (tool is not None and tool.effect != "read_only")
+        pending.append((call, tool, context, prepared, record))
+        if decision is not None and decision.effect == "deny" and decision.fallback == "abort":
+            for c, _, ctx, _, _ in pending:
+                journal.emit(
+                    ToolReturned(
+                        run_id=run_id,
+                        step=step,
+                        index=ctx.index,
+                        result=ToolResult(
+                            c.id, c.name, "Not run: a policy rule stopped the run.", True
+                        ),
+                    )
+                )
+            raise _Stop("policy_stop", "policy", 0, 0, decision.model_message(call.name))
+        effectful = effectful or (
+            tool is not None and tool.effect != "read_only" and not isinstance(prepared, ToolResult)
+        )
     if effectful:
         journal.commit()  # a call that can change the world is on disk before it runs
 
-    async def one(call: ToolCall, tool: Tool | None, context: ToolContext) -> ToolResult:
+    async def one(
+        call: ToolCall,
+        tool: Tool | None,
+        context: ToolContext,
+        prepared: Any,
+        record: CallRecord | None,
+    ) -> ToolResult:
         began = time.perf_counter()
-        if tool is None:
-            result = ToolResult(
-                call.id,
-                call.name,
-                f"Unknown tool {call.name!r}. Available tools: "
-                f"{', '.join(spec.tools) or '(none)'}.",
-                True,
-            )
+        if isinstance(prepared, ToolResult):
+            result = prepared
         else:
-            result = await tool.execute(call, context)
+            assert tool is not None
+            result = await tool.invoke(call, prepared, context)
+            if record is not None:
+                record.result, record.ok = result.content, not result.is_error
         journal.emit(
             ToolReturned(
                 run_id=run_id,
@@ -391,3 +576,30 @@ async def _run_tools(
     else:
         journal.checkpoint()
     return [done] if len(pending) == 1 else list(done)
+
+
+_NO_APPROVER = (
+    "it needs a human's approval and no approver is configured (durable interrupts do "
+    "not exist yet, so `ask` acts as deny unless Agent(approver=...) is given)"
+)
+
+
+async def _ask_approver(
+    spec: RunSpec[Any], policy: Policy, call: ToolCall, decision: Decision, ctx: RunContext
+) -> Decision:
+    """Turn an `ask` into allow or deny: the named or the agent's approver decides."""
+    approver = policy.approvers.get(decision.approver or "") or spec.approver
+    if approver is None:
+        return Decision.deny(f"{decision.reason}; {_NO_APPROVER}", decision.rule)
+    try:
+        answer = approver(call, decision, ctx)
+        if inspect.isawaitable(answer):
+            answer = await answer
+    except Exception as exc:
+        return Decision.deny(
+            f"{decision.reason}; the approver raised {type(exc).__name__}: {exc} (denied)",
+            decision.rule,
+        )
+    if answer is True:
+        return Decision.allow(decision.rule, f"{decision.reason}; approved by the approver")
+    return Decision.deny(f"{decision.reason}; the approver refused", decision.rule)

@@ -231,6 +231,17 @@ class Tool:
 
     async def execute(self, call: ToolCall, context: ToolContext) -> ToolResult:
         """Validate and run one call; any failure becomes an error result for the model."""
+        prepared = self.prepare(call)
+        if isinstance(prepared, ToolResult):
+            return prepared
+        return await self.invoke(call, prepared, context)
+
+    def prepare(self, call: ToolCall) -> dict[str, Any] | ToolResult:
+        """Validate a call's arguments and bind defaults: the kwargs, or an error result.
+
+        The loop calls this, then `Policy.check` on the validated arguments, then
+        `invoke`; `execute` is the two steps without a policy.
+        """
         if call.parse_error is not None:
             return ToolResult(
                 call.id,
@@ -240,9 +251,14 @@ class Tool:
                 True,
             )
         try:
-            kwargs = self.validate(call.arguments)
+            return self.validate(call.arguments)
         except ToolArgumentError as exc:
             return ToolResult(call.id, self.name, str(exc), True)
+
+    async def invoke(
+        self, call: ToolCall, kwargs: dict[str, Any], context: ToolContext
+    ) -> ToolResult:
+        """Run the function on already validated arguments (from `prepare`)."""
         if self._context_param is not None:
             kwargs[self._context_param] = context
         try:

@@ -1,0 +1,252 @@
+"""Score the action parsers on real model outputs that broke agent frameworks.
+
+    python benchmarks/parse_recovery.py [--corpus PATH] [--verbose] [--langchain]
+
+The corpus (../shared/data/agent-outputs/corpus.jsonl) holds real outputs with
+what each model meant; its README fixes the scoring rules, followed here:
+offer the tools `expected` names (parameters inferred from the expected
+arguments; one unrelated tool when no call is expected), parse with the entry's
+format (json_fenced -> json, xml_tag -> xml, python/other -> auto; an entry
+with `function_name` is a native call's arguments string), and compare. A
+string `args` also matches a one-parameter object holding that string; numbers
+match their string form; `truncated_source` entries compare by prefix.
+
+With `--langchain`, LangChain's ReAct and JSON agent output parsers are scored
+on the same entries, from a separate virtual environment the script creates
+under /tmp (needs network access for `pip install langchain`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "agent-outputs" / "corpus.jsonl"
+FORMAT_OF = {"json_fenced": "json", "xml_tag": "xml", "python": "auto", "other": "auto"}
+
+
+def load_corpus(path: Path) -> list[dict[str, Any]]:
+    """The corpus entries, one JSON object a line."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def expected_calls(expected: dict[str, Any]) -> list[dict[str, Any]]:
+    if expected.get("kind") != "tool_call":
+        return []
+    if "calls" in expected:
+        return list(expected["calls"])
+    return [{"tool": expected["tool"], "args": expected.get("args")}]
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "string"
+
+
+def offered_tools(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """OpenAI-style function schemas for the tools the scoring rules offer."""
+    tools: dict[str, dict[str, Any]] = {}
+    for call in expected_calls(entry["expected"]):
+        args = call.get("args")
+        if isinstance(args, dict):
+            props = {k: {"type": _json_type(v)} for k, v in args.items()}
+            required = list(args)
+        else:
+            props, required = {"input": {"type": "string"}}, ["input"]
+        tools.setdefault(
+            call["tool"],
+            {
+                "name": call["tool"],
+                "description": "",
+                "parameters": {"type": "object", "properties": props, "required": required},
+            },
+        )
+    name = entry.get("function_name")
+    if name and name not in tools:
+        tools[name] = {
+            "name": name,
+            "description": "",
+            "parameters": {"type": "object", "properties": {"input": {"type": "string"}}},
+        }
+    if not tools:
+        tools["unrelated_tool"] = {
+            "name": "unrelated_tool",
+            "description": "An unrelated tool.",
+            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+        }
+    return list(tools.values())
+
+
+def format_of(entry: dict[str, Any]) -> str:
+    if entry.get("function_name"):
+        return "native"
+    return FORMAT_OF.get(entry["format"], entry["format"])
+
+
+def _value_matches(got: Any, want: Any, prefix: bool) -> bool:
+    if isinstance(want, (int, float)) and not isinstance(want, bool) and isinstance(got, str):
+        return got == str(want)
+    if isinstance(got, (int, float)) and not isinstance(got, bool) and isinstance(want, str):
+        return str(got) == want
+    if isinstance(want, str) and isinstance(got, str):
+        return got == want or (prefix and (got.startswith(want) or want.startswith(got)))
+    if isinstance(want, dict) and isinstance(got, dict):
+        return set(got) == set(want) and all(_value_matches(got[k], want[k], prefix) for k in want)
+    if isinstance(want, list) and isinstance(got, list):
+        return len(got) == len(want) and all(
+            _value_matches(g, w, prefix) for g, w in zip(got, want, strict=True)
+        )
+    return bool(got == want)
+
+
+def args_match(got: Any, want: Any, prefix: bool) -> bool:
+    """README rule: a string also matches a one-parameter object holding that string."""
+    if isinstance(want, str) and isinstance(got, dict) and len(got) == 1:
+        got = next(iter(got.values()))
+    return _value_matches(got, want, prefix)
+
+
+def matches(result: dict[str, Any], entry: dict[str, Any]) -> bool:
+    """Whether a parser's result (`pilothouse parse` JSON) is what the entry expects."""
+    expected = entry["expected"]
+    prefix = "truncated_source" in entry.get("patterns", ())
+    if result.get("kind") != expected["kind"]:
+        return False
+    if expected["kind"] == "final_answer":
+        got, want = str(result.get("answer", "")).strip(), expected["answer"].strip()
+        return got == want or (prefix and (got.startswith(want) or want.startswith(got)))
+    if expected["kind"] == "unrecoverable":
+        return True
+    want_calls = expected_calls(expected)
+    got_calls = result.get("calls") or []
+    return len(got_calls) == len(want_calls) and all(
+        g.get("tool") == w["tool"] and args_match(g.get("args"), w.get("args"), prefix)
+        for g, w in zip(got_calls, want_calls, strict=True)
+    )
+
+
+def score_pilothouse(entries: list[dict[str, Any]], verbose: bool) -> tuple[int, int, int, int]:
+    sys.path.insert(0, str(ROOT / "src"))
+    from pilothouse.actions import get_format
+    from pilothouse.models.base import ToolSpec
+
+    recovered = recoverable = refused = unrecoverable = 0
+    for entry in entries:
+        tools = [
+            ToolSpec(t["name"], t.get("description", ""), t["parameters"])
+            for t in offered_tools(entry)
+        ]
+        result = get_format(format_of(entry)).parse(entry["raw"], tools).to_dict()
+        ok = matches(result, entry)
+        if entry["expected"]["kind"] == "unrecoverable":
+            unrecoverable += 1
+            refused += ok
+        else:
+            recoverable += 1
+            recovered += ok
+        if verbose or not ok:
+            mark = "ok  " if ok else "MISS"
+            print(f"{mark} {entry['id']:<50} {json.dumps(result, ensure_ascii=False)[:150]}")
+    return recovered, recoverable, refused, unrecoverable
+
+
+_LANGCHAIN_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from langchain.agents.output_parsers import ReActSingleInputOutputParser, JSONAgentOutputParser
+    from langchain_core.agents import AgentAction, AgentFinish
+
+    def run(parser, raw):
+        try:
+            out = parser.parse(raw)
+        except Exception:
+            return {"kind": "unrecoverable"}
+        if isinstance(out, AgentFinish):
+            return {"kind": "final_answer", "answer": str(out.return_values.get("output", ""))}
+        if isinstance(out, AgentAction):
+            return {"kind": "tool_call", "calls": [{"tool": out.tool, "args": out.tool_input}]}
+        return {"kind": "unrecoverable"}
+
+    for line in sys.stdin:
+        entry = json.loads(line)
+        react = entry["format"] == "react"
+        parser = ReActSingleInputOutputParser() if react else JSONAgentOutputParser()
+        print(json.dumps(run(parser, entry["raw"])))
+    """
+)
+
+
+def score_langchain(entries: list[dict[str, Any]]) -> tuple[int, int, int, int] | None:
+    venv = Path("/tmp/pilothouse-langchain-venv")
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        done = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "langchain<1", "langchain-core"],
+            check=False,
+        )
+        if done.returncode != 0:
+            return None
+    lines = "\n".join(json.dumps(e) for e in entries) + "\n"
+    proc = subprocess.run(
+        [str(python), "-c", _LANGCHAIN_SCRIPT], input=lines, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        print(proc.stderr[-2000:], file=sys.stderr)
+        return None
+    recovered = recoverable = refused = unrecoverable = 0
+    for entry, out in zip(entries, proc.stdout.splitlines(), strict=True):
+        ok = matches(json.loads(out), entry)
+        if entry["expected"]["kind"] == "unrecoverable":
+            unrecoverable += 1
+            refused += ok
+        else:
+            recoverable += 1
+            recovered += ok
+    return recovered, recoverable, refused, unrecoverable
+
+
+def _line(label: str, figures: tuple[int, int, int, int]) -> str:
+    rec, n_rec, ref, n_unrec = figures
+    return (
+        f"{label:<24} recovered {rec:>3}/{n_rec:<3} ({100 * rec / max(1, n_rec):5.1f}%)   "
+        f"refused {ref:>2}/{n_unrec:<2} ({100 * ref / max(1, n_unrec):5.1f}%)"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--verbose", action="store_true", help="show every entry's result")
+    parser.add_argument("--langchain", action="store_true", help="also score LangChain")
+    options = parser.parse_args()
+    if not options.corpus.exists():
+        print(f"corpus not found: {options.corpus}", file=sys.stderr)
+        return 1
+    entries = load_corpus(options.corpus)
+    print(f"corpus: {options.corpus} ({len(entries)} entries)")
+    ours = score_pilothouse(entries, options.verbose)
+    print(_line("pilothouse", ours) + "   (targets: >= 95% recovered, 100% refused)")
+    if options.langchain:
+        theirs = score_langchain(entries)
+        print(_line("langchain", theirs) if theirs else "langchain: could not be installed/run")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,182 @@
+"""Policy check latency: p50 and p99 of `Policy.check` with 50 rules.
+
+Run: `.venv/bin/python benchmarks/policy_latency.py [--quick]`.
+
+Workload: a policy of 50 rules over 20 tools (exact names and globs; argument
+conditions from the JSON-schema subset, `after` and `not_after` order conditions,
+`max_calls`, confirmation, provenance, principal), checked against a mix of
+allowed and denied calls with a run history of 20 executed calls. Each check is
+timed on its own (perf_counter_ns); the first check of each tool name (which
+fills the per-name rule cache) is excluded as warm-up. Also printed: the
+read-only-tool-without-rules fast path, and the tau-retail policy (13 rules,
+predicates over the shop) on its gold sequences when the data is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from pilothouse.messages import ToolCall
+from pilothouse.policy import Policy, Principal, Rule, RunContext
+
+TOOLS = [f"tool_{i}" for i in range(20)]
+
+
+def fifty_rules() -> Policy:
+    rules: list[Rule] = []
+    for i, name in enumerate(TOOLS):
+        rules.append(
+            Rule(
+                name,
+                "allow",
+                id=f"allow-{i}",
+                priority=i % 3,
+                when={
+                    "args": {
+                        "amount": {"minimum": 0, "maximum": 1000},
+                        "currency": {"enum": ["EUR", "USD", "GBP"]},
+                        "ref": {"pattern": r"^[A-Z]{2}\d{4}$"},
+                    },
+                    "after": [{"tool": "lookup", "args": {"ref": "$args.ref"}}],
+                    **({"confirmed": True} if i % 2 else {}),
+                },
+            )
+        )
+        rules.append(
+            Rule(
+                name,
+                "deny",
+                id=f"deny-{i}",
+                priority=i % 3,
+                when={"args": {"amount": {"minimum": 900}}, "not_after": ["freeze_*"]},
+            )
+        )
+    for j in range(10):
+        rules.append(
+            Rule(
+                f"tool_{j}*",
+                "deny",
+                id=f"glob-{j}",
+                priority=5,
+                when={
+                    "principal": {"role": {"enum": ["suspended"]}},
+                    "max_calls": {"max": 50},
+                    "trusted": {"args": ["ref"], "allow_list": ["ZZ9999"]},
+                },
+            )
+        )
+    assert len(rules) == 50
+    return Policy(rules, name="bench-50")
+
+
+def context() -> RunContext:
+    ctx = RunContext(Principal("u1", "customer"), ["please pay AB1234 and CD5678, yes"])
+    for k in range(20):
+        ref = f"AB{1000 + k}" if k % 2 else "AB1234"
+        ctx.record("lookup", {"ref": ref}, f'{{"ref": "{ref}", "total": 12.5}}', effect="read_only")
+    return ctx
+
+
+def calls() -> list[ToolCall]:
+    out = []
+    for i, name in enumerate(TOOLS):
+        for amount, ref in ((10, "AB1234"), (950, "AB1234"), (10, "QQ0000"), (-1, "bad")):
+            out.append(ToolCall(f"c{i}", name, {"amount": amount, "currency": "EUR", "ref": ref}))
+    return out
+
+
+def percentiles(samples_ns: list[int]) -> tuple[float, float]:
+    s = sorted(samples_ns)
+    return s[len(s) // 2] / 1000, s[min(len(s) - 1, int(len(s) * 0.99))] / 1000
+
+
+def time_checks(
+    policy: Policy, work: list[tuple[ToolCall, RunContext, str]], rounds: int
+) -> tuple[float, float, dict[str, int]]:
+    for call, ctx, effect in work:  # warm-up: fills the per-name rule cache
+        policy.check(call, ctx, effect=effect)
+    samples: list[int] = []
+    effects: dict[str, int] = {}
+    clock = time.perf_counter_ns
+    for _ in range(rounds):
+        for call, ctx, effect in work:
+            t0 = clock()
+            d = policy.check(call, ctx, effect=effect)
+            samples.append(clock() - t0)
+            effects[d.effect] = effects.get(d.effect, 0) + 1
+    p50, p99 = percentiles(samples)
+    return p50, p99, effects
+
+
+def retail_work() -> list[tuple[ToolCall, RunContext, str]] | None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    try:
+        import retail_policy as retail
+    except ImportError:
+        return None
+    if not (retail.data_dir() / "tasks_test.json").exists():
+        return None
+    policy = retail.load_policy()
+    work: list[tuple[ToolCall, RunContext, str]] = []
+    for task in retail.load_tasks():
+        ctx = RunContext()
+        for step in retail.gold_script(task):
+            if "user" in step:
+                ctx.add_user_message(step["user"])
+                continue
+            call = ToolCall("c", step["tool"], step["arguments"])
+            effect = policy.tools[step["tool"]].effect
+            snapshot = RunContext(
+                ctx.principal, list(ctx.user_messages), list(ctx.history), denied=list(ctx.denied)
+            )
+            work.append((call, snapshot, effect))
+            if policy.check(call, ctx, effect=effect).allowed:
+                ctx.record(
+                    call.name,
+                    call.arguments,
+                    step["output"],
+                    ok=not step["is_error"],
+                    effect=effect,
+                )
+            elif effect != "read_only":
+                ctx.record_denied(call.name, call.arguments, effect)
+    globals()["_retail_policy"] = policy
+    return work
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    args = parser.parse_args()
+    rounds = 50 if args.quick else 500
+
+    policy = fifty_rules()
+    ctx = context()
+    work: list[tuple[ToolCall, RunContext, str]] = [(c, ctx, "irreversible") for c in calls()]
+    p50, p99, effects = time_checks(policy, work, rounds)
+    n = sum(effects.values())
+    print(f"50 rules, 20 tools, history of 20 calls, {n} checks ({effects})")
+    print(f"  check latency  p50 {p50:6.2f} µs   p99 {p99:6.2f} µs   (target p99 <= 50 µs)")
+
+    fast = Policy()
+    fast_work = [(ToolCall("c", "search", {"q": "x"}), RunContext(), "read_only")]
+    p50, p99, _ = time_checks(fast, fast_work, rounds * 200)
+    print(f"read-only tool, no rules (the hot path)  p50 {p50:.2f} µs   p99 {p99:.2f} µs")
+
+    retail = retail_work()
+    if retail is None:
+        print("tau-retail data not found: skipped the retail policy figures")
+        return
+    p50, p99, effects = time_checks(globals()["_retail_policy"], retail, max(1, rounds // 50))
+    print(
+        f"tau-retail policy (13 rules, predicates over the shop), gold calls of 635 tasks, "
+        f"{sum(effects.values())} checks"
+    )
+    print(f"  check latency  p50 {p50:6.2f} µs   p99 {p99:6.2f} µs")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,707 @@
+"""The action formats: `json`, `react`, `xml`, `native`, and `auto` detection.
+
+Each format parses its own style first and then, leniently, the styles real
+models drift into (a JSON blob in a ReAct reply, a bare JSON call where XML was
+asked for). Whatever the input, `parse` returns a `ParseResult`; an internal
+error becomes a failure too, so the loop can always ask again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from string import Template
+from typing import Any
+
+from pilothouse.actions import repair
+from pilothouse.actions.base import (
+    ActionFormat,
+    ParsedCall,
+    ParseResult,
+    Resolver,
+    describe_tools,
+    failure,
+    final,
+)
+from pilothouse.messages import ToolResult
+from pilothouse.models.base import ToolSpec
+
+Envelope = tuple[Any, Any]  # (name as written, raw arguments or None)
+
+_SPECIAL = re.compile(r"<\|(?:eom_id|eot_id|eot|im_end|end|endoftext|eos)\|>|</s>")
+_ANSWER_KEYS = ("answer", "final_answer", "output", "response", "text", "content")
+_NAME_KEYS = ("name", "tool", "tool_name", "action", "function", "recipient_name")
+_ARG_KEYS = ("arguments", "parameters", "args", "action_input", "input", "tool_input", "params")
+
+
+# ---------------------------------------------------------------- shared steps
+
+
+def _envelopes(value: Any, depth: int = 0) -> list[Envelope] | None:
+    """The calls a parsed JSON value describes, in any of the usual envelopes."""
+    if depth > 4:
+        return None
+    if isinstance(value, list):
+        out: list[Envelope] = []
+        for item in value[:64]:
+            got = _envelopes(item, depth + 1)
+            if not got:
+                return None
+            out.extend(got)
+        return out or None
+    if not isinstance(value, dict):
+        return None
+    calls = value.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        return _envelopes(calls, depth + 1)
+    function = value.get("function")
+    if isinstance(function, dict) and "name" in function:
+        return [(function.get("name"), function.get("arguments"))]
+    has_args = any(k in value for k in _ARG_KEYS)
+    for key in _NAME_KEYS:
+        name = value.get(key)
+        # {"name": ...} alone is data (a final answer's object), not a call
+        if (isinstance(name, str) and (has_args or key in ("tool", "tool_name"))) or (
+            key == "action" and key in value
+        ):
+            args = next((value[k] for k in _ARG_KEYS if k in value), None)
+            return [(name, args)]
+    if len(value) == 1 and next(iter(value)) in _ANSWER_KEYS[:2]:
+        return [("final_answer", value)]
+    return None
+
+
+def _answer_text(raw: Any) -> str:
+    """A final answer's text; a structured answer stays whole, as JSON."""
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, dict) and len(raw) == 1 and next(iter(raw)) in _ANSWER_KEYS:
+        return _answer_text(next(iter(raw.values())))
+    return json.dumps(raw, ensure_ascii=False)
+
+
+def _resolve(envelopes: Sequence[Envelope], r: Resolver, repairs: list[str]) -> ParseResult:
+    """Turn written names and arguments into offered-tool calls or a final answer."""
+    calls: list[ParsedCall] = []
+    answer: str | None = None
+    for name, raw in envelopes:
+        tool = r.match(name)
+        if tool is None:
+            if r.is_final(name):
+                if answer is None:
+                    answer = _answer_text(raw)
+                continue
+            if not isinstance(name, str) or not name.strip() or name.strip() in ("None", "null"):
+                return failure(
+                    "the reply names no tool; name one of: " + (", ".join(r.tools) or "(none)"),
+                    repairs,
+                )
+            return failure(
+                f"{str(name)[:80]!r} is not an available tool; use one of: "
+                + (", ".join(r.tools) or "(none)"),
+                repairs,
+            )
+        if tool != name:
+            repairs.append("tool_name_matched")
+        args = r.arguments(tool, raw, repairs)
+        if isinstance(args, str):
+            return failure(args, repairs)
+        calls.append(ParsedCall(tool, args))
+    if calls:
+        if answer is not None:
+            repairs.append("action_and_final_answer")
+        if len(calls) > 1:
+            repairs.append("several_actions")
+        return ParseResult("tool_call", tuple(calls), repairs=tuple(dict.fromkeys(repairs)))
+    if answer is not None:
+        return final(answer, tuple(dict.fromkeys(repairs)))
+    return failure("no action found", repairs)
+
+
+def _json_action(text: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
+    """Calls from JSON objects anywhere in the text (bare, fenced, among prose)."""
+    stripped = text.strip()
+    if stripped.startswith('"') and stripped.endswith('"'):
+        loaded = repair.loads(stripped)
+        if loaded is not None and isinstance(loaded.value, str):
+            repairs.append("double_encoded_json")
+            return _json_action(loaded.value, r, repairs)
+    spans = repair.balanced_spans(text)
+    found: list[Envelope] = []
+    broken = False
+    for start, end in spans:
+        loaded = repair.loads(text[start:end])
+        if loaded is None:
+            broken = broken or ":" in text[start:end]  # object-like, not prose braces
+            continue
+        envs = _envelopes(loaded.value)
+        if envs is None and isinstance(loaded.value, dict):
+            tool = r.bare_arguments_tool(loaded.value)
+            if tool is not None:
+                repairs.append("bare_arguments")
+                envs = [(tool, loaded.value)]
+        if envs is None:
+            continue
+        repairs.extend(loaded.repairs)
+        if found and text[:start].count("Observation:") > 0:
+            repairs.append("cut_hallucinated_observation")
+            break
+        found.extend(envs)
+        if text[end:].strip() and "text_around_action" not in repairs:
+            repairs.append("text_around_action")
+    if found:
+        if text[: spans[0][0]].strip():
+            repairs.append("text_around_action")
+        return _resolve(found, r, repairs)
+    if broken:
+        return failure(
+            "the reply has JSON that is not a valid action: give one JSON object with "
+            '"action" (a tool name) and "action_input"',
+            repairs,
+        )
+    if not spans and stripped.lstrip("`").removeprefix("json").lstrip().startswith(("{", "[{")):
+        return failure("the reply's JSON is incomplete (cut off or unbalanced)", repairs)
+    return None
+
+
+def _fail_safe(fn: Any, *args: Any) -> ParseResult:
+    try:
+        result = fn(*args)
+    except Exception as exc:  # the parser's promise: its own failure, never another error
+        return failure(f"could not parse the reply ({type(exc).__name__})")
+    assert isinstance(result, ParseResult)
+    return result
+
+
+def _precheck(text: Any) -> tuple[str, ParseResult | None]:
+    if not isinstance(text, str):
+        return "", failure("the reply is not text")
+    if len(text) > repair.MAX_CHARS:
+        return "", failure(f"the reply is longer than {repair.MAX_CHARS} characters")
+    if not text.strip():
+        return "", failure("the reply is empty; call a tool or give your final answer")
+    return text, None
+
+
+# ---------------------------------------------------------------- react
+
+_NUM = r"[ \t*]*(?:\d+[ \t*]*)?:"  # optional step number, then the colon (no backtracking)
+_R_ACTION = re.compile(r"^[ \t>*#]*Action" + _NUM + r"[ \t*]*(.*)$", re.M | re.I)
+_R_INPUT = re.compile(r"^[ \t>*#]*Action[ \t_]*Input" + _NUM + r"[ \t*]*", re.M | re.I)
+_R_FINAL = re.compile(r"^[ \t>*#]*Final[ \t_]*Answer" + _NUM + r"[ \t*]*", re.M | re.I)
+_R_OBS = re.compile(r"^[ \t>*#]*Observation" + _NUM, re.M | re.I)
+_R_MARK = re.compile(
+    r"^[ \t>*#]*(?:Thought|Action|Action[ \t_]*Input|Observation|Final[ \t_]*Answer)" + _NUM,
+    re.M | re.I,
+)
+_INLINE = re.compile(r"^([^\s({\[]+(?:[ \t]+[^\s({\[]+)*?)[ \t]*([({\[])(.*)$", re.S)
+
+
+def _input_value(region: str, repairs: list[str]) -> Any:
+    """An Action Input region: JSON (repaired, fences stripped) or plain text."""
+    text = region.strip()
+    if text.startswith("```"):
+        blocks = repair.fenced_blocks(text)
+        if blocks:
+            repairs.append("fenced_input")
+            text = blocks[0].strip()
+    got = repair.first_value(text)
+    if got is not None:
+        loaded, end = got
+        repairs.extend(loaded.repairs)
+        if text[end:].strip():
+            repairs.append("text_after_action")
+        return loaded.value
+    if text[:1] in "{[":
+        return text  # broken JSON: the resolver reports it
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    return text
+
+
+def _null(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, str)
+        and value.strip().strip("`'\"").lower() in ("", "none", "n/a", "null")
+    )
+
+
+def _react(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) -> ParseResult:
+    actions = list(_R_ACTION.finditer(text))
+    if actions:
+        obs = _R_OBS.search(text, actions[0].end())
+        if obs is not None:
+            text = text[: obs.start()]
+            repairs.append("cut_hallucinated_observation")
+            actions = [a for a in actions if a.end() <= obs.start()]
+        envelopes: list[Envelope] = []
+        for index, act in enumerate(actions):
+            stop = actions[index + 1].start() if index + 1 < len(actions) else len(text)
+            block = text[act.end() : stop]
+            line = act.group(1).strip()
+            inp = _R_INPUT.search(block)
+            if not line:  # "Action:" then a JSON blob below it
+                got = _json_action(block if inp is None else block[: inp.start()], r, repairs)
+                if got is not None:
+                    return got
+                return failure("the Action line names no tool", repairs)
+            m = _INLINE.match(line)
+            if m is not None and inp is None:
+                name, opener, rest = m.group(1), m.group(2), m.group(3)
+                raw: Any = None
+                if opener == "(":
+                    args = repair.python_call_args(rest.rsplit(")", 1)[0])
+                    if args is None and r.is_final(name):
+                        args = repair.close_truncated_call(rest)
+                        if args is not None:
+                            repairs.append("closed_truncated_call")
+                    raw = args.get("", args) if args is not None else rest
+                elif opener == "{":
+                    raw = _input_value("{" + rest, repairs)
+                else:
+                    raw = rest.rsplit("]", 1)[0]
+                repairs.append("inline_arguments")
+                envelopes.append((name, raw))
+                continue
+            if inp is None:
+                envelopes.append((line, None))
+                continue
+            region = block[inp.end() :]
+            nxt = _R_MARK.search(region)
+            if nxt is not None:
+                region = region[: nxt.start()]
+            envelopes.append((line, _input_value(region, repairs)))
+        fin = _R_FINAL.search(text)
+        if fin is not None and all(_null(name) and _null(raw) for name, raw in envelopes):
+            repairs.append("empty_action_before_final_answer")  # "Action: None" then an answer
+            return final(text[fin.end() :].strip(), repairs)
+        return _resolve(envelopes, r, repairs)
+    fin = _R_FINAL.search(text)
+    if fin is not None:
+        return final(text[fin.end() :].strip(), repairs)
+    got = _json_action(text, r, repairs) if "{" in text else None
+    if got is not None and (got.ok or text.lstrip().startswith(("{", "[", "```"))):
+        return got
+    if _R_MARK.search(text) is None and prose_is_answer:
+        repairs.append("answer_without_marker")
+        return final(text.strip(), repairs)
+    return failure(
+        "the reply has neither an Action nor a Final Answer; write 'Action: <tool>' and "
+        "'Action Input: <JSON>', or 'Final Answer: <answer>'",
+        repairs,
+    )
+
+
+# ---------------------------------------------------------------- xml
+
+_X_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|(?=<tool_call>)|\Z)", re.S)
+_X_FUNC = re.compile(r"<function=([^>\n]+)>(.*?)(?:</function>|\Z)", re.S)
+_X_PARAM = re.compile(r"<parameter=([^>\n]+)>\n?(.*?)\n?(?:</parameter>|(?=<parameter=)|\Z)", re.S)
+_X_BARE_NAME = re.compile(r"([A-Za-z_][\w.\-]*)\s*\{")
+
+
+def _bare_functions(text: str) -> list[tuple[str, str]]:
+    """`name{json}</function>` pieces (the opening tag lost), found in linear time."""
+    out: list[tuple[str, str]] = []
+    pieces = text.split("</function>")
+    for piece in pieces[:-1][:64]:
+        m = _X_BARE_NAME.search(piece.replace("<function>", " "))
+        if m is not None:
+            out.append((m.group(1), piece.replace("<function>", " ")[m.end() - 1 :].strip()))
+    return out
+
+
+def _qwen_function(name: str, body: str, r: Resolver) -> Envelope:
+    args: dict[str, Any] = {}
+    tool = r.match(name)
+    props = r.params(tool) if tool else {}
+    for m in _X_PARAM.finditer(body):
+        key, value = m.group(1).strip(), m.group(2)
+        kind = props.get(key, {}).get("type") if isinstance(props.get(key), dict) else None
+        if kind not in (None, "string"):
+            loaded = repair.loads(value)
+            args[key] = loaded.value if loaded is not None else value
+        else:
+            args[key] = value
+    if not args and body.strip():
+        return (name.strip(), body.strip())
+    return (name.strip(), args)
+
+
+def _xml(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) -> ParseResult:
+    blocks = [m.group(1) for m in _X_BLOCK.finditer(text)] if "<tool_call>" in text else []
+    envelopes: list[Envelope] = []
+    for block in blocks or ([text] if "<function=" in text else []):
+        funcs = list(_X_FUNC.finditer(block))
+        if funcs:
+            envelopes.extend(_qwen_function(f.group(1), f.group(2), r) for f in funcs)
+            continue
+        got = _json_action(block, r, repairs)
+        if got is None or not got.ok:
+            return got or failure("a <tool_call> block holds no JSON call", repairs)
+        if got.kind == "final_answer":
+            envelopes.append(("final_answer", got.answer))
+        envelopes.extend((c.tool, c.args) for c in got.calls)
+    if envelopes:
+        if blocks and text[: text.find("<tool_call>")].strip():
+            repairs.append("text_around_action")
+        return _resolve(envelopes, r, repairs)
+    bare = _bare_functions(text) if "</function>" in text else []
+    if bare:
+        repairs.append("missing_open_tag")
+        for name, body in bare:
+            loaded = repair.loads(body)
+            if loaded is None:
+                return failure("the call's arguments are not valid JSON", repairs)
+            repairs.extend(loaded.repairs)
+            envelopes.append((name, loaded.value))
+        return _resolve(envelopes, r, repairs)
+    if "<tool_call" in text or "</function>" in text:
+        return failure("a <tool_call> block could not be read", repairs)
+    got = _json_action(text, r, repairs) if "{" in text else None
+    if got is not None:
+        return got
+    if prose_is_answer:
+        return final(text.strip(), repairs)
+    return failure("no <tool_call> block found", repairs)
+
+
+# ---------------------------------------------------------------- special tokens and pythonic
+
+_DS_CALL = "<｜tool▁call▁begin｜>"  # noqa: RUF001 (DeepSeek's own token spelling)
+_DS_SEP = "<｜tool▁sep｜>"  # noqa: RUF001
+_DS_END = "<｜tool▁call▁end｜>"  # noqa: RUF001
+_DS_ANY = "<｜tool▁"  # noqa: RUF001
+_MISTRAL = re.compile(r"\[TOOL_CALLS\]\s*([^\[\s{]+)\s*(?:\[CALL_ID\][^\[]*)?\[ARGS\]\s*", re.S)
+
+
+def _special(text: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
+    if _DS_ANY in text:
+        envelopes: list[Envelope] = []
+        for part in text.split(_DS_CALL)[1:65]:
+            part = part.split(_DS_END)[0]
+            if _DS_SEP not in part:
+                continue
+            left, right = part.split(_DS_SEP, 1)
+            if left.strip() in ("", "function"):
+                name, _, rest = right.partition("\n")
+            else:
+                name, rest = left, right
+            envelopes.append((name.strip(), _input_value(rest, repairs)))
+        if not envelopes:
+            return failure("DeepSeek tool-call tokens without a complete call", repairs)
+        return _resolve(envelopes, r, repairs)
+    if "<|python_tag|>" in text:
+        body = text.split("<|python_tag|>", 1)[1]
+        body = _SPECIAL.split(body, 1)[0].strip()
+        if body.startswith("{") or body.startswith("["):
+            return _json_action(body, r, repairs) or failure("unreadable python_tag call")
+        calls = repair.python_calls(body)
+        if calls is None:
+            return failure("the <|python_tag|> call is not a Python call or JSON", repairs)
+        return _resolve([(n, a) for n, a in calls], r, repairs)
+    if "[TOOL_CALLS]" in text:
+        matches = list(_MISTRAL.finditer(text))
+        if matches:
+            envelopes = []
+            for m in matches:
+                got = repair.first_value(text[m.end() :])
+                if got is None:
+                    return failure("[TOOL_CALLS] arguments are not valid JSON", repairs)
+                envelopes.append((m.group(1), got[0].value))
+            return _resolve(envelopes, r, repairs)
+        body = text.split("[TOOL_CALLS]", 1)[1]
+        return _json_action(body, r, repairs) or failure("unreadable [TOOL_CALLS] block")
+    return None
+
+
+_PY_START = re.compile(r"^\[?\s*[A-Za-z_][\w.]*\s*\(")
+
+
+def _pythonic(text: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
+    body = text.strip()
+    if not _PY_START.match(body):
+        return None
+    calls = repair.python_calls(body)
+    if calls is None:
+        return None
+    return _resolve([(n, a) for n, a in calls], r, repairs)
+
+
+# ---------------------------------------------------------------- the formats
+
+
+class _TextFormat:
+    """Shared plumbing: template rendering, observations, the never-raise wrapper."""
+
+    name = "text"
+    template = ""
+    observation_template = "Observation ($name): $content"
+
+    def __init__(self, template: str | None = None, observation_template: str | None = None):
+        if template is not None:
+            self.template = template
+        if observation_template is not None:
+            self.observation_template = observation_template
+
+    def instructions(self, tools: Sequence[ToolSpec]) -> str:
+        """The template with the tool list filled in."""
+        return Template(self.template).safe_substitute(
+            tools=describe_tools(tools), tool_names=", ".join(t.name for t in tools)
+        )
+
+    def observation(self, results: Sequence[ToolResult]) -> str:
+        return "\n\n".join(
+            Template(self.observation_template).safe_substitute(name=res.name, content=res.content)
+            for res in results
+        )
+
+    def parse(
+        self, text: str, tools: Sequence[ToolSpec], aliases: Mapping[str, str] | None = None
+    ) -> ParseResult:
+        """Calls, an answer or a failure; never raises, bounded work on any input."""
+        text, bad = _precheck(text)
+        if bad is not None:
+            return bad
+        return _fail_safe(self._parse, text, Resolver(tools, aliases))
+
+    def _parse(self, text: str, r: Resolver) -> ParseResult:
+        """Special-token styles first; the format's own reading when they do not hold up.
+
+        A special token inside an argument string must not hijack a good reply, and a
+        degenerate run of special tokens must not read as a prose answer.
+        """
+        special = _special(text, r, [])
+        if special is not None and special.ok:
+            return special
+        repairs: list[str] = []
+        own = self._own(_clean(text, repairs), r, repairs)
+        if special is not None and own.kind != "tool_call":
+            return special
+        return own
+
+    def _own(self, text: str, r: Resolver, repairs: list[str]) -> ParseResult:
+        raise NotImplementedError
+
+    def render_calls(self, calls: Sequence[ParsedCall]) -> str:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _clean(text: str, repairs: list[str]) -> str:
+    text, thought = repair.strip_think(text)
+    if thought:
+        repairs.append("think_block")
+    return _SPECIAL.sub("", text)
+
+
+class JsonFormat(_TextFormat):
+    """One JSON object `{"action": ..., "action_input": ...}`, bare or fenced."""
+
+    name = "json"
+    template = (
+        "You can use these tools:\n$tools\n\n"
+        "To use a tool, reply with only a JSON object in a ```json fenced block:\n"
+        '```json\n{"action": "<one of: $tool_names>", "action_input": {<arguments>}}\n```\n'
+        "Then wait for the result. When you know the answer, reply with:\n"
+        '```json\n{"action": "Final Answer", "action_input": "<your answer>"}\n```'
+    )
+    observation_template = "Result of $name:\n$content"
+
+    def _own(self, text: str, r: Resolver, repairs: list[str]) -> ParseResult:
+        got = _json_action(text, r, repairs)
+        if got is not None:
+            return got
+        if _R_ACTION.search(text):
+            return _react(text, r, repairs, True)
+        return final(text.strip(), [*repairs, "answer_without_json"])
+
+    def reply_schema(
+        self, tools: Sequence[ToolSpec], output_schema: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """A JSON schema every well-formed reply matches, for constrained decoding.
+
+        One alternative per tool (its name as a constant, its parameters as the input)
+        and one for the final answer. None when a schema uses `$ref`s this flat form
+        cannot carry.
+        """
+        alternatives: list[dict[str, Any]] = []
+        answer = output_schema if output_schema is not None else {"type": "string"}
+        forms = [(t.name, t.parameters or {"type": "object"}) for t in tools]
+        for name, params in [*forms, ("Final Answer", answer)]:
+            if "$ref" in json.dumps(params):
+                return None
+            alternatives.append(
+                {
+                    "type": "object",
+                    "properties": {"action": {"const": name}, "action_input": params},
+                    "required": ["action", "action_input"],
+                    "additionalProperties": False,
+                }
+            )
+        return {"oneOf": alternatives}
+
+    def render_calls(self, calls: Sequence[ParsedCall]) -> str:
+        blobs = [{"action": c.tool, "action_input": c.args} for c in calls]
+        body = blobs[0] if len(blobs) == 1 else blobs
+        return "```json\n" + json.dumps(body, ensure_ascii=False, indent=2) + "\n```"
+
+
+class ReactFormat(_TextFormat):
+    """Thought / Action / Action Input / Observation / Final Answer."""
+
+    name = "react"
+    template = (
+        "You can use these tools:\n$tools\n\n"
+        "Use this format:\n"
+        "Thought: what to do next\n"
+        "Action: the tool to use, one of [$tool_names]\n"
+        "Action Input: the tool's arguments as a JSON object\n"
+        "Then stop and wait: the Observation (the tool's result) will be sent to you.\n"
+        "When you know the answer, write:\n"
+        "Thought: I know the final answer\n"
+        "Final Answer: the answer"
+    )
+    observation_template = "Observation: $content"
+
+    def _own(self, text: str, r: Resolver, repairs: list[str]) -> ParseResult:
+        return _react(text, r, repairs, True)
+
+    def render_calls(self, calls: Sequence[ParsedCall]) -> str:
+        return "\n".join(
+            f"Action: {c.tool}\nAction Input: {json.dumps(c.args, ensure_ascii=False)}"
+            for c in calls
+        )
+
+
+class XmlFormat(_TextFormat):
+    """`<tool_call>{"name": ..., "arguments": ...}</tool_call>` blocks (Hermes, Qwen)."""
+
+    name = "xml"
+    template = (
+        "You can use these tools:\n$tools\n\n"
+        "To call a tool, write one block per call:\n"
+        '<tool_call>\n{"name": "<one of: $tool_names>", "arguments": {<arguments>}}\n'
+        "</tool_call>\n"
+        "Results come back in <tool_response> blocks. When you know the answer, write it "
+        "as plain text with no <tool_call> block."
+    )
+    observation_template = "<tool_response>\n$content\n</tool_response>"
+
+    def _own(self, text: str, r: Resolver, repairs: list[str]) -> ParseResult:
+        return _xml(text, r, repairs, True)
+
+    def render_calls(self, calls: Sequence[ParsedCall]) -> str:
+        return "\n".join(
+            "<tool_call>\n"
+            + json.dumps({"name": c.tool, "arguments": c.args}, ensure_ascii=False)
+            + "\n</tool_call>"
+            for c in calls
+        )
+
+
+class AutoFormat(_TextFormat):
+    """Detects the style from the text: special tokens, XML, ReAct, JSON, Python calls."""
+
+    name = "auto"
+    template = JsonFormat.template
+    observation_template = JsonFormat.observation_template
+
+    def _own(self, text: str, r: Resolver, repairs: list[str]) -> ParseResult:
+        if "<tool_call>" in text or "<function" in text or "</function>" in text:
+            return _xml(text, r, repairs, True)
+        if _R_ACTION.search(text) or _R_FINAL.search(text):
+            return _react(text, r, repairs, True)
+        got = _pythonic(text, r, repairs)
+        if got is not None:
+            return got
+        got = _json_action(text, r, repairs)
+        if got is not None:
+            return got
+        return _react(text, r, repairs, True)
+
+    def render_calls(self, calls: Sequence[ParsedCall]) -> str:
+        return JsonFormat().render_calls(calls)
+
+
+class NativeFormat(_TextFormat):
+    """The provider's own tool calls; `parse` repairs one call's arguments string.
+
+    The text is the arguments as sent; the call belongs to the one tool offered
+    (or to the tool an envelope inside the arguments names).
+    """
+
+    name = "native"
+    template = ""
+    observation_template = "$content"
+
+    def instructions(self, tools: Sequence[ToolSpec]) -> str:
+        return ""
+
+    def parse(
+        self, text: str, tools: Sequence[ToolSpec], aliases: Mapping[str, str] | None = None
+    ) -> ParseResult:
+        if not isinstance(text, str) or len(text) > repair.MAX_CHARS:
+            return failure("the arguments are not text of a sane size")
+        return _fail_safe(self._parse, text, Resolver(tools, aliases))
+
+    def _parse(self, text: str, r: Resolver) -> ParseResult:
+        if len(r.tools) != 1:
+            return failure("native arguments need exactly one offered tool to belong to")
+        tool = next(iter(r.tools))
+        repairs: list[str] = []
+        stripped = text.strip()
+        if stripped.startswith("```"):
+            blocks = repair.fenced_blocks(stripped)
+            if blocks:
+                repairs.append("fenced_arguments")
+                stripped = blocks[0].strip()
+        loaded = repair.loads(stripped) if stripped[:1] in "{['\"" else None
+        raw: Any = stripped
+        if loaded is not None:
+            repairs.extend(loaded.repairs)
+            raw = loaded.value
+            envs = _envelopes(raw) if isinstance(raw, dict) else None
+            if envs and len(envs) == 1 and r.match(envs[0][0]) == tool:
+                repairs.append("envelope_in_arguments")
+                raw = envs[0][1]
+        elif stripped[:1] in "{[":
+            got = repair.first_value(stripped)
+            if got is not None:
+                repairs.extend([*got[0].repairs, "text_after_action"])
+                raw = got[0].value
+        if isinstance(raw, str) and raw is stripped and not stripped:
+            raw = None
+        args = r.arguments(tool, raw, repairs)
+        if isinstance(args, str):
+            return failure(args, repairs)
+        return ParseResult("tool_call", (ParsedCall(tool, args),), repairs=tuple(repairs))
+
+    def render_calls(self, calls: Sequence[ParsedCall]) -> str:
+        return json.dumps(calls[0].args, ensure_ascii=False) if calls else "{}"
+
+
+FORMATS: dict[str, type[_TextFormat]] = {
+    "json": JsonFormat,
+    "react": ReactFormat,
+    "xml": XmlFormat,
+    "native": NativeFormat,
+    "auto": AutoFormat,
+}
+
+
+def get_format(name: str | ActionFormat) -> ActionFormat:
+    """A format by name (`json`, `react`, `xml`, `native`, `auto`) or the object itself."""
+    if not isinstance(name, str):
+        return name
+    try:
+        return FORMATS[name]()
+    except KeyError:
+        from pilothouse.exceptions import ConfigurationError
+
+        raise ConfigurationError(
+            f"unknown action format {name!r}; use one of {', '.join(FORMATS)}"
+        ) from None

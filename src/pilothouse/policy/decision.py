@@ -1,0 +1,79 @@
+"""The outcome of one policy check: allow, deny (with a fallback) or ask an approver.
+
+Kept free of other Pilothouse imports so events, the loop and the engine can all
+use it without import cycles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Effect = Literal["allow", "deny", "ask"]
+Fallback = Literal["error", "abort", "ask"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the policy decided for one call, which rule decided it, and why.
+
+    `rule` is the id of the deciding rule, or ``default:<effect kind>`` when no rule
+    applied, or ``engine`` when the engine itself failed (fail-closed). For a deny,
+    `fallback` says what the loop does: hand the model `message` as an error result
+    (``error``), stop the run (``abort``) or ask a human (``ask``). For ``ask``,
+    `approver` names who should be asked.
+    """
+
+    effect: Effect
+    rule: str | None = None
+    reason: str = ""
+    fallback: Fallback = "error"
+    message: str = ""
+    approver: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.effect == "allow"
+
+    @classmethod
+    def allow(cls, rule: str | None = None, reason: str = "") -> Decision:
+        """An allow decision."""
+        return cls("allow", rule, reason)
+
+    @classmethod
+    def deny(
+        cls, reason: str, rule: str | None = None, fallback: Fallback = "error", message: str = ""
+    ) -> Decision:
+        """A deny decision; `message` (default: the reason) is what the model reads."""
+        return cls("deny", rule, reason, fallback, message)
+
+    @classmethod
+    def ask(cls, approver: str | None, reason: str, rule: str | None = None) -> Decision:
+        """A decision that needs an approver's yes before the call runs."""
+        return cls("ask", rule, reason, "ask", "", approver)
+
+    def model_message(self, tool: str) -> str:
+        """The error text the model reads when this decision stops its call."""
+        text = self.message or self.reason
+        return f"Policy denied the call to {tool!r}: {text}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"effect": self.effect, "rule": self.rule, "reason": self.reason}
+        if self.effect != "allow":
+            d["fallback"] = self.fallback
+            if self.message:
+                d["message"] = self.message
+            if self.approver:
+                d["approver"] = self.approver
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Decision:
+        return cls(
+            d["effect"],
+            d.get("rule"),
+            d.get("reason", ""),
+            d.get("fallback", "error"),
+            d.get("message", ""),
+            d.get("approver"),
+        )

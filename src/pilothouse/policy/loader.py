@@ -1,0 +1,213 @@
+"""Policies as data: the mapping form and YAML files, with errors that name the line.
+
+The YAML is parsed with PyYAML's composer (so every node keeps its line), turned
+into plain Python values while remembering each path's line, and compiled by the
+same code as the Python form. Duplicate keys, unknown keys, wrong types, unknown
+predicates and invalid patterns are all rejected here, before any call is checked.
+
+    version: 1
+    name: shop
+    defaults: {read_only: allow, side_effect: deny, irreversible: deny}
+    tools:                       # optional declarations: effect kind and arguments
+      refund: {effect: irreversible, args: [order_id, amount]}
+    rules:
+      - id: small-refunds
+        tools: refund
+        effect: allow
+        when:
+          args: {amount: {maximum: 100}}
+          after: [{tool: get_order, args: {order_id: $args.order_id}}]
+          confirmed: true
+        fallback: {action: error, message: "Refunds above 100 need a human: {reason}"}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pilothouse.exceptions import PolicyError
+from pilothouse.policy.engine import (
+    DEFAULT_CONFIRMATION,
+    RULE_KEYS,
+    Approver,
+    Locate,
+    Path,
+    Policy,
+    Predicate,
+    Rule,
+    ToolInfo,
+    _err,
+)
+
+TOP_KEYS = ("version", "name", "description", "defaults", "tools", "rules", "confirmation")
+
+
+def policy_from_mapping(
+    data: Any,
+    *,
+    predicates: Mapping[str, Predicate] | None = None,
+    approvers: Mapping[str, Approver] | None = None,
+    locate: Locate | None = None,
+) -> Policy:
+    """Compile the mapping form of a policy (see the module docs)."""
+    if not isinstance(data, Mapping):
+        raise _err((), locate, "a policy must be a mapping with `rules`")
+    unknown = [k for k in data if k not in TOP_KEYS]
+    if unknown:
+        raise _err((unknown[0],), locate, f"unknown key; a policy has {list(TOP_KEYS)}")
+    version = data.get("version", 1)
+    if version != 1:
+        raise _err(("version",), locate, f"unsupported version {version!r} (this engine reads 1)")
+    defaults = data.get("defaults")
+    if defaults is not None and not isinstance(defaults, Mapping):
+        raise _err(("defaults",), locate, "defaults must map effect kinds to allow/deny/ask")
+    tools: dict[str, ToolInfo] = {}
+    raw_tools = data.get("tools") or {}
+    if not isinstance(raw_tools, Mapping):
+        raise _err(("tools",), locate, "tools must map tool names to {effect, args}")
+    for tname, spec in raw_tools.items():
+        at: Path = ("tools", str(tname))
+        if spec is None:
+            spec = {}
+        if not isinstance(spec, Mapping) or set(spec) - {"effect", "args", "required"}:
+            raise _err(at, locate, "a tool declaration has `effect`, `args` and `required`")
+        effect = spec.get("effect", "unknown")
+        if effect not in ("read_only", "side_effect", "irreversible", "unknown"):
+            raise _err(
+                (*at, "effect"), locate, "effect must be read_only, side_effect or irreversible"
+            )
+        args = spec.get("args")
+        if args is not None and not (
+            isinstance(args, list) and all(isinstance(a, str) for a in args)
+        ):
+            raise _err((*at, "args"), locate, "args must be a list of argument names")
+        required = spec.get("required", args or [])
+        tools[str(tname)] = ToolInfo(
+            effect, tuple(args) if args is not None else None, tuple(required)
+        )
+    raw_rules = data.get("rules") or []
+    if not isinstance(raw_rules, list):
+        raise _err(("rules",), locate, "rules must be a list")
+    rules: list[Rule] = []
+    for i, r in enumerate(raw_rules):
+        at = ("rules", i)
+        if not isinstance(r, Mapping):
+            raise _err(at, locate, "a rule must be a mapping")
+        bad = [k for k in r if k not in RULE_KEYS]
+        if bad:
+            raise _err((*at, bad[0]), locate, f"unknown key; a rule has {list(RULE_KEYS)}")
+        if "tools" not in r:
+            raise _err(at, locate, "a rule needs `tools` (a name, a glob or a list)")
+        rules.append(
+            Rule(
+                tools=r["tools"],
+                effect=r.get("effect", "allow"),
+                when=r.get("when"),
+                priority=r.get("priority", 0),
+                fallback=r.get("fallback", "error"),
+                id=str(r["id"]) if r.get("id") is not None else None,
+                description=str(r.get("description", "")),
+            )
+        )
+    confirmation = data.get("confirmation", DEFAULT_CONFIRMATION)
+    if not isinstance(confirmation, str):
+        raise _err(("confirmation",), locate, "confirmation must be a regular expression")
+    return Policy(
+        rules,
+        defaults=defaults,
+        predicates=predicates,
+        tools=tools,
+        approvers=approvers,
+        confirmation=confirmation,
+        name=str(data.get("name", "policy")),
+        _locate=locate,
+    )
+
+
+_MAX_NODES = 100_000  # aliases can expand a small file enormously ("billion laughs")
+
+
+def _to_python(
+    node: Any, path: Path, lines: dict[Path, int], source: str, seen: list[int] | None = None
+) -> Any:
+    """A composed YAML node as plain values, recording the line of every path."""
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
+    seen = [0] if seen is None else seen
+    seen[0] += 1
+    if seen[0] > _MAX_NODES or len(path) > 50:
+        raise PolicyError(
+            f"{source}: line {node.start_mark.line + 1}: the document is too large or "
+            "too deeply nested (recursive or exploding aliases?)"
+        )
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str | int | float | bool) or key is None:
+                raise PolicyError(
+                    f"{source}: line {key_node.start_mark.line + 1}: a key must be a scalar"
+                )
+            if key in out:
+                raise PolicyError(
+                    f"{source}: line {key_node.start_mark.line + 1}: duplicate key {key!r}"
+                )
+            out[key] = _to_python(value_node, (*path, str(key)), lines, source, seen)
+            lines.setdefault((*path, str(key)), key_node.start_mark.line + 1)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _to_python(item, (*path, i), lines, source, seen) for i, item in enumerate(node.value)
+        ]
+    return _scalar(node)
+
+
+def _scalar(node: Any) -> Any:
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
+    return yaml.SafeLoader("").construct_object(node, deep=True)
+
+
+def parse_yaml(text: str, source: str = "<policy>") -> tuple[Any, dict[Path, int]]:
+    """YAML text to plain values plus a map from path to line; syntax errors name the line."""
+    try:
+        import yaml  # type: ignore[import-untyped,unused-ignore]
+    except ImportError as exc:  # pragma: no cover - pyyaml is a dependency
+        raise PolicyError("reading YAML policies needs PyYAML (pip install pyyaml)") from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError(f"{source}: {line}invalid YAML: {problem}") from None
+    if node is None:
+        raise PolicyError(f"{source}: the policy file is empty")
+    lines: dict[Path, int] = {}
+    return _to_python(node, (), lines, source), lines
+
+
+def policy_from_yaml(
+    text: str,
+    *,
+    predicates: Mapping[str, Predicate] | None = None,
+    approvers: Mapping[str, Approver] | None = None,
+    source: str = "<policy>",
+) -> Policy:
+    """Compile a YAML policy; a malformed one raises `PolicyError` naming line and reason."""
+    data, lines = parse_yaml(text, source)
+
+    def locate(path: Path) -> int | None:
+        p = tuple(str(x) if isinstance(x, str) else x for x in path)
+        while p:
+            if p in lines:
+                return lines[p]
+            p = p[:-1]
+        return lines.get(())
+
+    try:
+        return policy_from_mapping(data, predicates=predicates, approvers=approvers, locate=locate)
+    except PolicyError as exc:
+        raise PolicyError(f"{source}: {exc}") from None
