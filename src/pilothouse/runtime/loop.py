@@ -187,7 +187,7 @@ async def run_loop(
             agent=spec.agent_name,
             model=spec.model.name,
             input=user_input,
-            instructions=spec.system_prompt(),
+            instructions=messages[0].content if messages[0].role == "system" else "",
             tools=tool_names,
             output_schema=spec.output.schema,
             definition_hash=spec.definition_hash,

@@ -224,7 +224,8 @@ class Tool:
                 )
             return {}
         try:
-            model = self._validator.model_validate(arguments)
+            # The model's core validator directly: model_validate adds a Python layer.
+            model = self._validator.__pydantic_validator__.validate_python(arguments)
         except ValidationError as exc:
             raise ToolArgumentError(_format_validation_error(self.name, exc)) from None
         return dict(model.__dict__)  # the validated fields, defaults bound
