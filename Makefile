@@ -35,8 +35,12 @@ lint: $(VENV)/.dev-installed
 test: lint
 	$(BIN)/python -m pytest -q
 
+# Overhead per step, policy check latency, and parse recovery on the shared corpus
+# beside LangChain's parsers (installed into a separate venv under /tmp).
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/policy_latency.py
+	$(BIN)/python benchmarks/parse_recovery.py --langchain
 
 clean:
 	rm -rf $(VENV) .pilothouse .mypy_cache .pytest_cache .ruff_cache
