@@ -19,6 +19,7 @@ from pilothouse.policy.engine import (
     ToolInfo,
     compile_schema,
 )
+from pilothouse.policy.propose import Proposal, propose_task_policy
 
 __all__ = [
     "Approver",
@@ -27,8 +28,10 @@ __all__ = [
     "Policy",
     "Predicate",
     "Principal",
+    "Proposal",
     "Rule",
     "RunContext",
     "ToolInfo",
     "compile_schema",
+    "propose_task_policy",
 ]

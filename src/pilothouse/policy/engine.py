@@ -271,18 +271,7 @@ def compile_schema(
         elif key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
             if not _num(arg):
                 raise _err(at, locate, f"{key} must be a number")
-            ops: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
-                "minimum": (lambda v, b: v >= b, ">="),
-                "maximum": (lambda v, b: v <= b, "<="),
-                "exclusiveMinimum": (lambda v, b: v > b, ">"),
-                "exclusiveMaximum": (lambda v, b: v < b, "<"),
-            }
-            op, sym = ops[key]
-            checks.append(
-                lambda v, b=arg, o=op, s=sym: (
-                    None if _num(v) and o(v, b) else f"{v!r} is not {s} {b}"
-                )
-            )
+            checks.append(_bound(key, arg))
         elif key in ("minLength", "maxLength", "minItems", "maxItems"):
             if not isinstance(arg, int) or isinstance(arg, bool) or arg < 0:
                 raise _err(at, locate, f"{key} must be a non-negative integer")
@@ -317,14 +306,66 @@ def compile_schema(
         else:
             raise _err(at, locate, f"unknown keyword {key!r}; use one of {list(SCHEMA_KEYWORDS)}")
 
+    if len(checks) == 1:  # the common case: no loop around a single check
+        only: Callable[[Any], str | None] = checks[0]
+        return only
+    if len(checks) == 2:
+        first: Callable[[Any], str | None] = checks[0]
+        second: Callable[[Any], str | None] = checks[1]
+
+        def check2(v: Any) -> str | None:
+            why = first(v)
+            return second(v) if why is None else why
+
+        return check2
+    all_checks = tuple(checks)
+
     def check(v: Any) -> str | None:
-        for c in checks:
+        for c in all_checks:
             why: str | None = c(v)
             if why is not None:
                 return why
         return None
 
     return check
+
+
+_NUMBER = (int, float)
+
+
+def _bound(key: str, b: Any) -> Callable[[Any], str | None]:
+    """A numeric bound (`minimum` ... `exclusiveMaximum`) as one closure: None or why not."""
+    if key == "minimum":
+
+        def minimum(v: Any) -> str | None:
+            if isinstance(v, _NUMBER) and not isinstance(v, bool) and v >= b:
+                return None
+            return f"{v!r} is not >= {b}"
+
+        return minimum
+    if key == "maximum":
+
+        def maximum(v: Any) -> str | None:
+            if isinstance(v, _NUMBER) and not isinstance(v, bool) and v <= b:
+                return None
+            return f"{v!r} is not <= {b}"
+
+        return maximum
+    if key == "exclusiveMinimum":
+
+        def exclusive_minimum(v: Any) -> str | None:
+            if isinstance(v, _NUMBER) and not isinstance(v, bool) and v > b:
+                return None
+            return f"{v!r} is not > {b}"
+
+        return exclusive_minimum
+
+    def exclusive_maximum(v: Any) -> str | None:
+        if isinstance(v, _NUMBER) and not isinstance(v, bool) and v < b:
+            return None
+        return f"{v!r} is not < {b}"
+
+    return exclusive_maximum
 
 
 def _ref(value: Any, call: ToolCall, ctx: RunContext) -> Any:
@@ -387,6 +428,36 @@ class _CallPattern:
             return not (result is not None and result(rec.result) is not None)
 
         return matches
+
+    def seen(self, call: ToolCall, ctx: RunContext) -> bool:
+        """Whether a history record matches (the same test as `bind`, without a closure)."""
+        ok = self.ok
+        result = self.result
+        if not self.args:
+            for rec in self.candidates(ctx):
+                if (ok is None or rec.ok == ok) and (result is None or result(rec.result) is None):
+                    return True
+            return False
+        wanted = [
+            (name, want if callable(want) else _ref(want, call, ctx), callable(want))
+            for name, want in self.args
+        ]  # resolved first: a reference to a missing argument fails even with no history
+        for rec in self.candidates(ctx):
+            if ok is not None and rec.ok != ok:
+                continue
+            args = rec.arguments
+            for name, want, is_schema in wanted:
+                if name not in args:
+                    break
+                if is_schema:
+                    if want(args[name]) is not None:
+                        break
+                elif args[name] != want:
+                    break
+            else:
+                if result is None or result(rec.result) is None:
+                    return True
+        return False
 
     def candidates(self, ctx: RunContext) -> list[CallRecord]:
         """The history records of the tools this pattern names (not in time order)."""
@@ -547,8 +618,7 @@ def compile_conditions(
                     call: ToolCall, ctx: RunContext, pats: list[_CallPattern] = pats
                 ) -> str | None:
                     for p in pats:
-                        m = p.bind(call, ctx)
-                        if not any(m(r) for r in p.candidates(ctx)):
+                        if not p.seen(call, ctx):
                             return f"requires an earlier successful call {p.text}"
                     return None
 
@@ -559,8 +629,7 @@ def compile_conditions(
                     call: ToolCall, ctx: RunContext, pats: list[_CallPattern] = pats
                 ) -> str | None:
                     for p in pats:
-                        m = p.bind(call, ctx)
-                        if any(m(r) for r in p.candidates(ctx)):
+                        if p.seen(call, ctx):
                             return f"not allowed after a call {p.text}"
                     return None
 
@@ -776,6 +845,7 @@ class _CompiledRule:
     stateful: bool
     unconditional: bool
     order: int
+    decision: Decision | None = None  # what the rule decides when it applies (built once)
 
     def covers(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
@@ -889,6 +959,8 @@ class Policy:
                 raise _err(("rules", c.order, "id"), _locate, f"two rules have the id {c.id!r}")
             seen.add(c.id)
         compiled.sort(key=lambda c: (-c.priority, _RANK[c.effect], c.order))
+        for c in compiled:
+            c.decision = self._apply(c)  # decisions are immutable: build each once
         self._compiled = compiled
         self._by_name: dict[str, tuple[_CompiledRule, ...]] = {}
         self._default_decisions: dict[str, Decision] = {
@@ -1118,7 +1190,7 @@ class Policy:
             except _EngineFailure as exc:
                 return Decision.deny(f"rule {rule.id!r}: {exc}; denied (fail-closed)", rule.id)
             if why is None:
-                return self._apply(rule)
+                return rule.decision or self._apply(rule)
             failed.append((rule, why))
         if not use_default:
             return None
