@@ -486,7 +486,7 @@ async def _run_tools(
                     if policy.stateful or policy.has_rules(call.name)
                     else call.arguments
                 )
-                checked = ToolCall(call.id, call.name, bound)
+                checked = call if bound is call.arguments else ToolCall(call.id, call.name, bound)
                 decision = policy.check(checked, policy_context, effect=tool.effect)
                 if decision.effect == "ask":
                     decision = await _ask_approver(spec, policy, checked, decision, policy_context)
