@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pilothouse import Agent, ScriptedModel, SQLiteStore, __version__, call, tool
 
-HERE = Path(__file__).parent
-
-
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(HERE), "COLUMNS": "200"}
-    env.pop("PILOTHOUSE_STORE", None)
-    env.pop("PILOTHOUSE_MODEL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "pilothouse.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+if TYPE_CHECKING:
+    from conftest import CLI
 
 
 @tool
@@ -37,12 +21,12 @@ def lookup(key: str) -> str:
     return f"value of {key}"
 
 
-def test_version() -> None:
+def test_version(cli: CLI) -> None:
     result = cli("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"pilothouse {__version__}"
 
 
-def test_trace_list_and_show(tmp_path: Path) -> None:
+def test_trace_list_and_show(cli: CLI, tmp_path: Path) -> None:
     db = tmp_path / "j.db"
     agent = Agent(
         ScriptedModel([call("lookup", key="k1"), "The value is known."]),
@@ -70,7 +54,7 @@ def test_trace_list_and_show(tmp_path: Path) -> None:
     assert '"type": "final"' in lines[-1]
 
 
-def test_trace_list_empty_and_unknown_run(tmp_path: Path) -> None:
+def test_trace_list_empty_and_unknown_run(cli: CLI, tmp_path: Path) -> None:
     db = str(tmp_path / "empty.db")
     empty = cli("trace", "list", "--store", db)
     assert empty.returncode == 0 and "no runs recorded yet" in empty.stdout
@@ -80,7 +64,7 @@ def test_trace_list_empty_and_unknown_run(tmp_path: Path) -> None:
     assert len(missing.stderr.strip().splitlines()) == 1
 
 
-def test_unknown_model_is_one_clear_line(tmp_path: Path) -> None:
+def test_unknown_model_is_one_clear_line(cli: CLI, tmp_path: Path) -> None:
     result = cli("run", "hi", "--model", "gpt5", "--store", str(tmp_path / "j.db"))
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1
@@ -88,7 +72,7 @@ def test_unknown_model_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_unreachable_server_is_one_clear_line(tmp_path: Path) -> None:
+def test_unreachable_server_is_one_clear_line(cli: CLI, tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
@@ -106,7 +90,7 @@ def test_unreachable_server_is_one_clear_line(tmp_path: Path) -> None:
     assert f"127.0.0.1:{port}" in result.stderr
 
 
-def test_bad_tools_spec(tmp_path: Path) -> None:
+def test_bad_tools_spec(cli: CLI, tmp_path: Path) -> None:
     for spec, message in [
         ("nomodule", "must look like"),
         ("no_such_mod:x", "cannot import"),
@@ -120,7 +104,7 @@ def test_bad_tools_spec(tmp_path: Path) -> None:
     importlib.util.find_spec("llama_cpp") is None,
     reason="the embedded model needs `pip install 'pilothouse[local]'`",
 )
-def test_run_with_the_embedded_model_and_a_tool(tmp_path: Path) -> None:
+def test_run_with_the_embedded_model_and_a_tool(cli: CLI, tmp_path: Path) -> None:
     db = tmp_path / "j.db"
     result = cli(
         "run",

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -21,6 +22,9 @@ from pilothouse.evals.report import (
     write_html,
     write_log,
 )
+
+if TYPE_CHECKING:
+    from conftest import CLI
 
 TESTS = Path(__file__).parent.parent
 
@@ -96,21 +100,7 @@ async def test_compare_finds_regressions_and_improvements() -> None:
     assert len(same) == 10
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "COLUMNS": "200"}
-    env.pop("PILOTHOUSE_MODEL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "pilothouse.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def test_cli_eval_view_compare(tmp_path: Path) -> None:
+def test_cli_eval_view_compare(cli: CLI, tmp_path: Path) -> None:
     run = cli(
         "eval",
         "builtin",
@@ -168,7 +158,7 @@ def test_cli_eval_view_compare(tmp_path: Path) -> None:
     assert "1 regressed, 0 improved, 1 unchanged" in cmp.stdout
 
 
-def test_cli_eval_errors(tmp_path: Path) -> None:
+def test_cli_eval_errors(cli: CLI, tmp_path: Path) -> None:
     r = cli("eval", "nosuch.module:suite", "--model", "builtin:null", cwd=tmp_path)
     assert r.returncode == 1 and "cannot import" in r.stderr
     r = cli("eval", "builtin", cwd=tmp_path)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pilothouse import Agent, ScriptedModel, SQLiteStore, call, tool
 from pilothouse.policy import Policy, Rule
+
+if TYPE_CHECKING:
+    from conftest import CLI
 
 POLICY = """\
 tools:
@@ -24,21 +25,7 @@ rules:
 """
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "250"}
-    env.pop("PILOTHOUSE_STORE", None)
-    return subprocess.run(
-        [sys.executable, "-m", "pilothouse.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def test_lint_clean_and_broken(tmp_path: Path) -> None:
+def test_lint_clean_and_broken(cli: CLI, tmp_path: Path) -> None:
     (tmp_path / "ok.yaml").write_text(POLICY)
     r = cli("policy", "lint", "ok.yaml", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -51,7 +38,7 @@ def test_lint_clean_and_broken(tmp_path: Path) -> None:
     assert r.returncode == 1 and "line 3" in r.stderr and "effect must be" in r.stderr
 
 
-def test_lint_with_tools_json(tmp_path: Path) -> None:
+def test_lint_with_tools_json(cli: CLI, tmp_path: Path) -> None:
     tools = [
         {
             "type": "function",
@@ -69,7 +56,7 @@ def test_lint_with_tools_json(tmp_path: Path) -> None:
     assert r.returncode == 1 and "'amount' is not a parameter of 'refund'" in r.stdout
 
 
-def test_check_jsonl_script(tmp_path: Path) -> None:
+def test_check_jsonl_script(cli: CLI, tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text(POLICY)
     lines = [
         {"user": "refund order A please"},
@@ -94,7 +81,7 @@ def test_check_jsonl_script(tmp_path: Path) -> None:
     assert r.returncode == 1 and "trace line 1" in r.stderr
 
 
-def test_check_replays_a_journal_export(tmp_path: Path) -> None:
+def test_check_replays_a_journal_export(cli: CLI, tmp_path: Path) -> None:
     @tool(effect="irreversible")
     def refund(order_id: str, amount: float = 1.0) -> str:
         """Refund."""

@@ -1,0 +1,43 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+
+CLI = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def cli() -> CLI:
+    """Run `pilothouse ARGS` as a user would: a fresh process, no inherited defaults.
+
+    The tests folder is on PYTHONPATH so `--tools cli_tools:tools` style specs resolve;
+    `input` is the process's standard input (none by default, as in CI).
+    """
+
+    def run(
+        *args: str, cwd: Path | None = None, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": str(TESTS), "COLUMNS": "250"}
+        env.pop("PILOTHOUSE_STORE", None)
+        env.pop("PILOTHOUSE_MODEL", None)
+        return subprocess.run(
+            [sys.executable, "-m", "pilothouse.cli", *args],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=env,
+            timeout=300,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+
+    return run
