@@ -236,6 +236,49 @@ class Agent(Generic[OutputT]):
         journal = Journal(run_id or new_run_id(), self.store, subscribers)
         return await run_loop(self._spec(), input, journal, principal=principal)
 
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        subscribers: Sequence[Subscriber] = (),
+        principal: Principal | None = None,
+    ) -> RunResult[OutputT]:
+        """Continue a run that stopped (crash, kill, cancel) from its journal.
+
+        Answered model calls are not made again and recorded tool results are reused;
+        a call that started without a recorded result follows its tool's `on_doubt`
+        (see `tool`). Raises `RunNotFoundError` for an unknown id, `RunFinishedError`
+        for a run that already ended, `ConfigurationError` if this agent's definition
+        differs from the one that started the run, `ToolCallInDoubtError` for an
+        in-doubt side effect whose tool says "ask". New events continue the run's
+        sequence numbers; nothing recorded is rewritten.
+        """
+        from pilothouse.runtime.resume import state_from_events
+
+        store = self.store
+        info = store.get_run(run_id)
+        events = store.events(run_id)
+        spec = self._spec()
+        state = state_from_events(spec, run_id, events, info.created, principal)
+        journal = Journal(run_id, store, subscribers, seq=len(events))
+        return await run_loop(spec, state.user_input, journal, principal=principal, state=state)
+
+    def resume_sync(
+        self,
+        run_id: str,
+        *,
+        subscribers: Sequence[Subscriber] = (),
+        principal: Principal | None = None,
+    ) -> RunResult[OutputT]:
+        """`resume` for code without an event loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.resume(run_id, subscribers=subscribers, principal=principal))
+        raise ConfigurationError(
+            "resume_sync() was called inside a running event loop; use `await agent.resume(...)`"
+        )
+
     def run_sync(
         self,
         input: str,

@@ -139,6 +139,48 @@ def run(
     out.print(escape(str(result.output)))
 
 
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The run to continue (see `trace list`).")],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="The model the run was started with."),
+    ] = None,
+    tools: Annotated[
+        list[str] | None,
+        typer.Option("--tools", "-t", help="The run's tools, as module:attribute (repeatable)."),
+    ] = None,
+    instructions: Annotated[
+        str, typer.Option("--instructions", "-i", help="The run's system instructions.")
+    ] = "",
+    max_steps: Annotated[int, typer.Option(help="Most model calls in the run.")] = 10,
+    store: StoreOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")] = False,
+) -> None:
+    """Continue a stopped run RUN_ID from its journal (same options as `run`)."""
+    from pilothouse.agent import Agent
+    from pilothouse.exceptions import PilothouseError
+    from pilothouse.trace import describe
+
+    try:
+        agent = Agent(
+            model,
+            instructions,
+            _load_tools(tools or []),
+            max_steps=max_steps,
+            store=store,
+            name="cli",
+        )
+        subscribers = [] if quiet else [lambda e: err.print(escape(describe(e)))]
+        result = agent.resume_sync(run_id, subscribers=subscribers)
+    except PilothouseError as exc:
+        _fail(str(exc))
+    if not result.ok:
+        assert result.stop is not None
+        _fail(f"run {result.run_id} stopped: {result.stop.message}")
+    out.print(escape(str(result.output)))
+
+
 @trace_app.command("list")
 def trace_list(
     limit: Annotated[int, typer.Option(help="How many runs to show, newest first.")] = 20,

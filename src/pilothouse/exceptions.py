@@ -77,6 +77,16 @@ class RunNotFoundError(StoreError):
     """No run with the given id exists in the store."""
 
 
+class ToolCallInDoubtError(PilothouseError):
+    """On resume, a side-effecting call started but has no recorded result, and its
+    tool's `on_doubt` strategy is "ask" (the default): a human must decide. The run
+    is left resumable (status ``in_doubt``); nothing was executed a second time."""
+
+    def __init__(self, message: str, *, run_id: str, step: int, tool: str, key: str):
+        super().__init__(message)
+        self.run_id, self.step, self.tool, self.idempotency_key = run_id, step, tool, key
+
+
 class RunStopped(PilothouseError):
     """A run ended without a final output; raised when reading `RunResult.output`."""
 
@@ -84,6 +94,10 @@ class RunStopped(PilothouseError):
         super().__init__(message)
         self.run_id = run_id
         self.outcome = outcome
+
+
+class RunFinishedError(RunStopped):
+    """`resume` was asked to continue a run whose journal already records its end."""
 
 
 class BudgetExceeded(RunStopped):

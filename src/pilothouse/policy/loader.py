@@ -176,17 +176,18 @@ def parse_yaml(text: str, source: str = "<policy>") -> tuple[Any, dict[Path, int
         import yaml  # type: ignore[import-untyped,unused-ignore]
     except ImportError as exc:  # pragma: no cover - pyyaml is a dependency
         raise PolicyError("reading YAML policies needs PyYAML (pip install pyyaml)") from exc
+    lines: dict[Path, int] = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            raise PolicyError(f"{source}: the policy file is empty")
+        # Building values can fail too (an unknown tag such as `=`): same error, same line.
+        return _to_python(node, (), lines, source), lines
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise PolicyError(f"{source}: {line}invalid YAML: {problem}") from None
-    if node is None:
-        raise PolicyError(f"{source}: the policy file is empty")
-    lines: dict[Path, int] = {}
-    return _to_python(node, (), lines, source), lines
 
 
 def policy_from_yaml(

@@ -320,14 +320,17 @@ class Journal:
         subscribers: Sequence[Subscriber] = (),
         *,
         flush_interval: float = 0.05,
+        seq: int = 0,
     ) -> None:
+        """`seq` is the next sequence number: 0 for a new run, the count of its
+        recorded events for a resumed one (resumed events continue, never overwrite)."""
         self.run_id = run_id
         self.info: RunInfo | None = None
         self._info_dirty = False
         self.store = store
         self.subscribers = list(subscribers)
         self.flush_interval = flush_interval
-        self._seq = 0
+        self._seq = seq
         self._pending: list[Event] = []
         self._last_write = time.monotonic()
 

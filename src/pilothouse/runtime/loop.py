@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic
 
-from pydantic_core import to_jsonable_python
+from pydantic_core import to_json, to_jsonable_python
 
 from pilothouse.events import (
     BudgetStopped,
@@ -38,6 +38,7 @@ from pilothouse.exceptions import (
     OutputValidationError,
     PolicyDenied,
     RunStopped,
+    ToolCallInDoubtError,
 )
 from pilothouse.messages import Message, ToolCall, ToolResult, Usage
 from pilothouse.models.base import (
@@ -143,6 +144,41 @@ class RunSpec(Generic[OutputT]):
         return messages
 
 
+@dataclass(slots=True)
+class ToolReplay:
+    """The recorded tool events of the step a resumed run continues from.
+
+    `called`: the step's `tool_call` events by call index; `results`: its recorded
+    results. A call in `called` without a result is in doubt.
+    """
+
+    called: dict[int, ToolCalled] = field(default_factory=dict)
+    results: dict[int, ToolResult] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RunState:
+    """Where a run stands: built fresh for a new run, or from its journal on resume.
+
+    `response` is a recorded model reply of `step` still to act on (resume after a
+    model call was answered), with `replay` holding that step's recorded tool events.
+    """
+
+    user_input: str
+    messages: list[Message]
+    policy_context: RunContext
+    loops: LoopDetector
+    created: float
+    reported: int = 0
+    usage: Usage = field(default_factory=Usage)
+    step: int = 0
+    retries_left: int = 0
+    parse_retries_left: int = 0
+    resumed: bool = False
+    response: ModelResponse | None = None
+    replay: ToolReplay | None = None
+
+
 class _Stop(Exception):
     """Internal: a budget, the loop detector or output retries ended the run."""
 
@@ -158,41 +194,60 @@ async def run_loop(
     *,
     on_text: Callable[[str], None] | None = None,
     principal: Principal | None = None,
+    state: RunState | None = None,
 ) -> RunResult[OutputT]:
-    """Run one agent to its end, journaling every step. Errors propagate after journaling."""
+    """Run one agent to its end, journaling every step. Errors propagate after journaling.
+
+    A new run starts from `user_input`; a resumed one from `state` (see
+    `pilothouse.runtime.resume`), through the same loop.
+    """
     run_id = journal.run_id
-    # What the policy sees of this run: the principal, trusted user input, executed calls.
-    policy_context = RunContext(principal or Principal(), [user_input])
+    if state is None:
+        state = RunState(
+            user_input,
+            spec.initial_messages(user_input),
+            # What the policy sees: the principal, trusted user input, executed calls.
+            RunContext(principal or Principal(), [user_input]),
+            LoopDetector(spec.budget.max_repeats),
+            time.time(),
+            retries_left=spec.output_retries,
+            parse_retries_left=spec.parse_retries,
+        )
+    policy_context = state.policy_context
     started = time.monotonic()
     tool_specs: list[ToolSpec] = [t.spec() for t in spec.tools.values()]
     tool_names = list(spec.tools)
     text_format = spec.action_format
     sent_specs = tool_specs if text_format is None else []  # a text format describes them
     aliases = {t.title: name for name, t in spec.tools.items() if t.title}
-    parse_retries_left = spec.parse_retries
+    parse_retries_left = state.parse_retries_left
     reply_schema = spec.reply_schema(tool_specs)
-    loops = LoopDetector(spec.budget.max_repeats)
-    messages = spec.initial_messages(user_input)
-    reported = 0  # messages[:reported] are already in the journal
-    usage = Usage()
-    step = 0
-    retries_left = spec.output_retries
+    loops = state.loops
+    messages = state.messages
+    reported = state.reported  # messages[:reported] are already in the journal
+    usage = state.usage
+    step = state.step
+    retries_left = state.retries_left
+    recorded, replay = state.response, state.replay  # a resumed run's unfinished step
     info = RunInfo(
-        run_id, spec.agent_name, spec.model.name, user_input, "running", time.time(), time.time()
+        run_id, spec.agent_name, spec.model.name, user_input, "running", state.created, time.time()
     )
     journal.set_info(info)
-    journal.emit(
-        RunStarted(
-            run_id=run_id,
-            agent=spec.agent_name,
-            model=spec.model.name,
-            input=user_input,
-            instructions=messages[0].content if messages[0].role == "system" else "",
-            tools=tool_names,
-            output_schema=spec.output.schema,
-            definition_hash=spec.definition_hash,
+    if state.resumed:
+        journal.commit()  # the index row says "running" again from the start
+    else:
+        journal.emit(
+            RunStarted(
+                run_id=run_id,
+                agent=spec.agent_name,
+                model=spec.model.name,
+                input=user_input,
+                instructions=messages[0].content if messages[0].role == "system" else "",
+                tools=tool_names,
+                output_schema=spec.output.schema,
+                definition_hash=spec.definition_hash,
+            )
         )
-    )
 
     def finish(status: str, output: Any = None) -> None:
         journal.set_info(
@@ -215,39 +270,47 @@ async def run_loop(
 
     try:
         while True:
-            limit = spec.budget.exceeded(step, usage, time.monotonic() - started)
-            if limit is not None:
-                name, value, maximum = limit
-                raise _Stop(
-                    "budget_stop",
-                    name,
-                    value,
-                    maximum,
-                    f"{name} budget exhausted ({value} of {maximum}); raise the "
-                    f"limit in Budget(max_{name}=...) if the task needs more",
+            if recorded is None:
+                limit = spec.budget.exceeded(step, usage, time.monotonic() - started)
+                if limit is not None:
+                    name, value, maximum = limit
+                    raise _Stop(
+                        "budget_stop",
+                        name,
+                        value,
+                        maximum,
+                        f"{name} budget exhausted ({value} of {maximum}); raise the "
+                        f"limit in Budget(max_{name}=...) if the task needs more",
+                    )
+                step += 1
+                request = ModelRequest(
+                    messages, sent_specs, reply_schema, "auto", _capped(spec, usage)
                 )
-            step += 1
-            request = ModelRequest(messages, sent_specs, reply_schema, "auto", _capped(spec, usage))
-            journal.emit(
-                ModelRequested(
-                    run_id=run_id, step=step, new_messages=messages[reported:], tools=tool_names
+                journal.emit(
+                    ModelRequested(
+                        run_id=run_id, step=step, new_messages=messages[reported:], tools=tool_names
+                    )
                 )
-            )
-            reported = len(messages)
-            began = time.perf_counter()
-            asking = _ask(spec.model, request, on_text)
-            response = await (
-                asking if spec.budget.max_seconds is None else _within(spec.budget, started, asking)
-            )
-            usage += response.usage
-            journal.emit(
-                ModelResponded(
-                    run_id=run_id,
-                    step=step,
-                    response=response,
-                    duration=time.perf_counter() - began,
+                reported = len(messages)
+                began = time.perf_counter()
+                asking = _ask(spec.model, request, on_text)
+                response = await (
+                    asking
+                    if spec.budget.max_seconds is None
+                    else _within(spec.budget, started, asking)
                 )
-            )
+                usage += response.usage
+                journal.emit(
+                    ModelResponded(
+                        run_id=run_id,
+                        step=step,
+                        response=response,
+                        duration=time.perf_counter() - began,
+                    )
+                )
+            else:  # resumed: this step's model call was answered before the stop
+                response, recorded = recorded, None
+            step_replay, replay = replay, None
             calls = response.tool_calls
             text = response.text
             for c in calls:  # (a plain loop: cheaper than any() on the hot path)
@@ -292,7 +355,7 @@ async def run_loop(
 
             if calls:
                 results = await _run_tools(
-                    spec, journal, step, calls, loops, started, policy_context
+                    spec, journal, step, calls, loops, started, policy_context, step_replay
                 )
                 if text_format is not None:
                     messages.append(Message.user(text_format.observation(results)))
@@ -336,6 +399,9 @@ async def run_loop(
         finish(stop.outcome)
         assert isinstance(event, BudgetStopped)
         return RunResult(run_id, stop.outcome, usage, step, messages, None, event)
+    except ToolCallInDoubtError:
+        finish("in_doubt")  # not an error event: the run stays resumable once decided
+        raise
     except Exception as exc:
         journal.emit(
             ErrorOccurred(run_id=run_id, step=step, kind=type(exc).__name__, message=str(exc))
@@ -441,12 +507,14 @@ async def _run_tools(
     loops: LoopDetector,
     started: float,
     policy_context: RunContext,
+    replay: ToolReplay | None = None,
 ) -> list[ToolResult]:
     """Validate, check against the policy, journal, run (concurrently) and journal the results.
 
     The one choke point: a call runs only if its arguments validated and
     `Policy.check` (or, for an ``ask``, the approver) allowed it. Every decision is
-    recorded on the call's `tool_call` event.
+    recorded on the call's `tool_call` event. `replay` (resume only): calls already
+    recorded reuse their results or, in doubt, follow their tool's `on_doubt`.
     """
     run_id = journal.run_id
     policy = spec.policy
@@ -455,6 +523,15 @@ async def _run_tools(
     pending: list[tuple[ToolCall, Tool | None, ToolContext, Any, CallRecord | None]] = []
     effectful = False
     for index, call in enumerate(calls):
+        if replay is not None and index in replay.called:
+            entry = await _replayed(spec, replay, run_id, step, index, call, policy_context)
+            pending.append(entry)
+            effectful = effectful or (
+                entry[1] is not None
+                and entry[1].effect != "read_only"
+                and not isinstance(entry[3], ToolResult)
+            )
+            continue
         count = loops.see(call.name, call.arguments)
         if count >= loops.limit:
             raise _Stop(
@@ -471,13 +548,7 @@ async def _run_tools(
         record: CallRecord | None = None
         prepared: dict[str, Any] | ToolResult
         if tool is None:
-            prepared = ToolResult(
-                call.id,
-                call.name,
-                f"Unknown tool {call.name!r}. Available tools: "
-                f"{', '.join(spec.tools) or '(none)'}.",
-                True,
-            )
+            prepared = _unknown(spec, call)
         else:
             prepared = tool.prepare(call)
             if policy is not None and not isinstance(prepared, ToolResult):
@@ -549,6 +620,8 @@ async def _run_tools(
     ) -> ToolResult:
         began = time.perf_counter()
         if isinstance(prepared, ToolResult):
+            if replay is not None and context.index in replay.results:
+                return prepared  # recorded before the stop: reused, not run nor re-recorded
             result = prepared
         else:
             assert tool is not None
@@ -576,6 +649,84 @@ async def _run_tools(
     else:
         journal.checkpoint()
     return [done] if len(pending) == 1 else list(done)
+
+
+def _unknown(spec: RunSpec[Any], call: ToolCall) -> ToolResult:
+    return ToolResult(
+        call.id,
+        call.name,
+        f"Unknown tool {call.name!r}. Available tools: {', '.join(spec.tools) or '(none)'}.",
+        True,
+    )
+
+
+async def _replayed(
+    spec: RunSpec[Any],
+    replay: ToolReplay,
+    run_id: str,
+    step: int,
+    index: int,
+    call: ToolCall,
+    policy_context: RunContext,
+) -> tuple[ToolCall, Tool | None, ToolContext, Any, CallRecord | None]:
+    """A call whose `tool_call` was recorded before the run stopped, on resume.
+
+    Its recorded result is reused. Without one it is in doubt: a call that never
+    reached the tool (unknown tool, invalid arguments, denied) gets its result again;
+    a read-only tool runs again; a side-effecting one follows its `on_doubt`.
+    """
+    tool = spec.tools.get(call.name)
+    context = ToolContext(run_id, step, index)
+    done = replay.results.get(index)
+    if done is not None:
+        return call, tool, context, done, None
+    if tool is None:
+        return call, tool, context, _unknown(spec, call), None
+    prepared = tool.prepare(call)
+    if isinstance(prepared, ToolResult):
+        return call, tool, context, prepared, None
+    decision = replay.called[index].decision
+    if decision is not None and not decision.allowed:
+        result = ToolResult(call.id, call.name, decision.model_message(call.name), True)
+        return call, tool, context, result, None
+    stateful = spec.policy is not None and spec.policy.stateful
+    bound = to_jsonable_python(prepared) if stateful else call.arguments
+    if tool.effect != "read_only":
+        if tool.on_doubt == "ask":
+            raise ToolCallInDoubtError(
+                f"run {run_id}, step {step}: the {tool.effect} call {call.name}"
+                f"({call.arguments}) (idempotency key {context.idempotency_key}) started "
+                "but has no recorded result, so whether it happened is unknown. It was not "
+                'run again. Declare @tool(on_doubt="retry") for an idempotent tool or '
+                'on_doubt="reconcile" with reconcile=... to check, then resume.',
+                run_id=run_id,
+                step=step,
+                tool=call.name,
+                key=context.idempotency_key,
+            )
+        if tool.on_doubt == "reconcile":
+            assert tool.reconcile is not None
+            found = tool.reconcile(context, dict(prepared))
+            if inspect.isawaitable(found):
+                found = await found
+            if found is not None:
+                content = found if isinstance(found, str) else to_json(found).decode()
+                if stateful:
+                    policy_context.record(call.name, bound, content, effect=tool.effect)
+                return call, tool, context, ToolResult(call.id, call.name, content, False), None
+    record = None
+    if stateful:
+        record = CallRecord(
+            call.name,
+            bound,
+            None,
+            False,
+            policy_context.clock(),
+            tool.effect,
+            len(policy_context.user_messages),
+        )
+        policy_context.history.append(record)
+    return call, tool, context, prepared, record
 
 
 _NO_APPROVER = (

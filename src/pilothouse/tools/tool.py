@@ -31,6 +31,10 @@ from pilothouse.models.base import ToolSpec
 
 Effect = Literal["read_only", "side_effect", "irreversible"]
 _EFFECTS = ("read_only", "side_effect", "irreversible")
+OnDoubt = Literal["retry", "reconcile", "ask"]
+_ON_DOUBT = ("retry", "reconcile", "ask")
+# reconcile(context, arguments) -> the call's result if its effect happened, else None.
+Reconcile = Callable[["ToolContext", dict[str, Any]], Any]
 
 
 @dataclass(slots=True)
@@ -129,7 +133,9 @@ class Tool:
         "function",
         "is_async",
         "name",
+        "on_doubt",
         "parameters",
+        "reconcile",
         "title",
     )
 
@@ -143,9 +149,24 @@ class Tool:
         effect: Effect = "read_only",
         blocking: bool = False,
         localns: dict[str, Any] | None = None,
+        on_doubt: OnDoubt | None = None,
+        reconcile: Reconcile | None = None,
     ) -> None:
         if effect not in _EFFECTS:
             raise ToolDefinitionError(f"effect must be one of {_EFFECTS}, not {effect!r}")
+        if on_doubt is None:
+            on_doubt = "reconcile" if reconcile is not None else "ask"
+        if on_doubt not in _ON_DOUBT:
+            raise ToolDefinitionError(f"on_doubt must be one of {_ON_DOUBT}, not {on_doubt!r}")
+        if on_doubt == "reconcile" and reconcile is None:
+            raise ToolDefinitionError(
+                'on_doubt="reconcile" needs reconcile=a function (context, arguments) that '
+                "returns the call's result if its effect happened, else None"
+            )
+        # What resume does with a call of this tool that started but has no recorded
+        # result (read-only tools are always run again; see `pilothouse.runtime.resume`).
+        self.on_doubt: OnDoubt = on_doubt
+        self.reconcile = reconcile
         self.function = function
         self.name = name or function.__name__
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", self.name):
@@ -310,6 +331,8 @@ def tool(
     title: str | None = None,
     effect: Effect = "read_only",
     blocking: bool = False,
+    on_doubt: OnDoubt | None = None,
+    reconcile: Reconcile | None = None,
 ) -> Callable[[ToolFunction], Tool]: ...
 
 
@@ -322,12 +345,19 @@ def tool(
     title: str | None = None,
     effect: Effect = "read_only",
     blocking: bool = False,
+    on_doubt: OnDoubt | None = None,
+    reconcile: Reconcile | None = None,
 ) -> Tool | Callable[[ToolFunction], Tool]:
     """Turn a typed function into a `Tool`; use bare (`@tool`) or with options.
 
     `effect` tells the policy and durability layers what the call does to the world:
     `read_only` (default), `side_effect` or `irreversible`. `blocking=True` runs a
-    sync function in a worker thread instead of inline.
+    sync function in a worker thread instead of inline. `on_doubt` says what a resumed
+    run does with a side-effecting call that started but has no recorded result:
+    "retry" (the tool is idempotent, e.g. it passes `ToolContext.idempotency_key` on),
+    "reconcile" (`reconcile(context, arguments)` returns the result if the effect
+    happened, None if not) or "ask" (the default: the run stops with
+    `ToolCallInDoubtError`; never a silent second execution).
     """
 
     def make(fn: ToolFunction, localns: dict[str, Any]) -> Tool:
@@ -339,6 +369,8 @@ def tool(
             effect=effect,
             blocking=blocking,
             localns=localns,
+            on_doubt=on_doubt,
+            reconcile=reconcile,
         )
 
     if function is not None:

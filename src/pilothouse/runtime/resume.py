@@ -1,0 +1,132 @@
+"""Resume: rebuild a stopped run's state from its journal, for the one loop to continue.
+
+The journal is the checkpoint (see docs/ARCHITECTURE.md). The request of the last
+step is the concatenation of every `model_request`'s `new_messages`; usage, the
+loop detector's counts, the retries left and the policy's `RunContext` are
+recounted from the events. Where the journal ends decides where the run continues:
+
+- after a `model_request` with no answer: that model call is made again (same
+  step number, no new messages);
+- after a `model_response`: it is acted on without asking the model again; tool
+  calls with a recorded `tool_result` reuse it, calls with a `tool_call` but no
+  result are in doubt (`loop._replayed` applies the tool's `on_doubt`);
+- after a failed parse or output check: the corrective message is rebuilt and the
+  next model call made.
+
+A finished run (`final`, `budget_stop`, `error`) is not resumed: its journal already
+says how it ended. That includes a model error: start a new run instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pilothouse.events import (
+    Event,
+    ModelRequested,
+    ModelResponded,
+    OutputValidated,
+    ParseFailed,
+    RunStarted,
+    ToolCalled,
+    ToolReturned,
+)
+from pilothouse.exceptions import ConfigurationError, RunFinishedError, StoreError
+from pilothouse.messages import Message, Usage
+from pilothouse.models.base import ModelResponse
+from pilothouse.policy.engine import Principal, RunContext
+from pilothouse.runtime.budget import LoopDetector
+from pilothouse.runtime.loop import RunSpec, RunState, ToolReplay, _corrective
+
+_FINISHED = {"final": "final", "budget_stop": "stopped", "error": "error"}
+
+
+def state_from_events(
+    spec: RunSpec[Any],
+    run_id: str,
+    events: Sequence[Event],
+    created: float,
+    principal: Principal | None = None,
+) -> RunState:
+    """The state to continue run `run_id` from; raises if it cannot or must not resume."""
+    if not events or not isinstance(events[0], RunStarted):
+        raise StoreError(
+            f"run {run_id!r}: the journal does not begin with run_started (step 0); "
+            "it is truncated or corrupted and cannot be resumed"
+        )
+    for position, event in enumerate(events):
+        if event.seq != position:
+            raise StoreError(
+                f"run {run_id!r}: event at step {event.step} has seq {event.seq}, expected "
+                f"{position}; the journal has a gap and cannot be resumed"
+            )
+        if event.type in _FINISHED:
+            raise RunFinishedError(
+                f"run {run_id!r} already ended ({event.type} at step {event.step}); a "
+                "finished run cannot be resumed: start a new run",
+                run_id=run_id,
+                outcome=event.type,
+            )
+    started = events[0]
+    if started.definition_hash != spec.definition_hash:
+        raise ConfigurationError(
+            f"run {run_id!r} was recorded by a different agent definition (hash "
+            f"{started.definition_hash}, this agent's is {spec.definition_hash}): the model, "
+            "instructions, tools or output type changed. Resume it with the agent that "
+            "started it."
+        )
+    user_input = started.input
+    messages: list[Message] = []
+    usage = Usage()
+    loops = LoopDetector(spec.budget.max_repeats)
+    retries_left, parse_retries_left = spec.output_retries, spec.parse_retries
+    step = 0
+    response: ModelResponse | None = None
+    replay = ToolReplay()
+    after: Event | None = None  # the last parse_failed / output_validated of the step
+    for event in events[1:]:
+        if isinstance(event, ModelRequested):
+            messages.extend(event.new_messages)
+            step, response, replay, after = event.step, None, ToolReplay(), None
+        elif isinstance(event, ModelResponded):
+            usage += event.response.usage
+            response = event.response
+        elif isinstance(event, ToolCalled):
+            loops.see(event.call.name, event.call.arguments)
+            replay.called[event.index] = event
+        elif isinstance(event, ToolReturned):
+            replay.results[event.index] = event.result
+        elif isinstance(event, ParseFailed):
+            parse_retries_left -= 1
+            after = event
+        elif isinstance(event, OutputValidated):
+            if not event.ok:
+                retries_left -= 1
+            after = event
+    state = RunState(
+        user_input,
+        messages,
+        RunContext.from_events(events, principal),
+        loops,
+        created,
+        len(messages),
+        usage,
+        step,
+        retries_left,
+        parse_retries_left,
+        resumed=True,
+    )
+    if step == 0:  # stopped before the first model call: start the conversation
+        state.messages, state.reported = spec.initial_messages(user_input), 0
+    elif response is None:  # the last model call was not answered: make it again
+        state.step = step - 1
+    elif isinstance(after, ParseFailed):
+        messages.append(Message.assistant(response.text))
+        messages.append(Message.user(_corrective(after.reason, after.format)))
+    elif isinstance(after, OutputValidated) and not after.ok:
+        messages.append(Message.assistant(response.text))
+        messages.append(Message.user(after.error or ""))
+    else:  # act on the recorded reply; its recorded tool events are replayed
+        state.response, state.replay = response, replay
+    return state
