@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -90,32 +91,39 @@ def _load_tools(specs: list[str]) -> list[Any]:
     return tools
 
 
-@app.command()
-def run(
-    question: Annotated[str, typer.Argument(help="What to ask the agent.")],
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help=(
-                "Model string: 'local', 'openai:<model>' or 'openai:<model>@<base_url>' "
-                "(default $PILOTHOUSE_MODEL or 'local')."
-            ),
+# The options that define the agent: `resume` must rebuild the agent a run started with.
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help=(
+            "Model string: 'local', 'openai:<model>' or 'openai:<model>@<base_url>' "
+            "(default $PILOTHOUSE_MODEL or 'local')."
         ),
-    ] = None,
-    tools: Annotated[
-        list[str] | None,
-        typer.Option("--tools", "-t", help="Tools to offer, as module:attribute (repeatable)."),
-    ] = None,
-    instructions: Annotated[
-        str, typer.Option("--instructions", "-i", help="System instructions.")
-    ] = "",
-    max_steps: Annotated[int, typer.Option(help="Most model calls in the run.")] = 10,
-    store: StoreOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")] = False,
+    ),
+]
+ToolsOption = Annotated[
+    list[str] | None,
+    typer.Option("--tools", "-t", help="Tools to offer, as module:attribute (repeatable)."),
+]
+InstructionsOption = Annotated[
+    str, typer.Option("--instructions", "-i", help="System instructions.")
+]
+MaxStepsOption = Annotated[int, typer.Option(help="Most model calls in the run.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")]
+
+
+def _drive(
+    start: Callable[[Any, list[Callable[[Any], None]]], Any],
+    model: str | None,
+    tools: list[str] | None,
+    instructions: str,
+    max_steps: int,
+    store: str | None,
+    quiet: bool,
 ) -> None:
-    """Run one agent on QUESTION and print its trace and answer."""
+    """Build the CLI agent, start or resume its run, print the trace and the answer."""
     from pilothouse.agent import Agent
     from pilothouse.exceptions import PilothouseError
     from pilothouse.trace import describe
@@ -130,55 +138,57 @@ def run(
             name="cli",
         )
         subscribers = [] if quiet else [lambda e: err.print(escape(describe(e)))]
-        result = agent.run_sync(question, subscribers=subscribers)
+        result = start(agent, subscribers)
     except PilothouseError as exc:
         _fail(str(exc))
     if not result.ok:
         assert result.stop is not None
         _fail(f"run {result.run_id} stopped: {result.stop.message}")
     out.print(escape(str(result.output)))
+
+
+@app.command()
+def run(
+    question: Annotated[str, typer.Argument(help="What to ask the agent.")],
+    model: ModelOption = None,
+    tools: ToolsOption = None,
+    instructions: InstructionsOption = "",
+    max_steps: MaxStepsOption = 10,
+    store: StoreOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Run one agent on QUESTION and print its trace and answer."""
+    _drive(
+        lambda agent, subs: agent.run_sync(question, subscribers=subs),
+        model,
+        tools,
+        instructions,
+        max_steps,
+        store,
+        quiet,
+    )
 
 
 @app.command()
 def resume(
     run_id: Annotated[str, typer.Argument(help="The run to continue (see `trace list`).")],
-    model: Annotated[
-        str | None,
-        typer.Option("--model", "-m", help="The model the run was started with."),
-    ] = None,
-    tools: Annotated[
-        list[str] | None,
-        typer.Option("--tools", "-t", help="The run's tools, as module:attribute (repeatable)."),
-    ] = None,
-    instructions: Annotated[
-        str, typer.Option("--instructions", "-i", help="The run's system instructions.")
-    ] = "",
-    max_steps: Annotated[int, typer.Option(help="Most model calls in the run.")] = 10,
+    model: ModelOption = None,
+    tools: ToolsOption = None,
+    instructions: InstructionsOption = "",
+    max_steps: MaxStepsOption = 10,
     store: StoreOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the answer.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
-    """Continue a stopped run RUN_ID from its journal (same options as `run`)."""
-    from pilothouse.agent import Agent
-    from pilothouse.exceptions import PilothouseError
-    from pilothouse.trace import describe
-
-    try:
-        agent = Agent(
-            model,
-            instructions,
-            _load_tools(tools or []),
-            max_steps=max_steps,
-            store=store,
-            name="cli",
-        )
-        subscribers = [] if quiet else [lambda e: err.print(escape(describe(e)))]
-        result = agent.resume_sync(run_id, subscribers=subscribers)
-    except PilothouseError as exc:
-        _fail(str(exc))
-    if not result.ok:
-        assert result.stop is not None
-        _fail(f"run {result.run_id} stopped: {result.stop.message}")
-    out.print(escape(str(result.output)))
+    """Continue a stopped run RUN_ID from its journal (same options as the run had)."""
+    _drive(
+        lambda agent, subs: agent.resume_sync(run_id, subscribers=subs),
+        model,
+        tools,
+        instructions,
+        max_steps,
+        store,
+        quiet,
+    )
 
 
 @trace_app.command("list")

@@ -136,19 +136,24 @@ class RunContext:
         ok: bool = True,
         effect: str = "unknown",
         ts: float | None = None,
-    ) -> None:
-        """Record an executed call (denied calls are not recorded: they did not happen)."""
-        self.history.append(
-            CallRecord(
-                name,
-                arguments,
-                result,
-                ok,
-                self.clock() if ts is None else ts,
-                effect,
-                len(self.user_messages),
-            )
+    ) -> CallRecord:
+        """Record a call (denied calls are not recorded: they did not happen).
+
+        The loop records an allowed call provisionally (`ok=False`, no result) before it
+        runs, and fills in the returned record when it returns: counts and rate limits
+        see the call at once, `after` conditions only once it has succeeded.
+        """
+        record = CallRecord(
+            name,
+            arguments,
+            result,
+            ok,
+            self.clock() if ts is None else ts,
+            effect,
+            len(self.user_messages),
         )
+        self.history.append(record)
+        return record
 
     @classmethod
     def from_events(cls, events: Iterable[Any], principal: Principal | None = None) -> RunContext:

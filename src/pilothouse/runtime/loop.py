@@ -567,19 +567,8 @@ async def _run_tools(
                     )
                     if policy.stateful and tool.effect != "read_only":
                         policy_context.record_denied(call.name, bound, tool.effect)
-                elif policy.stateful:
-                    # Provisional (ok=False until it succeeds): counts and rate limits see
-                    # it at once, `after` conditions only once it has succeeded.
-                    record = CallRecord(
-                        call.name,
-                        bound,
-                        None,
-                        False,
-                        policy_context.clock(),
-                        tool.effect,
-                        len(policy_context.user_messages),
-                    )
-                    policy_context.history.append(record)
+                elif policy.stateful:  # provisional until it has run (see RunContext.record)
+                    record = policy_context.record(call.name, bound, ok=False, effect=tool.effect)
         journal.emit(
             ToolCalled(
                 run_id=run_id,
@@ -716,16 +705,7 @@ async def _replayed(
                 return call, tool, context, ToolResult(call.id, call.name, content, False), None
     record = None
     if stateful:
-        record = CallRecord(
-            call.name,
-            bound,
-            None,
-            False,
-            policy_context.clock(),
-            tool.effect,
-            len(policy_context.user_messages),
-        )
-        policy_context.history.append(record)
+        record = policy_context.record(call.name, bound, ok=False, effect=tool.effect)
     return call, tool, context, prepared, record
 
 
