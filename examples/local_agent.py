@@ -6,7 +6,7 @@
 The agent has one tool, `get_order_status`. Every journal event is printed as it
 happens: the model request, the model's reply (a tool call), the tool's result,
 the final answer. The run is recorded in ``.pilothouse/journal.db``, so
-``pilothouse trace show <run id>`` replays it.
+``pilothouse trace show <run id>`` prints it again.
 
 A 135M-parameter model is weak at deciding what to do, so the agent is built to
 make the decision easy. The grammar (see `pilothouse.models.local`) already
@@ -130,7 +130,7 @@ async def main(question: str) -> int:
         return 1
     console.print(
         f"[bold green]OK[/]: the agent looked up {looked_up[-1]} and answered with "
-        f"its status. Replay: [bold]pilothouse trace show {run_id}[/]"
+        f"its status. Its trace: [bold].venv/bin/pilothouse trace show {run_id}[/]"
     )
     return 0
 
