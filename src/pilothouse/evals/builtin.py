@@ -40,7 +40,7 @@ from pilothouse.evals.dataset import (
     samples_from_records,
 )
 from pilothouse.evals.dataset import trajectory as trajectory_scorer
-from pilothouse.evals.runner import Suite
+from pilothouse.evals.runner import Suite, register_reference_models
 from pilothouse.evals.scenario import (
     EvalContext,
     Oracle,
@@ -54,7 +54,6 @@ from pilothouse.evals.scenario import (
 from pilothouse.exceptions import ToolError
 from pilothouse.messages import ToolCall
 from pilothouse.models.base import ModelRequest
-from pilothouse.models.registry import register_model
 from pilothouse.models.scripted import Reply, ScriptedModel, call
 from pilothouse.runtime.budget import Budget
 from pilothouse.tools.tool import tool
@@ -535,19 +534,7 @@ def null_model() -> ScriptedModel:
     return ScriptedModel(lambda request: "I don't know.", name="builtin:null", record=False)
 
 
-def _reference(rest: str) -> ScriptedModel:
-    if rest == "oracle":
-        return oracle_model()
-    if rest == "null":
-        return null_model()
-    from pilothouse.exceptions import UnknownModelError
-
-    raise UnknownModelError(
-        f"'builtin:{rest}' is not a model: use 'builtin:oracle' or 'builtin:null'"
-    )
-
-
-register_model("builtin", _reference)
+register_reference_models("builtin", oracle_model, null_model)
 
 
 def _naive_factory(scenario: Scenario, model: Any, budget: Budget, store: Any) -> Any:

@@ -36,9 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from pilothouse.evals.scenario import AgentFactory, EvalContext, Scenario, usage_of
-from pilothouse.exceptions import ConfigurationError, ModelError, ModelOutputError, RunStopped
+from pilothouse.exceptions import (
+    ConfigurationError,
+    ModelError,
+    ModelOutputError,
+    RunStopped,
+    UnknownModelError,
+)
 from pilothouse.models.base import Model
-from pilothouse.models.registry import resolve_model
+from pilothouse.models.registry import register_model, resolve_model
 from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.journal import MemoryStore, SQLiteStore, Store
 
@@ -536,3 +542,24 @@ def eval_paths(log_dir: str | Path, suite: str) -> tuple[Path, Path, Path]:
         candidate.with_suffix(".journal.db"),
         candidate.with_suffix(".html"),
     )
+
+
+def register_reference_models(
+    prefix: str, oracle: Callable[[], Model], null: Callable[[], Model]
+) -> None:
+    """Make ``<prefix>:oracle`` and ``<prefix>:null`` model strings: a suite's self-tests.
+
+    The oracle should score 100% and the null model 0%; `pilothouse eval SUITE -m
+    <prefix>:oracle -m <prefix>:null` checks the harness itself.
+    """
+
+    def resolve(rest: str) -> Model:
+        if rest == "oracle":
+            return oracle()
+        if rest == "null":
+            return null()
+        raise UnknownModelError(
+            f"'{prefix}:{rest}' is not a model: use '{prefix}:oracle' or '{prefix}:null'"
+        )
+
+    register_model(prefix, resolve)

@@ -34,12 +34,11 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pilothouse.evals.runner import Suite
+from pilothouse.evals.runner import Suite, register_reference_models
 from pilothouse.evals.scenario import EvalContext, Scenario
 from pilothouse.exceptions import ConfigurationError
 from pilothouse.messages import ToolCall
 from pilothouse.models.base import Model, ModelRequest
-from pilothouse.models.registry import register_model
 from pilothouse.models.scripted import Reply, ScriptedModel
 from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.journal import Store
@@ -164,11 +163,19 @@ def _calculate(db: RetailDB, expression: str) -> str:
         return f"Error: {exc}"
 
 
-def _cancel_pending_order(db: RetailDB, order_id: str, reason: str) -> str:
+def _status_error(db: RetailDB, order_id: str, status: str, action: str) -> str | None:
+    """The reference shop's error when an order is missing or not in `status`, else None."""
     if not db.has("orders", order_id):
         return "Error: order not found"
-    if db.get("orders", order_id)["status"] != "pending":
-        return "Error: non-pending order cannot be cancelled"
+    if db.get("orders", order_id)["status"] != status:
+        return f"Error: non-{status} order cannot be {action}"
+    return None
+
+
+def _cancel_pending_order(db: RetailDB, order_id: str, reason: str) -> str:
+    error = _status_error(db, order_id, "pending", "cancelled")
+    if error:
+        return error
     if reason not in ("no longer needed", "ordered by mistake"):
         return "Error: invalid reason"
     order = db.edit("orders", order_id)
@@ -217,11 +224,10 @@ def _exchange_delivered_order_items(
     new_item_ids: list[str],
     payment_method_id: str,
 ) -> str:
-    if not db.has("orders", order_id):
-        return "Error: order not found"
+    error = _status_error(db, order_id, "delivered", "exchanged")
+    if error:
+        return error
     order = db.get("orders", order_id)
-    if order["status"] != "delivered":
-        return "Error: non-delivered order cannot be exchanged"
     error, diff = _items_check(db, order, item_ids, new_item_ids)
     if error:
         return error
@@ -306,10 +312,9 @@ def _modify_pending_order_address(
     country: str,
     zip: str,
 ) -> str:
-    if not db.has("orders", order_id):
-        return "Error: order not found"
-    if db.get("orders", order_id)["status"] != "pending":
-        return "Error: non-pending order cannot be modified"
+    error = _status_error(db, order_id, "pending", "modified")
+    if error:
+        return error
     order = db.edit("orders", order_id)
     order["address"] = _address(address1, address2, city, state, country, zip)
     return json.dumps(order)
@@ -322,11 +327,10 @@ def _modify_pending_order_items(
     new_item_ids: list[str],
     payment_method_id: str,
 ) -> str:
-    if not db.has("orders", order_id):
-        return "Error: order not found"
+    error = _status_error(db, order_id, "pending", "modified")
+    if error:
+        return error
     order = db.get("orders", order_id)
-    if order["status"] != "pending":
-        return "Error: non-pending order cannot be modified"
     error, diff = _items_check(db, order, item_ids, new_item_ids)
     if error:
         return error
@@ -360,11 +364,10 @@ def _modify_pending_order_items(
 
 
 def _modify_pending_order_payment(db: RetailDB, order_id: str, payment_method_id: str) -> str:
-    if not db.has("orders", order_id):
-        return "Error: order not found"
+    error = _status_error(db, order_id, "pending", "modified")
+    if error:
+        return error
     order = db.get("orders", order_id)
-    if order["status"] != "pending":
-        return "Error: non-pending order cannot be modified"
     user_id = order["user_id"]
     methods = db.get("users", user_id)["payment_methods"]
     if payment_method_id not in methods:
@@ -420,11 +423,10 @@ def _modify_user_address(
 def _return_delivered_order_items(
     db: RetailDB, order_id: str, item_ids: list[str], payment_method_id: str
 ) -> str:
-    if not db.has("orders", order_id):
-        return "Error: order not found"
+    error = _status_error(db, order_id, "delivered", "returned")
+    if error:
+        return error
     order = db.get("orders", order_id)
-    if order["status"] != "delivered":
-        return "Error: non-delivered order cannot be returned"
     if payment_method_id not in db.get("users", order["user_id"])["payment_methods"]:
         return "Error: payment method not found"
     if (
@@ -712,16 +714,4 @@ def null_model() -> ScriptedModel:
     )
 
 
-def _reference(rest: str) -> ScriptedModel:
-    if rest == "oracle":
-        return oracle_model()
-    if rest == "null":
-        return null_model()
-    from pilothouse.exceptions import UnknownModelError
-
-    raise UnknownModelError(
-        f"'tau-retail:{rest}' is not a model: use 'tau-retail:oracle' or 'tau-retail:null'"
-    )
-
-
-register_model("tau-retail", _reference)
+register_reference_models("tau-retail", oracle_model, null_model)
