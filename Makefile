@@ -33,6 +33,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/mypy src/pilothouse
 
 test: lint
+	bash scripts/system-deps.sh
 	$(BIN)/python -m pytest -q
 
 # Overhead per step, policy check latency, and parse recovery on the shared corpus

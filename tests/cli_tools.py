@@ -1,6 +1,11 @@
 """Tools the CLI tests load with `--tools cli_tools:tools`."""
 
-from pilothouse import tool
+from typing import Any
+
+from pilothouse import ScriptedModel, tool
+from pilothouse.models import register_model
+from pilothouse.models.base import ModelRequest
+from pilothouse.models.scripted import call
 
 
 @tool
@@ -10,3 +15,30 @@ def get_order_status(order_id: str) -> str:
 
 
 tools = [get_order_status]
+
+
+@tool(effect="side_effect", requires_approval=True)
+def issue_refund(order_id: str) -> str:
+    """Refund an order in full."""
+    return f"Refund issued for order {order_id}."
+
+
+refund_tools = [get_order_status, issue_refund]
+
+
+def _refund_model(rest: str) -> ScriptedModel:
+    """`--model refund-script`: asks for the status, then the refund, then answers."""
+
+    def reply(request: ModelRequest) -> Any:
+        turn = sum(1 for m in request.messages if m.role == "assistant")
+        script: list[Any] = [
+            call("get_order_status", order_id="A1"),
+            call("issue_refund", order_id="A1"),
+            "Refunded.",
+        ]
+        return script[turn]
+
+    return ScriptedModel(reply)
+
+
+register_model("refund-script", _refund_model)

@@ -15,12 +15,14 @@ if TYPE_CHECKING:
     from pilothouse.agent import Agent
     from pilothouse.events import Event
     from pilothouse.exceptions import (
+        ApprovalError,
         BudgetExceeded,
         ConfigurationError,
         LoopDetected,
         ModelError,
         OutputValidationError,
         PilothouseError,
+        RunPaused,
         RunStopped,
         ToolError,
     )
@@ -39,18 +41,20 @@ if TYPE_CHECKING:
     from pilothouse.policy import Decision, Policy, Principal, Rule
     from pilothouse.runtime.budget import Budget
     from pilothouse.runtime.journal import MemoryStore, SQLiteStore, open_store
-    from pilothouse.runtime.loop import RunResult
-    from pilothouse.tools import Tool, ToolContext, tool
+    from pilothouse.runtime.loop import PendingRequest, RunResult
+    from pilothouse.tools import Tool, ToolContext, ask_human, tool
 
 _EXPORTS: dict[str, str] = {
     "Agent": "pilothouse.agent",
     "Event": "pilothouse.events",
+    "ApprovalError": "pilothouse.exceptions",
     "BudgetExceeded": "pilothouse.exceptions",
     "ConfigurationError": "pilothouse.exceptions",
     "LoopDetected": "pilothouse.exceptions",
     "ModelError": "pilothouse.exceptions",
     "OutputValidationError": "pilothouse.exceptions",
     "PilothouseError": "pilothouse.exceptions",
+    "RunPaused": "pilothouse.exceptions",
     "RunStopped": "pilothouse.exceptions",
     "ToolError": "pilothouse.exceptions",
     "Message": "pilothouse.messages",
@@ -74,14 +78,17 @@ _EXPORTS: dict[str, str] = {
     "MemoryStore": "pilothouse.runtime.journal",
     "SQLiteStore": "pilothouse.runtime.journal",
     "open_store": "pilothouse.runtime.journal",
+    "PendingRequest": "pilothouse.runtime.loop",
     "RunResult": "pilothouse.runtime.loop",
     "Tool": "pilothouse.tools",
     "ToolContext": "pilothouse.tools",
+    "ask_human": "pilothouse.tools",
     "tool": "pilothouse.tools",
 }
 
 __all__ = [
     "Agent",
+    "ApprovalError",
     "Budget",
     "BudgetExceeded",
     "ConfigurationError",
@@ -98,10 +105,12 @@ __all__ = [
     "ModelSettings",
     "OpenAIModel",
     "OutputValidationError",
+    "PendingRequest",
     "PilothouseError",
     "Policy",
     "Principal",
     "Rule",
+    "RunPaused",
     "RunResult",
     "RunStopped",
     "SQLiteStore",
@@ -113,6 +122,7 @@ __all__ = [
     "ToolResult",
     "Usage",
     "__version__",
+    "ask_human",
     "call",
     "open_store",
     "resolve_model",

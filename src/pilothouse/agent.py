@@ -15,11 +15,12 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, cast, overload
 
 from pilothouse.events import Event
 from pilothouse.exceptions import ConfigurationError
+from pilothouse.messages import Message
 from pilothouse.models.base import Model, ModelRequest, ModelSettings, TextDelta
 from pilothouse.models.registry import resolve_model
 from pilothouse.policy.engine import Approver, Policy, Principal
@@ -225,48 +226,65 @@ class Agent(Generic[OutputT]):
         self,
         input: str,
         *,
+        history: Sequence[Message] = (),
         run_id: str | None = None,
         subscribers: Sequence[Subscriber] = (),
         principal: Principal | None = None,
     ) -> RunResult[OutputT]:
         """Run the agent on one input. Budget and loop stops are outcomes, errors raise.
 
-        `principal` (end user, role) is what policy conditions on `principal` read.
+        `history` is the earlier conversation (user and assistant messages) this input
+        continues; it is recorded in the run's journal. `principal` (end user, role) is
+        what policy conditions on `principal` read. A run that needs a person (a tool
+        with `requires_approval`, a policy ``ask`` without an approver, `ask_human`)
+        returns with outcome ``paused``; see `resume`.
         """
         journal = Journal(run_id or new_run_id(), self.store, subscribers)
-        return await run_loop(self._spec(), input, journal, principal=principal)
+        return await run_loop(self._spec(), input, journal, principal=principal, history=history)
 
     async def resume(
         self,
         run_id: str,
         *,
+        approvals: Mapping[str, bool | str] | None = None,
+        approved_by: str = "",
         subscribers: Sequence[Subscriber] = (),
         principal: Principal | None = None,
     ) -> RunResult[OutputT]:
-        """Continue a run that stopped (crash, kill, cancel) from its journal.
+        """Continue a run that stopped (crash, kill, cancel, pause) from its journal.
 
         Answered model calls are not made again and recorded tool results are reused;
         a call that started without a recorded result follows its tool's `on_doubt`
-        (see `tool`). Raises `RunNotFoundError` for an unknown id, `RunFinishedError`
-        for a run that already ended, `ConfigurationError` if this agent's definition
-        differs from the one that started the run, `ToolCallInDoubtError` for an
-        in-doubt side effect whose tool says "ask". New events continue the run's
-        sequence numbers; nothing recorded is rewritten.
+        (see `tool`). A paused run continues with `approvals`, keyed by the waiting
+        calls' keys (`RunResult.pending`): True or False for an approval, the answer
+        text for an `ask_human` question; each decision is journaled (with
+        `approved_by`) before anything runs, and a run with calls still undecided stays
+        paused. Raises `RunNotFoundError` for an unknown id, `RunFinishedError` for a
+        run that already ended, `ConfigurationError` if this agent's definition differs
+        from the one that started the run, `ApprovalError` for an approval of a call
+        that is not waiting, `ToolCallInDoubtError` for an in-doubt side effect whose
+        tool says "ask". New events continue the run's sequence numbers; nothing
+        recorded is rewritten.
         """
-        from pilothouse.runtime.resume import state_from_events
+        from pilothouse.runtime.resume import apply_approvals, state_from_events
 
         store = self.store
         info = store.get_run(run_id)
         events = store.events(run_id)
         spec = self._spec()
         state = state_from_events(spec, run_id, events, info.created, principal)
+        given = apply_approvals(state, run_id, approvals, approved_by) if approvals else []
         journal = Journal(run_id, store, subscribers, seq=len(events))
+        for event in given:
+            journal.emit(event)
         return await run_loop(spec, state.user_input, journal, principal=principal, state=state)
 
     def resume_sync(
         self,
         run_id: str,
         *,
+        approvals: Mapping[str, bool | str] | None = None,
+        approved_by: str = "",
         subscribers: Sequence[Subscriber] = (),
         principal: Principal | None = None,
     ) -> RunResult[OutputT]:
@@ -274,7 +292,15 @@ class Agent(Generic[OutputT]):
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.resume(run_id, subscribers=subscribers, principal=principal))
+            return asyncio.run(
+                self.resume(
+                    run_id,
+                    approvals=approvals,
+                    approved_by=approved_by,
+                    subscribers=subscribers,
+                    principal=principal,
+                )
+            )
         raise ConfigurationError(
             "resume_sync() was called inside a running event loop; use `await agent.resume(...)`"
         )
@@ -283,6 +309,7 @@ class Agent(Generic[OutputT]):
         self,
         input: str,
         *,
+        history: Sequence[Message] = (),
         run_id: str | None = None,
         subscribers: Sequence[Subscriber] = (),
         principal: Principal | None = None,
@@ -292,14 +319,25 @@ class Agent(Generic[OutputT]):
             asyncio.get_running_loop()
         except RuntimeError:
             return asyncio.run(
-                self.run(input, run_id=run_id, subscribers=subscribers, principal=principal)
+                self.run(
+                    input,
+                    history=history,
+                    run_id=run_id,
+                    subscribers=subscribers,
+                    principal=principal,
+                )
             )
         raise ConfigurationError(
             "run_sync() was called inside a running event loop; use `await agent.run(...)`"
         )
 
     async def stream(
-        self, input: str, *, run_id: str | None = None, principal: Principal | None = None
+        self,
+        input: str,
+        *,
+        history: Sequence[Message] = (),
+        run_id: str | None = None,
+        principal: Principal | None = None,
     ) -> AsyncIterator[Event | TextDelta]:
         """Yield each journal event as it happens, and text deltas as the model writes.
 
@@ -317,6 +355,7 @@ class Agent(Generic[OutputT]):
                     journal,
                     on_text=lambda t: queue.put_nowait(TextDelta(t)),
                     principal=principal,
+                    history=history,
                 )
             finally:
                 queue.put_nowait(None)

@@ -56,9 +56,11 @@ class RunStarted(Event):
     tools: list[str] = field(default_factory=list)
     output_schema: dict[str, Any] | None = None
     definition_hash: str = ""
+    # The earlier conversation the run continues (user and assistant turns), if any.
+    history: list[Message] = field(default_factory=list)
 
     def data(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "agent": self.agent,
             "model": self.model,
             "input": self.input,
@@ -67,6 +69,9 @@ class RunStarted(Event):
             "output_schema": self.output_schema,
             "definition_hash": self.definition_hash,
         }
+        if self.history:
+            d["history"] = [m.to_dict() for m in self.history]
+        return d
 
 
 @dataclass(slots=True, kw_only=True)
@@ -142,6 +147,53 @@ class ToolReturned(Event):
 
     def data(self) -> dict[str, Any]:
         return {"index": self.index, "result": self.result.to_dict(), "duration": self.duration}
+
+
+@dataclass(slots=True, kw_only=True)
+class ApprovalRequested(Event):
+    """A call waits for a human: an approval (`kind="approval"`) or an answer (`"question"`).
+
+    The run pauses after this event; none of the step's calls has run. `key` is the
+    call's idempotency key, the handle `Agent.resume(run_id, approvals={key: ...})`
+    answers with. `reason` is why approval is needed, or the question asked.
+    """
+
+    type: ClassVar[str] = "approval_requested"
+    index: int
+    key: str
+    kind: str
+    call: ToolCall
+    reason: str = ""
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "key": self.key,
+            "kind": self.kind,
+            "call": self.call.to_dict(),
+            "reason": self.reason,
+        }
+
+
+@dataclass(slots=True, kw_only=True)
+class ApprovalGiven(Event):
+    """A human decided a waiting call: approved or not, and the answer to a question."""
+
+    type: ClassVar[str] = "approval_given"
+    index: int
+    key: str
+    approved: bool
+    answer: str | None = None
+    by: str = ""
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "key": self.key,
+            "approved": self.approved,
+            "answer": self.answer,
+            "by": self.by,
+        }
 
 
 @dataclass(slots=True, kw_only=True)
@@ -229,6 +281,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ModelResponded,
         ToolCalled,
         ToolReturned,
+        ApprovalRequested,
+        ApprovalGiven,
         OutputValidated,
         ParseFailed,
         FinalOutput,
@@ -277,6 +331,19 @@ def event_from_dict(d: dict[str, Any]) -> Event:
             result=ToolResult.from_dict(d["result"]),
             duration=d.get("duration", 0.0),
         )
+    if cls is ApprovalRequested:
+        return ApprovalRequested(
+            **env,
+            index=d["index"],
+            key=d["key"],
+            kind=d.get("kind", "approval"),
+            call=ToolCall.from_dict(d["call"]),
+            reason=d.get("reason", ""),
+        )
+    if cls is RunStarted and "history" in d:
+        fields = {k: v for k, v in d.items() if k not in ("type", "run_id", "step", "seq", "ts")}
+        fields["history"] = [Message.from_dict(m) for m in fields["history"]]
+        return RunStarted(**env, **fields)
     if cls is FinalOutput:
         return FinalOutput(**env, output=d.get("output"), usage=Usage.from_dict(d.get("usage", {})))
     fields = {k: v for k, v in d.items() if k not in ("type", "run_id", "step", "seq", "ts")}

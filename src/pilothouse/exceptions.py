@@ -96,6 +96,18 @@ class RunStopped(PilothouseError):
         self.outcome = outcome
 
 
+class RunPaused(RunStopped):
+    """The run waits for a human (an approval or an answer); resume it with the decisions."""
+
+
+class ApprovalError(PilothouseError):
+    """An approval named a call that is not waiting, or gave the wrong kind of answer."""
+
+    def __init__(self, message: str, *, run_id: str, step: int | None = None):
+        super().__init__(message)
+        self.run_id, self.step = run_id, step
+
+
 class RunFinishedError(RunStopped):
     """`resume` was asked to continue a run whose journal already records its end."""
 
@@ -110,6 +122,30 @@ class LoopDetected(RunStopped):
 
 class OutputValidationError(RunStopped):
     """The final output failed validation against `output_type` after every retry."""
+
+
+class ReplayDivergence(PilothouseError):
+    """A replayed run did something its recording did not (see `pilothouse.runtime.replay`).
+
+    `kind` names what differed (``messages``, ``tools``, ``tool_call``, ``decision``,
+    ``tool_result``, ``approval``, ``output``, ``final``, ``outcome``, ``recording``,
+    ``error``); `expected` and `got` are short renderings of the recorded and the
+    replayed value; `step` is the step where they first differ.
+    """
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        run_id: str,
+        step: int,
+        kind: str,
+        expected: str = "",
+        got: str = "",
+    ):
+        super().__init__(f"run {run_id}, step {step}: {detail}")
+        self.detail, self.run_id, self.step, self.kind = detail, run_id, step, kind
+        self.expected, self.got = expected, got
 
 
 class ToolError(PilothouseError):

@@ -10,6 +10,8 @@ import json
 from typing import Any
 
 from pilothouse.events import (
+    ApprovalGiven,
+    ApprovalRequested,
     BudgetStopped,
     ErrorOccurred,
     Event,
@@ -66,6 +68,18 @@ def describe(event: Event, *, limit: int = 160) -> str:
     if isinstance(event, ToolReturned):
         mark = "✗" if event.result.is_error else "✓"
         return f"{mark} result {event.result.name}: {_short(event.result.content, limit)}"
+    if isinstance(event, ApprovalRequested):
+        c = event.call
+        what = "approval of" if event.kind == "approval" else "an answer for"
+        return (
+            f"⏸ waiting for {what} {c.name}({_args(c.arguments)}) [{event.key}]: "
+            f"{_short(event.reason, limit)}"
+        )
+    if isinstance(event, ApprovalGiven):
+        verdict = "approved" if event.approved else "declined"
+        by = f" by {event.by}" if event.by else ""
+        answer = f": {_short(event.answer, limit)}" if event.answer else ""
+        return f"▶ {verdict}{by} [{event.key}]{answer}"
     if isinstance(event, OutputValidated):
         return "✓ output valid" if event.ok else f"✗ output invalid: {_short(event.error, limit)}"
     if isinstance(event, ParseFailed):

@@ -151,12 +151,13 @@ async def test_abort_fallback_stops_the_run() -> None:
     assert types[-1] == "budget_stop" and types.count("tool_result") == 2
 
 
-async def test_ask_without_approver_is_deny_with_approver_decides() -> None:
+async def test_ask_without_approver_pauses_with_approver_decides() -> None:
     p = Policy([Rule("refund", "ask", id="human")])
     a = agent([[call("refund", order_id="A")], "done"], p)
     r = await a.run("x")
     d = calls_of(a, r.run_id)[0].decision
-    assert d is not None and d.effect == "deny" and "no approver is configured" in d.reason
+    assert d is not None and d.effect == "ask" and r.outcome == "paused"
+    assert [q.tool for q in r.pending] == ["refund"] and "human" in r.pending[0].reason
     assert ran == []
 
     asked: list[Decision] = []

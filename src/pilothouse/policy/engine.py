@@ -172,6 +172,10 @@ class RunContext:
                 decision = getattr(e, "decision", None)
                 allowed = decision is None or decision.allowed
                 pending[(e.step, e.index)] = (e.call, e.effect, e.ts, allowed)
+            elif kind == "approval_given" and e.approved:
+                got = pending.get((e.step, e.index))
+                if got is not None:  # a person allowed it: it ran (or runs) as allowed
+                    pending[(e.step, e.index)] = (*got[:3], True)
             elif kind == "tool_result":
                 got = pending.pop((e.step, e.index), None)
                 if got is not None and got[3]:

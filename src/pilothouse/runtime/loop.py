@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Generic
 from pydantic_core import to_json, to_jsonable_python
 
 from pilothouse.events import (
+    ApprovalGiven,
+    ApprovalRequested,
     BudgetStopped,
     ErrorOccurred,
     FinalOutput,
@@ -37,6 +39,7 @@ from pilothouse.exceptions import (
     LoopDetected,
     OutputValidationError,
     PolicyDenied,
+    RunPaused,
     RunStopped,
     ToolCallInDoubtError,
 )
@@ -62,17 +65,48 @@ if TYPE_CHECKING:
 _EMPTY_REPLY = "Your reply was empty. Either call one of the tools or give your final answer."
 
 
+@dataclass(frozen=True, slots=True)
+class PendingRequest:
+    """A tool call the paused run waits on: an approval, or a question for a person.
+
+    Answer it with `Agent.resume(run_id, approvals={request.key: ...})`: True or False
+    for an approval, the answer text for a question.
+    """
+
+    key: str  # the call's idempotency key, "run_id:step:index"
+    kind: str  # "approval" | "question"
+    tool: str
+    arguments: dict[str, Any]
+    reason: str  # why approval is needed, or the question
+    step: int
+    index: int
+
+    @classmethod
+    def from_event(cls, event: ApprovalRequested) -> PendingRequest:
+        """The request an `approval_requested` event records."""
+        call = event.call
+        return cls(
+            event.key, event.kind, call.name, call.arguments, event.reason, event.step, event.index
+        )
+
+
 @dataclass(slots=True)
 class RunResult(Generic[OutputT]):
-    """How a run ended. `output` raises `RunStopped` if it ended without one."""
+    """How a run ended. `output` raises `RunStopped` if it ended without one.
+
+    A run waiting for a person has outcome ``paused`` and lists what it waits on in
+    `pending`; it is continued with `Agent.resume(run_id, approvals=...)`.
+    """
 
     run_id: str
-    outcome: str  # "final" | "budget_stop" | "loop_stop" | "output_invalid" | "policy_stop"
+    # "final" | "budget_stop" | "loop_stop" | "output_invalid" | "policy_stop" | "paused"
+    outcome: str
     usage: Usage
     steps: int
     messages: list[Message]
     _output: Any = None
     stop: BudgetStopped | None = None
+    pending: list[PendingRequest] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -82,6 +116,14 @@ class RunResult(Generic[OutputT]):
     def output(self) -> OutputT:
         if self.outcome == "final":
             return self._output  # type: ignore[no-any-return]
+        if self.outcome == "paused":
+            waiting = "; ".join(f"{p.key} ({p.kind} for {p.tool})" for p in self.pending)
+            raise RunPaused(
+                f"run {self.run_id} is waiting for a person: {waiting}. Continue it with "
+                "agent.resume(run_id, approvals={key: True/False or an answer})",
+                run_id=self.run_id,
+                outcome=self.outcome,
+            )
         assert self.stop is not None
         kind: type[RunStopped] = {
             "loop_stop": LoopDetected,
@@ -137,9 +179,11 @@ class RunSpec(Generic[OutputT]):
                     return schema
         return self.output.schema
 
-    def initial_messages(self, user_input: str) -> list[Message]:
+    def initial_messages(self, user_input: str, history: Sequence[Message] = ()) -> list[Message]:
+        """System prompt, the earlier conversation (if any), then the new user input."""
         system = self.system_prompt()
         messages = [Message.system(system)] if system else []
+        messages.extend(history)
         messages.append(Message.user(user_input))
         return messages
 
@@ -149,11 +193,17 @@ class ToolReplay:
     """The recorded tool events of the step a resumed run continues from.
 
     `called`: the step's `tool_call` events by call index; `results`: its recorded
-    results. A call in `called` without a result is in doubt.
+    results. A call in `called` without a result is in doubt, unless the step paused
+    for a person (`requested`) and was not released before the stop: then none of
+    its calls ran. `given` holds the decisions made so far; `released` says every
+    request had a recorded decision before the stop, so execution may have begun.
     """
 
     called: dict[int, ToolCalled] = field(default_factory=dict)
     results: dict[int, ToolResult] = field(default_factory=dict)
+    requested: dict[int, ApprovalRequested] = field(default_factory=dict)
+    given: dict[int, ApprovalGiven] = field(default_factory=dict)
+    released: bool = False
 
 
 @dataclass(slots=True)
@@ -187,6 +237,14 @@ class _Stop(Exception):
         self.outcome, self.limit, self.value, self.maximum = outcome, limit, value, maximum
 
 
+class _Pause(Exception):
+    """Internal: calls of this step wait for a person; the run pauses before any runs."""
+
+    def __init__(self, pending: list[PendingRequest]):
+        super().__init__("waiting for a person")
+        self.pending = pending
+
+
 async def run_loop(
     spec: RunSpec[OutputT],
     user_input: str,
@@ -195,6 +253,7 @@ async def run_loop(
     on_text: Callable[[str], None] | None = None,
     principal: Principal | None = None,
     state: RunState | None = None,
+    history: Sequence[Message] = (),
 ) -> RunResult[OutputT]:
     """Run one agent to its end, journaling every step. Errors propagate after journaling.
 
@@ -205,7 +264,7 @@ async def run_loop(
     if state is None:
         state = RunState(
             user_input,
-            spec.initial_messages(user_input),
+            spec.initial_messages(user_input, history),
             # What the policy sees: the principal, trusted user input, executed calls.
             RunContext(principal or Principal(), [user_input]),
             LoopDetector(spec.budget.max_repeats),
@@ -246,6 +305,7 @@ async def run_loop(
                 tools=tool_names,
                 output_schema=spec.output.schema,
                 definition_hash=spec.definition_hash,
+                history=list(history),
             )
         )
 
@@ -399,6 +459,9 @@ async def run_loop(
         finish(stop.outcome)
         assert isinstance(event, BudgetStopped)
         return RunResult(run_id, stop.outcome, usage, step, messages, None, event)
+    except _Pause as pause:
+        finish("paused")  # the waiting calls are on disk; the process may exit
+        return RunResult(run_id, "paused", usage, step, messages, pending=pause.pending)
     except ToolCallInDoubtError:
         finish("in_doubt")  # not an error event: the run stays resumable once decided
         raise
@@ -521,10 +584,14 @@ async def _run_tools(
     # Each entry: the call, its tool, its context, validated kwargs (or the result the
     # model gets instead of running it), and the history record the policy sees.
     pending: list[tuple[ToolCall, Tool | None, ToolContext, Any, CallRecord | None]] = []
+    waiting: list[PendingRequest] = []  # calls that need a person before the step runs
     effectful = False
     for index, call in enumerate(calls):
         if replay is not None and index in replay.called:
             entry = await _replayed(spec, replay, run_id, step, index, call, policy_context)
+            if isinstance(entry, PendingRequest):
+                waiting.append(entry)  # still undecided: its request is already recorded
+                continue
             pending.append(entry)
             effectful = effectful or (
                 entry[1] is not None
@@ -551,23 +618,43 @@ async def _run_tools(
             prepared = _unknown(spec, call)
         else:
             prepared = tool.prepare(call)
-            if policy is not None and not isinstance(prepared, ToolResult):
-                bound = (
-                    to_jsonable_python(prepared)
-                    if policy.stateful or policy.has_rules(call.name)
-                    else call.arguments
-                )
-                checked = call if bound is call.arguments else ToolCall(call.id, call.name, bound)
-                decision = policy.check(checked, policy_context, effect=tool.effect)
-                if decision.effect == "ask":
-                    decision = await _ask_approver(spec, policy, checked, decision, policy_context)
-                if decision.effect != "allow":
+            if not isinstance(prepared, ToolResult):
+                bound: Any = call.arguments
+                if policy is not None:
+                    if policy.stateful or policy.has_rules(call.name):
+                        bound = to_jsonable_python(prepared)
+                    checked = (
+                        call if bound is call.arguments else ToolCall(call.id, call.name, bound)
+                    )
+                    decision = policy.check(checked, policy_context, effect=tool.effect)
+                if tool.interrupt == "approval" and (
+                    decision is None
+                    or decision.allowed
+                    # a tool that asks for a person is not refused by the default deny
+                    or (decision.effect == "deny" and (decision.rule or "").startswith("default:"))
+                ):
+                    rule = decision.rule if decision else None
+                    decision = Decision.ask(None, f"{tool.name} requires a person's approval", rule)
+                if decision is not None and decision.effect == "ask":
+                    approver = _approver(spec, policy, decision)
+                    if approver is None:  # pause: a person decides on resume
+                        waiting.append(_waiting(run_id, step, index, call, decision.reason))
+                    else:
+                        checked = ToolCall(call.id, call.name, bound)
+                        decision = await _ask_approver(approver, checked, decision, policy_context)
+                elif tool.interrupt == "question" and (decision is None or decision.allowed):
+                    question = str(call.arguments.get("question", ""))
+                    waiting.append(_waiting(run_id, step, index, call, question, "question"))
+                if waiting and waiting[-1].index == index:
+                    pass  # nothing of this step runs before a person has decided
+                elif decision is not None and not decision.allowed:
                     prepared = ToolResult(
                         call.id, call.name, decision.model_message(call.name), True
                     )
-                    if policy.stateful and tool.effect != "read_only":
+                    if policy is not None and policy.stateful and tool.effect != "read_only":
                         policy_context.record_denied(call.name, bound, tool.effect)
-                elif policy.stateful:  # provisional until it has run (see RunContext.record)
+                elif policy is not None and policy.stateful:
+                    # provisional until it has run (see RunContext.record)
                     record = policy_context.record(call.name, bound, ok=False, effect=tool.effect)
         journal.emit(
             ToolCalled(
@@ -597,6 +684,21 @@ async def _run_tools(
         effectful = effectful or (
             tool is not None and tool.effect != "read_only" and not isinstance(prepared, ToolResult)
         )
+    if waiting:
+        for request in waiting:
+            if replay is None or request.index not in replay.requested:
+                journal.emit(
+                    ApprovalRequested(
+                        run_id=run_id,
+                        step=step,
+                        index=request.index,
+                        key=request.key,
+                        kind=request.kind,
+                        call=calls[request.index],
+                        reason=request.reason,
+                    )
+                )
+        raise _Pause(waiting)
     if effectful:
         journal.commit()  # a call that can change the world is on disk before it runs
 
@@ -657,12 +759,15 @@ async def _replayed(
     index: int,
     call: ToolCall,
     policy_context: RunContext,
-) -> tuple[ToolCall, Tool | None, ToolContext, Any, CallRecord | None]:
+) -> tuple[ToolCall, Tool | None, ToolContext, Any, CallRecord | None] | PendingRequest:
     """A call whose `tool_call` was recorded before the run stopped, on resume.
 
-    Its recorded result is reused. Without one it is in doubt: a call that never
-    reached the tool (unknown tool, invalid arguments, denied) gets its result again;
-    a read-only tool runs again; a side-effecting one follows its `on_doubt`.
+    Its recorded result is reused. A call that waits for a person is answered by the
+    decision given (approved: it runs; declined: the model reads so; a question: the
+    answer is the result) or, undecided, is returned as still pending. Otherwise it is
+    in doubt: a call that never reached the tool (unknown tool, invalid arguments,
+    denied) gets its result again; a read-only tool runs again; a side-effecting one
+    follows its `on_doubt` unless its step paused before anything ran.
     """
     tool = spec.tools.get(call.name)
     context = ToolContext(run_id, step, index)
@@ -675,12 +780,31 @@ async def _replayed(
     if isinstance(prepared, ToolResult):
         return call, tool, context, prepared, None
     decision = replay.called[index].decision
-    if decision is not None and not decision.allowed:
+    request = replay.requested.get(index)
+    if request is not None:
+        given = replay.given.get(index)
+        if given is None:
+            return PendingRequest.from_event(request)
+        if not given.approved:
+            declined = (
+                f"A person declined the call to {call.name!r}"
+                if request.kind == "approval"
+                else "The person did not answer"
+            )
+            note = f": {given.answer}" if given.answer and request.kind == "approval" else "."
+            return call, tool, context, ToolResult(call.id, call.name, declined + note, True), None
+        if request.kind == "question":
+            answer = ToolResult(call.id, call.name, given.answer or "", False)
+            return call, tool, context, answer, None
+    elif decision is not None and not decision.allowed:
         result = ToolResult(call.id, call.name, decision.model_message(call.name), True)
         return call, tool, context, result, None
     stateful = spec.policy is not None and spec.policy.stateful
     bound = to_jsonable_python(prepared) if stateful else call.arguments
-    if tool.effect != "read_only":
+    # A step that paused for a person ran none of its calls until every request had a
+    # decision on record: before that nothing is in doubt.
+    paused_before_running = bool(replay.requested) and not replay.released
+    if tool.effect != "read_only" and not paused_before_running:
         if tool.on_doubt == "ask":
             raise ToolCallInDoubtError(
                 f"run {run_id}, step {step}: the {tool.effect} call {call.name}"
@@ -709,19 +833,24 @@ async def _replayed(
     return call, tool, context, prepared, record
 
 
-_NO_APPROVER = (
-    "it needs a human's approval and no approver is configured (durable interrupts do "
-    "not exist yet, so `ask` acts as deny unless Agent(approver=...) is given)"
-)
+def _approver(spec: RunSpec[Any], policy: Policy | None, decision: Decision) -> Approver | None:
+    """Who decides an ``ask`` in process: the rule's named approver, else the agent's."""
+    named = policy.approvers.get(decision.approver or "") if policy is not None else None
+    return named or spec.approver
+
+
+def _waiting(
+    run_id: str, step: int, index: int, call: ToolCall, reason: str, kind: str = "approval"
+) -> PendingRequest:
+    return PendingRequest(
+        f"{run_id}:{step}:{index}", kind, call.name, call.arguments, reason, step, index
+    )
 
 
 async def _ask_approver(
-    spec: RunSpec[Any], policy: Policy, call: ToolCall, decision: Decision, ctx: RunContext
+    approver: Approver, call: ToolCall, decision: Decision, ctx: RunContext
 ) -> Decision:
-    """Turn an `ask` into allow or deny: the named or the agent's approver decides."""
-    approver = policy.approvers.get(decision.approver or "") or spec.approver
-    if approver is None:
-        return Decision.deny(f"{decision.reason}; {_NO_APPROVER}", decision.rule)
+    """Turn an `ask` into allow or deny with an in-process approver callable."""
     try:
         answer = approver(call, decision, ctx)
         if inspect.isawaitable(answer):

@@ -11,7 +11,10 @@ recounted from the events. Where the journal ends decides where the run continue
   calls with a recorded `tool_result` reuse it, calls with a `tool_call` but no
   result are in doubt (`loop._replayed` applies the tool's `on_doubt`);
 - after a failed parse or output check: the corrective message is rebuilt and the
-  next model call made.
+  next model call made;
+- after `approval_requested` (a paused run): the step's calls wait until every
+  request has a decision (`apply_approvals` journals them as `approval_given`);
+  none of them ran before the pause, so none is in doubt until all were decided.
 
 A finished run (`final`, `budget_stop`, `error`) is not resumed: its journal already
 says how it ended. That includes a model error: start a new run instead.
@@ -19,10 +22,12 @@ says how it ended. That includes a model error: start a new run instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pilothouse.events import (
+    ApprovalGiven,
+    ApprovalRequested,
     Event,
     ModelRequested,
     ModelResponded,
@@ -32,7 +37,12 @@ from pilothouse.events import (
     ToolCalled,
     ToolReturned,
 )
-from pilothouse.exceptions import ConfigurationError, RunFinishedError, StoreError
+from pilothouse.exceptions import (
+    ApprovalError,
+    ConfigurationError,
+    RunFinishedError,
+    StoreError,
+)
 from pilothouse.messages import Message, Usage
 from pilothouse.models.base import ModelResponse
 from pilothouse.policy.engine import Principal, RunContext
@@ -97,6 +107,10 @@ def state_from_events(
             replay.called[event.index] = event
         elif isinstance(event, ToolReturned):
             replay.results[event.index] = event.result
+        elif isinstance(event, ApprovalRequested):
+            replay.requested[event.index] = event
+        elif isinstance(event, ApprovalGiven):
+            replay.given[event.index] = event
         elif isinstance(event, ParseFailed):
             parse_retries_left -= 1
             after = event
@@ -117,8 +131,10 @@ def state_from_events(
         parse_retries_left,
         resumed=True,
     )
+    replay.released = bool(replay.requested) and replay.requested.keys() <= replay.given.keys()
     if step == 0:  # stopped before the first model call: start the conversation
-        state.messages, state.reported = spec.initial_messages(user_input), 0
+        state.messages = spec.initial_messages(user_input, started.history)
+        state.reported = 0
     elif response is None:  # the last model call was not answered: make it again
         state.step = step - 1
     elif isinstance(after, ParseFailed):
@@ -130,3 +146,71 @@ def state_from_events(
     else:  # act on the recorded reply; its recorded tool events are replayed
         state.response, state.replay = response, replay
     return state
+
+
+Approval = bool | str
+
+
+def apply_approvals(
+    state: RunState, run_id: str, approvals: Mapping[str, Approval], by: str = ""
+) -> list[ApprovalGiven]:
+    """Check decisions for a paused run's waiting calls; return the events recording them.
+
+    Keys are the pending calls' idempotency keys. An approval takes True or False; a
+    question takes the answer text (or False: no answer). Raises `ApprovalError`, naming
+    the run and step, for a key that is not waiting or a value of the wrong kind; the
+    journal is not touched then.
+    """
+    replay = state.replay
+    waiting = (
+        {r.key: r for i, r in replay.requested.items() if i not in replay.given}
+        if replay is not None
+        else {}
+    )
+    if not waiting:
+        raise ApprovalError(
+            f"run {run_id!r} is not waiting for any approval (it stands at step "
+            f"{state.step}); approvals were given for {sorted(approvals)}",
+            run_id=run_id,
+            step=state.step,
+        )
+    given: list[ApprovalGiven] = []
+    for key, value in approvals.items():
+        request = waiting.get(key)
+        if request is None:
+            raise ApprovalError(
+                f"run {run_id!r}, step {state.step}: no call {key!r} is waiting for a "
+                f"decision; waiting: {', '.join(sorted(waiting))}",
+                run_id=run_id,
+                step=state.step,
+            )
+        if request.kind == "approval" and not isinstance(value, bool):
+            raise ApprovalError(
+                f"run {run_id!r}, step {request.step}: {key} ({request.call.name}) needs "
+                f"approval: give True or False, not {value!r}",
+                run_id=run_id,
+                step=request.step,
+            )
+        if request.kind == "question" and not (isinstance(value, str) or value is False):
+            raise ApprovalError(
+                f"run {run_id!r}, step {request.step}: {key} asks a question: give the "
+                f"answer text (or False for no answer), not {value!r}",
+                run_id=run_id,
+                step=request.step,
+            )
+        answer = value if isinstance(value, str) else None
+        given.append(
+            ApprovalGiven(
+                run_id=run_id,
+                step=request.step,
+                index=request.index,
+                key=key,
+                approved=value is not False,
+                answer=answer,
+                by=by,
+            )
+        )
+    assert replay is not None
+    for event in given:
+        replay.given[event.index] = event
+    return given

@@ -32,6 +32,7 @@ from pilothouse.models.base import ToolSpec
 Effect = Literal["read_only", "side_effect", "irreversible"]
 _EFFECTS = ("read_only", "side_effect", "irreversible")
 OnDoubt = Literal["retry", "reconcile", "ask"]
+Interrupt = Literal["approval", "question"]
 _ON_DOUBT = ("retry", "reconcile", "ask")
 # reconcile(context, arguments) -> the call's result if its effect happened, else None.
 Reconcile = Callable[["ToolContext", dict[str, Any]], Any]
@@ -131,6 +132,7 @@ class Tool:
         "description",
         "effect",
         "function",
+        "interrupt",
         "is_async",
         "name",
         "on_doubt",
@@ -151,6 +153,8 @@ class Tool:
         localns: dict[str, Any] | None = None,
         on_doubt: OnDoubt | None = None,
         reconcile: Reconcile | None = None,
+        requires_approval: bool = False,
+        interrupt: Interrupt | None = None,
     ) -> None:
         if effect not in _EFFECTS:
             raise ToolDefinitionError(f"effect must be one of {_EFFECTS}, not {effect!r}")
@@ -167,6 +171,13 @@ class Tool:
         # result (read-only tools are always run again; see `pilothouse.runtime.resume`).
         self.on_doubt: OnDoubt = on_doubt
         self.reconcile = reconcile
+        # A call of this tool pauses the run for a human: "approval" (requires_approval)
+        # before it runs, or "question" (`ask_human`: the human's answer is the result).
+        if interrupt is not None and interrupt not in ("approval", "question"):
+            raise ToolDefinitionError(
+                f"interrupt must be 'approval' or 'question', not {interrupt!r}"
+            )
+        self.interrupt: Interrupt | None = interrupt or ("approval" if requires_approval else None)
         self.function = function
         self.name = name or function.__name__
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", self.name):
@@ -333,6 +344,7 @@ def tool(
     blocking: bool = False,
     on_doubt: OnDoubt | None = None,
     reconcile: Reconcile | None = None,
+    requires_approval: bool = False,
 ) -> Callable[[ToolFunction], Tool]: ...
 
 
@@ -347,6 +359,7 @@ def tool(
     blocking: bool = False,
     on_doubt: OnDoubt | None = None,
     reconcile: Reconcile | None = None,
+    requires_approval: bool = False,
 ) -> Tool | Callable[[ToolFunction], Tool]:
     """Turn a typed function into a `Tool`; use bare (`@tool`) or with options.
 
@@ -357,7 +370,9 @@ def tool(
     "retry" (the tool is idempotent, e.g. it passes `ToolContext.idempotency_key` on),
     "reconcile" (`reconcile(context, arguments)` returns the result if the effect
     happened, None if not) or "ask" (the default: the run stops with
-    `ToolCallInDoubtError`; never a silent second execution).
+    `ToolCallInDoubtError`; never a silent second execution). `requires_approval=True`
+    pauses the run before every call of this tool until a human decides
+    (`Agent.resume(run_id, approvals={key: True/False})`), even where the policy allows it.
     """
 
     def make(fn: ToolFunction, localns: dict[str, Any]) -> Tool:
@@ -371,6 +386,7 @@ def tool(
             localns=localns,
             on_doubt=on_doubt,
             reconcile=reconcile,
+            requires_approval=requires_approval,
         )
 
     if function is not None:
