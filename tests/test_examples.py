@@ -52,3 +52,17 @@ def test_readme_quickstart_runs(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (tmp_path / ".pilothouse" / "journal.db").exists()
     assert "Usage(" in result.stdout
+
+
+def test_approval_flow_example_pauses_then_resumes_in_another_process(tmp_path: Path) -> None:
+    started = run_example("approval_flow.py", cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+    assert "paused: refund(" in started.stdout and "big-refunds" in started.stdout
+    key = re.search(r"approve (\S+:2:0)", started.stdout)
+    assert key, started.stdout
+    approved = run_example("approval_flow.py", "approve", key.group(1), cwd=tmp_path)
+    assert approved.returncode == 0, approved.stderr
+    assert "Refunded 250.00 USD on order A17." in approved.stdout
+    assert "answer: Your refund of 250.00 USD is on its way." in approved.stdout
+    again = run_example("approval_flow.py", "deny", key.group(1), cwd=tmp_path)
+    assert again.returncode == 1 and "already ended" in again.stderr

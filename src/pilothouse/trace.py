@@ -63,7 +63,8 @@ def describe(event: Event, *, limit: int = 160) -> str:
     if isinstance(event, ToolCalled):
         c = event.call
         d = event.decision
-        verdict = "" if d is None or d.allowed else f"  ⛔ {d.effect} by {d.rule}: {d.reason}"
+        mark = "⏸" if d is not None and d.effect == "ask" else "⛔"
+        verdict = "" if d is None or d.allowed else f"  {mark} {d.effect} by {d.rule}: {d.reason}"
         return f"⚙ call   {c.name}({_args(c.arguments)})  [{event.effect}]{verdict}"
     if isinstance(event, ToolReturned):
         mark = "✗" if event.result.is_error else "✓"
