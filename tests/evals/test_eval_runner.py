@@ -272,6 +272,7 @@ def test_classify_reads_events_defensively() -> None:
     denied = {"type": "tool_call", "call": {}, "decision": {"effect": "deny", "reason": "no"}}
     assert classify(err, ["final"], [denied]) == "policy_block"
     assert classify(None, ["policy_stop"], []) == "policy_block"
+    assert classify(None, ["paused"], []) == "policy_block"  # nobody approves during an eval
     assert classify(None, ["output_invalid"], []) == "parse_failure"
     assert classify(ModelError("x"), [], []) == "model_error"
     assert classify(ModelOutputError("cut off"), [], []) == "parse_failure"

@@ -12,9 +12,10 @@ Failure kinds, first match wins:
 
 - ``model_error``: the model raised a `ModelError` (except `ModelOutputError`), or a
   run ended with an ``error`` event the scenario did not catch;
-- ``policy_block``: a run stopped by the policy (outcome ``policy_stop``), or the
-  scenario failed after a tool call was denied (a ``deny`` decision on a
-  ``tool_call`` event or a ``policy_decision`` event);
+- ``policy_block``: a run stopped by the policy (outcome ``policy_stop``) or paused
+  for a person's approval (outcome ``paused``: no person answers during an
+  evaluation), or the scenario failed after a tool call was denied (a ``deny``
+  decision on a ``tool_call`` event or a ``policy_decision`` event);
 - ``budget_stop``: a budget or the loop detector stopped a run;
 - ``parse_failure``: the model's reply was unusable (`ModelOutputError`: cut off,
   not the promised JSON), the final answer never validated (``output_invalid``), or
@@ -330,7 +331,7 @@ def classify(
         return "model_error"
     stop_outcome = exc.outcome if isinstance(exc, RunStopped) else None
     stops = [o for o in [*outcomes, stop_outcome] if o and o != "final"]
-    if "policy_stop" in stops or (exc is not None and _denied(events)):
+    if "policy_stop" in stops or "paused" in stops or (exc is not None and _denied(events)):
         return "policy_block"
     if any(o in ("budget_stop", "loop_stop") for o in stops):
         return "budget_stop"
