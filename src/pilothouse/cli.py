@@ -3,6 +3,8 @@
     pilothouse run "question" [--model M] [--tools module:attr ...]
     pilothouse trace list
     pilothouse trace show RUN_ID
+    pilothouse trace export RUN_ID -o FILE.jsonl
+    pilothouse replay RUN_ID|FILE.jsonl [--tools module:attr] [--live-tools]
     pilothouse --version
 
 Errors print one clear line on stderr and exit with status 1 (2 for usage errors).
@@ -141,6 +143,17 @@ def _drive(
         result = start(agent, subscribers)
     except PilothouseError as exc:
         _fail(str(exc))
+    if result.outcome == "paused":
+        err.print(f"run {result.run_id} is paused, waiting for a person:")
+        for p in result.pending:
+            what = "approve" if p.kind == "approval" else "answer"
+            err.print(escape(f"  {p.key}  {what} {p.tool}({p.arguments}): {p.reason}"))
+        first = result.pending[0]
+        flag = f"--approve {first.key}" if first.kind == "approval" else f"--answer {first.key}=..."
+        err.print(
+            escape(f"continue with: pilothouse resume {result.run_id} {flag} (or --deny KEY)")
+        )
+        raise typer.Exit(3)
     if not result.ok:
         assert result.stop is not None
         _fail(f"run {result.run_id} stopped: {result.stop.message}")
@@ -178,10 +191,35 @@ def resume(
     max_steps: MaxStepsOption = 10,
     store: StoreOption = None,
     quiet: QuietOption = False,
+    approve: Annotated[
+        list[str] | None,
+        typer.Option("--approve", help="Approve the waiting call KEY (repeatable)."),
+    ] = None,
+    deny: Annotated[
+        list[str] | None, typer.Option("--deny", help="Decline the waiting call KEY (repeatable).")
+    ] = None,
+    answer: Annotated[
+        list[str] | None,
+        typer.Option("--answer", help="Answer a waiting question: KEY=TEXT (repeatable)."),
+    ] = None,
+    by: Annotated[str, typer.Option("--by", help="Who decided (journaled).")] = "",
 ) -> None:
-    """Continue a stopped run RUN_ID from its journal (same options as the run had)."""
+    """Continue a stopped or paused run RUN_ID from its journal (same options as the run had).
+
+    A paused run (exit code 3 from `run`) continues with the decisions: --approve KEY,
+    --deny KEY, --answer KEY=TEXT; a run still waiting after them exits with 3 again.
+    """
+    approvals: dict[str, bool | str] = {k: True for k in approve or []}
+    approvals.update({k: False for k in deny or []})
+    for item in answer or []:
+        key, sep, text = item.partition("=")
+        if not sep:
+            _fail(f"--answer {item!r} must look like KEY=TEXT")
+        approvals[key] = text
     _drive(
-        lambda agent, subs: agent.resume_sync(run_id, subscribers=subs),
+        lambda agent, subs: agent.resume_sync(
+            run_id, approvals=approvals or None, approved_by=by, subscribers=subs
+        ),
         model,
         tools,
         instructions,
@@ -254,6 +292,120 @@ def trace_show(
     )
     for e in events:
         out.print(f"[dim]{e.seq:>3} s{e.step}[/] {escape(describe(e, limit=400))}")
+
+
+# --- replay: `trace export`, `replay` (self-contained block; see pilothouse.runtime.replay) ---
+
+
+@trace_app.command("export")
+def trace_export(
+    run_id: Annotated[str, typer.Argument(help="The run to export (see `trace list`).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="The JSON Lines file to write.")],
+    store: StoreOption = None,
+) -> None:
+    """Write one run's journal to a JSON Lines file: a cassette for `replay` and tests."""
+    from pilothouse.exceptions import PilothouseError
+    from pilothouse.runtime.replay import export_journal
+
+    try:
+        count = export_journal(store, run_id, output)
+    except PilothouseError as exc:
+        _fail(str(exc))
+    out.print(f"wrote {count} events of run {escape(run_id)} to {escape(output)}")
+
+
+@app.command("replay")
+def replay_command(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A recorded run's id, or its journal exported to a .jsonl file.",
+            metavar="RUN_ID|FILE.jsonl",
+        ),
+    ],
+    tools: ToolsOption = None,
+    instructions: Annotated[
+        str | None,
+        typer.Option(
+            "--instructions", "-i", help="System instructions (default: the recorded ones)."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="The model string the run used, for its capabilities only; it is never "
+            "called (default: the recorded model).",
+        ),
+    ] = None,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(help="Most model calls (default: the recorded limit, else 10)."),
+    ] = None,
+    live_tools: Annotated[
+        bool,
+        typer.Option(
+            "--live-tools",
+            help="Run read-only tools for real and compare their results (needs --tools).",
+        ),
+    ] = False,
+    store: StoreOption = None,
+) -> None:
+    """Re-run a recorded run, model and tool results served from its journal.
+
+    Prints "replayed N steps: identical" (exit status 0) or the first divergence: the
+    step and what differed (exit status 1). Without --tools, stand-ins named after the
+    recorded tools are served; with --tools the real definitions are checked too.
+    """
+    import os
+
+    from pilothouse.agent import Agent
+    from pilothouse.events import BudgetStopped, RunStarted
+    from pilothouse.exceptions import PilothouseError
+    from pilothouse.models.replay import ReplayModel
+    from pilothouse.runtime.journal import open_store
+    from pilothouse.runtime.replay import capabilities_of, load_journal, recorded_tools, replay
+
+    if live_tools and not tools:
+        _fail("--live-tools runs the real tools: give them with --tools module:attribute")
+    try:
+        if source.endswith(".jsonl") or os.path.isfile(source):
+            events = load_journal(source)
+        else:
+            events = open_store(store).events(source)
+        started = events[0] if events else None
+        if not isinstance(started, RunStarted):
+            _fail(f"run {source!r}: the journal does not begin with run_started")
+        if max_steps is None:
+            stop = events[-1]
+            recorded = max((e.step for e in events), default=0)
+            max_steps = (
+                int(stop.maximum)
+                if isinstance(stop, BudgetStopped) and stop.limit == "steps"
+                else max(10, recorded)
+            )
+        # The model is never called: it only says which action format the agent uses.
+        replayed = ReplayModel(
+            events, capabilities=capabilities_of(model or started.model, fallback=model is None)
+        )
+        agent = Agent(
+            replayed,
+            started.instructions if instructions is None else instructions,
+            _load_tools(tools) if tools else recorded_tools(events),
+            max_steps=max_steps,
+            store=":memory:",
+            name=started.agent,
+        )
+        report = replay(agent, events, live_tools=live_tools)
+    except PilothouseError as exc:
+        _fail(str(exc))
+    out.print(escape(report.summary()), soft_wrap=True)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+# --- end of replay block ---------------------------------------------------------------
 
 
 # --------------------------------------------------------------------------- eval
@@ -652,6 +804,60 @@ def parse_command(
 
 
 # --- end of parse block ----------------------------------------------------------------
+
+
+# --- serve (the support desk's web server) ----------------------------------------------
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on (loopback by default).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    shop: Annotated[
+        str,
+        typer.Option(help="The shop's SQLite database (created and seeded if missing)."),
+    ] = ".pilothouse/shop.db",
+    store: StoreOption = None,
+    model: ModelOption = None,
+    console_token: Annotated[
+        str | None,
+        typer.Option(
+            "--console-token",
+            envvar="PILOTHOUSE_CONSOLE_TOKEN",
+            help="Token for the console and dashboard (default $PILOTHOUSE_CONSOLE_TOKEN, "
+            "else a new random one, printed at start).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Serve the support desk: customer chat at /, agent console at /console, /dashboard."""
+    import secrets
+
+    try:
+        from pilothouse.server import serve
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        _fail(f"the server needs the 'server' extra: pip install 'pilothouse[server]' ({exc})")
+    from pilothouse.apps.support.desk import Desk
+    from pilothouse.exceptions import PilothouseError
+    from pilothouse.runtime.journal import open_store
+
+    token = console_token or secrets.token_urlsafe(24)
+    try:
+        desk = Desk(shop, open_store(store), model=model)
+    except PilothouseError as exc:
+        _fail(str(exc))
+    where = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    err.print(f"support chat:   {where}/")
+    err.print(f"agent console:  {where}/console")
+    err.print(f"dashboard:      {where}/dashboard")
+    if console_token is None:
+        err.print(f"console token:  {token}")
+    serve(desk, console_token=token, host=host, port=port)
+
+
+# --- end of serve block ----------------------------------------------------------------
 
 
 def main() -> None:

@@ -1,0 +1,102 @@
+"""Regression tests from recorded runs: record a real run once, replay it in every test run.
+
+A run's journal is a cassette (see `pilothouse.runtime.replay`): replaying it answers
+the model and the tools from the recording, so the test is offline, deterministic
+and takes milliseconds, yet it fails at the first step where the agent now behaves
+differently: a changed prompt, tool schema, policy decision or output.
+
+Record once, with the real model (or export a run you already made with
+``pilothouse trace export RUN_ID -o tests/cassettes/order.jsonl``)::
+
+    from pilothouse.testing import record_cassette
+    record_cassette(make_agent(), "Where is order A1234?", "tests/cassettes/order.jsonl")
+
+Then, in a test::
+
+    from pilothouse.testing import assert_replays
+
+    def test_order_agent():
+        assert_replays(make_agent(), "tests/cassettes/order.jsonl")
+
+`assert_replays` raises `AssertionError` naming the cassette, the step and what
+differed. This module does not import pytest: it works under any test runner.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pilothouse.runtime.replay import (
+    ReplayReport,
+    export_journal,
+    replay,
+    replay_async,
+)
+
+if TYPE_CHECKING:
+    from pilothouse.agent import Agent
+    from pilothouse.messages import Message
+    from pilothouse.policy.engine import Principal
+    from pilothouse.runtime.loop import RunResult
+
+__all__ = ["assert_replays", "assert_replays_async", "record_cassette"]
+
+
+def _check(report: ReplayReport, cassette: str | os.PathLike[str]) -> ReplayReport:
+    if report.ok:
+        return report
+    d = report.divergence
+    assert d is not None
+    lines = [f"{os.fspath(cassette)}: {report.summary()}"]
+    if d.expected or d.got:
+        lines += [f"  recorded: {d.expected}", f"  replayed: {d.got}"]
+    raise AssertionError("\n".join(lines))
+
+
+def assert_replays(
+    agent: Agent[Any],
+    cassette: str | os.PathLike[str],
+    *,
+    live_tools: bool = False,
+    principal: Principal | None = None,
+) -> ReplayReport:
+    """Replay `cassette` (a JSON Lines journal) with `agent`; raise AssertionError if it diverges.
+
+    Returns the `ReplayReport` of an identical replay. `live_tools=True` runs the
+    agent's read-only tools for real and compares their results too. A cassette
+    that cannot be read raises `StoreError` naming the file and line.
+    """
+    return _check(replay(agent, cassette, live_tools=live_tools, principal=principal), cassette)
+
+
+async def assert_replays_async(
+    agent: Agent[Any],
+    cassette: str | os.PathLike[str],
+    *,
+    live_tools: bool = False,
+    principal: Principal | None = None,
+) -> ReplayReport:
+    """`assert_replays` for async tests (inside a running event loop)."""
+    report = await replay_async(agent, cassette, live_tools=live_tools, principal=principal)
+    return _check(report, cassette)
+
+
+def record_cassette(
+    agent: Agent[Any],
+    input: str,
+    path: str | os.PathLike[str],
+    *,
+    history: Sequence[Message] = (),
+    principal: Principal | None = None,
+) -> RunResult[Any]:
+    """Run `agent` on `input` for real and write the run's journal to `path`.
+
+    The run is journaled in the agent's own store as usual, then exported; a run that
+    pauses for a person is recorded up to the pause (resume it, then export again with
+    `export_journal` to record the decisions). Returns the run's result.
+    """
+    result = agent.run_sync(input, history=history, principal=principal)
+    export_journal(agent.store, result.run_id, path)
+    return result
