@@ -1,0 +1,518 @@
+"""Crash test: SIGKILL runs at random moments, resume each, compare with uninterrupted runs.
+
+Each seed scripts a multi-step run of `tests/crash_worker.py` (4-6 model calls;
+read-only, idempotent side-effecting and one non-idempotent irreversible tool,
+parallel calls in a step, a policy whose charge rule reads the run's history).
+For every seed: the uninterrupted reference run (own journal, own ledger), then
+the same run killed with SIGKILL after a seeded random delay (from half-way
+through process set-up to 1.1 times the time the reference took to its final
+event), then `resume` in a new process; for every third seed that resume is
+killed too, at a random moment, and a third process resumes. Checked: the output
+and the final event equal the reference's; every side effect is in the ledger
+exactly once and the ledger's effects equal the reference's; the resumed journal
+keeps what was on disk at each kill as an exact prefix, with consecutive seq, one
+run_started and one final, each model call answered once and each tool call
+resulted once, with the reference's results.
+
+100 seeds against SQLite journals, 25 against PostgreSQL (the `postgres_dsn`
+server of `tests/runtime/conftest.py`; skipped where PostgreSQL is not installed).
+Processes come from `crash_worker.py serve` (fork servers, several seeds in
+flight) so the test does not pay an interpreter start per process; a third test
+drives the plain command lines in fresh processes, killed at a chosen point. Run
+with `pytest -s` to see where the kills landed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crash_worker import create_ledger, open_journal
+from pilothouse.exceptions import RunNotFoundError
+
+WORKER = Path(__file__).resolve().parents[1] / "crash_worker.py"
+SRC = Path(__file__).resolve().parents[2] / "src"
+SEEDS = {"sqlite": 100, "postgres": 25}  # runs per journal store
+CONCURRENCY = 8  # seeds in flight; the runs mostly sleep, so this fits 2 cores
+KILL_SPAN = 1.1  # kills land at most KILL_SPAN x the time the reference took to its final
+KILL_RESUME_EVERY = 3  # every third seed: the resume is killed too, then resumed again
+# Kills that must land between run_started and final (so the test cannot pass by
+# killing only finished or unborn runs); about half do (43-58 of 100 measured).
+MIN_MID_RUN = {"sqlite": 30, "postgres": 5}
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(SRC)}
+
+
+class ForkServer:
+    """One `crash_worker.py serve` process: forks workers on request (one user at a time)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKER), "serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        self._read()  # {"ready": pid}: imports done, so the first run's timing is its own
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"fork server died (exit {self.proc.poll()})")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def start(self, argv: list[str], out: Path) -> int:
+        return int(self._ask({"op": "start", "argv": argv, "out": str(out)})["pid"])
+
+    def wait(self, pid: int, timeout: float = 60) -> int | str:
+        status: int | str = self._ask({"op": "wait", "pid": pid, "timeout": timeout})["status"]
+        return status
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def worker_argv(mode: str, store: str | Path, ledger: Path, run_id: str, seed: int) -> list[str]:
+    paths = ["--store", str(store), "--ledger", str(ledger)]
+    return [mode, *paths, "--run-id", run_id, "--seed", str(seed)]
+
+
+def read_report(out: Path) -> dict[str, Any]:
+    lines = out.read_text().strip().splitlines()
+    report: dict[str, Any] = json.loads(lines[-1])
+    return report
+
+
+# --------------------------------------------------------------------------- reading state
+
+
+def journal_dicts(spec: str | Path, run_id: str) -> tuple[str | None, list[dict[str, Any]]]:
+    """The run's status and events (as dicts), or (None, []) if the run is not on disk."""
+    store = open_journal(str(spec))
+    try:
+        status = store.get_run(run_id).status
+        return status, [e.to_dict() for e in store.events(run_id)]
+    except RunNotFoundError:
+        return None, []
+    finally:
+        store.close()
+
+
+def ledger_rows(path: Path, table: str) -> list[tuple[Any, ...]]:
+    if not path.exists():
+        return []
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(f"SELECT * FROM {table}").fetchall()  # the test's own table names
+    except sqlite3.OperationalError:  # killed before the worker created the tables
+        return []
+    finally:
+        db.close()
+
+
+def in_doubt(events: list[dict[str, Any]]) -> list[str]:
+    """Idempotency keys of side-effecting calls recorded without a result."""
+    results = {(e["step"], e["index"]) for e in events if e["type"] == "tool_result"}
+    return [
+        e["idempotency_key"]
+        for e in events
+        if e["type"] == "tool_call"
+        and e["effect"] != "read_only"
+        and (e["step"], e["index"]) not in results
+    ]
+
+
+def tool_results(events: list[dict[str, Any]]) -> dict[tuple[int, int], Any]:
+    return {(e["step"], e["index"]): e["result"] for e in events if e["type"] == "tool_result"}
+
+
+def final_event(events: list[dict[str, Any]]) -> dict[str, Any]:
+    finals = [e for e in events if e["type"] == "final"]
+    assert len(finals) == 1, [e["type"] for e in events]
+    return {"output": finals[0]["output"], "usage": finals[0]["usage"]}
+
+
+# --------------------------------------------------------------------------- one seed
+
+
+@dataclass
+class Reference:
+    output: Any
+    setup: float  # from the fork to run_started (process set-up, not yet the run)
+    ended: float  # from the fork to the final event
+    final: dict[str, Any]
+    results: dict[tuple[int, int], Any]
+    effects: set[tuple[Any, ...]]
+
+
+@dataclass
+class Outcome:
+    seed: int
+    delay: float = 0.0
+    killed: bool = False  # the SIGKILL found the process alive
+    on_disk: int = 0  # events on disk at the kill
+    status: str | None = None  # the run's status at the kill (None: not on disk)
+    last: str = "-"  # the last event on disk at the kill
+    doubt_done: int = 0  # in-doubt side effects whose effect was in the ledger
+    doubt_not_done: int = 0  # in-doubt side effects whose effect was not
+    how: str = ""  # what resume said it did
+    reruns: int = 0  # idempotent effects executed again (same key, deduplicated)
+    reconciled: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    second: str = ""  # where the kill of the first resume landed, if it was killed
+
+    @property
+    def place(self) -> str:
+        return where(self.status, self.doubt_done, self.doubt_not_done)
+
+
+def where(status: str | None, doubt_done: int, doubt_not_done: int) -> str:
+    """Where a kill landed, from what was on disk after it."""
+    if status is None:
+        return "before run_started reached disk"
+    if status == "final":
+        return "after final"
+    if doubt_done or doubt_not_done:
+        kind = "effect done" if doubt_done else "effect not done"
+        return f"mid-step: tool_call without tool_result ({kind})"
+    return "mid-run: between steps"
+
+
+def landing(
+    store: str, ledger: Path, run_id: str
+) -> tuple[str | None, list[dict[str, Any]], int, int]:
+    """After a kill: the run's status and events, and its in-doubt side effects whose
+    effect is in the ledger (done) or not."""
+    status, events = journal_dicts(store, run_id)
+    done_keys = {row[0] for row in ledger_rows(ledger, "effects")}
+    keys = in_doubt(events)
+    done = sum(1 for key in keys if key in done_keys)
+    return status, events, done, len(keys) - done
+
+
+@dataclass(frozen=True)
+class Journals:
+    """Where the journals go: SQLite files in each seed's folder (the default), or two
+    PostgreSQL databases shared by all seeds (each seed's run id is its own)."""
+
+    reference_dsn: str | None = None
+    crashed_dsn: str | None = None
+
+    def reference(self, root: Path) -> str:
+        return self.reference_dsn or str(root / "ref.db")
+
+    def crashed(self, root: Path) -> str:
+        return self.crashed_dsn or str(root / "journal.db")
+
+
+def prepare(store: str, ledger: Path) -> None:
+    """Create the journal store and the ledger, as a deployed application has them
+    before a run starts: the kills then land in the run, not in creating files."""
+    open_journal(store).close()
+    create_ledger(str(ledger))
+
+
+def reference(server: ForkServer, seed: int, root: Path, journals: Journals) -> Reference:
+    store, ledger, out = journals.reference(root), root / "ref-ledger.db", root / "ref.out"
+    run_id = f"crash-{seed}"
+    prepare(store, ledger)
+    wall = time.time()  # the kill delays are measured from the fork too
+    pid = server.start(worker_argv("run", store, ledger, run_id, seed), out)
+    status = server.wait(pid)
+    assert status == 0, f"seed {seed}: reference run failed ({status}): {out.read_text()}"
+    report = read_report(out)
+    _, events = journal_dicts(store, run_id)
+    return Reference(
+        report["output"],
+        events[0]["ts"] - wall,
+        events[-1]["ts"] - wall,
+        final_event(events),
+        tool_results(events),
+        set(ledger_rows(ledger, "effects")),
+    )
+
+
+def crash_and_resume(server: ForkServer, seed: int, root: Path, journals: Journals) -> Outcome:
+    """Reference, kill at a random moment, resume; every check's failure is a problem."""
+    ref = reference(server, seed, root, journals)
+    outcome = Outcome(seed)
+    problems = outcome.problems
+    store, ledger, run_id = journals.crashed(root), root / "ledger.db", f"crash-{seed}"
+    prepare(store, ledger)
+    # A seeded random moment from half-way through the process's set-up to a little
+    # after the reference run ended (so some kills find the run finished).
+    low = min(ref.setup / 2, ref.ended / 4)
+    outcome.delay = random.Random(f"kill-{seed}").uniform(low, KILL_SPAN * ref.ended)
+    pid = server.start(worker_argv("run", store, ledger, run_id, seed), root / "run.out")
+    time.sleep(outcome.delay)
+    os.kill(pid, signal.SIGKILL)
+    status = server.wait(pid)
+    outcome.killed = status == -signal.SIGKILL
+    if status not in (0, -signal.SIGKILL):
+        problems.append(f"the run exited {status}: {(root / 'run.out').read_text()[-2000:]}")
+
+    # Where the kill landed: what was on disk.
+    outcome.status, before, outcome.doubt_done, outcome.doubt_not_done = landing(
+        store, ledger, run_id
+    )
+    outcome.on_disk = len(before)
+    outcome.last = before[-1]["type"] if before else "-"
+    last_status = outcome.status
+
+    if seed % KILL_RESUME_EVERY == 0:  # the resume is killed too, then resumed again
+        delay = random.Random(f"kill-resume-{seed}").uniform(0, ref.ended)
+        argv = worker_argv("resume", store, ledger, run_id, seed)
+        pid = server.start(argv, root / "resume-killed.out")
+        time.sleep(delay)
+        os.kill(pid, signal.SIGKILL)
+        status = server.wait(pid)
+        if status not in (0, -signal.SIGKILL):
+            text = (root / "resume-killed.out").read_text()[-3000:]
+            problems.append(f"the resume killed later exited {status}: {text}")
+        last_status, again, done, not_done = landing(store, ledger, run_id)
+        outcome.second = where(last_status, done, not_done)
+        if again[: len(before)] != before:
+            problems.append("the killed resume rewrote events that were on disk")
+        before = again
+
+    pid = server.start(worker_argv("resume", store, ledger, run_id, seed), root / "resume.out")
+    status = server.wait(pid)
+    if status != 0:
+        problems.append(f"resume exited {status}: {(root / 'resume.out').read_text()[-3000:]}")
+        return outcome
+    report = read_report(root / "resume.out")
+    outcome.how = report["how"]
+    expected_how = {None: "fresh", "final": "nothing to resume"}.get(last_status, "resumed")
+    if not outcome.how.startswith(expected_how):
+        problems.append(f"resume said {outcome.how!r} for a run {last_status} at the kill")
+
+    # The output is the uninterrupted run's.
+    if report["output"] != ref.output:
+        problems.append(f"output differs:\n  got  {report['output']!r}\n  want {ref.output!r}")
+
+    # The journal: what was on disk is kept as it was, the rest continues it.
+    final_status, after = journal_dicts(store, run_id)
+    if final_status != "final":
+        problems.append(f"run status after resume is {final_status!r}")
+    if after[: len(before)] != before:
+        problems.append("events on disk at the kill were rewritten")
+    if [e["seq"] for e in after] != list(range(len(after))):
+        problems.append(f"seq not consecutive: {[e['seq'] for e in after]}")
+    types = [e["type"] for e in after]
+    if types.count("run_started") != 1 or types[-1] != "final" or types.count("final") != 1:
+        problems.append(f"journal shape: {types}")
+    else:
+        if final_event(after) != ref.final:
+            problems.append(f"final event {final_event(after)} != reference {ref.final}")
+    responses = Counter(e["step"] for e in after if e["type"] == "model_response")
+    if any(n != 1 for n in responses.values()):
+        problems.append(f"a model call answered twice: {responses}")
+    calls = Counter((e["step"], e["index"]) for e in after if e["type"] == "tool_call")
+    results = Counter((e["step"], e["index"]) for e in after if e["type"] == "tool_result")
+    if calls != results or any(n != 1 for n in calls.values()):
+        problems.append(f"tool calls {dict(calls)} vs results {dict(results)}")
+    if tool_results(after) != ref.results:
+        problems.append("tool results differ from the reference's")
+
+    # The ledger: every effect exactly once, and the same effects as the reference.
+    effects = ledger_rows(ledger, "effects")
+    twice = {k: n for k, n in Counter(row[0] for row in effects).items() if n != 1}
+    if twice:
+        problems.append(f"side effects applied more than once: {twice}")
+    if set(effects) != ref.effects:
+        problems.append(
+            f"ledger effects differ:\n  extra   {set(effects) - ref.effects}\n"
+            f"  missing {ref.effects - set(effects)}"
+        )
+    attempts = Counter(row[0] for row in ledger_rows(ledger, "attempts"))
+    outcome.reruns = sum(n - 1 for n in attempts.values())
+    outcome.reconciled = len(ledger_rows(ledger, "reconciles"))
+    return outcome
+
+
+def crash_seeds(
+    seeds: list[int], root: Path, concurrency: int, journals: Journals | None = None
+) -> list[Outcome]:
+    """Crash and resume each seed, `concurrency` at a time, each thread with its own
+    fork server; the outcomes in seed order."""
+    journals = journals or Journals()
+    servers: list[ForkServer] = []
+    lock = threading.Lock()
+    local = threading.local()
+
+    def one(seed: int) -> Outcome:
+        server = getattr(local, "server", None)
+        if server is None:
+            server = local.server = ForkServer()
+            with lock:
+                servers.append(server)
+        directory = root / f"seed{seed}"
+        directory.mkdir()
+        try:
+            outcome = crash_and_resume(server, seed, directory, journals)
+        except Exception as exc:  # a broken seed is reported with the others
+            outcome = Outcome(seed)
+            outcome.problems.append(f"{type(exc).__name__}: {exc}")
+        if outcome.problems:
+            outcome.problems.append(f"(its journals, ledgers and outputs: {directory})")
+        else:
+            shutil.rmtree(directory)  # ~1 MB of SQLite files per seed
+        return outcome
+
+    try:
+        with ThreadPoolExecutor(concurrency) as pool:
+            return list(pool.map(one, seeds))
+    finally:
+        for server in servers:
+            server.close()
+
+
+def summary(outcomes: list[Outcome], seconds: float) -> str:
+    places = Counter(o.place for o in outcomes)
+    buckets = Counter(
+        "0" if o.on_disk == 0 else f"{(o.on_disk - 1) // 5 * 5 + 1}-{(o.on_disk - 1) // 5 * 5 + 5}"
+        for o in outcomes
+    )
+    lasts = Counter(o.last for o in outcomes)
+    lines = [f"{len(outcomes)} runs killed and resumed in {seconds:.1f} s"]
+    lines.append("where the kills landed:")
+    lines += [f"  {n:3d}  {place}" for place, n in sorted(places.items(), key=lambda x: -x[1])]
+    lines.append("events on disk at the kill:")
+    lines += [
+        f"  {n:3d}  {b}" for b, n in sorted(buckets.items(), key=lambda x: int(x[0].split("-")[0]))
+    ]
+    again = Counter(o.second for o in outcomes if o.second)
+    lines.append(f"where the kills of a resume landed ({sum(again.values())} runs killed twice):")
+    lines += [f"  {n:3d}  {p}" for p, n in sorted(again.items(), key=lambda x: -x[1])]
+    lines.append(
+        "last event on disk at the kill: " + ", ".join(f"{k} {n}" for k, n in lasts.items())
+    )
+    lines.append(
+        f"processes found alive by the kill: {sum(o.killed for o in outcomes)}; "
+        f"in-doubt side effects: {sum(o.doubt_done for o in outcomes)} done, "
+        f"{sum(o.doubt_not_done for o in outcomes)} not done; reconcile calls: "
+        f"{sum(o.reconciled for o in outcomes)}; idempotent re-executions: "
+        f"{sum(o.reruns for o in outcomes)}"
+    )
+    return "\n".join(lines)
+
+
+def postgres_journals(request: pytest.FixtureRequest) -> Journals:
+    """Two new databases on the session's PostgreSQL server (`tests/runtime/conftest.py`;
+    the test skips with its message where PostgreSQL is not installed)."""
+    import psycopg
+
+    crashed: str = request.getfixturevalue("fresh_postgres_dsn")
+    server, name = crashed.rsplit("/", 1)
+    with psycopg.connect(crashed, autocommit=True) as db:
+        db.execute(f'CREATE DATABASE "{name}_ref"')
+    journals = Journals(f"{server}/{name}_ref", crashed)
+    for dsn in (journals.reference_dsn, journals.crashed_dsn):
+        assert dsn is not None
+        open_journal(dsn).close()  # the tables, once, before the workers start
+    return journals
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_sigkill_at_random_points_then_resume_is_exactly_once(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    journals = postgres_journals(request) if backend == "postgres" else Journals()
+    began = time.monotonic()
+    outcomes = crash_seeds(list(range(SEEDS[backend])), tmp_path, CONCURRENCY, journals)
+    report = f"crash test, {backend} journal: " + summary(outcomes, time.monotonic() - began)
+    print("\n" + report)
+    failed = [o for o in outcomes if o.problems]
+    if failed:
+        details = [
+            f"seed {o.seed} (killed after {o.delay:.3f} s: {o.place}, {o.on_disk} events on disk, "
+            f"resume: {o.how!r}):\n  " + "\n  ".join(o.problems)
+            for o in failed
+        ]
+        pytest.fail("\n".join([*details, report]), pytrace=False)
+    mid_run = sum(1 for o in outcomes if o.status not in (None, "final"))
+    wanted = MIN_MID_RUN[backend]
+    assert mid_run >= wanted, f"only {mid_run} kills landed mid-run (want {wanted})\n{report}"
+    in_step = sum(1 for o in outcomes if o.doubt_done or o.doubt_not_done)
+    assert in_step >= 1, f"no kill landed between a tool_call and its tool_result\n{report}"
+
+
+def test_command_line_run_killed_mid_side_effect_resumes(tmp_path: Path) -> None:
+    """The plain command lines in fresh processes, killed at a chosen point: just after
+    a charge (irreversible, not idempotent) happened, before its result was recorded.
+    Resume must reconcile it from the ledger, not charge again."""
+    seed, run_id = 3, "cli-3"
+
+    def worker(mode: str, store: Path, ledger: Path, *extra: str) -> subprocess.Popen[str]:
+        argv = [sys.executable, str(WORKER), *worker_argv(mode, store, ledger, run_id, seed)]
+        return subprocess.Popen(
+            [*argv, *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=_env(),
+        )
+
+    ref = worker("run", tmp_path / "ref.db", tmp_path / "ref-ledger.db")
+    ref_out, ref_err = ref.communicate(timeout=60)
+    assert ref.returncode == 0, ref_err
+    store, ledger = tmp_path / "journal.db", tmp_path / "ledger.db"
+    run = worker("run", store, ledger, "--hold-after-charge")
+    assert run.stdout is not None
+    held = run.stdout.readline().split()  # blocks until the charge is done
+    os.kill(run.pid, signal.SIGKILL)
+    run.communicate()
+    assert run.returncode == -signal.SIGKILL
+    assert held[:1] == ["HOLD"], run.stderr
+    key = held[1]
+    status, before = journal_dicts(store, run_id)
+    assert status == "running"
+    assert key in in_doubt(before)
+    assert [row[0] for row in ledger_rows(ledger, "effects") if row[1] == "charge"] == [key]
+
+    resumed = worker("resume", store, ledger)
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["how"] == "resumed"
+    assert report["output"] == json.loads(ref_out.strip().splitlines()[-1])["output"]
+    assert ledger_rows(ledger, "reconciles") == [(key, 1)]  # found, so not run again
+    _, after = journal_dicts(store, run_id)
+    assert after[: len(before)] == before
+    assert [e["seq"] for e in after] == list(range(len(after)))
+    _, step, index = key.rsplit(":", 2)
+    charged = [row[3] for row in ledger_rows(ledger, "effects") if row[0] == key]
+    assert [tool_results(after)[int(step), int(index)]["content"]] == charged  # reconciled
+    effects = ledger_rows(ledger, "effects")
+    assert len(effects) == len({row[0] for row in effects})  # each effect once
+    assert set(effects) == set(ledger_rows(tmp_path / "ref-ledger.db", "effects"))
