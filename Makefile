@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-peers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,9 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@ $(VENV)/.local-installed
 
+# The support desk's scripted customers on the embedded model (src/pilothouse/apps/support).
 demo: $(VENV)/.local-installed
-	$(BIN)/python examples/local_agent.py
+	$(BIN)/python -m pilothouse.apps.support
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks examples
@@ -36,12 +37,28 @@ test: lint
 	bash scripts/system-deps.sh
 	$(BIN)/python -m pytest -q
 
-# Overhead per step, policy check latency, and parse recovery on the shared corpus
+# Overhead per step, the journal's cost per step on each store (a throwaway PostgreSQL
+# on loopback), policy check latency, and parse recovery on the shared corpus
 # beside LangChain's parsers (installed into a separate venv under /tmp).
 bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/journal_overhead.py
 	$(BIN)/python benchmarks/policy_latency.py
 	$(BIN)/python benchmarks/parse_recovery.py --langchain
+
+# The same agent workload on pilothouse, LangGraph, PydanticAI, the OpenAI Agents SDK and
+# smolagents (pinned in benchmarks/peers/requirements.txt), in a separate venv outside
+# the repo, with pilothouse installed there too so all run in one interpreter.
+PEERS_VENV ?= /tmp/pilothouse-peers-venv
+
+$(PEERS_VENV)/.installed: benchmarks/peers/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r benchmarks/peers/requirements.txt -e .
+	@touch $@
+
+bench-peers: $(PEERS_VENV)/.installed
+	$(PEERS_VENV)/bin/python benchmarks/peers/run.py
 
 clean:
 	rm -rf $(VENV) .pilothouse .mypy_cache .pytest_cache .ruff_cache

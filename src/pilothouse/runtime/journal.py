@@ -5,9 +5,12 @@ time, hands it to live subscribers (printers, streams), and writes it to a
 `Store` at the loop's commit points (see `Journal`): a crash never loses the
 record of a side-effecting call that started or finished.
 
-Stores: `MemoryStore` (a list per run, for tests and benchmarks) and `SQLiteStore`
-(the default: one file under ``./.pilothouse/``, WAL mode). Both serve the same
-interface, which later stores (PostgreSQL) implement too.
+Stores: `MemoryStore` (a list per run, for tests and benchmarks), `SQLiteStore`
+(the default: one file under ``./.pilothouse/``, WAL mode) and `PostgresStore`
+(``postgresql://...``, in `pilothouse.runtime.postgres`, for several worker processes
+or hosts sharing one journal). All serve the same interface, `Store`, including the
+leases (`claim`, `claim_next`, `release`) that let several workers resume stopped
+runs without two of them ever continuing the same run.
 """
 
 from __future__ import annotations
@@ -49,7 +52,15 @@ class RunInfo:
 
 
 class Store(Protocol):
-    """Where journals live. Appends are the only writes to events; nothing is rewritten."""
+    """Where journals live. Appends are the only writes to events; nothing is rewritten.
+
+    Leases: a run being resumed by a worker is claimed first, so that another worker
+    (another process, another host on the same PostgreSQL) does not continue it too:
+    two processes appending to one run would both act on the same model reply. A
+    lease expires by itself (`lease_seconds`) so a worker that dies does not hold
+    its runs forever; a live worker renews it by claiming again. Leases live beside
+    the index row and are never touched by `write`.
+    """
 
     def write(self, events: Sequence[Event], run: RunInfo | None = None) -> None:
         """In one transaction: save the run's index row (if given) and append events."""
@@ -61,6 +72,32 @@ class Store(Protocol):
 
     def list_runs(self, limit: int = 20) -> list[RunInfo]: ...
 
+    def claim(self, run_id: str, worker: str, lease_seconds: float) -> bool:
+        """Take or renew `worker`'s lease on the run, atomically. False if another
+        worker holds an unexpired lease; `RunNotFoundError` for an unknown run."""
+        ...
+
+    def release(self, run_id: str, worker: str) -> None:
+        """Give up `worker`'s lease on the run (nothing happens if it does not hold it)."""
+        ...
+
+    def claim_next(
+        self,
+        worker: str,
+        lease_seconds: float,
+        *,
+        statuses: Sequence[str] = ("running",),
+        idle_for: float = 0.0,
+        agent: str | None = None,
+    ) -> str | None:
+        """Claim the oldest run with one of `statuses` that nobody holds a live lease
+        on, whose last event is at least `idle_for` seconds old (a run still driven
+        by a live process keeps writing) and, if given, recorded by agent `agent`.
+        Returns its id, or None when there is no such run. Finding and claiming are
+        one transaction: two workers never get the same run. Paused (waiting for a
+        human) and in-doubt runs are left alone unless their status is listed."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -70,6 +107,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._runs: dict[str, RunInfo] = {}
         self._events: dict[str, list[Event]] = {}
+        self._leases: dict[str, tuple[str, float]] = {}  # run_id -> (worker, expires)
+        self._lease_lock = threading.Lock()
 
     def write(self, events: Sequence[Event], run: RunInfo | None = None) -> None:
         if run is not None:
@@ -93,6 +132,48 @@ class MemoryStore:
         runs = sorted(self._runs.values(), key=lambda r: r.created, reverse=True)
         return runs[:limit]
 
+    def _free(self, run_id: str, worker: str, now: float) -> bool:
+        holder = self._leases.get(run_id)
+        return holder is None or holder[0] == worker or holder[1] <= now
+
+    def claim(self, run_id: str, worker: str, lease_seconds: float) -> bool:
+        self.get_run(run_id)
+        with self._lease_lock:
+            now = time.time()
+            if not self._free(run_id, worker, now):
+                return False
+            self._leases[run_id] = (worker, now + lease_seconds)
+            return True
+
+    def release(self, run_id: str, worker: str) -> None:
+        with self._lease_lock:
+            if self._leases.get(run_id, ("",))[0] == worker:
+                del self._leases[run_id]
+
+    def claim_next(
+        self,
+        worker: str,
+        lease_seconds: float,
+        *,
+        statuses: Sequence[str] = ("running",),
+        idle_for: float = 0.0,
+        agent: str | None = None,
+    ) -> str | None:
+        with self._lease_lock:
+            now = time.time()
+            for run in sorted(self._runs.values(), key=lambda r: r.created):
+                events = self._events.get(run.run_id)
+                last = events[-1].ts if events else run.updated
+                if (
+                    run.status in statuses
+                    and (agent is None or run.agent == agent)
+                    and last <= now - idle_for
+                    and self._free(run.run_id, "", now)
+                ):
+                    self._leases[run.run_id] = (worker, now + lease_seconds)
+                    return run.run_id
+        return None
+
     def close(self) -> None:
         pass
 
@@ -110,7 +191,9 @@ CREATE TABLE IF NOT EXISTS runs (
     input_tokens INTEGER NOT NULL DEFAULT 0,
     output_tokens INTEGER NOT NULL DEFAULT 0,
     cost REAL,
-    output TEXT
+    output TEXT,
+    lease_owner TEXT,
+    lease_expires REAL
 );
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -130,6 +213,26 @@ def _encode(value: Any) -> str:
     from pydantic_core import to_json
 
     return to_json(value, fallback=str).decode()
+
+
+def _event_row(event: Event) -> tuple[str, int, float, int, str, str]:
+    """An event as the row every SQL store keeps: (run_id, seq, ts, step, type, data)."""
+    return event.run_id, event.seq, event.ts, event.step, event.type, _encode(event.data())
+
+
+def _decode_event(run_id: str, row: Sequence[Any], where: str) -> Event:
+    """The event a stored (seq, ts, step, type, data) row holds; a row that cannot be
+    read is a `StoreError` naming the run, the event and the store (`where`)."""
+    seq, ts, step, kind, data = row
+    try:
+        d = json.loads(data)
+        return event_from_dict(
+            {**d, "type": kind, "run_id": run_id, "seq": seq, "ts": ts, "step": step}
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(
+            f"run {run_id!r}: event {seq} ({kind}) in {where} is corrupted: {exc}"
+        ) from exc
 
 
 _RUN_COLUMNS = (
@@ -170,17 +273,16 @@ class SQLiteStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+            for column, kind in (("lease_owner", "TEXT"), ("lease_expires", "REAL")):
+                if column not in columns:  # a journal written before leases existed
+                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open journal store {self.path!r}: {exc}") from exc
         self._lock = threading.Lock()
 
     def write(self, events: Sequence[Event], run: RunInfo | None = None) -> None:
-        from pydantic_core import to_json
-
-        rows = [
-            (e.run_id, e.seq, e.ts, e.step, e.type, to_json(e.data(), fallback=str).decode())
-            for e in events
-        ]
+        rows = [_event_row(e) for e in events]
         with self._lock:
             try:
                 self._db.execute("BEGIN")
@@ -219,20 +321,8 @@ class SQLiteStore:
                 "SELECT seq, ts, step, type, data FROM events WHERE run_id=? ORDER BY seq",
                 (run_id,),
             ).fetchall()
-        out = []
-        for seq, ts, step, kind, data in rows:
-            try:
-                d = json.loads(data)
-                out.append(
-                    event_from_dict(
-                        {**d, "type": kind, "run_id": run_id, "seq": seq, "ts": ts, "step": step}
-                    )
-                )
-            except (ValueError, KeyError, TypeError) as exc:
-                raise StoreError(
-                    f"run {run_id!r}: event {seq} ({kind}) in {self.path!r} is corrupted: {exc}"
-                ) from exc
-        return out
+        where = repr(self.path)
+        return [_decode_event(run_id, row, where) for row in rows]
 
     def get_run(self, run_id: str) -> RunInfo:
         with self._lock:
@@ -252,6 +342,87 @@ class SQLiteStore:
             ).fetchall()
         return [_row_to_info(r) for r in rows]
 
+    def _immediate(self, work: Callable[[], Any]) -> Any:
+        """`work()` inside BEGIN IMMEDIATE: the database's write lock is taken before
+        anything is read, so a check and the update it decides are one atomic step
+        across every process sharing the file."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                result = work()
+                self._db.execute("COMMIT")
+                return result
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"cannot update leases in {self.path!r}: {exc}") from exc
+                raise
+
+    def claim(self, run_id: str, worker: str, lease_seconds: float) -> bool:
+        now = time.time()
+
+        def take() -> bool:
+            row = self._db.execute(
+                "SELECT lease_owner, lease_expires FROM runs WHERE run_id=?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"no run {run_id!r} in {self.path!r}")
+            owner, expires = row
+            if owner is not None and owner != worker and expires > now:
+                return False
+            self._db.execute(
+                "UPDATE runs SET lease_owner=?, lease_expires=? WHERE run_id=?",
+                (worker, now + lease_seconds, run_id),
+            )
+            return True
+
+        return bool(self._immediate(take))
+
+    def release(self, run_id: str, worker: str) -> None:
+        with self._lock:
+            try:
+                self._db.execute(
+                    "UPDATE runs SET lease_owner=NULL, lease_expires=NULL "
+                    "WHERE run_id=? AND lease_owner=?",
+                    (run_id, worker),
+                )
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot release run {run_id!r} in {self.path!r}: {exc}") from exc
+
+    def claim_next(
+        self,
+        worker: str,
+        lease_seconds: float,
+        *,
+        statuses: Sequence[str] = ("running",),
+        idle_for: float = 0.0,
+        agent: str | None = None,
+    ) -> str | None:
+        if not statuses:
+            return None
+        now = time.time()
+        marks = ",".join("?" * len(statuses))
+        query = (
+            f"SELECT r.run_id FROM runs r WHERE r.status IN ({marks}) "
+            "AND (r.lease_expires IS NULL OR r.lease_expires <= ?) AND (? IS NULL OR r.agent = ?) "
+            "AND COALESCE((SELECT e.ts FROM events e WHERE e.run_id = r.run_id "
+            "ORDER BY e.seq DESC LIMIT 1), r.updated) <= ? ORDER BY r.created LIMIT 1"
+        )
+
+        def take() -> str | None:
+            row = self._db.execute(query, (*statuses, now, agent, agent, now - idle_for)).fetchone()
+            if row is None:
+                return None
+            self._db.execute(
+                "UPDATE runs SET lease_owner=?, lease_expires=? WHERE run_id=?",
+                (worker, now + lease_seconds, row[0]),
+            )
+            return str(row[0])
+
+        result: str | None = self._immediate(take)
+        return result
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -261,10 +432,11 @@ _open_stores: dict[str, Store] = {}
 
 
 def open_store(spec: Store | str | os.PathLike[str] | None = None) -> Store:
-    """Resolve a store: an object, ``":memory:"``, a SQLite path, or the default.
+    """Resolve a store: an object, ``":memory:"``, a SQLite path, a PostgreSQL URL
+    (``postgresql://user@host:port/db``, needs ``pilothouse[postgres]``), or the default.
 
     The default is ``$PILOTHOUSE_STORE`` if set, else ``./.pilothouse/journal.db``.
-    Paths are opened once per process and shared.
+    Paths and URLs are opened once per process and shared.
     """
     if spec is not None and not isinstance(spec, (str, os.PathLike)):
         return spec
@@ -273,11 +445,19 @@ def open_store(spec: Store | str | os.PathLike[str] | None = None) -> Store:
     text = os.fspath(spec)
     if text == ":memory:":
         return MemoryStore()
+    if text.startswith(("postgresql://", "postgres://")):
+        store = _open_stores.get(text)
+        if store is None:
+            from pilothouse.runtime.postgres import PostgresStore
+
+            store = _open_stores[text] = PostgresStore(text)
+        return store
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") :]
     elif "://" in text:
         raise StoreError(
-            f"unsupported store {text!r}: use ':memory:', a SQLite file path or sqlite:///path"
+            f"unsupported store {text!r}: use ':memory:', a SQLite file path, sqlite:///path "
+            "or postgresql://user@host:port/database"
         )
     key = os.path.abspath(text)
     store = _open_stores.get(key)

@@ -1,0 +1,141 @@
+"""Workers that continue stopped runs: any number of processes, no run continued twice.
+
+A run whose process died (crash, deploy, OOM kill) stays ``running`` in the journal.
+`resume_stale` drains such runs: it claims one (`Store.claim_next`: found and leased
+in one transaction, so two workers never get the same run), resumes it with
+`Agent.resume`, releases it, and takes the next. Start it in as many processes or
+hosts as you like against one shared store (PostgreSQL; a SQLite file for processes
+of one machine)::
+
+    report = await resume_stale(agent, worker="host-a:1", lease_seconds=60)
+
+Why leases and not row locks held for the whole run: a resume lasts as long as the
+run (minutes of model calls), and a lock held open that long would pin a connection
+and a transaction per run. A lease is a row update: the worker renews it while the
+run goes on (every third of `lease_seconds`), and if the worker dies its runs become
+claimable again when the lease runs out. A worker that cannot renew its lease (it was
+stalled past expiry and someone else took the run) stops its resume at once, so that
+two processes never append to one run.
+
+A run still driven by a live process holds no lease (plain `Agent.run` takes none);
+it is told apart from a stopped one by its journal going quiet: only runs with no
+event for `idle_for` seconds are claimed. Set it above your slowest model call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pilothouse.exceptions import StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pilothouse.agent import Agent
+    from pilothouse.runtime.journal import Store
+    from pilothouse.runtime.loop import RunResult
+
+_log = logging.getLogger("pilothouse.workers")
+
+
+class LeaseLostError(StoreError):
+    """Another worker took over the run while this one was resuming it (this worker
+    could not renew its lease in time); this worker stopped its resume."""
+
+
+@dataclass
+class DrainReport:
+    """What one `resume_stale` call did: the runs it resumed and the ones that failed.
+
+    A failed run keeps this worker's lease until it expires, so it is not retried at
+    once, here or elsewhere; after that any worker may try it again (unless the
+    failure changed its status, as an in-doubt call or a model error does).
+    """
+
+    worker: str
+    resumed: list[RunResult[Any]] = field(default_factory=list)
+    failed: dict[str, Exception] = field(default_factory=dict)
+
+    @property
+    def run_ids(self) -> list[str]:
+        """Ids of the runs resumed to an outcome, in the order they were taken."""
+        return [r.run_id for r in self.resumed]
+
+
+def default_worker_id() -> str:
+    """``host:pid``: unique among live workers, and says where a lease came from."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def resume_stale(
+    agent: Agent[Any],
+    *,
+    worker: str | None = None,
+    lease_seconds: float = 60.0,
+    idle_for: float = 60.0,
+    limit: int | None = None,
+    statuses: Sequence[str] = ("running",),
+) -> DrainReport:
+    """Resume stopped runs of `agent` one after another until none is left (or `limit`
+    were taken); returns what was resumed and what failed.
+
+    Only runs recorded by an agent of the same name are taken (`Agent.resume` refuses
+    a run whose definition differs). `statuses` are those a run may have to be taken:
+    ``running`` (stopped mid-way) by default; paused runs wait for a person and
+    in-doubt runs for a decision, so neither is taken unless listed. A run that fails
+    to resume is recorded in the report and the worker goes on with the next.
+    Cancelling the call stops the current resume (the run stays resumable) and
+    releases its lease.
+    """
+    if lease_seconds <= 0:
+        raise ValueError("lease_seconds must be positive")
+    name = worker or default_worker_id()
+    store = agent.store
+    report = DrainReport(name)
+    while limit is None or len(report.resumed) + len(report.failed) < limit:
+        run_id = store.claim_next(
+            name, lease_seconds, statuses=statuses, idle_for=idle_for, agent=agent.name
+        )
+        if run_id is None:
+            break
+        _log.info("worker %s resumes run %s", name, run_id)
+        try:
+            result = await _resume_leased(agent, store, run_id, name, lease_seconds)
+        except Exception as exc:  # one bad run does not stop the worker
+            _log.warning("worker %s could not resume run %s: %s", name, run_id, exc)
+            report.failed[run_id] = exc
+            continue  # keep the lease until it expires: no immediate retry anywhere
+        except BaseException:
+            store.release(run_id, name)
+            raise
+        store.release(run_id, name)
+        report.resumed.append(result)
+    return report
+
+
+async def _resume_leased(
+    agent: Agent[Any], store: Store, run_id: str, worker: str, lease_seconds: float
+) -> RunResult[Any]:
+    """`agent.resume(run_id)`, renewing the lease while it runs; stops if it is lost."""
+    task = asyncio.ensure_future(agent.resume(run_id))
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=lease_seconds / 3)
+            if done:
+                return task.result()
+            if not store.claim(run_id, worker, lease_seconds):
+                raise LeaseLostError(
+                    f"run {run_id!r}: worker {worker!r} lost its lease (another worker "
+                    "took the run); this worker stopped resuming it"
+                )
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
