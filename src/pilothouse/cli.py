@@ -818,8 +818,14 @@ def serve_command(
     shop: Annotated[
         str,
         typer.Option(help="The shop's SQLite database (created and seeded if missing)."),
-    ] = ".pilothouse/shop.db",
-    store: StoreOption = None,
+    ] = ".pilothouse/support/shop.db",
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Journal store (default $PILOTHOUSE_STORE, else the demo's "
+            ".pilothouse/support/journal.db, so `make demo`'s conversations are shown)."
+        ),
+    ] = None,
     model: ModelOption = None,
     console_token: Annotated[
         str | None,
@@ -833,6 +839,7 @@ def serve_command(
     ] = None,
 ) -> None:
     """Serve the support desk: customer chat at /, agent console at /console, /dashboard."""
+    import os
     import secrets
 
     try:
@@ -845,15 +852,21 @@ def serve_command(
 
     token = console_token or secrets.token_urlsafe(24)
     try:
-        desk = Desk(shop, open_store(store), model=model)
+        journal = store or os.environ.get("PILOTHOUSE_STORE") or ".pilothouse/support/journal.db"
+        desk = Desk(shop, open_store(journal), model=model)
     except PilothouseError as exc:
         _fail(str(exc))
     where = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     err.print(f"support chat:   {where}/")
     err.print(f"agent console:  {where}/console")
     err.print(f"dashboard:      {where}/dashboard")
-    if console_token is None:
+    if not console_token:
         err.print(f"console token:  {token}")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(
+            "[yellow]warning:[/] listening beyond loopback; the server speaks plain HTTP, "
+            "so put a TLS proxy in front before customers or tokens cross a network"
+        )
     serve(desk, console_token=token, host=host, port=port)
 
 

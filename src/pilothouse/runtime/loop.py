@@ -308,6 +308,9 @@ async def run_loop(
                 history=list(history),
             )
         )
+        # On disk before anything else happens: a run that dies at once still exists,
+        # so `resume` (or a worker draining stopped runs) can continue it from its input.
+        journal.commit()
 
     def finish(status: str, output: Any = None) -> None:
         journal.set_info(

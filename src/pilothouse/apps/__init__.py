@@ -1,0 +1,1 @@
+"""Reference applications built on Pilothouse (each imported on its own; nothing here loads)."""

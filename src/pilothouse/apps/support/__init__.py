@@ -1,0 +1,55 @@
+"""The support desk: a customer-support agent over the project's own shop database.
+
+    from pilothouse.apps.support import Desk, build_support_agent, open_shop
+
+`shop` (the deterministic SQLite shop and its help articles), `tools` (the ten
+tools and the policy predicates), ``policy.yaml`` (the rules), `agent` (the agent,
+and a router that lets the embedded model do it), `desk` (conversations, human
+queue, approvals, figures) and `batch` (the scripted customers of ``make demo``).
+Names are imported lazily, so importing this package loads nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .agent import RoutedModel, build_support_agent
+    from .batch import run_batch
+    from .desk import Conversation, Desk, DeskError, Entry, Figures, Reply
+    from .shop import Shop, open_shop
+
+_NAMES = {
+    "RoutedModel": "agent",
+    "build_support_agent": "agent",
+    "run_batch": "batch",
+    "Conversation": "desk",
+    "Desk": "desk",
+    "DeskError": "desk",
+    "Entry": "desk",
+    "Figures": "desk",
+    "Reply": "desk",
+    "Shop": "shop",
+    "open_shop": "shop",
+}
+__all__ = [
+    "Conversation",
+    "Desk",
+    "DeskError",
+    "Entry",
+    "Figures",
+    "Reply",
+    "RoutedModel",
+    "Shop",
+    "build_support_agent",
+    "open_shop",
+    "run_batch",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -1,0 +1,645 @@
+"""`Desk`: the support desk as a conversation service (pure Python; the HTTP server wraps it).
+
+A conversation is a sequence of entries (customer, agent, human, system). Each
+customer message is one agent run, given the earlier customer and agent messages
+as `history`; the run's journal (in the desk's `Store`) is the record of what the
+agent did, and the desk reads its outcome from the journal, not from the agent's
+words:
+
+- an allowed, successful ``transfer_to_human`` call escalates the conversation
+  (its ``summary`` argument becomes the escalation summary);
+- a successful ``verify_identity`` call makes the conversation verified: later
+  runs get the customer as their `Principal` (``user``, attribute ``verified``),
+  which the policy's predicates read, and the agent's history starts with a note
+  naming the verified customer;
+- a run paused by the policy (a refund above $200 is ``ask``) pauses the
+  conversation and lists the call under `pending_approvals` until a human decides
+  (`decide`, which resumes the run);
+- any failure (a model error, a tool raising an unexpected exception, a budget
+  stop) escalates the conversation with a system entry: the conversation stays
+  readable and goes to a human instead of being lost.
+
+Storage: the desk's tables (``desk_conversations``, ``desk_entries``,
+``desk_runs``, ``desk_approvals``) live in the shop's SQLite file, beside the data
+they are about, so a restarted server (a new `Desk` on the same files) keeps every
+conversation; the journal stays in its own store.
+
+Statuses: ``open`` (the agent is answering), ``paused`` (waiting for an approval),
+``escalated`` (in the human queue), ``claimed`` (a human is on it), ``resolved``
+(ended by the customer without a human), ``closed`` (closed by a human).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import secrets
+import sqlite3
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pilothouse.agent import Agent, new_run_id
+from pilothouse.events import ToolCalled, ToolReturned
+from pilothouse.exceptions import PilothouseError
+from pilothouse.messages import Message
+from pilothouse.models.base import Model
+from pilothouse.policy.engine import Principal
+from pilothouse.runtime.journal import Store, Subscriber, open_store
+from pilothouse.runtime.loop import RunResult
+
+from .shop import Shop, open_shop
+from .tools import VERIFIED
+
+AgentFactory = Callable[[Shop, Store], Agent[str]]
+STATUSES = ("open", "paused", "escalated", "claimed", "resolved", "closed")
+AUTHORS = ("customer", "agent", "human", "system")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS desk_conversations (
+    id TEXT PRIMARY KEY, token TEXT NOT NULL, status TEXT NOT NULL, created REAL NOT NULL,
+    updated REAL NOT NULL, resolved_at REAL, escalated_at REAL, customer_email TEXT,
+    customer_id TEXT, summary TEXT, claimed_by TEXT, human_involved INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS desk_entries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT NULL, author TEXT NOT NULL,
+    text TEXT NOT NULL, ts REAL NOT NULL, run_id TEXT);
+CREATE INDEX IF NOT EXISTS desk_entries_conv ON desk_entries (conversation_id, seq);
+CREATE TABLE IF NOT EXISTS desk_runs (
+    run_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, ts REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS desk_runs_conv ON desk_runs (conversation_id, ts);
+CREATE TABLE IF NOT EXISTS desk_approvals (
+    key TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, run_id TEXT NOT NULL,
+    tool TEXT NOT NULL, arguments TEXT NOT NULL, reason TEXT NOT NULL, requested REAL NOT NULL,
+    approved INTEGER, decided_by TEXT, decided REAL);
+"""
+
+
+class DeskError(PilothouseError):
+    """A request the desk cannot serve: unknown conversation, wrong state, bad approval key."""
+
+
+class ConversationNotFound(DeskError, KeyError):
+    """No conversation has this id."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "conversation not found"
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """One conversation's state. `token` is the customer's secret for this conversation."""
+
+    id: str
+    token: str
+    status: str
+    created: float
+    updated: float
+    resolved_at: float | None
+    escalated_at: float | None
+    customer_email: str | None
+    customer_id: str | None  # set once the customer's identity is verified
+    summary: str | None  # the escalation summary
+    claimed_by: str | None
+    human_involved: bool
+
+    def to_dict(self, *, with_token: bool = False) -> dict[str, Any]:
+        d = {
+            "id": self.id,
+            "status": self.status,
+            "created": self.created,
+            "updated": self.updated,
+            "resolved_at": self.resolved_at,
+            "escalated_at": self.escalated_at,
+            "customer_email": self.customer_email,
+            "customer_id": self.customer_id,
+            "summary": self.summary,
+            "claimed_by": self.claimed_by,
+            "human_involved": self.human_involved,
+        }
+        if with_token:
+            d["token"] = self.token
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One line of a transcript."""
+
+    author: str  # customer | agent | human | system
+    text: str
+    ts: float
+    run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"author": self.author, "text": self.text, "ts": self.ts, "run_id": self.run_id}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What `send` (or `decide`) produced: the agent's text, its run, the conversation status."""
+
+    conversation_id: str
+    run_id: str | None
+    text: str
+    status: str
+    outcome: str  # the run's outcome ("final", "paused", ...), "error", or "human" (no run)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "conversation_id": self.conversation_id,
+            "run_id": self.run_id,
+            "text": self.text,
+            "status": self.status,
+            "outcome": self.outcome,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A tool call waiting for a human's decision (a policy ``ask``)."""
+
+    conversation_id: str
+    run_id: str
+    key: str
+    tool: str
+    arguments: dict[str, Any]
+    reason: str
+    requested: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "conversation_id": self.conversation_id,
+            "run_id": self.run_id,
+            "key": self.key,
+            "tool": self.tool,
+            "arguments": self.arguments,
+            "reason": self.reason,
+            "requested": self.requested,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """The desk's figures (the issue's list), computed from the desk's tables and journals."""
+
+    conversations: int
+    resolved_without_human: int
+    resolved_share: float  # resolved_without_human / conversations (0 when none)
+    median_resolution_seconds: float | None  # over conversations resolved or closed
+    escalations: int
+    policy_blocks: int  # tool calls the policy denied, from the journals' tool_call events
+    approvals: int  # calls that waited for a human's approval
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "conversations": self.conversations,
+            "resolved_without_human": self.resolved_without_human,
+            "resolved_share": self.resolved_share,
+            "median_resolution_seconds": self.median_resolution_seconds,
+            "escalations": self.escalations,
+            "policy_blocks": self.policy_blocks,
+            "approvals": self.approvals,
+        }
+
+
+_COLUMNS = (
+    "id, token, status, created, updated, resolved_at, escalated_at, customer_email, "
+    "customer_id, summary, claimed_by, human_involved"
+)
+
+
+def _conversation(row: Sequence[Any]) -> Conversation:
+    values = list(row)
+    values[-1] = bool(values[-1])
+    return Conversation(*values)
+
+
+class Desk:
+    """The conversation service over one shop, one journal store and one agent.
+
+    `model` is handed to `build_support_agent` (default: the embedded model);
+    `agent_factory(shop, store)` replaces the whole agent (tests, other models). The
+    agent is built on first use. Methods are safe to call from one event loop; each
+    conversation's sends are serialised by a lock.
+    """
+
+    def __init__(
+        self,
+        shop_path: str | Path,
+        store: Store | str | None,
+        *,
+        model: Model | str | None = None,
+        agent_factory: AgentFactory | None = None,
+    ) -> None:
+        self.shop = open_shop(shop_path)
+        self.store = open_store(store)
+        self._model = model
+        self._factory = agent_factory
+        self._agent: Agent[str] | None = None
+        self._db = sqlite3.connect(str(shop_path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.RLock()
+        self._conv_locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def agent(self) -> Agent[str]:
+        if self._agent is None:
+            if self._factory is not None:
+                self._agent = self._factory(self.shop, self.store)
+            else:
+                from .agent import build_support_agent
+
+                self._agent = build_support_agent(self.shop, model=self._model, store=self.store)
+        return self._agent
+
+    def shutdown(self) -> None:
+        """Close the desk's database connections (the journal store is the caller's)."""
+        self._db.close()
+        self.shop.close()
+
+    # ------------------------------------------------------------------ storage helpers
+
+    def _exec(self, sql: str, *args: Any) -> None:
+        with self._lock:
+            self._db.execute(sql, args)
+
+    def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._db.execute(sql, args).fetchall())
+
+    def _add(self, conv_id: str, author: str, text: str, run_id: str | None = None) -> Entry:
+        entry = Entry(author, text, time.time(), run_id)
+        self._exec(
+            "INSERT INTO desk_entries (conversation_id, author, text, ts, run_id) "
+            "VALUES (?,?,?,?,?)",
+            conv_id,
+            author,
+            text,
+            entry.ts,
+            run_id,
+        )
+        return entry
+
+    def _set(self, conv_id: str, **fields: Any) -> None:
+        fields["updated"] = time.time()
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        self._exec(f"UPDATE desk_conversations SET {cols} WHERE id = ?", *fields.values(), conv_id)
+
+    def _lock_for(self, conv_id: str) -> asyncio.Lock:
+        lock = self._conv_locks.get(conv_id)
+        if lock is None:
+            lock = self._conv_locks[conv_id] = asyncio.Lock()
+        return lock
+
+    # ------------------------------------------------------------------ customers
+
+    async def open(self, customer_email: str | None = None) -> Conversation:
+        """Start a conversation; the returned `token` is the customer's secret for it."""
+        now = time.time()
+        conv_id = f"c{int(now * 1000):x}{secrets.token_hex(3)}"
+        self._exec(
+            f"INSERT INTO desk_conversations ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            conv_id,
+            secrets.token_urlsafe(24),
+            "open",
+            now,
+            now,
+            None,
+            None,
+            customer_email.strip().lower() if customer_email else None,
+            None,
+            None,
+            None,
+            0,
+        )
+        return self.get(conv_id)
+
+    def authorize(self, conv_id: str, token: str) -> bool:
+        """Whether `token` is this conversation's customer token (constant-time compare)."""
+        rows = self._rows("SELECT token FROM desk_conversations WHERE id = ?", conv_id)
+        expected = rows[0][0] if rows else secrets.token_urlsafe(24)  # same work when unknown
+        return hmac.compare_digest(expected.encode(), token.encode()) and bool(rows)
+
+    async def send(
+        self, conv_id: str, text: str, *, subscribers: Sequence[Subscriber] = ()
+    ) -> Reply:
+        """The customer's next message: the agent answers it (or a human will, if escalated).
+
+        Journal events of the run go to `subscribers` as they happen (for live views).
+        Never raises for a failure of the agent: the conversation escalates instead.
+        Raises `DeskError` for an empty message or a closed conversation.
+        """
+        text = text.strip()
+        if not text:
+            raise DeskError("the message is empty")
+        async with self._lock_for(conv_id):
+            conv = self.get(conv_id)
+            if conv.status == "closed":
+                raise DeskError(f"conversation {conv_id} is closed")
+            history = self._history(conv)
+            if conv.status in ("escalated", "claimed", "paused"):
+                self._add(conv_id, "customer", text)
+                self._set(conv_id)
+                waiting = (
+                    "A human agent will answer here."
+                    if conv.status != "paused"
+                    else "Your request is waiting for a team member's approval."
+                )
+                return Reply(conv_id, None, waiting, conv.status, "human")
+            if conv.status == "resolved":  # the customer came back: the conversation reopens
+                self._set(conv_id, status="open", resolved_at=None)
+            self._add(conv_id, "customer", text)
+            run_id = new_run_id()
+            self._exec("INSERT INTO desk_runs VALUES (?,?,?)", run_id, conv_id, time.time())
+            try:
+                result = await self.agent.run(
+                    text,
+                    history=history,
+                    run_id=run_id,
+                    subscribers=subscribers,
+                    principal=self._principal(conv),
+                )
+            except Exception as exc:  # model failure, bug: keep the conversation, hand it over
+                return self._failed(conv_id, run_id, exc)
+            return self._after_run(conv_id, result)
+
+    def _principal(self, conv: Conversation) -> Principal:
+        attributes: dict[str, Any] = {"conversation": conv.id}
+        if conv.customer_id:
+            attributes["verified"] = True
+        return Principal(user=conv.customer_id, role="customer", attributes=attributes)
+
+    def _history(self, conv: Conversation) -> list[Message]:
+        """The earlier conversation for the agent: customer, agent and human messages.
+
+        A verified conversation starts with a note naming the customer, in the same
+        words the verification tool uses, so the agent (and a routing model) knows.
+        """
+        out: list[Message] = []
+        if conv.customer_id:
+            row = self.shop.customer(conv.customer_id) or {}
+            name = f"{row.get('first_name', '')} {row.get('last_name', '')}".strip()
+            out.append(Message.assistant(f"Verified: customer {conv.customer_id}, {name}."))
+        for e in self.transcript(conv.id):
+            if e.author == "customer":
+                out.append(Message.user(e.text))
+            elif e.author in ("agent", "human"):
+                out.append(Message.assistant(e.text))
+        return out
+
+    def _failed(self, conv_id: str, run_id: str | None, exc: BaseException) -> Reply:
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        note = f"The assistant failed ({reason}); the conversation goes to a human agent."
+        self._add(conv_id, "system", note, run_id)
+        self._escalate(conv_id, f"Assistant failure: {reason}")
+        return Reply(conv_id, run_id, note, "escalated", "error")
+
+    def _escalate(self, conv_id: str, summary: str) -> None:
+        conv = self.get(conv_id)
+        if conv.status in ("escalated", "claimed", "closed"):
+            return
+        self._set(conv_id, status="escalated", escalated_at=time.time(), summary=summary)
+
+    def _after_run(self, conv_id: str, result: RunResult[str]) -> Reply:
+        """Read the run's journal and move the conversation on (see the module docs)."""
+        run_id = result.run_id
+        transfer: str | None = None
+        failures: list[str] = []
+        calls: dict[tuple[int, int], ToolCalled] = {}
+        for e in self.store.events(run_id):
+            if isinstance(e, ToolCalled):
+                calls[(e.step, e.index)] = e
+            elif isinstance(e, ToolReturned):
+                called = calls.get((e.step, e.index))
+                # an "ask" call with a result was approved (a refused one is an error result)
+                allowed = called is not None and (
+                    called.decision is None or called.decision.effect != "deny"
+                )
+                if not allowed or called is None:
+                    continue
+                name, content = e.result.name, e.result.content
+                if e.result.is_error:
+                    if content.startswith(f"Tool {name!r} failed:"):
+                        failures.append(content)
+                    continue
+                if name == "transfer_to_human":
+                    transfer = str(called.call.arguments.get("summary") or "Customer asked")
+                elif name == "verify_identity":
+                    m = VERIFIED.search(content)
+                    if m:
+                        self._set(conv_id, customer_id=m.group(1))
+        if result.outcome == "paused":
+            for p in result.pending:
+                self._exec(
+                    "INSERT OR IGNORE INTO desk_approvals "
+                    "(key, conversation_id, run_id, tool, arguments, reason, requested) "
+                    "VALUES (?,?,?,?,?,?,?)",
+                    p.key,
+                    conv_id,
+                    run_id,
+                    p.tool,
+                    json.dumps(p.arguments),
+                    p.reason,
+                    time.time(),
+                )
+            what = "; ".join(f"{p.tool} {json.dumps(p.arguments)}" for p in result.pending)
+            note = f"Waiting for a team member to approve: {what}."
+            self._add(conv_id, "system", note, run_id)
+            self._set(conv_id, status="paused")
+            return Reply(conv_id, run_id, note, "paused", "paused")
+        if result.outcome == "final":
+            text = str(result.output).strip() or "(no answer)"
+            self._add(conv_id, "agent", text, run_id)
+        else:
+            stop = result.stop.message if result.stop is not None else result.outcome
+            failures.append(f"the run stopped: {stop}")
+            text = ""
+        if failures:
+            note = f"The assistant could not finish ({failures[0][:200]}); a human will take over."
+            self._add(conv_id, "system", note, run_id)
+            self._escalate(conv_id, f"Assistant failure: {failures[0][:200]}")
+            if not text:
+                text = note
+        elif transfer is not None:
+            self._add(conv_id, "system", f"Transferred to a human: {transfer}", run_id)
+            self._escalate(conv_id, transfer)
+        else:
+            self._set(conv_id)
+        return Reply(conv_id, run_id, text, self.get(conv_id).status, result.outcome)
+
+    def resolve(self, conv_id: str) -> Conversation:
+        """The customer ended an open conversation: resolved (by the agent alone, unless a
+        human was involved)."""
+        conv = self.get(conv_id)
+        if conv.status != "open":
+            raise DeskError(f"conversation {conv_id} is {conv.status}; only an open one resolves")
+        self._set(conv_id, status="resolved", resolved_at=time.time())
+        return self.get(conv_id)
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, conv_id: str) -> Conversation:
+        rows = self._rows(f"SELECT {_COLUMNS} FROM desk_conversations WHERE id = ?", conv_id)
+        if not rows:
+            raise ConversationNotFound(f"no conversation {conv_id!r}")
+        return _conversation(rows[0])
+
+    def conversations(self, limit: int = 100) -> list[Conversation]:
+        """The most recent conversations, newest first."""
+        rows = self._rows(
+            f"SELECT {_COLUMNS} FROM desk_conversations ORDER BY created DESC LIMIT ?", limit
+        )
+        return [_conversation(r) for r in rows]
+
+    def transcript(self, conv_id: str) -> list[Entry]:
+        self.get(conv_id)
+        rows = self._rows(
+            "SELECT author, text, ts, run_id FROM desk_entries WHERE conversation_id = ? "
+            "ORDER BY seq",
+            conv_id,
+        )
+        return [Entry(*r) for r in rows]
+
+    def runs(self, conv_id: str) -> list[str]:
+        """The conversation's run ids, oldest first (their journals show steps and decisions)."""
+        rows = self._rows(
+            "SELECT run_id FROM desk_runs WHERE conversation_id = ? ORDER BY ts, rowid", conv_id
+        )
+        return [r[0] for r in rows]
+
+    def queue(self) -> list[Conversation]:
+        """Conversations waiting for or held by a human (escalated or claimed), oldest first."""
+        rows = self._rows(
+            f"SELECT {_COLUMNS} FROM desk_conversations WHERE status IN ('escalated', 'claimed') "
+            "ORDER BY escalated_at"
+        )
+        return [_conversation(r) for r in rows]
+
+    # ------------------------------------------------------------------ humans
+
+    def claim(self, conv_id: str, human: str) -> Conversation:
+        conv = self.get(conv_id)
+        if conv.status not in ("escalated", "claimed"):
+            raise DeskError(f"conversation {conv_id} is {conv.status}, not in the queue")
+        if conv.status == "claimed" and conv.claimed_by != human:
+            raise DeskError(f"conversation {conv_id} is already claimed by {conv.claimed_by}")
+        self._set(conv_id, status="claimed", claimed_by=human, human_involved=1)
+        self._add(conv_id, "system", f"{human} joined the conversation.")
+        return self.get(conv_id)
+
+    def reply(self, conv_id: str, human: str, text: str) -> Entry:
+        """A human's message to the customer (claims the conversation if still unclaimed)."""
+        if not text.strip():
+            raise DeskError("the message is empty")
+        conv = self.get(conv_id)
+        if conv.status == "closed":
+            raise DeskError(f"conversation {conv_id} is closed")
+        if conv.status == "escalated" or (conv.status == "claimed" and not conv.claimed_by):
+            self.claim(conv_id, human)
+        elif conv.status == "claimed" and conv.claimed_by != human:
+            raise DeskError(f"conversation {conv_id} is claimed by {conv.claimed_by}")
+        self._set(conv_id, human_involved=1)
+        return self._add(conv_id, "human", text.strip())
+
+    def close(self, conv_id: str) -> Conversation:
+        """A human closes the conversation (it leaves the queue; its resolution time ends)."""
+        conv = self.get(conv_id)
+        if conv.status == "closed":
+            return conv
+        self._set(conv_id, status="closed", resolved_at=time.time())
+        self._add(conv_id, "system", "The conversation was closed.")
+        return self.get(conv_id)
+
+    def pending_approvals(self) -> list[Approval]:
+        rows = self._rows(
+            "SELECT conversation_id, run_id, key, tool, arguments, reason, requested "
+            "FROM desk_approvals WHERE approved IS NULL ORDER BY requested"
+        )
+        return [Approval(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    async def decide(
+        self,
+        conv_id: str,
+        key: str,
+        approve: bool,
+        *,
+        human: str = "",
+        subscribers: Sequence[Subscriber] = (),
+    ) -> Reply:
+        """Approve or refuse a waiting call; the paused run resumes and the agent answers."""
+        async with self._lock_for(conv_id):
+            rows = self._rows(
+                "SELECT run_id FROM desk_approvals WHERE key = ? AND conversation_id = ? "
+                "AND approved IS NULL",
+                key,
+                conv_id,
+            )
+            if not rows:
+                raise DeskError(f"no pending approval {key!r} in conversation {conv_id}")
+            run_id = rows[0][0]
+            conv = self.get(conv_id)
+            self._exec(
+                "UPDATE desk_approvals SET approved = ?, decided_by = ?, decided = ? WHERE key = ?",
+                int(approve),
+                human,
+                time.time(),
+                key,
+            )
+            verdict = "approved" if approve else "refused"
+            self._add(
+                conv_id, "system", f"{human or 'A team member'} {verdict} the request.", run_id
+            )
+            self._set(conv_id, status="open", human_involved=1)
+            try:
+                result = await self.agent.resume(
+                    run_id,
+                    approvals={key: approve},
+                    approved_by=human,
+                    subscribers=subscribers,
+                    principal=self._principal(conv),
+                )
+            except Exception as exc:
+                return self._failed(conv_id, run_id, exc)
+            return self._after_run(conv_id, result)
+
+    # ------------------------------------------------------------------ figures
+
+    def policy_blocks(self, run_ids: Sequence[str] | None = None) -> int:
+        """Tool calls the policy denied, counted from the journals' tool_call decisions."""
+        if run_ids is None:
+            run_ids = [r[0] for r in self._rows("SELECT run_id FROM desk_runs")]
+        blocks = 0
+        for run_id in run_ids:
+            try:
+                events = self.store.events(run_id)
+            except PilothouseError:
+                continue
+            for e in events:
+                if isinstance(e, ToolCalled) and e.decision and e.decision.effect == "deny":
+                    blocks += 1
+        return blocks
+
+    def figures(self) -> Figures:
+        rows = self._rows(
+            "SELECT status, created, resolved_at, escalated_at, human_involved "
+            "FROM desk_conversations"
+        )
+        total = len(rows)
+        alone = sum(1 for s, _, _, esc, human in rows if s == "resolved" and not esc and not human)
+        durations = [end - start for _, start, end, _, _ in rows if end is not None]
+        approvals = self._rows("SELECT COUNT(*) FROM desk_approvals")[0][0]
+        return Figures(
+            conversations=total,
+            resolved_without_human=alone,
+            resolved_share=alone / total if total else 0.0,
+            median_resolution_seconds=statistics.median(durations) if durations else None,
+            escalations=sum(1 for r in rows if r[3] is not None),
+            policy_blocks=self.policy_blocks(),
+            approvals=int(approvals),
+        )

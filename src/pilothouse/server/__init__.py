@@ -1,0 +1,47 @@
+"""The support desk's web server (`pilothouse serve`): HTTP API, event streams, pages.
+
+Needs the ``server`` extra (starlette, uvicorn): ``pip install 'pilothouse[server]'``.
+`import pilothouse` never loads this package; the CLI imports it when asked to serve.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pilothouse.server.app import SupportDesk
+
+__all__ = ["create_app", "serve"]
+
+
+def create_app(desk: SupportDesk, *, console_token: str, store: Any = None) -> Any:
+    """See `pilothouse.server.app.create_app` (imported lazily: it loads starlette)."""
+    from pilothouse.server.app import create_app as _create_app
+
+    return _create_app(desk, console_token=console_token, store=store)
+
+
+def serve(
+    desk: SupportDesk,
+    *,
+    console_token: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+) -> None:
+    """Serve `desk` with uvicorn until interrupted (Ctrl-C shuts down gracefully)."""
+    import uvicorn
+
+    from pilothouse.server.app import create_app as _create_app
+    from pilothouse.server.app import uvicorn_server
+
+    app = _create_app(desk, console_token=console_token)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+    uvicorn_server(app, config).run()

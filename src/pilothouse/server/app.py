@@ -1,0 +1,741 @@
+"""The support desk's HTTP server: a JSON + SSE API over a `Desk`, and three pages.
+
+    create_app(desk, console_token="...") -> Starlette
+
+Two kinds of caller, two kinds of token, both sent as ``Authorization: Bearer ...``:
+
+* a **customer** holds the token their conversation was created with, and can only
+  read and write that conversation (``/api/conversations/{id}...``);
+* a **human agent** holds the console token and reaches the queue, every
+  conversation's steps and policy decisions, approvals and figures
+  (``/api/console/...``).
+
+A missing token is 401, a wrong one 403, an unknown conversation 404. Every error,
+including an unexpected one, is a small JSON body ``{"error": {"status", "message"}}``:
+no stack trace reaches a client (it goes to the ``pilothouse.server`` log instead).
+
+Live updates travel over Server-Sent Events. The server keeps a `Hub` of in-process
+channels, one per conversation plus one for the console; whatever changes a
+conversation (a message, an agent step, a human's claim or reply, a decision)
+publishes there, and each open event stream forwards it. Clients treat a
+``changed`` event as "read the transcript again", so a dropped notification
+(a slow client whose queue filled up) delays an update but never loses a message:
+the transcript in the journal store is the record.
+
+The agent's run for a message is started as a task of its own, so a client that
+disconnects mid-answer does not cancel the run: the reply still lands in the
+conversation, which the customer reads when they come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from importlib import resources
+from typing import Any, Protocol
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from pilothouse.events import Event
+
+_log = logging.getLogger("pilothouse.server")
+
+MAX_BODY_BYTES = 64 * 1024
+"""Largest request body accepted; larger ones get 413 before they are read in full."""
+MAX_MESSAGE_CHARS = 4000
+"""Longest customer or human message; a chat message longer than this is a mistake."""
+HEARTBEAT_SECONDS = 15.0
+"""An SSE comment is sent this often so proxies and browsers keep the stream open."""
+QUEUE_SIZE = 1000
+"""Notifications buffered per open event stream before later ones are dropped."""
+
+# Fields of a conversation object that are secrets and never leave the server.
+_SECRET_FIELDS = frozenset({"token", "secret", "customer_token", "token_hash"})
+
+
+class SupportDesk(Protocol):
+    """The conversation service the server fronts (`pilothouse.apps.support.Desk`).
+
+    Declared here as a protocol so the server does not import the support app (and
+    so a test or another app can serve any object with these methods). `store` is
+    the journal store the desk's runs are written to.
+    """
+
+    store: Any
+
+    async def open(self, customer_email: str | None = None) -> Any: ...
+
+    async def send(self, conv_id: str, text: str, *, subscribers: Sequence[Any] = ()) -> Any: ...
+
+    def get(self, conv_id: str) -> Any: ...
+
+    def transcript(self, conv_id: str) -> list[Any]: ...
+
+    def queue(self) -> list[Any]: ...
+
+    def claim(self, conv_id: str, human: str) -> Any: ...
+
+    def reply(self, conv_id: str, human: str, text: str) -> Any: ...
+
+    def close(self, conv_id: str) -> Any: ...
+
+    def pending_approvals(self) -> list[Any]: ...
+
+    async def decide(
+        self,
+        conv_id: str,
+        key: str,
+        approve: bool,
+        *,
+        human: str = "",
+        subscribers: Sequence[Any] = (),
+    ) -> Any: ...
+
+    def resolve(self, conv_id: str) -> Any: ...
+
+    def conversations(self, limit: int = 100) -> list[Any]: ...
+
+    def runs(self, conv_id: str) -> list[str]: ...
+
+    def figures(self) -> Any: ...
+
+    def authorize(self, conv_id: str, token: str) -> bool: ...
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-ready copy of a Desk value (dataclasses, lists, dicts, scalars)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return jsonable(to_dict())
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def public(value: Any) -> Any:
+    """`jsonable`, minus secret fields (a conversation's customer token)."""
+    data = jsonable(value)
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if k not in _SECRET_FIELDS}
+    return data
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"status": status, "message": message}}, status_code=status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    response = _error(exc.status_code, str(exc.detail))
+    if exc.status_code == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """Any uncaught exception: log it with its traceback, tell the client only that."""
+    _log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return _error(500, "internal server error; the details are in the server's log")
+
+
+async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """The request's JSON object body, refusing oversized or malformed input.
+
+    Counts bytes as they arrive, so a client that lies in (or omits) Content-Length
+    still cannot make the server buffer more than `max_bytes`.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > max_bytes:
+                raise HTTPException(413, f"request body is larger than {max_bytes} bytes")
+        except ValueError:
+            raise HTTPException(400, "Content-Length is not a number") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise HTTPException(413, f"request body is larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(400, "request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise HTTPException(400, "request body must be a JSON object")
+    return body
+
+
+def _text_field(body: dict[str, Any], name: str, *, limit: int = MAX_MESSAGE_CHARS) -> str:
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise HTTPException(422, f"field {name!r} must be a string")
+    value = value.strip()
+    if not value:
+        raise HTTPException(422, f"field {name!r} must not be empty")
+    if len(value) > limit:
+        raise HTTPException(422, f"field {name!r} is longer than {limit} characters")
+    return value
+
+
+def _desk_error(exc: BaseException) -> HTTPException | None:
+    """The HTTP form of an error the Desk raised for bad input, or None for a bug."""
+    from pilothouse.exceptions import ApprovalError, RunNotFoundError
+
+    if isinstance(exc, HTTPException):
+        return exc
+    if isinstance(exc, (KeyError, LookupError, RunNotFoundError)):
+        message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+        return HTTPException(404, message or "not found")
+    if isinstance(exc, PermissionError):
+        return HTTPException(403, str(exc) or "forbidden")
+    if isinstance(exc, (ApprovalError, ValueError)) or _is_desk_error(exc):
+        # A request the conversation's state does not allow: closed, not in the queue,
+        # claimed by someone else, no such pending approval.
+        return HTTPException(409, str(exc))
+    return None
+
+
+def _is_desk_error(exc: BaseException) -> bool:
+    try:
+        from pilothouse.apps.support.desk import DeskError
+    except ImportError:  # pragma: no cover - the support app is part of the package
+        return False
+    return isinstance(exc, DeskError)
+
+
+async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a Desk method (sync or async), turning its input errors into HTTP errors."""
+    try:
+        result = fn(*args, **kwargs)
+        if isinstance(result, Awaitable):
+            result = await result
+        return result
+    except Exception as exc:
+        mapped = _desk_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from None
+
+
+# --------------------------------------------------------------------------- live updates
+
+
+CONSOLE_CHANNEL = "*console*"
+
+
+class Hub:
+    """In-process publish/subscribe: one channel per conversation, one for the console."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any] | None]]] = {}
+        self.closed = False
+
+    def subscribe(self, channel: str) -> asyncio.Queue[dict[str, Any] | None]:
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_SIZE)
+        self._subscribers.setdefault(channel, set()).add(queue)
+        return queue
+
+    def unsubscribe(self, channel: str, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+        queues = self._subscribers.get(channel)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self._subscribers[channel]
+
+    def listening(self, channel: str) -> bool:
+        """Whether any stream is open on `channel` (to skip building unread payloads)."""
+        return bool(self._subscribers.get(channel))
+
+    def publish(self, channel: str, item: dict[str, Any]) -> None:
+        """Hand `item` to every stream on `channel`; a full queue skips it (see module doc)."""
+        for queue in self._subscribers.get(channel, ()):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(item)
+
+    def changed(self, conv_id: str, what: str) -> None:
+        """Tell the conversation's and the console's streams to read the conversation again."""
+        item = {"event": "changed", "data": {"conversation": conv_id, "what": what}}
+        self.publish(conv_id, item)
+        self.publish(CONSOLE_CHANNEL, item)
+
+    def close(self) -> None:
+        """End every open stream (server shutdown)."""
+        self.closed = True
+        for queues in self._subscribers.values():
+            for queue in queues:
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
+
+
+def sse(event: str, data: Any) -> bytes:
+    """One Server-Sent Event frame."""
+    payload = json.dumps(data, ensure_ascii=False, default=str)
+    return f"event: {event}\ndata: {payload}\n\n".encode()
+
+
+# Pages load only their own scripts and styles and talk only to this server.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+_SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+def customer_event(event: Event) -> dict[str, Any]:
+    """What a customer may see of an agent step: its kind and tool, not its contents.
+
+    Arguments, results, instructions and policy reasons stay on the console.
+    """
+    data: dict[str, Any] = {"type": event.type, "step": event.step}
+    call = getattr(event, "call", None)
+    if call is not None:
+        data["tool"] = call.name
+    return data
+
+
+def console_event(event: Event) -> dict[str, Any]:
+    """An agent step for the console: the journal's own form plus a readable line."""
+    from pilothouse.trace import describe
+
+    return {**event.to_dict(), "line": describe(event, limit=400)}
+
+
+# --------------------------------------------------------------------------- the app
+
+
+class _Server:
+    """The routes' shared state: the desk, the token, the hub and running sends."""
+
+    def __init__(self, desk: SupportDesk, console_token: str, store: Any) -> None:
+        if not console_token:
+            raise ValueError("console_token must not be empty")
+        self.desk = desk
+        self.console_token = console_token
+        self.store = store
+        self.hub = Hub()
+        self.locks: dict[str, asyncio.Lock] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    # ---------------------------------------------------------------- auth
+
+    @staticmethod
+    def _bearer(request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if not header or scheme.lower() != "bearer" or not token.strip():
+            raise HTTPException(401, "missing token: send 'Authorization: Bearer <token>'")
+        return token.strip()
+
+    def console(self, request: Request) -> None:
+        token = self._bearer(request)
+        if not hmac.compare_digest(token.encode(), self.console_token.encode()):
+            raise HTTPException(403, "wrong console token")
+
+    async def customer(self, request: Request) -> str:
+        """The conversation id of a customer request whose token matches it."""
+        conv_id = request.path_params["conv_id"]
+        token = self._bearer(request)
+        await _call(self.desk.get, conv_id)  # 404 before 403: ids are not secrets
+        if not await _call(self.desk.authorize, conv_id, token):
+            raise HTTPException(403, "this token does not belong to this conversation")
+        return str(conv_id)
+
+    # ---------------------------------------------------------------- views
+
+    async def conversation_view(self, conv_id: str) -> dict[str, Any]:
+        conversation = await _call(self.desk.get, conv_id)
+        transcript = await _call(self.desk.transcript, conv_id)
+        return {"conversation": public(conversation), "transcript": jsonable(transcript)}
+
+    def steps(self, run_id: str) -> dict[str, Any]:
+        """One run's journal as console rows: readable line and policy decision per event."""
+        from pilothouse.exceptions import RunNotFoundError
+
+        try:
+            info = self.store.get_run(run_id)
+            events = self.store.events(run_id)
+        except RunNotFoundError:
+            return {"run_id": run_id, "status": "missing", "events": []}
+        return {
+            "run_id": run_id,
+            "status": info.status,
+            "events": [console_event(e) for e in events],
+        }
+
+    # ---------------------------------------------------------------- sending
+
+    def lock(self, conv_id: str) -> asyncio.Lock:
+        lock = self.locks.get(conv_id)
+        if lock is None:
+            lock = self.locks[conv_id] = asyncio.Lock()
+        return lock
+
+    def publisher(
+        self, conv_id: str, listener: Callable[[Event], None] | None = None
+    ) -> Callable[[Event], None]:
+        """A journal subscriber that forwards a run's events to the conversation's streams."""
+        hub = self.hub
+
+        def publish(event: Event) -> None:
+            if hub.listening(conv_id):
+                hub.publish(conv_id, {"event": "step", "data": customer_event(event)})
+            if hub.listening(CONSOLE_CHANNEL):
+                data = {"conversation": conv_id, **console_event(event)}
+                hub.publish(CONSOLE_CHANNEL, {"event": "step", "data": data})
+            if listener is not None:
+                listener(event)
+
+        return publish
+
+    def start_send(
+        self, conv_id: str, text: str, listener: Callable[[Event], None] | None
+    ) -> asyncio.Task[Any]:
+        """Run the agent on one customer message as a task that outlives its request."""
+        hub = self.hub
+        publish = self.publisher(conv_id, listener)
+
+        async def send() -> Any:
+            async with self.lock(conv_id):
+                hub.changed(conv_id, "message")
+                try:
+                    return await self.desk.send(conv_id, text, subscribers=[publish])
+                finally:
+                    hub.changed(conv_id, "reply")
+
+        task = asyncio.ensure_future(send())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+
+def _static_dir() -> str:
+    return str(resources.files("pilothouse.server").joinpath("static"))
+
+
+def create_app(
+    desk: SupportDesk,
+    *,
+    console_token: str,
+    store: Any = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> Starlette:
+    """The Starlette app serving `desk`: API, event streams and the three pages.
+
+    `store` is the journal store the desk's runs are written to (default
+    ``desk.store``); the console reads each conversation's agent steps from it.
+    """
+    state = _Server(desk, console_token, store if store is not None else desk.store)
+    hub = state.hub
+
+    def page(name: str) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            html = resources.files("pilothouse.server").joinpath("static", name).read_bytes()
+            return Response(
+                html,
+                media_type="text/html; charset=utf-8",
+                headers={
+                    "Cache-Control": "no-store",
+                    "X-Content-Type-Options": "nosniff",
+                    "Content-Security-Policy": _CSP,
+                    "Referrer-Policy": "no-referrer",
+                },
+            )
+
+        return endpoint
+
+    # ---------------------------------------------------------------- customer API
+
+    async def create_conversation(request: Request) -> Response:
+        body = await read_json(request, max_body_bytes)
+        email = body.get("customer_email")
+        if email is not None and (not isinstance(email, str) or len(email) > 320):
+            raise HTTPException(422, "customer_email must be a string of at most 320 characters")
+        conversation = await _call(desk.open, email or None)
+        data = jsonable(conversation)
+        token = next((data[k] for k in ("token", "secret", "customer_token") if k in data), None)
+        hub.changed(str(data.get("id")), "opened")
+        return JSONResponse({"conversation": public(conversation), "token": token}, status_code=201)
+
+    async def read_conversation(request: Request) -> Response:
+        conv_id = await state.customer(request)
+        return JSONResponse(await state.conversation_view(conv_id))
+
+    async def send_message(request: Request) -> Response:
+        conv_id = await state.customer(request)
+        body = await read_json(request, max_body_bytes)
+        text = _text_field(body, "text")
+        streaming = "text/event-stream" in request.headers.get("accept", "")
+        if not streaming:
+            task = state.start_send(conv_id, text, None)
+            reply = await _call(asyncio.shield, task)
+            return JSONResponse(
+                {"reply": jsonable(reply), **(await state.conversation_view(conv_id))}
+            )
+
+        steps: asyncio.Queue[Event] = asyncio.Queue()
+        task = state.start_send(conv_id, text, steps.put_nowait)
+
+        async def stream() -> AsyncIterator[bytes]:
+            while not task.done() or not steps.empty():
+                getter = asyncio.ensure_future(steps.get())
+                try:
+                    await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                finally:  # also when the client went away: the send itself goes on
+                    if not getter.done():
+                        getter.cancel()
+                if not getter.cancelled():
+                    yield sse("step", customer_event(getter.result()))
+            exc = task.exception()
+            if exc is not None:
+                mapped = _desk_error(exc)
+                if mapped is None:
+                    _log.error("send to %s failed", conv_id, exc_info=exc)
+                    yield sse("error", {"status": 500, "message": "the agent failed"})
+                else:
+                    yield sse("error", {"status": mapped.status_code, "message": mapped.detail})
+            else:
+                yield sse("reply", jsonable(task.result()))
+            yield sse("conversation", await state.conversation_view(conv_id))
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=_SSE_HEADERS)
+
+    async def resolve_conversation(request: Request) -> Response:
+        """The customer says their question is answered: the conversation is resolved."""
+        conv_id = await state.customer(request)
+        await read_json(request, max_body_bytes)
+        async with state.lock(conv_id):
+            await _call(desk.resolve, conv_id)
+        hub.changed(conv_id, "resolved")
+        return JSONResponse(await state.conversation_view(conv_id))
+
+    async def conversation_events(request: Request) -> Response:
+        conv_id = await state.customer(request)
+        return _event_stream(hub, conv_id, {"conversation": conv_id})
+
+    # ---------------------------------------------------------------- console API
+
+    async def console_queue(request: Request) -> Response:
+        state.console(request)
+        queue = await _call(desk.queue)
+        return JSONResponse({"queue": [public(c) for c in queue]})
+
+    async def console_conversations(request: Request) -> Response:
+        state.console(request)
+        raw_limit = request.query_params.get("limit", "50")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
+            raise HTTPException(422, "limit must be a whole number from 1 to 500")
+        conversations = await _call(desk.conversations, int(raw_limit))
+        return JSONResponse({"conversations": [public(c) for c in conversations]})
+
+    async def console_conversation(request: Request) -> Response:
+        state.console(request)
+        conv_id = request.path_params["conv_id"]
+        view = await state.conversation_view(conv_id)
+        run_ids = await _call(desk.runs, conv_id)
+        pending = [
+            jsonable(p)
+            for p in await _call(desk.pending_approvals)
+            if _conversation_of(p) == conv_id
+        ]
+        return JSONResponse(
+            {**view, "runs": [state.steps(r) for r in run_ids], "approvals": pending}
+        )
+
+    async def console_claim(request: Request) -> Response:
+        state.console(request)
+        conv_id = request.path_params["conv_id"]
+        body = await read_json(request, max_body_bytes)
+        human = _text_field(body, "human", limit=100)
+        await _call(desk.claim, conv_id, human)
+        hub.changed(conv_id, "claimed")
+        return JSONResponse(await state.conversation_view(conv_id))
+
+    async def console_reply(request: Request) -> Response:
+        state.console(request)
+        conv_id = request.path_params["conv_id"]
+        body = await read_json(request, max_body_bytes)
+        human = _text_field(body, "human", limit=100)
+        text = _text_field(body, "text")
+        await _call(desk.reply, conv_id, human, text)
+        hub.changed(conv_id, "human_reply")
+        return JSONResponse(await state.conversation_view(conv_id))
+
+    async def console_close(request: Request) -> Response:
+        state.console(request)
+        conv_id = request.path_params["conv_id"]
+        await read_json(request, max_body_bytes)
+        await _call(desk.close, conv_id)
+        hub.changed(conv_id, "closed")
+        return JSONResponse(await state.conversation_view(conv_id))
+
+    async def console_approvals(request: Request) -> Response:
+        state.console(request)
+        pending = await _call(desk.pending_approvals)
+        return JSONResponse({"approvals": [jsonable(p) for p in pending]})
+
+    async def console_decide(request: Request) -> Response:
+        state.console(request)
+        conv_id = request.path_params["conv_id"]
+        body = await read_json(request, max_body_bytes)
+        key = body.get("key")
+        approve = body.get("approve")
+        if not isinstance(key, str) or not key:
+            raise HTTPException(422, "field 'key' must be the pending call's key")
+        if not isinstance(approve, bool):
+            raise HTTPException(422, "field 'approve' must be true or false")
+        human = body.get("human", "")
+        if not isinstance(human, str) or len(human) > 100:
+            raise HTTPException(422, "field 'human' must be a name of at most 100 characters")
+        await _call(desk.get, conv_id)
+
+        async def decide() -> Any:
+            async with state.lock(conv_id):
+                try:
+                    return await desk.decide(
+                        conv_id,
+                        key,
+                        approve,
+                        human=human.strip(),
+                        subscribers=[state.publisher(conv_id)],
+                    )
+                finally:
+                    hub.changed(conv_id, "decided")
+
+        # Like a send, the resumed run finishes even if the console disconnects.
+        task = asyncio.ensure_future(decide())
+        state.tasks.add(task)
+        task.add_done_callback(state.tasks.discard)
+        result = await _call(asyncio.shield, task)
+        return JSONResponse(
+            {"result": jsonable(result), **(await state.conversation_view(conv_id))}
+        )
+
+    async def console_figures(request: Request) -> Response:
+        state.console(request)
+        return JSONResponse({"figures": jsonable(await _call(desk.figures))})
+
+    async def console_events(request: Request) -> Response:
+        state.console(request)
+        return _event_stream(hub, CONSOLE_CHANNEL, {"console": True})
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def no_icon(request: Request) -> Response:
+        return Response(status_code=204)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        hub.close()
+        if state.tasks:  # let answers being written land in their conversations
+            await asyncio.wait(set(state.tasks), timeout=10)
+
+    routes = [
+        Route("/", page("chat.html")),
+        Route("/console", page("console.html")),
+        Route("/dashboard", page("dashboard.html")),
+        Route("/healthz", health),
+        Route("/favicon.ico", no_icon),
+        Route("/api/conversations", create_conversation, methods=["POST"]),
+        Route("/api/conversations/{conv_id}", read_conversation),
+        Route("/api/conversations/{conv_id}/messages", send_message, methods=["POST"]),
+        Route("/api/conversations/{conv_id}/events", conversation_events),
+        Route("/api/conversations/{conv_id}/resolve", resolve_conversation, methods=["POST"]),
+        Route("/api/console/queue", console_queue),
+        Route("/api/console/approvals", console_approvals),
+        Route("/api/console/figures", console_figures),
+        Route("/api/console/events", console_events),
+        Route("/api/console/conversations", console_conversations),
+        Route("/api/console/conversations/{conv_id}", console_conversation),
+        Route("/api/console/conversations/{conv_id}/claim", console_claim, methods=["POST"]),
+        Route("/api/console/conversations/{conv_id}/reply", console_reply, methods=["POST"]),
+        Route("/api/console/conversations/{conv_id}/close", console_close, methods=["POST"]),
+        Route("/api/console/conversations/{conv_id}/decide", console_decide, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=_static_dir()), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    app.state.desk = desk
+    return app
+
+
+def uvicorn_server(app: Starlette, config: Any) -> Any:
+    """A `uvicorn.Server` that ends the app's open event streams when shutdown begins.
+
+    uvicorn waits for open responses before it runs the app's shutdown; an event
+    stream never ends by itself, so without this every shutdown would wait out the
+    grace period.
+    """
+    import uvicorn
+
+    hub: Hub | None = getattr(app.state, "hub", None)
+
+    class _Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            if hub is not None:
+                hub.close()
+            await super().shutdown(sockets)
+
+    return _Server(config)
+
+
+def _conversation_of(pending: Any) -> str | None:
+    for name in ("conv_id", "conversation_id", "conversation"):
+        value = getattr(pending, name, None)
+        if value is None and isinstance(pending, dict):
+            value = pending.get(name)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _event_stream(hub: Hub, channel: str, hello: dict[str, Any]) -> StreamingResponse:
+    """A long-lived SSE response forwarding `channel`'s notifications, with heartbeats."""
+    queue = hub.subscribe(channel)
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            yield sse("hello", {**hello, "ts": time.time()})
+            while not hub.closed:
+                try:
+                    item = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    yield b": ping\n\n"
+                    continue
+                if item is None:
+                    break
+                yield sse(item["event"], item["data"])
+        finally:
+            hub.unsubscribe(channel, queue)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=_SSE_HEADERS)
