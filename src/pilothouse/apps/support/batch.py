@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -238,5 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         run_batch(args.dir, model=args.model, only=[x for x in args.only.split(",") if x] or None)
     )
     print(f"batch time:                    {time.perf_counter() - started:.0f} s")
-    print("\nOpen the UI: pilothouse serve, then http://127.0.0.1:8000/")
+    script = Path(sys.executable).parent / "pilothouse"
+    command = os.path.relpath(script) if script.exists() else "pilothouse"
+    print(
+        f"\nOpen the UI: {command} serve, then http://127.0.0.1:8000/ "
+        "(the console at /console shows these conversations; the token is printed at start)"
+    )
     return 0

@@ -243,6 +243,7 @@ class Desk:
         self._agent: Agent[str] | None = None
         self._db = sqlite3.connect(str(shop_path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL is set by the shop; see Shop
         self._db.executescript(SCHEMA)
         self._lock = threading.RLock()
         self._conv_locks: dict[str, asyncio.Lock] = {}

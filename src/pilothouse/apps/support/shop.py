@@ -276,6 +276,9 @@ class Shop:
         self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
+        # As the journal store: WAL with NORMAL sync survives a crash of the process
+        # without an fsync per commit (a power cut may lose the last commits).
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.lock = threading.RLock()
         with self.lock:
