@@ -12,10 +12,11 @@ import asyncio
 import importlib.metadata
 import importlib.util
 import json
+import re
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pytest
 
@@ -34,19 +35,35 @@ except importlib.metadata.PackageNotFoundError:
         allow_module_level=True,
     )
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 from pilothouse import Agent, tool
 from pilothouse.events import FinalOutput, ToolCalled, ToolReturned
 from pilothouse.exceptions import ConfigurationError, ContextLengthError, ModelOutputError
 from pilothouse.messages import Message, ToolCall, ToolResult
-from pilothouse.models.base import ModelRequest, ModelResponse, ModelSettings, TextDelta
+from pilothouse.models.base import (
+    ModelRequest,
+    ModelResponse,
+    ModelSettings,
+    TextDelta,
+    ToolSpec,
+)
 from pilothouse.models.local import (
     TOOL_PROMPT,
     LocalModel,
+    _grounding,
+    _narrowed,
+    _Turn,
+    _ungrounded,
+    answer_schema,
+    choice_schema,
     default_gguf_path,
+    describe_tool,
+    grounded_answer,
+    readable_result,
     reply_schema,
     schema_to_gbnf,
+    tool_examples,
 )
 from pilothouse.tools import Tool
 
@@ -526,7 +543,10 @@ async def test_agent_end_to_end_answers_with_the_tool_result() -> None:
     assert not returned[0].is_error and "shipped" in returned[0].content
     assert "shipped" in result.output and "A1234" in result.output
     assert isinstance(events[-1], FinalOutput)
-    assert result.usage.requests == result.steps == 2
+    # Two steps (call, answer); guided decoding spends two generations on the call
+    # (the tool's name, then its arguments) and one on the answer.
+    assert result.steps == 2
+    assert result.usage.requests == 3
 
 
 def test_local_is_the_registry_default() -> None:
@@ -535,3 +555,199 @@ def test_local_is_the_registry_default() -> None:
     resolved = resolve_model("local")
     assert isinstance(resolved, LocalModel) and resolved.name == "local:smollm2-135m"
     assert isinstance(Agent("local").model, LocalModel)
+
+
+# --------------------------------------------------------------------------- guided decoding
+
+
+@tool
+def lookup(query: Annotated[str, Field(max_length=40)]) -> str:
+    """Search the notes.
+
+    Args:
+        query: a few keywords, e.g. opening hours
+    """
+    return "The shop opens at 08:30."
+
+
+@tool
+def convert(
+    time: Annotated[str, Field(pattern=r"^[0-9]{2}:[0-9]{2}$")],
+    zone: Annotated[str, Field(pattern=r"^[A-Z][a-z]+/[A-Z][a-z]+$")],
+) -> str:
+    """Convert a time.
+
+    Args:
+        time: HH:MM, such as 09:30 or 17:45
+        zone: an IANA zone, e.g. Europe/Paris
+    """
+    return time
+
+
+def test_tool_examples_come_from_declared_examples_and_descriptions() -> None:
+    assert tool_examples(convert.spec()) == [
+        {"time": "09:30", "zone": "Europe/Paris"},
+        {"time": "17:45", "zone": "Europe/Paris"},
+    ]
+    assert tool_examples(lookup.spec()) == [{"query": "opening hours"}]
+    # No example for a required parameter: none is invented.
+    assert tool_examples(add.spec()) == []
+    assert tool_examples(ToolSpec("ping", "", {"type": "object", "properties": {}})) == [{}]
+    declared = ToolSpec(
+        "f",
+        "",
+        {"type": "object", "properties": {"n": {"type": "integer"}}, "examples": [{"n": 2}]},
+    )
+    assert tool_examples(declared) == [{"n": 2}]
+    # A described value that does not fit the pattern is not an example.
+    assert (
+        tool_examples(
+            ToolSpec(
+                "g",
+                "",
+                {
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "string", "pattern": "^[0-9]+$", "description": "e.g. abc"}
+                    },
+                    "required": ["code"],
+                },
+            )
+        )
+        == []
+    )
+    assert '  example: {"tool": "convert", "arguments": {"time": "09:30"' in describe_tool(
+        convert.spec()
+    )
+
+
+def test_choice_and_answer_schemas_become_grammars() -> None:
+    specs = [get_order_status.spec(), add.spec()]
+    choice = choice_schema(specs, None, required=False)
+    assert choice["oneOf"][0]["properties"]["tool"] == {"enum": ["get_order_status", "add"]}
+    assert choice["oneOf"][1]["required"] == ["answer"]
+    grammar = schema_to_gbnf(choice)
+    assert r'"\"get_order_status\""' in grammar and r'"\"answer\""' in grammar
+    assert r'"\"arguments\""' not in grammar  # the name only: arguments come next
+    assert len(choice_schema(specs, None, required=True)["oneOf"]) == 1
+
+    city = TypeAdapter(City).json_schema()
+    with_output = choice_schema(specs, city, required=False)
+    assert with_output["oneOf"][1]["properties"]["answer"]["required"] == ["name", "country"]
+    schema_to_gbnf(with_output)
+    assert answer_schema(None)["properties"]["answer"] == {"type": "string"}
+
+
+def test_grounded_answers_use_only_words_of_the_question_and_result() -> None:
+    schema = grounded_answer(
+        ["Who kept the Kestrel Point lighthouse?", "Its first keeper was Maren Holt."]
+    )
+    pattern = re.compile(schema["pattern"])
+    assert pattern.match("The first keeper was Maren Holt.")
+    assert pattern.match("maren holt")
+    assert pattern.match("It was built by the British") is None  # "built", "British"
+    assert pattern.match(" ".join(["keeper"] * 41)) is None  # at most 40 words
+    assert r'"\"answer\""' in schema_to_gbnf(answer_schema(None, schema))
+
+
+def test_turn_and_grounding_checks() -> None:
+    call = ToolCall("c1", "lookup", {"query": "opening hours"})
+    messages = [
+        Message.system("Answer from the notes."),
+        Message.user("old question"),
+        Message.assistant("old answer"),
+        Message.user("When does the shop open?"),
+        Message.assistant("", (call,)),
+        Message.tool(ToolResult("c1", "lookup", "The shop opens at 08:30.")),
+    ]
+    turn = _Turn.of(messages)
+    assert turn.query == "When does the shop open?"
+    assert turn.results == ["The shop opens at 08:30."]
+    assert turn.repeats(ToolCall("c2", "lookup", {"query": "opening hours"}))
+    assert not turn.repeats(ToolCall("c2", "lookup", {"query": "closing hours"}))
+
+    known = _grounding(ModelRequest(messages, [lookup.spec()]), lookup.spec())
+    spec = lookup.spec()
+    assert _ungrounded({"query": "shop open"}, spec, known) == []
+    assert _ungrounded({"query": "WTL"}, spec, known) == ["query"]  # nobody said it
+    assert _ungrounded({"query": ""}, spec, known) == ["query"]  # required and empty
+    assert _ungrounded({"query": "shop 17"}, spec, known) == ["query"]  # a number nobody said
+
+    narrowed = _narrowed(spec, ["query"], "When does the Harbor shop open?")
+    assert narrowed is not None
+    words = re.compile(narrowed.parameters["properties"]["query"]["pattern"])
+    assert words.match("Harbor shop open") and words.match("WTL") is None
+    assert words.match("does") is None  # stop words are not offered
+
+    # A pattern-constrained parameter is narrowed to the request's matching substrings.
+    at = _narrowed(convert.spec(), ["time"], "Convert 09:15 and 10:00 for me")
+    assert at is not None
+    assert at.parameters["properties"]["time"] == {"type": "string", "enum": ["09:15", "10:00"]}
+    assert _narrowed(convert.spec(), ["zone"], "no zone here") is None
+
+
+def test_guided_options_are_checked() -> None:
+    with pytest.raises(ConfigurationError, match="select_limit"):
+        LocalModel(select_limit=0)
+
+
+@pytest.mark.slow
+async def test_guided_decoding_calls_the_matching_tool_then_answers_from_its_result(
+    model: LocalModel,
+) -> None:
+    tools = [get_order_status, get_weather, add, lookup]
+    first = await model.generate(
+        request("Where is my order A1234?", tools, system="You help customers.", max_tokens=64)
+    )
+    call = assert_valid_call(first, {t.name: t for t in tools})
+    assert (call.name, call.arguments) == ("get_order_status", {"order_id": "A1234"})
+    assert first.usage.requests == 2  # the tool's name, then its arguments
+
+    result = Message.tool(ToolResult(call.id, call.name, "Order A1234 shipped on Monday."))
+    followed = ModelRequest(
+        [
+            Message.system("You help customers."),
+            Message.user("Where is my order A1234?"),
+            Message.assistant("", (call,)),
+            result,
+        ],
+        [t.spec() for t in tools],
+        settings=ModelSettings(max_tokens=64),
+    )
+    second = await model.generate(followed)
+    if second.tool_calls:  # the model may call again; it may not repeat the same call
+        assert (second.tool_calls[0].name, second.tool_calls[0].arguments) != (
+            call.name,
+            call.arguments,
+        )
+    else:
+        allowed = re.compile(
+            grounded_answer([followed.messages[1].content, result.content])["pattern"]
+        )
+        assert allowed.match(second.text), second.text
+
+
+def test_llama_cpp_accepts_grounded_grammars_with_special_characters(model: LocalModel) -> None:
+    texts = ["A train covers 150 km in 2.5 hours (km/h)?", 'POST "/orders/{orderId}/cancel" $5+']
+    schema = answer_schema(None, grounded_answer(texts))
+    LocalModel._check_grammar(model._loaded(), schema_to_gbnf(schema))
+    assert re.match(schema["properties"]["answer"]["pattern"], "POST /orders/{orderId}/cancel")
+    narrowed = _narrowed(lookup.spec(), ["query"], "speed at 2.5 km/h")
+    assert narrowed is not None
+    LocalModel._check_grammar(model._loaded(), schema_to_gbnf(narrowed.parameters))
+
+
+def test_json_results_are_shown_as_path_lines(model: LocalModel) -> None:
+    spec = json.dumps({"paths": {"/a/{id}": {"post": {"summary": "Cancel"}}}, "tags": ["x", "y"]})
+    assert readable_result(spec) == "paths /a/{id} post summary: Cancel\ntags 1: x\ntags 2: y"
+    assert readable_result("plain text {not json") == "plain text {not json"
+    assert readable_result("[1]") == "1"
+    messages = [
+        Message.user("Which path cancels?"),
+        Message.assistant("", (ToolCall("c1", "add", {"a": 1, "b": 2}),)),
+        Message.tool(ToolResult("c1", "add", spec)),
+    ]
+    flat = LocalModel(flatten_json=True).build(ModelRequest(messages, [add.spec()])).prompt
+    assert "Result of add: paths /a/{id} post summary: Cancel" in flat
+    raw = model.build(ModelRequest(messages, [add.spec()])).prompt
+    assert f"Result of add: {spec}" in raw

@@ -70,6 +70,10 @@ Query = Annotated[str, Field(min_length=3, max_length=40)]
 
 # --------------------------------------------------------------------------- tools
 
+# The examples in the tools' docstrings are deliberately not the scenarios' answers: a
+# construction that shows a tool's declared examples to the model (the local model's
+# default does) would otherwise be handed the expression or zone names it is tested on.
+
 _OPS: dict[type, Callable[..., Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -109,7 +113,7 @@ def calculator(expression: Expression) -> str:
     """Evaluate an arithmetic expression and return the number.
 
     Args:
-        expression: an arithmetic expression such as 37 * 48 + 125 or 150 / 2.5
+        expression: an arithmetic expression such as 12 * (3 + 4) or 90 / 1.5
     """
     try:
         tree = ast.parse(expression.replace("^", "**").replace("\u00d7", "*"), mode="eval")
@@ -159,9 +163,9 @@ def convert_time(time: LocalTime, from_zone: Zone, to_zone: Zone) -> str:
     """Convert a date and time from one time zone to another (IANA zone names).
 
     Args:
-        time: the local date and time, as YYYY-MM-DD HH:MM
-        from_zone: the IANA time zone of that time, e.g. America/New_York
-        to_zone: the IANA time zone to convert to, e.g. Asia/Tokyo
+        time: the local date and time, as YYYY-MM-DD HH:MM, e.g. 2024-01-10 12:00
+        from_zone: the IANA time zone of that time, e.g. Europe/London
+        to_zone: the IANA time zone to convert to, e.g. Europe/Paris
     """
     try:
         source, target = ZoneInfo(from_zone), ZoneInfo(to_zone)
@@ -222,7 +226,7 @@ def search_knowledge(query: Query) -> str:
     """Search the local knowledge base and return the most relevant passage.
 
     Args:
-        query: a few keywords describing what to look up
+        query: a few keywords describing what to look up, e.g. Harbor Shop opens
     """
     asked = _words(query)
     documents = [_words(d) for d in KNOWLEDGE]

@@ -32,6 +32,28 @@ known (a ``pattern`` or ``max_length`` becomes part of the grammar); tools that
 return a sentence; and one or two worked examples of the whole exchange (question,
 call, result, answer) in the agent's instructions. Without such examples the
 model tends to call the same tool again after its result instead of answering.
+
+Guided tool use (``guided=True``, the default). With tools on offer a request is
+decoded in stages, each with a short prompt and its own grammar:
+
+1. pre-selection: the tools are ranked by lexical match (BM25) of the latest user
+   message against their names, descriptions and parameters
+   (`pilothouse.tools.select`); only the ``select_limit`` best that match at all
+   are offered (all of them when none matches);
+2. choice: the reply is ``{"tool": <one of those names>}`` or an answer;
+3. arguments: a prompt showing only the chosen tool, with the examples its schema
+   declares (`tool_examples`: ``examples``, or "e.g."/"such as" in a parameter's
+   description), and the grammar of that tool's arguments;
+4. verification: a call identical to one already made since the user's message
+   becomes an answer instead; a short string argument made of words nobody said
+   (a search query "WTL" for "tungsten") is asked again once, limited to the
+   user's own words (or to substrings that match the parameter's pattern);
+5. after a tool result, an answer may only use words of the question and the
+   results (`grounded_answer`, ``grounded_answers=True``): the model restates the
+   result instead of inventing around it, and cannot run on past 40 words.
+
+Each stage is one generation; the response's usage adds them up. ``guided=False``
+gives the single constrained generation described above (what `render` shows).
 """
 
 from __future__ import annotations
@@ -48,7 +70,7 @@ import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -64,6 +86,7 @@ from pilothouse.models.base import (
     TextDelta,
     ToolSpec,
 )
+from pilothouse.tools.select import STOP_WORDS, select_tools
 
 __all__ = [
     "CHATML_TEMPLATE",
@@ -72,11 +95,16 @@ __all__ = [
     "TOOL_RESULT_PROMPT",
     "LocalModel",
     "LocalPrompt",
+    "answer_schema",
+    "choice_schema",
     "default_gguf_path",
     "describe_tool",
+    "grounded_answer",
+    "readable_result",
     "reply_forms",
     "reply_schema",
     "schema_to_gbnf",
+    "tool_examples",
 ]
 
 INSTALL_HINT = "pip install 'pilothouse[local]'"
@@ -478,7 +506,83 @@ def describe_tool(spec: ToolSpec) -> str:
         if pschema.get("description"):
             text += f": {pschema['description']}"
         lines.append(text)
+    for example in tool_examples(spec)[:2]:
+        lines.append(f"  example: {_reply_json(ToolCall('', spec.name, example))}")
     return "\n".join(lines)
+
+
+_EXAMPLE_CUE = re.compile(r"(?:\be\.g\.,?|\bsuch as|\bfor example,?|\bfor instance,?)\s+(.+)", re.I)
+
+
+def _described_examples(description: str) -> list[str]:
+    """Example values a parameter's description names ("e.g. X", "such as X or Y")."""
+    m = _EXAMPLE_CUE.search(description)
+    if not m:
+        return []
+    text = re.split(r"[;)]|\.(?:\s|$)", m.group(1))[0]
+    return [v.strip().strip("'\"`") for v in re.split(r",\s+|\s+or\s+", text) if v.strip()]
+
+
+def _fits(value: Any, schema: dict[str, Any]) -> bool:
+    """Whether an example value suits a parameter's type (and anchored pattern)."""
+    kind = schema.get("type")
+    if kind == "string" or kind is None:
+        if not isinstance(value, str):
+            return False
+        pattern = schema.get("pattern")
+        return not isinstance(pattern, str) or re.search(pattern, value) is not None
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    return False
+
+
+def tool_examples(spec: ToolSpec) -> list[dict[str, Any]]:
+    """Example argument objects for a tool, from what its schema declares.
+
+    Taken from the schema's own ``examples`` (objects), else assembled from each
+    parameter's ``examples`` or the values its description names after "e.g." or
+    "such as". An example is only made when every required parameter has one; a
+    tool without parameters has the single example ``{}``. Never invented: a made-up
+    value is what a small model copies into its calls.
+    """
+    parameters = spec.parameters or {}
+    declared = parameters.get("examples")
+    if isinstance(declared, list):
+        found = [e for e in declared if isinstance(e, dict)]
+        if found:
+            return found
+    properties: dict[str, Any] = parameters.get("properties") or {}
+    if not properties:
+        return [{}]
+    required = list(parameters.get("required") or ())
+    values: dict[str, list[Any]] = {}
+    for name, prop in properties.items():
+        if not isinstance(prop, dict):
+            continue
+        candidates = list(prop.get("examples") or [])
+        if isinstance(prop.get("description"), str):
+            candidates += _described_examples(prop["description"])
+        if prop.get("type") in ("integer", "number"):
+            candidates = [_number_or(c) for c in candidates]
+        fitting = [c for c in candidates if _fits(c, prop)]
+        if fitting:
+            values[name] = fitting
+    if not values or any(r not in values for r in required):
+        return []
+    count = max(len(v) for v in values.values())
+    return [{name: v[i % len(v)] for name, v in values.items()} for i in range(count)]
+
+
+def _number_or(value: Any) -> Any:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value)
+            return int(number) if number.is_integer() and "." not in value else number
+    return value
 
 
 def reply_forms(
@@ -496,6 +600,40 @@ def reply_forms(
             )
     else:
         lines.append("You must call a tool now.")
+    return "\n".join(lines)
+
+
+def readable_result(content: str) -> str:
+    """A JSON object or array result as one ``key path: value`` line per leaf value.
+
+    Meant for models that read nested JSON badly: each leaf sits on one line next to
+    its full path ("paths /orders/{orderId}/cancel post summary: Cancel an order").
+    Measured on SmolLM2-135M it did not help (asked which method and path cancel an
+    order it answered "2.4.0" instead of "Cancel an order"), so `LocalModel` uses it
+    only with ``flatten_json=True``. Anything that is not a JSON object or array is
+    returned unchanged.
+    """
+    stripped = content.strip()
+    if not stripped.startswith(("{", "[")):
+        return content
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return content
+    lines: list[str] = []
+
+    def walk(node: Any, path: list[str]) -> None:
+        if isinstance(node, dict) and node:
+            for key, sub in node.items():
+                walk(sub, [*path, str(key)])
+        elif isinstance(node, list) and node:
+            for index, sub in enumerate(node, 1):
+                walk(sub, [*path, str(index)] if len(node) > 1 else path)
+        else:
+            text = node if isinstance(node, str) else json.dumps(node, ensure_ascii=False)
+            lines.append(f"{' '.join(path)}: {text}" if path else text)
+
+    walk(value, [])
     return "\n".join(lines)
 
 
@@ -531,6 +669,230 @@ class LocalPrompt:
         )
 
 
+# --------------------------------------------------------------------------- guided decoding
+
+
+def choice_schema(
+    tools: Sequence[ToolSpec],
+    output_schema: dict[str, Any] | None,
+    required: bool,
+    text: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The first guided stage: ``{"tool": <one of the names>}`` or (unless required) an answer."""
+    alternatives: list[dict[str, Any]] = [
+        {
+            "type": "object",
+            "properties": {"tool": {"enum": [t.name for t in tools]}},
+            "required": ["tool"],
+            "additionalProperties": False,
+        }
+    ]
+    if not required:
+        alternatives.append(answer_schema(output_schema, text))
+    schema: dict[str, Any] = {"oneOf": alternatives}
+    if output_schema is not None and not required:
+        defs = answer_schema(output_schema).get("$defs")
+        if defs:
+            schema["$defs"] = defs
+            alternatives[1] = {k: v for k, v in alternatives[1].items() if k != "$defs"}
+    return schema
+
+
+def answer_schema(
+    output_schema: dict[str, Any] | None, text: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Only ``{"answer": ...}``: its value held to `output_schema` when one is given,
+    else to `text` (a string schema, see `grounded_answer`) or any string."""
+    defs: dict[str, Any] = {}
+    answer = (
+        (text or {"type": "string"})
+        if output_schema is None
+        else _embed(output_schema, "answer--", defs)
+    )
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"answer": answer},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
+    if defs:
+        schema["$defs"] = defs
+    return schema
+
+
+@dataclass(slots=True)
+class _Turn:
+    """The latest user message and the calls made since it."""
+
+    query: str
+    calls: list[tuple[str, str]]  # (tool name, arguments as canonical JSON)
+    results: list[str]
+
+    @classmethod
+    def of(cls, messages: Sequence[Message]) -> _Turn:
+        last = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+        query = messages[last].content if last >= 0 else ""
+        calls = [
+            (c.name, json.dumps(c.arguments, sort_keys=True))
+            for m in messages[last + 1 :]
+            if m.role == "assistant"
+            for c in m.tool_calls
+        ]
+        results = [m.content for m in messages[last + 1 :] if m.role == "tool"]
+        return cls(query, calls, results)
+
+    def repeats(self, call: ToolCall) -> bool:
+        return (call.name, json.dumps(call.arguments, sort_keys=True)) in self.calls
+
+
+_TOKEN = re.compile(r"[a-z]+|[0-9]+(?:\.[0-9]+)?")
+_GROUNDED_MAX_CHARS = 80  # longer strings (programs, letters) are written, not extracted
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+def _grounding(request: ModelRequest, spec: ToolSpec) -> set[str]:
+    """Every token the conversation (not the model's own turns) and the tool's text hold."""
+    texts = [m.content for m in request.messages if m.role != "assistant"]
+    texts.append(describe_tool(spec))
+    return {t for text in texts for t in _tokens(text)}
+
+
+def _checked_strings(spec: ToolSpec) -> dict[str, dict[str, Any]]:
+    """The parameters worth grounding: free strings (no enum/const), the short kind."""
+    properties: dict[str, Any] = (spec.parameters or {}).get("properties") or {}
+    return {
+        name: prop
+        for name, prop in properties.items()
+        if isinstance(prop, dict)
+        and prop.get("type") == "string"
+        and "enum" not in prop
+        and "const" not in prop
+        and "format" not in prop
+    }
+
+
+def _ungrounded(arguments: dict[str, Any], spec: ToolSpec, known: set[str]) -> list[str]:
+    """Short string arguments that are empty or hold a word or number nobody said.
+
+    Common function words are let through. A value the model knows but nobody said
+    (a time-zone name) is flagged too; `_narrowed` then finds nothing to narrow it
+    to unless the request holds a match of its pattern, and the call stands.
+    """
+    required = set((spec.parameters or {}).get("required") or ())
+    bad: list[str] = []
+    for name in _checked_strings(spec):
+        value = arguments.get(name)
+        if not isinstance(value, str):
+            continue
+        if "\n" in value or len(value) > _GROUNDED_MAX_CHARS:
+            continue
+        tokens = _tokens(value)
+        if not tokens:
+            if name in required:
+                bad.append(name)
+            continue
+        if any(t not in known and t not in STOP_WORDS for t in tokens):
+            bad.append(name)
+    return bad
+
+
+def _narrowed(spec: ToolSpec, names: list[str], query: str) -> ToolSpec | None:
+    """`spec` with the named string parameters limited to what the user's message holds.
+
+    A parameter without a pattern may only be a few of the message's own words; one
+    with a pattern only one of the message's substrings that match it. None when
+    nothing could be narrowed.
+    """
+    parameters = json.loads(json.dumps(spec.parameters or {}))
+    properties: dict[str, Any] = parameters.get("properties") or {}
+    changed = False
+
+    content = list(
+        dict.fromkeys(
+            w
+            for w in re.findall(r"[A-Za-z0-9]+(?:\.[0-9]+)?", query)
+            if w.lower() not in STOP_WORDS and (len(w) > 1 or w.isdigit())
+        )
+    )
+    for name in names:
+        prop = properties.get(name)
+        if not isinstance(prop, dict):
+            continue
+        pattern = prop.get("pattern")
+        if isinstance(pattern, str):
+            inner = pattern.removeprefix("^").removesuffix("$")
+            try:
+                found = [m.group(0) for m in re.finditer(inner, query) if m.group(0)]
+            except re.error:
+                found = []
+            found = [f for f in dict.fromkeys(found) if re.search(pattern, f)]
+            if found:
+                properties[name] = {"type": "string", "enum": found}
+                changed = True
+        elif content:
+            alternation = "(" + "|".join(_literal(w) for w in content) + ")"
+            properties[name] = {
+                "type": "string",
+                "pattern": f"^{alternation}( {alternation}){{0,3}}$",
+            }
+            changed = True
+    if not changed:
+        return None
+    return ToolSpec(spec.name, spec.description, parameters)
+
+
+_ANSWER_EXTRAS = ("yes", "no", "not", "=", "+", "-", "*", "/", "%", "answer", "result")
+_ANSWER_WORDS = 40  # at most this many words: a small model that runs on stops here
+
+
+_REGEX_SPECIAL = set(".^$*+?()[]{}|-/")
+
+
+def _literal(word: str) -> str:
+    """`word` as a regex the grammar converter reads literally.
+
+    The converter copies backslash escapes into the grammar, where llama.cpp rejects
+    them (``\\.``), so special characters go into one-character classes instead.
+    """
+    return "".join(f"[{c}]" if c in _REGEX_SPECIAL else c for c in word)
+
+
+def grounded_answer(texts: Sequence[str]) -> dict[str, Any]:
+    """A string schema whose words all come from `texts` (plus common function words).
+
+    Used for the answer that follows a tool result: a 135M model that answers in its
+    own words tends to drift into invention ("built by the British in 1887 ...");
+    held to the words of the question and the result, it restates what the result
+    says. Words are whitespace-separated runs stripped of edge punctuation, in their
+    own, lower and capitalised case; between words go spaces and punctuation.
+    """
+    vocabulary: dict[str, None] = {}
+    for text in texts:
+        for raw in re.split(r'[\s"\\]+', text):
+            word = raw.strip(",.;:!?()[]'`")
+            if not word or len(word) > 60 or any(ord(c) < 32 or c in "]^" for c in word):
+                continue
+            for variant in (word, word.lower(), word[:1].upper() + word[1:]):
+                vocabulary[variant] = None
+    for word in (*sorted(STOP_WORDS), *_ANSWER_EXTRAS):
+        vocabulary[word] = None
+        vocabulary[word[:1].upper() + word[1:]] = None
+    alternation = "(" + "|".join(_literal(w) for w in vocabulary) + ")"
+    pattern = f"^{alternation}([,.;:!?]? {alternation}){{0,{_ANSWER_WORDS - 1}}}[.!?]?$"
+    return {"type": "string", "pattern": pattern}
+
+
+def _spent(response: ModelResponse, spent: list[Usage]) -> ModelResponse:
+    """`response` carrying the usage of every stage it took."""
+    total = Usage()
+    for usage in spent:
+        total = total + usage
+    return replace(response, usage=total)
+
+
 # --------------------------------------------------------------------------- generation
 
 
@@ -560,6 +922,11 @@ class LocalModel:
     `tool_prompt` and `tool_result_prompt` replace `TOOL_PROMPT` and
     `TOOL_RESULT_PROMPT`. `repack=True` enables llama.cpp's weight repacking (faster on
     some CPUs, but it crashes on some AMX-reporting virtual machines, so it is off).
+    `guided`, `select_limit` and `grounded_answers` control the staged tool use
+    described in this module's docstring (on by default: a small model needs it);
+    `flatten_json=True` shows JSON tool results as ``path: value`` lines
+    (`readable_result`); off by default, as it did not help SmolLM2-135M (see
+    docs/evaluation.md).
     """
 
     capabilities = Capabilities(native_tools=False, json_schema=True, grammar=True, streaming=True)
@@ -576,6 +943,10 @@ class LocalModel:
         tool_prompt: str = TOOL_PROMPT,
         tool_result_prompt: str = TOOL_RESULT_PROMPT,
         repack: bool = False,
+        guided: bool = True,
+        select_limit: int = 3,
+        grounded_answers: bool = True,
+        flatten_json: bool = False,
     ) -> None:
         _require_llama_cpp()
         if n_ctx < 16:
@@ -598,6 +969,12 @@ class LocalModel:
         self.tool_prompt = tool_prompt
         self.tool_result_prompt = tool_result_prompt
         self.repack = repack
+        if select_limit < 1:
+            raise ConfigurationError(f"select_limit must be at least 1, not {select_limit}")
+        self.guided = guided
+        self.select_limit = select_limit
+        self.grounded_answers = grounded_answers
+        self.flatten_json = flatten_json
 
     @property
     def name(self) -> str:
@@ -653,8 +1030,9 @@ class LocalModel:
                     }
                 )
             else:
+                content = readable_result(message.content) if self.flatten_json else message.content
                 result = Template(self.tool_result_prompt).safe_substitute(
-                    name=message.name or "tool", content=message.content
+                    name=message.name or "tool", content=content
                 )
                 if after_result:  # results of parallel calls share one user turn, so
                     out[-1]["content"] += "\n\n" + result  # roles keep alternating
@@ -680,13 +1058,22 @@ class LocalModel:
                 answer = json.loads(message.content)
         return json.dumps({"answer": answer}, ensure_ascii=False)
 
-    def build(self, request: ModelRequest) -> LocalPrompt:
-        """Turn a request into the exact prompt text and reply grammar (loads the model)."""
+    def build(
+        self,
+        request: ModelRequest,
+        schema: dict[str, Any] | None = None,
+    ) -> LocalPrompt:
+        """Turn a request into the exact prompt text and reply grammar (loads the model).
+
+        `schema` replaces the reply schema `reply_schema` would give (the guided stages
+        use it to ask for a tool name only, or for one tool's arguments).
+        """
         loaded = self._loaded()
         prompt = loaded.formatter(messages=self.chat_messages(request)).prompt
         if loaded.add_bos and not prompt.startswith(loaded.bos_text):
             prompt = loaded.bos_text + prompt
-        schema = reply_schema(request.tools, request.output_schema, request.tool_choice)
+        if schema is None:
+            schema = reply_schema(request.tools, request.output_schema, request.tool_choice)
         tool_names = (
             tuple(t.name for t in request.tools)
             if request.tools and request.tool_choice != "none"
@@ -870,10 +1257,13 @@ class LocalModel:
             f"{self.name}: {why}; {fix}. Partial reply: {gen.text[:300]!r}", body=gen.text
         )
 
-    async def _prepare(self, request: ModelRequest) -> LocalPrompt:
+    async def _prepare(
+        self, request: ModelRequest, schema: dict[str, Any] | None = None
+    ) -> LocalPrompt:
         if (str(self.path), self.n_ctx) in _LOADED:
-            return self.build(request)
-        return await asyncio.to_thread(self.build, request)  # the first use loads the model
+            return self.build(request, schema)
+        # The first use loads the model.
+        return await asyncio.to_thread(self.build, request, schema)
 
     async def _complete(self, prepared: LocalPrompt, settings: ModelSettings) -> ModelResponse:
         cancelled = threading.Event()
@@ -887,8 +1277,86 @@ class LocalModel:
         return self._response(prepared, gen)
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
-        """Answer one request; llama.cpp runs in a worker thread, off the event loop."""
+        """Answer one request; llama.cpp runs in a worker thread, off the event loop.
+
+        With tools on offer and ``guided=True`` (the default) this is the staged
+        decoding described on `LocalModel`; otherwise one constrained generation.
+        """
+        if self.guided and request.tools and request.tool_choice != "none":
+            return await self._guided(request)
         return await self._complete(await self._prepare(request), request.settings)
+
+    # ------------------------------------------------------------------ guided tool use
+
+    async def _ask(
+        self, request: ModelRequest, schema: dict[str, Any] | None, spent: list[Usage]
+    ) -> ModelResponse:
+        response = await self._complete(await self._prepare(request, schema), request.settings)
+        spent.append(response.usage)
+        return response
+
+    async def _guided(self, request: ModelRequest) -> ModelResponse:
+        """Choose a tool (or answer), then write that tool's arguments, then verify them.
+
+        1. Pre-select: the offered tools are ranked by lexical match with the latest
+           user message (`pilothouse.tools.select`); the `select_limit` best that match
+           at all are offered (all of them when none matches).
+        2. Choose: the reply is constrained to ``{"answer": ...}`` or ``{"tool": <one
+           of those names>}``. An answer ends here.
+        3. Arguments: a second prompt shows only the chosen tool (with its declared
+           examples) and the reply is constrained to a call of it with
+           schema-valid arguments.
+        4. Verify: a call identical to one already made since the user's message is
+           replaced by an answer (its result is already in the conversation); a short
+           string argument that shares too little with the conversation (a made-up
+           search query) is asked again once, constrained to the user's own words.
+
+        After a tool result, answers are held to the words of the question and the
+        results (`grounded_answer`) unless `grounded_answers` is off or an output
+        schema applies.
+        """
+        spent: list[Usage] = []
+        turn = _Turn.of(request.messages)
+        offered = list(request.tools)
+        chosen = select_tools(turn.query, offered, self.select_limit) if turn.query else []
+        chosen = chosen or offered
+        required = request.tool_choice == "required"
+        text = (
+            grounded_answer(turn.results)
+            if self.grounded_answers and turn.results and request.output_schema is None
+            else None
+        )
+
+        if required and len(chosen) == 1:
+            spec = chosen[0]
+        else:
+            choice = await self._ask(
+                replace(request, tools=chosen),
+                choice_schema(chosen, request.output_schema, required, text),
+                spent,
+            )
+            if not choice.tool_calls or choice.tool_calls[0].parse_error is not None:
+                return _spent(choice, spent)
+            spec = next(t for t in chosen if t.name == choice.tool_calls[0].name)
+
+        focused = replace(request, tools=[spec], tool_choice="required")
+        response = await self._ask(focused, reply_schema([spec], None, "required"), spent)
+        if not response.tool_calls or response.tool_calls[0].parse_error is not None:
+            return _spent(response, spent)
+        call = response.tool_calls[0]
+
+        if not required and turn.repeats(call):
+            answer = await self._ask(request, answer_schema(request.output_schema, text), spent)
+            return _spent(answer, spent)
+
+        ungrounded = _ungrounded(call.arguments, spec, _grounding(request, spec))
+        if ungrounded:
+            narrowed = _narrowed(spec, ungrounded, turn.query)
+            if narrowed is not None:
+                retry = await self._ask(focused, reply_schema([narrowed], None, "required"), spent)
+                if retry.tool_calls and retry.tool_calls[0].parse_error is None:
+                    response = retry
+        return _spent(response, spent)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamItem]:
         """Yield text deltas as tokens are decoded, then the complete response.
@@ -898,10 +1366,10 @@ class LocalModel:
         deltas). Without tools, the deltas concatenate to the response's text (the
         JSON text when `output_schema` is set).
         """
-        prepared = await self._prepare(request)
-        if prepared.tool_mode:
-            yield await self._complete(prepared, request.settings)
+        if request.tools and request.tool_choice != "none":
+            yield await self.generate(request)
             return
+        prepared = await self._prepare(request)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | _Generation | BaseException] = asyncio.Queue()
         cancelled = threading.Event()
