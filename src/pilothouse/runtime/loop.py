@@ -638,18 +638,19 @@ async def _run_tools(
                 ):
                     rule = decision.rule if decision else None
                     decision = Decision.ask(None, f"{tool.name} requires a person's approval", rule)
+                waits: str | None = None  # why a person must decide before the step runs
+                kind = "approval"
                 if decision is not None and decision.effect == "ask":
                     approver = _approver(spec, policy, decision)
                     if approver is None:  # pause: a person decides on resume
-                        waiting.append(_waiting(run_id, step, index, call, decision.reason))
+                        waits = decision.reason
                     else:
                         checked = ToolCall(call.id, call.name, bound)
                         decision = await _ask_approver(approver, checked, decision, policy_context)
                 elif tool.interrupt == "question" and (decision is None or decision.allowed):
-                    question = str(call.arguments.get("question", ""))
-                    waiting.append(_waiting(run_id, step, index, call, question, "question"))
-                if waiting and waiting[-1].index == index:
-                    pass  # nothing of this step runs before a person has decided
+                    waits, kind = str(call.arguments.get("question", "")), "question"
+                if waits is not None:  # nothing of this step runs before a person decides
+                    waiting.append(_waiting(context, call, waits, kind))
                 elif decision is not None and not decision.allowed:
                     prepared = ToolResult(
                         call.id, call.name, decision.model_message(call.name), True
@@ -842,11 +843,15 @@ def _approver(spec: RunSpec[Any], policy: Policy | None, decision: Decision) -> 
     return named or spec.approver
 
 
-def _waiting(
-    run_id: str, step: int, index: int, call: ToolCall, reason: str, kind: str = "approval"
-) -> PendingRequest:
+def _waiting(context: ToolContext, call: ToolCall, reason: str, kind: str) -> PendingRequest:
     return PendingRequest(
-        f"{run_id}:{step}:{index}", kind, call.name, call.arguments, reason, step, index
+        context.idempotency_key,
+        kind,
+        call.name,
+        call.arguments,
+        reason,
+        context.step,
+        context.index,
     )
 
 
