@@ -15,6 +15,7 @@ from pilothouse import Agent, ScriptedModel, ask_human, tool
 from pilothouse.events import ApprovalGiven, ApprovalRequested, ToolCalled
 from pilothouse.exceptions import (
     ApprovalError,
+    ConfigurationError,
     RunFinishedError,
     RunPaused,
     ToolCallInDoubtError,
@@ -256,3 +257,11 @@ def test_cli_run_pauses_and_resume_approves(cli: CLI, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "Refunded."
     assert "approved by dana" in done.stderr and "Refund issued for order A1" in done.stderr
+
+
+async def test_sync_entry_points_refuse_a_running_event_loop(tmp_path: Path) -> None:
+    agent, _ = support_agent(tmp_path, REFUND, [])
+    with pytest.raises(ConfigurationError, match=r"run_sync\(\) .*await agent\.run"):
+        agent.run_sync("refund A1")
+    with pytest.raises(ConfigurationError, match=r"resume_sync\(\) .*await agent\.resume"):
+        agent.resume_sync("any")

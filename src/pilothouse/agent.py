@@ -15,8 +15,8 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, cast, overload
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from pilothouse.events import Event
 from pilothouse.exceptions import ConfigurationError
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from pilothouse.actions.base import ActionFormat
 
 _ACTION_FORMATS = ("auto", "native", "json", "react", "xml")
+T = TypeVar("T")
 
 
 def new_run_id() -> str:
@@ -289,20 +290,15 @@ class Agent(Generic[OutputT]):
         principal: Principal | None = None,
     ) -> RunResult[OutputT]:
         """`resume` for code without an event loop."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(
-                self.resume(
-                    run_id,
-                    approvals=approvals,
-                    approved_by=approved_by,
-                    subscribers=subscribers,
-                    principal=principal,
-                )
-            )
-        raise ConfigurationError(
-            "resume_sync() was called inside a running event loop; use `await agent.resume(...)`"
+        return _blocking(
+            "resume",
+            lambda: self.resume(
+                run_id,
+                approvals=approvals,
+                approved_by=approved_by,
+                subscribers=subscribers,
+                principal=principal,
+            ),
         )
 
     def run_sync(
@@ -315,20 +311,15 @@ class Agent(Generic[OutputT]):
         principal: Principal | None = None,
     ) -> RunResult[OutputT]:
         """`run` for code without an event loop."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(
-                self.run(
-                    input,
-                    history=history,
-                    run_id=run_id,
-                    subscribers=subscribers,
-                    principal=principal,
-                )
-            )
-        raise ConfigurationError(
-            "run_sync() was called inside a running event loop; use `await agent.run(...)`"
+        return _blocking(
+            "run",
+            lambda: self.run(
+                input,
+                history=history,
+                run_id=run_id,
+                subscribers=subscribers,
+                principal=principal,
+            ),
         )
 
     async def stream(
@@ -384,3 +375,18 @@ class Agent(Generic[OutputT]):
 
     def __repr__(self) -> str:
         return f"Agent({self.name!r}, tools={list(self.tools)})"
+
+
+def _blocking(name: str, start: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run `start()` to completion for code without an event loop (`run_sync`, ...).
+
+    Inside a running loop `asyncio.run` would fail obscurely; say what to do instead.
+    The coroutine is only created when it can run, so none is left un-awaited.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(start())
+    raise ConfigurationError(
+        f"{name}_sync() was called inside a running event loop; use `await agent.{name}(...)`"
+    )
