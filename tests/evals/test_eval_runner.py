@@ -328,11 +328,29 @@ def test_builtin_known_answers_and_tools() -> None:
     assert builtin.calculator.function(expression="37 * 48 + 125") == "1901"
     assert builtin.calculator.function(expression="150 / 2.5") == "60"
     converted = builtin.convert_time.function(
-        time="2024-03-15 09:00", from_zone="America/New_York", to_zone="Asia/Tokyo"
+        time="2024-03-15 09:00", from_place="America/New_York", to_place="Asia/Tokyo"
     )
     assert converted.startswith("2024-03-15 22:00")
     assert "Maren Holt" in builtin.search_knowledge.function(query="Kestrel lighthouse keeper")
     assert json.loads(builtin.get_api_spec.function())["paths"]["/orders/{orderId}/cancel"]
+
+
+def test_time_zones_are_found_by_city_or_iana_name() -> None:
+    from pilothouse.exceptions import ToolError
+
+    assert builtin.find_zone("New York").key == "America/New_York"
+    assert builtin.find_zone("tokyo").key == "Asia/Tokyo"
+    assert builtin.find_zone("America/Argentina/Buenos_Aires").key.endswith("Buenos_Aires")
+    # A wrong region in front of a known city: the city decides (the result names the zone).
+    assert builtin.find_zone("Europe/Tokyo").key == "Asia/Tokyo"
+    with pytest.raises(ToolError, match="unknown time zone or city 'Tokio'; the closest are"):
+        builtin.find_zone("Tokio")
+    with pytest.raises(ToolError, match="unknown time zone or city 'Atlantis'"):
+        builtin.find_zone("Atlantis")
+    by_city = builtin.convert_time.function(
+        time="2024-07-01 14:00", from_place="London", to_place="New York"
+    )
+    assert by_city == "2024-07-01 09:00 in America/New_York (UTC-0400)"
 
 
 def test_python_runner_timeout_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -59,7 +59,9 @@ from pilothouse.models.local import (
     choice_schema,
     default_gguf_path,
     describe_tool,
+    extracted_answer,
     grounded_answer,
+    invented_numbers,
     readable_result,
     reply_schema,
     schema_to_gbnf,
@@ -735,6 +737,86 @@ def test_llama_cpp_accepts_grounded_grammars_with_special_characters(model: Loca
     narrowed = _narrowed(lookup.spec(), ["query"], "speed at 2.5 km/h")
     assert narrowed is not None
     LocalModel._check_grammar(model._loaded(), schema_to_gbnf(narrowed.parameters))
+
+
+def test_invented_numbers_are_those_no_user_message_holds() -> None:
+    messages = [
+        Message.system("Example: user: What is 3 + 4? assistant: 7"),
+        Message.user("A coin is tossed 10 times; the chance of fewer than 3 heads?"),
+    ]
+    assert invented_numbers("About 0.109375, from 10 tosses.", messages) == ["0.109375"]
+    assert invented_numbers("Fewer than 3 of 10.", messages) == []
+    # The system prompt's numbers do not count as said: that is what gets copied.
+    assert invented_numbers("7", messages) == ["7"]
+    assert invented_numbers("No number here.", messages) == []
+
+
+API = {
+    "info": {"title": "Harbor Shop API", "version": "2.4.0"},
+    "servers": [{"url": "https://api.harbor-shop.example/v2"}],
+    "paths": {
+        "/orders/{orderId}": {"get": {"operationId": "getOrder", "summary": "Get one order"}},
+        "/orders/{orderId}/cancel": {
+            "post": {"operationId": "cancelOrder", "summary": "Cancel an order"}
+        },
+        "/products": {"get": {"operationId": "listProducts", "summary": "List products"}},
+    },
+}
+
+
+@tool
+def get_api_spec() -> str:
+    """Return the OpenAPI specification of the shop's HTTP API."""
+    return json.dumps(API)
+
+
+def test_answers_to_json_results_are_extracted_from_their_best_lines() -> None:
+    question = "According to the shop's API specification, which method and path cancel an order?"
+    schema = extracted_answer(question, [json.dumps(API)], [get_api_spec.spec()])
+    # "shop", "API" and "specification" led to the tool; they do not pick the line (the
+    # server URL and the title would win on them).
+    assert schema is not None
+    assert schema["enum"][:2] == [
+        "paths /orders/{orderId}/cancel post summary: Cancel an order",
+        "paths /orders/{orderId}/cancel post operationId: cancelOrder",
+    ]
+    assert all("/orders/" in line for line in schema["enum"])
+    # Lines scoring under half the best are not offered.
+    weak = extracted_answer(
+        "cancel order", ['{"cancel": "cancel order now", "x": "order", "y": "order"}']
+    )
+    assert weak == {"type": "string", "enum": ["cancel: cancel order now"]}
+    without_sources = extracted_answer(question, [json.dumps(API)])
+    assert without_sources is not None
+    assert "info title: Harbor Shop API" in without_sources["enum"]
+    assert "info title: Harbor Shop API" not in schema["enum"]
+    # Plain text results are answered in words (grounded_answer), not extracted.
+    assert extracted_answer(question, ["The order was cancelled."]) is None
+    # Nothing matches: the first lines are offered.
+    nothing = extracted_answer("zzz", ['{"a": 1, "b": 2, "c": 3, "d": 4}'], limit=2)
+    assert nothing == {"type": "string", "enum": ["a: 1", "b: 2"]}
+
+
+def test_llama_cpp_accepts_extracted_answer_grammars(model: LocalModel) -> None:
+    schema = extracted_answer("cancel an order", [json.dumps(API)])
+    assert schema is not None
+    LocalModel._check_grammar(model._loaded(), schema_to_gbnf(answer_schema(None, schema)))
+
+
+@pytest.mark.slow
+async def test_an_answer_with_a_number_nobody_said_becomes_a_tool_call(model: LocalModel) -> None:
+    question = "What is seven plus eight?"
+    specs = [add.spec()]
+    asked = ModelRequest(
+        [Message.system("You answer arithmetic questions."), Message.user(question)], specs
+    )
+    # Offered the choice, the model answers at once with a number it made up ...
+    raw = await model._ask(asked, choice_schema(specs, None, required=False), [])
+    assert not raw.tool_calls and invented_numbers(raw.text, asked.messages), raw.text
+    # ... which the guided decoding does not trust: it asks for the tool instead.
+    guided = await model.generate(asked)
+    assert [c.name for c in guided.tool_calls] == ["add"], guided.text
+    assert guided.usage.requests == 2  # the choice (rejected), then the arguments
 
 
 def test_json_results_are_shown_as_path_lines(model: LocalModel) -> None:

@@ -18,6 +18,7 @@ always answers "I don't know."; the harness's self-tests expect 100% and 0%.
 from __future__ import annotations
 
 import ast
+import difflib
 import json
 import math
 import operator
@@ -27,8 +28,9 @@ import sys
 import tempfile
 from collections.abc import Callable
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import Field
 
@@ -65,7 +67,8 @@ PYTHON_TIMEOUT = 10.0
 # so a small model cannot put "150 km / 2.5 hours = 60" into an expression or run on.
 Expression = Annotated[str, Field(pattern=r"^[0-9][0-9.+*/() -]{0,39}$")]
 LocalTime = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}$")]
-Zone = Annotated[str, Field(pattern=r"^[A-Z][A-Za-z]+/[A-Z][A-Za-z_]+$")]
+# A city ("New York") or an IANA zone ("America/New_York"): capitalised words.
+Place = Annotated[str, Field(pattern=r"^[A-Z][A-Za-z_]+([ /][A-Z][A-Za-z_]+){0,2}$")]
 Query = Annotated[str, Field(min_length=3, max_length=40)]
 
 # --------------------------------------------------------------------------- tools
@@ -158,25 +161,53 @@ def run_python(code: str) -> str:
     return out[:2000]
 
 
+@cache
+def _zones_by_place() -> dict[str, str]:
+    """Every zone of the system tz database by its lower-case key and by its city."""
+    places: dict[str, str] = {}
+    for key in sorted(available_timezones()):
+        places.setdefault(key.lower(), key)
+        city = key.rsplit("/", 1)[-1].replace("_", " ").lower()
+        places.setdefault(city, key)
+    return places
+
+
+def find_zone(place: str) -> ZoneInfo:
+    """The zone of an IANA name or of a city that names one ("New York", "tokyo").
+
+    A tool that takes the words people use is easier to call right than one that
+    wants "America/New_York" (a small model writes "Europe/Tokyo"); what it cannot
+    resolve comes back as an error that names the closest zones.
+    """
+    places = _zones_by_place()
+    wanted = " ".join(place.replace("_", " ").split()).lower()
+    key = places.get(place.strip().lower()) or places.get(wanted.rsplit("/", 1)[-1])
+    if key is None:
+        close = difflib.get_close_matches(wanted.rsplit("/", 1)[-1], list(places), n=3)
+        hint = f"; the closest are {', '.join(places[c] for c in close)}" if close else ""
+        raise ToolError(f"unknown time zone or city {place!r}{hint}")
+    try:
+        return ZoneInfo(key)
+    except (ZoneInfoNotFoundError, ValueError) as exc:  # listed but unreadable: a broken tzdata
+        raise ToolError(f"time zone {key!r} cannot be read: {exc}") from None
+
+
 @tool
-def convert_time(time: LocalTime, from_zone: Zone, to_zone: Zone) -> str:
-    """Convert a date and time from one time zone to another (IANA zone names).
+def convert_time(time: LocalTime, from_place: Place, to_place: Place) -> str:
+    """Convert a date and time from one place's time zone to another's (system tz database).
 
     Args:
         time: the local date and time, as YYYY-MM-DD HH:MM, e.g. 2024-01-10 12:00
-        from_zone: the IANA time zone of that time, e.g. Europe/London
-        to_zone: the IANA time zone to convert to, e.g. Europe/Paris
+        from_place: the city or IANA time zone of that time, e.g. London or Europe/London
+        to_place: the city or IANA time zone to convert to, e.g. Paris or Europe/Paris
     """
-    try:
-        source, target = ZoneInfo(from_zone), ZoneInfo(to_zone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ToolError(f"unknown time zone: {exc}") from None
+    source, target = find_zone(from_place), find_zone(to_place)
     try:
         local = datetime.strptime(time.strip(), "%Y-%m-%d %H:%M").replace(tzinfo=source)
     except ValueError:
         raise ToolError(f"time {time!r} must look like 2024-03-15 09:00") from None
     converted = local.astimezone(target)
-    return f"{converted:%Y-%m-%d %H:%M} in {to_zone} (UTC{converted:%z})"
+    return f"{converted:%Y-%m-%d %H:%M} in {target.key} (UTC{converted:%z})"
 
 
 SHOP_API: dict[str, Any] = {
@@ -289,6 +320,11 @@ async def arithmetic(ctx: EvalContext) -> None:
     expect_number(await ctx.run(ARITHMETIC_Q), 1901)
 
 
+PYTHON_TASK = (
+    "You solve problems by writing a short Python program for run_python that prints "
+    "the answer, then you answer with what it printed."
+)
+
 COLLATZ_Q = (
     "Start the 3n+1 sequence at 43: if n is even the next number is n/2, otherwise 3n+1. "
     "Counting 43 as the first number, what is the fourth number?"
@@ -304,13 +340,17 @@ COLLATZ_CODE = (
     input=COLLATZ_Q,
     tags=("single_tool",),
     instructions=_instructions(
-        "You solve problems by writing a short Python program for run_python that prints "
-        "the answer, then you answer with what it printed.",
-        "What is the sum of the squares of 1 to 10?",
+        PYTHON_TASK,
+        "Start the 3n+1 sequence at 7: if n is even the next number is n/2, otherwise 3n+1. "
+        "Counting 7 as the first number, what is the sixth number?",
         "run_python",
-        {"code": "print(sum(i * i for i in range(1, 11)))"},
-        "385",
-        "The sum is 385.",
+        {
+            "code": "n = 7\nsequence = [n]\nwhile len(sequence) < 6:  # the sixth number\n"
+            "    n = n // 2 if n % 2 == 0 else 3 * n + 1\n    sequence.append(n)\n"
+            "print(sequence[-1])"
+        },
+        "52",
+        "The sixth number is 52.",
     ),
     oracle=Oracle(
         [call("run_python", code=COLLATZ_CODE)], lambda r: f"The fourth number is {r[-1]}."
@@ -332,7 +372,18 @@ COINS_CODE = "from math import comb\nprint(sum(comb(10, k) for k in range(3)) / 
     tools=[run_python],
     input=COINS_Q,
     tags=("single_tool",),
-    instructions=collatz.instructions,
+    instructions=_instructions(
+        PYTHON_TASK,
+        "A fair coin is tossed 6 times. What is the probability of getting strictly fewer "
+        "than 2 heads?",
+        "run_python",
+        {
+            "code": "from math import comb\ntosses, fewer_than = 6, 2\n"
+            "ways = sum(comb(tosses, k) for k in range(fewer_than))\nprint(ways / 2 ** tosses)"
+        },
+        "0.109375",
+        "The probability is 0.109375.",
+    ),
     oracle=Oracle([call("run_python", code=COINS_CODE)], lambda r: f"The probability is {r[-1]}."),
 )
 async def coin_tosses(ctx: EvalContext) -> None:
@@ -347,7 +398,15 @@ VELOCITY_Q = "A train covers 150 km in 2.5 hours at constant speed. What is its 
     tools=[calculator],
     input=VELOCITY_Q,
     tags=("single_tool",),
-    instructions=arithmetic.instructions,
+    instructions=_instructions(
+        "You answer arithmetic questions. Call calculator with the expression, then answer "
+        "with its result.",
+        "A cyclist rides 36 km in 1.5 hours at constant speed. What is her speed in km/h?",
+        "calculator",
+        {"expression": "36 / 1.5"},
+        "24",
+        "Her speed is 24 km/h.",
+    ),
     oracle=Oracle(
         [call("calculator", expression="150 / 2.5")], lambda r: f"Its speed is {r[-1]} km/h."
     ),
@@ -366,10 +425,10 @@ TIMEZONE_Q = "It is 09:00 on 2024-03-15 in New York. What time is it at that mom
     tags=("single_tool",),
     instructions=_instructions(
         "You answer time-zone questions. Call convert_time with the date and time and the "
-        "IANA zone names, then answer with its result.",
+        "two places, then answer with its result.",
         "It is 12:00 on 2024-01-10 in London. What time is it in Paris?",
         "convert_time",
-        {"time": "2024-01-10 12:00", "from_zone": "Europe/London", "to_zone": "Europe/Paris"},
+        {"time": "2024-01-10 12:00", "from_place": "London", "to_place": "Paris"},
         "2024-01-10 13:00 in Europe/Paris (UTC+0100)",
         "It is 13:00 in Paris.",
     ),
@@ -378,8 +437,8 @@ TIMEZONE_Q = "It is 09:00 on 2024-03-15 in New York. What time is it at that mom
             call(
                 "convert_time",
                 time="2024-03-15 09:00",
-                from_zone="America/New_York",
-                to_zone="Asia/Tokyo",
+                from_place="America/New_York",
+                to_place="Asia/Tokyo",
             )
         ],
         lambda r: f"It is {r[-1]}.",

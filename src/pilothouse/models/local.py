@@ -86,7 +86,7 @@ from pilothouse.models.base import (
     TextDelta,
     ToolSpec,
 )
-from pilothouse.tools.select import STOP_WORDS, select_tools
+from pilothouse.tools.select import STOP_WORDS, rank_texts, select_tools, tool_text, words
 
 __all__ = [
     "CHATML_TEMPLATE",
@@ -885,6 +885,66 @@ def grounded_answer(texts: Sequence[str]) -> dict[str, Any]:
     return {"type": "string", "pattern": pattern}
 
 
+_NUMBER = re.compile(r"[0-9]+(?:[.,][0-9]+)*")
+
+
+def invented_numbers(text: str, messages: Sequence[Message]) -> list[str]:
+    """The numbers in `text` that no user message of the conversation holds.
+
+    Numbers in the system prompt do not count: that is where a worked example's
+    numbers are, the ones a small model copies into its answer.
+    """
+    said = {n for m in messages if m.role == "user" for n in _NUMBER.findall(m.content)}
+    return [n for n in _NUMBER.findall(text) if n not in said]
+
+
+_EXTRACTED_LINES = 3
+
+
+def _is_json_document(content: str) -> bool:
+    stripped = content.strip()
+    if not stripped.startswith(("{", "[")):
+        return False
+    try:
+        json.loads(stripped)
+    except ValueError:
+        return False
+    return True
+
+
+def extracted_answer(
+    query: str,
+    results: Sequence[str],
+    sources: Sequence[ToolSpec] = (),
+    limit: int = _EXTRACTED_LINES,
+) -> dict[str, Any] | None:
+    """For JSON results: a string schema whose value is one of their best-matching lines.
+
+    Asked which method and path of an OpenAPI document cancel an order, SmolLM2-135M
+    composes "Cancel an order" (the summary) from the words it may use; it cannot
+    put a method and a path together out of nested JSON. So the answer to a JSON
+    result is extracted instead of written: the results are flattened into
+    ``key path: value`` lines (`readable_result`), ranked by BM25 against the
+    user's question, and the model picks one of the `limit` best; lines scoring
+    under half the best are dropped, as a 135M model picks among what it is offered
+    nearly at random. Words of the
+    question that also describe the tools that produced the results (`sources`:
+    "the shop's API specification") said where to look, not what to pick, and are
+    left out of the ranking. None when no result is a JSON object or array (then
+    `grounded_answer` applies).
+    """
+    documents = [r for r in results if _is_json_document(r)]
+    if not documents:
+        return None
+    lines = list(dict.fromkeys(line for r in documents for line in readable_result(r).splitlines()))
+    pointers = {w for spec in sources for w in words(tool_text(spec))}
+    focus = " ".join(w for w in words(query) if w not in pointers) or query
+    ranked = rank_texts(focus, lines)
+    top = ranked[0][1]
+    best = [lines[i] for i, score in ranked if score > 0 and score >= top / 2][:limit]
+    return {"type": "string", "enum": best or lines[:limit]}
+
+
 def _spent(response: ModelResponse, spent: list[Usage]) -> ModelResponse:
     """`response` carrying the usage of every stage it took."""
     total = Usage()
@@ -1295,6 +1355,44 @@ class LocalModel:
         spent.append(response.usage)
         return response
 
+    async def _choose(
+        self,
+        request: ModelRequest,
+        chosen: list[ToolSpec],
+        required: bool,
+        text: dict[str, Any] | None,
+        turn: _Turn,
+        spent: list[Usage],
+    ) -> ToolSpec | ModelResponse:
+        """The tool to call next, or the response that ends this request (an answer).
+
+        An answer given before any tool ran that holds a number nobody in the
+        conversation said is not trusted: a 135M model "solves" a word problem by
+        copying the number of its instructions' worked example. It is asked to
+        choose a tool instead.
+        """
+        if required and len(chosen) == 1:
+            return chosen[0]
+        tools_only = choice_schema(chosen, None, True)
+        schema = (
+            tools_only if required else choice_schema(chosen, request.output_schema, False, text)
+        )
+        choice = await self._ask(replace(request, tools=chosen), schema, spent)
+        distrusted = (
+            not choice.tool_calls
+            and not required
+            and not turn.results
+            and request.output_schema is None
+            and bool(invented_numbers(choice.text, request.messages))
+        )
+        if distrusted:
+            if len(chosen) == 1:
+                return chosen[0]
+            choice = await self._ask(replace(request, tools=chosen), tools_only, spent)
+        if not choice.tool_calls or choice.tool_calls[0].parse_error is not None:
+            return choice
+        return next(t for t in chosen if t.name == choice.tool_calls[0].name)
+
     async def _guided(self, request: ModelRequest) -> ModelResponse:
         """Choose a tool (or answer), then write that tool's arguments, then verify them.
 
@@ -1321,23 +1419,17 @@ class LocalModel:
         chosen = select_tools(turn.query, offered, self.select_limit) if turn.query else []
         chosen = chosen or offered
         required = request.tool_choice == "required"
-        text = (
-            grounded_answer(turn.results)
-            if self.grounded_answers and turn.results and request.output_schema is None
-            else None
-        )
-
-        if required and len(chosen) == 1:
-            spec = chosen[0]
-        else:
-            choice = await self._ask(
-                replace(request, tools=chosen),
-                choice_schema(chosen, request.output_schema, required, text),
-                spent,
+        text: dict[str, Any] | None = None
+        if self.grounded_answers and turn.results and request.output_schema is None:
+            sources = [t for t in offered if t.name in {name for name, _ in turn.calls}]
+            text = extracted_answer(turn.query, turn.results, sources) or grounded_answer(
+                turn.results
             )
-            if not choice.tool_calls or choice.tool_calls[0].parse_error is not None:
-                return _spent(choice, spent)
-            spec = next(t for t in chosen if t.name == choice.tool_calls[0].name)
+
+        picked = await self._choose(request, chosen, required, text, turn, spent)
+        if isinstance(picked, ModelResponse):
+            return _spent(picked, spent)
+        spec = picked
 
         focused = replace(request, tools=[spec], tool_choice="required")
         response = await self._ask(focused, reply_schema([spec], None, "required"), spent)

@@ -24,7 +24,7 @@ from typing import Any
 
 from pilothouse.models.base import ToolSpec
 
-__all__ = ["STOP_WORDS", "rank_tools", "select_tools", "tool_text", "words"]
+__all__ = ["STOP_WORDS", "bm25", "rank_texts", "rank_tools", "select_tools", "tool_text", "words"]
 
 _STOP_TEXT = """a an and are as at be by can could do does did for from has have how i if in
 into is it its me my of on or our please should so than that the their them then there
@@ -74,9 +74,40 @@ def tool_text(spec: ToolSpec) -> str:
     return " ".join([name, spec.description, *_parameter_text(spec.parameters or {})])
 
 
-def rank_tools(
-    query: str, tools: Sequence[ToolSpec], *, k1: float = 1.2, b: float = 0.75
-) -> list[tuple[ToolSpec, float]]:
+def bm25(
+    query: str, documents: Sequence[Counter[str]], *, k1: float = 1.2, b: float = 0.75
+) -> list[float]:
+    """Okapi BM25 score of `query` against each document (a bag of `words`).
+
+    0 means no content word of the query occurs in that document.
+    """
+    n = len(documents)
+    if not n:
+        return []
+    lengths = [sum(d.values()) for d in documents]
+    average = sum(lengths) / n or 1.0
+    asked = set(words(query))
+    frequency = {w: sum(1 for d in documents if w in d) for w in asked}
+    scores: list[float] = []
+    for counts, length in zip(documents, lengths, strict=True):
+        score = 0.0
+        for w in asked:
+            tf = counts.get(w, 0)
+            if not tf:
+                continue
+            idf = math.log(1.0 + (n - frequency[w] + 0.5) / (frequency[w] + 0.5))
+            score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / average))
+        scores.append(score)
+    return scores
+
+
+def rank_texts(query: str, texts: Sequence[str]) -> list[tuple[int, float]]:
+    """(index, BM25 score) of every text against `query`, best first (ties keep order)."""
+    scores = bm25(query, [Counter(words(t)) for t in texts])
+    return sorted(enumerate(scores), key=lambda pair: -pair[1])
+
+
+def rank_tools(query: str, tools: Sequence[ToolSpec]) -> list[tuple[ToolSpec, float]]:
     """Every tool with its BM25 score against `query`, best first (ties keep list order).
 
     A score of 0 means no content word of the query occurs in the tool's text.
@@ -88,25 +119,9 @@ def rank_tools(
         counts = Counter(words(tool_text(spec)))
         counts.update(words(spec.name.replace("_", " ")))
         docs.append(counts)
-    if not docs:
-        return []
-    n = len(docs)
-    lengths = [sum(d.values()) for d in docs]
-    average = sum(lengths) / n or 1.0
-    asked = set(words(query))
-    frequency = {w: sum(1 for d in docs if w in d) for w in asked}
-    scored: list[tuple[ToolSpec, float]] = []
-    for spec, counts, length in zip(tools, docs, lengths, strict=True):
-        score = 0.0
-        for w in asked:
-            tf = counts.get(w, 0)
-            if not tf:
-                continue
-            idf = math.log(1.0 + (n - frequency[w] + 0.5) / (frequency[w] + 0.5))
-            score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / average))
-        scored.append((spec, score))
-    order = sorted(range(n), key=lambda i: -scored[i][1])
-    return [scored[i] for i in order]
+    scores = bm25(query, docs)
+    order = sorted(range(len(docs)), key=lambda i: -scores[i])
+    return [(tools[i], scores[i]) for i in order]
 
 
 def select_tools(query: str, tools: Sequence[ToolSpec], limit: int = 3) -> list[ToolSpec]:
