@@ -55,6 +55,25 @@ async def test_naive_construction_runs_tools_through_free_text() -> None:
     assert "1901" in second.messages[-1].content
 
 
+async def test_the_ablation_keeps_the_worked_examples() -> None:
+    seen: list[ModelRequest] = []
+
+    def reply(request: ModelRequest) -> str:
+        seen.append(request)
+        return '{"action": "Final Answer", "action_input": "It is 60."}'
+
+    log = await run_eval(
+        builtin.naive_examples_suite,
+        [ScriptedModel(reply, name="inner")],
+        epochs=1,
+        scenarios=["velocity"],
+    )
+    assert log.samples[0].ok, log.samples[0].message
+    system = seen[0].messages[0].content
+    assert system.startswith(builtin.velocity.instructions)  # the example included
+    assert "Example:" in system and "> calculator:" in system
+
+
 def test_render_shows_the_naive_prompt() -> None:
     from pilothouse.messages import Message
 

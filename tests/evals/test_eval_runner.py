@@ -353,6 +353,21 @@ def test_time_zones_are_found_by_city_or_iana_name() -> None:
     assert by_city == "2024-07-01 09:00 in America/New_York (UTC-0400)"
 
 
+async def test_heldout_oracle_scores_100_and_null_0() -> None:
+    from pilothouse.evals import heldout
+
+    log = await run_eval(heldout.suite, [heldout.oracle_model, builtin.null_model], epochs=1)
+    oracle, null = log.models
+    assert log.total(oracle).rate == 1.0, [s.message for s in log.failures() if s.model == oracle]
+    assert log.total(null).rate == 0.0
+    # Same tools and instructions as the built-in scenario of the same name, new questions.
+    by_name = {s.name: s for s in builtin.SCENARIOS}
+    for s in heldout.SCENARIOS:
+        like = by_name.get(s.name) or by_name["facts/lighthouse"]
+        assert s.instructions == like.instructions and s.tools == like.tools
+        assert s.input not in {b.input for b in builtin.SCENARIOS}
+
+
 def test_python_runner_timeout_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     from pilothouse.exceptions import ToolError
 

@@ -168,9 +168,17 @@ class NaiveJSONModel:
         return self.inner.render(self.convert(request))
 
 
-def naive_agent(scenario: Scenario, model: Model, budget: Budget, store: Store) -> Agent[Any]:
-    """The baseline: `NaiveJSONModel` and the task description without worked examples."""
-    instructions = scenario.instructions.split("\n\nExample:")[0]
+def naive_agent(
+    scenario: Scenario, model: Model, budget: Budget, store: Store, *, examples: bool = False
+) -> Agent[Any]:
+    """The baseline: `NaiveJSONModel` and the task description without worked examples.
+
+    ``examples=True`` keeps the scenario's worked examples: an ablation that shows how
+    much of the default construction's lead is the examples and how much the decoding.
+    """
+    instructions = (
+        scenario.instructions if examples else scenario.instructions.split("\n\nExample:")[0]
+    )
     return Agent(
         NaiveJSONModel(model),
         instructions,

@@ -614,3 +614,19 @@ naive_suite = Suite(
     description="The built-in scenarios under the naive JSON-action baseline construction.",
 )
 """The same scenarios built the naive way (`pilothouse.evals.baselines`), to compare."""
+
+
+def _naive_examples_factory(scenario: Scenario, model: Any, budget: Budget, store: Any) -> Any:
+    from pilothouse.evals.baselines import naive_agent
+
+    return naive_agent(scenario, model, budget, store, examples=True)
+
+
+naive_examples_suite = Suite(
+    "builtin",
+    SCENARIOS,
+    agent_factory=_naive_examples_factory,
+    budget=suite.budget,
+    description="The naive baseline given the default's worked examples (an ablation).",
+)
+"""The naive construction with the worked examples kept: what the examples alone give."""
