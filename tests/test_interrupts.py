@@ -22,7 +22,7 @@ from pilothouse.exceptions import (
 )
 from pilothouse.messages import Message, ToolCall
 from pilothouse.models.base import ModelRequest
-from pilothouse.policy import Policy, Rule
+from pilothouse.policy import Policy, Principal, Rule
 from pilothouse.tools import Tool
 
 if TYPE_CHECKING:
@@ -185,6 +185,47 @@ async def test_policy_ask_pauses_and_partial_decisions_keep_it_paused(tmp_path: 
     assert done.output == "Both changed." and ledger == ["address A1"]
     requested = [e for e in agent.store.events(paused.run_id) if isinstance(e, ApprovalRequested)]
     assert len(requested) == 2  # a still-paused resume does not ask again
+
+
+async def test_a_resumed_run_acts_for_the_principal_it_was_started_for(tmp_path: Path) -> None:
+    # The lookup after the refund is allowed for alice only: after the pause, the
+    # policy must still know whom the run acts for, though resume is not told.
+    replies = [
+        [ToolCall("c1", "refund", {"order_id": "A1", "amount": 10.0})],
+        [ToolCall("c2", "order_status", {"order_id": "A1"})],
+        "Refunded; the order is delivered.",
+    ]
+    policy = Policy(
+        [
+            Rule("refund", "allow"),
+            Rule("order_status", "allow", when={"principal": {"user": {"const": "alice"}}}),
+        ]
+    )
+    ledger: list[str] = []
+    alice = Principal("alice", "customer", {"tier": "gold"})
+    agent, _ = support_agent(tmp_path, replies, ledger, policy=policy)
+    paused = await agent.run("refund A1", principal=alice)
+    started = agent.store.events(paused.run_id)[0]
+    assert started.to_dict()["principal"] == {
+        "user": "alice",
+        "role": "customer",
+        "attributes": {"tier": "gold"},
+    }
+    key = paused.pending[0].key
+
+    later, _ = support_agent(tmp_path, replies, ledger, policy=policy)
+    with pytest.raises(ConfigurationError, match=r"acts for .*'alice'.*not .*'mallory'"):
+        await later.resume(paused.run_id, approvals={key: True}, principal=Principal("mallory"))
+    assert ledger == []  # refused before anything was journaled or run
+    assert len(later.store.events(paused.run_id)) == len(agent.store.events(paused.run_id))
+
+    done = await later.resume(paused.run_id, approvals={key: True})
+    assert done.output == "Refunded; the order is delivered."
+    assert ledger == ["refund A1 10.0", "status A1"]  # the lookup was allowed: alice's run
+    # A run started with no principal records none, and the old behaviour stands.
+    plain, _ = support_agent(tmp_path, REFUND, [])
+    first = await plain.run("refund A1")
+    assert "principal" not in plain.store.events(first.run_id)[0].to_dict()
 
 
 async def test_an_in_process_approver_decides_without_pausing(tmp_path: Path) -> None:

@@ -260,7 +260,9 @@ class Agent(Generic[OutputT]):
         calls' keys (`RunResult.pending`): True or False for an approval, the answer
         text for an `ask_human` question; each decision is journaled (with
         `approved_by`) before anything runs, and a run with calls still undecided stays
-        paused. Raises `RunNotFoundError` for an unknown id, `RunFinishedError` for a
+        paused. The run acts for the principal it was started for (journaled with
+        its start); a different `principal` raises `ConfigurationError`.
+        Raises `RunNotFoundError` for an unknown id, `RunFinishedError` for a
         run that already ended, `ConfigurationError` if this agent's definition differs
         from the one that started the run, `ApprovalError` for an approval of a call
         that is not waiting, `ToolCallInDoubtError` for an in-doubt side effect whose

@@ -58,6 +58,8 @@ class RunStarted(Event):
     definition_hash: str = ""
     # The earlier conversation the run continues (user and assistant turns), if any.
     history: list[Message] = field(default_factory=list)
+    # Who the run acts for (`Principal.to_dict`): a resumed run acts for the same one.
+    principal: dict[str, Any] | None = None
 
     def data(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -71,6 +73,8 @@ class RunStarted(Event):
         }
         if self.history:
             d["history"] = [m.to_dict() for m in self.history]
+        if self.principal is not None:
+            d["principal"] = self.principal
         return d
 
 

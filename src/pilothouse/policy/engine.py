@@ -66,6 +66,14 @@ class Principal:
     role: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form the journal keeps (attributes must be JSON values)."""
+        return {"user": self.user, "role": self.role, "attributes": dict(self.attributes)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Principal:
+        return cls(d.get("user"), d.get("role"), dict(d.get("attributes") or {}))
+
     def get(self, key: str) -> Any:
         """`user`, `role` or an attribute; None when absent."""
         if key == "user":

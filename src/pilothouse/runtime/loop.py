@@ -306,6 +306,7 @@ async def run_loop(
                 output_schema=spec.output.schema,
                 definition_hash=spec.definition_hash,
                 history=list(history),
+                principal=principal.to_dict() if principal is not None else None,
             )
         )
         # On disk before anything else happens: a run that dies at once still exists,

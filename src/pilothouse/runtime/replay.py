@@ -674,6 +674,8 @@ async def replay_async(
     )
     rec = _Recording.of(events)
     started = rec.started
+    if principal is None and started.principal is not None:
+        principal = Principal.from_dict(started.principal)
     model = ReplayModel(
         events,
         capabilities=capabilities_of(
@@ -750,7 +752,8 @@ def replay(
 
     The model and, unless `live_tools`, every tool are answered from the recording;
     `live_tools=True` runs read-only tools for real and compares their results.
-    `principal` is the one the recorded run had (the journal does not hold it).
+    The run acts for the principal the recording names (runs journaled before
+    principals were recorded need `principal`).
     Never touches the world: the run is journaled in a `MemoryStore` under the
     recorded run id, side-effecting tools are always served. Returns a
     `ReplayReport`; raises `StoreError` for a journal that cannot be replayed.

@@ -52,6 +52,23 @@ from pilothouse.runtime.loop import RunSpec, RunState, ToolReplay, _corrective
 _FINISHED = {"final": "final", "budget_stop": "stopped", "error": "error"}
 
 
+def _principal_of(run_id: str, started: RunStarted, given: Principal | None) -> Principal | None:
+    """The principal the run was started for; `given` must be that one when both exist.
+
+    Resuming someone's run as someone else would let the policy judge the rest of
+    the run (ownership rules, roles) for the wrong person, so it is refused.
+    """
+    if started.principal is None:
+        return given
+    recorded = Principal.from_dict(started.principal)
+    if given is not None and given.to_dict() != recorded.to_dict():
+        raise ConfigurationError(
+            f"run {run_id!r} acts for {recorded.to_dict()}, not {given.to_dict()}: a run "
+            "is resumed for the principal it was started for (leave principal out to use it)"
+        )
+    return recorded
+
+
 def state_from_events(
     spec: RunSpec[Any],
     run_id: str,
@@ -121,7 +138,7 @@ def state_from_events(
     state = RunState(
         user_input,
         messages,
-        RunContext.from_events(events, principal),
+        RunContext.from_events(events, _principal_of(run_id, events[0], principal)),
         loops,
         created,
         len(messages),

@@ -584,7 +584,6 @@ class Desk:
             if not rows:
                 raise DeskError(f"no pending approval {key!r} in conversation {conv_id}")
             run_id = rows[0][0]
-            conv = self.get(conv_id)
             self._exec(
                 "UPDATE desk_approvals SET approved = ?, decided_by = ?, decided = ? WHERE key = ?",
                 int(approve),
@@ -603,8 +602,7 @@ class Desk:
                     approvals={key: approve},
                     approved_by=human,
                     subscribers=subscribers,
-                    principal=self._principal(conv),
-                )
+                )  # for the principal the run was started for (its journal holds it)
             except Exception as exc:
                 return self._failed(conv_id, run_id, exc)
             return self._after_run(conv_id, result)
