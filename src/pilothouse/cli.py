@@ -71,24 +71,29 @@ def _main(
     """Build, run, evaluate and guard LLM agents."""
 
 
+def _import_attr(option: str, spec: str) -> Any:
+    """The object a ``package.module:attribute`` spec names (the working directory first)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        _fail(f"{option} {spec!r} must look like 'package.module:attribute'")
+    sys.path.insert(0, ".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        _fail(f"{option} {spec!r}: cannot import {module_name!r} ({exc})")
+    finally:
+        sys.path.pop(0)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        _fail(f"{option} {spec!r}: module {module_name!r} has no attribute {attr!r}")
+
+
 def _load_tools(specs: list[str]) -> list[Any]:
     """Import `module:attr` specs; attr may be a tool, a function or a list of them."""
     tools: list[Any] = []
     for spec in specs:
-        module_name, sep, attr = spec.partition(":")
-        if not sep or not module_name or not attr:
-            _fail(f"--tools {spec!r} must look like 'package.module:attribute'")
-        sys.path.insert(0, ".")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            _fail(f"--tools {spec!r}: cannot import {module_name!r} ({exc})")
-        finally:
-            sys.path.pop(0)
-        try:
-            value = getattr(module, attr)
-        except AttributeError:
-            _fail(f"--tools {spec!r}: module {module_name!r} has no attribute {attr!r}")
+        value = _import_attr("--tools", spec)
         tools.extend(value if isinstance(value, (list, tuple)) else [value])
     return tools
 
@@ -227,6 +232,92 @@ def resume(
         store,
         quiet,
     )
+
+
+@app.command("worker")
+def worker_command(
+    agent_spec: Annotated[
+        str | None,
+        typer.Option(
+            "--agent",
+            help="The agent whose runs to resume: module:attribute, an Agent or a function "
+            "returning one (default: the CLI agent of `run`, built from the options below).",
+        ),
+    ] = None,
+    model: ModelOption = None,
+    tools: ToolsOption = None,
+    instructions: InstructionsOption = "",
+    max_steps: MaxStepsOption = 10,
+    store: StoreOption = None,
+    worker_id: Annotated[
+        str | None, typer.Option("--id", help="This worker's name in leases (default host:pid).")
+    ] = None,
+    lease_seconds: Annotated[
+        float, typer.Option(help="How long a claim holds without renewal.")
+    ] = 60.0,
+    idle_for: Annotated[
+        float,
+        typer.Option(help="Only runs whose journal was quiet this long (above your slowest step)."),
+    ] = 60.0,
+    watch: Annotated[
+        float,
+        typer.Option(help="After draining, look again every WATCH seconds (0: exit when done)."),
+    ] = 0.0,
+) -> None:
+    """Resume runs whose process died: claim one, resume it, release it, take the next.
+
+    Start any number of workers against one store (PostgreSQL, or one SQLite file on
+    one machine): each run is resumed by exactly one. Paused runs wait for a person and
+    are not taken. Exits 1 when a run could not be resumed.
+    """
+    import asyncio
+    import time
+
+    from pilothouse.agent import Agent
+    from pilothouse.exceptions import PilothouseError
+    from pilothouse.runtime.workers import default_worker_id, resume_stale
+
+    try:
+        if agent_spec is None:
+            agent: Agent[Any] = Agent(
+                model,
+                instructions,
+                _load_tools(tools or []),
+                max_steps=max_steps,
+                store=store,
+                name="cli",
+            )
+        else:
+            if store is not None or model is not None or tools:
+                _fail("--agent brings its own model, tools and store; drop the other options")
+            value = _import_attr("--agent", agent_spec)
+            made = value() if callable(value) and not isinstance(value, Agent) else value
+            if not isinstance(made, Agent):
+                _fail(f"--agent {agent_spec!r} is neither an Agent nor a function returning one")
+            agent = made
+    except PilothouseError as exc:
+        _fail(str(exc))
+    name = worker_id or default_worker_id()
+    err.print(f"worker {name} resumes stopped runs of agent {agent.name!r}")
+    failed = 0
+    while True:
+        try:
+            report = asyncio.run(
+                resume_stale(agent, worker=name, lease_seconds=lease_seconds, idle_for=idle_for)
+            )
+        except (PilothouseError, ValueError) as exc:
+            _fail(str(exc))
+        for result in report.resumed:
+            out.print(escape(f"{result.run_id}  {result.outcome}"))
+        for run_id, why in report.failed.items():
+            out.print(escape(f"{run_id}  failed: {why}"))
+        failed += len(report.failed)
+        if watch <= 0:
+            break
+        time.sleep(watch)
+    err.print(f"worker {name}: no stopped run left")
+    if failed:
+        raise typer.Exit(1)
 
 
 @trace_app.command("list")

@@ -113,6 +113,13 @@ def make_stale_runs(store: Any, ledger: str, count: int) -> list[str]:
     return ids
 
 
+def cli_agent() -> Agent[str]:
+    """For `pilothouse worker --agent stale_agent:cli_agent`: store, ledger and worker
+    name come from $STALE_STORE, $STALE_LEDGER and $STALE_WORKER."""
+    env = os.environ
+    return make_agent(env["STALE_STORE"], env["STALE_LEDGER"], env["STALE_WORKER"])
+
+
 def main() -> None:
     store, ledger, worker = sys.argv[1:4]
     from pilothouse.runtime.workers import resume_stale

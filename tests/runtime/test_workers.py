@@ -230,3 +230,59 @@ def test_three_worker_processes_drain_sqlite(tmp_path: Path) -> None:
     ids = make_stale_runs(journal, ledger, 12)
     reports = drain_in_processes(journal, ledger, 3)
     check_drained(SQLiteStore(journal), ledger, ids, reports)
+
+
+def test_worker_cli_processes_drain_sqlite(tmp_path: Path) -> None:
+    """`pilothouse worker` as an operator starts it: two processes, one journal file."""
+    journal, ledger = str(tmp_path / "j.db"), str(tmp_path / "ledger.db")
+    ledger_setup(ledger)
+    ids = make_stale_runs(journal, ledger, 8)
+    base = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{SRC}"}
+    base.pop("PILOTHOUSE_STORE", None)
+    command = [sys.executable, "-m", "pilothouse.cli", "worker"]
+    agent = ["--agent", "stale_agent:cli_agent", "--idle-for", "0"]
+    procs = [
+        subprocess.Popen(
+            [*command, *agent, "--id", f"w{i}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env={**base, "STALE_STORE": journal, "STALE_LEDGER": ledger, "STALE_WORKER": f"w{i}"},
+        )
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    reports = [
+        {
+            "resumed": dict(line.split("  ", 1) for line in out.splitlines() if line.strip()),
+            "failed": {},
+        }
+        for out, _ in outs
+    ]
+    for _, err in outs:
+        assert "resumes stopped runs of agent 'noter'" in err and "no stopped run left" in err
+    taken = [run_id for r in reports for run_id in r["resumed"]]
+    assert sorted(taken) == sorted(ids)  # each run by exactly one of the two processes
+    store = SQLiteStore(journal)
+    rows = ledger_rows(ledger)
+    assert len({key for key, _, _ in rows}) == len(rows) == len(ids) * TOOL_STEPS
+    assert all(store.get_run(run_id).status == "final" for run_id in ids)
+
+
+def test_worker_cli_refuses_bad_agents(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{SRC}", "COLUMNS": "250"}
+    command = [sys.executable, "-m", "pilothouse.cli", "worker"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *args], capture_output=True, text=True, env=env, timeout=60
+        )
+
+    missing = run("--agent", "stale_agent:nothing")
+    assert missing.returncode == 1 and "has no attribute 'nothing'" in missing.stderr
+    both = run("--agent", "stale_agent:cli_agent", "--store", str(tmp_path / "j.db"))
+    assert both.returncode == 1 and "brings its own model, tools and store" in both.stderr
+    not_agent = run("--agent", "stale_agent:TOOL_STEPS")
+    assert not_agent.returncode == 1 and "neither an Agent nor a function" in not_agent.stderr
