@@ -102,3 +102,18 @@ async def test_embedded_model_sample_is_recorded_and_classified() -> None:
         assert "canberra" in str(sample.output).lower()
     else:
         assert sample.failure in ("assertion", "budget_stop", "parse_failure"), sample.message
+
+
+async def test_the_bare_ablation_drops_the_worked_examples() -> None:
+    seen: list[ModelRequest] = []
+
+    def reply(request: ModelRequest) -> str:
+        seen.append(request)
+        return "It is 60."
+
+    log = await run_eval(
+        builtin.bare_suite, [ScriptedModel(reply, name="m")], epochs=1, scenarios=["velocity"]
+    )
+    assert log.samples[0].ok, log.samples[0].message
+    system = seen[0].messages[0].content
+    assert system.startswith("You answer arithmetic questions.") and "Example:" not in system

@@ -630,3 +630,22 @@ naive_examples_suite = Suite(
     description="The naive baseline given the default's worked examples (an ablation).",
 )
 """The naive construction with the worked examples kept: what the examples alone give."""
+
+
+def _bare_factory(scenario: Scenario, model: Any, budget: Budget, store: Any) -> Any:
+    from dataclasses import replace
+
+    from pilothouse.evals.runner import default_agent_factory
+
+    task = scenario.instructions.split("\n\nExample:")[0]
+    return default_agent_factory(replace(scenario, instructions=task), model, budget, store)
+
+
+bare_suite = Suite(
+    "builtin",
+    SCENARIOS,
+    agent_factory=_bare_factory,
+    budget=suite.budget,
+    description="The default construction without the worked examples (an ablation).",
+)
+"""The default decoding given only the task description, as the naive baseline is."""
