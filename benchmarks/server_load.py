@@ -53,7 +53,10 @@ def _serve(directory: str, ready: Any) -> None:
     from pilothouse.server.app import create_app
 
     logging.disable(logging.WARNING)
-    app = create_app(_build_desk(directory), console_token="bench-token")
+    # One client sends everything here: the per-client rate limits would measure themselves.
+    app = create_app(
+        _build_desk(directory), console_token="bench-token", open_limit=None, message_limit=None
+    )
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on accepted sockets that report it
     # (uvicorn issue #3149); without it each keep-alive request waits ~40 ms on Nagle.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

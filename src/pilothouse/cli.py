@@ -928,6 +928,13 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
+    rate_limit: Annotated[
+        bool,
+        typer.Option(
+            help="Limit each client address to 10 new conversations and 30 messages a minute "
+            "(bursts of 20 and 60); turn off only behind a proxy that limits per client."
+        ),
+    ] = True,
 ) -> None:
     """Serve the support desk: customer chat at /, agent console at /console, /dashboard."""
     import os
@@ -958,7 +965,8 @@ def serve_command(
             "[yellow]warning:[/] listening beyond loopback; the server speaks plain HTTP, "
             "so put a TLS proxy in front before customers or tokens cross a network"
         )
-    serve(desk, console_token=token, host=host, port=port)
+    limits: dict[str, Any] = {} if rate_limit else {"open_limit": None, "message_limit": None}
+    serve(desk, console_token=token, host=host, port=port, **limits)
 
 
 # --- end of serve block ----------------------------------------------------------------

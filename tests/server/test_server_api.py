@@ -485,3 +485,62 @@ def test_the_server_shuts_down_with_an_open_event_stream(tmp_path: Any) -> None:
     client.close()
     desk.shutdown()
     store.close()
+
+
+def test_one_client_is_rate_limited_on_opening_and_sending(tmp_path: Any) -> None:
+    from desk_site import make_desk
+
+    from pilothouse.server.app import create_app
+    from pilothouse.server.live import LiveServer
+    from pilothouse.server.ratelimit import RateLimit
+
+    desk, store, _ = make_desk(tmp_path)
+    app = create_app(
+        desk,
+        console_token=CONSOLE_TOKEN,
+        open_limit=RateLimit(per_minute=1, burst=2),
+        message_limit=RateLimit(per_minute=1, burst=3),
+    )
+    with LiveServer(app) as server:
+        opened = [httpx.post(server.url + "/api/conversations", json={}) for _ in range(3)]
+        assert [r.status_code for r in opened] == [201, 201, 429]
+        body = assert_json_error(opened[2], 429)
+        assert "too many requests from 127.0.0.1" in body["error"]["message"]
+        assert 1 <= int(opened[2].headers["Retry-After"]) <= 60
+        assert len(desk.conversations()) == 2  # the third was not opened
+
+        conv_id, token = opened[0].json()["conversation"]["id"], opened[0].json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        url = f"{server.url}/api/conversations/{conv_id}/messages"
+        sent = [httpx.post(url, json={"text": f"hi {i}"}, headers=auth) for i in range(4)]
+        assert [r.status_code for r in sent] == [200, 200, 200, 429]
+        view = httpx.get(f"{server.url}/api/conversations/{conv_id}", headers=auth).json()
+        assert [e["text"] for e in view["transcript"] if e["author"] == "customer"] == [
+            "hi 0",
+            "hi 1",
+            "hi 2",
+        ]  # the refused message was not taken
+        # The console (behind its token) is not limited.
+        console = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}
+        for _ in range(5):
+            assert httpx.get(server.url + "/api/console/queue", headers=console).status_code == 200
+    desk.shutdown()
+    store.close()
+
+
+def test_rate_limiter_buckets() -> None:
+    from pilothouse.server.ratelimit import RateLimit, RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(RateLimit(per_minute=6, burst=2), max_clients=2, clock=lambda: now[0])
+    assert [limiter.take("a") for _ in range(2)] == [0.0, 0.0]
+    assert limiter.take("a") == pytest.approx(10.0)  # 6 a minute: one every 10 s
+    assert limiter.take("b") == 0.0  # another client has its own bucket
+    now[0] = 5.0
+    assert limiter.take("a") == pytest.approx(5.0)
+    now[0] = 10.0
+    assert limiter.take("a") == 0.0
+    now[0] = 1000.0  # everyone refilled: a new client evicts quiet buckets, not busy ones
+    assert limiter.take("c") == 0.0 and len(limiter._buckets) <= 2
+    with pytest.raises(ValueError, match="per_minute > 0"):
+        RateLimit(per_minute=0, burst=1)

@@ -14,11 +14,11 @@ if TYPE_CHECKING:
 __all__ = ["create_app", "serve"]
 
 
-def create_app(desk: SupportDesk, *, console_token: str, store: Any = None) -> Any:
+def create_app(desk: SupportDesk, *, console_token: str, store: Any = None, **options: Any) -> Any:
     """See `pilothouse.server.app.create_app` (imported lazily: it loads starlette)."""
     from pilothouse.server.app import create_app as _create_app
 
-    return _create_app(desk, console_token=console_token, store=store)
+    return _create_app(desk, console_token=console_token, store=store, **options)
 
 
 def serve(
@@ -28,14 +28,18 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     log_level: str = "info",
+    **options: Any,
 ) -> None:
-    """Serve `desk` with uvicorn until interrupted (Ctrl-C shuts down gracefully)."""
+    """Serve `desk` with uvicorn until interrupted (Ctrl-C shuts down gracefully).
+
+    `options` go to `pilothouse.server.app.create_app` (rate limits, body size).
+    """
     import uvicorn
 
     from pilothouse.server.app import create_app as _create_app
     from pilothouse.server.app import uvicorn_server
 
-    app = _create_app(desk, console_token=console_token)
+    app = _create_app(desk, console_token=console_token, **options)
     config = uvicorn.Config(
         app,
         host=host,

@@ -48,12 +48,16 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pilothouse.events import Event
+from pilothouse.server.ratelimit import RateLimit, RateLimiter, retry_after
 
 _log = logging.getLogger("pilothouse.server")
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest request body accepted; larger ones get 413 before they are read in full."""
 MAX_MESSAGE_CHARS = 4000
+# Per client address; each message starts an agent run. See pilothouse.server.ratelimit.
+OPEN_LIMIT = RateLimit(per_minute=10, burst=20)
+MESSAGE_LIMIT = RateLimit(per_minute=30, burst=60)
 """Longest customer or human message; a chat message longer than this is a mistake."""
 HEARTBEAT_SECONDS = 15.0
 """An SSE comment is sent this often so proxies and browsers keep the stream open."""
@@ -147,6 +151,7 @@ def _error(status: int, message: str) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     response = _error(exc.status_code, str(exc.detail))
+    response.headers.update(exc.headers or {})
     if exc.status_code == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     return response
@@ -443,14 +448,36 @@ def create_app(
     console_token: str,
     store: Any = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    open_limit: RateLimit | None = OPEN_LIMIT,
+    message_limit: RateLimit | None = MESSAGE_LIMIT,
 ) -> Starlette:
     """The Starlette app serving `desk`: API, event streams and the three pages.
 
     `store` is the journal store the desk's runs are written to (default
     ``desk.store``); the console reads each conversation's agent steps from it.
+    `open_limit` and `message_limit` bound how fast one client address may open
+    conversations and send messages (429 with Retry-After beyond them; None: no
+    limit). The console, behind its token, is not limited.
     """
     state = _Server(desk, console_token, store if store is not None else desk.store)
     hub = state.hub
+    limiters = {
+        "open": RateLimiter(open_limit) if open_limit is not None else None,
+        "message": RateLimiter(message_limit) if message_limit is not None else None,
+    }
+
+    def throttle(request: Request, what: str) -> None:
+        limiter = limiters[what]
+        if limiter is None:
+            return
+        client = request.client.host if request.client is not None else "unknown"
+        wait = limiter.take(client)
+        if wait > 0:
+            raise HTTPException(
+                429,
+                f"too many requests from {client}; try again in {retry_after(wait)} s",
+                headers={"Retry-After": retry_after(wait)},
+            )
 
     def page(name: str) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -471,6 +498,7 @@ def create_app(
     # ---------------------------------------------------------------- customer API
 
     async def create_conversation(request: Request) -> Response:
+        throttle(request, "open")
         body = await read_json(request, max_body_bytes)
         email = body.get("customer_email")
         if email is not None and (not isinstance(email, str) or len(email) > 320):
@@ -487,6 +515,7 @@ def create_app(
 
     async def send_message(request: Request) -> Response:
         conv_id = await state.customer(request)
+        throttle(request, "message")
         body = await read_json(request, max_body_bytes)
         text = _text_field(body, "text")
         streaming = "text/event-stream" in request.headers.get("accept", "")
