@@ -77,7 +77,9 @@ class Message:
     """One turn of a conversation.
 
     An assistant message may carry `tool_calls`; a tool message carries the
-    `tool_call_id` and tool `name` it answers.
+    `tool_call_id` and tool `name` it answers, and `is_error` when the content is
+    the error the call ended with (providers such as Anthropic take that flag, and a
+    small model's decoding treats an error differently from a result).
     """
 
     role: Role
@@ -85,6 +87,7 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    is_error: bool = False
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -100,7 +103,7 @@ class Message:
 
     @classmethod
     def tool(cls, result: ToolResult) -> Message:
-        return cls("tool", result.content, (), result.call_id, result.name)
+        return cls("tool", result.content, (), result.call_id, result.name, result.is_error)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"role": self.role, "content": self.content}
@@ -110,6 +113,8 @@ class Message:
             d["tool_call_id"] = self.tool_call_id
         if self.name is not None:
             d["name"] = self.name
+        if self.is_error:
+            d["is_error"] = True
         return d
 
     @classmethod
@@ -120,6 +125,7 @@ class Message:
             tuple(ToolCall.from_dict(c) for c in d.get("tool_calls", ())),
             d.get("tool_call_id"),
             d.get("name"),
+            bool(d.get("is_error", False)),
         )
 
 
