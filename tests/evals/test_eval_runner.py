@@ -78,6 +78,12 @@ def test_output_helpers_pass_and_fail() -> None:
     expect_equals(_result("Canberra."), "canberra")
     with pytest.raises(AssertionError, match="1902"):
         expect_number(r, 1902)
+    # The last number is the answer: listing the target among others does not pass.
+    listed = _result("The sequence is 2, 4, 6, ..., 60, 62, 64.")
+    with pytest.raises(AssertionError, match="62 as the last number"):
+        expect_number(listed, 62)
+    assert expect_number(listed, 62, which="any")
+    assert expect_number(_result("37 * 48 + 125 = 1901"), 1901)
     with pytest.raises(AssertionError, match="Sydney"):
         expect_contains(r, "Sydney")
     with pytest.raises(AssertionError):
@@ -142,6 +148,8 @@ def test_scorers() -> None:
     assert _ok(numeric(), _answer("about 5.47%", 0.0546875)) is False  # default tolerance
     assert _ok(numeric(rel_tol=1e-3), _answer("about 5.47%", 0.0546875))
     assert _ok(numeric(), _answer("60 km/h", 60))
+    assert not _ok(numeric(), _answer("60 or 375 km/h", 60))
+    assert _ok(numeric(which="any"), _answer("60 or 375 km/h", 60))
     assert _ok(regex(r"\bW\b", flags=0), _answer("symbol W"))
     assert not _ok(regex(r"\bW\b", flags=0), _answer("symbol w is wrong"))
     schema = {

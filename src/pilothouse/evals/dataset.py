@@ -26,6 +26,7 @@ from typing import Any
 
 from pilothouse.evals.scenario import (
     EvalContext,
+    NumberRule,
     Oracle,
     Scenario,
     Steps,
@@ -143,13 +144,20 @@ def contains(target: Any = None, *, all_of: bool = True) -> Scorer:
     return score
 
 
-def numeric(target: float | None = None, *, rel_tol: float = 1e-6, abs_tol: float = 1e-9) -> Scorer:
-    """Some number written in the answer equals the target within the tolerances."""
+def numeric(
+    target: float | None = None,
+    *,
+    rel_tol: float = 1e-6,
+    abs_tol: float = 1e-9,
+    which: NumberRule = "last",
+) -> Scorer:
+    """The answer's last number (``which="any"``: some number) equals the target within
+    the tolerances (see `number_matches`)."""
 
     def score(answer: Answer) -> Score:
         value = float(answer.sample.target if target is None else target)
-        ok = number_matches(answer.text, value, rel_tol=rel_tol, abs_tol=abs_tol)
-        return Score.of(ok, "" if ok else f"no number within tolerance of {value}")
+        ok = number_matches(answer.text, value, rel_tol=rel_tol, abs_tol=abs_tol, which=which)
+        return Score.of(ok, "" if ok else f"no number within tolerance of {value} ({which})")
 
     return score
 
