@@ -19,15 +19,10 @@ Each downgrade is remembered per instance, so it costs one extra request at most
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import email.utils
 import json
 import logging
 import os
-import random
 import re
-import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +42,8 @@ from pilothouse.exceptions import (
     ServerError,
 )
 from pilothouse.messages import Message, ToolCall, Usage
+from pilothouse.models._http import HttpModel, sse_data
+from pilothouse.models._http import retry_after as _retry_after  # noqa: F401 - the old name
 from pilothouse.models.base import (
     Capabilities,
     ModelRequest,
@@ -61,7 +58,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _OFFICIAL_HOST = "api.openai.com"
-_RETRY_AFTER_CAP = 30.0  # seconds; a server asking for longer is better surfaced as an error
 _EXCERPT = 300  # characters of a response body quoted in error messages
 _CONTEXT_PATTERN = re.compile(
     r"context[ _]length|context window|context size|maximum context|too many tokens",
@@ -96,26 +92,6 @@ def _error_detail(text: str) -> tuple[str, str | None]:
 
 def _is_context_error(message: str, code: str | None) -> bool:
     return code == "context_length_exceeded" or bool(_CONTEXT_PATTERN.search(message))
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds the server asked us to wait (`retry-after-ms`, `Retry-After`), capped."""
-    milliseconds = response.headers.get("retry-after-ms")
-    if milliseconds is not None:
-        with contextlib.suppress(ValueError):
-            return min(max(float(milliseconds) / 1000.0, 0.0), _RETRY_AFTER_CAP)
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return min(max(seconds, 0.0), _RETRY_AFTER_CAP)
 
 
 def _parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
@@ -194,13 +170,14 @@ class _PartialCall:
     arguments: list[str] = field(default_factory=list)
 
 
-class OpenAIModel:
+class OpenAIModel(HttpModel):
     """A model behind an OpenAI-compatible ``/chat/completions`` endpoint.
 
     >>> model = OpenAIModel("smollm2", base_url="http://127.0.0.1:8080/v1")  # doctest: +SKIP
     """
 
     capabilities = Capabilities(native_tools=True, json_schema=True, grammar=False, streaming=True)
+    base_url_env = "OPENAI_BASE_URL"
 
     def __init__(
         self,
@@ -217,12 +194,9 @@ class OpenAIModel:
     ) -> None:
         if not model:
             raise ConfigurationError("OpenAIModel needs a model name, e.g. 'gpt-4o-mini'")
-        if timeout <= 0:
-            raise ConfigurationError(f"timeout must be positive seconds, got {timeout!r}")
-        if max_retries < 0:
-            raise ConfigurationError(f"max_retries must be 0 or more, got {max_retries!r}")
-        if backoff < 0:
-            raise ConfigurationError(f"backoff must be 0 or more seconds, got {backoff!r}")
+        super().__init__(
+            timeout=timeout, max_retries=max_retries, backoff=backoff, http_client=http_client
+        )
         self._model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
             "/"
@@ -241,14 +215,8 @@ class OpenAIModel:
                 "(or pass api_key=...), or point base_url / OPENAI_BASE_URL at a local "
                 "OpenAI-compatible server, which needs no key"
             )
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
         self.price = price
         self._extra_headers = dict(headers or {})
-        self._client = http_client
-        self._owns_client = http_client is None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
         # Downgrades learnt from this server's rejections (see the module docstring).
         self._send_stream_options = True
         self._schema_as_json_object = False
@@ -330,35 +298,6 @@ class OpenAIModel:
         headers.update(self._extra_headers)
         return headers
 
-    def _get_client(self) -> httpx.AsyncClient:
-        """This instance's client, made on first use (and remade if the event loop changed).
-
-        An httpx pool is bound to the loop it was first used on; callers that run each
-        agent with `asyncio.run` would otherwise hit "event loop is closed".
-        """
-        if not self._owns_client:
-            assert self._client is not None
-            return self._client
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client.is_closed or self._client_loop is not loop:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout))
-            self._client_loop = loop
-        return self._client
-
-    async def aclose(self) -> None:
-        """Close the connection pool this instance opened (a client passed in stays open)."""
-        if self._owns_client and self._client is not None:
-            client, self._client = self._client, None
-            if self._client_loop is asyncio.get_running_loop():
-                await client.aclose()
-            self._client_loop = None
-
-    async def __aenter__(self) -> OpenAIModel:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     # ------------------------------------------------------------------ errors
 
     def _http_error(self, status: int, text: str, attempts: int) -> ModelError:
@@ -415,19 +354,6 @@ class OpenAIModel:
             body=text,
         )
 
-    def _transport_error(self, exc: httpx.HTTPError, attempts: int) -> ModelUnreachableError:
-        tried = f" after {attempts} attempts" if attempts > 1 else ""
-        if isinstance(exc, httpx.TimeoutException):
-            return ModelUnreachableError(
-                f"{self.url} did not answer within {self.timeout:g} s{tried} "
-                f"({type(exc).__name__}). Check that the server at {self.base_url} is running "
-                "and not overloaded (OPENAI_BASE_URL / base_url), or raise timeout="
-            )
-        return ModelUnreachableError(
-            f"cannot reach {self.base_url}{tried} ({type(exc).__name__}: {exc}). Check "
-            "OPENAI_BASE_URL / base_url and that the server is running and listening there"
-        )
-
     def _downgrade(self, body: Json, status: int, text: str) -> Json | None:
         """A body without the field this server just rejected, or None if that was not it."""
         message, code = _error_detail(text)
@@ -445,71 +371,6 @@ class OpenAIModel:
             schema = response_format["json_schema"]["schema"]
             return {**body, "response_format": {"type": "json_object", "schema": schema}}
         return None
-
-    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        """Seconds to wait before retry number `attempt` (1-based)."""
-        if response is not None:
-            asked = _retry_after(response)
-            if asked is not None:
-                return asked
-        # Exponential backoff with full jitter: spreads out clients that failed together.
-        return random.uniform(0.0, min(self.backoff * 2 ** (attempt - 1), _RETRY_AFTER_CAP))
-
-    async def _send(self, body: Json, *, stream: bool) -> httpx.Response:
-        """POST `body` with bounded retries; return a 2xx response (still open if `stream`)."""
-        client = self._get_client()
-        original = body
-        attempt = 0
-        while True:
-            attempt += 1
-            response: httpx.Response | None = None
-            try:
-                http_request = client.build_request(
-                    "POST", self.url, json=body, headers=self._headers(stream=stream)
-                )
-                response = await client.send(http_request, stream=stream)
-                if response.status_code < 400:
-                    self._remember_downgrades(original, body)
-                    return response
-                text = (await response.aread()).decode("utf-8", errors="replace")
-                await response.aclose()
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                if response is not None:
-                    await response.aclose()
-                if attempt > self.max_retries:
-                    raise self._transport_error(exc, attempt) from exc
-                delay = self._delay(attempt, None)
-                logger.warning(
-                    "%s: %s on attempt %d; retrying in %.2f s",
-                    self.url,
-                    type(exc).__name__,
-                    attempt,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                continue
-            except httpx.HTTPError as exc:  # bad URL scheme, proxy trouble: retrying won't help
-                raise self._transport_error(exc, attempt) from exc
-
-            status = response.status_code
-            downgraded = self._downgrade(body, status, text)
-            if downgraded is not None:
-                logger.info(
-                    "%s rejected the request (HTTP %d); retrying once in the compatible form",
-                    self.url,
-                    status,
-                )
-                body = downgraded
-                attempt -= 1  # a change of form is not a retry of the same request
-                continue
-            retryable = status in (408, 429) or status >= 500
-            if not retryable or attempt > self.max_retries:
-                raise self._http_error(status, text, attempt)
-            delay = self._delay(attempt, response)
-            logger.warning(
-                "%s: HTTP %d on attempt %d; retrying in %.2f s", self.url, status, attempt, delay
-            )
-            await asyncio.sleep(delay)
 
     def _remember_downgrades(self, original: Json, sent: Json) -> None:
         """Keep the compatible form once it worked, so the next call needs no rejection."""
@@ -618,22 +479,9 @@ class OpenAIModel:
         usage: Any = None
         finish_reason: str | None = None
         model = self._model
-        data_lines: list[str] = []
         finished = False  # saw `data: [DONE]` or a finish_reason
-
-        async def events() -> AsyncIterator[str]:
-            async for line in response.aiter_lines():
-                if line.startswith("data:"):
-                    data_lines.append(line[5:].removeprefix(" "))
-                elif not line.strip() and data_lines:
-                    yield "\n".join(data_lines)
-                    data_lines.clear()
-            if data_lines:
-                yield "\n".join(data_lines)
-                data_lines.clear()
-
         try:
-            async for data in events():
+            async for data in sse_data(response):
                 if data.strip() == "[DONE]":
                     finished = True
                     break

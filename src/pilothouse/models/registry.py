@@ -9,6 +9,9 @@ Forms:
   from ``OPENAI_API_KEY``.
 - ``openai:<model>@<base_url>`` — any OpenAI-compatible server, e.g.
   ``openai:smollm2@http://127.0.0.1:8080/v1`` (a key is optional for such servers).
+- ``anthropic:<model>`` — Anthropic's Messages API (key from ``ANTHROPIC_API_KEY``,
+  base URL from ``ANTHROPIC_BASE_URL``, default ``https://api.anthropic.com``);
+  ``anthropic:<model>@<base_url>`` for another server speaking that API.
 
 With no model given, ``$PILOTHOUSE_MODEL`` is used, else ``local``. Other prefixes
 can be added with `register_model`.
@@ -31,19 +34,35 @@ def _local(rest: str) -> Model:
     return LocalModel(rest or None)
 
 
+def _model_at(rest: str, prefix: str, examples: str) -> tuple[str, str | None]:
+    """Split ``<model>[@<base_url>]``; a missing model name is an error naming `examples`."""
+    model, sep, base_url = rest.partition("@")
+    if not model:
+        raise UnknownModelError(f"model string '{prefix}:' needs a model name, e.g. {examples}")
+    return model, base_url if sep else None
+
+
 def _openai(rest: str) -> Model:
     from pilothouse.models.openai import OpenAIModel
 
-    model, sep, base_url = rest.partition("@")
-    if not model:
-        raise UnknownModelError(
-            "model string 'openai:' needs a model name, e.g. 'openai:gpt-4o-mini' or "
-            "'openai:smollm2@http://127.0.0.1:8080/v1'"
-        )
-    return OpenAIModel(model, base_url=base_url if sep else None)
+    model, base_url = _model_at(
+        rest, "openai", "'openai:gpt-4o-mini' or 'openai:smollm2@http://127.0.0.1:8080/v1'"
+    )
+    return OpenAIModel(model, base_url=base_url)
 
 
-_FACTORIES: dict[str, ModelFactory] = {"local": _local, "openai": _openai}
+def _anthropic(rest: str) -> Model:
+    from pilothouse.models.anthropic import AnthropicModel
+
+    model, base_url = _model_at(rest, "anthropic", "'anthropic:claude-sonnet-4-5'")
+    return AnthropicModel(model, base_url=base_url)
+
+
+_FACTORIES: dict[str, ModelFactory] = {
+    "local": _local,
+    "openai": _openai,
+    "anthropic": _anthropic,
+}
 
 
 def register_model(prefix: str, factory: ModelFactory) -> None:
