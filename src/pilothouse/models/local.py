@@ -40,7 +40,9 @@ decoded in stages, each with a short prompt and its own grammar:
    message against their names, descriptions and parameters
    (`pilothouse.tools.select`); only the ``select_limit`` best that match at all
    are offered (all of them when none matches);
-2. choice: the reply is ``{"tool": <one of those names>}`` or an answer;
+2. choice: the reply is ``{"tool": <one of those names>}`` or an answer; an answer
+   given before any tool ran that holds a number no user message holds (copied from
+   a worked example, or made up) is not trusted, and a tool is chosen instead;
 3. arguments: a prompt showing only the chosen tool, with the examples its schema
    declares (`tool_examples`: ``examples``, or "e.g."/"such as" in a parameter's
    description), and the grammar of that tool's arguments;
@@ -50,7 +52,9 @@ decoded in stages, each with a short prompt and its own grammar:
    user's own words (or to substrings that match the parameter's pattern);
 5. after a tool result, an answer may only use words of the question and the
    results (`grounded_answer`, ``grounded_answers=True``): the model restates the
-   result instead of inventing around it, and cannot run on past 40 words.
+   result instead of inventing around it, and cannot run on past 40 words. When a
+   result is a JSON document the answer is one of its lines that best match the
+   question (`extracted_answer`): picked, not written.
 
 Each stage is one generation; the response's usage adds them up. ``guided=False``
 gives the single constrained generation described above (what `render` shows).
