@@ -6,6 +6,7 @@ another `Agent` (here: a new instance over the same SQLite file) continues the r
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -218,6 +219,18 @@ async def test_a_resumed_run_acts_for_the_principal_it_was_started_for(tmp_path:
         await later.resume(paused.run_id, approvals={key: True}, principal=Principal("mallory"))
     assert ledger == []  # refused before anything was journaled or run
     assert len(later.store.events(paused.run_id)) == len(agent.store.events(paused.run_id))
+
+    # The same principal is accepted, though the journal gives back JSON (a datetime
+    # attribute comes back as text, attributes in another order).
+    since = datetime(2024, 1, 1, tzinfo=UTC)
+    dated, _ = support_agent(tmp_path, replies, [], policy=policy)
+    second = await dated.run("refund A1", principal=Principal("alice", None, {"a": 1, "t": since}))
+    again = await dated.resume(
+        second.run_id,
+        approvals={second.pending[0].key: False},
+        principal=Principal("alice", None, {"t": since, "a": 1}),
+    )
+    assert again.outcome == "final"
 
     done = await later.resume(paused.run_id, approvals={key: True})
     assert done.output == "Refunded; the order is delivered."

@@ -22,6 +22,7 @@ says how it ended. That includes a model error: start a new run instead.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -52,6 +53,13 @@ from pilothouse.runtime.loop import RunSpec, RunState, ToolReplay, _corrective
 _FINISHED = {"final": "final", "budget_stop": "stopped", "error": "error"}
 
 
+def _as_stored(value: Any) -> Any:
+    """`value` as a journal gives it back: JSON, with what JSON cannot hold as text."""
+    from pydantic_core import to_json
+
+    return json.loads(to_json(value, fallback=str))
+
+
 def _principal_of(run_id: str, started: RunStarted, given: Principal | None) -> Principal | None:
     """The principal the run was started for; `given` must be that one when both exist.
 
@@ -61,7 +69,7 @@ def _principal_of(run_id: str, started: RunStarted, given: Principal | None) -> 
     if started.principal is None:
         return given
     recorded = Principal.from_dict(started.principal)
-    if given is not None and given.to_dict() != recorded.to_dict():
+    if given is not None and _as_stored(given.to_dict()) != _as_stored(started.principal):
         raise ConfigurationError(
             f"run {run_id!r} acts for {recorded.to_dict()}, not {given.to_dict()}: a run "
             "is resumed for the principal it was started for (leave principal out to use it)"
