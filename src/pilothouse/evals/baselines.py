@@ -168,6 +168,11 @@ class NaiveJSONModel:
         return self.inner.render(self.convert(request))
 
 
+def task_only(instructions: str) -> str:
+    """`instructions` without their worked example (the built-in suite's "Example:" part)."""
+    return instructions.split("\n\nExample:")[0]
+
+
 def naive_agent(
     scenario: Scenario, model: Model, budget: Budget, store: Store, *, examples: bool = False
 ) -> Agent[Any]:
@@ -176,9 +181,7 @@ def naive_agent(
     ``examples=True`` keeps the scenario's worked examples: an ablation that shows how
     much of the default construction's lead is the examples and how much the decoding.
     """
-    instructions = (
-        scenario.instructions if examples else scenario.instructions.split("\n\nExample:")[0]
-    )
+    instructions = scenario.instructions if examples else task_only(scenario.instructions)
     return Agent(
         NaiveJSONModel(model),
         instructions,

@@ -635,9 +635,10 @@ naive_examples_suite = Suite(
 def _bare_factory(scenario: Scenario, model: Any, budget: Budget, store: Any) -> Any:
     from dataclasses import replace
 
+    from pilothouse.evals.baselines import task_only
     from pilothouse.evals.runner import default_agent_factory
 
-    task = scenario.instructions.split("\n\nExample:")[0]
+    task = task_only(scenario.instructions)
     return default_agent_factory(replace(scenario, instructions=task), model, budget, store)
 
 

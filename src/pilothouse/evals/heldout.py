@@ -35,7 +35,7 @@ from pilothouse.evals.scenario import (
     scenario,
 )
 from pilothouse.models.scripted import ScriptedModel, call
-from pilothouse.tools.tool import Tool, ToolFunction
+from pilothouse.tools.tool import Tool, ToolFunction, as_tool
 
 Check = Callable[[Any], object]
 """Raises AssertionError when the run's result (a `RunResult`) is unacceptable."""
@@ -56,7 +56,7 @@ def _variant(
         check(result)
         if tools:
             for t in tools:
-                expect_called(ctx.steps(), t.name if isinstance(t, Tool) else t.__name__)
+                expect_called(ctx.steps(), as_tool(t).name)
 
     run.__doc__ = f"Held-out variant of {like.name}: {question}"
     return scenario(

@@ -617,13 +617,19 @@ def readable_result(content: str) -> str:
     only with ``flatten_json=True``. Anything that is not a JSON object or array is
     returned unchanged.
     """
+    flat = _flattened(content)
+    return content if flat is None else flat
+
+
+def _flattened(content: str) -> str | None:
+    """`readable_result` of a JSON object or array; None for anything else."""
     stripped = content.strip()
     if not stripped.startswith(("{", "[")):
-        return content
+        return None
     try:
         value = json.loads(stripped)
     except ValueError:
-        return content
+        return None
     lines: list[str] = []
 
     def walk(node: Any, path: list[str]) -> None:
@@ -905,17 +911,6 @@ def invented_numbers(text: str, messages: Sequence[Message]) -> list[str]:
 _EXTRACTED_LINES = 3
 
 
-def _is_json_document(content: str) -> bool:
-    stripped = content.strip()
-    if not stripped.startswith(("{", "[")):
-        return False
-    try:
-        json.loads(stripped)
-    except ValueError:
-        return False
-    return True
-
-
 def extracted_answer(
     query: str,
     results: Sequence[str],
@@ -937,10 +932,10 @@ def extracted_answer(
     left out of the ranking. None when no result is a JSON object or array (then
     `grounded_answer` applies).
     """
-    documents = [r for r in results if _is_json_document(r)]
-    if not documents:
+    flattened = [flat for flat in map(_flattened, results) if flat is not None]
+    if not flattened:
         return None
-    lines = list(dict.fromkeys(line for r in documents for line in readable_result(r).splitlines()))
+    lines = list(dict.fromkeys(line for flat in flattened for line in flat.splitlines()))
     pointers = {w for spec in sources for w in words(tool_text(spec))}
     focus = " ".join(w for w in words(query) if w not in pointers) or query
     ranked = rank_texts(focus, lines)

@@ -48,6 +48,7 @@ from pilothouse.messages import Message, Usage
 from pilothouse.models.base import ModelResponse
 from pilothouse.policy.engine import Principal, RunContext
 from pilothouse.runtime.budget import LoopDetector
+from pilothouse.runtime.journal import _encode
 from pilothouse.runtime.loop import RunSpec, RunState, ToolReplay, _corrective
 
 _FINISHED = {"final": "final", "budget_stop": "stopped", "error": "error"}
@@ -55,9 +56,7 @@ _FINISHED = {"final": "final", "budget_stop": "stopped", "error": "error"}
 
 def _as_stored(value: Any) -> Any:
     """`value` as a journal gives it back: JSON, with what JSON cannot hold as text."""
-    from pydantic_core import to_json
-
-    return json.loads(to_json(value, fallback=str))
+    return json.loads(_encode(value))
 
 
 def _principal_of(run_id: str, started: RunStarted, given: Principal | None) -> Principal | None:
