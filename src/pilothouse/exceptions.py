@@ -77,6 +77,38 @@ class RunNotFoundError(StoreError):
     """No run with the given id exists in the store."""
 
 
+class WriteConflictError(StoreError):
+    """Another writer already appended events at these sequence numbers: two processes
+    drove the same run. Not transient: retrying cannot help, and the loser must write
+    nothing more into the run."""
+
+
+class RunLeasedError(StoreError):
+    """Another live process holds the run's lease (it is driving or resuming the run);
+    `holder` names it and `expires` (epoch seconds) says when the lease runs out unless
+    renewed. Nothing was written into the run."""
+
+    def __init__(self, message: str, *, run_id: str, holder: str, expires: float):
+        super().__init__(message)
+        self.run_id, self.holder, self.expires = run_id, holder, expires
+
+
+class LeaseLostError(StoreError):
+    """This process could not renew its lease on a run and another one took it over;
+    this process stopped driving the run without writing anything more into it."""
+
+
+class RunInterrupted(PilothouseError):
+    """The run stopped before its end without a decision about it: its journal could
+    not be written (the store stayed down through every retry), or its process was
+    told to stop. Everything committed before is kept and the run is resumable with
+    `Agent.resume(run_id)` once the cause is gone."""
+
+    def __init__(self, message: str, *, run_id: str):
+        super().__init__(message)
+        self.run_id = run_id
+
+
 class ToolCallInDoubtError(PilothouseError):
     """On resume, a side-effecting call started but has no recorded result, and its
     tool's `on_doubt` strategy is "ask" (the default): a human must decide. The run

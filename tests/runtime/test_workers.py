@@ -23,7 +23,8 @@ from pilothouse.models.base import ModelRequest, ModelResponse
 from pilothouse.models.scripted import ScriptedModel
 from pilothouse.runtime.journal import MemoryStore, RunInfo, SQLiteStore, Store
 from pilothouse.runtime.postgres import PostgresStore
-from pilothouse.runtime.workers import LeaseLostError, resume_stale
+from pilothouse.exceptions import LeaseLostError
+from pilothouse.runtime.workers import resume_stale
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"

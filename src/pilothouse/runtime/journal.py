@@ -62,8 +62,21 @@ class Store(Protocol):
     the index row and are never touched by `write`.
     """
 
-    def write(self, events: Sequence[Event], run: RunInfo | None = None) -> None:
-        """In one transaction: save the run's index row (if given) and append events."""
+    def write(
+        self,
+        events: Sequence[Event],
+        run: RunInfo | None = None,
+        *,
+        lease: tuple[str, float] | None = None,
+    ) -> None:
+        """In one transaction: save the run's index row (if given) and append events.
+
+        `lease` = (holder, expires): also take the run's lease in that transaction (a
+        new run's first write: no worker can claim the run between its creation and
+        its lease). An event whose (run_id, seq) already exists raises
+        `WriteConflictError` and writes nothing: another process drives the run. Any
+        other failure raises `StoreError` and writes nothing, so the same batch can be
+        written again."""
         ...
 
     def events(self, run_id: str) -> list[Event]: ...
@@ -72,9 +85,18 @@ class Store(Protocol):
 
     def list_runs(self, limit: int = 20) -> list[RunInfo]: ...
 
-    def claim(self, run_id: str, worker: str, lease_seconds: float) -> bool:
+    def claim(
+        self, run_id: str, worker: str, lease_seconds: float, *, take_from: str | None = None
+    ) -> bool:
         """Take or renew `worker`'s lease on the run, atomically. False if another
-        worker holds an unexpired lease; `RunNotFoundError` for an unknown run."""
+        worker holds an unexpired lease (unless that holder is `take_from`: a holder
+        known to be dead, see `pilothouse.runtime.lease`); `RunNotFoundError` for an
+        unknown run."""
+        ...
+
+    def lease(self, run_id: str) -> tuple[str, float] | None:
+        """Who holds the run's lease and until when (epoch seconds), or None if nobody
+        does or it expired; `RunNotFoundError` for an unknown run."""
         ...
 
     def release(self, run_id: str, worker: str) -> None:

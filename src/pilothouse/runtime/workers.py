@@ -32,7 +32,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pilothouse.exceptions import StoreError
+from pilothouse.exceptions import LeaseLostError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -42,11 +42,6 @@ if TYPE_CHECKING:
     from pilothouse.runtime.loop import RunResult
 
 _log = logging.getLogger("pilothouse.workers")
-
-
-class LeaseLostError(StoreError):
-    """Another worker took over the run while this one was resuming it (this worker
-    could not renew its lease in time); this worker stopped its resume."""
 
 
 @dataclass
