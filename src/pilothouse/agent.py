@@ -26,6 +26,7 @@ from pilothouse.models.registry import resolve_model
 from pilothouse.policy.engine import Approver, Policy, Principal
 from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.journal import Journal, Store, Subscriber, open_store
+from pilothouse.runtime.lease import DEFAULT_LEASE_SECONDS, RunLease
 from pilothouse.runtime.loop import RunResult, RunSpec, run_loop
 from pilothouse.runtime.output import OutputSpec, OutputT
 from pilothouse.tools.tool import Tool, ToolFunction, as_tool
@@ -240,8 +241,11 @@ class Agent(Generic[OutputT]):
         with `requires_approval`, a policy ``ask`` without an approver, `ask_human`)
         returns with outcome ``paused``; see `resume`.
         """
-        journal = Journal(run_id or new_run_id(), self.store, subscribers)
-        return await run_loop(self._spec(), input, journal, principal=principal, history=history)
+        lease = RunLease(self.store, run_id or new_run_id())
+        journal = Journal(lease.run_id, self.store, subscribers, lease=lease)
+        return await lease.hold(
+            run_loop(self._spec(), input, journal, principal=principal, history=history)
+        )
 
     async def resume(
         self,
@@ -251,6 +255,8 @@ class Agent(Generic[OutputT]):
         approved_by: str = "",
         subscribers: Sequence[Subscriber] = (),
         principal: Principal | None = None,
+        holder: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> RunResult[OutputT]:
         """Continue a run that stopped (crash, kill, cancel, pause) from its journal.
 
@@ -268,19 +274,35 @@ class Agent(Generic[OutputT]):
         that is not waiting, `ToolCallInDoubtError` for an in-doubt side effect whose
         tool says "ask". New events continue the run's sequence numbers; nothing
         recorded is rewritten.
+
+        The run's lease is taken before its journal is read (see
+        `pilothouse.runtime.lease`): while another live process drives or resumes it,
+        this raises `RunLeasedError` (naming the holder and the expiry) and writes
+        nothing. `holder` is the lease holder's id (a worker passes its own and
+        releases the lease itself; default: a new one for this call, released when
+        it ends), `lease_seconds` how long the lease lasts unrenewed.
         """
         from pilothouse.runtime.resume import apply_approvals, state_from_events
 
         store = self.store
         info = store.get_run(run_id)
-        events = store.events(run_id)
-        spec = self._spec()
-        state = state_from_events(spec, run_id, events, info.created, principal)
-        given = apply_approvals(state, run_id, approvals, approved_by) if approvals else []
-        journal = Journal(run_id, store, subscribers, seq=len(events))
+        # A caller that names the holder (a worker) took the lease and gives it up itself.
+        lease = RunLease(store, run_id, holder, lease_seconds, release=holder is None)
+        lease.acquire()
+        try:
+            events = store.events(run_id)
+            spec = self._spec()
+            state = state_from_events(spec, run_id, events, info.created, principal)
+            given = apply_approvals(state, run_id, approvals, approved_by) if approvals else []
+        except BaseException:
+            lease.stop()
+            raise
+        journal = Journal(run_id, store, subscribers, seq=len(events), lease=lease)
         for event in given:
             journal.emit(event)
-        return await run_loop(spec, state.user_input, journal, principal=principal, state=state)
+        return await lease.hold(
+            run_loop(spec, state.user_input, journal, principal=principal, state=state)
+        )
 
     def resume_sync(
         self,
@@ -338,17 +360,20 @@ class Agent(Generic[OutputT]):
         re-raised after its event has been yielded.
         """
         queue: asyncio.Queue[Event | TextDelta | None] = asyncio.Queue()
-        journal = Journal(run_id or new_run_id(), self.store, [queue.put_nowait])
+        lease = RunLease(self.store, run_id or new_run_id())
+        journal = Journal(lease.run_id, self.store, [queue.put_nowait], lease=lease)
 
         async def drive() -> RunResult[OutputT]:
             try:
-                return await run_loop(
-                    self._spec(),
-                    input,
-                    journal,
-                    on_text=lambda t: queue.put_nowait(TextDelta(t)),
-                    principal=principal,
-                    history=history,
+                return await lease.hold(
+                    run_loop(
+                        self._spec(),
+                        input,
+                        journal,
+                        on_text=lambda t: queue.put_nowait(TextDelta(t)),
+                        principal=principal,
+                        history=history,
+                    )
                 )
             finally:
                 queue.put_nowait(None)

@@ -254,11 +254,14 @@ def worker_command(
     ] = None,
     lease_seconds: Annotated[
         float, typer.Option(help="How long a claim holds without renewal.")
-    ] = 60.0,
+    ] = 30.0,
     idle_for: Annotated[
         float,
-        typer.Option(help="Only runs whose journal was quiet this long (above your slowest step)."),
-    ] = 60.0,
+        typer.Option(
+            help="Only runs whose journal was quiet this long (live runs hold a lease and "
+            "are never taken: 0 is safe)."
+        ),
+    ] = 0.0,
     watch: Annotated[
         float,
         typer.Option(help="After draining, look again every WATCH seconds (0: exit when done)."),

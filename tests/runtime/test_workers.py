@@ -18,12 +18,11 @@ from stale_agent import TOOL_STEPS, Died, ledger_rows, ledger_setup, make_agent,
 
 from pilothouse import Agent
 from pilothouse.events import ModelResponded
-from pilothouse.exceptions import ConfigurationError, RunNotFoundError
+from pilothouse.exceptions import ConfigurationError, LeaseLostError, RunNotFoundError
 from pilothouse.models.base import ModelRequest, ModelResponse
 from pilothouse.models.scripted import ScriptedModel
 from pilothouse.runtime.journal import MemoryStore, RunInfo, SQLiteStore, Store
 from pilothouse.runtime.postgres import PostgresStore
-from pilothouse.exceptions import LeaseLostError
 from pilothouse.runtime.workers import resume_stale
 
 HERE = Path(__file__).resolve().parent

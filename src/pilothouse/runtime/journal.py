@@ -24,10 +24,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pilothouse.events import Event, event_from_dict
 from pilothouse.exceptions import RunNotFoundError, StoreError
+
+if TYPE_CHECKING:
+    from pilothouse.runtime.lease import RunLease
 
 DEFAULT_STORE_PATH = Path(".pilothouse") / "journal.db"
 _log = logging.getLogger("pilothouse.journal")
@@ -495,12 +498,19 @@ class Journal:
     """One run's journal: stamps, publishes and stores events.
 
     `commit()` writes queued events now; the loop calls it before and after any
-    call that can change the world, and when the run ends. `checkpoint()` writes
-    only if `flush_interval` seconds have passed since the last write: read-only
-    steps against a fast model are grouped into one transaction, while against a
-    real model (whose calls take longer than the interval) every step is written
-    as it completes. A crash therefore loses at most `flush_interval` seconds of
-    read-only work, never the record of a side effect.
+    call that can change the world, and when the run ends. Between those, the loop
+    writes when `due()`: when `flush_interval` seconds have passed since the last
+    write: read-only steps against a fast model are grouped into one transaction,
+    while against a real model (whose calls take longer than the interval) every
+    step is written as it completes. A crash therefore loses at most
+    `flush_interval` seconds of read-only work, never the record of a side effect.
+
+    A failed write keeps its batch, with its sequence numbers, queued: the next
+    `commit()` writes the same events again, so a store that fails for a moment
+    leaves no gap (the loop retries with backoff, see `runtime.loop`). With a
+    `lease` (see `pilothouse.runtime.lease`), a new run's first write takes the
+    run's lease in the same transaction, and nothing is written once the lease is
+    lost to another process.
     """
 
     __slots__ = (
@@ -510,6 +520,7 @@ class Journal:
         "_seq",
         "flush_interval",
         "info",
+        "lease",
         "run_id",
         "store",
         "subscribers",
@@ -523,6 +534,7 @@ class Journal:
         *,
         flush_interval: float = 0.05,
         seq: int = 0,
+        lease: RunLease | None = None,
     ) -> None:
         """`seq` is the next sequence number: 0 for a new run, the count of its
         recorded events for a resumed one (resumed events continue, never overwrite)."""
@@ -532,6 +544,7 @@ class Journal:
         self.store = store
         self.subscribers = list(subscribers)
         self.flush_interval = flush_interval
+        self.lease = lease
         self._seq = seq
         self._pending: list[Event] = []
         self._last_write = time.monotonic()
@@ -555,14 +568,25 @@ class Journal:
         self._info_dirty = True
 
     def commit(self) -> None:
-        """Write queued events (and a changed index row) in one transaction, now."""
+        """Write queued events (and a changed index row) in one transaction, now.
+
+        On failure (`StoreError`) nothing is dropped: the batch stays queued for the
+        next commit. `LeaseLostError` if another process took the run over.
+        """
         if self._pending or self._info_dirty:
-            pending, self._pending = self._pending, []
-            self.store.write(pending, self.info if self._info_dirty else None)
+            lease = self.lease
+            info = self.info if self._info_dirty else None
+            if lease is None or lease.held:
+                if lease is not None and lease.lost:
+                    raise lease.lost_error()
+                self.store.write(self._pending, info)
+            else:  # a new run's first write takes its lease in the same transaction
+                self.store.write(self._pending, info, lease=lease.terms())
+                lease.held = True
+            self._pending = []
             self._info_dirty = False
         self._last_write = time.monotonic()
 
-    def checkpoint(self) -> None:
-        """Write queued events if the flush interval has passed since the last write."""
-        if time.monotonic() - self._last_write >= self.flush_interval:
-            self.commit()
+    def due(self) -> bool:
+        """Whether `flush_interval` has passed since the last write (time to commit)."""
+        return time.monotonic() - self._last_write >= self.flush_interval

@@ -12,7 +12,9 @@ journal is written before and after any side-effecting call, at least every
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,12 +38,16 @@ from pilothouse.events import (
 )
 from pilothouse.exceptions import (
     BudgetExceeded,
+    LeaseLostError,
     LoopDetected,
     OutputValidationError,
     PolicyDenied,
+    RunInterrupted,
     RunPaused,
     RunStopped,
+    StoreError,
     ToolCallInDoubtError,
+    WriteConflictError,
 )
 from pilothouse.messages import Message, ToolCall, ToolResult, Usage
 from pilothouse.models.base import (
@@ -62,6 +68,7 @@ from pilothouse.tools.tool import Tool, ToolContext
 if TYPE_CHECKING:
     from pilothouse.actions.base import ActionFormat
 
+_log = logging.getLogger("pilothouse.loop")
 _EMPTY_REPLY = "Your reply was empty. Either call one of the tools or give your final answer."
 
 
@@ -260,6 +267,33 @@ async def run_loop(
     A new run starts from `user_input`; a resumed one from `state` (see
     `pilothouse.runtime.resume`), through the same loop.
     """
+    try:
+        return await _run_loop(
+            spec,
+            user_input,
+            journal,
+            on_text=on_text,
+            principal=principal,
+            state=state,
+            history=history,
+        )
+    except _Unwritable as stop:
+        # Nothing more can be written: the journal on disk ends at its last good commit
+        # (no gap) and its index row does not say the run ended, so it is resumable.
+        raise RunInterrupted(str(stop), run_id=journal.run_id) from stop.__cause__
+
+
+async def _run_loop(
+    spec: RunSpec[OutputT],
+    user_input: str,
+    journal: Journal,
+    *,
+    on_text: Callable[[str], None] | None = None,
+    principal: Principal | None = None,
+    state: RunState | None = None,
+    history: Sequence[Message] = (),
+) -> RunResult[OutputT]:
+    """`run_loop` without the translation of an unwritable journal."""
     run_id = journal.run_id
     if state is None:
         state = RunState(
@@ -293,7 +327,7 @@ async def run_loop(
     )
     journal.set_info(info)
     if state.resumed:
-        journal.commit()  # the index row says "running" again from the start
+        await _commit(journal)  # the index row says "running" again from the start
     else:
         journal.emit(
             RunStarted(
@@ -311,9 +345,9 @@ async def run_loop(
         )
         # On disk before anything else happens: a run that dies at once still exists,
         # so `resume` (or a worker draining stopped runs) can continue it from its input.
-        journal.commit()
+        await _commit(journal)
 
-    def finish(status: str, output: Any = None) -> None:
+    def index_row(status: str, output: Any = None) -> None:
         journal.set_info(
             RunInfo(
                 run_id,
@@ -330,7 +364,10 @@ async def run_loop(
                 output,
             )
         )
-        journal.commit()
+
+    async def finish(status: str, output: Any = None) -> None:
+        index_row(status, output)
+        await _commit(journal)
 
     try:
         while True:
@@ -447,7 +484,7 @@ async def run_loop(
             journal.emit(OutputValidated(run_id=run_id, step=step, ok=True))
             output_json = spec.output.to_json(output)
             journal.emit(FinalOutput(run_id=run_id, step=step, output=output_json, usage=usage))
-            finish("final", output_json)
+            await finish("final", output_json)
             return RunResult(run_id, "final", usage, step, messages, output)
     except _Stop as stop:
         event = journal.emit(
@@ -460,27 +497,80 @@ async def run_loop(
                 message=str(stop),
             )
         )
-        finish(stop.outcome)
+        await finish(stop.outcome)
         assert isinstance(event, BudgetStopped)
         return RunResult(run_id, stop.outcome, usage, step, messages, None, event)
     except _Pause as pause:
-        finish("paused")  # the waiting calls are on disk; the process may exit
+        await finish("paused")  # the waiting calls are on disk; the process may exit
         return RunResult(run_id, "paused", usage, step, messages, pending=pause.pending)
     except ToolCallInDoubtError:
-        finish("in_doubt")  # not an error event: the run stays resumable once decided
+        await finish("in_doubt")  # not an error event: the run stays resumable once decided
         raise
+    except (_Unwritable, WriteConflictError, LeaseLostError):
+        raise  # the store is down, or another process drives this run: write nothing
     except Exception as exc:
         journal.emit(
             ErrorOccurred(run_id=run_id, step=step, kind=type(exc).__name__, message=str(exc))
         )
-        finish("error")
+        await finish("error")
         if not hasattr(exc, "run_id"):
             exc.run_id = run_id  # type: ignore[attr-defined]
         raise
     except BaseException:
-        # Cancelled or interrupted: keep what happened; the run stays "running" (resumable).
-        journal.commit()
+        # Cancelled (a signal, a drain, a lost lease): keep what happened, once, and say
+        # "interrupted" so the run is known to be resumable. Nothing waits here.
+        index_row("interrupted")
+        with contextlib.suppress(StoreError):
+            journal.commit()
         raise
+
+
+# Waits between attempts to write a commit that failed: about 4 s in all, enough for a
+# PostgreSQL failover or a moment of a full disk; longer outages interrupt the run.
+COMMIT_RETRY_DELAYS: tuple[float, ...] = (0.05, 0.15, 0.4, 1.0, 2.5)
+
+
+class _Unwritable(Exception):
+    """Internal: the journal could not be written through every retry."""
+
+
+async def _commit(journal: Journal) -> None:
+    """`journal.commit()`, retrying a failed write with bounded backoff.
+
+    The batch keeps its sequence numbers between attempts (`Journal.commit`), so a
+    store that recovers leaves no gap; one that stays down raises `_Unwritable`
+    and the run ends `RunInterrupted` (resumable). A conflict or a lost lease is not
+    transient: it propagates at once.
+    """
+    try:
+        journal.commit()
+        return
+    except (WriteConflictError, LeaseLostError):
+        raise
+    except StoreError as exc:
+        failure = exc
+    for attempt, delay in enumerate(COMMIT_RETRY_DELAYS, 1):
+        _log.warning(
+            "run %s: journal write failed (%s); retry %d of %d in %.2f s",
+            journal.run_id,
+            failure,
+            attempt,
+            len(COMMIT_RETRY_DELAYS),
+            delay,
+        )
+        await asyncio.sleep(delay)
+        try:
+            journal.commit()
+            return
+        except (WriteConflictError, LeaseLostError):
+            raise
+        except StoreError as exc:
+            failure = exc
+    raise _Unwritable(
+        f"run {journal.run_id}: the journal could not be written after "
+        f"{len(COMMIT_RETRY_DELAYS) + 1} attempts ({failure}); the run stopped where its "
+        "journal ends and can be resumed with agent.resume(run_id) once the store is back"
+    ) from failure
 
 
 def _corrective(reason: str, format_name: str) -> str:
@@ -705,7 +795,7 @@ async def _run_tools(
                 )
         raise _Pause(waiting)
     if effectful:
-        journal.commit()  # a call that can change the world is on disk before it runs
+        await _commit(journal)  # a call that can change the world is on disk before it runs
 
     async def one(
         call: ToolCall,
@@ -740,10 +830,8 @@ async def _run_tools(
     else:
         work = asyncio.gather(*(one(*p) for p in pending))
     done = await (work if spec.budget.max_seconds is None else _within(spec.budget, started, work))
-    if effectful:
-        journal.commit()  # a side effect's result is on disk before anything else happens
-    else:
-        journal.checkpoint()
+    if effectful or journal.due():
+        await _commit(journal)  # a side effect's result is on disk before anything else
     return [done] if len(pending) == 1 else list(done)
 
 

@@ -11,34 +11,31 @@ of one machine)::
 
 Why leases and not row locks held for the whole run: a resume lasts as long as the
 run (minutes of model calls), and a lock held open that long would pin a connection
-and a transaction per run. A lease is a row update: the worker renews it while the
-run goes on (every third of `lease_seconds`), and if the worker dies its runs become
-claimable again when the lease runs out. A worker that cannot renew its lease (it was
-stalled past expiry and someone else took the run) stops its resume at once, so that
-two processes never append to one run.
+and a transaction per run. A lease is a row update (`pilothouse.runtime.lease`): the
+worker renews it while the run goes on (every third of `lease_seconds`), and if the
+worker dies its runs become claimable again when the lease runs out. A worker that
+cannot renew its lease (it was stalled past expiry and someone else took the run)
+stops its resume at once, so that two processes never append to one run.
 
-A run still driven by a live process holds no lease (plain `Agent.run` takes none);
-it is told apart from a stopped one by its journal going quiet: only runs with no
-event for `idle_for` seconds are claimed. Set it above your slowest model call.
+Every live drive of a run holds its lease (`Agent.run` from its first commit, every
+resume before it reads the journal), so a run still driven by a live process is
+never claimed; `idle_for` (default 0) only adds a quiet period on top.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pilothouse.exceptions import LeaseLostError
+from pilothouse.runtime.lease import DEFAULT_LEASE_SECONDS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from pilothouse.agent import Agent
-    from pilothouse.runtime.journal import Store
     from pilothouse.runtime.loop import RunResult
 
 _log = logging.getLogger("pilothouse.workers")
@@ -72,17 +69,18 @@ async def resume_stale(
     agent: Agent[Any],
     *,
     worker: str | None = None,
-    lease_seconds: float = 60.0,
-    idle_for: float = 60.0,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    idle_for: float = 0.0,
     limit: int | None = None,
-    statuses: Sequence[str] = ("running",),
+    statuses: Sequence[str] = ("running", "interrupted"),
 ) -> DrainReport:
     """Resume stopped runs of `agent` one after another until none is left (or `limit`
     were taken); returns what was resumed and what failed.
 
     Only runs recorded by an agent of the same name are taken (`Agent.resume` refuses
     a run whose definition differs). `statuses` are those a run may have to be taken:
-    ``running`` (stopped mid-way) by default; paused runs wait for a person and
+    ``running`` (its process died mid-way) and ``interrupted`` (cancelled, or its
+    store failed) by default; paused runs wait for a person and
     in-doubt runs for a decision, so neither is taken unless listed. A run that fails
     to resume is recorded in the report and the worker goes on with the next.
     Cancelling the call stops the current resume (the run stays resumable) and
@@ -101,7 +99,7 @@ async def resume_stale(
             break
         _log.info("worker %s resumes run %s", name, run_id)
         try:
-            result = await _resume_leased(agent, store, run_id, name, lease_seconds)
+            result = await agent.resume(run_id, holder=name, lease_seconds=lease_seconds)
         except Exception as exc:  # one bad run does not stop the worker
             _log.warning("worker %s could not resume run %s: %s", name, run_id, exc)
             report.failed[run_id] = exc
@@ -112,25 +110,3 @@ async def resume_stale(
         store.release(run_id, name)
         report.resumed.append(result)
     return report
-
-
-async def _resume_leased(
-    agent: Agent[Any], store: Store, run_id: str, worker: str, lease_seconds: float
-) -> RunResult[Any]:
-    """`agent.resume(run_id)`, renewing the lease while it runs; stops if it is lost."""
-    task = asyncio.ensure_future(agent.resume(run_id))
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=lease_seconds / 3)
-            if done:
-                return task.result()
-            if not store.claim(run_id, worker, lease_seconds):
-                raise LeaseLostError(
-                    f"run {run_id!r}: worker {worker!r} lost its lease (another worker "
-                    "took the run); this worker stopped resuming it"
-                )
-    finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
