@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from pilothouse import Agent, ScriptedModel, tool
 from pilothouse.events import ModelResponded
-from pilothouse.exceptions import RunNotFoundError, StoreError
+from pilothouse.exceptions import RunNotFoundError, StoreError, WriteConflictError
 from pilothouse.messages import ToolCall
 from pilothouse.models.base import ModelRequest, ModelResponse
 from pilothouse.policy import Policy
@@ -125,8 +126,8 @@ def test_events_are_never_rewritten(fresh_postgres_dsn: str) -> None:
     _, run_id = run_once(store)
     first = store.events(run_id)
     info = store.get_run(run_id)
-    changed = first[0]
-    with pytest.raises(StoreError, match=f"cannot write run {run_id!r}.*duplicate key"):
+    changed = dataclasses.replace(first[0], ts=first[0].ts + 1)  # another writer's event 0
+    with pytest.raises(WriteConflictError, match=f"cannot write run {run_id!r}.*duplicate key"):
         store.write([changed], RunInfo(run_id, "x", "y", "z", "running", 0.0))
     # The failed write was one transaction: the index row was not changed either.
     assert store.get_run(run_id) == info
@@ -242,8 +243,9 @@ def test_a_large_write_is_still_one_transaction(fresh_postgres_dsn: str) -> None
 
     store.write(events(0, 700), RunInfo("big", "a", "m", "in"))
     assert [e.seq for e in store.events("big")] == list(range(700))
-    with pytest.raises(StoreError, match="duplicate key"):
-        store.write(events(700, 600) + events(0, 1), RunInfo("big", "a", "m", "in", "final"))
+    clash = dataclasses.replace(events(0, 1)[0], ts=-1.0)  # another writer's event 0
+    with pytest.raises(WriteConflictError, match=r"events 0\.\.1299 clash"):
+        store.write([*events(700, 600), clash], RunInfo("big", "a", "m", "in", "final"))
     assert len(store.events("big")) == 700 and store.get_run("big").status == "running"
 
 
