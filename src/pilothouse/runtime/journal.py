@@ -193,13 +193,9 @@ class MemoryStore:
         return new
 
     def events(self, run_id: str) -> list[Event]:
+        self.get_run(run_id)
         with self._lock:
-            stored = self._events.get(run_id)
-            if stored is not None:
-                return list(stored)
-            if run_id in self._runs:
-                return []
-        raise RunNotFoundError(f"no run {run_id!r} in this in-memory store")
+            return list(self._events.get(run_id, ()))
 
     def get_run(self, run_id: str) -> RunInfo:
         try:
