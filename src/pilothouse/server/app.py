@@ -66,6 +66,9 @@ QUEUE_SIZE = 1000
 
 # Fields of a conversation object that are secrets and never leave the server.
 _SECRET_FIELDS = frozenset({"token", "secret", "customer_token", "token_hash"})
+# Fields only the console sees: the escalation summary names failures and policy reasons,
+# a reply's outcome names budget stops.
+_STAFF_FIELDS = frozenset({"summary", "outcome"})
 
 
 class SupportDesk(Protocol):
@@ -73,7 +76,10 @@ class SupportDesk(Protocol):
 
     Declared here as a protocol so the server does not import the support app (and
     so a test or another app can serve any object with these methods). `store` is
-    the journal store the desk's runs are written to.
+    the journal store the desk's runs are written to. A desk refuses bad input with a
+    `PilothouseError`: one that is also a `LookupError` becomes 404, an `ApprovalError`
+    or the support app's `DeskError` 409; any other exception is a bug (500, logged,
+    its text never sent).
     """
 
     store: Any
@@ -84,7 +90,7 @@ class SupportDesk(Protocol):
 
     def get(self, conv_id: str) -> Any: ...
 
-    def transcript(self, conv_id: str) -> list[Any]: ...
+    def transcript(self, conv_id: str, *, staff: bool = False) -> list[Any]: ...
 
     def queue(self) -> list[Any]: ...
 
@@ -141,6 +147,14 @@ def public(value: Any) -> Any:
     data = jsonable(value)
     if isinstance(data, dict):
         return {k: v for k, v in data.items() if k not in _SECRET_FIELDS}
+    return data
+
+
+def for_customer(value: Any) -> Any:
+    """`public`, minus what only staff read (escalation summary, a run's outcome)."""
+    data = public(value)
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if k not in _STAFF_FIELDS}
     return data
 
 
@@ -208,17 +222,22 @@ def _text_field(body: dict[str, Any], name: str, *, limit: int = MAX_MESSAGE_CHA
 
 
 def _desk_error(exc: BaseException) -> HTTPException | None:
-    """The HTTP form of an error the Desk raised for bad input, or None for a bug."""
-    from pilothouse.exceptions import ApprovalError, RunNotFoundError
+    """The HTTP form of an error the Desk raised for bad input, or None for a bug.
+
+    Only the desk's own errors are mapped: a `ValueError` or `KeyError` from deeper
+    down (a codec, a database, a dict) is a bug whose text may describe internals,
+    so it stays a 500 with a generic message.
+    """
+    from pilothouse.exceptions import ApprovalError, PilothouseError, RunNotFoundError
 
     if isinstance(exc, HTTPException):
         return exc
-    if isinstance(exc, (KeyError, LookupError, RunNotFoundError)):
+    if not isinstance(exc, PilothouseError):
+        return None
+    if isinstance(exc, (LookupError, RunNotFoundError)):
         message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
         return HTTPException(404, message or "not found")
-    if isinstance(exc, PermissionError):
-        return HTTPException(403, str(exc) or "forbidden")
-    if isinstance(exc, (ApprovalError, ValueError)) or _is_desk_error(exc):
+    if isinstance(exc, ApprovalError) or _is_desk_error(exc):
         # A request the conversation's state does not allow: closed, not in the queue,
         # claimed by someone else, no such pending approval.
         return HTTPException(409, str(exc))
@@ -372,10 +391,12 @@ class _Server:
 
     # ---------------------------------------------------------------- views
 
-    async def conversation_view(self, conv_id: str) -> dict[str, Any]:
+    async def conversation_view(self, conv_id: str, *, staff: bool = False) -> dict[str, Any]:
+        """The conversation and its transcript: the customer's view unless `staff`."""
         conversation = await _call(self.desk.get, conv_id)
-        transcript = await _call(self.desk.transcript, conv_id)
-        return {"conversation": public(conversation), "transcript": jsonable(transcript)}
+        transcript = await _call(self.desk.transcript, conv_id, staff=staff)
+        shown = public(conversation) if staff else for_customer(conversation)
+        return {"conversation": shown, "transcript": jsonable(transcript)}
 
     def steps(self, run_id: str) -> dict[str, Any]:
         """One run's journal as console rows: readable line and policy decision per event."""
@@ -507,7 +528,9 @@ def create_app(
         data = jsonable(conversation)
         token = next((data[k] for k in ("token", "secret", "customer_token") if k in data), None)
         hub.changed(str(data.get("id")), "opened")
-        return JSONResponse({"conversation": public(conversation), "token": token}, status_code=201)
+        return JSONResponse(
+            {"conversation": for_customer(conversation), "token": token}, status_code=201
+        )
 
     async def read_conversation(request: Request) -> Response:
         conv_id = await state.customer(request)
@@ -523,7 +546,7 @@ def create_app(
             task = state.start_send(conv_id, text, None)
             reply = await _call(asyncio.shield, task)
             return JSONResponse(
-                {"reply": jsonable(reply), **(await state.conversation_view(conv_id))}
+                {"reply": for_customer(reply), **(await state.conversation_view(conv_id))}
             )
 
         steps: asyncio.Queue[Event] = asyncio.Queue()
@@ -548,7 +571,7 @@ def create_app(
                 else:
                     yield sse("error", {"status": mapped.status_code, "message": mapped.detail})
             else:
-                yield sse("reply", jsonable(task.result()))
+                yield sse("reply", for_customer(task.result()))
             yield sse("conversation", await state.conversation_view(conv_id))
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers=_SSE_HEADERS)
@@ -584,7 +607,7 @@ def create_app(
     async def console_conversation(request: Request) -> Response:
         state.console(request)
         conv_id = request.path_params["conv_id"]
-        view = await state.conversation_view(conv_id)
+        view = await state.conversation_view(conv_id, staff=True)
         run_ids = await _call(desk.runs, conv_id)
         pending = [
             jsonable(p)
@@ -602,7 +625,7 @@ def create_app(
         human = _text_field(body, "human", limit=100)
         await _call(desk.claim, conv_id, human)
         hub.changed(conv_id, "claimed")
-        return JSONResponse(await state.conversation_view(conv_id))
+        return JSONResponse(await state.conversation_view(conv_id, staff=True))
 
     async def console_reply(request: Request) -> Response:
         state.console(request)
@@ -612,7 +635,7 @@ def create_app(
         text = _text_field(body, "text")
         await _call(desk.reply, conv_id, human, text)
         hub.changed(conv_id, "human_reply")
-        return JSONResponse(await state.conversation_view(conv_id))
+        return JSONResponse(await state.conversation_view(conv_id, staff=True))
 
     async def console_close(request: Request) -> Response:
         state.console(request)
@@ -620,7 +643,7 @@ def create_app(
         await read_json(request, max_body_bytes)
         await _call(desk.close, conv_id)
         hub.changed(conv_id, "closed")
-        return JSONResponse(await state.conversation_view(conv_id))
+        return JSONResponse(await state.conversation_view(conv_id, staff=True))
 
     async def console_approvals(request: Request) -> Response:
         state.console(request)
@@ -661,7 +684,7 @@ def create_app(
         task.add_done_callback(state.tasks.discard)
         result = await _call(asyncio.shield, task)
         return JSONResponse(
-            {"result": jsonable(result), **(await state.conversation_view(conv_id))}
+            {"result": jsonable(result), **(await state.conversation_view(conv_id, staff=True))}
         )
 
     async def console_figures(request: Request) -> Response:

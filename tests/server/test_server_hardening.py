@@ -1,0 +1,180 @@
+"""Abuse cases against the real server: internals must not reach customers."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from desk_site import CONSOLE_TOKEN, Site, customer_model
+from test_server_api import assert_json_error
+
+from pilothouse.apps.support.agent import build_support_agent
+from pilothouse.apps.support.desk import Desk
+from pilothouse.exceptions import AuthenticationError
+from pilothouse.models.base import ModelRequest
+from pilothouse.models.scripted import ScriptedModel
+from pilothouse.runtime.budget import Budget
+from pilothouse.runtime.journal import SQLiteStore
+from pilothouse.server.app import create_app
+from pilothouse.server.live import LiveServer
+
+CONSOLE = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}
+HANDOVER_RE = re.compile(
+    r"Sorry, something went wrong on our side; a person from our team will take over this "
+    r"conversation\. Reference: ([0-9A-F]{8})"
+)
+API_KEY = "sk-proj-Zx81kQ2vLm9T3bBlbkFJ4uPw7cNa"
+ENDPOINT = "https://api.openai.com/v1/chat/completions"
+
+
+@dataclass
+class ServedSite(Site):
+    """A `Site` that also holds the app's `Hub` (to wait for a stream's release)."""
+
+    hub: Any = None
+
+
+@contextmanager
+def served(
+    tmp_path: Path,
+    *,
+    model: Any = None,
+    factory: Callable[..., Any] | None = None,
+    **options: Any,
+) -> Iterator[ServedSite]:
+    """A Desk (scripted model or `factory`) behind `create_app(**options)` on loopback."""
+    store = SQLiteStore(tmp_path / "journal.db")
+    shop_path = tmp_path / "shop.db"
+    desk = Desk(
+        shop_path,
+        store,
+        model=model if model is not None else customer_model(),
+        agent_factory=factory,
+    )
+    app = create_app(desk, console_token=CONSOLE_TOKEN, store=store, **options)
+    try:
+        with (
+            LiveServer(app) as server,
+            httpx.Client(base_url=server.url, timeout=30) as client,
+        ):
+            yield ServedSite(server.url, desk, store, shop_path, client, app.state.hub)
+    finally:
+        desk.shutdown()
+        store.close()
+
+
+def customer_responses(site: Site, conv_id: str, token: str) -> str:
+    """Everything a customer can read about their conversation, as one text."""
+    auth = {"Authorization": f"Bearer {token}"}
+    view = site.client.get(f"/api/conversations/{conv_id}", headers=auth)
+    assert view.status_code == 200, view.text
+    return view.text
+
+
+# --------------------------------------------------------------------------- item 6: internals
+
+
+def _bad_key(request: ModelRequest) -> Any:
+    raise AuthenticationError(
+        f"Incorrect API key provided: {API_KEY}. You can find your API key at "
+        f"https://platform.openai.com/account/api-keys. (POST {ENDPOINT}, model gpt-4o-mini)",
+        status=401,
+    )
+
+
+def test_a_model_credential_error_reaches_the_customer_as_a_reference(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="pilothouse.support.desk")
+    with served(tmp_path, model=ScriptedModel(_bad_key)) as site:
+        conv_id, token = site.open()
+        sent = site.say(conv_id, token, "where is my parcel?")
+        assert sent.status_code == 200, sent.text
+        streamed = site.client.post(  # the streaming form of a send says no more
+            f"/api/conversations/{conv_id}/messages",
+            json={"text": "hello?"},
+            headers={"Authorization": f"Bearer {token}", "Accept": "text/event-stream"},
+        )
+        seen = sent.text + streamed.text + customer_responses(site, conv_id, token)
+        for secret in (API_KEY, "sk-proj", ENDPOINT, "api.openai.com", "gpt-4o-mini"):
+            assert secret not in seen
+        assert "AuthenticationError" not in seen and "Traceback" not in seen
+        reply = sent.json()["reply"]["text"]
+        match = HANDOVER_RE.fullmatch(reply)
+        assert match, reply
+        reference = match.group(1)
+        view = site.read(conv_id, token)
+        assert view["conversation"]["status"] == "escalated"
+        assert "summary" not in view["conversation"]  # the escalation summary is staff-only
+        assert [e["author"] for e in view["transcript"]] == ["customer", "system", "customer"]
+        assert view["transcript"][1]["text"] == reply
+
+        # The console has the detail under the same reference: queue summary and a staff note.
+        queue = site.client.get("/api/console/queue", headers=CONSOLE).json()["queue"]
+        assert reference in queue[0]["summary"] and "AuthenticationError" in queue[0]["summary"]
+        detail = site.client.get(f"/api/console/conversations/{conv_id}", headers=CONSOLE)
+        notes = [e for e in detail.json()["transcript"] if e["author"] == "staff"]
+        assert len(notes) == 1
+        assert f"reference {reference}" in notes[0]["text"]
+        assert "AuthenticationError: Incorrect API key provided: sk-proj-" in notes[0]["text"]
+        assert sent.json()["reply"]["run_id"] in notes[0]["text"]
+    # ... and so has the server's log, with the traceback.
+    logged = [r for r in caplog.records if reference in r.getMessage()]
+    assert logged and logged[0].exc_info is not None
+
+
+def test_a_budget_stop_reaches_the_customer_as_a_reference(tmp_path: Path) -> None:
+    def one_step(shop: Any, store: Any) -> Any:
+        return build_support_agent(
+            shop, model=customer_model(), store=store, budget=Budget(max_steps=1)
+        )
+
+    with served(tmp_path, factory=one_step) as site:
+        conv_id, token = site.open()
+        sent = site.say(conv_id, token, "where is order A1001?")  # a tool call, then a stop
+        assert sent.status_code == 200, sent.text
+        seen = sent.text + customer_responses(site, conv_id, token)
+        for internal in ("Budget(", "budget", "max_steps", "budget_stop", "order_status"):
+            assert internal not in seen
+        match = HANDOVER_RE.fullmatch(sent.json()["reply"]["text"])
+        assert match
+        detail = site.client.get(f"/api/console/conversations/{conv_id}", headers=CONSOLE)
+        notes = [e["text"] for e in detail.json()["transcript"] if e["author"] == "staff"]
+        assert any(match.group(1) in n and "Budget(max_steps=" in n for n in notes), notes
+
+
+def test_an_approval_wait_tells_the_customer_nothing_internal(site: Site) -> None:
+    order, email, zip_code, _ = site.big_order(250.0)
+    conv_id, token = site.open(customer_email=email)
+    r = site.say(
+        conv_id, token, f"please refund 250 for order {order}, I am {email} zip {zip_code}"
+    )
+    assert r.json()["reply"]["text"] == "Your request is waiting for a team member's approval."
+    seen = r.text + customer_responses(site, conv_id, token)
+    assert '"amount"' not in seen and "refund {" not in seen and "policy" not in seen.lower()
+    detail = site.client.get(f"/api/console/conversations/{conv_id}", headers=CONSOLE).json()
+    notes = [e["text"] for e in detail["transcript"] if e["author"] == "staff"]
+    assert any("Waiting for approval: refund" in n and "250" in n for n in notes), notes
+
+
+def test_a_bug_below_the_desk_is_a_500_not_a_409_with_its_text(site: Site) -> None:
+    conv_id, token = site.open()
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("codec 'utf-8' can't encode at /srv/secret/path")
+
+    site.desk.resolve = broken  # a library error deep inside a desk call
+    r = site.client.post(
+        f"/api/conversations/{conv_id}/resolve",
+        json={},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    body = assert_json_error(r, 500)
+    assert "secret" not in r.text and "codec" not in body["error"]["message"]
