@@ -1,4 +1,4 @@
-"""Abuse cases against the real server: internals must not reach customers."""
+"""Abuse cases against the real server: leaked internals, forged client addresses."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.journal import SQLiteStore
 from pilothouse.server.app import create_app
 from pilothouse.server.live import LiveServer
+from pilothouse.server.ratelimit import RateLimit
 
 CONSOLE = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}
 HANDOVER_RE = re.compile(
@@ -47,6 +48,7 @@ def served(
     *,
     model: Any = None,
     factory: Callable[..., Any] | None = None,
+    forwarded_allow_ips: str | None = None,
     **options: Any,
 ) -> Iterator[ServedSite]:
     """A Desk (scripted model or `factory`) behind `create_app(**options)` on loopback."""
@@ -61,7 +63,7 @@ def served(
     app = create_app(desk, console_token=CONSOLE_TOKEN, store=store, **options)
     try:
         with (
-            LiveServer(app) as server,
+            LiveServer(app, forwarded_allow_ips=forwarded_allow_ips) as server,
             httpx.Client(base_url=server.url, timeout=30) as client,
         ):
             yield ServedSite(server.url, desk, store, shop_path, client, app.state.hub)
@@ -178,3 +180,33 @@ def test_a_bug_below_the_desk_is_a_500_not_a_409_with_its_text(site: Site) -> No
     )
     body = assert_json_error(r, 500)
     assert "secret" not in r.text and "codec" not in body["error"]["message"]
+
+
+# --------------------------------------------------------------------------- item 7: proxies
+
+
+def _open_from(site: Site, address: str) -> httpx.Response:
+    return site.client.post("/api/conversations", json={}, headers={"X-Forwarded-For": address})
+
+
+def test_a_forged_forwarded_for_does_not_make_a_new_client(tmp_path: Path) -> None:
+    # burst 2, one token a minute: the third open within the test is refused whatever
+    # the clock does (a refill would need a minute).
+    with served(tmp_path, open_limit=RateLimit(per_minute=1, burst=2)) as site:
+        opened = [_open_from(site, f"203.0.113.{i}") for i in range(1, 6)]
+        assert [r.status_code for r in opened] == [201, 201, 429, 429, 429]
+        body = assert_json_error(opened[2], 429)
+        assert "from 127.0.0.1" in body["error"]["message"]
+        assert len(site.desk.conversations()) == 2
+
+
+def test_a_trusted_proxy_s_forwarded_for_is_honoured(tmp_path: Path) -> None:
+    with served(
+        tmp_path, open_limit=RateLimit(per_minute=1, burst=2), forwarded_allow_ips="127.0.0.1"
+    ) as site:
+        # Each forwarded address is its own client with its own bucket...
+        assert all(_open_from(site, f"203.0.113.{i}").status_code == 201 for i in range(1, 6))
+        # ... and one address is still limited.
+        same = [_open_from(site, "198.51.100.7") for _ in range(3)]
+        assert [r.status_code for r in same] == [201, 201, 429]
+        assert "from 198.51.100.7" in same[2].json()["error"]["message"]

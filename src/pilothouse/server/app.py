@@ -741,6 +741,39 @@ def create_app(
     return app
 
 
+def uvicorn_config(
+    app: Starlette,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    forwarded_allow_ips: str | None = None,
+    graceful_seconds: int = 5,
+) -> Any:
+    """The `uvicorn.Config` for `app`, shared by `pilothouse serve` and `LiveServer`.
+
+    Forwarded headers (``X-Forwarded-For``, ``X-Forwarded-Proto``) are believed only
+    from the comma-separated addresses or networks in `forwarded_allow_ips` (a
+    reverse proxy's; ``*``: anyone). By default none are: uvicorn would otherwise
+    trust them from 127.0.0.1, so any local client (or a proxy that passes the
+    header through) could name a new address per request and skip the per-client
+    rate limits, which key on the client address.
+    """
+    import uvicorn
+
+    trusted = (forwarded_allow_ips or "").strip()
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=graceful_seconds,
+        server_header=False,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or "",
+    )
+
+
 def uvicorn_server(app: Starlette, config: Any) -> Any:
     """A `uvicorn.Server` that ends the app's open event streams when shutdown begins.
 
