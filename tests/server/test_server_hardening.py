@@ -1,4 +1,5 @@
-"""Abuse cases against the real server: leaked internals, forged client addresses."""
+"""Abuse cases against the real server: leaked internals, forged client addresses,
+hostile bodies and query strings, stream floods, decisions after a close."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from pilothouse.models.base import ModelRequest
 from pilothouse.models.scripted import ScriptedModel
 from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.journal import SQLiteStore
-from pilothouse.server.app import create_app
+from pilothouse.server.app import create_app, json_too_deep
 from pilothouse.server.live import LiveServer
 from pilothouse.server.ratelimit import RateLimit
 
@@ -210,3 +211,82 @@ def test_a_trusted_proxy_s_forwarded_for_is_honoured(tmp_path: Path) -> None:
         same = [_open_from(site, "198.51.100.7") for _ in range(3)]
         assert [r.status_code for r in same] == [201, 201, 429]
         assert "from 198.51.100.7" in same[2].json()["error"]["message"]
+
+
+# --------------------------------------------------------------------------- item 8: edges
+
+
+def _no_server_errors(caplog: pytest.LogCaptureFixture) -> None:
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
+
+
+def test_deeply_nested_json_is_refused_before_parsing(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    arrays = b"[" * 1000 + b"]" * 1000  # 2 KB
+    objects = b'{"a":' * 1000 + b"1" + b"}" * 1000
+    for body in (arrays, objects, b'{"customer_email": ' + arrays + b"}"):
+        r = site.client.post("/api/conversations", content=body)  # no token needed here
+        err = assert_json_error(r, 400)
+        assert "deeper than 32 levels" in err["error"]["message"]
+    assert site.desk.conversations() == []
+    conv_id, token = site.open()
+    auth = {"Authorization": f"Bearer {token}"}
+    path = f"/api/conversations/{conv_id}/messages"
+    nested_text = b'{"text": ' + arrays + b"}"
+    assert_json_error(site.client.post(path, content=nested_text, headers=auth), 400)
+    # Brackets inside a string are text, not nesting: a message of them goes through.
+    r = site.say(conv_id, token, "[" * 100 + "{" * 100)
+    assert r.status_code == 200, r.text
+    said = [e["text"] for e in site.read(conv_id, token)["transcript"] if e["author"] == "customer"]
+    assert said == ["[" * 100 + "{" * 100]
+    _no_server_errors(caplog)
+
+
+def test_json_depth_scan() -> None:
+    assert not json_too_deep('{"a": [1, {"b": 2}]}', 3)
+    assert json_too_deep('{"a": [1, {"b": 2}]}', 2)
+    assert not json_too_deep('{"t": "[[[[[[[[\\"[[[[[["}', 2)  # escaped quote stays in the string
+    assert not json_too_deep('{"t": "\\\\"}', 1)  # an escaped backslash ends before the quote
+    assert json_too_deep('{"t": "\\\\", "u": [[[1]]]}', 3)
+
+
+@pytest.mark.parametrize("limit", ["²", "١٢", "1.5", "-1", " 5", "0", "501", "9" * 30, ""])
+def test_a_limit_that_is_not_a_plain_number_is_400(site: Site, limit: str) -> None:
+    r = site.client.get("/api/console/conversations", params={"limit": limit}, headers=CONSOLE)
+    body = assert_json_error(r, 400)
+    assert "limit must be a whole number from 1 to 500" in body["error"]["message"]
+
+
+def test_a_lone_surrogate_is_refused_and_nothing_is_stored(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    conv_id, token = site.open()
+    auth = {"Authorization": f"Bearer {token}"}
+    for text in (b'{"text": "\\ud800"}', b'{"text": "hi \\uDFFF there"}', b'{"\\ud800": 1}'):
+        r = site.client.post(f"/api/conversations/{conv_id}/messages", content=text, headers=auth)
+        assert "lone surrogate" in assert_json_error(r, 400)["error"]["message"]
+    r = site.client.post("/api/conversations", content=b'{"customer_email": "a\\ud83d@x.io"}')
+    assert_json_error(r, 400)
+    site.say(conv_id, token, "I need a human")
+    r = site.client.post(
+        f"/api/console/conversations/{conv_id}/reply",
+        content=b'{"human": "Alex", "text": "\\udc00"}',
+        headers=CONSOLE,
+    )
+    assert_json_error(r, 400)
+    # A surrogate pair is a real character and is kept.
+    pair = site.client.post(
+        f"/api/console/conversations/{conv_id}/reply",
+        content=b'{"human": "Alex", "text": "ok \\ud83d\\ude00"}',
+        headers=CONSOLE,
+    )
+    assert pair.status_code == 200, pair.text
+    said = [(e["author"], e["text"]) for e in site.read(conv_id, token)["transcript"]]
+    assert [t for a, t in said if a == "customer"] == ["I need a human"]
+    assert [t for a, t in said if a == "human"] == ["ok \U0001f600"]
+    assert len(site.desk.conversations()) == 1
+    _no_server_errors(caplog)

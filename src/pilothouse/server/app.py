@@ -13,6 +13,13 @@ Two kinds of caller, two kinds of token, both sent as ``Authorization: Bearer ..
 A missing token is 401, a wrong one 403, an unknown conversation 404. Every error,
 including an unexpected one, is a small JSON body ``{"error": {"status", "message"}}``:
 no stack trace reaches a client (it goes to the ``pilothouse.server`` log instead).
+Bodies are checked before anything is stored: at most `MAX_BODY_BYTES`, UTF-8, nested
+at most `MAX_JSON_DEPTH` deep (checked before parsing, so a deeply nested body costs
+a scan, not a recursion), and well-formed Unicode (a lone surrogate such as ``"\\ud800"``
+cannot be stored, so it is refused with the rest of the request).
+
+A customer sees their transcript without staff notes and their conversation without
+the escalation summary: failure detail and policy reasons are for the console.
 
 Live updates travel over Server-Sent Events. The server keeps a `Hub` of in-process
 channels, one per conversation plus one for the console; whatever changes a
@@ -35,6 +42,7 @@ import dataclasses
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from importlib import resources
@@ -54,6 +62,8 @@ _log = logging.getLogger("pilothouse.server")
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest request body accepted; larger ones get 413 before they are read in full."""
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects in a request body; this API needs two levels."""
 MAX_MESSAGE_CHARS = 4000
 # Per client address; each message starts an agent run. See pilothouse.server.ratelimit.
 OPEN_LIMIT = RateLimit(per_minute=10, burst=20)
@@ -185,11 +195,10 @@ async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[s
     """
     declared = request.headers.get("content-length")
     if declared is not None:
-        try:
-            if int(declared) > max_bytes:
-                raise HTTPException(413, f"request body is larger than {max_bytes} bytes")
-        except ValueError:
-            raise HTTPException(400, "Content-Length is not a number") from None
+        if not _is_ascii_number(declared):
+            raise HTTPException(400, "Content-Length is not a number")
+        if int(declared) > max_bytes:
+            raise HTTPException(413, f"request body is larger than {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -197,16 +206,107 @@ async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[s
         if size > max_bytes:
             raise HTTPException(413, f"request body is larger than {max_bytes} bytes")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return parse_json_object(b"".join(chunks))
+
+
+def parse_json_object(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+    """A request body as a JSON object, or an `HTTPException` (400) saying what is wrong.
+
+    The nesting depth is measured by a scan before parsing: the parser recurses once
+    per level, so a 2 KB body of brackets would otherwise exhaust the stack. Strings
+    must be well-formed Unicode: a lone surrogate (``"\\ud800"``) parses, but no
+    UTF-8 database can store it.
+    """
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPException(400, "request body is not valid JSON: it is not UTF-8") from None
+    if json_too_deep(text, max_depth):
+        raise HTTPException(400, f"request body nests deeper than {max_depth} levels")
+    try:
+        body = json.loads(text)
+    except ValueError:
         raise HTTPException(400, "request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise HTTPException(400, "request body must be a JSON object")
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(body):
+        raise HTTPException(
+            400,
+            "request body is not valid Unicode text: it contains a lone surrogate "
+            "(such as \\ud800); send the character itself or a surrogate pair",
+        )
     return body
+
+
+_JSON_SPECIAL = re.compile(r'[\\"\[\]{}]')
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def json_too_deep(text: str, limit: int) -> bool:
+    """Whether the JSON `text` nests arrays and objects more than `limit` deep.
+
+    One pass over the structural characters, skipping strings (brackets inside a
+    message do not count); linear in the text whatever it holds.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False  # the common case: too few openers to be too deep
+    depth = 0
+    in_string = False
+    escaped_at = -1
+    for match in _JSON_SPECIAL.finditer(text):
+        char, at = match.group(), match.start()
+        if at == escaped_at:
+            continue
+        if in_string:
+            if char == "\\":
+                escaped_at = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a parsed JSON value holds a string UTF-8 cannot encode (depth is bounded)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def _is_ascii_number(text: str, max_digits: int = 18) -> bool:
+    """Whether `text` is 1 to `max_digits` ASCII digits.
+
+    `str.isdigit` and `int` accept other scripts' digits and superscripts (``²`` is
+    a digit to `isdigit`, not to `int`); an HTTP number is ASCII.
+    """
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+
+
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter from `low` to `high`, else a 400 saying so."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not _is_ascii_number(raw, 9) or not low <= int(raw) <= high:
+        raise HTTPException(400, f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
 
 
 def _text_field(body: dict[str, Any], name: str, *, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -598,10 +698,8 @@ def create_app(
 
     async def console_conversations(request: Request) -> Response:
         state.console(request)
-        raw_limit = request.query_params.get("limit", "50")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
-            raise HTTPException(422, "limit must be a whole number from 1 to 500")
-        conversations = await _call(desk.conversations, int(raw_limit))
+        limit = int_param(request, "limit", 50, 1, 500)
+        conversations = await _call(desk.conversations, limit)
         return JSONResponse({"conversations": [public(c) for c in conversations]})
 
     async def console_conversation(request: Request) -> Response:
