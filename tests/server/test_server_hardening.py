@@ -290,3 +290,27 @@ def test_a_lone_surrogate_is_refused_and_nothing_is_stored(
     assert [t for a, t in said if a == "human"] == ["ok \U0001f600"]
     assert len(site.desk.conversations()) == 1
     _no_server_errors(caplog)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/chat.html",
+        "/static/console.html",
+        "/static/dashboard.html",
+        "/static/chat.js",
+        "/static/style.css",
+    ],
+)
+def test_static_files_carry_the_pages_security_headers(site: Site, path: str) -> None:
+    page = site.client.get("/")
+    r = site.client.get(path)
+    assert r.status_code == 200
+    for header in (
+        "content-security-policy",
+        "x-content-type-options",
+        "referrer-policy",
+        "x-frame-options",
+    ):
+        assert r.headers.get(header) == page.headers[header], header
+    assert r.headers["x-content-type-options"] == "nosniff"

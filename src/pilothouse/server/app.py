@@ -54,6 +54,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from pilothouse.events import Event
 from pilothouse.server.ratelimit import RateLimit, RateLimiter, retry_after
@@ -428,6 +429,22 @@ _CSP = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 _SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": _CSP,
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+"""Sent with every page and every static file (a page opened as /static/chat.html too)."""
+
+
+class SecureStaticFiles(StaticFiles):
+    """`StaticFiles` whose responses carry `SECURITY_HEADERS`, like the pages."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
 
 def customer_event(event: Event) -> dict[str, Any]:
@@ -606,12 +623,7 @@ def create_app(
             return Response(
                 html,
                 media_type="text/html; charset=utf-8",
-                headers={
-                    "Cache-Control": "no-store",
-                    "X-Content-Type-Options": "nosniff",
-                    "Content-Security-Policy": _CSP,
-                    "Referrer-Policy": "no-referrer",
-                },
+                headers={"Cache-Control": "no-store", **SECURITY_HEADERS},
             )
 
         return endpoint
@@ -827,7 +839,7 @@ def create_app(
         Route("/api/console/conversations/{conv_id}/reply", console_reply, methods=["POST"]),
         Route("/api/console/conversations/{conv_id}/close", console_close, methods=["POST"]),
         Route("/api/console/conversations/{conv_id}/decide", console_decide, methods=["POST"]),
-        Mount("/static", StaticFiles(directory=_static_dir()), name="static"),
+        Mount("/static", SecureStaticFiles(directory=_static_dir()), name="static"),
     ]
     app = Starlette(
         routes=routes,
