@@ -112,7 +112,7 @@ async def test_an_escalated_conversation_goes_through_the_queue(tmp_path: Path) 
     with pytest.raises(DeskError):
         d.claim(conv.id, "alex")
     d.reply(conv.id, "sam", "Hi, Sam here. Sorry about the parcel.")
-    closed = d.close(conv.id)
+    closed = await d.close(conv.id, "sam")
     assert closed.status == "closed" and closed.resolved_at is not None
     assert d.queue() == []
     assert [e.author for e in d.transcript(conv.id)] == [

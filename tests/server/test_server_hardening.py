@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -314,3 +315,49 @@ def test_static_files_carry_the_pages_security_headers(site: Site, path: str) ->
     ):
         assert r.headers.get(header) == page.headers[header], header
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def _refunds(site: Site, order: str) -> list[tuple[float]]:
+    db = sqlite3.connect(site.shop_path)
+    try:
+        rows: list[tuple[float]] = db.execute(
+            "SELECT amount FROM payments WHERE order_id=? AND kind='refund'", (order,)
+        ).fetchall()
+    finally:
+        db.close()
+    return rows
+
+
+def test_closing_a_conversation_cancels_its_pending_approval(site: Site) -> None:
+    order, email, zip_code, _ = site.big_order(250.0)
+    conv_id, token = site.open(customer_email=email)
+    site.say(conv_id, token, f"please refund 250 for order {order}, I am {email} zip {zip_code}")
+    pending = site.client.get("/api/console/approvals", headers=CONSOLE).json()["approvals"]
+    assert len(pending) == 1
+    key, run_id = pending[0]["key"], pending[0]["run_id"]
+
+    closed = site.client.post(
+        f"/api/console/conversations/{conv_id}/close", json={"human": "Alex"}, headers=CONSOLE
+    )
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["conversation"]["status"] == "closed"
+    assert site.client.get("/api/console/approvals", headers=CONSOLE).json()["approvals"] == []
+    # The refusal is in the run's journal, in the closer's name.
+    given = [e for e in site.store.events(run_id) if e.type == "approval_given"]
+    assert [(e.key, e.approved, e.by) for e in given] == [(key, False, "Alex")]  # type: ignore[attr-defined]
+
+    late = site.client.post(
+        f"/api/console/conversations/{conv_id}/decide",
+        json={"key": key, "approve": True, "human": "Sam"},
+        headers=CONSOLE,
+    )
+    assert "closed" in assert_json_error(late, 409)["error"]["message"]
+    assert _refunds(site, order) == []  # nothing paid
+    view = site.read(conv_id, token)
+    assert view["conversation"]["status"] == "closed"  # not reopened
+    said = [e["text"] for e in view["transcript"]]
+    assert said[-2:] == [
+        "The request waiting for approval was cancelled.",
+        "The conversation was closed.",
+    ]
+    assert all(e["author"] != "agent" for e in view["transcript"])  # no answer after the close

@@ -109,7 +109,9 @@ class SupportDesk(Protocol):
 
     def reply(self, conv_id: str, human: str, text: str) -> Any: ...
 
-    def close(self, conv_id: str) -> Any: ...
+    async def close(
+        self, conv_id: str, human: str = "", *, subscribers: Sequence[Any] = ()
+    ) -> Any: ...
 
     def pending_approvals(self) -> list[Any]: ...
 
@@ -750,8 +752,12 @@ def create_app(
     async def console_close(request: Request) -> Response:
         state.console(request)
         conv_id = request.path_params["conv_id"]
-        await read_json(request, max_body_bytes)
-        await _call(desk.close, conv_id)
+        body = await read_json(request, max_body_bytes)
+        human = body.get("human", "")
+        if not isinstance(human, str) or len(human) > 100:
+            raise HTTPException(422, "field 'human' must be a name of at most 100 characters")
+        # Pending approvals are refused in the closer's name (see Desk.close).
+        await _call(desk.close, conv_id, human.strip(), subscribers=[state.publisher(conv_id)])
         hub.changed(conv_id, "closed")
         return JSONResponse(await state.conversation_view(conv_id, staff=True))
 

@@ -609,14 +609,102 @@ class Desk:
         self._set(conv_id, human_involved=1)
         return self._add(conv_id, "human", text.strip())
 
-    def close(self, conv_id: str) -> Conversation:
-        """A human closes the conversation (it leaves the queue; its resolution time ends)."""
-        conv = self.get(conv_id)
-        if conv.status == "closed":
-            return conv
-        self._set(conv_id, status="closed", resolved_at=time.time())
-        self._add(conv_id, "system", "The conversation was closed.")
+    async def close(
+        self, conv_id: str, human: str = "", *, subscribers: Sequence[Subscriber] = ()
+    ) -> Conversation:
+        """A human closes the conversation (it leaves the queue; its resolution time ends).
+
+        Calls still waiting for approval are refused in the closer's name: left pending,
+        a later approval would pay out and reopen a conversation nobody watches. The
+        refusal is journaled the way any refusal is (the run resumes with the approval
+        False and `approved_by` naming the closer); the resumed run's answer becomes a
+        staff note, since the customer's conversation has ended.
+        """
+        async with self._lock_for(conv_id):
+            conv = self.get(conv_id)
+            if conv.status == "closed":
+                return conv
+            self._set(conv_id, status="closed", resolved_at=time.time())
+            cancelled = await self._cancel_approvals(conv_id, human or "console", subscribers)
+            if cancelled:
+                self._add(conv_id, "system", "The request waiting for approval was cancelled.")
+            self._add(conv_id, "system", "The conversation was closed.")
         return self.get(conv_id)
+
+    async def _cancel_approvals(
+        self, conv_id: str, closer: str, subscribers: Sequence[Subscriber]
+    ) -> int:
+        """Refuse the conversation's pending calls (see `close`); return how many."""
+        cancelled = 0
+        for _ in range(MAX_CANCEL_ROUNDS):  # a resumed run may ask again: refuse that too
+            rows = self._rows(
+                "SELECT key, run_id FROM desk_approvals "
+                "WHERE conversation_id = ? AND approved IS NULL",
+                conv_id,
+            )
+            if not rows:
+                break
+            # Refused in the desk first: whatever the resume does, nothing is approved later.
+            self._exec(
+                "UPDATE desk_approvals SET approved = 0, decided_by = ?, decided = ? "
+                "WHERE conversation_id = ? AND approved IS NULL",
+                closer,
+                time.time(),
+                conv_id,
+            )
+            cancelled += len(rows)
+            by_run: dict[str, list[str]] = {}
+            for key, run_id in rows:
+                by_run.setdefault(run_id, []).append(key)
+            for run_id, keys in by_run.items():
+                await self._refuse(conv_id, run_id, keys, closer, subscribers)
+        return cancelled
+
+    async def _refuse(
+        self,
+        conv_id: str,
+        run_id: str,
+        keys: list[str],
+        closer: str,
+        subscribers: Sequence[Subscriber],
+    ) -> None:
+        """Resume `run_id` with `keys` refused by `closer`; notes for staff, nothing for the
+        customer."""
+        try:
+            result = await self.agent.resume(
+                run_id,
+                approvals=dict.fromkeys(keys, False),
+                approved_by=closer,
+                subscribers=subscribers,
+            )
+        except Exception as exc:  # the desk's refusal stands; the journal may lack it
+            reference = new_reference()
+            _log.error(
+                "conversation %s, run %s: recording the refusal of %s failed (reference %s)",
+                conv_id,
+                run_id,
+                ", ".join(keys),
+                reference,
+                exc_info=exc,
+            )
+            self._add(
+                conv_id,
+                "staff",
+                f"Closing refused {', '.join(keys)}, but resuming run {run_id} failed "
+                f"(reference {reference}): {type(exc).__name__}: {str(exc)[:2000]}",
+                run_id,
+            )
+            return
+        if result.outcome == "paused":
+            self._record_pending(conv_id, result)
+        said = str(result.output).strip() if result.outcome == "final" else result.outcome
+        self._add(
+            conv_id,
+            "staff",
+            f"Closing the conversation refused {', '.join(keys)} ({closer}); the run "
+            f"ended {result.outcome}: {said[:2000]}",
+            run_id,
+        )
 
     def pending_approvals(self) -> list[Approval]:
         rows = self._rows(
@@ -636,6 +724,8 @@ class Desk:
     ) -> Reply:
         """Approve or refuse a waiting call; the paused run resumes and the agent answers."""
         async with self._lock_for(conv_id):
+            if self.get(conv_id).status == "closed":
+                raise DeskError(f"conversation {conv_id} is closed; its requests were cancelled")
             rows = self._rows(
                 "SELECT run_id FROM desk_approvals WHERE key = ? AND conversation_id = ? "
                 "AND approved IS NULL",
