@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from desk_site import CONSOLE_TOKEN, Site, customer_model
-from test_server_api import assert_json_error
+from test_server_api import assert_json_error, sse_events
 
 from pilothouse.apps.support.agent import build_support_agent
 from pilothouse.apps.support.desk import Desk
@@ -361,3 +362,36 @@ def test_closing_a_conversation_cancels_its_pending_approval(site: Site) -> None
         "The conversation was closed.",
     ]
     assert all(e["author"] != "agent" for e in view["transcript"])  # no answer after the close
+
+
+def test_event_streams_per_conversation_are_capped(tmp_path: Path) -> None:
+    with served(tmp_path, max_streams=2) as site:
+        conv_id, token = site.open()
+        other, other_token = site.open()
+        path = f"/api/conversations/{conv_id}/events"
+        auth = {"Authorization": f"Bearer {token}"}
+        with ExitStack() as streams:
+            clients = [streams.enter_context(httpx.Client(base_url=site.url)) for _ in range(3)]
+            # Each stream's line iterator is kept: a dropped one closes its connection.
+            open_lines = []
+            for client in clients[:2]:
+                response = streams.enter_context(client.stream("GET", path, headers=auth))
+                open_lines.append(response.iter_lines())
+                assert sse_events(open_lines[-1], until="hello")[0][0] == "hello"
+            refused = clients[2].get(path, headers=auth)
+            assert "2 open event streams" in assert_json_error(refused, 429)["error"]["message"]
+            # Another conversation has its own allowance.
+            with clients[2].stream(
+                "GET",
+                f"/api/conversations/{other}/events",
+                headers={"Authorization": f"Bearer {other_token}"},
+            ) as r:
+                assert r.status_code == 200
+            clients[0].close()  # the first customer tab goes away
+            # The server frees the slot when it sees the disconnect: wait for that state.
+            deadline = time.monotonic() + 10
+            while site.hub.count(conv_id) > 1:
+                assert time.monotonic() < deadline, "the closed stream was not released"
+                time.sleep(0.01)
+            with clients[2].stream("GET", path, headers=auth) as again:
+                assert again.status_code == 200

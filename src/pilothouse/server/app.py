@@ -54,7 +54,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from pilothouse.events import Event
 from pilothouse.server.ratelimit import RateLimit, RateLimiter, retry_after
@@ -66,10 +66,12 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 32
 """Deepest nesting of arrays and objects in a request body; this API needs two levels."""
 MAX_MESSAGE_CHARS = 4000
+"""Longest customer or human message; a chat message longer than this is a mistake."""
 # Per client address; each message starts an agent run. See pilothouse.server.ratelimit.
 OPEN_LIMIT = RateLimit(per_minute=10, burst=20)
 MESSAGE_LIMIT = RateLimit(per_minute=30, burst=60)
-"""Longest customer or human message; a chat message longer than this is a mistake."""
+MAX_STREAMS_PER_CONVERSATION = 4
+"""Event streams open at once on one conversation (a few tabs); each holds a queue."""
 HEARTBEAT_SECONDS = 15.0
 """An SSE comment is sent this often so proxies and browsers keep the stream open."""
 QUEUE_SIZE = 1000
@@ -394,6 +396,10 @@ class Hub:
             if not queues:
                 del self._subscribers[channel]
 
+    def count(self, channel: str) -> int:
+        """How many streams are open on `channel` (the per-conversation cap reads it)."""
+        return len(self._subscribers.get(channel, ()))
+
     def listening(self, channel: str) -> bool:
         """Whether any stream is open on `channel` (to skip building unread payloads)."""
         return bool(self._subscribers.get(channel))
@@ -590,6 +596,7 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     open_limit: RateLimit | None = OPEN_LIMIT,
     message_limit: RateLimit | None = MESSAGE_LIMIT,
+    max_streams: int = MAX_STREAMS_PER_CONVERSATION,
 ) -> Starlette:
     """The Starlette app serving `desk`: API, event streams and the three pages.
 
@@ -597,7 +604,8 @@ def create_app(
     ``desk.store``); the console reads each conversation's agent steps from it.
     `open_limit` and `message_limit` bound how fast one client address may open
     conversations and send messages (429 with Retry-After beyond them; None: no
-    limit). The console, behind its token, is not limited.
+    limit). The console, behind its token, is not limited. `max_streams` caps the
+    event streams open at once on one conversation (429 beyond it).
     """
     state = _Server(desk, console_token, store if store is not None else desk.store)
     hub = state.hub
@@ -701,6 +709,10 @@ def create_app(
 
     async def conversation_events(request: Request) -> Response:
         conv_id = await state.customer(request)
+        if hub.count(conv_id) >= max_streams:  # no await until subscribed: no race past it
+            raise HTTPException(
+                429, f"this conversation already has {max_streams} open event streams"
+            )
         return _event_stream(hub, conv_id, {"conversation": conv_id})
 
     # ---------------------------------------------------------------- console API
@@ -920,8 +932,31 @@ def _conversation_of(pending: Any) -> str | None:
     return None
 
 
+class _EventStream(StreamingResponse):
+    """A `StreamingResponse` that runs `release` when it ends, however it ends.
+
+    The body generator's own ``finally`` does not run if the client leaves before
+    the first chunk (a generator never started is never closed), and a stream slot
+    must not leak: the per-conversation cap would then lock the customer out.
+    """
+
+    def __init__(self, content: AsyncIterator[bytes], release: Callable[[], None]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=_SSE_HEADERS)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
 def _event_stream(hub: Hub, channel: str, hello: dict[str, Any]) -> StreamingResponse:
-    """A long-lived SSE response forwarding `channel`'s notifications, with heartbeats."""
+    """A long-lived SSE response forwarding `channel`'s notifications, with heartbeats.
+
+    The stream is subscribed (and counts against a conversation's cap) from now until
+    the response ends.
+    """
     queue = hub.subscribe(channel)
 
     async def stream() -> AsyncIterator[bytes]:
@@ -939,4 +974,4 @@ def _event_stream(hub: Hub, channel: str, hello: dict[str, Any]) -> StreamingRes
         finally:
             hub.unsubscribe(channel, queue)
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=_SSE_HEADERS)
+    return _EventStream(stream(), lambda: hub.unsubscribe(channel, queue))
