@@ -3,6 +3,7 @@ hostile bodies and query strings, stream floods, decisions after a close."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sqlite3
@@ -395,3 +396,21 @@ def test_event_streams_per_conversation_are_capped(tmp_path: Path) -> None:
                 time.sleep(0.01)
             with clients[2].stream("GET", path, headers=auth) as again:
                 assert again.status_code == 200
+
+
+def test_the_dashboard_leaves_out_conversations_without_a_message(site: Site) -> None:
+    empty, empty_token = site.open()
+    resolved = site.client.post(
+        f"/api/conversations/{empty}/resolve",
+        json={},
+        headers={"Authorization": f"Bearer {empty_token}"},
+    )
+    assert resolved.status_code == 200
+    site.open()  # opened and left
+    conv_id, token = site.open()
+    site.say(conv_id, token, "I need a human")
+    figures = site.client.get("/api/console/figures", headers=CONSOLE).json()["figures"]
+    assert figures["conversations"] == 1
+    assert figures["resolved_without_human"] == 0 and figures["resolved_share"] == 0.0
+    assert figures["escalations"] == 1
+    assert json.dumps(figures)

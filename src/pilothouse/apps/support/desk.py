@@ -776,9 +776,15 @@ class Desk:
         return blocks
 
     def figures(self) -> Figures:
+        """The dashboard's figures over conversations in which the customer said something.
+
+        A conversation opened and left (or resolved) without a message is no work done:
+        counted, it would inflate "resolved without a human".
+        """
         rows = self._rows(
             "SELECT status, created, resolved_at, escalated_at, human_involved "
-            "FROM desk_conversations"
+            "FROM desk_conversations c WHERE EXISTS (SELECT 1 FROM desk_entries e "
+            "WHERE e.conversation_id = c.id AND e.author = 'customer')"
         )
         total = len(rows)
         alone = sum(1 for s, _, _, esc, human in rows if s == "resolved" and not esc and not human)
