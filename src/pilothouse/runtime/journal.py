@@ -80,10 +80,11 @@ class Store(Protocol):
     ) -> None:
         """In one transaction: save the run's index row (if given) and append events.
 
-        `lease` = (holder, expires): also take the run's lease in that transaction (a
+        `lease` = (holder, expires): also set the run's lease in that transaction (a
         new run's first write: no worker can claim the run between its creation and
-        its lease). An event whose (run_id, seq) already exists raises
-        `WriteConflictError` and writes nothing: another process drives the run. Any
+        its lease; a drive's last write gives it up with an expiry in the past). An
+        event whose (run_id, seq) already exists raises `WriteConflictError` and
+        writes nothing: another process drives the run. Any
         other failure raises `StoreError` and writes nothing, so the same batch can be
         written again; and since a failure can hide a commit (a connection lost after
         the server committed), events already stored exactly as in the batch (same
@@ -896,22 +897,29 @@ class Journal:
         self.info = info
         self._info_dirty = True
 
-    def commit(self) -> None:
+    def commit(self, *, last: bool = False) -> None:
         """Write queued events (and a changed index row) in one transaction, now.
 
         On failure (`StoreError`) nothing is dropped: the batch stays queued for the
-        next commit. `LeaseLostError` if another process took the run over.
+        next commit. `LeaseLostError` if another process took the run over. `last`:
+        the drive ends with this write, which gives up the lease in the same
+        transaction (an expiry in the past) instead of a write of its own.
         """
         if self._pending or self._info_dirty:
             lease = self.lease
             info = self.info if self._info_dirty else None
-            if lease is None or lease.held:
-                if lease is not None and lease.lost:
-                    raise lease.lost_error()
+            if lease is None:
                 self.store.write(self._pending, info)
-            else:  # a new run's first write takes its lease in the same transaction
+            elif not lease.held:  # a new run's first write takes its lease with it
                 self.store.write(self._pending, info, lease=lease.terms())
                 lease.held = True
+            elif lease.lost:
+                raise lease.lost_error()
+            elif last and lease.release and info is not None:
+                self.store.write(self._pending, info, lease=(lease.holder, 0.0))
+                lease.held = False
+            else:
+                self.store.write(self._pending, info)
             self._pending = []
             self._info_dirty = False
         self._last_write = time.monotonic()

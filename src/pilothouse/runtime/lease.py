@@ -14,7 +14,7 @@ forever; the holder renews it every third of that on the event loop, and if a
 renewal finds the lease taken (this process was stalled past expiry and someone
 else took the run) the drive is cancelled and ends with `LeaseLostError` without
 writing anything more. Waiting out the expiry after a crash is not needed on the
-same machine: a holder id is ``host:pid:token``, and a lease whose holder is a
+same machine: a holder id is ``host:pid:n``, and a lease whose holder is a
 process of this host that no longer exists is taken over at once (its pid is
 checked with ``kill(pid, 0)`` and ``/proc``; a zombie counts as dead). Holders on
 other hosts are only ever outwaited.
@@ -23,9 +23,10 @@ other hosts are only ever outwaited.
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import logging
 import os
-import secrets
 import socket
 import time
 from collections.abc import Awaitable
@@ -41,9 +42,18 @@ DEFAULT_LEASE_SECONDS = 30.0
 _log = logging.getLogger("pilothouse.lease")
 
 
+_drives = itertools.count(1)
+
+
+@functools.cache
+def _host() -> str:
+    return socket.gethostname()
+
+
 def new_holder() -> str:
-    """``host:pid:token``: unique per drive, and says which process holds a run."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    """``host:pid:n``: unique per drive (n counts this process's drives), and says
+    which process holds a run."""
+    return f"{_host()}:{os.getpid()}:{next(_drives)}"
 
 
 def holder_is_dead(holder: str) -> bool:
@@ -54,7 +64,7 @@ def holder_is_dead(holder: str) -> bool:
     """
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not (pid_text.isascii() and pid_text.isdecimal()):
+    if host != _host() or not (pid_text.isascii() and pid_text.isdecimal()):
         return False
     pid = int(pid_text)
     if pid == os.getpid() or pid <= 1:

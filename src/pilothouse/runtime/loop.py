@@ -367,7 +367,7 @@ async def _run_loop(
 
     async def finish(status: str, output: Any = None) -> None:
         index_row(status, output)
-        await _commit(journal)
+        await _commit(journal, last=True)
 
     try:
         while True:
@@ -521,7 +521,7 @@ async def _run_loop(
         # "interrupted" so the run is known to be resumable. Nothing waits here.
         index_row("interrupted")
         with contextlib.suppress(StoreError):
-            journal.commit()
+            journal.commit(last=True)
         raise
 
 
@@ -534,7 +534,7 @@ class _Unwritable(Exception):
     """Internal: the journal could not be written through every retry."""
 
 
-async def _commit(journal: Journal) -> None:
+async def _commit(journal: Journal, *, last: bool = False) -> None:
     """`journal.commit()`, retrying a failed write with bounded backoff.
 
     The batch keeps its sequence numbers between attempts (`Journal.commit`), so a
@@ -543,7 +543,7 @@ async def _commit(journal: Journal) -> None:
     transient: it propagates at once.
     """
     try:
-        journal.commit()
+        journal.commit(last=last)
         return
     except (WriteConflictError, LeaseLostError):
         raise
@@ -560,7 +560,7 @@ async def _commit(journal: Journal) -> None:
         )
         await asyncio.sleep(delay)
         try:
-            journal.commit()
+            journal.commit(last=last)
             return
         except (WriteConflictError, LeaseLostError):
             raise
