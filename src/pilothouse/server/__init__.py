@@ -30,9 +30,11 @@ def serve(
     log_level: str = "info",
     **options: Any,
 ) -> None:
-    """Serve `desk` with uvicorn until interrupted (Ctrl-C shuts down gracefully).
+    """Serve `desk` with uvicorn until interrupted (Ctrl-C or SIGTERM shuts down
+    gracefully: replies in flight get `grace_seconds`, see `create_app`).
 
-    `options` go to `pilothouse.server.app.create_app` (rate limits, body size).
+    `options` go to `pilothouse.server.app.create_app` (rate limits, body size,
+    ``grace_seconds``, ``recover``).
     """
     import uvicorn
 
