@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from pilothouse import Agent, ScriptedModel, call, tool
 from pilothouse.events import ModelResponded
-from pilothouse.exceptions import RunNotFoundError, StoreError
+from pilothouse.exceptions import RunNotFoundError, StoreError, WriteConflictError
 from pilothouse.messages import ToolCall
 from pilothouse.models.base import ModelRequest, ModelResponse
 from pilothouse.policy import Policy, Rule
@@ -105,8 +106,9 @@ def test_events_are_never_rewritten(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "j.db")
     _, run_id = run_once(store)
     first = store.events(run_id)
-    with pytest.raises(StoreError, match="cannot write"):
-        store.write([first[0]])  # same (run_id, seq): refused, not overwritten
+    changed = dataclasses.replace(first[0], ts=first[0].ts + 1)  # another writer's event 0
+    with pytest.raises(WriteConflictError, match="cannot write"):
+        store.write([changed])  # same (run_id, seq): refused, not overwritten
     assert [e.to_dict() for e in store.events(run_id)] == [e.to_dict() for e in first]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from pilothouse import Agent, ScriptedModel, tool
 from pilothouse.events import ModelResponded
-from pilothouse.exceptions import RunNotFoundError, StoreError
+from pilothouse.exceptions import RunNotFoundError, StoreError, WriteConflictError
 from pilothouse.messages import ToolCall
 from pilothouse.models.base import ModelRequest, ModelResponse
 from pilothouse.policy import Policy
@@ -125,8 +126,8 @@ def test_events_are_never_rewritten(fresh_postgres_dsn: str) -> None:
     _, run_id = run_once(store)
     first = store.events(run_id)
     info = store.get_run(run_id)
-    changed = first[0]
-    with pytest.raises(StoreError, match=f"cannot write run {run_id!r}.*duplicate key"):
+    changed = dataclasses.replace(first[0], ts=first[0].ts + 1)  # another writer's event 0
+    with pytest.raises(WriteConflictError, match=f"cannot write run {run_id!r}.*duplicate key"):
         store.write([changed], RunInfo(run_id, "x", "y", "z", "running", 0.0))
     # The failed write was one transaction: the index row was not changed either.
     assert store.get_run(run_id) == info
@@ -242,8 +243,9 @@ def test_a_large_write_is_still_one_transaction(fresh_postgres_dsn: str) -> None
 
     store.write(events(0, 700), RunInfo("big", "a", "m", "in"))
     assert [e.seq for e in store.events("big")] == list(range(700))
-    with pytest.raises(StoreError, match="duplicate key"):
-        store.write(events(700, 600) + events(0, 1), RunInfo("big", "a", "m", "in", "final"))
+    clash = dataclasses.replace(events(0, 1)[0], ts=-1.0)  # another writer's event 0
+    with pytest.raises(WriteConflictError, match=r"events 0\.\.1299 clash"):
+        store.write([*events(700, 600), clash], RunInfo("big", "a", "m", "in", "final"))
     assert len(store.events("big")) == 700 and store.get_run("big").status == "running"
 
 
@@ -258,3 +260,74 @@ def test_dropped_connection_fails_one_call_then_reconnects(fresh_postgres_dsn: s
     with pytest.raises(StoreError, match=f"cannot read run {run_id!r} in postgresql://"):
         store.get_run(run_id)
     assert store.get_run(run_id).status == "final"  # a new connection
+
+
+def batch(run_id: str, seqs: range) -> list[ModelResponded]:
+    out = []
+    for seq in seqs:
+        e = ModelResponded(run_id=run_id, step=seq, response=ModelResponse(text=str(seq)))
+        e.seq, e.ts = seq, 1000.0 + seq
+        out.append(e)
+    return out
+
+
+def test_a_write_after_the_server_ended_the_session_fails_once_then_the_same_batch_goes_in(
+    fresh_postgres_dsn: str,
+) -> None:
+    store = PostgresStore(fresh_postgres_dsn)
+    store.write(batch("r", range(2)), RunInfo("r", "a", "m", "in"))
+    sql(
+        fresh_postgres_dsn,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name='pilothouse' AND datname=current_database()",
+    )
+    later = batch("r", range(2, 5))
+    lost = r"cannot write run 'r'.*connection to the server was lost"
+    with pytest.raises(StoreError, match=lost):
+        store.write(later, RunInfo("r", "a", "m", "in", "final"))
+    store.write(later, RunInfo("r", "a", "m", "in", "final"))  # a new connection
+    assert [e.seq for e in store.events("r")] == [0, 1, 2, 3, 4]
+    assert store.get_run("r").status == "final"
+
+
+def test_a_restarted_server_costs_one_failed_call() -> None:
+    from pgserver import PostgresUnavailable, start_postgres
+
+    try:
+        server = start_postgres("restart")
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    try:
+        store = PostgresStore(server.dsn)
+        store.write(batch("r", range(1)), RunInfo("r", "a", "m", "in"))
+        log = str(server.root / "server.log")  # not our pipe: run() would wait on the server
+        server.run("pg_ctl", "-D", str(server.data), "-l", log, "restart", "-m", "fast", "-w")
+        with pytest.raises(StoreError, match=r"cannot write run 'r' in postgresql://postgres@"):
+            store.write(batch("r", range(1, 3)))
+        store.write(batch("r", range(1, 3)))
+        assert [e.seq for e in store.events("r")] == [0, 1, 2]
+        store.close()
+    finally:
+        server.stop()
+
+
+def test_events_without_their_index_row_are_damage(fresh_postgres_dsn: str) -> None:
+    store = PostgresStore(fresh_postgres_dsn)
+    sql(fresh_postgres_dsn, "ALTER TABLE events DROP CONSTRAINT events_run_id_fkey")
+    store.write(batch("orphan", range(2)))
+    for read in (store.get_run, store.events, store.lease):
+        with pytest.raises(StoreError, match=r"'orphan' has events .* index is damaged") as caught:
+            read("orphan")
+        assert not isinstance(caught.value, RunNotFoundError)
+
+
+def test_passwords_never_reach_an_error_message(postgres_dsn: str) -> None:
+    secret = postgres_dsn.replace("postgres@", "postgres:s3cret@")
+    for url in (secret.rsplit("/", 1)[0] + "/missing", secret + "?bogus=1"):
+        with pytest.raises(StoreError) as caught:
+            PostgresStore(url)
+        assert "s3cret" not in str(caught.value)
+    store = PostgresStore(secret)  # trust authentication: any password is accepted
+    with pytest.raises(StoreError) as caught:
+        store.get_run("x" * 10 + "\x00")  # NUL cannot be sent: an error from psycopg
+    assert "s3cret" not in str(caught.value)

@@ -15,25 +15,31 @@ runs without two of them ever continuing the same run.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import errno
 import json
 import logging
 import os
 import sqlite3
+import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pilothouse.events import Event, event_from_dict
 from pilothouse.exceptions import RunNotFoundError, StoreError
+from pilothouse.runtime.rows import EventRow, conflict_error, index_damaged, unstored_rows
 
 if TYPE_CHECKING:
     from pilothouse.runtime.lease import RunLease
 
 DEFAULT_STORE_PATH = Path(".pilothouse") / "journal.db"
 _log = logging.getLogger("pilothouse.journal")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -79,7 +85,10 @@ class Store(Protocol):
         its lease). An event whose (run_id, seq) already exists raises
         `WriteConflictError` and writes nothing: another process drives the run. Any
         other failure raises `StoreError` and writes nothing, so the same batch can be
-        written again."""
+        written again; and since a failure can hide a commit (a connection lost after
+        the server committed), events already stored exactly as in the batch (same
+        time stamp and content: the batch's own earlier attempt) are skipped, not a
+        conflict."""
         ...
 
     def events(self, run_id: str) -> list[Event]: ...
@@ -131,47 +140,101 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._runs: dict[str, RunInfo] = {}
-        self._events: dict[str, list[Event]] = {}
+        self._events: dict[str, list[Event]] = {}  # each run's events in seq order
         self._leases: dict[str, tuple[str, float]] = {}  # run_id -> (worker, expires)
-        self._lease_lock = threading.Lock()
+        self._lock = threading.Lock()
 
-    def write(self, events: Sequence[Event], run: RunInfo | None = None) -> None:
-        if run is not None:
-            self._runs[run.run_id] = run
+    def write(
+        self,
+        events: Sequence[Event],
+        run: RunInfo | None = None,
+        *,
+        lease: tuple[str, float] | None = None,
+    ) -> None:
+        if lease is not None and run is None:
+            raise ValueError("write(lease=...) takes the lease of the run it is given: pass run")
+        with self._lock:
+            new = self._unstored(events)
+            if run is not None:
+                self._runs[run.run_id] = run
+                if lease is not None:
+                    self._leases[run.run_id] = lease
+            for event in new:
+                stored = self._events.setdefault(event.run_id, [])
+                if not stored or stored[-1].seq < event.seq:
+                    stored.append(event)
+                else:
+                    bisect.insort(stored, event, key=_seq)
+
+    def _unstored(self, events: Sequence[Event]) -> Sequence[Event]:
+        """`events` less those already stored as they are (a batch written again after
+        its first attempt went through); `WriteConflictError` if a (run_id, seq) is
+        taken by a different event. In order, the common case, this is one comparison
+        per event."""
+        top: dict[str, int] = {}
         for event in events:
-            self._events.setdefault(event.run_id, []).append(event)
+            stored = self._events.get(event.run_id)
+            last = top.get(event.run_id, stored[-1].seq if stored else -1)
+            if event.seq <= last:
+                break
+            top[event.run_id] = event.seq
+        else:
+            return events
+        new: list[Event] = []
+        taken: dict[tuple[str, int], Event] = {}
+        for run_id in {e.run_id for e in events}:
+            for stored_event in self._events.get(run_id, ()):
+                taken[run_id, stored_event.seq] = stored_event
+        for event in events:
+            found = taken.get((event.run_id, event.seq))
+            if found is None:
+                taken[event.run_id, event.seq] = event
+                new.append(event)
+            elif found is not event and found.to_dict() != event.to_dict():
+                seqs = [e.seq for e in events if e.run_id == event.run_id]
+                raise conflict_error(event.run_id, seqs, "this in-memory store")
+        return new
 
     def events(self, run_id: str) -> list[Event]:
-        try:
-            return list(self._events[run_id])
-        except KeyError:
-            raise RunNotFoundError(f"no run {run_id!r} in this in-memory store") from None
+        self.get_run(run_id)
+        with self._lock:
+            return list(self._events.get(run_id, ()))
 
     def get_run(self, run_id: str) -> RunInfo:
         try:
             return self._runs[run_id]
         except KeyError:
+            if run_id in self._events:
+                raise StoreError(index_damaged(run_id, "this in-memory store")) from None
             raise RunNotFoundError(f"no run {run_id!r} in this in-memory store") from None
 
     def list_runs(self, limit: int = 20) -> list[RunInfo]:
         runs = sorted(self._runs.values(), key=lambda r: r.created, reverse=True)
         return runs[:limit]
 
-    def _free(self, run_id: str, worker: str, now: float) -> bool:
+    def _free(self, run_id: str, worker: str, now: float, take_from: str | None = None) -> bool:
         holder = self._leases.get(run_id)
-        return holder is None or holder[0] == worker or holder[1] <= now
+        return holder is None or holder[0] in (worker, take_from) or holder[1] <= now
 
-    def claim(self, run_id: str, worker: str, lease_seconds: float) -> bool:
+    def claim(
+        self, run_id: str, worker: str, lease_seconds: float, *, take_from: str | None = None
+    ) -> bool:
         self.get_run(run_id)
-        with self._lease_lock:
+        with self._lock:
             now = time.time()
-            if not self._free(run_id, worker, now):
+            if not self._free(run_id, worker, now, take_from):
                 return False
             self._leases[run_id] = (worker, now + lease_seconds)
             return True
 
+    def lease(self, run_id: str) -> tuple[str, float] | None:
+        self.get_run(run_id)
+        with self._lock:
+            holder = self._leases.get(run_id)
+        return holder if holder is not None and holder[1] > time.time() else None
+
     def release(self, run_id: str, worker: str) -> None:
-        with self._lease_lock:
+        with self._lock:
             if self._leases.get(run_id, ("",))[0] == worker:
                 del self._leases[run_id]
 
@@ -184,7 +247,7 @@ class MemoryStore:
         idle_for: float = 0.0,
         agent: str | None = None,
     ) -> str | None:
-        with self._lease_lock:
+        with self._lock:
             now = time.time()
             for run in sorted(self._runs.values(), key=lambda r: r.created):
                 events = self._events.get(run.run_id)
@@ -201,6 +264,10 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
+
+
+def _seq(event: Event) -> int:
+    return event.seq
 
 
 _SCHEMA = """
@@ -274,75 +341,331 @@ _UPSERT_RUN = (
 )
 
 
+_UPSERT_RUN_LEASED = (
+    f"INSERT INTO runs ({_RUN_COLUMNS}, lease_owner, lease_expires) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "ON CONFLICT(run_id) DO UPDATE SET status=excluded.status, updated=excluded.updated, "
+    "steps=excluded.steps, input_tokens=excluded.input_tokens, "
+    "output_tokens=excluded.output_tokens, cost=excluded.cost, output=excluded.output, "
+    "lease_owner=excluded.lease_owner, lease_expires=excluded.lease_expires"
+)
+_INSERT_EVENT = "INSERT INTO events (run_id, seq, ts, step, type, data) VALUES (?,?,?,?,?,?)"
+
+
 def _row_to_info(row: tuple[Any, ...]) -> RunInfo:
     info = RunInfo(*row[:11])
     info.output = json.loads(row[11]) if row[11] is not None else None
     return info
 
 
+# The write-ahead log's header (https://www.sqlite.org/fileformat2.html#walformat):
+# eight big-endian 32-bit words: magic, format version, page size, checkpoint sequence,
+# salt-1, salt-2, and a checksum of the first six words.
+_WAL_MAGIC_LE, _WAL_MAGIC_BE = 0x377F0682, 0x377F0683  # byte order of the checksums
+_WAL_VERSION = 3007000
+
+
+def wal_header_problem(header: bytes) -> str | None:
+    """What is wrong with a SQLite write-ahead log's 32-byte header, or None if it is
+    valid. SQLite itself ignores a WAL whose header is invalid, silently: every commit
+    in it is then missing from the database."""
+    if len(header) < 32:
+        return f"its header is cut short ({len(header)} of 32 bytes)"
+    magic, version, page_size, _, _, _, sum1, sum2 = struct.unpack(">8I", header[:32])
+    if magic not in (_WAL_MAGIC_LE, _WAL_MAGIC_BE):
+        return f"its header does not start with a WAL magic number (found {magic:#010x})"
+    if version != _WAL_VERSION:
+        return f"its header names an unknown format version ({version})"
+    if page_size < 512 or page_size > 65536 or page_size & (page_size - 1):
+        return f"its header names an impossible page size ({page_size})"
+    words = struct.unpack(">6I" if magic == _WAL_MAGIC_BE else "<6I", header[:24])
+    s0 = s1 = 0
+    for i in range(0, 6, 2):
+        s0 = (s0 + words[i] + s1) & 0xFFFFFFFF
+        s1 = (s1 + words[i + 1] + s0) & 0xFFFFFFFF
+    if (s0, s1) != (sum1, sum2):
+        return "its header checksum does not match"
+    return None
+
+
+def _wal_damage(wal: str) -> str | None:
+    """What is wrong with the header of the WAL file `wal`, or None if it is valid,
+    empty or absent. A header read while another process rewrites it can be torn: it
+    counts as damaged only if reading it again gives the same bytes."""
+    seen: bytes | None = None
+    for _ in range(3):
+        try:
+            with open(wal, "rb") as f:
+                header = f.read(32)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return None  # unreadable: SQLite's own open fails and says why
+        if not header:
+            return None
+        problem = wal_header_problem(header)
+        if problem is None or header == seen:
+            return problem
+        seen = header
+    return wal_header_problem(seen or b"")
+
+
+def _sqlite_fix(exc: BaseException) -> str:
+    """What a sqlite3 or OS error means for a journal file, and what to do about it."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary == sqlite3.SQLITE_FULL or getattr(exc, "errno", None) == errno.ENOSPC:
+        return (
+            "the disk is full (or the journal reached its size limit, PRAGMA "
+            "max_page_count): free space, then the same write can be made again"
+        )
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return (
+            "the file is not a SQLite database or is damaged: restore it from a backup or "
+            "move it away (with its -wal and -shm files) to start a new journal"
+        )
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return (
+            "another process held the journal's lock for longer than 5 seconds: try again, "
+            "and look for a process stuck with the file open"
+        )
+    if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
+        return (
+            "the file or its directory is not writable (the -wal and -shm files are created "
+            "beside it): check permissions, or set PILOTHOUSE_STORE to a writable path"
+        )
+    if primary == sqlite3.SQLITE_CANTOPEN:
+        return (
+            "the file cannot be opened or created: check the path and its directory's "
+            "permissions, or set PILOTHOUSE_STORE"
+        )
+    if primary == sqlite3.SQLITE_IOERR or isinstance(exc, OSError):
+        return "the disk reported an I/O error: check the disk and its free space"
+    return "see the cause above"
+
+
 class SQLiteStore:
     """Journals in one SQLite file (WAL mode), safe to share between runs of one process.
 
-    Each `append` is one transaction. With WAL and ``synchronous=NORMAL`` a commit
+    Each `write` is one transaction. With WAL and ``synchronous=NORMAL`` a commit
     does not wait for the disk, yet the database cannot be corrupted by a crash;
     a power cut may lose the last commits, a killed process loses nothing.
+
+    Every failure is a `StoreError` naming the file and the fix. A damaged
+    write-ahead log is refused when the store opens: SQLite would ignore it silently,
+    and the runs committed in it would look as if they never existed. A connection
+    that cannot even roll back after a failure is replaced at the next call.
     """
 
     def __init__(self, path: str | os.PathLike[str] = DEFAULT_STORE_PATH) -> None:
         self.path = str(path)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._db: sqlite3.Connection | None = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        """A new connection to the file, in WAL mode, with the journal's tables."""
+        if self.path != ":memory:":
+            directory = Path(self.path).parent
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the journal directory {str(directory)!r} for "
+                    f"{self.path!r}: {exc.strerror or exc}: check permissions (or that no "
+                    "file has that name), or set PILOTHOUSE_STORE to a writable path"
+                ) from exc
+            # Before SQLite opens the file: opening may reset a WAL it found invalid.
+            wal = self.path + "-wal"
+            problem = _wal_damage(wal)
+            if problem is not None:
+                raise StoreError(
+                    f"the write-ahead log {wal!r} of journal store {self.path!r} is damaged "
+                    f"({problem}); committed runs in it may be missing (SQLite would ignore "
+                    "the log without a word). Keep a copy of both files, then restore them "
+                    f"from a backup, or move {wal!r} away to open the journal without the "
+                    "runs it holds"
+                )
         try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            raise self._error("open", exc) from exc
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
             for column, kind in (("lease_owner", "TEXT"), ("lease_expires", "REAL")):
                 if column not in columns:  # a journal written before leases existed
-                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open journal store {self.path!r}: {exc}") from exc
-        self._lock = threading.Lock()
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+        except BaseException as exc:
+            db.close()
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise self._error("open", exc) from exc
+            raise
+        return db
 
-    def write(self, events: Sequence[Event], run: RunInfo | None = None) -> None:
+    def _error(self, action: str, exc: BaseException) -> StoreError:
+        """`exc` as the StoreError of `action`, naming the file and the fix."""
+        return StoreError(f"cannot {action} journal store {self.path!r}: {exc}; {_sqlite_fix(exc)}")
+
+    def _connection(self) -> sqlite3.Connection:
+        """The open connection; a new one if a failure made the last one unusable."""
+        db = self._db
+        if db is None:
+            if self._closed:
+                raise StoreError(f"journal store {self.path!r} is closed: open it again")
+            db = self._db = self._open()
+        return db
+
+    def _abort(self, db: sqlite3.Connection) -> None:
+        """Roll back whatever a failed call left open, so the next call starts clean;
+        a connection that cannot even do that is dropped (the next call reopens)."""
+        try:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+            if self._db is db:
+                self._db = None
+
+    @contextlib.contextmanager
+    def _use(self, action: str) -> Iterator[sqlite3.Connection]:
+        """The connection for one call, under the lock. Any sqlite3 or OS error becomes
+        a `StoreError` naming the file and the fix (`action` says what failed: "read
+        run 'x' from"), and a transaction the call left open is rolled back."""
+        with self._lock:
+            db = self._connection()
+            try:
+                yield db
+            except BaseException as exc:
+                self._abort(db)
+                if isinstance(exc, (sqlite3.Error, OSError)):
+                    raise self._error(action, exc) from exc
+                raise
+
+    def pragma(self, name: str, value: int | str | None = None) -> list[tuple[Any, ...]]:
+        """Read or set a PRAGMA on this store's own connection (several, such as
+        ``max_page_count`` or ``wal_autocheckpoint``, are per connection): to cap the
+        journal's size, tune checkpoints, or check the file (``integrity_check``)."""
+        if not name.isidentifier() or not (
+            value is None or isinstance(value, int) or value.isidentifier()
+        ):
+            raise ValueError(f"not a PRAGMA name and value: {name!r}, {value!r}")
+        query = f"PRAGMA {name}" if value is None else f"PRAGMA {name}={value}"
+        with self._use(f"run PRAGMA {name} on") as db:
+            return db.execute(query).fetchall()
+
+    def write(
+        self,
+        events: Sequence[Event],
+        run: RunInfo | None = None,
+        *,
+        lease: tuple[str, float] | None = None,
+    ) -> None:
+        if lease is not None and run is None:
+            raise ValueError("write(lease=...) takes the lease of the run it is given: pass run")
         rows = [_event_row(e) for e in events]
         with self._lock:
+            db = self._connection()
             try:
-                self._db.execute("BEGIN")
-                if run is not None:
-                    self._db.execute(
-                        _UPSERT_RUN,
-                        (
-                            run.run_id,
-                            run.agent,
-                            run.model,
-                            run.input,
-                            run.status,
-                            run.created,
-                            run.updated,
-                            run.steps,
-                            run.input_tokens,
-                            run.output_tokens,
-                            run.cost,
-                            _encode(run.output),
-                        ),
-                    )
-                self._db.executemany(
-                    "INSERT INTO events (run_id, seq, ts, step, type, data) VALUES (?,?,?,?,?,?)",
-                    rows,
-                )
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise StoreError(f"cannot write to journal store {self.path!r}: {exc}") from exc
+                self._insert(db, rows, run, lease)
+            except BaseException as exc:
+                self._abort(db)
+                if not isinstance(exc, (sqlite3.Error, OSError)):
+                    raise
+                if not _duplicate_event(exc):
+                    raise self._error(f"write run {_run_of(rows, run)!r} to", exc) from exc
+                self._write_unstored(db, rows, run, lease)
+
+    def _insert(
+        self,
+        db: sqlite3.Connection,
+        rows: list[EventRow],
+        run: RunInfo | None,
+        lease: tuple[str, float] | None,
+    ) -> None:
+        """The write's one transaction: the index row (and lease), then the events."""
+        db.execute("BEGIN")
+        if run is not None:
+            values = (
+                run.run_id,
+                run.agent,
+                run.model,
+                run.input,
+                run.status,
+                run.created,
+                run.updated,
+                run.steps,
+                run.input_tokens,
+                run.output_tokens,
+                run.cost,
+                _encode(run.output),
+            )
+            if lease is None:
+                db.execute(_UPSERT_RUN, values)
+            else:
+                db.execute(_UPSERT_RUN_LEASED, (*values, *lease))
+        db.executemany(_INSERT_EVENT, rows)
+        db.execute("COMMIT")
+
+    def _write_unstored(
+        self,
+        db: sqlite3.Connection,
+        rows: list[EventRow],
+        run: RunInfo | None,
+        lease: tuple[str, float] | None,
+    ) -> None:
+        """After a write met stored events: write the rest of the batch if those are
+        the batch's own events (an earlier attempt that went through), else
+        `WriteConflictError` (see `unstored_rows`)."""
+        where = f"journal store {self.path!r}"
+        action = f"write run {_run_of(rows, run)!r} to"
+
+        def stored(run_id: str, seqs: list[int]) -> list[tuple[Any, ...]]:
+            marks = ",".join("?" * len(seqs))
+            return db.execute(
+                f"SELECT seq, ts, step, type, data FROM events WHERE run_id=? AND seq IN ({marks})",
+                (run_id, *seqs),
+            ).fetchall()
+
+        try:
+            self._insert(db, unstored_rows(rows, stored, where), run, lease)
+        except BaseException as exc:
+            self._abort(db)
+            if isinstance(exc, sqlite3.Error) and _duplicate_event(exc):
+                # Another writer stored events at these numbers since the first try.
+                raise conflict_error(_run_of(rows, run), (r[1] for r in rows), where) from exc
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise self._error(action, exc) from exc
+            raise
+
+    def _find(self, db: sqlite3.Connection, run_id: str, columns: str) -> tuple[Any, ...]:
+        """The run's index row (`columns` of it); `RunNotFoundError` if there is no such
+        run, a `StoreError` if its events exist without the row (a damaged index)."""
+        row = db.execute(f"SELECT {columns} FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if row is not None:
+            return tuple(row)
+        if db.execute("SELECT 1 FROM events WHERE run_id=? LIMIT 1", (run_id,)).fetchone():
+            raise StoreError(index_damaged(run_id, f"journal store {self.path!r}"))
+        raise RunNotFoundError(
+            f"no run {run_id!r} in {self.path!r}; `pilothouse trace list` shows the runs"
+        )
+
+    def _info(self, row: tuple[Any, ...]) -> RunInfo:
+        try:
+            return _row_to_info(row)
+        except (ValueError, TypeError) as exc:
+            raise StoreError(
+                f"run {row[0]!r}: its index row in {self.path!r} is corrupted: {exc}"
+            ) from exc
 
     def events(self, run_id: str) -> list[Event]:
-        self.get_run(run_id)
-        with self._lock:
-            rows = self._db.execute(
+        with self._use(f"read run {run_id!r} from") as db:
+            self._find(db, run_id, "run_id")
+            rows = db.execute(
                 "SELECT seq, ts, step, type, data FROM events WHERE run_id=? ORDER BY seq",
                 (run_id,),
             ).fetchall()
@@ -350,70 +673,58 @@ class SQLiteStore:
         return [_decode_event(run_id, row, where) for row in rows]
 
     def get_run(self, run_id: str) -> RunInfo:
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id=?", (run_id,)
-            ).fetchone()
-        if row is None:
-            raise RunNotFoundError(
-                f"no run {run_id!r} in {self.path!r}; `pilothouse trace list` shows the runs"
-            )
-        return _row_to_info(row)
+        with self._use(f"read run {run_id!r} from") as db:
+            row = self._find(db, run_id, _RUN_COLUMNS)
+        return self._info(row)
 
     def list_runs(self, limit: int = 20) -> list[RunInfo]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._use("list the runs of") as db:
+            rows = db.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created DESC LIMIT ?", (limit,)
             ).fetchall()
-        return [_row_to_info(r) for r in rows]
+        return [self._info(r) for r in rows]
 
-    def _immediate(self, work: Callable[[], Any]) -> Any:
-        """`work()` inside BEGIN IMMEDIATE: the database's write lock is taken before
-        anything is read, so a check and the update it decides are one atomic step
-        across every process sharing the file."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                result = work()
-                self._db.execute("COMMIT")
-                return result
-            except BaseException as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"cannot update leases in {self.path!r}: {exc}") from exc
-                raise
+    def _immediate(self, action: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(connection)` inside BEGIN IMMEDIATE: the database's write lock is taken
+        before anything is read, so a check and the update it decides are one atomic
+        step across every process sharing the file."""
+        with self._use(action) as db:
+            db.execute("BEGIN IMMEDIATE")
+            result = work(db)
+            db.execute("COMMIT")
+            return result
 
-    def claim(self, run_id: str, worker: str, lease_seconds: float) -> bool:
+    def claim(
+        self, run_id: str, worker: str, lease_seconds: float, *, take_from: str | None = None
+    ) -> bool:
         now = time.time()
 
-        def take() -> bool:
-            row = self._db.execute(
-                "SELECT lease_owner, lease_expires FROM runs WHERE run_id=?", (run_id,)
-            ).fetchone()
-            if row is None:
-                raise RunNotFoundError(f"no run {run_id!r} in {self.path!r}")
-            owner, expires = row
-            if owner is not None and owner != worker and expires > now:
+        def take(db: sqlite3.Connection) -> bool:
+            owner, expires = self._find(db, run_id, "lease_owner, lease_expires")
+            if owner is not None and owner not in (worker, take_from) and expires > now:
                 return False
-            self._db.execute(
+            db.execute(
                 "UPDATE runs SET lease_owner=?, lease_expires=? WHERE run_id=?",
                 (worker, now + lease_seconds, run_id),
             )
             return True
 
-        return bool(self._immediate(take))
+        return self._immediate(f"claim run {run_id!r} in", take)
+
+    def lease(self, run_id: str) -> tuple[str, float] | None:
+        with self._use(f"read the lease of run {run_id!r} in") as db:
+            owner, expires = self._find(db, run_id, "lease_owner, lease_expires")
+        if owner is None or expires is None or expires <= time.time():
+            return None
+        return str(owner), float(expires)
 
     def release(self, run_id: str, worker: str) -> None:
-        with self._lock:
-            try:
-                self._db.execute(
-                    "UPDATE runs SET lease_owner=NULL, lease_expires=NULL "
-                    "WHERE run_id=? AND lease_owner=?",
-                    (run_id, worker),
-                )
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot release run {run_id!r} in {self.path!r}: {exc}") from exc
+        with self._use(f"release run {run_id!r} in") as db:
+            db.execute(
+                "UPDATE runs SET lease_owner=NULL, lease_expires=NULL "
+                "WHERE run_id=? AND lease_owner=?",
+                (run_id, worker),
+            )
 
     def claim_next(
         self,
@@ -435,22 +746,40 @@ class SQLiteStore:
             "ORDER BY e.seq DESC LIMIT 1), r.updated) <= ? ORDER BY r.created LIMIT 1"
         )
 
-        def take() -> str | None:
-            row = self._db.execute(query, (*statuses, now, agent, agent, now - idle_for)).fetchone()
+        def take(db: sqlite3.Connection) -> str | None:
+            row = db.execute(query, (*statuses, now, agent, agent, now - idle_for)).fetchone()
             if row is None:
                 return None
-            self._db.execute(
+            db.execute(
                 "UPDATE runs SET lease_owner=?, lease_expires=? WHERE run_id=?",
                 (worker, now + lease_seconds, row[0]),
             )
             return str(row[0])
 
-        result: str | None = self._immediate(take)
-        return result
+        return self._immediate("claim a run in", take)
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            db, self._db, self._closed = self._db, None, True
+            if db is not None:
+                try:
+                    db.close()
+                except sqlite3.Error as exc:
+                    raise self._error("close", exc) from exc
+
+
+def _duplicate_event(exc: BaseException) -> bool:
+    """Whether a failed write met an event already stored at one of its (run_id, seq)."""
+    return (
+        isinstance(exc, sqlite3.IntegrityError)
+        and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+        and "events." in str(exc)
+    )
+
+
+def _run_of(rows: Sequence[EventRow], run: RunInfo | None) -> str:
+    """The run a write is for, to name it in errors."""
+    return run.run_id if run is not None else rows[0][0] if rows else "?"
 
 
 _open_stores: dict[str, Store] = {}

@@ -22,8 +22,10 @@ which any fleet already has.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +41,7 @@ from pilothouse.runtime.journal import (
     _event_row,
     _row_to_info,
 )
+from pilothouse.runtime.rows import EventRow, conflict_error, index_damaged, unstored_rows
 
 if TYPE_CHECKING:
     import psycopg
@@ -84,6 +87,15 @@ _UPSERT_RUN = (
     "steps=excluded.steps, input_tokens=excluded.input_tokens, "
     "output_tokens=excluded.output_tokens, cost=excluded.cost, output=excluded.output"
 )
+# A new run's first write also takes its lease (`write(..., lease=...)`).
+_UPSERT_RUN_LEASED = (
+    f"INSERT INTO runs ({_RUN_COLUMNS}, lease_owner, lease_expires) "
+    "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+    "ON CONFLICT (run_id) DO UPDATE SET status=excluded.status, updated=excluded.updated, "
+    "steps=excluded.steps, input_tokens=excluded.input_tokens, "
+    "output_tokens=excluded.output_tokens, cost=excluded.cost, output=excluded.output, "
+    "lease_owner=excluded.lease_owner, lease_expires=excluded.lease_expires"
+)
 _INSERT_EVENT = "INSERT INTO events (run_id, seq, ts, step, type, data) VALUES (%s,%s,%s,%s,%s,%s)"
 # Above this many events a write is a multi-statement transaction (a statement takes
 # at most 65,535 parameters); below, one statement.
@@ -91,7 +103,7 @@ _ONE_STATEMENT_EVENTS = 500
 
 
 @functools.lru_cache(maxsize=64)
-def _write_sql(events: int, with_run: bool) -> str:
+def _write_sql(events: int, with_run: bool, leased: bool = False) -> str:
     """One statement writing `events` events (and the index row): one round trip and,
     in autocommit mode, one transaction. The upsert rides in a WITH clause; the events'
     foreign key is checked at the end of the statement, after the run row is in.
@@ -100,7 +112,8 @@ def _write_sql(events: int, with_run: bool) -> str:
     (it re-parses %s queries longer than a few KB on every call: milliseconds for a 40-event
     write), and the server prepares each text once it is reused.
     """
-    first = 13 if with_run else 1
+    head = (14 if leased else 12) if with_run else 0
+    first = head + 1
     rows = ",".join(
         "(" + ",".join(f"${n}" for n in range(start, start + 6)) + ")"
         for start in range(first, first + 6 * events, 6)
@@ -108,7 +121,8 @@ def _write_sql(events: int, with_run: bool) -> str:
     insert = f"INSERT INTO events (run_id, seq, ts, step, type, data) VALUES {rows}"
     if not with_run:
         return insert
-    upsert = _UPSERT_RUN.replace("%s", "{}").format(*(f"${n}" for n in range(1, 13)))
+    template = _UPSERT_RUN_LEASED if leased else _UPSERT_RUN
+    upsert = template.replace("%s", "{}").format(*(f"${n}" for n in range(1, head + 1)))
     if not events:
         return upsert
     return f"WITH run AS ({upsert} RETURNING run_id) {insert}"
@@ -116,7 +130,8 @@ def _write_sql(events: int, with_run: bool) -> str:
 
 _CLAIM = (
     "UPDATE runs SET lease_owner=%(worker)s, lease_expires=%(expires)s WHERE run_id=%(run_id)s "
-    "AND (lease_owner IS NULL OR lease_owner=%(worker)s OR lease_expires <= %(now)s) "
+    "AND (lease_owner IS NULL OR lease_owner=%(worker)s OR lease_expires <= %(now)s "
+    "OR lease_owner=%(take_from)s) "
     "RETURNING run_id"
 )
 # The inner SELECT locks the candidate row (skipping rows another worker is claiming
@@ -148,14 +163,70 @@ def _safe_dsn(dsn: str) -> str:
     return f"postgresql://{user}{host}{port}/{parts.get('dbname') or ''}"
 
 
+def _mask(text: str) -> str:
+    """`text` (an error message) with any password it quotes from a URL or conninfo
+    string replaced by ``***``: a message may reach a log or a screen."""
+    text = re.sub(r"(://[^:/@\s'\"]*:)[^@\s'\"]*@", r"\1***@", text)
+    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
+
+
+def _pg_fix(exc: BaseException) -> str:
+    """What a psycopg or OS error means for the journal, and what to do about it."""
+    state = str(getattr(exc, "sqlstate", None) or "")
+    if state == "53100":
+        return (
+            "the database server's disk is full: free space on the server, then the same "
+            "write can be made again"
+        )
+    if state.startswith(("08", "57P")) or (not state and not _is_statement_error(exc)):
+        return (
+            "the connection to the server was lost (the server restarted, or ended this "
+            "session): the next call opens a new connection"
+        )
+    if state == "53300":
+        return "the server has no free connection: raise its max_connections or run fewer workers"
+    if state in ("40001", "40P01"):
+        return "a concurrent transaction got in the way: try again"
+    if state == "57014":
+        return "the server cancelled the statement (statement_timeout?): try again"
+    if state == "25006":
+        return "the server is read-only (a standby?): point the store at the primary"
+    if state.startswith("42501"):
+        return "the database user lacks privileges on the journal tables: grant them"
+    return "see the cause above"
+
+
+def _is_statement_error(exc: BaseException) -> bool:
+    """Whether `exc` is about one statement (its data, a constraint, its SQL), leaving
+    the connection usable; other errors (a lost connection, a server shutting down)
+    mean the connection must be replaced."""
+    import psycopg
+
+    return isinstance(
+        exc, (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError)
+    ) and not isinstance(exc, psycopg.OperationalError)
+
+
+def _duplicate_event(exc: BaseException) -> bool:
+    """Whether a failed write met an event already stored at one of its (run_id, seq)."""
+    import psycopg
+
+    return (
+        isinstance(exc, psycopg.errors.UniqueViolation)
+        and exc.diag.constraint_name == "events_pkey"
+    )
+
+
 class PostgresStore:
     """Journals in a PostgreSQL database, shared by any number of processes and hosts.
 
     One connection per store object (autocommit; explicit transactions where a write
     has several statements), guarded by a lock so the runs of one process can share
-    it, as `open_store` does. A connection the server dropped is reopened at the next
-    call; the call that saw it fail raises `StoreError` (a write is never retried
-    blindly: it may have committed).
+    it, as `open_store` does. Every failure is a `StoreError` naming the server (its
+    URL without the password) and the fix. A call that fails on the connection itself
+    (the server restarted or ended the session) drops it, and the next call opens a
+    new one. A write whose answer was lost may have committed: writing the same batch
+    again is safe (events already stored exactly as in the batch are skipped).
     """
 
     def __init__(self, dsn: str, *, connect_timeout: float = 10.0) -> None:
@@ -171,16 +242,13 @@ class PostgresStore:
         self._connect_timeout = connect_timeout
         self._lock = threading.Lock()
         self._db: psycopg.Connection[tuple[Any, ...]] | None = None
-        with self._lock:
-            db = self._connection()
-            try:
-                with db.transaction():
-                    db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                    db.execute(_SCHEMA)
-            except psycopg.Error as exc:
-                raise StoreError(
-                    f"cannot create the journal tables in {self.where}: {exc}"
-                ) from exc
+
+        def create(db: psycopg.Connection[tuple[Any, ...]]) -> None:
+            with db.transaction():
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                db.execute(_SCHEMA)
+
+        self._run("create the journal tables", create)
 
     def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The open connection, (re)connecting if there is none or the server dropped it."""
@@ -192,28 +260,54 @@ class PostgresStore:
 
             given = conninfo_to_dict(self.dsn)
         except psycopg.Error as exc:
-            raise StoreError(f"invalid PostgreSQL URL for the journal store: {exc}") from exc
+            raise StoreError(
+                f"invalid PostgreSQL URL for the journal store: {_mask(str(exc))}"
+            ) from exc
         extra: dict[str, Any] = {"application_name": "pilothouse"}
         if "connect_timeout" not in given:
             extra["connect_timeout"] = max(1, round(self._connect_timeout))
         try:
             self._db = psycopg.connect(self.dsn, autocommit=True, **extra)
-        except psycopg.Error as exc:
+        except (psycopg.Error, OSError) as exc:
             raise StoreError(
-                f"cannot connect to the PostgreSQL journal store {self.where}: {str(exc).strip()}"
+                f"cannot connect to the PostgreSQL journal store {self.where}: "
+                f"{_mask(str(exc).strip())}"
             ) from exc
         return self._db
 
+    def _drop(self, db: psycopg.Connection[tuple[Any, ...]]) -> None:
+        """Close a connection a failure left unusable; the next call opens a new one."""
+        with contextlib.suppress(Exception):
+            db.close()
+        if self._db is db:
+            self._db = None
+
     def _run(self, action: str, work: Callable[[psycopg.Connection[tuple[Any, ...]]], T]) -> T:
-        """`work(connection)` under the lock; database errors become `StoreError`s."""
+        """`work(connection)` under the lock. Database and OS errors become `StoreError`s
+        naming the server and the fix; a connection the error left unusable (or in a
+        transaction) is dropped, so the next call starts on a new one."""
         with self._lock:
             db = self._connection()
             try:
                 return work(db)
-            except self._psycopg.Error as exc:
-                raise StoreError(f"cannot {action} in {self.where}: {exc}") from exc
+            except (self._psycopg.Error, OSError) as exc:
+                idle = self._psycopg.pq.TransactionStatus.IDLE
+                if not _is_statement_error(exc) or db.broken or db.info.transaction_status != idle:
+                    self._drop(db)
+                detail = _mask(str(exc).strip())
+                raise StoreError(
+                    f"cannot {action} in {self.where}: {detail}; {_pg_fix(exc)}"
+                ) from exc
 
-    def write(self, events: Sequence[Event], run: RunInfo | None = None) -> None:
+    def write(
+        self,
+        events: Sequence[Event],
+        run: RunInfo | None = None,
+        *,
+        lease: tuple[str, float] | None = None,
+    ) -> None:
+        if lease is not None and run is None:
+            raise ValueError("write(lease=...) takes the lease of the run it is given: pass run")
         if not events and run is None:
             return
         rows = [_event_row(e) for e in events]
@@ -233,43 +327,94 @@ class PostgresStore:
                 run.cost,
                 _encode(run.output),
             ]
+            if lease is not None:
+                head += lease
+        run_id = run.run_id if run is not None else rows[0][0]
 
         def work(db: psycopg.Connection[tuple[Any, ...]]) -> None:
-            if len(rows) <= _ONE_STATEMENT_EVENTS:
-                params = head + [value for row in rows for value in row]
-                with self._psycopg.RawCursor(db) as raw:
-                    raw.execute(_write_sql(len(rows), run is not None), params)
-                return
-            with db.transaction(), db.cursor() as cur:
-                if run is not None:
-                    cur.execute(_UPSERT_RUN, head)
-                cur.executemany(_INSERT_EVENT, rows)
+            try:
+                self._insert(db, rows, head, lease is not None)
+            except self._psycopg.errors.UniqueViolation as exc:
+                if not _duplicate_event(exc):
+                    raise
+                self._insert_unstored(db, run_id, rows, head, lease is not None)
 
-        run_id = run.run_id if run is not None else rows[0][0]
         self._run(f"write run {run_id!r}", work)
 
+    def _insert(
+        self,
+        db: psycopg.Connection[tuple[Any, ...]],
+        rows: Sequence[EventRow],
+        head: list[Any],
+        leased: bool,
+    ) -> None:
+        """The write's one transaction: the index row (`head`, with the lease if
+        `leased`) and the events; one statement unless the batch is very large."""
+        if not rows and not head:
+            return
+        if len(rows) <= _ONE_STATEMENT_EVENTS:
+            params = head + [value for row in rows for value in row]
+            with self._psycopg.RawCursor(db) as raw:
+                raw.execute(_write_sql(len(rows), bool(head), leased), params)
+            return
+        with db.transaction(), db.cursor() as cur:
+            if head:
+                cur.execute(_UPSERT_RUN_LEASED if leased else _UPSERT_RUN, head)
+            cur.executemany(_INSERT_EVENT, rows)
+
+    def _insert_unstored(
+        self,
+        db: psycopg.Connection[tuple[Any, ...]],
+        run_id: str,
+        rows: Sequence[EventRow],
+        head: list[Any],
+        leased: bool,
+    ) -> None:
+        """After a write met stored events: write the rest of the batch if those are
+        the batch's own events (an earlier attempt that committed, its answer lost),
+        else `WriteConflictError` (see `unstored_rows`)."""
+
+        def stored(run: str, seqs: list[int]) -> list[tuple[Any, ...]]:
+            return db.execute(
+                "SELECT seq, ts, step, type, data FROM events WHERE run_id=%s AND seq = ANY(%s)",
+                (run, seqs),
+            ).fetchall()
+
+        try:
+            self._insert(db, unstored_rows(rows, stored, self.where), head, leased)
+        except self._psycopg.errors.UniqueViolation as exc:
+            if not _duplicate_event(exc):
+                raise
+            # Another writer stored events at these numbers since the first try.
+            raise conflict_error(run_id, (r[1] for r in rows), self.where) from exc
+
     def events(self, run_id: str) -> list[Event]:
-        self.get_run(run_id)
-        rows = self._run(
-            f"read run {run_id!r}",
-            lambda db: db.execute(
+        def read(db: psycopg.Connection[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+            self._find(db, run_id, "run_id")
+            return db.execute(
                 "SELECT seq, ts, step, type, data FROM events WHERE run_id=%s ORDER BY seq",
                 (run_id,),
-            ).fetchall(),
-        )
+            ).fetchall()
+
+        rows = self._run(f"read run {run_id!r}", read)
         return [_decode_event(run_id, row, self.where) for row in rows]
 
-    def get_run(self, run_id: str) -> RunInfo:
-        row = self._run(
-            f"read run {run_id!r}",
-            lambda db: db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id=%s", (run_id,)
-            ).fetchone(),
+    def _find(
+        self, db: psycopg.Connection[tuple[Any, ...]], run_id: str, columns: str
+    ) -> tuple[Any, ...]:
+        """The run's index row (`columns` of it); `RunNotFoundError` if there is no such
+        run, a `StoreError` if its events exist without the row (a damaged index)."""
+        row = db.execute(f"SELECT {columns} FROM runs WHERE run_id=%s", (run_id,)).fetchone()
+        if row is not None:
+            return row
+        if db.execute("SELECT 1 FROM events WHERE run_id=%s LIMIT 1", (run_id,)).fetchone():
+            raise StoreError(index_damaged(run_id, self.where))
+        raise RunNotFoundError(
+            f"no run {run_id!r} in {self.where}; `pilothouse trace list` shows the runs"
         )
-        if row is None:
-            raise RunNotFoundError(
-                f"no run {run_id!r} in {self.where}; `pilothouse trace list` shows the runs"
-            )
+
+    def get_run(self, run_id: str) -> RunInfo:
+        row = self._run(f"read run {run_id!r}", lambda db: self._find(db, run_id, _RUN_COLUMNS))
         return self._info(row)
 
     def list_runs(self, limit: int = 20) -> list[RunInfo]:
@@ -291,14 +436,34 @@ class PostgresStore:
             ) from exc
         return info
 
-    def claim(self, run_id: str, worker: str, lease_seconds: float) -> bool:
+    def claim(
+        self, run_id: str, worker: str, lease_seconds: float, *, take_from: str | None = None
+    ) -> bool:
         now = time.time()
-        params = {"worker": worker, "expires": now + lease_seconds, "run_id": run_id, "now": now}
-        row = self._run(f"claim run {run_id!r}", lambda db: db.execute(_CLAIM, params).fetchone())
-        if row is None:
-            self.get_run(run_id)  # RunNotFoundError if there is no such run
+        params = {
+            "worker": worker,
+            "expires": now + lease_seconds,
+            "run_id": run_id,
+            "now": now,
+            "take_from": take_from,
+        }
+
+        def take(db: psycopg.Connection[tuple[Any, ...]]) -> bool:
+            if db.execute(_CLAIM, params).fetchone() is not None:
+                return True
+            self._find(db, run_id, "run_id")  # RunNotFoundError if there is no such run
             return False
-        return True
+
+        return self._run(f"claim run {run_id!r}", take)
+
+    def lease(self, run_id: str) -> tuple[str, float] | None:
+        owner, expires = self._run(
+            f"read the lease of run {run_id!r}",
+            lambda db: self._find(db, run_id, "lease_owner, lease_expires"),
+        )
+        if owner is None or expires is None or expires <= time.time():
+            return None
+        return str(owner), float(expires)
 
     def release(self, run_id: str, worker: str) -> None:
         self._run(
@@ -335,8 +500,12 @@ class PostgresStore:
 
     def close(self) -> None:
         with self._lock:
-            if self._db is not None:
-                self._db.close()
+            db, self._db = self._db, None
+            if db is not None:
+                try:
+                    db.close()
+                except (self._psycopg.Error, OSError) as exc:
+                    raise StoreError(f"cannot close the connection to {self.where}: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where!r})"
