@@ -308,3 +308,37 @@ async def test_a_pause_not_yet_shown_is_shown_on_restart(tmp_path: Path) -> None
     assert restarted.get(conv.id).status == "paused"
     assert [p.tool for p in restarted.pending_approvals()] == ["refund"]
     assert _refunds(tmp_path) == []
+
+
+def test_every_tool_that_changes_the_shop_reconciles_by_its_idempotency_key(
+    tmp_path: Path,
+) -> None:
+    """What makes a resumed cancel or refund safe: an in-doubt call is looked up in the
+    shop's record of changes (written in the change's own transaction), not run blind."""
+    from pilothouse.apps.support.shop import open_shop
+    from pilothouse.apps.support.tools import make_tools
+    from pilothouse.tools.tool import ToolContext
+
+    shop = open_shop(tmp_path / "shop.db")
+    try:
+        tools = {t.name: t for t in make_tools(shop)}
+        changing = {n for n, t in tools.items() if t.effect != "read_only"}
+        assert changing == {
+            "cancel_order",
+            "return_items",
+            "exchange_items",
+            "refund",
+            "change_address",
+            "transfer_to_human",
+        }
+        for name in changing - {"transfer_to_human"}:  # the hand-over changes nothing outside
+            assert tools[name].on_doubt == "reconcile" and tools[name].reconcile is not None
+        assert tools["transfer_to_human"].on_doubt == "retry"
+        shop.cancel("A1007", "run-1:2:0")
+        reconcile = tools["cancel_order"].reconcile
+        assert reconcile is not None
+        found = reconcile(ToolContext("run-1", 2, 0), {"order_id": "A1007"})
+        assert found is not None and found.startswith("Order A1007 is cancelled")
+        assert reconcile(ToolContext("run-1", 3, 0), {"order_id": "A1007"}) is None
+    finally:
+        shop.close()
