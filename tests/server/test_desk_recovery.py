@@ -213,26 +213,45 @@ def test_sigterm_beyond_the_grace_period_interrupts_and_the_next_start_replies(
     tmp_path: Path, server: Any
 ) -> None:
     desk = server(grace_seconds=0.5).start()
-    slow = Conversation(desk.url)
+    slow, streamed = Conversation(desk.url), Conversation(desk.url)
     thread = slow.say_in_background("this takes forever [hold:t@0]")
+    events: list[str] = []
+
+    def stream() -> None:  # the same, asking for the agent's steps as SSE
+        with httpx.stream(
+            "POST",
+            f"{desk.url}/api/conversations/{streamed.id}/messages",
+            json={"text": "so does this [hold:u@0]"},
+            headers={**streamed.auth, "Accept": "text/event-stream"},
+            timeout=120,
+        ) as r:
+            events.extend(line for line in r.iter_lines() if line)
+
+    streaming = threading.Thread(target=stream, daemon=True)
+    streaming.start()
     wait_for("t.waiting", (tmp_path / "t.waiting").exists)
-    desk.terminate()  # the hold outlasts the grace period: the run is interrupted
+    wait_for("u.waiting", (tmp_path / "u.waiting").exists)
+    desk.terminate()  # the holds outlast the grace period: the runs are interrupted
     thread.join(TIMEOUT)
+    streaming.join(TIMEOUT)
+    assert "event: error" in events and '"status": 503' in events[events.index("event: error") + 1]
     assert isinstance(slow.response, httpx.Response), slow.response
     assert slow.response.status_code == 503, slow.response.text
     error = slow.response.json()["error"]
     assert error["status"] == 503 and "kept" in error["message"]
     assert slow.response.headers["retry-after"]
     assert desk.wait(TIMEOUT) in (0, -signal.SIGTERM)
-    assert list(statuses(tmp_path).values()) == ["interrupted"]
+    assert list(statuses(tmp_path).values()) == ["interrupted"] * 2
     assert transcript(tmp_path, slow.id) == [("customer", "this takes forever [hold:t@0]")]
     assert "Traceback" not in desk.log.read_text()
 
     (tmp_path / "t.go").touch()
+    (tmp_path / "u.go").touch()
     desk.start()
-    wait_for("the reply", lambda: len(transcript(tmp_path, slow.id)) == 2)
+    wait_for("the replies", lambda: not crash.audit(tmp_path, 0).owed)
     assert transcript(tmp_path, slow.id)[-1] == ("agent", "echo: this takes forever")
-    assert list(statuses(tmp_path).values()) == ["final"]
+    assert transcript(tmp_path, streamed.id)[-1] == ("agent", "echo: so does this")
+    assert list(statuses(tmp_path).values()) == ["final"] * 2
     r = httpx.get(f"{desk.url}/api/conversations/{slow.id}", headers=slow.auth)
     assert r.json()["transcript"][-1]["text"] == "echo: this takes forever"
 

@@ -631,7 +631,7 @@ def create_app(
                 finally:  # also when the client went away: the send itself goes on
                     if not getter.done():
                         getter.cancel()
-                if not getter.cancelled():
+                if getter.done() and not getter.cancelled():  # else: the step stays queued
                     yield sse("step", customer_event(getter.result()))
             exc = None if task.cancelled() else task.exception()
             if task.cancelled():  # a shutdown interrupted it (see _Server.drain)
