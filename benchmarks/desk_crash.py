@@ -58,6 +58,7 @@ CONSOLE_TOKEN = "crash-console-token"
 MODEL = "crashdesk"
 CONTROL_ENV = "DESK_CRASH_CONTROL"  # directory of the hold files (see CrashModel)
 DELAY_ENV = "DESK_CRASH_DELAY"  # "lo,hi": seconds the model waits before each answer
+SEED_ENV = "DESK_CRASH_SEED"  # the delays are drawn from it, the message and the call
 
 CANCEL_RE = re.compile(r"cancel order (A\d{4}), I am (\S+@\S+) zip (\d{5})")
 REFUND_RE = re.compile(r"refund (\d+(?:\.\d+)?) for order (A\d{4}), I am (\S+@\S+) zip (\d{5})")
@@ -94,11 +95,12 @@ def crash_model() -> Any:
         return f"Done: {result}"
 
     class CrashModel(ScriptedModel):
-        """Answers per `reply`; before answering it sleeps a random `DELAY_ENV` delay
-        and honours a ``[hold:NAME@K]`` tag in the customer's message: at the model
-        call made after K tool results of that message, it creates ``NAME.waiting``
-        in the `CONTROL_ENV` directory and waits until ``NAME.go`` exists there (or
-        fails with `ModelError` if ``NAME.fail`` does)."""
+        """Answers per `reply`; before answering it sleeps a `DELAY_ENV` delay (drawn
+        from `SEED_ENV`, the customer's message and the call's place in it) and
+        honours a ``[hold:NAME@K]`` tag in the customer's message: at the model call
+        made after K tool results of that message, it creates ``NAME.waiting`` in the
+        `CONTROL_ENV` directory and waits until ``NAME.go`` exists there (or fails
+        with `ModelError` if ``NAME.fail`` does)."""
 
         def __init__(self) -> None:
             super().__init__(reply, name=MODEL, record=False)
@@ -106,11 +108,13 @@ def crash_model() -> Any:
             self.control = Path(control) if control else None
             lo, _, hi = os.environ.get(DELAY_ENV, "0,0").partition(",")
             self.delay = (float(lo), float(hi or lo))
+            self.seed = os.environ.get(SEED_ENV, "0")
 
         async def generate(self, request: ModelRequest) -> ModelResponse:
-            if self.delay[1] > 0:
-                await asyncio.sleep(random.uniform(*self.delay))
             last_user = max(i for i, m in enumerate(request.messages) if m.role == "user")
+            if self.delay[1] > 0:
+                draw = f"{self.seed}:{request.messages[last_user].content}:{len(request.messages)}"
+                await asyncio.sleep(random.Random(draw).uniform(*self.delay))
             results = sum(1 for m in request.messages[last_user + 1 :] if m.role == "tool")
             hold = HOLD_RE.search(request.messages[last_user].content)
             if hold is not None and self.control is not None and int(hold.group(2)) == results:
@@ -157,6 +161,7 @@ class DeskServer:
         grace_seconds: float = 20.0,
         delay: str = "0,0",
         control: Path | None = None,
+        seed: int = 0,
     ) -> None:
         self.directory = directory
         self.port = free_port()
@@ -166,6 +171,7 @@ class DeskServer:
             **os.environ,
             "PILOTHOUSE_CONSOLE_TOKEN": CONSOLE_TOKEN,
             DELAY_ENV: delay,
+            SEED_ENV: str(seed),
             CONTROL_ENV: str(control or directory),
         }
         self.proc: subprocess.Popen[bytes] | None = None
@@ -439,7 +445,7 @@ def bench(args: argparse.Namespace) -> int:
         directory = Path(tmp)
         scripts = plan(args.seed, args.replies, args.conversations, directory / "shop.db")
         baseline = int(read_db(directory / "shop.db", "SELECT COUNT(*) FROM payments")[0][0])
-        server = DeskServer(directory, delay=args.delay).start()
+        server = DeskServer(directory, delay=args.delay, seed=args.seed).start()
         started = time.monotonic()
         deadline = started + args.timeout
         customers = [Customer(server.url, messages, deadline) for messages in scripts]
