@@ -259,9 +259,13 @@ async def test_approvals_for_a_run_that_is_not_paused_are_refused(tmp_path: Path
     with pytest.raises(Crash):
         await agent.run("refund A1", run_id="crashed")
     again, _ = support_agent(tmp_path, REFUND, ledger)
+    before = (again.store.get_run("crashed").status, len(again.store.events("crashed")))
+    assert before[0] == "interrupted"  # what a stopped (not finished) run says
     with pytest.raises(ApprovalError, match="'crashed' is not waiting for any approval"):
         await again.resume("crashed", approvals={"crashed:1:1": True})
-    assert again.store.get_run("crashed").status == "running"  # nothing was written
+    after = (again.store.get_run("crashed").status, len(again.store.events("crashed")))
+    assert after == before  # nothing was written
+    assert again.store.lease("crashed") is None  # and the refused resume let go of the run
 
 
 async def test_a_crash_after_approval_leaves_the_call_in_doubt_not_rerun(tmp_path: Path) -> None:

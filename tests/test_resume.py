@@ -159,7 +159,7 @@ def test_crash_during_a_model_call_resumes_with_that_call() -> None:
     agent = Agent(crashing_model(REPLIES, 3), tools=[counting_lookup(counts)], store=store)
     with pytest.raises(Crash):
         agent.run_sync("go", run_id="r1")
-    assert store.get_run("r1").status == "running"
+    assert store.get_run("r1").status == "interrupted"
     model = conversation_model(REPLIES)
     again = Agent(model, tools=[counting_lookup(counts)], store=store)
     result = again.resume_sync("r1")

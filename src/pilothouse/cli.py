@@ -948,6 +948,18 @@ def serve_command(
             "(bursts of 20 and 60); turn off only behind a proxy that limits per client."
         ),
     ] = True,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="Reverse proxies (comma-separated addresses or networks, e.g. 127.0.0.1) "
+            "whose X-Forwarded-For and X-Forwarded-Proto headers are believed; '*' believes "
+            "anyone. Default: none, so each client is its TCP peer address and a forged "
+            "header cannot dodge the per-client rate limits. Set it to the proxy's address "
+            "when serving behind one (and have the proxy overwrite the header).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the support desk: customer chat at /, agent console at /console, /dashboard.
 
@@ -985,7 +997,14 @@ def serve_command(
     limits: dict[str, Any] = {"grace_seconds": grace_seconds}
     if not rate_limit:
         limits.update(open_limit=None, message_limit=None)
-    serve(desk, console_token=token, host=host, port=port, **limits)
+    serve(
+        desk,
+        console_token=token,
+        host=host,
+        port=port,
+        forwarded_allow_ips=forwarded_allow_ips,
+        **limits,
+    )
 
 
 # --- end of serve block ----------------------------------------------------------------

@@ -3,6 +3,7 @@ figures, and persistence across Desk instances (real SQLite files)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ from pilothouse.tools.tool import tool
 BEN = {"email": "ben.adler@example.com", "zip": "97301"}
 DEV = {"email": "dev.kowalski@example.com", "zip": "37062"}
 KIRA = {"email": "kira.dubois@example.com", "zip": "53703"}
+HANDOVER_RE = re.compile(
+    r"Sorry, something went wrong on our side; a person from our team will take over this "
+    r"conversation\. Reference: ([0-9A-F]{8})"
+)
 
 
 def factory(*replies: Any) -> Callable[[Shop, Store], Agent[str]]:
@@ -107,7 +112,7 @@ async def test_an_escalated_conversation_goes_through_the_queue(tmp_path: Path) 
     with pytest.raises(DeskError):
         d.claim(conv.id, "alex")
     d.reply(conv.id, "sam", "Hi, Sam here. Sorry about the parcel.")
-    closed = d.close(conv.id)
+    closed = await d.close(conv.id, "sam")
     assert closed.status == "closed" and closed.resolved_at is not None
     assert d.queue() == []
     assert [e.author for e in d.transcript(conv.id)] == [
@@ -139,9 +144,17 @@ async def test_a_model_failure_escalates_and_keeps_the_conversation(tmp_path: Pa
     conv = await d.open()
     reply = await d.send(conv.id, "where is my order?")
     assert reply.status == "escalated" and reply.outcome == "error"
-    assert "the model server went away" in reply.text
+    # The customer reads a neutral sentence with a reference; staff read the detail.
+    reference = HANDOVER_RE.fullmatch(reply.text)
+    assert reference, reply.text
+    assert "went away" not in reply.text and "ModelError" not in reply.text
     assert [e.author for e in d.transcript(conv.id)] == ["customer", "system"]
-    assert d.get(conv.id).summary is not None
+    note = d.transcript(conv.id, staff=True)[-1]
+    assert note.author == "staff" and note.run_id == reply.run_id
+    assert f"reference {reference.group(1)}" in note.text
+    assert "ModelError: the model server went away" in note.text and reply.run_id in note.text
+    summary = d.get(conv.id).summary
+    assert summary is not None and reference.group(1) in summary
     assert [c.id for c in d.queue()] == [conv.id]
     assert len(d.runs(conv.id)) == 1  # the failed run is linked: its journal has the error
 
@@ -167,7 +180,11 @@ async def test_a_tool_exception_escalates(tmp_path: Path) -> None:
     assert reply.status == "escalated"
     entries = d.transcript(conv.id)
     assert [e.author for e in entries] == ["customer", "agent", "system"]
-    assert "orders service unreachable" in entries[-1].text
+    assert HANDOVER_RE.fullmatch(entries[-1].text), entries[-1].text
+    assert "unreachable" not in entries[-1].text
+    staff = d.transcript(conv.id, staff=True)
+    assert [e.author for e in staff] == ["customer", "agent", "system", "staff"]
+    assert "ConnectionError: orders service unreachable" in staff[-1].text
 
 
 async def test_policy_blocks_are_counted_from_the_journal(tmp_path: Path) -> None:

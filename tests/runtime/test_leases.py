@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from payments import PAYMENTS, Ledger, assert_whole_journal, make_payer
 
-from pilothouse.exceptions import RunFinishedError, RunLeasedError
+from pilothouse.exceptions import RunFinishedError, RunLeasedError, RunNotFoundError
 from pilothouse.runtime.journal import SQLiteStore
 from pilothouse.runtime.lease import holder_is_dead
 
@@ -34,6 +34,14 @@ async def _until(condition: object, what: str) -> None:
     raise AssertionError(f"never happened: {what}")
 
 
+def _leased(store: SQLiteStore, run_id: str = "r") -> bool:
+    """Whether someone holds the run's lease (False while the run does not exist yet)."""
+    try:
+        return store.lease(run_id) is not None
+    except RunNotFoundError:
+        return False
+
+
 def test_a_live_run_holds_its_lease_and_a_second_resumer_writes_nothing(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "j.db")
     ledger = Ledger(str(tmp_path / "ledger.db"))
@@ -42,7 +50,7 @@ def test_a_live_run_holds_its_lease_and_a_second_resumer_writes_nothing(tmp_path
         gate = asyncio.Event()
         agent = make_payer(store, ledger, gate=gate)
         running = asyncio.ensure_future(agent.run("pay the three bills", run_id="r"))
-        await _until(lambda: store.lease("r") is not None, "the run took its lease")
+        await _until(lambda: _leased(store), "the run took its lease")
         holder, expires = store.lease("r")  # type: ignore[misc]
         assert holder.startswith(f"{socket.gethostname()}:{os.getpid()}:")
         # a worker does not take a live run, however quiet its journal
@@ -74,7 +82,7 @@ def test_two_resumes_at_once_pay_once(tmp_path: Path) -> None:
         stopping = asyncio.ensure_future(
             make_payer(store, ledger, gate=gate).run("pay", run_id="r")
         )
-        await _until(lambda: store.lease("r") is not None, "the run started")
+        await _until(lambda: _leased(store), "the run started")
         stopping.cancel()  # the process is told to stop: the run is interrupted
         with pytest.raises(asyncio.CancelledError):
             await stopping
@@ -82,7 +90,7 @@ def test_two_resumes_at_once_pay_once(tmp_path: Path) -> None:
 
         gate2 = asyncio.Event()
         first = asyncio.ensure_future(make_payer(store, ledger, gate=gate2).resume("r"))
-        await _until(lambda: store.lease("r") is not None, "the first resume took the lease")
+        await _until(lambda: _leased(store), "the first resume took the lease")
         with pytest.raises(RunLeasedError):
             await make_payer(store, ledger).resume("r")
         gate2.set()

@@ -205,7 +205,7 @@ def test_agent_run_and_resume_with_a_side_effect(fresh_postgres_dsn: str) -> Non
         agent(True, PostgresStore(fresh_postgres_dsn)).run_sync("pay", run_id="p")
     assert ledger == ["p:1:0"]
     store = PostgresStore(fresh_postgres_dsn)  # a new connection, as a new process has
-    assert store.get_run("p").status == "running"
+    assert store.get_run("p").status == "interrupted"
     assert [e.type for e in store.events("p")][-1] == "model_request"
     result = agent(False, store).resume_sync("p")
     assert result.output == "paid twice" and result.steps == 3

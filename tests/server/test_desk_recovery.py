@@ -161,7 +161,13 @@ def test_sigkill_during_replies_then_restart_delivers_or_escalates_each(
         ("agent", "echo: hello there"),
     ]
     doomed_entries = transcript(tmp_path, doomed.id)
-    assert [a for a, _ in doomed_entries] == ["customer", "system"]  # the note for staff
+    assert [a for a, _ in doomed_entries] == ["customer", "system", "staff"]
+    customer_line, staff_note = doomed_entries[1][1], doomed_entries[2][1]
+    assert customer_line.startswith("Sorry, something went wrong on our side")  # no internals
+    assert "the server stopped while the assistant was answering" in staff_note
+    assert "ModelError" in staff_note and "Error" not in customer_line
+    seen = httpx.get(f"{desk.url}/api/conversations/{doomed.id}", headers=doomed.auth).json()
+    assert [e["author"] for e in seen["transcript"]] == ["customer", "system"]
     assert conversation_status(tmp_path, doomed.id) == "escalated"
     queue = httpx.get(desk.url + "/api/console/queue", headers=CONSOLE).json()["queue"]
     assert [c["id"] for c in queue] == [doomed.id]

@@ -108,3 +108,54 @@ def test_importing_pilothouse_and_its_cli_does_not_load_the_server() -> None:
         "assert 'starlette' not in sys.modules and 'uvicorn' not in sys.modules, 'loaded'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def _opens_from_forged_addresses(url: str, count: int) -> list[httpx.Response]:
+    """`count` conversation opens, each claiming another client in X-Forwarded-For."""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        return [
+            client.post("/api/conversations", json={}, headers={"X-Forwarded-For": f"10.9.{i}.1"})
+            for i in range(count)
+        ]
+
+
+def test_serve_ignores_forwarded_for_by_default(tmp_path: Path) -> None:
+    # The default limit allows a burst of 20 opens and refills 10 a minute: 40 opens
+    # from one address hit a 429 unless they took over two minutes.
+    proc, url = _start(tmp_path)
+    try:
+        opened = _opens_from_forged_addresses(url, 40)
+    finally:
+        _stop(proc)
+    refused = [r for r in opened if r.status_code == 429]
+    assert refused, "forged X-Forwarded-For headers made new clients"
+    assert "too many requests from 127.0.0.1" in refused[0].json()["error"]["message"]
+
+
+def test_serve_believes_forwarded_for_from_a_named_proxy(tmp_path: Path) -> None:
+    proc, url = _start(tmp_path, "--forwarded-allow-ips", "127.0.0.1")
+    try:
+        opened = _opens_from_forged_addresses(url, 30)  # 30 clients, one open each
+        with httpx.Client(base_url=url, timeout=30) as client:
+            same = [
+                client.post("/api/conversations", json={}, headers={"X-Forwarded-For": "10.8.0.1"})
+                for _ in range(40)
+            ]
+    finally:
+        _stop(proc)
+    assert [r.status_code for r in opened] == [201] * 30
+    refused = [r for r in same if r.status_code == 429]
+    assert refused and "too many requests from 10.8.0.1" in refused[0].json()["error"]["message"]
+
+
+def test_serve_help_documents_the_proxy_option() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pilothouse.cli", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--forwarded-allow-ips" in result.stdout
+    assert "X-Forwarded-For" in result.stdout

@@ -263,7 +263,7 @@ def test_a_customer_resolves_and_the_figures_count_it(site: Site) -> None:
     assert [c["id"] for c in listed.json()["conversations"]] == [conv_id]
     assert "token" not in listed.json()["conversations"][0]
     bad_limit = site.client.get("/api/console/conversations?limit=0", headers=site.console())
-    assert_json_error(bad_limit, 422)
+    assert_json_error(bad_limit, 400)  # a bad query parameter is a bad request
 
 
 def test_the_console_shows_a_policy_block(site: Site) -> None:

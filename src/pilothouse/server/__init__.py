@@ -28,26 +28,27 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     log_level: str = "info",
+    forwarded_allow_ips: str | None = None,
     **options: Any,
 ) -> None:
     """Serve `desk` with uvicorn until interrupted (Ctrl-C or SIGTERM shuts down
     gracefully: replies in flight get `grace_seconds`, see `create_app`).
 
-    `options` go to `pilothouse.server.app.create_app` (rate limits, body size,
+    `forwarded_allow_ips` names the reverse proxies whose ``X-Forwarded-For`` is
+    believed (comma-separated addresses or networks); by default none, so each
+    client is its TCP peer (see `pilothouse.server.app.uvicorn_config`). `options`
+    go to `pilothouse.server.app.create_app` (rate limits, body size,
     ``grace_seconds``, ``recover``).
     """
-    import uvicorn
-
     from pilothouse.server.app import create_app as _create_app
-    from pilothouse.server.app import uvicorn_server
+    from pilothouse.server.app import uvicorn_config, uvicorn_server
 
     app = _create_app(desk, console_token=console_token, **options)
-    config = uvicorn.Config(
+    config = uvicorn_config(
         app,
         host=host,
         port=port,
         log_level=log_level,
-        timeout_graceful_shutdown=5,
-        server_header=False,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
     uvicorn_server(app, config).run()

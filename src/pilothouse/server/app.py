@@ -13,6 +13,13 @@ Two kinds of caller, two kinds of token, both sent as ``Authorization: Bearer ..
 A missing token is 401, a wrong one 403, an unknown conversation 404. Every error,
 including an unexpected one, is a small JSON body ``{"error": {"status", "message"}}``:
 no stack trace reaches a client (it goes to the ``pilothouse.server`` log instead).
+Bodies are checked before anything is stored: at most `MAX_BODY_BYTES`, UTF-8, nested
+at most `MAX_JSON_DEPTH` deep (checked before parsing, so a deeply nested body costs
+a scan, not a recursion), and well-formed Unicode (a lone surrogate such as ``"\\ud800"``
+cannot be stored, so it is refused with the rest of the request).
+
+A customer sees their transcript without staff notes and their conversation without
+the escalation summary: failure detail and policy reasons are for the console.
 
 Live updates travel over Server-Sent Events. The server keeps a `Hub` of in-process
 channels, one per conversation plus one for the console; whatever changes a
@@ -44,6 +51,7 @@ import dataclasses
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from importlib import resources
@@ -55,6 +63,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from pilothouse.events import Event
 from pilothouse.server.ratelimit import RateLimit, RateLimiter, retry_after
@@ -63,11 +72,15 @@ _log = logging.getLogger("pilothouse.server")
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest request body accepted; larger ones get 413 before they are read in full."""
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects in a request body; this API needs two levels."""
 MAX_MESSAGE_CHARS = 4000
+"""Longest customer or human message; a chat message longer than this is a mistake."""
 # Per client address; each message starts an agent run. See pilothouse.server.ratelimit.
 OPEN_LIMIT = RateLimit(per_minute=10, burst=20)
 MESSAGE_LIMIT = RateLimit(per_minute=30, burst=60)
-"""Longest customer or human message; a chat message longer than this is a mistake."""
+MAX_STREAMS_PER_CONVERSATION = 4
+"""Event streams open at once on one conversation (a few tabs); each holds a queue."""
 HEARTBEAT_SECONDS = 15.0
 """An SSE comment is sent this often so proxies and browsers keep the stream open."""
 QUEUE_SIZE = 1000
@@ -80,6 +93,9 @@ RETRY_AFTER_SECONDS = 10
 
 # Fields of a conversation object that are secrets and never leave the server.
 _SECRET_FIELDS = frozenset({"token", "secret", "customer_token", "token_hash"})
+# Fields only the console sees: the escalation summary names failures and policy reasons,
+# a reply's outcome names budget stops.
+_STAFF_FIELDS = frozenset({"summary", "outcome"})
 
 
 class SupportDesk(Protocol):
@@ -87,7 +103,10 @@ class SupportDesk(Protocol):
 
     Declared here as a protocol so the server does not import the support app (and
     so a test or another app can serve any object with these methods). `store` is
-    the journal store the desk's runs are written to.
+    the journal store the desk's runs are written to. A desk refuses bad input with a
+    `PilothouseError`: one that is also a `LookupError` becomes 404, an `ApprovalError`
+    or the support app's `DeskError` 409; any other exception is a bug (500, logged,
+    its text never sent).
     """
 
     store: Any
@@ -98,7 +117,7 @@ class SupportDesk(Protocol):
 
     def get(self, conv_id: str) -> Any: ...
 
-    def transcript(self, conv_id: str) -> list[Any]: ...
+    def transcript(self, conv_id: str, *, staff: bool = False) -> list[Any]: ...
 
     def queue(self) -> list[Any]: ...
 
@@ -106,7 +125,9 @@ class SupportDesk(Protocol):
 
     def reply(self, conv_id: str, human: str, text: str) -> Any: ...
 
-    def close(self, conv_id: str) -> Any: ...
+    async def close(
+        self, conv_id: str, human: str = "", *, subscribers: Sequence[Any] = ()
+    ) -> Any: ...
 
     def pending_approvals(self) -> list[Any]: ...
 
@@ -158,6 +179,14 @@ def public(value: Any) -> Any:
     return data
 
 
+def for_customer(value: Any) -> Any:
+    """`public`, minus what only staff read (escalation summary, a run's outcome)."""
+    data = public(value)
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if k not in _STAFF_FIELDS}
+    return data
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": {"status": status, "message": message}}, status_code=status)
 
@@ -185,11 +214,10 @@ async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[s
     """
     declared = request.headers.get("content-length")
     if declared is not None:
-        try:
-            if int(declared) > max_bytes:
-                raise HTTPException(413, f"request body is larger than {max_bytes} bytes")
-        except ValueError:
-            raise HTTPException(400, "Content-Length is not a number") from None
+        if not _is_ascii_number(declared):
+            raise HTTPException(400, "Content-Length is not a number")
+        if int(declared) > max_bytes:
+            raise HTTPException(413, f"request body is larger than {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -197,16 +225,107 @@ async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[s
         if size > max_bytes:
             raise HTTPException(413, f"request body is larger than {max_bytes} bytes")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return parse_json_object(b"".join(chunks))
+
+
+def parse_json_object(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+    """A request body as a JSON object, or an `HTTPException` (400) saying what is wrong.
+
+    The nesting depth is measured by a scan before parsing: the parser recurses once
+    per level, so a 2 KB body of brackets would otherwise exhaust the stack. Strings
+    must be well-formed Unicode: a lone surrogate (``"\\ud800"``) parses, but no
+    UTF-8 database can store it.
+    """
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPException(400, "request body is not valid JSON: it is not UTF-8") from None
+    if json_too_deep(text, max_depth):
+        raise HTTPException(400, f"request body nests deeper than {max_depth} levels")
+    try:
+        body = json.loads(text)
+    except ValueError:
         raise HTTPException(400, "request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise HTTPException(400, "request body must be a JSON object")
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(body):
+        raise HTTPException(
+            400,
+            "request body is not valid Unicode text: it contains a lone surrogate "
+            "(such as \\ud800); send the character itself or a surrogate pair",
+        )
     return body
+
+
+_JSON_SPECIAL = re.compile(r'[\\"\[\]{}]')
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def json_too_deep(text: str, limit: int) -> bool:
+    """Whether the JSON `text` nests arrays and objects more than `limit` deep.
+
+    One pass over the structural characters, skipping strings (brackets inside a
+    message do not count); linear in the text whatever it holds.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False  # the common case: too few openers to be too deep
+    depth = 0
+    in_string = False
+    escaped_at = -1
+    for match in _JSON_SPECIAL.finditer(text):
+        char, at = match.group(), match.start()
+        if at == escaped_at:
+            continue
+        if in_string:
+            if char == "\\":
+                escaped_at = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a parsed JSON value holds a string UTF-8 cannot encode (depth is bounded)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+def _is_ascii_number(text: str, max_digits: int = 18) -> bool:
+    """Whether `text` is 1 to `max_digits` ASCII digits.
+
+    `str.isdigit` and `int` accept other scripts' digits and superscripts (``²`` is
+    a digit to `isdigit`, not to `int`); an HTTP number is ASCII.
+    """
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+
+
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter from `low` to `high`, else a 400 saying so."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not _is_ascii_number(raw, 9) or not low <= int(raw) <= high:
+        raise HTTPException(400, f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
 
 
 def _text_field(body: dict[str, Any], name: str, *, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -222,17 +341,22 @@ def _text_field(body: dict[str, Any], name: str, *, limit: int = MAX_MESSAGE_CHA
 
 
 def _desk_error(exc: BaseException) -> HTTPException | None:
-    """The HTTP form of an error the Desk raised for bad input, or None for a bug."""
-    from pilothouse.exceptions import ApprovalError, RunNotFoundError
+    """The HTTP form of an error the Desk raised for bad input, or None for a bug.
+
+    Only the desk's own errors are mapped: a `ValueError` or `KeyError` from deeper
+    down (a codec, a database, a dict) is a bug whose text may describe internals,
+    so it stays a 500 with a generic message.
+    """
+    from pilothouse.exceptions import ApprovalError, PilothouseError, RunNotFoundError
 
     if isinstance(exc, HTTPException):
         return exc
-    if isinstance(exc, (KeyError, LookupError, RunNotFoundError)):
+    if not isinstance(exc, PilothouseError):
+        return None
+    if isinstance(exc, (LookupError, RunNotFoundError)):
         message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
         return HTTPException(404, message or "not found")
-    if isinstance(exc, PermissionError):
-        return HTTPException(403, str(exc) or "forbidden")
-    if isinstance(exc, (ApprovalError, ValueError)) or _is_desk_error(exc):
+    if isinstance(exc, ApprovalError) or _is_desk_error(exc):
         # A request the conversation's state does not allow: closed, not in the queue,
         # claimed by someone else, no such pending approval.
         return HTTPException(409, str(exc))
@@ -286,6 +410,10 @@ class Hub:
             if not queues:
                 del self._subscribers[channel]
 
+    def count(self, channel: str) -> int:
+        """How many streams are open on `channel` (the per-conversation cap reads it)."""
+        return len(self._subscribers.get(channel, ()))
+
     def listening(self, channel: str) -> bool:
         """Whether any stream is open on `channel` (to skip building unread payloads)."""
         return bool(self._subscribers.get(channel))
@@ -323,6 +451,22 @@ _CSP = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 _SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": _CSP,
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+"""Sent with every page and every static file (a page opened as /static/chat.html too)."""
+
+
+class SecureStaticFiles(StaticFiles):
+    """`StaticFiles` whose responses carry `SECURITY_HEADERS`, like the pages."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
 
 def customer_event(event: Event) -> dict[str, Any]:
@@ -387,10 +531,12 @@ class _Server:
 
     # ---------------------------------------------------------------- views
 
-    async def conversation_view(self, conv_id: str) -> dict[str, Any]:
+    async def conversation_view(self, conv_id: str, *, staff: bool = False) -> dict[str, Any]:
+        """The conversation and its transcript: the customer's view unless `staff`."""
         conversation = await _call(self.desk.get, conv_id)
-        transcript = await _call(self.desk.transcript, conv_id)
-        return {"conversation": public(conversation), "transcript": jsonable(transcript)}
+        transcript = await _call(self.desk.transcript, conv_id, staff=staff)
+        shown = public(conversation) if staff else for_customer(conversation)
+        return {"conversation": shown, "transcript": jsonable(transcript)}
 
     def steps(self, run_id: str) -> dict[str, Any]:
         """One run's journal as console rows: readable line and policy decision per event."""
@@ -530,6 +676,7 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     open_limit: RateLimit | None = OPEN_LIMIT,
     message_limit: RateLimit | None = MESSAGE_LIMIT,
+    max_streams: int = MAX_STREAMS_PER_CONVERSATION,
     grace_seconds: float = GRACE_SECONDS,
     recover: bool = True,
 ) -> Starlette:
@@ -539,7 +686,8 @@ def create_app(
     ``desk.store``); the console reads each conversation's agent steps from it.
     `open_limit` and `message_limit` bound how fast one client address may open
     conversations and send messages (429 with Retry-After beyond them; None: no
-    limit). The console, behind its token, is not limited.
+    limit). The console, behind its token, is not limited. `max_streams` caps the
+    event streams open at once on one conversation (429 beyond it).
 
     `recover`: at start, finish the replies a crash or a stop interrupted (the desk's
     `recover`, in the background). `grace_seconds`: how long a shutdown waits for
@@ -573,12 +721,7 @@ def create_app(
             return Response(
                 html,
                 media_type="text/html; charset=utf-8",
-                headers={
-                    "Cache-Control": "no-store",
-                    "X-Content-Type-Options": "nosniff",
-                    "Content-Security-Policy": _CSP,
-                    "Referrer-Policy": "no-referrer",
-                },
+                headers={"Cache-Control": "no-store", **SECURITY_HEADERS},
             )
 
         return endpoint
@@ -595,7 +738,9 @@ def create_app(
         data = jsonable(conversation)
         token = next((data[k] for k in ("token", "secret", "customer_token") if k in data), None)
         hub.changed(str(data.get("id")), "opened")
-        return JSONResponse({"conversation": public(conversation), "token": token}, status_code=201)
+        return JSONResponse(
+            {"conversation": for_customer(conversation), "token": token}, status_code=201
+        )
 
     async def read_conversation(request: Request) -> Response:
         conv_id = await state.customer(request)
@@ -617,7 +762,7 @@ def create_app(
                     raise
                 return state.interrupted()
             return JSONResponse(
-                {"reply": jsonable(reply), **(await state.conversation_view(conv_id))}
+                {"reply": for_customer(reply), **(await state.conversation_view(conv_id))}
             )
 
         steps: asyncio.Queue[Event] = asyncio.Queue()
@@ -644,7 +789,7 @@ def create_app(
                 else:
                     yield sse("error", {"status": mapped.status_code, "message": mapped.detail})
             else:
-                yield sse("reply", jsonable(task.result()))
+                yield sse("reply", for_customer(task.result()))
             yield sse("conversation", await state.conversation_view(conv_id))
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers=_SSE_HEADERS)
@@ -660,6 +805,10 @@ def create_app(
 
     async def conversation_events(request: Request) -> Response:
         conv_id = await state.customer(request)
+        if hub.count(conv_id) >= max_streams:  # no await until subscribed: no race past it
+            raise HTTPException(
+                429, f"this conversation already has {max_streams} open event streams"
+            )
         return _event_stream(hub, conv_id, {"conversation": conv_id})
 
     # ---------------------------------------------------------------- console API
@@ -671,16 +820,14 @@ def create_app(
 
     async def console_conversations(request: Request) -> Response:
         state.console(request)
-        raw_limit = request.query_params.get("limit", "50")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
-            raise HTTPException(422, "limit must be a whole number from 1 to 500")
-        conversations = await _call(desk.conversations, int(raw_limit))
+        limit = int_param(request, "limit", 50, 1, 500)
+        conversations = await _call(desk.conversations, limit)
         return JSONResponse({"conversations": [public(c) for c in conversations]})
 
     async def console_conversation(request: Request) -> Response:
         state.console(request)
         conv_id = request.path_params["conv_id"]
-        view = await state.conversation_view(conv_id)
+        view = await state.conversation_view(conv_id, staff=True)
         run_ids = await _call(desk.runs, conv_id)
         pending = [
             jsonable(p)
@@ -698,7 +845,7 @@ def create_app(
         human = _text_field(body, "human", limit=100)
         await _call(desk.claim, conv_id, human)
         hub.changed(conv_id, "claimed")
-        return JSONResponse(await state.conversation_view(conv_id))
+        return JSONResponse(await state.conversation_view(conv_id, staff=True))
 
     async def console_reply(request: Request) -> Response:
         state.console(request)
@@ -708,15 +855,19 @@ def create_app(
         text = _text_field(body, "text")
         await _call(desk.reply, conv_id, human, text)
         hub.changed(conv_id, "human_reply")
-        return JSONResponse(await state.conversation_view(conv_id))
+        return JSONResponse(await state.conversation_view(conv_id, staff=True))
 
     async def console_close(request: Request) -> Response:
         state.console(request)
         conv_id = request.path_params["conv_id"]
-        await read_json(request, max_body_bytes)
-        await _call(desk.close, conv_id)
+        body = await read_json(request, max_body_bytes)
+        human = body.get("human", "")
+        if not isinstance(human, str) or len(human) > 100:
+            raise HTTPException(422, "field 'human' must be a name of at most 100 characters")
+        # Pending approvals are refused in the closer's name (see Desk.close).
+        await _call(desk.close, conv_id, human.strip(), subscribers=[state.publisher(conv_id)])
         hub.changed(conv_id, "closed")
-        return JSONResponse(await state.conversation_view(conv_id))
+        return JSONResponse(await state.conversation_view(conv_id, staff=True))
 
     async def console_approvals(request: Request) -> Response:
         state.console(request)
@@ -763,7 +914,7 @@ def create_app(
                 raise
             return state.interrupted()
         return JSONResponse(
-            {"result": jsonable(result), **(await state.conversation_view(conv_id))}
+            {"result": jsonable(result), **(await state.conversation_view(conv_id, staff=True))}
         )
 
     async def console_figures(request: Request) -> Response:
@@ -814,7 +965,7 @@ def create_app(
         Route("/api/console/conversations/{conv_id}/reply", console_reply, methods=["POST"]),
         Route("/api/console/conversations/{conv_id}/close", console_close, methods=["POST"]),
         Route("/api/console/conversations/{conv_id}/decide", console_decide, methods=["POST"]),
-        Mount("/static", StaticFiles(directory=_static_dir()), name="static"),
+        Mount("/static", SecureStaticFiles(directory=_static_dir()), name="static"),
     ]
     app = Starlette(
         routes=routes,
@@ -825,6 +976,39 @@ def create_app(
     app.state.desk = desk
     app.state.drain = lambda force: state.drain(grace_seconds, force)
     return app
+
+
+def uvicorn_config(
+    app: Starlette,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    forwarded_allow_ips: str | None = None,
+    graceful_seconds: int = 5,
+) -> Any:
+    """The `uvicorn.Config` for `app`, shared by `pilothouse serve` and `LiveServer`.
+
+    Forwarded headers (``X-Forwarded-For``, ``X-Forwarded-Proto``) are believed only
+    from the comma-separated addresses or networks in `forwarded_allow_ips` (a
+    reverse proxy's; ``*``: anyone). By default none are: uvicorn would otherwise
+    trust them from 127.0.0.1, so any local client (or a proxy that passes the
+    header through) could name a new address per request and skip the per-client
+    rate limits, which key on the client address.
+    """
+    import uvicorn
+
+    trusted = (forwarded_allow_ips or "").strip()
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=graceful_seconds,
+        server_header=False,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or "",
+    )
 
 
 def uvicorn_server(app: Starlette, config: Any) -> Any:
@@ -876,8 +1060,31 @@ def _conversation_of(pending: Any) -> str | None:
     return None
 
 
+class _EventStream(StreamingResponse):
+    """A `StreamingResponse` that runs `release` when it ends, however it ends.
+
+    The body generator's own ``finally`` does not run if the client leaves before
+    the first chunk (a generator never started is never closed), and a stream slot
+    must not leak: the per-conversation cap would then lock the customer out.
+    """
+
+    def __init__(self, content: AsyncIterator[bytes], release: Callable[[], None]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=_SSE_HEADERS)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
 def _event_stream(hub: Hub, channel: str, hello: dict[str, Any]) -> StreamingResponse:
-    """A long-lived SSE response forwarding `channel`'s notifications, with heartbeats."""
+    """A long-lived SSE response forwarding `channel`'s notifications, with heartbeats.
+
+    The stream is subscribed (and counts against a conversation's cap) from now until
+    the response ends.
+    """
     queue = hub.subscribe(channel)
 
     async def stream() -> AsyncIterator[bytes]:
@@ -895,4 +1102,4 @@ def _event_stream(hub: Hub, channel: str, hello: dict[str, Any]) -> StreamingRes
         finally:
             hub.unsubscribe(channel, queue)
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=_SSE_HEADERS)
+    return _EventStream(stream(), lambda: hub.unsubscribe(channel, queue))

@@ -26,10 +26,9 @@ class LiveServer:
         host: str = "127.0.0.1",
         log_level: str = "warning",
         graceful_seconds: float = 2.0,
+        forwarded_allow_ips: str | None = None,
     ) -> None:
-        import uvicorn
-
-        from pilothouse.server.app import uvicorn_server
+        from pilothouse.server.app import uvicorn_config, uvicorn_server
 
         # proto=IPPROTO_TCP matters: asyncio turns Nagle off (TCP_NODELAY) only on accepted
         # sockets that report it, and a socket made with proto 0 passes that on; with Nagle
@@ -39,11 +38,13 @@ class LiveServer:
         self._socket.bind((host, 0))
         self.port: int = self._socket.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
-        config = uvicorn.Config(
+        # The same settings as `pilothouse serve` (forwarded headers trusted only from
+        # `forwarded_allow_ips`); host and port come from the bound socket.
+        config = uvicorn_config(
             app,
             log_level=log_level,
-            timeout_graceful_shutdown=int(graceful_seconds),
-            server_header=False,
+            graceful_seconds=int(graceful_seconds),
+            forwarded_allow_ips=forwarded_allow_ips,
         )
         self.server = uvicorn_server(app, config)
         self._thread = threading.Thread(

@@ -5,10 +5,11 @@ network may do, and each message starts an agent run (model calls that cost time
 money). Without a limit one client can queue thousands of runs. A token bucket per
 client address allows bursts (a customer typing fast) and a steady rate beyond them.
 
-The client is the TCP peer address Starlette reports. Behind a reverse proxy every
-request comes from the proxy, so either let the proxy limit per client or run
-uvicorn with ``--proxy-headers`` and a trusted ``--forwarded-allow-ips`` so that the
-peer address is the client's.
+The client is the TCP peer address Starlette reports. ``X-Forwarded-For`` is not
+believed by default (a client could name a new address per request and get a new
+bucket each time). Behind a reverse proxy every request comes from the proxy, so
+either let the proxy limit per client or run ``pilothouse serve
+--forwarded-allow-ips <proxy address>`` so that the peer address is the client's.
 """
 
 from __future__ import annotations

@@ -146,7 +146,7 @@ async def run_script(desk: Desk, script: Script, max_turns: int = 4) -> Outcome:
         outcome = "escalated"
         desk.claim(conv.id, HUMAN)
         desk.reply(conv.id, HUMAN, "Hi, this is Sam from the support team. I'll take it from here.")
-        desk.close(conv.id)
+        await desk.close(conv.id, HUMAN)
     elif status == "open":
         desk.resolve(conv.id)
     elif status == "paused":  # an approval nobody decided: leave it for the UI

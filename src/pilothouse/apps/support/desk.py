@@ -16,8 +16,16 @@ words:
   conversation and lists the call under `pending_approvals` until a human decides
   (`decide`, which resumes the run);
 - any failure (a model error, a tool raising an unexpected exception, a budget
-  stop) escalates the conversation with a system entry: the conversation stays
-  readable and goes to a human instead of being lost.
+  stop) escalates the conversation: the conversation stays readable and goes to a
+  human instead of being lost. The customer reads a neutral sentence with a short
+  reference id; the detail (exception, run id) goes to a staff note, the escalation
+  summary and the log (``pilothouse.support.desk``), all under that reference, because
+  exception text carries endpoints, model names and sometimes credentials;
+- a human closing a conversation refuses its calls still waiting for approval, in
+  the runs' journals, so a later decision finds nothing to approve.
+
+Staff notes (author ``staff``) and the escalation summary are for the console only:
+`transcript` leaves the notes out unless asked for them (``staff=True``).
 
 A reply is never lost to a crash or a stop (`recover`). ``desk_runs`` marks each
 run ``delivered`` in the same transaction that writes its outcome into the
@@ -84,7 +92,19 @@ from .tools import VERIFIED
 AgentFactory = Callable[[Shop, Store], Agent[str]]
 SubscribersFor = Callable[[str], Sequence[Subscriber]]
 STATUSES = ("open", "paused", "escalated", "claimed", "resolved", "closed")
-AUTHORS = ("customer", "agent", "human", "system")
+AUTHORS = ("customer", "agent", "human", "system", "staff")
+STAFF_ONLY = frozenset({"staff"})
+"""Authors of entries the customer never sees: internal detail for the console."""
+HANDOVER = (
+    "Sorry, something went wrong on our side; a person from our team will take over this "
+    "conversation. Reference: {reference}"
+)
+"""What a customer reads when the assistant fails: no internals, a reference to quote."""
+WAITING = "Your request is waiting for a team member's approval."
+MAX_CANCEL_ROUNDS = 5
+"""Resumes tried when closing a conversation whose refused run asks for approval again."""
+
+_log = logging.getLogger("pilothouse.support.desk")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS desk_conversations (
@@ -113,6 +133,11 @@ _STOPS = ("budget_stop", "loop_stop", "output_invalid", "policy_stop")
 
 class DeskError(PilothouseError):
     """A request the desk cannot serve: unknown conversation, wrong state, bad approval key."""
+
+
+def new_reference() -> str:
+    """A short id for one failure: the customer quotes it, staff find it in notes and log."""
+    return secrets.token_hex(4).upper()
 
 
 class ReplyNotRecovered(DeskError):
@@ -536,11 +561,37 @@ class Desk:
         return out
 
     def _failed(self, conv_id: str, run_id: str | None, exc: BaseException) -> Reply:
-        reason = f"{type(exc).__name__}: {exc}"[:300]
-        note = f"The assistant failed ({reason}); the conversation goes to a human agent."
-        self._add(conv_id, "system", note, run_id)
-        self._escalate(conv_id, f"Assistant failure: {reason}")
+        note = self._hand_over(conv_id, run_id, f"{type(exc).__name__}: {exc}", exc)
         return Reply(conv_id, run_id, note, "escalated", "error")
+
+    def _hand_over(
+        self, conv_id: str, run_id: str | None, detail: str, exc: BaseException | None = None
+    ) -> str:
+        """Escalate after a failure; return the neutral sentence the customer reads.
+
+        `detail` (exception text, a budget stop) names endpoints, models, limits and
+        sometimes secrets, so it goes only to the log, a staff note and the escalation
+        summary, each with the reference id the customer's sentence gives.
+        """
+        reference = new_reference()
+        _log.error(
+            "conversation %s, run %s: the assistant failed (reference %s): %s",
+            conv_id,
+            run_id,
+            reference,
+            detail,
+            exc_info=exc,
+        )
+        note = HANDOVER.format(reference=reference)
+        self._add(conv_id, "system", note, run_id)
+        self._add(
+            conv_id,
+            "staff",
+            f"Assistant failure (reference {reference}, run {run_id}): {detail[:2000]}",
+            run_id,
+        )
+        self._escalate(conv_id, f"Assistant failure (reference {reference}): {detail[:200]}")
+        return note
 
     def _escalate(self, conv_id: str, summary: str) -> None:
         conv = self.get(conv_id)
@@ -577,35 +628,21 @@ class Desk:
                     if m:
                         self._set(conv_id, customer_id=m.group(1))
         if result.outcome == "paused":
-            for p in result.pending:
-                self._exec(
-                    "INSERT OR IGNORE INTO desk_approvals "
-                    "(key, conversation_id, run_id, tool, arguments, reason, requested) "
-                    "VALUES (?,?,?,?,?,?,?)",
-                    p.key,
-                    conv_id,
-                    run_id,
-                    p.tool,
-                    json.dumps(p.arguments),
-                    p.reason,
-                    time.time(),
-                )
-            what = "; ".join(f"{p.tool} {json.dumps(p.arguments)}" for p in result.pending)
-            note = f"Waiting for a team member to approve: {what}."
-            self._add(conv_id, "system", note, run_id)
+            self._record_pending(conv_id, result)
+            # The customer learns that a person decides, not the tool, its arguments or the
+            # policy's reason: those are on the console.
+            self._add(conv_id, "system", WAITING, run_id)
             self._set(conv_id, status="paused")
-            return Reply(conv_id, run_id, note, "paused", "paused")
+            return Reply(conv_id, run_id, WAITING, "paused", "paused")
         if result.outcome == "final":
             text = str(result.output).strip() or "(no answer)"
             self._add(conv_id, "agent", text, run_id)
         else:
             stop = result.stop.message if result.stop is not None else result.outcome
-            failures.append(f"the run stopped: {stop}")
+            failures.append(f"the run stopped ({result.outcome}): {stop}")
             text = ""
         if failures:
-            note = f"The assistant could not finish ({failures[0][:200]}); a human will take over."
-            self._add(conv_id, "system", note, run_id)
-            self._escalate(conv_id, f"Assistant failure: {failures[0][:200]}")
+            note = self._hand_over(conv_id, run_id, "; ".join(failures))
             if not text:
                 text = note
         elif transfer is not None:
@@ -614,6 +651,24 @@ class Desk:
         else:
             self._set(conv_id)
         return Reply(conv_id, run_id, text, self.get(conv_id).status, result.outcome)
+
+    def _record_pending(self, conv_id: str, result: RunResult[str]) -> None:
+        """List a paused run's waiting calls for a human, with a staff note naming them."""
+        for p in result.pending:
+            self._exec(
+                "INSERT OR IGNORE INTO desk_approvals "
+                "(key, conversation_id, run_id, tool, arguments, reason, requested) "
+                "VALUES (?,?,?,?,?,?,?)",
+                p.key,
+                conv_id,
+                result.run_id,
+                p.tool,
+                json.dumps(p.arguments),
+                p.reason,
+                time.time(),
+            )
+        what = "; ".join(f"{p.tool} {json.dumps(p.arguments)} ({p.reason})" for p in result.pending)
+        self._add(conv_id, "staff", f"Waiting for approval: {what}", result.run_id)
 
     def resolve(self, conv_id: str) -> Conversation:
         """The customer ended an open conversation: resolved (by the agent alone, unless a
@@ -639,14 +694,19 @@ class Desk:
         )
         return [_conversation(r) for r in rows]
 
-    def transcript(self, conv_id: str) -> list[Entry]:
+    def transcript(self, conv_id: str, *, staff: bool = False) -> list[Entry]:
+        """The conversation's entries, oldest first; staff notes only with ``staff=True``.
+
+        The default is what the customer may read, so a caller that forgets the flag
+        shows less, never more.
+        """
         self.get(conv_id)
         rows = self._rows(
             "SELECT author, text, ts, run_id FROM desk_entries WHERE conversation_id = ? "
             "ORDER BY seq",
             conv_id,
         )
-        return [Entry(*r) for r in rows]
+        return [Entry(*r) for r in rows if staff or r[0] not in STAFF_ONLY]
 
     def runs(self, conv_id: str) -> list[str]:
         """The conversation's run ids, oldest first (their journals show steps and decisions)."""
@@ -689,14 +749,102 @@ class Desk:
         self._set(conv_id, human_involved=1)
         return self._add(conv_id, "human", text.strip())
 
-    def close(self, conv_id: str) -> Conversation:
-        """A human closes the conversation (it leaves the queue; its resolution time ends)."""
-        conv = self.get(conv_id)
-        if conv.status == "closed":
-            return conv
-        self._set(conv_id, status="closed", resolved_at=time.time())
-        self._add(conv_id, "system", "The conversation was closed.")
+    async def close(
+        self, conv_id: str, human: str = "", *, subscribers: Sequence[Subscriber] = ()
+    ) -> Conversation:
+        """A human closes the conversation (it leaves the queue; its resolution time ends).
+
+        Calls still waiting for approval are refused in the closer's name: left pending,
+        a later approval would pay out and reopen a conversation nobody watches. The
+        refusal is journaled the way any refusal is (the run resumes with the approval
+        False and `approved_by` naming the closer); the resumed run's answer becomes a
+        staff note, since the customer's conversation has ended.
+        """
+        async with self._lock_for(conv_id):
+            conv = self.get(conv_id)
+            if conv.status == "closed":
+                return conv
+            self._set(conv_id, status="closed", resolved_at=time.time())
+            cancelled = await self._cancel_approvals(conv_id, human or "console", subscribers)
+            if cancelled:
+                self._add(conv_id, "system", "The request waiting for approval was cancelled.")
+            self._add(conv_id, "system", "The conversation was closed.")
         return self.get(conv_id)
+
+    async def _cancel_approvals(
+        self, conv_id: str, closer: str, subscribers: Sequence[Subscriber]
+    ) -> int:
+        """Refuse the conversation's pending calls (see `close`); return how many."""
+        cancelled = 0
+        for _ in range(MAX_CANCEL_ROUNDS):  # a resumed run may ask again: refuse that too
+            rows = self._rows(
+                "SELECT key, run_id FROM desk_approvals "
+                "WHERE conversation_id = ? AND approved IS NULL",
+                conv_id,
+            )
+            if not rows:
+                break
+            # Refused in the desk first: whatever the resume does, nothing is approved later.
+            self._exec(
+                "UPDATE desk_approvals SET approved = 0, decided_by = ?, decided = ? "
+                "WHERE conversation_id = ? AND approved IS NULL",
+                closer,
+                time.time(),
+                conv_id,
+            )
+            cancelled += len(rows)
+            by_run: dict[str, list[str]] = {}
+            for key, run_id in rows:
+                by_run.setdefault(run_id, []).append(key)
+            for run_id, keys in by_run.items():
+                await self._refuse(conv_id, run_id, keys, closer, subscribers)
+        return cancelled
+
+    async def _refuse(
+        self,
+        conv_id: str,
+        run_id: str,
+        keys: list[str],
+        closer: str,
+        subscribers: Sequence[Subscriber],
+    ) -> None:
+        """Resume `run_id` with `keys` refused by `closer`; notes for staff, nothing for the
+        customer."""
+        try:
+            result = await self.agent.resume(
+                run_id,
+                approvals=dict.fromkeys(keys, False),
+                approved_by=closer,
+                subscribers=subscribers,
+            )
+        except Exception as exc:  # the desk's refusal stands; the journal may lack it
+            reference = new_reference()
+            _log.error(
+                "conversation %s, run %s: recording the refusal of %s failed (reference %s)",
+                conv_id,
+                run_id,
+                ", ".join(keys),
+                reference,
+                exc_info=exc,
+            )
+            self._add(
+                conv_id,
+                "staff",
+                f"Closing refused {', '.join(keys)}, but resuming run {run_id} failed "
+                f"(reference {reference}): {type(exc).__name__}: {str(exc)[:2000]}",
+                run_id,
+            )
+            return
+        if result.outcome == "paused":
+            self._record_pending(conv_id, result)
+        said = str(result.output).strip() if result.outcome == "final" else result.outcome
+        self._add(
+            conv_id,
+            "staff",
+            f"Closing the conversation refused {', '.join(keys)} ({closer}); the run "
+            f"ended {result.outcome}: {said[:2000]}",
+            run_id,
+        )
 
     def pending_approvals(self) -> list[Approval]:
         rows = self._rows(
@@ -716,6 +864,8 @@ class Desk:
     ) -> Reply:
         """Approve or refuse a waiting call; the paused run resumes and the agent answers."""
         async with self._lock_for(conv_id):
+            if self.get(conv_id).status == "closed":
+                raise DeskError(f"conversation {conv_id} is closed; its requests were cancelled")
             rows = self._rows(
                 "SELECT run_id FROM desk_approvals WHERE key = ? AND conversation_id = ? "
                 "AND approved IS NULL",
@@ -886,9 +1036,15 @@ class Desk:
         return blocks
 
     def figures(self) -> Figures:
+        """The dashboard's figures over conversations in which the customer said something.
+
+        A conversation opened and left (or resolved) without a message is no work done:
+        counted, it would inflate "resolved without a human".
+        """
         rows = self._rows(
             "SELECT status, created, resolved_at, escalated_at, human_involved "
-            "FROM desk_conversations"
+            "FROM desk_conversations c WHERE EXISTS (SELECT 1 FROM desk_entries e "
+            "WHERE e.conversation_id = c.id AND e.author = 'customer')"
         )
         total = len(rows)
         alone = sum(1 for s, _, _, esc, human in rows if s == "resolved" and not esc and not human)

@@ -208,7 +208,7 @@ $("gate").addEventListener("submit", async (event) => {
   start();
 });
 $("claim").addEventListener("click", () => act("/claim", { human }));
-$("close").addEventListener("click", () => act("/close", {}));
+$("close").addEventListener("click", () => act("/close", { human }));
 $("reply-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const text = $("reply-text").value.trim();
