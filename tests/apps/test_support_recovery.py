@@ -342,3 +342,54 @@ def test_every_tool_that_changes_the_shop_reconciles_by_its_idempotency_key(
         assert reconcile(ToolContext("run-1", 3, 0), {"order_id": "A1007"}) is None
     finally:
         shop.close()
+
+
+async def test_a_refusal_by_closing_cut_off_is_journaled_on_restart(tmp_path: Path) -> None:
+    """Killed inside `close`: the desk refused the waiting refund, the journal has not."""
+    desk = open_desk(
+        tmp_path,
+        ScriptedModel(
+            [call("verify_identity", **KIRA), call("refund", order_id="A1010", amount=349.0)]
+        ),
+    )
+    conv = await desk.open()
+    reply = await desk.send(conv.id, "kira.dubois@example.com 53703 refund $349 for A1010")
+    (pending,) = desk.pending_approvals()
+    with desk._tx():  # what close writes before it resumes the run to refuse the call
+        desk._set(conv.id, status="closed")
+        desk._exec(
+            "UPDATE desk_approvals SET approved=0, decided_by='sam' WHERE key=?", pending.key
+        )
+        desk._exec("UPDATE desk_runs SET delivered=NULL")
+
+    restarted = open_desk(tmp_path, ScriptedModel(["I could not refund that, sorry."]))
+    report = await restarted.recover()
+    assert [(r.found, r.outcome) for r in report.runs] == [("paused", "delivered")]
+    assert _refunds(tmp_path) == []
+    assert restarted.get(conv.id).status == "closed"
+    staff = [e for e in restarted.transcript(conv.id, staff=True) if e.author == "staff"]
+    assert "ended final: I could not refund that" in staff[-1].text
+    assert all(e.author != "agent" for e in restarted.transcript(conv.id))  # not to the customer
+    given = [e for e in restarted.store.events(reply.run_id or "") if e.type == "approval_given"]
+    assert [(g.approved, g.by) for g in given] == [(False, "sam")]  # type: ignore[attr-defined]
+    assert restarted.owed() == []
+
+
+async def test_closing_marks_the_refused_run_owed_until_its_journal_says_so(
+    tmp_path: Path,
+) -> None:
+    desk = open_desk(
+        tmp_path,
+        ScriptedModel(
+            [
+                call("verify_identity", **KIRA),
+                call("refund", order_id="A1010", amount=349.0),
+                "Not refunded.",
+            ]
+        ),
+    )
+    conv = await desk.open()
+    await desk.send(conv.id, "kira.dubois@example.com 53703 refund $349 for A1010")
+    await desk.close(conv.id, "sam")
+    assert desk.owed() == [] and desk.pending_approvals() == []
+    assert _refunds(tmp_path) == []

@@ -67,7 +67,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pilothouse.agent import Agent, new_run_id
 from pilothouse.events import (
@@ -91,6 +91,7 @@ from .tools import VERIFIED
 
 AgentFactory = Callable[[Shop, Store], Agent[str]]
 SubscribersFor = Callable[[str], Sequence[Subscriber]]
+T = TypeVar("T")
 STATUSES = ("open", "paused", "escalated", "claimed", "resolved", "closed")
 AUTHORS = ("customer", "agent", "human", "system", "staff")
 STAFF_ONLY = frozenset({"staff"})
@@ -424,7 +425,7 @@ class Desk:
                 raise
             self._db.execute("COMMIT")
 
-    def _deliver(self, run_id: str, write: Callable[[], Reply]) -> Reply:
+    def _deliver(self, run_id: str, write: Callable[[], T]) -> T:
         """`write` a run's outcome into its conversation and mark the run delivered, in
         one transaction, so that recovery delivers every run exactly once."""
         with self._tx():
@@ -784,20 +785,27 @@ class Desk:
             )
             if not rows:
                 break
-            # Refused in the desk first: whatever the resume does, nothing is approved later.
-            self._exec(
-                "UPDATE desk_approvals SET approved = 0, decided_by = ?, decided = ? "
-                "WHERE conversation_id = ? AND approved IS NULL",
-                closer,
-                time.time(),
-                conv_id,
-            )
-            cancelled += len(rows)
             by_run: dict[str, list[str]] = {}
             for key, run_id in rows:
                 by_run.setdefault(run_id, []).append(key)
+            # Refused in the desk first: whatever the resume does, nothing is approved later;
+            # and the runs are owed until refused in their journals (see `recover`).
+            with self._tx():
+                self._exec(
+                    "UPDATE desk_approvals SET approved = 0, decided_by = ?, decided = ? "
+                    "WHERE conversation_id = ? AND approved IS NULL",
+                    closer,
+                    time.time(),
+                    conv_id,
+                )
+                for run_id in by_run:
+                    self._exec("UPDATE desk_runs SET delivered = NULL WHERE run_id = ?", run_id)
+            cancelled += len(rows)
             for run_id, keys in by_run.items():
                 await self._refuse(conv_id, run_id, keys, closer, subscribers)
+                self._exec(
+                    "UPDATE desk_runs SET delivered = ? WHERE run_id = ?", time.time(), run_id
+                )
         return cancelled
 
     async def _refuse(
@@ -955,6 +963,9 @@ class Desk:
             found = self.store.get_run(run_id).status
         except RunNotFoundError:
             found = "missing"
+        # A human closed the conversation meanwhile (its waiting calls refused, see
+        # `close`): the run is still finished, and staff read its outcome.
+        closed = self.get(conv_id).status == "closed"
         try:
             if found == "missing":  # stopped before the run's first write: nothing ran
                 raise ReplyNotRecovered(
@@ -963,10 +974,16 @@ class Desk:
                 )
             result = self._ended(run_id, found)
             if result is None:
+                decided, by = self._decided(run_id)
                 result = await self.agent.resume(
-                    run_id, approvals=self._decided(run_id) or None, subscribers=subscribers
+                    run_id, approvals=decided or None, approved_by=by, subscribers=subscribers
                 )
-            self._deliver(run_id, partial(self._after_run, conv_id, result))
+            if closed:
+                said = str(result.output).strip() if result.outcome == "final" else ""
+                note = f"After a restart, run {run_id} ended {result.outcome}: {said[:2000]}"
+                self._deliver(run_id, partial(self._add, conv_id, "staff", note, run_id))
+            else:
+                self._deliver(run_id, partial(self._after_run, conv_id, result))
         except Exception as exc:
             if not isinstance(exc, ReplyNotRecovered):
                 exc = ReplyNotRecovered(
@@ -974,7 +991,11 @@ class Desk:
                     f"left {found}), and finishing the reply on restart failed: "
                     f"{type(exc).__name__}: {exc}"
                 )
-            self._deliver(run_id, partial(self._failed, conv_id, run_id, exc))
+            if closed:
+                note = f"Reply not recovered (run {run_id}): {exc}"[:2000]
+                self._deliver(run_id, partial(self._add, conv_id, "staff", note, run_id))
+            else:
+                self._deliver(run_id, partial(self._failed, conv_id, run_id, exc))
             _recovery_log.warning(
                 "conversation %s: run %s (%s) escalated: %s", conv_id, run_id, found, exc
             )
@@ -1000,15 +1021,17 @@ class Desk:
                 raise ReplyNotRecovered(f"the assistant failed: {e.kind}: {e.message}")
         raise ReplyNotRecovered(f"run {run_id} says {status!r} but its journal does not show it")
 
-    def _decided(self, run_id: str) -> dict[str, bool]:
+    def _decided(self, run_id: str) -> tuple[dict[str, bool], str]:
         """Decisions the desk recorded that the run's journal does not have yet (a stop
-        between `decide`'s record and the resumed run's first write)."""
+        between `decide`'s or `close`'s record and the resumed run's first write), and
+        who made them."""
         rows = self._rows(
-            "SELECT key, approved FROM desk_approvals WHERE run_id = ? AND approved IS NOT NULL",
+            "SELECT key, approved, decided_by FROM desk_approvals "
+            "WHERE run_id = ? AND approved IS NOT NULL",
             run_id,
         )
         if not rows:
-            return {}
+            return {}, ""
         requested: set[str] = set()
         given: set[str] = set()
         for e in self.store.events(run_id):
@@ -1016,7 +1039,10 @@ class Desk:
                 requested.add(e.key)
             elif isinstance(e, ApprovalGiven):
                 given.add(e.key)
-        return {key: bool(approved) for key, approved in rows if key in requested - given}
+        open_keys = requested - given
+        decided = {key: bool(approved) for key, approved, _ in rows if key in open_keys}
+        by = next((who or "" for key, _, who in rows if key in open_keys), "")
+        return decided, by
 
     # ------------------------------------------------------------------ figures
 
