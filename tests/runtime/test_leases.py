@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from payments import PAYMENTS, Ledger, assert_whole_journal, make_payer
@@ -20,6 +21,9 @@ from payments import PAYMENTS, Ledger, assert_whole_journal, make_payer
 from pilothouse.exceptions import RunFinishedError, RunLeasedError, RunNotFoundError
 from pilothouse.runtime.journal import SQLiteStore
 from pilothouse.runtime.lease import holder_is_dead
+
+if TYPE_CHECKING:
+    from conftest import CLI
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
@@ -207,3 +211,27 @@ def test_holder_is_dead_only_when_certain() -> None:
     finally:
         child.wait()
     assert holder_is_dead(f"{host}:{child.pid}:abc")
+
+
+def test_pilothouse_resume_of_a_live_run_names_the_holder(tmp_path: Path, cli: CLI) -> None:
+    """`pilothouse resume` takes the lease like `Agent.resume`: refused, one clear line."""
+    db = tmp_path / "j.db"
+    store = SQLiteStore(db)
+    ledger = Ledger(str(tmp_path / "ledger.db"))
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        running = asyncio.ensure_future(make_payer(store, ledger, gate=gate).run("pay", run_id="r"))
+        await _until(lambda: _leased(store), "the run took its lease")
+        holder = store.lease("r")[0]  # type: ignore[index]
+        before = len(store.events("r"))
+        # the CLI process runs while this event loop waits for it in a thread
+        done = await asyncio.to_thread(cli, "resume", "r", "--store", str(db))
+        assert done.returncode == 1
+        assert f"is being driven by {holder}" in done.stderr
+        assert "Traceback" not in done.stderr
+        assert len(store.events("r")) == before
+        gate.set()
+        assert (await running).output == "paid"
+
+    asyncio.run(scenario())
