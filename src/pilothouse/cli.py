@@ -931,6 +931,16 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
+    grace_seconds: Annotated[
+        float,
+        typer.Option(
+            "--grace-seconds",
+            min=0,
+            help="On SIGTERM or Ctrl-C, how long replies in flight may take to finish (new "
+            "messages get 503 meanwhile); replies still running then are interrupted and "
+            "finished by the next start.",
+        ),
+    ] = 20.0,
     rate_limit: Annotated[
         bool,
         typer.Option(
@@ -951,7 +961,11 @@ def serve_command(
         ),
     ] = None,
 ) -> None:
-    """Serve the support desk: customer chat at /, agent console at /console, /dashboard."""
+    """Serve the support desk: customer chat at /, agent console at /console, /dashboard.
+
+    At start, replies a crash or a stop interrupted are finished from the journal (or
+    handed to the human queue with a note); a shutdown drains replies in flight.
+    """
     import os
     import secrets
 
@@ -980,7 +994,9 @@ def serve_command(
             "[yellow]warning:[/] listening beyond loopback; the server speaks plain HTTP, "
             "so put a TLS proxy in front before customers or tokens cross a network"
         )
-    limits: dict[str, Any] = {} if rate_limit else {"open_limit": None, "message_limit": None}
+    limits: dict[str, Any] = {"grace_seconds": grace_seconds}
+    if not rate_limit:
+        limits.update(open_limit=None, message_limit=None)
     serve(
         desk,
         console_token=token,

@@ -31,12 +31,14 @@ def serve(
     forwarded_allow_ips: str | None = None,
     **options: Any,
 ) -> None:
-    """Serve `desk` with uvicorn until interrupted (Ctrl-C shuts down gracefully).
+    """Serve `desk` with uvicorn until interrupted (Ctrl-C or SIGTERM shuts down
+    gracefully: replies in flight get `grace_seconds`, see `create_app`).
 
     `forwarded_allow_ips` names the reverse proxies whose ``X-Forwarded-For`` is
     believed (comma-separated addresses or networks); by default none, so each
     client is its TCP peer (see `pilothouse.server.app.uvicorn_config`). `options`
-    go to `pilothouse.server.app.create_app` (rate limits, body size).
+    go to `pilothouse.server.app.create_app` (rate limits, body size,
+    ``grace_seconds``, ``recover``).
     """
     from pilothouse.server.app import create_app as _create_app
     from pilothouse.server.app import uvicorn_config, uvicorn_server

@@ -32,6 +32,15 @@ the transcript in the journal store is the record.
 The agent's run for a message is started as a task of its own, so a client that
 disconnects mid-answer does not cancel the run: the reply still lands in the
 conversation, which the customer reads when they come back.
+
+Stopping and starting never loses a reply. At start, the desk's `recover` runs as
+a background task (the server answers meanwhile): replies a crash or a stop cut
+off are finished from their journals or escalated with a note. On shutdown
+(SIGTERM, Ctrl-C) the server drains: new messages and decisions get 503 with
+Retry-After, replies in flight get up to `grace_seconds` to finish, and those
+still running after that are cancelled; a cancelled run is journaled
+``interrupted`` (the customer's message is kept), its client gets a JSON 503 that
+says the reply will follow, and the next start resumes it.
 """
 
 from __future__ import annotations
@@ -75,6 +84,11 @@ MAX_STREAMS_PER_CONVERSATION = 4
 HEARTBEAT_SECONDS = 15.0
 """An SSE comment is sent this often so proxies and browsers keep the stream open."""
 QUEUE_SIZE = 1000
+GRACE_SECONDS = 20.0
+"""How long a shutdown waits for replies in flight before interrupting them (resumed at
+the next start)."""
+RETRY_AFTER_SECONDS = 10
+"""What a 503 during a shutdown tells clients to wait: about a restart's length."""
 """Notifications buffered per open event stream before later ones are dropped."""
 
 # Fields of a conversation object that are secrets and never leave the server.
@@ -489,6 +503,7 @@ class _Server:
         self.hub = Hub()
         self.locks: dict[str, asyncio.Lock] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.draining = False  # shutting down: no new agent runs (see drain)
 
     # ---------------------------------------------------------------- auth
 
@@ -583,6 +598,71 @@ class _Server:
         task.add_done_callback(self.tasks.discard)
         return task
 
+    # ---------------------------------------------------------------- stopping
+
+    def refuse_if_draining(self) -> None:
+        """503 for a request that would start an agent run while the server stops."""
+        if self.draining:
+            raise HTTPException(
+                503,
+                "the server is restarting; send the message again in a few seconds",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+
+    @staticmethod
+    def interrupted() -> JSONResponse:
+        """The answer to a request whose agent run a shutdown interrupted."""
+        response = _error(
+            503,
+            "the server restarted while answering; your message is kept and the reply "
+            "will appear in this conversation shortly",
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    async def drain(self, grace: float, force: Callable[[], bool] = lambda: False) -> None:
+        """Stop starting agent runs, give those in flight up to `grace` seconds (less if
+        `force()` turns true: a second Ctrl-C), then cancel the rest: each is journaled
+        ``interrupted`` and resumed by the next start's recovery."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        if self.tasks:
+            _log.warning(
+                "shutting down: waiting up to %g s for %d agent run(s) to finish",
+                grace,
+                len(self.tasks),
+            )
+        while self.tasks and not force():
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            await asyncio.wait(set(self.tasks), timeout=min(left, 0.2))
+        if self.tasks:
+            _log.warning(
+                "interrupting %d agent run(s) still running after the %g s grace period; "
+                "the next start resumes them",
+                len(self.tasks),
+                grace,
+            )
+            for task in self.tasks:
+                task.cancel("server shutdown")
+            await asyncio.wait(set(self.tasks), timeout=10)
+
+    async def recover(self) -> None:
+        """Run the desk's recovery (if it has one), telling live views what changed."""
+        recover = getattr(self.desk, "recover", None)
+        if recover is None:
+            return
+        try:
+            report = await recover(subscribers=lambda conv_id: [self.publisher(conv_id)])
+        except Exception:
+            _log.exception("recovering interrupted replies failed")
+            return
+        for run in getattr(report, "runs", ()):
+            self.hub.changed(run.conversation_id, "reply")
+        _log.info("%s", report.summary() if hasattr(report, "summary") else report)
+
 
 def _static_dir() -> str:
     return str(resources.files("pilothouse.server").joinpath("static"))
@@ -597,6 +677,8 @@ def create_app(
     open_limit: RateLimit | None = OPEN_LIMIT,
     message_limit: RateLimit | None = MESSAGE_LIMIT,
     max_streams: int = MAX_STREAMS_PER_CONVERSATION,
+    grace_seconds: float = GRACE_SECONDS,
+    recover: bool = True,
 ) -> Starlette:
     """The Starlette app serving `desk`: API, event streams and the three pages.
 
@@ -606,7 +688,13 @@ def create_app(
     conversations and send messages (429 with Retry-After beyond them; None: no
     limit). The console, behind its token, is not limited. `max_streams` caps the
     event streams open at once on one conversation (429 beyond it).
+
+    `recover`: at start, finish the replies a crash or a stop interrupted (the desk's
+    `recover`, in the background). `grace_seconds`: how long a shutdown waits for
+    replies in flight before interrupting them (see the module docs).
     """
+    if grace_seconds < 0:
+        raise ValueError("grace_seconds must not be negative")
     state = _Server(desk, console_token, store if store is not None else desk.store)
     hub = state.hub
     limiters = {
@@ -663,10 +751,16 @@ def create_app(
         throttle(request, "message")
         body = await read_json(request, max_body_bytes)
         text = _text_field(body, "text")
+        state.refuse_if_draining()
         streaming = "text/event-stream" in request.headers.get("accept", "")
         if not streaming:
             task = state.start_send(conv_id, text, None)
-            reply = await _call(asyncio.shield, task)
+            try:
+                reply = await _call(asyncio.shield, task)
+            except asyncio.CancelledError:
+                if not _interrupted(task):
+                    raise
+                return state.interrupted()
             return JSONResponse(
                 {"reply": for_customer(reply), **(await state.conversation_view(conv_id))}
             )
@@ -682,10 +776,12 @@ def create_app(
                 finally:  # also when the client went away: the send itself goes on
                     if not getter.done():
                         getter.cancel()
-                if not getter.cancelled():
+                if getter.done() and not getter.cancelled():  # else: the step stays queued
                     yield sse("step", customer_event(getter.result()))
-            exc = task.exception()
-            if exc is not None:
+            exc = None if task.cancelled() else task.exception()
+            if task.cancelled():  # a shutdown interrupted it (see _Server.drain)
+                yield sse("error", json.loads(bytes(state.interrupted().body))["error"])
+            elif exc is not None:
                 mapped = _desk_error(exc)
                 if mapped is None:
                     _log.error("send to %s failed", conv_id, exc_info=exc)
@@ -792,6 +888,7 @@ def create_app(
         if not isinstance(human, str) or len(human) > 100:
             raise HTTPException(422, "field 'human' must be a name of at most 100 characters")
         await _call(desk.get, conv_id)
+        state.refuse_if_draining()
 
         async def decide() -> Any:
             async with state.lock(conv_id):
@@ -810,7 +907,12 @@ def create_app(
         task = asyncio.ensure_future(decide())
         state.tasks.add(task)
         task.add_done_callback(state.tasks.discard)
-        result = await _call(asyncio.shield, task)
+        try:
+            result = await _call(asyncio.shield, task)
+        except asyncio.CancelledError:
+            if not _interrupted(task):
+                raise
+            return state.interrupted()
         return JSONResponse(
             {"result": jsonable(result), **(await state.conversation_view(conv_id, staff=True))}
         )
@@ -824,6 +926,8 @@ def create_app(
         return _event_stream(hub, CONSOLE_CHANNEL, {"console": True})
 
     async def health(request: Request) -> Response:
+        if state.draining:  # a load balancer sends new customers elsewhere
+            return JSONResponse({"ok": False, "draining": True}, status_code=503)
         return JSONResponse({"ok": True})
 
     async def no_icon(request: Request) -> Response:
@@ -831,6 +935,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if recover:  # in the background: the server answers while it recovers
+            task = asyncio.ensure_future(state.recover())
+            state.tasks.add(task)
+            task.add_done_callback(state.tasks.discard)
         yield
         hub.close()
         if state.tasks:  # let answers being written land in their conversations
@@ -866,6 +974,7 @@ def create_app(
     )
     app.state.hub = hub
     app.state.desk = desk
+    app.state.drain = lambda force: state.drain(grace_seconds, force)
     return app
 
 
@@ -903,23 +1012,42 @@ def uvicorn_config(
 
 
 def uvicorn_server(app: Starlette, config: Any) -> Any:
-    """A `uvicorn.Server` that ends the app's open event streams when shutdown begins.
+    """A `uvicorn.Server` that drains the app's agent runs, then ends its open event
+    streams, when shutdown begins.
 
-    uvicorn waits for open responses before it runs the app's shutdown; an event
-    stream never ends by itself, so without this every shutdown would wait out the
-    grace period.
+    uvicorn closes its listening sockets, waits `timeout_graceful_shutdown` for open
+    responses, then cancels the requests still running (their clients get nothing, or
+    a 500). So the drain (`create_app`'s ``grace_seconds``) runs first, while the server
+    still listens and answers new messages with 503; after it no reply is pending. An
+    event stream never ends by itself, so without ending them every shutdown would
+    wait out uvicorn's grace period.
     """
     import uvicorn
 
     hub: Hub | None = getattr(app.state, "hub", None)
 
+    drain: Callable[[Callable[[], bool]], Awaitable[None]] | None = getattr(
+        app.state, "drain", None
+    )
+
     class _Server(uvicorn.Server):
         async def shutdown(self, sockets: Any = None) -> None:
+            # First drain (still listening, so new messages get a 503, not a refused
+            # connection), then end the event streams and let uvicorn close connections.
+            if drain is not None:
+                await drain(lambda: self.force_exit)
             if hub is not None:
                 hub.close()
             await super().shutdown(sockets)
 
     return _Server(config)
+
+
+def _interrupted(task: asyncio.Task[Any]) -> bool:
+    """Whether `task` (an agent run) was cancelled by a drain while the request awaiting
+    it was not itself cancelled."""
+    current = asyncio.current_task()
+    return task.cancelled() and (current is None or current.cancelling() == 0)
 
 
 def _conversation_of(pending: Any) -> str | None:

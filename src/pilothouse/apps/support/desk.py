@@ -27,6 +27,20 @@ words:
 Staff notes (author ``staff``) and the escalation summary are for the console only:
 `transcript` leaves the notes out unless asked for them (``staff=True``).
 
+A reply is never lost to a crash or a stop (`recover`). ``desk_runs`` marks each
+run ``delivered`` in the same transaction that writes its outcome into the
+conversation, and the customer's message and its run's row are written together
+before the run starts; so after a ``kill -9`` or an interrupted drain, the runs
+whose outcome the conversation still owes are exactly those not delivered. A new
+desk on the same files (`recover`, which the server runs at start) resumes each of
+them from its journal (`Agent.resume`: finished tool calls are reused, an in-doubt
+cancel or refund is reconciled from the shop's idempotency record, never done
+twice), or, for a run that had already ended, reads its outcome from the journal,
+and delivers it like any reply; a run that cannot be resumed (another live process
+holds it, the model fails, ...) escalates its conversation like any failure. A
+customer's next message first settles such runs of its conversation, so replies
+land in order.
+
 Storage: the desk's tables (``desk_conversations``, ``desk_entries``,
 ``desk_runs``, ``desk_approvals``) live in the shop's SQLite file, beside the data
 they are about, so a restarted server (a new `Desk` on the same files) keeps every
@@ -48,15 +62,25 @@ import sqlite3
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pilothouse.agent import Agent, new_run_id
-from pilothouse.events import ToolCalled, ToolReturned
-from pilothouse.exceptions import PilothouseError
-from pilothouse.messages import Message
+from pilothouse.events import (
+    ApprovalGiven,
+    ApprovalRequested,
+    BudgetStopped,
+    ErrorOccurred,
+    FinalOutput,
+    ToolCalled,
+    ToolReturned,
+)
+from pilothouse.exceptions import PilothouseError, RunNotFoundError
+from pilothouse.messages import Message, Usage
 from pilothouse.models.base import Model
 from pilothouse.policy.engine import Principal
 from pilothouse.runtime.journal import Store, Subscriber, open_store
@@ -66,6 +90,8 @@ from .shop import Shop, open_shop
 from .tools import VERIFIED
 
 AgentFactory = Callable[[Shop, Store], Agent[str]]
+SubscribersFor = Callable[[str], Sequence[Subscriber]]
+T = TypeVar("T")
 STATUSES = ("open", "paused", "escalated", "claimed", "resolved", "closed")
 AUTHORS = ("customer", "agent", "human", "system", "staff")
 STAFF_ONLY = frozenset({"staff"})
@@ -91,13 +117,19 @@ CREATE TABLE IF NOT EXISTS desk_entries (
     text TEXT NOT NULL, ts REAL NOT NULL, run_id TEXT);
 CREATE INDEX IF NOT EXISTS desk_entries_conv ON desk_entries (conversation_id, seq);
 CREATE TABLE IF NOT EXISTS desk_runs (
-    run_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, ts REAL NOT NULL);
+    run_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, ts REAL NOT NULL, delivered REAL);
 CREATE INDEX IF NOT EXISTS desk_runs_conv ON desk_runs (conversation_id, ts);
 CREATE TABLE IF NOT EXISTS desk_approvals (
     key TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, run_id TEXT NOT NULL,
     tool TEXT NOT NULL, arguments TEXT NOT NULL, reason TEXT NOT NULL, requested REAL NOT NULL,
     approved INTEGER, decided_by TEXT, decided REAL);
 """
+
+
+_recovery_log = logging.getLogger("pilothouse.support.recovery")
+# Index statuses of runs that ended with an outcome the desk reads from the journal;
+# every other status (running, interrupted, paused, in_doubt) is resumed.
+_STOPS = ("budget_stop", "loop_stop", "output_invalid", "policy_stop")
 
 
 class DeskError(PilothouseError):
@@ -107,6 +139,11 @@ class DeskError(PilothouseError):
 def new_reference() -> str:
     """A short id for one failure: the customer quotes it, staff find it in notes and log."""
     return secrets.token_hex(4).upper()
+
+
+class ReplyNotRecovered(DeskError):
+    """A reply interrupted by a crash or a stop could not be finished on restart (its
+    conversation goes to a human with this as the reason)."""
 
 
 class ConversationNotFound(DeskError, KeyError):
@@ -233,6 +270,60 @@ class Figures:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """One interrupted reply `Desk.recover` settled."""
+
+    run_id: str
+    conversation_id: str
+    found: str  # the run's journal status at restart ("running", "interrupted", ..., "missing")
+    outcome: str  # "delivered" (the reply or a pause is in the conversation) | "escalated"
+    detail: str = ""  # for an escalation: why the run could not be finished
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "conversation_id": self.conversation_id,
+            "found": self.found,
+            "outcome": self.outcome,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What `Desk.recover` did: one entry per reply the conversations were owed."""
+
+    runs: tuple[Recovered, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def delivered(self) -> int:
+        return sum(1 for r in self.runs if r.outcome == "delivered")
+
+    @property
+    def escalated(self) -> int:
+        return sum(1 for r in self.runs if r.outcome == "escalated")
+
+    def summary(self) -> str:
+        """One line for the log."""
+        if not self.runs:
+            return "no interrupted replies to recover"
+        return (
+            f"recovered {len(self.runs)} interrupted repl{'y' if len(self.runs) == 1 else 'ies'} "
+            f"in {self.seconds:.2f} s: {self.delivered} delivered, {self.escalated} escalated "
+            "to the human queue"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runs": [r.to_dict() for r in self.runs],
+            "delivered": self.delivered,
+            "escalated": self.escalated,
+            "seconds": self.seconds,
+        }
+
+
 _COLUMNS = (
     "id, token, status, created, updated, resolved_at, escalated_at, customer_email, "
     "customer_id, summary, claimed_by, human_involved"
@@ -273,6 +364,24 @@ class Desk:
         self._db.executescript(SCHEMA)
         self._lock = threading.RLock()
         self._conv_locks: dict[str, asyncio.Lock] = {}
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add ``desk_runs.delivered`` to a desk written before it existed. Its runs were
+        delivered by the code of the time, except those its journal says were left
+        running or interrupted (the crash this column is for): those stay owed."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(desk_runs)")}
+        if "delivered" in columns:
+            return
+        with self._tx():
+            self._db.execute("ALTER TABLE desk_runs ADD COLUMN delivered REAL")
+            for (run_id,) in self._db.execute("SELECT run_id FROM desk_runs").fetchall():
+                try:
+                    status = self.store.get_run(run_id).status
+                except RunNotFoundError:
+                    status = "missing"
+                if status not in ("running", "interrupted"):
+                    self._exec("UPDATE desk_runs SET delivered = ts WHERE run_id = ?", run_id)
 
     @property
     def agent(self) -> Agent[str]:
@@ -299,6 +408,30 @@ class Desk:
     def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         with self._lock:
             return list(self._db.execute(sql, args).fetchall())
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        """The desk writes inside are one transaction (nested uses join the outer one):
+        a crash keeps all of them or none."""
+        with self._lock:
+            if self._db.in_transaction:
+                yield
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _deliver(self, run_id: str, write: Callable[[], T]) -> T:
+        """`write` a run's outcome into its conversation and mark the run delivered, in
+        one transaction, so that recovery delivers every run exactly once."""
+        with self._tx():
+            reply = write()
+            self._exec("UPDATE desk_runs SET delivered = ? WHERE run_id = ?", time.time(), run_id)
+        return reply
 
     def _add(self, conv_id: str, author: str, text: str, run_id: str | None = None) -> Entry:
         entry = Entry(author, text, time.time(), run_id)
@@ -366,6 +499,8 @@ class Desk:
         if not text:
             raise DeskError("the message is empty")
         async with self._lock_for(conv_id):
+            # An earlier reply interrupted by a crash or a stop lands first, in order.
+            await self._recover_conversation(conv_id, subscribers)
             conv = self.get(conv_id)
             if conv.status == "closed":
                 raise DeskError(f"conversation {conv_id} is closed")
@@ -379,11 +514,17 @@ class Desk:
                     else "Your request is waiting for a team member's approval."
                 )
                 return Reply(conv_id, None, waiting, conv.status, "human")
-            if conv.status == "resolved":  # the customer came back: the conversation reopens
-                self._set(conv_id, status="open", resolved_at=None)
-            self._add(conv_id, "customer", text)
             run_id = new_run_id()
-            self._exec("INSERT INTO desk_runs VALUES (?,?,?)", run_id, conv_id, time.time())
+            with self._tx():  # the message and its owed reply are recorded together
+                if conv.status == "resolved":  # the customer came back: it reopens
+                    self._set(conv_id, status="open", resolved_at=None)
+                self._add(conv_id, "customer", text)
+                self._exec(
+                    "INSERT INTO desk_runs (run_id, conversation_id, ts) VALUES (?,?,?)",
+                    run_id,
+                    conv_id,
+                    time.time(),
+                )
             try:
                 result = await self.agent.run(
                     text,
@@ -393,8 +534,8 @@ class Desk:
                     principal=self._principal(conv),
                 )
             except Exception as exc:  # model failure, bug: keep the conversation, hand it over
-                return self._failed(conv_id, run_id, exc)
-            return self._after_run(conv_id, result)
+                return self._deliver(run_id, partial(self._failed, conv_id, run_id, exc))
+            return self._deliver(run_id, partial(self._after_run, conv_id, result))
 
     def _principal(self, conv: Conversation) -> Principal:
         attributes: dict[str, Any] = {"conversation": conv.id}
@@ -644,20 +785,27 @@ class Desk:
             )
             if not rows:
                 break
-            # Refused in the desk first: whatever the resume does, nothing is approved later.
-            self._exec(
-                "UPDATE desk_approvals SET approved = 0, decided_by = ?, decided = ? "
-                "WHERE conversation_id = ? AND approved IS NULL",
-                closer,
-                time.time(),
-                conv_id,
-            )
-            cancelled += len(rows)
             by_run: dict[str, list[str]] = {}
             for key, run_id in rows:
                 by_run.setdefault(run_id, []).append(key)
+            # Refused in the desk first: whatever the resume does, nothing is approved later;
+            # and the runs are owed until refused in their journals (see `recover`).
+            with self._tx():
+                self._exec(
+                    "UPDATE desk_approvals SET approved = 0, decided_by = ?, decided = ? "
+                    "WHERE conversation_id = ? AND approved IS NULL",
+                    closer,
+                    time.time(),
+                    conv_id,
+                )
+                for run_id in by_run:
+                    self._exec("UPDATE desk_runs SET delivered = NULL WHERE run_id = ?", run_id)
+            cancelled += len(rows)
             for run_id, keys in by_run.items():
                 await self._refuse(conv_id, run_id, keys, closer, subscribers)
+                self._exec(
+                    "UPDATE desk_runs SET delivered = ? WHERE run_id = ?", time.time(), run_id
+                )
         return cancelled
 
     async def _refuse(
@@ -735,18 +883,21 @@ class Desk:
             if not rows:
                 raise DeskError(f"no pending approval {key!r} in conversation {conv_id}")
             run_id = rows[0][0]
-            self._exec(
-                "UPDATE desk_approvals SET approved = ?, decided_by = ?, decided = ? WHERE key = ?",
-                int(approve),
-                human,
-                time.time(),
-                key,
-            )
             verdict = "approved" if approve else "refused"
-            self._add(
-                conv_id, "system", f"{human or 'A team member'} {verdict} the request.", run_id
-            )
-            self._set(conv_id, status="open", human_involved=1)
+            with self._tx():  # the decision, and the run's outcome owed again (see recover)
+                self._exec(
+                    "UPDATE desk_approvals SET approved = ?, decided_by = ?, decided = ? "
+                    "WHERE key = ?",
+                    int(approve),
+                    human,
+                    time.time(),
+                    key,
+                )
+                self._add(
+                    conv_id, "system", f"{human or 'A team member'} {verdict} the request.", run_id
+                )
+                self._set(conv_id, status="open", human_involved=1)
+                self._exec("UPDATE desk_runs SET delivered = NULL WHERE run_id = ?", run_id)
             try:
                 result = await self.agent.resume(
                     run_id,
@@ -755,8 +906,143 @@ class Desk:
                     subscribers=subscribers,
                 )  # for the principal the run was started for (its journal holds it)
             except Exception as exc:
-                return self._failed(conv_id, run_id, exc)
-            return self._after_run(conv_id, result)
+                return self._deliver(run_id, partial(self._failed, conv_id, run_id, exc))
+            return self._deliver(run_id, partial(self._after_run, conv_id, result))
+
+    # ------------------------------------------------------------------ recovery
+
+    def owed(self) -> list[tuple[str, str]]:
+        """(run id, conversation id) of every run whose outcome its conversation has not
+        received yet, oldest first: runs in flight, and runs a crash or a stop cut off."""
+        rows = self._rows(
+            "SELECT run_id, conversation_id FROM desk_runs WHERE delivered IS NULL "
+            "ORDER BY ts, rowid"
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def recover(self, *, subscribers: SubscribersFor | None = None) -> RecoveryReport:
+        """Finish the replies a crash or a stop interrupted (call once at start).
+
+        For each run the conversations are still owed (`owed`), in order and under
+        its conversation's lock: a run left ``running``, ``interrupted``, ``paused``
+        or ``in_doubt`` is resumed from its journal (`Agent.resume`: nothing done is
+        done again) and its outcome delivered like any reply; a run that had already
+        ended is read from its journal and delivered; a run that cannot be finished
+        (another live process holds it, the model fails, no journal was written)
+        escalates its conversation to the human queue with the reason. Journal
+        events of the resumed runs go to ``subscribers(conversation_id)`` (live
+        views). Logs each run and a summary (logger ``pilothouse.support.recovery``).
+        """
+        started = time.monotonic()
+        done: list[Recovered] = []
+        conversations = list(dict.fromkeys(conv for _, conv in self.owed()))
+        for conv_id in conversations:
+            async with self._lock_for(conv_id):  # a customer's send waits, then sees it
+                chosen = subscribers(conv_id) if subscribers is not None else ()
+                done.extend(await self._recover_conversation(conv_id, chosen))
+        report = RecoveryReport(tuple(done), time.monotonic() - started)
+        if report.runs:
+            _recovery_log.warning("%s", report.summary())
+        return report
+
+    async def _recover_conversation(
+        self, conv_id: str, subscribers: Sequence[Subscriber]
+    ) -> list[Recovered]:
+        """Settle the conversation's owed runs (the caller holds its lock)."""
+        rows = self._rows(
+            "SELECT run_id FROM desk_runs WHERE conversation_id = ? AND delivered IS NULL "
+            "ORDER BY ts, rowid",
+            conv_id,
+        )
+        return [await self._recover_run(conv_id, row[0], subscribers) for row in rows]
+
+    async def _recover_run(
+        self, conv_id: str, run_id: str, subscribers: Sequence[Subscriber]
+    ) -> Recovered:
+        try:
+            found = self.store.get_run(run_id).status
+        except RunNotFoundError:
+            found = "missing"
+        # A human closed the conversation meanwhile (its waiting calls refused, see
+        # `close`): the run is still finished, and staff read its outcome.
+        closed = self.get(conv_id).status == "closed"
+        try:
+            if found == "missing":  # stopped before the run's first write: nothing ran
+                raise ReplyNotRecovered(
+                    "the server stopped before the assistant started on the customer's "
+                    "message; nothing was done for it"
+                )
+            result = self._ended(run_id, found)
+            if result is None:
+                decided, by = self._decided(run_id)
+                result = await self.agent.resume(
+                    run_id, approvals=decided or None, approved_by=by, subscribers=subscribers
+                )
+            if closed:
+                said = str(result.output).strip() if result.outcome == "final" else ""
+                note = f"After a restart, run {run_id} ended {result.outcome}: {said[:2000]}"
+                self._deliver(run_id, partial(self._add, conv_id, "staff", note, run_id))
+            else:
+                self._deliver(run_id, partial(self._after_run, conv_id, result))
+        except Exception as exc:
+            if not isinstance(exc, ReplyNotRecovered):
+                exc = ReplyNotRecovered(
+                    f"the server stopped while the assistant was answering (run {run_id}, "
+                    f"left {found}), and finishing the reply on restart failed: "
+                    f"{type(exc).__name__}: {exc}"
+                )
+            if closed:
+                note = f"Reply not recovered (run {run_id}): {exc}"[:2000]
+                self._deliver(run_id, partial(self._add, conv_id, "staff", note, run_id))
+            else:
+                self._deliver(run_id, partial(self._failed, conv_id, run_id, exc))
+            _recovery_log.warning(
+                "conversation %s: run %s (%s) escalated: %s", conv_id, run_id, found, exc
+            )
+            return Recovered(run_id, conv_id, found, "escalated", str(exc))
+        _recovery_log.warning(
+            "conversation %s: run %s (%s) delivered after the restart", conv_id, run_id, found
+        )
+        return Recovered(run_id, conv_id, found, "delivered")
+
+    def _ended(self, run_id: str, status: str) -> RunResult[str] | None:
+        """The result of a run that ended before its outcome reached the conversation (read
+        from its journal), or None if the run is to be resumed."""
+        if status != "final" and status != "error" and status not in _STOPS:
+            return None
+        events = self.store.events(run_id)
+        steps = max((e.step for e in events), default=0)
+        for e in reversed(events):
+            if isinstance(e, FinalOutput) and status == "final":
+                return RunResult(run_id, "final", e.usage, steps, [], e.output)
+            if isinstance(e, BudgetStopped) and status in _STOPS:
+                return RunResult(run_id, status, Usage(), steps, [], None, e)
+            if isinstance(e, ErrorOccurred):
+                raise ReplyNotRecovered(f"the assistant failed: {e.kind}: {e.message}")
+        raise ReplyNotRecovered(f"run {run_id} says {status!r} but its journal does not show it")
+
+    def _decided(self, run_id: str) -> tuple[dict[str, bool], str]:
+        """Decisions the desk recorded that the run's journal does not have yet (a stop
+        between `decide`'s or `close`'s record and the resumed run's first write), and
+        who made them."""
+        rows = self._rows(
+            "SELECT key, approved, decided_by FROM desk_approvals "
+            "WHERE run_id = ? AND approved IS NOT NULL",
+            run_id,
+        )
+        if not rows:
+            return {}, ""
+        requested: set[str] = set()
+        given: set[str] = set()
+        for e in self.store.events(run_id):
+            if isinstance(e, ApprovalRequested):
+                requested.add(e.key)
+            elif isinstance(e, ApprovalGiven):
+                given.add(e.key)
+        open_keys = requested - given
+        decided = {key: bool(approved) for key, approved, _ in rows if key in open_keys}
+        by = next((who or "" for key, _, who in rows if key in open_keys), "")
+        return decided, by
 
     # ------------------------------------------------------------------ figures
 
