@@ -265,6 +265,10 @@ def test_a_closed_store_says_so(tmp_path: Path) -> None:
     for call in (lambda: store.get_run("r"), lambda: store.write([event("r", 1)])):
         with pytest.raises(StoreError, match="is closed"):
             call()
+    shared = open_store(tmp_path / "j.db")
+    shared.close()
+    again = open_store(tmp_path / "j.db")  # reopened, not the closed one
+    assert again is not shared and again.get_run("r").run_id == "r"
 
 
 # --- SQLite: a full disk, then the same batch --------------------------------------

@@ -155,11 +155,25 @@ class MemoryStore:
         if lease is not None and run is None:
             raise ValueError("write(lease=...) takes the lease of the run it is given: pass run")
         with self._lock:
-            new = self._unstored(events)
+            # The common case, checked in one pass: one run's events, in order, after
+            # its last stored one. Anything else takes the careful path.
+            run_id = events[0].run_id if events else ""
+            stored = self._events.get(run_id)
+            last = stored[-1].seq if stored else -1
+            for event in events:
+                if event.run_id != run_id or event.seq <= last:
+                    new = self._unstored(events)
+                    break
+                last = event.seq
+            else:
+                new = events
             if run is not None:
                 self._runs[run.run_id] = run
                 if lease is not None:
                     self._leases[run.run_id] = lease
+            if new is events and stored is not None:
+                stored.extend(events)
+                return
             for event in new:
                 stored = self._events.setdefault(event.run_id, [])
                 if not stored or stored[-1].seq < event.seq:
@@ -170,17 +184,7 @@ class MemoryStore:
     def _unstored(self, events: Sequence[Event]) -> Sequence[Event]:
         """`events` less those already stored as they are (a batch written again after
         its first attempt went through); `WriteConflictError` if a (run_id, seq) is
-        taken by a different event. In order, the common case, this is one comparison
-        per event."""
-        top: dict[str, int] = {}
-        for event in events:
-            stored = self._events.get(event.run_id)
-            last = top.get(event.run_id, stored[-1].seq if stored else -1)
-            if event.seq <= last:
-                break
-            top[event.run_id] = event.seq
-        else:
-            return events
+        taken by a different event."""
         new: list[Event] = []
         taken: dict[tuple[str, int], Event] = {}
         for run_id in {e.run_id for e in events}:
@@ -442,7 +446,7 @@ def _sqlite_fix(exc: BaseException) -> str:
         )
     if primary == sqlite3.SQLITE_IOERR or isinstance(exc, OSError):
         return "the disk reported an I/O error: check the disk and its free space"
-    return "see the cause above"
+    return ""
 
 
 class SQLiteStore:
@@ -509,14 +513,20 @@ class SQLiteStore:
 
     def _error(self, action: str, exc: BaseException) -> StoreError:
         """`exc` as the StoreError of `action`, naming the file and the fix."""
-        return StoreError(f"cannot {action} journal store {self.path!r}: {exc}; {_sqlite_fix(exc)}")
+        fix = _sqlite_fix(exc)
+        return StoreError(
+            f"cannot {action} journal store {self.path!r}: {exc}" + (f"; {fix}" if fix else "")
+        )
 
     def _connection(self) -> sqlite3.Connection:
         """The open connection; a new one if a failure made the last one unusable."""
         db = self._db
         if db is None:
             if self._closed:
-                raise StoreError(f"journal store {self.path!r} is closed: open it again")
+                raise StoreError(
+                    f"journal store {self.path!r} is closed: open it again (open_store "
+                    "or SQLiteStore)"
+                )
             db = self._db = self._open()
         return db
 
@@ -546,6 +556,11 @@ class SQLiteStore:
                 if isinstance(exc, (sqlite3.Error, OSError)):
                     raise self._error(action, exc) from exc
                 raise
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called: a closed store refuses every call."""
+        return self._closed
 
     def pragma(self, name: str, value: int | str | None = None) -> list[tuple[Any, ...]]:
         """Read or set a PRAGMA on this store's own connection (several, such as
@@ -816,7 +831,7 @@ def open_store(spec: Store | str | os.PathLike[str] | None = None) -> Store:
         )
     key = os.path.abspath(text)
     store = _open_stores.get(key)
-    if store is None:
+    if store is None or getattr(store, "closed", False):
         store = _open_stores[key] = SQLiteStore(text)
     return store
 

@@ -193,7 +193,7 @@ def _pg_fix(exc: BaseException) -> str:
         return "the server is read-only (a standby?): point the store at the primary"
     if state.startswith("42501"):
         return "the database user lacks privileges on the journal tables: grant them"
-    return "see the cause above"
+    return ""
 
 
 def _is_statement_error(exc: BaseException) -> bool:
@@ -294,9 +294,9 @@ class PostgresStore:
                 idle = self._psycopg.pq.TransactionStatus.IDLE
                 if not _is_statement_error(exc) or db.broken or db.info.transaction_status != idle:
                     self._drop(db)
-                detail = _mask(str(exc).strip())
+                detail, fix = _mask(str(exc).strip()), _pg_fix(exc)
                 raise StoreError(
-                    f"cannot {action} in {self.where}: {detail}; {_pg_fix(exc)}"
+                    f"cannot {action} in {self.where}: {detail}" + (f"; {fix}" if fix else "")
                 ) from exc
 
     def write(
