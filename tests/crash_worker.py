@@ -14,7 +14,17 @@ afresh under the same id (its idempotency keys are the same, so nothing could ha
 happened under them yet); a run killed after its `final` was committed has nothing
 to resume (`RunFinishedError`), so `resume` reads the output from the journal.
 Either mode prints one JSON line: how it went (`how`), the output, the seconds the
-run took.
+run took, its pid.
+
+Two more ways to break a run (the crash test's other modes): `--outage EVENT:STEP:K`
+makes the journal store's real engine fail K consecutive write attempts from a
+chosen commit point on (`OutageStore`: a held SQLite write lock, or the PostgreSQL
+backend terminated); a run still down after the loop's retries ends `RunInterrupted`
+and is reported as "interrupted" (with `--then-resume`, it is resumed in the same
+process once the store is back). `--gate` makes a process print READY and wait for a
+line on stdin, so the test can release two `resume`s of one run at the same moment; a
+resume refused because the other drives the run (`RunLeasedError`) is reported as
+"refused", as is a fresh start that lost the run's first write to the other.
 
 `serve` is a fork server for the test: it imports pilothouse and builds the tools
 once, says so (a "ready" line), then for each request line (JSON: argv, out) forks
@@ -23,8 +33,10 @@ a child that runs `main` with that argv, its stdout and stderr going to the file
 reaps a child only when asked ("wait"), so a pid the test kills cannot have been
 reused. The child runs the same code as the `run`/`resume` command lines; forking
 saves the interpreter start and imports (about half a CPU-second each) that the
-test's ~450 processes would otherwise cost. `--hold-after-charge` stops a run for
-good just after its first charge happened (a test kills it there).
+test's ~1,200 processes would otherwise cost. `--hold-after-charge` stops a run for
+good just after its first charge happened (a test kills it there). A "start" request
+may ask for a gate (the child's stdin is a pipe the server writes "go" to on
+"release"), and "dead" waits for a killed child without reaping it (a zombie).
 
 The ledger is a separate SQLite file the tools write each effect to, keyed by
 `ToolContext.idempotency_key`; the test counts effects there:
@@ -36,6 +48,9 @@ The ledger is a separate SQLite file the tools write each effect to, keyed by
   shows here twice, in `effects` once);
 - `reads`: every execution of the read-only tool (its argument);
 - `reconciles`: every reconcile of a charge: its key and whether it was found.
+
+The last three also record the pid of the process that did it: a resume refused
+because another process drives the run must not appear there.
 
 Tools: `lookup` (read-only, async), `reserve` (side effect, idempotent, sync in a
 worker thread), `notify` (side effect, idempotent, async), `charge` (irreversible,
@@ -61,14 +76,24 @@ import sqlite3
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pilothouse import Agent, ScriptedModel, SQLiteStore, tool
-from pilothouse.exceptions import RunFinishedError, RunNotFoundError
+from pilothouse.events import Event, ToolCalled, ToolReturned
+from pilothouse.exceptions import (
+    RunFinishedError,
+    RunInterrupted,
+    RunLeasedError,
+    RunNotFoundError,
+    StoreError,
+    WriteConflictError,
+)
 from pilothouse.messages import ToolCall
 from pilothouse.models.base import ModelRequest
 from pilothouse.policy import Policy
-from pilothouse.runtime.journal import Store
+from pilothouse.runtime import loop
+from pilothouse.runtime.journal import RunInfo, Store
 from pilothouse.tools import ToolContext
 
 MODEL_DELAY = 0.02  # seconds the scripted model "thinks" before each reply
@@ -78,9 +103,9 @@ _LEDGER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS effects (key TEXT NOT NULL, tool TEXT NOT NULL,
     args TEXT NOT NULL, result TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS applied (key TEXT PRIMARY KEY, result TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS attempts (key TEXT NOT NULL, tool TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS reads (key TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS reconciles (key TEXT NOT NULL, found INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS attempts (key TEXT NOT NULL, tool TEXT NOT NULL, pid INTEGER);
+CREATE TABLE IF NOT EXISTS reads (key TEXT NOT NULL, pid INTEGER);
+CREATE TABLE IF NOT EXISTS reconciles (key TEXT NOT NULL, found INTEGER NOT NULL, pid INTEGER);
 """
 
 _ledger_path: str | None = None  # set by `main`: the tools of this process write here
@@ -114,7 +139,7 @@ def _apply_once(key: str, name: str, args: dict[str, Any], result: str) -> str:
     db = ledger()
     try:
         db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO attempts VALUES (?, ?)", (key, name))
+        db.execute("INSERT INTO attempts VALUES (?, ?, ?)", (key, name, os.getpid()))
         new = db.execute("INSERT OR IGNORE INTO applied VALUES (?, ?)", (key, result)).rowcount
         if new:
             db.execute(
@@ -137,7 +162,7 @@ async def lookup(key: str) -> str:
     """
     await asyncio.sleep(TOOL_DELAY)
     db = ledger()
-    db.execute("INSERT INTO reads VALUES (?)", (key,))
+    db.execute("INSERT INTO reads VALUES (?, ?)", (key, os.getpid()))
     db.close()
     return f"{key}={_digest(key, 6)}"
 
@@ -181,7 +206,10 @@ def reconcile_charge(ctx: ToolContext, arguments: dict[str, Any]) -> str | None:
         row = db.execute(
             "SELECT result FROM effects WHERE key=? AND tool='charge'", (ctx.idempotency_key,)
         ).fetchone()
-        db.execute("INSERT INTO reconciles VALUES (?, ?)", (ctx.idempotency_key, row is not None))
+        db.execute(
+            "INSERT INTO reconciles VALUES (?, ?, ?)",
+            (ctx.idempotency_key, row is not None, os.getpid()),
+        )
     finally:
         db.close()
     return None if row is None else str(row[0])
@@ -201,7 +229,7 @@ def charge(account: str, amount: int, ctx: ToolContext) -> str:
     db = ledger()
     try:
         db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO attempts VALUES (?, ?)", (key, "charge"))
+        db.execute("INSERT INTO attempts VALUES (?, ?, ?)", (key, "charge", os.getpid()))
         db.execute(
             "INSERT INTO effects VALUES (?, ?, ?, ?)",
             (
@@ -345,9 +373,6 @@ def task(seed: int) -> str:
     return f"crash test errand {seed}"
 
 
-# --------------------------------------------------------------------------- modes
-
-
 def _final_output(store: Store, run_id: str) -> Any:
     events = store.events(run_id)
     finals = [e for e in events if e.type == "final"]
@@ -357,39 +382,255 @@ def _final_output(store: Store, run_id: str) -> Any:
     return finals[-1].output  # type: ignore[attr-defined]
 
 
-def execute(mode: str, store_path: str, ledger_path: str, run_id: str, seed: int) -> dict[str, Any]:
-    """Run or resume `run_id`; the JSON-able report the command prints."""
+# --------------------------------------------------------------------------- store outages
+
+# The loop's waits between attempts at a failed commit, in this process: short, so an
+# outage costs milliseconds; their number (the retry budget) is the runtime's own.
+RETRY_DELAY = 0.004
+OUTAGE_EVENTS = ("run_started", "tool_call", "tool_result", "final", "first")
+
+
+@dataclass(frozen=True)
+class Outage:
+    """`failures` consecutive write attempts fail, starting with the first write whose
+    batch carries the `event` of `step` ("first": this process's first write)."""
+
+    event: str
+    step: int
+    failures: int
+
+    @classmethod
+    def parse(cls, text: str) -> Outage:
+        event, step, failures = text.split(":")
+        if event not in OUTAGE_EVENTS:
+            raise ValueError(f"unknown outage event {event!r} (one of {OUTAGE_EVENTS})")
+        return cls(event, int(step), int(failures))
+
+    def __str__(self) -> str:
+        return f"{self.event}:{self.step}:{self.failures}"
+
+
+class OutageStore:
+    """The real journal store, with one outage of its real engine at a chosen write.
+
+    From the first write that `Outage` names, `failures` consecutive write attempts
+    fail, and so does anything else meanwhile asked of the store that needs the engine
+    (the lease's claim and release); then the store is back. The failures are the
+    engines' own, not exceptions raised in front of the store:
+
+    - SQLite: another connection holds the file's write lock (``BEGIN IMMEDIATE``, as a
+      backup or a second writer would) and the store's connection stops waiting for
+      locks (``busy_timeout`` 0, else each attempt would wait 5 s): every write fails
+      with "database is locked"; reads go on (WAL). ``PRAGMA max_page_count`` (a full
+      disk) was not used: a write that fits in pages already allocated goes through, so
+      how many attempts fail would depend on how full the last page is, not on the seed.
+    - PostgreSQL: before each call the store's own backend is terminated from another
+      connection (``pg_terminate_backend``, waiting until it is gone): the call fails on
+      the lost connection, the store reconnects at the next call, which is cut again.
+
+    `failed` counts the write attempts that failed, `misses` those in the outage that
+    went through anyway (the injection did not work: the test fails), `point` says
+    which commit point the first failing write was.
+    """
+
+    def __init__(self, inner: Store, spec: str, outage: Outage) -> None:
+        self.inner, self.spec, self.outage = inner, spec, outage
+        self.writes = 0
+        self.failed = 0
+        self.misses = 0
+        self.active = False
+        self.over = False
+        self.point = ""
+        self._side_steps: set[int] = set()  # steps with a side-effecting call
+        self._blocker: sqlite3.Connection | None = None
+        self._admin: Any = None  # psycopg connection that terminates the store's backend
+
+    def _starts(self, events: Sequence[Event]) -> bool:
+        if self.outage.event == "first":
+            return True
+        return any(e.type == self.outage.event and e.step == self.outage.step for e in events)
+
+    def _label(self, events: Sequence[Event]) -> str:
+        """Which commit point (docs/ARCHITECTURE.md) a write is, from what it carries."""
+        types = {e.type for e in events}
+        if not events:
+            return "index row only (a resume's first write)"
+        if "run_started" in types:
+            return "run start (commit 0)"
+        if "final" in types:
+            return "the end (commit 4)"
+        results = {(e.step, e.index) for e in events if isinstance(e, ToolReturned)}
+        calls = [e for e in events if isinstance(e, ToolCalled) and e.effect != "read_only"]
+        if any((e.step, e.index) not in results for e in calls):
+            return "before a side effect (commit 1)"
+        if any(isinstance(e, ToolReturned) and e.step in self._side_steps for e in events):
+            return "after a side effect (commit 2)"
+        return "read-only steps (commit 3)"
+
+    def write(self, events: Sequence[Event], run: RunInfo | None = None, **lease: Any) -> None:
+        self.writes += 1
+        self._side_steps.update(
+            e.step for e in events if isinstance(e, ToolCalled) and e.effect != "read_only"
+        )
+        if not (self.active or self.over) and self._starts(events):
+            self.point = self._label(events)
+            self._begin()
+        if not self.active:
+            self.inner.write(events, run, **lease)
+            return
+        self._cut()
+        try:
+            self.inner.write(events, run, **lease)
+        except StoreError:
+            self.failed += 1
+            if self.failed >= self.outage.failures:
+                self.end()
+            raise
+        self.misses += 1
+
+    def _begin(self) -> None:
+        self.active = True
+        if isinstance(self.inner, SQLiteStore):
+            self._blocker = sqlite3.connect(self.inner.path, isolation_level=None)
+            self._blocker.execute("BEGIN IMMEDIATE")
+            self.inner.pragma("busy_timeout", 0)
+        else:
+            import psycopg
+
+            self._admin = psycopg.connect(self.spec, autocommit=True)
+
+    def _cut(self) -> None:
+        """PostgreSQL: end the store's backend now (connecting first if it has none)."""
+        if self._admin is None:
+            return
+        inner: Any = self.inner
+        with inner._lock:  # the store's own connection, as its next call will use it
+            pid = inner._connection().info.backend_pid
+        (gone,) = self._admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone()
+        if not gone:
+            raise RuntimeError(f"backend {pid} was not terminated")
+
+    def end(self) -> None:
+        """The store is back."""
+        if not self.active:
+            return
+        self.active, self.over = False, True
+        if self._blocker is not None:
+            self._blocker.execute("ROLLBACK")
+            self._blocker.close()
+            self._blocker = None
+            self.inner.pragma("busy_timeout", 5000)
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+
+    def close(self) -> None:
+        self.end()
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.active:
+                self._cut()
+            return attr(*args, **kwargs)
+
+        return call
+
+
+# --------------------------------------------------------------------------- modes
+
+
+def _resume(agent: Agent[str], store: Store, run_id: str, seed: int) -> tuple[str, Any, Any]:
+    """What `resume` does: (how it went, the output, the lease holder if refused)."""
+    try:
+        store.get_run(run_id)
+    except RunNotFoundError:
+        # Stopped before run_started was committed: the run does not exist.
+        try:
+            output = agent.run_sync(task(seed), run_id=run_id).output
+        except WriteConflictError as exc:  # another process started it first
+            return f"refused: the fresh start lost the first write ({exc})", None, None
+        return "fresh: no run on disk (stopped before run_started), started anew", output, None
+    try:
+        return "resumed", agent.resume_sync(run_id).output, None
+    except RunFinishedError:
+        return "nothing to resume: the run had already finished", _final_output(store, run_id), None
+    except RunLeasedError as exc:
+        return f"refused: RunLeasedError ({exc})", None, exc.holder
+
+
+def execute(
+    mode: str,
+    store_path: str,
+    ledger_path: str,
+    run_id: str,
+    seed: int,
+    *,
+    outage: Outage | None = None,
+    then_resume: bool = False,
+    gate: bool = False,
+) -> dict[str, Any]:
+    """Run or resume `run_id`; the JSON-able report the command prints.
+
+    `outage`: the journal store fails as `Outage` says (a run that stays down through
+    every retry ends `RunInterrupted`, reported as "interrupted"); with `then_resume`
+    such a run is resumed in this same process once the store is back. `gate`: print
+    READY and wait for a line on stdin before starting (the test releases two resumes
+    at once). A resume refused because another process drives the run (or, for a run
+    not on disk, because another process started it first) is reported, not raised.
+    """
     global _ledger_path
     _ledger_path = ledger_path
+    loop.COMMIT_RETRY_DELAYS = (RETRY_DELAY,) * len(loop.COMMIT_RETRY_DELAYS)
     began = time.monotonic()
     create_ledger(ledger_path)
-    store = open_journal(store_path)
+    real = open_journal(store_path)
+    store: Any = real if outage is None else OutageStore(real, store_path, outage)
     agent = build_agent(seed, store)
+    if gate:
+        print("READY", flush=True)
+        sys.stdin.readline()
     how: str
+    output: Any = None
+    holder: str | None = None  # who held the run's lease, if this process was refused
     try:
-        if mode == "run":
-            how = "ran"
-            output: Any = agent.run_sync(task(seed), run_id=run_id).output
-        else:
-            try:
-                store.get_run(run_id)
-            except RunNotFoundError:
-                # Killed before run_started was committed: the run does not exist.
-                how = "fresh: no run on disk (killed before run_started), started anew"
+        try:
+            if mode == "run":
+                how = "ran"
                 output = agent.run_sync(task(seed), run_id=run_id).output
             else:
-                try:
-                    output = agent.resume_sync(run_id).output
-                    how = "resumed"
-                except RunFinishedError:
-                    how = "nothing to resume: the run had already finished"
-                    output = _final_output(store, run_id)
-        journal_output = _final_output(store, run_id)
-        if journal_output != output:
-            raise RuntimeError(f"output {output!r} differs from the journal's {journal_output!r}")
+                how, output, holder = _resume(agent, store, run_id, seed)
+        except RunInterrupted:
+            how = "interrupted"
+            if isinstance(store, OutageStore):
+                store.end()
+            if then_resume:  # the store is back: resume here, as a service would
+                again, output, holder = _resume(agent, store, run_id, seed)
+                how = f"interrupted, then {again}"
+        if output is not None:
+            journal_output = _final_output(store, run_id)
+            if journal_output != output:
+                raise RuntimeError(
+                    f"output {output!r} differs from the journal's {journal_output!r}"
+                )
     finally:
         store.close()
-    return {"how": how, "output": output, "seconds": round(time.monotonic() - began, 4)}
+    report: dict[str, Any] = {
+        "how": how,
+        "output": output,
+        "seconds": round(time.monotonic() - began, 4),
+        "pid": os.getpid(),
+        "holder": holder,
+    }
+    if isinstance(store, OutageStore):
+        report.update(
+            failed=store.failed, misses=store.misses, point=store.point, writes=store.writes
+        )
+    return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -404,6 +645,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="after the first charge's effect, print HOLD and wait (to be killed there)",
     )
+    parser.add_argument(
+        "--outage",
+        type=Outage.parse,
+        help="EVENT:STEP:K: from the first write carrying that event (or 'first:0:K': "
+        "this process's first write), K write attempts of the journal store fail",
+    )
+    parser.add_argument(
+        "--then-resume",
+        action="store_true",
+        help="a run interrupted by the outage is resumed in this process once it is over",
+    )
+    parser.add_argument(
+        "--gate", action="store_true", help="print READY, then wait for a line on stdin"
+    )
     args = parser.parse_args(argv)
     if args.mode == "serve":
         return serve()
@@ -411,7 +666,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{args.mode} needs --store, --ledger, --run-id and --seed")
     global _hold_after_charge
     _hold_after_charge = args.hold_after_charge
-    report = execute(args.mode, args.store, args.ledger, args.run_id, args.seed)
+    report = execute(
+        args.mode,
+        args.store,
+        args.ledger,
+        args.run_id,
+        args.seed,
+        outage=args.outage,
+        then_resume=args.then_resume,
+        gate=args.gate,
+    )
     print(json.dumps(report), flush=True)
     return 0
 
@@ -419,19 +683,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --------------------------------------------------------------------------- fork server
 
 
-def _child(argv: list[str], out: str) -> None:
-    """In the forked child: run `main(argv)` with output to `out`; never returns."""
+def _child(argv: list[str], out: str, stdin: int | None, others: Sequence[int]) -> None:
+    """In the forked child: run `main(argv)` with output to `out` and stdin from the
+    pipe `stdin` (None: /dev/null); `others` are the server's gate pipes of other
+    children, closed here. Never returns."""
     code = 1
     try:
+        for fd in others:
+            os.close(fd)
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
+        source = os.open(os.devnull, os.O_RDONLY) if stdin is None else stdin
+        os.dup2(source, 0)
+        os.close(source)
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 (fd 1 outlives this frame)
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115 (not the server's buffered one)
         code = main(argv)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
@@ -472,13 +741,36 @@ def _wait(pid: int, timeout: float) -> dict[str, Any]:
         time.sleep(0.005)
 
 
+def _dead(pid: int, timeout: float) -> dict[str, Any]:
+    """Wait until child `pid` has ended, without reaping it: it stays a zombie, and
+    says so in /proc (what `holder_is_dead` reads)."""
+    if hasattr(os, "pidfd_open"):
+        pidfd = os.pidfd_open(pid)
+        try:
+            select.select([pidfd], [], [], timeout)
+        finally:
+            os.close(pidfd)
+    ended = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
+    state = "?"
+    with (
+        contextlib.suppress(OSError, IndexError),
+        open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat,
+    ):
+        state = stat.read().rpartition(")")[2].split()[0]
+    return {"pid": pid, "ended": ended is not None, "state": state}
+
+
 def serve() -> int:
     """Say it is ready, then answer request lines on stdin until it closes.
 
-    {"op": "start", "argv": [...], "out": PATH} -> {"pid": N}: fork a child running
-    main(argv). {"op": "wait", "pid": N, "timeout": S} -> {"pid": N, "status": CODE}:
-    reap it (a negative code is the signal that ended it; "timeout": it was killed
-    after S seconds).
+    {"op": "start", "argv": [...], "out": PATH, "gate": BOOL} -> {"pid": N}: fork a
+    child running main(argv) (with "gate", its stdin is a pipe the server holds).
+    {"op": "release", "pids": [...]}: write a line to those children's stdin pipes, one
+    right after the other. {"op": "dead", "pid": N, "timeout": S} -> {"pid": N,
+    "ended": BOOL, "state": "Z"}: wait until it ended, without reaping it.
+    {"op": "wait", "pid": N, "timeout": S} -> {"pid": N, "status": CODE}: reap it (a
+    negative code is the signal that ended it; "timeout": it was killed after S
+    seconds).
     """
     with contextlib.suppress(ImportError):  # the PostgreSQL store too, if it can load
         import psycopg  # noqa: F401
@@ -486,13 +778,28 @@ def serve() -> int:
         import pilothouse.runtime.postgres  # noqa: F401
     sys.stdout.write(json.dumps({"ready": os.getpid()}) + "\n")  # imports done
     sys.stdout.flush()
+    gates: dict[int, int] = {}  # child pid -> the write end of its stdin pipe
     for line in sys.stdin:
         request = json.loads(line)
         if request["op"] == "start":
+            read = None
+            if request.get("gate"):
+                read, write = os.pipe()
             pid = os.fork()
             if pid == 0:
-                _child(list(request["argv"]), request["out"])
+                _child(list(request["argv"]), request["out"], read, list(gates.values()))
+            if read is not None:
+                os.close(read)
+                gates[pid] = write
             answer: dict[str, Any] = {"pid": pid}
+        elif request["op"] == "release":
+            for pid in request["pids"]:
+                os.write(gates[pid], b"go\n")
+            for pid in request["pids"]:
+                os.close(gates.pop(pid))
+            answer = {"released": request["pids"]}
+        elif request["op"] == "dead":
+            answer = _dead(int(request["pid"]), float(request.get("timeout", 60)))
         elif request["op"] == "wait":
             answer = _wait(int(request["pid"]), float(request.get("timeout", 60)))
         else:

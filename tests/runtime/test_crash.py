@@ -1,25 +1,43 @@
-"""Crash test: SIGKILL runs at random moments, resume each, compare with uninterrupted runs.
+"""Crash test: break runs at random moments, resume each, compare with uninterrupted runs.
 
 Each seed scripts a multi-step run of `tests/crash_worker.py` (4-6 model calls;
 read-only, idempotent side-effecting and one non-idempotent irreversible tool,
-parallel calls in a step, a policy whose charge rule reads the run's history).
-For every seed: the uninterrupted reference run (own journal, own ledger), then
-the same run killed with SIGKILL after a seeded random delay (from half-way
-through process set-up to 1.1 times the time the reference took to its final
-event), then `resume` in a new process; for every third seed that resume is
-killed too, at a random moment, and a third process resumes. Checked: the output
-and the final event equal the reference's; every side effect is in the ledger
-exactly once and the ledger's effects equal the reference's; the resumed journal
-keeps what was on disk at each kill as an exact prefix, with consecutive seq, one
-run_started and one final, each model call answered once and each tool call
-resulted once, with the reference's results.
+parallel calls in a step, a policy whose charge rule reads the run's history),
+first run uninterrupted for reference (own journal, own ledger). Three modes, each
+with 100 seeds against SQLite journals and 25 against PostgreSQL (the `postgres_dsn`
+server of `tests/runtime/conftest.py`; skipped where PostgreSQL is not installed):
 
-100 seeds against SQLite journals, 25 against PostgreSQL (the `postgres_dsn`
-server of `tests/runtime/conftest.py`; skipped where PostgreSQL is not installed).
-Processes come from `crash_worker.py serve` (fork servers, several seeds in
-flight) so the test does not pay an interpreter start per process; a third test
-drives the plain command lines in fresh processes, killed at a chosen point. Run
-with `pytest -s` to see where the kills landed.
+- SIGKILL: the run is killed after a seeded random delay (from half-way through
+  process set-up to 1.1 times the time the reference took to its final event), then
+  `resume`d in a new process; for every third seed that resume is killed too, at a
+  random moment, and a third process resumes.
+- Store outages: the journal store's real engine fails K consecutive write attempts
+  from a seeded commit point on (a SQLite write lock held elsewhere; the PostgreSQL
+  backend terminated), K on both sides of the loop's retry budget: the retries absorb
+  it, or the run ends `RunInterrupted` and is resumed, in the same process once the
+  store is back or in new processes (the first of which may meet an outage of its
+  own), until it ends. After each process: the journal whole, never rewritten, no
+  `error` event, an interrupted run still resumable.
+- Two resumes at once: the run is SIGKILLed as above, then two plain `resume`
+  processes are released at the same moment (the killed one reaped first or, for
+  half the seeds, left a zombie). Exactly one drives the run; the other is refused
+  (`RunLeasedError` naming the driver, `RunFinishedError` if it came after the end,
+  or, for a run not yet on disk, its fresh start loses the first write) and leaves
+  no trace in the ledger.
+
+Checked for every seed at the end: the output and the final event equal the
+reference's; every side effect is in the ledger exactly once and the ledger's
+effects equal the reference's; the journal keeps what was on disk at each break as
+an exact prefix, with consecutive seq, one run_started and one final, no `error`
+event, each model call answered once and each tool call resulted once, with the
+reference's results. Each mode prints its figures, ending with the issue's: duplicate
+effects, lost steps, runs left unresumable (`pytest -s tests/runtime/test_crash.py`).
+
+Processes come from `crash_worker.py serve` (fork servers, several seeds in flight)
+so the test does not pay an interpreter start per process; a last test drives the
+plain command lines in fresh processes, killed at a chosen point. Randomness is
+seeded; timing decides only where a kill or an outage lands, and the checks hold
+wherever it does.
 """
 
 from __future__ import annotations
@@ -35,19 +53,21 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
-from crash_worker import create_ledger, open_journal
+from crash_worker import Outage, create_ledger, open_journal
 from pilothouse.exceptions import RunNotFoundError
+from pilothouse.runtime.loop import COMMIT_RETRY_DELAYS
 
 WORKER = Path(__file__).resolve().parents[1] / "crash_worker.py"
 SRC = Path(__file__).resolve().parents[2] / "src"
-SEEDS = {"sqlite": 100, "postgres": 25}  # runs per journal store
+SEEDS = {"sqlite": 100, "postgres": 25}  # runs per journal store, in each mode
 CONCURRENCY = 8  # seeds in flight; the runs mostly sleep, so this fits 2 cores
 KILL_SPAN = 1.1  # kills land at most KILL_SPAN x the time the reference took to its final
 KILL_RESUME_EVERY = 3  # every third seed: the resume is killed too, then resumed again
@@ -87,8 +107,17 @@ class ForkServer:
         self.proc.stdin.flush()
         return self._read()
 
-    def start(self, argv: list[str], out: Path) -> int:
-        return int(self._ask({"op": "start", "argv": argv, "out": str(out)})["pid"])
+    def start(self, argv: list[str], out: Path, *, gate: bool = False) -> int:
+        request = {"op": "start", "argv": argv, "out": str(out), "gate": gate}
+        return int(self._ask(request)["pid"])
+
+    def release(self, pids: list[int]) -> None:
+        """Write "go" to the gated children's stdin, one right after the other."""
+        self._ask({"op": "release", "pids": pids})
+
+    def dead(self, pid: int, timeout: float = 60) -> dict[str, Any]:
+        """Wait until the child ended, without reaping it (it stays a zombie)."""
+        return self._ask({"op": "dead", "pid": pid, "timeout": timeout})
 
     def wait(self, pid: int, timeout: float = 60) -> int | str:
         status: int | str = self._ask({"op": "wait", "pid": pid, "timeout": timeout})["status"]
@@ -164,6 +193,16 @@ def final_event(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @dataclass
+class Tally:
+    """The figures the hardening issue asks for, for one seed."""
+
+    duplicates: int = 0  # effects (idempotency keys) applied more than once
+    lost: int = 0  # the reference's steps, tool results and effects missing at the end
+    unresumable: int = 0  # 1: the run did not end with its final answer
+    errors: int = 0  # `error` events in the journal
+
+
+@dataclass
 class Reference:
     output: Any
     setup: float  # from the fork to run_started (process set-up, not yet the run)
@@ -171,6 +210,10 @@ class Reference:
     final: dict[str, Any]
     results: dict[tuple[int, int], Any]
     effects: set[tuple[Any, ...]]
+    steps: set[int]  # steps with a model response
+    # The run's commit points, named by the event whose write is one (for outages):
+    # its start, each side effect's call and result, each step's results, the end.
+    points: list[tuple[str, int]]
 
 
 @dataclass
@@ -189,6 +232,7 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
 
     second: str = ""  # where the kill of the first resume landed, if it was killed
+    tally: Tally = field(default_factory=lambda: Tally(unresumable=1))
 
     @property
     def place(self) -> str:
@@ -251,6 +295,14 @@ def reference(server: ForkServer, seed: int, root: Path, journals: Journals) -> 
     assert status == 0, f"seed {seed}: reference run failed ({status}): {out.read_text()}"
     report = read_report(out)
     _, events = journal_dicts(store, run_id)
+    points: list[tuple[str, int]] = []
+    for e in events:
+        kind = e["type"]
+        wanted = kind in ("run_started", "tool_result", "final") or (
+            kind == "tool_call" and e["effect"] != "read_only"
+        )
+        if wanted and (kind, e["step"]) not in points:
+            points.append((kind, e["step"]))
     return Reference(
         report["output"],
         events[0]["ts"] - wall,
@@ -258,6 +310,8 @@ def reference(server: ForkServer, seed: int, root: Path, journals: Journals) -> 
         final_event(events),
         tool_results(events),
         set(ledger_rows(ledger, "effects")),
+        {e["step"] for e in events if e["type"] == "model_response"},
+        points,
     )
 
 
@@ -318,21 +372,42 @@ def crash_and_resume(server: ForkServer, seed: int, root: Path, journals: Journa
     # The output is the uninterrupted run's.
     if report["output"] != ref.output:
         problems.append(f"output differs:\n  got  {report['output']!r}\n  want {ref.output!r}")
+    outcome.tally = check_finished(ref, store, ledger, run_id, before, problems)
+    attempts = Counter(row[0] for row in ledger_rows(ledger, "attempts"))
+    outcome.reruns = sum(n - 1 for n in attempts.values())
+    outcome.reconciled = len(ledger_rows(ledger, "reconciles"))
+    return outcome
 
-    # The journal: what was on disk is kept as it was, the rest continues it.
+
+def check_finished(
+    ref: Reference,
+    store: str,
+    ledger: Path,
+    run_id: str,
+    before: list[dict[str, Any]],
+    problems: list[str],
+) -> Tally:
+    """The checks of a run that should now have ended as the reference did: its
+    journal whole, continuing what was on disk (`before`) without rewriting it, with
+    the reference's steps, results and final event, no `error` event, and every side
+    effect in the ledger exactly once, the reference's effects."""
+    tally = Tally()
     final_status, after = journal_dicts(store, run_id)
     if final_status != "final":
         problems.append(f"run status after resume is {final_status!r}")
+        tally.unresumable = 1
     if after[: len(before)] != before:
         problems.append("events on disk at the kill were rewritten")
     if [e["seq"] for e in after] != list(range(len(after))):
         problems.append(f"seq not consecutive: {[e['seq'] for e in after]}")
     types = [e["type"] for e in after]
-    if types.count("run_started") != 1 or types[-1] != "final" or types.count("final") != 1:
+    tally.errors = types.count("error")
+    if tally.errors:
+        problems.append(f"the journal has {tally.errors} error event(s)")
+    if types.count("run_started") != 1 or types[-1:] != ["final"] or types.count("final") != 1:
         problems.append(f"journal shape: {types}")
-    else:
-        if final_event(after) != ref.final:
-            problems.append(f"final event {final_event(after)} != reference {ref.final}")
+    elif final_event(after) != ref.final:
+        problems.append(f"final event {final_event(after)} != reference {ref.final}")
     responses = Counter(e["step"] for e in after if e["type"] == "model_response")
     if any(n != 1 for n in responses.values()):
         problems.append(f"a model call answered twice: {responses}")
@@ -340,12 +415,14 @@ def crash_and_resume(server: ForkServer, seed: int, root: Path, journals: Journa
     results = Counter((e["step"], e["index"]) for e in after if e["type"] == "tool_result")
     if calls != results or any(n != 1 for n in calls.values()):
         problems.append(f"tool calls {dict(calls)} vs results {dict(results)}")
-    if tool_results(after) != ref.results:
+    got = tool_results(after)
+    if got != ref.results:
         problems.append("tool results differ from the reference's")
 
     # The ledger: every effect exactly once, and the same effects as the reference.
     effects = ledger_rows(ledger, "effects")
     twice = {k: n for k, n in Counter(row[0] for row in effects).items() if n != 1}
+    tally.duplicates = len(twice)
     if twice:
         problems.append(f"side effects applied more than once: {twice}")
     if set(effects) != ref.effects:
@@ -353,23 +430,49 @@ def crash_and_resume(server: ForkServer, seed: int, root: Path, journals: Journa
             f"ledger effects differ:\n  extra   {set(effects) - ref.effects}\n"
             f"  missing {ref.effects - set(effects)}"
         )
-    attempts = Counter(row[0] for row in ledger_rows(ledger, "attempts"))
-    outcome.reruns = sum(n - 1 for n in attempts.values())
-    outcome.reconciled = len(ledger_rows(ledger, "reconciles"))
-    return outcome
+    tally.lost = (
+        len(ref.steps - set(responses))
+        + len(set(ref.results) - set(got))
+        + len(ref.effects - set(effects))
+    )
+    return tally
 
 
-def crash_seeds(
-    seeds: list[int], root: Path, concurrency: int, journals: Journals | None = None
-) -> list[Outcome]:
-    """Crash and resume each seed, `concurrency` at a time, each thread with its own
-    fork server; the outcomes in seed order."""
+def figures(tallies: list[Tally]) -> str:
+    """The issue's line: duplicates, lost steps, unresumable runs (and error events)."""
+    return (
+        f"duplicate effects: {sum(t.duplicates for t in tallies)}; lost steps (steps, "
+        f"results or effects of the reference missing): {sum(t.lost for t in tallies)}; "
+        f"runs left unresumable: {sum(t.unresumable for t in tallies)}; error events: "
+        f"{sum(t.errors for t in tallies)}"
+    )
+
+
+S = TypeVar("S", bound="Seeded")
+
+
+class Seeded(Protocol):
+    seed: int
+    problems: list[str]
+
+
+def run_seeds(
+    scenario: Callable[[ForkServer, int, Path, Journals], S],
+    blank: Callable[[int], S],
+    seeds: list[int],
+    root: Path,
+    concurrency: int,
+    journals: Journals | None = None,
+) -> list[S]:
+    """`scenario` for each seed, `concurrency` at a time, each thread with its own fork
+    server; the outcomes in seed order (`blank(seed)` with the error for a seed whose
+    scenario raised)."""
     journals = journals or Journals()
     servers: list[ForkServer] = []
     lock = threading.Lock()
     local = threading.local()
 
-    def one(seed: int) -> Outcome:
+    def one(seed: int) -> S:
         server = getattr(local, "server", None)
         if server is None:
             server = local.server = ForkServer()
@@ -378,9 +481,9 @@ def crash_seeds(
         directory = root / f"seed{seed}"
         directory.mkdir()
         try:
-            outcome = crash_and_resume(server, seed, directory, journals)
+            outcome = scenario(server, seed, directory, journals)
         except Exception as exc:  # a broken seed is reported with the others
-            outcome = Outcome(seed)
+            outcome = blank(seed)
             outcome.problems.append(f"{type(exc).__name__}: {exc}")
         if outcome.problems:
             outcome.problems.append(f"(its journals, ledgers and outputs: {directory})")
@@ -394,6 +497,13 @@ def crash_seeds(
     finally:
         for server in servers:
             server.close()
+
+
+def crash_seeds(
+    seeds: list[int], root: Path, concurrency: int, journals: Journals | None = None
+) -> list[Outcome]:
+    """Crash and resume each seed (`crash_and_resume`)."""
+    return run_seeds(crash_and_resume, Outcome, seeds, root, concurrency, journals)
 
 
 def summary(outcomes: list[Outcome], seconds: float) -> str:
@@ -423,6 +533,329 @@ def summary(outcomes: list[Outcome], seconds: float) -> str:
         f"{sum(o.reconciled for o in outcomes)}; idempotent re-executions: "
         f"{sum(o.reruns for o in outcomes)}"
     )
+    lines.append(figures([o.tally for o in outcomes]))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- store outages
+
+# A commit's attempts before the run is interrupted (the worker shortens the waits
+# between them, not their number).
+ATTEMPTS = len(COMMIT_RETRY_DELAYS) + 1
+# Consecutive failed write attempts per outage: fewer than ATTEMPTS are absorbed by the
+# loop's retries; ATTEMPTS interrupt the run; more, and the store is still down when
+# the run lets go of its lease, so that release fails too.
+FAILURES = (1, 2, 3, 5, 6, 7, 9)
+MAX_PROCESSES = 4  # the run and its resumes; two outages at most, so three suffice
+
+
+@dataclass
+class OutageOutcome:
+    seed: int
+    outage: str = ""  # the run's outage, EVENT:STEP:K
+    point: str = ""  # the commit point of its first failing write
+    failures: int = 0
+    interrupted: bool = False
+    same_process: bool = False  # resumed in the process the outage interrupted
+    second: str = ""  # the first resume's outage, if any
+    second_point: str = ""
+    second_interrupted: bool = False
+    doubt_done: int = 0  # at the first interruption: in-doubt side effects done...
+    doubt_not_done: int = 0  # ... and not done
+    processes: int = 0
+    hows: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    tally: Tally = field(default_factory=lambda: Tally(unresumable=1))
+
+
+def outage_and_resume(
+    server: ForkServer, seed: int, root: Path, journals: Journals
+) -> OutageOutcome:
+    """Reference; the run with a seeded outage of its journal store (K failed write
+    attempts from a seeded commit point on); if it was interrupted, `resume` in new
+    processes (the first one possibly with an outage of its own), or in the same
+    process once the store is back, until it ends. Checked after every process: the
+    journal on disk whole and never rewritten, no `error` event, an interrupted run
+    still resumable; at the end, everything `check_finished` checks."""
+    ref = reference(server, seed, root, journals)
+    outcome = OutageOutcome(seed)
+    problems = outcome.problems
+    store, ledger, run_id = journals.crashed(root), root / "ledger.db", f"crash-{seed}"
+    prepare(store, ledger)
+    rng = random.Random(f"outage-{seed}")
+    event, step = rng.choice(ref.points)
+    outcome.failures = rng.choice(FAILURES)
+    outages = [Outage(event, step, outcome.failures)]
+    outcome.outage = str(outages[0])
+    interrupts = outcome.failures >= ATTEMPTS
+    then_resume = interrupts and rng.random() < 0.5
+    if interrupts and not then_resume:
+        final_step = ref.points[-1][1]
+        second = rng.choice([None, "first", "final"])
+        if second is not None:
+            outages.append(
+                Outage(second, final_step if second == "final" else 0, rng.choice(FAILURES))
+            )
+            outcome.second = str(outages[1])
+    outcome.same_process = then_resume
+
+    status: str | None = None
+    before: list[dict[str, Any]] = []
+    report: dict[str, Any] = {}
+    for i in range(MAX_PROCESSES):
+        argv = worker_argv("run" if i == 0 else "resume", store, ledger, run_id, seed)
+        outage = outages[i] if i < len(outages) else None
+        if outage is not None:
+            argv += ["--outage", str(outage)]
+        if i == 0 and then_resume:
+            argv.append("--then-resume")
+        out = root / f"process{i}.out"
+        code = server.wait(server.start(argv, out))
+        outcome.processes += 1
+        if code != 0:  # a problem; whether the run is still resumable is checked on
+            problems.append(f"process {i} exited {code}: {out.read_text()[-3000:]}")
+            report = {"how": f"exited {code}", "output": None, "failed": 0, "misses": 0}
+            report["point"] = ""
+        else:
+            report = read_report(out)
+        how: str = report["how"]
+        outcome.hows.append(how)
+        normal = (
+            "ran"
+            if i == 0
+            else {None: "fresh", "final": "nothing to resume"}.get(status, "resumed")
+        )
+        stopped = False  # this process's run ended interrupted
+        if outage is None:
+            if not how.startswith(normal):
+                problems.append(f"process {i} said {how!r}, expected {normal!r}")
+        else:
+            cut = outage.failures >= ATTEMPTS
+            if report["failed"] != min(outage.failures, ATTEMPTS) or report["misses"]:
+                problems.append(
+                    f"process {i}: outage {outage} failed {report['failed']} write attempts "
+                    f"({report['misses']} went through), expected "
+                    f"{min(outage.failures, ATTEMPTS)}"
+                )
+            if i == 0:
+                outcome.point, outcome.interrupted = report["point"], how.startswith("interrupted")
+            else:
+                outcome.second_point = report["point"]
+                outcome.second_interrupted = how.startswith("interrupted")
+            if not cut:
+                wanted = normal
+            elif i == 0 and then_resume:  # the run was on disk, or is started afresh
+                wanted = "interrupted, then " + ("fresh" if event == "run_started" else "resumed")
+            else:
+                wanted = "interrupted"
+            if how != wanted and not (how.startswith(wanted) and wanted != "interrupted"):
+                problems.append(f"process {i} (outage {outage}) said {how!r}, expected {wanted!r}")
+            stopped = how == "interrupted" or how.startswith("interrupted, then refused")
+        if not stopped and report["output"] != ref.output:
+            problems.append(
+                f"process {i}: output differs:\n  got  {report['output']!r}\n  want {ref.output!r}"
+            )
+
+        # What is on disk now: the journal continues what was there, whole, no error.
+        new_status, events, done, not_done = landing(store, ledger, run_id)
+        if events[: len(before)] != before:
+            problems.append(f"process {i} rewrote events that were on disk")
+        if [e["seq"] for e in events] != list(range(len(events))):
+            problems.append(f"after process {i}: seq not consecutive")
+        if any(e["type"] == "error" for e in events) or new_status == "error":
+            problems.append(f"after process {i}: the run is in error ({new_status!r})")
+        if stopped:
+            if new_status not in (None, "running"):
+                problems.append(f"interrupted, yet the run's status on disk is {new_status!r}")
+            if i == 0:
+                outcome.doubt_done, outcome.doubt_not_done = done, not_done
+        status, before = new_status, events
+        if status == "final":
+            break
+    else:
+        problems.append(f"still {status!r} after {MAX_PROCESSES} processes: {outcome.hows}")
+    outcome.tally = check_finished(ref, store, ledger, run_id, before, problems)
+    return outcome
+
+
+def outage_summary(outcomes: list[OutageOutcome], seconds: float) -> str:
+    lines = [f"{len(outcomes)} runs with a journal store outage, resumed in {seconds:.1f} s"]
+    lines.append("where the outages began (the first failing write), and what they did:")
+    rows = Counter(
+        (o.point, "interrupted" if o.interrupted else "absorbed by the retries") for o in outcomes
+    )
+    lines += [
+        f"  {n:3d}  {p}: {what}" for (p, what), n in sorted(rows.items(), key=lambda x: -x[1])
+    ]
+    k = Counter(o.failures for o in outcomes)
+    lines.append(
+        "failed write attempts per outage: "
+        + ", ".join(f"{f} x{k[f]}" for f in sorted(k))
+        + f" (a run is interrupted at {ATTEMPTS})"
+    )
+    interrupted = [o for o in outcomes if o.interrupted]
+    lines.append(
+        f"interrupted runs: {len(interrupted)}, resumed in the same process "
+        f"{sum(o.same_process for o in interrupted)}, in new processes "
+        f"{sum(not o.same_process for o in interrupted)}; in-doubt side effects at the "
+        f"interruption: {sum(o.doubt_done for o in outcomes)} done, "
+        f"{sum(o.doubt_not_done for o in outcomes)} not done"
+    )
+    seconds_ = [o for o in outcomes if o.second]
+    lines.append(
+        f"outages of the first resume: {len(seconds_)} ("
+        + ", ".join(f"{p or '-'} {n}" for p, n in Counter(o.second_point for o in seconds_).items())
+        + f"), of which interrupted again: {sum(o.second_interrupted for o in seconds_)}"
+    )
+    lines.append(
+        "processes per run: "
+        + ", ".join(f"{n} x{c}" for n, c in sorted(Counter(o.processes for o in outcomes).items()))
+    )
+    lines.append(figures([o.tally for o in outcomes]))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- two resumes
+
+
+STAGGER_EVERY = 4  # every fourth seed: the second resume is released a seeded moment later
+
+
+@dataclass
+class RaceOutcome:
+    seed: int
+    delay: float = 0.0
+    place: str = ""  # where the kill landed
+    zombie: bool = False  # the killed process was left unreaped during the resumes
+    stagger: float = 0.0
+    hows: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    tally: Tally = field(default_factory=lambda: Tally(unresumable=1))
+
+
+def _ready(outs: list[Path], timeout: float = 60) -> bool:
+    """Whether every gated process printed READY within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(o.exists() and o.read_text().startswith("READY") for o in outs):
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def _verdict(how: str) -> str:
+    """What a resume process did: drove the run, found it ended, or was refused."""
+    if how.startswith(("resumed", "fresh")):
+        return "drove"
+    if how.startswith("nothing to resume"):
+        return "RunFinishedError"
+    if how.startswith("refused: RunLeasedError"):
+        return "RunLeasedError"
+    if how.startswith("refused: the fresh start lost"):
+        return "WriteConflictError (fresh start)"
+    return f"unexpected: {how}"
+
+
+def kill_then_two_resumes(
+    server: ForkServer, seed: int, root: Path, journals: Journals
+) -> RaceOutcome:
+    """Reference; the run SIGKILLed at a seeded moment; then two plain `resume`
+    processes released at the same moment (the killed one reaped first, or, for half
+    the seeds, left a zombie until both ended). Exactly one drives the run; the other
+    is refused (`RunLeasedError` naming the driver, or `RunFinishedError` if it came
+    after the end, or, for a run not on disk, its fresh start loses the first write)
+    and leaves no trace in the ledger. Then everything `check_finished` checks."""
+    ref = reference(server, seed, root, journals)
+    outcome = RaceOutcome(seed)
+    problems = outcome.problems
+    store, ledger, run_id = journals.crashed(root), root / "ledger.db", f"crash-{seed}"
+    prepare(store, ledger)
+    rng = random.Random(f"race-{seed}")
+    low = min(ref.setup / 2, ref.ended / 4)
+    outcome.delay = rng.uniform(low, KILL_SPAN * ref.ended)
+    outcome.zombie = rng.random() < 0.5
+    if seed % STAGGER_EVERY == STAGGER_EVERY - 1:
+        outcome.stagger = rng.uniform(0, ref.ended)
+    killed = server.start(worker_argv("run", store, ledger, run_id, seed), root / "run.out")
+    time.sleep(outcome.delay)
+    os.kill(killed, signal.SIGKILL)
+    if outcome.zombie:
+        dead = server.dead(killed)
+        if not dead["ended"] or dead["state"] != "Z":
+            problems.append(f"the killed process is not a zombie: {dead}")
+    else:
+        status = server.wait(killed)
+        if status not in (0, -signal.SIGKILL):
+            problems.append(f"the run exited {status}: {(root / 'run.out').read_text()[-2000:]}")
+    at_kill, before, done, not_done = landing(store, ledger, run_id)
+    outcome.place = where(at_kill, done, not_done)
+
+    outs = [root / "resume-a.out", root / "resume-b.out"]
+    argv = [*worker_argv("resume", store, ledger, run_id, seed), "--gate"]
+    pids = [server.start(argv, out, gate=True) for out in outs]
+    if not _ready(outs):
+        problems.append("the resumes never got ready")
+    server.release(pids[:1])
+    if outcome.stagger:
+        time.sleep(outcome.stagger)
+    server.release(pids[1:])
+    codes = [server.wait(pid) for pid in pids]
+    if outcome.zombie:
+        status = server.wait(killed)  # reaped only now
+        if status not in (0, -signal.SIGKILL):
+            problems.append(f"the run exited {status}: {(root / 'run.out').read_text()[-2000:]}")
+    for code, out in zip(codes, outs, strict=True):
+        if code != 0:
+            problems.append(f"a resume exited {code}: {out.read_text()[-3000:]}")
+    if problems:
+        return outcome
+    reports = [read_report(out) for out in outs]
+    outcome.hows = [r["how"] for r in reports]
+    verdicts = [_verdict(r["how"]) for r in reports]
+    drove = verdicts.count("drove")
+    wanted = 0 if at_kill == "final" else 1
+    if drove != wanted or any(v.startswith("unexpected") for v in verdicts):
+        problems.append(f"{drove} resumes drove the run ({at_kill!r} at the kill): {outcome.hows}")
+    if at_kill is not None and "WriteConflictError (fresh start)" in verdicts:
+        problems.append(f"a fresh start of a run that was on disk: {outcome.hows}")
+    for me, other, verdict in ((0, 1, verdicts[0]), (1, 0, verdicts[1])):
+        report = reports[me]
+        if verdict in ("drove", "RunFinishedError") and report["output"] != ref.output:
+            problems.append(f"{verdict}: output {report['output']!r} != {ref.output!r}")
+        if verdict == "drove":
+            continue
+        # Refused: it did nothing, so no tool ran in it.
+        traces = [
+            table
+            for table in ("attempts", "reads", "reconciles")
+            if any(row[-1] == report["pid"] for row in ledger_rows(ledger, table))
+        ]
+        if traces:
+            problems.append(f"the resume that did not drive ({verdict}) wrote to {traces}")
+        if verdict == "RunLeasedError":
+            holder = report["holder"] or ""
+            if holder.split(":")[1:2] != [str(reports[other]["pid"])]:
+                problems.append(
+                    f"refused in the name of {holder!r}, not of the other resume "
+                    f"(pid {reports[other]['pid']}; the killed run was pid {killed})"
+                )
+    outcome.tally = check_finished(ref, store, ledger, run_id, before, problems)
+    return outcome
+
+
+def race_summary(outcomes: list[RaceOutcome], seconds: float) -> str:
+    lines = [f"{len(outcomes)} runs killed, then two resumes at once, in {seconds:.1f} s"]
+    lines.append("where the kills landed:")
+    places = Counter(o.place for o in outcomes)
+    lines += [f"  {n:3d}  {p}" for p, n in sorted(places.items(), key=lambda x: -x[1])]
+    pairs = Counter(" + ".join(sorted(_verdict(h) for h in o.hows)) for o in outcomes if o.hows)
+    lines.append("what the two resumes did:")
+    lines += [f"  {n:3d}  {p}" for p, n in sorted(pairs.items(), key=lambda x: -x[1])]
+    lines.append(
+        f"killed process left a zombie during the resumes: {sum(o.zombie for o in outcomes)}; "
+        f"second resume released later: {sum(1 for o in outcomes if o.stagger)}"
+    )
+    lines.append(figures([o.tally for o in outcomes]))
     return "\n".join(lines)
 
 
@@ -506,7 +939,7 @@ def test_command_line_run_killed_mid_side_effect_resumes(tmp_path: Path) -> None
     report = json.loads(out.strip().splitlines()[-1])
     assert report["how"] == "resumed"
     assert report["output"] == json.loads(ref_out.strip().splitlines()[-1])["output"]
-    assert ledger_rows(ledger, "reconciles") == [(key, 1)]  # found, so not run again
+    assert [row[:2] for row in ledger_rows(ledger, "reconciles")] == [(key, 1)]  # found
     _, after = journal_dicts(store, run_id)
     assert after[: len(before)] == before
     assert [e["seq"] for e in after] == list(range(len(after)))
@@ -516,3 +949,41 @@ def test_command_line_run_killed_mid_side_effect_resumes(tmp_path: Path) -> None
     effects = ledger_rows(ledger, "effects")
     assert len(effects) == len({row[0] for row in effects})  # each effect once
     assert set(effects) == set(ledger_rows(tmp_path / "ref-ledger.db", "effects"))
+
+
+def _report_or_fail(kind: str, outcomes: list[Any], report: str) -> None:
+    print("\n" + report)
+    failed = [o for o in outcomes if o.problems]
+    if failed:
+        details = [f"seed {o.seed} ({kind}):\n  " + "\n  ".join(o.problems) for o in failed]
+        pytest.fail("\n".join([*details, report]), pytrace=False)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_store_outages_then_resume_are_exactly_once(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    journals = postgres_journals(request) if backend == "postgres" else Journals()
+    began = time.monotonic()
+    seeds = list(range(SEEDS[backend]))
+    outcomes = run_seeds(outage_and_resume, OutageOutcome, seeds, tmp_path, CONCURRENCY, journals)
+    report = f"store outages, {backend} journal: " + outage_summary(
+        outcomes, time.monotonic() - began
+    )
+    _report_or_fail("outage", outcomes, report)
+    # Both sides of the retry budget were exercised, deterministically (seeded).
+    assert any(o.interrupted for o in outcomes) and not all(o.interrupted for o in outcomes)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_two_resumes_at_once_after_sigkill_one_drives(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    journals = postgres_journals(request) if backend == "postgres" else Journals()
+    began = time.monotonic()
+    seeds = list(range(SEEDS[backend]))
+    outcomes = run_seeds(kill_then_two_resumes, RaceOutcome, seeds, tmp_path, CONCURRENCY, journals)
+    report = f"two resumes at once, {backend} journal: " + race_summary(
+        outcomes, time.monotonic() - began
+    )
+    _report_or_fail("two resumes", outcomes, report)

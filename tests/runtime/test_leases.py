@@ -1,7 +1,8 @@
 """Every drive of a run holds its lease: a second resumer is refused and writes nothing.
 
 Real SQLite files and real processes: a run whose process was SIGKILLed is taken over
-at once on the same host (its holder's pid is gone), a live one never is.
+at once on the same host (its holder's pid is gone), a live one never is; nor is a
+lease a drive of this process could not give up because the store was down.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +20,15 @@ from typing import TYPE_CHECKING
 import pytest
 from payments import PAYMENTS, Ledger, assert_whole_journal, make_payer
 
-from pilothouse.exceptions import RunFinishedError, RunLeasedError, RunNotFoundError
+from pilothouse.exceptions import (
+    RunFinishedError,
+    RunInterrupted,
+    RunLeasedError,
+    RunNotFoundError,
+)
+from pilothouse.runtime import loop
 from pilothouse.runtime.journal import SQLiteStore
-from pilothouse.runtime.lease import holder_is_dead
+from pilothouse.runtime.lease import RunLease, holder_is_dead
 
 if TYPE_CHECKING:
     from conftest import CLI
@@ -235,3 +243,69 @@ def test_pilothouse_resume_of_a_live_run_names_the_holder(tmp_path: Path, cli: C
         assert (await running).output == "paid"
 
     asyncio.run(scenario())
+
+
+def test_a_run_interrupted_by_a_store_outage_resumes_in_the_same_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store goes down (its write lock held elsewhere) right after a payment and
+    stays down past the retries: the run is interrupted and cannot even release its
+    lease. Once the store is back, a resume in the same process (whose pid is alive)
+    takes that lease over at once; it used to be refused for the lease's 30 s, told that
+    this very process was driving the run. Found by the crash test's outage mode."""
+    monkeypatch.setattr(loop, "COMMIT_RETRY_DELAYS", (0.0,) * len(loop.COMMIT_RETRY_DELAYS))
+    db = tmp_path / "j.db"
+    store = SQLiteStore(db)
+    ledger = Ledger(str(tmp_path / "ledger.db"))
+    blocker = sqlite3.connect(db, isolation_level=None)
+
+    def outage(ctx: object) -> None:  # after the first payment, before its result
+        if not blocker.in_transaction:
+            blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+            store.pragma("busy_timeout", 0)
+
+    with pytest.raises(RunInterrupted):
+        make_payer(store, ledger, on_pay=outage).run_sync("pay", run_id="r")
+    blocker.execute("ROLLBACK")  # the store is back
+    store.pragma("busy_timeout", 5000)
+    held = store.lease("r")
+    assert held is not None and held[0].split(":")[1] == str(os.getpid())  # not released
+    assert not holder_is_dead(held[0])  # its process lives: only its drive ended
+
+    result = make_payer(store, ledger).resume_sync("r")  # no waiting for the expiry
+    assert result.output == "paid"
+    events = assert_whole_journal(store, "r")
+    assert sum(e.type == "final" for e in events) == 1
+    counts = ledger.counts()
+    assert len(counts) == PAYMENTS and set(counts.values()) == {1}
+
+
+def test_losing_the_take_over_of_a_dead_holder_names_the_winner(tmp_path: Path) -> None:
+    """Two resumers find a dead process's lease; the first takes it over, and the
+    second's refusal names the first (it used to name the dead process, telling the
+    user to wait for, or stop, a process that no longer exists). Found by the crash
+    test's two-resume mode."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    host = socket.gethostname()
+    dead, winner = f"{host}:{child.pid}:dead", f"{host}:{os.getpid()}:winner"
+    store = SQLiteStore(tmp_path / "j.db")
+    ledger = Ledger(str(tmp_path / "ledger.db"))
+    make_payer(store, ledger).run_sync("pay", run_id="r")
+    store.claim("r", dead, 30)  # as if the run's process had died holding it
+
+    class FirstTakesOver:
+        """The store, with the winner's take-over landing just before ours."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(store, name)
+
+        def claim(self, run_id: str, worker: str, seconds: float, **kw: str | None) -> bool:
+            if kw.get("take_from") == dead and worker != winner:
+                assert store.claim(run_id, winner, seconds, take_from=dead)
+            return store.claim(run_id, worker, seconds, **kw)
+
+    with pytest.raises(RunLeasedError) as refused:
+        RunLease(FirstTakesOver(), "r").acquire()  # type: ignore[arg-type]
+    assert refused.value.holder == winner and winner in str(refused.value)
+    assert store.lease("r") is not None and store.lease("r")[0] == winner  # type: ignore[index]

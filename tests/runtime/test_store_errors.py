@@ -309,3 +309,66 @@ def test_events_without_their_index_row_are_damage_not_a_missing_run(tmp_path: P
             with pytest.raises(StoreError, match=r"'orphan' has events .* damaged") as caught:
                 read("orphan")
             assert not isinstance(caught.value, RunNotFoundError)  # the bug guarded against
+
+
+class _Rows:
+    """A statement's rows, read at once (so its snapshot is over when it returns)."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self.rows = rows
+
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self.rows
+
+
+class _CreatedMeanwhile:
+    """A store connection on which another writer creates the run right after the
+    first lookup of its index row: the moment a reader races a new run's first write."""
+
+    def __init__(self, db: Any, create: Callable[[], None]) -> None:
+        self.db, self.create = db, create
+
+    def execute(self, query: str, params: Any = ()) -> _Rows:
+        rows = _Rows(self.db.execute(query, params).fetchall())
+        if "FROM runs" in query and self.create is not None:
+            create, self.create = self.create, None  # type: ignore[assignment]
+            create()
+        return rows
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_run_created_while_it_is_looked_up_is_found_not_damage(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lookup reads the index row, then (row missing) whether the run has events:
+    two statements, two snapshots. A run whose first write (row and events, one
+    transaction) lands in between was reported as a damaged index, a `StoreError`
+    that failed a resume racing another process's fresh start of the same run in the
+    crash test (PostgreSQL, two resumes at once, seed 19). It is found instead."""
+    spec: Any = tmp_path / "j.db"
+    if kind == "postgres":
+        spec = request.getfixturevalue("fresh_postgres_dsn")
+    reader: Any = SQLiteStore(spec) if kind == "sqlite" else PostgresStore(spec)
+    writer: Any = SQLiteStore(spec) if kind == "sqlite" else PostgresStore(spec)
+    for read in ("get_run", "events", "lease"):
+        run_id = f"new-{read}"
+        real = reader._connection()
+        racing = _CreatedMeanwhile(real, lambda r=run_id: writer.write([event(r, 0)], info(r)))
+        monkeypatch.setattr(reader, "_connection", lambda racing=racing: racing)
+        found = getattr(reader, read)(run_id)  # no StoreError: the run exists now
+        monkeypatch.undo()
+        if read == "get_run":
+            assert found.run_id == run_id
+        elif read == "events":
+            assert [e.seq for e in found] == [0]
+    assert reader.get_run("new-get_run").status == "running"
+    with pytest.raises(RunNotFoundError):  # and an unknown run is still unknown
+        reader.get_run("nope")
+    reader.close()
+    writer.close()

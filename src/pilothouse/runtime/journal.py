@@ -210,6 +210,9 @@ class MemoryStore:
             return self._runs[run_id]
         except KeyError:
             if run_id in self._events:
+                with self._lock:  # its first write (row, then events) may just have landed
+                    if run_id in self._runs:
+                        return self._runs[run_id]
                 raise StoreError(index_damaged(run_id, "this in-memory store")) from None
             raise RunNotFoundError(f"no run {run_id!r} in this in-memory store") from None
 
@@ -661,10 +664,16 @@ class SQLiteStore:
     def _find(self, db: sqlite3.Connection, run_id: str, columns: str) -> tuple[Any, ...]:
         """The run's index row (`columns` of it); `RunNotFoundError` if there is no such
         run, a `StoreError` if its events exist without the row (a damaged index)."""
-        row = db.execute(f"SELECT {columns} FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        query = f"SELECT {columns} FROM runs WHERE run_id=?"
+        row = db.execute(query, (run_id,)).fetchone()
         if row is not None:
             return tuple(row)
         if db.execute("SELECT 1 FROM events WHERE run_id=? LIMIT 1", (run_id,)).fetchone():
+            # Each statement reads its own snapshot: the run's first write (row and
+            # events, one transaction) may have landed between the two. Look again.
+            row = db.execute(query, (run_id,)).fetchone()
+            if row is not None:
+                return tuple(row)
             raise StoreError(index_damaged(run_id, f"journal store {self.path!r}"))
         raise RunNotFoundError(
             f"no run {run_id!r} in {self.path!r}; `pilothouse trace list` shows the runs"
@@ -927,12 +936,12 @@ class Journal:
                 self.store.write(self._pending, info)
             elif not lease.held:  # a new run's first write takes its lease with it
                 self.store.write(self._pending, info, lease=lease.terms())
-                lease.held = True
+                lease.written(last=False)
             elif lease.lost:
                 raise lease.lost_error()
             elif last and lease.release and info is not None:
                 self.store.write(self._pending, info, lease=(lease.holder, 0.0))
-                lease.held = False
+                lease.written(last=True)
             else:
                 self.store.write(self._pending, info)
             self._pending = []

@@ -16,8 +16,10 @@ else took the run) the drive is cancelled and ends with `LeaseLostError` without
 writing anything more. Waiting out the expiry after a crash is not needed on the
 same machine: a holder id is ``host:pid:n``, and a lease whose holder is a
 process of this host that no longer exists is taken over at once (its pid is
-checked with ``kill(pid, 0)`` and ``/proc``; a zombie counts as dead). Holders on
-other hosts are only ever outwaited.
+checked with ``kill(pid, 0)`` and ``/proc``; a zombie counts as dead). So is a lease
+a drive of this very process could not give up because the store was down when it
+stopped (the run was interrupted by the outage): a resume in the same process once
+the store is back takes it over. Holders on other hosts are only ever outwaited.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 DEFAULT_LEASE_SECONDS = 30.0
 _log = logging.getLogger("pilothouse.lease")
+# Holders of drives of this process that ended without giving their lease up (the
+# store was down when they stopped). Nothing drives under them any more, yet their pid
+# is alive: without this, a resume in this process would be refused until the lease
+# expired, told that this very process was driving the run.
+_ABANDONED: set[str] = set()
 
 
 _drives = itertools.count(1)
@@ -94,6 +101,7 @@ class RunLease:
     __slots__ = (
         "_handle",
         "_task",
+        "given_up",
         "held",
         "holder",
         "lost",
@@ -120,9 +128,16 @@ class RunLease:
         self.seconds = seconds
         self.release = release
         self.held = False  # taken (claimed, or written with a new run's first commit)
+        self.given_up = False  # released by the drive's last write (`Journal.commit`)
         self.lost = False  # another process took it over: write nothing more
         self._handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[object] | None = None
+
+    def written(self, *, last: bool) -> None:
+        """A write carrying `terms()` (a new run's first) or, `last`, giving the lease
+        up (an expiry in the past: the drive's last write) has landed."""
+        self.held = not last
+        self.given_up = last
 
     def terms(self) -> tuple[str, float]:
         """(holder, expiry) from now: what a new run's first commit writes (`Store.write`)."""
@@ -131,26 +146,37 @@ class RunLease:
     def acquire(self) -> None:
         """Take the lease of an existing run, or raise `RunLeasedError`.
 
-        A lease held by a dead process of this host is taken over (logged).
+        A lease held by a dead process of this host, or left by a drive of this process
+        that could not release it (`stop` while the store was down), is taken over
+        (logged). When another resumer took such a lease over first, the error names
+        that resumer, not the dead holder.
         """
-        if self.store.claim(self.run_id, self.holder, self.seconds):
-            self.held = True
-            return
-        current = self.store.lease(self.run_id)
-        if current is None:  # it expired or was released in between: try once more
+        current: tuple[str, float] | None = None
+        for _ in range(3):
             if self.store.claim(self.run_id, self.holder, self.seconds):
                 self.held = True
                 return
-            current = self.store.lease(self.run_id) or ("another process", time.time())
-        holder, expires = current
-        if holder_is_dead(holder) and self.store.claim(
-            self.run_id, self.holder, self.seconds, take_from=holder
-        ):
-            _log.warning(
-                "run %s: took over the lease of %s, a process that has ended", self.run_id, holder
-            )
-            self.held = True
-            return
+            current = self.store.lease(self.run_id)
+            if current is None:  # it expired or was released in between: claim again
+                continue
+            holder = current[0]
+            left_here = holder in _ABANDONED
+            if not (left_here or holder_is_dead(holder)):
+                break
+            if self.store.claim(self.run_id, self.holder, self.seconds, take_from=holder):
+                _ABANDONED.discard(holder)
+                _log.warning(
+                    "run %s: took over the lease of %s, %s",
+                    self.run_id,
+                    holder,
+                    "a drive of this process that could not release it"
+                    if left_here
+                    else "a process that has ended",
+                )
+                self.held = True
+                return
+            # Another resumer took it over first: look again at who holds it now.
+        holder, expires = current or ("another process", time.time())
         left = max(0.0, expires - time.time())
         raise RunLeasedError(
             f"run {self.run_id!r} is being driven by {holder} (its lease runs for another "
@@ -185,16 +211,25 @@ class RunLease:
 
     def stop(self) -> None:
         """Stop renewing and, if `release`, give the lease up (unless it was lost: then
-        it is not ours to give)."""
+        it is not ours to give). A lease that could not be given up (the store is down,
+        or a new run's first write failed and may yet have landed) expires by itself,
+        and a drive of this process may take it over at once (`acquire`): nothing
+        drives under it any more, though its pid is alive."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        if self.held and self.release and not self.lost:
-            self.held = False
-            try:
-                self.store.release(self.run_id, self.holder)
-            except StoreError as exc:  # it expires by itself
-                _log.warning("run %s: could not release its lease: %s", self.run_id, exc)
+        if not self.release or self.lost:
+            return
+        if not self.held:
+            if self._task is not None and not self.given_up:
+                _ABANDONED.add(self.holder)  # a new run's first write failed: it may have landed
+            return
+        self.held = False
+        try:
+            self.store.release(self.run_id, self.holder)
+        except StoreError as exc:  # it expires by itself, or a drive here takes it over
+            _ABANDONED.add(self.holder)
+            _log.warning("run %s: could not release its lease: %s", self.run_id, exc)
 
     async def hold(self, drive: Awaitable[T]) -> T:
         """Await `drive` (the run's loop) in this task while renewing the lease; give

@@ -404,10 +404,17 @@ class PostgresStore:
     ) -> tuple[Any, ...]:
         """The run's index row (`columns` of it); `RunNotFoundError` if there is no such
         run, a `StoreError` if its events exist without the row (a damaged index)."""
-        row = db.execute(f"SELECT {columns} FROM runs WHERE run_id=%s", (run_id,)).fetchone()
+        query = f"SELECT {columns} FROM runs WHERE run_id=%s"
+        row = db.execute(query, (run_id,)).fetchone()
         if row is not None:
             return row
         if db.execute("SELECT 1 FROM events WHERE run_id=%s LIMIT 1", (run_id,)).fetchone():
+            # Each statement reads its own snapshot (autocommit, READ COMMITTED): the
+            # run's first write (row and events, one transaction) may have committed
+            # between the two. Only a row still missing now is damage.
+            row = db.execute(query, (run_id,)).fetchone()
+            if row is not None:
+                return row
             raise StoreError(index_damaged(run_id, self.where))
         raise RunNotFoundError(
             f"no run {run_id!r} in {self.where}; `pilothouse trace list` shows the runs"
