@@ -9,8 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 TESTS = Path(__file__).resolve().parent
+
+# Property tests judge results, not speed: hypothesis's default 200 ms deadline per
+# example and its too-slow health check fail on a loaded machine, not on a bug.
+settings.register_profile("pilothouse", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("pilothouse")
 
 CLI = Callable[..., "subprocess.CompletedProcess[str]"]
 

@@ -347,10 +347,10 @@ def test_never_invents_a_tool_from_bare_arguments_when_ambiguous() -> None:
 def test_bounded_on_hostile_input(text: str, fmt: str) -> None:
     import time
 
-    began = time.perf_counter()
+    began = time.thread_time()  # CPU time: a loaded machine does not inflate it
     result = get_format(fmt).parse(text, [SEARCH])
     assert result.kind in ("tool_call", "final_answer", "unrecoverable")
-    assert time.perf_counter() - began < 5
+    assert time.thread_time() - began < 5
 
 
 def test_too_long_is_refused() -> None:

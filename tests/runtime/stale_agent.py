@@ -80,14 +80,28 @@ def _ledger_write(ledger: str, row: tuple[str, str, str]) -> None:
             db.close()
 
 
-def make_agent(store: Any, ledger: str, worker: str, die_after: int | None = None) -> Agent[str]:
-    """The agent; with `die_after`, its model dies when asked for reply `die_after`."""
+def _await_peer(ledger: str, worker: str) -> None:
+    """Wait until another worker has written too: the workers overlap by construction."""
+    deadline = time.monotonic() + 60  # a guard against a hang, not a tuning
+    while len({w for _, _, w in ledger_rows(ledger)} - {"setup"}) < 2:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{worker}: no other worker wrote to the ledger in 60 s")
+        time.sleep(0.01)
+
+
+def make_agent(
+    store: Any, ledger: str, worker: str, die_after: int | None = None, *, peers: bool = False
+) -> Agent[str]:
+    """The agent; with `die_after`, its model dies when asked for reply `die_after`;
+    with `peers`, its tool returns only once another worker has written a row."""
 
     @tool(effect="side_effect")
     def record(note: str, ctx: ToolContext) -> str:
         """Write a note to the ledger (a side effect that must happen once)."""
         _ledger_write(ledger, (ctx.idempotency_key, ctx.run_id, worker))
         time.sleep(0.01)  # long enough for the workers' runs to interleave
+        if peers:
+            _await_peer(ledger, worker)
         return f"noted {note}"
 
     def reply(request: ModelRequest) -> Any:
@@ -124,7 +138,7 @@ def main() -> None:
     store, ledger, worker = sys.argv[1:4]
     from pilothouse.runtime.workers import resume_stale
 
-    agent = make_agent(store, ledger, worker)
+    agent = make_agent(store, ledger, worker, peers=True)
     print("ready", flush=True)
     sys.stdin.readline()
     report = asyncio.run(resume_stale(agent, worker=worker, lease_seconds=30, idle_for=0))

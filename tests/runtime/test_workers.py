@@ -21,6 +21,7 @@ from pilothouse.events import ModelResponded
 from pilothouse.exceptions import ConfigurationError, LeaseLostError, RunNotFoundError
 from pilothouse.models.base import ModelRequest, ModelResponse
 from pilothouse.models.scripted import ScriptedModel
+from pilothouse.runtime import journal, postgres
 from pilothouse.runtime.journal import MemoryStore, RunInfo, SQLiteStore, Store
 from pilothouse.runtime.postgres import PostgresStore
 from pilothouse.runtime.workers import resume_stale
@@ -48,7 +49,22 @@ def add_run(
     store.write([], RunInfo(run_id, agent, "m", "in", status, created=at, updated=at))
 
 
-def test_claim_next_takes_oldest_free_resumable_run(store: Store) -> None:
+class FakeClock:
+    """The `time` module as the stores see it, with `time()` set by the test."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def test_claim_next_takes_oldest_free_resumable_run(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     add_run(store, "r2", at=2.0)
     add_run(store, "r1", at=1.0)
     for status in ("final", "paused", "in_doubt", "error"):
@@ -66,10 +82,13 @@ def test_claim_next_takes_oldest_free_resumable_run(store: Store) -> None:
     assert store.claim("r1", "w3", 30) is False
     store.release("r1", "w1")
     assert store.claim_next("w3", 30, agent="a") == "r1"
-    # A lease runs out by itself.
+    # A lease runs out by itself (on the stores' clock, which the test moves).
+    clock = FakeClock()
+    monkeypatch.setattr(journal, "time", clock)
+    monkeypatch.setattr(postgres, "time", clock)
     assert store.claim_next("w4", 0.05) == "other"
     assert store.claim_next("w5", 30) is None
-    time.sleep(0.1)
+    clock.now += 0.1
     assert store.claim_next("w5", 30) == "other"
     with pytest.raises(RunNotFoundError, match="nope"):
         store.claim("nope", "w1", 30)
@@ -155,7 +174,7 @@ def test_worker_that_loses_its_lease_stops() -> None:
     async def stalled(request: ModelRequest) -> ModelResponse:
         time.sleep(0.4)  # noqa: ASYNC251 (on purpose) blocks the event loop: no renewal, the 0.3 s lease runs out
         assert store.claim("s", "thief", 30)
-        await asyncio.sleep(0.5)  # the worker's next renewal finds the thief's lease
+        await asyncio.sleep(60)  # cancelled by the worker's next renewal, which finds the thief
         return model._next(request)
 
     model.generate = stalled  # type: ignore[method-assign]

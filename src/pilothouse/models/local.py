@@ -163,6 +163,13 @@ _JSON_CHAR_RULE = (
 _LOAD_LOCK = threading.Lock()
 _LOADED: dict[tuple[str, int], _Loaded] = {}
 
+PROMPT_CHUNK = 256
+"""Prompts are evaluated in chunks of this many tokens, at multiples of it from the start.
+
+A cached prompt prefix is reused only in whole chunks, so a reply does not depend on
+what earlier requests left in the KV cache (see `LocalModel._reused_prefix`).
+"""
+
 
 # --------------------------------------------------------------------------- locating
 
@@ -234,6 +241,9 @@ class _Loaded:
     # llama.cpp contexts are not thread-safe: one generation at a time per instance.
     lock: threading.Lock = field(default_factory=threading.Lock)
     checked_grammars: set[str] = field(default_factory=set)
+    # The tokens in the KV cache that were evaluated as whole `PROMPT_CHUNK` chunks of a
+    # prompt, from position 0: what the next prompt may reuse.
+    chunked: list[int] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -279,7 +289,13 @@ def _load(
         with contextlib.nullcontext() if repack else weight_repacking_disabled():
             try:
                 llm = llama_cpp.Llama(
-                    str(path), n_ctx=n_ctx, n_threads=n_threads, seed=seed, verbose=verbose
+                    str(path),
+                    n_ctx=n_ctx,
+                    n_threads=n_threads,
+                    n_batch=PROMPT_CHUNK,
+                    n_ubatch=PROMPT_CHUNK,
+                    seed=seed,
+                    verbose=verbose,
                 )
             except (ValueError, RuntimeError) as exc:
                 raise ConfigurationError(f"llama.cpp could not load {path}: {exc}") from exc
@@ -1192,8 +1208,13 @@ class LocalModel:
             count = 0
             finish = "length"
             vocab = llm._model.vocab  # llama-cpp-python's own end-of-generation check uses it
+            chunk: int = llm.n_batch  # PROMPT_CHUNK, or n_ctx when that is smaller
+            start = self._reused_prefix(loaded.chunked, tokens, chunk)
+            loaded.chunked = []  # until the prompt is evaluated, the cache is in between
+            llm.n_tokens = start  # `generate` evaluates the rest, in chunks, from here
             generator: Iterator[int] = llm.generate(
-                tokens,
+                tokens[start:],
+                reset=False,
                 temp=temperature,
                 top_p=settings.top_p if settings.top_p is not None else 0.95,
                 top_k=40,
@@ -1203,6 +1224,8 @@ class LocalModel:
             )
             try:
                 for token in generator:
+                    # The first token comes once the whole prompt is in the cache.
+                    loaded.chunked = tokens[: len(tokens) // chunk * chunk]
                     if llama_cpp.llama_vocab_is_eog(vocab, token):
                         finish = "stop"
                         break
@@ -1224,6 +1247,33 @@ class LocalModel:
                 if on_text is not None:
                     on_text(tail)
         return _Generation("".join(pieces), len(tokens), count, finish, limit)
+
+    @staticmethod
+    def _reused_prefix(chunked: list[int], tokens: list[int], chunk: int) -> int:
+        """How many leading tokens of a prompt to take from the KV cache: whole chunks.
+
+        Reusing what the cache holds saves most of a prompt's evaluation (an agent's
+        next request repeats the instructions and the conversation so far), but
+        llama.cpp's results depend on how the tokens were batched: the same token
+        evaluated alone or among others gets different logits (up to 0.7 apart without
+        flash attention; see benchmarks/local_determinism.py). llama-cpp-python's own
+        reuse evaluated "the rest" in whatever shape was left, so at temperature 0 a
+        reply depended on the requests before it. Here every prompt is evaluated in
+        chunks of ``chunk`` tokens (`PROMPT_CHUNK`, llama-cpp-python's ``n_batch``) from
+        position 0, and only whole cached chunks of earlier prompts are reused (never
+        the tokens a reply generated one at a time). A prompt is then always the same
+        computation on the same inputs, whatever came before, hence the same reply
+        (thread counts change no result: measured with 1, 2 and 4).
+        """
+        same = 0
+        for cached, token in zip(chunked, tokens, strict=False):
+            if cached != token:
+                break
+            same += 1
+        start = same // chunk * chunk
+        if start >= len(tokens):  # fully cached: the last chunk is evaluated again for logits
+            start -= chunk
+        return start
 
     @staticmethod
     def _check_grammar(loaded: _Loaded, grammar: str) -> None:
