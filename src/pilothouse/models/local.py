@@ -95,6 +95,7 @@ from pilothouse.tools.select import STOP_WORDS, rank_texts, select_tools, tool_t
 __all__ = [
     "CHATML_TEMPLATE",
     "DEFAULT_MAX_TOKENS",
+    "PROMPT_CHUNK",
     "TOOL_PROMPT",
     "TOOL_RESULT_PROMPT",
     "LocalModel",
@@ -991,8 +992,10 @@ class LocalModel:
     `verbose` and `repack` take effect for whichever instance loads the file first.
 
     `seed` applies when `ModelSettings.seed` is None; temperature defaults to 0
-    (greedy), so replies are reproducible; with a temperature, top_p comes from the
-    settings (default 0.95) and llama.cpp's top_k=40 and min_p=0.05 apply.
+    (greedy), so replies are reproducible: the same request gets the same reply,
+    whatever earlier requests left in llama.cpp's KV cache (`_reused_prefix`); with a
+    temperature, top_p comes from the settings (default 0.95) and llama.cpp's top_k=40
+    and min_p=0.05 apply.
     `max_tokens` is the reply length when `ModelSettings.max_tokens` is None.
     `tool_prompt` and `tool_result_prompt` replace `TOOL_PROMPT` and
     `TOOL_RESULT_PROMPT`. `repack=True` enables llama.cpp's weight repacking (faster on
@@ -1255,8 +1258,8 @@ class LocalModel:
         Reusing what the cache holds saves most of a prompt's evaluation (an agent's
         next request repeats the instructions and the conversation so far), but
         llama.cpp's results depend on how the tokens were batched: the same token
-        evaluated alone or among others gets different logits (up to 0.7 apart without
-        flash attention; see benchmarks/local_determinism.py). llama-cpp-python's own
+        evaluated alone or among others gets different logits (up to 0.7 apart on
+        SmolLM2-135M without flash attention, llama-cpp-python's default). Its own
         reuse evaluated "the rest" in whatever shape was left, so at temperature 0 a
         reply depended on the requests before it. Here every prompt is evaluated in
         chunks of ``chunk`` tokens (`PROMPT_CHUNK`, llama-cpp-python's ``n_batch``) from
