@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -265,7 +266,10 @@ async def run_loop(
     """Run one agent to its end, journaling every step. Errors propagate after journaling.
 
     A new run starts from `user_input`; a resumed one from `state` (see
-    `pilothouse.runtime.resume`), through the same loop.
+    `pilothouse.runtime.resume`), through the same loop. Not journaled as errors,
+    because the run is not over: `RunInterrupted` (the journal could not be written
+    through every retry), `WriteConflictError` and `LeaseLostError` (another process
+    drives the run; nothing more is written), cancellation (status ``interrupted``).
     """
     try:
         return await _run_loop(
@@ -542,35 +546,30 @@ async def _commit(journal: Journal, *, last: bool = False) -> None:
     and the run ends `RunInterrupted` (resumable). A conflict or a lost lease is not
     transient: it propagates at once.
     """
-    try:
-        journal.commit(last=last)
-        return
-    except (WriteConflictError, LeaseLostError):
-        raise
-    except StoreError as exc:
-        failure = exc
-    for attempt, delay in enumerate(COMMIT_RETRY_DELAYS, 1):
-        _log.warning(
-            "run %s: journal write failed (%s); retry %d of %d in %.2f s",
-            journal.run_id,
-            failure,
-            attempt,
-            len(COMMIT_RETRY_DELAYS),
-            delay,
-        )
-        await asyncio.sleep(delay)
+    delays = iter(COMMIT_RETRY_DELAYS)
+    for attempt in itertools.count(1):
         try:
             journal.commit(last=last)
             return
         except (WriteConflictError, LeaseLostError):
             raise
         except StoreError as exc:
-            failure = exc
-    raise _Unwritable(
-        f"run {journal.run_id}: the journal could not be written after "
-        f"{len(COMMIT_RETRY_DELAYS) + 1} attempts ({failure}); the run stopped where its "
-        "journal ends and can be resumed with agent.resume(run_id) once the store is back"
-    ) from failure
+            delay = next(delays, None)
+            if delay is None:
+                raise _Unwritable(
+                    f"run {journal.run_id}: the journal could not be written after {attempt} "
+                    f"attempts ({exc}); the run stopped where its journal ends and can be "
+                    "resumed with agent.resume(run_id) once the store is back"
+                ) from exc
+            _log.warning(
+                "run %s: journal write failed (%s); attempt %d of %d in %.2f s",
+                journal.run_id,
+                exc,
+                attempt + 1,
+                len(COMMIT_RETRY_DELAYS) + 1,
+                delay,
+            )
+        await asyncio.sleep(delay)
 
 
 def _corrective(reason: str, format_name: str) -> str:
