@@ -717,19 +717,22 @@ def _child(argv: list[str], out: str, stdin: int | None, others: Sequence[int]) 
             os._exit(code)
 
 
-def _wait(pid: int, timeout: float) -> dict[str, Any]:
-    """Reap child `pid`, waiting at most `timeout` seconds (then kill it).
-
-    On Linux a pidfd says when the child ends (no polling, which would cost the CPU
-    the runs share); elsewhere, poll.
-    """
-    deadline = time.monotonic() + timeout
+def _until_ended(pid: int, timeout: float) -> None:
+    """Block until child `pid` ends (at most `timeout` s) without reaping it. On Linux a
+    pidfd says when (no polling, which would cost the CPU the runs share); elsewhere
+    this returns at once and the caller polls."""
     if hasattr(os, "pidfd_open"):
         pidfd = os.pidfd_open(pid)
         try:
             select.select([pidfd], [], [], timeout)
         finally:
             os.close(pidfd)
+
+
+def _wait(pid: int, timeout: float) -> dict[str, Any]:
+    """Reap child `pid`, waiting at most `timeout` seconds (then kill it)."""
+    deadline = time.monotonic() + timeout
+    _until_ended(pid, timeout)
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
@@ -744,12 +747,7 @@ def _wait(pid: int, timeout: float) -> dict[str, Any]:
 def _dead(pid: int, timeout: float) -> dict[str, Any]:
     """Wait until child `pid` has ended, without reaping it: it stays a zombie, and
     says so in /proc (what `holder_is_dead` reads)."""
-    if hasattr(os, "pidfd_open"):
-        pidfd = os.pidfd_open(pid)
-        try:
-            select.select([pidfd], [], [], timeout)
-        finally:
-            os.close(pidfd)
+    _until_ended(pid, timeout)
     ended = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT | os.WNOHANG)
     state = "?"
     with (
