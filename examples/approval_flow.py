@@ -46,7 +46,7 @@ def scripted(request: ModelRequest) -> Any:
     return script[min(turn, 2)]
 
 
-def build(model: str | None) -> Agent[str]:
+def build(model: str | None) -> Agent[None, str]:
     # Refunds over 100 need a person; smaller ones are allowed outright.
     policy = Policy(
         [

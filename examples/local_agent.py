@@ -81,7 +81,7 @@ user: Result of get_order_status: Order ORDER-TWO was cancelled.
 assistant: {"answer": "Your order ORDER-TWO was cancelled."}"""
 
 
-def build_agent(store: str = ".pilothouse/journal.db") -> Agent[str]:
+def build_agent(store: str = ".pilothouse/journal.db") -> Agent[None, str]:
     """The order-status agent on the embedded model (shared by the tests)."""
     return Agent(
         model=LocalModel(),

@@ -357,7 +357,7 @@ def open_journal(spec: str) -> Store:
     return SQLiteStore(spec)
 
 
-def build_agent(seed: int, store: Store) -> Agent[str]:
+def build_agent(seed: int, store: Store) -> Agent[None, str]:
     return Agent(
         scripted_model(seed),
         "Do the seeded errand, then report every observation.",
@@ -544,7 +544,7 @@ class OutageStore:
 # --------------------------------------------------------------------------- modes
 
 
-def _resume(agent: Agent[str], store: Store, run_id: str, seed: int) -> tuple[str, Any, Any]:
+def _resume(agent: Agent[None, str], store: Store, run_id: str, seed: int) -> tuple[str, Any, Any]:
     """What `resume` does: (how it went, the output, the lease holder if refused)."""
     try:
         store.get_run(run_id)

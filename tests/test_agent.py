@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -36,14 +37,14 @@ def lookup(key: str) -> str:
     return {"a": "apple", "b": "banana"}.get(key, "unknown")
 
 
-def agent(replies: list[object] | ScriptedModel, **kwargs: object) -> Agent[str]:
+def agent(replies: list[object] | ScriptedModel, **kwargs: object) -> Agent[None, str]:
     model = replies if isinstance(replies, ScriptedModel) else ScriptedModel(replies)  # type: ignore[arg-type]
     kwargs.setdefault("tools", [lookup])
     kwargs.setdefault("store", ":memory:")
     return Agent(model, "You look things up.", **kwargs)  # type: ignore[arg-type]
 
 
-def types(a: Agent[object], run_id: str) -> list[str]:
+def types(a: Agent[Any, object], run_id: str) -> list[str]:
     return [e.type for e in a.store.events(run_id)]
 
 
@@ -79,8 +80,10 @@ def test_journal_contents_reconstruct_the_conversation() -> None:
     assert isinstance(started, RunStarted)
     assert (started.input, started.model, started.tools) == ("b?", "scripted", ["lookup"])
     requested = [e for e in events if isinstance(e, ModelRequested)]
-    # The concatenation of every request's new messages is the full conversation.
-    rebuilt = [m for e in requested for m in e.new_messages]
+    # The run's context (its system prompt, recorded once on run_started), then the
+    # concatenation of every request's new messages, is the full conversation.
+    assert [m.role for m in requested[0].new_messages] == ["user"]
+    rebuilt = started.context() + [m for e in requested for m in e.new_messages]
     assert rebuilt == result.messages[: len(rebuilt)]
     tool_call = next(e for e in events if isinstance(e, ToolCalled))
     assert tool_call.idempotency_key == f"{result.run_id}:1:0"

@@ -63,7 +63,7 @@ def shop(ledger: list[str], *, crash: bool = False) -> list[Tool]:
 
 def support_agent(
     tmp_path: Path, replies: list[Any], ledger: list[str], **kw: Any
-) -> tuple[Agent[str], ScriptedModel]:
+) -> tuple[Agent[None, str], ScriptedModel]:
     model = by_turn(replies)
     tools = kw.pop("tools", None) or shop(ledger, crash=kw.pop("crash", False))
     agent = Agent(

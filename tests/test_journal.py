@@ -26,7 +26,7 @@ def lookup(key: str) -> str:
     return key.upper()
 
 
-def run_once(store: object) -> tuple[Agent[str], str]:
+def run_once(store: object) -> tuple[Agent[None, str], str]:
     calls = [ToolCall("c1", "lookup", {"key": "a"}), ToolCall("c2", "lookup", {"key": "b"})]
     a = Agent(ScriptedModel([calls, "AB"]), tools=[lookup], store=store)  # type: ignore[arg-type]
     return a, a.run_sync("both").run_id

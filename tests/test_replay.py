@@ -50,7 +50,7 @@ def ship(item: str) -> str:
     return f"shipped one {item}"
 
 
-def scripted_agent(instructions: str = "Answer briefly.", **kwargs: Any) -> Agent[str]:
+def scripted_agent(instructions: str = "Answer briefly.", **kwargs: Any) -> Agent[None, str]:
     """The agent under test; the model is only used to record, never during replay."""
     model = ScriptedModel(
         [
@@ -261,7 +261,7 @@ def test_text_action_format_replays(tmp_path: Path) -> None:
         '```json\n{"action": "Final Answer", "action_input": "No pears."}\n```',
     ]
 
-    def make(tools: list[Any]) -> Agent[str]:
+    def make(tools: list[Any]) -> Agent[None, str]:
         return Agent(ScriptedModel(replies), "", tools, store=MemoryStore(), action_format="json")
 
     path = tmp_path / "json.jsonl"
@@ -280,8 +280,11 @@ def test_history_is_replayed(tmp_path: Path) -> None:
     shipped.clear()
     report = assert_replays(scripted_agent(), path)
     assert report.steps == 3
+    # The history is recorded once, on run_started, and sent before the new input.
+    started = report.events[0].to_dict()
+    assert [m["content"] for m in started["history"]] == ["I am Ann.", "Hello Ann."]
     sent = next(e for e in report.events if e.type == "model_request").to_dict()
-    assert [m["content"] for m in sent["new_messages"]][1:3] == ["I am Ann.", "Hello Ann."]
+    assert [m["content"] for m in sent["new_messages"]] == ["Send me an apple"]
 
 
 def test_a_recorded_model_failure_is_reproduced(tmp_path: Path) -> None:
@@ -309,7 +312,7 @@ def test_recorded_approvals_are_given_again(tmp_path: Path) -> None:
         shipped.append(f"refund {order}")
         return f"refunded {order}"
 
-    def make(**kwargs: Any) -> Agent[str]:
+    def make(**kwargs: Any) -> Agent[None, str]:
         model = ScriptedModel([call("refund", order="A1"), "Refunded."])
         kwargs.setdefault("tools", [refund])
         return Agent(model, "Help.", store=MemoryStore(), policy=Policy.allow_all(), **kwargs)
@@ -338,7 +341,7 @@ def test_recorded_approvals_are_given_again(tmp_path: Path) -> None:
 
 
 def test_a_recorded_question_is_answered_again(tmp_path: Path) -> None:
-    def make() -> Agent[str]:
+    def make() -> Agent[None, str]:
         model = ScriptedModel([call("ask_human", question="Which colour?"), "Blue it is."])
         return Agent(model, "", [ask_human], store=MemoryStore())
 

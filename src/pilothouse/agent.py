@@ -5,7 +5,9 @@
     print(result.output)
 
 Every run is journaled (see `pilothouse.runtime.journal`); `result.run_id` names it
-for `pilothouse trace show`.
+for `pilothouse trace show`. `Agent[Deps, Out]`: `deps_type` declares the live
+objects a run is given (`run(..., deps=...)`, read by tools as `ctx.deps`),
+`output_type` the answer's type.
 """
 
 from __future__ import annotations
@@ -20,22 +22,26 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from pilothouse.events import Event
 from pilothouse.exceptions import ConfigurationError
-from pilothouse.messages import Message
+from pilothouse.messages import Message, Usage
 from pilothouse.models.base import Model, ModelRequest, ModelSettings, TextDelta
 from pilothouse.models.registry import resolve_model
 from pilothouse.policy.engine import Approver, Policy, Principal
 from pilothouse.runtime.budget import Budget
-from pilothouse.runtime.journal import Journal, Store, Subscriber, open_store
-from pilothouse.runtime.lease import DEFAULT_LEASE_SECONDS, RunLease
-from pilothouse.runtime.loop import RunResult, RunSpec, run_loop
+from pilothouse.runtime.drive import resume_run, start_run
+from pilothouse.runtime.journal import Store, Subscriber, open_store
+from pilothouse.runtime.lease import DEFAULT_LEASE_SECONDS
+from pilothouse.runtime.loop import RunLink, RunResult, RunSpec, hooked_request
 from pilothouse.runtime.output import OutputSpec, OutputT
-from pilothouse.tools.tool import Tool, ToolFunction, as_tool
+from pilothouse.runtime.step import OutputValidator, PrepareStep, validator_arity
+from pilothouse.tools.tool import DepsT, Tool, ToolFunction, as_tool
 
 if TYPE_CHECKING:
     from pilothouse.actions.base import ActionFormat
+    from pilothouse.runtime.session import Session
 
 _ACTION_FORMATS = ("auto", "native", "json", "react", "xml")
 T = TypeVar("T")
+V = TypeVar("V", bound=OutputValidator)
 
 
 def new_run_id() -> str:
@@ -43,7 +49,7 @@ def new_run_id() -> str:
     return f"{int(time.time() * 1000):x}-{secrets.token_hex(5)}"
 
 
-class Agent(Generic[OutputT]):
+class Agent(Generic[DepsT, OutputT]):
     """An LLM that decides its next step: call a tool or answer.
 
     `model` is a `Model` or a model string (see `pilothouse.models.registry`); the
@@ -54,11 +60,15 @@ class Agent(Generic[OutputT]):
     `policy` (a `Policy` or a YAML file path) checks every tool call before it runs;
     without one, side-effecting and irreversible tools are denied. `approver` decides
     calls a policy rule sends to a human (``ask``); without it, ``ask`` means deny.
+    `deps_type` is the type of the run's dependencies (`run(..., deps=...)`), which
+    tools (`ToolContext[Deps].deps`), hooks, validators and policy predicates read;
+    `prepare_step` shapes each step (see `StepOptions`); output validators
+    (`@agent.output_validator`) check an answer beyond its type.
     """
 
     @overload
     def __init__(
-        self: Agent[str],
+        self: Agent[DepsT, str],
         model: Model | str | None = None,
         instructions: str = "",
         tools: Iterable[Tool | ToolFunction] = (),
@@ -74,6 +84,8 @@ class Agent(Generic[OutputT]):
         approver: Approver | None = None,
         action_format: str | ActionFormat = "auto",
         parse_retries: int = 2,
+        deps_type: type[DepsT] | None = None,
+        prepare_step: PrepareStep | None = None,
     ) -> None: ...
 
     @overload
@@ -94,6 +106,8 @@ class Agent(Generic[OutputT]):
         approver: Approver | None = None,
         action_format: str | ActionFormat = "auto",
         parse_retries: int = 2,
+        deps_type: type[DepsT] | None = None,
+        prepare_step: PrepareStep | None = None,
     ) -> None: ...
 
     def __init__(
@@ -113,6 +127,8 @@ class Agent(Generic[OutputT]):
         approver: Approver | None = None,
         action_format: str | ActionFormat = "auto",
         parse_retries: int = 2,
+        deps_type: Any = None,
+        prepare_step: PrepareStep | None = None,
     ) -> None:
         self.name = name
         self.instructions = instructions
@@ -161,6 +177,11 @@ class Agent(Generic[OutputT]):
         self._store_spec = store
         self._store: Store | None = None
         self._run_spec: RunSpec[OutputT] | None = None
+        if prepare_step is not None and not callable(prepare_step):
+            raise ConfigurationError("prepare_step must be a function (ctx) -> StepOptions | None")
+        self.deps_type = deps_type
+        self.prepare_step = prepare_step
+        self._validators: list[tuple[OutputValidator, int]] = []
 
     @property
     def model(self) -> Model:
@@ -175,11 +196,28 @@ class Agent(Generic[OutputT]):
             self._store = open_store(self._store_spec)
         return self._store
 
-    def _spec(self) -> RunSpec[OutputT]:
-        """The loop's view of this agent, built once (an agent is not changed after use)."""
+    def output_validator(self, function: V) -> V:
+        """Register a check of the final answer (a decorator): ``f(output)`` or
+        ``f(ctx, output)``, sync or async, returning the output (possibly corrected) or
+        raising `ModelRetry("why")` to refuse it: the model is asked again with that
+        message, using up one of `output_retries`. Validators run in order."""
+        arity = validator_arity(function)
+        if self._run_spec is not None:
+            raise ConfigurationError(
+                f"agent {self.name!r} has already run: register output validators before"
+            )
+        self._validators.append((function, arity))
+        return function
+
+    def run_spec(self) -> RunSpec[OutputT]:
+        """The loop's view of this agent, built once (an agent is not changed after use).
+
+        For the runtime's own drivers (child runs, workers, replay)."""
         if self._run_spec is None:
             self._run_spec = self._build_spec()
         return self._run_spec
+
+    _spec = run_spec
 
     def _build_spec(self) -> RunSpec[OutputT]:
         model = self.model
@@ -208,6 +246,9 @@ class Agent(Generic[OutputT]):
             approver=self.approver,
             action_format=text_format,
             parse_retries=self.parse_retries,
+            deps_type=self.deps_type,
+            prepare_step=self.prepare_step,
+            output_validators=tuple(self._validators),
         )
 
     def _text_format(self, model: Model) -> ActionFormat | None:
@@ -229,23 +270,44 @@ class Agent(Generic[OutputT]):
         input: str,
         *,
         history: Sequence[Message] = (),
+        session: Session | str | None = None,
+        deps: DepsT | None = None,
         run_id: str | None = None,
         subscribers: Sequence[Subscriber] = (),
         principal: Principal | None = None,
     ) -> RunResult[OutputT]:
         """Run the agent on one input. Budget and loop stops are outcomes, errors raise.
 
-        `history` is the earlier conversation (user and assistant messages) this input
-        continues; it is recorded in the run's journal. `principal` (end user, role) is
-        what policy conditions on `principal` read. A run that needs a person (a tool
-        with `requires_approval`, a policy ``ask`` without an approver, `ask_human`)
+        `session` (a `Session` or its id) makes the run a turn of that conversation:
+        its context is the session's messages (read, not copied into the journal), its
+        input and final answer are appended to the session, and a turn already in
+        progress on the session raises `SessionBusyError`. `history` instead gives the
+        earlier conversation by hand (recorded once in the run's journal). `deps` are
+        the run's dependencies (required when the agent declares `deps_type`; never
+        journaled: give them again to `resume`). `principal` (end user, role) is what
+        policy conditions on `principal` read. A run that needs a person (a tool with
+        `requires_approval`, a policy ``ask`` without an approver, `ask_human`)
         returns with outcome ``paused``; see `resume`.
         """
-        lease = RunLease(self.store, run_id or new_run_id())
-        journal = Journal(lease.run_id, self.store, subscribers, lease=lease)
-        return await lease.hold(
-            run_loop(self._spec(), input, journal, principal=principal, history=history)
+        return await start_run(
+            self.run_spec(),
+            self.store,
+            input,
+            run_id or new_run_id(),
+            subscribers=subscribers,
+            principal=principal,
+            history=history,
+            deps=deps,
+            link=self._link(session),
         )
+
+    def _link(self, session: Session | str | None) -> RunLink | None:
+        """The run's place for a turn of `session` (checked to exist in this store)."""
+        if session is None:
+            return None
+        session_id = session if isinstance(session, str) else session.id
+        self.store.get_session(session_id)  # SessionNotFoundError names it
+        return RunLink(session_id=session_id)
 
     async def resume(
         self,
@@ -253,6 +315,7 @@ class Agent(Generic[OutputT]):
         *,
         approvals: Mapping[str, bool | str] | None = None,
         approved_by: str = "",
+        deps: DepsT | None = None,
         subscribers: Sequence[Subscriber] = (),
         principal: Principal | None = None,
         holder: str | None = None,
@@ -267,7 +330,8 @@ class Agent(Generic[OutputT]):
         text for an `ask_human` question; each decision is journaled (with
         `approved_by`) before anything runs, and a run with calls still undecided stays
         paused. The run acts for the principal it was started for (journaled with
-        its start); a different `principal` raises `ConfigurationError`.
+        its start); a different `principal` raises `ConfigurationError`. `deps` are
+        given again (they are live objects, not in the journal).
         Raises `RunNotFoundError` for an unknown id, `RunFinishedError` for a
         run that already ended, `ConfigurationError` if this agent's definition differs
         from the one that started the run, `ApprovalError` for an approval of a call
@@ -282,26 +346,17 @@ class Agent(Generic[OutputT]):
         releases the lease itself; default: a new one for this call, released when
         it ends), `lease_seconds` how long the lease lasts unrenewed.
         """
-        from pilothouse.runtime.resume import apply_approvals, state_from_events
-
-        store = self.store
-        info = store.get_run(run_id)
-        # A caller that names the holder (a worker) took the lease and gives it up itself.
-        lease = RunLease(store, run_id, holder, lease_seconds, release=holder is None)
-        lease.acquire()
-        try:
-            events = store.events(run_id)
-            spec = self._spec()
-            state = state_from_events(spec, run_id, events, info.created, principal)
-            given = apply_approvals(state, run_id, approvals, approved_by) if approvals else []
-        except BaseException:
-            lease.stop()
-            raise
-        journal = Journal(run_id, store, subscribers, seq=len(events), lease=lease)
-        for event in given:
-            journal.emit(event)
-        return await lease.hold(
-            run_loop(spec, state.user_input, journal, principal=principal, state=state)
+        return await resume_run(
+            self.run_spec(),
+            self.store,
+            run_id,
+            approvals=approvals,
+            approved_by=approved_by,
+            subscribers=subscribers,
+            principal=principal,
+            holder=holder,
+            lease_seconds=lease_seconds,
+            deps=deps,
         )
 
     def resume_sync(
@@ -310,6 +365,7 @@ class Agent(Generic[OutputT]):
         *,
         approvals: Mapping[str, bool | str] | None = None,
         approved_by: str = "",
+        deps: DepsT | None = None,
         subscribers: Sequence[Subscriber] = (),
         principal: Principal | None = None,
     ) -> RunResult[OutputT]:
@@ -320,6 +376,7 @@ class Agent(Generic[OutputT]):
                 run_id,
                 approvals=approvals,
                 approved_by=approved_by,
+                deps=deps,
                 subscribers=subscribers,
                 principal=principal,
             ),
@@ -330,6 +387,8 @@ class Agent(Generic[OutputT]):
         input: str,
         *,
         history: Sequence[Message] = (),
+        session: Session | str | None = None,
+        deps: DepsT | None = None,
         run_id: str | None = None,
         subscribers: Sequence[Subscriber] = (),
         principal: Principal | None = None,
@@ -340,6 +399,8 @@ class Agent(Generic[OutputT]):
             lambda: self.run(
                 input,
                 history=history,
+                session=session,
+                deps=deps,
                 run_id=run_id,
                 subscribers=subscribers,
                 principal=principal,
@@ -351,6 +412,8 @@ class Agent(Generic[OutputT]):
         input: str,
         *,
         history: Sequence[Message] = (),
+        session: Session | str | None = None,
+        deps: DepsT | None = None,
         run_id: str | None = None,
         principal: Principal | None = None,
     ) -> AsyncIterator[Event | TextDelta]:
@@ -360,20 +423,21 @@ class Agent(Generic[OutputT]):
         re-raised after its event has been yielded.
         """
         queue: asyncio.Queue[Event | TextDelta | None] = asyncio.Queue()
-        lease = RunLease(self.store, run_id or new_run_id())
-        journal = Journal(lease.run_id, self.store, [queue.put_nowait], lease=lease)
+        link = self._link(session)
 
         async def drive() -> RunResult[OutputT]:
             try:
-                return await lease.hold(
-                    run_loop(
-                        self._spec(),
-                        input,
-                        journal,
-                        on_text=lambda t: queue.put_nowait(TextDelta(t)),
-                        principal=principal,
-                        history=history,
-                    )
+                return await start_run(
+                    self.run_spec(),
+                    self.store,
+                    input,
+                    run_id or new_run_id(),
+                    subscribers=[queue.put_nowait],
+                    principal=principal,
+                    history=history,
+                    deps=deps,
+                    link=link,
+                    on_text=lambda t: queue.put_nowait(TextDelta(t)),
                 )
             finally:
                 queue.put_nowait(None)
@@ -387,9 +451,15 @@ class Agent(Generic[OutputT]):
             if not task.done():
                 task.cancel()
 
-    def render_prompt(self, input: str) -> str:
-        """Exactly what the model would receive for this input, in the model's own form."""
-        spec = self._spec()
+    def render_prompt(self, input: str, *, deps: DepsT | None = None) -> str:
+        """Exactly what the model would receive for this input, in the model's own form.
+
+        With a `prepare_step` hook, the first step as the hook shapes it (given `deps`);
+        from inside an event loop that needs `await agent.arender_prompt(...)`.
+        """
+        spec = self.run_spec()
+        if spec.prepare_step is not None:
+            return _blocking("render_prompt", lambda: self.arender_prompt(input, deps=deps))
         specs = [t.spec() for t in self.tools.values()]
         request = ModelRequest(
             spec.initial_messages(input),
@@ -397,6 +467,16 @@ class Agent(Generic[OutputT]):
             spec.reply_schema(specs),
             "auto",
             self.settings,
+        )
+        return self.model.render(request)
+
+    async def arender_prompt(self, input: str, *, deps: DepsT | None = None) -> str:
+        """`render_prompt` for code inside an event loop (a hook may be async)."""
+        spec = self.run_spec()
+        if spec.prepare_step is None:
+            return self.render_prompt(input)
+        request, _, _ = await hooked_request(
+            spec, "render", 1, spec.initial_messages(input), Usage(), deps
         )
         return self.model.render(request)
 

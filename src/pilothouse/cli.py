@@ -282,7 +282,7 @@ def worker_command(
 
     try:
         if agent_spec is None:
-            agent: Agent[Any] = Agent(
+            agent: Agent[Any, Any] = Agent(
                 model,
                 instructions,
                 _load_tools(tools or []),

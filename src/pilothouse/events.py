@@ -11,6 +11,7 @@ the event is appended. `to_dict`/`event_from_dict` give the stored JSON form.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -60,6 +61,28 @@ class RunStarted(Event):
     history: list[Message] = field(default_factory=list)
     # Who the run acts for (`Principal.to_dict`): a resumed run acts for the same one.
     principal: dict[str, Any] | None = None
+    # The run tree: the run that started this one, the tree's root, and the parent
+    # call's idempotency key (a child run is started by a tool call of its parent).
+    parent_run_id: str | None = None
+    root_run_id: str | None = None
+    parent_key: str | None = None
+    # A conversation turn: the session, and how many of its messages the run saw
+    # (its context; the session's later messages belong to later turns).
+    session_id: str | None = None
+    session_upto: int = 0
+    # 1: `history` was also repeated in the first `model_request`; 2: the context
+    # (history or session view) is recorded once, here, and not in `new_messages`.
+    version: int = 1
+
+    def context(self, session: Sequence[Message] = ()) -> list[Message]:
+        """The messages the run's first request began with that no `model_request`
+        repeats: the system prompt and the earlier conversation (`history`, or the
+        session's first `session_upto` messages, which the caller reads from the
+        store). Empty for a version-1 journal, whose first request carries them."""
+        if self.version < 2:
+            return []
+        head = [Message.system(self.instructions)] if self.instructions else []
+        return head + list(session if self.session_id is not None else self.history)
 
     def data(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -75,6 +98,15 @@ class RunStarted(Event):
             d["history"] = [m.to_dict() for m in self.history]
         if self.principal is not None:
             d["principal"] = self.principal
+        if self.parent_run_id is not None:
+            d["parent_run_id"] = self.parent_run_id
+            d["root_run_id"] = self.root_run_id
+            d["parent_key"] = self.parent_key
+        if self.session_id is not None:
+            d["session_id"] = self.session_id
+            d["session_upto"] = self.session_upto
+        if self.version != 1:
+            d["version"] = self.version
         return d
 
 
@@ -91,13 +123,22 @@ class ModelRequested(Event):
     new_messages: list[Message]
     tools: list[str] = field(default_factory=list)
     tool_choice: str = "auto"
+    # Set when a step hook (`prepare_step`) changed this step: the system prompt sent
+    # instead of the run's, and the sampling settings sent (`ModelSettings` fields).
+    instructions: str | None = None
+    settings: dict[str, Any] | None = None
 
     def data(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "new_messages": [m.to_dict() for m in self.new_messages],
             "tools": self.tools,
             "tool_choice": self.tool_choice,
         }
+        if self.instructions is not None:
+            d["instructions"] = self.instructions
+        if self.settings is not None:
+            d["settings"] = self.settings
+        return d
 
 
 @dataclass(slots=True, kw_only=True)
@@ -201,6 +242,55 @@ class ApprovalGiven(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class ChildStarted(Event):
+    """A tool call of this run started a child run (`ToolContext.run_child`).
+
+    `key` is the calling tool call's idempotency key; `capped` names the child's
+    limits that were lowered to what remained of this run's budget
+    (limit -> [the child's own, the one it got]).
+    """
+
+    type: ClassVar[str] = "child_started"
+    index: int
+    key: str
+    child_run_id: str
+    agent: str
+    capped: dict[str, list[float]] = field(default_factory=dict)
+
+    def data(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "index": self.index,
+            "key": self.key,
+            "child_run_id": self.child_run_id,
+            "agent": self.agent,
+        }
+        if self.capped:
+            d["capped"] = self.capped
+        return d
+
+
+@dataclass(slots=True, kw_only=True)
+class ChildFinished(Event):
+    """A child run ended; its usage (its own children's included) rolls up into this run."""
+
+    type: ClassVar[str] = "child_finished"
+    index: int
+    child_run_id: str
+    outcome: str
+    usage: Usage
+    steps: int = 0
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "child_run_id": self.child_run_id,
+            "outcome": self.outcome,
+            "usage": self.usage.to_dict(),
+            "steps": self.steps,
+        }
+
+
+@dataclass(slots=True, kw_only=True)
 class OutputValidated(Event):
     """The final answer was checked against the output type; `error` says why it failed."""
 
@@ -287,6 +377,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ToolReturned,
         ApprovalRequested,
         ApprovalGiven,
+        ChildStarted,
+        ChildFinished,
         OutputValidated,
         ParseFailed,
         FinalOutput,
@@ -314,6 +406,8 @@ def event_from_dict(d: dict[str, Any]) -> Event:
             new_messages=[Message.from_dict(m) for m in d["new_messages"]],
             tools=d.get("tools", []),
             tool_choice=d.get("tool_choice", "auto"),
+            instructions=d.get("instructions"),
+            settings=d.get("settings"),
         )
     if cls is ModelResponded:
         return ModelResponded(
@@ -350,5 +444,14 @@ def event_from_dict(d: dict[str, Any]) -> Event:
         return RunStarted(**env, **fields)
     if cls is FinalOutput:
         return FinalOutput(**env, output=d.get("output"), usage=Usage.from_dict(d.get("usage", {})))
+    if cls is ChildFinished:
+        return ChildFinished(
+            **env,
+            index=d["index"],
+            child_run_id=d["child_run_id"],
+            outcome=d["outcome"],
+            usage=Usage.from_dict(d.get("usage", {})),
+            steps=d.get("steps", 0),
+        )
     fields = {k: v for k, v in d.items() if k not in ("type", "run_id", "step", "seq", "ts")}
     return cls(**env, **fields)

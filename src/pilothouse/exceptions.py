@@ -184,6 +184,22 @@ class ToolError(PilothouseError):
     """Raise inside a tool to hand the model a message it can act on (not a crash)."""
 
 
+class ModelRetry(ToolError):
+    """Ask the model again with this message: from an output validator (the answer is
+    refused and the retry uses up one of `output_retries`) or from a tool (the message
+    is the call's error result, which the model reads)."""
+
+
+class ChildRunError(PilothouseError):
+    """A child run (`ToolContext.run_child`) failed with an error; its journal says why.
+
+    `run_id` is the child's run, `parent_run_id` the run that started it."""
+
+    def __init__(self, message: str, *, run_id: str, parent_run_id: str):
+        super().__init__(message)
+        self.run_id, self.parent_run_id = run_id, parent_run_id
+
+
 class PolicyError(ConfigurationError):
     """A policy is malformed (its file, rule and line say where) and cannot be used."""
 

@@ -56,7 +56,7 @@ def _check(report: ReplayReport, cassette: str | os.PathLike[str]) -> ReplayRepo
 
 
 def assert_replays(
-    agent: Agent[Any],
+    agent: Agent[Any, Any],
     cassette: str | os.PathLike[str],
     *,
     live_tools: bool = False,
@@ -72,7 +72,7 @@ def assert_replays(
 
 
 async def assert_replays_async(
-    agent: Agent[Any],
+    agent: Agent[Any, Any],
     cassette: str | os.PathLike[str],
     *,
     live_tools: bool = False,
@@ -84,7 +84,7 @@ async def assert_replays_async(
 
 
 def record_cassette(
-    agent: Agent[Any],
+    agent: Agent[Any, Any],
     input: str,
     path: str | os.PathLike[str],
     *,

@@ -84,7 +84,7 @@ class TextOnlyModel(ScriptedModel):
     capabilities = Capabilities(native_tools=False, json_schema=False, grammar=False)
 
 
-def events(agent: Agent[Any], run_id: str) -> list[Any]:
+def events(agent: Agent[Any, Any], run_id: str) -> list[Any]:
     return list(agent.store.events(run_id))
 
 

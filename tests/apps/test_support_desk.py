@@ -30,7 +30,7 @@ HANDOVER_RE = re.compile(
 )
 
 
-def factory(*replies: Any) -> Callable[[Shop, Store], Agent[str]]:
+def factory(*replies: Any) -> Callable[[Shop, Store], Agent[None, str]]:
     model = ScriptedModel(list(replies))
     return lambda shop, store: build_support_agent(shop, model=model, store=store)
 
@@ -165,7 +165,7 @@ async def test_a_tool_exception_escalates(tmp_path: Path) -> None:
         """A lookup whose backend is down."""
         raise ConnectionError("orders service unreachable")
 
-    def make(shop: Shop, store: Store) -> Agent[str]:
+    def make(shop: Shop, store: Store) -> Agent[None, str]:
         model = ScriptedModel([call("order_history", customer_id="C002"), "Sorry."])
         return Agent(
             model,

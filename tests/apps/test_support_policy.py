@@ -17,11 +17,11 @@ DEV = {"email": "dev.kowalski@example.com", "zip": "37062"}  # C007: A1007 pendi
 KIRA = {"email": "kira.dubois@example.com", "zip": "53703"}  # C010: A1010 delivered, $427.50
 
 
-def agent(shop: Shop, *replies: Any) -> Agent[str]:
+def agent(shop: Shop, *replies: Any) -> Agent[None, str]:
     return build_support_agent(shop, model=ScriptedModel(list(replies)), store=MemoryStore())
 
 
-def decisions(a: Agent[str], run_id: str) -> list[tuple[str, str, str | None]]:
+def decisions(a: Agent[None, str], run_id: str) -> list[tuple[str, str, str | None]]:
     """(tool, effect, rule) of every policy decision in the run, in order."""
     return [
         (e.call.name, e.decision.effect, e.decision.rule)
@@ -30,7 +30,7 @@ def decisions(a: Agent[str], run_id: str) -> list[tuple[str, str, str | None]]:
     ]
 
 
-def results(a: Agent[str], run_id: str) -> list[str]:
+def results(a: Agent[None, str], run_id: str) -> list[str]:
     return [e.result.content for e in a.store.events(run_id) if isinstance(e, ToolReturned)]
 
 

@@ -420,7 +420,7 @@ async def test_a_broken_tool_fails_the_oracle(monkeypatch: pytest.MonkeyPatch) -
 async def test_a_factory_with_its_own_store_is_still_read() -> None:
     from pilothouse import Agent
 
-    def factory(sc: Any, model: Any, budget: Budget, store: Any) -> Agent[Any]:
+    def factory(sc: Any, model: Any, budget: Budget, store: Any) -> Agent[Any, Any]:
         return Agent(model, sc.instructions, sc.tools, budget=budget, store=":memory:")
 
     suite = Suite("own", [ask], agent_factory=factory)

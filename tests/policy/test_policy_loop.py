@@ -34,7 +34,7 @@ def _clear() -> None:
     ran.clear()
 
 
-def agent(script: list[Any], policy: Policy | None = None, **kw: Any) -> Agent[str]:
+def agent(script: list[Any], policy: Policy | None = None, **kw: Any) -> Agent[None, str]:
     return Agent(
         ScriptedModel(script),
         tools=[get_order, refund],
@@ -44,11 +44,11 @@ def agent(script: list[Any], policy: Policy | None = None, **kw: Any) -> Agent[s
     )
 
 
-def calls_of(a: Agent[str], run_id: str) -> list[ToolCalled]:
+def calls_of(a: Agent[None, str], run_id: str) -> list[ToolCalled]:
     return [e for e in a.store.events(run_id) if isinstance(e, ToolCalled)]
 
 
-def results_of(a: Agent[str], run_id: str) -> list[ToolReturned]:
+def results_of(a: Agent[None, str], run_id: str) -> list[ToolReturned]:
     return [e for e in a.store.events(run_id) if isinstance(e, ToolReturned)]
 
 

@@ -66,7 +66,7 @@ def make_payer(
     *,
     gate: asyncio.Event | None = None,
     on_pay: Callable[[ToolContext], None] | None = None,
-) -> Agent[str]:
+) -> Agent[None, str]:
     """The paying agent. With `gate`, every model call waits for it (a slow model);
     `on_pay` runs right after each payment (to break the store at that moment)."""
 

@@ -91,7 +91,7 @@ def _await_peer(ledger: str, worker: str) -> None:
 
 def make_agent(
     store: Any, ledger: str, worker: str, die_after: int | None = None, *, peers: bool = False
-) -> Agent[str]:
+) -> Agent[None, str]:
     """The agent; with `die_after`, its model dies when asked for reply `die_after`;
     with `peers`, its tool returns only once another worker has written a row."""
 
@@ -127,7 +127,7 @@ def make_stale_runs(store: Any, ledger: str, count: int) -> list[str]:
     return ids
 
 
-def cli_agent() -> Agent[str]:
+def cli_agent() -> Agent[None, str]:
     """For `pilothouse worker --agent stale_agent:cli_agent`: store, ledger and worker
     name come from $STALE_STORE, $STALE_LEDGER and $STALE_WORKER."""
     env = os.environ

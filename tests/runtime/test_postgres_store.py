@@ -27,7 +27,7 @@ def lookup(key: str) -> str:
     return key.upper()
 
 
-def run_once(store: Any) -> tuple[Agent[str], str]:
+def run_once(store: Any) -> tuple[Agent[None, str], str]:
     calls = [ToolCall("c1", "lookup", {"key": "a"}), ToolCall("c2", "lookup", {"key": "b"})]
     a = Agent(ScriptedModel([calls, "AB"]), tools=[lookup], store=store)
     return a, a.run_sync("both").run_id
@@ -198,7 +198,7 @@ def test_agent_run_and_resume_with_a_side_effect(fresh_postgres_dsn: str) -> Non
 
         return ScriptedModel(reply)
 
-    def agent(die: bool, store: Any) -> Agent[str]:
+    def agent(die: bool, store: Any) -> Agent[None, str]:
         return Agent(model(die), tools=[pay], store=store, policy=Policy.allow_all())
 
     with pytest.raises(Died):

@@ -175,7 +175,7 @@ def task_only(instructions: str) -> str:
 
 def naive_agent(
     scenario: Scenario, model: Model, budget: Budget, store: Store, *, examples: bool = False
-) -> Agent[Any]:
+) -> Agent[Any, Any]:
     """The baseline: `NaiveJSONModel` and the task description without worked examples.
 
     ``examples=True`` keeps the scenario's worked examples: an ablation that shows how

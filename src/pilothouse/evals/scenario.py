@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from pilothouse.agent import Agent
 
 ScenarioFunction = Callable[["EvalContext"], Awaitable[None]]
-AgentFactory = Callable[["Scenario", Model, Budget, Store], "Agent[Any]"]
+AgentFactory = Callable[["Scenario", Model, Budget, Store], "Agent[Any, Any]"]
 """Builds the agent a scenario runs: (scenario, model, budget, store) -> Agent."""
 
 
@@ -177,7 +177,7 @@ class EvalContext:
         *,
         tools: Sequence[Tool | ToolFunction] | None = None,
         instructions: str | None = None,
-    ) -> Agent[Any]:
+    ) -> Agent[Any, Any]:
         """A fresh agent for this scenario on the model under evaluation.
 
         `tools` / `instructions` replace the scenario's for this agent (an environment
@@ -197,7 +197,7 @@ class EvalContext:
             agent.settings = ModelSettings(self.temperature, s.max_tokens, self.epoch, s.top_p)
         return agent
 
-    async def run(self, input: str, agent: Agent[Any] | None = None) -> RunResult[Any]:
+    async def run(self, input: str, agent: Agent[Any, Any] | None = None) -> RunResult[Any]:
         """Run the scenario's agent (or `agent`) on `input`, recording the run."""
         from pilothouse.agent import new_run_id
 

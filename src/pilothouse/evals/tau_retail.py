@@ -616,7 +616,7 @@ def score_task(task: dict[str, Any], changes: dict[str, Any], said: list[str]) -
     return problems
 
 
-def tau_agent(scenario: Scenario, model: Model, budget: Budget, store: Store) -> Agent[Any]:
+def tau_agent(scenario: Scenario, model: Model, budget: Budget, store: Store) -> Agent[Any, Any]:
     """The default construction for tau-retail: the policy text as instructions, all
     tools allowed by the Pilothouse policy (the shop's rules are the agent's to follow,
     and the scoring checks the database)."""

@@ -58,21 +58,33 @@ class RecordedModelError(ModelError):
     """The recorded run's model call failed here; the replay fails the same way."""
 
 
-def exchanges_from_events(events: Sequence[Event]) -> list[Exchange]:
+def exchanges_from_events(
+    events: Sequence[Event], session: Sequence[Message] = ()
+) -> list[Exchange]:
     """The answered model calls of a journal, in order, each with its full request.
 
-    A step asked twice (a run resumed after a crash before the answer) counts once,
-    with the request that was answered.
+    The request is the run's context (`RunStarted.context`: for a session's turn,
+    `session` holds the session messages it saw) followed by every `new_messages`
+    so far, with the system prompt a step hook sent instead of the run's. A step
+    asked twice (a run resumed after a crash before the answer) counts once, with
+    the request that was answered.
     """
     messages: list[Message] = []
+    sent: list[Message] = []
     tools: list[str] = []
     out: list[Exchange] = []
     for event in events:
-        if isinstance(event, ModelRequested):
+        if isinstance(event, RunStarted):
+            messages = event.context(session)
+        elif isinstance(event, ModelRequested):
             messages.extend(event.new_messages)
             tools = list(event.tools)
+            sent = messages
+            if event.instructions is not None:
+                rest = messages[1:] if messages and messages[0].role == "system" else messages
+                sent = [Message.system(event.instructions), *rest] if event.instructions else rest
         elif isinstance(event, ModelResponded):
-            out.append(Exchange(event.step, list(messages), tools, event.response))
+            out.append(Exchange(event.step, list(sent), tools, event.response))
     return out
 
 

@@ -102,7 +102,8 @@ class RunContext:
 
     The loop keeps one per run (rebuilt from the journal by `from_events`). User
     messages are trusted input; tool results (`history[i].result`) are not. `env` is
-    application state for predicates (for example a shop database).
+    application state for predicates (for example a shop database); `deps` the run's
+    typed dependencies (`agent.run(..., deps=...)`), for predicates that read them.
     """
 
     principal: Principal = field(default_factory=Principal)
@@ -111,6 +112,7 @@ class RunContext:
     env: Any = None
     clock: Callable[[], float] = time.time
     denied: list[CallRecord] = field(default_factory=list)  # refused consequential calls
+    deps: Any = None
     _index: dict[str, list[CallRecord]] = field(default_factory=dict, repr=False)
     _indexed: int = field(default=0, repr=False)
 

@@ -17,9 +17,9 @@ import inspect
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, Protocol
 
 from pydantic_core import to_json, to_jsonable_python
 
@@ -41,6 +41,7 @@ from pilothouse.exceptions import (
     BudgetExceeded,
     LeaseLostError,
     LoopDetected,
+    ModelRetry,
     OutputValidationError,
     PolicyDenied,
     RunInterrupted,
@@ -64,7 +65,15 @@ from pilothouse.policy.engine import Approver, CallRecord, Policy, Principal, Ru
 from pilothouse.runtime.budget import Budget, LoopDetector
 from pilothouse.runtime.journal import Journal, RunInfo
 from pilothouse.runtime.output import OutputSpec, OutputT
-from pilothouse.tools.tool import Tool, ToolContext
+from pilothouse.runtime.step import (
+    OutputValidator,
+    PrepareStep,
+    StepContext,
+    StepOptions,
+    call_maybe_async,
+    check_options,
+)
+from pilothouse.tools.tool import ChildRunner, Tool, ToolContext
 
 if TYPE_CHECKING:
     from pilothouse.actions.base import ActionFormat
@@ -164,13 +173,25 @@ class RunSpec(Generic[OutputT]):
     # prompt, tools are not sent natively and the reply text is parsed. None: native.
     action_format: ActionFormat | None = None
     parse_retries: int = 2
+    deps_type: Any = None
+    prepare_step: PrepareStep | None = None
+    # (validator, how many arguments it takes: 1 = (output), 2 = (ctx, output))
+    output_validators: tuple[tuple[OutputValidator, int], ...] = ()
 
-    def system_prompt(self) -> str:
+    def system_prompt(
+        self, instructions: str | None = None, tools: Sequence[Tool] | None = None
+    ) -> str:
+        """The system message: instructions, then how to act (a text format) and answer.
+
+        `instructions` and `tools` default to the agent's; a step hook passes its own.
+        """
+        base = self.instructions if instructions is None else instructions
+        offered = list(self.tools.values()) if tools is None else tools
         extra = self.output.instructions()
-        if self.action_format is not None and self.tools:
-            acting = self.action_format.instructions([t.spec() for t in self.tools.values()])
+        if self.action_format is not None and offered:
+            acting = self.action_format.instructions([t.spec() for t in offered])
             extra = f"{acting}\n\n{extra}".strip() if extra else acting
-        return f"{self.instructions}\n\n{extra}".strip() if extra else self.instructions
+        return f"{base}\n\n{extra}".strip() if extra else base
 
     def reply_schema(self, tool_specs: list[ToolSpec]) -> dict[str, Any] | None:
         """The schema a reply is held to: the output's, or the text format's own.
@@ -235,6 +256,34 @@ class RunState:
     resumed: bool = False
     response: ModelResponse | None = None
     replay: ToolReplay | None = None
+    # steps used by this run's finished children (they draw from this run's max_steps)
+    child_steps: int = 0
+    # the tools the step `response` answers offered, when a step hook narrowed them
+    offered: list[str] | None = None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunLink:
+    """Where a new run sits: its parent in the run tree, and the session it is a turn of."""
+
+    parent_run_id: str | None = None
+    root_run_id: str | None = None
+    parent_key: str | None = None
+    session_id: str | None = None
+
+
+class RunTree(ChildRunner, Protocol):
+    """The loop's side of the run tree (`pilothouse.runtime.drive.ChildRuns`)."""
+
+    def observe(self, step: int, usage: Usage, child_steps: int, started: float) -> None:
+        """What the run has used so far, before a step's tools run (children are capped
+        to what remains)."""
+        ...
+
+    def take(self) -> tuple[Usage, int]:
+        """Usage and steps of the children that finished since the last call."""
+        ...
 
 
 class _Stop(Exception):
@@ -262,8 +311,15 @@ async def run_loop(
     principal: Principal | None = None,
     state: RunState | None = None,
     history: Sequence[Message] = (),
+    deps: Any = None,
+    tree: RunTree | None = None,
+    link: RunLink | None = None,
 ) -> RunResult[OutputT]:
     """Run one agent to its end, journaling every step. Errors propagate after journaling.
+
+    `history` is the new run's context (earlier turns, or its session's messages when
+    `link` names a session); `deps` reach tools, hooks, validators and predicates;
+    `tree` starts child runs for tools (`ToolContext.run_child`).
 
     A new run starts from `user_input`; a resumed one from `state` (see
     `pilothouse.runtime.resume`), through the same loop. Not journaled as errors,
@@ -280,6 +336,9 @@ async def run_loop(
             principal=principal,
             state=state,
             history=history,
+            deps=deps,
+            tree=tree,
+            link=link,
         )
     except _Unwritable as stop:
         # Nothing more can be written: the journal on disk ends at its last good commit
@@ -296,21 +355,36 @@ async def _run_loop(
     principal: Principal | None = None,
     state: RunState | None = None,
     history: Sequence[Message] = (),
+    deps: Any = None,
+    tree: RunTree | None = None,
+    link: RunLink | None = None,
 ) -> RunResult[OutputT]:
     """`run_loop` without the translation of an unwritable journal."""
     run_id = journal.run_id
+    link = link or RunLink()
     if state is None:
+        messages = spec.initial_messages(user_input, history)
         state = RunState(
             user_input,
-            spec.initial_messages(user_input, history),
+            messages,
             # What the policy sees: the principal, trusted user input, executed calls.
             RunContext(principal or Principal(), [user_input]),
             LoopDetector(spec.budget.max_repeats),
             time.time(),
+            # The system prompt and the context are recorded once, on run_started; the
+            # first model_request carries only the new input (journal version 2).
+            reported=len(messages) - 1,
             retries_left=spec.output_retries,
             parse_retries_left=spec.parse_retries,
+            session_id=link.session_id,
         )
     policy_context = state.policy_context
+    policy_context.deps = deps
+    session_id = state.session_id
+
+    def new_context(step: int, index: int) -> ToolContext[Any]:
+        return ToolContext(run_id, step, index, deps, tree)
+
     started = time.monotonic()
     tool_specs: list[ToolSpec] = [t.spec() for t in spec.tools.values()]
     tool_names = list(spec.tools)
@@ -324,8 +398,11 @@ async def _run_loop(
     reported = state.reported  # messages[:reported] are already in the journal
     usage = state.usage
     step = state.step
+    child_steps = state.child_steps
     retries_left = state.retries_left
     recorded, replay = state.response, state.replay  # a resumed run's unfinished step
+    offered: Collection[str] | None = state.offered  # tools a step hook offered
+    step_specs = tool_specs
     info = RunInfo(
         run_id, spec.agent_name, spec.model.name, user_input, "running", state.created, time.time()
     )
@@ -343,10 +420,22 @@ async def _run_loop(
                 tools=tool_names,
                 output_schema=spec.output.schema,
                 definition_hash=spec.definition_hash,
-                history=list(history),
+                history=[] if link.session_id is not None else list(history),
                 principal=principal.to_dict() if principal is not None else None,
+                parent_run_id=link.parent_run_id,
+                root_run_id=link.root_run_id,
+                parent_key=link.parent_key,
+                session_id=link.session_id,
+                session_upto=len(history) if link.session_id is not None else 0,
+                version=2,
             )
         )
+        if session_id is not None:  # the turn begins: its input joins the session
+            from pilothouse.runtime.session import SessionWrite
+
+            journal.add_session(
+                SessionWrite(session_id, run_id, ((0, Message.user(user_input)),), begin=True)
+            )
         # On disk before anything else happens: a run that dies at once still exists,
         # so `resume` (or a worker draining stopped runs) can continue it from its input.
         await _commit(journal)
@@ -376,7 +465,7 @@ async def _run_loop(
     try:
         while True:
             if recorded is None:
-                limit = spec.budget.exceeded(step, usage, time.monotonic() - started)
+                limit = spec.budget.exceeded(step + child_steps, usage, time.monotonic() - started)
                 if limit is not None:
                     name, value, maximum = limit
                     raise _Stop(
@@ -388,14 +477,29 @@ async def _run_loop(
                         f"limit in Budget(max_{name}=...) if the task needs more",
                     )
                 step += 1
-                request = ModelRequest(
-                    messages, sent_specs, reply_schema, "auto", _capped(spec, usage)
-                )
-                journal.emit(
-                    ModelRequested(
-                        run_id=run_id, step=step, new_messages=messages[reported:], tools=tool_names
+                if spec.prepare_step is None:
+                    request = ModelRequest(
+                        messages, sent_specs, reply_schema, "auto", _capped(spec, usage)
                     )
-                )
+                    journal.emit(
+                        ModelRequested(
+                            run_id=run_id,
+                            step=step,
+                            new_messages=messages[reported:],
+                            tools=tool_names,
+                        )
+                    )
+                else:
+                    request, asked, offered = await hooked_request(
+                        spec, run_id, step, messages, usage, deps
+                    )
+                    asked.new_messages = messages[reported:]
+                    journal.emit(asked)
+                    step_specs = (
+                        tool_specs
+                        if offered is None
+                        else [t for t in tool_specs if t.name in offered]
+                    )
                 reported = len(messages)
                 began = time.perf_counter()
                 asking = _ask(spec.model, request, on_text)
@@ -415,6 +519,8 @@ async def _run_loop(
                 )
             else:  # resumed: this step's model call was answered before the stop
                 response, recorded = recorded, None
+                if offered is not None:
+                    step_specs = [t for t in tool_specs if t.name in offered]
             step_replay, replay = replay, None
             calls = response.tool_calls
             text = response.text
@@ -423,7 +529,7 @@ async def _run_loop(
                     calls = _repair_native(spec, calls, aliases)
                     break
             if text_format is not None and not calls:
-                parsed = text_format.parse(text, tool_specs, aliases)
+                parsed = text_format.parse(text, step_specs, aliases)
                 if parsed.kind == "tool_call":
                     calls = parsed.tool_calls()
                 elif parsed.kind == "final_answer":
@@ -459,9 +565,24 @@ async def _run_loop(
                 messages.append(Message.assistant(text, calls))
 
             if calls:
+                if tree is not None:
+                    tree.observe(step, usage, child_steps, started)
                 results = await _run_tools(
-                    spec, journal, step, calls, loops, started, policy_context, step_replay
+                    spec,
+                    journal,
+                    step,
+                    calls,
+                    loops,
+                    started,
+                    policy_context,
+                    new_context,
+                    offered,
+                    step_replay,
                 )
+                if tree is not None:
+                    rolled, rolled_steps = tree.take()
+                    usage += rolled
+                    child_steps += rolled_steps
                 if text_format is not None:
                     messages.append(Message.user(text_format.observation(results)))
                 else:
@@ -472,7 +593,13 @@ async def _run_loop(
                 if not text.strip():
                     raise ValueError(_EMPTY_REPLY)
                 output = spec.output.validate(text)
-            except ValueError as exc:
+                for validator, arity in spec.output_validators:
+                    if arity == 1:
+                        output = await call_maybe_async(validator, output)
+                    else:
+                        ctx = StepContext(run_id, step, messages, usage, deps, spec.tools)
+                        output = await call_maybe_async(validator, ctx, output)
+            except (ValueError, ModelRetry) as exc:
                 journal.emit(OutputValidated(run_id=run_id, step=step, ok=False, error=str(exc)))
                 if retries_left <= 0:
                     raise _Stop(
@@ -488,6 +615,15 @@ async def _run_loop(
             journal.emit(OutputValidated(run_id=run_id, step=step, ok=True))
             output_json = spec.output.to_json(output)
             journal.emit(FinalOutput(run_id=run_id, step=step, output=output_json, usage=usage))
+            if session_id is not None:  # the turn's answer joins the session, in one write
+                from pilothouse.runtime.session import SessionWrite
+
+                answer = (
+                    output_json if isinstance(output_json, str) else to_json(output_json).decode()
+                )
+                journal.add_session(
+                    SessionWrite(session_id, run_id, ((1, Message.assistant(answer)),))
+                )
             await finish("final", output_json)
             return RunResult(run_id, "final", usage, step, messages, output)
     except _Stop as stop:
@@ -572,6 +708,70 @@ async def _commit(journal: Journal, *, last: bool = False) -> None:
         await asyncio.sleep(delay)
 
 
+async def hooked_request(
+    spec: RunSpec[Any],
+    run_id: str,
+    step: int,
+    messages: list[Message],
+    usage: Usage,
+    deps: Any,
+) -> tuple[ModelRequest, ModelRequested, list[str] | None]:
+    """The request of a step shaped by the agent's `prepare_step` hook, and its record.
+
+    The `model_request` event records what the hook changed (the tools offered, the
+    system prompt, the tool choice, the settings), so the journal holds the request
+    the model received. Returns (request, event without its new messages, the
+    offered tool names or None for all).
+    """
+    assert spec.prepare_step is not None
+    context = StepContext(run_id, step, messages, usage, deps, spec.tools)
+    options = check_options(await call_maybe_async(spec.prepare_step, context), spec.tools)
+    if options is None:
+        options = StepOptions()
+    offered = None if options.tools is None else list(dict.fromkeys(options.tools))
+    tools = list(spec.tools.values()) if offered is None else [spec.tools[n] for n in offered]
+    specs = [t.spec() for t in tools]
+    sent = messages
+    system: str | None = None
+    if options.instructions is not None or (offered is not None and spec.action_format):
+        system = spec.system_prompt(options.instructions, tools)
+        rest = messages[1:] if messages and messages[0].role == "system" else messages
+        sent = [Message.system(system), *rest] if system else list(rest)
+    settings = _capped(spec, usage, options.settings)
+    choice = options.tool_choice or "auto"
+    request = ModelRequest(
+        sent,
+        specs if spec.action_format is None else [],
+        spec.reply_schema(specs),
+        choice,
+        settings,
+    )
+    event = ModelRequested(
+        run_id=run_id,
+        step=step,
+        new_messages=[],
+        tools=list(spec.tools) if offered is None else offered,
+        tool_choice=choice,
+        instructions=system,
+        settings=None if options.settings is None else _settings_dict(settings),
+    )
+    return request, event, offered
+
+
+def _settings_dict(settings: ModelSettings) -> dict[str, Any]:
+    """The settings a step sent, as the journal keeps them (unset ones left out)."""
+    return {
+        k: v
+        for k, v in (
+            ("temperature", settings.temperature),
+            ("max_tokens", settings.max_tokens),
+            ("seed", settings.seed),
+            ("top_p", settings.top_p),
+        )
+        if v is not None
+    }
+
+
 def _corrective(reason: str, format_name: str) -> str:
     """The short message that asks the model again after an unreadable reply."""
     return (
@@ -602,15 +802,17 @@ def _repair_native(
     return tuple(out)
 
 
-def _capped(spec: RunSpec[Any], usage: Usage) -> ModelSettings:
+def _capped(
+    spec: RunSpec[Any], usage: Usage, settings: ModelSettings | None = None
+) -> ModelSettings:
     """Cap the next call's output tokens to what remains of the token budget."""
+    s = spec.settings if settings is None else settings
     if spec.budget.max_tokens is None:
-        return spec.settings
+        return s
     remaining = max(1, spec.budget.max_tokens - usage.total_tokens)
-    current = spec.settings.max_tokens
+    current = s.max_tokens
     if current is not None and current <= remaining:
-        return spec.settings
-    s = spec.settings
+        return s
     return ModelSettings(s.temperature, remaining, s.seed, s.top_p)
 
 
@@ -663,6 +865,8 @@ async def _run_tools(
     loops: LoopDetector,
     started: float,
     policy_context: RunContext,
+    new_context: Callable[[int, int], ToolContext[Any]],
+    offered: Collection[str] | None = None,
     replay: ToolReplay | None = None,
 ) -> list[ToolResult]:
     """Validate, check against the policy, journal, run (concurrently) and journal the results.
@@ -671,17 +875,20 @@ async def _run_tools(
     `Policy.check` (or, for an ``ask``, the approver) allowed it. Every decision is
     recorded on the call's `tool_call` event. `replay` (resume only): calls already
     recorded reuse their results or, in doubt, follow their tool's `on_doubt`.
+    `offered`: the tools a step hook offered (a call to another is not run).
     """
     run_id = journal.run_id
     policy = spec.policy
     # Each entry: the call, its tool, its context, validated kwargs (or the result the
     # model gets instead of running it), and the history record the policy sees.
-    pending: list[tuple[ToolCall, Tool | None, ToolContext, Any, CallRecord | None]] = []
+    pending: list[tuple[ToolCall, Tool | None, ToolContext[Any], Any, CallRecord | None]] = []
     waiting: list[PendingRequest] = []  # calls that need a person before the step runs
     effectful = False
     for index, call in enumerate(calls):
         if replay is not None and index in replay.called:
-            entry = await _replayed(spec, replay, run_id, step, index, call, policy_context)
+            entry = await _replayed(
+                spec, replay, step, index, call, policy_context, new_context, offered
+            )
             if isinstance(entry, PendingRequest):
                 waiting.append(entry)  # still undecided: its request is already recorded
                 continue
@@ -702,13 +909,13 @@ async def _run_tools(
                 f"loop detected: {call.name}({call.arguments}) was requested {count} "
                 f"times with the same arguments",
             )
-        tool = spec.tools.get(call.name)
-        context = ToolContext(run_id, step, index)
+        tool = spec.tools.get(call.name) if offered is None or call.name in offered else None
+        context = new_context(step, index)
         decision: Decision | None = None
         record: CallRecord | None = None
         prepared: dict[str, Any] | ToolResult
         if tool is None:
-            prepared = _unknown(spec, call)
+            prepared = _unknown(spec, call, offered)
         else:
             prepared = tool.prepare(call)
             if not isinstance(prepared, ToolResult):
@@ -799,7 +1006,7 @@ async def _run_tools(
     async def one(
         call: ToolCall,
         tool: Tool | None,
-        context: ToolContext,
+        context: ToolContext[Any],
         prepared: Any,
         record: CallRecord | None,
     ) -> ToolResult:
@@ -834,11 +1041,21 @@ async def _run_tools(
     return [done] if len(pending) == 1 else list(done)
 
 
-def _unknown(spec: RunSpec[Any], call: ToolCall) -> ToolResult:
+def _unknown(spec: RunSpec[Any], call: ToolCall, offered: Collection[str] | None) -> ToolResult:
+    """The result of a call to a tool the agent does not have, or this step did not offer."""
+    if offered is not None and call.name in spec.tools:
+        return ToolResult(
+            call.id,
+            call.name,
+            f"Tool {call.name!r} is not available at this step. Available tools: "
+            f"{', '.join(offered) or '(none)'}.",
+            True,
+        )
+    names = spec.tools if offered is None else offered
     return ToolResult(
         call.id,
         call.name,
-        f"Unknown tool {call.name!r}. Available tools: {', '.join(spec.tools) or '(none)'}.",
+        f"Unknown tool {call.name!r}. Available tools: {', '.join(names) or '(none)'}.",
         True,
     )
 
@@ -846,12 +1063,13 @@ def _unknown(spec: RunSpec[Any], call: ToolCall) -> ToolResult:
 async def _replayed(
     spec: RunSpec[Any],
     replay: ToolReplay,
-    run_id: str,
     step: int,
     index: int,
     call: ToolCall,
     policy_context: RunContext,
-) -> tuple[ToolCall, Tool | None, ToolContext, Any, CallRecord | None] | PendingRequest:
+    new_context: Callable[[int, int], ToolContext[Any]],
+    offered: Collection[str] | None,
+) -> tuple[ToolCall, Tool | None, ToolContext[Any], Any, CallRecord | None] | PendingRequest:
     """A call whose `tool_call` was recorded before the run stopped, on resume.
 
     Its recorded result is reused. A call that waits for a person is answered by the
@@ -861,13 +1079,14 @@ async def _replayed(
     denied) gets its result again; a read-only tool runs again; a side-effecting one
     follows its `on_doubt` unless its step paused before anything ran.
     """
-    tool = spec.tools.get(call.name)
-    context = ToolContext(run_id, step, index)
+    tool = spec.tools.get(call.name) if offered is None or call.name in offered else None
+    context = new_context(step, index)
+    run_id = context.run_id
     done = replay.results.get(index)
     if done is not None:
         return call, tool, context, done, None
     if tool is None:
-        return call, tool, context, _unknown(spec, call), None
+        return call, tool, context, _unknown(spec, call, offered), None
     prepared = tool.prepare(call)
     if isinstance(prepared, ToolResult):
         return call, tool, context, prepared, None
@@ -931,7 +1150,7 @@ def _approver(spec: RunSpec[Any], policy: Policy | None, decision: Decision) -> 
     return named or spec.approver
 
 
-def _waiting(context: ToolContext, call: ToolCall, reason: str, kind: str) -> PendingRequest:
+def _waiting(context: ToolContext[Any], call: ToolCall, reason: str, kind: str) -> PendingRequest:
     return PendingRequest(
         context.idempotency_key,
         kind,

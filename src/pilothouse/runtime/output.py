@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 
-OutputT = TypeVar("OutputT")
+from typing_extensions import TypeVar
+
+OutputT = TypeVar("OutputT", default=str)
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 
@@ -73,6 +75,12 @@ class OutputSpec(Generic[OutputT]):
                 f"Your final answer does not match the required schema: {problems}. "
                 "Reply again with only the corrected JSON."
             ) from None
+
+    def from_json(self, value: Any) -> OutputT:
+        """The typed output again from its journaled form (`to_json`)."""
+        if self.is_text:
+            return value  # type: ignore[no-any-return]
+        return self._adapter.validate_python(value)  # type: ignore[no-any-return]
 
     def to_json(self, value: OutputT) -> Any:
         """A JSON-able form of the output, for the journal."""

@@ -636,8 +636,8 @@ def _recorded_approver(tracker: _Tracker) -> Approver:
 
 
 def _replay_agent(
-    agent: Agent[Any], model: ReplayModel, tracker: _Tracker, live_tools: bool
-) -> Agent[Any]:
+    agent: Agent[Any, Any], model: ReplayModel, tracker: _Tracker, live_tools: bool
+) -> Agent[Any, Any]:
     """A copy of `agent` with the recorded model, served tools and an in-memory store."""
     clone = copy.copy(agent)
     clone._model_spec = clone._model = model
@@ -662,7 +662,7 @@ def _replay_agent(
 
 
 async def replay_async(
-    agent: Agent[Any],
+    agent: Agent[Any, Any],
     recording: Sequence[Event] | str | os.PathLike[str],
     *,
     live_tools: bool = False,
@@ -742,7 +742,7 @@ async def replay_async(
 
 
 def replay(
-    agent: Agent[Any],
+    agent: Agent[Any, Any],
     recording: Sequence[Event] | str | os.PathLike[str],
     *,
     live_tools: bool = False,

@@ -29,6 +29,7 @@ from typing import Any
 from pilothouse.events import (
     ApprovalGiven,
     ApprovalRequested,
+    ChildFinished,
     Event,
     ModelRequested,
     ModelResponded,
@@ -82,8 +83,13 @@ def state_from_events(
     events: Sequence[Event],
     created: float,
     principal: Principal | None = None,
+    session: Sequence[Message] = (),
 ) -> RunState:
-    """The state to continue run `run_id` from; raises if it cannot or must not resume."""
+    """The state to continue run `run_id` from; raises if it cannot or must not resume.
+
+    `session`: for a turn of a session, the session's messages the run saw (its
+    `session_upto` first ones), which its journal references instead of copying.
+    """
     if not events or not isinstance(events[0], RunStarted):
         raise StoreError(
             f"run {run_id!r}: the journal does not begin with run_started (step 0); "
@@ -111,8 +117,10 @@ def state_from_events(
             "started it."
         )
     user_input = started.input
-    messages: list[Message] = []
+    messages: list[Message] = started.context(session)
     usage = Usage()
+    child_steps = 0
+    offered: list[str] | None = None
     loops = LoopDetector(spec.budget.max_repeats)
     retries_left, parse_retries_left = spec.output_retries, spec.parse_retries
     step = 0
@@ -123,6 +131,7 @@ def state_from_events(
         if isinstance(event, ModelRequested):
             messages.extend(event.new_messages)
             step, response, replay, after = event.step, None, ToolReplay(), None
+            offered = None if event.tools == list(spec.tools) else list(event.tools)
         elif isinstance(event, ModelResponded):
             usage += event.response.usage
             response = event.response
@@ -135,6 +144,9 @@ def state_from_events(
             replay.requested[event.index] = event
         elif isinstance(event, ApprovalGiven):
             replay.given[event.index] = event
+        elif isinstance(event, ChildFinished):
+            usage += event.usage
+            child_steps += event.steps
         elif isinstance(event, ParseFailed):
             parse_retries_left -= 1
             after = event
@@ -154,11 +166,15 @@ def state_from_events(
         retries_left,
         parse_retries_left,
         resumed=True,
+        child_steps=child_steps,
+        offered=offered,
+        session_id=started.session_id,
     )
     replay.released = bool(replay.requested) and replay.requested.keys() <= replay.given.keys()
     if step == 0:  # stopped before the first model call: start the conversation
-        state.messages = spec.initial_messages(user_input, started.history)
-        state.reported = 0
+        context = session if started.session_id is not None else started.history
+        state.messages = spec.initial_messages(user_input, context)
+        state.reported = len(state.messages) - 1 if started.version >= 2 else 0
     elif response is None:  # the last model call was not answered: make it again
         state.step = step - 1
     elif isinstance(after, ParseFailed):

@@ -66,7 +66,7 @@ def default_worker_id() -> str:
 
 
 async def resume_stale(
-    agent: Agent[Any],
+    agent: Agent[Any, Any],
     *,
     worker: str | None = None,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,

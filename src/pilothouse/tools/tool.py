@@ -18,12 +18,13 @@ import re
 import sys
 import typing
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Literal, overload
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, Protocol, overload
 
 from pydantic import ConfigDict, Field, ValidationError, create_model
 from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 from pydantic_core import to_json
+from typing_extensions import TypeVar
 
 from pilothouse.exceptions import ToolDefinitionError, ToolError
 from pilothouse.messages import ToolCall, ToolResult
@@ -38,22 +39,66 @@ _ON_DOUBT = ("retry", "reconcile", "ask")
 Reconcile = Callable[["ToolContext", dict[str, Any]], Any]
 
 
+DepsT = TypeVar("DepsT", default=None)
+
+
+class ChildRunner(Protocol):
+    """Starts or re-attaches child runs for a tool (see `pilothouse.runtime.children`)."""
+
+    async def run_child(
+        self, context: ToolContext[Any], agent: Any, input: str, key: str | None, deps: Any
+    ) -> Any: ...
+
+
+_SAME: Any = object()  # run_child's default deps: the parent's
+
+
 @dataclass(slots=True)
-class ToolContext:
+class ToolContext(Generic[DepsT]):
     """Handed to a tool that declares a parameter of this type (hidden from the model).
 
     `idempotency_key` is stable for one call of one run (run, step, call index), so a
     side-effecting tool can pass it on to the system it changes and a retried call
-    is recognised there as the same call.
+    is recognised there as the same call. `deps` are the run's dependencies
+    (`agent.run(..., deps=...)`): live objects, never journaled.
     """
 
     run_id: str
     step: int
     index: int
+    deps: DepsT = None  # type: ignore[assignment]
+    runner: ChildRunner | None = field(default=None, repr=False, compare=False)
+    children: int = field(default=0, repr=False, compare=False)
 
     @property
     def idempotency_key(self) -> str:
         return f"{self.run_id}:{self.step}:{self.index}"
+
+    async def run_child(
+        self, agent: Any, input: str, *, key: str | None = None, deps: Any = _SAME
+    ) -> Any:
+        """Run `agent` on `input` as a child of this run; return its `RunResult`.
+
+        Exactly once: the child's run id comes from this call's idempotency key and
+        `key` (default: the count of children this call started, so one call may start
+        several), so a parent resumed after a crash re-attaches to the child it had
+        started: a finished child's recorded result is returned without running it
+        again, a stopped one is resumed, and none is started twice. A tool that
+        delegates is therefore safe to run again: declare it ``on_doubt="retry"``.
+        The child draws from this run's remaining budget (its own limits are capped
+        to it), its usage rolls up into this run's, it acts for the same principal,
+        and gets `deps` (default: this run's).
+        """
+        if self.runner is None:
+            from pilothouse.exceptions import ConfigurationError
+
+            raise ConfigurationError(
+                "run_child() needs a running agent: this ToolContext was not made by a run"
+            )
+        self.children += 1
+        return await self.runner.run_child(
+            self, agent, input, key, self.deps if deps is _SAME else deps
+        )
 
 
 class ToolArgumentError(ValueError):
@@ -216,7 +261,7 @@ class Tool:
                     "tools are called with keyword arguments"
                 )
             annotation = hints.get(pname, inspect.Parameter.empty)
-            if annotation is ToolContext:
+            if annotation is ToolContext or typing.get_origin(annotation) is ToolContext:
                 self._context_param = pname
                 continue
             if annotation is inspect.Parameter.empty:

@@ -1,6 +1,6 @@
 """The support agent: ten tools, the shop's policy, budgets, and a router for small models.
 
-`build_support_agent(shop)` returns an ordinary `Agent[str]`: its tools are the ten
+`build_support_agent(shop)` returns an ordinary `Agent[None, str]`: its tools are the ten
 support tools, its policy `policy.yaml`, its journal the given store. With a capable
 model (``model="openai:..."``) the model chooses among all ten tools itself.
 
@@ -511,7 +511,7 @@ def build_support_agent(
     policy: Policy | None = None,
     route: bool | None = None,
     budget: Budget | None = None,
-) -> Agent[str]:
+) -> Agent[None, str]:
     """The support agent over `shop`.
 
     `model` defaults to the embedded local model. `route` wraps the model in a

@@ -89,7 +89,7 @@ from pilothouse.runtime.loop import RunResult
 from .shop import Shop, open_shop
 from .tools import VERIFIED
 
-AgentFactory = Callable[[Shop, Store], Agent[str]]
+AgentFactory = Callable[[Shop, Store], Agent[None, str]]
 SubscribersFor = Callable[[str], Sequence[Subscriber]]
 T = TypeVar("T")
 STATUSES = ("open", "paused", "escalated", "claimed", "resolved", "closed")
@@ -357,7 +357,7 @@ class Desk:
         self.store = open_store(store)
         self._model = model
         self._factory = agent_factory
-        self._agent: Agent[str] | None = None
+        self._agent: Agent[None, str] | None = None
         self._db = sqlite3.connect(str(shop_path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL is set by the shop; see Shop
@@ -384,7 +384,7 @@ class Desk:
                     self._exec("UPDATE desk_runs SET delivered = ts WHERE run_id = ?", run_id)
 
     @property
-    def agent(self) -> Agent[str]:
+    def agent(self) -> Agent[None, str]:
         if self._agent is None:
             if self._factory is not None:
                 self._agent = self._factory(self.shop, self.store)

@@ -1,0 +1,404 @@
+"""Driving runs: start one, resume one, and start children from inside a tool.
+
+`Agent.run`, `Agent.resume` and `Agent.stream` are thin wrappers over `start_run`
+and `resume_run`; `ChildRuns` is the run tree's engine: the object behind
+`ToolContext.run_child`, which starts a child run exactly once.
+
+A child's run id is derived from the parent call's idempotency key and the child's
+key, so whether the child already exists is a lookup, not a memory: a parent
+resumed after a crash re-runs its in-doubt delegating call, `run_child` finds the
+child it had started, returns its recorded result if it finished, resumes it if
+it stopped, and starts it only if it never started. The parent's journal records
+`child_started` and `child_finished` (the child's usage, which rolls up into the
+parent's and counts against its budget); the child's `run_started` records its
+parent, its root and the parent call's key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic_core import to_json
+
+from pilothouse.events import (
+    BudgetStopped,
+    ChildFinished,
+    ChildStarted,
+    ErrorOccurred,
+    Event,
+    FinalOutput,
+    ModelRequested,
+    ModelResponded,
+    RunStarted,
+)
+from pilothouse.exceptions import (
+    ChildRunError,
+    ConfigurationError,
+    RunFinishedError,
+    RunNotFoundError,
+)
+from pilothouse.messages import Message, Usage
+from pilothouse.policy.engine import Principal
+from pilothouse.runtime.budget import Budget
+from pilothouse.runtime.journal import Journal, Store, Subscriber
+from pilothouse.runtime.lease import DEFAULT_LEASE_SECONDS, RunLease
+from pilothouse.runtime.loop import RunLink, RunResult, RunSpec, run_loop
+from pilothouse.runtime.output import OutputT
+from pilothouse.tools.tool import ToolContext
+
+_log = logging.getLogger("pilothouse.runtime")
+_CHILD_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def check_deps(spec: RunSpec[Any], deps: Any) -> None:
+    """Deps of the wrong type are a clear error at `run`, not an AttributeError in a tool."""
+    wanted = spec.deps_type
+    if wanted is None:
+        return
+    if deps is None:
+        raise ConfigurationError(
+            f"agent {spec.agent_name!r} declares deps_type={_name(wanted)}: pass deps=... to run it"
+        )
+    origin = getattr(wanted, "__origin__", None) or wanted
+    if isinstance(origin, type) and not isinstance(deps, origin):
+        raise ConfigurationError(
+            f"agent {spec.agent_name!r} takes deps of type {_name(wanted)}, not "
+            f"{type(deps).__name__}"
+        )
+
+
+def _name(kind: Any) -> str:
+    return getattr(kind, "__name__", repr(kind))
+
+
+def session_context(store: Store, session_id: str, upto: int | None = None) -> list[Message]:
+    """The messages of a session a turn sees (the first `upto`, default all)."""
+    if upto == 0:
+        return []
+    found = store.session_messages(session_id, limit=upto)
+    return [m.message for m in found]
+
+
+async def start_run(
+    spec: RunSpec[OutputT],
+    store: Store,
+    input: str,
+    run_id: str,
+    *,
+    subscribers: Sequence[Subscriber] = (),
+    principal: Principal | None = None,
+    history: Sequence[Message] = (),
+    deps: Any = None,
+    link: RunLink | None = None,
+    on_text: Callable[[str], None] | None = None,
+) -> RunResult[OutputT]:
+    """Start a new run under its own lease, and drive it to its end (or a pause)."""
+    check_deps(spec, deps)
+    if link is not None and link.session_id is not None:
+        if history:
+            raise ConfigurationError(
+                "give a run either session= or history=, not both: a session is its history"
+            )
+        history = session_context(store, link.session_id)
+    lease = RunLease(store, run_id)
+    journal = Journal(run_id, store, subscribers, lease=lease)
+    root = link.root_run_id if link is not None and link.root_run_id else run_id
+    tree = ChildRuns(journal, store, root, principal, deps, spec.budget)
+    return await lease.hold(
+        run_loop(
+            spec,
+            input,
+            journal,
+            on_text=on_text,
+            principal=principal,
+            history=history,
+            deps=deps,
+            tree=tree,
+            link=link,
+        )
+    )
+
+
+async def resume_run(
+    spec: RunSpec[OutputT],
+    store: Store,
+    run_id: str,
+    *,
+    approvals: Mapping[str, bool | str] | None = None,
+    approved_by: str = "",
+    subscribers: Sequence[Subscriber] = (),
+    principal: Principal | None = None,
+    holder: str | None = None,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    deps: Any = None,
+) -> RunResult[OutputT]:
+    """Continue a stopped run from its journal (see `Agent.resume` for the rules)."""
+    from pilothouse.runtime.resume import apply_approvals, state_from_events
+
+    check_deps(spec, deps)
+    info = store.get_run(run_id)
+    # A caller that names the holder (a worker) took the lease and gives it up itself.
+    lease = RunLease(store, run_id, holder, lease_seconds, release=holder is None)
+    lease.acquire()
+    try:
+        events = store.events(run_id)
+        started = events[0] if events and isinstance(events[0], RunStarted) else None
+        session: list[Message] = []
+        if started is not None and started.session_id is not None and started.version >= 2:
+            session = session_context(store, started.session_id, started.session_upto)
+        state = state_from_events(spec, run_id, events, info.created, principal, session)
+        given = apply_approvals(state, run_id, approvals, approved_by) if approvals else []
+    except BaseException:
+        lease.stop()
+        raise
+    journal = Journal(run_id, store, subscribers, seq=len(events), lease=lease)
+    for event in given:
+        journal.emit(event)
+    assert started is not None  # state_from_events checked it
+    root = started.root_run_id or run_id
+    acting = principal if started.principal is None else state.policy_context.principal
+    tree = ChildRuns(journal, store, root, acting, deps, spec.budget, events)
+    return await lease.hold(
+        run_loop(
+            spec,
+            state.user_input,
+            journal,
+            principal=principal,
+            state=state,
+            deps=deps,
+            tree=tree,
+        )
+    )
+
+
+def finished_result(spec: RunSpec[OutputT], run_id: str, events: Sequence[Event]) -> RunResult[Any]:
+    """The `RunResult` of a run that already ended, rebuilt from its journal.
+
+    What a re-attached child returns instead of running again. A run that ended in
+    an error raises `ChildRunError` with the recorded message.
+    """
+    usage = Usage()
+    steps = 0
+    messages: list[Message] = []
+    started = events[0]
+    assert isinstance(started, RunStarted)
+    parent = started.parent_run_id or ""
+    for event in events:
+        if isinstance(event, ModelRequested):
+            steps = event.step
+            messages.extend(event.new_messages)
+        elif isinstance(event, ModelResponded | ChildFinished):
+            usage += event.usage if isinstance(event, ChildFinished) else event.response.usage
+    last = events[-1]
+    if isinstance(last, FinalOutput):
+        text = last.output if isinstance(last.output, str) else to_json(last.output).decode()
+        messages.append(Message.assistant(text))
+        return RunResult(
+            run_id, "final", usage, steps, messages, spec.output.from_json(last.output)
+        )
+    if isinstance(last, ErrorOccurred):
+        raise ChildRunError(
+            f"child run {run_id} failed: {last.kind}: {last.message}",
+            run_id=run_id,
+            parent_run_id=parent,
+        )
+    if isinstance(last, BudgetStopped):
+        outcome = {
+            "loop": "loop_stop",
+            "output_retries": "output_invalid",
+            "parse_retries": "output_invalid",
+            "policy": "policy_stop",
+        }.get(last.limit, "budget_stop")
+        return RunResult(run_id, outcome, usage, steps, messages, None, last)
+    raise ChildRunError(
+        f"child run {run_id} ended with {last.type}, which is not an outcome",
+        run_id=run_id,
+        parent_run_id=parent,
+    )
+
+
+class ChildRuns:
+    """Starts, re-attaches and accounts for the children of one run (see the module)."""
+
+    __slots__ = (
+        "_finished",
+        "_rolled",
+        "_rolled_steps",
+        "_started",
+        "_used",
+        "budget",
+        "deps",
+        "journal",
+        "principal",
+        "root",
+        "store",
+    )
+
+    def __init__(
+        self,
+        journal: Journal,
+        store: Store,
+        root: str,
+        principal: Principal | None,
+        deps: Any,
+        budget: Budget,
+        events: Sequence[Event] = (),
+    ) -> None:
+        self.journal, self.store, self.root, self.budget = journal, store, root, budget
+        self.principal, self.deps = principal, deps
+        # children already on this run's record (a resumed parent must not record twice)
+        self._started = {e.child_run_id for e in events if isinstance(e, ChildStarted)}
+        self._finished = {e.child_run_id for e in events if isinstance(e, ChildFinished)}
+        self._rolled = Usage()
+        self._rolled_steps = 0
+        # (step, usage, child steps, started, budget) the parent stood at before its tools
+        self._used: tuple[int, Usage, int, float] = (0, Usage(), 0, time.monotonic())
+
+    def observe(self, step: int, usage: Usage, child_steps: int, started: float) -> None:
+        self._used = (step, usage, child_steps, started)
+
+    def take(self) -> tuple[Usage, int]:
+        rolled, steps = self._rolled, self._rolled_steps
+        self._rolled, self._rolled_steps = Usage(), 0
+        return rolled, steps
+
+    def _capped(self, parent: Budget, child: Budget) -> tuple[Budget, dict[str, list[float]]]:
+        """The child's budget, each limit lowered to what remains of the parent's."""
+        step, usage, child_steps, started = self._used
+        usage = usage + self._rolled
+        remaining: dict[str, float | None] = {
+            "steps": None
+            if parent.max_steps is None
+            else max(0, parent.max_steps - step - child_steps - self._rolled_steps),
+            "tokens": None
+            if parent.max_tokens is None
+            else max(0, parent.max_tokens - usage.total_tokens),
+            "seconds": None
+            if parent.max_seconds is None
+            else max(0.0, parent.max_seconds - (time.monotonic() - started)),
+            "cost": None
+            if parent.max_cost is None
+            else max(0.0, parent.max_cost - (usage.cost or 0)),
+        }
+        own: dict[str, float | None] = {
+            "steps": child.max_steps,
+            "tokens": child.max_tokens,
+            "seconds": child.max_seconds,
+            "cost": child.max_cost,
+        }
+        capped: dict[str, list[float]] = {}
+        given: dict[str, float | None] = {}
+        for name, left in remaining.items():
+            mine = own[name]
+            if left is not None and (mine is None or mine > left):
+                capped[name] = [-1 if mine is None else mine, left]  # -1: unlimited
+                given[name] = left
+            else:
+                given[name] = mine
+        budget = dataclasses.replace(
+            child,
+            max_steps=None if given["steps"] is None else int(given["steps"]),
+            max_tokens=None if given["tokens"] is None else int(given["tokens"]),
+            max_seconds=given["seconds"],
+            max_cost=given["cost"],
+        )
+        return budget, capped
+
+    async def run_child(
+        self, context: ToolContext[Any], agent: Any, input: str, key: str | None, deps: Any
+    ) -> RunResult[Any]:
+        """Start, resume or read back the child `key` of this tool call (see the module)."""
+        spec_of = getattr(agent, "run_spec", None)
+        if spec_of is None:
+            raise ConfigurationError(f"run_child needs an Agent, not {type(agent).__name__}")
+        name = key if key is not None else str(context.children)
+        if not _CHILD_KEY.fullmatch(name):
+            raise ConfigurationError(
+                f"run_child key {name!r}: use 1-64 letters, digits, '_' or '-'"
+            )
+        own: RunSpec[Any] = spec_of()
+        budget, capped = self._capped(self.budget, own.budget)
+        spec = dataclasses.replace(own, budget=budget)
+        parent_id = context.run_id
+        child_id = f"{parent_id}.{context.step}.{context.index}.{name}"
+        if capped:
+            _log.info(
+                "run %s: child %s capped to the parent's budget: %s", parent_id, child_id, capped
+            )
+        if child_id not in self._started:
+            self._started.add(child_id)
+            self.journal.emit(
+                ChildStarted(
+                    run_id=parent_id,
+                    step=context.step,
+                    index=context.index,
+                    key=context.idempotency_key,
+                    child_run_id=child_id,
+                    agent=spec.agent_name,
+                    capped=capped,
+                )
+            )
+        try:
+            self.store.get_run(child_id)
+            exists = True
+        except RunNotFoundError:
+            exists = False
+        try:
+            if not exists:
+                link = RunLink(parent_id, self.root, context.idempotency_key)
+                result = await start_run(
+                    spec,
+                    self.store,
+                    input,
+                    child_id,
+                    principal=self.principal,
+                    deps=deps,
+                    link=link,
+                )
+            else:
+                try:
+                    result = await resume_run(
+                        spec, self.store, child_id, principal=self.principal, deps=deps
+                    )
+                except RunFinishedError:
+                    result = finished_result(spec, child_id, self.store.events(child_id))
+        except Exception:
+            self._finish(context, child_id, "error", None)
+            raise
+        if result.outcome != "paused":
+            self._finish(context, child_id, result.outcome, result)
+        return result
+
+    def _finish(
+        self, context: ToolContext[Any], child_id: str, outcome: str, result: RunResult[Any] | None
+    ) -> None:
+        """Record the child's end on this run once, and roll its usage up."""
+        if child_id in self._finished:
+            return
+        self._finished.add(child_id)
+        if result is not None:
+            usage, steps = result.usage, result.steps
+        else:  # an error: the child's index row has what it used
+            try:
+                info = self.store.get_run(child_id)
+                usage, steps = Usage(info.input_tokens, info.output_tokens, info.cost), info.steps
+            except RunNotFoundError:
+                usage, steps = Usage(), 0
+        self._rolled = self._rolled + usage
+        self._rolled_steps += steps
+        self.journal.emit(
+            ChildFinished(
+                run_id=context.run_id,
+                step=context.step,
+                index=context.index,
+                child_run_id=child_id,
+                outcome=outcome,
+                usage=usage,
+                steps=steps,
+            )
+        )

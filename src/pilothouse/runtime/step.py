@@ -1,0 +1,121 @@
+"""Step hooks and output validators: application code that shapes a step, on the record.
+
+`prepare_step(ctx) -> StepOptions | None` runs before each model call and decides
+what that one step offers: which tools, which instructions, which tool choice and
+settings. The loop journals the result on the step's `model_request` (`tools`,
+`instructions`, `tool_choice`, `settings`), so the trace, `render_prompt` and replay
+show the request the model really received; no model wrapper has to rewrite
+requests behind the journal's back.
+
+An output validator checks a final answer beyond its type (a business rule) and
+may return a corrected value, or raise `ModelRetry("why")`: the answer is refused,
+the refusal journaled as a failed `output_validated`, and the model asked again,
+using up one of the agent's `output_retries`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Literal
+
+from pilothouse.exceptions import ConfigurationError
+from pilothouse.messages import Message, Usage
+from pilothouse.models.base import ModelSettings
+from pilothouse.tools.tool import DepsT
+
+if TYPE_CHECKING:
+    from pilothouse.tools.tool import Tool
+
+ToolChoice = Literal["auto", "required", "none"]
+
+
+@dataclass(slots=True)
+class StepContext(Generic[DepsT]):
+    """What a step hook or an output validator may read: the run so far and the deps.
+
+    `step` is the step about to be made (a hook) or the step that answered (a
+    validator). `messages` is the conversation as the model would receive it (do
+    not change it: a hook shapes a step through `StepOptions`).
+    """
+
+    run_id: str
+    step: int
+    messages: Sequence[Message]
+    usage: Usage
+    deps: DepsT
+    tools: Mapping[str, Tool]
+
+
+@dataclass(frozen=True, slots=True)
+class StepOptions:
+    """What one step offers the model. `None` keeps the agent's own choice.
+
+    `tools`: the names of the tools offered (a call to another tool in this step is
+    answered "not available at this step", never run); `instructions`: the system
+    prompt for this step instead of the agent's; `tool_choice`: ``"required"`` makes
+    the model call a tool, ``"none"`` makes it answer; `settings`: sampling settings
+    for this step.
+    """
+
+    tools: Sequence[str] | None = None
+    instructions: str | None = None
+    tool_choice: ToolChoice | None = None
+    settings: ModelSettings | None = None
+
+
+PrepareStep = Callable[[StepContext[Any]], "StepOptions | Awaitable[StepOptions | None] | None"]
+# (ctx, output) -> output, or (output) -> output; sync or async; raises ModelRetry.
+OutputValidator = Callable[..., Any]
+
+
+def check_options(options: Any, tools: Mapping[str, Tool]) -> StepOptions | None:
+    """The hook's answer, checked: a mistake in a hook is a clear error, not a odd step."""
+    if options is None:
+        return None
+    if not isinstance(options, StepOptions):
+        raise ConfigurationError(
+            f"prepare_step returned {type(options).__name__}; return StepOptions(...) or None"
+        )
+    if options.tools is not None:
+        unknown = [name for name in options.tools if name not in tools]
+        if unknown:
+            raise ConfigurationError(
+                f"prepare_step offered unknown tools {unknown}; the agent's tools are "
+                f"{sorted(tools)}"
+            )
+    if options.tool_choice not in (None, "auto", "required", "none"):
+        raise ConfigurationError(
+            f"prepare_step: tool_choice must be 'auto', 'required' or 'none', "
+            f"not {options.tool_choice!r}"
+        )
+    if options.tool_choice == "required" and options.tools is not None and not options.tools:
+        raise ConfigurationError("prepare_step: tool_choice='required' with no tools offered")
+    return options
+
+
+def validator_arity(function: OutputValidator) -> int:
+    """How many arguments an output validator takes: 1 (output) or 2 (ctx, output)."""
+    try:
+        params = [
+            p
+            for p in inspect.signature(function).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError) as exc:  # a builtin without a signature
+        raise ConfigurationError(f"output validator {function!r}: {exc}") from exc
+    if len(params) not in (1, 2):
+        raise ConfigurationError(
+            f"output validator {getattr(function, '__name__', function)!r} takes "
+            f"{len(params)} arguments; write it as f(output) or f(ctx, output)"
+        )
+    return len(params)
+
+
+async def call_maybe_async(function: Callable[..., Any], *args: Any) -> Any:
+    """Call a sync or async hook; await its result if it is awaitable."""
+    result = function(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result

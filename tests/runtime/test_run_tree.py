@@ -1,0 +1,214 @@
+"""The run tree: child runs started from tools, exactly once, with budgets down and usage up.
+
+A crash is simulated in process by a tool that raises `SystemExit` (a `BaseException`,
+like the cancellation a signal brings): the loop records the run as interrupted and
+the exception leaves the process's event loop, as a kill would leave the journal.
+The multi-process kill test for trees is in `test_crash.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pilothouse import Agent, Budget, ScriptedModel, call, tool
+from pilothouse.events import ChildFinished, ChildStarted, RunStarted
+from pilothouse.exceptions import ConfigurationError
+from pilothouse.messages import Usage
+from pilothouse.policy import Policy, Principal
+from pilothouse.runtime.journal import MemoryStore, Store
+from pilothouse.tools import ToolContext
+
+
+def child_agent(replies: list[Any], store: Store, **kwargs: Any) -> Agent[None, str]:
+    return Agent(ScriptedModel(replies), "You research.", name="researcher", store=store, **kwargs)
+
+
+def parent_agent(
+    replies: list[Any],
+    store: Store,
+    child: Agent[None, str],
+    *,
+    crash_after: bool = False,
+    **kw: Any,
+) -> Agent[None, str]:
+    @tool(on_doubt="retry")
+    async def research(ctx: ToolContext, topic: str) -> str:
+        """Delegate research on a topic to the researcher."""
+        result = await ctx.run_child(child, f"research {topic}")
+        if crash_after:
+            raise SystemExit("killed after the child finished")
+        return str(result.output)
+
+    kw.setdefault("policy", Policy.allow_all())
+    return Agent(ScriptedModel(replies), "You lead.", [research], name="lead", store=store, **kw)
+
+
+def events_of(store: Store, run_id: str, kind: type) -> list[Any]:
+    return [e for e in store.events(run_id) if isinstance(e, kind)]
+
+
+def test_a_child_run_records_its_parent_and_its_usage_rolls_up() -> None:
+    store = MemoryStore()
+    child = child_agent(["figs grow on trees"], store)
+    lead = parent_agent([call("research", topic="figs"), "Figs grow on trees."], store, child)
+    result = lead.run_sync("tell me about figs", principal=Principal("u1", "customer"))
+    assert result.output == "Figs grow on trees."
+    started = events_of(store, result.run_id, ChildStarted)
+    finished = events_of(store, result.run_id, ChildFinished)
+    assert len(started) == len(finished) == 1
+    child_id = started[0].child_run_id
+    assert child_id == f"{result.run_id}.1.0.1" and finished[0].outcome == "final"
+    assert started[0].key == f"{result.run_id}:1:0" and started[0].agent == "researcher"
+    child_start = store.events(child_id)[0]
+    assert isinstance(child_start, RunStarted)
+    assert (child_start.parent_run_id, child_start.root_run_id, child_start.parent_key) == (
+        result.run_id,
+        result.run_id,
+        f"{result.run_id}:1:0",
+    )
+    assert child_start.principal == store.events(result.run_id)[0].principal  # acts for u1
+    assert child_start.principal is not None and child_start.principal["user"] == "u1"
+    # Usage rolls up exactly: the parent's own model calls plus the child's.
+    own = sum(
+        (e.response.usage for e in store.events(result.run_id) if e.type == "model_response"),
+        Usage(),
+    )
+    child_usage = store.get_run(child_id)
+    assert finished[0].usage.total_tokens == child_usage.input_tokens + child_usage.output_tokens
+    assert result.usage.total_tokens == own.total_tokens + finished[0].usage.total_tokens
+    assert store.get_run(result.run_id).input_tokens == result.usage.input_tokens
+
+
+def test_a_parent_resumed_after_a_crash_reattaches_to_its_finished_child() -> None:
+    store = MemoryStore()
+    child_model = ScriptedModel(["answer from the child"])
+    child = Agent(child_model, "You research.", name="researcher", store=store)
+    crashing = parent_agent(
+        [call("research", topic="figs"), "never"], store, child, crash_after=True
+    )
+    with pytest.raises(SystemExit):
+        crashing.run_sync("figs?")
+    parent_id = next(r.run_id for r in store.list_runs(limit=100) if r.agent == "lead")
+    assert store.get_run(parent_id).status == "interrupted"
+    assert len(child_model.requests) == 1
+    # A new process: the same definitions, the tool no longer crashes.
+    lead = parent_agent([call("research", topic="figs"), "The child said so."], store, child)
+    lead._model = ScriptedModel(["The child said so."])  # the recorded step 1 is not asked again
+    result = lead.resume_sync(parent_id)
+    assert result.output == "The child said so."
+    assert len(child_model.requests) == 1  # the child was not run again
+    runs = [r for r in store.list_runs(limit=100) if r.agent == "researcher"]
+    assert len(runs) == 1
+    assert len(events_of(store, parent_id, ChildStarted)) == 1
+    assert len(events_of(store, parent_id, ChildFinished)) == 1
+    tool_results = [e for e in store.events(parent_id) if e.type == "tool_result"]
+    assert tool_results[-1].result.content == "answer from the child"
+
+
+def test_a_child_interrupted_with_its_parent_is_resumed_not_restarted() -> None:
+    store = MemoryStore()
+    crashes = [True]
+
+    @tool
+    def read_source(name: str) -> str:
+        """Read a source."""
+        if crashes.pop() if crashes else False:
+            raise SystemExit("killed inside the child")
+        return f"{name} says figs are sweet"
+
+    child_model = ScriptedModel([call("read_source", name="atlas"), "figs are sweet"])
+    child = Agent(child_model, "You research.", [read_source], name="researcher", store=store)
+    lead = parent_agent([call("research", topic="figs"), "Sweet."], store, child)
+    with pytest.raises(SystemExit):
+        lead.run_sync("figs?")
+    parent_id = next(r.run_id for r in store.list_runs(limit=100) if r.agent == "lead")
+    child_id = f"{parent_id}.1.0.1"
+    assert store.get_run(child_id).status == "interrupted"
+    lead._model = ScriptedModel(["Sweet."])
+    result = lead.resume_sync(parent_id)
+    assert result.output == "Sweet."
+    assert len(child_model.requests) == 2  # the child's recorded first step was not asked again
+    assert store.get_run(child_id).status == "final"
+    assert [r.run_id for r in store.list_runs(limit=100) if r.agent == "researcher"] == [child_id]
+
+
+def test_a_child_draws_from_the_parents_remaining_budget_and_says_so() -> None:
+    store = MemoryStore()
+    looping = [call("note", text=f"n{i}") for i in range(10)]
+
+    @tool
+    def note(text: str) -> str:
+        """Take a note."""
+        return "noted"
+
+    child = Agent(
+        ScriptedModel(looping), tools=[note], name="researcher", store=store, max_steps=10
+    )
+    lead = parent_agent(
+        [call("research", topic="figs"), "unreachable"], store, child, budget=Budget(max_steps=3)
+    )
+    result = lead.run_sync("figs?")
+    started = events_of(store, result.run_id, ChildStarted)[0]
+    assert started.capped == {"steps": [10, 2]}  # 3 allowed, the parent's own step used 1
+    child_run = store.get_run(started.child_run_id)
+    assert (child_run.status, child_run.steps) == ("budget_stop", 2)
+    # The child's two steps count against the parent: it stops before a third model call.
+    assert result.outcome == "budget_stop" and result.stop is not None
+    assert result.stop.limit == "steps" and result.steps == 1
+
+
+def test_parallel_children_in_one_step_each_run_once_and_all_roll_up() -> None:
+    store = MemoryStore()
+    child = child_agent(["one", "two"], store)
+    lead = parent_agent(
+        [[call("research", topic="a"), call("research", topic="b")], "both done"], store, child
+    )
+    result = lead.run_sync("a and b?")
+    finished = events_of(store, result.run_id, ChildFinished)
+    assert sorted(f.child_run_id for f in finished) == [
+        f"{result.run_id}.1.0.1",
+        f"{result.run_id}.1.1.1",
+    ]
+    rolled = sum((f.usage.total_tokens for f in finished), 0)
+    own = sum(
+        e.response.usage.total_tokens
+        for e in store.events(result.run_id)
+        if e.type == "model_response"
+    )
+    assert result.usage.total_tokens == own + rolled
+
+
+def test_child_keys_are_checked_and_a_context_outside_a_run_cannot_start_children() -> None:
+    store = MemoryStore()
+    child = child_agent(["x"], store)
+
+    @tool(on_doubt="retry")
+    async def bad(ctx: ToolContext, key: str) -> str:
+        """Start a child with a given key."""
+        await ctx.run_child(child, "x", key=key)
+        return "started"
+
+    lead = Agent(ScriptedModel([call("bad", key="../etc"), "ok"]), tools=[bad], store=store)
+    result = lead.run_sync("go")
+    message = next(m for m in result.messages if m.role == "tool").content
+    assert "use 1-64 letters, digits" in message
+    with pytest.raises(ConfigurationError, match="needs a running agent"):
+        import asyncio
+
+        asyncio.run(ToolContext("r", 1, 0).run_child(child, "x"))
+
+
+def test_listing_the_children_of_a_run_from_its_journal() -> None:
+    store = MemoryStore()
+    child = child_agent(["a", "b"], store)
+    lead = parent_agent(
+        [call("research", topic="a"), call("research", topic="b"), "done"], store, child
+    )
+    result = lead.run_sync("two topics")
+    kids = [e.child_run_id for e in events_of(store, result.run_id, ChildStarted)]
+    assert kids == [f"{result.run_id}.1.0.1", f"{result.run_id}.2.0.1"]
+    for kid in kids:
+        start = store.events(kid)[0]
+        assert isinstance(start, RunStarted) and start.root_run_id == result.run_id
