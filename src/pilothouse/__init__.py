@@ -17,9 +17,11 @@ if TYPE_CHECKING:
     from pilothouse.exceptions import (
         ApprovalError,
         BudgetExceeded,
+        ChildRunError,
         ConfigurationError,
         LoopDetected,
         ModelError,
+        ModelRetry,
         OutputValidationError,
         PilothouseError,
         ReplayDivergence,
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from pilothouse.runtime.budget import Budget
     from pilothouse.runtime.journal import MemoryStore, SQLiteStore, open_store
     from pilothouse.runtime.loop import PendingRequest, RunResult
+    from pilothouse.runtime.step import StepContext, StepOptions
     from pilothouse.tools import Tool, ToolContext, ask_human, tool
 
 _EXPORTS: dict[str, str] = {
@@ -51,8 +54,10 @@ _EXPORTS: dict[str, str] = {
     "ApprovalError": "pilothouse.exceptions",
     "BudgetExceeded": "pilothouse.exceptions",
     "ConfigurationError": "pilothouse.exceptions",
+    "ChildRunError": "pilothouse.exceptions",
     "LoopDetected": "pilothouse.exceptions",
     "ModelError": "pilothouse.exceptions",
+    "ModelRetry": "pilothouse.exceptions",
     "OutputValidationError": "pilothouse.exceptions",
     "PilothouseError": "pilothouse.exceptions",
     "ReplayDivergence": "pilothouse.exceptions",
@@ -82,6 +87,8 @@ _EXPORTS: dict[str, str] = {
     "open_store": "pilothouse.runtime.journal",
     "PendingRequest": "pilothouse.runtime.loop",
     "RunResult": "pilothouse.runtime.loop",
+    "StepContext": "pilothouse.runtime.step",
+    "StepOptions": "pilothouse.runtime.step",
     "Tool": "pilothouse.tools",
     "ToolContext": "pilothouse.tools",
     "ask_human": "pilothouse.tools",
@@ -93,6 +100,7 @@ __all__ = [
     "ApprovalError",
     "Budget",
     "BudgetExceeded",
+    "ChildRunError",
     "ConfigurationError",
     "Decision",
     "Event",
@@ -104,6 +112,7 @@ __all__ = [
     "ModelError",
     "ModelRequest",
     "ModelResponse",
+    "ModelRetry",
     "ModelSettings",
     "OpenAIModel",
     "OutputValidationError",
@@ -118,6 +127,8 @@ __all__ = [
     "RunStopped",
     "SQLiteStore",
     "ScriptedModel",
+    "StepContext",
+    "StepOptions",
     "Tool",
     "ToolCall",
     "ToolContext",

@@ -366,9 +366,10 @@ def trace_show(
     ] = False,
 ) -> None:
     """Show every event of one run."""
+    from pilothouse.events import RunStarted
     from pilothouse.exceptions import PilothouseError
     from pilothouse.runtime.journal import open_store
-    from pilothouse.trace import describe
+    from pilothouse.trace import describe, walk_tree
 
     try:
         s = open_store(store)
@@ -384,6 +385,19 @@ def trace_show(
         f"[bold]run {info.run_id}[/] · status {info.status} · {info.steps} steps · "
         f"{info.input_tokens + info.output_tokens} tokens"
     )
+    started = events[0] if events and isinstance(events[0], RunStarted) else None
+    if started is not None and started.parent_run_id:
+        out.print(f"[dim]child of {started.parent_run_id} (root {started.root_run_id})[/]")
+    tree = list(walk_tree(s, run_id))
+    if len(tree) > 1:
+        out.print("[bold]run tree[/]")
+        for depth, node in tree:
+            try:
+                child = s.get_run(node)
+                what = f"{child.agent} · {child.status} · {child.steps} steps"
+            except PilothouseError:
+                what = "not started"
+            out.print(f"  {'  ' * depth}{escape(node)}  [dim]{escape(what)}[/]")
     for e in events:
         out.print(f"[dim]{e.seq:>3} s{e.step}[/] {escape(describe(e, limit=400))}")
 
