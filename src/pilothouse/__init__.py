@@ -25,6 +25,9 @@ if TYPE_CHECKING:
         ReplayDivergence,
         RunPaused,
         RunStopped,
+        SessionBusyError,
+        SessionExistsError,
+        SessionNotFoundError,
         ToolError,
     )
     from pilothouse.messages import Message, ToolCall, ToolResult, Usage
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     from pilothouse.runtime.budget import Budget
     from pilothouse.runtime.journal import MemoryStore, SQLiteStore, open_store
     from pilothouse.runtime.loop import PendingRequest, RunResult
+    from pilothouse.runtime.session import Session, SessionInfo, SessionMessage
     from pilothouse.tools import Tool, ToolContext, ask_human, tool
 
 _EXPORTS: dict[str, str] = {
@@ -58,6 +62,9 @@ _EXPORTS: dict[str, str] = {
     "ReplayDivergence": "pilothouse.exceptions",
     "RunPaused": "pilothouse.exceptions",
     "RunStopped": "pilothouse.exceptions",
+    "SessionBusyError": "pilothouse.exceptions",
+    "SessionExistsError": "pilothouse.exceptions",
+    "SessionNotFoundError": "pilothouse.exceptions",
     "ToolError": "pilothouse.exceptions",
     "Message": "pilothouse.messages",
     "ToolCall": "pilothouse.messages",
@@ -82,6 +89,9 @@ _EXPORTS: dict[str, str] = {
     "open_store": "pilothouse.runtime.journal",
     "PendingRequest": "pilothouse.runtime.loop",
     "RunResult": "pilothouse.runtime.loop",
+    "Session": "pilothouse.runtime.session",
+    "SessionInfo": "pilothouse.runtime.session",
+    "SessionMessage": "pilothouse.runtime.session",
     "Tool": "pilothouse.tools",
     "ToolContext": "pilothouse.tools",
     "ask_human": "pilothouse.tools",
@@ -118,6 +128,12 @@ __all__ = [
     "RunStopped",
     "SQLiteStore",
     "ScriptedModel",
+    "Session",
+    "SessionBusyError",
+    "SessionExistsError",
+    "SessionInfo",
+    "SessionMessage",
+    "SessionNotFoundError",
     "Tool",
     "ToolCall",
     "ToolContext",
