@@ -27,6 +27,9 @@ if TYPE_CHECKING:
         ReplayDivergence,
         RunPaused,
         RunStopped,
+        SessionBusyError,
+        SessionExistsError,
+        SessionNotFoundError,
         ToolError,
     )
     from pilothouse.messages import Message, ToolCall, ToolResult, Usage
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
     from pilothouse.runtime.budget import Budget
     from pilothouse.runtime.journal import MemoryStore, SQLiteStore, open_store
     from pilothouse.runtime.loop import PendingRequest, RunResult
+    from pilothouse.runtime.session import Session, SessionInfo, SessionMessage
     from pilothouse.runtime.step import StepContext, StepOptions
     from pilothouse.tools import Tool, ToolContext, ask_human, tool
 
@@ -63,6 +67,9 @@ _EXPORTS: dict[str, str] = {
     "ReplayDivergence": "pilothouse.exceptions",
     "RunPaused": "pilothouse.exceptions",
     "RunStopped": "pilothouse.exceptions",
+    "SessionBusyError": "pilothouse.exceptions",
+    "SessionExistsError": "pilothouse.exceptions",
+    "SessionNotFoundError": "pilothouse.exceptions",
     "ToolError": "pilothouse.exceptions",
     "Message": "pilothouse.messages",
     "ToolCall": "pilothouse.messages",
@@ -87,6 +94,9 @@ _EXPORTS: dict[str, str] = {
     "open_store": "pilothouse.runtime.journal",
     "PendingRequest": "pilothouse.runtime.loop",
     "RunResult": "pilothouse.runtime.loop",
+    "Session": "pilothouse.runtime.session",
+    "SessionInfo": "pilothouse.runtime.session",
+    "SessionMessage": "pilothouse.runtime.session",
     "StepContext": "pilothouse.runtime.step",
     "StepOptions": "pilothouse.runtime.step",
     "Tool": "pilothouse.tools",
@@ -127,6 +137,12 @@ __all__ = [
     "RunStopped",
     "SQLiteStore",
     "ScriptedModel",
+    "Session",
+    "SessionBusyError",
+    "SessionExistsError",
+    "SessionInfo",
+    "SessionMessage",
+    "SessionNotFoundError",
     "StepContext",
     "StepOptions",
     "Tool",

@@ -47,6 +47,8 @@ from pilothouse.exceptions import (
     RunInterrupted,
     RunPaused,
     RunStopped,
+    SessionBusyError,
+    SessionNotFoundError,
     StoreError,
     ToolCallInDoubtError,
     WriteConflictError,
@@ -406,7 +408,16 @@ async def _run_loop(
     offered: Collection[str] | None = state.offered  # tools a step hook offered
     step_specs = tool_specs
     info = RunInfo(
-        run_id, spec.agent_name, spec.model.name, user_input, "running", state.created, time.time()
+        run_id,
+        spec.agent_name,
+        spec.model.name,
+        user_input,
+        "running",
+        state.created,
+        time.time(),
+        parent_run_id=link.parent_run_id,
+        root_run_id=link.root_run_id,
+        session_id=session_id,
     )
     journal.set_info(info)
     if state.resumed:
@@ -457,6 +468,9 @@ async def _run_loop(
                 usage.output_tokens,
                 usage.cost,
                 output,
+                info.parent_run_id,
+                info.root_run_id,
+                info.session_id,
             )
         )
 
@@ -654,8 +668,14 @@ async def _run_loop(
     except ToolCallInDoubtError:
         await finish("in_doubt")  # not an error event: the run stays resumable once decided
         raise
-    except (_Unwritable, WriteConflictError, LeaseLostError):
-        raise  # the store is down, or another process drives this run: write nothing
+    except (
+        _Unwritable,
+        WriteConflictError,
+        LeaseLostError,
+        SessionBusyError,
+        SessionNotFoundError,
+    ):
+        raise  # the store is down, another process drives this run, or the turn never began
     except Exception as exc:
         journal.emit(
             ErrorOccurred(run_id=run_id, step=step, kind=type(exc).__name__, message=str(exc))
@@ -695,8 +715,8 @@ async def _commit(journal: Journal, *, last: bool = False) -> None:
         try:
             journal.commit(last=last)
             return
-        except (WriteConflictError, LeaseLostError):
-            raise
+        except (WriteConflictError, LeaseLostError, SessionBusyError, SessionNotFoundError):
+            raise  # not transient: another process drives the run, or the turn cannot begin
         except StoreError as exc:
             delay = next(delays, None)
             if delay is None:
