@@ -49,7 +49,8 @@ def describe(event: Event, *, limit: int = 160) -> str:
     """One line saying what happened, e.g. ``tool_call  lookup(key="a")``."""
     if isinstance(event, RunStarted):
         tools = ", ".join(event.tools) or "no tools"
-        return f"run {event.run_id} · agent {event.agent} · model {event.model} · {tools}"
+        head = f"run {event.run_id} · agent {event.agent} · model {event.model} · {tools}"
+        return f"{head} · input: {_short(event.input, 60)}"
     if isinstance(event, ModelRequested):
         new = " | ".join(
             f"{m.role}: {_short(m.content, 60)}" for m in event.new_messages if m.content

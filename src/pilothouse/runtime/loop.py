@@ -375,9 +375,9 @@ async def _run_loop(
             RunContext(principal or Principal(), [user_input]),
             LoopDetector(spec.budget.max_repeats),
             time.time(),
-            # The system prompt and the context are recorded once, on run_started; the
-            # first model_request carries only the new input (journal version 2).
-            reported=len(messages) - 1,
+            # The system prompt, the context and the input are recorded once, on
+            # run_started (journal version 2): the first model_request adds nothing.
+            reported=len(messages),
             retries_left=spec.output_retries,
             parse_retries_left=spec.parse_retries,
             session_id=link.session_id,
