@@ -285,8 +285,9 @@ class RunTree(ChildRunner, Protocol):
         to what remains)."""
         ...
 
-    def take(self) -> tuple[Usage, int]:
-        """Usage and steps of the children that finished since the last call."""
+    def take(self) -> tuple[Usage, int] | None:
+        """Usage and steps of the children that finished since the last call (None:
+        nothing to add)."""
         ...
 
 
@@ -601,10 +602,9 @@ async def _run_loop(
                     offered,
                     step_replay,
                 )
-                if tree is not None:
-                    rolled, rolled_steps = tree.take()
-                    usage += rolled
-                    child_steps += rolled_steps
+                if tree is not None and (rolled := tree.take()) is not None:
+                    usage += rolled[0]
+                    child_steps += rolled[1]
                 if text_format is not None:
                     messages.append(Message.user(text_format.observation(results)))
                 else:
