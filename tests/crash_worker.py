@@ -14,7 +14,7 @@ afresh under the same id (its idempotency keys are the same, so nothing could ha
 happened under them yet); a run killed after its `final` was committed has nothing
 to resume (`RunFinishedError`), so `resume` reads the output from the journal.
 Either mode prints one JSON line: how it went (`how`), the output, the seconds the
-run took, its pid.
+run took, its pid, the progress points it passed (see `point`).
 
 Two more ways to break a run (the crash test's other modes): `--outage EVENT:STEP:K`
 makes the journal store's real engine fail K consecutive write attempts from a
@@ -37,6 +37,14 @@ test's ~1,200 processes would otherwise cost. `--hold-after-charge` stops a run 
 good just after its first charge happened (a test kills it there). A "start" request
 may ask for a gate (the child's stdin is a pipe the server writes "go" to on
 "release"), and "dead" waits for a killed child without reaping it (a zombie).
+
+`--tree` runs tree mode instead: a parent agent whose `delegate` tool starts child
+runs (`ToolContext.run_child`), two in parallel in one step and a third later, each
+child with side-effecting calls of its own; `resume` resumes the parent only, which
+re-attaches to its children. Tree mode has no delays: `--kill-at N` SIGKILLs the
+process at its N-th progress point (a journal write or a ledger effect, before or
+after it lands), so a kill lands at a point chosen by count, not by a clock; the
+report says how many points the process passed and, in tree mode, which (`trace`).
 
 The ledger is a separate SQLite file the tools write each effect to, keyed by
 `ToolContext.idempotency_key`; the test counts effects there:
@@ -74,12 +82,13 @@ import select
 import signal
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pilothouse import Agent, ScriptedModel, SQLiteStore, tool
+from pilothouse import Agent, Budget, ScriptedModel, SQLiteStore, tool
 from pilothouse.events import Event, ToolCalled, ToolReturned
 from pilothouse.exceptions import (
     RunFinishedError,
@@ -110,6 +119,33 @@ CREATE TABLE IF NOT EXISTS reconciles (key TEXT NOT NULL, found INTEGER NOT NULL
 
 _ledger_path: str | None = None  # set by `main`: the tools of this process write here
 _hold_after_charge = False  # --hold-after-charge: stop for good once a charge is done
+_kill_at: int | None = None  # --kill-at N: SIGKILL this process at its N-th progress point
+_points = 0  # progress points this process has passed
+_trace: list[tuple[str, str, str, bool]] = []  # each point's (kind, when, run, final)
+_points_lock = threading.Lock()  # blocking tools reach points from worker threads
+
+
+def point(kind: str, when: str, run: str, final: bool = False) -> None:
+    """A progress point: a journal write or a ledger effect about to commit ("before")
+    or just committed ("after"), by run `run` (an effect names its idempotency key);
+    `final`: the write carries the run's final answer.
+
+    With `--kill-at N`, the N-th point of this process SIGKILLs it on the spot, after
+    writing one JSON line saying where (`killed_at`, `kind`, `when`, `run`, `final`). The
+    points are where what is on disk changes, so every state a kill can leave is one of
+    them, and which one is chosen by a count, not by a clock. A tree-mode report lists the
+    points passed (`trace`), so the test can aim a kill at a kind of point.
+    """
+    global _points
+    with _points_lock:
+        _points += 1
+        _trace.append((kind, when, run, final))
+        if _points != _kill_at:
+            return
+        line = {"killed_at": _points, "kind": kind, "when": when, "run": run, "final": final}
+        os.write(1, (json.dumps(line) + "\n").encode())
+        os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(60)  # not reached: SIGKILL is not deferred
 
 
 def ledger() -> sqlite3.Connection:
@@ -147,7 +183,9 @@ def _apply_once(key: str, name: str, args: dict[str, Any], result: str) -> str:
                 (key, name, json.dumps(args, sort_keys=True), result),
             )
         stored: str = db.execute("SELECT result FROM applied WHERE key=?", (key,)).fetchone()[0]
+        point("effect", "before", key)
         db.execute("COMMIT")
+        point("effect", "after", key)
         return stored
     finally:
         db.close()
@@ -239,7 +277,9 @@ def charge(account: str, amount: int, ctx: ToolContext) -> str:
                 result,
             ),
         )
+        point("effect", "before", key)
         db.execute("COMMIT")
+        point("effect", "after", key)
     finally:
         db.close()
     if _hold_after_charge:  # a test kills us here: the effect happened, no result yet
@@ -371,6 +411,179 @@ def build_agent(seed: int, store: Store) -> Agent[None, str]:
 
 def task(seed: int) -> str:
     return f"crash test errand {seed}"
+
+
+# --------------------------------------------------------------------------- the run tree
+
+# Tree mode (`--tree`): the run is a parent whose `delegate` tool starts child runs
+# (`ToolContext.run_child`): children "a" and "b" in parallel (two calls in one
+# reply), "c" in a later step. Each child makes side-effecting calls of its own
+# through the same ledger and answers; the parent's answer carries theirs.
+TREE_POLICY = Policy.from_dict(
+    {
+        "version": 1,
+        "name": "crash-test-tree",
+        "defaults": {"read_only": "allow", "side_effect": "deny", "irreversible": "deny"},
+        "rules": [
+            {
+                "id": "stock-mail-and-helpers",
+                "tools": ["reserve", "notify", "delegate"],
+                "effect": "allow",
+            },
+            {
+                "id": "charge-after-lookup",
+                "tools": ["charge"],
+                "effect": "allow",
+                "when": {"after": ["lookup"]},
+            },
+        ],
+    }
+)
+
+
+def tree_plan(seed: int) -> list[str]:
+    """The parent's script in tree mode: one entry per model call.
+
+    Parts of an entry (joined by "+", called in parallel): "stock" (lookup and
+    reserve), "mixed" (stock and notify), "charge", "reserve", "notify", "ab"
+    (children a and b), "c" (child c). First "stock" or "mixed" (the charge rule
+    needs a lookup), then "ab" (with a notify of the parent's own for some seeds),
+    for some seeds a step of the parent's own, then "c", for some a notify, then the
+    final answer. Every step but the last has a side-effecting call, so each is
+    committed when it runs (none is left to `Journal.due`, a clock): a process's
+    progress points are counted, never timed.
+    """
+    rng = random.Random(f"tree-{seed}")
+    steps = [rng.choice(["stock", "mixed"]), rng.choice(["ab", "ab+notify"])]
+    if rng.random() < 0.6:
+        steps.append(rng.choice(["charge", "charge+notify", "reserve"]))
+    steps.append(rng.choice(["c", "c+reserve"]))
+    if rng.random() < 0.3:
+        steps.append("notify")
+    steps.append("final")
+    return steps
+
+
+def child_plan(seed: int, name: str) -> list[str]:
+    """Child `name`'s script: stock or mixed, a charge (and a notify), maybe one more."""
+    rng = random.Random(f"tree-{seed}-{name}")
+    steps = [rng.choice(["stock", "mixed"]), rng.choice(["charge", "charge+notify"])]
+    if rng.random() < 0.5:
+        steps.append(rng.choice(["reserve", "notify"]))
+    steps.append("final")
+    return steps
+
+
+def _tree_calls(kind: str, tag: str, step: int, seen: list[str]) -> list[ToolCall]:
+    """The calls of one scripted step `kind`; arguments derive from the results seen."""
+    basis = _digest(f"{tag}|" + "|".join(seen) + f"#{step}")
+    number = int(basis, 16)
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for part in kind.split("+"):
+        if part in ("stock", "mixed"):
+            calls.append(("lookup", {"key": f"{tag}-{step}"}))
+        if part in ("stock", "mixed", "reserve"):
+            calls.append(("reserve", {"item": f"item-{basis[:4]}", "quantity": 1 + number % 5}))
+        if part == "charge":
+            calls.append(("charge", {"account": f"acct-{tag}", "amount": 100 + number % 900}))
+        if part in ("mixed", "notify"):
+            message = f"step {step}: {basis[:6]}"
+            calls.append(("notify", {"to": f"{tag}@example.org", "message": message}))
+        if part == "ab":
+            calls += [("delegate", {"name": n, "brief": f"part {n} of {basis[:6]}"}) for n in "ab"]
+        if part == "c":  # its brief carries what a and b answered: a wrong answer shows
+            calls.append(("delegate", {"name": "c", "brief": f"part c after {basis}"}))
+    return [ToolCall(f"{tag}t{step}c{j}", name, args) for j, (name, args) in enumerate(calls)]
+
+
+def tree_model(seed: int) -> ScriptedModel:
+    """The parent's model: answers from how far the conversation got (`tree_plan`)."""
+    steps = tree_plan(seed)
+
+    def reply(request: ModelRequest) -> Any:
+        turn = sum(1 for m in request.messages if m.role == "assistant")
+        seen = _observations(request)
+        if steps[turn] == "final":
+            return json.dumps({"seed": seed, "tree": True, "observations": seen}, sort_keys=True)
+        return _tree_calls(steps[turn], f"s{seed}", turn + 1, seen)
+
+    return ScriptedModel(reply, name="scripted-crash-tree")
+
+
+def child_model() -> ScriptedModel:
+    """The children's model: the seed and the child's name come from its input."""
+
+    def reply(request: ModelRequest) -> Any:
+        brief = json.loads(next(m.content for m in request.messages if m.role == "user"))
+        seed, name = brief["seed"], brief["child"]
+        steps = child_plan(seed, name)
+        turn = sum(1 for m in request.messages if m.role == "assistant")
+        seen = _observations(request)
+        if steps[turn] == "final":
+            answer = {"seed": seed, "child": name, "brief": brief["brief"], "observations": seen}
+            return json.dumps(answer, sort_keys=True)
+        return _tree_calls(steps[turn], f"s{seed}{name}", turn + 1, seen)
+
+    return ScriptedModel(reply, name="scripted-crash-tree-child")
+
+
+def build_tree_agent(seed: int, store: Store) -> Agent[None, str]:
+    """The parent agent of tree mode, with its helper (the children's agent)."""
+    helper = Agent(
+        child_model(),
+        "Do the subtask you are given, then report every observation.",
+        TOOLS,
+        name="crash-tree-child",
+        store=store,
+        policy=POLICY,
+        max_steps=40,  # capped to what the parent has left (ChildStarted.capped says so)
+    )
+
+    @tool(effect="side_effect", on_doubt="retry")
+    async def delegate(name: str, brief: str, ctx: ToolContext) -> str:
+        """Hand a subtask to a helper (a child run); its final answer is the result.
+
+        Args:
+            name: the subtask's name (the child's key under this call).
+            brief: what the helper is to do.
+        """
+        text = json.dumps({"seed": seed, "child": name, "brief": brief}, sort_keys=True)
+        result = await ctx.run_child(helper, text, key=name)
+        return str(result.output)
+
+    return Agent(
+        tree_model(seed),
+        "Do the seeded errand with helpers, then report every observation.",
+        [*TOOLS, delegate],
+        name="crash-tree",
+        store=store,
+        policy=TREE_POLICY,
+        # The children's steps and tokens count against these, and each child is capped
+        # to what is left: the same, the test checks, whether the parent was resumed.
+        budget=Budget(max_steps=30, max_tokens=100_000),
+    )
+
+
+def tree_task(seed: int) -> str:
+    return f"crash test tree errand {seed}"
+
+
+class PointStore:
+    """The journal store, with each write between two progress points (`point`):
+    "before" (nothing of it on disk) and "after" (all of it), named by the run."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+
+    def write(self, events: Sequence[Event], run: RunInfo | None = None, **lease: Any) -> None:
+        who = run.run_id if run is not None else events[0].run_id if events else "?"
+        final = any(e.type == "final" for e in events)
+        point("journal", "before", who, final)
+        self.inner.write(events, run, **lease)
+        point("journal", "after", who, final)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def _final_output(store: Store, run_id: str) -> Any:
@@ -544,14 +757,15 @@ class OutageStore:
 # --------------------------------------------------------------------------- modes
 
 
-def _resume(agent: Agent[None, str], store: Store, run_id: str, seed: int) -> tuple[str, Any, Any]:
-    """What `resume` does: (how it went, the output, the lease holder if refused)."""
+def _resume(agent: Agent[None, str], store: Store, run_id: str, text: str) -> tuple[str, Any, Any]:
+    """What `resume` does: (how it went, the output, the lease holder if refused);
+    `text` is the run's input, for a run that is started afresh."""
     try:
         store.get_run(run_id)
     except RunNotFoundError:
         # Stopped before run_started was committed: the run does not exist.
         try:
-            output = agent.run_sync(task(seed), run_id=run_id).output
+            output = agent.run_sync(text, run_id=run_id).output
         except WriteConflictError as exc:  # another process started it first
             return f"refused: the fresh start lost the first write ({exc})", None, None
         return "fresh: no run on disk (stopped before run_started), started anew", output, None
@@ -573,6 +787,8 @@ def execute(
     outage: Outage | None = None,
     then_resume: bool = False,
     gate: bool = False,
+    tree: bool = False,
+    kill_at: int | None = None,
 ) -> dict[str, Any]:
     """Run or resume `run_id`; the JSON-able report the command prints.
 
@@ -582,15 +798,27 @@ def execute(
     READY and wait for a line on stdin before starting (the test releases two resumes
     at once). A resume refused because another process drives the run (or, for a run
     not on disk, because another process started it first) is reported, not raised.
+    `tree`: the run is tree mode's parent (resuming it resumes its children), with no
+    delays (its kills are placed by `kill_at`, not by a clock). `kill_at`: SIGKILL this
+    process at its `kill_at`-th progress point (`point`); the report says how many
+    points the process passed (`points`).
     """
-    global _ledger_path
+    global _ledger_path, _kill_at, MODEL_DELAY, TOOL_DELAY
     _ledger_path = ledger_path
+    _kill_at = kill_at
+    if tree:
+        MODEL_DELAY = TOOL_DELAY = 0.0
     loop.COMMIT_RETRY_DELAYS = (RETRY_DELAY,) * len(loop.COMMIT_RETRY_DELAYS)
     began = time.monotonic()
     create_ledger(ledger_path)
     real = open_journal(store_path)
-    store: Any = real if outage is None else OutageStore(real, store_path, outage)
-    agent = build_agent(seed, store)
+    store: Any = real
+    if outage is not None:
+        store = OutageStore(real, store_path, outage)
+    elif tree or kill_at is not None:
+        store = PointStore(real)
+    agent = build_tree_agent(seed, store) if tree else build_agent(seed, store)
+    text = tree_task(seed) if tree else task(seed)
     if gate:
         print("READY", flush=True)
         sys.stdin.readline()
@@ -601,15 +829,15 @@ def execute(
         try:
             if mode == "run":
                 how = "ran"
-                output = agent.run_sync(task(seed), run_id=run_id).output
+                output = agent.run_sync(text, run_id=run_id).output
             else:
-                how, output, holder = _resume(agent, store, run_id, seed)
+                how, output, holder = _resume(agent, store, run_id, text)
         except RunInterrupted:
             how = "interrupted"
             if isinstance(store, OutageStore):
                 store.end()
             if then_resume:  # the store is back: resume here, as a service would
-                again, output, holder = _resume(agent, store, run_id, seed)
+                again, output, holder = _resume(agent, store, run_id, text)
                 how = f"interrupted, then {again}"
         if output is not None:
             journal_output = _final_output(store, run_id)
@@ -625,7 +853,10 @@ def execute(
         "seconds": round(time.monotonic() - began, 4),
         "pid": os.getpid(),
         "holder": holder,
+        "points": _points,
     }
+    if tree:
+        report["trace"] = _trace
     if isinstance(store, OutageStore):
         report.update(
             failed=store.failed, misses=store.misses, point=store.point, writes=store.writes
@@ -659,6 +890,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--gate", action="store_true", help="print READY, then wait for a line on stdin"
     )
+    parser.add_argument(
+        "--tree", action="store_true", help="the run is a parent that starts three child runs"
+    )
+    parser.add_argument(
+        "--kill-at",
+        type=int,
+        metavar="N",
+        help="SIGKILL this process at its N-th progress point (a journal write or ledger "
+        "effect, before or after it lands), after a JSON line saying where",
+    )
     args = parser.parse_args(argv)
     if args.mode == "serve":
         return serve()
@@ -675,6 +916,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         outage=args.outage,
         then_resume=args.then_resume,
         gate=args.gate,
+        tree=args.tree,
+        kill_at=args.kill_at,
     )
     print(json.dumps(report), flush=True)
     return 0

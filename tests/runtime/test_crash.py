@@ -33,6 +33,14 @@ event, each model call answered once and each tool call resulted once, with the
 reference's results. Each mode prints its figures, ending with the issue's: duplicate
 effects, lost steps, runs left unresumable (`pytest -s tests/runtime/test_crash.py`).
 
+Run trees: a parent whose tool starts three child runs (two in parallel, one later),
+each child with side effects of its own, killed 100 times in all (25 seeds, 4 kills
+each) at progress points counted, not timed: journal writes and ledger effects, in the
+parent and in the children; only the parent is resumed. Checked: each child run once
+per parent call and key and no other run, every run of the tree ended with the
+reference's final event (the children's usage rolled up once), the same budgets given
+to the children, every effect exactly once, the parent's output the reference's.
+
 Processes come from `crash_worker.py serve` (fork servers, several seeds in flight)
 so the test does not pay an interpreter start per process; a last test drives the
 plain command lines in fresh processes, killed at a chosen point. Randomness is
@@ -396,46 +404,69 @@ def check_finished(
     if final_status != "final":
         problems.append(f"run status after resume is {final_status!r}")
         tally.unresumable = 1
-    if after[: len(before)] != before:
-        problems.append("events on disk at the kill were rewritten")
-    if [e["seq"] for e in after] != list(range(len(after))):
-        problems.append(f"seq not consecutive: {[e['seq'] for e in after]}")
-    types = [e["type"] for e in after]
-    tally.errors = types.count("error")
-    if tally.errors:
-        problems.append(f"the journal has {tally.errors} error event(s)")
-    if types.count("run_started") != 1 or types[-1:] != ["final"] or types.count("final") != 1:
-        problems.append(f"journal shape: {types}")
-    elif final_event(after) != ref.final:
-        problems.append(f"final event {final_event(after)} != reference {ref.final}")
-    responses = Counter(e["step"] for e in after if e["type"] == "model_response")
-    if any(n != 1 for n in responses.values()):
-        problems.append(f"a model call answered twice: {responses}")
-    calls = Counter((e["step"], e["index"]) for e in after if e["type"] == "tool_call")
-    results = Counter((e["step"], e["index"]) for e in after if e["type"] == "tool_result")
-    if calls != results or any(n != 1 for n in calls.values()):
-        problems.append(f"tool calls {dict(calls)} vs results {dict(results)}")
-    got = tool_results(after)
-    if got != ref.results:
-        problems.append("tool results differ from the reference's")
-
-    # The ledger: every effect exactly once, and the same effects as the reference.
+    tally.errors, responses, got = check_journal(after, before, ref.final, ref.results, problems)
     effects = ledger_rows(ledger, "effects")
-    twice = {k: n for k, n in Counter(row[0] for row in effects).items() if n != 1}
-    tally.duplicates = len(twice)
-    if twice:
-        problems.append(f"side effects applied more than once: {twice}")
-    if set(effects) != ref.effects:
-        problems.append(
-            f"ledger effects differ:\n  extra   {set(effects) - ref.effects}\n"
-            f"  missing {ref.effects - set(effects)}"
-        )
+    tally.duplicates = check_ledger(effects, ref.effects, problems)
     tally.lost = (
-        len(ref.steps - set(responses))
+        len(ref.steps - responses)
         + len(set(ref.results) - set(got))
         + len(ref.effects - set(effects))
     )
     return tally
+
+
+def check_journal(
+    after: list[dict[str, Any]],
+    before: list[dict[str, Any]],
+    final: dict[str, Any],
+    results: dict[tuple[int, int], Any],
+    problems: list[str],
+    who: str = "",
+) -> tuple[int, set[int], dict[tuple[int, int], Any]]:
+    """One run's journal at its end: it continues what was on disk (`before`) without
+    rewriting it, consecutive seq, one run_started, one final (equal to `final`: the
+    output and the usage), no `error` event, each model call answered once, each tool
+    call resulted once, with `results`. `who` prefixes the problems (which run).
+    Returns the count of `error` events, the steps answered and the results."""
+    if after[: len(before)] != before:
+        problems.append(f"{who}events on disk at the kill were rewritten")
+    if [e["seq"] for e in after] != list(range(len(after))):
+        problems.append(f"{who}seq not consecutive: {[e['seq'] for e in after]}")
+    types = [e["type"] for e in after]
+    errors = types.count("error")
+    if errors:
+        problems.append(f"{who}the journal has {errors} error event(s)")
+    if types.count("run_started") != 1 or types[-1:] != ["final"] or types.count("final") != 1:
+        problems.append(f"{who}journal shape: {types}")
+    elif final_event(after) != final:
+        problems.append(f"{who}final event {final_event(after)} != reference {final}")
+    responses = Counter(e["step"] for e in after if e["type"] == "model_response")
+    if any(n != 1 for n in responses.values()):
+        problems.append(f"{who}a model call answered twice: {responses}")
+    calls = Counter((e["step"], e["index"]) for e in after if e["type"] == "tool_call")
+    done = Counter((e["step"], e["index"]) for e in after if e["type"] == "tool_result")
+    if calls != done or any(n != 1 for n in calls.values()):
+        problems.append(f"{who}tool calls {dict(calls)} vs results {dict(done)}")
+    got = tool_results(after)
+    if got != results:
+        problems.append(f"{who}tool results differ from the reference's")
+    return errors, set(responses), got
+
+
+def check_ledger(
+    effects: list[tuple[Any, ...]], wanted: set[tuple[Any, ...]], problems: list[str]
+) -> int:
+    """The ledger: every effect exactly once, and the reference's effects (`wanted`).
+    Returns how many effects were applied more than once."""
+    twice = {k: n for k, n in Counter(row[0] for row in effects).items() if n != 1}
+    if twice:
+        problems.append(f"side effects applied more than once: {twice}")
+    if set(effects) != wanted:
+        problems.append(
+            f"ledger effects differ:\n  extra   {set(effects) - wanted}\n"
+            f"  missing {wanted - set(effects)}"
+        )
+    return len(twice)
 
 
 def figures(tallies: list[Tally]) -> str:
@@ -987,3 +1018,360 @@ def test_two_resumes_at_once_after_sigkill_one_drives(
         outcomes, time.monotonic() - began
     )
     _report_or_fail("two resumes", outcomes, report)
+
+
+# --------------------------------------------------------------------------- run trees
+
+# Tree mode of the worker (`--tree`): a parent run whose `delegate` tool starts child
+# runs "a" and "b" in parallel (two calls in one reply) and "c" in a later step; each
+# child makes side-effecting calls of its own (reserve, charge, notify: the ledger) and
+# answers, and the parent's answer carries the children's. Each seed's run is killed
+# TREE_KILLS times, the first process and then each `resume` of the PARENT (resuming
+# it re-attaches to its children, resuming a stopped one), then resumed to its end.
+#
+# Kills are placed by progress, not by a clock: the worker counts its progress points
+# (each journal write and each ledger effect, before and after it lands: every state
+# of the disk a kill can leave) and SIGKILLs itself at the one it was given
+# (`--kill-at N`). The reference run lists its points (P of them, with whose write or
+# effect each is). The seed's kills are at TREE_KILLS distinct positions in 1..P, each
+# process given the gap to the next; the first is aimed, by seed % 3, at a point of
+# the parent's own, at a point of a child's, or at the moment just after a child's
+# final answer reached disk (before the parent recorded it); the others are drawn from
+# the rest of the run. A resumed process has at least as many points left as the
+# reference had from the same progress (it redoes what was in doubt and writes once
+# more on resuming), so every kill lands, 100 in every rerun; where exactly it lands
+# differs between reruns only as far as parallel calls interleave (a and b; a
+# parent's own call beside a delegating one), which the coverage margins allow for.
+TREE_SEEDS = 25
+TREE_KILLS = 4  # per seed: 100 kills in all
+TREE_CONCURRENCY = 3  # tree runs do not sleep: more in flight would only queue for the CPUs
+TREE_CHILDREN = ("a", "b", "c")
+TREE_AIMS = ("a point of the parent's", "a point of a child's", "just after a child's final")
+# Out of the 100 kills, at least this many must land (read from the journals after
+# each kill) inside a child run (one on disk, not finished; 58-64 in six reruns, two
+# of them beside the rest of this file's tests), inside both parallel children at once
+# (13-18), in the parent's own steps with no child running (18-19), and after a
+# child's final answer reached disk while the parent's call that started it had no
+# result yet (17-19).
+MIN_TREE_PLACES = {
+    "inside": 40,
+    "inside two children at once": 6,
+    "in the parent's own steps": 10,
+    "in a delegating call, its child finished": 8,
+}
+
+
+def all_runs(spec: str | Path) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """Every run in the journal store `spec` (one seed's tree): its status and events."""
+    store = open_journal(str(spec))
+    try:
+        ids = sorted(r.run_id for r in store.list_runs(limit=10_000))
+        return {
+            rid: (store.get_run(rid).status, [e.to_dict() for e in store.events(rid)])
+            for rid in ids
+        }
+    finally:
+        store.close()
+
+
+@dataclass
+class TreeReference:
+    output: Any
+    points: int  # progress points of the whole run, in one process
+    trace: list[tuple[str, str, str, bool]]  # each point's (kind, when, run, final)
+    finals: dict[str, dict[str, Any]]  # run id -> its final event (output, usage)
+    results: dict[str, dict[tuple[int, int], Any]]  # run id -> its tool results
+    steps: dict[str, set[int]]  # run id -> its steps with a model response
+    effects: set[tuple[Any, ...]]
+    starts: list[dict[str, Any]]  # the parent's child_started events (`child_starts`)
+
+
+@dataclass
+class TreeKill:
+    at: int  # the progress point the process was killed at (counted in that process)
+    writer: str  # "parent" or "child": whose write or effect the point was
+    point: str  # "journal before", "effect after", ...
+    place: str  # where it landed, read from the journal (`tree_place`)
+
+
+@dataclass
+class TreeTally:
+    duplicates: int = 0  # effects applied more than once
+    duplicate_children: int = 0  # child runs beyond one per (parent, call, key)
+    extra_runs: int = 0  # runs on disk that the uninterrupted run does not have
+    unfinished: int = 0  # runs of the tree not ended with their final answer
+    wrong_output: int = 0  # 1: the parent's output differs from the uninterrupted run's
+    lost: int = 0  # the reference's steps, results and effects missing
+    errors: int = 0  # `error` events
+
+
+@dataclass
+class TreeOutcome:
+    seed: int
+    aim: str = ""  # what the first kill was aimed at (`TREE_AIMS`)
+    kills: list[TreeKill] = field(default_factory=list)
+    late: int = 0  # processes that ended before their kill point (none expected)
+    hows: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    tally: TreeTally = field(default_factory=lambda: TreeTally(unfinished=1))
+
+
+def tree_reference(server: ForkServer, seed: int, root: Path, journals: Journals) -> TreeReference:
+    store, ledger, out = journals.reference(root), root / "ref-ledger.db", root / "ref.out"
+    run_id = f"tree-{seed}"
+    prepare(store, ledger)
+    status = server.wait(
+        server.start([*worker_argv("run", store, ledger, run_id, seed), "--tree"], out)
+    )
+    assert status == 0, f"seed {seed}: reference run failed ({status}): {out.read_text()}"
+    report = read_report(out)
+    runs = all_runs(store)
+    wanted = {run_id} | {e["child_run_id"] for e in runs[run_id][1] if e["type"] == "child_started"}
+    assert set(runs) == wanted and len(wanted) == 1 + len(TREE_CHILDREN), sorted(runs)
+    assert all(status == "final" for status, _ in runs.values())
+    trace = [
+        (kind, when, run.rsplit(":", 2)[0] if kind == "effect" else run, final)
+        for kind, when, run, final in report["trace"]
+    ]
+    assert len(trace) == report["points"]
+    return TreeReference(
+        report["output"],
+        report["points"],
+        trace,
+        {rid: final_event(events) for rid, (_, events) in runs.items()},
+        {rid: tool_results(events) for rid, (_, events) in runs.items()},
+        {
+            rid: {e["step"] for e in events if e["type"] == "model_response"}
+            for rid, (_, events) in runs.items()
+        },
+        set(ledger_rows(ledger, "effects")),
+        child_starts(runs[run_id][1]),
+    )
+
+
+def child_starts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A parent's child_started events without seq and ts: each child's id, the call
+    that started it and the budget it was given (`capped`)."""
+    return sorted(
+        (
+            {k: v for k, v in e.items() if k not in ("seq", "ts")}
+            for e in events
+            if e["type"] == "child_started"
+        ),
+        key=lambda e: str(e["child_run_id"]),
+    )
+
+
+def tree_place(runs: dict[str, tuple[str, list[dict[str, Any]]]], parent: str) -> str:
+    """Where a kill landed in the tree, from what was on disk after it."""
+    if parent not in runs:
+        return "before the parent's run_started reached disk"
+    status, events = runs[parent]
+    if status == "final":
+        return "after the parent's final"
+    running = [rid for rid, (st, _) in runs.items() if rid != parent and st != "final"]
+    if len(running) > 1:
+        return "inside two children at once (both on disk, not finished)"
+    if running:
+        return "inside a child (on disk, not finished)"
+    calls = {(e["step"], e["index"]): e for e in events if e["type"] == "tool_call"}
+    delegating = [
+        f"{parent}.{e['step']}.{e['index']}.{e['call']['arguments']['name']}"
+        for key, e in calls.items()
+        if e["call"]["name"] == "delegate" and key not in tool_results(events)
+    ]
+    if any(child not in runs for child in delegating):
+        return "in a delegating call, its child not yet on disk"
+    if delegating:
+        return "in a delegating call, its child finished but not yet recorded by the parent"
+    return "in the parent's own steps (no child running)"
+
+
+def tree_cuts(ref: TreeReference, seed: int, parent: str) -> list[int]:
+    """The seed's kill positions in 1..P, increasing: the first at a point of the kind
+    `TREE_AIMS[seed % 3]` names (in the reference's trace), the others drawn from the
+    points after it."""
+    rng = random.Random(f"tree-kill-{seed}")
+    aim = seed % len(TREE_AIMS)
+    room = ref.points - (TREE_KILLS - 1)  # the first leaves room for the others
+    aimed = [
+        i
+        for i, (kind, when, run, final) in enumerate(ref.trace, 1)
+        if i <= room
+        and (
+            run == parent
+            if aim == 0
+            else run != parent and (aim == 1 or (kind, when, final) == ("journal", "after", True))
+        )
+    ]
+    first = rng.choice(aimed)
+    return [first, *sorted(rng.sample(range(first + 1, ref.points + 1), TREE_KILLS - 1))]
+
+
+def tree_crash_and_resume(
+    server: ForkServer, seed: int, root: Path, journals: Journals
+) -> TreeOutcome:
+    """Reference; the tree run killed TREE_KILLS times (the first process, then each
+    resume of the parent), then the parent resumed to its end; after each kill the
+    journals on disk are checked (never rewritten, no error), at the end everything
+    `check_tree_finished` checks."""
+    ref = tree_reference(server, seed, root, journals)
+    outcome = TreeOutcome(seed)
+    problems = outcome.problems
+    store, ledger, run_id = journals.crashed(root), root / "ledger.db", f"tree-{seed}"
+    prepare(store, ledger)
+    outcome.aim = TREE_AIMS[seed % len(TREE_AIMS)]
+    cuts = tree_cuts(ref, seed, run_id)
+    before: dict[str, list[dict[str, Any]]] = {}
+    done = 0
+    for k, cut in enumerate(cuts):
+        argv = worker_argv("run" if k == 0 else "resume", store, ledger, run_id, seed)
+        out = root / f"kill{k}.out"
+        code = server.wait(server.start([*argv, "--tree", "--kill-at", str(cut - done)], out))
+        done = cut
+        if code == 0:  # ended before its kill point: a valid run, checked as any
+            outcome.late += 1
+            outcome.hows.append(read_report(out)["how"])
+            break
+        if code != -signal.SIGKILL:
+            problems.append(f"process {k} exited {code}: {out.read_text()[-3000:]}")
+            return outcome
+        line = read_report(out)  # the worker's last words: where it killed itself
+        runs = all_runs(store)
+        for rid, events in before.items():
+            if runs.get(rid, ("", []))[1][: len(events)] != events:
+                problems.append(f"kill {k}: run {rid}'s events on disk were rewritten")
+        errors = [rid for rid, (st, events) in runs.items() if st == "error"]
+        errors += [rid for rid, (_, ev) in runs.items() if any(e["type"] == "error" for e in ev)]
+        if errors:
+            problems.append(f"kill {k}: runs in error: {sorted(set(errors))}")
+        writer = line["run"].rsplit(":", 2)[0] if line["kind"] == "effect" else line["run"]
+        outcome.kills.append(
+            TreeKill(
+                line["killed_at"],
+                "parent" if writer == run_id else "child",
+                f"{line['kind']} {line['when']}",
+                tree_place(runs, run_id),
+            )
+        )
+        before = {rid: events for rid, (_, events) in runs.items()}
+
+    out = root / "resume.out"
+    code = server.wait(
+        server.start([*worker_argv("resume", store, ledger, run_id, seed), "--tree"], out)
+    )
+    if code != 0:
+        problems.append(f"the last resume exited {code}: {out.read_text()[-3000:]}")
+        return outcome
+    report = read_report(out)
+    outcome.hows.append(report["how"])
+    outcome.tally = check_tree_finished(ref, store, ledger, run_id, before, problems)
+    if report["output"] != ref.output:
+        outcome.tally.wrong_output = 1
+        problems.append(f"output differs:\n  got  {report['output']!r}\n  want {ref.output!r}")
+    return outcome
+
+
+def check_tree_finished(
+    ref: TreeReference,
+    store: str,
+    ledger: Path,
+    parent: str,
+    before: dict[str, list[dict[str, Any]]],
+    problems: list[str],
+) -> TreeTally:
+    """A tree that should now have ended as the reference did: exactly its runs (each
+    child once per parent call and key, none beyond the three), every run ended with
+    the reference's final event (output and usage: the children's usage rolled up
+    once), each journal whole and continuing what was on disk at the last kill, the
+    parent's child_started (with the budgets given, as the reference's) and
+    child_finished once per child, every side effect in the ledger exactly once and
+    the reference's."""
+    tally = TreeTally()
+    runs = all_runs(store)
+    tally.extra_runs = len(set(runs) - set(ref.finals))
+    if set(runs) != set(ref.finals):
+        problems.append(f"runs on disk {sorted(runs)} != the reference's {sorted(ref.finals)}")
+    # Children per (parent, parent call, key), read from each child's run_started.
+    links: Counter[tuple[Any, ...]] = Counter()
+    for rid, (_, events) in runs.items():
+        started = events[0] if events else {}
+        if started.get("parent_run_id") is not None:
+            links[started["parent_run_id"], started["parent_key"], rid.rsplit(".", 1)[1]] += 1
+    tally.duplicate_children = sum(n - 1 for n in links.values())
+    per_parent = Counter(link[0] for link in links)
+    if tally.duplicate_children or per_parent != {parent: len(TREE_CHILDREN)}:
+        problems.append(f"children per (parent, call, key): {dict(links)}")
+    for rid in sorted(set(runs) & set(ref.finals)):
+        status, events = runs[rid]
+        if status != "final":
+            tally.unfinished += 1
+            problems.append(f"run {rid} ended {status!r}")
+        errors, responses, got = check_journal(
+            events, before.get(rid, []), ref.finals[rid], ref.results[rid], problems, f"{rid}: "
+        )
+        tally.errors += errors
+        tally.lost += len(ref.steps[rid] - responses) + len(set(ref.results[rid]) - set(got))
+    tally.unfinished += len(set(ref.finals) - set(runs))
+    _, events = runs.get(parent, ("", []))
+    if child_starts(events) != ref.starts:  # the same children, with the same budgets
+        problems.append(f"child_started {child_starts(events)} != reference {ref.starts}")
+    for kind in ("child_started", "child_finished"):
+        seen = Counter(e["child_run_id"] for e in events if e["type"] == kind)
+        if seen != Counter(set(ref.finals) - {parent}):
+            problems.append(f"the parent's {kind} events: {dict(seen)}")
+    effects = ledger_rows(ledger, "effects")
+    tally.duplicates = check_ledger(effects, ref.effects, problems)
+    tally.lost += len(ref.effects - set(effects))
+    return tally
+
+
+def tree_summary(outcomes: list[TreeOutcome], seconds: float) -> str:
+    kills = [k for o in outcomes for k in o.kills]
+    lines = [
+        f"{len(outcomes)} run trees (a parent, children a and b in parallel, then c), "
+        f"killed {len(kills)} times in all and resumed through the parent, in {seconds:.1f} s"
+    ]
+    writers = Counter(k.writer for k in kills)
+    lines.append(
+        f"kills at a point of the parent: {writers['parent']}, of a child: {writers['child']} "
+        f"({', '.join(f'{p} {n}' for p, n in sorted(Counter(k.point for k in kills).items()))})"
+    )
+    aims = Counter(o.aim for o in outcomes)
+    lines.append(
+        "first kill of each seed aimed at: " + ", ".join(f"{a} {aims[a]}" for a in TREE_AIMS)
+    )
+    lines.append("where the kills landed (read from the journals):")
+    places = Counter(k.place for k in kills)
+    lines += [f"  {n:3d}  {p}" for p, n in sorted(places.items(), key=lambda x: -x[1])]
+    hows = Counter(h.split(":")[0] for o in outcomes for h in o.hows)
+    lines.append(
+        f"processes that ended before their kill point: {sum(o.late for o in outcomes)}; "
+        "the last resume: " + ", ".join(f"{h} x{n}" for h, n in hows.items())
+    )
+    tallies = [o.tally for o in outcomes]
+    lines.append(
+        f"duplicate child runs: {sum(t.duplicate_children for t in tallies)}; runs beyond "
+        f"the tree's: {sum(t.extra_runs for t in tallies)}; duplicate effects: "
+        f"{sum(t.duplicates for t in tallies)}; runs left unfinished: "
+        f"{sum(t.unfinished for t in tallies)}; outputs unlike the uninterrupted run's: "
+        f"{sum(t.wrong_output for t in tallies)}; lost steps: {sum(t.lost for t in tallies)}; "
+        f"error events: {sum(t.errors for t in tallies)}"
+    )
+    return "\n".join(lines)
+
+
+def test_tree_killed_at_random_points_resumed_through_the_parent_is_exactly_once(
+    tmp_path: Path,
+) -> None:
+    began = time.monotonic()
+    seeds = list(range(TREE_SEEDS))
+    outcomes = run_seeds(tree_crash_and_resume, TreeOutcome, seeds, tmp_path, TREE_CONCURRENCY)
+    report = "run trees, SQLite journal: " + tree_summary(outcomes, time.monotonic() - began)
+    _report_or_fail("tree", outcomes, report)
+    kills = [k for o in outcomes for k in o.kills]
+    # Every kill lands (see above): 100, deterministically.
+    assert len(kills) == TREE_SEEDS * TREE_KILLS, report
+    for place, least in MIN_TREE_PLACES.items():
+        landed = sum(1 for k in kills if k.place.startswith(place))
+        assert landed >= least, f"{landed} kills landed {place}... (want {least})\n{report}"

@@ -8,6 +8,7 @@ The multi-process kill test for trees is in `test_crash.py`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -250,3 +251,165 @@ def test_trace_show_prints_the_run_tree(tmp_path: Path) -> None:
     assert tree[2].startswith(f"      {child}.1.0.1") and "leaf · final" in tree[2]
     assert f"↳ child  {child} (middle) started by {run_id}:1:0" in shown.stdout
     assert f"↲ child  {child} ended final" in shown.stdout
+
+
+class _Disk:
+    """A store whose writes stop landing once `lost` is set: what a SIGKILL leaves."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+        self.lost = False
+
+    def write(self, events: Any, run: Any = None, **lease: Any) -> None:
+        if not self.lost:
+            self.inner.write(events, run, **lease)
+
+    def after_restart(self) -> MemoryStore:
+        """What a new process finds: the journals and index rows, no live leases."""
+        store = MemoryStore()
+        for info in self.inner.list_runs(limit=100):
+            store.write(self.inner.events(info.run_id), info)
+        return store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def sibling_tree(store: Any, crash: str | None = None) -> Agent[None, str]:
+    """A lead (max 5 steps) whose one step starts researchers a (2 steps) and b (3
+    steps) in parallel. `crash`: inside b's second tool call, once a has finished,
+    "kill" (the store stops taking writes) or "interrupt" (SystemExit: the loops
+    record what happened so far, as on a cancellation)."""
+    a_done = asyncio.Event()
+
+    @tool
+    async def read_source(name: str) -> str:
+        """Read a source."""
+        await asyncio.sleep(0)  # a real source takes a moment: a and b run side by side
+        if crash is not None and name == "b2":
+            await a_done.wait()
+            if crash == "kill":
+                store.lost = True
+            raise SystemExit(f"{crash} inside child b, after a finished")
+        return f"{name} says figs"
+
+    scripts: dict[str, list[Any]] = {
+        "a": [call("read_source", name="a1"), "a: figs"],
+        "b": [call("read_source", name="b1"), call("read_source", name="b2"), "b: figs"],
+    }
+
+    def researcher(request: Any) -> Any:
+        topic = next(m.content for m in request.messages if m.role == "user").split()[-1]
+        return scripts[topic][sum(1 for m in request.messages if m.role == "assistant")]
+
+    child = Agent(
+        ScriptedModel(researcher), tools=[read_source], name="researcher", store=store, max_steps=10
+    )
+
+    @tool(on_doubt="retry")
+    async def research(ctx: ToolContext, topic: str) -> str:
+        """Delegate research on a topic."""
+        result = await ctx.run_child(child, f"research {topic}", key=topic)
+        if topic == "a":
+            a_done.set()
+        stopped = result.stop.message if result.stop is not None else ""
+        return f"{result.outcome}: {result.output if result.ok else stopped}"
+
+    lead_script = [[call("research", topic="a"), call("research", topic="b")], "never reached"]
+
+    def lead(request: Any) -> Any:
+        return lead_script[sum(1 for m in request.messages if m.role == "assistant")]
+
+    return Agent(
+        ScriptedModel(lead),
+        "You lead.",
+        [research],
+        name="lead",
+        store=store,
+        policy=Policy.allow_all(),
+        budget=Budget(max_steps=5),
+    )
+
+
+def tree_record(store: Store, parent_id: str) -> dict[str, Any]:
+    """What a tree did, without its timestamps: the parent's tool results, its
+    children's budgets and outcomes, each child's status and steps."""
+    events = store.events(parent_id)
+    kids = {e.child_run_id.rsplit(".", 1)[1]: e for e in events if isinstance(e, ChildStarted)}
+    return {
+        "results": sorted(e.result.content for e in events if e.type == "tool_result"),
+        "capped": {k: e.capped for k, e in kids.items()},
+        "finished": sorted(
+            (f.child_run_id.rsplit(".", 1)[1], f.outcome, f.steps)
+            for f in events_of(store, parent_id, ChildFinished)
+        ),
+        "children": {
+            k: (store.get_run(e.child_run_id).status, store.get_run(e.child_run_id).steps)
+            for k, e in kids.items()
+        },
+        "end": [(e.type, e.step) for e in events if e.type in ("budget_stop", "final")],
+    }
+
+
+@pytest.mark.parametrize("crash", ["kill", "interrupt"])
+def test_a_child_resumed_with_its_parent_gets_the_budget_it_started_with(crash: str) -> None:
+    """Regression: a child's budget was capped by what its parallel siblings had used
+    when it started. Uninterrupted, a and b start side by side and each gets the 4 steps
+    the lead has left; resumed, a finished sibling was counted first (re-attached at
+    once, or its child_finished already on record), so b got 4 - 2 and stopped on the
+    budget where it had answered. Now a child is capped by the parent's standing
+    before the step's calls ran (and by earlier children of its own call), the same
+    uninterrupted or resumed, whatever order the siblings finish in."""
+    plain = MemoryStore()
+    uninterrupted = sibling_tree(plain).run_sync("figs?")
+    want = tree_record(plain, uninterrupted.run_id)
+    assert want["capped"] == {"a": {"steps": [10, 4]}, "b": {"steps": [10, 4]}}
+    assert want["children"] == {"a": ("final", 2), "b": ("final", 3)}
+
+    disk = _Disk()
+    with pytest.raises(SystemExit):
+        sibling_tree(disk, crash).run_sync("figs?")
+    store = disk.after_restart()
+    parent_id = next(r.run_id for r in store.list_runs() if r.agent == "lead")
+    recorded = [e.type for e in store.events(parent_id)]
+    # kill: nothing after the step's tool calls reached the lead's journal;
+    # interrupt: a's result and child_finished did.
+    assert ("child_finished" in recorded) == (crash == "interrupt")
+    assert store.get_run(f"{parent_id}.1.1.b").status == (
+        "running" if crash == "kill" else "interrupted"
+    )
+    resumed = sibling_tree(store).resume_sync(parent_id)
+    assert tree_record(store, parent_id) == want
+    assert (resumed.outcome, resumed.steps, resumed.usage) == (
+        uninterrupted.outcome,
+        uninterrupted.steps,
+        uninterrupted.usage,
+    )
+
+
+def test_a_child_driven_by_another_process_is_not_recorded_as_finished() -> None:
+    store = MemoryStore()
+
+    @tool(requires_approval=True)
+    def publish(text: str) -> str:
+        """Publish a text."""
+        return "published"
+
+    child = Agent(
+        ScriptedModel([call("publish", text="figs"), "done"]),
+        tools=[publish],
+        name="writer",
+        store=store,
+    )
+    lead = parent_agent([call("research", topic="figs"), "gave up"], store, child)
+    # The child the lead's first call would start already exists, paused, and another
+    # host holds its lease (a worker elsewhere resuming it).
+    run_id = "lead-run"
+    child_id = f"{run_id}.1.0.1"
+    assert child.run_sync("research figs", run_id=child_id).outcome == "paused"
+    assert store.claim(child_id, "elsewhere:4242:1", 60.0)
+    result = lead.run_sync("figs?", run_id=run_id)
+    message = next(m for m in result.messages if m.role == "tool").content
+    assert "RunLeasedError" in message and "elsewhere:4242:1" in message
+    assert len(events_of(store, run_id, ChildStarted)) == 1
+    assert events_of(store, run_id, ChildFinished) == []  # it is not over: not recorded so

@@ -41,6 +41,7 @@ from pilothouse.exceptions import (
     ConfigurationError,
     RunFinishedError,
     RunNotFoundError,
+    StoreError,
 )
 from pilothouse.messages import Message, Usage
 from pilothouse.policy.engine import Principal
@@ -237,7 +238,9 @@ class ChildRuns:
     """Starts, re-attaches and accounts for the children of one run (see the module)."""
 
     __slots__ = (
+        "_calls",
         "_finished",
+        "_recorded",
         "_rolled",
         "_rolled_steps",
         "_started",
@@ -265,16 +268,37 @@ class ChildRuns:
         # children already on this run's record (a resumed parent must not record twice)
         self._started = {e.child_run_id for e in events if isinstance(e, ChildStarted)}
         self._finished = {e.child_run_id for e in events if isinstance(e, ChildFinished)}
+        # What the recorded children used, by the parent step that started them: a
+        # resumed parent's usage includes them, and its step's children are capped as
+        # they were before any of them finished.
+        self._recorded: dict[int, tuple[int, float, int]] = {}
+        for e in events:
+            if isinstance(e, ChildFinished):
+                tokens, cost, steps = self._recorded.get(e.step, (0, 0.0, 0))
+                self._recorded[e.step] = (
+                    tokens + e.usage.total_tokens,
+                    cost + (e.usage.cost or 0.0),
+                    steps + e.steps,
+                )
         self._rolled: Usage | None = None  # finished children's usage not yet taken
         self._rolled_steps = 0
-        # (step, usage, child steps, started, budget) the parent stood at before its tools
-        self._used: tuple[int, Usage, int, float] = (0, Usage(), 0, time.monotonic())
-
-    def _untaken_steps(self) -> int:
-        return 0 if self._rolled is None else self._rolled_steps
+        # (tokens, cost, steps) of the children each call of this step finished (by index)
+        self._calls: dict[int, tuple[int, float, int]] = {}
+        # (step, tokens, cost, child steps, started) the parent stood at before its tools
+        self._used: tuple[int, int, float, int, float] = (0, 0, 0.0, 0, time.monotonic())
 
     def observe(self, step: int, usage: Usage, child_steps: int, started: float) -> None:
-        self._used = (step, usage, child_steps, started)
+        """The parent's standing before this step's calls run (a resumed step's, less
+        what its children had recorded): every child of the step is capped from it."""
+        tokens, cost, steps = self._recorded.get(step, (0, 0.0, 0))
+        self._used = (
+            step,
+            usage.total_tokens - tokens,
+            (usage.cost or 0.0) - cost,
+            child_steps - steps,
+            started,
+        )
+        self._calls = {}
 
     def take(self) -> tuple[Usage, int] | None:
         rolled = self._rolled
@@ -283,24 +307,31 @@ class ChildRuns:
         self._rolled = None
         return rolled, self._rolled_steps
 
-    def _capped(self, parent: Budget, child: Budget) -> tuple[Budget, dict[str, list[float]]]:
-        """The child's budget, each limit lowered to what remains of the parent's."""
-        step, usage, child_steps, started = self._used
-        if self._rolled is not None:
-            usage = usage + self._rolled
+    def _capped(
+        self, parent: Budget, child: Budget, index: int
+    ) -> tuple[Budget, dict[str, list[float]]]:
+        """The child's budget, each limit lowered to what remains of the parent's.
+
+        What remains is counted from the parent's standing before the step's calls ran,
+        less what the children started earlier by the same call (`index`) used: not
+        what children of the step's other calls used, since which of those finishes
+        first is the scheduler's choice and, on resume, a finished one is re-attached at
+        once. So a child gets the same budget uninterrupted and resumed."""
+        step, tokens, cost, child_steps, started = self._used
+        own_tokens, own_cost, own_steps = self._calls.get(index, (0, 0.0, 0))
         remaining: dict[str, float | None] = {
             "steps": None
             if parent.max_steps is None
-            else max(0, parent.max_steps - step - child_steps - self._untaken_steps()),
+            else max(0, parent.max_steps - step - child_steps - own_steps),
             "tokens": None
             if parent.max_tokens is None
-            else max(0, parent.max_tokens - usage.total_tokens),
+            else max(0, parent.max_tokens - tokens - own_tokens),
             "seconds": None
             if parent.max_seconds is None
             else max(0.0, parent.max_seconds - (time.monotonic() - started)),
             "cost": None
             if parent.max_cost is None
-            else max(0.0, parent.max_cost - (usage.cost or 0)),
+            else max(0.0, parent.max_cost - cost - own_cost),
         }
         own: dict[str, float | None] = {
             "steps": child.max_steps,
@@ -339,7 +370,7 @@ class ChildRuns:
                 f"run_child key {name!r}: use 1-64 letters, digits, '_' or '-'"
             )
         own: RunSpec[Any] = spec_of()
-        budget, capped = self._capped(self.budget, own.budget)
+        budget, capped = self._capped(self.budget, own.budget, context.index)
         spec = dataclasses.replace(own, budget=budget)
         parent_id = context.run_id
         child_id = f"{parent_id}.{context.step}.{context.index}.{name}"
@@ -385,19 +416,26 @@ class ChildRuns:
                 except RunFinishedError:
                     result = finished_result(spec, child_id, self.store.events(child_id))
         except Exception:
-            self._finish(context, child_id, "error", None)
+            # Recorded as finished only if the child's own record says it ended in an
+            # error: a child held by another process (RunLeasedError), interrupted by
+            # an outage or in doubt is not over, and a resumed parent re-attaches to it.
+            if self._ended_in_error(child_id):
+                self._finish(context, child_id, "error", None)
             raise
         if result.outcome != "paused":
             self._finish(context, child_id, result.outcome, result)
         return result
 
+    def _ended_in_error(self, child_id: str) -> bool:
+        try:
+            return self.store.get_run(child_id).status == "error"
+        except StoreError:
+            return False
+
     def _finish(
         self, context: ToolContext[Any], child_id: str, outcome: str, result: RunResult[Any] | None
     ) -> None:
         """Record the child's end on this run once, and roll its usage up."""
-        if child_id in self._finished:
-            return
-        self._finished.add(child_id)
         if result is not None:
             usage, steps = result.usage, result.steps
         else:  # an error: the child's index row has what it used
@@ -406,6 +444,15 @@ class ChildRuns:
                 usage, steps = Usage(info.input_tokens, info.output_tokens, info.cost), info.steps
             except RunNotFoundError:
                 usage, steps = Usage(), 0
+        tokens, cost, used = self._calls.get(context.index, (0, 0.0, 0))  # caps its next
+        self._calls[context.index] = (
+            tokens + usage.total_tokens,
+            cost + (usage.cost or 0.0),
+            used + steps,
+        )
+        if child_id in self._finished:
+            return
+        self._finished.add(child_id)
         if self._rolled is None:
             self._rolled, self._rolled_steps = usage, steps
         else:
