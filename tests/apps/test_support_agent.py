@@ -10,6 +10,7 @@ from pilothouse.apps.support.agent import (
     classify,
     decide,
 )
+from pilothouse.apps.support.deps import SupportDeps
 from pilothouse.apps.support.shop import Shop
 from pilothouse.messages import Message
 from pilothouse.models.scripted import ScriptedModel, call
@@ -78,7 +79,9 @@ async def test_the_inner_model_sees_one_tool_with_grounded_arguments(shop: Shop)
         ]
     )
     agent = build_support_agent(shop, model=RoutedModel(inner, shop), store=MemoryStore())
-    result = await agent.run("I'm ben.adler@example.com, zip 97301. Where is my order A1091?")
+    result = await agent.run(
+        "I'm ben.adler@example.com, zip 97301. Where is my order A1091?", deps=SupportDeps(shop)
+    )
     assert result.output.startswith("Order A1091 is processed: it was placed on 2026-11-17")
     first, second = inner.requests  # the reply was written from the result, not by the model
     assert [t.name for t in first.tools] == ["verify_identity"]
@@ -105,10 +108,12 @@ async def test_refusals_and_missing_facts_become_customer_lines(shop: Shop) -> N
         ]
     )
     agent = build_support_agent(shop, model=RoutedModel(inner, shop), store=MemoryStore())
-    first = await agent.run("cancel my order A1007")  # not verified, no email: ask for it
+    first = await agent.run("cancel my order A1007", deps=SupportDeps(shop))  # ask for it
     assert "email address and the ZIP code" in first.output
     second = await agent.run(
-        "ben.adler@example.com 97301", history=[Message.user("cancel my order A1007")]
+        "ben.adler@example.com 97301",
+        history=[Message.user("cancel my order A1007")],
+        deps=SupportDeps(shop),
     )
     assert second.output == (
         "I'm sorry, I can't do that. That order is not on the verified customer's account."
@@ -120,6 +125,6 @@ async def test_free_model_replies_are_an_option(shop: Shop) -> None:
     agent = build_support_agent(
         shop, model=RoutedModel(inner, shop, replies="model"), store=MemoryStore()
     )
-    result = await agent.run("blorp")
+    result = await agent.run("blorp", deps=SupportDeps(shop))
     assert result.output == "How can I help?"
     assert inner.requests[0].tools == []

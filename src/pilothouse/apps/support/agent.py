@@ -1,6 +1,6 @@
 """The support agent: ten tools, the shop's policy, budgets, and a router for small models.
 
-`build_support_agent(shop)` returns an ordinary `Agent[None, str]`: its tools are the ten
+`build_support_agent(shop)` returns an ordinary `Agent[SupportDeps, str]`: its tools are the ten
 support tools, its policy `policy.yaml`, its journal the given store. With a capable
 model (``model="openai:..."``) the model chooses among all ten tools itself.
 
@@ -66,8 +66,9 @@ from pilothouse.policy.engine import Policy
 from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.journal import Store
 
+from .deps import SupportDeps
 from .shop import PRODUCTS, Shop
-from .tools import make_tools, support_policy
+from .tools import TOOLS, support_policy
 
 _log = logging.getLogger("pilothouse.apps.support")
 
@@ -511,12 +512,12 @@ def build_support_agent(
     policy: Policy | None = None,
     route: bool | None = None,
     budget: Budget | None = None,
-) -> Agent[None, str]:
-    """The support agent over `shop`.
+) -> Agent[SupportDeps, str]:
+    """The support agent over `shop`; each run takes its `SupportDeps` (``deps=``).
 
     `model` defaults to the embedded local model. `route` wraps the model in a
     `RoutedModel`; by default only the embedded model (or any ``local:`` model) is
-    routed. `policy` defaults to the shipped `policy.yaml` bound to `shop`. `budget`
+    routed. `policy` defaults to the shipped `policy.yaml`. `budget`
     defaults to `DEFAULT_BUDGET`: six steps (verify, act, reply and room for one
     retry) and three minutes of wall time per customer message.
     """
@@ -533,9 +534,10 @@ def build_support_agent(
     return Agent(
         model=resolved,
         instructions=INSTRUCTIONS,
-        tools=make_tools(shop),
+        tools=TOOLS,
         name="support",
         budget=budget or DEFAULT_BUDGET,
         store=store,
-        policy=policy if policy is not None else support_policy(shop),
+        policy=policy if policy is not None else support_policy(),
+        deps_type=SupportDeps,
     )
