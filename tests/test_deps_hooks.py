@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,10 +18,12 @@ import pytest
 from pilothouse import Agent, ScriptedModel, call, tool
 from pilothouse.events import ModelRequested, OutputValidated, RunStarted
 from pilothouse.exceptions import ConfigurationError, ModelRetry, OutputValidationError
-from pilothouse.messages import ToolCall
+from pilothouse.messages import Message, ToolCall
 from pilothouse.models.base import ModelRequest, ModelSettings
 from pilothouse.policy import Policy, Rule, RunContext
+from pilothouse.runtime.journal import MemoryStore
 from pilothouse.runtime.step import StepContext, StepOptions
+from pilothouse.testing import assert_replays, record_cassette
 from pilothouse.tools import ToolContext
 
 
@@ -287,3 +290,123 @@ def test_run_started_records_no_deps_and_journal_version_2() -> None:
     started = agent.store.events(result.run_id)[0]
     assert isinstance(started, RunStarted) and started.version == 2
     assert "secret-sku" not in json.dumps(started.to_dict())
+
+
+# ------------------------------------------------------- views, narrowed schemas, answers
+
+
+def windowed(ctx: StepContext[Shop]) -> StepOptions:
+    """Send the last turn only, narrow `item` to what the user wrote, and answer a
+    step after a tool result from that result itself (no model call)."""
+    convo = [m for m in ctx.messages if m.role != "system"]
+    last_user = max(i for i, m in enumerate(convo) if m.role == "user")
+    results = [m for m in convo[last_user:] if m.role == "tool"]
+    if results:
+        return StepOptions(answer=f"In stock: {results[-1].content}.")
+    said = convo[last_user].content
+    items = [w for w in said.replace("?", "").split() if w in ("fig", "apple", "pear")]
+    return StepOptions(
+        tools=["stock_of"],
+        tool_choice="required",
+        messages=[Message.system("Earlier turns were about fruit."), *convo[last_user:]],
+        schemas={
+            "stock_of": {
+                "type": "object",
+                "properties": {"item": {"enum": items}},
+                "required": ["item"],
+            }
+        },
+    )
+
+
+def hooked_agent(replies: list[Any]) -> Agent[Shop, str]:
+    return shop_agent(replies, prepare_step=windowed, store=MemoryStore())
+
+
+HISTORY = [Message.user("Do you sell pears?"), Message.assistant("Yes, we do.")]
+
+
+def test_a_view_a_narrowed_schema_and_an_answer_are_on_the_record() -> None:
+    agent = hooked_agent([call("stock_of", item="fig")])
+    result = agent.run_sync("any fig left?", history=HISTORY, deps=Shop({"fig": 4}))
+    assert result.output == "In stock: 4."
+    model = agent.model
+    assert isinstance(model, ScriptedModel) and len(model.requests) == 1  # step 2: no call
+    sent = model.requests[0]
+    assert [m.content for m in sent.messages] == [
+        "You run a shop.",
+        "Earlier turns were about fruit.",
+        "any fig left?",
+    ]
+    assert sent.tools[0].parameters["properties"]["item"] == {"enum": ["fig"]}
+    events = agent.store.events(result.run_id)
+    asked = [e for e in events if isinstance(e, ModelRequested)]
+    assert asked[0].view is not None and asked[0].view[0] == {
+        "role": "system",
+        "content": "Earlier turns were about fruit.",
+    }
+    assert asked[0].view[1] == 3  # the new input, by its place in the conversation
+    assert asked[0].schemas == {
+        "stock_of": {
+            "type": "object",
+            "properties": {"item": {"enum": ["fig"]}},
+            "required": ["item"],
+        }
+    }
+    # What the journal says was sent is exactly what the model received.
+    started = events[0]
+    assert isinstance(started, RunStarted)
+    full = started.context() + asked[0].new_messages
+    assert asked[0].sent(full) == sent.messages
+    answered = [e for e in events if e.type == "model_response"][-1]
+    assert asked[1].answered and answered.response.model == "prepare_step"  # type: ignore[attr-defined]
+
+
+def test_a_hooked_run_replays_from_its_cassette(tmp_path: Path) -> None:
+    path = tmp_path / "hooked.jsonl"
+    record_cassette(
+        hooked_agent([call("stock_of", item="fig")]),
+        "any fig left?",
+        path,
+        history=HISTORY,
+        deps=Shop({"fig": 4}),
+    )
+    report = assert_replays(hooked_agent([]), path, deps=Shop({"fig": 4}))
+    assert report.steps == 1 and report.outcome == "final"  # one model call; one hook answer
+
+
+def test_a_changed_hook_view_is_a_replay_divergence(tmp_path: Path) -> None:
+    path = tmp_path / "hooked.jsonl"
+    record_cassette(
+        hooked_agent([call("stock_of", item="fig")]), "any fig left?", path, deps=Shop({"fig": 4})
+    )
+
+    def other_view(ctx: StepContext[Shop]) -> StepOptions:
+        options = windowed(ctx)
+        if options.messages is None:
+            return options
+        return StepOptions(
+            tools=options.tools,
+            tool_choice=options.tool_choice,
+            messages=[Message.system("A different summary."), *options.messages[1:]],
+            schemas=options.schemas,
+        )
+
+    changed = shop_agent([], prepare_step=other_view, store=MemoryStore())
+    with pytest.raises(AssertionError, match="differs"):
+        assert_replays(changed, path, deps=Shop({"fig": 4}))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (StepOptions(tools=["verify"], schemas={"stock_of": {"type": "object"}}), "not offered"),
+        (StepOptions(schemas={"stock_of": {"type": "array"}}), "schema of an object"),
+        (StepOptions(messages=["hi"]), "Message objects"),  # type: ignore[list-item]
+        (StepOptions(answer=42), "answer must be text"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_views_schemas_and_answers_are_clear_errors(options: StepOptions, message: str) -> None:
+    agent = shop_agent(["never"], prepare_step=lambda ctx: options)
+    with pytest.raises(ConfigurationError, match=message):
+        agent.run_sync("hi", deps=Shop({}))

@@ -475,7 +475,7 @@ class Agent(Generic[DepsT, OutputT]):
         spec = self.run_spec()
         if spec.prepare_step is None:
             return self.render_prompt(input)
-        request, _, _ = await hooked_request(
+        request, _, _, _ = await hooked_request(
             spec, "render", 1, spec.initial_messages(input), Usage(), deps
         )
         return self.model.render(request)

@@ -127,6 +127,23 @@ class ModelRequested(Event):
     # instead of the run's, and the sampling settings sent (`ModelSettings` fields).
     instructions: str | None = None
     settings: dict[str, Any] | None = None
+    # The conversation the hook sent after the system prompt, when it sent a view: the
+    # position of each message in the run's conversation, or a message of its own.
+    view: list[int | dict[str, Any]] | None = None
+    # Tool parameters the hook narrowed for this step (tool name -> JSON schema).
+    schemas: dict[str, dict[str, Any]] | None = None
+    # The hook answered this step itself: the model was not called (see the response).
+    answered: bool = False
+
+    def sent(self, messages: Sequence[Message]) -> list[Message]:
+        """The messages this request sent, given the run's conversation up to it."""
+        head = list(messages[:1]) if messages and messages[0].role == "system" else []
+        body = list(messages[len(head) :])
+        if self.view is not None:
+            body = [messages[v] if isinstance(v, int) else Message.from_dict(v) for v in self.view]
+        if self.instructions is not None:
+            head = [Message.system(self.instructions)] if self.instructions else []
+        return [*head, *body]
 
     def data(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -138,6 +155,12 @@ class ModelRequested(Event):
             d["instructions"] = self.instructions
         if self.settings is not None:
             d["settings"] = self.settings
+        if self.view is not None:
+            d["view"] = self.view
+        if self.schemas is not None:
+            d["schemas"] = self.schemas
+        if self.answered:
+            d["answered"] = True
         return d
 
 
@@ -408,6 +431,9 @@ def event_from_dict(d: dict[str, Any]) -> Event:
             tool_choice=d.get("tool_choice", "auto"),
             instructions=d.get("instructions"),
             settings=d.get("settings"),
+            view=d.get("view"),
+            schemas=d.get("schemas"),
+            answered=d.get("answered", False),
         )
     if cls is ModelResponded:
         return ModelResponded(

@@ -61,6 +61,7 @@ def assert_replays(
     *,
     live_tools: bool = False,
     principal: Principal | None = None,
+    deps: Any = None,
 ) -> ReplayReport:
     """Replay `cassette` (a JSON Lines journal) with `agent`; raise AssertionError if it diverges.
 
@@ -68,7 +69,8 @@ def assert_replays(
     agent's read-only tools for real and compares their results too. A cassette
     that cannot be read raises `StoreError` naming the file and line.
     """
-    return _check(replay(agent, cassette, live_tools=live_tools, principal=principal), cassette)
+    report = replay(agent, cassette, live_tools=live_tools, principal=principal, deps=deps)
+    return _check(report, cassette)
 
 
 async def assert_replays_async(
@@ -77,9 +79,12 @@ async def assert_replays_async(
     *,
     live_tools: bool = False,
     principal: Principal | None = None,
+    deps: Any = None,
 ) -> ReplayReport:
     """`assert_replays` for async tests (inside a running event loop)."""
-    report = await replay_async(agent, cassette, live_tools=live_tools, principal=principal)
+    report = await replay_async(
+        agent, cassette, live_tools=live_tools, principal=principal, deps=deps
+    )
     return _check(report, cassette)
 
 
@@ -90,6 +95,7 @@ def record_cassette(
     *,
     history: Sequence[Message] = (),
     principal: Principal | None = None,
+    deps: Any = None,
 ) -> RunResult[Any]:
     """Run `agent` on `input` for real and write the run's journal to `path`.
 
@@ -97,6 +103,6 @@ def record_cassette(
     pauses for a person is recorded up to the pause (resume it, then export again with
     `export_journal` to record the decisions). Returns the run's result.
     """
-    result = agent.run_sync(input, history=history, principal=principal)
+    result = agent.run_sync(input, history=history, principal=principal, deps=deps)
     export_journal(agent.store, result.run_id, path)
     return result

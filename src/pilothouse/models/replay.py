@@ -65,13 +65,15 @@ def exchanges_from_events(
 
     The request is the run's context (`RunStarted.context`: for a session's turn,
     `session` holds the session messages it saw) followed by every `new_messages`
-    so far, with the system prompt a step hook sent instead of the run's. A step
+    so far, as a step hook shaped it (`ModelRequested.sent`); steps a hook answered
+    itself are not model calls and are left out. A step
     asked twice (a run resumed after a crash before the answer) counts once, with
     the request that was answered.
     """
     messages: list[Message] = []
     sent: list[Message] = []
     tools: list[str] = []
+    answered = False
     out: list[Exchange] = []
     for event in events:
         if isinstance(event, RunStarted):
@@ -79,11 +81,10 @@ def exchanges_from_events(
         elif isinstance(event, ModelRequested):
             messages.extend(event.new_messages)
             tools = list(event.tools)
-            sent = messages
-            if event.instructions is not None:
-                rest = messages[1:] if messages and messages[0].role == "system" else messages
-                sent = [Message.system(event.instructions), *rest] if event.instructions else rest
-        elif isinstance(event, ModelResponded):
+            answered = event.answered  # a hook's own answer: no model call to replay
+            plain = event.view is None and event.instructions is None
+            sent = messages if plain else event.sent(messages)
+        elif isinstance(event, ModelResponded) and not answered:
             out.append(Exchange(event.step, list(sent), tools, event.response))
     return out
 

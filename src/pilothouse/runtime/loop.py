@@ -79,6 +79,8 @@ if TYPE_CHECKING:
     from pilothouse.actions.base import ActionFormat
 
 _log = logging.getLogger("pilothouse.loop")
+# `ModelResponse.model` of a step a `prepare_step` hook answered itself (no model call).
+HOOK_ANSWER = "prepare_step"
 _EMPTY_REPLY = "Your reply was empty. Either call one of the tools or give your final answer."
 
 
@@ -489,8 +491,9 @@ async def _run_loop(
                             tools=tool_names,
                         )
                     )
+                    answer = None
                 else:
-                    request, asked, offered = await hooked_request(
+                    request, asked, offered, answer = await hooked_request(
                         spec, run_id, step, messages, usage, deps
                     )
                     asked.new_messages = messages[reported:]
@@ -502,12 +505,17 @@ async def _run_loop(
                     )
                 reported = len(messages)
                 began = time.perf_counter()
-                asking = _ask(spec.model, request, on_text)
-                response = await (
-                    asking
-                    if spec.budget.max_seconds is None
-                    else _within(spec.budget, started, asking)
-                )
+                if answer is None:
+                    asking = _ask(spec.model, request, on_text)
+                    response = await (
+                        asking
+                        if spec.budget.max_seconds is None
+                        else _within(spec.budget, started, asking)
+                    )
+                else:  # the application answered this step itself (on the record)
+                    response = ModelResponse(answer, model=HOOK_ANSWER)
+                    if on_text is not None:
+                        on_text(answer)
                 usage += response.usage
                 journal.emit(
                     ModelResponded(
@@ -528,7 +536,7 @@ async def _run_loop(
                 if c.parse_error is not None:
                     calls = _repair_native(spec, calls, aliases)
                     break
-            if text_format is not None and not calls:
+            if text_format is not None and not calls and response.model != HOOK_ANSWER:
                 parsed = text_format.parse(text, step_specs, aliases)
                 if parsed.kind == "tool_call":
                     calls = parsed.tool_calls()
@@ -559,7 +567,7 @@ async def _run_loop(
                     messages.append(Message.assistant(text))
                     messages.append(Message.user(_corrective(parsed.reason, text_format.name)))
                     continue
-            if text_format is not None:
+            if text_format is not None and response.model != HOOK_ANSWER:
                 messages.append(Message.assistant(response.text))  # the action stays text
             else:
                 messages.append(Message.assistant(text, calls))
@@ -715,13 +723,14 @@ async def hooked_request(
     messages: list[Message],
     usage: Usage,
     deps: Any,
-) -> tuple[ModelRequest, ModelRequested, list[str] | None]:
+) -> tuple[ModelRequest, ModelRequested, list[str] | None, str | None]:
     """The request of a step shaped by the agent's `prepare_step` hook, and its record.
 
-    The `model_request` event records what the hook changed (the tools offered, the
-    system prompt, the tool choice, the settings), so the journal holds the request
-    the model received. Returns (request, event without its new messages, the
-    offered tool names or None for all).
+    The `model_request` event records what the hook changed (the tools offered and
+    their narrowed schemas, the system prompt, the view of the conversation sent, the
+    tool choice, the settings, an answer given without the model), so the journal
+    holds the request the model received. Returns (request, event without its new
+    messages, the offered tool names or None for all, the hook's answer or None).
     """
     assert spec.prepare_step is not None
     context = StepContext(run_id, step, messages, usage, deps, spec.tools)
@@ -730,13 +739,21 @@ async def hooked_request(
         options = StepOptions()
     offered = None if options.tools is None else list(dict.fromkeys(options.tools))
     tools = list(spec.tools.values()) if offered is None else [spec.tools[n] for n in offered]
-    specs = [t.spec() for t in tools]
-    sent = messages
+    narrowed = {k: dict(v) for k, v in (options.schemas or {}).items()}
+    specs = [
+        t.spec() if t.name not in narrowed else ToolSpec(t.name, t.description, narrowed[t.name])
+        for t in tools
+    ]
+    head = messages[:1] if messages and messages[0].role == "system" else []
+    body: Sequence[Message] = messages[len(head) :]
+    view: list[int | dict[str, Any]] | None = None
+    if options.messages is not None:
+        body, view = list(options.messages), _view(messages, options.messages)
     system: str | None = None
     if options.instructions is not None or (offered is not None and spec.action_format):
         system = spec.system_prompt(options.instructions, tools)
-        rest = messages[1:] if messages and messages[0].role == "system" else messages
-        sent = [Message.system(system), *rest] if system else list(rest)
+        head = [Message.system(system)] if system else []
+    sent = messages if view is None and system is None else [*head, *body]
     settings = _capped(spec, usage, options.settings)
     choice = options.tool_choice or "auto"
     request = ModelRequest(
@@ -754,8 +771,18 @@ async def hooked_request(
         tool_choice=choice,
         instructions=system,
         settings=None if options.settings is None else _settings_dict(settings),
+        view=view,
+        schemas=narrowed or None,
+        answered=options.answer is not None,
     )
-    return request, event, offered
+    return request, event, offered, options.answer
+
+
+def _view(messages: Sequence[Message], sent: Sequence[Message]) -> list[int | dict[str, Any]]:
+    """How the journal records the messages a hook sent: the position of each one that
+    is a message of the conversation (the same object), the message itself otherwise."""
+    position = {id(m): i for i, m in enumerate(messages)}
+    return [position[id(m)] if id(m) in position else m.to_dict() for m in sent]
 
 
 def _settings_dict(settings: ModelSettings) -> dict[str, Any]:

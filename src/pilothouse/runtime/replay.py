@@ -667,6 +667,7 @@ async def replay_async(
     *,
     live_tools: bool = False,
     principal: Principal | None = None,
+    deps: Any = None,
 ) -> ReplayReport:
     """`replay` for code inside an event loop."""
     events = (
@@ -701,13 +702,18 @@ async def replay_async(
             run_id=rec.run_id,
             subscribers=[tracker],
             principal=principal,
+            deps=deps,
         )
         while result.outcome == "paused" and tracker.first is None:
             decisions = rec.decisions([p.key for p in result.pending])
             if not decisions:
                 break
             result = await clone.resume(
-                rec.run_id, approvals=decisions, subscribers=[tracker], principal=principal
+                rec.run_id,
+                approvals=decisions,
+                subscribers=[tracker],
+                principal=principal,
+                deps=deps,
             )
         report.outcome = result.outcome
         if result.outcome == "paused" and tracker.first is None:
@@ -747,13 +753,15 @@ def replay(
     *,
     live_tools: bool = False,
     principal: Principal | None = None,
+    deps: Any = None,
 ) -> ReplayReport:
     """Run `agent` against a recorded run (events, or a JSON Lines file) and compare.
 
     The model and, unless `live_tools`, every tool are answered from the recording;
     `live_tools=True` runs read-only tools for real and compares their results.
     The run acts for the principal the recording names (runs journaled before
-    principals were recorded need `principal`).
+    principals were recorded need `principal`). `deps` are the run's dependencies
+    (not journaled: a hook or tool that reads them gets them again here).
     Never touches the world: the run is journaled in a `MemoryStore` under the
     recorded run id, side-effecting tools are always served. Returns a
     `ReplayReport`; raises `StoreError` for a journal that cannot be replayed.
@@ -762,7 +770,7 @@ def replay(
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(
-            replay_async(agent, recording, live_tools=live_tools, principal=principal)
+            replay_async(agent, recording, live_tools=live_tools, principal=principal, deps=deps)
         )
     raise ConfigurationError(
         "replay() was called inside a running event loop; use `await replay_async(...)`"

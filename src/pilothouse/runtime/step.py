@@ -56,13 +56,22 @@ class StepOptions:
     answered "not available at this step", never run); `instructions`: the system
     prompt for this step instead of the agent's; `tool_choice`: ``"required"`` makes
     the model call a tool, ``"none"`` makes it answer; `settings`: sampling settings
-    for this step.
+    for this step; `messages`: the conversation sent after the system prompt (a view
+    built from `ctx.messages`, such as the last turns: nothing is deleted, and the
+    journal records which messages were sent); `schemas`: tool parameters narrowed
+    for this step (tool name -> JSON schema, such as an ``enum`` of the ids the user
+    wrote; the tool still validates against its own schema); `answer`: the step's
+    reply, written by the application without calling the model (journaled as the
+    step's response, from model ``"prepare_step"``).
     """
 
     tools: Sequence[str] | None = None
     instructions: str | None = None
     tool_choice: ToolChoice | None = None
     settings: ModelSettings | None = None
+    messages: Sequence[Message] | None = None
+    schemas: Mapping[str, Mapping[str, Any]] | None = None
+    answer: str | None = None
 
 
 PrepareStep = Callable[[StepContext[Any]], "StepOptions | Awaitable[StepOptions | None] | None"]
@@ -92,6 +101,20 @@ def check_options(options: Any, tools: Mapping[str, Tool]) -> StepOptions | None
         )
     if options.tool_choice == "required" and options.tools is not None and not options.tools:
         raise ConfigurationError("prepare_step: tool_choice='required' with no tools offered")
+    offered = set(tools if options.tools is None else options.tools)
+    for name, schema in (options.schemas or {}).items():
+        if name not in offered:
+            raise ConfigurationError(f"prepare_step: a schema for {name!r}, which is not offered")
+        if not isinstance(schema, Mapping) or schema.get("type", "object") != "object":
+            raise ConfigurationError(
+                f"prepare_step: the schema for {name!r} must be a JSON schema of an object"
+            )
+    if options.messages is not None and not all(isinstance(m, Message) for m in options.messages):
+        raise ConfigurationError("prepare_step: messages must be Message objects")
+    if options.answer is not None and not isinstance(options.answer, str):
+        raise ConfigurationError(
+            f"prepare_step: answer must be text, not {type(options.answer).__name__}"
+        )
     return options
 
 
