@@ -33,7 +33,7 @@ HANDOVER_RE = re.compile(
 
 def factory(*replies: Any) -> Callable[[Shop, Store], Agent[SupportDeps, str]]:
     model = ScriptedModel(list(replies))
-    return lambda shop, store: build_support_agent(shop, model=model, store=store)
+    return lambda shop, store: build_support_agent(model=model, store=store)
 
 
 def desk(tmp_path: Path, *replies: Any) -> Desk:
@@ -140,7 +140,7 @@ async def test_a_model_failure_escalates_and_keeps_the_conversation(tmp_path: Pa
         tmp_path / "shop.db",
         str(tmp_path / "journal.db"),
         agent_factory=lambda shop, store: build_support_agent(
-            shop, model=ScriptedModel(broken), store=store
+            model=ScriptedModel(broken), store=store
         ),
     )
     conv = await d.open()

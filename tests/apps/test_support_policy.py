@@ -27,9 +27,7 @@ class Support:
     """A support agent on scripted replies, and the deps its runs get (over `shop`)."""
 
     def __init__(self, shop: Shop, *replies: Any) -> None:
-        self.agent = build_support_agent(
-            shop, model=ScriptedModel(list(replies)), store=MemoryStore()
-        )
+        self.agent = build_support_agent(model=ScriptedModel(list(replies)), store=MemoryStore())
         self.store = self.agent.store
         self.deps = SupportDeps(shop)
 

@@ -43,7 +43,7 @@ def open_desk(tmp_path: Path, model: Any) -> Desk:
     return Desk(
         tmp_path / "shop.db",
         str(tmp_path / "journal.db"),
-        agent_factory=lambda shop, store: build_support_agent(shop, model=model, store=store),
+        agent_factory=lambda shop, store: build_support_agent(model=model, store=store),
     )
 
 

@@ -393,7 +393,7 @@ class Desk:
             else:
                 from .agent import build_support_agent
 
-                self._agent = build_support_agent(self.shop, model=self._model, store=self.store)
+                self._agent = build_support_agent(model=self._model, store=self.store)
         return self._agent
 
     def shutdown(self) -> None:
@@ -563,7 +563,8 @@ class Desk:
         """The earlier conversation for the agent: customer, agent and human messages.
 
         A verified conversation starts with a note naming the customer, in the same
-        words the verification tool uses, so the agent (and a routing model) knows.
+        words the verification tool uses, so the model knows (the policy and the router
+        read the run's deps, not this note).
         """
         out: list[Message] = []
         if conv.customer_id:
