@@ -80,9 +80,9 @@ def test_journal_contents_reconstruct_the_conversation() -> None:
     assert isinstance(started, RunStarted)
     assert (started.input, started.model, started.tools) == ("b?", "scripted", ["lookup"])
     requested = [e for e in events if isinstance(e, ModelRequested)]
-    # The run's context (its system prompt, recorded once on run_started), then the
-    # concatenation of every request's new messages, is the full conversation.
-    assert [m.role for m in requested[0].new_messages] == ["user"]
+    # The run's context (its system prompt and input, recorded once on run_started),
+    # then the concatenation of every request's new messages, is the full conversation.
+    assert requested[0].new_messages == []
     rebuilt = started.context() + [m for e in requested for m in e.new_messages]
     assert rebuilt == result.messages[: len(rebuilt)]
     tool_call = next(e for e in events if isinstance(e, ToolCalled))

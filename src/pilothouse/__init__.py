@@ -17,14 +17,19 @@ if TYPE_CHECKING:
     from pilothouse.exceptions import (
         ApprovalError,
         BudgetExceeded,
+        ChildRunError,
         ConfigurationError,
         LoopDetected,
         ModelError,
+        ModelRetry,
         OutputValidationError,
         PilothouseError,
         ReplayDivergence,
         RunPaused,
         RunStopped,
+        SessionBusyError,
+        SessionExistsError,
+        SessionNotFoundError,
         ToolError,
     )
     from pilothouse.messages import Message, ToolCall, ToolResult, Usage
@@ -43,6 +48,8 @@ if TYPE_CHECKING:
     from pilothouse.runtime.budget import Budget
     from pilothouse.runtime.journal import MemoryStore, SQLiteStore, open_store
     from pilothouse.runtime.loop import PendingRequest, RunResult
+    from pilothouse.runtime.session import Session, SessionInfo, SessionMessage
+    from pilothouse.runtime.step import StepContext, StepOptions
     from pilothouse.tools import Tool, ToolContext, ask_human, tool
 
 _EXPORTS: dict[str, str] = {
@@ -51,13 +58,18 @@ _EXPORTS: dict[str, str] = {
     "ApprovalError": "pilothouse.exceptions",
     "BudgetExceeded": "pilothouse.exceptions",
     "ConfigurationError": "pilothouse.exceptions",
+    "ChildRunError": "pilothouse.exceptions",
     "LoopDetected": "pilothouse.exceptions",
     "ModelError": "pilothouse.exceptions",
+    "ModelRetry": "pilothouse.exceptions",
     "OutputValidationError": "pilothouse.exceptions",
     "PilothouseError": "pilothouse.exceptions",
     "ReplayDivergence": "pilothouse.exceptions",
     "RunPaused": "pilothouse.exceptions",
     "RunStopped": "pilothouse.exceptions",
+    "SessionBusyError": "pilothouse.exceptions",
+    "SessionExistsError": "pilothouse.exceptions",
+    "SessionNotFoundError": "pilothouse.exceptions",
     "ToolError": "pilothouse.exceptions",
     "Message": "pilothouse.messages",
     "ToolCall": "pilothouse.messages",
@@ -82,6 +94,11 @@ _EXPORTS: dict[str, str] = {
     "open_store": "pilothouse.runtime.journal",
     "PendingRequest": "pilothouse.runtime.loop",
     "RunResult": "pilothouse.runtime.loop",
+    "Session": "pilothouse.runtime.session",
+    "SessionInfo": "pilothouse.runtime.session",
+    "SessionMessage": "pilothouse.runtime.session",
+    "StepContext": "pilothouse.runtime.step",
+    "StepOptions": "pilothouse.runtime.step",
     "Tool": "pilothouse.tools",
     "ToolContext": "pilothouse.tools",
     "ask_human": "pilothouse.tools",
@@ -93,6 +110,7 @@ __all__ = [
     "ApprovalError",
     "Budget",
     "BudgetExceeded",
+    "ChildRunError",
     "ConfigurationError",
     "Decision",
     "Event",
@@ -104,6 +122,7 @@ __all__ = [
     "ModelError",
     "ModelRequest",
     "ModelResponse",
+    "ModelRetry",
     "ModelSettings",
     "OpenAIModel",
     "OutputValidationError",
@@ -118,6 +137,14 @@ __all__ = [
     "RunStopped",
     "SQLiteStore",
     "ScriptedModel",
+    "Session",
+    "SessionBusyError",
+    "SessionExistsError",
+    "SessionInfo",
+    "SessionMessage",
+    "SessionNotFoundError",
+    "StepContext",
+    "StepOptions",
     "Tool",
     "ToolCall",
     "ToolContext",

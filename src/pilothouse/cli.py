@@ -5,6 +5,7 @@
     pilothouse trace show RUN_ID
     pilothouse trace export RUN_ID -o FILE.jsonl
     pilothouse replay RUN_ID|FILE.jsonl [--tools module:attr] [--live-tools]
+    pilothouse sessions list | show SESSION_ID | export SESSION_ID
     pilothouse --version
 
 Errors print one clear line on stderr and exit with status 1 (2 for usage errors).
@@ -366,9 +367,10 @@ def trace_show(
     ] = False,
 ) -> None:
     """Show every event of one run."""
+    from pilothouse.events import RunStarted
     from pilothouse.exceptions import PilothouseError
     from pilothouse.runtime.journal import open_store
-    from pilothouse.trace import describe
+    from pilothouse.trace import describe, walk_tree
 
     try:
         s = open_store(store)
@@ -384,6 +386,19 @@ def trace_show(
         f"[bold]run {info.run_id}[/] · status {info.status} · {info.steps} steps · "
         f"{info.input_tokens + info.output_tokens} tokens"
     )
+    started = events[0] if events and isinstance(events[0], RunStarted) else None
+    if started is not None and started.parent_run_id:
+        out.print(f"[dim]child of {started.parent_run_id} (root {started.root_run_id})[/]")
+    tree = list(walk_tree(s, run_id))
+    if len(tree) > 1:
+        out.print("[bold]run tree[/]")
+        for depth, node in tree:
+            try:
+                child = s.get_run(node)
+                what = f"{child.agent} · {child.status} · {child.steps} steps"
+            except PilothouseError:
+                what = "not started"
+            out.print(f"  {'  ' * depth}{escape(node)}  [dim]{escape(what)}[/]")
     for e in events:
         out.print(f"[dim]{e.seq:>3} s{e.step}[/] {escape(describe(e, limit=400))}")
 
@@ -693,6 +708,121 @@ def _eval_compare(path_a: str, path_b: str) -> None:
     for m, ra, rb in totals:
         out.print(f"total {escape(m)}: {ra * 100:.0f}% → {rb * 100:.0f}%")
     out.print(f"{len(regressed)} regressed, {len(improved)} improved, {len(same)} unchanged")
+
+
+# --- sessions: `pilothouse sessions list|show|export` (self-contained block) -------------
+
+sessions_app = typer.Typer(
+    help="Read conversations (sessions) from the journal.", no_args_is_help=True
+)
+app.add_typer(sessions_app, name="sessions")
+
+
+def _when(ts: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _short(text: str, limit: int) -> str:
+    """`text` on one line, cut to `limit` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _message_line(message: Any) -> str:
+    """A session message in a few words: its text, the calls it makes, what it answers."""
+    text = message.content
+    if message.tool_calls:
+        calls = ", ".join(
+            f"{c.name}({json.dumps(c.arguments, ensure_ascii=False)})" for c in message.tool_calls
+        )
+        text = f"{text} → {calls}" if text else f"→ {calls}"
+    if message.role == "tool":
+        text = f"{message.name or '?'}: {text}"
+    return _short(text, 100)
+
+
+@sessions_app.command("list")
+def sessions_list(
+    limit: Annotated[
+        int, typer.Option(help="How many sessions to show, most recently updated first.")
+    ] = 20,
+    store: StoreOption = None,
+) -> None:
+    """List sessions, most recently updated first."""
+    from pilothouse.exceptions import PilothouseError
+    from pilothouse.runtime.journal import open_store
+
+    try:
+        sessions = open_store(store).list_sessions(limit)
+    except (PilothouseError, ValueError) as exc:
+        _fail(str(exc))
+    if not sessions:
+        out.print("no sessions recorded yet")
+        return
+    table = Table("session id", "created", "updated", "messages", "metadata")
+    for info in sessions:
+        metadata = json.dumps(info.metadata, ensure_ascii=False) if info.metadata else ""
+        table.add_row(
+            escape(info.session_id),
+            _when(info.created),
+            _when(info.updated),
+            str(info.messages),
+            escape(_short(metadata, 60)),
+        )
+    out.print(table)
+
+
+@sessions_app.command("show")
+def sessions_show(
+    session_id: Annotated[str, typer.Argument(help="The session to show (see `sessions list`).")],
+    start: Annotated[int, typer.Option(help="The first message to show (its seq).")] = 0,
+    limit: Annotated[
+        int | None, typer.Option(help="How many messages to show (default: all).")
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Show a session's messages, one line each: seq, role (and author), text, run."""
+    from pilothouse.exceptions import PilothouseError
+    from pilothouse.runtime.session import Session
+
+    try:
+        session = Session.open(store, session_id)
+        info = session.info()
+        messages = session.messages(start, limit)
+    except (PilothouseError, ValueError) as exc:
+        _fail(str(exc))
+    out.print(
+        f"[bold]session {escape(info.session_id)}[/] · {info.messages} messages · "
+        f"updated {_when(info.updated)}"
+    )
+    if not messages:
+        out.print(f"no messages from seq {start}")
+        return
+    for m in messages:
+        who = m.message.role + (f"/{m.author}" if m.author else "")
+        out.print(
+            f"[dim]{m.seq:>4}[/] {escape(who):<16} {escape(_message_line(m.message))}"
+            f"  [dim]{escape(m.run_id or '-')}[/]",
+            soft_wrap=True,
+        )
+
+
+@sessions_app.command("export")
+def sessions_export(
+    session_id: Annotated[str, typer.Argument(help="The session to export (see `sessions list`).")],
+    store: StoreOption = None,
+) -> None:
+    """Print a whole session as JSON: its record, every message, its runs."""
+    from pilothouse.exceptions import PilothouseError
+    from pilothouse.runtime.session import Session
+
+    try:
+        data = Session.open(store, session_id).export()
+    except (PilothouseError, ValueError) as exc:
+        _fail(str(exc))
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 # --- policy: `pilothouse policy lint|check` (self-contained block) -----------------------

@@ -70,19 +70,20 @@ class RunStarted(Event):
     # (its context; the session's later messages belong to later turns).
     session_id: str | None = None
     session_upto: int = 0
-    # 1: `history` was also repeated in the first `model_request`; 2: the context
-    # (history or session view) is recorded once, here, and not in `new_messages`.
+    # 1: the first `model_request` repeated the system prompt, `history` and input;
+    # 2: they are recorded once, here (see `context`), and not in `new_messages`.
     version: int = 1
 
     def context(self, session: Sequence[Message] = ()) -> list[Message]:
-        """The messages the run's first request began with that no `model_request`
-        repeats: the system prompt and the earlier conversation (`history`, or the
-        session's first `session_upto` messages, which the caller reads from the
-        store). Empty for a version-1 journal, whose first request carries them."""
+        """The messages the run's first request sent that no `model_request` repeats:
+        the system prompt, the earlier conversation (`history`, or the session's first
+        `session_upto` messages, which the caller reads from the store) and the input.
+        Empty for a version-1 journal, whose first request carries them all."""
         if self.version < 2:
             return []
         head = [Message.system(self.instructions)] if self.instructions else []
-        return head + list(session if self.session_id is not None else self.history)
+        earlier = session if self.session_id is not None else self.history
+        return [*head, *earlier, Message.user(self.input)]
 
     def data(self) -> dict[str, Any]:
         d: dict[str, Any] = {

@@ -98,6 +98,33 @@ class LeaseLostError(StoreError):
     this process stopped driving the run without writing anything more into it."""
 
 
+class SessionNotFoundError(StoreError):
+    """No session with the given id exists in the store (`session_id` names it)."""
+
+    def __init__(self, message: str, *, session_id: str):
+        super().__init__(message)
+        self.session_id = session_id
+
+
+class SessionExistsError(StoreError):
+    """`create_session` was given the id of a session the store already has: ids are
+    chosen by the caller, and two conversations must never share one."""
+
+    def __init__(self, message: str, *, session_id: str):
+        super().__init__(message)
+        self.session_id = session_id
+
+
+class SessionBusyError(StoreError):
+    """A turn of the session could not begin: another run of it (`run_id`) holds a live
+    lease, so two turns would append to the same conversation at once. Nothing was
+    written. Wait for that run to end, or resume or settle it if its process died."""
+
+    def __init__(self, message: str, *, session_id: str, run_id: str):
+        super().__init__(message)
+        self.session_id, self.run_id = session_id, run_id
+
+
 class RunInterrupted(PilothouseError):
     """The run stopped before its end without a decision about it: its journal could
     not be written (the store stayed down through every retry), or its process was

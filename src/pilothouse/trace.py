@@ -7,12 +7,15 @@ never prints.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from pilothouse.events import (
     ApprovalGiven,
     ApprovalRequested,
     BudgetStopped,
+    ChildFinished,
+    ChildStarted,
     ErrorOccurred,
     Event,
     FinalOutput,
@@ -24,6 +27,9 @@ from pilothouse.events import (
     ToolCalled,
     ToolReturned,
 )
+
+if TYPE_CHECKING:
+    from pilothouse.runtime.journal import Store
 
 
 def _short(value: Any, limit: int = 160) -> str:
@@ -43,12 +49,28 @@ def describe(event: Event, *, limit: int = 160) -> str:
     """One line saying what happened, e.g. ``tool_call  lookup(key="a")``."""
     if isinstance(event, RunStarted):
         tools = ", ".join(event.tools) or "no tools"
-        return f"run {event.run_id} · agent {event.agent} · model {event.model} · {tools}"
+        head = f"run {event.run_id} · agent {event.agent} · model {event.model} · {tools}"
+        return f"{head} · input: {_short(event.input, 60)}"
     if isinstance(event, ModelRequested):
         new = " | ".join(
             f"{m.role}: {_short(m.content, 60)}" for m in event.new_messages if m.content
         )
-        return f"→ model  +{len(event.new_messages)} message(s)" + (f"  {new}" if new else "")
+        hooked = []
+        if event.instructions is not None:
+            hooked.append("own instructions")
+        if event.view is not None:
+            hooked.append(f"view of {len(event.view)} message(s)")
+        if event.schemas:
+            hooked.append(f"narrowed {', '.join(event.schemas)}")
+        if event.tool_choice != "auto":
+            hooked.append(f"tool_choice {event.tool_choice}")
+        if event.answered:
+            hooked.append("answered by the hook")
+        hook = (
+            f"  [step hook: {'; '.join(hooked)}; tools {', '.join(event.tools)}]" if hooked else ""
+        )
+        head = f"→ model  +{len(event.new_messages)} message(s)"
+        return head + (f"  {new}" if new else "") + hook
     if isinstance(event, ModelResponded):
         r = event.response
         parts = [
@@ -99,4 +121,26 @@ def describe(event: Event, *, limit: int = 160) -> str:
         return f"■ stopped ({event.limit}): {event.message}"
     if isinstance(event, ErrorOccurred):
         return f"■ error  {event.kind}: {event.message}"
+    if isinstance(event, ChildStarted):
+        capped = f"  [capped to the parent's budget: {event.capped}]" if event.capped else ""
+        return f"↳ child  {event.child_run_id} ({event.agent}) started by {event.key}{capped}"
+    if isinstance(event, ChildFinished):
+        u = event.usage
+        return (
+            f"↲ child  {event.child_run_id} ended {event.outcome}  "
+            f"[{event.steps} steps, {u.total_tokens} tok rolled up]"
+        )
     return f"{event.type}"
+
+
+def walk_tree(store: Store, run_id: str, depth: int = 0) -> Iterator[tuple[int, str]]:
+    """(depth, run id) of a run and, depth first, the children its journal started.
+
+    The tree comes from the journals themselves (`child_started` events), so it is
+    the same on every store and includes a child a crashed parent started."""
+    yield depth, run_id
+    seen: set[str] = set()
+    for event in store.events(run_id):
+        if isinstance(event, ChildStarted) and event.child_run_id not in seen:
+            seen.add(event.child_run_id)
+            yield from walk_tree(store, event.child_run_id, depth + 1)

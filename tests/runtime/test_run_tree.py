@@ -8,6 +8,10 @@ The multi-process kill test for trees is in `test_crash.py`.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +21,7 @@ from pilothouse.events import ChildFinished, ChildStarted, RunStarted
 from pilothouse.exceptions import ConfigurationError
 from pilothouse.messages import Usage
 from pilothouse.policy import Policy, Principal
-from pilothouse.runtime.journal import MemoryStore, Store
+from pilothouse.runtime.journal import MemoryStore, SQLiteStore, Store
 from pilothouse.tools import ToolContext
 
 
@@ -212,3 +216,37 @@ def test_listing_the_children_of_a_run_from_its_journal() -> None:
     for kid in kids:
         start = store.events(kid)[0]
         assert isinstance(start, RunStarted) and start.root_run_id == result.run_id
+
+
+def test_trace_show_prints_the_run_tree(tmp_path: Path) -> None:
+    db = tmp_path / "tree.db"
+    store = SQLiteStore(db)
+    grandchild = Agent(ScriptedModel(["leaf"]), name="leaf", store=store)
+
+    @tool(on_doubt="retry")
+    async def dig(ctx: ToolContext, topic: str) -> str:
+        """Ask the leaf agent."""
+        return str((await ctx.run_child(grandchild, topic)).output)
+
+    middle = Agent(
+        ScriptedModel([call("dig", topic="roots"), "mid"]), tools=[dig], name="middle", store=store
+    )
+    lead = parent_agent([call("research", topic="figs"), "top"], store, middle)
+    run_id = lead.run_sync("figs?").run_id
+    store.close()
+    shown = subprocess.run(
+        [sys.executable, "-m", "pilothouse.cli", "trace", "show", run_id, "--store", str(db)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "250"},
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    tree = lines[lines.index("run tree") + 1 : lines.index("run tree") + 4]
+    child = f"{run_id}.1.0.1"
+    assert tree[0].split()[0] == run_id and "lead · final" in tree[0]
+    assert tree[1].startswith(f"    {child}") and "middle · final" in tree[1]
+    assert tree[2].startswith(f"      {child}.1.0.1") and "leaf · final" in tree[2]
+    assert f"↳ child  {child} (middle) started by {run_id}:1:0" in shown.stdout
+    assert f"↲ child  {child} ended final" in shown.stdout

@@ -72,6 +72,11 @@ def check_deps(spec: RunSpec[Any], deps: Any) -> None:
         )
 
 
+def _delegates(spec: RunSpec[Any]) -> bool:
+    """Whether a tool of the run may start children (only one given a `ToolContext` can)."""
+    return any(t.takes_context for t in spec.tools.values())
+
+
 def _name(kind: Any) -> str:
     return getattr(kind, "__name__", repr(kind))
 
@@ -108,7 +113,9 @@ async def start_run(
     lease = RunLease(store, run_id)
     journal = Journal(run_id, store, subscribers, lease=lease)
     root = link.root_run_id if link is not None and link.root_run_id else run_id
-    tree = ChildRuns(journal, store, root, principal, deps, spec.budget)
+    tree = (
+        ChildRuns(journal, store, root, principal, deps, spec.budget) if _delegates(spec) else None
+    )
     return await lease.hold(
         run_loop(
             spec,
@@ -162,7 +169,11 @@ async def resume_run(
     assert started is not None  # state_from_events checked it
     root = started.root_run_id or run_id
     acting = principal if started.principal is None else state.policy_context.principal
-    tree = ChildRuns(journal, store, root, acting, deps, spec.budget, events)
+    tree = (
+        ChildRuns(journal, store, root, acting, deps, spec.budget, events)
+        if _delegates(spec)
+        else None
+    )
     return await lease.hold(
         run_loop(
             spec,
@@ -254,27 +265,33 @@ class ChildRuns:
         # children already on this run's record (a resumed parent must not record twice)
         self._started = {e.child_run_id for e in events if isinstance(e, ChildStarted)}
         self._finished = {e.child_run_id for e in events if isinstance(e, ChildFinished)}
-        self._rolled = Usage()
+        self._rolled: Usage | None = None  # finished children's usage not yet taken
         self._rolled_steps = 0
         # (step, usage, child steps, started, budget) the parent stood at before its tools
         self._used: tuple[int, Usage, int, float] = (0, Usage(), 0, time.monotonic())
 
+    def _untaken_steps(self) -> int:
+        return 0 if self._rolled is None else self._rolled_steps
+
     def observe(self, step: int, usage: Usage, child_steps: int, started: float) -> None:
         self._used = (step, usage, child_steps, started)
 
-    def take(self) -> tuple[Usage, int]:
-        rolled, steps = self._rolled, self._rolled_steps
-        self._rolled, self._rolled_steps = Usage(), 0
-        return rolled, steps
+    def take(self) -> tuple[Usage, int] | None:
+        rolled = self._rolled
+        if rolled is None:
+            return None  # the common case: no child finished since the last call
+        self._rolled = None
+        return rolled, self._rolled_steps
 
     def _capped(self, parent: Budget, child: Budget) -> tuple[Budget, dict[str, list[float]]]:
         """The child's budget, each limit lowered to what remains of the parent's."""
         step, usage, child_steps, started = self._used
-        usage = usage + self._rolled
+        if self._rolled is not None:
+            usage = usage + self._rolled
         remaining: dict[str, float | None] = {
             "steps": None
             if parent.max_steps is None
-            else max(0, parent.max_steps - step - child_steps - self._rolled_steps),
+            else max(0, parent.max_steps - step - child_steps - self._untaken_steps()),
             "tokens": None
             if parent.max_tokens is None
             else max(0, parent.max_tokens - usage.total_tokens),
@@ -389,8 +406,10 @@ class ChildRuns:
                 usage, steps = Usage(info.input_tokens, info.output_tokens, info.cost), info.steps
             except RunNotFoundError:
                 usage, steps = Usage(), 0
-        self._rolled = self._rolled + usage
-        self._rolled_steps += steps
+        if self._rolled is None:
+            self._rolled, self._rolled_steps = usage, steps
+        else:
+            self._rolled, self._rolled_steps = self._rolled + usage, self._rolled_steps + steps
         self.journal.emit(
             ChildFinished(
                 run_id=context.run_id,

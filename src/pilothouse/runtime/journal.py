@@ -10,13 +10,18 @@ Stores: `MemoryStore` (a list per run, for tests and benchmarks), `SQLiteStore`
 (``postgresql://...``, in `pilothouse.runtime.postgres`, for several worker processes
 or hosts sharing one journal). All serve the same interface, `Store`, including the
 leases (`claim`, `claim_next`, `release`) that let several workers resume stopped
-runs without two of them ever continuing the same run.
+runs without two of them ever continuing the same run, the run tree (`children`: a
+child run records its parent and its tree's root) and sessions: a conversation kept
+once, each turn a run that appends only its new messages (`create_session`,
+`session_messages`, `write(..., session=SessionWrite(...))`; see
+`pilothouse.runtime.session`).
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -32,7 +37,32 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pilothouse.events import Event, event_from_dict
 from pilothouse.exceptions import RunNotFoundError, StoreError
-from pilothouse.runtime.rows import EventRow, conflict_error, index_damaged, unstored_rows
+from pilothouse.messages import Message
+from pilothouse.runtime.rows import (
+    SESSION_COLUMNS,
+    EventRow,
+    SessionInfo,
+    SessionMessage,
+    SessionWrite,
+    check_author,
+    check_messages,
+    check_page,
+    check_session_id,
+    check_window,
+    conflict_error,
+    decode_metadata,
+    encode_message,
+    encode_metadata,
+    index_damaged,
+    message_of,
+    new_session_messages,
+    session_busy,
+    session_conflict,
+    session_exists,
+    session_info_of,
+    session_not_found,
+    unstored_rows,
+)
 
 if TYPE_CHECKING:
     from pilothouse.runtime.lease import RunLease
@@ -58,6 +88,11 @@ class RunInfo:
     output_tokens: int = 0
     cost: float | None = None
     output: Any = None
+    # The run tree and the conversation: set when the row is first written, never
+    # changed by later writes of the row (a resumed run keeps its parent and session).
+    parent_run_id: str | None = None
+    root_run_id: str | None = None
+    session_id: str | None = None
 
 
 class Store(Protocol):
@@ -77,6 +112,7 @@ class Store(Protocol):
         run: RunInfo | None = None,
         *,
         lease: tuple[str, float] | None = None,
+        session: SessionWrite | None = None,
     ) -> None:
         """In one transaction: save the run's index row (if given) and append events.
 
@@ -89,14 +125,64 @@ class Store(Protocol):
         written again; and since a failure can hide a commit (a connection lost after
         the server committed), events already stored exactly as in the batch (same
         time stamp and content: the batch's own earlier attempt) are skipped, not a
-        conflict."""
+        conflict.
+
+        `session`: also append the run's new messages to its session, in the same
+        transaction (see `SessionWrite`). Unknown session: `SessionNotFoundError`.
+        With `session.begin`, `SessionBusyError` if another run of the session holds
+        a live lease. A message already stored under its (session, run, n) key as it
+        is in the write is skipped; a different one is a `WriteConflictError`. Any of
+        these errors writes nothing, events included. The parent, root and session of
+        `run` are written when its row is created and never changed afterwards."""
         ...
 
     def events(self, run_id: str) -> list[Event]: ...
 
     def get_run(self, run_id: str) -> RunInfo: ...
 
-    def list_runs(self, limit: int = 20) -> list[RunInfo]: ...
+    def list_runs(self, limit: int | None = 20, *, session_id: str | None = None) -> list[RunInfo]:
+        """The newest `limit` runs, newest first; with `session_id`, the first `limit`
+        runs (turns) of that session, oldest first. `limit=None`: all of them."""
+        ...
+
+    def children(self, run_id: str) -> list[RunInfo]:
+        """The runs whose parent is `run_id`, oldest first (created, then run id);
+        empty for a run without children or an unknown run."""
+        ...
+
+    def create_session(
+        self, session_id: str, metadata: dict[str, Any] | None = None
+    ) -> SessionInfo:
+        """Record a new, empty session; `SessionExistsError` if the id is taken,
+        `ValueError` for an invalid id or metadata that is not JSON."""
+        ...
+
+    def get_session(self, session_id: str) -> SessionInfo:
+        """The session's record; `SessionNotFoundError` if there is none."""
+        ...
+
+    def list_sessions(self, limit: int | None = 20, offset: int = 0) -> list[SessionInfo]:
+        """Sessions, most recently updated first (ties: the greater id first)."""
+        ...
+
+    def session_messages(
+        self, session_id: str, *, start: int = 0, limit: int | None = None
+    ) -> list[SessionMessage]:
+        """The session's messages with seq >= `start`, in seq order, at most `limit`
+        (None: all; 0: none). `ValueError` for a negative start or limit."""
+        ...
+
+    def append_session(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        author: str = "",
+        run_id: str | None = None,
+    ) -> int:
+        """Append messages outside any run's write (a human agent's reply), in one
+        transaction; returns the session's new message count."""
+        ...
 
     def claim(
         self, run_id: str, worker: str, lease_seconds: float, *, take_from: str | None = None
@@ -136,13 +222,29 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(slots=True)
+class _MemorySession:
+    """A session as `MemoryStore` keeps it: its record and its messages in seq order."""
+
+    created: float
+    updated: float
+    metadata: str
+    messages: list[SessionMessage]
+    by_turn: dict[tuple[str, int], int]  # (run_id, n) -> seq of that run's n-th message
+
+
 class MemoryStore:
     """Keeps journals as Python objects in this process: fastest, gone at exit."""
+
+    where = "this in-memory store"
 
     def __init__(self) -> None:
         self._runs: dict[str, RunInfo] = {}
         self._events: dict[str, list[Event]] = {}  # each run's events in seq order
         self._leases: dict[str, tuple[str, float]] = {}  # run_id -> (worker, expires)
+        self._children: dict[str, list[str]] = {}  # parent run_id -> child run_ids
+        self._session_runs: dict[str, list[str]] = {}  # session_id -> its run_ids
+        self._sessions: dict[str, _MemorySession] = {}
         self._lock = threading.Lock()
 
     def write(
@@ -151,6 +253,7 @@ class MemoryStore:
         run: RunInfo | None = None,
         *,
         lease: tuple[str, float] | None = None,
+        session: SessionWrite | None = None,
     ) -> None:
         if lease is not None and run is None:
             raise ValueError("write(lease=...) takes the lease of the run it is given: pass run")
@@ -167,10 +270,14 @@ class MemoryStore:
                 last = event.seq
             else:
                 new = events
+            # Every check is made before anything changes: a refused write writes nothing.
+            appended = self._session_plan(session) if session is not None else None
             if run is not None:
-                self._runs[run.run_id] = run
+                self._put_run(run)
                 if lease is not None:
                     self._leases[run.run_id] = lease
+            if appended is not None and session is not None:
+                self._append(session.session_id, appended, session.run_id, "")
             if new is events and stored is not None:
                 stored.extend(events)
                 return
@@ -180,6 +287,74 @@ class MemoryStore:
                     stored.append(event)
                 else:
                     bisect.insort(stored, event, key=_seq)
+
+    def _put_run(self, run: RunInfo) -> None:
+        """Save an index row; a row already stored keeps its parent, root and session."""
+        old = self._runs.get(run.run_id)
+        if old is None:
+            if run.parent_run_id is not None:
+                self._children.setdefault(run.parent_run_id, []).append(run.run_id)
+            if run.session_id is not None:
+                self._session_runs.setdefault(run.session_id, []).append(run.run_id)
+        elif (old.parent_run_id, old.root_run_id, old.session_id) != (
+            run.parent_run_id,
+            run.root_run_id,
+            run.session_id,
+        ):
+            run = dataclasses.replace(
+                run,
+                parent_run_id=old.parent_run_id,
+                root_run_id=old.root_run_id,
+                session_id=old.session_id,
+            )
+        self._runs[run.run_id] = run
+
+    def _session_plan(self, write: SessionWrite) -> list[tuple[int, Message]]:
+        """The messages of `write` to append (those not stored yet), after checking the
+        session exists and, for a turn that begins, that no other run of it holds a
+        live lease. Changes nothing."""
+        found = self._sessions.get(write.session_id)
+        if found is None:
+            raise session_not_found(write.session_id, self.where)
+        if write.begin:
+            now = time.time()
+            for other in self._session_runs.get(write.session_id, ()):
+                holder = self._leases.get(other)
+                if other != write.run_id and holder is not None and holder[1] > now:
+                    raise session_busy(write.session_id, other, self.where)
+        seen: dict[int, Message] = {}
+        new: list[tuple[int, Message]] = []
+        for n, message in write.messages:
+            old = seen.get(n)
+            if old is None:
+                seq = found.by_turn.get((write.run_id, n))
+                old = found.messages[seq].message if seq is not None else None
+            if old is None:
+                seen[n] = message
+                new.append((n, message))
+            elif old is not message and old.to_dict() != message.to_dict():
+                raise session_conflict(write, n, self.where)
+        return new
+
+    def _append(
+        self,
+        session_id: str,
+        messages: Sequence[tuple[int | None, Message]],
+        run_id: str | None,
+        author: str,
+    ) -> int:
+        """Append checked messages (n None: outside a run's turn keys) with the next seqs."""
+        found = self._sessions[session_id]
+        if not messages:
+            return len(found.messages)
+        now = time.time()
+        for n, message in messages:
+            seq = len(found.messages)
+            found.messages.append(SessionMessage(seq, message, run_id, now, author))
+            if n is not None and run_id is not None:
+                found.by_turn[run_id, n] = seq
+        found.updated = now
+        return len(found.messages)
 
     def _unstored(self, events: Sequence[Event]) -> Sequence[Event]:
         """`events` less those already stored as they are (a batch written again after
@@ -197,7 +372,7 @@ class MemoryStore:
                 new.append(event)
             elif found is not event and found.to_dict() != event.to_dict():
                 seqs = [e.seq for e in events if e.run_id == event.run_id]
-                raise conflict_error(event.run_id, seqs, "this in-memory store")
+                raise conflict_error(event.run_id, seqs, self.where)
         return new
 
     def events(self, run_id: str) -> list[Event]:
@@ -213,12 +388,81 @@ class MemoryStore:
                 with self._lock:  # its first write (row, then events) may just have landed
                     if run_id in self._runs:
                         return self._runs[run_id]
-                raise StoreError(index_damaged(run_id, "this in-memory store")) from None
-            raise RunNotFoundError(f"no run {run_id!r} in this in-memory store") from None
+                raise StoreError(index_damaged(run_id, self.where)) from None
+            raise RunNotFoundError(f"no run {run_id!r} in {self.where}") from None
 
-    def list_runs(self, limit: int = 20) -> list[RunInfo]:
-        runs = sorted(self._runs.values(), key=lambda r: r.created, reverse=True)
+    def list_runs(self, limit: int | None = 20, *, session_id: str | None = None) -> list[RunInfo]:
+        check_window(limit)
+        with self._lock:
+            if session_id is None:
+                runs = sorted(self._runs.values(), key=lambda r: r.created, reverse=True)
+            else:
+                ids = self._session_runs.get(session_id, ())
+                runs = sorted((self._runs[i] for i in ids), key=_created_then_id)
         return runs[:limit]
+
+    def children(self, run_id: str) -> list[RunInfo]:
+        with self._lock:
+            ids = self._children.get(run_id, ())
+            return sorted((self._runs[i] for i in ids), key=_created_then_id)
+
+    def create_session(
+        self, session_id: str, metadata: dict[str, Any] | None = None
+    ) -> SessionInfo:
+        check_session_id(session_id)
+        text = encode_metadata(metadata)
+        with self._lock:
+            if session_id in self._sessions:
+                raise session_exists(session_id, self.where)
+            now = time.time()
+            self._sessions[session_id] = _MemorySession(now, now, text, [], {})
+        return SessionInfo(session_id, now, now, 0, decode_metadata(text))
+
+    def _session(self, session_id: str) -> _MemorySession:
+        check_session_id(session_id)
+        found = self._sessions.get(session_id)
+        if found is None:
+            raise session_not_found(session_id, self.where)
+        return found
+
+    def get_session(self, session_id: str) -> SessionInfo:
+        with self._lock:
+            s = self._session(session_id)
+            return SessionInfo(
+                session_id, s.created, s.updated, len(s.messages), decode_metadata(s.metadata)
+            )
+
+    def list_sessions(self, limit: int | None = 20, offset: int = 0) -> list[SessionInfo]:
+        check_window(limit, offset)
+        with self._lock:
+            order = sorted(self._sessions.items(), key=lambda i: (i[1].updated, i[0]), reverse=True)
+            end = None if limit is None else offset + limit
+            return [
+                SessionInfo(i, s.created, s.updated, len(s.messages), decode_metadata(s.metadata))
+                for i, s in order[offset:end]
+            ]
+
+    def session_messages(
+        self, session_id: str, *, start: int = 0, limit: int | None = None
+    ) -> list[SessionMessage]:
+        check_page(start, limit)
+        with self._lock:
+            found = self._session(session_id).messages
+            return found[start : None if limit is None else start + limit]
+
+    def append_session(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        author: str = "",
+        run_id: str | None = None,
+    ) -> int:
+        checked = check_messages(messages)
+        check_author(author)
+        with self._lock:
+            self._session(session_id)
+            return self._append(session_id, [(None, m) for m in checked], run_id, author)
 
     def _free(self, run_id: str, worker: str, now: float, take_from: str | None = None) -> bool:
         holder = self._leases.get(run_id)
@@ -278,6 +522,10 @@ def _seq(event: Event) -> int:
     return event.seq
 
 
+def _created_then_id(run: RunInfo) -> tuple[float, str]:
+    return run.created, run.run_id
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -293,7 +541,10 @@ CREATE TABLE IF NOT EXISTS runs (
     cost REAL,
     output TEXT,
     lease_owner TEXT,
-    lease_expires REAL
+    lease_expires REAL,
+    parent_run_id TEXT,
+    root_run_id TEXT,
+    session_id TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -305,6 +556,39 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    messages INTEGER NOT NULL DEFAULT 0,
+    metadata TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS session_messages (
+    session_id TEXT NOT NULL REFERENCES sessions(session_id),
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    run_id TEXT,
+    n INTEGER,
+    author TEXT NOT NULL DEFAULT '',
+    data TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS session_messages_turn ON session_messages(session_id, run_id, n);
+CREATE INDEX IF NOT EXISTS sessions_updated ON sessions(updated);
+"""
+# Columns added to `runs` after its first version, with their SQLite types: a journal
+# written by an older version gains them when it is opened (`_migrate`).
+_ADDED_RUN_COLUMNS = (
+    ("lease_owner", "TEXT"),
+    ("lease_expires", "REAL"),
+    ("parent_run_id", "TEXT"),
+    ("root_run_id", "TEXT"),
+    ("session_id", "TEXT"),
+)
+# Indexes on added columns: created after the migration has added them.
+_RUN_INDEXES = """
+CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent_run_id);
+CREATE INDEX IF NOT EXISTS runs_session ON runs(session_id, created);
 """
 
 
@@ -337,12 +621,13 @@ def _decode_event(run_id: str, row: Sequence[Any], where: str) -> Event:
 
 _RUN_COLUMNS = (
     "run_id, agent, model, input, status, created, updated, steps, input_tokens, "
-    "output_tokens, cost, output"
+    "output_tokens, cost, output, parent_run_id, root_run_id, session_id"
 )
 
-
+# The upserts set the tree and session columns only when they insert the row: the
+# DO UPDATE lists leave them out, so they never change once written.
 _UPSERT_RUN = (
-    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT(run_id) DO UPDATE SET status=excluded.status, updated=excluded.updated, "
     "steps=excluded.steps, input_tokens=excluded.input_tokens, "
     "output_tokens=excluded.output_tokens, cost=excluded.cost, output=excluded.output"
@@ -351,7 +636,7 @@ _UPSERT_RUN = (
 
 _UPSERT_RUN_LEASED = (
     f"INSERT INTO runs ({_RUN_COLUMNS}, lease_owner, lease_expires) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT(run_id) DO UPDATE SET status=excluded.status, updated=excluded.updated, "
     "steps=excluded.steps, input_tokens=excluded.input_tokens, "
     "output_tokens=excluded.output_tokens, cost=excluded.cost, output=excluded.output, "
@@ -361,8 +646,11 @@ _INSERT_EVENT = "INSERT INTO events (run_id, seq, ts, step, type, data) VALUES (
 
 
 def _row_to_info(row: tuple[Any, ...]) -> RunInfo:
+    """A `RunInfo` from the `_RUN_COLUMNS` of an index row (output stored as JSON)."""
+    output = json.loads(row[11]) if row[11] is not None else None
     info = RunInfo(*row[:11])
-    info.output = json.loads(row[11]) if row[11] is not None else None
+    info.output = output
+    info.parent_run_id, info.root_run_id, info.session_id = row[12:15]
     return info
 
 
@@ -452,6 +740,28 @@ def _sqlite_fix(exc: BaseException) -> str:
     return ""
 
 
+def _missing_run_columns(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    return [(name, kind) for name, kind in _ADDED_RUN_COLUMNS if name not in columns]
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the `runs` columns a journal written by an older version lacks (leases, the
+    run tree, sessions). Under the write lock, looking again once it is held: two
+    processes opening one old file at once must not both add a column."""
+    if not _missing_run_columns(db):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for name, kind in _missing_run_columns(db):
+            db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+        db.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        raise
+
+
 class SQLiteStore:
     """Journals in one SQLite file (WAL mode), safe to share between runs of one process.
 
@@ -503,10 +813,8 @@ class SQLiteStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(_SCHEMA)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-            for column, kind in (("lease_owner", "TEXT"), ("lease_expires", "REAL")):
-                if column not in columns:  # a journal written before leases existed
-                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+            _migrate(db)
+            db.executescript(_RUN_INDEXES)
         except BaseException as exc:
             db.close()
             if isinstance(exc, (sqlite3.Error, OSError)):
@@ -583,6 +891,7 @@ class SQLiteStore:
         run: RunInfo | None = None,
         *,
         lease: tuple[str, float] | None = None,
+        session: SessionWrite | None = None,
     ) -> None:
         if lease is not None and run is None:
             raise ValueError("write(lease=...) takes the lease of the run it is given: pass run")
@@ -590,14 +899,14 @@ class SQLiteStore:
         with self._lock:
             db = self._connection()
             try:
-                self._insert(db, rows, run, lease)
+                self._insert(db, rows, run, lease, session)
             except BaseException as exc:
                 self._abort(db)
                 if not isinstance(exc, (sqlite3.Error, OSError)):
                     raise
                 if not _duplicate_event(exc):
-                    raise self._error(f"write run {_run_of(rows, run)!r} to", exc) from exc
-                self._write_unstored(db, rows, run, lease)
+                    raise self._error(f"write run {_run_of(rows, run, session)!r} to", exc) from exc
+                self._write_unstored(db, rows, run, lease, session)
 
     def _insert(
         self,
@@ -605,9 +914,18 @@ class SQLiteStore:
         rows: list[EventRow],
         run: RunInfo | None,
         lease: tuple[str, float] | None,
+        session: SessionWrite | None = None,
     ) -> None:
-        """The write's one transaction: the index row (and lease), then the events."""
-        db.execute("BEGIN")
+        """The write's one transaction: the session checks, the index row (and
+        lease), the events, then the session's new messages. A write with a session
+        takes the write lock first (BEGIN IMMEDIATE): its checks read what they
+        decide on, and no other writer may slip in between."""
+        if session is None:
+            db.execute("BEGIN")
+            appended: list[tuple[int, str]] = []
+        else:
+            db.execute("BEGIN IMMEDIATE")
+            appended = self._session_plan(db, session)
         if run is not None:
             values = (
                 run.run_id,
@@ -622,13 +940,43 @@ class SQLiteStore:
                 run.output_tokens,
                 run.cost,
                 _encode(run.output),
+                run.parent_run_id,
+                run.root_run_id,
+                run.session_id,
             )
             if lease is None:
                 db.execute(_UPSERT_RUN, values)
             else:
                 db.execute(_UPSERT_RUN_LEASED, (*values, *lease))
         db.executemany(_INSERT_EVENT, rows)
+        if session is not None and appended:
+            _append_rows(db, session.session_id, appended, session.run_id, "")
         db.execute("COMMIT")
+
+    def _session_plan(self, db: sqlite3.Connection, write: SessionWrite) -> list[tuple[int, str]]:
+        """Inside the write's transaction: check the session exists and, for a turn
+        that begins, that no other run of it holds a live lease; return the (n, text)
+        of the messages not stored yet (see `new_session_messages`)."""
+        where = f"journal store {self.path!r}"
+        known = db.execute("SELECT 1 FROM sessions WHERE session_id=?", (write.session_id,))
+        if known.fetchone() is None:
+            raise session_not_found(write.session_id, where)
+        if write.begin:
+            now = time.time()
+            holder = db.execute(_BUSY_SQLITE, (write.session_id, write.run_id, now)).fetchone()
+            if holder is not None:
+                raise session_busy(write.session_id, str(holder[0]), where)
+        if not write.messages:
+            return []
+        ns = [n for n, _ in write.messages]
+        stored = dict(
+            db.execute(
+                "SELECT n, data FROM session_messages WHERE session_id=? AND run_id=? "
+                "AND n BETWEEN ? AND ?",
+                (write.session_id, write.run_id, min(ns), max(ns)),
+            ).fetchall()
+        )
+        return new_session_messages(write, stored, encode_message, where)
 
     def _write_unstored(
         self,
@@ -636,12 +984,13 @@ class SQLiteStore:
         rows: list[EventRow],
         run: RunInfo | None,
         lease: tuple[str, float] | None,
+        session: SessionWrite | None,
     ) -> None:
         """After a write met stored events: write the rest of the batch if those are
         the batch's own events (an earlier attempt that went through), else
         `WriteConflictError` (see `unstored_rows`)."""
         where = f"journal store {self.path!r}"
-        action = f"write run {_run_of(rows, run)!r} to"
+        action = f"write run {_run_of(rows, run, session)!r} to"
 
         def stored(run_id: str, seqs: list[int]) -> list[tuple[Any, ...]]:
             marks = ",".join("?" * len(seqs))
@@ -651,12 +1000,14 @@ class SQLiteStore:
             ).fetchall()
 
         try:
-            self._insert(db, unstored_rows(rows, stored, where), run, lease)
+            self._insert(db, unstored_rows(rows, stored, where), run, lease, session)
         except BaseException as exc:
             self._abort(db)
             if isinstance(exc, sqlite3.Error) and _duplicate_event(exc):
                 # Another writer stored events at these numbers since the first try.
-                raise conflict_error(_run_of(rows, run), (r[1] for r in rows), where) from exc
+                raise conflict_error(
+                    _run_of(rows, run, session), (r[1] for r in rows), where
+                ) from exc
             if isinstance(exc, (sqlite3.Error, OSError)):
                 raise self._error(action, exc) from exc
             raise
@@ -702,12 +1053,114 @@ class SQLiteStore:
             row = self._find(db, run_id, _RUN_COLUMNS)
         return self._info(row)
 
-    def list_runs(self, limit: int = 20) -> list[RunInfo]:
+    def list_runs(self, limit: int | None = 20, *, session_id: str | None = None) -> list[RunInfo]:
+        check_window(limit)
+        count = -1 if limit is None else limit  # SQLite: a negative LIMIT is no limit
         with self._use("list the runs of") as db:
+            if session_id is None:
+                rows = db.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created DESC LIMIT ?", (count,)
+                ).fetchall()
+            else:
+                rows = db.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE session_id=? "
+                    "ORDER BY created, run_id LIMIT ?",
+                    (session_id, count),
+                ).fetchall()
+        return [self._info(r) for r in rows]
+
+    def children(self, run_id: str) -> list[RunInfo]:
+        with self._use(f"list the children of run {run_id!r} in") as db:
             rows = db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created DESC LIMIT ?", (limit,)
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent_run_id=? ORDER BY created, run_id",
+                (run_id,),
             ).fetchall()
         return [self._info(r) for r in rows]
+
+    def create_session(
+        self, session_id: str, metadata: dict[str, Any] | None = None
+    ) -> SessionInfo:
+        check_session_id(session_id)
+        text = encode_metadata(metadata)
+        now = time.time()
+        with self._use(f"create session {session_id!r} in") as db:
+            inserted = db.execute(
+                "INSERT INTO sessions (session_id, created, updated, messages, metadata) "
+                "VALUES (?,?,?,0,?) ON CONFLICT(session_id) DO NOTHING",
+                (session_id, now, now, text),
+            ).rowcount
+        if inserted != 1:
+            raise session_exists(session_id, f"journal store {self.path!r}")
+        return SessionInfo(session_id, now, now, 0, decode_metadata(text))
+
+    def _session_row(self, db: sqlite3.Connection, session_id: str) -> SessionInfo:
+        row = db.execute(
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id=?", (session_id,)
+        ).fetchone()
+        if row is None:
+            raise session_not_found(session_id, f"journal store {self.path!r}")
+        return self._session_info(row)
+
+    def _session_info(self, row: Sequence[Any]) -> SessionInfo:
+        try:
+            return session_info_of(row)
+        except (ValueError, TypeError) as exc:
+            raise StoreError(
+                f"session {row[0]!r}: its row in {self.path!r} is corrupted: {exc}"
+            ) from exc
+
+    def get_session(self, session_id: str) -> SessionInfo:
+        check_session_id(session_id)
+        with self._use(f"read session {session_id!r} from") as db:
+            return self._session_row(db, session_id)
+
+    def list_sessions(self, limit: int | None = 20, offset: int = 0) -> list[SessionInfo]:
+        check_window(limit, offset)
+        with self._use("list the sessions of") as db:
+            rows = db.execute(
+                f"SELECT {SESSION_COLUMNS} FROM sessions "
+                "ORDER BY updated DESC, session_id DESC LIMIT ? OFFSET ?",
+                (-1 if limit is None else limit, offset),
+            ).fetchall()
+        return [self._session_info(r) for r in rows]
+
+    def session_messages(
+        self, session_id: str, *, start: int = 0, limit: int | None = None
+    ) -> list[SessionMessage]:
+        check_session_id(session_id)
+        check_page(start, limit)
+        with self._use(f"read session {session_id!r} from") as db:
+            self._session_row(db, session_id)
+            rows = db.execute(
+                "SELECT seq, ts, run_id, author, data FROM session_messages "
+                "WHERE session_id=? AND seq >= ? ORDER BY seq LIMIT ?",
+                (session_id, start, -1 if limit is None else limit),
+            ).fetchall()
+        where = repr(self.path)
+        return [
+            SessionMessage(seq, message_of(data, session_id, seq, where), run_id, ts, author)
+            for seq, ts, run_id, author, data in rows
+        ]
+
+    def append_session(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        author: str = "",
+        run_id: str | None = None,
+    ) -> int:
+        check_session_id(session_id)
+        check_author(author)
+        encoded: list[tuple[int | None, str]] = [
+            (None, encode_message(m)) for m in check_messages(messages)
+        ]
+
+        def append(db: sqlite3.Connection) -> int:
+            self._session_row(db, session_id)
+            return _append_rows(db, session_id, encoded, run_id, author)
+
+        return self._immediate(f"append to session {session_id!r} in", append)
 
     def _immediate(self, action: str, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work(connection)` inside BEGIN IMMEDIATE: the database's write lock is taken
@@ -802,9 +1255,51 @@ def _duplicate_event(exc: BaseException) -> bool:
     )
 
 
-def _run_of(rows: Sequence[EventRow], run: RunInfo | None) -> str:
+def _run_of(
+    rows: Sequence[EventRow], run: RunInfo | None, session: SessionWrite | None = None
+) -> str:
     """The run a write is for, to name it in errors."""
-    return run.run_id if run is not None else rows[0][0] if rows else "?"
+    if run is not None:
+        return run.run_id
+    if rows:
+        return rows[0][0]
+    return session.run_id if session is not None else "?"
+
+
+# Another run of the session holding a live lease (a turn in progress).
+_BUSY_SQLITE = (
+    "SELECT run_id FROM runs WHERE session_id=? AND run_id<>? AND lease_owner IS NOT NULL "
+    "AND lease_expires > ? ORDER BY created LIMIT 1"
+)
+
+
+def _append_rows(
+    db: sqlite3.Connection,
+    session_id: str,
+    messages: Sequence[tuple[int | None, str]],
+    run_id: str | None,
+    author: str,
+) -> int:
+    """Append encoded messages (n None: outside a turn) with the session's next seqs and
+    move its count and `updated`, inside the caller's transaction; the new count."""
+    row = db.execute("SELECT messages FROM sessions WHERE session_id=?", (session_id,)).fetchone()
+    first = int(row[0])
+    if not messages:
+        return first
+    now = time.time()
+    db.executemany(
+        "INSERT INTO session_messages (session_id, seq, ts, run_id, n, author, data) "
+        "VALUES (?,?,?,?,?,?,?)",
+        [
+            (session_id, first + i, now, run_id, n, author, text)
+            for i, (n, text) in enumerate(messages)
+        ],
+    )
+    count = first + len(messages)
+    db.execute(
+        "UPDATE sessions SET messages=?, updated=? WHERE session_id=?", (count, now, session_id)
+    )
+    return count
 
 
 _open_stores: dict[str, Store] = {}
@@ -865,6 +1360,10 @@ class Journal:
     `lease` (see `pilothouse.runtime.lease`), a new run's first write takes the
     run's lease in the same transaction, and nothing is written once the lease is
     lost to another process.
+
+    A run that is a turn of a session queues the messages it appends with
+    `add_session`; they are written with the next commit's events, in the same
+    transaction, and kept queued like the events when the write fails.
     """
 
     __slots__ = (
@@ -872,6 +1371,7 @@ class Journal:
         "_last_write",
         "_pending",
         "_seq",
+        "_session",
         "flush_interval",
         "info",
         "lease",
@@ -901,6 +1401,7 @@ class Journal:
         self.lease = lease
         self._seq = seq
         self._pending: list[Event] = []
+        self._session: SessionWrite | None = None
         self._last_write = time.monotonic()
 
     def emit(self, event: Event) -> Event:
@@ -921,6 +1422,18 @@ class Journal:
         self.info = info
         self._info_dirty = True
 
+    def add_session(self, write: SessionWrite) -> None:
+        """Queue messages for the run's session, written with the next commit's events
+        in one transaction. Several queued writes merge into one (same session and run;
+        messages in order; it begins the turn if any of them does)."""
+        pending = self._session
+        self._session = write if pending is None else pending.merged(write)
+
+    @property
+    def pending_session(self) -> SessionWrite | None:
+        """The session write queued for the next commit, if any."""
+        return self._session
+
     def commit(self, *, last: bool = False) -> None:
         """Write queued events (and a changed index row) in one transaction, now.
 
@@ -929,24 +1442,36 @@ class Journal:
         the drive ends with this write, which gives up the lease in the same
         transaction (an expiry in the past) instead of a write of its own.
         """
-        if self._pending or self._info_dirty:
+        if self._pending or self._info_dirty or self._session is not None:
             lease = self.lease
             info = self.info if self._info_dirty else None
             if lease is None:
-                self.store.write(self._pending, info)
+                self._write(info, None)
             elif not lease.held:  # a new run's first write takes its lease with it
-                self.store.write(self._pending, info, lease=lease.terms())
+                self._write(info, lease.terms())
                 lease.written(last=False)
             elif lease.lost:
                 raise lease.lost_error()
             elif last and lease.release and info is not None:
-                self.store.write(self._pending, info, lease=(lease.holder, 0.0))
+                self._write(info, (lease.holder, 0.0))
                 lease.written(last=True)
             else:
-                self.store.write(self._pending, info)
+                self._write(info, None)
             self._pending = []
             self._info_dirty = False
+            self._session = None
         self._last_write = time.monotonic()
+
+    def _write(self, info: RunInfo | None, lease: tuple[str, float] | None) -> None:
+        """One `Store.write` of the queued batch. The session write is passed only
+        when there is one, so a store written before sessions (a wrapper, a test
+        double) keeps working for runs outside any session."""
+        if self._session is not None:
+            self.store.write(self._pending, info, lease=lease, session=self._session)
+        elif lease is None:
+            self.store.write(self._pending, info)
+        else:
+            self.store.write(self._pending, info, lease=lease)
 
     def due(self) -> bool:
         """Whether `flush_interval` has passed since the last write (time to commit)."""

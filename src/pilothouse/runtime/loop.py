@@ -47,6 +47,8 @@ from pilothouse.exceptions import (
     RunInterrupted,
     RunPaused,
     RunStopped,
+    SessionBusyError,
+    SessionNotFoundError,
     StoreError,
     ToolCallInDoubtError,
     WriteConflictError,
@@ -283,8 +285,9 @@ class RunTree(ChildRunner, Protocol):
         to what remains)."""
         ...
 
-    def take(self) -> tuple[Usage, int]:
-        """Usage and steps of the children that finished since the last call."""
+    def take(self) -> tuple[Usage, int] | None:
+        """Usage and steps of the children that finished since the last call (None:
+        nothing to add)."""
         ...
 
 
@@ -373,9 +376,9 @@ async def _run_loop(
             RunContext(principal or Principal(), [user_input]),
             LoopDetector(spec.budget.max_repeats),
             time.time(),
-            # The system prompt and the context are recorded once, on run_started; the
-            # first model_request carries only the new input (journal version 2).
-            reported=len(messages) - 1,
+            # The system prompt, the context and the input are recorded once, on
+            # run_started (journal version 2): the first model_request adds nothing.
+            reported=len(messages),
             retries_left=spec.output_retries,
             parse_retries_left=spec.parse_retries,
             session_id=link.session_id,
@@ -406,7 +409,16 @@ async def _run_loop(
     offered: Collection[str] | None = state.offered  # tools a step hook offered
     step_specs = tool_specs
     info = RunInfo(
-        run_id, spec.agent_name, spec.model.name, user_input, "running", state.created, time.time()
+        run_id,
+        spec.agent_name,
+        spec.model.name,
+        user_input,
+        "running",
+        state.created,
+        time.time(),
+        parent_run_id=link.parent_run_id,
+        root_run_id=link.root_run_id,
+        session_id=session_id,
     )
     journal.set_info(info)
     if state.resumed:
@@ -457,6 +469,9 @@ async def _run_loop(
                 usage.output_tokens,
                 usage.cost,
                 output,
+                info.parent_run_id,
+                info.root_run_id,
+                info.session_id,
             )
         )
 
@@ -587,10 +602,9 @@ async def _run_loop(
                     offered,
                     step_replay,
                 )
-                if tree is not None:
-                    rolled, rolled_steps = tree.take()
-                    usage += rolled
-                    child_steps += rolled_steps
+                if tree is not None and (rolled := tree.take()) is not None:
+                    usage += rolled[0]
+                    child_steps += rolled[1]
                 if text_format is not None:
                     messages.append(Message.user(text_format.observation(results)))
                 else:
@@ -654,8 +668,14 @@ async def _run_loop(
     except ToolCallInDoubtError:
         await finish("in_doubt")  # not an error event: the run stays resumable once decided
         raise
-    except (_Unwritable, WriteConflictError, LeaseLostError):
-        raise  # the store is down, or another process drives this run: write nothing
+    except (
+        _Unwritable,
+        WriteConflictError,
+        LeaseLostError,
+        SessionBusyError,
+        SessionNotFoundError,
+    ):
+        raise  # the store is down, another process drives this run, or the turn never began
     except Exception as exc:
         journal.emit(
             ErrorOccurred(run_id=run_id, step=step, kind=type(exc).__name__, message=str(exc))
@@ -695,8 +715,8 @@ async def _commit(journal: Journal, *, last: bool = False) -> None:
         try:
             journal.commit(last=last)
             return
-        except (WriteConflictError, LeaseLostError):
-            raise
+        except (WriteConflictError, LeaseLostError, SessionBusyError, SessionNotFoundError):
+            raise  # not transient: another process drives the run, or the turn cannot begin
         except StoreError as exc:
             delay = next(delays, None)
             if delay is None:

@@ -11,6 +11,9 @@ What PostgreSQL adds over a SQLite file is sharing between machines, and with it
 need for leases: `claim_next` finds and leases a stopped run in one statement
 (``SELECT ... FOR UPDATE SKIP LOCKED`` inside an ``UPDATE``), so workers draining
 stopped runs (`pilothouse.runtime.workers`) never continue the same run twice.
+Sessions likewise: every write that appends to a session first locks the session's
+row (``SELECT ... FOR UPDATE``), so two turns that begin at once are checked one
+after the other and the second sees the first's lease; seqs never clash either.
 
 psycopg 3 is imported when a store is opened, never by ``import pilothouse``; it comes
 with the ``postgres`` extra (``pip install 'pilothouse[postgres]'``).
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pilothouse.events import Event
 from pilothouse.exceptions import RunNotFoundError, StoreError
+from pilothouse.messages import Message
 from pilothouse.runtime.journal import (
     _RUN_COLUMNS,
     RunInfo,
@@ -41,7 +45,30 @@ from pilothouse.runtime.journal import (
     _event_row,
     _row_to_info,
 )
-from pilothouse.runtime.rows import EventRow, conflict_error, index_damaged, unstored_rows
+from pilothouse.runtime.rows import (
+    SESSION_COLUMNS,
+    EventRow,
+    SessionInfo,
+    SessionMessage,
+    SessionWrite,
+    check_author,
+    check_messages,
+    check_page,
+    check_session_id,
+    check_window,
+    conflict_error,
+    decode_metadata,
+    encode_message,
+    encode_metadata,
+    index_damaged,
+    message_of,
+    new_session_messages,
+    session_busy,
+    session_exists,
+    session_info_of,
+    session_not_found,
+    unstored_rows,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -63,7 +90,10 @@ CREATE TABLE IF NOT EXISTS runs (
     cost DOUBLE PRECISION,
     output TEXT,
     lease_owner TEXT,
-    lease_expires DOUBLE PRECISION
+    lease_expires DOUBLE PRECISION,
+    parent_run_id TEXT,
+    root_run_id TEXT,
+    session_id TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -76,13 +106,52 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created);
 CREATE INDEX IF NOT EXISTS runs_status_created ON runs(status, created);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY,
+    created DOUBLE PRECISION NOT NULL,
+    updated DOUBLE PRECISION NOT NULL,
+    messages INTEGER NOT NULL DEFAULT 0,
+    metadata TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS session_messages (
+    session_id TEXT NOT NULL REFERENCES sessions(session_id),
+    seq INTEGER NOT NULL,
+    ts DOUBLE PRECISION NOT NULL,
+    run_id TEXT,
+    n INTEGER,
+    author TEXT NOT NULL DEFAULT '',
+    data TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS session_messages_turn ON session_messages(session_id, run_id, n);
+CREATE INDEX IF NOT EXISTS sessions_updated ON sessions(updated);
 """
+# Columns added to `runs` after its first version: a database created by an older
+# version gains them when a store opens it (looked up first: ALTER TABLE takes a lock
+# that would wait for every open transaction on the table, even to add nothing).
+_ADDED_RUN_COLUMNS = (
+    ("lease_owner", "TEXT"),
+    ("lease_expires", "DOUBLE PRECISION"),
+    ("parent_run_id", "TEXT"),
+    ("root_run_id", "TEXT"),
+    ("session_id", "TEXT"),
+)
+_RUN_INDEXES = """
+CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent_run_id);
+CREATE INDEX IF NOT EXISTS runs_session ON runs(session_id, created);
+"""
+# Another run of the session holding a live lease (a turn in progress).
+_BUSY = (
+    "SELECT run_id FROM runs WHERE session_id=%s AND run_id<>%s AND lease_owner IS NOT NULL "
+    "AND lease_expires > %s ORDER BY created LIMIT 1"
+)
 
 # Any constant: serialises schema creation when several processes open a new database.
 _SCHEMA_LOCK = 0x70696C6F
 
+# The tree and session columns are set on insert only (see journal.py's upserts).
 _UPSERT_RUN = (
-    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
     "ON CONFLICT (run_id) DO UPDATE SET status=excluded.status, updated=excluded.updated, "
     "steps=excluded.steps, input_tokens=excluded.input_tokens, "
     "output_tokens=excluded.output_tokens, cost=excluded.cost, output=excluded.output"
@@ -90,7 +159,7 @@ _UPSERT_RUN = (
 # A new run's first write also takes its lease (`write(..., lease=...)`).
 _UPSERT_RUN_LEASED = (
     f"INSERT INTO runs ({_RUN_COLUMNS}, lease_owner, lease_expires) "
-    "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+    "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
     "ON CONFLICT (run_id) DO UPDATE SET status=excluded.status, updated=excluded.updated, "
     "steps=excluded.steps, input_tokens=excluded.input_tokens, "
     "output_tokens=excluded.output_tokens, cost=excluded.cost, output=excluded.output, "
@@ -112,7 +181,7 @@ def _write_sql(events: int, with_run: bool, leased: bool = False) -> str:
     (it re-parses %s queries longer than a few KB on every call: milliseconds for a 40-event
     write), and the server prepares each text once it is reused.
     """
-    head = (14 if leased else 12) if with_run else 0
+    head = (17 if leased else 15) if with_run else 0
     first = head + 1
     rows = ",".join(
         "(" + ",".join(f"${n}" for n in range(start, start + 6)) + ")"
@@ -147,6 +216,37 @@ _CLAIM_NEXT = (
     " ORDER BY r.created LIMIT 1 FOR UPDATE OF r SKIP LOCKED"
     ") RETURNING run_id"
 )
+
+
+def _append_rows(
+    db: psycopg.Connection[tuple[Any, ...]],
+    session_id: str,
+    first: int,
+    messages: Sequence[tuple[int | None, str]],
+    run_id: str | None,
+    author: str,
+) -> int:
+    """Append encoded messages (n None: outside a turn) at seqs `first`, `first`+1, ...
+    and move the session's count and `updated`, inside the caller's transaction (which
+    holds the session's row lock); the new count."""
+    if not messages:
+        return first
+    now = time.time()
+    with db.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO session_messages (session_id, seq, ts, run_id, n, author, data) "
+            "VALUES (%s,%s,%s,%s,%s,%s,%s)",
+            [
+                (session_id, first + i, now, run_id, n, author, text)
+                for i, (n, text) in enumerate(messages)
+            ],
+        )
+    count = first + len(messages)
+    db.execute(
+        "UPDATE sessions SET messages=%s, updated=%s WHERE session_id=%s",
+        (count, now, session_id),
+    )
+    return count
 
 
 def _safe_dsn(dsn: str) -> str:
@@ -247,6 +347,17 @@ class PostgresStore:
             with db.transaction():
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 db.execute(_SCHEMA)
+                have = {
+                    row[0]
+                    for row in db.execute(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_schema = current_schema() AND table_name = 'runs'"
+                    )
+                }
+                for name, kind in _ADDED_RUN_COLUMNS:
+                    if name not in have:  # a database written by an older version
+                        db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+                db.execute(_RUN_INDEXES)
 
         self._run("create the journal tables", create)
 
@@ -305,10 +416,11 @@ class PostgresStore:
         run: RunInfo | None = None,
         *,
         lease: tuple[str, float] | None = None,
+        session: SessionWrite | None = None,
     ) -> None:
         if lease is not None and run is None:
             raise ValueError("write(lease=...) takes the lease of the run it is given: pass run")
-        if not events and run is None:
+        if not events and run is None and session is None:
             return
         rows = [_event_row(e) for e in events]
         head: list[Any] = []
@@ -326,18 +438,24 @@ class PostgresStore:
                 run.output_tokens,
                 run.cost,
                 _encode(run.output),
+                run.parent_run_id,
+                run.root_run_id,
+                run.session_id,
             ]
             if lease is not None:
                 head += lease
-        run_id = run.run_id if run is not None else rows[0][0]
+        if run is not None:
+            run_id = run.run_id
+        else:
+            run_id = rows[0][0] if rows else session.run_id if session is not None else "?"
 
         def work(db: psycopg.Connection[tuple[Any, ...]]) -> None:
             try:
-                self._insert(db, rows, head, lease is not None)
+                self._insert(db, rows, head, lease is not None, session)
             except self._psycopg.errors.UniqueViolation as exc:
                 if not _duplicate_event(exc):
                     raise
-                self._insert_unstored(db, run_id, rows, head, lease is not None)
+                self._insert_unstored(db, run_id, rows, head, lease is not None, session)
 
         self._run(f"write run {run_id!r}", work)
 
@@ -347,9 +465,19 @@ class PostgresStore:
         rows: Sequence[EventRow],
         head: list[Any],
         leased: bool,
+        session: SessionWrite | None = None,
     ) -> None:
         """The write's one transaction: the index row (`head`, with the lease if
-        `leased`) and the events; one statement unless the batch is very large."""
+        `leased`) and the events; one statement unless the batch is very large. With
+        a session write, a transaction around the session checks (its row locked
+        first), that statement and the session's new messages."""
+        if session is not None:
+            with db.transaction():
+                first, appended = self._session_plan(db, session)
+                self._insert(db, rows, head, leased)
+                if appended:
+                    _append_rows(db, session.session_id, first, appended, session.run_id, "")
+            return
         if not rows and not head:
             return
         if len(rows) <= _ONE_STATEMENT_EVENTS:
@@ -369,6 +497,7 @@ class PostgresStore:
         rows: Sequence[EventRow],
         head: list[Any],
         leased: bool,
+        session: SessionWrite | None,
     ) -> None:
         """After a write met stored events: write the rest of the batch if those are
         the batch's own events (an earlier attempt that committed, its answer lost),
@@ -381,12 +510,43 @@ class PostgresStore:
             ).fetchall()
 
         try:
-            self._insert(db, unstored_rows(rows, stored, self.where), head, leased)
+            self._insert(db, unstored_rows(rows, stored, self.where), head, leased, session)
         except self._psycopg.errors.UniqueViolation as exc:
             if not _duplicate_event(exc):
                 raise
             # Another writer stored events at these numbers since the first try.
             raise conflict_error(run_id, (r[1] for r in rows), self.where) from exc
+
+    def _session_plan(
+        self, db: psycopg.Connection[tuple[Any, ...]], write: SessionWrite
+    ) -> tuple[int, list[tuple[int, str]]]:
+        """Inside the write's transaction: lock the session's row (so concurrent writes
+        into the session, and the begin checks of concurrent turns, run one after the
+        other), check it exists and, for a turn that begins, that no other run of it
+        holds a live lease. Returns the session's message count (the next seq) and the
+        (n, text) of the messages not stored yet."""
+        row = db.execute(
+            "SELECT messages FROM sessions WHERE session_id=%s FOR UPDATE", (write.session_id,)
+        ).fetchone()
+        if row is None:
+            raise session_not_found(write.session_id, self.where)
+        if write.begin:
+            # A new statement, a new snapshot: a turn that began while this one waited
+            # for the lock has committed its lease, and is seen here.
+            holder = db.execute(_BUSY, (write.session_id, write.run_id, time.time())).fetchone()
+            if holder is not None:
+                raise session_busy(write.session_id, str(holder[0]), self.where)
+        if not write.messages:
+            return int(row[0]), []
+        ns = [n for n, _ in write.messages]
+        stored = dict(
+            db.execute(
+                "SELECT n, data FROM session_messages WHERE session_id=%s AND run_id=%s "
+                "AND n BETWEEN %s AND %s",
+                (write.session_id, write.run_id, min(ns), max(ns)),
+            ).fetchall()
+        )
+        return int(row[0]), new_session_messages(write, stored, encode_message, self.where)
 
     def events(self, run_id: str) -> list[Event]:
         def read(db: psycopg.Connection[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -424,14 +584,123 @@ class PostgresStore:
         row = self._run(f"read run {run_id!r}", lambda db: self._find(db, run_id, _RUN_COLUMNS))
         return self._info(row)
 
-    def list_runs(self, limit: int = 20) -> list[RunInfo]:
+    def list_runs(self, limit: int | None = 20, *, session_id: str | None = None) -> list[RunInfo]:
+        check_window(limit)
+        if session_id is None:
+            query = f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created DESC LIMIT %s"
+            params: tuple[Any, ...] = (limit,)
+        else:
+            query = (
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE session_id=%s "
+                "ORDER BY created, run_id LIMIT %s"
+            )
+            params = (session_id, limit)
+        rows = self._run("list runs", lambda db: db.execute(query, params).fetchall())
+        return [self._info(r) for r in rows]
+
+    def children(self, run_id: str) -> list[RunInfo]:
         rows = self._run(
-            "list runs",
+            f"list the children of run {run_id!r}",
             lambda db: db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created DESC LIMIT %s", (limit,)
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent_run_id=%s ORDER BY created, run_id",
+                (run_id,),
             ).fetchall(),
         )
         return [self._info(r) for r in rows]
+
+    def create_session(
+        self, session_id: str, metadata: dict[str, Any] | None = None
+    ) -> SessionInfo:
+        check_session_id(session_id)
+        text = encode_metadata(metadata)
+        now = time.time()
+        row = self._run(
+            f"create session {session_id!r}",
+            lambda db: db.execute(
+                "INSERT INTO sessions (session_id, created, updated, messages, metadata) "
+                "VALUES (%s,%s,%s,0,%s) ON CONFLICT (session_id) DO NOTHING RETURNING 1",
+                (session_id, now, now, text),
+            ).fetchone(),
+        )
+        if row is None:
+            raise session_exists(session_id, self.where)
+        return SessionInfo(session_id, now, now, 0, decode_metadata(text))
+
+    def _session_row(
+        self, db: psycopg.Connection[tuple[Any, ...]], session_id: str, lock: bool = False
+    ) -> SessionInfo:
+        query = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id=%s"
+        row = db.execute(query + (" FOR UPDATE" if lock else ""), (session_id,)).fetchone()
+        if row is None:
+            raise session_not_found(session_id, self.where)
+        return self._session_info(row)
+
+    def _session_info(self, row: Sequence[Any]) -> SessionInfo:
+        try:
+            return session_info_of(row)
+        except (ValueError, TypeError) as exc:
+            raise StoreError(
+                f"session {row[0]!r}: its row in {self.where} is corrupted: {exc}"
+            ) from exc
+
+    def get_session(self, session_id: str) -> SessionInfo:
+        check_session_id(session_id)
+        return self._run(
+            f"read session {session_id!r}", lambda db: self._session_row(db, session_id)
+        )
+
+    def list_sessions(self, limit: int | None = 20, offset: int = 0) -> list[SessionInfo]:
+        check_window(limit, offset)
+        rows = self._run(
+            "list sessions",
+            lambda db: db.execute(
+                f"SELECT {SESSION_COLUMNS} FROM sessions "
+                "ORDER BY updated DESC, session_id DESC LIMIT %s OFFSET %s",
+                (limit, offset),
+            ).fetchall(),
+        )
+        return [self._session_info(r) for r in rows]
+
+    def session_messages(
+        self, session_id: str, *, start: int = 0, limit: int | None = None
+    ) -> list[SessionMessage]:
+        check_session_id(session_id)
+        check_page(start, limit)
+
+        def read(db: psycopg.Connection[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+            self._session_row(db, session_id)
+            return db.execute(
+                "SELECT seq, ts, run_id, author, data FROM session_messages "
+                "WHERE session_id=%s AND seq >= %s ORDER BY seq LIMIT %s",
+                (session_id, start, limit),
+            ).fetchall()
+
+        rows = self._run(f"read session {session_id!r}", read)
+        return [
+            SessionMessage(seq, message_of(data, session_id, seq, self.where), run_id, ts, author)
+            for seq, ts, run_id, author, data in rows
+        ]
+
+    def append_session(
+        self,
+        session_id: str,
+        messages: Sequence[Message],
+        *,
+        author: str = "",
+        run_id: str | None = None,
+    ) -> int:
+        check_session_id(session_id)
+        check_author(author)
+        encoded: list[tuple[int | None, str]] = [
+            (None, encode_message(m)) for m in check_messages(messages)
+        ]
+
+        def append(db: psycopg.Connection[tuple[Any, ...]]) -> int:
+            with db.transaction():
+                first = self._session_row(db, session_id, lock=True).messages
+                return _append_rows(db, session_id, first, encoded, run_id, author)
+
+        return self._run(f"append to session {session_id!r}", append)
 
     def _info(self, row: tuple[Any, ...]) -> RunInfo:
         try:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -140,9 +141,18 @@ def export_journal(
     """Write run `run_id`'s journal from `store` to `path` as JSON Lines; return the count.
 
     The file is written whole or not at all (a temporary file renamed into place), so
-    an interrupted export never leaves a truncated cassette behind.
+    an interrupted export never leaves a truncated cassette behind. A session's turn
+    is exported self-contained: the session messages it saw become its `history`
+    (a cassette must replay without the store it was recorded in).
     """
-    events = open_store(store).events(run_id)
+    opened = open_store(store)
+    events = opened.events(run_id)
+    started = events[0] if events else None
+    if isinstance(started, RunStarted) and started.session_id is not None:
+        seen = opened.session_messages(started.session_id, limit=started.session_upto)
+        events[0] = dataclasses.replace(
+            started, history=[m.message for m in seen], session_id=None, session_upto=0
+        )
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(e.to_dict(), ensure_ascii=False, default=str) for e in events]
@@ -675,6 +685,12 @@ async def replay_async(
     )
     rec = _Recording.of(events)
     started = rec.started
+    if started.session_id is not None:
+        raise ConfigurationError(
+            f"run {rec.run_id} is a turn of session {started.session_id!r}, whose messages "
+            "are in the store, not in these events: replay its export (export_journal or "
+            "`pilothouse trace export`), which carries them"
+        )
     if principal is None and started.principal is not None:
         principal = Principal.from_dict(started.principal)
     model = ReplayModel(

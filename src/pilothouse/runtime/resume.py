@@ -174,7 +174,7 @@ def state_from_events(
     if step == 0:  # stopped before the first model call: start the conversation
         context = session if started.session_id is not None else started.history
         state.messages = spec.initial_messages(user_input, context)
-        state.reported = len(state.messages) - 1 if started.version >= 2 else 0
+        state.reported = len(state.messages) if started.version >= 2 else 0
     elif response is None:  # the last model call was not answered: make it again
         state.step = step - 1
     elif isinstance(after, ParseFailed):

@@ -318,6 +318,12 @@ def _is_ascii_number(text: str, max_digits: int = 18) -> bool:
     return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
 
 
+# What the console's conversation view shows by default: the latest runs' journals and
+# transcript entries (`?runs=` and `?entries=` ask for more, up to 100 and 5000).
+CONSOLE_RUNS = 10
+CONSOLE_ENTRIES = 500
+
+
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     """A whole-number query parameter from `low` to `high`, else a 400 saying so."""
     raw = request.query_params.get(name)
@@ -825,17 +831,32 @@ def create_app(
         return JSONResponse({"conversations": [public(c) for c in conversations]})
 
     async def console_conversation(request: Request) -> Response:
+        """A conversation for staff, paginated: the last `entries` transcript entries and
+        the journals of its last `runs` runs (a long conversation must not send, nor
+        make the server read, every run's journal at once)."""
         state.console(request)
         conv_id = request.path_params["conv_id"]
+        last_runs = int_param(request, "runs", CONSOLE_RUNS, 1, 100)
+        last_entries = int_param(request, "entries", CONSOLE_ENTRIES, 1, 5000)
         view = await state.conversation_view(conv_id, staff=True)
+        entries = view["transcript"]
+        view["transcript"] = entries[-last_entries:]
         run_ids = await _call(desk.runs, conv_id)
         pending = [
             jsonable(p)
             for p in await _call(desk.pending_approvals)
             if _conversation_of(p) == conv_id
         ]
+        shown = run_ids[-last_runs:]
+        steps = [state.steps(r) for r in shown]
         return JSONResponse(
-            {**view, "runs": [state.steps(r) for r in run_ids], "approvals": pending}
+            {
+                **view,
+                "transcript_total": len(entries),
+                "runs": steps,
+                "runs_total": len(run_ids),
+                "approvals": pending,
+            }
         )
 
     async def console_claim(request: Request) -> Response:

@@ -287,6 +287,12 @@ class Tool:
             ) from exc
         return (model if fields else None), schema
 
+    @property
+    def takes_context(self) -> bool:
+        """Whether the function asks for a `ToolContext` (only such a tool can start
+        child runs, so a run whose tools do not needs no run tree)."""
+        return self._context_param is not None
+
     def spec(self) -> ToolSpec:
         """What the model is told about this tool."""
         return ToolSpec(self.name, self.description, self.parameters)

@@ -123,6 +123,11 @@ async function loadConversation() {
   $("conv-approvals").replaceChildren(...view.approvals.map((p) => approvalItem(p, false)));
   const steps = $("steps");
   steps.replaceChildren();
+  if (view.runs_total > view.runs.length) {
+    steps.append(
+      el("div", { class: "run-head", text: "the last " + view.runs.length + " of " + view.runs_total + " runs" }),
+    );
+  }
   for (const run of view.runs) {
     steps.append(el("div", { class: "run-head", text: "run " + run.run_id + " · " + run.status }));
     steps.append(el("ol", { class: "steps" }, ...run.events.map(stepRow)));
