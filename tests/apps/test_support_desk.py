@@ -12,9 +12,10 @@ import pytest
 
 from pilothouse.agent import Agent
 from pilothouse.apps.support.agent import build_support_agent
+from pilothouse.apps.support.deps import SupportDeps
 from pilothouse.apps.support.desk import ConversationNotFound, Desk, DeskError
 from pilothouse.apps.support.shop import Shop
-from pilothouse.apps.support.tools import make_tools, support_policy
+from pilothouse.apps.support.tools import TOOLS, support_policy
 from pilothouse.exceptions import ModelError
 from pilothouse.models.base import ModelRequest
 from pilothouse.models.scripted import ScriptedModel, call
@@ -30,9 +31,9 @@ HANDOVER_RE = re.compile(
 )
 
 
-def factory(*replies: Any) -> Callable[[Shop, Store], Agent[None, str]]:
+def factory(*replies: Any) -> Callable[[Shop, Store], Agent[SupportDeps, str]]:
     model = ScriptedModel(list(replies))
-    return lambda shop, store: build_support_agent(shop, model=model, store=store)
+    return lambda shop, store: build_support_agent(model=model, store=store)
 
 
 def desk(tmp_path: Path, *replies: Any) -> Desk:
@@ -51,7 +52,7 @@ async def test_a_resolved_conversation(tmp_path: Path) -> None:
     assert conv.status == "open" and conv.customer_email == "ben.adler@example.com"
     reply = await d.send(conv.id, "I'm ben.adler@example.com, 97301. Where is A1091?")
     assert reply.text == "Your order A1091 is on its way." and reply.status == "open"
-    assert d.get(conv.id).customer_id == "C002"  # verified, read from the journal
+    assert d.get(conv.id).customer_id == "C002"  # verified: the run's deps, written back
     second = await d.send(conv.id, "thanks")
     assert second.text == "You're welcome!"
     assert [(e.author, e.text) for e in d.transcript(conv.id)] == [
@@ -61,9 +62,10 @@ async def test_a_resolved_conversation(tmp_path: Path) -> None:
         ("agent", "You're welcome!"),
     ]
     assert d.runs(conv.id) == [reply.run_id, second.run_id]
-    # the second run was given the earlier turns, and the verified customer as principal
+    # the second run was given the earlier turns, and acts for the verified customer
     events = d.store.events(second.run_id)
     started = events[0]
+    assert started.principal["user"] == "C002"  # type: ignore[attr-defined]
     assert [m.content for m in started.history][-2:] == [  # type: ignore[attr-defined]
         "I'm ben.adler@example.com, 97301. Where is A1091?",
         "Your order A1091 is on its way.",
@@ -138,7 +140,7 @@ async def test_a_model_failure_escalates_and_keeps_the_conversation(tmp_path: Pa
         tmp_path / "shop.db",
         str(tmp_path / "journal.db"),
         agent_factory=lambda shop, store: build_support_agent(
-            shop, model=ScriptedModel(broken), store=store
+            model=ScriptedModel(broken), store=store
         ),
     )
     conv = await d.open()
@@ -165,13 +167,14 @@ async def test_a_tool_exception_escalates(tmp_path: Path) -> None:
         """A lookup whose backend is down."""
         raise ConnectionError("orders service unreachable")
 
-    def make(shop: Shop, store: Store) -> Agent[None, str]:
+    def make(shop: Shop, store: Store) -> Agent[SupportDeps, str]:
         model = ScriptedModel([call("order_history", customer_id="C002"), "Sorry."])
         return Agent(
             model,
-            tools=[*make_tools(shop), order_history],
+            tools=[*TOOLS, order_history],
             store=store,
-            policy=support_policy(shop),
+            policy=support_policy(),
+            deps_type=SupportDeps,
         )
 
     d = Desk(tmp_path / "shop.db", str(tmp_path / "journal.db"), agent_factory=make)

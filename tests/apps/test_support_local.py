@@ -26,7 +26,7 @@ async def test_a_cancellation_on_the_embedded_model(tmp_path: Path) -> None:
         tmp_path / "shop.db",
         str(tmp_path / "journal.db"),
         agent_factory=lambda shop, store: build_support_agent(
-            shop, store=store, budget=Budget(max_steps=6, max_repeats=2)
+            store=store, budget=Budget(max_steps=6, max_repeats=2)
         ),
     )
     script = next(s for s in load_scripts() if s.id == "cancel")

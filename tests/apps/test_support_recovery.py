@@ -18,12 +18,13 @@ from typing import Any
 
 from pilothouse.apps.support.agent import build_support_agent
 from pilothouse.apps.support.desk import Desk
-from pilothouse.events import Event, ModelRequested
+from pilothouse.events import Event, ModelRequested, ToolCalled, ToolReturned
 from pilothouse.exceptions import ModelError
 from pilothouse.models.base import ModelRequest, ModelResponse
 from pilothouse.models.scripted import ScriptedModel, call
 
 KIRA = {"email": "kira.dubois@example.com", "zip": "53703"}
+DEV = {"email": "dev.kowalski@example.com", "zip": "37062"}  # C007: A1007 pending
 
 
 class HeldModel(ScriptedModel):
@@ -42,7 +43,7 @@ def open_desk(tmp_path: Path, model: Any) -> Desk:
     return Desk(
         tmp_path / "shop.db",
         str(tmp_path / "journal.db"),
-        agent_factory=lambda shop, store: build_support_agent(shop, model=model, store=store),
+        agent_factory=lambda shop, store: build_support_agent(model=model, store=store),
     )
 
 
@@ -136,6 +137,53 @@ async def test_a_refund_in_doubt_is_reconciled_not_repeated(tmp_path: Path) -> N
     )
     results = [e for e in restarted.store.events(run_id) if e.type == "tool_result"]
     assert "Refunded $50.00 for order A1010" in results[-1].result.content  # type: ignore[attr-defined]
+
+
+async def test_a_verification_before_the_crash_counts_when_the_run_resumes(
+    tmp_path: Path,
+) -> None:
+    """Killed after verify_identity's result was journaled, before the desk wrote the
+    verified customer on the conversation: the resumed run reuses the recorded result
+    (the tool does not run again), and the deps the desk gives it name the customer
+    the journal shows verified, so the cancellation that follows is allowed."""
+    desk = open_desk(tmp_path, ScriptedModel([call("verify_identity", **DEV)]))
+    conv = await desk.open()
+    # The model is out of replies after the verification (the run fails there: rewound).
+    await desk.send(conv.id, "dev.kowalski@example.com 37062, cancel A1007")
+    (run_id,) = desk.runs(conv.id)
+    db = sqlite3.connect(tmp_path / "journal.db")
+    result_seq = db.execute(
+        "SELECT seq FROM events WHERE run_id=? AND type='tool_result'", (run_id,)
+    ).fetchone()[0]
+    db.execute("DELETE FROM events WHERE run_id=? AND seq > ?", (run_id, result_seq))
+    db.execute("UPDATE runs SET status='running', lease_owner=NULL WHERE run_id=?", (run_id,))
+    db.commit()
+    db.close()
+    shop = sqlite3.connect(tmp_path / "shop.db")
+    shop.execute("DELETE FROM desk_entries WHERE author!='customer'")
+    shop.execute("UPDATE desk_runs SET delivered=NULL")
+    shop.execute("UPDATE desk_conversations SET status='open', summary=NULL, escalated_at=NULL")
+    shop.commit()
+    shop.close()
+    assert desk.get(conv.id).customer_id is None  # the desk never learnt of it
+
+    restarted = open_desk(
+        tmp_path, ScriptedModel([call("cancel_order", order_id="A1007"), "Cancelled."])
+    )
+    report = await restarted.recover()
+    assert [(r.found, r.outcome) for r in report.runs] == [("running", "delivered")]
+    calls = [e for e in restarted.store.events(run_id) if isinstance(e, ToolCalled)]
+    assert [(c.call.name, c.decision and c.decision.effect) for c in calls] == [
+        ("verify_identity", "allow"),
+        ("cancel_order", "allow"),
+    ]
+    results = [e for e in restarted.store.events(run_id) if isinstance(e, ToolReturned)]
+    # the verification was not run again: its one result is the one recorded before
+    assert [r.result.name for r in results] == ["verify_identity", "cancel_order"]
+    assert results[0].seq == result_seq
+    order = restarted.shop.order("A1007")
+    assert order is not None and order["status"] == "cancelled"
+    assert restarted.get(conv.id).customer_id == "C007"  # written back after the run
 
 
 def _refunds(tmp_path: Path) -> list[tuple[str, float]]:
@@ -315,13 +363,15 @@ def test_every_tool_that_changes_the_shop_reconciles_by_its_idempotency_key(
 ) -> None:
     """What makes a resumed cancel or refund safe: an in-doubt call is looked up in the
     shop's record of changes (written in the change's own transaction), not run blind."""
+    from pilothouse.apps.support.deps import SupportDeps
     from pilothouse.apps.support.shop import open_shop
-    from pilothouse.apps.support.tools import make_tools
+    from pilothouse.apps.support.tools import TOOLS
     from pilothouse.tools.tool import ToolContext
 
     shop = open_shop(tmp_path / "shop.db")
+    deps = SupportDeps(shop)
     try:
-        tools = {t.name: t for t in make_tools(shop)}
+        tools = {t.name: t for t in TOOLS}
         changing = {n for n, t in tools.items() if t.effect != "read_only"}
         assert changing == {
             "cancel_order",
@@ -337,9 +387,9 @@ def test_every_tool_that_changes_the_shop_reconciles_by_its_idempotency_key(
         shop.cancel("A1007", "run-1:2:0")
         reconcile = tools["cancel_order"].reconcile
         assert reconcile is not None
-        found = reconcile(ToolContext("run-1", 2, 0), {"order_id": "A1007"})
+        found = reconcile(ToolContext("run-1", 2, 0, deps), {"order_id": "A1007"})
         assert found is not None and found.startswith("Order A1007 is cancelled")
-        assert reconcile(ToolContext("run-1", 3, 0), {"order_id": "A1007"}) is None
+        assert reconcile(ToolContext("run-1", 3, 0, deps), {"order_id": "A1007"}) is None
     finally:
         shop.close()
 

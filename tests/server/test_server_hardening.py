@@ -138,9 +138,7 @@ def test_a_model_credential_error_reaches_the_customer_as_a_reference(
 
 def test_a_budget_stop_reaches_the_customer_as_a_reference(tmp_path: Path) -> None:
     def one_step(shop: Any, store: Any) -> Any:
-        return build_support_agent(
-            shop, model=customer_model(), store=store, budget=Budget(max_steps=1)
-        )
+        return build_support_agent(model=customer_model(), store=store, budget=Budget(max_steps=1))
 
     with served(tmp_path, factory=one_step) as site:
         conv_id, token = site.open()

@@ -180,8 +180,7 @@ class EvalContext:
     ) -> Agent[Any, Any]:
         """A fresh agent for this scenario on the model under evaluation.
 
-        `tools` / `instructions` replace the scenario's for this agent (an environment
-        such as tau-retail binds its tools to a per-sample database).
+        `tools` / `instructions` replace the scenario's for this agent.
         """
         scenario = self.scenario
         if tools is not None or instructions is not None:
@@ -197,15 +196,21 @@ class EvalContext:
             agent.settings = ModelSettings(self.temperature, s.max_tokens, self.epoch, s.top_p)
         return agent
 
-    async def run(self, input: str, agent: Agent[Any, Any] | None = None) -> RunResult[Any]:
-        """Run the scenario's agent (or `agent`) on `input`, recording the run."""
+    async def run(
+        self, input: str, agent: Agent[Any, Any] | None = None, *, deps: Any = None
+    ) -> RunResult[Any]:
+        """Run the scenario's agent (or `agent`) on `input`, recording the run.
+
+        `deps` are the run's dependencies (an environment such as tau-retail gives each
+        sample its own database through them).
+        """
         from pilothouse.agent import new_run_id
 
         agent = agent or self.agent()
         run_id = new_run_id()
         self.run_ids.append(run_id)  # before running: a run that raises is still logged
         self._stores[run_id] = agent.store  # a custom factory may not use ours
-        result = await agent.run(input, run_id=run_id)
+        result = await agent.run(input, deps=deps, run_id=run_id)
         self.results.append(result)
         return result
 

@@ -11,6 +11,8 @@ the task's ``expected_changes`` and the agent told the customer every string of
 The conversation is one Pilothouse run: the customer's first message is the run's
 input, the agent talks to the customer through the tool ``send_message_to_customer``
 (whose result is the customer's reply), and its final answer is its last message.
+The task's environment (its copy of the database and its customer, a `RetailEnv`)
+is the run's deps: the tools are shared, and each call reads ``ctx.deps``.
 The customer is scripted (confirms when asked, otherwise restates the request) or,
 given a model, an LLM playing the task's instruction.
 
@@ -23,7 +25,6 @@ actions and states its outputs; `null_model()` answers at once and changes nothi
 
 from __future__ import annotations
 
-import contextvars
 import copy
 import inspect
 import json
@@ -42,7 +43,7 @@ from pilothouse.models.base import Model, ModelRequest
 from pilothouse.models.scripted import Reply, ScriptedModel
 from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.journal import Store
-from pilothouse.tools.tool import Tool, ToolFunction
+from pilothouse.tools.tool import Tool, ToolContext, ToolFunction
 
 if TYPE_CHECKING:
     from pilothouse.agent import Agent
@@ -487,42 +488,49 @@ def call_tool(db: RetailDB, name: str, arguments: dict[str, Any]) -> str:
     return IMPLEMENTATIONS[name](db, **arguments)
 
 
-_TASK: contextvars.ContextVar[tuple[RetailDB, Customer]] = contextvars.ContextVar("tau_task")
-"""The database and customer of the task running in this asyncio task (tools are shared)."""
+@dataclass(slots=True)
+class RetailEnv:
+    """One task's environment, the deps of its run: its database and its customer."""
+
+    db: RetailDB
+    customer: Customer
 
 
 def _bind(name: str, schema: dict[str, Any]) -> Tool:
     implementation = IMPLEMENTATIONS[name]
 
-    def run(**kwargs: Any) -> str:
-        return implementation(_TASK.get()[0], **kwargs)
+    def run(ctx: ToolContext[RetailEnv], **kwargs: Any) -> str:
+        return implementation(ctx.deps.db, **kwargs)
 
-    # Validation uses the implementation's signature without `db`; the schema the
-    # model reads is tools.json's, description and all.
+    # Validation uses the implementation's signature with the run's context in place
+    # of `db`; the schema the model reads is tools.json's, description and all.
     signature = inspect.signature(implementation)
+    context = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     run.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=list(signature.parameters.values())[1:]
+        parameters=[context, *list(signature.parameters.values())[1:]]
     )
-    run.__annotations__ = {k: v for k, v in implementation.__annotations__.items() if k != "db"}
+    run.__annotations__ = {
+        "ctx": ToolContext[RetailEnv],
+        **{k: v for k, v in implementation.__annotations__.items() if k != "db"},
+    }
     run.__name__ = name
     tool = Tool(
         run,
         name=name,
         description=schema.get("description", ""),
         effect="side_effect" if name in _WRITES else "read_only",
-        localns={"RetailDB": RetailDB},
     )
     tool.parameters = schema.get("parameters", tool.parameters)
     return tool
 
 
-async def send_message_to_customer(message: str) -> str:
+async def send_message_to_customer(ctx: ToolContext[RetailEnv], message: str) -> str:
     """Send a message to the customer and return the customer's reply.
 
     Args:
         message: what to tell or ask the customer
     """
-    return await _TASK.get()[1].reply(message)
+    return await ctx.deps.customer.reply(message)
 
 
 @cache
@@ -534,13 +542,8 @@ def _tools(path: str) -> tuple[Tool, ...]:
 
 def retail_tools(data: RetailData) -> list[Tool]:
     """The 16 tools plus `send_message_to_customer`, built once; each call works on the
-    database and customer of the task running in the current asyncio task (`bind_task`)."""
+    database and customer of its run's deps (a `RetailEnv`)."""
     return list(_tools(str(data.path)))
-
-
-def bind_task(db: RetailDB, customer: Customer) -> contextvars.Token[tuple[RetailDB, Customer]]:
-    """Make the shared tools act on this task's database and customer (in this context)."""
-    return _TASK.set((db, customer))
 
 
 # --------------------------------------------------------------------------- customer
@@ -619,7 +622,7 @@ def score_task(task: dict[str, Any], changes: dict[str, Any], said: list[str]) -
 def tau_agent(scenario: Scenario, model: Model, budget: Budget, store: Store) -> Agent[Any, Any]:
     """The default construction for tau-retail: the policy text as instructions, all
     tools allowed by the Pilothouse policy (the shop's rules are the agent's to follow,
-    and the scoring checks the database)."""
+    and the scoring checks the database), a `RetailEnv` as each run's deps."""
     from pilothouse.agent import Agent
     from pilothouse.policy.engine import Policy
 
@@ -631,6 +634,7 @@ def tau_agent(scenario: Scenario, model: Model, budget: Budget, store: Store) ->
         budget=budget,
         store=store,
         policy=Policy.allow_all(),
+        deps_type=RetailEnv,
     )
 
 
@@ -652,11 +656,7 @@ def tau_retail_suite(
         async def run_task(ctx: EvalContext) -> None:
             db = RetailDB(data)
             customer = Customer(task["instruction"], customer_model)
-            token = bind_task(db, customer)
-            try:
-                result = await ctx.run(customer.opening())
-            finally:
-                _TASK.reset(token)
+            result = await ctx.run(customer.opening(), deps=RetailEnv(db, customer))
             final = str(result.output)  # a stopped run raises its RunStopped
             said = [text for who, text in customer.transcript if who == "agent"] + [final]
             problems = score_task(task, db.changes(), said)

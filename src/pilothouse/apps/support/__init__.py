@@ -2,10 +2,13 @@
 
     from pilothouse.apps.support import Desk, build_support_agent, open_shop
 
-`shop` (the deterministic SQLite shop and its help articles), `tools` (the ten
-tools and the policy predicates), ``policy.yaml`` (the rules), `agent` (the agent,
-and a router that lets the embedded model do it), `desk` (conversations, human
-queue, approvals, figures) and `batch` (the scripted customers of ``make demo``).
+`shop` (the deterministic SQLite shop and its help articles), `deps` (`SupportDeps`:
+the shop and the conversation's verified customer, each run's typed deps), `tools`
+(the ten tools and the policy predicates, reading the deps), ``policy.yaml`` (the
+rules), `agent` (the agent, and the step hook that routes each step so the embedded model can
+do it), `desk`
+(conversations, human queue, approvals, figures) and `batch` (the scripted customers
+of ``make demo``).
 Names are imported lazily, so importing this package loads nothing heavy.
 """
 
@@ -15,15 +18,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .agent import RoutedModel, build_support_agent
+    from .agent import SupportRouter, build_support_agent
     from .batch import run_batch
+    from .deps import SupportDeps
     from .desk import Conversation, Desk, DeskError, Entry, Figures, Reply
     from .shop import Shop, open_shop
 
 _NAMES = {
-    "RoutedModel": "agent",
+    "SupportRouter": "agent",
     "build_support_agent": "agent",
     "run_batch": "batch",
+    "SupportDeps": "deps",
     "Conversation": "desk",
     "Desk": "desk",
     "DeskError": "desk",
@@ -40,8 +45,9 @@ __all__ = [
     "Entry",
     "Figures",
     "Reply",
-    "RoutedModel",
     "Shop",
+    "SupportDeps",
+    "SupportRouter",
     "build_support_agent",
     "open_shop",
     "run_batch",

@@ -1,40 +1,49 @@
 """The support agent: ten tools, the shop's policy, budgets, and a router for small models.
 
-`build_support_agent(shop)` returns an ordinary `Agent[None, str]`: its tools are the ten
-support tools, its policy `policy.yaml`, its journal the given store. With a capable
-model (``model="openai:..."``) the model chooses among all ten tools itself.
+`build_support_agent()` returns an ordinary `Agent[SupportDeps, str]`: its tools are the
+ten support tools, its policy `policy.yaml`, its journal the given store; each run is
+given a `SupportDeps` (the shop and the conversation's verified customer). With a
+capable model (``model="openai:..."``) the model chooses among all ten tools itself.
 
 The embedded model (SmolLM2-135M) cannot choose among ten tools, so by default the
-agent's model is a `RoutedModel` around it. Before each model call the router reads
-the conversation and decides *which* step comes next, deterministically:
+agent gets a `SupportRouter` as its step hook (``prepare_step``). Before each model
+call the router reads the conversation and the run's deps and decides *which* step
+comes next, deterministically:
 
 - the customer asks for a person, or is angry         -> ``transfer_to_human``
 - an order action or question with an order number      -> ``verify_identity`` first when
-  the conversation is not verified (email and ZIP in the conversation), then the one
-  tool the customer asked for (cancel, return, exchange, refund, address, status)
+  the conversation is not verified (``deps.verified``; email and ZIP in the
+  conversation), then the one tool the customer asked for (cancel, return, exchange,
+  refund, address, status)
 - a question without an order number that the help articles answer -> ``search_help``
 - after a tool's result, or when something is missing -> a reply to the customer,
   with a one-line hint of what to say or ask
 
-and offers the model only that one tool, with ``tool_choice="required"``. The model's
-part is filling the arguments under the grammar, where id-like arguments (order and
-item ids, email, ZIP, amount, address, size or color) are narrowed to an ``enum`` of
-the values the customer actually wrote, so it can pick among them but not invent
-one. The policy still decides every call: the router only narrows what the model
-sees, it authorises nothing. What the model was actually sent is visible with
-`RoutedModel.render`; the journal records the agent's own request (all tools).
+It returns that decision as the step's `StepOptions`: the one tool offered, with
+``tool_choice="required"``; the step's prompt and a worked example as instructions;
+the last few turns and the current one as the messages sent; the tool's parameters
+narrowed as ``schemas``, where id-like arguments (order and item ids, email, ZIP,
+amount, address, size or color) become an ``enum`` of the values the customer
+actually wrote, so under the grammar the model can pick among them but not invent
+one; and a token cap as settings. The model's part is filling the arguments. The
+policy still decides every call: the router only narrows what the model sees, it
+authorises nothing. The model is the plain model, and the loop journals each step
+as the hook shaped it (``model_request``: tools, instructions, view, schemas,
+settings), so the trace, `render_prompt` and replay show what the model received.
 
 Replies to the customer are, by default (``replies="facts"``), the last tool
 result's own sentence (tool results are written for customers; a refusal becomes
 "I'm sorry, I can't do that. <why>") or a fixed line for the hint ("what are the
-email address and the ZIP code of your account?"), recorded in the journal as the
-response of model ``support-router:facts``. We measured SmolLM2-135M writing the
-replies itself (``replies="model"``, the facts in its prompt): on the batch it
-answered "Ben Adler, 97301, is a product from Ben Adler, a company that ..." to an
-order-status question and "I'm sorry for your loss" to a cancellation, and when
-asked to choose between the result's sentence and an offer of a human (an
-``enum``) it chose the offer nearly every time. A capable model (`route=False`)
-writes its own replies and chooses its own tools.
+email address and the ZIP code of your account?"): the hook answers the step itself
+(`StepOptions.answer`), journaled as the step's response from model
+``"prepare_step"``, with no model call. We measured SmolLM2-135M writing the
+replies itself (``replies="model"``: a reply step then sends `REPLY_PROMPT` and the
+facts as instructions, with no tools): on the batch it answered "Ben Adler, 97301,
+is a product from Ben Adler, a company that ..." to an order-status question and
+"I'm sorry for your loss" to a cancellation, and when asked to choose between the
+result's sentence and an offer of a human (an ``enum``) it chose the offer nearly
+every time. A capable model (``route=False``) writes its own replies and chooses
+its own tools.
 
 Measured on the shipped batch (``python -m pilothouse.apps.support``); see the
 support desk section of the README for the figures.
@@ -42,34 +51,23 @@ support desk section of the README for the figures.
 
 from __future__ import annotations
 
-import logging
 import re
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pilothouse.agent import Agent
 from pilothouse.exceptions import ConfigurationError
-from pilothouse.messages import Message, Usage
-from pilothouse.models.base import (
-    Capabilities,
-    Model,
-    ModelRequest,
-    ModelResponse,
-    ModelSettings,
-    StreamItem,
-    TextDelta,
-    ToolSpec,
-)
+from pilothouse.messages import Message
+from pilothouse.models.base import Model, ModelSettings
 from pilothouse.policy.engine import Policy
 from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.journal import Store
+from pilothouse.runtime.step import StepContext, StepOptions
 
-from .shop import PRODUCTS, Shop
-from .tools import make_tools, support_policy
-
-_log = logging.getLogger("pilothouse.apps.support")
+from .deps import SupportDeps
+from .shop import PRODUCTS
+from .tools import TOOLS, support_policy
 
 INSTRUCTIONS = """\
 You are the customer support assistant of an online shop. Be brief and polite. \
@@ -84,7 +82,6 @@ ITEM_RE = re.compile(r"\bA[0-9]{4}-[0-9]\b")
 AMOUNT_RE = re.compile(r"\$\s?([0-9]+(?:\.[0-9]{1,2})?)")
 ADDRESS_RE = re.compile(r"\b[0-9]{1,5} [A-Za-z][A-Za-z .]+, [A-Za-z][A-Za-z .]+ [0-9]{5}\b")
 VARIANTS = sorted({v for _, variants, _ in PRODUCTS for v in variants}, key=len, reverse=True)
-VERIFIED_RE = re.compile(r"Verified: customer C[0-9]{3}")
 
 # intent -> (tool, words that ask for it); checked in this order
 INTENTS: list[tuple[str, re.Pattern[str]]] = [
@@ -179,7 +176,7 @@ REPLY_HINTS = {
     "already_verified": "Say the customer is verified and ask how you can help.",
     "thanks": "Say you are glad to help and ask if there is anything else.",
 }
-# What a reply may say, per hint, when replies are grounded (see `RoutedModel`).
+# What a reply may say, per hint, when replies are the facts (see `SupportRouter`).
 SAYINGS = {
     "transfer_to_human": "I have passed your case to a human agent, who will take over here "
     "shortly.",
@@ -192,7 +189,6 @@ SAYINGS = {
     "already_verified": "You are already verified. How can I help you?",
     "thanks": "You're welcome! Is there anything else I can help you with?",
 }
-FACTS_MODEL = "support-router:facts"  # ModelResponse.model of a reply written from results
 OFFER_HUMAN = "I'm sorry, something went wrong on my side. Shall I transfer you to a human agent?"
 TASKS = {
     "verify_identity": "Verify the customer with the email and ZIP code they gave.",
@@ -233,11 +229,6 @@ QUESTION_RE = re.compile(r"\?|^\s*(how|what|when|can|do|does|is|are|which|why)\b
 THANKS_RE = re.compile(r"\b(thanks|thank you|bye|great|perfect)\b")
 
 
-def _written(text: str) -> ModelResponse:
-    """A reply the router wrote from the facts (named as such in the journal)."""
-    return ModelResponse(text=text, usage=Usage(), model=FACTS_MODEL, finish_reason="stop")
-
-
 def _refusal(text: str) -> str | None:
     """The customer-facing part of a refused call's result (policy or tool), else None."""
     m = re.match(r"Policy denied the call to '[\w]+': (.*)", text, re.S)
@@ -254,8 +245,12 @@ def _is_question(text: str) -> bool:
     return bool(QUESTION_RE.search(text))
 
 
-def decide(messages: list[Message], has_help: Callable[[str], bool]) -> Route:
-    """The next step for this conversation (see the module docs); pure and deterministic."""
+def decide(messages: Sequence[Message], has_help: Callable[[str], bool], verified: bool) -> Route:
+    """The next step for this conversation (see the module docs); pure and deterministic.
+
+    `verified`: whether the conversation's customer is verified (the run's
+    ``deps.verified``, never read from the messages' text).
+    """
     last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
     if last_user < 0:
         return Route(None, "unknown")
@@ -263,7 +258,6 @@ def decide(messages: list[Message], has_help: Callable[[str], bool]) -> Route:
     done = [m for m in messages[last_user + 1 :] if m.role == "tool"]
     done_names = [m.name for m in done]
     said = " ".join(m.content for m in messages if m.role == "user")
-    verified = any(VERIFIED_RE.search(m.content) for m in messages if m.role != "user")
     intent = classify(text)
     answers = (
         EMAIL_RE.search(text.lower())
@@ -319,206 +313,161 @@ def decide(messages: list[Message], has_help: Callable[[str], bool]) -> Route:
     return Route(None, "unknown")
 
 
-class RoutedModel:
-    """A model wrapper that offers the inner model one step at a time (see the module docs).
+class SupportRouter:
+    """The step hook that lets a small model run the support agent (see the module docs).
 
-    `history_turns` bounds how many earlier conversation messages the inner model
-    sees (a small model reads a short prompt faster and better). `replies` is "facts"
-    (replies are the results' own sentences, written without a model call) or "model"
-    (the inner model writes them from the facts, at most `reply_tokens` long);
-    `call_tokens` caps a tool call's length.
+    Give it as ``Agent(..., prepare_step=SupportRouter())`` (`build_support_agent` does
+    for the embedded model); it reads the run's `SupportDeps`. `history_turns` bounds
+    how many earlier conversation messages the model sees (a small model reads a short
+    prompt faster and better). `replies` is "facts" (replies are the results' own
+    sentences, given as the step's answer without a model call) or "model" (the model
+    writes them from the facts, at most `reply_tokens` long); `call_tokens` caps a
+    tool call's length. `settings` are the agent's sampling settings, which the caps
+    apply to (a hook's settings replace the agent's for its step).
     """
 
     def __init__(
         self,
-        inner: Model,
-        shop: Shop,
         *,
         history_turns: int = 4,
         reply_tokens: int = 64,
         call_tokens: int = 96,
         replies: Literal["facts", "model"] = "facts",
+        settings: ModelSettings | None = None,
     ) -> None:
         if replies not in ("facts", "model"):
             raise ConfigurationError(f"replies must be 'facts' or 'model', not {replies!r}")
         self.replies = replies
         self.call_tokens = call_tokens
-        self.inner = inner
-        self.shop = shop
         self.history_turns = history_turns
         self.reply_tokens = reply_tokens
+        self.settings = settings or ModelSettings()
 
-    @property
-    def name(self) -> str:
-        return f"support-router({self.inner.name})"
+    def route(self, ctx: StepContext[SupportDeps]) -> Route:
+        """The step the router chooses for this point of the run."""
+        convo = [m for m in ctx.messages if m.role != "system"]
+        shop = ctx.deps.shop
+        return decide(convo, lambda q: bool(shop.search(q, limit=1)), ctx.deps.verified is not None)
 
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.inner.capabilities
-
-    def route(self, request: ModelRequest) -> tuple[Route, ModelRequest]:
-        """The step the router chose and the request the inner model gets for it."""
-        convo = [m for m in request.messages if m.role != "system"]
-        route = decide(convo, lambda q: bool(self.shop.search(q, limit=1)))
+    def __call__(self, ctx: StepContext[SupportDeps]) -> StepOptions:
+        """The step's options: one tool with its grounded schema, or a reply."""
+        convo = [m for m in ctx.messages if m.role != "system"]
+        route = self.route(ctx)
         # the current run: from the last customer message on; before it, a few turns
         last_user = max((i for i, m in enumerate(convo) if m.role == "user"), default=0)
         earlier = [m for m in convo[:last_user] if m.role in ("user", "assistant") and m.content]
         kept = earlier[-self.history_turns :] if self.history_turns else []
-        messages = [*kept, *convo[last_user:]]
-        if route.tool is not None:
+        if route.tool is not None and route.tool in ctx.tools:
             user, call = EXAMPLES[route.tool]
-            system = STEP_PROMPT.format(
-                task=TASKS[route.tool], example_user=user, example_call=call
-            )
             said = " ".join(m.content for m in convo if m.role == "user")
-            tools = [
-                self._grounded(t, said, convo[last_user].content)
-                for t in request.tools
-                if t.name == route.tool
-            ]
-            if tools:
-                return route, replace(
-                    request,
-                    messages=[Message.system(system), *messages],
-                    tools=tools,
-                    tool_choice="required",
-                    settings=self._capped(request, self.call_tokens),
-                )
+            parameters = ctx.tools[route.tool].spec().parameters
+            return StepOptions(
+                tools=[route.tool],
+                instructions=STEP_PROMPT.format(
+                    task=TASKS[route.tool], example_user=user, example_call=call
+                ),
+                tool_choice="required",
+                messages=[*kept, *convo[last_user:]],
+                schemas={route.tool: grounded(parameters, said, convo[last_user].content)},
+                settings=self._capped(self.call_tokens),
+            )
+        if route.tool is not None:  # a tool this agent does not have
             route = Route(None, "unknown")
+        results = [m for m in convo[last_user + 1 :] if m.role == "tool"]
+        if self.replies == "facts":
+            return StepOptions(tools=[], answer=saying(route, results, ctx.deps))
         # A reply sees the results as facts, not as tool-call turns: shown its own calls,
         # a small model goes on writing calls as text instead of answering.
-        results = [m for m in convo[last_user + 1 :] if m.role == "tool"]
-        facts = [m.content for m in results]
         system = REPLY_PROMPT.format(hint=REPLY_HINTS.get(route.hint, ""))
-        if facts:
-            system += "\n\nFacts:\n" + "\n".join(f"- {f}" for f in facts)
-        messages = [*kept, convo[last_user]] if convo else []
-        settings = self._capped(request, self.reply_tokens)
-        return route, replace(
-            request,
-            messages=[Message.system(system), *messages],
+        if results:
+            system += "\n\nFacts:\n" + "\n".join(f"- {m.content}" for m in results)
+        return StepOptions(
             tools=[],
+            instructions=system,
             tool_choice="auto",
-            settings=settings,
+            messages=[*kept, convo[last_user]] if convo else [],
+            settings=self._capped(self.reply_tokens),
         )
 
-    def reply(self, request: ModelRequest) -> str | None:
-        """The customer-facing reply when replies are "facts" and this step is a reply."""
-        if self.replies != "facts":
-            return None
-        route, routed = self.route(request)
-        if routed.tools:
-            return None
-        convo = [m for m in request.messages if m.role != "system"]
-        last_user = max((i for i, m in enumerate(convo) if m.role == "user"), default=0)
-        results = [m for m in convo[last_user + 1 :] if m.role == "tool"]
-        return self._sayings(route, results)[0]
-
-    @staticmethod
-    def _sayings(route: Route, results: list[Message]) -> list[str]:
-        """The reply written from the facts: the last result's sentence, or the hint's line."""
-        if not results:
-            return [SAYINGS.get(route.hint, SAYINGS["unknown"])]
-        last = results[-1]
-        text = last.content
-        if last.name == "transfer_to_human" and text.startswith("Transferred"):
-            return [SAYINGS["transfer_to_human"]]
-        if last.name == "verify_identity":
-            m = re.search(r"customer C[0-9]{3}, (\w+)", text)
-            if m:
-                return [f"Thank you, {m.group(1)}, you are verified. How can I help?"]
-        if text.startswith(("Invalid arguments", "Could not parse", "Tool '")):
-            return [OFFER_HUMAN]  # our own failure: never show the customer a stack of it
-        refused = _refusal(text)
-        if refused is not None:
-            return [f"I'm sorry, I can't do that. {refused}"]
-        return [text]
-
-    def _grounded(self, spec: ToolSpec, said: str, text: str) -> ToolSpec:
-        """The tool's schema with id-like arguments limited to values the customer wrote.
-
-        Each such argument becomes an ``enum`` of the candidates found in the
-        customer's messages (latest first), so the grammar lets the model pick one
-        of them but not invent one; free-text arguments (a summary) stay free. The
-        tool itself still validates against its own schema.
-        """
-        props = dict(spec.parameters.get("properties", {}))
-        found: dict[str, list[Any]] = {
-            "order_id": _uniq(ORDER_RE.findall(text) + ORDER_RE.findall(said)),
-            "email": _uniq(EMAIL_RE.findall(said.lower())),
-            "zip": _uniq(ZIP_RE.findall(said)),
-            "item_id": _uniq(ITEM_RE.findall(text) + ITEM_RE.findall(said)),
-            "amount": _uniq([float(a) for a in AMOUNT_RE.findall(text)]),
-            "address": _uniq(ADDRESS_RE.findall(text)),
-            "new_variant": _uniq([v for v in VARIANTS if v.lower() in text.lower()]),
-            "query": [text.strip()[:200]],
-        }
-        for name, values in found.items():
-            if name in props and values:
-                props[name] = {"enum": values}
-        if "item_ids" in props and found["item_id"]:
-            props["item_ids"] = {
-                "type": "array",
-                "items": {"enum": found["item_id"]},
-                "minItems": 1,
-                "maxItems": len(found["item_id"]),  # else a small model repeats the id
-            }
-        props.pop("payment_method_id", None)  # the order's own method; the model cannot know ids
-        parameters = dict(spec.parameters, properties=props)
-        if "required" in parameters:
-            parameters["required"] = [r for r in parameters["required"] if r in props]
-        return ToolSpec(spec.name, spec.description, parameters)
-
-    @staticmethod
-    def _capped(request: ModelRequest, tokens: int) -> ModelSettings:
-        settings = request.settings
+    def _capped(self, tokens: int) -> ModelSettings:
+        settings = self.settings
         if settings.max_tokens is None or settings.max_tokens > tokens:
             settings = replace(settings, max_tokens=tokens)
         return settings
 
-    async def generate(self, request: ModelRequest) -> ModelResponse:
-        routed = self.route(request)[1]
-        started = time.perf_counter()
-        text = self.reply(request)
-        if text is not None:
-            return _written(text)
-        response = await self.inner.generate(routed)
-        _log.debug(
-            "step %s took %.2fs",
-            routed.tools and routed.tools[0].name,
-            time.perf_counter() - started,
-        )
-        return response
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamItem]:
-        text = self.reply(request)
-        if text is not None:
-            yield TextDelta(text)
-            yield _written(text)
-            return
-        async for item in self.inner.stream(self.route(request)[1]):
-            yield item
+def saying(route: Route, results: Sequence[Message], deps: SupportDeps) -> str:
+    """The reply written from the facts: the last result's sentence, or the hint's line."""
+    if not results:
+        return SAYINGS.get(route.hint, SAYINGS["unknown"])
+    last = results[-1]
+    text = last.content
+    if last.name == "transfer_to_human" and text.startswith("Transferred"):
+        return SAYINGS["transfer_to_human"]
+    if last.name == "verify_identity" and not last.is_error and deps.verified is not None:
+        customer = deps.shop.customer(deps.verified)
+        if customer is not None:
+            return f"Thank you, {customer['first_name']}, you are verified. How can I help?"
+    if text.startswith(("Invalid arguments", "Could not parse", "Tool '")):
+        return OFFER_HUMAN  # our own failure: never show the customer a stack of it
+    refused = _refusal(text)
+    if refused is not None:
+        return f"I'm sorry, I can't do that. {refused}"
+    return text
 
-    def render(self, request: ModelRequest) -> str:
-        return self.inner.render(self.route(request)[1])
+
+def grounded(parameters: dict[str, Any], said: str, text: str) -> dict[str, Any]:
+    """A tool's parameters with id-like arguments limited to values the customer wrote.
+
+    Each such argument becomes an ``enum`` of the candidates found in the customer's
+    messages (`said`; the current message `text` first), so the grammar lets the model
+    pick one of them but not invent one; free-text arguments (a summary) stay free.
+    The tool itself still validates against its own schema.
+    """
+    props = dict(parameters.get("properties", {}))
+    found: dict[str, list[Any]] = {
+        "order_id": _uniq(ORDER_RE.findall(text) + ORDER_RE.findall(said)),
+        "email": _uniq(EMAIL_RE.findall(said.lower())),
+        "zip": _uniq(ZIP_RE.findall(said)),
+        "item_id": _uniq(ITEM_RE.findall(text) + ITEM_RE.findall(said)),
+        "amount": _uniq([float(a) for a in AMOUNT_RE.findall(text)]),
+        "address": _uniq(ADDRESS_RE.findall(text)),
+        "new_variant": _uniq([v for v in VARIANTS if v.lower() in text.lower()]),
+        "query": [text.strip()[:200]],
+    }
+    for name, values in found.items():
+        if name in props and values:
+            props[name] = {"enum": values}
+    if "item_ids" in props and found["item_id"]:
+        props["item_ids"] = {
+            "type": "array",
+            "items": {"enum": found["item_id"]},
+            "minItems": 1,
+            "maxItems": len(found["item_id"]),  # else a small model repeats the id
+        }
+    props.pop("payment_method_id", None)  # the order's own method; the model cannot know ids
+    narrowed = dict(parameters, properties=props)
+    if "required" in narrowed:
+        narrowed["required"] = [r for r in narrowed["required"] if r in props]
+    return narrowed
 
 
 def build_support_agent(
-    shop: Shop,
     *,
     model: Model | str | None = None,
     store: Store | str | None = None,
     policy: Policy | None = None,
-    route: bool | None = None,
+    route: bool | SupportRouter | None = None,
     budget: Budget | None = None,
-) -> Agent[None, str]:
-    """The support agent over `shop`.
+) -> Agent[SupportDeps, str]:
+    """The support agent; each run takes its `SupportDeps` (``deps=``: shop, verified).
 
-    `model` defaults to the embedded local model. `route` wraps the model in a
-    `RoutedModel`; by default only the embedded model (or any ``local:`` model) is
-    routed. `policy` defaults to the shipped `policy.yaml` bound to `shop`. `budget`
-    defaults to `DEFAULT_BUDGET`: six steps (verify, act, reply and room for one
-    retry) and three minutes of wall time per customer message.
+    `model` defaults to the embedded local model. `route` gives the agent a
+    `SupportRouter` as its step hook (True: the default one; or one of your own); by
+    default only the embedded model (or any ``local:`` model) is routed. `policy`
+    defaults to the shipped `policy.yaml`. `budget` defaults to `DEFAULT_BUDGET`: six
+    steps (verify, act, reply and room for one retry) and three minutes of wall time
+    per customer message.
     """
     if model is None or isinstance(model, str):
         from pilothouse.models.registry import resolve_model
@@ -528,14 +477,15 @@ def build_support_agent(
         resolved = model
     if route is None:
         route = resolved.name.startswith("local:")
-    if route:
-        resolved = RoutedModel(resolved, shop)
+    router = route if isinstance(route, SupportRouter) else SupportRouter() if route else None
     return Agent(
         model=resolved,
         instructions=INSTRUCTIONS,
-        tools=make_tools(shop),
+        tools=TOOLS,
         name="support",
         budget=budget or DEFAULT_BUDGET,
         store=store,
-        policy=policy if policy is not None else support_policy(shop),
+        policy=policy if policy is not None else support_policy(),
+        deps_type=SupportDeps,
+        prepare_step=router,
     )

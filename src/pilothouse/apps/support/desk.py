@@ -8,10 +8,12 @@ words:
 
 - an allowed, successful ``transfer_to_human`` call escalates the conversation
   (its ``summary`` argument becomes the escalation summary);
-- a successful ``verify_identity`` call makes the conversation verified: later
-  runs get the customer as their `Principal` (``user``, attribute ``verified``),
-  which the policy's predicates read, and the agent's history starts with a note
-  naming the verified customer;
+- a successful ``verify_identity`` call makes the conversation verified. That is
+  typed state, not text: each run gets a `SupportDeps` whose ``verified`` starts
+  from the conversation's stored customer (``customer_id``), the tool sets it, the
+  policy's predicates read it, and after the run the desk writes it back. Later
+  runs act for that customer (their `Principal`'s ``user``, journaled with the
+  run) and the agent's history starts with a note naming the verified customer;
 - a run paused by the policy (a refund above $200 is ``ask``) pauses the
   conversation and lists the call under `pending_approvals` until a human decides
   (`decide`, which resumes the run);
@@ -86,10 +88,10 @@ from pilothouse.policy.engine import Principal
 from pilothouse.runtime.journal import Store, Subscriber, open_store
 from pilothouse.runtime.loop import RunResult
 
+from .deps import SupportDeps, verified_in
 from .shop import Shop, open_shop
-from .tools import VERIFIED
 
-AgentFactory = Callable[[Shop, Store], Agent[None, str]]
+AgentFactory = Callable[[Shop, Store], Agent[SupportDeps, str]]
 SubscribersFor = Callable[[str], Sequence[Subscriber]]
 T = TypeVar("T")
 STATUSES = ("open", "paused", "escalated", "claimed", "resolved", "closed")
@@ -357,7 +359,7 @@ class Desk:
         self.store = open_store(store)
         self._model = model
         self._factory = agent_factory
-        self._agent: Agent[None, str] | None = None
+        self._agent: Agent[SupportDeps, str] | None = None
         self._db = sqlite3.connect(str(shop_path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL is set by the shop; see Shop
@@ -384,14 +386,14 @@ class Desk:
                     self._exec("UPDATE desk_runs SET delivered = ts WHERE run_id = ?", run_id)
 
     @property
-    def agent(self) -> Agent[None, str]:
+    def agent(self) -> Agent[SupportDeps, str]:
         if self._agent is None:
             if self._factory is not None:
                 self._agent = self._factory(self.shop, self.store)
             else:
                 from .agent import build_support_agent
 
-                self._agent = build_support_agent(self.shop, model=self._model, store=self.store)
+                self._agent = build_support_agent(model=self._model, store=self.store)
         return self._agent
 
     def shutdown(self) -> None:
@@ -525,29 +527,44 @@ class Desk:
                     conv_id,
                     time.time(),
                 )
+            deps = self._deps(conv)
             try:
                 result = await self.agent.run(
                     text,
                     history=history,
+                    deps=deps,
                     run_id=run_id,
                     subscribers=subscribers,
                     principal=self._principal(conv),
                 )
             except Exception as exc:  # model failure, bug: keep the conversation, hand it over
                 return self._deliver(run_id, partial(self._failed, conv_id, run_id, exc))
-            return self._deliver(run_id, partial(self._after_run, conv_id, result))
+            return self._deliver(run_id, partial(self._after_run, conv_id, result, deps))
 
     def _principal(self, conv: Conversation) -> Principal:
-        attributes: dict[str, Any] = {"conversation": conv.id}
-        if conv.customer_id:
-            attributes["verified"] = True
-        return Principal(user=conv.customer_id, role="customer", attributes=attributes)
+        """Who the run acts for (journaled with it): the verified customer, if any."""
+        return Principal(
+            user=conv.customer_id, role="customer", attributes={"conversation": conv.id}
+        )
+
+    def _deps(self, conv: Conversation, run_id: str | None = None) -> SupportDeps:
+        """A run's deps: the shop, and the conversation's verified customer.
+
+        For a run being resumed (`run_id`), a verification its journal recorded before
+        the stop counts too: recorded calls are reused, not run again, so they do not
+        set the deps themselves (see `verified_in`).
+        """
+        verified = conv.customer_id
+        if run_id is not None:
+            verified = verified_in(self.store.events(run_id), self.shop) or verified
+        return SupportDeps(self.shop, verified)
 
     def _history(self, conv: Conversation) -> list[Message]:
         """The earlier conversation for the agent: customer, agent and human messages.
 
         A verified conversation starts with a note naming the customer, in the same
-        words the verification tool uses, so the agent (and a routing model) knows.
+        words the verification tool uses, so the model knows (the policy and the router
+        read the run's deps, not this note).
         """
         out: list[Message] = []
         if conv.customer_id:
@@ -600,9 +617,12 @@ class Desk:
             return
         self._set(conv_id, status="escalated", escalated_at=time.time(), summary=summary)
 
-    def _after_run(self, conv_id: str, result: RunResult[str]) -> Reply:
-        """Read the run's journal and move the conversation on (see the module docs)."""
+    def _after_run(self, conv_id: str, result: RunResult[str], deps: SupportDeps) -> Reply:
+        """Read the run's journal and move the conversation on (see the module docs); keep
+        the customer the run's deps say is verified."""
         run_id = result.run_id
+        if deps.verified is not None:
+            self._set(conv_id, customer_id=deps.verified)
         transfer: str | None = None
         failures: list[str] = []
         calls: dict[tuple[int, int], ToolCalled] = {}
@@ -624,10 +644,6 @@ class Desk:
                     continue
                 if name == "transfer_to_human":
                     transfer = str(called.call.arguments.get("summary") or "Customer asked")
-                elif name == "verify_identity":
-                    m = VERIFIED.search(content)
-                    if m:
-                        self._set(conv_id, customer_id=m.group(1))
         if result.outcome == "paused":
             self._record_pending(conv_id, result)
             # The customer learns that a person decides, not the tool, its arguments or the
@@ -823,6 +839,7 @@ class Desk:
                 run_id,
                 approvals=dict.fromkeys(keys, False),
                 approved_by=closer,
+                deps=self._deps(self.get(conv_id), run_id),
                 subscribers=subscribers,
             )
         except Exception as exc:  # the desk's refusal stands; the journal may lack it
@@ -899,15 +916,17 @@ class Desk:
                 self._set(conv_id, status="open", human_involved=1)
                 self._exec("UPDATE desk_runs SET delivered = NULL WHERE run_id = ?", run_id)
             try:
+                deps = self._deps(self.get(conv_id), run_id)
                 result = await self.agent.resume(
                     run_id,
                     approvals={key: approve},
                     approved_by=human,
+                    deps=deps,
                     subscribers=subscribers,
                 )  # for the principal the run was started for (its journal holds it)
             except Exception as exc:
                 return self._deliver(run_id, partial(self._failed, conv_id, run_id, exc))
-            return self._deliver(run_id, partial(self._after_run, conv_id, result))
+            return self._deliver(run_id, partial(self._after_run, conv_id, result, deps))
 
     # ------------------------------------------------------------------ recovery
 
@@ -972,18 +991,23 @@ class Desk:
                     "the server stopped before the assistant started on the customer's "
                     "message; nothing was done for it"
                 )
+            deps = self._deps(self.get(conv_id), run_id)
             result = self._ended(run_id, found)
             if result is None:
                 decided, by = self._decided(run_id)
                 result = await self.agent.resume(
-                    run_id, approvals=decided or None, approved_by=by, subscribers=subscribers
+                    run_id,
+                    approvals=decided or None,
+                    approved_by=by,
+                    deps=deps,
+                    subscribers=subscribers,
                 )
             if closed:
                 said = str(result.output).strip() if result.outcome == "final" else ""
                 note = f"After a restart, run {run_id} ended {result.outcome}: {said[:2000]}"
                 self._deliver(run_id, partial(self._add, conv_id, "staff", note, run_id))
             else:
-                self._deliver(run_id, partial(self._after_run, conv_id, result))
+                self._deliver(run_id, partial(self._after_run, conv_id, result, deps))
         except Exception as exc:
             if not isinstance(exc, ReplyNotRecovered):
                 exc = ReplyNotRecovered(
