@@ -36,7 +36,7 @@ OnDoubt = Literal["retry", "reconcile", "ask"]
 Interrupt = Literal["approval", "question"]
 _ON_DOUBT = ("retry", "reconcile", "ask")
 # reconcile(context, arguments) -> the call's result if its effect happened, else None.
-Reconcile = Callable[["ToolContext", dict[str, Any]], Any]
+Reconcile = Callable[["ToolContext[Any]", dict[str, Any]], Any]
 
 
 DepsT = TypeVar("DepsT", default=None)

@@ -487,5 +487,22 @@ def build_support_agent(
         store=store,
         policy=policy if policy is not None else support_policy(),
         deps_type=SupportDeps,
-        prepare_step=router,
+        prepare_step=router if router is not None else verified_note,
+    )
+
+
+def verified_note(ctx: StepContext[SupportDeps]) -> StepOptions | None:
+    """For a model that chooses its own steps: say in the instructions who is verified.
+
+    The conversation's messages (its session) hold what was said, not the desk's state;
+    the policy and tools read the verification from the deps, and this step hook tells
+    the model, on the record (the step's `model_request` carries the instructions).
+    """
+    customer = ctx.deps.verified
+    if customer is None:
+        return None
+    row = ctx.deps.shop.customer(customer) or {}
+    name = f"{row.get('first_name', '')} {row.get('last_name', '')}".strip()
+    return StepOptions(
+        instructions=f"{INSTRUCTIONS}\nThe customer is verified: customer {customer}, {name}."
     )

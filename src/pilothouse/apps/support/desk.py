@@ -81,12 +81,18 @@ from pilothouse.events import (
     ToolCalled,
     ToolReturned,
 )
-from pilothouse.exceptions import PilothouseError, RunNotFoundError
+from pilothouse.exceptions import (
+    PilothouseError,
+    RunNotFoundError,
+    SessionExistsError,
+    SessionNotFoundError,
+)
 from pilothouse.messages import Message, Usage
 from pilothouse.models.base import Model
 from pilothouse.policy.engine import Principal
 from pilothouse.runtime.journal import Store, Subscriber, open_store
 from pilothouse.runtime.loop import RunResult
+from pilothouse.runtime.session import Session
 
 from .deps import SupportDeps, verified_in
 from .shop import Shop, open_shop
@@ -506,9 +512,10 @@ class Desk:
             conv = self.get(conv_id)
             if conv.status == "closed":
                 raise DeskError(f"conversation {conv_id} is closed")
-            history = self._history(conv)
+            self._session_of(conv)
             if conv.status in ("escalated", "claimed", "paused"):
                 self._add(conv_id, "customer", text)
+                self.store.append_session(conv_id, [Message.user(text)], author="customer")
                 self._set(conv_id)
                 waiting = (
                     "A human agent will answer here."
@@ -531,7 +538,7 @@ class Desk:
             try:
                 result = await self.agent.run(
                     text,
-                    history=history,
+                    session=conv_id,
                     deps=deps,
                     run_id=run_id,
                     subscribers=subscribers,
@@ -559,24 +566,30 @@ class Desk:
             verified = verified_in(self.store.events(run_id), self.shop) or verified
         return SupportDeps(self.shop, verified)
 
-    def _history(self, conv: Conversation) -> list[Message]:
-        """The earlier conversation for the agent: customer, agent and human messages.
+    def _session_of(self, conv: Conversation) -> None:
+        """Make sure the conversation has its session in the journal store.
 
-        A verified conversation starts with a note naming the customer, in the same
-        words the verification tool uses, so the model knows (the policy and the router
-        read the run's deps, not this note).
+        Each turn is a run of the session (`agent.run(..., session=conv.id)`): the
+        session holds what the agent reads (customer, agent and human messages), once,
+        instead of a copy in every run. A conversation opened before sessions gets one
+        here, filled from its transcript.
         """
-        out: list[Message] = []
-        if conv.customer_id:
-            row = self.shop.customer(conv.customer_id) or {}
-            name = f"{row.get('first_name', '')} {row.get('last_name', '')}".strip()
-            out.append(Message.assistant(f"Verified: customer {conv.customer_id}, {name}."))
-        for e in self.transcript(conv.id):
-            if e.author == "customer":
-                out.append(Message.user(e.text))
-            elif e.author in ("agent", "human"):
-                out.append(Message.assistant(e.text))
-        return out
+        try:
+            self.store.get_session(conv.id)
+            return
+        except SessionNotFoundError:
+            pass
+        try:
+            Session.create(self.store, conv.id, metadata={"desk": "conversation"})
+        except SessionExistsError:  # another request made it meanwhile
+            return
+        earlier = [
+            (Message.user(e.text) if e.author == "customer" else Message.assistant(e.text), e)
+            for e in self.transcript(conv.id)
+            if e.author in ("customer", "agent", "human")
+        ]
+        for message, entry in earlier:
+            self.store.append_session(conv.id, [message], author=entry.author)
 
     def _failed(self, conv_id: str, run_id: str | None, exc: BaseException) -> Reply:
         note = self._hand_over(conv_id, run_id, f"{type(exc).__name__}: {exc}", exc)
@@ -764,6 +777,10 @@ class Desk:
         elif conv.status == "claimed" and conv.claimed_by != human:
             raise DeskError(f"conversation {conv_id} is claimed by {conv.claimed_by}")
         self._set(conv_id, human_involved=1)
+        self._session_of(conv)
+        self.store.append_session(
+            conv_id, [Message.assistant(text.strip())], author=f"human:{human}"
+        )
         return self._add(conv_id, "human", text.strip())
 
     async def close(
