@@ -1,10 +1,11 @@
 """`Desk`: the support desk as a conversation service (pure Python; the HTTP server wraps it).
 
-A conversation is a sequence of entries (customer, agent, human, system). Each
-customer message is one agent run, given the earlier customer and agent messages
-as `history`; the run's journal (in the desk's `Store`) is the record of what the
-agent did, and the desk reads its outcome from the journal, not from the agent's
-words:
+A conversation is a sequence of entries (customer, agent, human, system) and, in
+the journal store, a session with the same id: what the agent reads (customer,
+agent and human messages, each kept once). Each customer message is one agent run,
+a turn of that session (`agent.run(text, session=conversation id)`); the run's
+journal (in the desk's `Store`) is the record of what the agent did, and the desk
+reads its outcome from the journal, not from the agent's words:
 
 - an allowed, successful ``transfer_to_human`` call escalates the conversation
   (its ``summary`` argument becomes the escalation summary);
@@ -13,7 +14,8 @@ words:
   from the conversation's stored customer (``customer_id``), the tool sets it, the
   policy's predicates read it, and after the run the desk writes it back. Later
   runs act for that customer (their `Principal`'s ``user``, journaled with the
-  run) and the agent's history starts with a note naming the verified customer;
+  run) and, for a model that chooses its own steps, a step hook names the verified
+  customer in the instructions (`verified_note`);
 - a run paused by the policy (a refund above $200 is ``ask``) pauses the
   conversation and lists the call under `pending_approvals` until a human decides
   (`decide`, which resumes the run);
