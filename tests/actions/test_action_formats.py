@@ -119,6 +119,20 @@ def test_auto_special_tokens() -> None:
     assert kind(degenerate) == "unrecoverable"
 
 
+def test_special_token_inside_an_argument_does_not_drop_calls() -> None:
+    # found by hypothesis: the token in the second call's argument made `_special`
+    # read only what followed it (the third call) and drop the first two
+    tools = [spec(n, a="string") for n in ("first", "second", "third")]
+    form = JsonFormat()
+    parsed = [
+        ParsedCall("first", {"a": "x"}),
+        ParsedCall("second", {"a": "[TOOL_CALLS]"}),
+        ParsedCall("third", {"a": "y"}),
+    ]
+    result = form.parse(form.render_calls(parsed), tools)
+    assert result.calls == tuple(parsed)
+
+
 def test_auto_pythonic_parallel_calls() -> None:
     assert calls('[get_weather(city="A"), get_weather(city="B")]<|eot|>') == [
         ("get_weather", {"city": "A"}),

@@ -473,11 +473,14 @@ class _TextFormat:
         degenerate run of special tokens must not read as a prose answer.
         """
         special = _special(text, r, [])
-        if special is not None and special.ok:
-            return special
-        repairs: list[str] = []
+        if special is None:
+            repairs: list[str] = []
+            return self._own(_clean(text, repairs), r, repairs)
+        repairs = []
         own = self._own(_clean(text, repairs), r, repairs)
-        if special is not None and own.kind != "tool_call":
+        if own.kind == "tool_call" and _token_in_arguments(own):
+            return own  # the token is data the model passes on, not its envelope
+        if special.ok or own.kind != "tool_call":
             return special
         return own
 
@@ -489,6 +492,12 @@ class _TextFormat:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _token_in_arguments(result: ParseResult) -> bool:
+    """Whether a special call token appears inside the arguments of the parsed calls."""
+    dumped = json.dumps([c.args for c in result.calls], ensure_ascii=False)
+    return any(t in dumped for t in (_DS_ANY, "<|python_tag|>", "[TOOL_CALLS]"))
 
 
 def _clean(text: str, repairs: list[str]) -> str:
