@@ -24,6 +24,7 @@ from pilothouse.actions.base import (
     failure,
     final,
 )
+from pilothouse.actions.markup import call_markup
 from pilothouse.messages import ToolResult
 from pilothouse.models.base import ToolSpec
 
@@ -172,6 +173,34 @@ def _fail_safe(fn: Any, *args: Any) -> ParseResult:
         return failure(f"could not parse the reply ({type(exc).__name__})")
     assert isinstance(result, ParseResult)
     return result
+
+
+def _no_markup_answer(result: ParseResult, tools: Sequence[ToolSpec]) -> ParseResult:
+    """The one gate every text format's final answer passes: markup is never an answer.
+
+    An answer holding call markup (see `markup.call_markup`) is a call that did not
+    parse to an offered tool; ending the run with it would show the user raw markup,
+    so it becomes a failure naming what was seen, and the loop asks again.
+    """
+    if result.kind != "final_answer":
+        return result
+    seen = _fail_safe_markup(result.answer)
+    if seen is None:
+        return result
+    names = ", ".join(t.name for t in tools) or "(none)"
+    return failure(
+        f"the reply holds tool-call markup ({seen[:60]!r}) but no call to an offered tool "
+        f"could be read from it; call one of: {names} in the format asked for, or give "
+        "the final answer as plain text without call markup",
+        result.repairs,
+    )
+
+
+def _fail_safe_markup(answer: str) -> str | None:
+    try:
+        return call_markup(answer)
+    except Exception:  # the parser's promise holds here too; unreadable means "markup"
+        return "unreadable reply"
 
 
 def _precheck(text: Any) -> tuple[str, ParseResult | None]:
@@ -464,7 +493,7 @@ class _TextFormat:
         text, bad = _precheck(text)
         if bad is not None:
             return bad
-        return _fail_safe(self._parse, text, Resolver(tools, aliases))
+        return _no_markup_answer(_fail_safe(self._parse, text, Resolver(tools, aliases)), tools)
 
     def _parse(self, text: str, r: Resolver) -> ParseResult:
         """Special-token styles first; the format's own reading when they do not hold up.
