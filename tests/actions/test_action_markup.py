@@ -99,6 +99,16 @@ def test_prose_and_ordinary_data_stay_final_answers(text: str, fmt: str) -> None
     assert result.answer == text.strip()
 
 
+def test_action_lines_of_prose_are_not_react_markup() -> None:
+    # json, react and auto read "Action:" lines as ReAct steps on their own; xml asks
+    # for plain-text answers, and minutes with action items are one
+    text = "Meeting notes\nAction: Bob sends the report by Friday.\nAction: Ann books the room."
+    result = get_format("xml").parse(text, TOOLS)
+    assert result.kind == "final_answer" and result.answer == text
+    leak = "Thought: I need the forecast\nAction: lookup_forecast\nAction Input: Paris"
+    assert get_format("xml").parse(leak, TOOLS).kind == "unrecoverable"
+
+
 @pytest.mark.parametrize("fmt", ["react", "auto"])
 def test_explicit_final_answer_of_prose_is_kept(fmt: str) -> None:
     result = get_format(fmt).parse("Thought: done\nFinal Answer: the function returns 3", TOOLS)
@@ -135,6 +145,10 @@ def test_offered_calls_in_an_envelope_still_parse() -> None:
         ('{"command": {"name": "f", "args": {}}}', '{"command": {"name": ...}}'),
         ('{"action": "f", "action_input": 1}', '{"action": ..., "action_input": ...}'),
         ("Thought: go\nAction: f", "Action:"),
+        ("Action: `lookup_forecast`", "Action:"),
+        ("Action 1: lookup(city='Paris')", "Action 1:"),
+        ('Action: lookup {"city": "Paris"}', "Action:"),
+        ("Thought: x\nAction Input: Paris", "Action Input:"),
         ("<|tool_call_start|>", "<|tool_call_start|>"),
         ("text [TOOL_CALLS] x", "[TOOL_CALLS]"),
         ("<|start|>assistant", "<|start|>"),
@@ -154,6 +168,8 @@ def test_call_markup_names_what_it_saw(text: str, seen: str) -> None:
         "function call arguments parameters tool",
         "the <|endoftext|> token",
         "Reaction: positive",
+        "Action: Bob sends the report by Friday.",
+        "Action items: none",
         "",
     ],
 )

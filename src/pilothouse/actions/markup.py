@@ -38,7 +38,17 @@ _MARKERS = (
 )
 _TOKEN = re.compile(r"<\|[a-z_]*(?:tool|call|function)[a-z_]*\|>")
 _GEMMA = re.compile(r"call:[A-Za-z_][\w.\-]*\{")
-_REACT = re.compile(r"^[ \t>*#]*Action(?:[ \t_]*Input)?[ \t*]*(?:\d+[ \t*]*)?:", re.M | re.I)
+_STEP = r"[ \t*]*(?:\d+[ \t*]*)?:"
+# "Action Input:" anywhere, or "Action: <one name>" (with call parentheses or JSON after
+# it, or nothing); "Action: Bob sends the report" is prose, not a ReAct step
+_REACT = re.compile(
+    r"^[ \t>*#]*(?:Action[ \t_]*Input"
+    + _STEP
+    + r"|Action"
+    + _STEP
+    + r"[ \t*`'\"]*[\w.\-]+[ \t*`'\"]*(?:$|[(\[{]))",
+    re.M | re.I,
+)
 _ARG_KEYS = frozenset({"arguments", "parameters", "args", "input"})
 
 
@@ -92,7 +102,7 @@ def call_markup(text: str) -> str | None:
             return m.group()
     m = _REACT.search(text)
     if m is not None:
-        return m.group().strip(" \t>*#")
+        return m.group().split(":", 1)[0].strip(" \t>*#") + ":"
     if "{" in text and '"' in text:
         for start, end in repair.balanced_spans(text):
             loaded = repair.loads(text[start:end])
