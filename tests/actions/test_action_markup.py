@@ -175,3 +175,19 @@ def test_call_markup_names_what_it_saw(text: str, seen: str) -> None:
 )
 def test_call_markup_ignores_data_and_prose(text: str) -> None:
     assert call_markup(text) is None
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_harmony_final_channel_is_the_answer(fmt: str) -> None:
+    # the analysis channel is reasoning, the final channel's message is the reply
+    text = (
+        "<|channel|>analysis<|message|>User asks the weather; I know it.<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>It is sunny in Paris.<|return|>"
+    )
+    result = get_format(fmt).parse(text, TOOLS)
+    assert result.kind == "final_answer", result
+    assert result.answer == "It is sunny in Paris."
+    assert "harmony_final_channel" in result.repairs
+    # a final channel that itself leaks a call is still markup
+    leak = '<|channel|>final<|message|><tool_call>{"name": "forecast", "arguments": {}}'
+    assert get_format(fmt).parse(leak, TOOLS).kind == "unrecoverable"

@@ -529,10 +529,17 @@ def _token_in_arguments(result: ParseResult) -> bool:
     return any(t in dumped for t in (_DS_ANY, "<|python_tag|>", "[TOOL_CALLS]"))
 
 
+_HARMONY_FINAL = "<|channel|>final<|message|>"
+_HARMONY_STOP = re.compile(r"<\|(?:return|end|call|start)\|>")
+
+
 def _clean(text: str, repairs: list[str]) -> str:
     text, thought = repair.strip_think(text)
     if thought:
         repairs.append("think_block")
+    if _HARMONY_FINAL in text:  # OpenAI Harmony: the final channel's message is the reply
+        text = _HARMONY_STOP.split(text.rsplit(_HARMONY_FINAL, 1)[1], 1)[0]
+        repairs.append("harmony_final_channel")
     return _SPECIAL.sub("", text)
 
 
