@@ -325,6 +325,7 @@ def _react(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) ->
 # ---------------------------------------------------------------- xml
 
 _X_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|(?=<tool_call>)|\Z)", re.S)
+_X_STRICT = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
 _X_FUNC = re.compile(r"<function=([^>\n]+)>(.*?)(?:</function>|\Z)", re.S)
 _X_PARAM = re.compile(r"<parameter=([^>\n]+)>\n?(.*?)\n?(?:</parameter>|(?=<parameter=)|\Z)", re.S)
 _X_BARE_NAME = re.compile(r"([A-Za-z_][\w.\-]*)\s*\{")
@@ -360,6 +361,39 @@ def _qwen_function(name: str, body: str, r: Resolver) -> Envelope:
 
 def _xml(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) -> ParseResult:
     blocks = [m.group(1) for m in _X_BLOCK.finditer(text)] if "<tool_call>" in text else []
+    got = _xml_blocks(text, r, list(repairs), prose_is_answer, blocks)
+    if got.ok or not blocks:
+        return got
+    # a tag inside an argument string cut the lenient split (which lets a new opening
+    # tag close a block): read by the closing tags alone, then by where the JSON ends
+    for other in ([m.group(1) for m in _X_STRICT.finditer(text)], _json_blocks(text)):
+        if other and other != blocks:
+            again = _xml_blocks(text, r, list(repairs), prose_is_answer, other)
+            if again.ok:
+                return again
+    return got
+
+
+def _json_blocks(text: str) -> list[str]:
+    """`<tool_call>` bodies cut where their JSON value ends; [] if one is not JSON."""
+    out: list[str] = []
+    pos = 0
+    while len(out) < 64:
+        start = text.find("<tool_call>", pos)
+        if start < 0:
+            return out
+        start += len("<tool_call>")
+        got = repair.first_value(text[start:])
+        if got is None:
+            return []
+        out.append(text[start : start + got[1]])
+        pos = start + got[1]
+    return out
+
+
+def _xml_blocks(
+    text: str, r: Resolver, repairs: list[str], prose_is_answer: bool, blocks: list[str]
+) -> ParseResult:
     envelopes: list[Envelope] = []
     for block in blocks or ([text] if "<function=" in text else []):
         funcs = list(_X_FUNC.finditer(block))
