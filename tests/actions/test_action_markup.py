@@ -149,6 +149,8 @@ def test_offered_calls_in_an_envelope_still_parse() -> None:
         ("Action 1: lookup(city='Paris')", "Action 1:"),
         ('Action: lookup {"city": "Paris"}', "Action:"),
         ("Thought: x\nAction Input: Paris", "Action Input:"),
+        ('["{"name": "f", "arguments": ""}', '"name": "f", "arguments":'),
+        ('x {"action": "f", "action_input": {"a": [}', '"action": "f", "action_input":'),
         ("<|tool_call_start|>", "<|tool_call_start|>"),
         ("text [TOOL_CALLS] x", "[TOOL_CALLS]"),
         ("<|start|>assistant", "<|start|>"),

@@ -50,6 +50,15 @@ _REACT = re.compile(
     re.M | re.I,
 )
 _ARG_KEYS = frozenset({"arguments", "parameters", "args", "input"})
+# call-shaped keys as written, for JSON too broken (or too buried in stray quotes and
+# brackets) to load: a name then its arguments, an action then its input, a tool
+_STR = r'"[^"\n]{0,200}"\s*,\s*'
+_JSON_KEYS = re.compile(
+    r'"name"\s*:\s*' + _STR + r'"(arguments|parameters|args|input)"\s*:'
+    r'|"action"\s*:\s*' + _STR + r'"action_input"\s*:'
+    r'|\{\s*"(?:tool|tool_name|function)"\s*:\s*["{]'
+    r'|"command"\s*:\s*\{\s*"name"\s*:'
+)
 
 
 def _call_shaped(value: Any, depth: int = 0) -> str | None:
@@ -111,4 +120,7 @@ def call_markup(text: str) -> str | None:
             shape = _call_shaped(loaded.value)
             if shape is not None:
                 return shape
+        m = _JSON_KEYS.search(text)
+        if m is not None:
+            return m.group()
     return None
