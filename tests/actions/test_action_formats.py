@@ -148,6 +148,13 @@ def test_tool_call_tag_inside_an_argument_keeps_the_block_whole() -> None:
     assert len(form.parse(text, [spec("a", a="array"), spec("b", a="string")]).calls) == 2
 
 
+def test_auto_reads_a_json_call_whose_argument_holds_a_tool_call_tag() -> None:
+    # found by hypothesis: the tag sent auto to the xml reader, which found no call
+    form = AutoFormat()
+    call = ParsedCall("a", {"a": ["<tool_call>"]})
+    assert form.parse(form.render_calls([call]), [spec("a", a="array")]).calls == (call,)
+
+
 def test_auto_pythonic_parallel_calls() -> None:
     assert calls('[get_weather(city="A"), get_weather(city="B")]<|eot|>') == [
         ("get_weather", {"city": "A"}),

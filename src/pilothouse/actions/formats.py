@@ -691,7 +691,15 @@ class AutoFormat(_TextFormat):
 
     def _own(self, text: str, r: Resolver, repairs: list[str]) -> ParseResult:
         if "<tool_call>" in text or "<function" in text or "</function>" in text:
-            return _xml(text, r, repairs, True)
+            got = _xml(text, r, list(repairs), True)
+            if got.ok:
+                return got
+            # the tag may be data inside another style's call (a JSON argument string)
+            other = self._unmarked(text, r, repairs)
+            return other if other.kind == "tool_call" else got
+        return self._unmarked(text, r, repairs)
+
+    def _unmarked(self, text: str, r: Resolver, repairs: list[str]) -> ParseResult:
         if _R_ACTION.search(text) or _R_FINAL.search(text):
             return _react(text, r, repairs, True)
         got = _pythonic(text, r, repairs)
