@@ -193,3 +193,12 @@ def test_harmony_final_channel_is_the_answer(fmt: str) -> None:
     # a final channel that itself leaks a call is still markup
     leak = '<|channel|>final<|message|><tool_call>{"name": "forecast", "arguments": {}}'
     assert get_format(fmt).parse(leak, TOOLS).kind == "unrecoverable"
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_reasoning_alone_is_not_an_empty_answer(fmt: str) -> None:
+    # found by hypothesis: markup before a stray </think> went into the thought and
+    # left an empty final answer
+    for text in ("<function=</function></think>", "<think>call the tool</think>  "):
+        result = get_format(fmt).parse(text, TOOLS)
+        assert result.kind == "unrecoverable", (text, result)

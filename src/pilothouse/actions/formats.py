@@ -184,6 +184,12 @@ def _no_markup_answer(result: ParseResult, tools: Sequence[ToolSpec]) -> ParseRe
     """
     if result.kind != "final_answer":
         return result
+    if not result.answer.strip() and "think_block" in result.repairs:
+        # all reasoning (where markup may hide), nothing said to the user
+        return failure(
+            "the reply holds only reasoning; call a tool or give your final answer",
+            result.repairs,
+        )
     seen = _fail_safe_markup(result.answer)
     if seen is None:
         return result
