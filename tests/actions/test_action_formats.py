@@ -133,6 +133,28 @@ def test_special_token_inside_an_argument_does_not_drop_calls() -> None:
     assert result.calls == tuple(parsed)
 
 
+def test_tool_call_tag_inside_an_argument_keeps_the_block_whole() -> None:
+    # found by hypothesis: the lenient split let the "<tool_call>" in the argument
+    # string end the block, so the call's JSON read as cut off
+    form = XmlFormat()
+    parsed = [ParsedCall("a", {"a": ["<tool_call>"]}), ParsedCall("b", {"a": "x</tool_call>"})]
+    result = form.parse(form.render_calls(parsed), [spec("a", a="array"), spec("b", a="string")])
+    assert result.calls == tuple(parsed)
+    # a missing closing tag is still read (the next opening tag ends the block)
+    text = (
+        '<tool_call>{"name": "a", "arguments": {"a": [1]}}\n'
+        '<tool_call>{"name": "b", "arguments": {"a": "y"}}</tool_call>'
+    )
+    assert len(form.parse(text, [spec("a", a="array"), spec("b", a="string")]).calls) == 2
+
+
+def test_auto_reads_a_json_call_whose_argument_holds_a_tool_call_tag() -> None:
+    # found by hypothesis: the tag sent auto to the xml reader, which found no call
+    form = AutoFormat()
+    call = ParsedCall("a", {"a": ["<tool_call>"]})
+    assert form.parse(form.render_calls([call]), [spec("a", a="array")]).calls == (call,)
+
+
 def test_auto_pythonic_parallel_calls() -> None:
     assert calls('[get_weather(city="A"), get_weather(city="B")]<|eot|>') == [
         ("get_weather", {"city": "A"}),

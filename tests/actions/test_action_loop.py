@@ -173,6 +173,48 @@ def test_unreadable_reply_is_re_asked_then_recovers() -> None:
     assert event_from_dict(failed[0].to_dict()).to_dict() == failed[0].to_dict()
 
 
+@pytest.mark.parametrize(
+    ("fmt", "leak", "marker"),
+    [
+        (
+            "xml",
+            '<function_calls>\n<invoke name="get_forecast">\n'
+            '<parameter name="location">Rome</parameter>\n</invoke>\n</function_calls>',
+            "<function_calls>",
+        ),
+        ("json", '<|tool_call_start|>[get_forecast(city="Rome")]<|tool_call_end|>', "<|tool_"),
+        (
+            "react",
+            "<|channel|>analysis<|message|>We need the weather in Rome; call the tool.<|end|>",
+            "<|channel|>",
+        ),
+    ],
+)
+def test_markup_reply_is_re_asked_not_answered(fmt: str, leak: str, marker: str) -> None:
+    call = {
+        "xml": '<tool_call>\n{"name": "get_current_weather", "arguments": {"location": "Rome"}}'
+        "\n</tool_call>",
+        "json": '```json\n{"action": "get_current_weather", "action_input": {"location": "Rome"}}'
+        "\n```",
+        "react": 'Action: get_current_weather\nAction Input: {"location": "Rome"}',
+    }[fmt]
+    answer = {
+        "xml": "Sunny in Rome.",
+        "json": "Sunny in Rome.",
+        "react": "Final Answer: Sunny in Rome.",
+    }
+    model = TextOnlyModel([leak, call, answer[fmt]])
+    agent = Agent(model, tools=[get_current_weather], action_format=fmt, store=":memory:")
+    result = agent.run_sync("weather in Rome?")
+    assert result.output == "Sunny in Rome."  # the markup never reached the user
+    assert seen == [("get_current_weather", {"location": "Rome"})]
+    failed = [e for e in events(agent, result.run_id) if isinstance(e, ParseFailed)]
+    assert len(failed) == 1 and marker in failed[0].reason and "markup" in failed[0].reason
+    corrective = model.requests[1].messages[-1]
+    assert corrective.role == "user" and "could not be read" in corrective.content
+    assert "get_current_weather" in corrective.content
+
+
 def test_parse_retries_are_bounded() -> None:
     model = ScriptedModel(["Thought: hmm"] * 10)
     agent = Agent(
@@ -334,3 +376,35 @@ async def test_openai_adapter_keeps_broken_arguments_for_the_native_repair() -> 
     broken = responded[0].response.tool_calls[0]
     assert broken.parse_error and broken.raw_arguments == "{'location': 'Lima',}"
     await client.aclose()
+
+
+def test_a_structured_answer_shaped_like_a_call_is_an_answer_not_markup() -> None:
+    from pydantic import BaseModel
+
+    class Greeting(BaseModel):
+        name: str
+        input: str
+
+    answer = '{"name": "Alice", "input": "hello"}'
+    model = TextOnlyModel([answer])
+    agent = Agent(
+        model,
+        tools=[get_current_weather],
+        output_type=Greeting,
+        action_format="xml",
+        store=":memory:",
+    )
+    result = agent.run_sync("greet Alice")
+    assert result.output == Greeting(name="Alice", input="hello")
+    # the same text where a plain-text answer was asked for reads as a call to a tool
+    # that is not offered: re-asked, never the answer
+    plain = Agent(
+        TextOnlyModel([answer, "Hello, Alice."]),
+        tools=[get_current_weather],
+        action_format="xml",
+        store=":memory:",
+    )
+    again = plain.run_sync("greet Alice")
+    assert again.output == "Hello, Alice."
+    failed = [e for e in events(plain, again.run_id) if isinstance(e, ParseFailed)]
+    assert len(failed) == 1 and "'Alice' is not an available tool" in failed[0].reason

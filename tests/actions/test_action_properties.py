@@ -87,3 +87,50 @@ def test_arbitrary_json_never_raises(value: Any, fmt: str) -> None:
     text = json.dumps(value)
     result = get_format(fmt).parse(text, [tool_for("search", {"query": 1})])
     assert result.kind in ("tool_call", "final_answer", "unrecoverable")
+
+
+ENVELOPES = st.sampled_from(
+    [
+        ("<tool_call>", "</tool_call>"),
+        ("<function=", "</function>"),
+        ("<function_calls>", "</function_calls>"),
+        ('<invoke name="', '"></invoke>'),
+        ("<|tool_call_start|>", "<|tool_call_end|>"),
+        ("<|python_tag|>", "<|eom_id|>"),
+        ("[TOOL_CALLS]", ""),
+        ("<|channel|>analysis<|message|>", "<|end|>"),
+        ("<|start|>assistant<|channel|>commentary to=functions.", "<|call|>"),
+        ("<|im_start|>assistant\n", "<|im_end|>"),
+        ("call:lookup{", "}"),
+        ('{"name": "lookup", "arguments": ', "}"),
+        ('{"action": "lookup", "action_input": ', "}"),
+        ('{"tool": "lookup", "x": ', "}"),
+        ('{"function": "lookup", "x": ', "}"),
+        ('{"command": {"name": "lookup", "x": ', "}}"),
+        ("Action: lookup\nAction Input: ", ""),
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=TEXTY,
+    inner=TEXTY,
+    after=TEXTY,
+    envelope=ENVELOPES,
+    fmt=st.sampled_from(["json", "react", "xml", "auto"]),
+)
+def test_markup_is_never_a_final_answer(
+    before: str, inner: str, after: str, envelope: tuple[str, str], fmt: str
+) -> None:
+    import json
+
+    opener, closer = envelope
+    if opener.endswith(": "):  # keep JSON-shaped envelopes JSON: the inner text as a string
+        inner = json.dumps(inner)
+    text = before + opener + inner + closer + after
+    tools = [tool_for("search", {"query": 1}), tool_for("other", {"a": 1, "b": 2})]
+    result = get_format(fmt).parse(text, tools)  # never raises
+    assert result.kind in ("tool_call", "unrecoverable"), (text, result)
+    for c in result.calls:
+        assert c.tool in ("search", "other")

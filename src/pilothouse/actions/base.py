@@ -93,9 +93,17 @@ class ActionFormat(Protocol):
         ...
 
     def parse(
-        self, text: str, tools: Sequence[ToolSpec], aliases: Mapping[str, str] | None = None
+        self,
+        text: str,
+        tools: Sequence[ToolSpec],
+        aliases: Mapping[str, str] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> ParseResult:
-        """Turn model text into calls, an answer, or a failure. Never raises."""
+        """Turn model text into calls, an answer, or a failure. Never raises.
+
+        `output_schema` is the JSON schema of the agent's structured answer, if it
+        has one: an answer of that shape is an answer, even where its keys look like
+        a call's (``{"name": ..., "input": ...}``)."""
         ...
 
     def render_calls(self, calls: Sequence[ParsedCall]) -> str:

@@ -24,6 +24,7 @@ from pilothouse.actions.base import (
     failure,
     final,
 )
+from pilothouse.actions.markup import call_markup
 from pilothouse.messages import ToolResult
 from pilothouse.models.base import ToolSpec
 
@@ -174,6 +175,72 @@ def _fail_safe(fn: Any, *args: Any) -> ParseResult:
     return result
 
 
+def _answer_keys(schema: Mapping[str, Any] | None) -> frozenset[str] | None:
+    """The keys of a structured answer's object, from its JSON schema (None: not an object)."""
+    if not schema:
+        return None
+    props = schema.get("properties")
+    return frozenset(props) if isinstance(props, Mapping) and props else None
+
+
+def _structured_answer(
+    text: str, keys: frozenset[str], tools: Sequence[ToolSpec]
+) -> ParseResult | None:
+    """The reply as the agent's structured answer: a JSON object (alone, or alone in a
+    fence) whose keys are all the answer's and that names no offered tool. Read
+    before any call reading, which would take ``{"name": "Alice", "input": ...}`` for
+    a call to a tool named Alice."""
+    body = text.strip()
+    if body.startswith("```"):
+        body = body.strip("`").removeprefix("json").removeprefix("JSON").strip()
+    if not body.startswith("{"):
+        return None
+    loaded = repair.loads(body)
+    value = loaded.value if loaded is not None else None
+    if not isinstance(value, dict) or not value or not value.keys() <= keys:
+        return None
+    offered = {t.name for t in tools}
+    if any(isinstance(v, str) and v in offered for v in value.values()):
+        return None  # it names an offered tool: read it as the call it may be
+    return final(text.strip())
+
+
+def _no_markup_answer(
+    result: ParseResult, tools: Sequence[ToolSpec], answer_keys: frozenset[str] | None = None
+) -> ParseResult:
+    """The one gate every text format's final answer passes: markup is never an answer.
+
+    An answer holding call markup (see `markup.call_markup`) is a call that did not
+    parse to an offered tool; ending the run with it would show the user raw markup,
+    so it becomes a failure naming what was seen, and the loop asks again.
+    """
+    if result.kind != "final_answer":
+        return result
+    if not result.answer.strip() and "think_block" in result.repairs:
+        # all reasoning (where markup may hide), nothing said to the user
+        return failure(
+            "the reply holds only reasoning; call a tool or give your final answer",
+            result.repairs,
+        )
+    seen = _fail_safe_markup(result.answer, answer_keys)
+    if seen is None:
+        return result
+    names = ", ".join(t.name for t in tools) or "(none)"
+    return failure(
+        f"the reply holds tool-call markup ({seen[:60]!r}) but no call to an offered tool "
+        f"could be read from it; call one of: {names} in the format asked for, or give "
+        "the final answer as plain text without call markup",
+        result.repairs,
+    )
+
+
+def _fail_safe_markup(answer: str, answer_keys: frozenset[str] | None) -> str | None:
+    try:
+        return call_markup(answer, answer_keys=answer_keys)
+    except Exception:  # the parser's promise holds here too; unreadable means "markup"
+        return "unreadable reply"
+
+
 def _precheck(text: Any) -> tuple[str, ParseResult | None]:
     if not isinstance(text, str):
         return "", failure("the reply is not text")
@@ -296,6 +363,7 @@ def _react(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) ->
 # ---------------------------------------------------------------- xml
 
 _X_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|(?=<tool_call>)|\Z)", re.S)
+_X_STRICT = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
 _X_FUNC = re.compile(r"<function=([^>\n]+)>(.*?)(?:</function>|\Z)", re.S)
 _X_PARAM = re.compile(r"<parameter=([^>\n]+)>\n?(.*?)\n?(?:</parameter>|(?=<parameter=)|\Z)", re.S)
 _X_BARE_NAME = re.compile(r"([A-Za-z_][\w.\-]*)\s*\{")
@@ -331,6 +399,39 @@ def _qwen_function(name: str, body: str, r: Resolver) -> Envelope:
 
 def _xml(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) -> ParseResult:
     blocks = [m.group(1) for m in _X_BLOCK.finditer(text)] if "<tool_call>" in text else []
+    got = _xml_blocks(text, r, list(repairs), prose_is_answer, blocks)
+    if got.ok or not blocks:
+        return got
+    # a tag inside an argument string cut the lenient split (which lets a new opening
+    # tag close a block): read by the closing tags alone, then by where the JSON ends
+    for other in ([m.group(1) for m in _X_STRICT.finditer(text)], _json_blocks(text)):
+        if other and other != blocks:
+            again = _xml_blocks(text, r, list(repairs), prose_is_answer, other)
+            if again.ok:
+                return again
+    return got
+
+
+def _json_blocks(text: str) -> list[str]:
+    """`<tool_call>` bodies cut where their JSON value ends; [] if one is not JSON."""
+    out: list[str] = []
+    pos = 0
+    while len(out) < 64:
+        start = text.find("<tool_call>", pos)
+        if start < 0:
+            return out
+        start += len("<tool_call>")
+        got = repair.first_value(text[start:])
+        if got is None:
+            return []
+        out.append(text[start : start + got[1]])
+        pos = start + got[1]
+    return out
+
+
+def _xml_blocks(
+    text: str, r: Resolver, repairs: list[str], prose_is_answer: bool, blocks: list[str]
+) -> ParseResult:
     envelopes: list[Envelope] = []
     for block in blocks or ([text] if "<function=" in text else []):
         funcs = list(_X_FUNC.finditer(block))
@@ -458,13 +559,23 @@ class _TextFormat:
         )
 
     def parse(
-        self, text: str, tools: Sequence[ToolSpec], aliases: Mapping[str, str] | None = None
+        self,
+        text: str,
+        tools: Sequence[ToolSpec],
+        aliases: Mapping[str, str] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> ParseResult:
         """Calls, an answer or a failure; never raises, bounded work on any input."""
         text, bad = _precheck(text)
         if bad is not None:
             return bad
-        return _fail_safe(self._parse, text, Resolver(tools, aliases))
+        keys = _answer_keys(output_schema)
+        if keys is not None:
+            answered = _structured_answer(text, keys, tools)
+            if answered is not None:
+                return answered
+        result = _fail_safe(self._parse, text, Resolver(tools, aliases))
+        return _no_markup_answer(result, tools, keys)
 
     def _parse(self, text: str, r: Resolver) -> ParseResult:
         """Special-token styles first; the format's own reading when they do not hold up.
@@ -500,10 +611,17 @@ def _token_in_arguments(result: ParseResult) -> bool:
     return any(t in dumped for t in (_DS_ANY, "<|python_tag|>", "[TOOL_CALLS]"))
 
 
+_HARMONY_FINAL = "<|channel|>final<|message|>"
+_HARMONY_STOP = re.compile(r"<\|(?:return|end|call|start)\|>")
+
+
 def _clean(text: str, repairs: list[str]) -> str:
     text, thought = repair.strip_think(text)
     if thought:
         repairs.append("think_block")
+    if _HARMONY_FINAL in text:  # OpenAI Harmony: the final channel's message is the reply
+        text = _HARMONY_STOP.split(text.rsplit(_HARMONY_FINAL, 1)[1], 1)[0]
+        repairs.append("harmony_final_channel")
     return _SPECIAL.sub("", text)
 
 
@@ -621,7 +739,15 @@ class AutoFormat(_TextFormat):
 
     def _own(self, text: str, r: Resolver, repairs: list[str]) -> ParseResult:
         if "<tool_call>" in text or "<function" in text or "</function>" in text:
-            return _xml(text, r, repairs, True)
+            got = _xml(text, r, list(repairs), True)
+            if got.ok:
+                return got
+            # the tag may be data inside another style's call (a JSON argument string)
+            other = self._unmarked(text, r, repairs)
+            return other if other.kind == "tool_call" else got
+        return self._unmarked(text, r, repairs)
+
+    def _unmarked(self, text: str, r: Resolver, repairs: list[str]) -> ParseResult:
         if _R_ACTION.search(text) or _R_FINAL.search(text):
             return _react(text, r, repairs, True)
         got = _pythonic(text, r, repairs)
@@ -651,7 +777,11 @@ class NativeFormat(_TextFormat):
         return ""
 
     def parse(
-        self, text: str, tools: Sequence[ToolSpec], aliases: Mapping[str, str] | None = None
+        self,
+        text: str,
+        tools: Sequence[ToolSpec],
+        aliases: Mapping[str, str] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> ParseResult:
         if not isinstance(text, str) or len(text) > repair.MAX_CHARS:
             return failure("the arguments are not text of a sane size")

@@ -552,7 +552,7 @@ async def _run_loop(
                     calls = _repair_native(spec, calls, aliases)
                     break
             if text_format is not None and not calls and response.model != HOOK_ANSWER:
-                parsed = text_format.parse(text, step_specs, aliases)
+                parsed = text_format.parse(text, step_specs, aliases, spec.output.schema)
                 if parsed.kind == "tool_call":
                     calls = parsed.tool_calls()
                 elif parsed.kind == "final_answer":

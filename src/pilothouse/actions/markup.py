@@ -1,0 +1,133 @@
+"""Call markup: the text of a tool call (or of a chat template) that must never be an answer.
+
+A model that means to act sometimes writes its call in an envelope the asked-for
+format does not read (Claude's `<invoke>`, LFM's `<|tool_call_start|>`, an OpenAI
+Harmony channel), or names a tool that is not offered. When nothing readable comes
+of it, the parsers' prose fallbacks would hand the markup to the user as the final
+answer and end the run. `call_markup` names such markup so the formats report a
+parse failure instead, and the loop asks the model again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Any
+
+from pilothouse.actions import repair
+
+_MARKERS = (
+    "<tool_call",
+    "</tool_call>",
+    "<function=",
+    "<function_calls>",
+    "</function_calls>",
+    "<invoke",
+    "</invoke>",
+    "<parameter name=",
+    "<|tool_call_start|>",
+    "<|tool_call_end|>",
+    "<|python_tag|>",
+    "[TOOL_CALLS]",
+    "<|channel|>",
+    "to=functions.",
+    "<|im_start|>",
+    "<|start|>",
+    "<|message|>",
+    "<|call|>",
+    "<｜tool▁",  # noqa: RUF001 (DeepSeek's own token spelling)
+)
+_TOKEN = re.compile(r"<\|[a-z_]*(?:tool|call|function)[a-z_]*\|>")
+_GEMMA = re.compile(r"call:[A-Za-z_][\w.\-]*\{")
+_STEP = r"[ \t*]*(?:\d+[ \t*]*)?:"
+# "Action Input:" anywhere, or "Action: <one name>" (with call parentheses or JSON after
+# it, or nothing); "Action: Bob sends the report" is prose, not a ReAct step
+_REACT = re.compile(
+    r"^[ \t>*#]*(?:Action[ \t_]*Input"
+    + _STEP
+    + r"|Action"
+    + _STEP
+    + r"[ \t*`'\"]*[\w.\-]+[ \t*`'\"]*(?:$|[(\[{]))",
+    re.M | re.I,
+)
+_ARG_KEYS = frozenset({"arguments", "parameters", "args", "input"})
+# call-shaped keys as written, for JSON too broken (or too buried in stray quotes and
+# brackets) to load: a name then its arguments, an action then its input, a tool
+_STR = r'"[^"\n]{0,200}"\s*,\s*'
+_JSON_KEYS = re.compile(
+    r'"name"\s*:\s*' + _STR + r'"(arguments|parameters|args|input)"\s*:'
+    r'|"action"\s*:\s*' + _STR + r'"action_input"\s*:'
+    r'|\{\s*"(?:tool|tool_name|function)"\s*:\s*["{]'
+    r'|"command"\s*:\s*\{\s*"name"\s*:'
+)
+
+
+def _call_shaped(value: Any, depth: int = 0) -> str | None:
+    """What makes a parsed JSON value look like a call (or a list of calls), if anything."""
+    if depth > 3:
+        return None
+    if isinstance(value, list):
+        for item in value[:16]:
+            got = _call_shaped(item, depth + 1)
+            if got is not None:
+                return got
+        return None
+    if not isinstance(value, dict):
+        return None
+    keys: set[str] = {k for k in value if isinstance(k, str)}
+    if isinstance(value.get("name"), str) and keys & _ARG_KEYS:
+        return '{"name": ..., "' + sorted(keys & _ARG_KEYS)[0] + '": ...}'
+    if "action" in keys and "action_input" in keys:
+        return '{"action": ..., "action_input": ...}'
+    for key in ("tool", "tool_name", "function"):
+        if isinstance(value.get(key), (str, dict)):
+            return '{"' + key + '": ...}'
+    if isinstance(value.get("tool_calls"), list):
+        return '{"tool_calls": [...]}'
+    command = value.get("command")
+    if isinstance(command, dict) and "name" in command:
+        return '{"command": {"name": ...}}'
+    return None
+
+
+def call_markup(text: str, *, answer_keys: Collection[str] | None = None) -> str | None:
+    """The call-like markup `text` holds, named for a corrective message, or `None`.
+
+    Markup is any tool-call envelope or chat-template token (`<tool_call>`,
+    `<function=`, `<invoke`, `<|tool_call_start|>`, `<|python_tag|>`,
+    `[TOOL_CALLS]`, a Harmony `<|channel|>` or `to=functions.`, `<|im_start|>`,
+    `call:name{`, ...), a ReAct `Action:` line, or a JSON object shaped like a call:
+    `{"name": ..., "arguments"|"parameters"|"args"|"input": ...}`,
+    `{"action": ..., "action_input": ...}`, `{"tool": ...}`, `{"function": ...}`,
+    `{"tool_calls": [...]}` or `{"command": {"name": ...}}`. Ordinary data is not:
+    `{"name": "Alice", "age": 3}` has a name but nothing to call it with, and a JSON
+    object whose keys are all keys of the agent's structured answer (`answer_keys`,
+    from its output schema) is that answer, whatever its keys look like. Prose that
+    only mentions a function or a tool call is not markup either. Linear work.
+    """
+    for marker in _MARKERS:
+        if marker in text:
+            return marker
+    for pattern in (_TOKEN, _GEMMA):
+        m = pattern.search(text)
+        if m is not None:
+            return m.group()
+    m = _REACT.search(text)
+    if m is not None:
+        return m.group().split(":", 1)[0].strip(" \t>*#") + ":"
+    if "{" in text and '"' in text:
+        keys = set(answer_keys or ())
+        for start, end in repair.balanced_spans(text):
+            loaded = repair.loads(text[start:end])
+            if loaded is None:
+                continue
+            value = loaded.value
+            if answer_keys is not None and isinstance(value, dict) and value.keys() <= keys:
+                return None  # the structured answer the agent asked for
+            shape = _call_shaped(value)
+            if shape is not None:
+                return shape
+        m = _JSON_KEYS.search(text)
+        if m is not None:
+            return m.group()
+    return None

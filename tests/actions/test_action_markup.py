@@ -1,0 +1,212 @@
+"""Markup is never an answer: call envelopes that do not parse become failures, prose stays."""
+
+from __future__ import annotations
+
+import pytest
+
+from pilothouse.actions import get_format
+from pilothouse.actions.markup import call_markup
+from pilothouse.models.base import ToolSpec
+
+TEXT_FORMATS = ["json", "react", "xml", "auto"]
+TOOLS = [
+    ToolSpec(
+        "get_weather",
+        "Current weather for a city.",
+        {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    ),
+    ToolSpec(
+        "search",
+        "Web search.",
+        {
+            "type": "object",
+            "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}},
+            "required": ["query"],
+        },
+    ),
+]
+
+# Real-looking leaks, each naming a tool that is not offered (or in an envelope no
+# format reads), that used to come back as the final answer.
+LEAKS = {
+    "claude_invoke": (
+        "I'll look up the forecast.\n<function_calls>\n"
+        '<invoke name="lookup_forecast">\n<parameter name="city">Paris</parameter>\n'
+        "</invoke>\n</function_calls>"
+    ),
+    "claude_invoke_bare": (
+        '<invoke name="get_forecast"><parameter name="location">Paris</parameter></invoke>'
+    ),
+    "lfm_tool_call_start": '<|tool_call_start|>[get_forecast(city="Paris")]<|tool_call_end|>',
+    "harmony_analysis": (
+        "<|channel|>analysis<|message|>The user wants the weather in Paris. "
+        "We should call the weather tool.<|end|>"
+    ),
+    "harmony_commentary": (
+        "<|start|>assistant<|channel|>commentary to=functions.lookup json"
+        '<|message|>{"location": "Paris"}<|call|>'
+    ),
+    "llama_python_tag": '<|python_tag|>brave_search.call(query="weather Paris")<|eom_id|>',
+    "mistral_tool_calls": '[TOOL_CALLS] [{"name": "forecast", "arguments": {"city": "Paris"}}]',
+    "hermes_unknown_tool": (
+        '<tool_call>\n{"name": "forecast", "arguments": {"city": "Paris"}}\n</tool_call>'
+    ),
+    "json_unknown_tool": (
+        'Sure, let me do that:\n{"name": "forecast", "parameters": {"city": "Paris"}}'
+    ),
+    "qwen_im_start": "<|im_start|>assistant\n<function=forecast>\n<parameter=city>\nParis\n",
+    "gemma_call": "call:forecast{city:<escape>Paris<escape>}",
+    "action_input_json": '{"action": "forecast", "action_input": {"city": "Paris"}}',
+}
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+@pytest.mark.parametrize("name", sorted(LEAKS))
+def test_call_markup_is_never_a_final_answer(name: str, fmt: str) -> None:
+    result = get_format(fmt).parse(LEAKS[name], TOOLS)
+    assert result.kind == "unrecoverable", (name, fmt, result)
+    # a reason the model can act on: what was wrong and which tools exist
+    assert result.reason
+    assert "get_weather" in result.reason or "tool" in result.reason
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_the_reason_names_the_markup_seen(fmt: str) -> None:
+    result = get_format(fmt).parse(LEAKS["harmony_analysis"], TOOLS)
+    assert "<|channel|>" in result.reason and "get_weather, search" in result.reason
+    result = get_format(fmt).parse(LEAKS["claude_invoke_bare"], TOOLS)
+    assert "<invoke" in result.reason
+
+
+PROSE = [
+    "Paris is sunny today, 21°C.",
+    "A function is a reusable block of code. When the model makes a tool call, the "
+    "runtime runs the function and sends the result back.",
+    'Here is the record:\n```json\n{"name": "Alice", "age": 3}\n```\nIt holds a name and an age.',
+    'The config is {"name": "prod", "region": "eu-west-1", "replicas": 3}.',
+    'Use this:\n```python\ndef greet(name):\n    return f"Hello {name}"\n```',
+    'The list is [1, 2, 3] and the map is {"a": 1}.',
+    "Call the function with two arguments: first the name, then the parameters.",
+    "In HTML, write <b>bold</b> and <i>italic</i>; a <function> tag does not exist.",
+]
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+@pytest.mark.parametrize("text", PROSE)
+def test_prose_and_ordinary_data_stay_final_answers(text: str, fmt: str) -> None:
+    result = get_format(fmt).parse(text, TOOLS)
+    assert result.kind == "final_answer", (fmt, result)
+    assert result.answer == text.strip()
+
+
+def test_action_lines_of_prose_are_not_react_markup() -> None:
+    # json, react and auto read "Action:" lines as ReAct steps on their own; xml asks
+    # for plain-text answers, and minutes with action items are one
+    text = "Meeting notes\nAction: Bob sends the report by Friday.\nAction: Ann books the room."
+    result = get_format("xml").parse(text, TOOLS)
+    assert result.kind == "final_answer" and result.answer == text
+    leak = "Thought: I need the forecast\nAction: lookup_forecast\nAction Input: Paris"
+    assert get_format("xml").parse(leak, TOOLS).kind == "unrecoverable"
+
+
+@pytest.mark.parametrize("fmt", ["react", "auto"])
+def test_explicit_final_answer_of_prose_is_kept(fmt: str) -> None:
+    result = get_format(fmt).parse("Thought: done\nFinal Answer: the function returns 3", TOOLS)
+    assert result.kind == "final_answer" and result.answer == "the function returns 3"
+
+
+def test_json_final_answer_is_not_markup() -> None:
+    text = '```json\n{"action": "Final Answer", "action_input": "It is sunny in Paris."}\n```'
+    result = get_format("json").parse(text, TOOLS)
+    assert result.kind == "final_answer" and result.answer == "It is sunny in Paris."
+
+
+def test_markup_inside_a_final_answer_is_refused() -> None:
+    text = 'Final Answer: <tool_call>{"name": "forecast", "arguments": {}}</tool_call>'
+    assert get_format("react").parse(text, TOOLS).kind == "unrecoverable"
+
+
+def test_offered_calls_in_an_envelope_still_parse() -> None:
+    text = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    for fmt in TEXT_FORMATS:
+        result = get_format(fmt).parse(text, TOOLS)
+        assert result.kind == "tool_call", (fmt, result)
+        assert result.calls[0].args == {"city": "Paris"}
+
+
+@pytest.mark.parametrize(
+    ("text", "seen"),
+    [
+        ('{"name": "f", "arguments": {}}', '{"name": ..., "arguments": ...}'),
+        ('x {"name": "f", "input": "q"} y', '{"name": ..., "input": ...}'),
+        ('[{"name": "f", "args": {}}]', '{"name": ..., "args": ...}'),
+        ('{"tool": "f"}', '{"tool": ...}'),
+        ('{"function": {"name": "f"}}', '{"function": ...}'),
+        ('{"command": {"name": "f", "args": {}}}', '{"command": {"name": ...}}'),
+        ('{"action": "f", "action_input": 1}', '{"action": ..., "action_input": ...}'),
+        ("Thought: go\nAction: f", "Action:"),
+        ("Action: `lookup_forecast`", "Action:"),
+        ("Action 1: lookup(city='Paris')", "Action 1:"),
+        ('Action: lookup {"city": "Paris"}', "Action:"),
+        ("Thought: x\nAction Input: Paris", "Action Input:"),
+        ('["{"name": "f", "arguments": ""}', '"name": "f", "arguments":'),
+        ('x {"action": "f", "action_input": {"a": [}', '"action": "f", "action_input":'),
+        ("<|tool_call_start|>", "<|tool_call_start|>"),
+        ("text [TOOL_CALLS] x", "[TOOL_CALLS]"),
+        ("<|start|>assistant", "<|start|>"),
+        ("to=functions.f", "to=functions."),
+    ],
+)
+def test_call_markup_names_what_it_saw(text: str, seen: str) -> None:
+    assert call_markup(text) == seen
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"name": "Alice"}',
+        '{"name": "Alice", "age": 3}',
+        '{"action": "jump"}',
+        "function call arguments parameters tool",
+        "the <|endoftext|> token",
+        "Reaction: positive",
+        "Action: Bob sends the report by Friday.",
+        "Action items: none",
+        "",
+    ],
+)
+def test_call_markup_ignores_data_and_prose(text: str) -> None:
+    assert call_markup(text) is None
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_harmony_final_channel_is_the_answer(fmt: str) -> None:
+    # the analysis channel is reasoning, the final channel's message is the reply
+    text = (
+        "<|channel|>analysis<|message|>User asks the weather; I know it.<|end|>"
+        "<|start|>assistant<|channel|>final<|message|>It is sunny in Paris.<|return|>"
+    )
+    result = get_format(fmt).parse(text, TOOLS)
+    assert result.kind == "final_answer", result
+    assert result.answer == "It is sunny in Paris."
+    assert "harmony_final_channel" in result.repairs
+    # a final channel that itself leaks a call is still markup
+    leak = '<|channel|>final<|message|><tool_call>{"name": "forecast", "arguments": {}}'
+    assert get_format(fmt).parse(leak, TOOLS).kind == "unrecoverable"
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_reasoning_alone_is_not_an_empty_answer(fmt: str) -> None:
+    # found by hypothesis: markup before a stray </think> went into the thought and
+    # left an empty final answer
+    for text in ("<function=</function></think>", "<think>call the tool</think>  "):
+        result = get_format(fmt).parse(text, TOOLS)
+        assert result.kind == "unrecoverable", (text, result)
+
+
+def test_the_structured_answers_own_keys_are_not_markup() -> None:
+    text = '{"name": "Alice", "input": "hello"}'
+    assert call_markup(text) is not None
+    assert call_markup(text, answer_keys={"name", "input"}) is None
+    # a key outside the answer's: still a call's shape
+    assert call_markup('{"name": "x", "arguments": {}}', answer_keys={"name", "input"})
