@@ -18,7 +18,18 @@ ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "benchmarks" / "data" / "parse_corpus" / "corpus.jsonl"
 SHARED = ROOT.parent / "shared" / "data" / "agent-outputs" / "corpus.jsonl"
 
-REQUIRED = {"id", "source", "format", "raw", "expected", "note", "broken", "provenance", "patterns", "split"}
+REQUIRED = {
+    "id",
+    "source",
+    "format",
+    "raw",
+    "expected",
+    "note",
+    "broken",
+    "provenance",
+    "patterns",
+    "split",
+}
 OPTIONAL = {"function_name", "truncated_source", "moved_from_holdout"}
 FORMATS = {"react", "json", "json_fenced", "xml_tag", "python", "other"}
 KINDS = {"tool_call", "final_answer", "unrecoverable"}
@@ -55,7 +66,7 @@ def test_fields_and_allowed_values(entries):
     for e in entries:
         where = e.get("id", "?")
         keys = set(e)
-        assert REQUIRED <= keys, f"{where}: missing {REQUIRED - keys}"
+        assert keys >= REQUIRED, f"{where}: missing {REQUIRED - keys}"
         assert keys <= REQUIRED | OPTIONAL, f"{where}: unknown {keys - REQUIRED - OPTIONAL}"
         assert isinstance(e["id"], str) and e["id"].strip(), where
         assert isinstance(e["source"], str) and e["source"].strip(), where
@@ -64,7 +75,9 @@ def test_fields_and_allowed_values(entries):
         assert isinstance(e["note"], str) and e["note"].strip(), where
         assert isinstance(e["broken"], bool), where
         assert e["provenance"] in PROVENANCE, where
-        assert isinstance(e["patterns"], list) and all(isinstance(p, str) and p for p in e["patterns"]), where
+        patterns = e["patterns"]
+        assert isinstance(patterns, list), where
+        assert all(isinstance(p, str) and p for p in patterns), where
         assert e["split"] in {"tune", "holdout"}, where
         if "function_name" in e:
             assert isinstance(e["function_name"], str) and e["function_name"], where
