@@ -1,0 +1,144 @@
+"""Integrity of benchmarks/data/parse_corpus/corpus.jsonl (issue #15 item 4).
+
+Checks only the data: schema, allowed values, unique ids, the fixed split rule,
+and that nothing is copied from the shared corpus. It does not score any parser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "benchmarks" / "data" / "parse_corpus" / "corpus.jsonl"
+SHARED = ROOT.parent / "shared" / "data" / "agent-outputs" / "corpus.jsonl"
+
+REQUIRED = {
+    "id",
+    "source",
+    "format",
+    "raw",
+    "expected",
+    "note",
+    "broken",
+    "provenance",
+    "patterns",
+    "split",
+}
+OPTIONAL = {"function_name", "truncated_source", "moved_from_holdout"}
+FORMATS = {"react", "json", "json_fenced", "xml_tag", "python", "other"}
+KINDS = {"tool_call", "final_answer", "unrecoverable"}
+PROVENANCE = {"real", "reporter-redacted", "format-example", "test-fixture"}
+SPLIT_SALT = "pilothouse-parse-split-1"
+
+
+def split_of(entry_id: str) -> str:
+    """The split rule, fixed once: first byte of sha256(salt:id) even -> tune, odd -> holdout."""
+    first = hashlib.sha256(f"{SPLIT_SALT}:{entry_id}".encode()).digest()[0]
+    return "tune" if first % 2 == 0 else "holdout"
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    entries = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        assert line.strip(), f"line {n} is blank"
+        entry = json.loads(line)
+        assert isinstance(entry, dict), f"line {n} is not an object"
+        entries.append(entry)
+    return entries
+
+
+@pytest.fixture(scope="module")
+def entries() -> list[dict[str, Any]]:
+    return _load(CORPUS)
+
+
+def test_at_least_150_entries(entries):
+    assert len(entries) >= 150
+
+
+def test_fields_and_allowed_values(entries):
+    for e in entries:
+        where = e.get("id", "?")
+        keys = set(e)
+        assert keys >= REQUIRED, f"{where}: missing {REQUIRED - keys}"
+        assert keys <= REQUIRED | OPTIONAL, f"{where}: unknown {keys - REQUIRED - OPTIONAL}"
+        assert isinstance(e["id"], str) and e["id"].strip(), where
+        assert isinstance(e["source"], str) and e["source"].strip(), where
+        assert e["format"] in FORMATS, where
+        assert isinstance(e["raw"], str) and e["raw"] != "", where
+        assert isinstance(e["note"], str) and e["note"].strip(), where
+        assert isinstance(e["broken"], bool), where
+        assert e["provenance"] in PROVENANCE, where
+        patterns = e["patterns"]
+        assert isinstance(patterns, list), where
+        assert all(isinstance(p, str) and p for p in patterns), where
+        assert e["split"] in {"tune", "holdout"}, where
+        if "function_name" in e:
+            assert isinstance(e["function_name"], str) and e["function_name"], where
+        if "truncated_source" in e:
+            assert e["truncated_source"] is True, where
+        if "moved_from_holdout" in e:
+            assert e["moved_from_holdout"] is True and e["split"] == "tune", where
+
+
+def test_expected_shape(entries):
+    for e in entries:
+        exp, where = e["expected"], e["id"]
+        assert isinstance(exp, dict) and exp.get("kind") in KINDS, where
+        if exp["kind"] == "tool_call":
+            if "calls" in exp:
+                assert set(exp) == {"kind", "calls"}, where
+                assert isinstance(exp["calls"], list) and len(exp["calls"]) >= 2, where
+                calls = exp["calls"]
+            else:
+                assert set(exp) == {"kind", "tool", "args"}, where
+                calls = [{"tool": exp["tool"], "args": exp["args"]}]
+            for call in calls:
+                assert set(call) == {"tool", "args"}, where
+                assert isinstance(call["tool"], str) and call["tool"], where
+                assert isinstance(call["args"], (dict, str)), where
+        elif exp["kind"] == "final_answer":
+            assert set(exp) == {"kind", "answer"} and isinstance(exp["answer"], str), where
+        else:
+            assert set(exp) == {"kind"}, where
+
+
+def test_ids_and_raws_unique(entries):
+    ids = Counter(e["id"] for e in entries)
+    assert not [i for i, n in ids.items() if n > 1]
+    raws = Counter(e["raw"] for e in entries)
+    assert not [r for r, n in raws.items() if n > 1]
+
+
+def test_split_follows_the_fixed_rule(entries):
+    """Every entry has the rule's split, except holdout entries moved to tune, which say so."""
+    wrong = {
+        e["id"]: split_of(e["id"])
+        for e in entries
+        if e["split"] != split_of(e["id"]) and not e.get("moved_from_holdout")
+    }
+    assert not wrong, f"split does not match the rule (id: rule's split): {wrong}"
+
+
+def test_both_splits_present_with_unrecoverable_entries(entries):
+    by_split = Counter(e["split"] for e in entries)
+    assert by_split["tune"] > 0 and by_split["holdout"] > 0
+    refusals = Counter(e["split"] for e in entries if e["expected"]["kind"] == "unrecoverable")
+    assert refusals["tune"] > 0 and refusals["holdout"] > 0
+    assert sum(refusals.values()) >= 20
+
+
+def test_nothing_copied_from_the_shared_corpus(entries):
+    if not SHARED.exists():
+        pytest.skip(f"shared corpus not present at {SHARED}")
+    shared = _load(SHARED)
+    shared_ids = {e["id"] for e in shared}
+    shared_raws = {e["raw"] for e in shared}
+    assert not [e["id"] for e in entries if e["id"] in shared_ids]
+    assert not [e["id"] for e in entries if e["raw"] in shared_raws]
