@@ -128,6 +128,9 @@ def _json_action(text: str, r: Resolver, repairs: list[str]) -> ParseResult | No
         if loaded is not None and isinstance(loaded.value, str):
             repairs.append("double_encoded_json")
             return _json_action(loaded.value, r, repairs)
+    closed = _closed_call(stripped, r, repairs)
+    if closed is not None:
+        return closed
     spans = repair.balanced_spans(text)
     found: list[Envelope] = []
     broken = False
@@ -164,6 +167,27 @@ def _json_action(text: str, r: Resolver, repairs: list[str]) -> ParseResult | No
     if not spans and stripped.lstrip("`").removeprefix("json").lstrip().startswith(("{", "[{")):
         return failure("the reply's JSON is incomplete (cut off or unbalanced)", repairs)
     return None
+
+
+def _closed_call(stripped: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
+    """A call whose JSON lacks one closing bracket at its end (`repair.close_one`).
+
+    Only a named envelope is taken this way: an argument object that needs closing
+    is not matched to a tool by its keys."""
+    body = stripped
+    if body.startswith("```"):
+        blocks = repair.fenced_blocks(body)
+        body = blocks[0].strip() if blocks else body
+    if body[:1] not in "{[":
+        return None
+    got = repair.first_value(body)
+    if got is None or "closed_missing_bracket" not in got[0].repairs:
+        return None
+    envs = _envelopes(got[0].value)
+    if envs is None:
+        return None
+    repairs.extend(got[0].repairs)
+    return _resolve(envs, r, repairs)
 
 
 def _fail_safe(fn: Any, *args: Any) -> ParseResult:
