@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from string import Template
 from typing import Any
 
-from pilothouse.actions import repair
+from pilothouse.actions import readers, repair
 from pilothouse.actions.base import (
     ActionFormat,
     ParsedCall,
@@ -31,46 +31,11 @@ from pilothouse.models.base import ToolSpec
 Envelope = tuple[Any, Any]  # (name as written, raw arguments or None)
 
 _SPECIAL = re.compile(r"<\|(?:eom_id|eot_id|eot|im_end|end|endoftext|eos)\|>|</s>")
-_ANSWER_KEYS = ("answer", "final_answer", "output", "response", "text", "content")
-_NAME_KEYS = ("name", "tool", "tool_name", "action", "function", "recipient_name")
-_ARG_KEYS = ("arguments", "parameters", "args", "action_input", "input", "tool_input", "params")
+_ANSWER_KEYS = readers._ANSWER_KEYS
+_envelopes = readers.json_envelopes
 
 
 # ---------------------------------------------------------------- shared steps
-
-
-def _envelopes(value: Any, depth: int = 0) -> list[Envelope] | None:
-    """The calls a parsed JSON value describes, in any of the usual envelopes."""
-    if depth > 4:
-        return None
-    if isinstance(value, list):
-        out: list[Envelope] = []
-        for item in value[:64]:
-            got = _envelopes(item, depth + 1)
-            if not got:
-                return None
-            out.extend(got)
-        return out or None
-    if not isinstance(value, dict):
-        return None
-    calls = value.get("tool_calls")
-    if isinstance(calls, list) and calls:
-        return _envelopes(calls, depth + 1)
-    function = value.get("function")
-    if isinstance(function, dict) and "name" in function:
-        return [(function.get("name"), function.get("arguments"))]
-    has_args = any(k in value for k in _ARG_KEYS)
-    for key in _NAME_KEYS:
-        name = value.get(key)
-        # {"name": ...} alone is data (a final answer's object), not a call
-        if (isinstance(name, str) and (has_args or key in ("tool", "tool_name"))) or (
-            key == "action" and key in value
-        ):
-            args = next((value[k] for k in _ARG_KEYS if k in value), None)
-            return [(name, args)]
-    if len(value) == 1 and next(iter(value)) in _ANSWER_KEYS[:2]:
-        return [("final_answer", value)]
-    return None
 
 
 def _answer_text(raw: Any) -> str:
@@ -133,6 +98,7 @@ def _json_action(text: str, r: Resolver, repairs: list[str]) -> ParseResult | No
         return closed
     spans = repair.balanced_spans(text)
     found: list[Envelope] = []
+    bare: list[Envelope] = []
     broken = False
     for start, end in spans:
         loaded = repair.loads(text[start:end])
@@ -140,11 +106,19 @@ def _json_action(text: str, r: Resolver, repairs: list[str]) -> ParseResult | No
             broken = broken or ":" in text[start:end]  # object-like, not prose braces
             continue
         envs = _envelopes(loaded.value)
+        if envs is None:
+            keyed = readers.keyed_actions(loaded.value, r)
+            if isinstance(keyed, str):
+                return failure(keyed, repairs)
+            if keyed:
+                repairs.append("keyed_action_list")
+                envs = keyed
         if envs is None and isinstance(loaded.value, dict):
+            # a last resort, read after the loop: arguments with no name written
             tool = r.bare_arguments_tool(loaded.value)
             if tool is not None:
-                repairs.append("bare_arguments")
-                envs = [(tool, loaded.value)]
+                bare.append((tool, loaded.value))
+            continue
         if envs is None:
             continue
         repairs.extend(loaded.repairs)
@@ -155,9 +129,21 @@ def _json_action(text: str, r: Resolver, repairs: list[str]) -> ParseResult | No
         if text[end:].strip() and "text_around_action" not in repairs:
             repairs.append("text_around_action")
     if found:
+        if bare:  # arguments quoted in prose beside a named call are not a second call
+            repairs.append("ignored_unnamed_arguments")
         if text[: spans[0][0]].strip():
             repairs.append("text_around_action")
         return _resolve(found, r, repairs)
+    if len(bare) == 1:
+        repairs.append("bare_arguments")
+        if text[: spans[0][0]].strip() or text[spans[-1][1] :].strip():
+            repairs.append("text_around_action")
+        return _resolve(bare, r, repairs)
+    if bare:
+        return failure(
+            "the reply has several argument objects and names no tool; name the tool for each call",
+            repairs,
+        )
     if broken:
         return failure(
             "the reply has JSON that is not a valid action: give one JSON object with "
@@ -501,7 +487,53 @@ _DS_ANY = "<｜tool▁"  # noqa: RUF001
 _MISTRAL = re.compile(r"\[TOOL_CALLS\]\s*([^\[\s{]+)\s*(?:\[CALL_ID\][^\[]*)?\[ARGS\]\s*", re.S)
 
 
-def _special(text: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
+def _special(text: str, r: Resolver, repairs: list[str]) -> tuple[ParseResult | None, str]:
+    """A reading by special tokens or a named reader (`readers.READERS`), and the
+    marker that triggered it ("" when none did)."""
+    got = _special_tokens(text, r, repairs)
+    if got is not None:
+        return got, ""
+    cleaned = _strip_reasoning(text)
+    found = readers.read(cleaned, r)
+    if found is None:
+        return None, ""
+    reader, envelopes = found
+    repairs.append(reader.name)
+    result = (
+        failure(envelopes, repairs)
+        if isinstance(envelopes, str)
+        else _resolve(envelopes, r, repairs)
+    )
+    if not result.ok:  # say what was seen: the model may not know it wrote markup
+        seen = _fail_safe_markup(cleaned, None) or reader.marker
+        result = failure(
+            f"the reply holds tool-call markup ({seen[:60]!r}, {reader.origin}) but no "
+            f"call to an offered tool could be read from it: {result.reason}",
+            result.repairs,
+        )
+    return result, reader.marker
+
+
+_HARMONY_ANALYSIS = "<|channel|>analysis<|message|>"
+
+
+def _strip_reasoning(text: str) -> str:
+    """The text without a `<think>` block and Harmony analysis-channel messages."""
+    text, _ = repair.strip_think(text)
+    parts: list[str] = []
+    pos = 0
+    for _ in range(readers.MAX_CALLS):
+        start = text.find(_HARMONY_ANALYSIS, pos)
+        if start < 0:
+            break
+        parts.append(text[pos:start])
+        stop = _HARMONY_STOP.search(text, start)
+        pos = len(text) if stop is None else stop.end()
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def _special_tokens(text: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
     if _DS_ANY in text:
         envelopes: list[Envelope] = []
         for part in text.split(_DS_CALL)[1:65]:
@@ -607,13 +639,13 @@ class _TextFormat:
         A special token inside an argument string must not hijack a good reply, and a
         degenerate run of special tokens must not read as a prose answer.
         """
-        special = _special(text, r, [])
+        special, marker = _special(text, r, [])
         if special is None:
             repairs: list[str] = []
             return self._own(_clean(text, repairs), r, repairs)
         repairs = []
         own = self._own(_clean(text, repairs), r, repairs)
-        if own.kind == "tool_call" and _token_in_arguments(own):
+        if own.kind == "tool_call" and _token_in_arguments(own, marker):
             return own  # the token is data the model passes on, not its envelope
         if special.ok or own.kind != "tool_call":
             return special
@@ -629,10 +661,12 @@ class _TextFormat:
         return f"{type(self).__name__}()"
 
 
-def _token_in_arguments(result: ParseResult) -> bool:
-    """Whether a special call token appears inside the arguments of the parsed calls."""
+def _token_in_arguments(result: ParseResult, marker: str = "") -> bool:
+    """Whether a special call token (or the marker of the reader that fired) appears
+    inside the arguments of the parsed calls."""
     dumped = json.dumps([c.args for c in result.calls], ensure_ascii=False)
-    return any(t in dumped for t in (_DS_ANY, "<|python_tag|>", "[TOOL_CALLS]"))
+    tokens = (_DS_ANY, "<|python_tag|>", "[TOOL_CALLS]", *((marker,) if marker else ()))
+    return any(t in dumped or t in str(result.calls) for t in tokens)
 
 
 _HARMONY_FINAL = "<|channel|>final<|message|>"
