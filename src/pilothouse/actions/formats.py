@@ -266,10 +266,11 @@ def _precheck(text: Any) -> tuple[str, ParseResult | None]:
 _NUM = r"[ \t*]*(?:\d+[ \t*]*)?:"  # optional step number, then the colon (no backtracking)
 _R_ACTION = re.compile(r"^[ \t>*#]*Action" + _NUM + r"[ \t*]*(.*)$", re.M | re.I)
 _R_INPUT = re.compile(r"^[ \t>*#]*Action[ \t_]*Input" + _NUM + r"[ \t*]*", re.M | re.I)
-_R_FINAL = re.compile(r"^[ \t>*#]*Final[ \t_]*Answer" + _NUM + r"[ \t*]*", re.M | re.I)
+# "Answer:" alone too: Llama 2 and Mistral 7B ReAct runs drop the "Final"
+_R_FINAL = re.compile(r"^[ \t>*#]*(?:Final[ \t_]*)?Answer" + _NUM + r"[ \t*]*", re.M | re.I)
 _R_OBS = re.compile(r"^[ \t>*#]*Observation" + _NUM, re.M | re.I)
 _R_MARK = re.compile(
-    r"^[ \t>*#]*(?:Thought|Action|Action[ \t_]*Input|Observation|Final[ \t_]*Answer)" + _NUM,
+    r"^[ \t>*#]*(?:Thought|Action|Action[ \t_]*Input|Observation|(?:Final[ \t_]*)?Answer)" + _NUM,
     re.M | re.I,
 )
 _INLINE = re.compile(r"^([^\s({\[]+(?:[ \t]+[^\s({\[]+)*?)[ \t]*([({\[])(.*)$", re.S)
@@ -297,6 +298,64 @@ def _input_value(region: str, repairs: list[str]) -> Any:
     return text
 
 
+# an Observation the model began itself: "Observation" (no colon) on the input's line or
+# the next, or a fragment of the word cut by the stop sequence ("\nObserv")
+_R_OBS_LEAK = re.compile(
+    r"[ \t]*\n?[ \t]*\bObservation\b[ \t]*(?::|$)"
+    r"|\n[ \t]*Obs(?:e(?:r(?:v(?:a(?:t(?:i(?:o)?)?)?)?)?)?)?[ \t]*\Z",
+    re.M,
+)
+_R_PAREN = re.compile(r"^(.*?\S)\s*\([^()\n]*\)\s*$")
+_R_CTOR = re.compile(r"^([A-Za-z_][\w.]*)?\s*\((.*)\)\s*$", re.S)
+
+
+def _action_name(line: str, r: Resolver, repairs: list[str]) -> str:
+    """The tool named on an Action line, without a parenthetical after it
+    (`Action: search (web)`, GPT-3.5 and Llama 2 ReAct runs) when only that matches."""
+    m = _R_PAREN.match(line)
+    if m is not None and r.match(line) is None and r.match(m.group(1)) is not None:
+        repairs.append("parenthetical_after_tool_name")
+        return m.group(1)
+    return line
+
+
+_AMBIGUOUS = object()  # an Action Input written as a call to another offered tool
+
+
+def _constructor_input(region: str, name: str, r: Resolver, repairs: list[str]) -> Any:
+    """An Action Input wrapped in a call: `search(query="x")`, `SearchInput(query="x")`
+    or `({"query": "x"})` (models trained on Python write their input as a call).
+    Unwrapped only when the keys are the tool's own parameters and the call does not
+    name another offered tool; otherwise the region is returned as written."""
+    tool = r.match(name)
+    m = _R_CTOR.match(region.strip())
+    if tool is None or m is None:
+        return None
+    called = m.group(1)
+    if called and r.match(called) not in (None, tool):
+        return _AMBIGUOUS
+    args = repair.python_call_args(m.group(2))
+    if args is None:
+        return None
+    value = args.get("", args) if list(args) == [""] else args
+    if not isinstance(value, dict) or "" in value or not value:
+        return None
+    if not set(value) <= set(r.params(tool)):
+        return None
+    repairs.append("constructor_input")
+    return value
+
+
+def _cut_observation(region: str, repairs: list[str]) -> str:
+    if region.lstrip()[:1] in "{[":
+        return region  # JSON ends by itself; what follows is reported as text after it
+    m = _R_OBS_LEAK.search(region)
+    if m is None:
+        return region
+    repairs.append("cut_observation_fragment")
+    return region[: m.start()]
+
+
 def _null(value: Any) -> bool:
     return value is None or (
         isinstance(value, str)
@@ -319,10 +378,15 @@ def _react(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) ->
             line = act.group(1).strip()
             inp = _R_INPUT.search(block)
             if not line:  # "Action:" then a JSON blob below it
-                got = _json_action(block if inp is None else block[: inp.start()], r, repairs)
+                head = block if inp is None else block[: inp.start()]
+                got = _json_action(head, r, repairs)
                 if got is not None:
                     return got
-                return failure("the Action line names no tool", repairs)
+                below = head.strip().strip("`*").strip()
+                if inp is None or not below or "\n" in below or r.match(below) is None:
+                    return failure("the Action line names no tool", repairs)
+                line = below  # the name on the line after "Action:" (Mistral 7B, Zephyr)
+                repairs.append("tool_name_on_next_line")
             m = _INLINE.match(line)
             if m is not None and inp is None:
                 name, opener, rest = m.group(1), m.group(2), m.group(3)
@@ -348,7 +412,17 @@ def _react(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) ->
             nxt = _R_MARK.search(region)
             if nxt is not None:
                 region = region[: nxt.start()]
-            envelopes.append((line, _input_value(region, repairs)))
+            region = _cut_observation(region, repairs)
+            line = _action_name(line, r, repairs)
+            wrapped = _constructor_input(region, line, r, repairs)
+            if wrapped is _AMBIGUOUS:
+                return failure(
+                    f"the Action names {line!r} but its input calls another tool; "
+                    "give one Action per tool",
+                    repairs,
+                )
+            raw_input = wrapped if wrapped is not None else _input_value(region, repairs)
+            envelopes.append((line, raw_input))
         fin = _R_FINAL.search(text)
         if fin is not None and all(_null(name) and _null(raw) for name, raw in envelopes):
             repairs.append("empty_action_before_final_answer")  # "Action: None" then an answer
