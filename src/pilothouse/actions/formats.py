@@ -447,9 +447,10 @@ def _react(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) ->
 # ---------------------------------------------------------------- xml
 
 _X_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|(?=<tool_call>)|\Z)", re.S)
-_X_STRICT = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
-_X_FUNC = re.compile(r"<function=([^>\n]+)>(.*?)(?:</function>|\Z)", re.S)
-_X_PARAM = re.compile(r"<parameter=([^>\n]+)>\n?(.*?)\n?(?:</parameter>|(?=<parameter=)|\Z)", re.S)
+_X_FUNC = re.compile(r"<function=([^>\n]{1,200})>(.*?)(?:</function>|\Z)", re.S)
+_X_PARAM = re.compile(
+    r"<parameter=([^>\n]{1,200})>\n?(.*?)\n?(?:</parameter>|(?=<parameter=)|\Z)", re.S
+)
 _X_BARE_NAME = re.compile(r"([A-Za-z_][\w.\-]*)\s*\{")
 
 
@@ -488,12 +489,24 @@ def _xml(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) -> P
         return got
     # a tag inside an argument string cut the lenient split (which lets a new opening
     # tag close a block): read by the closing tags alone, then by where the JSON ends
-    for other in ([m.group(1) for m in _X_STRICT.finditer(text)], _json_blocks(text)):
+    for other in (_strict_blocks(text), _json_blocks(text)):
         if other and other != blocks:
             again = _xml_blocks(text, r, list(repairs), prose_is_answer, other)
             if again.ok:
                 return again
     return got
+
+
+def _strict_blocks(text: str) -> list[str]:
+    """`<tool_call>` bodies ended by their closing tags alone (what a lazy
+    `<tool_call>(.*?)</tool_call>` finds), by one split: the regex rescans the rest of
+    the text from every unclosed opening tag, quadratic on a run of them."""
+    out: list[str] = []
+    for piece in text.split("</tool_call>")[:-1][:64]:
+        start = piece.find("<tool_call>")
+        if start >= 0:
+            out.append(piece[start + len("<tool_call>") :])
+    return out
 
 
 def _json_blocks(text: str) -> list[str]:

@@ -222,7 +222,8 @@ def tool_code(text: str, r: Resolver) -> Read:
 
 _FUNC_EQ = re.compile(r"<function=(" + _NAME + r")\s*(>|=)")
 _QWEN_PARAM = re.compile(
-    r"<parameter=([^>\n]+)>\n?(.*?)\n?(?:</parameter>|(?=<parameter=)|(?=</function>)|\Z)", re.S
+    r"<parameter=([^>\n]{1,200})>\n?(.*?)\n?(?:</parameter>|(?=<parameter=)|(?=</function>)|\Z)",
+    re.S,
 )
 
 
@@ -282,7 +283,6 @@ def function_tag(text: str, r: Resolver) -> Read:
 # ---------------------------------------------------------------- <tool_call …> variants
 
 _TC_ATTR = re.compile(r"<tool_call\s+name\s*=\s*[\"']([^\"'<>]+)[\"']\s*(/?)>")
-_GLM_ARG = re.compile(r"<arg_key>(.*?)</arg_key>\s*<arg_value>(.*?)(?:</arg_value>|\Z)", re.S)
 _TC_BARE = re.compile(r"<tool_call>\s*(" + _NAME + r")\s*(?=</tool_call>|<arg_key>|\n|\Z)")
 
 
@@ -317,15 +317,18 @@ def tool_call_bare_name(text: str, r: Resolver) -> Read:
     <arg_value>V</arg_value>`` pairs."""
     out: list[Envelope] = []
     for m in list(_TC_BARE.finditer(text))[:MAX_CALLS]:
-        end = text.find("</tool_call>", m.end())
-        body = text[m.end() : end if end >= 0 else len(text)]
+        ends = [x for x in (text.find("</tool_call>", m.end()), text.find("<tool_call", m.end()))]
+        body = text[m.end() : min([x for x in ends if x >= 0], default=len(text))]
         if body.strip() and "<arg_key>" not in body:
             return None  # JSON or other content after the name: not this syntax
         tool = r.match(m.group(1))
-        args = {
-            k.strip(): typed_value(v.strip(), tool, k.strip(), r)
-            for k, v in list(_GLM_ARG.findall(body))[:MAX_CALLS]
-        }
+        args: dict[str, Any] = {}
+        for piece in body.split("<arg_key>")[1 : MAX_CALLS + 1]:  # linear: no regex scan
+            key, found, rest = piece.partition("</arg_key>")
+            if not found or "<arg_value>" not in rest:
+                return "an <arg_key> without its </arg_key> and <arg_value>"
+            value = rest.split("<arg_value>", 1)[1].split("</arg_value>", 1)[0]
+            args[key.strip()] = typed_value(value.strip(), tool, key.strip(), r)
         out.append((m.group(1), args or None))
     return out or None
 
