@@ -211,6 +211,11 @@ class Resolver:
             return f"the input for {tool!r} repeats its schema instead of giving values"
         return raw
 
+    def missing_required(self, tool: str, args: Mapping[str, Any]) -> list[str]:
+        """The tool's required parameters that `args` lacks."""
+        required = self.tools[tool].parameters.get("required") or []
+        return [k for k in required if isinstance(k, str) and k not in args]
+
     def bare_arguments_tool(self, args: dict[str, Any]) -> str | None:
         """The one offered tool whose parameters fit an envelope-less argument object."""
         if not args:

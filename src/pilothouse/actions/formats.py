@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from string import Template
 from typing import Any
 
-from pilothouse.actions import repair
+from pilothouse.actions import readers, repair
 from pilothouse.actions.base import (
     ActionFormat,
     ParsedCall,
@@ -31,46 +31,11 @@ from pilothouse.models.base import ToolSpec
 Envelope = tuple[Any, Any]  # (name as written, raw arguments or None)
 
 _SPECIAL = re.compile(r"<\|(?:eom_id|eot_id|eot|im_end|end|endoftext|eos)\|>|</s>")
-_ANSWER_KEYS = ("answer", "final_answer", "output", "response", "text", "content")
-_NAME_KEYS = ("name", "tool", "tool_name", "action", "function", "recipient_name")
-_ARG_KEYS = ("arguments", "parameters", "args", "action_input", "input", "tool_input", "params")
+_ANSWER_KEYS = readers._ANSWER_KEYS
+_envelopes = readers.json_envelopes
 
 
 # ---------------------------------------------------------------- shared steps
-
-
-def _envelopes(value: Any, depth: int = 0) -> list[Envelope] | None:
-    """The calls a parsed JSON value describes, in any of the usual envelopes."""
-    if depth > 4:
-        return None
-    if isinstance(value, list):
-        out: list[Envelope] = []
-        for item in value[:64]:
-            got = _envelopes(item, depth + 1)
-            if not got:
-                return None
-            out.extend(got)
-        return out or None
-    if not isinstance(value, dict):
-        return None
-    calls = value.get("tool_calls")
-    if isinstance(calls, list) and calls:
-        return _envelopes(calls, depth + 1)
-    function = value.get("function")
-    if isinstance(function, dict) and "name" in function:
-        return [(function.get("name"), function.get("arguments"))]
-    has_args = any(k in value for k in _ARG_KEYS)
-    for key in _NAME_KEYS:
-        name = value.get(key)
-        # {"name": ...} alone is data (a final answer's object), not a call
-        if (isinstance(name, str) and (has_args or key in ("tool", "tool_name"))) or (
-            key == "action" and key in value
-        ):
-            args = next((value[k] for k in _ARG_KEYS if k in value), None)
-            return [(name, args)]
-    if len(value) == 1 and next(iter(value)) in _ANSWER_KEYS[:2]:
-        return [("final_answer", value)]
-    return None
 
 
 def _answer_text(raw: Any) -> str:
@@ -128,8 +93,12 @@ def _json_action(text: str, r: Resolver, repairs: list[str]) -> ParseResult | No
         if loaded is not None and isinstance(loaded.value, str):
             repairs.append("double_encoded_json")
             return _json_action(loaded.value, r, repairs)
+    closed = _closed_call(stripped, r, repairs)
+    if closed is not None:
+        return closed
     spans = repair.balanced_spans(text)
     found: list[Envelope] = []
+    bare: list[Envelope] = []
     broken = False
     for start, end in spans:
         loaded = repair.loads(text[start:end])
@@ -137,11 +106,19 @@ def _json_action(text: str, r: Resolver, repairs: list[str]) -> ParseResult | No
             broken = broken or ":" in text[start:end]  # object-like, not prose braces
             continue
         envs = _envelopes(loaded.value)
+        if envs is None:
+            keyed = readers.keyed_actions(loaded.value, r)
+            if isinstance(keyed, str):
+                return failure(keyed, repairs)
+            if keyed:
+                repairs.append("keyed_action_list")
+                envs = keyed
         if envs is None and isinstance(loaded.value, dict):
+            # a last resort, read after the loop: arguments with no name written
             tool = r.bare_arguments_tool(loaded.value)
             if tool is not None:
-                repairs.append("bare_arguments")
-                envs = [(tool, loaded.value)]
+                bare.append((tool, loaded.value))
+            continue
         if envs is None:
             continue
         repairs.extend(loaded.repairs)
@@ -152,9 +129,21 @@ def _json_action(text: str, r: Resolver, repairs: list[str]) -> ParseResult | No
         if text[end:].strip() and "text_around_action" not in repairs:
             repairs.append("text_around_action")
     if found:
+        if bare:  # arguments quoted in prose beside a named call are not a second call
+            repairs.append("ignored_unnamed_arguments")
         if text[: spans[0][0]].strip():
             repairs.append("text_around_action")
         return _resolve(found, r, repairs)
+    if len(bare) == 1:
+        repairs.append("bare_arguments")
+        if text[: spans[0][0]].strip() or text[spans[-1][1] :].strip():
+            repairs.append("text_around_action")
+        return _resolve(bare, r, repairs)
+    if bare:
+        return failure(
+            "the reply has several argument objects and names no tool; name the tool for each call",
+            repairs,
+        )
     if broken:
         return failure(
             "the reply has JSON that is not a valid action: give one JSON object with "
@@ -164,6 +153,27 @@ def _json_action(text: str, r: Resolver, repairs: list[str]) -> ParseResult | No
     if not spans and stripped.lstrip("`").removeprefix("json").lstrip().startswith(("{", "[{")):
         return failure("the reply's JSON is incomplete (cut off or unbalanced)", repairs)
     return None
+
+
+def _closed_call(stripped: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
+    """A call whose JSON lacks one closing bracket at its end (`repair.close_one`).
+
+    Only a named envelope is taken this way: an argument object that needs closing
+    is not matched to a tool by its keys."""
+    body = stripped
+    if body.startswith("```"):
+        blocks = repair.fenced_blocks(body)
+        body = blocks[0].strip() if blocks else body
+    if body[:1] not in "{[":
+        return None
+    got = repair.first_value(body)
+    if got is None or "closed_missing_bracket" not in got[0].repairs:
+        return None
+    envs = _envelopes(got[0].value)
+    if envs is None:
+        return None
+    repairs.extend(got[0].repairs)
+    return _resolve(envs, r, repairs)
 
 
 def _fail_safe(fn: Any, *args: Any) -> ParseResult:
@@ -256,10 +266,11 @@ def _precheck(text: Any) -> tuple[str, ParseResult | None]:
 _NUM = r"[ \t*]*(?:\d+[ \t*]*)?:"  # optional step number, then the colon (no backtracking)
 _R_ACTION = re.compile(r"^[ \t>*#]*Action" + _NUM + r"[ \t*]*(.*)$", re.M | re.I)
 _R_INPUT = re.compile(r"^[ \t>*#]*Action[ \t_]*Input" + _NUM + r"[ \t*]*", re.M | re.I)
-_R_FINAL = re.compile(r"^[ \t>*#]*Final[ \t_]*Answer" + _NUM + r"[ \t*]*", re.M | re.I)
+# "Answer:" alone too: Llama 2 and Mistral 7B ReAct runs drop the "Final"
+_R_FINAL = re.compile(r"^[ \t>*#]*(?:Final[ \t_]*)?Answer" + _NUM + r"[ \t*]*", re.M | re.I)
 _R_OBS = re.compile(r"^[ \t>*#]*Observation" + _NUM, re.M | re.I)
 _R_MARK = re.compile(
-    r"^[ \t>*#]*(?:Thought|Action|Action[ \t_]*Input|Observation|Final[ \t_]*Answer)" + _NUM,
+    r"^[ \t>*#]*(?:Thought|Action|Action[ \t_]*Input|Observation|(?:Final[ \t_]*)?Answer)" + _NUM,
     re.M | re.I,
 )
 _INLINE = re.compile(r"^([^\s({\[]+(?:[ \t]+[^\s({\[]+)*?)[ \t]*([({\[])(.*)$", re.S)
@@ -287,6 +298,64 @@ def _input_value(region: str, repairs: list[str]) -> Any:
     return text
 
 
+# an Observation the model began itself: "Observation" (no colon) on the input's line or
+# the next, or a fragment of the word cut by the stop sequence ("\nObserv")
+_R_OBS_LEAK = re.compile(
+    r"[ \t]*\n?[ \t]*\bObservation\b[ \t]*(?::|$)"
+    r"|\n[ \t]*Obs(?:e(?:r(?:v(?:a(?:t(?:i(?:o)?)?)?)?)?)?)?[ \t]*\Z",
+    re.M,
+)
+_R_PAREN = re.compile(r"^(.*?\S)\s*\([^()\n]*\)\s*$")
+_R_CTOR = re.compile(r"^([A-Za-z_][\w.]*)?\s*\((.*)\)\s*$", re.S)
+
+
+def _action_name(line: str, r: Resolver, repairs: list[str]) -> str:
+    """The tool named on an Action line, without a parenthetical after it
+    (`Action: search (web)`, GPT-3.5 and Llama 2 ReAct runs) when only that matches."""
+    m = _R_PAREN.match(line)
+    if m is not None and r.match(line) is None and r.match(m.group(1)) is not None:
+        repairs.append("parenthetical_after_tool_name")
+        return m.group(1)
+    return line
+
+
+_AMBIGUOUS = object()  # an Action Input written as a call to another offered tool
+
+
+def _constructor_input(region: str, name: str, r: Resolver, repairs: list[str]) -> Any:
+    """An Action Input wrapped in a call: `search(query="x")`, `SearchInput(query="x")`
+    or `({"query": "x"})` (models trained on Python write their input as a call).
+    Unwrapped only when the keys are the tool's own parameters and the call does not
+    name another offered tool; otherwise the region is returned as written."""
+    tool = r.match(name)
+    m = _R_CTOR.match(region.strip())
+    if tool is None or m is None:
+        return None
+    called = m.group(1)
+    if called and r.match(called) not in (None, tool):
+        return _AMBIGUOUS
+    args = repair.python_call_args(m.group(2))
+    if args is None:
+        return None
+    value = args.get("", args) if list(args) == [""] else args
+    if not isinstance(value, dict) or "" in value or not value:
+        return None
+    if not set(value) <= set(r.params(tool)):
+        return None
+    repairs.append("constructor_input")
+    return value
+
+
+def _cut_observation(region: str, repairs: list[str]) -> str:
+    if region.lstrip()[:1] in "{[":
+        return region  # JSON ends by itself; what follows is reported as text after it
+    m = _R_OBS_LEAK.search(region)
+    if m is None:
+        return region
+    repairs.append("cut_observation_fragment")
+    return region[: m.start()]
+
+
 def _null(value: Any) -> bool:
     return value is None or (
         isinstance(value, str)
@@ -309,10 +378,15 @@ def _react(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) ->
             line = act.group(1).strip()
             inp = _R_INPUT.search(block)
             if not line:  # "Action:" then a JSON blob below it
-                got = _json_action(block if inp is None else block[: inp.start()], r, repairs)
+                head = block if inp is None else block[: inp.start()]
+                got = _json_action(head, r, repairs)
                 if got is not None:
                     return got
-                return failure("the Action line names no tool", repairs)
+                below = head.strip().strip("`*").strip()
+                if inp is None or not below or "\n" in below or r.match(below) is None:
+                    return failure("the Action line names no tool", repairs)
+                line = below  # the name on the line after "Action:" (Mistral 7B, Zephyr)
+                repairs.append("tool_name_on_next_line")
             m = _INLINE.match(line)
             if m is not None and inp is None:
                 name, opener, rest = m.group(1), m.group(2), m.group(3)
@@ -338,7 +412,17 @@ def _react(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) ->
             nxt = _R_MARK.search(region)
             if nxt is not None:
                 region = region[: nxt.start()]
-            envelopes.append((line, _input_value(region, repairs)))
+            region = _cut_observation(region, repairs)
+            line = _action_name(line, r, repairs)
+            wrapped = _constructor_input(region, line, r, repairs)
+            if wrapped is _AMBIGUOUS:
+                return failure(
+                    f"the Action names {line!r} but its input calls another tool; "
+                    "give one Action per tool",
+                    repairs,
+                )
+            raw_input = wrapped if wrapped is not None else _input_value(region, repairs)
+            envelopes.append((line, raw_input))
         fin = _R_FINAL.search(text)
         if fin is not None and all(_null(name) and _null(raw) for name, raw in envelopes):
             repairs.append("empty_action_before_final_answer")  # "Action: None" then an answer
@@ -363,9 +447,10 @@ def _react(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) ->
 # ---------------------------------------------------------------- xml
 
 _X_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|(?=<tool_call>)|\Z)", re.S)
-_X_STRICT = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
-_X_FUNC = re.compile(r"<function=([^>\n]+)>(.*?)(?:</function>|\Z)", re.S)
-_X_PARAM = re.compile(r"<parameter=([^>\n]+)>\n?(.*?)\n?(?:</parameter>|(?=<parameter=)|\Z)", re.S)
+_X_FUNC = re.compile(r"<function=([^>\n]{1,200})>(.*?)(?:</function>|\Z)", re.S)
+_X_PARAM = re.compile(
+    r"<parameter=([^>\n]{1,200})>\n?(.*?)\n?(?:</parameter>|(?=<parameter=)|\Z)", re.S
+)
 _X_BARE_NAME = re.compile(r"([A-Za-z_][\w.\-]*)\s*\{")
 
 
@@ -404,12 +489,24 @@ def _xml(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) -> P
         return got
     # a tag inside an argument string cut the lenient split (which lets a new opening
     # tag close a block): read by the closing tags alone, then by where the JSON ends
-    for other in ([m.group(1) for m in _X_STRICT.finditer(text)], _json_blocks(text)):
+    for other in (_strict_blocks(text), _json_blocks(text)):
         if other and other != blocks:
             again = _xml_blocks(text, r, list(repairs), prose_is_answer, other)
             if again.ok:
                 return again
     return got
+
+
+def _strict_blocks(text: str) -> list[str]:
+    """`<tool_call>` bodies ended by their closing tags alone (what a lazy
+    `<tool_call>(.*?)</tool_call>` finds), by one split: the regex rescans the rest of
+    the text from every unclosed opening tag, quadratic on a run of them."""
+    out: list[str] = []
+    for piece in text.split("</tool_call>")[:-1][:64]:
+        start = piece.find("<tool_call>")
+        if start >= 0:
+            out.append(piece[start + len("<tool_call>") :])
+    return out
 
 
 def _json_blocks(text: str) -> list[str]:
@@ -477,7 +574,53 @@ _DS_ANY = "<｜tool▁"  # noqa: RUF001
 _MISTRAL = re.compile(r"\[TOOL_CALLS\]\s*([^\[\s{]+)\s*(?:\[CALL_ID\][^\[]*)?\[ARGS\]\s*", re.S)
 
 
-def _special(text: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
+def _special(text: str, r: Resolver, repairs: list[str]) -> tuple[ParseResult | None, str]:
+    """A reading by special tokens or a named reader (`readers.READERS`), and the
+    marker that triggered it ("" when none did)."""
+    got = _special_tokens(text, r, repairs)
+    if got is not None:
+        return got, ""
+    cleaned = _strip_reasoning(text)
+    found = readers.read(cleaned, r)
+    if found is None:
+        return None, ""
+    reader, envelopes = found
+    repairs.append(reader.name)
+    result = (
+        failure(envelopes, repairs)
+        if isinstance(envelopes, str)
+        else _resolve(envelopes, r, repairs)
+    )
+    if not result.ok:  # say what was seen: the model may not know it wrote markup
+        seen = _fail_safe_markup(cleaned, None) or reader.marker
+        result = failure(
+            f"the reply holds tool-call markup ({seen[:60]!r}, {reader.origin}) but no "
+            f"call to an offered tool could be read from it: {result.reason}",
+            result.repairs,
+        )
+    return result, reader.marker
+
+
+_HARMONY_ANALYSIS = "<|channel|>analysis<|message|>"
+
+
+def _strip_reasoning(text: str) -> str:
+    """The text without a `<think>` block and Harmony analysis-channel messages."""
+    text, _ = repair.strip_think(text)
+    parts: list[str] = []
+    pos = 0
+    for _ in range(readers.MAX_CALLS):
+        start = text.find(_HARMONY_ANALYSIS, pos)
+        if start < 0:
+            break
+        parts.append(text[pos:start])
+        stop = _HARMONY_STOP.search(text, start)
+        pos = len(text) if stop is None else stop.end()
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def _special_tokens(text: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
     if _DS_ANY in text:
         envelopes: list[Envelope] = []
         for part in text.split(_DS_CALL)[1:65]:
@@ -583,13 +726,13 @@ class _TextFormat:
         A special token inside an argument string must not hijack a good reply, and a
         degenerate run of special tokens must not read as a prose answer.
         """
-        special = _special(text, r, [])
+        special, marker = _special(text, r, [])
         if special is None:
             repairs: list[str] = []
             return self._own(_clean(text, repairs), r, repairs)
         repairs = []
         own = self._own(_clean(text, repairs), r, repairs)
-        if own.kind == "tool_call" and _token_in_arguments(own):
+        if own.kind == "tool_call" and _token_in_arguments(own, marker):
             return own  # the token is data the model passes on, not its envelope
         if special.ok or own.kind != "tool_call":
             return special
@@ -605,10 +748,12 @@ class _TextFormat:
         return f"{type(self).__name__}()"
 
 
-def _token_in_arguments(result: ParseResult) -> bool:
-    """Whether a special call token appears inside the arguments of the parsed calls."""
+def _token_in_arguments(result: ParseResult, marker: str = "") -> bool:
+    """Whether a special call token (or the marker of the reader that fired) appears
+    inside the arguments of the parsed calls."""
     dumped = json.dumps([c.args for c in result.calls], ensure_ascii=False)
-    return any(t in dumped for t in (_DS_ANY, "<|python_tag|>", "[TOOL_CALLS]"))
+    tokens = (_DS_ANY, "<|python_tag|>", "[TOOL_CALLS]", *((marker,) if marker else ()))
+    return any(t in dumped or t in str(result.calls) for t in tokens)
 
 
 _HARMONY_FINAL = "<|channel|>final<|message|>"

@@ -87,20 +87,58 @@ def fenced_blocks(text: str) -> list[str]:
     return out
 
 
+_LITERALS = {"True": "true", "False": "false", "None": "null"}
+_JSON_WORDS = frozenset({"true", "false", "null", "NaN", "Infinity"})
+_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_VALUE_STARTS = "\"'{["
+
+
+def _next_significant(text: str, i: int) -> tuple[int, bool]:
+    """Index of the next non-blank character at or after `i`, and whether a newline
+    came first (linear over the blank run, which the caller then moves past)."""
+    newline = False
+    n = len(text)
+    while i < n and text[i] in " \t\r\n":
+        newline = newline or text[i] == "\n"
+        i += 1
+    return i, newline
+
+
 def _python_to_json(text: str) -> tuple[str, list[str]]:
     """Rewrite Python-literal and sloppy JSON into strict JSON, one linear pass.
 
     Handles single-quoted strings (only where a string can start, and closed only
     where a string can end, so apostrophes inside survive), True/False/None,
-    trailing commas and raw newlines or control characters inside strings.
+    trailing commas and raw newlines or control characters inside strings, and the
+    drift real models write (each named in the repairs it returns):
+    ``missing_comma`` between members (`"a": 1 "b": 2`, Llama and Qwen JSON modes),
+    ``unquoted_key`` and ``unquoted_value`` (`{city: Paris}`, small local models),
+    ``quote_in_string`` (`"the "best" pizza"`: a bare ASCII quote inside a value,
+    read as text unless a separator follows it), ``literal_newline_escape``
+    (``\\n`` written between tokens, from a model that double-escapes its JSON),
+    ``comment`` (`//`, `/* */` in JSON; `#` in Python dicts).
     """
     out: list[str] = []
     repairs: list[str] = []
+
+    def note(name: str) -> None:
+        if name not in repairs:
+            repairs.append(name)
+
+    stack: list[str] = []  # open brackets, to tell keys from values
     i, n = 0, len(text)
-    prev = ""  # last significant character outside strings
+    prev = ""  # last significant character outside strings ('a': a word, '0': a number)
+
+    def comma_if_needed() -> None:
+        # a new member right after a complete one: the comma between them is missing
+        if stack and prev in ('"', "}", "]", "a", "0"):
+            out.append(",")
+            note("missing_comma")
+
     while i < n:
         c = text[i]
         if c == '"' or (c == "'" and prev in ("", "{", "[", ",", ":")):
+            comma_if_needed()
             quote = c
             j = i + 1
             buf: list[str] = []
@@ -116,46 +154,98 @@ def _python_to_json(text: str) -> tuple[str, list[str]]:
                     j += 2
                     continue
                 if d == quote:
-                    if quote == "'":
-                        k = j + 1
-                        while k < n and text[k] in " \t\r\n":
-                            k += 1
-                        if k < n and text[k] not in ",:}]":
-                            buf.append("'")  # an apostrophe, not the end of the string
-                            j += 1
-                            continue
+                    k, _ = _next_significant(text, j + 1)
+                    if k < n and text[k] not in ",:}]" and not (quote == '"' and text[k] == '"'):
+                        # a quote inside the value: an apostrophe, or a bare ASCII quote
+                        buf.append("'" if quote == "'" else '\\"')
+                        if quote == '"':
+                            note("quote_in_string")
+                        j += 1
+                        continue
                     closed = True
                     break
                 if d == '"' and quote == "'":
                     buf.append('\\"')
                 elif d == "\n":
                     buf.append("\\n")
-                    if "newline_in_string" not in repairs:
-                        repairs.append("newline_in_string")
+                    note("newline_in_string")
                 elif d < " ":
                     buf.append(f"\\u{ord(d):04x}")
-                    if "control_char_in_string" not in repairs:
-                        repairs.append("control_char_in_string")
+                    note("control_char_in_string")
                 else:
                     buf.append(d)
                 j += 1
-            if quote == "'" and "single_quotes" not in repairs:
-                repairs.append("single_quotes")
+            if quote == "'":
+                note("single_quotes")
             out.append('"' + "".join(buf) + '"')
             prev = '"'
             i = j + 1 if closed else j
             continue
-        if c.isalpha() or c == "_":
+        if c == "\\" and i + 1 < n and text[i + 1] in "ntr":
+            out.append(" ")  # a literal \n between tokens is layout
+            note("literal_newline_escape")
+            i += 2
+            continue
+        if c == "/" and i + 1 < n and text[i + 1] in "/*":
+            end = text.find("\n", i) if text[i + 1] == "/" else text.find("*/", i + 2)
+            i = n if end < 0 else (end if text[i + 1] == "/" else end + 2)
+            note("comment")
+            continue
+        if c == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            note("comment")
+            continue
+        if c == "-" or c.isdigit():
+            m = _NUMBER.match(text, i)
+            if m is not None and m.end() > i:
+                if prev == ":" and _unquoted_tail(text, m.end()):
+                    pass  # "2024-05-01" or "5 stars": an unquoted value, read below
+                else:
+                    comma_if_needed()
+                    out.append(m.group())
+                    prev = "0"
+                    i = m.end()
+                    continue
+        if c.isalnum() or c == "_" or (c == "-" and prev == ":"):
+            if prev == ":" and stack and stack[-1] == "{":
+                # a value: up to the next separator on this line
+                j = i
+                while j < n and text[j] not in ",}]\n":
+                    j += 1
+                word = text[i:j].rstrip()
+                if "'" in word or '"' in word:  # an expression (`None or 'x'`), not a value
+                    j = i
+                    while j < n and (text[j].isalnum() or text[j] == "_"):
+                        j += 1
+                    word = text[i:j]
+                mapped = _LITERALS.get(word)
+                if mapped is not None:
+                    note("python_literals")
+                    out.append(mapped)
+                elif word in _JSON_WORDS or _NUMBER.fullmatch(word):
+                    out.append(word)
+                else:
+                    out.append(json.dumps(word, ensure_ascii=False))
+                    note("unquoted_value")
+                prev = "a"
+                i = i + len(word)
+                continue
             j = i
             while j < n and (text[j].isalnum() or text[j] == "_"):
                 j += 1
             word = text[i:j]
-            mapped = {"True": "true", "False": "false", "None": "null"}.get(word)
-            if mapped is not None:
-                if "python_literals" not in repairs:
-                    repairs.append("python_literals")
-                word = mapped
-            out.append(word)
+            k, _ = _next_significant(text, j)
+            comma_if_needed()
+            if stack and stack[-1] == "{" and k < n and text[k] == ":":
+                out.append(json.dumps(word))
+                note("unquoted_key")
+            else:
+                mapped = _LITERALS.get(word)
+                if mapped is not None:
+                    note("python_literals")
+                    word = mapped
+                out.append(word)
             prev = "a"
             i = j
             continue
@@ -167,13 +257,68 @@ def _python_to_json(text: str) -> tuple[str, list[str]]:
                     break
                 if not out[k].isspace():
                     break
-            if "trailing_comma" not in repairs:
-                repairs.append("trailing_comma")
+            note("trailing_comma")
+        if c in "{[":
+            comma_if_needed()
+            stack.append(c)
+            if len(stack) > MAX_DEPTH:
+                return "".join(out), repairs
+        elif c in "}]" and stack:
+            stack.pop()
         out.append(c)
         if not c.isspace():
             prev = c
         i += 1
     return "".join(out), repairs
+
+
+def _unquoted_tail(text: str, i: int) -> bool:
+    """Whether a number at a value's start runs on into text (`2024-05-01`, `5 stars`)."""
+    j, _ = _next_significant(text, i)
+    return j < len(text) and text[j] not in ",}]/#" and text.find("\n", i, j) < 0
+
+
+def close_one(text: str) -> Loaded | None:
+    """A JSON value missing exactly one closing `}` or `]` before its end, closed.
+
+    Llama 3.x and Qwen small models often drop the last brace of a nested call
+    (`{"name": "f", "arguments": {"q": "x"}`). Only one missing bracket is added,
+    never a closing quote: a reply cut off mid-string is truncated, not repaired.
+    The text may run on into prose after its last bracket; that is cut.
+    """
+    text = text.strip()
+    if not text or text[0] not in "{[" or len(text) > REPAIR_MAX_CHARS or too_deep(text):
+        return None
+    last = max(text.rfind("}"), text.rfind("]"))
+    candidates = [text] if last < 0 or last == len(text) - 1 else [text, text[: last + 1]]
+    for candidate in candidates:
+        stack = _open_brackets(candidate)
+        if stack is None or len(stack) != 1:
+            continue
+        loaded = loads(candidate + ("}" if stack[0] == "{" else "]"))
+        if loaded is not None:
+            return Loaded(loaded.value, (*loaded.repairs, "closed_missing_bracket"))
+    return None
+
+
+def _open_brackets(text: str) -> list[str] | None:
+    """The brackets left open at the end of `text` (None: it ends inside a string or
+    closes what it never opened). Double-quoted strings only; linear."""
+    stack: list[str] = []
+    quote = False
+    for m in _STRUCTURAL.finditer(text):
+        c = m.group()
+        if quote:
+            if c == '"' and not _escaped(text, m.start()):
+                quote = False
+            continue
+        if c == '"':
+            quote = True
+        elif c in "{[":
+            stack.append(c)
+        elif c in "}]" and (not stack or (stack.pop() == "{") != (c == "}")):
+            return None
+    return None if quote else stack
 
 
 def loads(text: str) -> Loaded | None:
@@ -290,7 +435,8 @@ def first_value(text: str) -> tuple[Loaded, int] | None:
         return None
     spans = balanced_spans(stripped)
     if not spans or spans[0][0] != 0:
-        return None
+        closed = close_one(stripped)
+        return None if closed is None else (closed, len(text))
     loaded = loads(stripped[: spans[0][1]])
     return None if loaded is None else (loaded, offset + spans[0][1])
 

@@ -1,0 +1,441 @@
+"""Named readers for call syntaxes the asked-for format does not cover.
+
+Each reader is one entry of `READERS`: the syntax's name (it joins the parse's
+repairs), where it comes from (which model or framework writes it), a marker that
+must appear in the text before the reader runs, and the function that reads it.
+A reader returns the calls as written, ``(name, raw arguments)`` pairs for the
+resolver to match against the offered tools; a string, when the text is that
+syntax but cannot be read (the reason, for a corrective message); or `None`, when
+the text is not that syntax after all. Names come from the text, never from the
+arguments: the resolver refuses a name that is not offered. Every reader does work
+linear in the text and caps the calls it reads at `MAX_CALLS`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pilothouse.actions import repair
+from pilothouse.actions.base import Resolver
+
+Envelope = tuple[Any, Any]  # (name as written, raw arguments or None)
+Read = list[Envelope] | str | None
+
+MAX_CALLS = 64
+_NAME = r"[A-Za-z_][\w.\-]*"
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """One call syntax: its name, its origin, a cheap marker, and the reading."""
+
+    name: str
+    origin: str
+    marker: str
+    read: Callable[[str, Resolver], Read]
+
+
+def typed_value(value: str, tool: str | None, key: str, r: Resolver) -> Any:
+    """A parameter written as text, typed by the tool's schema (JSON for non-strings)."""
+    props = r.params(tool) if tool else {}
+    prop = props.get(key)
+    kind = prop.get("type") if isinstance(prop, dict) else None
+    if kind in (None, "string"):
+        return value
+    loaded = repair.loads(value)
+    return loaded.value if loaded is not None else value
+
+
+# ---------------------------------------------------------------- OpenAI Harmony
+
+_HARMONY_TO = re.compile(r"to=functions\.(" + _NAME + r")")
+_HARMONY_END = re.compile(r"<\|(?:call|end|return|start)\|>")
+
+
+def harmony(text: str, r: Resolver) -> Read:
+    """OpenAI Harmony (gpt-oss): ``<|channel|>commentary to=functions.NAME
+    <|constrain|>json<|message|>{...}<|call|>``; the recipient may also stand in the
+    role header (``<|start|>assistant to=functions.NAME<|channel|>commentary json``).
+    The name after ``to=functions.`` decides; the message is the arguments."""
+    out: list[Envelope] = []
+    for m in list(_HARMONY_TO.finditer(text))[:MAX_CALLS]:
+        start = text.find("<|message|>", m.end())
+        if start < 0:
+            return "a Harmony call (to=functions.) without its <|message|>"
+        start += len("<|message|>")
+        stop = _HARMONY_END.search(text, start)
+        body = text[start : stop.start() if stop else len(text)].strip()
+        out.append((m.group(1), body or None))
+    return out or None
+
+
+# ---------------------------------------------------------------- Claude-style XML
+
+_INVOKE = re.compile(r"<(?:antml:)?invoke\s+name\s*=\s*[\"']([^\"'<>]+)[\"']\s*>")
+_PARAM = re.compile(r"<(?:antml:)?parameter\s+name\s*=\s*[\"']([^\"'<>]+)[\"']\s*>")
+_PARAM_END = re.compile(r"</(?:antml:)?parameter>")
+
+
+def claude_invoke(text: str, r: Resolver) -> Read:
+    """Anthropic's function-calling XML leaked as text (Claude via proxies and
+    OpenAI-compatible gateways, and models distilled from it): ``<function_calls>
+    <invoke name="NAME"><parameter name="KEY">VALUE</parameter></invoke>
+    </function_calls>``. Values are text, typed by the tool's schema."""
+    out: list[Envelope] = []
+    pieces = re.split(r"<(?:antml:)?invoke(?=\s)", text)[1 : MAX_CALLS + 1]
+    for piece in pieces:
+        m = _INVOKE.match("<invoke" + piece)
+        if m is None:
+            return "an <invoke> tag without a name"
+        body = piece[m.end() - len("<invoke") :]
+        body = re.split(r"</(?:antml:)?invoke>", body, maxsplit=1)[0]
+        tool = r.match(m.group(1))
+        args: dict[str, Any] = {}
+        for p in list(_PARAM.finditer(body))[:MAX_CALLS]:
+            end = _PARAM_END.search(body, p.end())
+            value = body[p.end() : end.start() if end else len(body)].strip()
+            args[p.group(1).strip()] = typed_value(value, tool, p.group(1).strip(), r)
+        out.append((m.group(1).strip(), args or None))
+    return out or None
+
+
+# ---------------------------------------------------------------- LFM
+
+_LFM = re.compile(r"<\|tool_call_start\|>(.*?)(?:<\|tool_call_end\|>|\Z)", re.S)
+
+
+def lfm(text: str, r: Resolver) -> Read:
+    """Liquid AI LFM2: ``<|tool_call_start|>[name(key="value")]<|tool_call_end|>``,
+    a Pythonic list of calls (JSON inside the tokens is read as JSON)."""
+    out: list[Envelope] = []
+    for m in list(_LFM.finditer(text))[:MAX_CALLS]:
+        body = m.group(1).strip()
+        if body[:1] in "{[" and not re.match(r"\[\s*" + _NAME + r"\s*\(", body):
+            loaded = repair.loads(body)
+            envs = json_envelopes(loaded.value) if loaded is not None else None
+            if envs is None:
+                return "the <|tool_call_start|> block is neither Python calls nor a JSON call"
+            out.extend(envs)
+            continue
+        calls = repair.python_calls(body)
+        if calls is None:
+            return "the <|tool_call_start|> block is not a list of Python calls"
+        out.extend(calls)
+    return out or None
+
+
+# ---------------------------------------------------------------- Gemma
+
+_GEMMA = re.compile(r"call:(" + _NAME + r")\{")
+_ESC = "<escape>"
+
+
+def gemma(text: str, r: Resolver) -> Read:
+    """Google FunctionGemma (Gemma 3 270M):
+    ``<start_function_call>call:NAME{key:<escape>text<escape>,n:3}<end_function_call>``;
+    strings sit between ``<escape>`` tokens, other values are bare."""
+    out: list[Envelope] = []
+    for m in list(_GEMMA.finditer(text))[:MAX_CALLS]:
+        parsed = _gemma_object(text, m.end(), 0)
+        if parsed is None:
+            return f"the call:{m.group(1)}{{...}} arguments could not be read"
+        out.append((m.group(1), parsed[0]))
+    return out or None
+
+
+def _gemma_value(text: str, i: int, depth: int) -> tuple[Any, int] | None:
+    n = len(text)
+    while i < n and text[i] in " \t\r\n":
+        i += 1
+    if text.startswith(_ESC, i):
+        end = text.find(_ESC, i + len(_ESC))
+        if end < 0:
+            return None
+        return text[i + len(_ESC) : end], end + len(_ESC)
+    if i < n and text[i] == "{":
+        return _gemma_object(text, i + 1, depth + 1)
+    if i < n and text[i] == "[":
+        items: list[Any] = []
+        i += 1
+        while i < n and depth < repair.MAX_DEPTH:
+            while i < n and text[i] in " \t\r\n,":
+                i += 1
+            if i < n and text[i] == "]":
+                return items, i + 1
+            got = _gemma_value(text, i, depth + 1)
+            if got is None:
+                return None
+            items.append(got[0])
+            i = got[1]
+        return None
+    j = i
+    while j < n and text[j] not in ",}]\n":
+        j += 1
+    word = text[i:j].strip()
+    if not word:
+        return None
+    loaded = repair.loads(word) if word[:1] in "-0123456789tfn" else None
+    return (loaded.value if loaded is not None else word), j
+
+
+def _gemma_object(text: str, i: int, depth: int) -> tuple[dict[str, Any], int] | None:
+    """`key:value,...}` from just after the `{`; linear, depth-capped."""
+    out: dict[str, Any] = {}
+    n = len(text)
+    while i < n and depth < repair.MAX_DEPTH:
+        while i < n and text[i] in " \t\r\n,":
+            i += 1
+        if i < n and text[i] == "}":
+            return out, i + 1
+        colon = text.find(":", i, i + 200)
+        if colon < 0:
+            return None
+        key = text[i:colon].strip().strip("\"'")
+        if not key or not re.fullmatch(r"[\w.\-]+", key):
+            return None
+        got = _gemma_value(text, colon + 1, depth)
+        if got is None:
+            return None
+        out[key], i = got
+    return None
+
+
+_TOOL_CODE = re.compile(r"```tool_code[ \t]*\n(.*?)(?:```|\Z)", re.S)
+
+
+def tool_code(text: str, r: Resolver) -> Read:
+    """Gemma 3's documented prompt-based calling: a ```` ```tool_code ```` fence
+    holding Python calls (``get_weather(city="Paris")``)."""
+    out: list[Envelope] = []
+    for m in list(_TOOL_CODE.finditer(text))[:MAX_CALLS]:
+        calls = repair.python_calls(m.group(1).strip())
+        if calls is None:
+            return "the tool_code block is not a list of Python calls"
+        out.extend(calls)
+    return out or None
+
+
+# ---------------------------------------------------------------- <function…> tags
+
+_FUNC_EQ = re.compile(r"<function=(" + _NAME + r")\s*(>|=)")
+_QWEN_PARAM = re.compile(
+    r"<parameter=([^>\n]{1,200})>\n?(.*?)\n?(?:</parameter>|(?=<parameter=)|(?=</function>)|\Z)",
+    re.S,
+)
+
+
+def function_eq(text: str, r: Resolver) -> Read:
+    """Meta's Llama 3.1/3.2 custom-tool format ``<function=NAME>{"k": "v"}</function>``,
+    its broken cousin ``<function=NAME={...}`` (the `>` lost, small Llama fine-tunes),
+    and Qwen3-Coder's ``<function=NAME><parameter=KEY>VALUE</parameter></function>``."""
+    out: list[Envelope] = []
+    for m in list(_FUNC_EQ.finditer(text))[:MAX_CALLS]:
+        end = text.find("</function>", m.end())
+        nxt = text.find("<function=", m.end())
+        stop = min(x for x in (end, nxt, len(text)) if x >= 0)
+        body = text[m.end() : stop]
+        name = m.group(1)
+        if "<parameter=" in body:
+            tool = r.match(name)
+            args = {
+                p.group(1).strip(): typed_value(p.group(2), tool, p.group(1).strip(), r)
+                for p in list(_QWEN_PARAM.finditer(body))[:MAX_CALLS]
+            }
+            out.append((name, args))
+            continue
+        body = body.strip()
+        if not body:
+            out.append((name, None))
+            continue
+        got = repair.first_value(body)
+        if got is None:
+            return f"the arguments of <function={name}> are not JSON"
+        out.append((name, got[0].value))
+    return out or None
+
+
+_FUNC_TAG = re.compile(r"<function>\s*(" + _NAME + r")\s*</function>")
+_ARG_TAG = re.compile(r"^\s*<(arguments|parameters|args)>(.*?)(?:</\1>|\Z)", re.S)
+
+
+def function_tag(text: str, r: Resolver) -> Read:
+    """``<function>NAME</function>`` followed by the arguments (a JSON object, or an
+    ``<arguments>``/``<parameters>`` tag around it), written by small models that
+    imitate Llama 3.1's function tags (Ollama and LangChain issue threads)."""
+    out: list[Envelope] = []
+    found = list(_FUNC_TAG.finditer(text))[:MAX_CALLS]
+    for index, m in enumerate(found):
+        stop = found[index + 1].start() if index + 1 < len(found) else len(text)
+        rest = text[m.end() : stop]
+        tagged = _ARG_TAG.match(rest)
+        if tagged is not None:
+            rest = tagged.group(2)
+        got = repair.first_value(rest) if rest.lstrip()[:1] in "{[" else None
+        if got is None and rest.lstrip()[:1] in "{[":
+            return f"the arguments after <function>{m.group(1)}</function> are not JSON"
+        out.append((m.group(1), got[0].value if got is not None else None))
+    return out or None
+
+
+# ---------------------------------------------------------------- <tool_call …> variants
+
+_TC_ATTR = re.compile(r"<tool_call\s+name\s*=\s*[\"']([^\"'<>]+)[\"']\s*(/?)>")
+_TC_BARE = re.compile(r"<tool_call>\s*(" + _NAME + r")\s*(?=</tool_call>|<arg_key>|\n|\Z)")
+
+
+def tool_call_attr(text: str, r: Resolver) -> Read:
+    """``<tool_call name="NAME">{"k": "v"}</tool_call>``: the Hermes envelope with the
+    name moved into the tag, from Hermes-format fine-tunes (vLLM and Ollama threads)."""
+    out: list[Envelope] = []
+    for m in list(_TC_ATTR.finditer(text))[:MAX_CALLS]:
+        if m.group(2):  # <tool_call name="x"/>
+            out.append((m.group(1), None))
+            continue
+        end = text.find("</tool_call>", m.end())
+        body = text[m.end() : end if end >= 0 else len(text)].strip()
+        if not body:
+            out.append((m.group(1), None))
+            continue
+        got = repair.first_value(body)
+        if got is None:
+            return f'the arguments of <tool_call name="{m.group(1)}"> are not JSON'
+        value = got[0].value
+        envs = json_envelopes(value) if isinstance(value, dict) else None
+        if envs and len(envs) == 1 and envs[0][0] == m.group(1):
+            value = envs[0][1]  # the full envelope repeated inside: its arguments
+        out.append((m.group(1), value))
+    return out or None
+
+
+def tool_call_bare_name(text: str, r: Resolver) -> Read:
+    """A bare tool name inside ``<tool_call>``: Hermes-format models (Qwen2.5,
+    Hermes 3) calling a no-argument tool (``<tool_call>get_time</tool_call>``), and
+    GLM-4.5/4.6, whose calls are ``<tool_call>NAME`` then ``<arg_key>K</arg_key>
+    <arg_value>V</arg_value>`` pairs."""
+    out: list[Envelope] = []
+    for m in list(_TC_BARE.finditer(text))[:MAX_CALLS]:
+        ends = [x for x in (text.find("</tool_call>", m.end()), text.find("<tool_call", m.end()))]
+        body = text[m.end() : min([x for x in ends if x >= 0], default=len(text))]
+        if body.strip() and "<arg_key>" not in body:
+            return None  # JSON or other content after the name: not this syntax
+        tool = r.match(m.group(1))
+        args: dict[str, Any] = {}
+        for piece in body.split("<arg_key>")[1 : MAX_CALLS + 1]:  # linear: no regex scan
+            key, found, rest = piece.partition("</arg_key>")
+            if not found or "<arg_value>" not in rest:
+                return "an <arg_key> without its </arg_key> and <arg_value>"
+            value = rest.split("<arg_value>", 1)[1].split("</arg_value>", 1)[0]
+            args[key.strip()] = typed_value(value.strip(), tool, key.strip(), r)
+        out.append((m.group(1), args or None))
+    return out or None
+
+
+READERS: tuple[Reader, ...] = (
+    Reader("harmony_call", "OpenAI gpt-oss (Harmony format)", "to=functions.", harmony),
+    Reader(
+        "claude_invoke_xml", "Anthropic Claude function-calling XML", "invoke name=", claude_invoke
+    ),
+    Reader("lfm_tool_call", "Liquid AI LFM2", "<|tool_call_start|>", lfm),
+    Reader("gemma_call", "Google FunctionGemma", "call:", gemma),
+    Reader("gemma_tool_code", "Google Gemma 3 prompt-based calling", "```tool_code", tool_code),
+    Reader(
+        "function_eq_tag", "Meta Llama 3.1 custom tools, Qwen3-Coder", "<function=", function_eq
+    ),
+    Reader("function_name_tag", "small Llama-style fine-tunes", "<function>", function_tag),
+    Reader("tool_call_name_attr", "Hermes-format fine-tunes", "<tool_call ", tool_call_attr),
+    Reader(
+        "tool_call_bare_name",
+        "Hermes/Qwen no-argument calls, GLM-4.5",
+        "<tool_call>",
+        tool_call_bare_name,
+    ),
+)
+
+
+def read(text: str, r: Resolver) -> tuple[Reader, list[Envelope] | str] | None:
+    """The first reader whose syntax the text holds, and what it read."""
+    for reader in READERS:
+        if reader.marker in text:
+            got = reader.read(text, r)
+            if got is not None:
+                return reader, got
+    return None
+
+
+# ---------------------------------------------------------------- JSON envelopes
+
+_ANSWER_KEYS = ("answer", "final_answer", "output", "response", "text", "content")
+_NAME_KEYS = ("name", "tool", "tool_name", "action", "function", "recipient_name")
+_ARG_KEYS = ("arguments", "parameters", "args", "action_input", "input", "tool_input", "params")
+
+
+def json_envelopes(value: Any, depth: int = 0) -> list[Envelope] | None:
+    """The calls a parsed JSON value describes, in any of the usual envelopes:
+    OpenAI's ``tool_calls``/``function``, ``{"name", "arguments"|"parameters"}``
+    (Hermes, Llama 3.x JSON), LangChain's ``{"action", "action_input"}``, and
+    AutoGPT's ``{"thoughts": ..., "command": {"name", "args"}}``."""
+    if depth > 4:
+        return None
+    if isinstance(value, list):
+        out: list[Envelope] = []
+        for item in value[:MAX_CALLS]:
+            got = json_envelopes(item, depth + 1)
+            if not got:
+                return None
+            out.extend(got)
+        return out or None
+    if not isinstance(value, dict):
+        return None
+    calls = value.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        return json_envelopes(calls, depth + 1)
+    function = value.get("function")
+    if isinstance(function, dict) and "name" in function:
+        return [(function.get("name"), function.get("arguments"))]
+    command = value.get("command")
+    if isinstance(command, dict) and isinstance(command.get("name"), str):
+        # AutoGPT (classic): the command's name and its args; "thoughts" is reasoning
+        return [(command["name"], command.get("args", command.get("arguments")))]
+    has_args = any(k in value for k in _ARG_KEYS)
+    for key in _NAME_KEYS:
+        name = value.get(key)
+        # {"name": ...} alone is data (a final answer's object), not a call
+        if (isinstance(name, str) and (has_args or key in ("tool", "tool_name"))) or (
+            key == "action" and key in value and not isinstance(name, (list, dict))
+        ):
+            args = next((value[k] for k in _ARG_KEYS if k in value), None)
+            return [(name, args)]
+    if len(value) == 1 and next(iter(value)) in _ANSWER_KEYS[:2]:
+        return [("final_answer", value)]
+    return None
+
+
+def keyed_actions(value: Any, r: Resolver) -> list[Envelope] | str | None:
+    """browser-use's action list, keyed by tool name:
+    ``{"current_state": {...}, "action": [{"click_element": {"index": 14}}]}`` or the
+    bare list ``[{"click_element": {"index": 14}}]``. Every item must be one offered
+    tool's name over an argument object that has the tool's required keys; an item
+    naming no offered tool refuses the whole reading."""
+    items = value.get("action") if isinstance(value, dict) else value
+    if not isinstance(items, list) or not items or len(items) > MAX_CALLS:
+        return None
+    if not all(isinstance(i, dict) and len(i) == 1 for i in items):
+        return None
+    out: list[Envelope] = []
+    for item in items:
+        ((name, args),) = item.items()
+        tool = r.match(name)
+        if tool is None:
+            if isinstance(value, dict):
+                return f"{str(name)[:80]!r} is not an available tool"
+            return None  # a bare list of one-key objects may be data
+        if args is not None and not isinstance(args, dict):
+            return None
+        missing = r.missing_required(tool, args or {})
+        if missing:
+            return f"the call to {tool!r} lacks its required {', '.join(missing)}"
+        out.append((name, args))
+    return out

@@ -1,0 +1,211 @@
+"""The named readers (actions/readers.py): one real-looking reply per syntax, written
+from each format's public documentation, and the refusals where a reading would guess."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pilothouse.actions import get_format
+from pilothouse.actions.readers import READERS
+from pilothouse.models.base import ToolSpec
+
+FORMATS = ["json", "react", "xml", "auto"]
+
+
+def spec(name: str, **props: str) -> ToolSpec:
+    return ToolSpec(
+        name,
+        "",
+        {
+            "type": "object",
+            "properties": {k: {"type": v} for k, v in props.items()},
+            "required": list(props),
+        },
+    )
+
+
+TOOLS = [
+    spec("get_weather", location="string"),
+    spec("get_stock_price", symbol="string", days="integer"),
+    spec("get_time"),
+    spec("click_element", index="integer"),
+    spec("google", query="string"),
+]
+
+READS: dict[str, tuple[str, list[tuple[str, Any]]]] = {
+    # OpenAI Harmony (gpt-oss), as in the openai/harmony README: recipient in the channel
+    "harmony_channel_recipient": (
+        "<|channel|>analysis<|message|>Need to use function get_weather.<|end|>"
+        "<|start|>assistant<|channel|>commentary to=functions.get_weather "
+        '<|constrain|>json<|message|>{"location":"San Francisco"}<|call|>',
+        [("get_weather", {"location": "San Francisco"})],
+    ),
+    # Harmony with the recipient in the role header
+    "harmony_header_recipient": (
+        "<|start|>assistant to=functions.get_stock_price<|channel|>commentary json"
+        '<|message|>{"symbol": "GOOG", "days": 5}<|call|>',
+        [("get_stock_price", {"symbol": "GOOG", "days": 5})],
+    ),
+    # Anthropic function-calling XML leaked as text through an OpenAI-compatible proxy
+    "claude_invoke": (
+        "I'll check that for you.\n<function_calls>\n"
+        '<invoke name="get_stock_price">\n<parameter name="symbol">AAPL</parameter>\n'
+        '<parameter name="days">30</parameter>\n</invoke>\n</function_calls>',
+        [("get_stock_price", {"symbol": "AAPL", "days": 30})],
+    ),
+    # Liquid AI LFM2 (its model card's tool-use example)
+    "lfm_pythonic": (
+        '<|tool_call_start|>[get_weather(location="Boston")]<|tool_call_end|>'
+        "Checking the weather in Boston.",
+        [("get_weather", {"location": "Boston"})],
+    ),
+    # Google FunctionGemma (ai.google.dev formatting guide): strings inside <escape>
+    "functiongemma": (
+        "<start_function_call>call:get_stock_price{symbol:<escape>GOOG<escape>,days:7}"
+        "<end_function_call>",
+        [("get_stock_price", {"symbol": "GOOG", "days": 7})],
+    ),
+    # Gemma 3 prompt-based function calling (ai.google.dev): a tool_code fence
+    "gemma3_tool_code": (
+        '```tool_code\nget_weather(location="Kyoto")\n```',
+        [("get_weather", {"location": "Kyoto"})],
+    ),
+    # Meta Llama 3.1 custom tool calling (llama-models prompt format docs)
+    "llama31_function_eq": (
+        '<function=get_weather>{"location": "Nairobi"}</function>',
+        [("get_weather", {"location": "Nairobi"})],
+    ),
+    # the same with the '>' lost (small Llama 3.2 fine-tunes)
+    "function_eq_eq": (
+        '<function=get_weather={"location": "Lima"}</function>',
+        [("get_weather", {"location": "Lima"})],
+    ),
+    # <function>NAME</function> then the arguments (small models imitating Llama tags)
+    "function_name_tag": (
+        '<function>get_stock_price</function>\n{"symbol": "MSFT", "days": 1}',
+        [("get_stock_price", {"symbol": "MSFT", "days": 1})],
+    ),
+    "function_name_tag_arguments": (
+        '<function>get_weather</function><arguments>{"location": "Oslo"}</arguments>',
+        [("get_weather", {"location": "Oslo"})],
+    ),
+    # Hermes envelope with the name in the tag attribute
+    "tool_call_name_attr": (
+        '<tool_call name="get_weather">{"location": "Cairo"}</tool_call>',
+        [("get_weather", {"location": "Cairo"})],
+    ),
+    # Qwen2.5 / Hermes 3 calling a no-argument tool with just its name
+    "tool_call_bare_name": ("<tool_call>get_time</tool_call>", [("get_time", {})]),
+    # GLM-4.5: name, then arg_key/arg_value pairs (zai-org GLM-4.5 chat template)
+    "glm45_arg_pairs": (
+        "<tool_call>get_stock_price\n<arg_key>symbol</arg_key>\n<arg_value>NVDA</arg_value>\n"
+        "<arg_key>days</arg_key>\n<arg_value>3</arg_value>\n</tool_call>",
+        [("get_stock_price", {"symbol": "NVDA", "days": 3})],
+    ),
+    # browser-use AgentOutput: an action list keyed by tool name
+    "browser_use_action_list": (
+        '{"current_state": {"evaluation_previous_goal": "Success", "memory": "", '
+        '"next_goal": "Open the first result"}, "action": [{"click_element": {"index": 14}}]}',
+        [("click_element", {"index": 14})],
+    ),
+    "keyed_action_list_bare": (
+        '[{"click_element": {"index": 3}}, {"get_time": {}}]',
+        [("click_element", {"index": 3}), ("get_time", {})],
+    ),
+    # AutoGPT classic: thoughts, then a command with name and args
+    "autogpt_command": (
+        '{"thoughts": {"text": "search", "reasoning": "need data", "plan": "- search", '
+        '"criticism": "", "speak": "Searching."}, '
+        '"command": {"name": "google", "args": {"query": "AutoGPT releases"}}}',
+        [("google", {"query": "AutoGPT releases"})],
+    ),
+}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", sorted(READS))
+def test_reader(name: str, fmt: str) -> None:
+    text, expected = READS[name]
+    result = get_format(fmt).parse(text, TOOLS)
+    assert result.kind == "tool_call", (name, fmt, result)
+    assert [(c.tool, c.args) for c in result.calls] == expected
+
+
+def test_every_reader_documents_its_origin() -> None:
+    for reader in READERS:
+        assert reader.origin and reader.marker and reader.read.__doc__, reader.name
+
+
+REFUSALS = {
+    # a name that is not offered, in each envelope
+    "harmony_not_offered": (
+        '<|channel|>commentary to=functions.browser.search<|message|>{"q": "x"}<|call|>'
+    ),
+    "invoke_not_offered": '<invoke name="rm"><parameter name="path">/</parameter></invoke>',
+    "gemma_not_offered": "call:delete_file{path:<escape>/etc<escape>}",
+    "function_tag_not_offered": '<function>shell</function>{"cmd": "ls"}',
+    "tool_call_attr_not_offered": '<tool_call name="shell">{"cmd": "ls"}</tool_call>',
+    # an action list item naming no offered tool
+    "action_list_not_offered": '{"action": [{"scroll_down": {}}]}',
+    # an action list item that lacks the tool's required keys
+    "action_list_missing_required": '{"action": [{"click_element": {"text": "OK"}}]}',
+    # unreadable inside a recognised envelope
+    "gemma_unclosed_escape": "call:get_weather{location:<escape>Paris}",
+    "lfm_not_python": "<|tool_call_start|>get weather please<|tool_call_end|>",
+    "function_eq_broken_json": '<function=get_weather>{"location": </function>',
+}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", sorted(REFUSALS))
+def test_reader_refuses(name: str, fmt: str) -> None:
+    result = get_format(fmt).parse(REFUSALS[name], TOOLS)
+    assert result.kind == "unrecoverable", (name, fmt, result)
+    assert result.reason
+
+
+# ------------------------------------------------------------ the name the model wrote
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_written_name_decides_over_the_arguments_shape(fmt: str) -> None:
+    # Harmony: the body looks like get_weather's arguments, the recipient is the stock tool
+    text = '<|channel|>commentary to=functions.get_stock_price<|message|>{"symbol": "X"}<|call|>'
+    result = get_format(fmt).parse(text, TOOLS)
+    assert [(c.tool, c.args) for c in result.calls] == [("get_stock_price", {"symbol": "X"})]
+    # <function>NAME</function>: the name decides even where the args fit another tool
+    result = get_format(fmt).parse('<function>google</function>{"query": "x"}', TOOLS)
+    assert [c.tool for c in result.calls] == ["google"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "auto"])
+def test_quoted_arguments_never_become_a_second_call(fmt: str) -> None:
+    # the model quotes the arguments it used before, then makes its call
+    text = (
+        'Last time I searched with {"query": "old news"}. Now:\n'
+        '{"action": "get_weather", "action_input": {"location": "Riga"}}'
+    )
+    result = get_format(fmt).parse(text, TOOLS)
+    assert [(c.tool, c.args) for c in result.calls] == [("get_weather", {"location": "Riga"})]
+
+
+def test_bare_arguments_are_a_last_resort_for_exactly_one_fit() -> None:
+    one = get_format("json").parse('{"location": "Bern"}', TOOLS)
+    assert [(c.tool, c.args) for c in one.calls] == [("get_weather", {"location": "Bern"})]
+    two = [spec("get_weather", location="string"), spec("get_forecast", location="string")]
+    assert get_format("json").parse('{"location": "Bern"}', two).kind != "tool_call"
+    # two unnamed argument objects: which is the call? refuse
+    text = 'Either {"location": "Bern"} or {"location": "Basel"}'
+    assert get_format("json").parse(text, TOOLS).kind == "unrecoverable"
+
+
+def test_a_reader_marker_inside_a_json_argument_is_data() -> None:
+    # the argument holds Harmony markup; the JSON call around it is the call
+    text = (
+        '{"action": "google", "action_input": '
+        '{"query": "what does to=functions.get_weather<|message|> mean"}}'
+    )
+    result = get_format("json").parse(text, TOOLS)
+    assert [c.tool for c in result.calls] == ["google"]

@@ -1,0 +1,127 @@
+"""Hypothesis and hostile inputs over the named readers and the JSON repairs: never
+raise, never call a tool that was not offered, and do bounded work."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pilothouse.actions import get_format, repair
+from pilothouse.actions.readers import READERS
+from pilothouse.models.base import ToolSpec
+
+TOOLS = [
+    ToolSpec(
+        "search",
+        "",
+        {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+    ),
+    ToolSpec("now", "", {"type": "object", "properties": {}}),
+]
+PIECES = [r.marker for r in READERS] + [
+    "<|message|>",
+    "<|call|>",
+    "<|end|>",
+    "<|channel|>analysis",
+    "</invoke>",
+    '<parameter name="query">',
+    "</parameter>",
+    "<escape>",
+    "<end_function_call>",
+    "</function>",
+    "</tool_call>",
+    "<arg_key>",
+    "<arg_value>",
+    "search",
+    "now",
+    "Action:",
+    "Action Input:",
+    "Observation",
+    "Answer:",
+    "(",
+    ")",
+    '{"query": "x"}',
+    "{",
+    "}",
+    "[",
+    "]",
+    '"',
+    "'",
+    "\\n",
+    "//",
+    "/*",
+    "#",
+    ":",
+    ",",
+    "\n",
+    " ",
+]
+SOUPS = st.lists(st.sampled_from(PIECES) | st.text(max_size=8), max_size=60).map("".join)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=SOUPS, fmt=st.sampled_from(["json", "react", "xml", "auto"]))
+def test_reader_soup_never_raises_and_calls_only_offered_tools(text: str, fmt: str) -> None:
+    result = get_format(fmt).parse(text, TOOLS)
+    assert result.kind in ("tool_call", "final_answer", "unrecoverable")
+    assert all(c.tool in ("search", "now") for c in result.calls)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    text=SOUPS
+    | st.text(alphabet=st.sampled_from(list("{}[]\"':,# /*\\nTrueNoneab1-")), max_size=300)
+)
+def test_repairs_never_raise(text: str) -> None:
+    for fn in (repair.loads, repair.close_one, repair.first_value):
+        fn(text)  # a value or None, never an exception
+
+
+HOSTILE = [
+    "call:a{" * 30_000,
+    "call:search{query:" + "{k:" * 5_000,
+    "call:search{query:<escape>" + "x" * 200_000,
+    "to=functions.search" * 30_000,
+    "to=functions.search<|message|>" * 20_000,
+    "<|channel|>analysis<|message|>" * 20_000,
+    '<invoke name="search">' * 20_000,
+    '<invoke name="search"><parameter name="query">' * 15_000,
+    "<|tool_call_start|>[" * 20_000,
+    "<function=search>" * 30_000,
+    "<function=search={" * 30_000,
+    "<function>search</function>" * 20_000,
+    '<tool_call name="search">' * 20_000,
+    "<tool_call>search\n<arg_key>" * 20_000,
+    "```tool_code\n" + "search(" * 20_000,
+    '{"action": [' + '{"search": {"query": "x"}},' * 20_000 + "]}",
+    '{"query": "' + '"' * 200_000 + "}",
+    "{" + "a: b " * 40_000 + "}",
+    "{" + "// c\n" * 40_000 + "}",
+    "{" + "\\n" * 100_000 + '"query": "x"',
+    '{"a": ' + "[" * 150 + "1" + "]" * 149,
+    "Action:\n" * 30_000 + "Action Input: x",
+    "Action: search\nAction Input: " + "(" * 50_000,
+    "Action: search\nAction Input: x" + "\nObs" * 50_000,
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+@pytest.mark.parametrize("fmt", ["json", "react", "xml", "auto"])
+def test_readers_and_repairs_are_bounded(text: str, fmt: str) -> None:
+    began = time.thread_time()  # CPU time: a loaded machine does not inflate it
+    result = get_format(fmt).parse(text, TOOLS)
+    assert result.kind in ("tool_call", "final_answer", "unrecoverable")
+    assert time.thread_time() - began < 5, fmt
+
+
+@pytest.mark.parametrize("size", [10_000, 80_000])
+def test_repair_work_grows_linearly(size: int) -> None:
+    # pathological quotes and unquoted members: one pass, no backtracking
+    text = "{" + ", ".join(f'k{i}: "a "b" c"' for i in range(size // 12)) + "}"
+    began = time.thread_time()
+    repair.loads(text)
+    repair.close_one(text[:-1])
+    assert time.thread_time() - began < 2
