@@ -185,7 +185,8 @@ def score_pilothouse(entries: list[dict[str, Any]], verbose: bool) -> Score:
         ok = score.add(result, entry)
         if verbose or (not ok and entry.get("split") != "holdout"):
             mark = "ok  " if ok else "MISS"
-            print(f"{mark} {entry['id']:<50} {json.dumps(result, ensure_ascii=False, default=repr)[:150]}")
+            shown = json.dumps(result, ensure_ascii=False, default=repr)[:150]
+            print(f"{mark} {entry['id']:<50} {shown}")
     return score
 
 
