@@ -142,3 +142,12 @@ def test_close_one_is_bounded_and_exact() -> None:
     assert repair.close_one("{" * 300) is None
     assert repair.close_one('{"a": "b') is None
     assert repair.close_one("x" * (repair.REPAIR_MAX_CHARS + 1)) is None
+
+
+def test_python_call_arguments_are_never_bytes() -> None:
+    from pilothouse.actions import repair as _repair
+
+    assert _repair.python_call_args("path=b'/tmp/x'") is None
+    assert _repair.python_call_args("paths=[b'a', 'b']") is None
+    assert _repair.python_calls("[read(path=b'/tmp/x')]") is None
+    assert _repair.python_call_args("path='/tmp/x'") == {"path": "/tmp/x"}

@@ -463,7 +463,22 @@ def python_call_args(args_text: str) -> dict[str, Any] | None:
             out[""] = ast.literal_eval(node.args[0])
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return None
+    if any(_has_bytes(v, 0) for v in out.values()):
+        return None  # b'...' has no JSON value: refused, never passed on as bytes
     return out
+
+
+def _has_bytes(value: Any, depth: int) -> bool:
+    """Whether a Python literal holds `bytes` (a tool argument must be JSON)."""
+    if isinstance(value, (bytes, bytearray)):
+        return True
+    if depth > MAX_DEPTH:
+        return True
+    if isinstance(value, dict):
+        return any(_has_bytes(k, depth + 1) or _has_bytes(v, depth + 1) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_has_bytes(v, depth + 1) for v in value)
+    return False
 
 
 _CALL = re.compile(r"([A-Za-z_][\w.\-]*)\s*\(")
