@@ -24,7 +24,7 @@ from pilothouse.actions.base import (
     failure,
     final,
 )
-from pilothouse.actions.markup import call_markup
+from pilothouse.actions.markup import call_markup, degenerate
 from pilothouse.messages import ToolResult
 from pilothouse.models.base import ToolSpec
 
@@ -230,6 +230,12 @@ def _no_markup_answer(
         # all reasoning (where markup may hide), nothing said to the user
         return failure(
             "the reply holds only reasoning; call a tool or give your final answer",
+            result.repairs,
+        )
+    if degenerate(result.answer):
+        return failure(
+            "the reply is one word repeated, neither a call nor an answer; call a tool "
+            "or give your final answer",
             result.repairs,
         )
     seen = _fail_safe_markup(result.answer, answer_keys)
