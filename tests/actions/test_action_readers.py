@@ -121,6 +121,36 @@ READS: dict[str, tuple[str, list[tuple[str, Any]]]] = {
         '"command": {"name": "google", "args": {"query": "AutoGPT releases"}}}',
         [("google", {"query": "AutoGPT releases"})],
     ),
+    # LangChain XML agent (XMLAgentOutputParser), input escaped as XML
+    "langchain_xml_tool": (
+        "<tool>get_weather</tool><tool_input>Rio de Janeiro &amp; Niter&#243;i</tool_input>",
+        [("get_weather", {"location": "Rio de Janeiro & Niterói"})],
+    ),
+    "langchain_xml_json_input": (
+        'I need a quote.\n<tool>get_stock_price</tool>\n<tool_input>{"symbol": "IBM", '
+        '"days": 2}</tool_input>',
+        [("get_stock_price", {"symbol": "IBM", "days": 2})],
+    ),
+    # MiniCPM bare dialect: name in the <function> attribute, <param> children
+    "function_name_attr": (
+        '<function name="get_stock_price"><param name="symbol">TSLA</param>'
+        '<param name="days">4</param></function>',
+        [("get_stock_price", {"symbol": "TSLA", "days": 4})],
+    ),
+    # DeepSeek-V3.2 invoke XML: string="true" keeps digits as text
+    "dsv32_invoke_string_flag": (
+        '<tool_calls><invoke name="get_weather"><parameter name="location" string="true">'
+        "10001</parameter></invoke></tool_calls>",
+        [("get_weather", {"location": "10001"})],
+    ),
+    "dsv32_invoke_json_flag": (
+        '<tool_calls><invoke name="get_stock_price"><parameter name="symbol" string="true">'
+        'AMD</parameter><parameter name="days" string="false">9</parameter></invoke>'
+        "</tool_calls>",
+        [("get_stock_price", {"symbol": "AMD", "days": 9})],
+    ),
+    # browser-use logging one action as an object keyed by the tool name
+    "keyed_action_single": ('{"click_element": {"index": 7}}', [("click_element", {"index": 7})]),
 }
 
 
@@ -155,6 +185,20 @@ REFUSALS = {
     "gemma_unclosed_escape": "call:get_weather{location:<escape>Paris}",
     "lfm_not_python": "<|tool_call_start|>get weather please<|tool_call_end|>",
     "function_eq_broken_json": '<function=get_weather>{"location": </function>',
+    # LangChain XML: two names for one input, an input with no name
+    "langchain_xml_two_names": (
+        "<tool>get_weather</tool><tool>google</tool><tool_input>Oslo</tool_input>"
+    ),
+    "langchain_xml_input_only": "<tool_input>weather in Oslo</tool_input>",
+    # Python calls that cannot be read: a bytes literal, brackets that do not match,
+    # a quote that ends a string early; no call of the list is guessed
+    "pythonic_bytes": "[get_weather(location=b'Oslo'), get_time()]",
+    "pythonic_mismatched": "[get_time(]), get_weather(location='Oslo')]",
+    "pythonic_bad_quote": "[get_time(), get_weather(location='St 'Moritz')]",
+    # an argument envelope with the name lost
+    "parameters_without_name": '{"parameters": {"location": "Oslo"}}',
+    # filler: one word repeated where a call or an answer should be
+    "filler_repetition": "\n".join(["tool"] * 12 + ["tools"]),
 }
 
 
@@ -209,3 +253,16 @@ def test_a_reader_marker_inside_a_json_argument_is_data() -> None:
     )
     result = get_format("json").parse(text, TOOLS)
     assert [c.tool for c in result.calls] == ["google"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_langchain_xml_final_answer_is_unescaped(fmt: str) -> None:
+    text = "<final_answer>Use x &lt; 3 &amp;&amp; y &gt; 1.</final_answer>"
+    result = get_format(fmt).parse(text, TOOLS)
+    assert result.kind == "final_answer", result
+    assert result.answer == "Use x < 3 && y > 1."
+
+
+def test_a_short_repeated_answer_is_still_an_answer() -> None:
+    result = get_format("react").parse("Final Answer: yes yes yes", TOOLS)
+    assert result.kind == "final_answer" and result.answer == "yes yes yes"

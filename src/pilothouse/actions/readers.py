@@ -13,6 +13,7 @@ linear in the text and caps the calls it reads at `MAX_CALLS`.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class Reader:
     origin: str
     marker: str
     read: Callable[[str, Resolver], Read]
+    also: tuple[str, ...] = ()  # further markers, any of which lets the reader run
 
 
 def typed_value(value: str, tool: str | None, key: str, r: Resolver) -> Any:
@@ -75,7 +77,9 @@ def harmony(text: str, r: Resolver) -> Read:
 # ---------------------------------------------------------------- Claude-style XML
 
 _INVOKE = re.compile(r"<(?:antml:)?invoke\s+name\s*=\s*[\"']([^\"'<>]+)[\"']\s*>")
-_PARAM = re.compile(r"<(?:antml:)?parameter\s+name\s*=\s*[\"']([^\"'<>]+)[\"']\s*>")
+_ATTRS = r"((?:\s+[\w\-]+\s*=\s*[\"'][^\"'<>]*[\"'])*)\s*>"
+_PARAM = re.compile(r"<(?:antml:)?parameter\s+name\s*=\s*[\"']([^\"'<>]+)[\"']" + _ATTRS)
+_STRING_FLAG = re.compile(r"\bstring\s*=\s*[\"'](true|false)[\"']")
 _PARAM_END = re.compile(r"</(?:antml:)?parameter>")
 
 
@@ -83,7 +87,9 @@ def claude_invoke(text: str, r: Resolver) -> Read:
     """Anthropic's function-calling XML leaked as text (Claude via proxies and
     OpenAI-compatible gateways, and models distilled from it): ``<function_calls>
     <invoke name="NAME"><parameter name="KEY">VALUE</parameter></invoke>
-    </function_calls>``. Values are text, typed by the tool's schema."""
+    </function_calls>``. Values are text, typed by the tool's schema. DeepSeek-V3.2
+    writes the same ``<invoke>`` inside ``<tool_calls>`` and marks each parameter
+    ``string="true"`` (the text as is) or ``string="false"`` (a JSON value)."""
     out: list[Envelope] = []
     pieces = re.split(r"<(?:antml:)?invoke(?=\s)", text)[1 : MAX_CALLS + 1]
     for piece in pieces:
@@ -97,7 +103,15 @@ def claude_invoke(text: str, r: Resolver) -> Read:
         for p in list(_PARAM.finditer(body))[:MAX_CALLS]:
             end = _PARAM_END.search(body, p.end())
             value = body[p.end() : end.start() if end else len(body)].strip()
-            args[p.group(1).strip()] = typed_value(value, tool, p.group(1).strip(), r)
+            key = p.group(1).strip()
+            flag = _STRING_FLAG.search(p.group(2) or "")
+            if flag is not None and flag.group(1) == "true":
+                args[key] = value
+            elif flag is not None:
+                loaded = repair.loads(value)
+                args[key] = loaded.value if loaded is not None else value
+            else:
+                args[key] = typed_value(value, tool, key, r)
         out.append((m.group(1).strip(), args or None))
     return out or None
 
@@ -333,6 +347,89 @@ def tool_call_bare_name(text: str, r: Resolver) -> Read:
     return out or None
 
 
+# ---------------------------------------------------------------- LangChain XML agent
+
+_LC_TOOL = re.compile(r"<tool>(.*?)</tool>", re.S)
+_LC_INPUT = re.compile(r"<tool_input>(.*?)(?:</tool_input>|\Z)", re.S)
+_LC_FINAL = re.compile(r"<final_answer>(.*?)(?:</final_answer>|\Z)", re.S)
+
+
+def langchain_xml(text: str, r: Resolver) -> Read:
+    """LangChain's XML agent (``create_xml_agent``, ``XMLAgentOutputParser``):
+    ``<tool>NAME</tool><tool_input>INPUT</tool_input>`` for a call and
+    ``<final_answer>TEXT</final_answer>`` for the answer, with XML escapes
+    (``&lt;``, ``&gt;``, ``&amp;``) in the text. Several ``<tool>`` names for one
+    ``<tool_input>``, or an input with no name, cannot be told apart: refused."""
+    tools = list(_LC_TOOL.finditer(text))[: MAX_CALLS + 1]
+    inputs = list(_LC_INPUT.finditer(text))[: MAX_CALLS + 1]
+    if tools or inputs:
+        if not tools:
+            return "a <tool_input> with no <tool> naming the tool"
+        if len(inputs) > len(tools) or (len(tools) > 1 and len(inputs) != len(tools)):
+            return "the <tool> and <tool_input> tags do not pair up: one name per input"
+        out: list[Envelope] = []
+        for index, m in enumerate(tools[:MAX_CALLS]):
+            name = html.unescape(m.group(1)).strip()
+            if index >= len(inputs):
+                out.append((name, None))
+                continue
+            if inputs[index].start() < m.end():
+                return "a <tool_input> before its <tool>"
+            raw = html.unescape(inputs[index].group(1)).strip()
+            got = repair.first_value(raw) if raw[:1] == "{" else None
+            value = got[0].value if got is not None and not raw[got[1] :].strip() else raw
+            out.append((name, value))
+        return out
+    final = _LC_FINAL.search(text)
+    if final is not None:
+        return [("final_answer", html.unescape(final.group(1)).strip())]
+    return None
+
+
+# ---------------------------------------------------------------- <function name=…>
+
+_FUNC_ATTR = re.compile(r"<function\s+name\s*=\s*[\"'](" + _NAME + r")[\"']\s*>")
+_XML_PARAM = re.compile(
+    r"<(param|parameter)\s+name\s*=\s*[\"']([^\"'<>]+)[\"']\s*>(.*?)</\1>", re.S
+)
+
+
+def function_name_attr(text: str, r: Resolver) -> Read:
+    """``<function name="NAME"><param name="KEY">VALUE</param></function>``, the tool
+    name in an attribute and the arguments as ``<param>`` (or ``<parameter>``)
+    children or a JSON object: MiniCPM's bare dialect, returned as content (oMLX and
+    vLLM threads). Values are text, typed by the tool's schema."""
+    out: list[Envelope] = []
+    for m in list(_FUNC_ATTR.finditer(text))[:MAX_CALLS]:
+        end = text.find("</function>", m.end())
+        body = text[m.end() : end if end >= 0 else len(text)]
+        name = m.group(1)
+        tool = r.match(name)
+        params = list(_XML_PARAM.finditer(body))[:MAX_CALLS]
+        if params:
+            out.append(
+                (
+                    name,
+                    {
+                        p.group(2).strip(): typed_value(
+                            p.group(3).strip(), tool, p.group(2).strip(), r
+                        )
+                        for p in params
+                    },
+                )
+            )
+            continue
+        body = body.strip()
+        if not body:
+            out.append((name, None))
+            continue
+        got = repair.first_value(body)
+        if got is None:
+            return f'the arguments of <function name="{name}"> could not be read'
+        out.append((name, got[0].value))
+    return out or None
+
+
 READERS: tuple[Reader, ...] = (
     Reader("harmony_call", "OpenAI gpt-oss (Harmony format)", "to=functions.", harmony),
     Reader(
@@ -352,13 +449,21 @@ READERS: tuple[Reader, ...] = (
         "<tool_call>",
         tool_call_bare_name,
     ),
+    Reader("function_name_attr", "MiniCPM bare XML dialect", "<function name=", function_name_attr),
+    Reader(
+        "langchain_xml",
+        "LangChain XML agent",
+        "<tool>",
+        langchain_xml,
+        also=("<tool_input>", "<final_answer>"),
+    ),
 )
 
 
 def read(text: str, r: Resolver) -> tuple[Reader, list[Envelope] | str] | None:
     """The first reader whose syntax the text holds, and what it read."""
     for reader in READERS:
-        if reader.marker in text:
+        if reader.marker in text or any(m in text for m in reader.also):
             got = reader.read(text, r)
             if got is not None:
                 return reader, got
@@ -418,7 +523,13 @@ def keyed_actions(value: Any, r: Resolver) -> list[Envelope] | str | None:
     ``{"current_state": {...}, "action": [{"click_element": {"index": 14}}]}`` or the
     bare list ``[{"click_element": {"index": 14}}]``. Every item must be one offered
     tool's name over an argument object that has the tool's required keys; an item
-    naming no offered tool refuses the whole reading."""
+    naming no offered tool refuses the whole reading. A single such object,
+    ``{"click_element": {"index": 15}}``, as browser-use logs one action, is read
+    when its key is an offered tool's name."""
+    if isinstance(value, dict) and len(value) == 1 and "action" not in value:
+        ((key, inner),) = value.items()
+        if isinstance(inner, dict) and r.match(key) is not None:
+            value = [value]
     items = value.get("action") if isinstance(value, dict) else value
     if not isinstance(items, list) or not items or len(items) > MAX_CALLS:
         return None
