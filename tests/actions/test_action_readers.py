@@ -121,6 +121,19 @@ READS: dict[str, tuple[str, list[tuple[str, Any]]]] = {
         '"command": {"name": "google", "args": {"query": "AutoGPT releases"}}}',
         [("google", {"query": "AutoGPT releases"})],
     ),
+    # Gemma 4: <|"|> string tokens, the close token <turn|> or missing, a fragmented open
+    "gemma4_call": (
+        '<|tool_call>call:get_stock_price{symbol:<|"|>AMZN<|"|>,days:2}<tool_call|>',
+        [("get_stock_price", {"symbol": "AMZN", "days": 2})],
+    ),
+    "gemma4_turn_close": (
+        '<|tool_call>call:get_weather{location:<|"|>Lyon<|"|>}<turn|>',
+        [("get_weather", {"location": "Lyon"})],
+    ),
+    "gemma4_fragmented_open": (
+        '<call>get_weather{location:<|"|>Porto<|"|>}',
+        [("get_weather", {"location": "Porto"})],
+    ),
     # LangChain XML agent (XMLAgentOutputParser), input escaped as XML
     "langchain_xml_tool": (
         "<tool>get_weather</tool><tool_input>Rio de Janeiro &amp; Niter&#243;i</tool_input>",

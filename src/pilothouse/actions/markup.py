@@ -40,7 +40,7 @@ _MARKERS = (
     "<｜tool▁",  # noqa: RUF001 (DeepSeek's own token spelling)
 )
 _TOKEN = re.compile(r"<\|[a-z_]*(?:tool|call|function)[a-z_]*\|>")
-_GEMMA = re.compile(r"call:[A-Za-z_][\w.\-]*\{")
+_GEMMA = re.compile(r"(?:call:|<call>)[A-Za-z_][\w.\-]*\{")
 # the whole reply a bracketed list of Python calls, `[name(...), ...]` (vLLM's
 # pythonic tool parser, Llama 3.2/4, LFM2 without its tokens)
 _PY_LIST = re.compile(r"\A\s*\[\s*[A-Za-z_][\w.]*\s*\(.*\)\s*\]\s*\Z", re.S)

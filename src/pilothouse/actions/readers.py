@@ -143,14 +143,17 @@ def lfm(text: str, r: Resolver) -> Read:
 
 # ---------------------------------------------------------------- Gemma
 
-_GEMMA = re.compile(r"call:(" + _NAME + r")\{")
-_ESC = "<escape>"
+_GEMMA = re.compile(r"(?:call:|<call>)(" + _NAME + r")\{")
+_ESCAPES = ("<escape>", '<|"|>')  # FunctionGemma's string delimiter, then Gemma 4's
 
 
 def gemma(text: str, r: Resolver) -> Read:
     """Google FunctionGemma (Gemma 3 270M):
     ``<start_function_call>call:NAME{key:<escape>text<escape>,n:3}<end_function_call>``;
-    strings sit between ``<escape>`` tokens, other values are bare."""
+    strings sit between ``<escape>`` tokens, other values are bare. Gemma 4 writes
+    ``<|tool_call>call:NAME{key:<|"|>text<|"|>}<tool_call|>`` (its string token is
+    ``<|"|>``; the close may be ``<turn|>`` or missing), and with multimodal input
+    the open token can fragment to ``<call>NAME{...}`` (vLLM's Gemma 4 parser tests)."""
     out: list[Envelope] = []
     for m in list(_GEMMA.finditer(text))[:MAX_CALLS]:
         parsed = _gemma_object(text, m.end(), 0)
@@ -164,11 +167,12 @@ def _gemma_value(text: str, i: int, depth: int) -> tuple[Any, int] | None:
     n = len(text)
     while i < n and text[i] in " \t\r\n":
         i += 1
-    if text.startswith(_ESC, i):
-        end = text.find(_ESC, i + len(_ESC))
-        if end < 0:
-            return None
-        return text[i + len(_ESC) : end], end + len(_ESC)
+    for esc in _ESCAPES:
+        if text.startswith(esc, i):
+            end = text.find(esc, i + len(esc))
+            if end < 0:
+                return None
+            return text[i + len(esc) : end], end + len(esc)
     if i < n and text[i] == "{":
         return _gemma_object(text, i + 1, depth + 1)
     if i < n and text[i] == "[":
@@ -436,7 +440,7 @@ READERS: tuple[Reader, ...] = (
         "claude_invoke_xml", "Anthropic Claude function-calling XML", "invoke name=", claude_invoke
     ),
     Reader("lfm_tool_call", "Liquid AI LFM2", "<|tool_call_start|>", lfm),
-    Reader("gemma_call", "Google FunctionGemma", "call:", gemma),
+    Reader("gemma_call", "Google FunctionGemma, Gemma 4", "call:", gemma, also=("<call>",)),
     Reader("gemma_tool_code", "Google Gemma 3 prompt-based calling", "```tool_code", tool_code),
     Reader(
         "function_eq_tag", "Meta Llama 3.1 custom tools, Qwen3-Coder", "<function=", function_eq
