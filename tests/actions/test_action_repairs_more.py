@@ -151,3 +151,14 @@ def test_python_call_arguments_are_never_bytes() -> None:
     assert _repair.python_call_args("paths=[b'a', 'b']") is None
     assert _repair.python_calls("[read(path=b'/tmp/x')]") is None
     assert _repair.python_call_args("path='/tmp/x'") == {"path": "/tmp/x"}
+
+
+def test_python_call_arguments_read_json_literals_and_sets() -> None:
+    from pilothouse.actions import repair as _repair
+
+    assert _repair.python_call_args("dry_run=true, force=false, limit=null") == {
+        "dry_run": True,
+        "force": False,
+        "limit": None,
+    }
+    assert _repair.python_call_args("labels={'p1', 'infra'}") == {"labels": ["p1", "infra"]}

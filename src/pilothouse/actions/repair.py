@@ -441,6 +441,24 @@ def first_value(text: str) -> tuple[Loaded, int] | None:
     return None if loaded is None else (loaded, offset + spans[0][1])
 
 
+class _JsonInPython(ast.NodeTransformer):
+    """JSON spellings inside Python call arguments, read as what they mean: the bare
+    names ``true``/``false``/``null`` (SGLang's and vLLM's pythonic parser tests,
+    Llama 3.2 and LFM2 outputs) as True/False/None, and a set literal
+    ``{'a', 'b'}`` (no JSON value) as the list written, in its order."""
+
+    _WORDS = {"true": True, "false": False, "null": None}
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in self._WORDS:
+            return ast.copy_location(ast.Constant(self._WORDS[node.id]), node)
+        return node
+
+    def visit_Set(self, node: ast.Set) -> ast.AST:
+        self.generic_visit(node)
+        return ast.copy_location(ast.List(elts=node.elts, ctx=ast.Load()), node)
+
+
 def python_call_args(args_text: str) -> dict[str, Any] | None:
     """Keyword (or one positional) arguments of `name(...)` written in Python syntax."""
     if len(args_text) > REPAIR_MAX_CHARS or too_deep(args_text):
@@ -451,6 +469,7 @@ def python_call_args(args_text: str) -> dict[str, Any] | None:
         return None
     if not isinstance(node, ast.Call):
         return None
+    node = _JsonInPython().visit(node)
     out: dict[str, Any] = {}
     try:
         for kw in node.keywords:
