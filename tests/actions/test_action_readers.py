@@ -134,6 +134,11 @@ READS: dict[str, tuple[str, list[tuple[str, Any]]]] = {
         '<call>get_weather{location:<|"|>Porto<|"|>}',
         [("get_weather", {"location": "Porto"})],
     ),
+    # Mistral tokenizer v11+: [TOOL_CALLS]NAME{json}, one token per call
+    "mistral_v11_calls": (
+        '[TOOL_CALLS]get_weather{"location": "Nice"}[TOOL_CALLS]get_time{}',
+        [("get_weather", {"location": "Nice"}), ("get_time", {})],
+    ),
     # LangChain XML agent (XMLAgentOutputParser), input escaped as XML
     "langchain_xml_tool": (
         "<tool>get_weather</tool><tool_input>Rio de Janeiro &amp; Niter&#243;i</tool_input>",
@@ -279,3 +284,14 @@ def test_langchain_xml_final_answer_is_unescaped(fmt: str) -> None:
 def test_a_short_repeated_answer_is_still_an_answer() -> None:
     result = get_format("react").parse("Final Answer: yes yes yes", TOOLS)
     assert result.kind == "final_answer" and result.answer == "yes yes yes"
+
+
+@pytest.mark.parametrize("fmt", ["xml", "auto"])
+def test_a_python_call_inside_tool_call_tags(fmt: str) -> None:
+    # SGLang's multi-format detector: a pythonic call in Hermes tags, JSON literals
+    text = "<tool_call>get_stock_price(symbol='ARM', days=null)</tool_call>"
+    result = get_format(fmt).parse(text, TOOLS)
+    assert result.kind == "tool_call", result
+    assert [(c.tool, c.args) for c in result.calls] == [
+        ("get_stock_price", {"symbol": "ARM", "days": None})
+    ]
