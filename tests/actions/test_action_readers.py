@@ -139,6 +139,14 @@ READS: dict[str, tuple[str, list[tuple[str, Any]]]] = {
         '[TOOL_CALLS]get_weather{"location": "Nice"}[TOOL_CALLS]get_time{}',
         [("get_weather", {"location": "Nice"}), ("get_time", {})],
     ),
+    # Moonshot Kimi K2 sections; the first call's closing brace is lost before its end token
+    "kimi_k2_calls": (
+        "Checking both.<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0"
+        '<|tool_call_argument_begin|>{"location": "Turin"<|tool_call_end|>'
+        "<|tool_call_begin|>functions.get_time:1<|tool_call_argument_begin|>{}"
+        "<|tool_call_end|><|tool_calls_section_end|>",
+        [("get_weather", {"location": "Turin"}), ("get_time", {})],
+    ),
     # LangChain XML agent (XMLAgentOutputParser), input escaped as XML
     "langchain_xml_tool": (
         "<tool>get_weather</tool><tool_input>Rio de Janeiro &amp; Niter&#243;i</tool_input>",
@@ -203,6 +211,11 @@ REFUSALS = {
     "gemma_unclosed_escape": "call:get_weather{location:<escape>Paris}",
     "lfm_not_python": "<|tool_call_start|>get weather please<|tool_call_end|>",
     "function_eq_broken_json": '<function=get_weather>{"location": </function>',
+    "kimi_args_not_json": (
+        "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0"
+        "<|tool_call_argument_begin|>location is Turin<|tool_call_end|>"
+        "<|tool_calls_section_end|>"
+    ),
     # LangChain XML: two names for one input, an input with no name
     "langchain_xml_two_names": (
         "<tool>get_weather</tool><tool>google</tool><tool_input>Oslo</tool_input>"

@@ -351,6 +351,38 @@ def tool_call_bare_name(text: str, r: Resolver) -> Read:
     return out or None
 
 
+# ---------------------------------------------------------------- Kimi K2
+
+_KIMI_BEGIN = "<|tool_call_begin|>"
+_KIMI_ARGS = "<|tool_call_argument_begin|>"
+_KIMI_END = "<|tool_call_end|>"
+_KIMI_ID = re.compile(r"\s*(?:functions\.)?(" + _NAME + r"?)(?::\d+)?\s*\Z")
+
+
+def kimi(text: str, r: Resolver) -> Read:
+    """Moonshot Kimi K2: ``<|tool_calls_section_begin|><|tool_call_begin|>
+    functions.NAME:0 <|tool_call_argument_begin|>{...}<|tool_call_end|>
+    <|tool_calls_section_end|>``. Each call's own delimiters mark where its JSON
+    ends, so a closing bracket missing just before ``<|tool_call_end|>`` is
+    restored for that call alone (vLLM's Kimi K2 parser tests)."""
+    out: list[Envelope] = []
+    for part in text.split(_KIMI_BEGIN)[1 : MAX_CALLS + 1]:
+        part = part.split(_KIMI_END, 1)[0]
+        head, found, body = part.partition(_KIMI_ARGS)
+        m = _KIMI_ID.match(head)
+        if not found or m is None:
+            return "a Kimi call without functions.NAME and <|tool_call_argument_begin|>"
+        body = body.strip()
+        if not body:
+            out.append((m.group(1), None))
+            continue
+        got = repair.first_value(body)
+        if got is None or body[got[1] :].strip():
+            return f"the arguments of functions.{m.group(1)} are not JSON"
+        out.append((m.group(1), got[0].value))
+    return out or None
+
+
 # ---------------------------------------------------------------- LangChain XML agent
 
 _LC_TOOL = re.compile(r"<tool>(.*?)</tool>", re.S)
@@ -440,6 +472,7 @@ READERS: tuple[Reader, ...] = (
         "claude_invoke_xml", "Anthropic Claude function-calling XML", "invoke name=", claude_invoke
     ),
     Reader("lfm_tool_call", "Liquid AI LFM2", "<|tool_call_start|>", lfm),
+    Reader("kimi_tool_call", "Moonshot Kimi K2", _KIMI_BEGIN, kimi),
     Reader("gemma_call", "Google FunctionGemma, Gemma 4", "call:", gemma, also=("<call>",)),
     Reader("gemma_tool_code", "Google Gemma 3 prompt-based calling", "```tool_code", tool_code),
     Reader(
