@@ -162,3 +162,17 @@ def test_python_call_arguments_read_json_literals_and_sets() -> None:
         "limit": None,
     }
     assert _repair.python_call_args("labels={'p1', 'infra'}") == {"labels": ["p1", "infra"]}
+
+
+def test_python_calls_undo_raw_newlines_in_strings_and_leading_zeros() -> None:
+    from pilothouse.actions import repair as _repair
+
+    src = "[write_file(path='notes.md', text='# Notes\n- buy milk\n')]"
+    assert _repair.python_calls(src) == [
+        ("write_file", {"path": "notes.md", "text": "# Notes\n- buy milk\n"})
+    ]
+    assert _repair.python_calls("[book(hour=09, minute=00, note='room 007')]") == [
+        ("book", {"hour": 9, "minute": 0, "note": "room 007"})
+    ]
+    # a quote that ends a string early is still not guessed at
+    assert _repair.python_calls("[f(a='x 'y')]") is None

@@ -513,7 +513,13 @@ def python_calls(text: str) -> list[tuple[str, dict[str, Any]]] | None:
     try:
         tree = ast.parse(f"[{body}]", mode="eval").body
     except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return None
+        fixed = _python_source_repairs(body)
+        if fixed is None:
+            return None
+        try:
+            tree = ast.parse(f"[{fixed}]", mode="eval").body
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            return None
     if not isinstance(tree, ast.List) or not tree.elts:
         return None
     calls: list[tuple[str, dict[str, Any]]] = []
@@ -531,6 +537,43 @@ def python_calls(text: str) -> list[tuple[str, dict[str, Any]]] | None:
             return None
         calls.append((name, args))
     return calls
+
+
+def _python_source_repairs(body: str) -> str | None:
+    """Python call source with two slips small models make undone, or None if none
+    applied: a raw newline inside a one-quote string (escaped as ``\\n``) and an
+    integer written with leading zeros (``month=07``, a SyntaxError in Python 3;
+    read as 7). Both from LFM2, in vLLM's parser tests. One linear pass tracking
+    string state; a triple-quoted string is left alone (its newlines are legal)."""
+    if "'" * 3 in body or '"' * 3 in body:
+        return None
+    out: list[str] = []
+    quote = ""
+    changed = False
+    i, n = 0, len(body)
+    while i < n:
+        c = body[i]
+        if quote:
+            if c == "\\" and i + 1 < n:
+                out.append(body[i : i + 2])
+                i += 2
+                continue
+            if c == quote:
+                quote = ""
+            elif c == "\n":
+                c = "\\n"
+                changed = True
+        elif c in "'\"":
+            quote = c
+        elif c == "0" and i + 1 < n and body[i + 1].isdigit():
+            prev = body[i - 1] if i else ""
+            if not (prev.isalnum() or prev in "_."):
+                changed = True
+                i += 1  # drop this leading zero; the next digit is read in turn
+                continue
+        out.append(c)
+        i += 1
+    return "".join(out) if changed else None
 
 
 def _dotted(node: ast.expr) -> str | None:
