@@ -121,6 +121,62 @@ READS: dict[str, tuple[str, list[tuple[str, Any]]]] = {
         '"command": {"name": "google", "args": {"query": "AutoGPT releases"}}}',
         [("google", {"query": "AutoGPT releases"})],
     ),
+    # Gemma 4: <|"|> string tokens, the close token <turn|> or missing, a fragmented open
+    "gemma4_call": (
+        '<|tool_call>call:get_stock_price{symbol:<|"|>AMZN<|"|>,days:2}<tool_call|>',
+        [("get_stock_price", {"symbol": "AMZN", "days": 2})],
+    ),
+    "gemma4_turn_close": (
+        '<|tool_call>call:get_weather{location:<|"|>Lyon<|"|>}<turn|>',
+        [("get_weather", {"location": "Lyon"})],
+    ),
+    "gemma4_fragmented_open": (
+        '<call>get_weather{location:<|"|>Porto<|"|>}',
+        [("get_weather", {"location": "Porto"})],
+    ),
+    # Mistral tokenizer v11+: [TOOL_CALLS]NAME{json}, one token per call
+    "mistral_v11_calls": (
+        '[TOOL_CALLS]get_weather{"location": "Nice"}[TOOL_CALLS]get_time{}',
+        [("get_weather", {"location": "Nice"}), ("get_time", {})],
+    ),
+    # Moonshot Kimi K2 sections; the first call's closing brace is lost before its end token
+    "kimi_k2_calls": (
+        "Checking both.<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0"
+        '<|tool_call_argument_begin|>{"location": "Turin"<|tool_call_end|>'
+        "<|tool_call_begin|>functions.get_time:1<|tool_call_argument_begin|>{}"
+        "<|tool_call_end|><|tool_calls_section_end|>",
+        [("get_weather", {"location": "Turin"}), ("get_time", {})],
+    ),
+    # LangChain XML agent (XMLAgentOutputParser), input escaped as XML
+    "langchain_xml_tool": (
+        "<tool>get_weather</tool><tool_input>Rio de Janeiro &amp; Niter&#243;i</tool_input>",
+        [("get_weather", {"location": "Rio de Janeiro & Niterói"})],
+    ),
+    "langchain_xml_json_input": (
+        'I need a quote.\n<tool>get_stock_price</tool>\n<tool_input>{"symbol": "IBM", '
+        '"days": 2}</tool_input>',
+        [("get_stock_price", {"symbol": "IBM", "days": 2})],
+    ),
+    # MiniCPM bare dialect: name in the <function> attribute, <param> children
+    "function_name_attr": (
+        '<function name="get_stock_price"><param name="symbol">TSLA</param>'
+        '<param name="days">4</param></function>',
+        [("get_stock_price", {"symbol": "TSLA", "days": 4})],
+    ),
+    # DeepSeek-V3.2 invoke XML: string="true" keeps digits as text
+    "dsv32_invoke_string_flag": (
+        '<tool_calls><invoke name="get_weather"><parameter name="location" string="true">'
+        "10001</parameter></invoke></tool_calls>",
+        [("get_weather", {"location": "10001"})],
+    ),
+    "dsv32_invoke_json_flag": (
+        '<tool_calls><invoke name="get_stock_price"><parameter name="symbol" string="true">'
+        'AMD</parameter><parameter name="days" string="false">9</parameter></invoke>'
+        "</tool_calls>",
+        [("get_stock_price", {"symbol": "AMD", "days": 9})],
+    ),
+    # browser-use logging one action as an object keyed by the tool name
+    "keyed_action_single": ('{"click_element": {"index": 7}}', [("click_element", {"index": 7})]),
 }
 
 
@@ -155,6 +211,25 @@ REFUSALS = {
     "gemma_unclosed_escape": "call:get_weather{location:<escape>Paris}",
     "lfm_not_python": "<|tool_call_start|>get weather please<|tool_call_end|>",
     "function_eq_broken_json": '<function=get_weather>{"location": </function>',
+    "kimi_args_not_json": (
+        "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0"
+        "<|tool_call_argument_begin|>location is Turin<|tool_call_end|>"
+        "<|tool_calls_section_end|>"
+    ),
+    # LangChain XML: two names for one input, an input with no name
+    "langchain_xml_two_names": (
+        "<tool>get_weather</tool><tool>google</tool><tool_input>Oslo</tool_input>"
+    ),
+    "langchain_xml_input_only": "<tool_input>weather in Oslo</tool_input>",
+    # Python calls that cannot be read: a bytes literal, brackets that do not match,
+    # a quote that ends a string early; no call of the list is guessed
+    "pythonic_bytes": "[get_weather(location=b'Oslo'), get_time()]",
+    "pythonic_mismatched": "[get_time(]), get_weather(location='Oslo')]",
+    "pythonic_bad_quote": "[get_time(), get_weather(location='St 'Moritz')]",
+    # an argument envelope with the name lost
+    "parameters_without_name": '{"parameters": {"location": "Oslo"}}',
+    # filler: one word repeated where a call or an answer should be
+    "filler_repetition": "\n".join(["tool"] * 12 + ["tools"]),
 }
 
 
@@ -209,3 +284,27 @@ def test_a_reader_marker_inside_a_json_argument_is_data() -> None:
     )
     result = get_format("json").parse(text, TOOLS)
     assert [c.tool for c in result.calls] == ["google"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_langchain_xml_final_answer_is_unescaped(fmt: str) -> None:
+    text = "<final_answer>Use x &lt; 3 &amp;&amp; y &gt; 1.</final_answer>"
+    result = get_format(fmt).parse(text, TOOLS)
+    assert result.kind == "final_answer", result
+    assert result.answer == "Use x < 3 && y > 1."
+
+
+def test_a_short_repeated_answer_is_still_an_answer() -> None:
+    result = get_format("react").parse("Final Answer: yes yes yes", TOOLS)
+    assert result.kind == "final_answer" and result.answer == "yes yes yes"
+
+
+@pytest.mark.parametrize("fmt", ["xml", "auto"])
+def test_a_python_call_inside_tool_call_tags(fmt: str) -> None:
+    # SGLang's multi-format detector: a pythonic call in Hermes tags, JSON literals
+    text = "<tool_call>get_stock_price(symbol='ARM', days=null)</tool_call>"
+    result = get_format(fmt).parse(text, TOOLS)
+    assert result.kind == "tool_call", result
+    assert [(c.tool, c.args) for c in result.calls] == [
+        ("get_stock_price", {"symbol": "ARM", "days": None})
+    ]

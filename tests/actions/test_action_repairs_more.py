@@ -142,3 +142,37 @@ def test_close_one_is_bounded_and_exact() -> None:
     assert repair.close_one("{" * 300) is None
     assert repair.close_one('{"a": "b') is None
     assert repair.close_one("x" * (repair.REPAIR_MAX_CHARS + 1)) is None
+
+
+def test_python_call_arguments_are_never_bytes() -> None:
+    from pilothouse.actions import repair as _repair
+
+    assert _repair.python_call_args("path=b'/tmp/x'") is None
+    assert _repair.python_call_args("paths=[b'a', 'b']") is None
+    assert _repair.python_calls("[read(path=b'/tmp/x')]") is None
+    assert _repair.python_call_args("path='/tmp/x'") == {"path": "/tmp/x"}
+
+
+def test_python_call_arguments_read_json_literals_and_sets() -> None:
+    from pilothouse.actions import repair as _repair
+
+    assert _repair.python_call_args("dry_run=true, force=false, limit=null") == {
+        "dry_run": True,
+        "force": False,
+        "limit": None,
+    }
+    assert _repair.python_call_args("labels={'p1', 'infra'}") == {"labels": ["p1", "infra"]}
+
+
+def test_python_calls_undo_raw_newlines_in_strings_and_leading_zeros() -> None:
+    from pilothouse.actions import repair as _repair
+
+    src = "[write_file(path='notes.md', text='# Notes\n- buy milk\n')]"
+    assert _repair.python_calls(src) == [
+        ("write_file", {"path": "notes.md", "text": "# Notes\n- buy milk\n"})
+    ]
+    assert _repair.python_calls("[book(hour=09, minute=00, note='room 007')]") == [
+        ("book", {"hour": 9, "minute": 0, "note": "room 007"})
+    ]
+    # a quote that ends a string early is still not guessed at
+    assert _repair.python_calls("[f(a='x 'y')]") is None

@@ -24,7 +24,7 @@ from pilothouse.actions.base import (
     failure,
     final,
 )
-from pilothouse.actions.markup import call_markup
+from pilothouse.actions.markup import call_markup, degenerate
 from pilothouse.messages import ToolResult
 from pilothouse.models.base import ToolSpec
 
@@ -230,6 +230,12 @@ def _no_markup_answer(
         # all reasoning (where markup may hide), nothing said to the user
         return failure(
             "the reply holds only reasoning; call a tool or give your final answer",
+            result.repairs,
+        )
+    if degenerate(result.answer):
+        return failure(
+            "the reply is one word repeated, neither a call nor an answer; call a tool "
+            "or give your final answer",
             result.repairs,
         )
     seen = _fail_safe_markup(result.answer, answer_keys)
@@ -536,6 +542,13 @@ def _xml_blocks(
             envelopes.extend(_qwen_function(f.group(1), f.group(2), r) for f in funcs)
             continue
         got = _json_action(block, r, repairs)
+        if got is None and _PY_START.match(block.strip()):
+            # a Python call inside the Hermes tags (SGLang's multi-format detector tests)
+            calls = repair.python_calls(block.strip())
+            if calls is not None:
+                repairs.append("python_call_in_tool_call")
+                envelopes.extend(calls)
+                continue
         if got is None or not got.ok:
             return got or failure("a <tool_call> block holds no JSON call", repairs)
         if got.kind == "final_answer":
@@ -571,6 +584,9 @@ _DS_CALL = "<｜tool▁call▁begin｜>"  # noqa: RUF001 (DeepSeek's own token s
 _DS_SEP = "<｜tool▁sep｜>"  # noqa: RUF001
 _DS_END = "<｜tool▁call▁end｜>"  # noqa: RUF001
 _DS_ANY = "<｜tool▁"  # noqa: RUF001
+# Mistral tokenizer v11+ (Magistral, Mistral Small 3.2, Devstral): each call its own
+# token, `[TOOL_CALLS]NAME{json}` (vLLM's Mistral tool parser tests)
+_MISTRAL_V11 = re.compile(r"\[TOOL_CALLS\]\s*([A-Za-z_][\w.\-]*)\s*(?=\{)")
 _MISTRAL = re.compile(r"\[TOOL_CALLS\]\s*([^\[\s{]+)\s*(?:\[CALL_ID\][^\[]*)?\[ARGS\]\s*", re.S)
 
 
@@ -653,6 +669,15 @@ def _special_tokens(text: str, r: Resolver, repairs: list[str]) -> ParseResult |
                 got = repair.first_value(text[m.end() :])
                 if got is None:
                     return failure("[TOOL_CALLS] arguments are not valid JSON", repairs)
+                envelopes.append((m.group(1), got[0].value))
+            return _resolve(envelopes, r, repairs)
+        named = list(_MISTRAL_V11.finditer(text))[: readers.MAX_CALLS]
+        if named:
+            envelopes = []
+            for m in named:
+                got = repair.first_value(text[m.end() :])
+                if got is None:
+                    return failure(f"[TOOL_CALLS]{m.group(1)} arguments are not JSON", repairs)
                 envelopes.append((m.group(1), got[0].value))
             return _resolve(envelopes, r, repairs)
         body = text.split("[TOOL_CALLS]", 1)[1]

@@ -25,6 +25,8 @@ _MARKERS = (
     "<invoke",
     "</invoke>",
     "<parameter name=",
+    "<tool_input>",
+    "</tool_input>",
     "<|tool_call_start|>",
     "<|tool_call_end|>",
     "<|python_tag|>",
@@ -38,7 +40,10 @@ _MARKERS = (
     "<｜tool▁",  # noqa: RUF001 (DeepSeek's own token spelling)
 )
 _TOKEN = re.compile(r"<\|[a-z_]*(?:tool|call|function)[a-z_]*\|>")
-_GEMMA = re.compile(r"call:[A-Za-z_][\w.\-]*\{")
+_GEMMA = re.compile(r"(?:call:|<call>)[A-Za-z_][\w.\-]*\{")
+# the whole reply a bracketed list of Python calls, `[name(...), ...]` (vLLM's
+# pythonic tool parser, Llama 3.2/4, LFM2 without its tokens)
+_PY_LIST = re.compile(r"\A\s*\[\s*[A-Za-z_][\w.]*\s*\(.*\)\s*\]\s*\Z", re.S)
 _STEP = r"[ \t*]*(?:\d+[ \t*]*)?:"
 # "Action Input:" anywhere, or "Action: <one name>" (with call parentheses or JSON after
 # it, or nothing); "Action: Bob sends the report" is prose, not a ReAct step
@@ -75,6 +80,9 @@ def _call_shaped(value: Any, depth: int = 0) -> str | None:
     if not isinstance(value, dict):
         return None
     keys: set[str] = {k for k in value if isinstance(k, str)}
+    if len(keys) == 1 and keys <= _ARG_KEYS and isinstance(value[next(iter(keys))], dict):
+        # Llama 3.x JSON's argument envelope with the name lost: `{"parameters": {...}}`
+        return '{"' + next(iter(keys)) + '": ...}'
     if isinstance(value.get("name"), str) and keys & _ARG_KEYS:
         return '{"name": ..., "' + sorted(keys & _ARG_KEYS)[0] + '": ...}'
     if "action" in keys and "action_input" in keys:
@@ -88,6 +96,25 @@ def _call_shaped(value: Any, depth: int = 0) -> str | None:
     if isinstance(command, dict) and "name" in command:
         return '{"command": {"name": ...}}'
     return None
+
+
+def degenerate(text: str) -> bool:
+    """Whether the reply is filler: one token repeated in place of a call or an answer.
+
+    Models that degenerate at a tool-call boundary emit one word over and over
+    (anthropics/claude-code and kirodotdev/Kiro threads: ``court`` repeated, then
+    ``course``). At least 8 tokens, one of them at least three quarters of all, and
+    at most 3 distinct: no reader can say what was meant, so the reply is refused.
+    Linear work (the count stops at 10,000 tokens)."""
+    tokens = text.split(maxsplit=10_000)[:10_000]
+    if len(tokens) < 8:
+        return False
+    counts: dict[str, int] = {}
+    for token in tokens:
+        counts[token] = counts.get(token, 0) + 1
+        if len(counts) > 3:
+            return False
+    return max(counts.values()) * 4 >= len(tokens) * 3
 
 
 def call_markup(text: str, *, answer_keys: Collection[str] | None = None) -> str | None:
@@ -108,7 +135,7 @@ def call_markup(text: str, *, answer_keys: Collection[str] | None = None) -> str
     for marker in _MARKERS:
         if marker in text:
             return marker
-    for pattern in (_TOKEN, _GEMMA):
+    for pattern in (_TOKEN, _GEMMA, _PY_LIST):
         m = pattern.search(text)
         if m is not None:
             return m.group()

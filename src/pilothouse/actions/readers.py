@@ -13,6 +13,7 @@ linear in the text and caps the calls it reads at `MAX_CALLS`.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class Reader:
     origin: str
     marker: str
     read: Callable[[str, Resolver], Read]
+    also: tuple[str, ...] = ()  # further markers, any of which lets the reader run
 
 
 def typed_value(value: str, tool: str | None, key: str, r: Resolver) -> Any:
@@ -75,7 +77,9 @@ def harmony(text: str, r: Resolver) -> Read:
 # ---------------------------------------------------------------- Claude-style XML
 
 _INVOKE = re.compile(r"<(?:antml:)?invoke\s+name\s*=\s*[\"']([^\"'<>]+)[\"']\s*>")
-_PARAM = re.compile(r"<(?:antml:)?parameter\s+name\s*=\s*[\"']([^\"'<>]+)[\"']\s*>")
+_ATTRS = r"((?:\s+[\w\-]+\s*=\s*[\"'][^\"'<>]*[\"'])*)\s*>"
+_PARAM = re.compile(r"<(?:antml:)?parameter\s+name\s*=\s*[\"']([^\"'<>]+)[\"']" + _ATTRS)
+_STRING_FLAG = re.compile(r"\bstring\s*=\s*[\"'](true|false)[\"']")
 _PARAM_END = re.compile(r"</(?:antml:)?parameter>")
 
 
@@ -83,7 +87,9 @@ def claude_invoke(text: str, r: Resolver) -> Read:
     """Anthropic's function-calling XML leaked as text (Claude via proxies and
     OpenAI-compatible gateways, and models distilled from it): ``<function_calls>
     <invoke name="NAME"><parameter name="KEY">VALUE</parameter></invoke>
-    </function_calls>``. Values are text, typed by the tool's schema."""
+    </function_calls>``. Values are text, typed by the tool's schema. DeepSeek-V3.2
+    writes the same ``<invoke>`` inside ``<tool_calls>`` and marks each parameter
+    ``string="true"`` (the text as is) or ``string="false"`` (a JSON value)."""
     out: list[Envelope] = []
     pieces = re.split(r"<(?:antml:)?invoke(?=\s)", text)[1 : MAX_CALLS + 1]
     for piece in pieces:
@@ -97,7 +103,15 @@ def claude_invoke(text: str, r: Resolver) -> Read:
         for p in list(_PARAM.finditer(body))[:MAX_CALLS]:
             end = _PARAM_END.search(body, p.end())
             value = body[p.end() : end.start() if end else len(body)].strip()
-            args[p.group(1).strip()] = typed_value(value, tool, p.group(1).strip(), r)
+            key = p.group(1).strip()
+            flag = _STRING_FLAG.search(p.group(2) or "")
+            if flag is not None and flag.group(1) == "true":
+                args[key] = value
+            elif flag is not None:
+                loaded = repair.loads(value)
+                args[key] = loaded.value if loaded is not None else value
+            else:
+                args[key] = typed_value(value, tool, key, r)
         out.append((m.group(1).strip(), args or None))
     return out or None
 
@@ -129,14 +143,17 @@ def lfm(text: str, r: Resolver) -> Read:
 
 # ---------------------------------------------------------------- Gemma
 
-_GEMMA = re.compile(r"call:(" + _NAME + r")\{")
-_ESC = "<escape>"
+_GEMMA = re.compile(r"(?:call:|<call>)(" + _NAME + r")\{")
+_ESCAPES = ("<escape>", '<|"|>')  # FunctionGemma's string delimiter, then Gemma 4's
 
 
 def gemma(text: str, r: Resolver) -> Read:
     """Google FunctionGemma (Gemma 3 270M):
     ``<start_function_call>call:NAME{key:<escape>text<escape>,n:3}<end_function_call>``;
-    strings sit between ``<escape>`` tokens, other values are bare."""
+    strings sit between ``<escape>`` tokens, other values are bare. Gemma 4 writes
+    ``<|tool_call>call:NAME{key:<|"|>text<|"|>}<tool_call|>`` (its string token is
+    ``<|"|>``; the close may be ``<turn|>`` or missing), and with multimodal input
+    the open token can fragment to ``<call>NAME{...}`` (vLLM's Gemma 4 parser tests)."""
     out: list[Envelope] = []
     for m in list(_GEMMA.finditer(text))[:MAX_CALLS]:
         parsed = _gemma_object(text, m.end(), 0)
@@ -150,11 +167,12 @@ def _gemma_value(text: str, i: int, depth: int) -> tuple[Any, int] | None:
     n = len(text)
     while i < n and text[i] in " \t\r\n":
         i += 1
-    if text.startswith(_ESC, i):
-        end = text.find(_ESC, i + len(_ESC))
-        if end < 0:
-            return None
-        return text[i + len(_ESC) : end], end + len(_ESC)
+    for esc in _ESCAPES:
+        if text.startswith(esc, i):
+            end = text.find(esc, i + len(esc))
+            if end < 0:
+                return None
+            return text[i + len(esc) : end], end + len(esc)
     if i < n and text[i] == "{":
         return _gemma_object(text, i + 1, depth + 1)
     if i < n and text[i] == "[":
@@ -333,13 +351,129 @@ def tool_call_bare_name(text: str, r: Resolver) -> Read:
     return out or None
 
 
+# ---------------------------------------------------------------- Kimi K2
+
+_KIMI_BEGIN = "<|tool_call_begin|>"
+_KIMI_ARGS = "<|tool_call_argument_begin|>"
+_KIMI_END = "<|tool_call_end|>"
+_KIMI_ID = re.compile(r"\s*(?:functions\.)?(" + _NAME + r"?)(?::\d+)?\s*\Z")
+
+
+def kimi(text: str, r: Resolver) -> Read:
+    """Moonshot Kimi K2: ``<|tool_calls_section_begin|><|tool_call_begin|>
+    functions.NAME:0 <|tool_call_argument_begin|>{...}<|tool_call_end|>
+    <|tool_calls_section_end|>``. Each call's own delimiters mark where its JSON
+    ends, so a closing bracket missing just before ``<|tool_call_end|>`` is
+    restored for that call alone (vLLM's Kimi K2 parser tests)."""
+    out: list[Envelope] = []
+    for part in text.split(_KIMI_BEGIN)[1 : MAX_CALLS + 1]:
+        part = part.split(_KIMI_END, 1)[0]
+        head, found, body = part.partition(_KIMI_ARGS)
+        m = _KIMI_ID.match(head)
+        if not found or m is None:
+            return "a Kimi call without functions.NAME and <|tool_call_argument_begin|>"
+        body = body.strip()
+        if not body:
+            out.append((m.group(1), None))
+            continue
+        got = repair.first_value(body)
+        if got is None or body[got[1] :].strip():
+            return f"the arguments of functions.{m.group(1)} are not JSON"
+        out.append((m.group(1), got[0].value))
+    return out or None
+
+
+# ---------------------------------------------------------------- LangChain XML agent
+
+_LC_TOOL = re.compile(r"<tool>(.*?)</tool>", re.S)
+_LC_INPUT = re.compile(r"<tool_input>(.*?)(?:</tool_input>|\Z)", re.S)
+_LC_FINAL = re.compile(r"<final_answer>(.*?)(?:</final_answer>|\Z)", re.S)
+
+
+def langchain_xml(text: str, r: Resolver) -> Read:
+    """LangChain's XML agent (``create_xml_agent``, ``XMLAgentOutputParser``):
+    ``<tool>NAME</tool><tool_input>INPUT</tool_input>`` for a call and
+    ``<final_answer>TEXT</final_answer>`` for the answer, with XML escapes
+    (``&lt;``, ``&gt;``, ``&amp;``) in the text. Several ``<tool>`` names for one
+    ``<tool_input>``, or an input with no name, cannot be told apart: refused."""
+    tools = list(_LC_TOOL.finditer(text))[: MAX_CALLS + 1]
+    inputs = list(_LC_INPUT.finditer(text))[: MAX_CALLS + 1]
+    if tools or inputs:
+        if not tools:
+            return "a <tool_input> with no <tool> naming the tool"
+        if len(inputs) > len(tools) or (len(tools) > 1 and len(inputs) != len(tools)):
+            return "the <tool> and <tool_input> tags do not pair up: one name per input"
+        out: list[Envelope] = []
+        for index, m in enumerate(tools[:MAX_CALLS]):
+            name = html.unescape(m.group(1)).strip()
+            if index >= len(inputs):
+                out.append((name, None))
+                continue
+            if inputs[index].start() < m.end():
+                return "a <tool_input> before its <tool>"
+            raw = html.unescape(inputs[index].group(1)).strip()
+            got = repair.first_value(raw) if raw[:1] == "{" else None
+            value = got[0].value if got is not None and not raw[got[1] :].strip() else raw
+            out.append((name, value))
+        return out
+    final = _LC_FINAL.search(text)
+    if final is not None:
+        return [("final_answer", html.unescape(final.group(1)).strip())]
+    return None
+
+
+# ---------------------------------------------------------------- <function name=…>
+
+_FUNC_ATTR = re.compile(r"<function\s+name\s*=\s*[\"'](" + _NAME + r")[\"']\s*>")
+_XML_PARAM = re.compile(
+    r"<(param|parameter)\s+name\s*=\s*[\"']([^\"'<>]+)[\"']\s*>(.*?)</\1>", re.S
+)
+
+
+def function_name_attr(text: str, r: Resolver) -> Read:
+    """``<function name="NAME"><param name="KEY">VALUE</param></function>``, the tool
+    name in an attribute and the arguments as ``<param>`` (or ``<parameter>``)
+    children or a JSON object: MiniCPM's bare dialect, returned as content (oMLX and
+    vLLM threads). Values are text, typed by the tool's schema."""
+    out: list[Envelope] = []
+    for m in list(_FUNC_ATTR.finditer(text))[:MAX_CALLS]:
+        end = text.find("</function>", m.end())
+        body = text[m.end() : end if end >= 0 else len(text)]
+        name = m.group(1)
+        tool = r.match(name)
+        params = list(_XML_PARAM.finditer(body))[:MAX_CALLS]
+        if params:
+            out.append(
+                (
+                    name,
+                    {
+                        p.group(2).strip(): typed_value(
+                            p.group(3).strip(), tool, p.group(2).strip(), r
+                        )
+                        for p in params
+                    },
+                )
+            )
+            continue
+        body = body.strip()
+        if not body:
+            out.append((name, None))
+            continue
+        got = repair.first_value(body)
+        if got is None:
+            return f'the arguments of <function name="{name}"> could not be read'
+        out.append((name, got[0].value))
+    return out or None
+
+
 READERS: tuple[Reader, ...] = (
     Reader("harmony_call", "OpenAI gpt-oss (Harmony format)", "to=functions.", harmony),
     Reader(
         "claude_invoke_xml", "Anthropic Claude function-calling XML", "invoke name=", claude_invoke
     ),
     Reader("lfm_tool_call", "Liquid AI LFM2", "<|tool_call_start|>", lfm),
-    Reader("gemma_call", "Google FunctionGemma", "call:", gemma),
+    Reader("kimi_tool_call", "Moonshot Kimi K2", _KIMI_BEGIN, kimi),
+    Reader("gemma_call", "Google FunctionGemma, Gemma 4", "call:", gemma, also=("<call>",)),
     Reader("gemma_tool_code", "Google Gemma 3 prompt-based calling", "```tool_code", tool_code),
     Reader(
         "function_eq_tag", "Meta Llama 3.1 custom tools, Qwen3-Coder", "<function=", function_eq
@@ -352,13 +486,21 @@ READERS: tuple[Reader, ...] = (
         "<tool_call>",
         tool_call_bare_name,
     ),
+    Reader("function_name_attr", "MiniCPM bare XML dialect", "<function name=", function_name_attr),
+    Reader(
+        "langchain_xml",
+        "LangChain XML agent",
+        "<tool>",
+        langchain_xml,
+        also=("<tool_input>", "<final_answer>"),
+    ),
 )
 
 
 def read(text: str, r: Resolver) -> tuple[Reader, list[Envelope] | str] | None:
     """The first reader whose syntax the text holds, and what it read."""
     for reader in READERS:
-        if reader.marker in text:
+        if reader.marker in text or any(m in text for m in reader.also):
             got = reader.read(text, r)
             if got is not None:
                 return reader, got
@@ -418,7 +560,13 @@ def keyed_actions(value: Any, r: Resolver) -> list[Envelope] | str | None:
     ``{"current_state": {...}, "action": [{"click_element": {"index": 14}}]}`` or the
     bare list ``[{"click_element": {"index": 14}}]``. Every item must be one offered
     tool's name over an argument object that has the tool's required keys; an item
-    naming no offered tool refuses the whole reading."""
+    naming no offered tool refuses the whole reading. A single such object,
+    ``{"click_element": {"index": 15}}``, as browser-use logs one action, is read
+    when its key is an offered tool's name."""
+    if isinstance(value, dict) and len(value) == 1 and "action" not in value:
+        ((key, inner),) = value.items()
+        if isinstance(inner, dict) and r.match(key) is not None:
+            value = [value]
     items = value.get("action") if isinstance(value, dict) else value
     if not isinstance(items, list) or not items or len(items) > MAX_CALLS:
         return None

@@ -441,6 +441,24 @@ def first_value(text: str) -> tuple[Loaded, int] | None:
     return None if loaded is None else (loaded, offset + spans[0][1])
 
 
+class _JsonInPython(ast.NodeTransformer):
+    """JSON spellings inside Python call arguments, read as what they mean: the bare
+    names ``true``/``false``/``null`` (SGLang's and vLLM's pythonic parser tests,
+    Llama 3.2 and LFM2 outputs) as True/False/None, and a set literal
+    ``{'a', 'b'}`` (no JSON value) as the list written, in its order."""
+
+    _WORDS = {"true": True, "false": False, "null": None}
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in self._WORDS:
+            return ast.copy_location(ast.Constant(self._WORDS[node.id]), node)
+        return node
+
+    def visit_Set(self, node: ast.Set) -> ast.AST:
+        self.generic_visit(node)
+        return ast.copy_location(ast.List(elts=node.elts, ctx=ast.Load()), node)
+
+
 def python_call_args(args_text: str) -> dict[str, Any] | None:
     """Keyword (or one positional) arguments of `name(...)` written in Python syntax."""
     if len(args_text) > REPAIR_MAX_CHARS or too_deep(args_text):
@@ -451,6 +469,7 @@ def python_call_args(args_text: str) -> dict[str, Any] | None:
         return None
     if not isinstance(node, ast.Call):
         return None
+    node = _JsonInPython().visit(node)
     out: dict[str, Any] = {}
     try:
         for kw in node.keywords:
@@ -463,7 +482,22 @@ def python_call_args(args_text: str) -> dict[str, Any] | None:
             out[""] = ast.literal_eval(node.args[0])
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return None
+    if any(_has_bytes(v, 0) for v in out.values()):
+        return None  # b'...' has no JSON value: refused, never passed on as bytes
     return out
+
+
+def _has_bytes(value: Any, depth: int) -> bool:
+    """Whether a Python literal holds `bytes` (a tool argument must be JSON)."""
+    if isinstance(value, (bytes, bytearray)):
+        return True
+    if depth > MAX_DEPTH:
+        return True
+    if isinstance(value, dict):
+        return any(_has_bytes(k, depth + 1) or _has_bytes(v, depth + 1) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_has_bytes(v, depth + 1) for v in value)
+    return False
 
 
 _CALL = re.compile(r"([A-Za-z_][\w.\-]*)\s*\(")
@@ -479,7 +513,13 @@ def python_calls(text: str) -> list[tuple[str, dict[str, Any]]] | None:
     try:
         tree = ast.parse(f"[{body}]", mode="eval").body
     except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return None
+        fixed = _python_source_repairs(body)
+        if fixed is None:
+            return None
+        try:
+            tree = ast.parse(f"[{fixed}]", mode="eval").body
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            return None
     if not isinstance(tree, ast.List) or not tree.elts:
         return None
     calls: list[tuple[str, dict[str, Any]]] = []
@@ -497,6 +537,43 @@ def python_calls(text: str) -> list[tuple[str, dict[str, Any]]] | None:
             return None
         calls.append((name, args))
     return calls
+
+
+def _python_source_repairs(body: str) -> str | None:
+    """Python call source with two slips small models make undone, or None if none
+    applied: a raw newline inside a one-quote string (escaped as ``\\n``) and an
+    integer written with leading zeros (``month=07``, a SyntaxError in Python 3;
+    read as 7). Both from LFM2, in vLLM's parser tests. One linear pass tracking
+    string state; a triple-quoted string is left alone (its newlines are legal)."""
+    if "'" * 3 in body or '"' * 3 in body:
+        return None
+    out: list[str] = []
+    quote = ""
+    changed = False
+    i, n = 0, len(body)
+    while i < n:
+        c = body[i]
+        if quote:
+            if c == "\\" and i + 1 < n:
+                out.append(body[i : i + 2])
+                i += 2
+                continue
+            if c == quote:
+                quote = ""
+            elif c == "\n":
+                c = "\\n"
+                changed = True
+        elif c in "'\"":
+            quote = c
+        elif c == "0" and i + 1 < n and body[i + 1].isdigit():
+            prev = body[i - 1] if i else ""
+            if not (prev.isalnum() or prev in "_."):
+                changed = True
+                i += 1  # drop this leading zero; the next digit is read in turn
+                continue
+        out.append(c)
+        i += 1
+    return "".join(out) if changed else None
 
 
 def _dotted(node: ast.expr) -> str | None:
