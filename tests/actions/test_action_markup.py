@@ -210,3 +210,18 @@ def test_the_structured_answers_own_keys_are_not_markup() -> None:
     assert call_markup(text, answer_keys={"name", "input"}) is None
     # a key outside the answer's: still a call's shape
     assert call_markup('{"name": "x", "arguments": {}}', answer_keys={"name", "input"})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<start_function_call>call:lookup{q:<escape>x<escape>}<end_function_call>",
+        "```tool_code\nlookup(q='x')\n```",
+        "<|tool_calls_section_begin|><|tool_call_begin|>functions.lookup:0",
+        '<function name="lookup"><param name="q">x</param></function>',
+        "<tool_call>lookup<arg_key>q</arg_key><arg_value>x</arg_value></tool_call>",
+    ],
+)
+def test_the_readers_envelopes_are_markup_too(text: str) -> None:
+    # a reply in one of these that reads as no offered tool must be re-asked
+    assert call_markup(text) is not None

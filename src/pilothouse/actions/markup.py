@@ -38,6 +38,15 @@ _MARKERS = (
     "<|message|>",
     "<|call|>",
     "<｜tool▁",  # noqa: RUF001 (DeepSeek's own token spelling)
+    # the envelopes the readers added for issue #15 know (actions/readers.py)
+    "<function name=",
+    "<start_function_call>",
+    "<end_function_call>",
+    "```tool_code",
+    "<|tool_calls_section_begin|>",
+    "<|tool_call_begin|>",
+    "<arg_key>",
+    '<|"|>',
 )
 _TOKEN = re.compile(r"<\|[a-z_]*(?:tool|call|function)[a-z_]*\|>")
 _GEMMA = re.compile(r"(?:call:|<call>)[A-Za-z_][\w.\-]*\{")
