@@ -217,8 +217,6 @@ class Agent(Generic[DepsT, OutputT]):
             self._run_spec = self._build_spec()
         return self._run_spec
 
-    _spec = run_spec
-
     def _build_spec(self) -> RunSpec[OutputT]:
         model = self.model
         text_format = self._text_format(model)

@@ -701,7 +701,7 @@ async def replay_async(
     )
     tracker = _Tracker(rec, model)
     clone = _replay_agent(agent, model, tracker, live_tools)
-    spec = clone._spec()
+    spec = clone.run_spec()
     model.native_tools = spec.action_format is None
     store = clone.store
     report = ReplayReport(
