@@ -176,3 +176,23 @@ def test_python_calls_undo_raw_newlines_in_strings_and_leading_zeros() -> None:
     ]
     # a quote that ends a string early is still not guessed at
     assert _repair.python_calls("[f(a='x 'y')]") is None
+
+
+def test_native_arguments_cut_off_are_refused_unless_they_fit() -> None:
+    write = ToolSpec(
+        "write_file",
+        "",
+        {
+            "type": "object",
+            "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
+            "required": ["path", "content"],
+        },
+    )
+    # a max-tokens stop after the first argument: closing it would be the wrong call
+    cut = get_format("native").parse('{"path": "notes/todo.md"', [write])
+    assert cut.kind == "unrecoverable" and "cut off" in cut.reason
+    # only the last brace missing, every parameter there: read
+    whole = get_format("native").parse('{"path": "a.md", "content": "hi"', [write])
+    assert [(c.tool, c.args) for c in whole.calls] == [
+        ("write_file", {"path": "a.md", "content": "hi"})
+    ]

@@ -984,6 +984,9 @@ class NativeFormat(_TextFormat):
                 raw = got[0].value
         if isinstance(raw, str) and raw is stripped and not stripped:
             raw = None
+        cut = _cut_arguments(tool, raw, r) if "closed_missing_bracket" in repairs else None
+        if cut is not None:
+            return failure(cut, repairs)
         args = r.arguments(tool, raw, repairs)
         if isinstance(args, str):
             return failure(args, repairs)
@@ -991,6 +994,27 @@ class NativeFormat(_TextFormat):
 
     def render_calls(self, calls: Sequence[ParsedCall]) -> str:
         return json.dumps(calls[0].args, ensure_ascii=False) if calls else "{}"
+
+
+def _cut_arguments(tool: str, raw: Any, r: Resolver) -> str | None:
+    """Why arguments that had to be closed (cut off at their end) are not a call, if so.
+
+    A reply cut off mid-arguments (a max-tokens stop: LibreChat-AI/agents#280, where
+    ``create_file`` stopped after its ``path``) closes into well-formed JSON that is
+    the wrong call. Closed arguments are kept only when they fit the tool's schema:
+    every required parameter present and, when the schema lists its parameters,
+    no key outside them."""
+    if not isinstance(raw, dict):
+        return None
+    missing = r.missing_required(tool, raw)
+    props = r.params(tool)
+    unknown = [k for k in raw if props and k not in props]
+    if missing or unknown:
+        return (
+            f"the arguments for {tool!r} are cut off (they end before they close) and "
+            "do not fit its parameters; send the whole call again"
+        )
+    return None
 
 
 FORMATS: dict[str, type[_TextFormat]] = {
