@@ -226,6 +226,10 @@ REFUSALS = {
     "pythonic_bytes": "[get_weather(location=b'Oslo'), get_time()]",
     "pythonic_mismatched": "[get_time(]), get_weather(location='Oslo')]",
     "pythonic_bad_quote": "[get_time(), get_weather(location='St 'Moritz')]",
+    # a broken pythonic call list among prose: markup, not an answer
+    "pythonic_fragments": "sure[get_time(zone=\t)get_time(zone=,\t",
+    # filler run together with no spaces
+    "filler_run_together": "ababababababababababababababab",
     # an argument envelope with the name lost
     "parameters_without_name": '{"parameters": {"location": "Oslo"}}',
     # filler: one word repeated where a call or an answer should be

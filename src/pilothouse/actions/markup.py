@@ -53,6 +53,9 @@ _GEMMA = re.compile(r"(?:call:|<call>)[A-Za-z_][\w.\-]*\{")
 # the whole reply a bracketed list of Python calls, `[name(...), ...]` (vLLM's
 # pythonic tool parser, Llama 3.2/4, LFM2 without its tokens)
 _PY_LIST = re.compile(r"\A\s*\[\s*[A-Za-z_][\w.]*\s*\(.*\)\s*\]\s*\Z", re.S)
+# the opening of a bracketed Python call list with a keyword argument, `[name(key=`,
+# however the rest is broken (vLLM's pythonic parser tests: degenerate `[A(A=...`)
+_PY_OPEN = re.compile(r"\[\s*[A-Za-z_][\w.]*\s*\(\s*[A-Za-z_]\w*\s*=")
 _STEP = r"[ \t*]*(?:\d+[ \t*]*)?:"
 # "Action Input:" anywhere, or "Action: <one name>" (with call parentheses or JSON after
 # it, or nothing); "Action: Bob sends the report" is prose, not a ReAct step
@@ -114,16 +117,32 @@ def degenerate(text: str) -> bool:
     (anthropics/claude-code and kirodotdev/Kiro threads: ``court`` repeated, then
     ``course``). At least 8 tokens, one of them at least three quarters of all, and
     at most 3 distinct: no reader can say what was meant, so the reply is refused.
-    Linear work (the count stops at 10,000 tokens)."""
+    A reply that is one short unit run together with no spaces is filler too
+    (google-gemini/gemini-cli#5813: gemini-2.5-pro answered ``nynyny...``), see
+    `_repeated_unit`. Linear work (the count stops at 10,000 tokens)."""
     tokens = text.split(maxsplit=10_000)[:10_000]
     if len(tokens) < 8:
-        return False
+        return len(tokens) == 1 and _repeated_unit(tokens[0])
     counts: dict[str, int] = {}
     for token in tokens:
         counts[token] = counts.get(token, 0) + 1
         if len(counts) > 3:
             return False
     return max(counts.values()) * 4 >= len(tokens) * 3
+
+
+def _repeated_unit(word: str) -> bool:
+    """Whether `word` is a unit of 2 to 8 characters (at least 2 distinct ones)
+    repeated at least 8 times, the whole word: ``nynynyny...``, ``abcabcabc...``.
+    A number such as ``1000000000`` or a rule ``--------`` is not (one character)."""
+    if len(word) < 16 or len(set(word[:8])) < 2:
+        return False
+    for period in range(2, 9):
+        if len(word) < 8 * period:
+            break
+        if all(word[i] == word[i - period] for i in range(period, len(word))):
+            return True
+    return False
 
 
 def call_markup(text: str, *, answer_keys: Collection[str] | None = None) -> str | None:
@@ -144,7 +163,7 @@ def call_markup(text: str, *, answer_keys: Collection[str] | None = None) -> str
     for marker in _MARKERS:
         if marker in text:
             return marker
-    for pattern in (_TOKEN, _GEMMA, _PY_LIST):
+    for pattern in (_TOKEN, _GEMMA, _PY_LIST, _PY_OPEN):
         m = pattern.search(text)
         if m is not None:
             return m.group()
