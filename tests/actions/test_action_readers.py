@@ -177,6 +177,26 @@ READS: dict[str, tuple[str, list[tuple[str, Any]]]] = {
     ),
     # browser-use logging one action as an object keyed by the tool name
     "keyed_action_single": ('{"click_element": {"index": 7}}', [("click_element", {"index": 7})]),
+    # Llama 4 pythonic: a tagged list, a no-argument call beside a keyword call
+    "llama4_pythonic_tagged": (
+        "<|python_start|>[get_stock_price(symbol='NVDA', days=3), get_time()]<|python_end|>",
+        [("get_stock_price", {"symbol": "NVDA", "days": 3}), ("get_time", {})],
+    ),
+    # Phi-4-mini: JSON calls in its functools[...] list
+    "phi4_functools": (
+        'functools[{"name": "get_weather", "arguments": {"location": "Lyon"}}, '
+        '{"name": "get_time", "arguments": {}}]',
+        [("get_weather", {"location": "Lyon"}), ("get_time", {})],
+    ),
+    # OLMo 3: one Python call a line, JSON literals and escaped quotes read as meant
+    "olmo_function_calls": (
+        "<function_calls>get_weather(location='Côte d\\'Azur')\n"
+        "get_stock_price(symbol='AAPL', days=null)</function_calls>",
+        [
+            ("get_weather", {"location": "Côte d'Azur"}),
+            ("get_stock_price", {"symbol": "AAPL", "days": None}),
+        ],
+    ),
 }
 
 
@@ -226,6 +246,15 @@ REFUSALS = {
     "pythonic_bytes": "[get_weather(location=b'Oslo'), get_time()]",
     "pythonic_mismatched": "[get_time(]), get_weather(location='Oslo')]",
     "pythonic_bad_quote": "[get_time(), get_weather(location='St 'Moritz')]",
+    # Llama 4 pythonic: brackets out of order, a call cut off mid-arguments
+    "llama4_mismatched": "<|python_start|>[get_time(zone=2])]<|python_end|>",
+    "llama4_cut_off": "<|python_start|>[get_weather(location='Os",
+    # Phi-4-mini: prose or nothing in the call list
+    "phi4_prose_in_list": "functools[ I will look up the weather now ]",
+    "phi4_empty_list": "functools[]",
+    # OLMo 3: a call to a tool that is not offered, a line that is not a call
+    "olmo_not_offered": "<function_calls>send_email(to='a@b.c')</function_calls>",
+    "olmo_prose": "<function_calls>\nlet me check the weather\n</function_calls>",
     # a broken pythonic call list among prose: markup, not an answer
     "pythonic_fragments": "sure[get_time(zone=\t)get_time(zone=,\t",
     # filler run together with no spaces

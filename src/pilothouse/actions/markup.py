@@ -47,6 +47,8 @@ _MARKERS = (
     "<|tool_call_begin|>",
     "<arg_key>",
     '<|"|>',
+    "<|python_start|>",
+    "functools[",
 )
 _TOKEN = re.compile(r"<\|[a-z_]*(?:tool|call|function)[a-z_]*\|>")
 _GEMMA = re.compile(r"(?:call:|<call>)[A-Za-z_][\w.\-]*\{")

@@ -466,6 +466,77 @@ def function_name_attr(text: str, r: Resolver) -> Read:
     return out or None
 
 
+# ---------------------------------------------------------------- Llama 4 pythonic
+
+_PY_TAGGED = re.compile(r"<\|python_start\|>(.*?)(?:<\|python_end\|>|\Z)", re.S)
+
+
+def llama4_pythonic(text: str, r: Resolver) -> Read:
+    """Meta Llama 4's pythonic calls between its own tokens:
+    ``<|python_start|>[get_time(zone='UTC'), ping()]<|python_end|>`` (vLLM's
+    ``llama4_pythonic`` tool parser). The list is Python call syntax; brackets out
+    of order or a call cut off are refused, never guessed."""
+    out: list[Envelope] = []
+    for m in list(_PY_TAGGED.finditer(text))[:MAX_CALLS]:
+        body = m.group(1).strip()
+        if not body:
+            continue
+        calls = repair.python_calls(body)
+        if calls is None:
+            return "the <|python_start|> block is not a list of Python calls"
+        out.extend(calls)
+    return out[:MAX_CALLS] or "an empty <|python_start|> block"
+
+
+# ---------------------------------------------------------------- Phi-4-mini
+
+_FUNCTOOLS = "functools["
+
+
+def phi4_functools(text: str, r: Resolver) -> Read:
+    """Microsoft Phi-4-mini's call list, ``functools[{"name": ..., "arguments":
+    {...}}, ...]`` (vLLM's ``phi4_mini_json`` tool parser). The list must hold JSON
+    call objects; prose or an empty list inside it is refused."""
+    start = text.find(_FUNCTOOLS)
+    got = repair.first_value(text[start + len(_FUNCTOOLS) - 1 :])
+    if got is None:
+        return "the functools[...] list is not a JSON list of calls"
+    envelopes = json_envelopes(got[0].value)
+    if not envelopes:
+        return 'the functools[...] list holds no {"name": ..., "arguments": ...} call'
+    return envelopes
+
+
+# ---------------------------------------------------------------- OLMo 3
+
+_OLMO = re.compile(r"<function_calls>(.*?)(?:</function_calls>|\Z)", re.S)
+
+
+def olmo_function_calls(text: str, r: Resolver) -> Read:
+    """AI2 OLMo 3's pythonic calls, one a line, inside ``<function_calls>...
+    </function_calls>`` (vLLM's ``olmo3`` tool parser): ``get_weather(city='Oslo')``,
+    with JSON's ``true``/``null`` read as Python's. Claude's ``<invoke>`` XML in the
+    same tag is left to `claude_invoke`."""
+    out: list[Envelope] = []
+    for m in list(_OLMO.finditer(text))[:MAX_CALLS]:
+        body = m.group(1).strip()
+        if "<invoke" in body:
+            return None
+        if not body:
+            continue
+        calls = repair.python_calls(body)
+        if calls is None:
+            lines = [line.strip() for line in body.splitlines() if line.strip()]
+            calls = []
+            for line in lines[:MAX_CALLS]:
+                got = repair.python_calls(line)
+                if got is None:
+                    return "the <function_calls> block is not Python calls, one a line"
+                calls.extend(got)
+        out.extend(calls)
+    return out[:MAX_CALLS] or "an empty <function_calls> block"
+
+
 READERS: tuple[Reader, ...] = (
     Reader("harmony_call", "OpenAI gpt-oss (Harmony format)", "to=functions.", harmony),
     Reader(
@@ -487,6 +558,9 @@ READERS: tuple[Reader, ...] = (
         tool_call_bare_name,
     ),
     Reader("function_name_attr", "MiniCPM bare XML dialect", "<function name=", function_name_attr),
+    Reader("llama4_pythonic", "Meta Llama 4 pythonic", "<|python_start|>", llama4_pythonic),
+    Reader("phi4_functools", "Microsoft Phi-4-mini", _FUNCTOOLS, phi4_functools),
+    Reader("olmo_function_calls", "AI2 OLMo 3", "<function_calls>", olmo_function_calls),
     Reader(
         "langchain_xml",
         "LangChain XML agent",
