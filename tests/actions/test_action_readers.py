@@ -188,6 +188,17 @@ READS: dict[str, tuple[str, list[tuple[str, Any]]]] = {
         '{"name": "get_time", "arguments": {}}]',
         [("get_weather", {"location": "Lyon"}), ("get_time", {})],
     ),
+    # Granite: a JSON call list after its token
+    "granite_tool_call": (
+        '<|tool_call|>[{"name": "get_stock_price", "arguments": {"symbol": "IBM", "days": 5}}]',
+        [("get_stock_price", {"symbol": "IBM", "days": 5})],
+    ),
+    # Jamba: a JSON call list inside <tool_calls>
+    "jamba_tool_calls": (
+        'Checking both.\n<tool_calls>[{"name": "get_weather", "arguments": {"location": "Bern"}},'
+        ' {"name": "get_time", "arguments": {}}]</tool_calls>',
+        [("get_weather", {"location": "Bern"}), ("get_time", {})],
+    ),
     # OLMo 3: one Python call a line, JSON literals and escaped quotes read as meant
     "olmo_function_calls": (
         "<function_calls>get_weather(location='Côte d\\'Azur')\n"
@@ -255,6 +266,9 @@ REFUSALS = {
     # OLMo 3: a call to a tool that is not offered, a line that is not a call
     "olmo_not_offered": "<function_calls>send_email(to='a@b.c')</function_calls>",
     "olmo_prose": "<function_calls>\nlet me check the weather\n</function_calls>",
+    # Granite and Jamba: an empty list, prose where the list belongs
+    "granite_empty_list": "<|tool_call|>[]",
+    "jamba_prose": "<tool_calls>I will look that up.</tool_calls>",
     # a broken pythonic call list among prose: markup, not an answer
     "pythonic_fragments": "sure[get_time(zone=\t)get_time(zone=,\t",
     # filler run together with no spaces

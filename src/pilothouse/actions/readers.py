@@ -537,6 +537,41 @@ def olmo_function_calls(text: str, r: Resolver) -> Read:
     return out[:MAX_CALLS] or "an empty <function_calls> block"
 
 
+# ---------------------------------------------------------------- JSON call lists after a token
+
+_GRANITE = "<|tool_call|>"
+_JAMBA = re.compile(r"<tool_calls>(.*?)(?:</tool_calls>|\Z)", re.S)
+
+
+def _json_call_list(body: str, envelope: str) -> Read:
+    """A JSON list (or object) of ``{"name", "arguments"}`` calls at the start of
+    `body`; the reason, naming the envelope, when it holds none."""
+    body = body.strip()
+    if not body:
+        return f"an empty {envelope} block"
+    got = repair.first_value(body) if body[:1] in "[{" else None
+    envelopes = json_envelopes(got[0].value) if got is not None else None
+    if not envelopes:
+        return f'the {envelope} block holds no {{"name": ..., "arguments": ...}} call'
+    return envelopes
+
+
+def granite(text: str, r: Resolver) -> Read:
+    """IBM Granite 3.x/4's calls: ``<|tool_call|>[{"name": ..., "arguments": {...}}]``
+    (vLLM's ``granite`` tool parser); the list follows the token to the end."""
+    return _json_call_list(text.split(_GRANITE, 1)[1], _GRANITE)
+
+
+def jamba(text: str, r: Resolver) -> Read:
+    """AI21 Jamba's calls, a JSON list inside ``<tool_calls>...</tool_calls>`` (vLLM's
+    ``jamba`` tool parser). DeepSeek-V3.2's ``<invoke>`` XML in the same tag is left
+    to `claude_invoke`."""
+    m = _JAMBA.search(text)
+    if m is None or "<invoke" in m.group(1):
+        return None
+    return _json_call_list(m.group(1), "<tool_calls>")
+
+
 READERS: tuple[Reader, ...] = (
     Reader("harmony_call", "OpenAI gpt-oss (Harmony format)", "to=functions.", harmony),
     Reader(
@@ -561,6 +596,8 @@ READERS: tuple[Reader, ...] = (
     Reader("llama4_pythonic", "Meta Llama 4 pythonic", "<|python_start|>", llama4_pythonic),
     Reader("phi4_functools", "Microsoft Phi-4-mini", _FUNCTOOLS, phi4_functools),
     Reader("olmo_function_calls", "AI2 OLMo 3", "<function_calls>", olmo_function_calls),
+    Reader("granite_tool_call", "IBM Granite 3.x/4", _GRANITE, granite),
+    Reader("jamba_tool_calls", "AI21 Jamba", "<tool_calls>", jamba),
     Reader(
         "langchain_xml",
         "LangChain XML agent",
