@@ -220,6 +220,12 @@ def test_the_structured_answers_own_keys_are_not_markup() -> None:
         "<|tool_calls_section_begin|><|tool_call_begin|>functions.lookup:0",
         '<function name="lookup"><param name="q">x</param></function>',
         "<tool_call>lookup<arg_key>q</arg_key><arg_value>x</arg_value></tool_call>",
+        "<|python_start|>[lookup(q='x')]<|python_end|>",
+        'functools[{"name": "lookup", "arguments": {"q": "x"}}]',
+        "<function_calls>lookup(q='x')</function_calls>",
+        '<|tool_call|>[{"name": "lookup", "arguments": {"q": "x"}}]',
+        '<tool_calls>[{"name": "lookup", "arguments": {"q": "x"}}]</tool_calls>',
+        "see [lookup(q=",
     ],
 )
 def test_the_readers_envelopes_are_markup_too(text: str) -> None:
