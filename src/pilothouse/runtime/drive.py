@@ -196,9 +196,9 @@ def finished_result(spec: RunSpec[OutputT], run_id: str, events: Sequence[Event]
     """
     usage = Usage()
     steps = 0
-    messages: list[Message] = []
     started = events[0]
     assert isinstance(started, RunStarted)
+    messages = started.context()  # a child is no session's turn: its context is here
     parent = started.parent_run_id or ""
     for event in events:
         if isinstance(event, ModelRequested):

@@ -67,6 +67,7 @@ from pilothouse.policy.engine import Approver, CallRecord, Policy, Principal, Ru
 from pilothouse.runtime.budget import Budget, LoopDetector
 from pilothouse.runtime.journal import Journal, RunInfo
 from pilothouse.runtime.output import OutputSpec, OutputT
+from pilothouse.runtime.rows import SessionWrite
 from pilothouse.runtime.step import (
     OutputValidator,
     PrepareStep,
@@ -445,8 +446,6 @@ async def _run_loop(
             )
         )
         if session_id is not None:  # the turn begins: its input joins the session
-            from pilothouse.runtime.session import SessionWrite
-
             journal.add_session(
                 SessionWrite(session_id, run_id, ((0, Message.user(user_input)),), begin=True)
             )
@@ -638,8 +637,6 @@ async def _run_loop(
             output_json = spec.output.to_json(output)
             journal.emit(FinalOutput(run_id=run_id, step=step, output=output_json, usage=usage))
             if session_id is not None:  # the turn's answer joins the session, in one write
-                from pilothouse.runtime.session import SessionWrite
-
                 answer = (
                     output_json if isinstance(output_json, str) else to_json(output_json).decode()
                 )
@@ -764,25 +761,12 @@ async def hooked_request(
         t.spec() if t.name not in narrowed else ToolSpec(t.name, t.description, narrowed[t.name])
         for t in tools
     ]
-    head = messages[:1] if messages and messages[0].role == "system" else []
-    body: Sequence[Message] = messages[len(head) :]
-    view: list[int | dict[str, Any]] | None = None
-    if options.messages is not None:
-        body, view = list(options.messages), _view(messages, options.messages)
+    view = None if options.messages is None else _view(messages, options.messages)
     system: str | None = None
     if options.instructions is not None or (offered is not None and spec.action_format):
         system = spec.system_prompt(options.instructions, tools)
-        head = [Message.system(system)] if system else []
-    sent = messages if view is None and system is None else [*head, *body]
     settings = _capped(spec, usage, options.settings)
     choice = options.tool_choice or "auto"
-    request = ModelRequest(
-        sent,
-        specs if spec.action_format is None else [],
-        spec.reply_schema(specs),
-        choice,
-        settings,
-    )
     event = ModelRequested(
         run_id=run_id,
         step=step,
@@ -794,6 +778,16 @@ async def hooked_request(
         view=view,
         schemas=narrowed or None,
         answered=options.answer is not None,
+    )
+    # What is sent is what the journal says was sent: one rule (`ModelRequested.sent`)
+    # for the live request and for replay's check of it.
+    sent = messages if view is None and system is None else event.sent(messages)
+    request = ModelRequest(
+        sent,
+        specs if spec.action_format is None else [],
+        spec.reply_schema(specs),
+        choice,
+        settings,
     )
     return request, event, offered, options.answer
 
