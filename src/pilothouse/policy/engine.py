@@ -991,12 +991,17 @@ class Policy:
     @staticmethod
     def _default(kind: str, value: RuleEffect) -> Decision:
         if value == "allow":
-            return Decision.allow(f"default:{kind}", f"{kind} tools are allowed by default")
+            return Decision.allow(
+                f"default:{kind}", f"{kind} tools are allowed by default", source="default"
+            )
         if value == "ask":
-            return Decision.ask(None, f"{kind} tools need approval by default", f"default:{kind}")
+            return Decision.ask(
+                None, f"{kind} tools need approval by default", f"default:{kind}", "default"
+            )
         return Decision.deny(
             f"{kind} tools are denied unless a rule allows them, and no rule does",
             f"default:{kind}",
+            source="default",
         )
 
     def __repr__(self) -> str:
@@ -1176,6 +1181,7 @@ class Policy:
             return Decision.deny(
                 f"policy engine error ({type(exc).__name__}: {exc}); denied (fail-closed)",
                 "engine",
+                source="engine",
             )
 
     def _effect_of(self, name: str) -> str:

@@ -119,7 +119,9 @@ def replay(
                 if unknown or missing:
                     why = f"unknown argument(s) {unknown}" if unknown else ""
                     why += ("; " if why else "") + (f"missing {missing}" if missing else "")
-                    d = Decision.deny(f"arguments rejected before the policy: {why}", "schema")
+                    d = Decision.deny(
+                        f"arguments rejected before the policy: {why}", "schema", source="schema"
+                    )
                     yield Replayed(n, call, effect, d)
                     continue
             d = policy.check(call, ctx, effect=effect)

@@ -972,10 +972,12 @@ async def _run_tools(
                     decision is None
                     or decision.allowed
                     # a tool that asks for a person is not refused by the default deny
-                    or (decision.effect == "deny" and (decision.rule or "").startswith("default:"))
+                    or (decision.effect == "deny" and decision.source == "default")
                 ):
                     rule = decision.rule if decision else None
-                    decision = Decision.ask(None, f"{tool.name} requires a person's approval", rule)
+                    decision = Decision.ask(
+                        None, f"{tool.name} requires a person's approval", rule, "tool"
+                    )
                 waits: str | None = None  # why a person must decide before the step runs
                 kind = "approval"
                 if decision is not None and decision.effect == "ask":
@@ -1215,7 +1217,12 @@ async def _ask_approver(
         return Decision.deny(
             f"{decision.reason}; the approver raised {type(exc).__name__}: {exc} (denied)",
             decision.rule,
+            source="approver",
         )
     if answer is True:
-        return Decision.allow(decision.rule, f"{decision.reason}; approved by the approver")
-    return Decision.deny(f"{decision.reason}; the approver refused", decision.rule)
+        return Decision.allow(
+            decision.rule, f"{decision.reason}; approved by the approver", "approver"
+        )
+    return Decision.deny(
+        f"{decision.reason}; the approver refused", decision.rule, source="approver"
+    )
