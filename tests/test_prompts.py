@@ -1,0 +1,99 @@
+"""Prompts as data: the defaults file, overrides and their checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pilothouse.exceptions import ConfigurationError
+from pilothouse.prompts import Prompts
+
+
+def test_every_default_uses_exactly_its_declared_fields() -> None:
+    prompts = Prompts.default()
+    assert len(prompts) >= 10
+    for name, template in prompts.items():
+        values = {f: f"<{f}>" for f in template.fields | template.optional}
+        text = template.render(**values)
+        for field in template.fields:
+            assert f"<{field}>" in text, (name, field)
+        assert "$" not in text.replace("$$", ""), name
+    assert prompts.overrides == {}
+
+
+def test_render_fills_fields() -> None:
+    text = Prompts.default().render("parse_retry", reason="no JSON", format="json")
+    assert text == (
+        "Your last reply could not be read as an action (no JSON). Reply again in the json "
+        "format described in the instructions: one tool call, or your final answer."
+    )
+
+
+def test_override_replaces_one_prompt_and_is_recorded() -> None:
+    prompts = Prompts.of({"parse_retry": "Unreadable ($reason). Use $format."})
+    assert prompts.render("parse_retry", reason="x", format="react") == "Unreadable (x). Use react."
+    assert prompts.overrides == {"parse_retry": "Unreadable ($reason). Use $format."}
+    assert prompts.text("output_retry") == Prompts.default().text("output_retry")
+    assert prompts != Prompts.default()
+    # the defaults are untouched
+    assert "Unreadable" not in Prompts.default().text("parse_retry")
+
+
+def test_override_missing_a_required_field_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"leaves out \$reason"):
+        Prompts.of({"parse_retry": "Try again in $format."})
+
+
+def test_override_with_an_unknown_field_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"uses \$why.*fills: \$format, \$reason"):
+        Prompts.of({"parse_retry": "$reason $format $why"})
+
+
+def test_optional_fields_may_be_used_or_not() -> None:
+    prompts = Prompts.of({"react_format": "Tools:\n$tools"})
+    assert prompts.render("react_format", tools="a, b", tool_names="a") == "Tools:\na, b"
+    prompts = Prompts.of({"react_format": "$tools ($tool_names)"})
+    assert prompts.render("react_format", tools="T", tool_names="a") == "T (a)"
+
+
+def test_a_lone_dollar_is_refused_and_a_double_one_is_literal() -> None:
+    with pytest.raises(ConfigurationError, match=r"write \$\$ for a literal"):
+        Prompts.of({"output_retry": "costs 5$ $problems"})
+    prompts = Prompts.of({"output_retry": "costs 5$$: $problems"})
+    assert prompts.render("output_retry", problems="p") == "costs 5$: p"
+
+
+def test_unknown_prompt_name_and_wrong_types_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="no prompt named 'parse_rety'.*parse_retry"):
+        Prompts.of({"parse_rety": "$reason $format"})
+    with pytest.raises(ConfigurationError, match="must be a string"):
+        Prompts.of({"parse_retry": 3})  # type: ignore[dict-item]
+    with pytest.raises(ConfigurationError, match="mapping of prompt name"):
+        Prompts.of(["parse_retry"])  # type: ignore[arg-type]
+
+
+def test_rendering_without_a_field_names_it() -> None:
+    with pytest.raises(ConfigurationError, match="'format'"):
+        Prompts.default().render("parse_retry", reason="x")
+
+
+def test_load_reads_both_toml_shapes(tmp_path: Path) -> None:
+    path = tmp_path / "prompts.toml"
+    path.write_text(
+        'question_unanswered = "No answer came."\n[output_retry]\ntext = "Fix it: $problems"\n',
+        encoding="utf-8",
+    )
+    prompts = Prompts.load(path)
+    assert prompts.render("question_unanswered") == "No answer came."
+    assert prompts.render("output_retry", problems="p") == "Fix it: p"
+    assert set(prompts.overrides) == {"question_unanswered", "output_retry"}
+
+
+def test_load_reports_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="cannot read prompts"):
+        Prompts.load(tmp_path / "absent.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[output_retry]\ndoc = 'no text'\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="needs a text"):
+        Prompts.load(bad)
