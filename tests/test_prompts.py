@@ -65,7 +65,7 @@ def test_a_lone_dollar_is_refused_and_a_double_one_is_literal() -> None:
 
 
 def test_unknown_prompt_name_and_wrong_types_are_refused() -> None:
-    with pytest.raises(ConfigurationError, match="no prompt named 'parse_rety'.*parse_retry"):
+    with pytest.raises(ConfigurationError, match=r"no prompt named 'parse_rety'.*parse_retry"):
         Prompts.of({"parse_rety": "$reason $format"})
     with pytest.raises(ConfigurationError, match="must be a string"):
         Prompts.of({"parse_retry": 3})  # type: ignore[dict-item]

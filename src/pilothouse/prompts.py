@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from string import Template
-from typing import Any
+from typing import Any, cast
 
 from pilothouse.exceptions import ConfigurationError
 
@@ -115,7 +115,7 @@ class Prompts(Mapping[str, PromptTemplate]):
                 "prompts must be a Prompts or a mapping of prompt name to text, "
                 f"not {type(value).__name__}"
             )
-        return cls.default().with_overrides(value)
+        return cls.default().with_overrides(cast("Mapping[str, str]", value))
 
     @classmethod
     def load(cls, path: str | Path) -> Prompts:
@@ -142,8 +142,9 @@ class Prompts(Mapping[str, PromptTemplate]):
         for name, text in texts.items():
             current = templates.get(name)
             if current is None:
+                known = ", ".join(sorted(templates))
                 raise ConfigurationError(
-                    f"there is no prompt named {name!r}; known prompts: {', '.join(sorted(templates))}"
+                    f"there is no prompt named {name!r}; known prompts: {known}"
                 )
             templates[name] = current.with_text(text)
         defaults = _defaults()._templates
