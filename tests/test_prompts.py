@@ -97,3 +97,12 @@ def test_load_reports_bad_files(tmp_path: Path) -> None:
     bad.write_text("[output_retry]\ndoc = 'no text'\n", encoding="utf-8")
     with pytest.raises(ConfigurationError, match="needs a text"):
         Prompts.load(bad)
+
+
+def test_format_templates_come_from_the_prompts_and_overrides_are_checked() -> None:
+    from pilothouse.actions.formats import JsonFormat, ReactFormat
+
+    assert ReactFormat().template == Prompts.default().text("react_format")
+    assert JsonFormat().observation_template == Prompts.default().text("json_observation")
+    with pytest.raises(ConfigurationError, match=r"uses \$tool_name,"):
+        ReactFormat(template="Tools: $tool_name")

@@ -168,7 +168,7 @@ def test_unknown_format_name() -> None:
 
 
 def test_templates_are_visible_and_overridable() -> None:
-    assert "$tools" in JsonFormat.template
+    assert "$tools" in JsonFormat().template
     text = ReactFormat().instructions(TOOLS)
     assert "web_search" in text and "Action Input" in text
     custom = ReactFormat(template="Tools: $tool_names. Go.")

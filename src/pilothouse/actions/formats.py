@@ -27,6 +27,7 @@ from pilothouse.actions.base import (
 from pilothouse.actions.markup import call_markup, degenerate
 from pilothouse.messages import ToolResult
 from pilothouse.models.base import ToolSpec
+from pilothouse.prompts import Prompts
 
 Envelope = tuple[Any, Any]  # (name as written, raw arguments or None)
 
@@ -705,14 +706,22 @@ class _TextFormat:
     """Shared plumbing: template rendering, observations, the never-raise wrapper."""
 
     name = "text"
-    template = ""
-    observation_template = "Observation ($name): $content"
+    prompt = ""  # the prompts.toml entry of the instructions ("" = none)
+    observation_prompt = ""  # and of one observation ("" = the bare result)
 
     def __init__(self, template: str | None = None, observation_template: str | None = None):
-        if template is not None:
-            self.template = template
-        if observation_template is not None:
-            self.observation_template = observation_template
+        self.template = self._text(self.prompt, template, "")
+        self.observation_template = self._text(
+            self.observation_prompt, observation_template, "$content"
+        )
+
+    @staticmethod
+    def _text(prompt: str, override: str | None, fallback: str) -> str:
+        """The prompt's default text, or an override checked against its fields."""
+        if not prompt:
+            return fallback if override is None else override
+        default = Prompts.default()[prompt]
+        return default.text if override is None else default.with_text(override).text
 
     def instructions(self, tools: Sequence[ToolSpec]) -> str:
         """The template with the tool list filled in."""
@@ -799,14 +808,8 @@ class JsonFormat(_TextFormat):
     """One JSON object `{"action": ..., "action_input": ...}`, bare or fenced."""
 
     name = "json"
-    template = (
-        "You can use these tools:\n$tools\n\n"
-        "To use a tool, reply with only a JSON object in a ```json fenced block:\n"
-        '```json\n{"action": "<one of: $tool_names>", "action_input": {<arguments>}}\n```\n'
-        "Then wait for the result. When you know the answer, reply with:\n"
-        '```json\n{"action": "Final Answer", "action_input": "<your answer>"}\n```'
-    )
-    observation_template = "Result of $name:\n$content"
+    prompt = "json_format"
+    observation_prompt = "json_observation"
 
     def _own(self, text: str, r: Resolver, repairs: list[str]) -> ParseResult:
         got = _json_action(text, r, repairs)
@@ -851,18 +854,8 @@ class ReactFormat(_TextFormat):
     """Thought / Action / Action Input / Observation / Final Answer."""
 
     name = "react"
-    template = (
-        "You can use these tools:\n$tools\n\n"
-        "Use this format:\n"
-        "Thought: what to do next\n"
-        "Action: the tool to use, one of [$tool_names]\n"
-        "Action Input: the tool's arguments as a JSON object\n"
-        "Then stop and wait: the Observation (the tool's result) will be sent to you.\n"
-        "When you know the answer, write:\n"
-        "Thought: I know the final answer\n"
-        "Final Answer: the answer"
-    )
-    observation_template = "Observation: $content"
+    prompt = "react_format"
+    observation_prompt = "react_observation"
 
     def _own(self, text: str, r: Resolver, repairs: list[str]) -> ParseResult:
         return _react(text, r, repairs, True)
@@ -878,15 +871,8 @@ class XmlFormat(_TextFormat):
     """`<tool_call>{"name": ..., "arguments": ...}</tool_call>` blocks (Hermes, Qwen)."""
 
     name = "xml"
-    template = (
-        "You can use these tools:\n$tools\n\n"
-        "To call a tool, write one block per call:\n"
-        '<tool_call>\n{"name": "<one of: $tool_names>", "arguments": {<arguments>}}\n'
-        "</tool_call>\n"
-        "Results come back in <tool_response> blocks. When you know the answer, write it "
-        "as plain text with no <tool_call> block."
-    )
-    observation_template = "<tool_response>\n$content\n</tool_response>"
+    prompt = "xml_format"
+    observation_prompt = "xml_observation"
 
     def _own(self, text: str, r: Resolver, repairs: list[str]) -> ParseResult:
         return _xml(text, r, repairs, True)
@@ -904,8 +890,8 @@ class AutoFormat(_TextFormat):
     """Detects the style from the text: special tokens, XML, ReAct, JSON, Python calls."""
 
     name = "auto"
-    template = JsonFormat.template
-    observation_template = JsonFormat.observation_template
+    prompt = JsonFormat.prompt
+    observation_prompt = JsonFormat.observation_prompt
 
     def _own(self, text: str, r: Resolver, repairs: list[str]) -> ParseResult:
         if "<tool_call>" in text or "<function" in text or "</function>" in text:
@@ -940,8 +926,6 @@ class NativeFormat(_TextFormat):
     """
 
     name = "native"
-    template = ""
-    observation_template = "$content"
 
     def instructions(self, tools: Sequence[ToolSpec]) -> str:
         return ""
