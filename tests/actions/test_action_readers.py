@@ -252,9 +252,9 @@ REFUSALS = {
         "<tool>get_weather</tool><tool>google</tool><tool_input>Oslo</tool_input>"
     ),
     "langchain_xml_input_only": "<tool_input>weather in Oslo</tool_input>",
-    # Python calls that cannot be read: a bytes literal, brackets that do not match,
+    # Python calls that cannot be read: bytes that are not UTF-8, brackets that do not match,
     # a quote that ends a string early; no call of the list is guessed
-    "pythonic_bytes": "[get_weather(location=b'Oslo'), get_time()]",
+    "pythonic_bytes": "[get_weather(location=b'\\xff'), get_time()]",
     "pythonic_mismatched": "[get_time(]), get_weather(location='Oslo')]",
     "pythonic_bad_quote": "[get_time(), get_weather(location='St 'Moritz')]",
     # Llama 4 pythonic: brackets out of order, a call cut off mid-arguments
@@ -355,3 +355,9 @@ def test_a_python_call_inside_tool_call_tags(fmt: str) -> None:
     assert [(c.tool, c.args) for c in result.calls] == [
         ("get_stock_price", {"symbol": "ARM", "days": None})
     ]
+
+
+def test_a_utf8_bytes_literal_reads_as_its_text() -> None:
+    result = get_format("auto").parse("[get_weather(location=b'Oslo'), get_time()]", TOOLS)
+    assert result.kind == "tool_call"
+    assert [c.args for c in result.calls] == [{"location": "Oslo"}, {}]

@@ -147,9 +147,13 @@ def test_close_one_is_bounded_and_exact() -> None:
 def test_python_call_arguments_are_never_bytes() -> None:
     from pilothouse.actions import repair as _repair
 
-    assert _repair.python_call_args("path=b'/tmp/x'") is None
-    assert _repair.python_call_args("paths=[b'a', 'b']") is None
-    assert _repair.python_calls("[read(path=b'/tmp/x')]") is None
+    # bytes are read as the UTF-8 text they spell, or refused: never passed on as bytes
+    assert _repair.python_call_args("path=b'/tmp/x'") == {"path": "/tmp/x"}
+    assert _repair.python_call_args("paths=[b'a', 'b']") == {"paths": ["a", "b"]}
+    assert _repair.python_call_args("m={b'k': (b'v',)}") == {"m": {"k": ["v"]}}
+    assert _repair.python_call_args("path=b'\\xff'") is None
+    assert _repair.python_call_args("paths=['a', [b'\\xc3']]") is None
+    assert _repair.python_calls("[read(path=b'\\xff')]") is None
     assert _repair.python_call_args("path='/tmp/x'") == {"path": "/tmp/x"}
 
 

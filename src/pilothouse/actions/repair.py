@@ -482,22 +482,41 @@ def python_call_args(args_text: str) -> dict[str, Any] | None:
             out[""] = ast.literal_eval(node.args[0])
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return None
-    if any(_has_bytes(v, 0) for v in out.values()):
-        return None  # b'...' has no JSON value: refused, never passed on as bytes
-    return out
+    decoded = {k: _text_for_bytes(v, 0) for k, v in out.items()}
+    if any(v is _UNREADABLE for v in decoded.values()):
+        return None  # bytes that are not UTF-8 have no JSON value: refused
+    return decoded
 
 
-def _has_bytes(value: Any, depth: int) -> bool:
-    """Whether a Python literal holds `bytes` (a tool argument must be JSON)."""
-    if isinstance(value, (bytes, bytearray)):
-        return True
+_UNREADABLE = object()
+
+
+def _text_for_bytes(value: Any, depth: int) -> Any:
+    """The literal with ``b'...'`` read as the text it spells (a tool argument is JSON).
+
+    A model that writes ``x=b'z'`` means the string; bytes that are not UTF-8 (or a
+    literal nested past `MAX_DEPTH`) cannot be read that way and give `_UNREADABLE`.
+    """
     if depth > MAX_DEPTH:
-        return True
+        return _UNREADABLE
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return _UNREADABLE
     if isinstance(value, dict):
-        return any(_has_bytes(k, depth + 1) or _has_bytes(v, depth + 1) for k, v in value.items())
+        items = [
+            (_text_for_bytes(k, depth + 1), _text_for_bytes(v, depth + 1)) for k, v in value.items()
+        ]
+        if any(k is _UNREADABLE or v is _UNREADABLE for k, v in items):
+            return _UNREADABLE
+        return dict(items)
     if isinstance(value, (list, tuple, set, frozenset)):
-        return any(_has_bytes(v, depth + 1) for v in value)
-    return False
+        seq = [_text_for_bytes(v, depth + 1) for v in value]
+        if any(v is _UNREADABLE for v in seq):
+            return _UNREADABLE
+        return seq if isinstance(value, (list, tuple)) else type(value)(seq)
+    return value
 
 
 _CALL = re.compile(r"([A-Za-z_][\w.\-]*)\s*\(")
