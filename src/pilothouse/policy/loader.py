@@ -27,20 +27,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from pilothouse.exceptions import PolicyError
-from pilothouse.policy.engine import (
+from pilothouse.policy.context import Predicate
+from pilothouse.policy.document import (
     DEFAULT_CONFIRMATION,
+    EFFECT_KINDS,
     RULE_KEYS,
-    Approver,
+    TOP_KEYS,
     Locate,
     Path,
-    Policy,
-    Predicate,
     Rule,
     ToolInfo,
-    _err,
 )
-
-TOP_KEYS = ("version", "name", "description", "defaults", "tools", "rules", "confirmation")
+from pilothouse.policy.document import policy_error as _err
+from pilothouse.policy.engine import Approver, Policy
 
 
 def policy_from_mapping(
@@ -73,7 +72,7 @@ def policy_from_mapping(
         if not isinstance(spec, Mapping) or set(spec) - {"effect", "args", "required"}:
             raise _err(at, locate, "a tool declaration has `effect`, `args` and `required`")
         effect = spec.get("effect", "unknown")
-        if effect not in ("read_only", "side_effect", "irreversible", "unknown"):
+        if effect not in EFFECT_KINDS:
             raise _err(
                 (*at, "effect"), locate, "effect must be read_only, side_effect or irreversible"
             )

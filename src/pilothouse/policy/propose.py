@@ -28,7 +28,8 @@ from typing import Any, Protocol
 from pilothouse.exceptions import PolicyError, PolicyLayerError
 from pilothouse.messages import Message
 from pilothouse.models.base import Model, ModelRequest, ModelSettings, ToolSpec
-from pilothouse.policy.engine import Policy, ToolInfo
+from pilothouse.policy.document import ToolInfo
+from pilothouse.policy.engine import Policy
 from pilothouse.policy.loader import parse_yaml, policy_from_yaml
 
 SOURCE = "<proposed task policy>"
