@@ -281,9 +281,19 @@ class Policy:
         locate: Locate | None = None,
     ) -> Policy:
         """Build from the mapping form (what a YAML policy file holds)."""
-        from pilothouse.policy.loader import policy_from_mapping
+        from pilothouse.policy.loader import read_mapping
 
-        return policy_from_mapping(data, predicates=predicates, approvers=approvers, locate=locate)
+        spec = read_mapping(data, locate)
+        return cls(
+            spec.rules,
+            defaults=spec.defaults,
+            predicates=predicates,
+            tools=spec.tools,
+            approvers=approvers,
+            confirmation=spec.confirmation,
+            name=spec.name,
+            _locate=locate,
+        )
 
     @classmethod
     def from_yaml(
@@ -295,9 +305,15 @@ class Policy:
         source: str = "<policy>",
     ) -> Policy:
         """Parse a YAML policy; errors name `source`, the line and the reason."""
-        from pilothouse.policy.loader import policy_from_yaml
+        from pilothouse.policy.loader import locator, parse_yaml
 
-        return policy_from_yaml(text, predicates=predicates, approvers=approvers, source=source)
+        data, lines = parse_yaml(text, source)
+        try:
+            return cls.from_dict(
+                data, predicates=predicates, approvers=approvers, locate=locator(lines)
+            )
+        except PolicyError as exc:
+            raise PolicyError(f"{source}: {exc}") from None
 
     @classmethod
     def load(
