@@ -108,6 +108,9 @@ def test_lenient_ignores_what_does_not_apply_strict_does_not() -> None:
         assert compile_schema(schema)(None) is None
         assert compile_schema(schema, strict=True)(None) is not None
     assert compile_schema({"frobnicate": 1})(1) is None  # unknown keyword: ignored
+    assert compile_schema({"description": "d", "maximum": 3}, strict=True)(2) is None
+    with pytest.raises(SchemaError, match="unknown keyword 'format'"):
+        compile_schema({"format": "uuid"}, strict=True)  # unchecked: would allow anything
     with pytest.raises(SchemaError) as info:
         compile_schema({"items": {"maxi": 3}}, strict=True)
     assert info.value.path == ("items", "maxi")

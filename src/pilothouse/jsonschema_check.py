@@ -24,8 +24,8 @@ name the value (``500 is not <= 100``), which is what a model or a reviewer read
 Differences from the specification, on purpose: ``integer`` is an `int` (not
 ``1.0``), booleans are never numbers, tuples count as arrays (Python callers pass
 them), and ``format`` is not checked. With ``strict=True`` (the policy) an unknown
-keyword is an error listing the known ones, so a typo such as ``maxi`` cannot
-silently allow everything; with ``strict=False`` (datasets, model schemas) it is
+keyword is an error listing the known ones, so a typo such as ``maxi`` (or a
+``format`` this validator does not check) cannot silently allow everything; with ``strict=False`` (datasets, model schemas) it is
 ignored. A malformed schema raises `SchemaError` with the path of the bad keyword.
 
 Only the standard library is imported, and ``re`` patterns compile when a schema is
@@ -96,6 +96,9 @@ ANNOTATIONS = frozenset(
     }
 )
 """Keywords accepted and ignored: they describe a value, they never reject one."""
+STRICT_ANNOTATIONS = frozenset({"title", "description", "$comment", "$defs", "definitions"})
+"""What strict mode ignores: not ``format`` (an author writing ``format: uuid`` as a
+policy condition expects it to be checked; ignoring it would allow everything)."""
 
 _NUMBER = (int, float)
 
@@ -139,7 +142,7 @@ class _Compiler:
                 check = build(self, arg, at, schema)
                 if check is not None:
                     checks.append(check)
-            elif key in ANNOTATIONS:
+            elif key in (STRICT_ANNOTATIONS if self.strict else ANNOTATIONS):
                 continue
             elif self.strict:
                 raise SchemaError(at, f"unknown keyword {key!r}; use one of {list(KEYWORDS)}")

@@ -87,3 +87,46 @@ def test_old_import_paths_still_work() -> None:
     from pilothouse.models.base import ModelResponse
 
     assert ModelResponse is __import__("pilothouse.messages", fromlist=["x"]).ModelResponse
+
+
+def test_value_conditions_are_the_shared_validator_strict_with_lines() -> None:
+    policy = Policy(
+        [
+            Rule(
+                "order",
+                when={
+                    "args": {
+                        "lines": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["sku"],
+                                "properties": {"qty": {"maximum": 5}},
+                            },
+                        }
+                    }
+                },
+            )
+        ],
+        defaults={"unknown": "deny"},
+    )
+    ok = ToolCall("1", "order", {"lines": [{"sku": "A", "qty": 2}]})
+    assert policy.check(ok, RunContext()).allowed
+    bad = ToolCall("2", "order", {"lines": [{"sku": "A", "qty": 9}]})
+    decision = policy.check(bad, RunContext())
+    assert not decision.allowed
+    assert "argument lines: item 0: property 'qty': 9 is not <= 5" in decision.reason
+    yaml = (
+        "rules:\n"
+        "  - tools: order\n"
+        "    when:\n"
+        "      args:\n"
+        "        lines:\n"
+        "          items:\n"
+        "            maxi: 3\n"
+    )
+    with pytest.raises(PolicyError) as info:
+        Policy.from_yaml(yaml, source="p.yaml")
+    assert str(info.value).startswith(
+        "p.yaml: line 7: rules.0.when.args.lines.items.maxi: unknown keyword 'maxi'"
+    )
