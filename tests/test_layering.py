@@ -33,10 +33,15 @@ PACKAGE = Path(pilothouse.__file__).parent
 # as one; the longest matching prefix decides a module's unit. Units of one layer may
 # not import each other.
 LAYERS: list[list[str | tuple[str, ...]]] = [
-    # the floor: errors, provider-neutral data, the shared validator; then the journal's
+    # the floor: errors, provider-neutral data, the shared validator, prompts; then the journal's
     # vocabulary, which is made of them
     ["pilothouse._version", "pilothouse.exceptions"],
-    ["pilothouse.messages", "pilothouse.decision", "pilothouse.jsonschema_check"],
+    [
+        "pilothouse.messages",
+        "pilothouse.decision",
+        "pilothouse.jsonschema_check",
+        "pilothouse.prompts",  # the prompts the framework writes, as data
+    ],
     ["pilothouse.events"],
     # the model contract and adapters
     ["pilothouse.models"],
