@@ -30,6 +30,11 @@ OBJECT = {
         ({"type": "array"}, (1, 2), None),
         ({"enum": ["a", "b"]}, "c", "'c' is not one of ['a', 'b']"),
         ({"const": 3}, 4, "4 is not 3"),
+        ({"enum": [0, 1]}, False, "False is not one of [0, 1]"),  # JSON: false is not 0
+        ({"enum": [True, [1]]}, 1, "1 is not one of [True, [1]]"),
+        ({"enum": [[1, {"a": True}]]}, [1, {"a": True}], None),
+        ({"const": 1}, True, "True is not 1"),
+        ({"const": 1}, 1.0, None),
         ({"pattern": "^A\\d$"}, "A1", None),
         ({"pattern": "^A\\d$"}, "B1", "'B1' does not match /^A\\d$/"),
         ({"minimum": 0}, -1, "-1 is not >= 0"),

@@ -23,8 +23,11 @@ JSON-schema internals where these name the value (``500 is not <= 100``), which 
 what a model or a reviewer reads.
 
 Differences from the specification, on purpose: ``integer`` is an `int` (not
-``1.0``), booleans are never numbers, tuples count as arrays (Python callers pass
-them), and ``format`` is not checked. With ``strict=True`` (the policy) an unknown
+``1.0``), tuples count as arrays (Python callers pass them), and ``format`` is not
+checked. Booleans are never numbers, nor equal to one in ``enum``/``const`` (Python's
+``True == 1`` is not JSON's). Checked against `jsonschema` (Draft 2020-12) on 60,000
+random schema/value pairs of this subset: no disagreement
+(`benchmarks/jsonschema_differential.py`). With ``strict=True`` (the policy) an unknown
 keyword is an error listing the known ones, so a typo such as ``maxi`` (or a
 ``format`` this validator does not check) cannot silently allow everything; with
 ``strict=False`` (datasets, model schemas) it is ignored. A malformed schema raises
@@ -233,11 +236,35 @@ def _enum(c: _Compiler, arg: Any, at: SchemaPath, schema: Mapping[str, Any]) -> 
     if not isinstance(arg, list) or not arg:
         raise SchemaError(at, "enum must be a non-empty list")
     allowed = list(arg)
-    return lambda v: None if v in allowed else f"{v!r} is not one of {allowed}"
+    if all(_scalar(x) for x in allowed):  # the common case: one `in`, bools kept apart
+        return lambda v: (
+            None if v in allowed and not isinstance(v, bool) else f"{v!r} is not one of {allowed}"
+        )
+    return lambda v: None if any(_same(v, x) for x in allowed) else f"{v!r} is not one of {allowed}"
 
 
 def _const(c: _Compiler, arg: Any, at: SchemaPath, schema: Mapping[str, Any]) -> Validator:
-    return lambda v: None if v == arg else f"{v!r} is not {arg!r}"
+    return lambda v: None if _same(v, arg) else f"{v!r} is not {arg!r}"
+
+
+def _scalar(x: Any) -> bool:
+    """A string, a number or null: where Python's == is JSON's equality."""
+    return x is None or isinstance(x, str) or (isinstance(x, _NUMBER) and not isinstance(x, bool))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: ``true`` is not ``1`` (Python says it is), ``1`` is ``1.0``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, list | tuple):
+        return (
+            isinstance(b, list | tuple)
+            and len(a) == len(b)
+            and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        )
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b) and not isinstance(b, list | tuple | dict)
 
 
 def _pattern(c: _Compiler, arg: Any, at: SchemaPath, schema: Mapping[str, Any]) -> Validator:
