@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pilothouse.messages import Message, ToolCall, ToolResult, Usage
-from pilothouse.models.base import ModelResponse
-from pilothouse.policy.decision import Decision
+from pilothouse.decision import Decision
+from pilothouse.messages import Message, ModelResponse, ToolCall, ToolResult, Usage
 
 
 @dataclass(slots=True, kw_only=True)

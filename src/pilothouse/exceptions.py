@@ -227,12 +227,35 @@ class ChildRunError(PilothouseError):
         self.run_id, self.parent_run_id = run_id, parent_run_id
 
 
+class SchemaError(ConfigurationError, ValueError):
+    """A JSON schema is malformed or, checked strictly, uses an unknown keyword.
+
+    `path` is the place of the bad keyword inside the schema, so a caller that knows
+    where the schema came from (a policy file's line) can say so.
+    """
+
+    def __init__(self, path: tuple[str | int, ...], message: str) -> None:
+        at = ".".join(str(p) for p in path) or "(schema)"
+        super().__init__(f"{at}: {message}")
+        self.path = path
+        self.message = message
+
+
 class PolicyError(ConfigurationError):
     """A policy is malformed (its file, rule and line say where) and cannot be used."""
 
 
 class PolicyLayerError(PolicyError):
     """A lower policy layer tried to allow what a higher layer denies (layers only narrow)."""
+
+
+class PolicyCheckFailed(PilothouseError):
+    """Raised inside a policy check to deny the call outright (fail-closed), with the reason.
+
+    The engine catches it and turns it into a deny naming the rule; it never reaches
+    a caller of `Policy.check`. Condition kinds raise it (a predicate that raised, a
+    condition on an argument the call lacks).
+    """
 
 
 class PolicyDenied(RunStopped):

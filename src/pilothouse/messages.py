@@ -1,4 +1,5 @@
-"""Provider-neutral conversation data: messages, tool calls, tool results, usage.
+"""Provider-neutral conversation data: messages, tool calls, tool results, usage, a model's
+response.
 
 Plain slotted dataclasses rather than pydantic models: they are built several
 times per agent step, and the step must cost microseconds. They are not declared
@@ -165,4 +166,34 @@ class Usage:
     def from_dict(cls, d: dict[str, Any]) -> Usage:
         return cls(
             d.get("input_tokens", 0), d.get("output_tokens", 0), d.get("cost"), d.get("requests", 0)
+        )
+
+
+@dataclass(slots=True)
+class ModelResponse:
+    """A model's answer: text, tool calls (possibly several), and what it cost."""
+
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+    finish_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "tool_calls": [c.to_dict() for c in self.tool_calls],
+            "usage": self.usage.to_dict(),
+            "model": self.model,
+            "finish_reason": self.finish_reason,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelResponse:
+        return cls(
+            d.get("text", ""),
+            tuple(ToolCall.from_dict(c) for c in d.get("tool_calls", ())),
+            Usage.from_dict(d.get("usage") or {}),
+            d.get("model", ""),
+            d.get("finish_reason"),
         )

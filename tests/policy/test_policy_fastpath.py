@@ -7,9 +7,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pilothouse.exceptions import PolicyCheckFailed
 from pilothouse.messages import ToolCall
 from pilothouse.policy import Policy, Rule, RunContext, compile_schema
-from pilothouse.policy.engine import _call_pattern, _EngineFailure
+from pilothouse.policy.conditions import call_pattern
 
 VALUES = st.one_of(
     st.none(),
@@ -74,7 +75,7 @@ PATTERNS = [
 def test_seen_matches_bind_over_candidates(
     which: int, records: list[tuple[str, dict[str, Any], str | None, bool]], args: dict[str, Any]
 ) -> None:
-    pattern = _call_pattern(PATTERNS[which], (), None)
+    pattern = call_pattern(PATTERNS[which], (), None)
     ctx = RunContext()
     for name, rec_args, result, ok in records:
         ctx.record(name, rec_args, result, ok=ok)
@@ -82,11 +83,11 @@ def test_seen_matches_bind_over_candidates(
     try:
         m = pattern.bind(call, ctx)
         expected: Any = any(m(r) for r in pattern.candidates(ctx))
-    except _EngineFailure as exc:
+    except PolicyCheckFailed as exc:
         expected = str(exc)
     try:
         got: Any = pattern.seen(call, ctx)
-    except _EngineFailure as exc:
+    except PolicyCheckFailed as exc:
         got = str(exc)
     assert got == expected
 

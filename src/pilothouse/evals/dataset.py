@@ -35,6 +35,7 @@ from pilothouse.evals.scenario import (
     output_text,
 )
 from pilothouse.exceptions import ConfigurationError
+from pilothouse.jsonschema_check import compile_schema
 from pilothouse.models.base import Model
 from pilothouse.runtime.loop import RunResult
 from pilothouse.tools.tool import Tool, ToolFunction
@@ -174,75 +175,22 @@ def regex(pattern: str | None = None, flags: int = re.IGNORECASE) -> Scorer:
 
 
 def json_schema(schema: dict[str, Any]) -> Scorer:
-    """The answer is JSON valid against a JSON schema (validated with pydantic-core types)."""
+    """The answer is JSON valid against a JSON schema (`pilothouse.jsonschema_check`).
+
+    The schema is compiled once, when the scorer is made: a malformed one raises
+    `SchemaError` there rather than failing every sample.
+    """
+    check = compile_schema(schema)
 
     def score(answer: Answer) -> Score:
         try:
             value = json.loads(answer.text)
         except json.JSONDecodeError as exc:
             return Score.of(False, f"the answer is not JSON: {exc}")
-        problem = _schema_problem(value, schema, "$")
+        problem = check(value)
         return Score.of(problem is None, problem or "")
 
     return score
-
-
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,),
-    "array": (list,),
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "null": (type(None),),
-}
-
-
-def _schema_problem(value: Any, schema: dict[str, Any], where: str) -> str | None:
-    """The first violation of a JSON-schema subset (type, enum, const, required,
-    properties, additionalProperties, items, minimum/maximum, pattern), or None."""
-    kind = schema.get("type")
-    if kind is not None:
-        kinds = kind if isinstance(kind, list) else [kind]
-        bool_ok = isinstance(value, bool) and "boolean" in kinds
-        if not bool_ok and (
-            isinstance(value, bool)
-            or not any(isinstance(value, _JSON_TYPES.get(k, ())) for k in kinds)
-        ):
-            return f"{where}: expected {kind}, got {type(value).__name__}"
-    if "enum" in schema and value not in schema["enum"]:
-        return f"{where}: {value!r} is not one of {schema['enum']}"
-    if "const" in schema and value != schema["const"]:
-        return f"{where}: expected {schema['const']!r}"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if "minimum" in schema and value < schema["minimum"]:
-            return f"{where}: {value} < minimum {schema['minimum']}"
-        if "maximum" in schema and value > schema["maximum"]:
-            return f"{where}: {value} > maximum {schema['maximum']}"
-    if (
-        isinstance(value, str)
-        and "pattern" in schema
-        and re.search(schema["pattern"], value) is None
-    ):
-        return f"{where}: {value!r} does not match {schema['pattern']!r}"
-    if isinstance(value, dict):
-        for key in schema.get("required", []):
-            if key not in value:
-                return f"{where}: missing required property {key!r}"
-        props = schema.get("properties", {})
-        for key, item in value.items():
-            if key in props:
-                problem = _schema_problem(item, props[key], f"{where}.{key}")
-                if problem:
-                    return problem
-            elif schema.get("additionalProperties") is False:
-                return f"{where}: unexpected property {key!r}"
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for i, item in enumerate(value):
-            problem = _schema_problem(item, schema["items"], f"{where}[{i}]")
-            if problem:
-                return problem
-    return None
 
 
 def trajectory(

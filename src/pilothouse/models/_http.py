@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import json
 import logging
 import random
 import time
@@ -218,3 +219,63 @@ class HttpModel:
                 "%s: HTTP %d on attempt %d; retrying in %.2f s", self.url, status, attempt, delay
             )
             await asyncio.sleep(delay)
+
+
+# --------------------------------------------------------------------------- body helpers
+# Shared by the OpenAI-compatible and Anthropic adapters (public names: anthropic used to
+# import them from openai as private names).
+
+EXCERPT = 300  # characters of a response body quoted in error messages
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """Shorten a body for an error message: enough to diagnose, never a wall of text."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def error_detail(text: str) -> tuple[str, str | None]:
+    """Pull the human message and the error code out of an error body, whatever its shape."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return excerpt(text), None
+    if isinstance(data, dict):
+        error = data.get("error", data)
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("detail") or error
+            code = error.get("code") or error.get("type")
+            return excerpt(str(message)), str(code) if code is not None else None
+        if isinstance(error, str):
+            return excerpt(error), None
+    return excerpt(text), None
+
+
+def parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
+    """Turn a tool call's argument string into a dict, or say why it cannot be one.
+
+    Never raises: broken arguments are the model's mistake, and the loop tells the
+    model about it rather than crashing the run.
+    """
+    if isinstance(raw, dict):
+        return raw, None
+    if raw is None:
+        return {}, None
+    if not isinstance(raw, str):
+        return {}, f"arguments must be a JSON object string, got {type(raw).__name__}"
+    if not raw.strip():
+        return {}, None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return {}, (
+            f"arguments are not valid JSON ({exc.msg} at position {exc.pos}): {excerpt(raw, 200)!r}"
+        )
+    if not isinstance(value, dict):
+        return {}, f"arguments must be a JSON object, got {type(value).__name__}: {raw[:200]!r}"
+    return value, None
+
+
+def raw_if_broken(raw: Any, error: str | None) -> str | None:
+    """The unparsed arguments string, kept only when it did not parse (for repair)."""
+    return raw if error is not None and isinstance(raw, str) else None

@@ -53,6 +53,10 @@ from pilothouse.exceptions import (
 )
 from pilothouse.messages import Message, ToolCall, Usage
 from pilothouse.models._http import HttpModel, sse_data
+from pilothouse.models._http import error_detail as _error_detail
+from pilothouse.models._http import excerpt as _excerpt
+from pilothouse.models._http import parse_arguments as _parse_arguments
+from pilothouse.models._http import raw_if_broken as _raw_if_broken
 from pilothouse.models.base import (
     Capabilities,
     ModelRequest,
@@ -61,7 +65,6 @@ from pilothouse.models.base import (
     TextDelta,
     ToolSpec,
 )
-from pilothouse.models.openai import _error_detail, _excerpt, _parse_arguments, _raw_if_broken
 
 __all__ = [
     "ANTHROPIC_VERSION",

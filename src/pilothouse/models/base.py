@@ -12,7 +12,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pilothouse.messages import Message, ToolCall, Usage
+# ModelResponse lives in `messages` (the journal stores it; events must not import
+# models); it is re-exported here, where adapters have always found it.
+from pilothouse.messages import Message
+from pilothouse.messages import ModelResponse as ModelResponse
 
 
 @dataclass(slots=True)
@@ -46,36 +49,6 @@ class ModelRequest:
     output_schema: dict[str, Any] | None = None
     tool_choice: Literal["auto", "required", "none"] = "auto"
     settings: ModelSettings = field(default_factory=ModelSettings)
-
-
-@dataclass(slots=True)
-class ModelResponse:
-    """A model's answer: text, tool calls (possibly several), and what it cost."""
-
-    text: str = ""
-    tool_calls: tuple[ToolCall, ...] = ()
-    usage: Usage = field(default_factory=Usage)
-    model: str = ""
-    finish_reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "text": self.text,
-            "tool_calls": [c.to_dict() for c in self.tool_calls],
-            "usage": self.usage.to_dict(),
-            "model": self.model,
-            "finish_reason": self.finish_reason,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelResponse:
-        return cls(
-            d.get("text", ""),
-            tuple(ToolCall.from_dict(c) for c in d.get("tool_calls", ())),
-            Usage.from_dict(d.get("usage") or {}),
-            d.get("model", ""),
-            d.get("finish_reason"),
-        )
 
 
 @dataclass(slots=True)

@@ -43,6 +43,10 @@ from pilothouse.exceptions import (
 )
 from pilothouse.messages import Message, ToolCall, Usage
 from pilothouse.models._http import HttpModel, sse_data
+from pilothouse.models._http import error_detail as _error_detail
+from pilothouse.models._http import excerpt as _excerpt
+from pilothouse.models._http import parse_arguments as _parse_arguments
+from pilothouse.models._http import raw_if_broken as _raw_if_broken
 from pilothouse.models._http import retry_after as _retry_after  # noqa: F401 - the old name
 from pilothouse.models.base import (
     Capabilities,
@@ -58,7 +62,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _OFFICIAL_HOST = "api.openai.com"
-_EXCERPT = 300  # characters of a response body quoted in error messages
 _CONTEXT_PATTERN = re.compile(
     r"context[ _]length|context window|context size|maximum context|too many tokens",
     re.IGNORECASE,
@@ -67,62 +70,8 @@ _CONTEXT_PATTERN = re.compile(
 Json = dict[str, Any]
 
 
-def _excerpt(text: str, limit: int = _EXCERPT) -> str:
-    """Shorten a body for an error message: enough to diagnose, never a wall of text."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def _error_detail(text: str) -> tuple[str, str | None]:
-    """Pull the human message and the error code out of an error body, whatever its shape."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return _excerpt(text), None
-    if isinstance(data, dict):
-        error = data.get("error", data)
-        if isinstance(error, dict):
-            message = error.get("message") or error.get("detail") or error
-            code = error.get("code") or error.get("type")
-            return _excerpt(str(message)), str(code) if code is not None else None
-        if isinstance(error, str):
-            return _excerpt(error), None
-    return _excerpt(text), None
-
-
 def _is_context_error(message: str, code: str | None) -> bool:
     return code == "context_length_exceeded" or bool(_CONTEXT_PATTERN.search(message))
-
-
-def _parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
-    """Turn a tool call's argument string into a dict, or say why it cannot be one.
-
-    Never raises: broken arguments are the model's mistake, and the loop tells the
-    model about it rather than crashing the run.
-    """
-    if isinstance(raw, dict):
-        return raw, None
-    if raw is None:
-        return {}, None
-    if not isinstance(raw, str):
-        return {}, f"arguments must be a JSON object string, got {type(raw).__name__}"
-    if not raw.strip():
-        return {}, None
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return {}, (
-            f"arguments are not valid JSON ({exc.msg} at position {exc.pos}): "
-            f"{_excerpt(raw, 200)!r}"
-        )
-    if not isinstance(value, dict):
-        return {}, f"arguments must be a JSON object, got {type(value).__name__}: {raw[:200]!r}"
-    return value, None
-
-
-def _raw_if_broken(raw: Any, error: str | None) -> str | None:
-    """The unparsed arguments string, kept only when it did not parse (for repair)."""
-    return raw if error is not None and isinstance(raw, str) else None
 
 
 def _content_text(content: Any) -> str:

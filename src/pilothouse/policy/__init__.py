@@ -1,25 +1,29 @@
 """Deterministic privilege control for tool calls: `Policy.check(call, context) -> Decision`.
 
-See `pilothouse.policy.engine` for the semantics and `pilothouse.policy.loader`
-for the YAML form. The loop calls `Policy.check` once per tool call, after the
-arguments are validated and before the tool runs.
+The package, one job per module:
+- `context`: what the policy knows of a run (`Principal`, `CallRecord`, `RunContext`);
+- `document`: the policy document's vocabulary (`Rule`, `ToolInfo`, keys, errors);
+- `conditions`: the condition kinds of a rule's ``when``, a registry of compilers;
+- `engine`: `Policy` (rules, check/decide, defaults, layers);
+- `loader` (the YAML and mapping forms), `lint`, `replay` (a trace through a
+  policy), `propose` (task policies a model proposes).
+`Decision` lives on the floor (`pilothouse.decision`), since the journal carries it.
+The loop calls `Policy.check` once per tool call, after the arguments are validated
+and before the tool runs.
 """
 
 from __future__ import annotations
 
-from pilothouse.policy.decision import Decision
-from pilothouse.policy.engine import (
-    Approver,
-    CallRecord,
-    Policy,
-    Predicate,
-    Principal,
-    Rule,
-    RunContext,
-    ToolInfo,
-    compile_schema,
-)
-from pilothouse.policy.propose import Proposal, propose_task_policy
+from typing import TYPE_CHECKING, Any
+
+from pilothouse.decision import Decision
+from pilothouse.policy.context import CallRecord, Predicate, Principal, RunContext
+from pilothouse.policy.document import Rule, ToolInfo
+from pilothouse.policy.engine import Approver, Policy
+
+if TYPE_CHECKING:
+    from pilothouse.policy.conditions import compile_schema
+    from pilothouse.policy.propose import Proposal, propose_task_policy
 
 __all__ = [
     "Approver",
@@ -35,3 +39,16 @@ __all__ = [
     "compile_schema",
     "propose_task_policy",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # loaded on first use: the conditions with the first rule, `propose` with a proposal
+    if name == "compile_schema":
+        from pilothouse.policy.conditions import compile_schema
+
+        return compile_schema
+    if name in ("Proposal", "propose_task_policy"):
+        from pilothouse.policy import propose
+
+        return getattr(propose, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pilothouse.policy.engine import Policy, ToolInfo, _CompiledRule
+from pilothouse.policy.document import ToolInfo
+from pilothouse.policy.engine import CompiledRule, Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ def lint(policy: Policy, tools: Mapping[str, ToolInfo] | None = None) -> list[Fi
     """Everything suspicious about `policy`, given the tools it is meant for."""
     known: dict[str, ToolInfo] = {**policy.tools, **(tools or {})}
     findings: list[Finding] = []
-    rules: list[_CompiledRule] = policy._compiled  # sorted: priority, deny first, order
+    rules: list[CompiledRule] = policy.compiled_rules  # sorted: priority, deny first, order
     for rule in rules:
         matched: list[str] = []
         for pattern in rule.patterns:

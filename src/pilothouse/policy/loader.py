@@ -2,8 +2,10 @@
 
 The YAML is parsed with PyYAML's composer (so every node keeps its line), turned
 into plain Python values while remembering each path's line, and compiled by the
-same code as the Python form. Duplicate keys, unknown keys, wrong types, unknown
-predicates and invalid patterns are all rejected here, before any call is checked.
+same code as the Python form (`Policy.from_dict` and `Policy.from_yaml` build the
+`Policy` from what this module reads: the loader needs no engine). Duplicate keys,
+unknown keys, wrong types, unknown predicates and invalid patterns are all rejected
+before any call is checked.
 
     version: 1
     name: shop
@@ -24,33 +26,39 @@ predicates and invalid patterns are all rejected here, before any call is checke
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pilothouse.exceptions import PolicyError
-from pilothouse.policy.engine import (
+from pilothouse.policy.document import (
     DEFAULT_CONFIRMATION,
+    EFFECT_KINDS,
     RULE_KEYS,
-    Approver,
+    TOP_KEYS,
     Locate,
     Path,
-    Policy,
-    Predicate,
     Rule,
     ToolInfo,
-    _err,
 )
+from pilothouse.policy.document import policy_error as _err
 
-TOP_KEYS = ("version", "name", "description", "defaults", "tools", "rules", "confirmation")
+
+@dataclass(slots=True)
+class PolicySpec:
+    """What a policy document says, checked and in Python form: `Policy`'s arguments."""
+
+    rules: list[Rule]
+    defaults: Mapping[str, str] | None
+    tools: dict[str, ToolInfo]
+    confirmation: str
+    name: str
 
 
-def policy_from_mapping(
-    data: Any,
-    *,
-    predicates: Mapping[str, Predicate] | None = None,
-    approvers: Mapping[str, Approver] | None = None,
-    locate: Locate | None = None,
-) -> Policy:
-    """Compile the mapping form of a policy (see the module docs)."""
+def read_mapping(data: Any, locate: Locate | None = None) -> PolicySpec:
+    """Check the mapping form of a policy (see the module docs); `Policy.from_dict` builds it.
+
+    Raises `PolicyError` naming the path (and the line, with `locate`) of what is wrong.
+    """
     if not isinstance(data, Mapping):
         raise _err((), locate, "a policy must be a mapping with `rules`")
     unknown = [k for k in data if k not in TOP_KEYS]
@@ -73,7 +81,7 @@ def policy_from_mapping(
         if not isinstance(spec, Mapping) or set(spec) - {"effect", "args", "required"}:
             raise _err(at, locate, "a tool declaration has `effect`, `args` and `required`")
         effect = spec.get("effect", "unknown")
-        if effect not in ("read_only", "side_effect", "irreversible", "unknown"):
+        if effect not in EFFECT_KINDS:
             raise _err(
                 (*at, "effect"), locate, "effect must be read_only, side_effect or irreversible"
             )
@@ -113,16 +121,7 @@ def policy_from_mapping(
     confirmation = data.get("confirmation", DEFAULT_CONFIRMATION)
     if not isinstance(confirmation, str):
         raise _err(("confirmation",), locate, "confirmation must be a regular expression")
-    return Policy(
-        rules,
-        defaults=defaults,
-        predicates=predicates,
-        tools=tools,
-        approvers=approvers,
-        confirmation=confirmation,
-        name=str(data.get("name", "policy")),
-        _locate=locate,
-    )
+    return PolicySpec(rules, defaults, tools, confirmation, str(data.get("name", "policy")))
 
 
 _MAX_NODES = 100_000  # aliases can expand a small file enormously ("billion laughs")
@@ -190,15 +189,8 @@ def parse_yaml(text: str, source: str = "<policy>") -> tuple[Any, dict[Path, int
         raise PolicyError(f"{source}: {line}invalid YAML: {problem}") from None
 
 
-def policy_from_yaml(
-    text: str,
-    *,
-    predicates: Mapping[str, Predicate] | None = None,
-    approvers: Mapping[str, Approver] | None = None,
-    source: str = "<policy>",
-) -> Policy:
-    """Compile a YAML policy; a malformed one raises `PolicyError` naming line and reason."""
-    data, lines = parse_yaml(text, source)
+def locator(lines: dict[Path, int]) -> Locate:
+    """The `Locate` of a parsed document: the line of a path, or of its nearest parent."""
 
     def locate(path: Path) -> int | None:
         p = tuple(str(x) if isinstance(x, str) else x for x in path)
@@ -208,7 +200,4 @@ def policy_from_yaml(
             p = p[:-1]
         return lines.get(())
 
-    try:
-        return policy_from_mapping(data, predicates=predicates, approvers=approvers, locate=locate)
-    except PolicyError as exc:
-        raise PolicyError(f"{source}: {exc}") from None
+    return locate

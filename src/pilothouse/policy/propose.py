@@ -28,8 +28,9 @@ from typing import Any, Protocol
 from pilothouse.exceptions import PolicyError, PolicyLayerError
 from pilothouse.messages import Message
 from pilothouse.models.base import Model, ModelRequest, ModelSettings, ToolSpec
-from pilothouse.policy.engine import Policy, ToolInfo
-from pilothouse.policy.loader import parse_yaml, policy_from_yaml
+from pilothouse.policy.document import ToolInfo
+from pilothouse.policy.engine import Policy
+from pilothouse.policy.loader import parse_yaml
 
 SOURCE = "<proposed task policy>"
 
@@ -147,7 +148,7 @@ def parse_proposal(text: str, base: Policy) -> Policy:
             raise PolicyError(
                 f"{SOURCE}: a task policy may not set {extra[0]!r}; it has {list(PROPOSAL_KEYS)}"
             )
-    policy = policy_from_yaml(body, predicates=base.predicates, source=SOURCE)
+    policy = Policy.from_yaml(body, predicates=base.predicates, source=SOURCE)
     return policy
 
 

@@ -17,10 +17,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from pilothouse.decision import Decision
 from pilothouse.exceptions import PolicyError
 from pilothouse.messages import ToolCall
-from pilothouse.policy.decision import Decision
-from pilothouse.policy.engine import Policy, Principal, RunContext
+from pilothouse.policy.context import Principal, RunContext
+from pilothouse.policy.engine import Policy
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,594 @@
+"""Conditions: the ``when`` block of a rule, compiled once into checks.
+
+Every condition kind is one function in the registry `CONDITIONS` (kind name ->
+compiler), so a new kind is one registered function::
+
+    @condition("weekday")
+    def _weekday(spec, at, env, out):
+        days = ...  # validate `spec`; raise env.error(at, "...") when malformed
+        out.stateful = True  # it reads the run, not only the call
+        out.checks.append(lambda call, ctx: None if ... else "not on a weekday")
+
+A compiler receives the condition's value (`spec`), its place in the document
+(`at`, for errors that name the line), the `ConditionEnv` (named predicates, the
+rule's own tool patterns, the confirmation pattern, `env.compile` for a nested
+block) and the `CompiledConditions` it adds to: `checks` (each returns None when it
+holds, or why not; it raises `PolicyCheckFailed` to deny outright, fail-closed) and
+what they read (`arg_names`, `predicate_names`, `stateful`) for lint and caching.
+An unknown kind is a `PolicyError` that lists the registered kinds.
+
+Value conditions (``args``, ``principal``, call-pattern ``args``/``result``) are the
+shared JSON-schema validator (`pilothouse.jsonschema_check`), strict: an unknown
+keyword is an error.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pilothouse.exceptions import PolicyCheckFailed, PolicyError, SchemaError
+from pilothouse.jsonschema_check import KEYWORDS, Validator
+from pilothouse.jsonschema_check import compile_schema as _compile_json_schema
+from pilothouse.messages import ToolCall
+from pilothouse.policy.context import CallRecord, Predicate, RunContext
+from pilothouse.policy.document import DEFAULT_CONFIRMATION, Locate, Path, policy_error
+
+__all__ = [
+    "CONDITIONS",
+    "SCHEMA_KEYWORDS",
+    "CallPattern",
+    "Check",
+    "CompiledConditions",
+    "ConditionCompiler",
+    "ConditionEnv",
+    "call_pattern",
+    "compile_conditions",
+    "compile_schema",
+    "condition",
+]
+
+Check = Callable[[ToolCall, RunContext], "str | None"]  # None: holds; str: why not
+SCHEMA_KEYWORDS = KEYWORDS
+
+
+def compile_schema(schema: Any, where: Path = (), locate: Locate | None = None) -> Validator:
+    """Compile a value condition (the JSON-schema subset) into value -> None (ok) or why not.
+
+    Strict: an unknown keyword raises `PolicyError` naming the line and the known ones.
+    """
+    if not isinstance(schema, Mapping):
+        raise policy_error(where, locate, f"a value condition must be a mapping, not {schema!r}")
+    try:
+        return _compile_json_schema(schema, strict=True)
+    except SchemaError as exc:
+        raise policy_error((*where, *exc.path), locate, exc.message) from None
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(slots=True)
+class CompiledConditions:
+    """What compiling a `when` block gives: the checks, and what they read."""
+
+    checks: list[Check] = field(default_factory=list)
+    arg_names: set[str] = field(default_factory=set)
+    predicate_names: set[str] = field(default_factory=set)
+    stateful: bool = False
+
+    def reads(self, inner: CompiledConditions) -> None:
+        """Add what a nested block reads (its checks are wrapped by the caller)."""
+        self.arg_names |= inner.arg_names
+        self.predicate_names |= inner.predicate_names
+        self.stateful = self.stateful or inner.stateful
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionEnv:
+    """What a condition compiler may use besides its own value."""
+
+    predicates: Mapping[str, Predicate]
+    own_tools: Sequence[str]
+    locate: Locate | None = None
+    confirmation: str = DEFAULT_CONFIRMATION
+
+    def error(self, where: Path, message: str) -> PolicyError:
+        """A `PolicyError` at `where` (with the line, when the policy came from a file)."""
+        return policy_error(where, self.locate, message)
+
+    def schema(self, schema: Any, where: Path) -> Validator:
+        """A compiled value condition (see `compile_schema`)."""
+        return compile_schema(schema, where, self.locate)
+
+    def compile(self, when: Any, where: Path) -> CompiledConditions:
+        """Compile a nested block (``not``, ``any``) with the same environment."""
+        return _compile_block(when, where, self)
+
+
+ConditionCompiler = Callable[[Any, Path, ConditionEnv, CompiledConditions], None]
+CONDITIONS: dict[str, ConditionCompiler] = {}
+"""Condition kind -> its compiler, in the order the kinds are listed in errors."""
+
+
+def condition(name: str) -> Callable[[ConditionCompiler], ConditionCompiler]:
+    """Register `fn` as the compiler of condition kind `name` (a decorator)."""
+
+    def register(fn: ConditionCompiler) -> ConditionCompiler:
+        if name in CONDITIONS:
+            raise ValueError(f"condition kind {name!r} is already registered")
+        CONDITIONS[name] = fn
+        return fn
+
+    return register
+
+
+def compile_conditions(
+    when: Any,
+    where: Path,
+    predicates: Mapping[str, Predicate],
+    own_tools: Sequence[str],
+    locate: Locate | None = None,
+    confirmation: str = DEFAULT_CONFIRMATION,
+) -> CompiledConditions:
+    """Compile a rule's ``when`` block (all conditions must hold) into checks."""
+    return _compile_block(when, where, ConditionEnv(predicates, own_tools, locate, confirmation))
+
+
+def _compile_block(when: Any, where: Path, env: ConditionEnv) -> CompiledConditions:
+    out = CompiledConditions()
+    if when is None:
+        return out
+    if not isinstance(when, Mapping):
+        raise env.error(where, "`when` must be a mapping of condition kind to condition")
+    for key, spec in when.items():
+        compile_kind = CONDITIONS.get(key)
+        if compile_kind is None:
+            raise env.error(
+                (*where, key), f"unknown condition {key!r}; use one of {list(CONDITIONS)}"
+            )
+        compile_kind(spec, (*where, key), env, out)
+    return out
+
+
+# --------------------------------------------------------------------------- references
+
+
+def resolve_ref(value: Any, call: ToolCall, ctx: RunContext) -> Any:
+    """Resolve ``$args.name`` / ``$principal.key`` references; other values are literals."""
+    if isinstance(value, str) and value.startswith("$"):
+        head, _, key = value[1:].partition(".")
+        if head == "args":
+            if key not in call.arguments:
+                raise PolicyCheckFailed(
+                    f"the policy refers to argument {key!r}, which the call lacks"
+                )
+            return call.arguments[key]
+        if head == "principal":
+            return ctx.principal.get(key)
+    return value
+
+
+def _validate_ref(value: Any, where: Path, locate: Locate | None) -> None:
+    if isinstance(value, str) and value.startswith("$"):
+        head, dot, key = value[1:].partition(".")
+        if head not in ("args", "principal") or not dot or not key:
+            raise policy_error(
+                where, locate, f"reference {value!r} must be $args.NAME or $principal.KEY"
+            )
+
+
+# --------------------------------------------------------------------------- call patterns
+
+
+@dataclass(frozen=True, slots=True)
+class CallPattern:
+    """A pattern over executed calls (``after``, ``not_after``, ``max_calls``, ``rate``)."""
+
+    tool: str
+    args: tuple[tuple[str, Any], ...]  # name -> literal, reference, or compiled schema
+    ok: bool | None
+    result: Validator | None
+    text: str
+    name_rx: re.Pattern[str] | None  # None: `tool` is an exact name
+
+    def bind(self, call: ToolCall, ctx: RunContext) -> Callable[[CallRecord], bool]:
+        """A matcher for history records, with ``$args``/``$principal`` resolved once."""
+        wanted = [
+            (name, want if callable(want) else resolve_ref(want, call, ctx), callable(want))
+            for name, want in self.args
+        ]
+        exact = self.tool if self.name_rx is None else None
+        rx = self.name_rx
+        ok = self.ok
+        result = self.result
+
+        def matches(rec: CallRecord) -> bool:
+            if exact is not None:
+                if rec.name != exact:
+                    return False
+            elif rx is not None and rx.match(rec.name) is None:
+                return False
+            if ok is not None and rec.ok != ok:
+                return False
+            args = rec.arguments
+            for name, want, is_schema in wanted:
+                if name not in args:
+                    return False
+                if is_schema:
+                    if want(args[name]) is not None:
+                        return False
+                elif args[name] != want:
+                    return False
+            return not (result is not None and result(rec.result) is not None)
+
+        return matches
+
+    def seen(self, call: ToolCall, ctx: RunContext) -> bool:
+        """Whether a history record matches (the same test as `bind`, without a closure)."""
+        ok = self.ok
+        result = self.result
+        if not self.args:
+            for rec in self.candidates(ctx):
+                if (ok is None or rec.ok == ok) and (result is None or result(rec.result) is None):
+                    return True
+            return False
+        wanted = [
+            (name, want if callable(want) else resolve_ref(want, call, ctx), callable(want))
+            for name, want in self.args
+        ]  # resolved first: a reference to a missing argument fails even with no history
+        for rec in self.candidates(ctx):
+            if ok is not None and rec.ok != ok:
+                continue
+            args = rec.arguments
+            for name, want, is_schema in wanted:
+                if name not in args:
+                    break
+                if is_schema:
+                    if want(args[name]) is not None:
+                        break
+                elif args[name] != want:
+                    break
+            else:
+                if result is None or result(rec.result) is None:
+                    return True
+        return False
+
+    def candidates(self, ctx: RunContext) -> list[CallRecord]:
+        """The history records of the tools this pattern names (not in time order)."""
+        if self.name_rx is None:
+            return ctx.calls_named(self.tool)
+        rx = self.name_rx
+        out: list[CallRecord] = []
+        for name, records in ctx.calls_by_name().items():
+            if rx.match(name) is not None:
+                out.extend(records)
+        return out
+
+
+def _glob(pattern: str) -> re.Pattern[str] | None:
+    """A compiled glob, or None when the pattern is a plain name (compared with ==)."""
+    if not any(ch in pattern for ch in "*?["):
+        return None
+    return re.compile(fnmatch.translate(pattern))
+
+
+def call_pattern(spec: Any, where: Path, locate: Locate | None) -> CallPattern:
+    """Compile one call pattern: a tool name or glob, or ``{tool, args, ok, result}``."""
+    if isinstance(spec, str):
+        spec = {"tool": spec}
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("tool"), str):
+        raise policy_error(where, locate, "a call pattern needs `tool: NAME-OR-GLOB`")
+    unknown = set(spec) - {"tool", "args", "ok", "result"}
+    if unknown:
+        raise policy_error(
+            where, locate, f"unknown key(s) {sorted(unknown)}; use tool, args, ok, result"
+        )
+    args: list[tuple[str, Any]] = []
+    raw_args = spec.get("args") or {}
+    if not isinstance(raw_args, Mapping):
+        raise policy_error(
+            (*where, "args"), locate, "args must be a mapping of argument name to value"
+        )
+    for name, want in raw_args.items():
+        at = (*where, "args", name)
+        if isinstance(want, Mapping):
+            args.append((str(name), compile_schema(want, at, locate)))
+        else:
+            _validate_ref(want, at, locate)
+            args.append((str(name), want))
+    ok = spec.get("ok", True)
+    if ok is not None and not isinstance(ok, bool):
+        raise policy_error((*where, "ok"), locate, "ok must be true, false or null (any)")
+    result = spec.get("result")
+    return CallPattern(
+        spec["tool"],
+        tuple(args),
+        ok,
+        compile_schema(result, (*where, "result"), locate) if result is not None else None,
+        spec["tool"] + (f"({', '.join(f'{k}={v}' for k, v in raw_args.items())})"),
+        _glob(spec["tool"]),
+    )
+
+
+def _int(value: Any, where: Path, env: ConditionEnv, minimum: int = 0) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise env.error(where, f"must be an integer >= {minimum}")
+    return value
+
+
+# --------------------------------------------------------------------------- the kinds
+# Registered in the order errors list them. Each appends its checks to `out`.
+
+
+@condition("args")
+def _args(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``args: {NAME: value condition}``: the call's arguments satisfy the schemas."""
+    if not isinstance(spec, Mapping):
+        raise env.error(at, "args must map argument names to value conditions")
+    for name, schema in spec.items():
+        f = env.schema(schema, (*at, name))
+        out.arg_names.add(str(name))
+
+        def arg_check(
+            call: ToolCall, ctx: RunContext, n: str = str(name), f: Validator = f
+        ) -> str | None:
+            if n not in call.arguments:
+                raise PolicyCheckFailed(
+                    f"the policy has a condition on argument {n!r}, which the call lacks"
+                )
+            why = f(call.arguments[n])
+            return None if why is None else f"argument {n}: {why}"
+
+        out.checks.append(arg_check)
+
+
+@condition("predicates")
+def _predicates(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``predicates: [NAME, ...]``: the application's named checks all return True."""
+    items = [spec] if isinstance(spec, str) or callable(spec) else spec
+    if not isinstance(items, list | tuple):
+        raise env.error(at, "predicates must be a list of predicate names")
+    for i, p in enumerate(items):
+        if callable(p):
+            fn, pname = p, getattr(p, "__name__", repr(p))
+        elif isinstance(p, str) and p in env.predicates:
+            fn, pname = env.predicates[p], p
+        else:
+            known = ", ".join(sorted(env.predicates)) or "none registered"
+            raise env.error((*at, i), f"unknown predicate {p!r} (known: {known})")
+        out.predicate_names.add(pname)
+        out.stateful = True
+
+        def pred_check(
+            call: ToolCall, ctx: RunContext, fn: Predicate = fn, pname: str = pname
+        ) -> str | None:
+            try:
+                ok = fn(call, ctx)
+            except Exception as exc:
+                raise PolicyCheckFailed(
+                    f"predicate {pname!r} raised {type(exc).__name__}: {exc}"
+                ) from exc
+            if not isinstance(ok, bool):
+                raise PolicyCheckFailed(
+                    f"predicate {pname!r} returned {type(ok).__name__}, not bool"
+                )
+            return None if ok else f"predicate {pname} is false"
+
+        out.checks.append(pred_check)
+
+
+def _patterns(spec: Any, at: Path, env: ConditionEnv) -> list[CallPattern]:
+    items = spec if isinstance(spec, list) else [spec]
+    return [call_pattern(s, (*at, i), env.locate) for i, s in enumerate(items)]
+
+
+@condition("after")
+def _after(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``after: [call pattern, ...]``: each pattern matches an earlier successful call."""
+    pats = _patterns(spec, at, env)
+    out.stateful = True
+
+    def after(call: ToolCall, ctx: RunContext) -> str | None:
+        for p in pats:
+            if not p.seen(call, ctx):
+                return f"requires an earlier successful call {p.text}"
+        return None
+
+    out.checks.append(after)
+
+
+@condition("not_after")
+def _not_after(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``not_after: [call pattern, ...]``: no earlier call matches any of the patterns."""
+    pats = _patterns(spec, at, env)
+    out.stateful = True
+
+    def not_after(call: ToolCall, ctx: RunContext) -> str | None:
+        for p in pats:
+            if p.seen(call, ctx):
+                return f"not allowed after a call {p.text}"
+        return None
+
+    out.checks.append(not_after)
+
+
+def _count(key: str, spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    if key == "max_calls" and isinstance(spec, int):
+        spec = {"max": spec}
+    if not isinstance(spec, Mapping):
+        raise env.error(at, f"{key} must be a mapping with `max`")
+    allowed_keys = {"max", "tool", "args"} | ({"seconds"} if key == "rate" else set())
+    unknown = set(spec) - allowed_keys
+    if unknown:
+        raise env.error(at, f"unknown key(s) {sorted(unknown)}")
+    limit = _int(spec.get("max"), (*at, "max"), env)
+    seconds = float(_int(spec.get("seconds"), (*at, "seconds"), env, 1)) if key == "rate" else None
+    tools = [spec["tool"]] if "tool" in spec else list(env.own_tools)
+    pats = [
+        call_pattern({"tool": t, "args": spec.get("args") or {}, "ok": None}, at, env.locate)
+        for t in tools
+    ]
+    out.stateful = True
+
+    def count(call: ToolCall, ctx: RunContext) -> str | None:
+        since = ctx.clock() - seconds if seconds is not None else None
+        counted: set[int] = set()  # a record matched by two patterns counts once
+        for p in pats:
+            m = p.bind(call, ctx)
+            counted.update(
+                id(r) for r in p.candidates(ctx) if (since is None or r.ts >= since) and m(r)
+            )
+        if len(counted) < limit:
+            return None
+        window = f" in the last {seconds:g} s" if seconds is not None else ""
+        return f"limit of {limit} call(s){window} reached"
+
+    out.checks.append(count)
+
+
+@condition("max_calls")
+def _max_calls(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``max_calls: N`` or ``{max, tool, args}``: fewer than N matching calls so far."""
+    _count("max_calls", spec, at, env, out)
+
+
+@condition("rate")
+def _rate(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``rate: {max, seconds, tool, args}``: fewer than `max` matching calls in the window."""
+    _count("rate", spec, at, env, out)
+
+
+@condition("confirmed")
+def _confirmed(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``confirmed: true`` (or a regex): the latest user message confirms, once per call."""
+    if spec is False:
+        return
+    pattern = env.confirmation if spec is True else spec
+    try:
+        rx = re.compile(str(pattern))
+    except re.error as exc:
+        raise env.error(at, f"invalid regular expression: {exc}") from None
+    out.stateful = True
+
+    def confirmed(call: ToolCall, ctx: RunContext) -> str | None:
+        if not ctx.user_messages or not rx.search(ctx.user_messages[-1]):
+            return "requires an explicit confirmation (yes) in the latest user message"
+        turn = len(ctx.user_messages)
+        # One "yes" covers one consequential call. A refused attempt uses it up too,
+        # unless this call is the same call again (a retry of what was confirmed).
+        retry = [
+            r
+            for r in ctx.denied
+            if r.turn == turn and not (r.name == call.name and r.arguments == call.arguments)
+        ]
+        for r in (*ctx.history, *retry):
+            if r.turn == turn and r.effect in ("side_effect", "irreversible"):
+                return (
+                    "the latest confirmation was already used by a consequential call "
+                    f"({r.name}); ask the user again for an explicit confirmation"
+                )
+        return None
+
+    out.checks.append(confirmed)
+
+
+@condition("trusted")
+def _trusted(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``trusted: {args: [NAME], allow_list}``: the values come from the user's words."""
+    if isinstance(spec, str | list):
+        spec = {"args": [spec] if isinstance(spec, str) else spec}
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("args"), list):
+        raise env.error(at, "trusted needs `args: [NAME, ...]` (and `allow_list`)")
+    names = [str(n) for n in spec["args"]]
+    allow_list = spec.get("allow_list") or []
+    if not isinstance(allow_list, list):
+        raise env.error((*at, "allow_list"), "allow_list must be a list")
+    allowed = {str(v).casefold() for v in allow_list}
+    out.arg_names.update(names)
+    out.stateful = True
+
+    def trusted(call: ToolCall, ctx: RunContext) -> str | None:
+        texts = [m.casefold() for m in ctx.user_messages]
+        for n in names:
+            if n not in call.arguments:
+                raise PolicyCheckFailed(
+                    f"the policy has a provenance condition on argument {n!r}, which the call lacks"
+                )
+            v = call.arguments[n]
+            for item in v if isinstance(v, list | tuple) else [v]:
+                s = str(item).casefold()
+                if s in allowed or any(s in t for t in texts):
+                    continue
+                src = next(
+                    (r.name for r in ctx.history if r.result and s in r.result.casefold()),
+                    None,
+                )
+                origin = (
+                    f"it appears only in the output of tool {src!r} (untrusted)"
+                    if src
+                    else "it does not appear in the user's messages"
+                )
+                return f"argument {n}={item!r} is not from trusted input: {origin}"
+        return None
+
+    out.checks.append(trusted)
+
+
+@condition("principal")
+def _principal(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``principal: {user|role|ATTRIBUTE: value condition}``: who the run acts for."""
+    if not isinstance(spec, Mapping):
+        raise env.error(at, "principal must map user/role/attribute to a condition")
+    for pkey, schema in spec.items():
+        f = env.schema(schema, (*at, pkey))
+
+        def principal(
+            call: ToolCall, ctx: RunContext, k: str = str(pkey), f: Validator = f
+        ) -> str | None:
+            why = f(ctx.principal.get(k))
+            return None if why is None else f"principal {k}: {why}"
+
+        out.checks.append(principal)
+
+
+@condition("not")
+def _not(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``not: {conditions}``: the nested block does not hold."""
+    inner = env.compile(spec, at)
+    out.reads(inner)
+    checks = inner.checks
+
+    def negate(call: ToolCall, ctx: RunContext) -> str | None:
+        if all(f(call, ctx) is None for f in checks):
+            return "a `not` condition holds"
+        return None
+
+    out.checks.append(negate)
+
+
+@condition("any")
+def _any(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``any: [{conditions}, ...]``: at least one nested block holds."""
+    if not isinstance(spec, list) or not spec:
+        raise env.error(at, "any must be a non-empty list of condition blocks")
+    alts = [env.compile(s, (*at, i)) for i, s in enumerate(spec)]
+    for a in alts:
+        out.reads(a)
+
+    def any_of(call: ToolCall, ctx: RunContext) -> str | None:
+        reasons = []
+        for a in alts:
+            why = next((w for f in a.checks if (w := f(call, ctx)) is not None), None)
+            if why is None:
+                return None
+            reasons.append(why)
+        return "none of the alternatives holds: " + "; ".join(reasons)
+
+    out.checks.append(any_of)
+
+
+CONDITION_KEYS = tuple(CONDITIONS)  # the built-in kinds (the registry may grow)

@@ -1,0 +1,88 @@
+"""The policy document: its vocabulary, its Python form and how its errors name a place.
+
+A policy is written as a mapping (usually YAML, see `pilothouse.policy.loader`) or
+in Python; both are made of the pieces defined here: `Rule` (one rule: tools,
+effect, ``when`` conditions, priority, fallback), `ToolInfo` (a tool's declared
+effect kind and arguments), the keys each level of the document may hold, and
+`policy_error`, which turns a path inside the document into a `PolicyError` that
+names the line when the document came from a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pilothouse.exceptions import PolicyError
+
+__all__ = [
+    "DEFAULTS",
+    "DEFAULT_CONFIRMATION",
+    "EFFECT_KINDS",
+    "RULE_KEYS",
+    "TOP_KEYS",
+    "EffectKind",
+    "Locate",
+    "Path",
+    "Rule",
+    "RuleEffect",
+    "ToolInfo",
+    "policy_error",
+]
+
+EffectKind = Literal["read_only", "side_effect", "irreversible", "unknown"]
+RuleEffect = Literal["allow", "deny", "ask"]
+EFFECT_KINDS: tuple[str, ...] = ("read_only", "side_effect", "irreversible", "unknown")
+DEFAULTS: dict[str, RuleEffect] = {
+    "read_only": "allow",
+    "side_effect": "deny",
+    "irreversible": "deny",
+    "unknown": "deny",
+}
+"""What a policy decides for a tool no rule applies to, by effect kind: fail-closed."""
+DEFAULT_CONFIRMATION = r"(?i)\b(yes|yep|yeah|confirm|confirmed)\b"
+
+TOP_KEYS = ("version", "name", "description", "defaults", "tools", "rules", "confirmation")
+RULE_KEYS = ("id", "tools", "effect", "when", "priority", "fallback", "description")
+
+Path = tuple[str | int, ...]
+"""A place inside the policy document: ``("rules", 2, "when", "args", "amount")``."""
+Locate = Callable[[Path], int | None]
+"""Maps a document path to its line in the source file (None: not from a file)."""
+
+
+def policy_error(where: Path, locate: Locate | None, message: str) -> PolicyError:
+    """A `PolicyError` naming the line (when known), the document path and the reason."""
+    line = locate(where) if locate else None
+    at = ".".join(str(p) for p in where) or "(policy)"
+    prefix = f"line {line}: " if line is not None else ""
+    return PolicyError(f"{prefix}{at}: {message}")
+
+
+@dataclass(slots=True)
+class Rule:
+    """One rule, in its Python form (the YAML form is the same fields as a mapping).
+
+    `tools` are names or glob patterns; `when` holds conditions that must all hold
+    for the rule to apply (see `pilothouse.policy.conditions` and the README for the
+    kinds); `fallback` is ``"error"``, ``"abort"``, ``"ask"`` or ``{"action": ...,
+    "message": ..., "approver": ...}``.
+    """
+
+    tools: str | Sequence[str]
+    effect: RuleEffect = "allow"
+    when: Mapping[str, Any] | None = None
+    priority: int = 0
+    fallback: str | Mapping[str, Any] = "error"
+    id: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolInfo:
+    """A tool as a policy file declares it: its effect kind and its argument names."""
+
+    effect: str = "unknown"
+    args: tuple[str, ...] | None = None
+    required: tuple[str, ...] = ()
