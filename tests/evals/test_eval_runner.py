@@ -190,6 +190,19 @@ def test_llm_judge_is_a_model() -> None:
     assert "Reference answer: Paris" in prompt and "Assistant's answer: Paris" in prompt
     assert not _ok(llm_judge(judge_reply("FAIL: wrong city")), answer)
     assert not _ok(llm_judge(judge_reply("maybe?")), answer)
+    # the judge's prompts are data: an override reaches the judge model
+    from pilothouse.prompts import Prompts
+
+    prompts = Prompts.of(
+        {
+            "judge_rubric": "Grade strictly.",
+            "judge_question": "Q=$question R=$reference A=$answer",
+        }
+    )
+    assert _ok(llm_judge(judge_reply("PASS"), prompts=prompts), answer)
+    assert seen[-1].messages[0].content == "Grade strictly."
+    asked = [m.content for m in seen[-1].messages if m.role == "user"]
+    assert asked[0].startswith("Q=") and "R=Paris A=Paris" in asked[0], asked
 
 
 def test_load_dataset_jsonl_and_yaml(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from pilothouse.evals.scenario import (
 from pilothouse.exceptions import ConfigurationError
 from pilothouse.jsonschema_check import compile_schema
 from pilothouse.models.base import Model
+from pilothouse.prompts import Prompts
 from pilothouse.runtime.loop import RunResult
 from pilothouse.tools.tool import Tool, ToolFunction
 
@@ -242,26 +243,30 @@ def custom(function: Callable[[Answer], Any]) -> Scorer:
     return score
 
 
-JUDGE_INSTRUCTIONS = """\
-You grade an assistant's answer. Read the question, the reference answer and the \
-assistant's answer. Reply with PASS if the assistant's answer is correct and \
-consistent with the reference, otherwise FAIL, then one sentence saying why."""
-
-
-def llm_judge(model: Model | str, *, rubric: str = JUDGE_INSTRUCTIONS) -> Scorer:
+def llm_judge(
+    model: Model | str, *, rubric: str | None = None, prompts: Prompts | None = None
+) -> Scorer:
     """Another model grades the answer: its reply must start with PASS or FAIL.
+
+    The judge's instructions are `rubric` (default: the ``judge_rubric`` prompt) and
+    what it is asked is the ``judge_question`` prompt, both from `prompts` (default:
+    `Prompts.default()`, i.e. ``prompts.toml``).
 
     The judge is an ordinary Pilothouse agent (no tools), so its runs are journaled
     like any other; test it with a `ScriptedModel`.
     """
     from pilothouse.agent import Agent
 
+    texts = prompts or Prompts.default()
+    instructions = texts.text("judge_rubric") if rubric is None else rubric
+
     async def score(answer: Answer) -> Score:
-        judge = Agent(model, rubric, name="judge", max_steps=2, store=":memory:")
-        prompt = (
-            f"Question: {answer.sample.input}\n"
-            f"Reference answer: {answer.sample.target}\n"
-            f"Assistant's answer: {answer.text}"
+        judge = Agent(model, instructions, name="judge", max_steps=2, store=":memory:")
+        prompt = texts.render(
+            "judge_question",
+            question=answer.sample.input,
+            reference=answer.sample.target,
+            answer=answer.text,
         )
         result = await judge.run(prompt)
         verdict = output_text(result).strip()
