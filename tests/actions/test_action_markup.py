@@ -231,3 +231,58 @@ def test_the_structured_answers_own_keys_are_not_markup() -> None:
 def test_the_readers_envelopes_are_markup_too(text: str) -> None:
     # a reply in one of these that reads as no offered tool must be re-asked
     assert call_markup(text) is not None
+
+
+# Round 3 (tune misses): envelopes no reader knows are still markup, by their class.
+UNREAD_ENVELOPES = [
+    # InternLM2's action tokens around text that is not a call
+    "<|action_start|><|plugin|>not json<|action_end|>",
+    '<|action_start|>{"name": "func"}',
+    # LongCat's call tag after prose, never closed
+    "Some text with <longcat_tool_call>invalid json",
+    # GigaChat 3.5's fullwidth-bar tags
+    "<｜GCML｜tool_calls></｜GCML｜tool_calls>",  # noqa: RUF001
+    '<｜GCML｜tool_calls><｜GCML｜invoke name="broken">',  # noqa: RUF001
+    # call tags under other vendors' prefixes and suffixes
+    "<minimax:tool_call>\n</minimax:tool_call>",
+    "<tool_calls:opensource>\n<tool_call:opensource>lookup",
+    " <toolcall> not json </toolcall>",
+    "I will call it now. <function_call>lookup</function_call>",
+]
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+@pytest.mark.parametrize("text", UNREAD_ENVELOPES)
+def test_unread_envelopes_are_never_answers(text: str, fmt: str) -> None:
+    result = get_format(fmt).parse(text, TOOLS)
+    assert result.kind == "unrecoverable", (fmt, result)
+    assert result.reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<|action_start|>",
+        "<|START_ACTION|>",
+        "<｜GCML｜parameter>",  # noqa: RUF001
+        "<longcat_tool_call>",
+        "</seed:tool_call>",
+        "<toolcall>",
+    ],
+)
+def test_template_tokens_and_call_tags_are_markup(text: str) -> None:
+    assert call_markup(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the <|endoftext|> token ends a document; <|eot_id|> ends a turn",
+        "In Haskell, <|> is the Alternative operator.",
+        "Wrap it in <call-to-action> and <toolbar> tags.",
+        "The recall <b>rate</b> went up.",
+        "a|b and <x|y> are not tokens",
+    ],
+)
+def test_prose_with_angle_brackets_is_not_markup(text: str) -> None:
+    assert call_markup(text) is None
