@@ -286,3 +286,43 @@ def test_template_tokens_and_call_tags_are_markup(text: str) -> None:
 )
 def test_prose_with_angle_brackets_is_not_markup(text: str) -> None:
     assert call_markup(text) is None
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_end_of_reply_tokens_do_not_make_an_answer_markup(fmt: str) -> None:
+    for end in ("<|end_of_text|>", "<\uff5cend\u2581of\u2581sentence\uff5c>", "<|eot_id|>"):
+        result = get_format(fmt).parse("Paris is sunny today." + end, TOOLS)
+        assert result.kind == "final_answer", (end, result)
+        assert result.answer == "Paris is sunny today."
+
+
+# Cohere Command's envelopes (vLLM's cohere_command tool parser tests)
+COHERE_ANSWER = (
+    "<|START_THINKING|>This is a rainbow <co>emoji: \U0001f308</co: 0:[1]><|END_THINKING|>\n"
+    "<|START_RESPONSE|>foo <co>bar</co: 0:[1,2],1:[3,4]><|END_RESPONSE|>"
+)
+COHERE_CALLS = (
+    "<|START_THINKING|>first I think about foo<|END_THINKING|><|START_ACTION|>\n[\n"
+    '    {"tool_call_id": "0", "tool_name": "get_weather", "parameters": {"city": "Oslo"}},\n'
+    '    {"tool_call_id": "1", "tool_name": "search", "parameters": {"query": "x"}}\n'
+    "]\n<|END_ACTION|>"
+)
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_cohere_response_is_the_answer_and_its_actions_are_calls(fmt: str) -> None:
+    result = get_format(fmt).parse(COHERE_ANSWER, TOOLS)
+    assert result.kind == "final_answer", result
+    assert result.answer == "foo <co>bar</co: 0:[1,2],1:[3,4]>"
+    result = get_format(fmt).parse(COHERE_CALLS, TOOLS)
+    assert result.kind == "tool_call", result
+    assert [(c.tool, c.args) for c in result.calls] == [
+        ("get_weather", {"city": "Oslo"}),
+        ("search", {"query": "x"}),
+    ]
+    # thinking and nothing else: nothing was said to the user
+    only = "<|START_THINKING|>just think, no response<|END_THINKING|>"
+    assert get_format(fmt).parse(only, TOOLS).kind == "unrecoverable"
+    # an action block naming no offered tool is markup, not an answer
+    bad = '<|START_ACTION|>[{"tool_call_id": "0", "tool_name": "nope", "parameters": {}}]'
+    assert get_format(fmt).parse(bad, TOOLS).kind == "unrecoverable"
