@@ -281,6 +281,8 @@ def test_template_tokens_and_call_tags_are_markup(text: str) -> None:
         "In Haskell, <|> is the Alternative operator.",
         "Wrap it in <call-to-action> and <toolbar> tags.",
         "The recall <b>rate</b> went up.",
+        "ordinary <tool_calling> marker.",
+        "See <function_caller> and <toolcaller> in the docs.",
         "a|b and <x|y> are not tokens",
     ],
 )

@@ -17,7 +17,9 @@ from typing import Any
 from pilothouse.actions import repair
 
 _MARKERS = (
-    "<tool_call",
+    "<tool_call>",
+    "<tool_call ",  # the name in an attribute; `<tool_calling>` in prose is a word
+    "<tool_call|>",
     "</tool_call>",
     "<function=",
     "<function_calls>",
@@ -64,7 +66,9 @@ _END_TOKENS = frozenset(
 # `<longcat_tool_call>`, `<minimax:tool_call>`, `<tool_calls:opensource>` (Tencent
 # Hy4), `<toolcall>` (Nemotron-mini), `<seed:tool_call>`, `<function_call>`.
 _CALL_TAG = re.compile(r"</?([A-Za-z_][\w:.\-]{0,60})>")
-_CALL_TAG_NAME = re.compile(r"tool_?calls?|function_?calls?", re.I)
+# The word must end there: `<tool_calling>` in prose is a word about tool calling,
+# not an envelope (Ollama's qwen3.8 parser tests keep it as content).
+_CALL_TAG_NAME = re.compile(r"(?:tool_?calls?|function_?calls?)(?![a-z])", re.I)
 # DeepSeek's and GigaChat's special tokens are tags opened by a fullwidth bar,
 # U+FF5C (DeepSeek's `tool▁calls▁begin` token, GigaChat 3.5's `GCML` tool_calls,
 # invoke and parameter tags): no prose writes that character inside angle brackets.
