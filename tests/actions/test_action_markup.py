@@ -328,3 +328,11 @@ def test_cohere_response_is_the_answer_and_its_actions_are_calls(fmt: str) -> No
     # an action block naming no offered tool is markup, not an answer
     bad = '<|START_ACTION|>[{"tool_call_id": "0", "tool_name": "nope", "parameters": {}}]'
     assert get_format(fmt).parse(bad, TOOLS).kind == "unrecoverable"
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_a_word_that_begins_like_a_tag_stays_prose(fmt: str) -> None:
+    # Ollama's qwen3.8 parser tests: control-like text after the reasoning is content
+    result = get_format(fmt).parse("Plan</think>ordinary <tool_calling> marker.", TOOLS)
+    assert result.kind == "final_answer", result
+    assert result.answer == "ordinary <tool_calling> marker."

@@ -458,6 +458,9 @@ def _react(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) ->
 
 # ---------------------------------------------------------------- xml
 
+# a <tool_call> tag (`<tool_call>`, `<tool_call name=...>`, `</tool_call>`), not a word
+# that begins with it (`<tool_calling>` in an answer's prose: Ollama's qwen3.8 tests)
+_X_TAG = re.compile(r"</?tool_call(?![A-Za-z_])")
 _X_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|(?=<tool_call>)|\Z)", re.S)
 _X_FUNC = re.compile(r"<function=([^>\n]{1,200})>(.*?)(?:</function>|\Z)", re.S)
 _X_PARAM = re.compile(
@@ -574,7 +577,7 @@ def _xml_blocks(
             repairs.extend(loaded.repairs)
             envelopes.append((name, loaded.value))
         return _resolve(envelopes, r, repairs)
-    if "<tool_call" in text or "</function>" in text:
+    if _X_TAG.search(text) is not None or "</function>" in text:
         return failure("a <tool_call> block could not be read", repairs)
     got = _json_action(text, r, repairs) if "{" in text else None
     if got is not None:
