@@ -231,3 +231,108 @@ def test_the_structured_answers_own_keys_are_not_markup() -> None:
 def test_the_readers_envelopes_are_markup_too(text: str) -> None:
     # a reply in one of these that reads as no offered tool must be re-asked
     assert call_markup(text) is not None
+
+
+# Round 3 (tune misses): envelopes no reader knows are still markup, by their class.
+UNREAD_ENVELOPES = [
+    # InternLM2's action tokens around text that is not a call
+    "<|action_start|><|plugin|>not json<|action_end|>",
+    '<|action_start|>{"name": "func"}',
+    # LongCat's call tag after prose, never closed
+    "Some text with <longcat_tool_call>invalid json",
+    # GigaChat 3.5's fullwidth-bar tags
+    "<｜GCML｜tool_calls></｜GCML｜tool_calls>",  # noqa: RUF001
+    '<｜GCML｜tool_calls><｜GCML｜invoke name="broken">',  # noqa: RUF001
+    # call tags under other vendors' prefixes and suffixes
+    "<minimax:tool_call>\n</minimax:tool_call>",
+    "<tool_calls:opensource>\n<tool_call:opensource>lookup",
+    " <toolcall> not json </toolcall>",
+    "I will call it now. <function_call>lookup</function_call>",
+]
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+@pytest.mark.parametrize("text", UNREAD_ENVELOPES)
+def test_unread_envelopes_are_never_answers(text: str, fmt: str) -> None:
+    result = get_format(fmt).parse(text, TOOLS)
+    assert result.kind == "unrecoverable", (fmt, result)
+    assert result.reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<|action_start|>",
+        "<|START_ACTION|>",
+        "<｜GCML｜parameter>",  # noqa: RUF001
+        "<longcat_tool_call>",
+        "</seed:tool_call>",
+        "<toolcall>",
+    ],
+)
+def test_template_tokens_and_call_tags_are_markup(text: str) -> None:
+    assert call_markup(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the <|endoftext|> token ends a document; <|eot_id|> ends a turn",
+        "In Haskell, <|> is the Alternative operator.",
+        "Wrap it in <call-to-action> and <toolbar> tags.",
+        "The recall <b>rate</b> went up.",
+        "ordinary <tool_calling> marker.",
+        "See <function_caller> and <toolcaller> in the docs.",
+        "a|b and <x|y> are not tokens",
+    ],
+)
+def test_prose_with_angle_brackets_is_not_markup(text: str) -> None:
+    assert call_markup(text) is None
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_end_of_reply_tokens_do_not_make_an_answer_markup(fmt: str) -> None:
+    for end in ("<|end_of_text|>", "<\uff5cend\u2581of\u2581sentence\uff5c>", "<|eot_id|>"):
+        result = get_format(fmt).parse("Paris is sunny today." + end, TOOLS)
+        assert result.kind == "final_answer", (end, result)
+        assert result.answer == "Paris is sunny today."
+
+
+# Cohere Command's envelopes (vLLM's cohere_command tool parser tests)
+COHERE_ANSWER = (
+    "<|START_THINKING|>This is a rainbow <co>emoji: \U0001f308</co: 0:[1]><|END_THINKING|>\n"
+    "<|START_RESPONSE|>foo <co>bar</co: 0:[1,2],1:[3,4]><|END_RESPONSE|>"
+)
+COHERE_CALLS = (
+    "<|START_THINKING|>first I think about foo<|END_THINKING|><|START_ACTION|>\n[\n"
+    '    {"tool_call_id": "0", "tool_name": "get_weather", "parameters": {"city": "Oslo"}},\n'
+    '    {"tool_call_id": "1", "tool_name": "search", "parameters": {"query": "x"}}\n'
+    "]\n<|END_ACTION|>"
+)
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_cohere_response_is_the_answer_and_its_actions_are_calls(fmt: str) -> None:
+    result = get_format(fmt).parse(COHERE_ANSWER, TOOLS)
+    assert result.kind == "final_answer", result
+    assert result.answer == "foo <co>bar</co: 0:[1,2],1:[3,4]>"
+    result = get_format(fmt).parse(COHERE_CALLS, TOOLS)
+    assert result.kind == "tool_call", result
+    assert [(c.tool, c.args) for c in result.calls] == [
+        ("get_weather", {"city": "Oslo"}),
+        ("search", {"query": "x"}),
+    ]
+    # thinking and nothing else: nothing was said to the user
+    only = "<|START_THINKING|>just think, no response<|END_THINKING|>"
+    assert get_format(fmt).parse(only, TOOLS).kind == "unrecoverable"
+    # an action block naming no offered tool is markup, not an answer
+    bad = '<|START_ACTION|>[{"tool_call_id": "0", "tool_name": "nope", "parameters": {}}]'
+    assert get_format(fmt).parse(bad, TOOLS).kind == "unrecoverable"
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_a_word_that_begins_like_a_tag_stays_prose(fmt: str) -> None:
+    # Ollama's qwen3.8 parser tests: control-like text after the reasoning is content
+    result = get_format(fmt).parse("Plan</think>ordinary <tool_calling> marker.", TOOLS)
+    assert result.kind == "final_answer", result
+    assert result.answer == "ordinary <tool_calling> marker."

@@ -108,6 +108,13 @@ ENVELOPES = st.sampled_from(
         ('{"function": "lookup", "x": ', "}"),
         ('{"command": {"name": "lookup", "x": ', "}}"),
         ("Action: lookup\nAction Input: ", ""),
+        # round 3: envelopes no reader knows, caught by their class
+        ("<|action_start|><|plugin|>", "<|action_end|>"),
+        ("<|START_ACTION|>", "<|END_ACTION|>"),
+        ("<longcat_tool_call>", "</longcat_tool_call>"),
+        ("<minimax:tool_call>", "</minimax:tool_call>"),
+        ("<toolcall>", "</toolcall>"),
+        ("<\uff5cGCML\uff5ctool_calls>", "</\uff5cGCML\uff5ctool_calls>"),
     ]
 )
 

@@ -361,3 +361,30 @@ def test_a_utf8_bytes_literal_reads_as_its_text() -> None:
     result = get_format("auto").parse("[get_weather(location=b'Oslo'), get_time()]", TOOLS)
     assert result.kind == "tool_call"
     assert [c.args for c in result.calls] == [{"location": "Oslo"}, {}]
+
+
+def test_arg_value_written_as_a_json_string_is_that_string() -> None:
+    # HyperCLOVAX SEED Think JSON-encodes each <arg_value> (vLLM's parser tests)
+    tools = [
+        ToolSpec(
+            "get_current_weather",
+            "",
+            {"type": "object", "properties": {"location": {"type": "string"}}},
+        )
+    ]
+    text = (
+        "thinking aloud</think>\n\nokay, calling:<tool_call>get_current_weather\n"
+        '<arg_key>location</arg_key>\n<arg_value>"Seoul"</arg_value>\n</tool_call>'
+    )
+    result = get_format("xml").parse(text, tools)
+    assert result.kind == "tool_call", result
+    assert result.calls[0].args == {"location": "Seoul"}
+    # GLM writes strings bare; quotes that do not make one JSON string stay
+    for raw, want in (("Seoul", "Seoul"), ('"a" or "b"', '"a" or "b"'), ('"', '"')):
+        text = (
+            "<tool_call>get_current_weather<arg_key>location</arg_key>"
+            f"<arg_value>{raw}</arg_value></tool_call>"
+        )
+        result = get_format("xml").parse(text, tools)
+        assert result.kind == "tool_call", (raw, result)
+        assert result.calls[0].args == {"location": want}

@@ -31,7 +31,12 @@ from pilothouse.prompts import Prompts
 
 Envelope = tuple[Any, Any]  # (name as written, raw arguments or None)
 
-_SPECIAL = re.compile(r"<\|(?:eom_id|eot_id|eot|im_end|end|endoftext|eos)\|>|</s>")
+# tokens that only end a reply (Llama 3 base writes <|end_of_text|>, DeepSeek its
+# fullwidth end-of-sentence token): stripped, never read as markup
+_SPECIAL = re.compile(
+    r"<\|(?:eom_id|eot_id|eot|im_end|end|endoftext|end_of_text|eos)\|>|</s>"
+    "|<\uff5cend\u2581of\u2581sentence\uff5c>"
+)
 _ANSWER_KEYS = readers._ANSWER_KEYS
 _envelopes = readers.json_envelopes
 
@@ -453,6 +458,9 @@ def _react(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) ->
 
 # ---------------------------------------------------------------- xml
 
+# a <tool_call> tag (`<tool_call>`, `<tool_call name=...>`, `</tool_call>`), not a word
+# that begins with it (`<tool_calling>` in an answer's prose: Ollama's qwen3.8 tests)
+_X_TAG = re.compile(r"</?tool_call(?![A-Za-z_])")
 _X_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|(?=<tool_call>)|\Z)", re.S)
 _X_FUNC = re.compile(r"<function=([^>\n]{1,200})>(.*?)(?:</function>|\Z)", re.S)
 _X_PARAM = re.compile(
@@ -569,7 +577,7 @@ def _xml_blocks(
             repairs.extend(loaded.repairs)
             envelopes.append((name, loaded.value))
         return _resolve(envelopes, r, repairs)
-    if "<tool_call" in text or "</function>" in text:
+    if _X_TAG.search(text) is not None or "</function>" in text:
         return failure("a <tool_call> block could not be read", repairs)
     got = _json_action(text, r, repairs) if "{" in text else None
     if got is not None:
@@ -794,6 +802,12 @@ _HARMONY_FINAL = "<|channel|>final<|message|>"
 _HARMONY_STOP = re.compile(r"<\|(?:return|end|call|start)\|>")
 
 
+# Cohere Command R7B / A: reasoning between START/END_THINKING, the reply between
+# START/END_RESPONSE, calls between START/END_ACTION (vLLM's cohere_command parser tests)
+_COHERE_THINKING = re.compile(r"<\|START_THINKING\|>.*?(?:<\|END_THINKING\|>|\Z)", re.S)
+_COHERE_RESPONSE = re.compile(r"<\|START_RESPONSE\|>(.*?)(?:<\|END_RESPONSE\|>|\Z)", re.S)
+
+
 def _clean(text: str, repairs: list[str]) -> str:
     text, thought = repair.strip_think(text)
     if thought:
@@ -801,7 +815,24 @@ def _clean(text: str, repairs: list[str]) -> str:
     if _HARMONY_FINAL in text:  # OpenAI Harmony: the final channel's message is the reply
         text = _HARMONY_STOP.split(text.rsplit(_HARMONY_FINAL, 1)[1], 1)[0]
         repairs.append("harmony_final_channel")
+    if "<|START_" in text:
+        text = _cohere(text, repairs)
     return _SPECIAL.sub("", text)
+
+
+def _cohere(text: str, repairs: list[str]) -> str:
+    """Cohere Command's own envelopes: its thinking is reasoning (like a `<think>`
+    block), and a reply in START/END_RESPONSE with no action is that reply. Template
+    tokens are markup (`markup.call_markup`), so without this a Cohere answer would
+    be refused and asked for again, however plain."""
+    stripped = _COHERE_THINKING.sub("", text)
+    if stripped != text:
+        repairs.append("think_block")
+    response = _COHERE_RESPONSE.search(stripped)
+    if response is not None and "<|START_ACTION|>" not in stripped:
+        repairs.append("cohere_response")
+        return response.group(1)
+    return stripped
 
 
 class JsonFormat(_TextFormat):

@@ -17,7 +17,9 @@ from typing import Any
 from pilothouse.actions import repair
 
 _MARKERS = (
-    "<tool_call",
+    "<tool_call>",
+    "<tool_call ",  # the name in an attribute; `<tool_calling>` in prose is a word
+    "<tool_call|>",
     "</tool_call>",
     "<function=",
     "<function_calls>",
@@ -51,6 +53,26 @@ _MARKERS = (
     "functools[",
 )
 _TOKEN = re.compile(r"<\|[a-z_]*(?:tool|call|function)[a-z_]*\|>")
+# Any other chat-template token, `<|name|>`: InternLM2 writes its calls as
+# `<|action_start|><|plugin|>{...}<|action_end|>`, Cohere as `<|START_ACTION|>[...]`,
+# and a model that writes template tokens is writing structure, not an answer to the
+# user. Tokens that only end a reply (`<|eot_id|>`, `<|endoftext|>`, ...) carry no
+# call and are left to the formats, which strip them.
+_TEMPLATE_TOKEN = re.compile(r"<\|([A-Za-z_][\w.:\-]{0,40})\|>")
+_END_TOKENS = frozenset(
+    {"eot_id", "eom_id", "eot", "eos", "end", "endoftext", "im_end", "end_of_text", "return"}
+)
+# A tag whose name is a call envelope under a vendor's prefix or suffix:
+# `<longcat_tool_call>`, `<minimax:tool_call>`, `<tool_calls:opensource>` (Tencent
+# Hy4), `<toolcall>` (Nemotron-mini), `<seed:tool_call>`, `<function_call>`.
+_CALL_TAG = re.compile(r"</?([A-Za-z_][\w:.\-]{0,60})>")
+# The word must end there: `<tool_calling>` in prose is a word about tool calling,
+# not an envelope (Ollama's qwen3.8 parser tests keep it as content).
+_CALL_TAG_NAME = re.compile(r"(?:tool_?calls?|function_?calls?)(?![a-z])", re.I)
+# DeepSeek's and GigaChat's special tokens are tags opened by a fullwidth bar,
+# U+FF5C (DeepSeek's `tool▁calls▁begin` token, GigaChat 3.5's `GCML` tool_calls,
+# invoke and parameter tags): no prose writes that character inside angle brackets.
+_FULLWIDTH_TAG = re.compile(r"</?｜[^<>\n]{1,80}>")  # noqa: RUF001 (the tokens' own bar)
 _GEMMA = re.compile(r"(?:call:|<call>)[A-Za-z_][\w.\-]*\{")
 # the whole reply a bracketed list of Python calls, `[name(...), ...]` (vLLM's
 # pythonic tool parser, Llama 3.2/4, LFM2 without its tokens)
@@ -147,13 +169,40 @@ def _repeated_unit(word: str) -> bool:
     return False
 
 
+def _template_token(text: str) -> str | None:
+    """The first chat-template token in `text` that is not a mere end of reply."""
+    if "<|" not in text:
+        return None
+    for count, m in enumerate(_TEMPLATE_TOKEN.finditer(text)):
+        if m.group(1).lower() not in _END_TOKENS:
+            return m.group()
+        if count >= 64:  # bounded work on a run of end tokens
+            break
+    return None
+
+
+def _call_tag(text: str) -> str | None:
+    """The first tag whose name holds `tool_call`/`toolcall`/`function_call`, if any."""
+    if "call" not in text.lower():
+        return None
+    for count, m in enumerate(_CALL_TAG.finditer(text)):
+        if _CALL_TAG_NAME.search(m.group(1)) is not None:
+            return m.group()
+        if count >= 256:
+            break
+    return None
+
+
 def call_markup(text: str, *, answer_keys: Collection[str] | None = None) -> str | None:
     """The call-like markup `text` holds, named for a corrective message, or `None`.
 
     Markup is any tool-call envelope or chat-template token (`<tool_call>`,
     `<function=`, `<invoke`, `<|tool_call_start|>`, `<|python_tag|>`,
     `[TOOL_CALLS]`, a Harmony `<|channel|>` or `to=functions.`, `<|im_start|>`,
-    `call:name{`, ...), a ReAct `Action:` line, or a JSON object shaped like a call:
+    `call:name{`, ...), any other chat-template token (`<|action_start|>`; not the
+    tokens that only end a reply), a tag opened by a fullwidth bar (U+FF5C: DeepSeek, GigaChat), a
+    tag named for a call under any prefix (`<longcat_tool_call>`, `<toolcall>`), a
+    ReAct `Action:` line, or a JSON object shaped like a call:
     `{"name": ..., "arguments"|"parameters"|"args"|"input": ...}`,
     `{"action": ..., "action_input": ...}`, `{"tool": ...}`, `{"function": ...}`,
     `{"tool_calls": [...]}` or `{"command": {"name": ...}}`. Ordinary data is not:
@@ -165,10 +214,13 @@ def call_markup(text: str, *, answer_keys: Collection[str] | None = None) -> str
     for marker in _MARKERS:
         if marker in text:
             return marker
-    for pattern in (_TOKEN, _GEMMA, _PY_LIST, _PY_OPEN):
+    for pattern in (_TOKEN, _GEMMA, _PY_LIST, _PY_OPEN, _FULLWIDTH_TAG):
         m = pattern.search(text)
         if m is not None:
             return m.group()
+    seen = _template_token(text) or _call_tag(text)
+    if seen is not None:
+        return seen
     m = _REACT.search(text)
     if m is not None:
         return m.group().split(":", 1)[0].strip(" \t>*#") + ":"

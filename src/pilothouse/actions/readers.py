@@ -346,9 +346,23 @@ def tool_call_bare_name(text: str, r: Resolver) -> Read:
             if not found or "<arg_value>" not in rest:
                 return "an <arg_key> without its </arg_key> and <arg_value>"
             value = rest.split("<arg_value>", 1)[1].split("</arg_value>", 1)[0]
-            args[key.strip()] = typed_value(value.strip(), tool, key.strip(), r)
+            args[key.strip()] = _arg_value(value.strip(), tool, key.strip(), r)
         out.append((m.group(1), args or None))
     return out or None
+
+
+def _arg_value(value: str, tool: str | None, key: str, r: Resolver) -> Any:
+    """An ``<arg_value>``: typed by the schema, and a value written as one JSON string
+    literal is the string it spells. GLM writes strings bare
+    (``<arg_value>Dallas</arg_value>``); HyperCLOVAX SEED Think, in the same tags,
+    JSON-encodes every value (``<arg_value>"Seoul"</arg_value>``, vLLM's
+    ``hyperclovax_seed_think`` parser tests), and its quotes are not part of the
+    city's name."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        loaded = repair.loads(value)
+        if loaded is not None and isinstance(loaded.value, str) and not loaded.repairs:
+            return loaded.value
+    return typed_value(value, tool, key, r)
 
 
 # ---------------------------------------------------------------- Kimi K2
