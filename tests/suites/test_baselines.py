@@ -7,8 +7,9 @@ import importlib.util
 import pytest
 
 from pilothouse import ScriptedModel
+from pilothouse.evals import run_eval
 from pilothouse.models.base import ModelRequest
-from pilothouse_suites import builtin, run_eval
+from pilothouse_suites import builtin
 from pilothouse_suites.baselines import NaiveJSONModel, parse_action
 
 

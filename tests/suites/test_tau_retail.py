@@ -10,8 +10,8 @@ import pytest
 
 from pilothouse import ScriptedModel, call
 from pilothouse.evals import run_eval
-from pilothouse.evals import tau_retail as tau
 from pilothouse.models.base import ModelRequest
+from pilothouse_suites import tau_retail as tau
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tau-retail"
 pytestmark = pytest.mark.skipif(
