@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "desk_crash.py"
+BENCH = Path(__file__).resolve().parents[3] / "benchmarks" / "desk_crash.py"
 _spec = importlib.util.spec_from_file_location("desk_crash", BENCH)
 assert _spec is not None and _spec.loader is not None
 crash = importlib.util.module_from_spec(_spec)
