@@ -180,6 +180,7 @@ def test_a_plugin_command_runs_and_a_broken_one_says_why(fake_plugin: Path) -> N
     r = _pilothouse("--help", path=fake_plugin)
     assert r.returncode == 0, r.stderr
     assert "broken" in r.stdout and "unavailable" in r.stdout
+    assert "pip install 'fakeplug[web]'" in r.stdout  # the extra, not eaten as rich markup
     r = _pilothouse("broken", path=fake_plugin)
     assert r.returncode == 1
     message = " ".join(r.stderr.split())

@@ -98,7 +98,7 @@ def _plugin_command(ep: Any) -> Any:
 def _unavailable(name: str, message: str) -> Any:
     stub = typer.Typer(add_completion=False)
 
-    @stub.command(name, help=f"(unavailable: {message})")
+    @stub.command(name, help=f"(unavailable: {escape(message)})")  # help is rich markup
     def unavailable() -> None:
         _fail(message)
 
@@ -611,8 +611,8 @@ def eval_command(
     target: Annotated[
         str,
         typer.Argument(
-            help="A suite: a name installed packages register (builtin, heldout, "
-            "tau-retail) or package.module:attr; or 'view' / 'compare'.",
+            help="A suite: a name installed packages register (entry points "
+            "'pilothouse.suites', e.g. builtin) or package.module:attr; or 'view' / 'compare'.",
             metavar="SUITE|view|compare",
         ),
     ],
