@@ -56,14 +56,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pilothouse.agent import Agent
-from pilothouse.exceptions import ConfigurationError
-from pilothouse.messages import Message
-from pilothouse.models import Model, ModelSettings
-from pilothouse.policy import Policy
-from pilothouse.runtime.budget import Budget
+from pilothouse import (
+    Agent,
+    Budget,
+    ConfigurationError,
+    Message,
+    Model,
+    ModelSettings,
+    Policy,
+    StepContext,
+    StepOptions,
+)
 from pilothouse.runtime.journal import Store
-from pilothouse.runtime.step import StepContext, StepOptions
 
 from .deps import SupportDeps
 from .shop import PRODUCTS
@@ -470,7 +474,7 @@ def build_support_agent(
     per customer message.
     """
     if model is None or isinstance(model, str):
-        from pilothouse.models.registry import resolve_model
+        from pilothouse import resolve_model
 
         resolved: Model = resolve_model(model)
     else:

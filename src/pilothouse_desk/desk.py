@@ -73,6 +73,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pilothouse import Message, Model, Principal, RunResult, Session, Usage
 from pilothouse.agent import Agent, new_run_id
 from pilothouse.events import (
     ApprovalGiven,
@@ -89,12 +90,7 @@ from pilothouse.exceptions import (
     SessionExistsError,
     SessionNotFoundError,
 )
-from pilothouse.messages import Message, Usage
-from pilothouse.models import Model
-from pilothouse.policy import Principal
 from pilothouse.runtime.journal import Store, Subscriber, open_store
-from pilothouse.runtime.loop import RunResult
-from pilothouse.runtime.session import Session
 
 from .deps import SupportDeps, verified_in
 from .shop import Shop, open_shop

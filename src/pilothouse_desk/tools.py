@@ -27,10 +27,8 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from pilothouse.exceptions import ConfigurationError, ToolError
-from pilothouse.messages import ToolCall
+from pilothouse import ConfigurationError, Tool, ToolCall, ToolContext, ToolError, tool
 from pilothouse.policy import Policy, Predicate, RunContext
-from pilothouse.tools.tool import Tool, ToolContext, tool
 
 from .deps import SupportDeps, identified
 from .shop import ShopError

@@ -18,9 +18,8 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from pilothouse.agent import Agent
+from pilothouse import Agent, Budget, Message, ToolCall, Usage
 from pilothouse.evals.scenario import Scenario
-from pilothouse.messages import Message, ToolCall, Usage
 from pilothouse.models import (
     Capabilities,
     Model,
@@ -29,7 +28,6 @@ from pilothouse.models import (
     StreamItem,
     ToolSpec,
 )
-from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.journal import Store
 
 NAIVE_PROMPT = """\

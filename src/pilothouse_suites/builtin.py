@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import Field
 
+from pilothouse import Budget, ModelRequest, Policy, Rule, ToolCall, ToolError, tool
 from pilothouse.evals.dataset import (
     contains,
     dataset_scenarios,
@@ -56,13 +57,7 @@ from pilothouse.evals.scenario import (
     expect_regex,
     scenario,
 )
-from pilothouse.exceptions import ToolError
-from pilothouse.messages import ToolCall
-from pilothouse.models import ModelRequest
 from pilothouse.models.scripted import Reply, ScriptedModel, call
-from pilothouse.policy import Policy, Rule
-from pilothouse.runtime.budget import Budget
-from pilothouse.tools.tool import tool
 
 PYTHON_TIMEOUT = 10.0
 

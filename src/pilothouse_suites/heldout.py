@@ -22,6 +22,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from pilothouse import ScriptedModel, call
 from pilothouse.evals.runner import Suite, register_reference_models
 from pilothouse.evals.scenario import (
     EvalContext,
@@ -33,7 +34,6 @@ from pilothouse.evals.scenario import (
     expect_regex,
     scenario,
 )
-from pilothouse.models.scripted import ScriptedModel, call
 from pilothouse.tools.tool import Tool, ToolFunction, as_tool
 from pilothouse_suites import builtin
 

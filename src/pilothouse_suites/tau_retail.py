@@ -35,18 +35,15 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pilothouse import Budget, ConfigurationError, Model, ModelRequest, ToolCall
 from pilothouse.evals.runner import Suite, register_reference_models
 from pilothouse.evals.scenario import EvalContext, Scenario
-from pilothouse.exceptions import ConfigurationError
-from pilothouse.messages import ToolCall
-from pilothouse.models import Model, ModelRequest
 from pilothouse.models.scripted import Reply, ScriptedModel
-from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.journal import Store
 from pilothouse.tools.tool import Tool, ToolContext, ToolFunction
 
 if TYPE_CHECKING:
-    from pilothouse.agent import Agent
+    from pilothouse import Agent
 
 CUSTOMER_TOOL = "send_message_to_customer"
 TABLES = ("users", "orders", "products")
@@ -574,7 +571,7 @@ class Customer:
             else:
                 answer = f"As I said: {self.instruction}"
         else:
-            from pilothouse.agent import Agent
+            from pilothouse import Agent
 
             actor = Agent(
                 self.model,
@@ -623,8 +620,7 @@ def tau_agent(scenario: Scenario, model: Model, budget: Budget, store: Store) ->
     """The default construction for tau-retail: the policy text as instructions, all
     tools allowed by the Pilothouse policy (the shop's rules are the agent's to follow,
     and the scoring checks the database), a `RetailEnv` as each run's deps."""
-    from pilothouse.agent import Agent
-    from pilothouse.policy import Policy
+    from pilothouse import Agent, Policy
 
     return Agent(
         model,

@@ -65,7 +65,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from pilothouse.events import Event
+from pilothouse import Event
 from pilothouse_desk.desk import DeskError, NotFound
 from pilothouse_desk.server.ratelimit import RateLimit, RateLimiter, retry_after
 
