@@ -1,7 +1,8 @@
 """The support desk's web server (`pilothouse serve`): HTTP API, event streams, pages.
 
 Needs the ``server`` extra (starlette, uvicorn): ``pip install 'pilothouse[server]'``.
-`import pilothouse` never loads this package; the CLI imports it when asked to serve.
+The core never loads this package: ``pilothouse serve`` is the desk's command
+(`pilothouse_desk.cli`, entry point ``pilothouse.commands``), which imports it to serve.
 """
 
 from __future__ import annotations
