@@ -24,14 +24,14 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@ $(VENV)/.local-installed
 
-# The support desk's scripted customers on the embedded model (src/pilothouse/apps/support).
+# The support desk's scripted customers on the embedded model (src/pilothouse_desk).
 demo: $(VENV)/.local-installed
-	$(BIN)/python -m pilothouse.apps.support
+	$(BIN)/python -m pilothouse_desk
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
-	$(BIN)/mypy src/pilothouse
+	$(BIN)/mypy src/pilothouse src/pilothouse_desk src/pilothouse_suites
 
 test: lint
 	bash scripts/system-deps.sh

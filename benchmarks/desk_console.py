@@ -30,11 +30,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=3900)
     args = parser.parse_args()
 
-    from pilothouse.apps.support.desk import Desk
     from pilothouse.models.scripted import ScriptedModel
     from pilothouse.runtime.journal import SQLiteStore
-    from pilothouse.server.app import create_app
-    from pilothouse.server.live import LiveServer
+    from pilothouse_desk.desk import Desk
+    from pilothouse_desk.server.app import create_app
+    from pilothouse_desk.server.live import LiveServer
 
     answer = "Thanks for waiting. " + "a" * (args.size - 20)
     token = "bench-console-token"

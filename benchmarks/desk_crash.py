@@ -29,7 +29,7 @@ the desk's tables, the journal and the shop:
 Prints the figures; exits 1 if anything was lost, duplicated, done twice or left
 running. ``python benchmarks/desk_crash.py serve ...`` is the server it starts
 (`pilothouse serve` with the ``crashdesk`` model registered); the crash tests in
-tests/server use it too, with `hold` tags that stop a reply at a chosen model call
+tests/desk/server use it too, with `hold` tags that stop a reply at a chosen model call
 until the test creates a file.
 """
 
@@ -407,7 +407,7 @@ class Customer:
 
 def plan(seed: int, replies: int, conversations: int, shop_path: Path) -> list[list[str]]:
     """Each conversation's messages: seeded mix of cancels, refunds and questions."""
-    from pilothouse.apps.support.shop import open_shop
+    from pilothouse_desk.shop import open_shop
 
     open_shop(shop_path).close()  # created and seeded as the server would
     rng = random.Random(seed)

@@ -31,9 +31,9 @@ from typing import Any
 
 def _build_desk(directory: str) -> Any:
     """A Desk over a fresh shop and journal whose agent echoes each message instantly."""
-    from pilothouse.apps.support.desk import Desk
     from pilothouse.models.scripted import ScriptedModel
     from pilothouse.runtime.journal import SQLiteStore
+    from pilothouse_desk.desk import Desk
 
     def reply(request: Any) -> str:
         last = next(m for m in reversed(request.messages) if m.role == "user")
@@ -50,7 +50,7 @@ def _serve(directory: str, ready: Any) -> None:
 
     import uvicorn
 
-    from pilothouse.server.app import create_app
+    from pilothouse_desk.server.app import create_app
 
     logging.disable(logging.WARNING)
     # One client sends everything here: the per-client rate limits would measure themselves.

@@ -61,22 +61,13 @@ LAYERS: list[list[str | tuple[str, ...]]] = [
     ],
     # reading runs: journals as regression tests, one-line descriptions of events
     ["pilothouse.testing", "pilothouse.trace"],
+    # entry points: commands and suites that installed packages add (evals names suites)
+    ["pilothouse.plugins"],
     # evaluation
     ["pilothouse.evals"],
     # the command line (imports the rest lazily)
     ["pilothouse.cli"],
-    # users of the framework, moving out of the package: the reference application and
-    # its server; evaluation content (built-in suites, held-out variants, baselines,
-    # the tau-retail adapter)
-    [
-        ("pilothouse.apps", "pilothouse.server"),
-        (
-            "pilothouse.evals.builtin",
-            "pilothouse.evals.heldout",
-            "pilothouse.evals.tau_retail",
-            "pilothouse.evals.baselines",
-        ),
-    ],
+    # the framework's users (pilothouse_desk, pilothouse_suites) live outside the package
 ]
 FACADE = "pilothouse"  # the package's __init__: lazy re-exports of the public API, on top
 
@@ -90,9 +81,6 @@ KNOWN: set[tuple[str, str, str]] = {
     # the local model ranks tools with tools.select's BM25 (and tools use models.base's
     # ToolSpec): move the ranking (or ToolSpec) to the floor
     ("pilothouse.models.local", "pilothouse.tools.select", "layer"),
-    # the CLI's serve/desk commands import the application that is moving out
-    ("pilothouse.cli", "pilothouse.apps.support.desk", "layer"),
-    ("pilothouse.cli", "pilothouse.server", "layer"),
     # the PostgreSQL store reuses the SQLite store's private row helpers: make them a
     # public module (e.g. runtime/rows.py), and open_store's lazy import of postgres
     # plus postgres's import of journal make the pair import each other
@@ -106,10 +94,8 @@ KNOWN: set[tuple[str, str, str]] = {
     # resume reuses the journal's encoder and the loop's corrective message
     ("pilothouse.runtime.resume", "pilothouse.runtime.journal._encode", "private"),
     ("pilothouse.runtime.resume", "pilothouse.runtime.loop._corrective", "private"),
-    # evals: the dataset loader reuses the scenario module's text normaliser; tau-retail
-    # the built-in suite's evaluation helper
+    # evals: the dataset loader reuses the scenario module's text normaliser
     ("pilothouse.evals.dataset", "pilothouse.evals.scenario._norm", "private"),
-    ("pilothouse.evals.tau_retail", "pilothouse.evals.builtin._evaluate", "private"),
 }
 
 

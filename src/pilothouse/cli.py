@@ -6,7 +6,12 @@
     pilothouse trace export RUN_ID -o FILE.jsonl
     pilothouse replay RUN_ID|FILE.jsonl [--tools module:attr] [--live-tools]
     pilothouse sessions list | show SESSION_ID | export SESSION_ID
+    pilothouse eval SUITE --model M | view LOG | compare LOG_A LOG_B
+    pilothouse policy lint | check;  pilothouse parse
     pilothouse --version
+
+Installed packages add commands through the ``pilothouse.commands`` entry point
+group (`pilothouse.plugins`): ``pilothouse serve`` comes from ``pilothouse_desk``.
 
 Errors print one clear line on stderr and exit with status 1 (2 for usage errors).
 """
@@ -23,10 +28,85 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from pilothouse._version import __version__
 
+_PLUGIN_COMMANDS: dict[str, Any] = {}  # loaded plugin commands (click commands), by name
+
+
+class _Commands(TyperGroup):
+    """The core's commands plus those installed packages add (see `pilothouse.plugins`).
+
+    A plugin's command is imported only when it is named on the command line or
+    ``--help`` lists the commands; ``pilothouse run`` never reads entry points.
+    """
+
+    def _plugin_names(self) -> list[str]:
+        from pilothouse import plugins
+
+        return sorted(n for n in plugins.entry_points(plugins.COMMANDS) if n not in self.commands)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *self._plugin_names()]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name in _PLUGIN_COMMANDS:
+            return command or _PLUGIN_COMMANDS[cmd_name]
+        from pilothouse import plugins
+
+        ep = plugins.entry_points(plugins.COMMANDS).get(cmd_name)
+        if ep is None:
+            return None
+        _PLUGIN_COMMANDS[cmd_name] = _plugin_command(ep)
+        return _PLUGIN_COMMANDS[cmd_name]
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name is not None and name not in self.commands and not ctx.resilient_parsing:
+            from pilothouse import plugins
+            from pilothouse.exceptions import ConfigurationError
+
+            try:  # the command is about to run: its extras must be there
+                plugins.check_extras(
+                    plugins.entry_points(plugins.COMMANDS)[name], f"`pilothouse {name}`"
+                )
+            except ConfigurationError as exc:
+                _fail(str(exc))
+        return name, command, rest
+
+
+def _plugin_command(ep: Any) -> Any:
+    """The command of a `pilothouse.commands` entry point (a `typer.Typer`); one that
+    cannot be loaded becomes a command that says why, so ``--help`` still lists it."""
+    from pilothouse import plugins
+    from pilothouse.exceptions import ConfigurationError
+
+    what = f"`pilothouse {ep.name}`"
+    try:
+        value = plugins.load(ep, what)
+    except ConfigurationError as exc:
+        return _unavailable(ep.name, str(exc))
+    if not isinstance(value, typer.Typer):
+        return _unavailable(
+            ep.name, f"{what}: {ep.value} is a {type(value).__name__}, not a typer.Typer"
+        )
+    return typer.main.get_command(value)
+
+
+def _unavailable(name: str, message: str) -> Any:
+    stub = typer.Typer(add_completion=False)
+
+    @stub.command(name, help=f"(unavailable: {escape(message)})")  # help is rich markup
+    def unavailable() -> None:
+        _fail(message)
+
+    return typer.main.get_command(stub)
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="pilothouse",
     help="Build, run, evaluate and guard LLM agents.",
     no_args_is_help=True,
@@ -531,7 +611,8 @@ def eval_command(
     target: Annotated[
         str,
         typer.Argument(
-            help="A suite ('builtin' or package.module:attr), or 'view' / 'compare'.",
+            help="A suite: a name installed packages register (entry points "
+            "'pilothouse.suites', e.g. builtin) or package.module:attr; or 'view' / 'compare'.",
             metavar="SUITE|view|compare",
         ),
     ],
@@ -1028,116 +1109,6 @@ def parse_command(
 
 
 # --- end of parse block ----------------------------------------------------------------
-
-
-# --- serve (the support desk's web server) ----------------------------------------------
-
-
-@app.command("serve")
-def serve_command(
-    host: Annotated[
-        str, typer.Option(help="Interface to listen on (loopback by default).")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    shop: Annotated[
-        str,
-        typer.Option(help="The shop's SQLite database (created and seeded if missing)."),
-    ] = ".pilothouse/support/shop.db",
-    store: Annotated[
-        str | None,
-        typer.Option(
-            help="Journal store (default $PILOTHOUSE_STORE, else the demo's "
-            ".pilothouse/support/journal.db, so `make demo`'s conversations are shown)."
-        ),
-    ] = None,
-    model: ModelOption = None,
-    console_token: Annotated[
-        str | None,
-        typer.Option(
-            "--console-token",
-            envvar="PILOTHOUSE_CONSOLE_TOKEN",
-            help="Token for the console and dashboard (default $PILOTHOUSE_CONSOLE_TOKEN, "
-            "else a new random one, printed at start).",
-            show_default=False,
-        ),
-    ] = None,
-    grace_seconds: Annotated[
-        float,
-        typer.Option(
-            "--grace-seconds",
-            min=0,
-            help="On SIGTERM or Ctrl-C, how long replies in flight may take to finish (new "
-            "messages get 503 meanwhile); replies still running then are interrupted and "
-            "finished by the next start.",
-        ),
-    ] = 20.0,
-    rate_limit: Annotated[
-        bool,
-        typer.Option(
-            help="Limit each client address to 10 new conversations and 30 messages a minute "
-            "(bursts of 20 and 60); turn off only behind a proxy that limits per client."
-        ),
-    ] = True,
-    forwarded_allow_ips: Annotated[
-        str | None,
-        typer.Option(
-            "--forwarded-allow-ips",
-            help="Reverse proxies (comma-separated addresses or networks, e.g. 127.0.0.1) "
-            "whose X-Forwarded-For and X-Forwarded-Proto headers are believed; '*' believes "
-            "anyone. Default: none, so each client is its TCP peer address and a forged "
-            "header cannot dodge the per-client rate limits. Set it to the proxy's address "
-            "when serving behind one (and have the proxy overwrite the header).",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    """Serve the support desk: customer chat at /, agent console at /console, /dashboard.
-
-    At start, replies a crash or a stop interrupted are finished from the journal (or
-    handed to the human queue with a note); a shutdown drains replies in flight.
-    """
-    import os
-    import secrets
-
-    try:
-        from pilothouse.server import serve
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        _fail(f"the server needs the 'server' extra: pip install 'pilothouse[server]' ({exc})")
-    from pilothouse.apps.support.desk import Desk
-    from pilothouse.exceptions import PilothouseError
-    from pilothouse.runtime.journal import open_store
-
-    token = console_token or secrets.token_urlsafe(24)
-    try:
-        journal = store or os.environ.get("PILOTHOUSE_STORE") or ".pilothouse/support/journal.db"
-        desk = Desk(shop, open_store(journal), model=model)
-    except PilothouseError as exc:
-        _fail(str(exc))
-    where = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-    err.print(f"support chat:   {where}/")
-    err.print(f"agent console:  {where}/console")
-    err.print(f"dashboard:      {where}/dashboard")
-    if not console_token:
-        err.print(f"console token:  {token}")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        err.print(
-            "[yellow]warning:[/] listening beyond loopback; the server speaks plain HTTP, "
-            "so put a TLS proxy in front before customers or tokens cross a network"
-        )
-    limits: dict[str, Any] = {"grace_seconds": grace_seconds}
-    if not rate_limit:
-        limits.update(open_limit=None, message_limit=None)
-    serve(
-        desk,
-        console_token=token,
-        host=host,
-        port=port,
-        forwarded_allow_ips=forwarded_allow_ips,
-        **limits,
-    )
-
-
-# --- end of serve block ----------------------------------------------------------------
 
 
 def main() -> None:

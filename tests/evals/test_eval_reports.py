@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from pilothouse.evals import EvalLog, builtin, run_eval
+from pilothouse.evals import EvalLog, run_eval
 from pilothouse.evals.report import (
     compare,
     html_report,
@@ -22,6 +22,7 @@ from pilothouse.evals.report import (
     write_html,
     write_log,
 )
+from pilothouse_suites import builtin
 
 if TYPE_CHECKING:
     from conftest import CLI

@@ -5,6 +5,9 @@ Two ways to write a scenario: an async function of an `EvalContext` that raises
 steps), or a dataset of inputs and targets plus scorers (`dataset_scenarios`).
 `run_eval` runs a `Suite` on models for a number of epochs; `pilothouse.evals.report`
 turns the resulting `EvalLog` into a terminal table, a JSON log and an HTML page.
+
+This package is the harness only; suites are content that uses it (the project's own
+are in `pilothouse_suites`, named through the ``pilothouse.suites`` entry points).
 """
 
 from __future__ import annotations

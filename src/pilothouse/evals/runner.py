@@ -61,7 +61,7 @@ LOG_VERSION = 1
 
 
 def default_agent_factory(scenario: Scenario, model: Model, budget: Budget, store: Store) -> Any:
-    """The plain construction: the scenario's tools and instructions on the model."""
+    """The plain construction: the scenario's tools, instructions and policy on the model."""
     from pilothouse.agent import Agent
 
     return Agent(
@@ -71,6 +71,7 @@ def default_agent_factory(scenario: Scenario, model: Model, budget: Budget, stor
         name=scenario.name,
         budget=budget,
         store=store,
+        policy=scenario.policy,
     )
 
 
@@ -503,15 +504,31 @@ async def run_eval(
 
 
 def load_suite(spec: str) -> Suite:
-    """Resolve ``builtin`` or ``package.module:attr`` (a Suite, or a function returning one)."""
+    """Resolve a suite's name or ``package.module:attr`` (a Suite, or a function returning one).
+
+    Names are the suites installed packages register under the ``pilothouse.suites``
+    entry point group (``builtin``, ``heldout``, ``tau-retail`` from
+    ``pilothouse_suites``); the harness itself ships none.
+    """
     import importlib
     import sys
 
-    if spec == "builtin":
-        spec = "pilothouse.evals.builtin:suite"
+    from pilothouse import plugins
+
     module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigurationError(f"suite {spec!r} must be 'builtin' or 'package.module:attribute'")
+    if not sep:
+        named = plugins.entry_points(plugins.SUITES)
+        ep = named.get(spec)
+        if ep is None:
+            known = ", ".join(sorted(named)) or "none installed"
+            raise ConfigurationError(
+                f"suite {spec!r} is neither a named suite ({known}) nor 'package.module:attribute'"
+            )
+        return _as_suite(spec, plugins.load(ep, f"suite {spec!r}"))
+    if not module_name or not attr:
+        raise ConfigurationError(
+            f"suite {spec!r} must be a suite's name or 'package.module:attribute'"
+        )
     sys.path.insert(0, ".")
     try:
         module = importlib.import_module(module_name)
@@ -522,6 +539,10 @@ def load_suite(spec: str) -> Suite:
     value = getattr(module, attr, None)
     if value is None:
         raise ConfigurationError(f"suite {spec!r}: {module_name!r} has no attribute {attr!r}")
+    return _as_suite(spec, value)
+
+
+def _as_suite(spec: str, value: Any) -> Suite:
     if callable(value) and not isinstance(value, Suite):
         value = value()
     if not isinstance(value, Suite):

@@ -35,6 +35,7 @@ from pilothouse.tools.tool import Tool, ToolFunction
 
 if TYPE_CHECKING:
     from pilothouse.agent import Agent
+    from pilothouse.policy import Policy
 
 ScenarioFunction = Callable[["EvalContext"], Awaitable[None]]
 AgentFactory = Callable[["Scenario", Model, Budget, Store], "Agent[Any, Any]"]
@@ -66,6 +67,9 @@ class Scenario:
     input: str = ""  # the main question, when there is one (used by oracles and reports)
     tags: tuple[str, ...] = ()
     oracle: Oracle | None = None
+    # The policy the scenario's agent runs under (None: the default, which denies
+    # side-effecting and irreversible tools); a suite whose tools need more says so here.
+    policy: Policy | str | None = None
 
 
 def scenario(
@@ -76,6 +80,7 @@ def scenario(
     input: str = "",
     tags: Iterable[str] = (),
     oracle: Oracle | None = None,
+    policy: Policy | str | None = None,
 ) -> Callable[[ScenarioFunction], Scenario]:
     """Decorator: turn `async def f(ctx)` into a `Scenario` (the name defaults to f's)."""
 
@@ -90,6 +95,7 @@ def scenario(
             input,
             tuple(tags),
             oracle,
+            policy,
         )
 
     return wrap

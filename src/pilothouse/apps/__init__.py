@@ -1,1 +1,0 @@
-"""Reference applications built on Pilothouse (each imported on its own; nothing here loads)."""

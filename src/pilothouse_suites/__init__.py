@@ -1,0 +1,12 @@
+"""Evaluation content built on `pilothouse.evals`: users of the framework, not part of it.
+
+- `builtin`: ten offline scenarios with known answers (``pilothouse eval builtin``),
+  their reference models (``builtin:oracle``, ``builtin:null``) and ablations;
+- `heldout`: the same kinds of question that nobody tuned against (``heldout``);
+- `baselines`: the naive JSON-action construction the suites compare against
+  (``builtin-naive``, ``heldout-naive``);
+- `tau_retail`: tau-bench's retail tasks over an in-memory shop (``tau-retail``).
+
+The suites reach ``pilothouse eval NAME`` through the ``pilothouse.suites`` entry
+points of this distribution; ``package.module:attr`` works as for any suite.
+"""
