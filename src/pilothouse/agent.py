@@ -417,7 +417,7 @@ class Agent(Generic[DepsT, OutputT]):
     ) -> AsyncIterator[Event | TextDelta]:
         """Yield each journal event as it happens, and text deltas as the model writes.
 
-        The last item is the `final`, `budget_stop` or `error` event; an error is
+        The last item is the `final`, `run_stopped` or `error` event; an error is
         re-raised after its event has been yielded.
         """
         queue: asyncio.Queue[Event | TextDelta | None] = asyncio.Queue()

@@ -470,7 +470,7 @@ def replay_command(
     import os
 
     from pilothouse.agent import Agent
-    from pilothouse.events import BudgetStopped, RunStarted
+    from pilothouse.events import RunStarted, Stopped
     from pilothouse.exceptions import PilothouseError
     from pilothouse.models.replay import ReplayModel
     from pilothouse.runtime.journal import open_store
@@ -491,7 +491,7 @@ def replay_command(
             recorded = max((e.step for e in events), default=0)
             max_steps = (
                 int(stop.maximum)
-                if isinstance(stop, BudgetStopped) and stop.limit == "steps"
+                if isinstance(stop, Stopped) and stop.reason == "steps" and stop.maximum
                 else max(10, recorded)
             )
         # The model is never called: it only says which action format the agent uses.

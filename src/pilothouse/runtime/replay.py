@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 from pilothouse.events import (
     ApprovalGiven,
     ApprovalRequested,
-    BudgetStopped,
     ErrorOccurred,
     Event,
     FinalOutput,
@@ -46,6 +45,7 @@ from pilothouse.events import (
     OutputValidated,
     ParseFailed,
     RunStarted,
+    Stopped,
     ToolCalled,
     ToolReturned,
     event_from_dict,
@@ -74,7 +74,7 @@ from pilothouse.tools.tool import Effect, Interrupt, Tool, ToolContext
 if TYPE_CHECKING:
     from pilothouse.agent import Agent
 
-_ENDS = (FinalOutput, BudgetStopped, ErrorOccurred)
+_ENDS = (FinalOutput, Stopped, ErrorOccurred)
 
 
 # --------------------------------------------------------------------------- the cassette
@@ -223,8 +223,8 @@ class _Recording:
         end = self.end
         if isinstance(end, FinalOutput):
             return f"final output at step {end.step}"
-        if isinstance(end, BudgetStopped):
-            return f"{end.limit} stop at step {end.step}"
+        if isinstance(end, Stopped):
+            return f"{end.reason} stop at step {end.step}"
         if isinstance(end, ErrorOccurred):
             return f"{end.kind} at step {end.step}"
         if any(key not in self.given for key in self.requested):
@@ -354,17 +354,15 @@ class _Tracker:
                     step, "final", "the final output differs", end.output, event.output
                 )
             return None
-        if isinstance(event, BudgetStopped):
+        if isinstance(event, Stopped):  # a recorded `budget_stop` reads as one too
             end = rec.end
-            if not (
-                isinstance(end, BudgetStopped) and end.limit == event.limit and end.step == step
-            ):
+            if not (isinstance(end, Stopped) and end.reason == event.reason and end.step == step):
                 return self.diverge(
                     step,
                     "outcome",
                     "the run ended differently",
                     rec.ending(),
-                    f"{event.limit} stop: {event.message}",
+                    f"{event.reason} stop: {event.message}",
                 )
         return None
 

@@ -16,8 +16,9 @@ recounted from the events. Where the journal ends decides where the run continue
   request has a decision (`apply_approvals` journals them as `approval_given`);
   none of them ran before the pause, so none is in doubt until all were decided.
 
-A finished run (`final`, `budget_stop`, `error`) is not resumed: its journal already
-says how it ended. That includes a model error: start a new run instead.
+A finished run (`final`, `run_stopped` or an older journal's `budget_stop`, `error`)
+is not resumed: its journal already says how it ended. That includes a model error:
+start a new run instead.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pilothouse.events import (
     OutputValidated,
     ParseFailed,
     RunStarted,
+    Stopped,
     ToolCalled,
     ToolReturned,
 )
@@ -52,7 +54,7 @@ from pilothouse.runtime.budget import LoopDetector
 from pilothouse.runtime.journal import _encode
 from pilothouse.runtime.loop import RunSpec, RunState, ToolReplay, _corrective
 
-_FINISHED = {"final": "final", "budget_stop": "stopped", "error": "error"}
+_FINISHED = {"final", Stopped.type, "error"}  # an old `budget_stop` is read as a Stopped
 
 
 def _as_stored(value: Any) -> Any:
@@ -106,7 +108,7 @@ def state_from_events(
                 f"run {run_id!r} already ended ({event.type} at step {event.step}); a "
                 "finished run cannot be resumed: start a new run",
                 run_id=run_id,
-                outcome=event.type,
+                outcome=event.outcome if isinstance(event, Stopped) else event.type,
             )
     started = events[0]
     if started.definition_hash != spec.definition_hash:
