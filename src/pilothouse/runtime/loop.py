@@ -68,9 +68,9 @@ from pilothouse.models.base import (
 from pilothouse.policy.decision import Decision
 from pilothouse.policy.engine import Approver, CallRecord, Policy, Principal, RunContext
 from pilothouse.runtime.budget import Budget, LoopDetector
-from pilothouse.runtime.journal import Journal, RunInfo
+from pilothouse.runtime.journal import Journal
 from pilothouse.runtime.output import OutputSpec, OutputT
-from pilothouse.runtime.rows import SessionWrite
+from pilothouse.runtime.rows import RunInfo, SessionWrite
 from pilothouse.runtime.step import (
     OutputValidator,
     PrepareStep,
@@ -586,7 +586,9 @@ async def _run_loop(
                         )
                     parse_retries_left -= 1
                     messages.append(Message.assistant(text))
-                    messages.append(Message.user(_corrective(parsed.reason, text_format.name)))
+                    messages.append(
+                        Message.user(corrective_message(parsed.reason, text_format.name))
+                    )
                     continue
             if text_format is not None and response.model != HOOK_ANSWER:
                 messages.append(Message.assistant(response.text))  # the action stays text
@@ -818,7 +820,7 @@ def _settings_dict(settings: ModelSettings) -> dict[str, Any]:
     }
 
 
-def _corrective(reason: str, format_name: str) -> str:
+def corrective_message(reason: str, format_name: str) -> str:
     """The short message that asks the model again after an unreadable reply."""
     return (
         f"Your last reply could not be read as an action ({reason}). Reply again in the "

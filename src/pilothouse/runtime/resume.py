@@ -51,15 +51,15 @@ from pilothouse.messages import Message, Usage
 from pilothouse.models.base import ModelResponse
 from pilothouse.policy.engine import Principal, RunContext
 from pilothouse.runtime.budget import LoopDetector
-from pilothouse.runtime.journal import _encode
-from pilothouse.runtime.loop import RunSpec, RunState, ToolReplay, _corrective
+from pilothouse.runtime.loop import RunSpec, RunState, ToolReplay, corrective_message
+from pilothouse.runtime.rows import encode_json
 
 _FINISHED = {"final", Stopped.type, "error"}  # an old `budget_stop` is read as a Stopped
 
 
 def _as_stored(value: Any) -> Any:
     """`value` as a journal gives it back: JSON, with what JSON cannot hold as text."""
-    return json.loads(_encode(value))
+    return json.loads(encode_json(value))
 
 
 def _principal_of(run_id: str, started: RunStarted, given: Principal | None) -> Principal | None:
@@ -181,7 +181,7 @@ def state_from_events(
         state.step = step - 1
     elif isinstance(after, ParseFailed):
         messages.append(Message.assistant(response.text))
-        messages.append(Message.user(_corrective(after.reason, after.format)))
+        messages.append(Message.user(corrective_message(after.reason, after.format)))
     elif isinstance(after, OutputValidated) and not after.ok:
         messages.append(Message.assistant(response.text))
         messages.append(Message.user(after.error or ""))
