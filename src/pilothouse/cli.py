@@ -279,7 +279,7 @@ def worker_command(
 
     from pilothouse.agent import Agent
     from pilothouse.exceptions import PilothouseError
-    from pilothouse.runtime.workers import default_worker_id, resume_stale
+    from pilothouse.runtime.workers import default_worker_id
 
     try:
         if agent_spec is None:
@@ -307,7 +307,7 @@ def worker_command(
     while True:
         try:
             report = asyncio.run(
-                resume_stale(agent, worker=name, lease_seconds=lease_seconds, idle_for=idle_for)
+                agent.resume_stale(worker=name, lease_seconds=lease_seconds, idle_for=idle_for)
             )
         except (PilothouseError, ValueError) as exc:
             _fail(str(exc))
@@ -474,7 +474,8 @@ def replay_command(
     from pilothouse.exceptions import PilothouseError
     from pilothouse.models.replay import ReplayModel
     from pilothouse.runtime.journal import open_store
-    from pilothouse.runtime.replay import capabilities_of, load_journal, recorded_tools, replay
+    from pilothouse.runtime.replay import capabilities_of, load_journal, recorded_tools
+    from pilothouse.testing import replay
 
     if live_tools and not tools:
         _fail("--live-tools runs the real tools: give them with --tools module:attribute")
