@@ -337,6 +337,33 @@ def test_run_stopped_event_fields() -> None:
     assert stop.to_dict()["reason"] == "steps" and "limit" not in stop.to_dict()
 
 
+def test_a_policy_abort_is_a_stop_with_its_rule_not_a_budget() -> None:
+    from pilothouse.policy import Policy, Rule
+    from pilothouse.trace import describe
+
+    @tool(effect="side_effect")
+    def refund(order_id: str) -> str:
+        """Refund an order."""
+        return "refunded"
+
+    policy = Policy([Rule("refund", "deny", fallback="abort", id="no-refunds")])
+    a = agent([call("refund", order_id="A"), "done"], tools=[refund], policy=policy)
+    result = a.run_sync("x")
+    stop = a.store.events(result.run_id)[-1]
+    assert isinstance(stop, Stopped) and result.stop == stop
+    assert (stop.reason, stop.value, stop.maximum, stop.rule) == (
+        "policy",
+        None,
+        None,
+        "no-refunds",
+    )
+    assert result.outcome == stop.outcome == "policy_stop"
+    assert a.store.get_run(result.run_id).status == "policy_stop"
+    assert describe(stop).startswith("■ stopped (policy): ") and "[rule no-refunds]" in describe(
+        stop
+    )
+
+
 def test_a_budget_stop_of_an_older_journal_reads_as_run_stopped() -> None:
     """Journals written before `run_stopped` hold `budget_stop` events: the same typed
     event, with the limit as the reason; a policy abort then carried 0 of 0 as its
