@@ -300,9 +300,9 @@ class _Stop(Exception):
     def __init__(
         self,
         reason: StopReason,
+        value: float | None,
+        maximum: float | None,
         message: str,
-        value: float | None = None,
-        maximum: float | None = None,
         rule: str | None = None,
     ):
         super().__init__(message)
@@ -495,10 +495,10 @@ async def _run_loop(
                     name, value, maximum = limit
                     raise _Stop(
                         name,
-                        f"{name} budget exhausted ({value} of {maximum}); raise the "
-                        f"limit in Budget(max_{name}=...) if the task needs more",
                         value,
                         maximum,
+                        f"{name} budget exhausted ({value} of {maximum}); raise the "
+                        f"limit in Budget(max_{name}=...) if the task needs more",
                     )
                 step += 1
                 if spec.prepare_step is None:
@@ -578,11 +578,11 @@ async def _run_loop(
                     if parse_retries_left <= 0:
                         raise _Stop(
                             "parse_retries",
+                            spec.parse_retries,
+                            spec.parse_retries,
                             f"the model's reply still could not be read as a "
                             f"{text_format.name} action after {spec.parse_retries} re-asks: "
                             f"{parsed.reason}",
-                            spec.parse_retries,
-                            spec.parse_retries,
                         )
                     parse_retries_left -= 1
                     messages.append(Message.assistant(text))
@@ -634,9 +634,9 @@ async def _run_loop(
                 if retries_left <= 0:
                     raise _Stop(
                         "output_retries",
+                        spec.output_retries,
+                        spec.output_retries,
                         f"final answer still invalid after {spec.output_retries} retries: {exc}",
-                        spec.output_retries,
-                        spec.output_retries,
                     ) from None
                 retries_left -= 1
                 messages.append(Message.user(str(exc)))
@@ -897,10 +897,10 @@ async def _within(budget: Budget, started: float, awaitable: Any) -> Any:
     except TimeoutError:
         raise _Stop(
             "seconds",
-            f"seconds budget exhausted ({budget.max_seconds} s) while waiting on the "
-            "model or a tool; raise Budget(max_seconds=...) if the task needs more",
             round(time.monotonic() - started, 3),
             budget.max_seconds,
+            f"seconds budget exhausted ({budget.max_seconds} s) while waiting on the "
+            "model or a tool; raise Budget(max_seconds=...) if the task needs more",
         ) from None
 
 
@@ -958,39 +958,40 @@ async def _run_tools(
     runs, and its results before anything else happens.
     """
     planned: list[PlannedCall] = []
+    waiting: list[PendingRequest] = []  # calls that need a person before the step runs
+    touches_world = False  # a call that runs can change the world: commit points 1 and 2
     for index, call in enumerate(calls):
         if replay is not None and index in replay.called:
-            planned.append(
-                await _replanned(
-                    spec, replay, new_context(step, index), call, policy_context, offered
-                )
-            )
-            continue
-        _check_repeats(loops, call)
-        plan = _plan_call(spec, new_context(step, index), call, policy_context, offered)
-        if _asks(plan):
-            await _settle_ask(spec, plan, policy_context)
-        if plan.result is None and plan.request is None:
-            _apply_decision(spec, plan, policy_context)
-        _journal_call(journal, plan)
+            context = new_context(step, index)
+            plan = await _replanned(spec, replay, context, call, policy_context, offered)
+        else:
+            _check_repeats(loops, call)
+            plan = _plan_call(spec, new_context(step, index), call, policy_context, offered)
+            if _asks(plan):
+                await _settle_ask(spec, plan, policy_context)
+            if plan.result is None and plan.request is None:
+                _apply_decision(spec, plan, policy_context)
+            _journal_call(journal, plan)
+            if _aborts(plan.decision):
+                _abort_step(journal, step, [*planned, plan])
         planned.append(plan)
-        if _aborts(plan.decision):
-            _abort_step(journal, step, planned)
-    waiting = [p.request for p in planned if p.request is not None]
+        if plan.request is not None:
+            waiting.append(plan.request)
+        elif not touches_world:
+            touches_world = plan.touches_world
     if waiting:
         _journal_requests(journal, step, calls, waiting, replay)
         raise _Pause(waiting)
-    touches_world = False
-    for plan in planned:  # (a plain loop: cheaper than any() on the hot path)
-        if plan.touches_world:
-            touches_world = True
-            break
     if touches_world:
         await _commit(journal)  # a call that can change the world is on disk before it runs
-    results = await _execute(spec, journal, step, planned, started)
+    if len(planned) == 1:
+        work: Any = _execute(journal, step, planned[0])
+    else:
+        work = asyncio.gather(*(_execute(journal, step, p) for p in planned))
+    done = await (work if spec.budget.max_seconds is None else _within(spec.budget, started, work))
     if touches_world or journal.due():
         await _commit(journal)  # a side effect's result is on disk before anything else
-    return results
+    return [done] if len(planned) == 1 else list(done)
 
 
 def _check_repeats(loops: LoopDetector, call: ToolCall) -> None:
@@ -999,10 +1000,10 @@ def _check_repeats(loops: LoopDetector, call: ToolCall) -> None:
     if count >= loops.limit:
         raise _Stop(
             "loop",
-            f"loop detected: {call.name}({call.arguments}) was requested {count} times with "
-            "the same arguments",
             count,
             loops.limit,
+            f"loop detected: {call.name}({call.arguments}) was requested {count} times with "
+            "the same arguments",
         )
 
 
@@ -1037,7 +1038,7 @@ def _plan_call(
         decision = policy.check(checked, policy_context, effect=tool.effect)
     if tool.interrupt is not None:
         decision = _with_tool_interrupt(tool, decision)
-    return PlannedCall(call, tool, context, prepared, decision=decision, bound=bound)
+    return PlannedCall(call, tool, context, prepared, None, decision, bound)
 
 
 def _with_tool_interrupt(tool: Tool, decision: Decision | None) -> Decision | None:
@@ -1132,7 +1133,8 @@ def _abort_step(journal: Journal, step: int, planned: Sequence[PlannedCall]) -> 
         )
     last = planned[-1]
     assert last.decision is not None
-    raise _Stop("policy", last.decision.model_message(last.call.name), rule=last.decision.rule)
+    message = last.decision.model_message(last.call.name)
+    raise _Stop("policy", None, None, message, rule=last.decision.rule)  # not a budget
 
 
 def _journal_requests(
@@ -1159,23 +1161,7 @@ def _journal_requests(
         )
 
 
-async def _execute(
-    spec: RunSpec[Any],
-    journal: Journal,
-    step: int,
-    planned: Sequence[PlannedCall],
-    started: float,
-) -> list[ToolResult]:
-    """Run the step's calls (concurrently when several) under the run's wall-clock budget."""
-    if len(planned) == 1:
-        work: Any = _execute_one(journal, step, planned[0])
-    else:
-        work = asyncio.gather(*(_execute_one(journal, step, p) for p in planned))
-    done = await (work if spec.budget.max_seconds is None else _within(spec.budget, started, work))
-    return [done] if len(planned) == 1 else list(done)
-
-
-async def _execute_one(journal: Journal, step: int, plan: PlannedCall) -> ToolResult:
+async def _execute(journal: Journal, step: int, plan: PlannedCall) -> ToolResult:
     """One call: run it (or take the result it already has) and journal its result."""
     began = time.perf_counter()
     result = plan.result
