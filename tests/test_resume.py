@@ -432,6 +432,11 @@ def test_an_older_journal_ending_in_budget_stop_still_reads_resumes_replays_and_
     stop = events[-1]
     assert isinstance(stop, Stopped) and (stop.reason, stop.value, stop.maximum) == ("steps", 2, 2)
     assert describe(stop) == "■ stopped (steps 2 of 2): steps budget exhausted"
+    from pilothouse.evals.report import describe_event  # an evaluation log's stored dict
+
+    old_dict = {**stop.to_dict(), "type": "budget_stop", "limit": "steps"}
+    del old_dict["reason"]
+    assert describe_event(old_dict) == describe(stop)
     again = Agent(model, tools=[counting_lookup(counts)], max_steps=2, store=store)
     with pytest.raises(RunFinishedError) as finished:
         again.resume_sync(result.run_id)
