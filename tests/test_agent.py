@@ -10,13 +10,13 @@ from pydantic import BaseModel
 
 from pilothouse import Agent, Budget, ScriptedModel, call, tool
 from pilothouse.events import (
-    BudgetStopped,
     ErrorOccurred,
     FinalOutput,
     ModelRequested,
     ModelResponded,
     OutputValidated,
     RunStarted,
+    Stopped,
     ToolCalled,
     ToolReturned,
 )
@@ -180,10 +180,10 @@ def test_step_budget_stops_the_run_with_a_clear_outcome() -> None:
     a = agent(model, max_steps=3)
     result = a.run_sync("x")
     assert result.outcome == "budget_stop" and result.steps == 3 and len(model.requests) == 3
-    assert result.stop is not None and result.stop.limit == "steps"
+    assert result.stop is not None and result.stop.reason == "steps"
     with pytest.raises(BudgetExceeded, match="steps budget exhausted"):
         _ = result.output
-    assert types(a, result.run_id)[-1] == "budget_stop"
+    assert types(a, result.run_id)[-1] == "run_stopped"
     assert a.store.get_run(result.run_id).status == "budget_stop"
 
 
@@ -196,7 +196,7 @@ def test_token_budget_and_cap_on_the_next_call() -> None:
     )
     a = agent(model, budget=Budget(max_tokens=120))
     result = a.run_sync("x")
-    assert result.stop is not None and result.stop.limit == "tokens"
+    assert result.stop is not None and result.stop.reason == "tokens"
     assert len(model.requests) == 3 and result.usage.total_tokens == 150
     assert [r.settings.max_tokens for r in model.requests] == [120, 70, 20]
 
@@ -209,7 +209,7 @@ def test_cost_budget() -> None:
         )
     )
     result = agent(model, budget=Budget(max_cost=1.0)).run_sync("x")
-    assert result.stop is not None and result.stop.limit == "cost" and result.steps == 2
+    assert result.stop is not None and result.stop.reason == "cost" and result.steps == 2
 
 
 async def test_time_budget_cancels_a_slow_tool() -> None:
@@ -228,9 +228,9 @@ async def test_time_budget_cancels_a_slow_tool() -> None:
     a = agent([call("slow"), "unreachable"], tools=[slow], budget=Budget(max_seconds=0.2))
     result = await a.run("x")
     assert cancelled == [True]  # the budget cancelled the call rather than waiting it out
-    assert result.stop is not None and result.stop.limit == "seconds"
+    assert result.stop is not None and result.stop.reason == "seconds"
     # The call started and never returned: the journal shows it without a result (in doubt).
-    assert types(a, result.run_id)[-3:] == ["model_response", "tool_call", "budget_stop"]
+    assert types(a, result.run_id)[-3:] == ["model_response", "tool_call", "run_stopped"]
 
 
 def test_loop_detection_stops_repeated_identical_calls() -> None:
@@ -327,9 +327,58 @@ async def test_many_concurrent_runs_share_one_store() -> None:
         assert isinstance(a.store.events(r.run_id)[-1], FinalOutput)
 
 
-def test_budget_stopped_event_fields() -> None:
+def test_run_stopped_event_fields() -> None:
     a = agent(ScriptedModel(lambda r: call("lookup", key=str(len(r.messages)))), max_steps=1)
     result = a.run_sync("x")
     stop = a.store.events(result.run_id)[-1]
-    assert isinstance(stop, BudgetStopped)
-    assert (stop.limit, stop.value, stop.maximum) == ("steps", 1, 1)
+    assert isinstance(stop, Stopped) and stop.type == "run_stopped"
+    assert (stop.reason, stop.value, stop.maximum, stop.rule) == ("steps", 1, 1, None)
+    assert stop.outcome == result.outcome == "budget_stop"
+    assert stop.to_dict()["reason"] == "steps" and "limit" not in stop.to_dict()
+
+
+def test_a_policy_abort_is_a_stop_with_its_rule_not_a_budget() -> None:
+    from pilothouse.policy import Policy, Rule
+    from pilothouse.trace import describe
+
+    @tool(effect="side_effect")
+    def refund(order_id: str) -> str:
+        """Refund an order."""
+        return "refunded"
+
+    policy = Policy([Rule("refund", "deny", fallback="abort", id="no-refunds")])
+    a = agent([call("refund", order_id="A"), "done"], tools=[refund], policy=policy)
+    result = a.run_sync("x")
+    stop = a.store.events(result.run_id)[-1]
+    assert isinstance(stop, Stopped) and result.stop == stop
+    assert (stop.reason, stop.value, stop.maximum, stop.rule) == (
+        "policy",
+        None,
+        None,
+        "no-refunds",
+    )
+    assert result.outcome == stop.outcome == "policy_stop"
+    assert a.store.get_run(result.run_id).status == "policy_stop"
+    assert describe(stop).startswith("■ stopped (policy): ") and "[rule no-refunds]" in describe(
+        stop
+    )
+
+
+def test_a_budget_stop_of_an_older_journal_reads_as_run_stopped() -> None:
+    """Journals written before `run_stopped` hold `budget_stop` events: the same typed
+    event, with the limit as the reason; a policy abort then carried 0 of 0 as its
+    value, which is no value at all."""
+    from pilothouse.events import BudgetStopped, event_from_dict
+
+    old = {"type": "budget_stop", "run_id": "r", "seq": 4, "ts": 1.0, "step": 2}
+    steps = event_from_dict({**old, "limit": "steps", "value": 2, "maximum": 2, "message": "m"})
+    assert isinstance(steps, Stopped) and BudgetStopped is Stopped
+    assert (steps.type, steps.reason, steps.value, steps.maximum) == ("run_stopped", "steps", 2, 2)
+    assert steps.limit == "steps" and steps.outcome == "budget_stop"
+    policy = event_from_dict({**old, "limit": "policy", "value": 0, "maximum": 0, "message": "no"})
+    assert isinstance(policy, Stopped) and policy.outcome == "policy_stop"
+    assert (policy.value, policy.maximum, policy.rule) == (None, None, None)
+    loop = event_from_dict({**old, "limit": "loop", "value": 3, "maximum": 3, "message": "m"})
+    assert isinstance(loop, Stopped) and loop.outcome == "loop_stop"
+    again = event_from_dict(steps.to_dict())
+    assert again == steps  # the new form reads back as itself

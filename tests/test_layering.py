@@ -74,28 +74,11 @@ FACADE = "pilothouse"  # the package's __init__: lazy re-exports of the public A
 # (importer, imported, rule): violations that exist today in code owned by others, each
 # with what fixes it. The integrator empties this list; it may only shrink.
 KNOWN: set[tuple[str, str, str]] = {
-    # runtime drives an Agent it is handed (typed against it): replay and workers belong
-    # above agent, or take a protocol defined in runtime
-    ("pilothouse.runtime.replay", "pilothouse.agent", "layer"),
-    ("pilothouse.runtime.workers", "pilothouse.agent", "layer"),
     # the local model ranks tools with tools.select's BM25 (and tools use models.base's
     # ToolSpec): move the ranking (or ToolSpec) to the floor
     ("pilothouse.models.local", "pilothouse.tools.select", "layer"),
-    # the PostgreSQL store reuses the SQLite store's private row helpers: make them a
-    # public module (e.g. runtime/rows.py), and open_store's lazy import of postgres
-    # plus postgres's import of journal make the pair import each other
-    ("pilothouse.runtime.postgres", "pilothouse.runtime.journal._RUN_COLUMNS", "private"),
-    ("pilothouse.runtime.postgres", "pilothouse.runtime.journal._decode_event", "private"),
-    ("pilothouse.runtime.postgres", "pilothouse.runtime.journal._encode", "private"),
-    ("pilothouse.runtime.postgres", "pilothouse.runtime.journal._event_row", "private"),
-    ("pilothouse.runtime.postgres", "pilothouse.runtime.journal._row_to_info", "private"),
-    ("pilothouse.runtime.journal", "pilothouse.runtime.postgres", "cycle"),
+    # journal and lease import each other
     ("pilothouse.runtime.journal", "pilothouse.runtime.lease", "cycle"),
-    # resume reuses the journal's encoder and the loop's corrective message
-    ("pilothouse.runtime.resume", "pilothouse.runtime.journal._encode", "private"),
-    ("pilothouse.runtime.resume", "pilothouse.runtime.loop._corrective", "private"),
-    # evals: the dataset loader reuses the scenario module's text normaliser
-    ("pilothouse.evals.dataset", "pilothouse.evals.scenario._norm", "private"),
 }
 
 

@@ -14,8 +14,8 @@ from pilothouse.exceptions import ModelError, ReplayDivergence, StoreError
 from pilothouse.messages import Message
 from pilothouse.models.base import ModelRequest
 from pilothouse.models.replay import ReplayModel
-from pilothouse.runtime.replay import export_journal, load_journal, replay
-from pilothouse.testing import assert_replays, assert_replays_async, record_cassette
+from pilothouse.runtime.replay import export_journal, load_journal
+from pilothouse.testing import assert_replays, assert_replays_async, record_cassette, replay
 from pilothouse.tools import ask_human
 
 if TYPE_CHECKING:

@@ -395,3 +395,55 @@ def test_sigkill_mid_side_effect_then_resume_is_exactly_once(tmp_path: Path) -> 
     results = [e.result.content for e in events if e.type == "tool_result"]  # type: ignore[attr-defined]
     assert results == ["moved 1", "moved 2", "moved 3"]
     store.close()
+
+
+def test_an_older_journal_ending_in_budget_stop_still_reads_resumes_replays_and_describes(
+    tmp_path: Path,
+) -> None:
+    """Journals written before `run_stopped` end a stopped run with `budget_stop` (its
+    `limit` the reason): stored rows of that type read as the same typed event, so the
+    run is known to be finished, replays identically, is described in the trace and is
+    read back as a child's result with the right outcome."""
+    from pilothouse.events import Stopped
+    from pilothouse.runtime.drive import finished_result
+    from pilothouse.testing import replay
+    from pilothouse.trace import describe
+
+    path = tmp_path / "old.db"
+    counts: dict[str, int] = {}
+    keys = iter("abcdefgh")
+    model = ScriptedModel(lambda r: ToolCall(f"c{len(r.messages)}", "lookup", {"key": next(keys)}))
+    agent = Agent(model, tools=[counting_lookup(counts)], max_steps=2, store=SQLiteStore(path))
+    result = agent.run_sync("x")
+    assert result.outcome == "budget_stop"
+    db = sqlite3.connect(path)  # rewrite the stop as a journal of the earlier version wrote it
+    db.execute(
+        "UPDATE events SET type='budget_stop', data=? WHERE run_id=? AND type='run_stopped'",
+        (
+            '{"limit": "steps", "value": 2, "maximum": 2, "message": "steps budget exhausted"}',
+            result.run_id,
+        ),
+    )
+    db.commit()
+    db.close()
+
+    store = SQLiteStore(path)
+    events = store.events(result.run_id)
+    stop = events[-1]
+    assert isinstance(stop, Stopped) and (stop.reason, stop.value, stop.maximum) == ("steps", 2, 2)
+    assert describe(stop) == "■ stopped (steps 2 of 2): steps budget exhausted"
+    from pilothouse.evals.report import describe_event  # an evaluation log's stored dict
+
+    old_dict = {**stop.to_dict(), "type": "budget_stop", "limit": "steps"}
+    del old_dict["reason"]
+    assert describe_event(old_dict) == describe(stop)
+    again = Agent(model, tools=[counting_lookup(counts)], max_steps=2, store=store)
+    with pytest.raises(RunFinishedError) as finished:
+        again.resume_sync(result.run_id)
+    assert finished.value.outcome == "budget_stop"
+    ended = finished_result(again.run_spec(), result.run_id, events)
+    assert (ended.outcome, ended.stop) == ("budget_stop", stop)
+    report = replay(
+        Agent(model, tools=[counting_lookup({})], max_steps=2, store=":memory:"), events
+    )
+    assert report.ok and report.outcome == "budget_stop", report.summary()

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
-from pilothouse.events import Event
+from pilothouse.events import Event, RunStatus
 from pilothouse.exceptions import ConfigurationError
 from pilothouse.messages import Message, Usage
 from pilothouse.models.base import Model, ModelRequest, ModelSettings, TextDelta
@@ -38,6 +38,7 @@ from pilothouse.tools.tool import DepsT, Tool, ToolFunction, as_tool
 if TYPE_CHECKING:
     from pilothouse.actions.base import ActionFormat
     from pilothouse.runtime.session import Session
+    from pilothouse.runtime.workers import DrainReport
 
 _ACTION_FORMATS = ("auto", "native", "json", "react", "xml")
 T = TypeVar("T")
@@ -209,16 +210,24 @@ class Agent(Generic[DepsT, OutputT]):
         self._validators.append((function, arity))
         return function
 
-    def run_spec(self) -> RunSpec[OutputT]:
+    @property
+    def model_given(self) -> Model | str | None:
+        """The model as given: a model string stays unresolved until the agent runs
+        (replay reads its capabilities without loading or connecting to it)."""
+        return self._model if self._model is not None else self._model_spec
+
+    def run_spec(self, model: Model | None = None) -> RunSpec[OutputT]:
         """The loop's view of this agent, built once (an agent is not changed after use).
 
-        For the runtime's own drivers (child runs, workers, replay)."""
+        For the runtime's own drivers (child runs, workers, replay). With `model`: the
+        same definition around another model (replay's recorded one), built afresh."""
+        if model is not None:
+            return self._build_spec(model)
         if self._run_spec is None:
-            self._run_spec = self._build_spec()
+            self._run_spec = self._build_spec(self.model)
         return self._run_spec
 
-    def _build_spec(self) -> RunSpec[OutputT]:
-        model = self.model
+    def _build_spec(self, model: Model) -> RunSpec[OutputT]:
         text_format = self._text_format(model)
         definition = json.dumps(
             {
@@ -357,6 +366,36 @@ class Agent(Generic[DepsT, OutputT]):
             deps=deps,
         )
 
+    async def resume_stale(
+        self,
+        *,
+        worker: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        idle_for: float = 0.0,
+        limit: int | None = None,
+        statuses: Sequence[RunStatus] = ("running", "interrupted"),
+        deps: DepsT | None = None,
+    ) -> DrainReport:
+        """Drain this agent's stopped runs from its store: claim one, resume it, release
+        it, take the next (see `pilothouse.runtime.workers.resume_stale`).
+
+        Runs in as many processes as you like against one shared store; a run is never
+        taken by two of them. `statuses` are those a run may have to be taken
+        (``running`` and ``interrupted`` by default: paused and in-doubt runs wait for a
+        person unless listed)."""
+        from pilothouse.runtime.workers import resume_stale
+
+        return await resume_stale(
+            self.run_spec(),
+            self.store,
+            worker=worker,
+            lease_seconds=lease_seconds,
+            idle_for=idle_for,
+            limit=limit,
+            statuses=statuses,
+            deps=deps,
+        )
+
     def resume_sync(
         self,
         run_id: str,
@@ -417,7 +456,7 @@ class Agent(Generic[DepsT, OutputT]):
     ) -> AsyncIterator[Event | TextDelta]:
         """Yield each journal event as it happens, and text deltas as the model writes.
 
-        The last item is the `final`, `budget_stop` or `error` event; an error is
+        The last item is the `final`, `run_stopped` or `error` event; an error is
         re-raised after its event has been yielded.
         """
         queue: asyncio.Queue[Event | TextDelta | None] = asyncio.Queue()

@@ -359,7 +359,7 @@ def worker_command(
 
     from pilothouse.agent import Agent
     from pilothouse.exceptions import PilothouseError
-    from pilothouse.runtime.workers import default_worker_id, resume_stale
+    from pilothouse.runtime.workers import default_worker_id
 
     try:
         if agent_spec is None:
@@ -387,7 +387,7 @@ def worker_command(
     while True:
         try:
             report = asyncio.run(
-                resume_stale(agent, worker=name, lease_seconds=lease_seconds, idle_for=idle_for)
+                agent.resume_stale(worker=name, lease_seconds=lease_seconds, idle_for=idle_for)
             )
         except (PilothouseError, ValueError) as exc:
             _fail(str(exc))
@@ -550,11 +550,12 @@ def replay_command(
     import os
 
     from pilothouse.agent import Agent
-    from pilothouse.events import BudgetStopped, RunStarted
+    from pilothouse.events import RunStarted, Stopped
     from pilothouse.exceptions import PilothouseError
     from pilothouse.models.replay import ReplayModel
     from pilothouse.runtime.journal import open_store
-    from pilothouse.runtime.replay import capabilities_of, load_journal, recorded_tools, replay
+    from pilothouse.runtime.replay import capabilities_of, load_journal, recorded_tools
+    from pilothouse.testing import replay
 
     if live_tools and not tools:
         _fail("--live-tools runs the real tools: give them with --tools module:attribute")
@@ -571,7 +572,7 @@ def replay_command(
             recorded = max((e.step for e in events), default=0)
             max_steps = (
                 int(stop.maximum)
-                if isinstance(stop, BudgetStopped) and stop.limit == "steps"
+                if isinstance(stop, Stopped) and stop.reason == "steps" and stop.maximum
                 else max(10, recorded)
             )
         # The model is never called: it only says which action format the agent uses.

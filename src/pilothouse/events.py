@@ -13,10 +13,42 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pilothouse.decision import Decision
 from pilothouse.messages import Message, ModelResponse, ToolCall, ToolResult, Usage
+
+# How a run ended without an error (`RunResult.outcome`): its output, a stop (a budget,
+# the loop detector, an answer that never validated, a policy abort) or a pause for a
+# person. The run's index row also says where a run that has not ended stands.
+Outcome = Literal["final", "budget_stop", "loop_stop", "output_invalid", "policy_stop", "paused"]
+RunStatus = Literal[
+    "running",
+    "interrupted",
+    "in_doubt",
+    "error",
+    "final",
+    "budget_stop",
+    "loop_stop",
+    "output_invalid",
+    "policy_stop",
+    "paused",
+]
+# Why a `run_stopped` event ended the run: a budget (steps, tokens, cost, seconds), the
+# loop detector, answers or replies that never validated or parsed, a policy abort.
+StopReason = Literal[
+    "steps", "tokens", "cost", "seconds", "loop", "output_retries", "parse_retries", "policy"
+]
+STOP_OUTCOMES: dict[StopReason, Outcome] = {
+    "steps": "budget_stop",
+    "tokens": "budget_stop",
+    "cost": "budget_stop",
+    "seconds": "budget_stop",
+    "loop": "loop_stop",
+    "output_retries": "output_invalid",
+    "parse_retries": "output_invalid",
+    "policy": "policy_stop",
+}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -299,7 +331,7 @@ class ChildFinished(Event):
     type: ClassVar[str] = "child_finished"
     index: int
     child_run_id: str
-    outcome: str
+    outcome: RunStatus  # an `Outcome`, or "error"
     usage: Usage
     steps: int = 0
 
@@ -372,22 +404,69 @@ class ErrorOccurred(Event):
 
 
 @dataclass(slots=True, kw_only=True)
-class BudgetStopped(Event):
-    """A hard limit stopped the run: steps, tokens, seconds, cost, loop or output_retries."""
+class Stopped(Event):
+    """Something other than an error ended the run before its output: see `reason`.
 
-    type: ClassVar[str] = "budget_stop"
-    limit: str
-    value: float
-    maximum: float
+    `value` and `maximum` say how far a budget or a retry count went (steps, tokens,
+    cost, seconds, loop, output_retries, parse_retries); a policy abort has none, and
+    names the `rule` that aborted instead. Journals written before this event read
+    their `budget_stop` events as this one (its `limit` is the reason).
+    """
+
+    type: ClassVar[str] = "run_stopped"
+    reason: StopReason
     message: str
+    value: float | None = None
+    maximum: float | None = None
+    rule: str | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        """The run's outcome for this stop (``budget_stop``, ``loop_stop``, ...)."""
+        return STOP_OUTCOMES.get(self.reason, "budget_stop")
+
+    @property
+    def limit(self) -> str:
+        """The old name of `reason` (the `budget_stop` event's field)."""
+        return self.reason
 
     def data(self) -> dict[str, Any]:
-        return {
-            "limit": self.limit,
-            "value": self.value,
-            "maximum": self.maximum,
-            "message": self.message,
-        }
+        d: dict[str, Any] = {"reason": self.reason, "message": self.message}
+        if self.value is not None:
+            d["value"] = self.value
+            d["maximum"] = self.maximum
+        if self.rule is not None:
+            d["rule"] = self.rule
+        return d
+
+
+# The event's name before `run_stopped` (journals and code of earlier versions).
+BudgetStopped = Stopped
+# The stored type of `Stopped` in journals written before `run_stopped`.
+LEGACY_STOP_TYPE = "budget_stop"
+
+
+def _stop_from_dict(env: dict[str, Any], d: dict[str, Any]) -> Stopped:
+    """A `run_stopped` event, or a `budget_stop` one of an older journal (`limit`, and
+    a value and maximum of 0 for a policy abort, which had none)."""
+    if "reason" in d:
+        return Stopped(
+            **env,
+            reason=d["reason"],
+            message=d.get("message", ""),
+            value=d.get("value"),
+            maximum=d.get("maximum"),
+            rule=d.get("rule"),
+        )
+    reason = d["limit"]
+    budget = reason != "policy"
+    return Stopped(
+        **env,
+        reason=reason,
+        message=d.get("message", ""),
+        value=d.get("value") if budget else None,
+        maximum=d.get("maximum") if budget else None,
+    )
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -406,9 +485,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ParseFailed,
         FinalOutput,
         ErrorOccurred,
-        BudgetStopped,
+        Stopped,
     )
 }
+EVENT_TYPES[LEGACY_STOP_TYPE] = Stopped  # read as `run_stopped`
 
 
 def event_from_dict(d: dict[str, Any]) -> Event:
@@ -470,6 +550,8 @@ def event_from_dict(d: dict[str, Any]) -> Event:
         return RunStarted(**env, **fields)
     if cls is FinalOutput:
         return FinalOutput(**env, output=d.get("output"), usage=Usage.from_dict(d.get("usage", {})))
+    if cls is Stopped:
+        return _stop_from_dict(env, d)
     if cls is ChildFinished:
         return ChildFinished(
             **env,

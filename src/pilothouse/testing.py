@@ -24,15 +24,18 @@ differed. This module does not import pytest: it works under any test runner.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pilothouse.events import Event
+from pilothouse.exceptions import ConfigurationError
 from pilothouse.runtime.replay import (
     ReplayReport,
+    capabilities_of,
     export_journal,
-    replay,
-    replay_async,
+    replay_run,
 )
 
 if TYPE_CHECKING:
@@ -41,7 +44,58 @@ if TYPE_CHECKING:
     from pilothouse.policy.engine import Principal
     from pilothouse.runtime.loop import RunResult
 
-__all__ = ["assert_replays", "assert_replays_async", "record_cassette"]
+__all__ = ["assert_replays", "assert_replays_async", "record_cassette", "replay", "replay_async"]
+
+
+async def replay_async(
+    agent: Agent[Any, Any],
+    recording: Sequence[Event] | str | os.PathLike[str],
+    *,
+    live_tools: bool = False,
+    principal: Principal | None = None,
+    deps: Any = None,
+) -> ReplayReport:
+    """`replay` for code inside an event loop."""
+    return await replay_run(
+        agent.run_spec,
+        recording,
+        # the model as given: a model string is not resolved (nor loaded) to replay it
+        capabilities=capabilities_of(agent.model_given),
+        live_tools=live_tools,
+        principal=principal,
+        deps=deps,
+    )
+
+
+def replay(
+    agent: Agent[Any, Any],
+    recording: Sequence[Event] | str | os.PathLike[str],
+    *,
+    live_tools: bool = False,
+    principal: Principal | None = None,
+    deps: Any = None,
+) -> ReplayReport:
+    """Run `agent` against a recorded run (events, or a JSON Lines file) and compare.
+
+    The model and, unless `live_tools`, every tool are answered from the recording;
+    `live_tools=True` runs read-only tools for real and compares their results.
+    The run acts for the principal the recording names (runs journaled before
+    principals were recorded need `principal`). `deps` are the run's dependencies
+    (not journaled: a hook or tool that reads them gets them again here).
+    Never touches the world: the run is journaled in a `MemoryStore` under the
+    recorded run id, side-effecting tools are always served. Returns a
+    `ReplayReport`; raises `StoreError` for a journal that cannot be replayed.
+    (`pilothouse.runtime.replay.replay_run` is the same on a run spec.)
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(
+            replay_async(agent, recording, live_tools=live_tools, principal=principal, deps=deps)
+        )
+    raise ConfigurationError(
+        "replay() was called inside a running event loop; use `await replay_async(...)`"
+    )
 
 
 def _check(report: ReplayReport, cassette: str | os.PathLike[str]) -> ReplayReport:

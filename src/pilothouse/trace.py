@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from pilothouse.events import (
     ApprovalGiven,
     ApprovalRequested,
-    BudgetStopped,
     ChildFinished,
     ChildStarted,
     ErrorOccurred,
@@ -24,6 +23,7 @@ from pilothouse.events import (
     OutputValidated,
     ParseFailed,
     RunStarted,
+    Stopped,
     ToolCalled,
     ToolReturned,
 )
@@ -117,8 +117,10 @@ def describe(event: Event, *, limit: int = 160) -> str:
             f"■ final  {_short(event.output, limit)}  "
             f"[{u.requests} calls, {u.total_tokens} tok{cost}]"
         )
-    if isinstance(event, BudgetStopped):
-        return f"■ stopped ({event.limit}): {event.message}"
+    if isinstance(event, Stopped):  # (also a `budget_stop` of an older journal)
+        of = f" {event.value:g} of {event.maximum:g}" if event.maximum is not None else ""
+        rule = f" [rule {event.rule}]" if event.rule else ""
+        return f"■ stopped ({event.reason}{of}): {event.message}{rule}"
     if isinstance(event, ErrorOccurred):
         return f"■ error  {event.kind}: {event.message}"
     if isinstance(event, ChildStarted):

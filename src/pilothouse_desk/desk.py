@@ -78,9 +78,9 @@ from pilothouse.agent import Agent, new_run_id
 from pilothouse.events import (
     ApprovalGiven,
     ApprovalRequested,
-    BudgetStopped,
     ErrorOccurred,
     FinalOutput,
+    Stopped,
     ToolCalled,
     ToolReturned,
 )
@@ -386,6 +386,7 @@ class Desk:
         with self._tx():
             self._db.execute("ALTER TABLE desk_runs ADD COLUMN delivered REAL")
             for (run_id,) in self._db.execute("SELECT run_id FROM desk_runs").fetchall():
+                status: str
                 try:
                     status = self.store.get_run(run_id).status
                 except RunNotFoundError:
@@ -997,6 +998,7 @@ class Desk:
     async def _recover_run(
         self, conv_id: str, run_id: str, subscribers: Sequence[Subscriber]
     ) -> Recovered:
+        found: str
         try:
             found = self.store.get_run(run_id).status
         except RunNotFoundError:
@@ -1058,8 +1060,8 @@ class Desk:
         for e in reversed(events):
             if isinstance(e, FinalOutput) and status == "final":
                 return RunResult(run_id, "final", e.usage, steps, [], e.output)
-            if isinstance(e, BudgetStopped) and status in _STOPS:
-                return RunResult(run_id, status, Usage(), steps, [], None, e)
+            if isinstance(e, Stopped) and status in _STOPS:
+                return RunResult(run_id, e.outcome, Usage(), steps, [], None, e)
             if isinstance(e, ErrorOccurred):
                 raise ReplyNotRecovered(f"the assistant failed: {e.kind}: {e.message}")
         raise ReplyNotRecovered(f"run {run_id} says {status!r} but its journal does not show it")

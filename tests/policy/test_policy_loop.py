@@ -147,8 +147,19 @@ async def test_abort_fallback_stops_the_run() -> None:
     assert ran == []  # nothing of the aborted response ran
     with pytest.raises(PolicyDenied):
         _ = result.output
-    types = [e.type for e in a.store.events(result.run_id)]
-    assert types[-1] == "budget_stop" and types.count("tool_result") == 2
+    events = a.store.events(result.run_id)
+    assert [e.type for e in events].count("tool_result") == 2
+    stop = events[-1]
+    assert stop.to_dict() | {"ts": 0} == {
+        "type": "run_stopped",
+        "run_id": result.run_id,
+        "seq": stop.seq,
+        "ts": 0,
+        "step": 1,
+        "reason": "policy",  # not a budget: no value, no maximum, the rule that aborted
+        "message": stop.to_dict()["message"],
+        "rule": "no-refunds",
+    }
 
 
 async def test_ask_without_approver_pauses_with_approver_decides() -> None:

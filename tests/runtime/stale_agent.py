@@ -136,12 +136,10 @@ def cli_agent() -> Agent[None, str]:
 
 def main() -> None:
     store, ledger, worker = sys.argv[1:4]
-    from pilothouse.runtime.workers import resume_stale
-
     agent = make_agent(store, ledger, worker, peers=True)
     print("ready", flush=True)
     sys.stdin.readline()
-    report = asyncio.run(resume_stale(agent, worker=worker, lease_seconds=30, idle_for=0))
+    report = asyncio.run(agent.resume_stale(worker=worker, lease_seconds=30, idle_for=0))
     outcome = {
         "resumed": {r.run_id: r.outcome for r in report.resumed},
         "failed": {k: repr(v) for k, v in report.failed.items()},

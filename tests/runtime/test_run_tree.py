@@ -161,7 +161,7 @@ def test_a_child_draws_from_the_parents_remaining_budget_and_says_so() -> None:
     assert (child_run.status, child_run.steps) == ("budget_stop", 2)
     # The child's two steps count against the parent: it stops before a third model call.
     assert result.outcome == "budget_stop" and result.stop is not None
-    assert result.stop.limit == "steps" and result.steps == 1
+    assert result.stop.reason == "steps" and result.steps == 1
 
 
 def test_parallel_children_in_one_step_each_run_once_and_all_roll_up() -> None:
@@ -347,7 +347,7 @@ def tree_record(store: Store, parent_id: str) -> dict[str, Any]:
             k: (store.get_run(e.child_run_id).status, store.get_run(e.child_run_id).steps)
             for k, e in kids.items()
         },
-        "end": [(e.type, e.step) for e in events if e.type in ("budget_stop", "final")],
+        "end": [(e.type, e.step) for e in events if e.type in ("run_stopped", "final")],
     }
 
 

@@ -200,6 +200,6 @@ def test_a_turn_replays_from_its_exported_cassette(tmp_path: Path, store: Store)
     report = assert_replays(chat_agent(MemoryStore()), path)
     assert report.outcome == "final"
     with pytest.raises(ConfigurationError, match="replay its export"):
-        from pilothouse.runtime.replay import replay
+        from pilothouse.testing import replay
 
         replay(chat_agent(MemoryStore()), store.events(second.run_id))

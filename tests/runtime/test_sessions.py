@@ -41,6 +41,7 @@ from pilothouse.runtime import journal as journal_module
 from pilothouse.runtime import postgres as postgres_module
 from pilothouse.runtime.journal import Journal, MemoryStore, RunInfo, SQLiteStore, Store
 from pilothouse.runtime.postgres import PostgresStore
+from pilothouse.runtime.rows import event_row
 from pilothouse.runtime.session import Session, SessionInfo, SessionMessage, SessionWrite
 
 HOUR = 3600.0
@@ -670,7 +671,7 @@ def test_an_old_sqlite_journal_is_migrated_when_opened(tmp_path: Path, schema: s
     old_event = event("old", 0, "recorded")
     db.execute(
         "INSERT INTO events VALUES (?,?,?,?,?,?)",
-        journal_module._event_row(old_event),
+        event_row(old_event),
     )
     db.commit()
     db.close()

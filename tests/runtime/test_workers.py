@@ -24,7 +24,6 @@ from pilothouse.models.scripted import ScriptedModel
 from pilothouse.runtime import journal, postgres
 from pilothouse.runtime.journal import MemoryStore, RunInfo, SQLiteStore, Store
 from pilothouse.runtime.postgres import PostgresStore
-from pilothouse.runtime.workers import resume_stale
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
@@ -146,9 +145,9 @@ def test_resume_stale_in_process(tmp_path: Path) -> None:
     with pytest.raises(Died):
         odd.run_sync("x", run_id="odd")
     agent = make_agent(store, ledger, "w1")
-    report = asyncio.run(resume_stale(agent, worker="w1", lease_seconds=30, idle_for=0, limit=2))
+    report = asyncio.run(agent.resume_stale(worker="w1", lease_seconds=30, idle_for=0, limit=2))
     assert report.run_ids == ids[:2]
-    report = asyncio.run(resume_stale(agent, worker="w1", lease_seconds=30, idle_for=0))
+    report = asyncio.run(agent.resume_stale(worker="w1", lease_seconds=30, idle_for=0))
     assert report.run_ids == ids[2:]
     assert list(report.failed) == ["odd"]
     assert isinstance(report.failed["odd"], ConfigurationError)
@@ -179,7 +178,7 @@ def test_worker_that_loses_its_lease_stops() -> None:
 
     model.generate = stalled  # type: ignore[method-assign]
     agent = Agent(model, store=store)
-    report = asyncio.run(resume_stale(agent, worker="w", lease_seconds=0.3, idle_for=0))
+    report = asyncio.run(agent.resume_stale(worker="w", lease_seconds=0.3, idle_for=0))
     assert report.resumed == [] and isinstance(report.failed["s"], LeaseLostError)
     assert "run 's'" in str(report.failed["s"])
     assert store.get_run("s").status == "running"  # still resumable by the new holder

@@ -30,7 +30,7 @@ from pilothouse.evals.scenario import (
     Oracle,
     Scenario,
     Steps,
-    _norm,
+    normalize_answer,
     number_matches,
     output_text,
 )
@@ -127,7 +127,10 @@ def exact(target: Any = None) -> Scorer:
 
     def score(answer: Answer) -> Score:
         wanted = _targets(answer, target)
-        ok = any(_norm(answer.text).strip(" .") == _norm(str(t)).strip(" .") for t in wanted)
+        ok = any(
+            normalize_answer(answer.text).strip(" .") == normalize_answer(str(t)).strip(" .")
+            for t in wanted
+        )
         return Score.of(ok, "" if ok else f"expected exactly one of {wanted}")
 
     return score
@@ -138,7 +141,7 @@ def contains(target: Any = None, *, all_of: bool = True) -> Scorer:
 
     def score(answer: Answer) -> Score:
         wanted = [str(t) for t in _targets(answer, target)]
-        found = [t for t in wanted if _norm(t) in _norm(answer.text)]
+        found = [t for t in wanted if normalize_answer(t) in normalize_answer(answer.text)]
         ok = len(found) == len(wanted) if all_of else bool(found)
         missing = [t for t in wanted if t not in found]
         return Score.of(ok, "" if ok else f"the answer does not contain {missing}")

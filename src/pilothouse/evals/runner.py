@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from pilothouse.evals.scenario import AgentFactory, EvalContext, Scenario, usage_of
+from pilothouse.events import Outcome
 from pilothouse.exceptions import (
     ConfigurationError,
     ModelError,
@@ -321,7 +322,7 @@ def _parse_failed(events: Sequence[dict[str, Any]]) -> bool:
 
 
 def classify(
-    exc: BaseException | None, outcomes: Sequence[str], events: Sequence[dict[str, Any]]
+    exc: BaseException | None, outcomes: Sequence[Outcome], events: Sequence[dict[str, Any]]
 ) -> str | None:
     """The failure kind of a sample (None when it passed); see the module docstring."""
     if exc is None and all(o == "final" for o in outcomes):

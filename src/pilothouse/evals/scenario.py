@@ -245,14 +245,15 @@ def output_text(result: RunResult[Any] | Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def _norm(text: str) -> str:
+def normalize_answer(text: str) -> str:
+    """Text as answers are compared: lower case, no thousands commas, single spaces."""
     return " ".join(text.lower().replace(",", "").split())
 
 
 def expect_equals(result: RunResult[Any] | Any, expected: str) -> str:
     """The output equals `expected` (case, commas and extra spaces ignored)."""
     text = output_text(result)
-    if _norm(text).strip(" .") != _norm(expected).strip(" ."):
+    if normalize_answer(text).strip(" .") != normalize_answer(expected).strip(" ."):
         raise AssertionError(f"expected the answer {expected!r}, got {text[:300]!r}")
     return text
 
@@ -260,7 +261,7 @@ def expect_equals(result: RunResult[Any] | Any, expected: str) -> str:
 def expect_contains(result: RunResult[Any] | Any, *needles: str) -> str:
     """The output contains every needle (case, commas and extra spaces ignored)."""
     text = output_text(result)
-    missing = [n for n in needles if _norm(n) not in _norm(text)]
+    missing = [n for n in needles if normalize_answer(n) not in normalize_answer(text)]
     if missing:
         raise AssertionError(f"the answer does not mention {missing}: {text[:300]!r}")
     return text

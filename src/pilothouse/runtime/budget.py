@@ -9,9 +9,12 @@ remains of the token budget.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pilothouse.messages import Usage
+
+# The limits of a `Budget` (a `run_stopped` event's reason when one ends a run).
+BudgetLimit = Literal["steps", "tokens", "cost", "seconds"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -24,7 +27,9 @@ class Budget:
     max_cost: float | None = None
     max_repeats: int = 3
 
-    def exceeded(self, steps: int, usage: Usage, elapsed: float) -> tuple[str, float, float] | None:
+    def exceeded(
+        self, steps: int, usage: Usage, elapsed: float
+    ) -> tuple[BudgetLimit, float, float] | None:
         """Return (limit, value, maximum) for the first limit reached, else None."""
         if self.max_steps is not None and steps >= self.max_steps:
             return "steps", steps, self.max_steps

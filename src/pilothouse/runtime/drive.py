@@ -26,7 +26,6 @@ from typing import Any
 from pydantic_core import to_json
 
 from pilothouse.events import (
-    BudgetStopped,
     ChildFinished,
     ChildStarted,
     ErrorOccurred,
@@ -35,6 +34,8 @@ from pilothouse.events import (
     ModelRequested,
     ModelResponded,
     RunStarted,
+    RunStatus,
+    Stopped,
 )
 from pilothouse.exceptions import (
     ChildRunError,
@@ -219,14 +220,8 @@ def finished_result(spec: RunSpec[OutputT], run_id: str, events: Sequence[Event]
             run_id=run_id,
             parent_run_id=parent,
         )
-    if isinstance(last, BudgetStopped):
-        outcome = {
-            "loop": "loop_stop",
-            "output_retries": "output_invalid",
-            "parse_retries": "output_invalid",
-            "policy": "policy_stop",
-        }.get(last.limit, "budget_stop")
-        return RunResult(run_id, outcome, usage, steps, messages, None, last)
+    if isinstance(last, Stopped):  # (a `budget_stop` of an older journal reads as one)
+        return RunResult(run_id, last.outcome, usage, steps, messages, None, last)
     raise ChildRunError(
         f"child run {run_id} ended with {last.type}, which is not an outcome",
         run_id=run_id,
@@ -438,7 +433,11 @@ class ChildRuns:
             return False
 
     def _finish(
-        self, context: ToolContext[Any], child_id: str, outcome: str, result: RunResult[Any] | None
+        self,
+        context: ToolContext[Any],
+        child_id: str,
+        outcome: RunStatus,
+        result: RunResult[Any] | None,
     ) -> None:
         """Record the child's end on this run once, and roll its usage up."""
         if result is not None:

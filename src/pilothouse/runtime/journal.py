@@ -23,7 +23,6 @@ import bisect
 import contextlib
 import dataclasses
 import errno
-import json
 import logging
 import os
 import sqlite3
@@ -35,12 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from pilothouse.events import Event, event_from_dict
+from pilothouse.events import Event
 from pilothouse.exceptions import RunNotFoundError, StoreError
 from pilothouse.messages import Message
 from pilothouse.runtime.rows import (
+    RUN_COLUMNS,
     SESSION_COLUMNS,
     EventRow,
+    RunInfo,
     SessionInfo,
     SessionMessage,
     SessionWrite,
@@ -50,12 +51,16 @@ from pilothouse.runtime.rows import (
     check_session_id,
     check_window,
     conflict_error,
+    decode_event,
     decode_metadata,
+    encode_json,
     encode_message,
     encode_metadata,
+    event_row,
     index_damaged,
     message_of,
     new_session_messages,
+    run_info_of,
     session_busy,
     session_conflict,
     session_exists,
@@ -70,29 +75,6 @@ if TYPE_CHECKING:
 DEFAULT_STORE_PATH = Path(".pilothouse") / "journal.db"
 _log = logging.getLogger("pilothouse.journal")
 T = TypeVar("T")
-
-
-@dataclass(slots=True)
-class RunInfo:
-    """One row of the run index: what ran, on what, and how it ended."""
-
-    run_id: str
-    agent: str
-    model: str
-    input: str
-    status: str = "running"
-    created: float = 0.0
-    updated: float = 0.0
-    steps: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float | None = None
-    output: Any = None
-    # The run tree and the conversation: set when the row is first written, never
-    # changed by later writes of the row (a resumed run keeps its parent and session).
-    parent_run_id: str | None = None
-    root_run_id: str | None = None
-    session_id: str | None = None
 
 
 class Store(Protocol):
@@ -578,7 +560,7 @@ CREATE INDEX IF NOT EXISTS sessions_updated ON sessions(updated);
 """
 # Columns added to `runs` after its first version, with their SQLite types: a journal
 # written by an older version gains them when it is opened (`_migrate`).
-_ADDED_RUN_COLUMNS = (
+_ADDEDRUN_COLUMNS = (
     ("lease_owner", "TEXT"),
     ("lease_expires", "REAL"),
     ("parent_run_id", "TEXT"),
@@ -592,42 +574,10 @@ CREATE INDEX IF NOT EXISTS runs_session ON runs(session_id, created);
 """
 
 
-def _encode(value: Any) -> str:
-    """JSON text of an event's data: pydantic-core's encoder, ~4x faster than json.dumps."""
-    from pydantic_core import to_json
-
-    return to_json(value, fallback=str).decode()
-
-
-def _event_row(event: Event) -> tuple[str, int, float, int, str, str]:
-    """An event as the row every SQL store keeps: (run_id, seq, ts, step, type, data)."""
-    return event.run_id, event.seq, event.ts, event.step, event.type, _encode(event.data())
-
-
-def _decode_event(run_id: str, row: Sequence[Any], where: str) -> Event:
-    """The event a stored (seq, ts, step, type, data) row holds; a row that cannot be
-    read is a `StoreError` naming the run, the event and the store (`where`)."""
-    seq, ts, step, kind, data = row
-    try:
-        d = json.loads(data)
-        return event_from_dict(
-            {**d, "type": kind, "run_id": run_id, "seq": seq, "ts": ts, "step": step}
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise StoreError(
-            f"run {run_id!r}: event {seq} ({kind}) in {where} is corrupted: {exc}"
-        ) from exc
-
-
-_RUN_COLUMNS = (
-    "run_id, agent, model, input, status, created, updated, steps, input_tokens, "
-    "output_tokens, cost, output, parent_run_id, root_run_id, session_id"
-)
-
 # The upserts set the tree and session columns only when they insert the row: the
 # DO UPDATE lists leave them out, so they never change once written.
 _UPSERT_RUN = (
-    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT(run_id) DO UPDATE SET status=excluded.status, updated=excluded.updated, "
     "steps=excluded.steps, input_tokens=excluded.input_tokens, "
     "output_tokens=excluded.output_tokens, cost=excluded.cost, output=excluded.output"
@@ -635,7 +585,7 @@ _UPSERT_RUN = (
 
 
 _UPSERT_RUN_LEASED = (
-    f"INSERT INTO runs ({_RUN_COLUMNS}, lease_owner, lease_expires) "
+    f"INSERT INTO runs ({RUN_COLUMNS}, lease_owner, lease_expires) "
     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT(run_id) DO UPDATE SET status=excluded.status, updated=excluded.updated, "
     "steps=excluded.steps, input_tokens=excluded.input_tokens, "
@@ -643,15 +593,6 @@ _UPSERT_RUN_LEASED = (
     "lease_owner=excluded.lease_owner, lease_expires=excluded.lease_expires"
 )
 _INSERT_EVENT = "INSERT INTO events (run_id, seq, ts, step, type, data) VALUES (?,?,?,?,?,?)"
-
-
-def _row_to_info(row: tuple[Any, ...]) -> RunInfo:
-    """A `RunInfo` from the `_RUN_COLUMNS` of an index row (output stored as JSON)."""
-    output = json.loads(row[11]) if row[11] is not None else None
-    info = RunInfo(*row[:11])
-    info.output = output
-    info.parent_run_id, info.root_run_id, info.session_id = row[12:15]
-    return info
 
 
 # The write-ahead log's header (https://www.sqlite.org/fileformat2.html#walformat):
@@ -742,7 +683,7 @@ def _sqlite_fix(exc: BaseException) -> str:
 
 def _missing_run_columns(db: sqlite3.Connection) -> list[tuple[str, str]]:
     columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-    return [(name, kind) for name, kind in _ADDED_RUN_COLUMNS if name not in columns]
+    return [(name, kind) for name, kind in _ADDEDRUN_COLUMNS if name not in columns]
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -895,7 +836,7 @@ class SQLiteStore:
     ) -> None:
         if lease is not None and run is None:
             raise ValueError("write(lease=...) takes the lease of the run it is given: pass run")
-        rows = [_event_row(e) for e in events]
+        rows = [event_row(e) for e in events]
         with self._lock:
             db = self._connection()
             try:
@@ -939,7 +880,7 @@ class SQLiteStore:
                 run.input_tokens,
                 run.output_tokens,
                 run.cost,
-                _encode(run.output),
+                encode_json(run.output),
                 run.parent_run_id,
                 run.root_run_id,
                 run.session_id,
@@ -1032,7 +973,7 @@ class SQLiteStore:
 
     def _info(self, row: tuple[Any, ...]) -> RunInfo:
         try:
-            return _row_to_info(row)
+            return run_info_of(row)
         except (ValueError, TypeError) as exc:
             raise StoreError(
                 f"run {row[0]!r}: its index row in {self.path!r} is corrupted: {exc}"
@@ -1046,11 +987,11 @@ class SQLiteStore:
                 (run_id,),
             ).fetchall()
         where = repr(self.path)
-        return [_decode_event(run_id, row, where) for row in rows]
+        return [decode_event(run_id, row, where) for row in rows]
 
     def get_run(self, run_id: str) -> RunInfo:
         with self._use(f"read run {run_id!r} from") as db:
-            row = self._find(db, run_id, _RUN_COLUMNS)
+            row = self._find(db, run_id, RUN_COLUMNS)
         return self._info(row)
 
     def list_runs(self, limit: int | None = 20, *, session_id: str | None = None) -> list[RunInfo]:
@@ -1059,11 +1000,11 @@ class SQLiteStore:
         with self._use("list the runs of") as db:
             if session_id is None:
                 rows = db.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created DESC LIMIT ?", (count,)
+                    f"SELECT {RUN_COLUMNS} FROM runs ORDER BY created DESC LIMIT ?", (count,)
                 ).fetchall()
             else:
                 rows = db.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE session_id=? "
+                    f"SELECT {RUN_COLUMNS} FROM runs WHERE session_id=? "
                     "ORDER BY created, run_id LIMIT ?",
                     (session_id, count),
                 ).fetchall()
@@ -1072,7 +1013,7 @@ class SQLiteStore:
     def children(self, run_id: str) -> list[RunInfo]:
         with self._use(f"list the children of run {run_id!r} in") as db:
             rows = db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent_run_id=? ORDER BY created, run_id",
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE parent_run_id=? ORDER BY created, run_id",
                 (run_id,),
             ).fetchall()
         return [self._info(r) for r in rows]

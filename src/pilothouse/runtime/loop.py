@@ -26,14 +26,17 @@ from pydantic_core import to_json, to_jsonable_python
 from pilothouse.events import (
     ApprovalGiven,
     ApprovalRequested,
-    BudgetStopped,
     ErrorOccurred,
     FinalOutput,
     ModelRequested,
     ModelResponded,
+    Outcome,
     OutputValidated,
     ParseFailed,
     RunStarted,
+    RunStatus,
+    Stopped,
+    StopReason,
     ToolCalled,
     ToolReturned,
 )
@@ -65,9 +68,9 @@ from pilothouse.models.base import (
 from pilothouse.policy.decision import Decision
 from pilothouse.policy.engine import Approver, CallRecord, Policy, Principal, RunContext
 from pilothouse.runtime.budget import Budget, LoopDetector
-from pilothouse.runtime.journal import Journal, RunInfo
+from pilothouse.runtime.journal import Journal
 from pilothouse.runtime.output import OutputSpec, OutputT
-from pilothouse.runtime.rows import SessionWrite
+from pilothouse.runtime.rows import RunInfo, SessionWrite
 from pilothouse.runtime.step import (
     OutputValidator,
     PrepareStep,
@@ -121,13 +124,12 @@ class RunResult(Generic[OutputT]):
     """
 
     run_id: str
-    # "final" | "budget_stop" | "loop_stop" | "output_invalid" | "policy_stop" | "paused"
-    outcome: str
+    outcome: Outcome
     usage: Usage
     steps: int
     messages: list[Message]
     _output: Any = None
-    stop: BudgetStopped | None = None
+    stop: Stopped | None = None  # the `run_stopped` event of a stopped run
     pending: list[PendingRequest] = field(default_factory=list)
 
     @property
@@ -293,11 +295,18 @@ class RunTree(ChildRunner, Protocol):
 
 
 class _Stop(Exception):
-    """Internal: a budget, the loop detector or output retries ended the run."""
+    """Internal: a budget, the loop detector, retries or a policy abort ended the run."""
 
-    def __init__(self, outcome: str, limit: str, value: float, maximum: float, message: str):
+    def __init__(
+        self,
+        reason: StopReason,
+        value: float | None,
+        maximum: float | None,
+        message: str,
+        rule: str | None = None,
+    ):
         super().__init__(message)
-        self.outcome, self.limit, self.value, self.maximum = outcome, limit, value, maximum
+        self.reason, self.value, self.maximum, self.rule = reason, value, maximum, rule
 
 
 class _Pause(Exception):
@@ -453,7 +462,7 @@ async def _run_loop(
         # so `resume` (or a worker draining stopped runs) can continue it from its input.
         await _commit(journal)
 
-    def index_row(status: str, output: Any = None) -> None:
+    def index_row(status: RunStatus, output: Any = None) -> None:
         journal.set_info(
             RunInfo(
                 run_id,
@@ -474,7 +483,7 @@ async def _run_loop(
             )
         )
 
-    async def finish(status: str, output: Any = None) -> None:
+    async def finish(status: RunStatus, output: Any = None) -> None:
         index_row(status, output)
         await _commit(journal, last=True)
 
@@ -485,7 +494,6 @@ async def _run_loop(
                 if limit is not None:
                     name, value, maximum = limit
                     raise _Stop(
-                        "budget_stop",
                         name,
                         value,
                         maximum,
@@ -569,7 +577,6 @@ async def _run_loop(
                     )
                     if parse_retries_left <= 0:
                         raise _Stop(
-                            "output_invalid",
                             "parse_retries",
                             spec.parse_retries,
                             spec.parse_retries,
@@ -579,7 +586,9 @@ async def _run_loop(
                         )
                     parse_retries_left -= 1
                     messages.append(Message.assistant(text))
-                    messages.append(Message.user(_corrective(parsed.reason, text_format.name)))
+                    messages.append(
+                        Message.user(corrective_message(parsed.reason, text_format.name))
+                    )
                     continue
             if text_format is not None and response.model != HOOK_ANSWER:
                 messages.append(Message.assistant(response.text))  # the action stays text
@@ -624,7 +633,6 @@ async def _run_loop(
                 journal.emit(OutputValidated(run_id=run_id, step=step, ok=False, error=str(exc)))
                 if retries_left <= 0:
                     raise _Stop(
-                        "output_invalid",
                         "output_retries",
                         spec.output_retries,
                         spec.output_retries,
@@ -646,19 +654,18 @@ async def _run_loop(
             await finish("final", output_json)
             return RunResult(run_id, "final", usage, step, messages, output)
     except _Stop as stop:
-        event = journal.emit(
-            BudgetStopped(
-                run_id=run_id,
-                step=step,
-                limit=stop.limit,
-                value=stop.value,
-                maximum=stop.maximum,
-                message=str(stop),
-            )
+        stopped = Stopped(
+            run_id=run_id,
+            step=step,
+            reason=stop.reason,
+            message=str(stop),
+            value=stop.value,
+            maximum=stop.maximum,
+            rule=stop.rule,
         )
-        await finish(stop.outcome)
-        assert isinstance(event, BudgetStopped)
-        return RunResult(run_id, stop.outcome, usage, step, messages, None, event)
+        journal.emit(stopped)
+        await finish(stopped.outcome)
+        return RunResult(run_id, stopped.outcome, usage, step, messages, None, stopped)
     except _Pause as pause:
         await finish("paused")  # the waiting calls are on disk; the process may exit
         return RunResult(run_id, "paused", usage, step, messages, pending=pause.pending)
@@ -813,7 +820,7 @@ def _settings_dict(settings: ModelSettings) -> dict[str, Any]:
     }
 
 
-def _corrective(reason: str, format_name: str) -> str:
+def corrective_message(reason: str, format_name: str) -> str:
     """The short message that asks the model again after an unreadable reply."""
     return (
         f"Your last reply could not be read as an action ({reason}). Reply again in the "
@@ -889,13 +896,42 @@ async def _within(budget: Budget, started: float, awaitable: Any) -> Any:
             return await awaitable
     except TimeoutError:
         raise _Stop(
-            "budget_stop",
             "seconds",
             round(time.monotonic() - started, 3),
             budget.max_seconds,
             f"seconds budget exhausted ({budget.max_seconds} s) while waiting on the "
             "model or a tool; raise Budget(max_seconds=...) if the task needs more",
         ) from None
+
+
+@dataclass(slots=True)
+class PlannedCall:
+    """One tool call of a step, decided and not yet run: what the step does with it.
+
+    A call runs (`tool.invoke(call, arguments, context)`) unless it already has its
+    `result`: the error the model reads instead (unknown tool, invalid arguments, a
+    refusal), or, on resume, a result recorded before the stop (`reused`: neither run
+    nor journaled again). `request` says it waits for a person: then nothing of the
+    step runs. `record` is the policy's provisional history entry, completed once the
+    call has run (see `RunContext.record`).
+    """
+
+    call: ToolCall
+    tool: Tool | None  # None: the agent has no such tool, or this step did not offer it
+    context: ToolContext[Any]
+    arguments: Any = None  # the validated arguments the tool is invoked with
+    result: ToolResult | None = None
+    decision: Decision | None = None  # the policy's (None: the call never reached it)
+    bound: Any = None  # the arguments as the policy sees them (JSON form when it reads them)
+    record: CallRecord | None = None
+    request: PendingRequest | None = None
+    reused: bool = False
+
+    @property
+    def touches_world(self) -> bool:
+        """It will run, and its tool is side-effecting or irreversible: a commit point."""
+        tool = self.tool
+        return self.result is None and tool is not None and tool.effect != "read_only"
 
 
 async def _run_tools(
@@ -917,171 +953,235 @@ async def _run_tools(
     recorded on the call's `tool_call` event. `replay` (resume only): calls already
     recorded reuse their results or, in doubt, follow their tool's `on_doubt`.
     `offered`: the tools a step hook offered (a call to another is not run).
+
+    Commit points: the step's `tool_call`s are on disk before a side-effecting call
+    runs, and its results before anything else happens.
     """
-    run_id = journal.run_id
-    policy = spec.policy
-    # Each entry: the call, its tool, its context, validated kwargs (or the result the
-    # model gets instead of running it), and the history record the policy sees.
-    pending: list[tuple[ToolCall, Tool | None, ToolContext[Any], Any, CallRecord | None]] = []
+    planned: list[PlannedCall] = []
     waiting: list[PendingRequest] = []  # calls that need a person before the step runs
-    effectful = False
+    touches_world = False  # a call that runs can change the world: commit points 1 and 2
     for index, call in enumerate(calls):
         if replay is not None and index in replay.called:
-            entry = await _replayed(
-                spec, replay, step, index, call, policy_context, new_context, offered
-            )
-            if isinstance(entry, PendingRequest):
-                waiting.append(entry)  # still undecided: its request is already recorded
-                continue
-            pending.append(entry)
-            effectful = effectful or (
-                entry[1] is not None
-                and entry[1].effect != "read_only"
-                and not isinstance(entry[3], ToolResult)
-            )
-            continue
-        count = loops.see(call.name, call.arguments)
-        if count >= loops.limit:
-            raise _Stop(
-                "loop_stop",
-                "loop",
-                count,
-                loops.limit,
-                f"loop detected: {call.name}({call.arguments}) was requested {count} "
-                f"times with the same arguments",
-            )
-        tool = spec.tools.get(call.name) if offered is None or call.name in offered else None
-        context = new_context(step, index)
-        decision: Decision | None = None
-        record: CallRecord | None = None
-        prepared: dict[str, Any] | ToolResult
-        if tool is None:
-            prepared = _unknown(spec, call, offered)
+            context = new_context(step, index)
+            plan = await _replanned(spec, replay, context, call, policy_context, offered)
         else:
-            prepared = tool.prepare(call)
-            if not isinstance(prepared, ToolResult):
-                bound: Any = call.arguments
-                if policy is not None:
-                    if policy.stateful or policy.has_rules(call.name):
-                        bound = to_jsonable_python(prepared)
-                    checked = (
-                        call if bound is call.arguments else ToolCall(call.id, call.name, bound)
-                    )
-                    decision = policy.check(checked, policy_context, effect=tool.effect)
-                if tool.interrupt == "approval" and (
-                    decision is None
-                    or decision.allowed
-                    # a tool that asks for a person is not refused by the default deny
-                    or (decision.effect == "deny" and decision.source == "default")
-                ):
-                    rule = decision.rule if decision else None
-                    decision = Decision.ask(
-                        None, f"{tool.name} requires a person's approval", rule, "tool"
-                    )
-                waits: str | None = None  # why a person must decide before the step runs
-                kind = "approval"
-                if decision is not None and decision.effect == "ask":
-                    approver = _approver(spec, policy, decision)
-                    if approver is None:  # pause: a person decides on resume
-                        waits = decision.reason
-                    else:
-                        checked = ToolCall(call.id, call.name, bound)
-                        decision = await _ask_approver(approver, checked, decision, policy_context)
-                elif tool.interrupt == "question" and (decision is None or decision.allowed):
-                    waits, kind = str(call.arguments.get("question", "")), "question"
-                if waits is not None:  # nothing of this step runs before a person decides
-                    waiting.append(_waiting(context, call, waits, kind))
-                elif decision is not None and not decision.allowed:
-                    prepared = ToolResult(
-                        call.id, call.name, decision.model_message(call.name), True
-                    )
-                    if policy is not None and policy.stateful and tool.effect != "read_only":
-                        policy_context.record_denied(call.name, bound, tool.effect)
-                elif policy is not None and policy.stateful:
-                    # provisional until it has run (see RunContext.record)
-                    record = policy_context.record(call.name, bound, ok=False, effect=tool.effect)
-        journal.emit(
-            ToolCalled(
-                run_id=run_id,
-                step=step,
-                index=index,
-                call=call,
-                idempotency_key=context.idempotency_key,
-                effect=tool.effect if tool else "unknown",
-                decision=decision,
-            )
-        )
-        pending.append((call, tool, context, prepared, record))
-        if decision is not None and decision.effect == "deny" and decision.fallback == "abort":
-            for c, _, ctx, _, _ in pending:
-                journal.emit(
-                    ToolReturned(
-                        run_id=run_id,
-                        step=step,
-                        index=ctx.index,
-                        result=ToolResult(
-                            c.id, c.name, "Not run: a policy rule stopped the run.", True
-                        ),
-                    )
-                )
-            raise _Stop("policy_stop", "policy", 0, 0, decision.model_message(call.name))
-        effectful = effectful or (
-            tool is not None and tool.effect != "read_only" and not isinstance(prepared, ToolResult)
-        )
+            _check_repeats(loops, call)
+            plan = _plan_call(spec, new_context(step, index), call, policy_context, offered)
+            if _asks(plan):
+                await _settle_ask(spec, plan, policy_context)
+            if plan.result is None and plan.request is None:
+                _apply_decision(spec, plan, policy_context)
+            _journal_call(journal, plan)
+            if _aborts(plan.decision):
+                _abort_step(journal, step, [*planned, plan])
+        planned.append(plan)
+        if plan.request is not None:
+            waiting.append(plan.request)
+        elif not touches_world:
+            touches_world = plan.touches_world
     if waiting:
-        for request in waiting:
-            if replay is None or request.index not in replay.requested:
-                journal.emit(
-                    ApprovalRequested(
-                        run_id=run_id,
-                        step=step,
-                        index=request.index,
-                        key=request.key,
-                        kind=request.kind,
-                        call=calls[request.index],
-                        reason=request.reason,
-                    )
-                )
+        _journal_requests(journal, step, calls, waiting, replay)
         raise _Pause(waiting)
-    if effectful:
+    if touches_world:
         await _commit(journal)  # a call that can change the world is on disk before it runs
+    if len(planned) == 1:
+        work: Any = _execute(journal, step, planned[0])
+    else:
+        work = asyncio.gather(*(_execute(journal, step, p) for p in planned))
+    done = await (work if spec.budget.max_seconds is None else _within(spec.budget, started, work))
+    if touches_world or journal.due():
+        await _commit(journal)  # a side effect's result is on disk before anything else
+    return [done] if len(planned) == 1 else list(done)
 
-    async def one(
-        call: ToolCall,
-        tool: Tool | None,
-        context: ToolContext[Any],
-        prepared: Any,
-        record: CallRecord | None,
-    ) -> ToolResult:
-        began = time.perf_counter()
-        if isinstance(prepared, ToolResult):
-            if replay is not None and context.index in replay.results:
-                return prepared  # recorded before the stop: reused, not run nor re-recorded
-            result = prepared
-        else:
-            assert tool is not None
-            result = await tool.invoke(call, prepared, context)
-            if record is not None:
-                record.result, record.ok = result.content, not result.is_error
+
+def _check_repeats(loops: LoopDetector, call: ToolCall) -> None:
+    """The loop detector: the N-th identical call stops the run before it runs."""
+    count = loops.see(call.name, call.arguments)
+    if count >= loops.limit:
+        raise _Stop(
+            "loop",
+            count,
+            loops.limit,
+            f"loop detected: {call.name}({call.arguments}) was requested {count} times with "
+            "the same arguments",
+        )
+
+
+def _offered_tool(
+    spec: RunSpec[Any], call: ToolCall, offered: Collection[str] | None
+) -> Tool | None:
+    """The tool a call names, if the agent has it and this step offered it."""
+    return spec.tools.get(call.name) if offered is None or call.name in offered else None
+
+
+def _plan_call(
+    spec: RunSpec[Any],
+    context: ToolContext[Any],
+    call: ToolCall,
+    policy_context: RunContext,
+    offered: Collection[str] | None,
+) -> PlannedCall:
+    """A new call, validated and checked by the policy (an ``ask`` is not settled yet)."""
+    tool = _offered_tool(spec, call, offered)
+    if tool is None:
+        return PlannedCall(call, None, context, result=_unknown(spec, call, offered))
+    prepared = tool.prepare(call)
+    if isinstance(prepared, ToolResult):  # invalid arguments: the model reads why
+        return PlannedCall(call, tool, context, result=prepared)
+    policy = spec.policy
+    bound: Any = call.arguments
+    decision: Decision | None = None
+    if policy is not None:
+        if policy.stateful or policy.has_rules(call.name):
+            bound = to_jsonable_python(prepared)
+        checked = call if bound is call.arguments else ToolCall(call.id, call.name, bound)
+        decision = policy.check(checked, policy_context, effect=tool.effect)
+    if tool.interrupt is not None:
+        decision = _with_tool_interrupt(tool, decision)
+    return PlannedCall(call, tool, context, prepared, None, decision, bound)
+
+
+def _with_tool_interrupt(tool: Tool, decision: Decision | None) -> Decision | None:
+    """A tool that requires a person's approval turns an allow, or the default deny of
+    its effect kind, into an ``ask`` (its author asked for a person, not a refusal)."""
+    if tool.interrupt != "approval":
+        return decision
+    if (
+        decision is None
+        or decision.allowed
+        or (decision.effect == "deny" and decision.source == "default")
+    ):
+        rule = decision.rule if decision else None
+        return Decision.ask(None, f"{tool.name} requires a person's approval", rule, "tool")
+    return decision
+
+
+def _asks(plan: PlannedCall) -> bool:
+    """The call's decision is an ``ask``, or its tool asks a person a question."""
+    decision = plan.decision
+    if decision is not None and decision.effect == "ask":
+        return True
+    tool = plan.tool
+    return tool is not None and tool.interrupt == "question" and plan.result is None
+
+
+async def _settle_ask(spec: RunSpec[Any], plan: PlannedCall, policy_context: RunContext) -> None:
+    """An ``ask`` goes to the in-process approver, or waits for a person (`plan.request`);
+    so does an allowed question to a person (`ask_human`)."""
+    decision, call = plan.decision, plan.call
+    if decision is not None and decision.effect == "ask":
+        approver = _approver(spec, spec.policy, decision)
+        if approver is None:  # pause: a person decides on resume
+            plan.request = _waiting(plan.context, call, decision.reason, "approval")
+            return
+        checked = ToolCall(call.id, call.name, plan.bound)
+        plan.decision = await _ask_approver(approver, checked, decision, policy_context)
+    elif decision is None or decision.allowed:
+        question = str(call.arguments.get("question", ""))
+        plan.request = _waiting(plan.context, call, question, "question")
+
+
+def _apply_decision(spec: RunSpec[Any], plan: PlannedCall, policy_context: RunContext) -> None:
+    """A refused call gets the refusal as its result; a stateful policy remembers the
+    refusal, or the call (provisionally, until it has run)."""
+    decision, call, tool = plan.decision, plan.call, plan.tool
+    assert tool is not None
+    policy = spec.policy
+    stateful = policy is not None and policy.stateful
+    if decision is not None and not decision.allowed:
+        plan.result = ToolResult(call.id, call.name, decision.model_message(call.name), True)
+        if stateful and tool.effect != "read_only":
+            policy_context.record_denied(call.name, plan.bound, tool.effect)
+    elif stateful:
+        plan.record = policy_context.record(call.name, plan.bound, ok=False, effect=tool.effect)
+
+
+def _journal_call(journal: Journal, plan: PlannedCall) -> None:
+    """The call's `tool_call` event: the call, its key, its effect kind, its decision."""
+    context = plan.context
+    journal.emit(
+        ToolCalled(
+            run_id=context.run_id,
+            step=context.step,
+            index=context.index,
+            call=plan.call,
+            idempotency_key=context.idempotency_key,
+            effect=plan.tool.effect if plan.tool else "unknown",
+            decision=plan.decision,
+        )
+    )
+
+
+def _aborts(decision: Decision | None) -> bool:
+    """A deny whose rule says the run must stop (``fallback: abort``)."""
+    return decision is not None and decision.effect == "deny" and decision.fallback == "abort"
+
+
+def _abort_step(journal: Journal, step: int, planned: Sequence[PlannedCall]) -> None:
+    """A policy abort: the step's calls so far get a "not run" result, the run stops."""
+    for plan in planned:
+        call = plan.call
         journal.emit(
             ToolReturned(
-                run_id=run_id,
+                run_id=journal.run_id,
                 step=step,
-                index=context.index,
-                result=result,
-                duration=time.perf_counter() - began,
+                index=plan.context.index,
+                result=ToolResult(
+                    call.id, call.name, "Not run: a policy rule stopped the run.", True
+                ),
             )
         )
-        return result
+    last = planned[-1]
+    assert last.decision is not None
+    message = last.decision.model_message(last.call.name)
+    raise _Stop("policy", None, None, message, rule=last.decision.rule)  # not a budget
 
-    if len(pending) == 1:
-        work: Any = one(*pending[0])
-    else:
-        work = asyncio.gather(*(one(*p) for p in pending))
-    done = await (work if spec.budget.max_seconds is None else _within(spec.budget, started, work))
-    if effectful or journal.due():
-        await _commit(journal)  # a side effect's result is on disk before anything else
-    return [done] if len(pending) == 1 else list(done)
+
+def _journal_requests(
+    journal: Journal,
+    step: int,
+    calls: Sequence[ToolCall],
+    waiting: Sequence[PendingRequest],
+    replay: ToolReplay | None,
+) -> None:
+    """One `approval_requested` per waiting call not already requested before a stop."""
+    for request in waiting:
+        if replay is not None and request.index in replay.requested:
+            continue
+        journal.emit(
+            ApprovalRequested(
+                run_id=journal.run_id,
+                step=step,
+                index=request.index,
+                key=request.key,
+                kind=request.kind,
+                call=calls[request.index],
+                reason=request.reason,
+            )
+        )
+
+
+async def _execute(journal: Journal, step: int, plan: PlannedCall) -> ToolResult:
+    """One call: run it (or take the result it already has) and journal its result."""
+    began = time.perf_counter()
+    result = plan.result
+    if result is None:
+        assert plan.tool is not None
+        result = await plan.tool.invoke(plan.call, plan.arguments, plan.context)
+        if plan.record is not None:
+            plan.record.result, plan.record.ok = result.content, not result.is_error
+    elif plan.reused:
+        return result  # recorded before the stop: reused, not run nor re-recorded
+    journal.emit(
+        ToolReturned(
+            run_id=journal.run_id,
+            step=step,
+            index=plan.context.index,
+            result=result,
+            duration=time.perf_counter() - began,
+        )
+    )
+    return result
 
 
 def _unknown(spec: RunSpec[Any], call: ToolCall, offered: Collection[str] | None) -> ToolResult:
@@ -1103,88 +1203,108 @@ def _unknown(spec: RunSpec[Any], call: ToolCall, offered: Collection[str] | None
     )
 
 
-async def _replayed(
+async def _replanned(
     spec: RunSpec[Any],
     replay: ToolReplay,
-    step: int,
-    index: int,
+    context: ToolContext[Any],
     call: ToolCall,
     policy_context: RunContext,
-    new_context: Callable[[int, int], ToolContext[Any]],
     offered: Collection[str] | None,
-) -> tuple[ToolCall, Tool | None, ToolContext[Any], Any, CallRecord | None] | PendingRequest:
+) -> PlannedCall:
     """A call whose `tool_call` was recorded before the run stopped, on resume.
 
     Its recorded result is reused. A call that waits for a person is answered by the
     decision given (approved: it runs; declined: the model reads so; a question: the
-    answer is the result) or, undecided, is returned as still pending. Otherwise it is
+    answer is the result) or, undecided, still waits (`request`). Otherwise it is
     in doubt: a call that never reached the tool (unknown tool, invalid arguments,
     denied) gets its result again; a read-only tool runs again; a side-effecting one
     follows its `on_doubt` unless its step paused before anything ran.
     """
-    tool = spec.tools.get(call.name) if offered is None or call.name in offered else None
-    context = new_context(step, index)
-    run_id = context.run_id
+    index = context.index
+    tool = _offered_tool(spec, call, offered)
     done = replay.results.get(index)
     if done is not None:
-        return call, tool, context, done, None
+        return PlannedCall(call, tool, context, result=done, reused=True)
     if tool is None:
-        return call, tool, context, _unknown(spec, call, offered), None
+        return PlannedCall(call, tool, context, result=_unknown(spec, call, offered))
     prepared = tool.prepare(call)
     if isinstance(prepared, ToolResult):
-        return call, tool, context, prepared, None
-    decision = replay.called[index].decision
+        return PlannedCall(call, tool, context, result=prepared)
+    plan = PlannedCall(call, tool, context, prepared)
     request = replay.requested.get(index)
+    decision = replay.called[index].decision
     if request is not None:
-        given = replay.given.get(index)
-        if given is None:
-            return PendingRequest.from_event(request)
-        if not given.approved:
-            declined = (
-                f"A person declined the call to {call.name!r}"
-                if request.kind == "approval"
-                else "The person did not answer"
-            )
-            note = f": {given.answer}" if given.answer and request.kind == "approval" else "."
-            return call, tool, context, ToolResult(call.id, call.name, declined + note, True), None
-        if request.kind == "question":
-            answer = ToolResult(call.id, call.name, given.answer or "", False)
-            return call, tool, context, answer, None
+        _apply_person(plan, request, replay.given.get(index))
+        if plan.request is not None or plan.result is not None:
+            return plan
     elif decision is not None and not decision.allowed:
-        result = ToolResult(call.id, call.name, decision.model_message(call.name), True)
-        return call, tool, context, result, None
+        plan.result = ToolResult(call.id, call.name, decision.model_message(call.name), True)
+        return plan
     stateful = spec.policy is not None and spec.policy.stateful
     bound = to_jsonable_python(prepared) if stateful else call.arguments
     # A step that paused for a person ran none of its calls until every request had a
     # decision on record: before that nothing is in doubt.
     paused_before_running = bool(replay.requested) and not replay.released
     if tool.effect != "read_only" and not paused_before_running:
-        if tool.on_doubt == "ask":
-            raise ToolCallInDoubtError(
-                f"run {run_id}, step {step}: the {tool.effect} call {call.name}"
-                f"({call.arguments}) (idempotency key {context.idempotency_key}) started "
-                "but has no recorded result, so whether it happened is unknown. It was not "
-                'run again. Declare @tool(on_doubt="retry") for an idempotent tool or '
-                'on_doubt="reconcile" with reconcile=... to check, then resume.',
-                run_id=run_id,
-                step=step,
-                tool=call.name,
-                key=context.idempotency_key,
-            )
-        if tool.on_doubt == "reconcile":
-            assert tool.reconcile is not None
-            found = tool.reconcile(context, dict(prepared))
-            if inspect.isawaitable(found):
-                found = await found
-            if found is not None:
-                content = found if isinstance(found, str) else to_json(found).decode()
-                if stateful:
-                    policy_context.record(call.name, bound, content, effect=tool.effect)
-                return call, tool, context, ToolResult(call.id, call.name, content, False), None
-    record = None
+        await _settle_doubt(plan, policy_context, bound if stateful else None)
+        if plan.result is not None:
+            return plan
     if stateful:
-        record = policy_context.record(call.name, bound, ok=False, effect=tool.effect)
-    return call, tool, context, prepared, record
+        plan.record = policy_context.record(call.name, bound, ok=False, effect=tool.effect)
+    return plan
+
+
+def _apply_person(
+    plan: PlannedCall, request: ApprovalRequested, given: ApprovalGiven | None
+) -> None:
+    """A waiting call on resume: still waiting (no decision yet), declined (the model
+    reads so), a question answered (the answer is its result), or approved (it runs)."""
+    call = plan.call
+    if given is None:
+        plan.request = PendingRequest.from_event(request)
+    elif not given.approved:
+        approval = request.kind == "approval"
+        declined = (
+            f"A person declined the call to {call.name!r}"
+            if approval
+            else ("The person did not answer")
+        )
+        note = f": {given.answer}" if given.answer and approval else "."
+        plan.result = ToolResult(call.id, call.name, declined + note, True)
+    elif request.kind == "question":
+        plan.result = ToolResult(call.id, call.name, given.answer or "", False)
+
+
+async def _settle_doubt(plan: PlannedCall, policy_context: RunContext, bound: Any) -> None:
+    """An in-doubt side effect follows its tool's `on_doubt`: ``ask`` stops the run
+    (`ToolCallInDoubtError`), ``reconcile`` may find its result (set on `plan`; a
+    stateful policy, given `bound`, records it), ``retry`` runs it again."""
+    tool, call, context = plan.tool, plan.call, plan.context
+    assert tool is not None
+    if tool.on_doubt == "ask":
+        raise ToolCallInDoubtError(
+            f"run {context.run_id}, step {context.step}: the {tool.effect} call {call.name}"
+            f"({call.arguments}) (idempotency key {context.idempotency_key}) started "
+            "but has no recorded result, so whether it happened is unknown. It was not "
+            'run again. Declare @tool(on_doubt="retry") for an idempotent tool or '
+            'on_doubt="reconcile" with reconcile=... to check, then resume.',
+            run_id=context.run_id,
+            step=context.step,
+            tool=call.name,
+            key=context.idempotency_key,
+        )
+    if tool.on_doubt != "reconcile":
+        return
+    assert tool.reconcile is not None
+    found = tool.reconcile(context, dict(plan.arguments))
+    if inspect.isawaitable(found):
+        found = await found
+    if found is None:
+        return
+    content = found if isinstance(found, str) else to_json(found).decode()
+    if bound is not None:
+        policy_context.record(call.name, bound, content, effect=tool.effect)
+    plan.result = ToolResult(call.id, call.name, content, False)
 
 
 def _approver(spec: RunSpec[Any], policy: Policy | None, decision: Decision) -> Approver | None:

@@ -2,7 +2,7 @@
 
 `open_store("postgresql://user@host:port/db")` (or ``$PILOTHOUSE_STORE``) returns a
 `PostgresStore`. It keeps the same rows as `SQLiteStore`, encoded by the same
-helpers of `pilothouse.runtime.journal`: an index row per run and one row per event
+helpers of `pilothouse.runtime.rows`: an index row per run and one row per event
 under a ``(run_id, seq)`` primary key, so an event can be appended but never
 rewritten. Each `write` is one transaction (the index row upserted with the events),
 sent as one statement: one round trip to the server per commit point.
@@ -37,17 +37,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pilothouse.events import Event
 from pilothouse.exceptions import RunNotFoundError, StoreError
 from pilothouse.messages import Message
-from pilothouse.runtime.journal import (
-    _RUN_COLUMNS,
-    RunInfo,
-    _decode_event,
-    _encode,
-    _event_row,
-    _row_to_info,
-)
 from pilothouse.runtime.rows import (
+    RUN_COLUMNS,
     SESSION_COLUMNS,
     EventRow,
+    RunInfo,
     SessionInfo,
     SessionMessage,
     SessionWrite,
@@ -57,12 +51,16 @@ from pilothouse.runtime.rows import (
     check_session_id,
     check_window,
     conflict_error,
+    decode_event,
     decode_metadata,
+    encode_json,
     encode_message,
     encode_metadata,
+    event_row,
     index_damaged,
     message_of,
     new_session_messages,
+    run_info_of,
     session_busy,
     session_exists,
     session_info_of,
@@ -129,7 +127,7 @@ CREATE INDEX IF NOT EXISTS sessions_updated ON sessions(updated);
 # Columns added to `runs` after its first version: a database created by an older
 # version gains them when a store opens it (looked up first: ALTER TABLE takes a lock
 # that would wait for every open transaction on the table, even to add nothing).
-_ADDED_RUN_COLUMNS = (
+_ADDEDRUN_COLUMNS = (
     ("lease_owner", "TEXT"),
     ("lease_expires", "DOUBLE PRECISION"),
     ("parent_run_id", "TEXT"),
@@ -151,14 +149,14 @@ _SCHEMA_LOCK = 0x70696C6F
 
 # The tree and session columns are set on insert only (see journal.py's upserts).
 _UPSERT_RUN = (
-    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
     "ON CONFLICT (run_id) DO UPDATE SET status=excluded.status, updated=excluded.updated, "
     "steps=excluded.steps, input_tokens=excluded.input_tokens, "
     "output_tokens=excluded.output_tokens, cost=excluded.cost, output=excluded.output"
 )
 # A new run's first write also takes its lease (`write(..., lease=...)`).
 _UPSERT_RUN_LEASED = (
-    f"INSERT INTO runs ({_RUN_COLUMNS}, lease_owner, lease_expires) "
+    f"INSERT INTO runs ({RUN_COLUMNS}, lease_owner, lease_expires) "
     "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
     "ON CONFLICT (run_id) DO UPDATE SET status=excluded.status, updated=excluded.updated, "
     "steps=excluded.steps, input_tokens=excluded.input_tokens, "
@@ -354,7 +352,7 @@ class PostgresStore:
                         "WHERE table_schema = current_schema() AND table_name = 'runs'"
                     )
                 }
-                for name, kind in _ADDED_RUN_COLUMNS:
+                for name, kind in _ADDEDRUN_COLUMNS:
                     if name not in have:  # a database written by an older version
                         db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
                 db.execute(_RUN_INDEXES)
@@ -422,14 +420,14 @@ class PostgresStore:
             raise ValueError("write(lease=...) takes the lease of the run it is given: pass run")
         if not events and run is None and session is None:
             return
-        rows = [_event_row(e) for e in events]
+        rows = [event_row(e) for e in events]
         head: list[Any] = []
         if run is not None:
             head = [
                 run.run_id,
                 run.agent,
                 run.model,
-                _encode(run.input),
+                encode_json(run.input),
                 run.status,
                 run.created,
                 run.updated,
@@ -437,7 +435,7 @@ class PostgresStore:
                 run.input_tokens,
                 run.output_tokens,
                 run.cost,
-                _encode(run.output),
+                encode_json(run.output),
                 run.parent_run_id,
                 run.root_run_id,
                 run.session_id,
@@ -557,7 +555,7 @@ class PostgresStore:
             ).fetchall()
 
         rows = self._run(f"read run {run_id!r}", read)
-        return [_decode_event(run_id, row, self.where) for row in rows]
+        return [decode_event(run_id, row, self.where) for row in rows]
 
     def _find(
         self, db: psycopg.Connection[tuple[Any, ...]], run_id: str, columns: str
@@ -581,17 +579,17 @@ class PostgresStore:
         )
 
     def get_run(self, run_id: str) -> RunInfo:
-        row = self._run(f"read run {run_id!r}", lambda db: self._find(db, run_id, _RUN_COLUMNS))
+        row = self._run(f"read run {run_id!r}", lambda db: self._find(db, run_id, RUN_COLUMNS))
         return self._info(row)
 
     def list_runs(self, limit: int | None = 20, *, session_id: str | None = None) -> list[RunInfo]:
         check_window(limit)
         if session_id is None:
-            query = f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created DESC LIMIT %s"
+            query = f"SELECT {RUN_COLUMNS} FROM runs ORDER BY created DESC LIMIT %s"
             params: tuple[Any, ...] = (limit,)
         else:
             query = (
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE session_id=%s "
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE session_id=%s "
                 "ORDER BY created, run_id LIMIT %s"
             )
             params = (session_id, limit)
@@ -602,7 +600,7 @@ class PostgresStore:
         rows = self._run(
             f"list the children of run {run_id!r}",
             lambda db: db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent_run_id=%s ORDER BY created, run_id",
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE parent_run_id=%s ORDER BY created, run_id",
                 (run_id,),
             ).fetchall(),
         )
@@ -704,7 +702,7 @@ class PostgresStore:
 
     def _info(self, row: tuple[Any, ...]) -> RunInfo:
         try:
-            info = _row_to_info(row)
+            info = run_info_of(row)
             info.input = json.loads(info.input)  # kept as JSON: PostgreSQL text cannot hold NUL
         except (ValueError, TypeError) as exc:
             raise StoreError(

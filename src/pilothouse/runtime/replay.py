@@ -19,33 +19,35 @@ expected and got): a changed prompt shows up at the step it changes, a tool that
 answers differently at its call, a policy change at the decision. After a divergence
 the run stops at its next model or tool call: what follows would compare nothing.
 
+`replay_run` takes the agent as the run spec it builds around the recorded model;
+`pilothouse.testing.replay(agent, recording)` is the form that takes an `Agent`.
 `load_journal` and `export_journal` read and write the cassette form, JSON Lines of
 `Event.to_dict()` (the same lines `pilothouse trace show --json` prints).
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import dataclasses
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 from pilothouse.events import (
     ApprovalGiven,
     ApprovalRequested,
-    BudgetStopped,
     ErrorOccurred,
     Event,
     FinalOutput,
     ModelResponded,
+    Outcome,
     OutputValidated,
     ParseFailed,
     RunStarted,
+    Stopped,
     ToolCalled,
     ToolReturned,
     event_from_dict,
@@ -68,13 +70,12 @@ from pilothouse.models.replay import (
 )
 from pilothouse.policy.decision import Decision
 from pilothouse.policy.engine import Approver, Principal, RunContext
+from pilothouse.runtime.drive import resume_run, start_run
 from pilothouse.runtime.journal import MemoryStore, Store, open_store
+from pilothouse.runtime.loop import RunSpec
 from pilothouse.tools.tool import Effect, Interrupt, Tool, ToolContext
 
-if TYPE_CHECKING:
-    from pilothouse.agent import Agent
-
-_ENDS = (FinalOutput, BudgetStopped, ErrorOccurred)
+_ENDS = (FinalOutput, Stopped, ErrorOccurred)
 
 
 # --------------------------------------------------------------------------- the cassette
@@ -223,8 +224,8 @@ class _Recording:
         end = self.end
         if isinstance(end, FinalOutput):
             return f"final output at step {end.step}"
-        if isinstance(end, BudgetStopped):
-            return f"{end.limit} stop at step {end.step}"
+        if isinstance(end, Stopped):
+            return f"{end.reason} stop at step {end.step}"
         if isinstance(end, ErrorOccurred):
             return f"{end.kind} at step {end.step}"
         if any(key not in self.given for key in self.requested):
@@ -354,17 +355,15 @@ class _Tracker:
                     step, "final", "the final output differs", end.output, event.output
                 )
             return None
-        if isinstance(event, BudgetStopped):
+        if isinstance(event, Stopped):  # a recorded `budget_stop` reads as one too
             end = rec.end
-            if not (
-                isinstance(end, BudgetStopped) and end.limit == event.limit and end.step == step
-            ):
+            if not (isinstance(end, Stopped) and end.reason == event.reason and end.step == step):
                 return self.diverge(
                     step,
                     "outcome",
                     "the run ended differently",
                     rec.ending(),
-                    f"{event.limit} stop: {event.message}",
+                    f"{event.reason} stop: {event.message}",
                 )
         return None
 
@@ -583,7 +582,8 @@ class ReplayReport:
     steps: int
     recorded_steps: int
     divergence: ReplayDivergence | None = None
-    outcome: str = ""
+    # the replayed run's outcome; "diverged", or "error" when it failed
+    outcome: Outcome | Literal["diverged", "error", ""] = ""
     events: list[Event] = field(default_factory=list)
     definition_changed: bool = False
 
@@ -645,41 +645,48 @@ def _recorded_approver(tracker: _Tracker) -> Approver:
     return approve
 
 
-def _replay_agent(
-    agent: Agent[Any, Any], model: ReplayModel, tracker: _Tracker, live_tools: bool
-) -> Agent[Any, Any]:
-    """A copy of `agent` with the recorded model, served tools and an in-memory store."""
-    clone = copy.copy(agent)
-    clone._model_spec = clone._model = model
-    clone._store_spec = clone._store = MemoryStore()
-    clone._run_spec = None
-    clone.tools = {
+def _served_spec(spec: RunSpec[Any], tracker: _Tracker, live_tools: bool) -> RunSpec[Any]:
+    """`spec` with its tools served from the recording and its approvers answering as the
+    recording's decisions did (the definition hash is the agent's: served tools keep
+    their tools' schemas and effects)."""
+    served = copy.copy(spec)
+    served.tools = {
         name: _ServedTool(
             t,
             tracker,
             live_tools and t.effect == "read_only" and not isinstance(t, _RecordedTool),
         )
-        for name, t in agent.tools.items()
+        for name, t in spec.tools.items()
     }
     approve = _recorded_approver(tracker)
-    if agent.approver is not None:
-        clone.approver = approve
-    if agent.policy.approvers:
-        policy = copy.copy(agent.policy)
-        policy.approvers = {name: approve for name in agent.policy.approvers}
-        clone.policy = policy
-    return clone
+    if spec.approver is not None:
+        served.approver = approve
+    if spec.policy is not None and spec.policy.approvers:
+        policy = copy.copy(spec.policy)
+        policy.approvers = {name: approve for name in spec.policy.approvers}
+        served.policy = policy
+    return served
 
 
-async def replay_async(
-    agent: Agent[Any, Any],
+async def replay_run(
+    spec_for: Callable[[Model], RunSpec[Any]],
     recording: Sequence[Event] | str | os.PathLike[str],
     *,
+    capabilities: Capabilities = DEFAULT_CAPABILITIES,
     live_tools: bool = False,
     principal: Principal | None = None,
     deps: Any = None,
 ) -> ReplayReport:
-    """`replay` for code inside an event loop."""
+    """Replay a recorded run with the definition `spec_for(model)` gives for the
+    recording's model, and compare (see the module).
+
+    `spec_for` builds the run spec of the agent under test around the `ReplayModel`
+    (`Agent.run_spec(model)`), whose `capabilities` are those of the agent's own model
+    (they decide the action format). The run is driven like any other
+    (`drive.start_run`, then `drive.resume_run` with the recorded approvals) in a
+    `MemoryStore` under the recorded run id. `pilothouse.testing.replay` is the form
+    that takes an `Agent`.
+    """
     events = (
         load_journal(recording) if isinstance(recording, (str, os.PathLike)) else list(recording)
     )
@@ -693,17 +700,11 @@ async def replay_async(
         )
     if principal is None and started.principal is not None:
         principal = Principal.from_dict(started.principal)
-    model = ReplayModel(
-        events,
-        capabilities=capabilities_of(
-            agent._model if agent._model is not None else agent._model_spec
-        ),
-    )
+    model = ReplayModel(events, capabilities=capabilities)
     tracker = _Tracker(rec, model)
-    clone = _replay_agent(agent, model, tracker, live_tools)
-    spec = clone.run_spec()
+    spec = _served_spec(spec_for(model), tracker, live_tools)
     model.native_tools = spec.action_format is None
-    store = clone.store
+    store = MemoryStore()
     report = ReplayReport(
         rec.run_id,
         0,
@@ -712,19 +713,23 @@ async def replay_async(
     )
     divergence: ReplayDivergence | None = None
     try:
-        result = await clone.run(
+        result = await start_run(
+            spec,
+            store,
             started.input,
-            history=started.history,
-            run_id=rec.run_id,
+            rec.run_id,
             subscribers=[tracker],
             principal=principal,
+            history=started.history,
             deps=deps,
         )
         while result.outcome == "paused" and tracker.first is None:
             decisions = rec.decisions([p.key for p in result.pending])
             if not decisions:
                 break
-            result = await clone.resume(
+            result = await resume_run(
+                spec,
+                store,
                 rec.run_id,
                 approvals=decisions,
                 subscribers=[tracker],
@@ -761,33 +766,3 @@ async def replay_async(
     report.steps = model.answered
     report.events = store.events(rec.run_id)
     return report
-
-
-def replay(
-    agent: Agent[Any, Any],
-    recording: Sequence[Event] | str | os.PathLike[str],
-    *,
-    live_tools: bool = False,
-    principal: Principal | None = None,
-    deps: Any = None,
-) -> ReplayReport:
-    """Run `agent` against a recorded run (events, or a JSON Lines file) and compare.
-
-    The model and, unless `live_tools`, every tool are answered from the recording;
-    `live_tools=True` runs read-only tools for real and compares their results.
-    The run acts for the principal the recording names (runs journaled before
-    principals were recorded need `principal`). `deps` are the run's dependencies
-    (not journaled: a hook or tool that reads them gets them again here).
-    Never touches the world: the run is journaled in a `MemoryStore` under the
-    recorded run id, side-effecting tools are always served. Returns a
-    `ReplayReport`; raises `StoreError` for a journal that cannot be replayed.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(
-            replay_async(agent, recording, live_tools=live_tools, principal=principal, deps=deps)
-        )
-    raise ConfigurationError(
-        "replay() was called inside a running event loop; use `await replay_async(...)`"
-    )

@@ -16,8 +16,9 @@ recounted from the events. Where the journal ends decides where the run continue
   request has a decision (`apply_approvals` journals them as `approval_given`);
   none of them ran before the pause, so none is in doubt until all were decided.
 
-A finished run (`final`, `budget_stop`, `error`) is not resumed: its journal already
-says how it ended. That includes a model error: start a new run instead.
+A finished run (`final`, `run_stopped` or an older journal's `budget_stop`, `error`)
+is not resumed: its journal already says how it ended. That includes a model error:
+start a new run instead.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pilothouse.events import (
     OutputValidated,
     ParseFailed,
     RunStarted,
+    Stopped,
     ToolCalled,
     ToolReturned,
 )
@@ -49,15 +51,15 @@ from pilothouse.messages import Message, Usage
 from pilothouse.models.base import ModelResponse
 from pilothouse.policy.engine import Principal, RunContext
 from pilothouse.runtime.budget import LoopDetector
-from pilothouse.runtime.journal import _encode
-from pilothouse.runtime.loop import RunSpec, RunState, ToolReplay, _corrective
+from pilothouse.runtime.loop import RunSpec, RunState, ToolReplay, corrective_message
+from pilothouse.runtime.rows import encode_json
 
-_FINISHED = {"final": "final", "budget_stop": "stopped", "error": "error"}
+_FINISHED = {"final", Stopped.type, "error"}  # an old `budget_stop` is read as a Stopped
 
 
 def _as_stored(value: Any) -> Any:
     """`value` as a journal gives it back: JSON, with what JSON cannot hold as text."""
-    return json.loads(_encode(value))
+    return json.loads(encode_json(value))
 
 
 def _principal_of(run_id: str, started: RunStarted, given: Principal | None) -> Principal | None:
@@ -106,7 +108,7 @@ def state_from_events(
                 f"run {run_id!r} already ended ({event.type} at step {event.step}); a "
                 "finished run cannot be resumed: start a new run",
                 run_id=run_id,
-                outcome=event.type,
+                outcome=event.outcome if isinstance(event, Stopped) else event.type,
             )
     started = events[0]
     if started.definition_hash != spec.definition_hash:
@@ -179,7 +181,7 @@ def state_from_events(
         state.step = step - 1
     elif isinstance(after, ParseFailed):
         messages.append(Message.assistant(response.text))
-        messages.append(Message.user(_corrective(after.reason, after.format)))
+        messages.append(Message.user(corrective_message(after.reason, after.format)))
     elif isinstance(after, OutputValidated) and not after.ok:
         messages.append(Message.assistant(response.text))
         messages.append(Message.user(after.error or ""))

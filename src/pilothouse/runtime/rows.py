@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pilothouse.events import Event, RunStatus, event_from_dict
 from pilothouse.exceptions import (
     SessionBusyError,
     SessionExistsError,
@@ -30,6 +31,71 @@ from pilothouse.messages import Message
 
 # An event as the SQL stores keep it: (run_id, seq, ts, step, type, data).
 EventRow = tuple[str, int, float, int, str, str]
+
+
+@dataclass(slots=True)
+class RunInfo:
+    """One row of the run index: what ran, on what, and how it ended."""
+
+    run_id: str
+    agent: str
+    model: str
+    input: str
+    status: RunStatus = "running"
+    created: float = 0.0
+    updated: float = 0.0
+    steps: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float | None = None
+    output: Any = None
+    # The run tree and the conversation: set when the row is first written, never
+    # changed by later writes of the row (a resumed run keeps its parent and session).
+    parent_run_id: str | None = None
+    root_run_id: str | None = None
+    session_id: str | None = None
+
+
+def encode_json(value: Any) -> str:
+    """JSON text of an event's data: pydantic-core's encoder, ~4x faster than json.dumps."""
+    from pydantic_core import to_json
+
+    return to_json(value, fallback=str).decode()
+
+
+def event_row(event: Event) -> EventRow:
+    """An event as the row every SQL store keeps: (run_id, seq, ts, step, type, data)."""
+    return event.run_id, event.seq, event.ts, event.step, event.type, encode_json(event.data())
+
+
+def decode_event(run_id: str, row: Sequence[Any], where: str) -> Event:
+    """The event a stored (seq, ts, step, type, data) row holds; a row that cannot be
+    read is a `StoreError` naming the run, the event and the store (`where`)."""
+    seq, ts, step, kind, data = row
+    try:
+        d = json.loads(data)
+        return event_from_dict(
+            {**d, "type": kind, "run_id": run_id, "seq": seq, "ts": ts, "step": step}
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(
+            f"run {run_id!r}: event {seq} ({kind}) in {where} is corrupted: {exc}"
+        ) from exc
+
+
+RUN_COLUMNS = (
+    "run_id, agent, model, input, status, created, updated, steps, input_tokens, "
+    "output_tokens, cost, output, parent_run_id, root_run_id, session_id"
+)
+
+
+def run_info_of(row: tuple[Any, ...]) -> RunInfo:
+    """A `RunInfo` from the `RUN_COLUMNS` of an index row (output stored as JSON)."""
+    output = json.loads(row[11]) if row[11] is not None else None
+    info = RunInfo(*row[:11])
+    info.output = output
+    info.parent_run_id, info.root_run_id, info.session_id = row[12:15]
+    return info
 
 
 def conflict_error(run_id: str, seqs: Iterable[int], where: str) -> WriteConflictError:

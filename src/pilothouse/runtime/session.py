@@ -27,8 +27,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from pilothouse.messages import Message
-from pilothouse.runtime.journal import RunInfo, Store, open_store
+from pilothouse.runtime.journal import Store, open_store
 from pilothouse.runtime.rows import (
+    RunInfo,
     SessionInfo,
     SessionMessage,
     SessionWrite,

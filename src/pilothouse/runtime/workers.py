@@ -2,12 +2,15 @@
 
 A run whose process died (crash, deploy, OOM kill) stays ``running`` in the journal.
 `resume_stale` drains such runs: it claims one (`Store.claim_next`: found and leased
-in one transaction, so two workers never get the same run), resumes it with
-`Agent.resume`, releases it, and takes the next. Start it in as many processes or
-hosts as you like against one shared store (PostgreSQL; a SQLite file for processes
-of one machine)::
+in one transaction, so two workers never get the same run), resumes it
+(`drive.resume_run`, what `Agent.resume` calls), releases it, and takes the next. Start
+it in as many processes or hosts as you like against one shared store (PostgreSQL; a
+SQLite file for processes of one machine)::
 
-    report = await resume_stale(agent, worker="host-a:1", lease_seconds=60)
+    report = await agent.resume_stale(worker="host-a:1", lease_seconds=60)
+
+(`Agent.resume_stale` gives this module the agent's run spec and store: the runtime
+drives runs from a `RunSpec` and never imports `pilothouse.agent`.)
 
 Why leases and not row locks held for the whole run: a resume lasts as long as the
 run (minutes of model calls), and a lock held open that long would pin a connection
@@ -30,13 +33,15 @@ import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pilothouse.events import RunStatus
+from pilothouse.runtime.drive import resume_run
 from pilothouse.runtime.lease import DEFAULT_LEASE_SECONDS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from pilothouse.agent import Agent
-    from pilothouse.runtime.loop import RunResult
+    from pilothouse.runtime.journal import Store
+    from pilothouse.runtime.loop import RunResult, RunSpec
 
 _log = logging.getLogger("pilothouse.workers")
 
@@ -66,21 +71,24 @@ def default_worker_id() -> str:
 
 
 async def resume_stale(
-    agent: Agent[Any, Any],
+    spec: RunSpec[Any],
+    store: Store,
     *,
     worker: str | None = None,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     idle_for: float = 0.0,
     limit: int | None = None,
-    statuses: Sequence[str] = ("running", "interrupted"),
+    statuses: Sequence[RunStatus] = ("running", "interrupted"),
+    deps: Any = None,
 ) -> DrainReport:
-    """Resume stopped runs of `agent` one after another until none is left (or `limit`
-    were taken); returns what was resumed and what failed.
+    """Resume stopped runs of the agent `spec` describes in `store`, one after another
+    until none is left (or `limit` were taken); returns what was resumed and what failed.
 
-    Only runs recorded by an agent of the same name are taken (`Agent.resume` refuses
-    a run whose definition differs). `statuses` are those a run may have to be taken:
-    ``running`` (its process died mid-way) and ``interrupted`` (cancelled, or its
-    store failed) by default; paused runs wait for a person and
+    Only runs recorded by an agent of the same name are taken (a resume refuses a run
+    whose definition differs); `deps` are given to every resumed run. `statuses` are
+    those a run may have to be taken: ``running`` (its process died mid-way) and
+    ``interrupted`` (cancelled, or its store failed) by default; paused runs wait for
+    a person and
     in-doubt runs for a decision, so neither is taken unless listed. A run that fails
     to resume is recorded in the report and the worker goes on with the next.
     Cancelling the call stops the current resume (the run stays resumable) and
@@ -89,17 +97,18 @@ async def resume_stale(
     if lease_seconds <= 0:
         raise ValueError("lease_seconds must be positive")
     name = worker or default_worker_id()
-    store = agent.store
     report = DrainReport(name)
     while limit is None or len(report.resumed) + len(report.failed) < limit:
         run_id = store.claim_next(
-            name, lease_seconds, statuses=statuses, idle_for=idle_for, agent=agent.name
+            name, lease_seconds, statuses=statuses, idle_for=idle_for, agent=spec.agent_name
         )
         if run_id is None:
             break
         _log.info("worker %s resumes run %s", name, run_id)
         try:
-            result = await agent.resume(run_id, holder=name, lease_seconds=lease_seconds)
+            result = await resume_run(
+                spec, store, run_id, holder=name, lease_seconds=lease_seconds, deps=deps
+            )
         except Exception as exc:  # one bad run does not stop the worker
             _log.warning("worker %s could not resume run %s: %s", name, run_id, exc)
             report.failed[run_id] = exc
