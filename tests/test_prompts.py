@@ -106,3 +106,82 @@ def test_format_templates_come_from_the_prompts_and_overrides_are_checked() -> N
     assert JsonFormat().observation_template == Prompts.default().text("json_observation")
     with pytest.raises(ConfigurationError, match=r"uses \$tool_name,"):
         ReactFormat(template="Tools: $tool_name")
+
+
+# ------------------------------------------------------------------ an agent's prompts
+
+
+def _lookup(key: str) -> str:
+    """Look a key up."""
+    return f"value of {key}"
+
+
+def test_an_agents_overrides_reach_the_model_and_change_its_definition() -> None:
+    from pydantic import BaseModel
+
+    from pilothouse import Agent
+    from pilothouse.models.scripted import ScriptedModel
+
+    class Answer(BaseModel):
+        n: int
+
+    model = ScriptedModel(['{"n": "many"}', '{"n": 3}'])
+    agent = Agent(
+        model,
+        "Count.",
+        output_type=Answer,
+        store=":memory:",
+        prompts={
+            "output_instructions": "Answer as JSON: $schema",
+            "output_retry": "Wrong shape ($problems), again.",
+        },
+    )
+    result = agent.run_sync("how many?")
+    assert result.output == Answer(n=3)
+    system = model.requests[0].messages[0].content
+    assert system.startswith("Count.\n\nAnswer as JSON: {")
+    retry = model.requests[1].messages[-1].content
+    assert retry.startswith("Wrong shape (n: ") and retry.endswith("), again.")
+    plain = Agent(ScriptedModel(["x"]), "Count.", output_type=Answer, store=":memory:")
+    assert plain.run_spec().definition_hash != agent.run_spec().definition_hash
+    default = Agent(
+        ScriptedModel(["x"]), "Count.", output_type=Answer, store=":memory:", prompts={}
+    )
+    assert default.run_spec().definition_hash == plain.run_spec().definition_hash
+
+
+def test_an_agents_format_prompts_and_parse_retry_are_its_own() -> None:
+    from pilothouse import Agent
+    from pilothouse.models.scripted import ScriptedModel
+
+    model = ScriptedModel(['Action: _lookup\nAction Input: {"key": ', "Final Answer: done"])
+    agent = Agent(
+        model,
+        "Help.",
+        tools=[_lookup],
+        store=":memory:",
+        action_format="react",
+        prompts={
+            "react_format": "Tools: $tool_names. Use Action: / Final Answer:.",
+            "parse_retry": "Unreadable: $reason. Use $format.",
+        },
+    )
+    result = agent.run_sync("go")
+    assert result.output == "done"
+    assert model.requests[0].messages[0].content == (
+        "Help.\n\nTools: _lookup. Use Action: / Final Answer:."
+    )
+    assert model.requests[1].messages[-1].content.startswith("Unreadable: ")
+    assert model.requests[1].messages[-1].content.endswith(". Use react.")
+    # the format object shared by other agents is untouched
+    from pilothouse.actions.formats import ReactFormat, get_format
+
+    assert get_format("react").template == ReactFormat().template
+
+
+def test_a_bad_override_is_refused_when_the_agent_is_made() -> None:
+    from pilothouse import Agent
+    from pilothouse.models.scripted import ScriptedModel
+
+    with pytest.raises(ConfigurationError, match=r"leaves out \$problems"):
+        Agent(ScriptedModel(["x"]), prompts={"output_retry": "Try again."})

@@ -25,7 +25,8 @@ from pilothouse.exceptions import ConfigurationError
 from pilothouse.messages import Message, Usage
 from pilothouse.models.base import Model, ModelRequest, ModelSettings, TextDelta
 from pilothouse.models.registry import resolve_model
-from pilothouse.policy.engine import Approver, Policy, Principal
+from pilothouse.policy import Approver, Policy, Principal
+from pilothouse.prompts import Prompts
 from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.drive import resume_run, start_run
 from pilothouse.runtime.journal import Store, Subscriber, open_store
@@ -87,6 +88,7 @@ class Agent(Generic[DepsT, OutputT]):
         parse_retries: int = 2,
         deps_type: type[DepsT] | None = None,
         prepare_step: PrepareStep | None = None,
+        prompts: Prompts | Mapping[str, str] | None = None,
     ) -> None: ...
 
     @overload
@@ -109,6 +111,7 @@ class Agent(Generic[DepsT, OutputT]):
         parse_retries: int = 2,
         deps_type: type[DepsT] | None = None,
         prepare_step: PrepareStep | None = None,
+        prompts: Prompts | Mapping[str, str] | None = None,
     ) -> None: ...
 
     def __init__(
@@ -130,6 +133,7 @@ class Agent(Generic[DepsT, OutputT]):
         parse_retries: int = 2,
         deps_type: Any = None,
         prepare_step: PrepareStep | None = None,
+        prompts: Prompts | Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.instructions = instructions
@@ -182,6 +186,9 @@ class Agent(Generic[DepsT, OutputT]):
             raise ConfigurationError("prepare_step must be a function (ctx) -> StepOptions | None")
         self.deps_type = deps_type
         self.prepare_step = prepare_step
+        # every text the framework writes to the model, with this agent's overrides
+        # (checked here: a missing or unknown field is refused before any run)
+        self.prompts = Prompts.of(prompts)
         self._validators: list[tuple[OutputValidator, int]] = []
 
     @property
@@ -236,7 +243,8 @@ class Agent(Generic[DepsT, OutputT]):
                 "tools": [t.spec().to_dict() | {"effect": t.effect} for t in self.tools.values()],
                 "output": self._output.schema,
             }
-            | ({} if text_format is None else {"action_format": text_format.name}),
+            | ({} if text_format is None else {"action_format": text_format.name})
+            | ({"prompts": self.prompts.overrides} if self.prompts.overrides else {}),
             sort_keys=True,
         )
         return RunSpec(
@@ -256,6 +264,7 @@ class Agent(Generic[DepsT, OutputT]):
             deps_type=self.deps_type,
             prepare_step=self.prepare_step,
             output_validators=tuple(self._validators),
+            prompts=self.prompts,
         )
 
     def _text_format(self, model: Model) -> ActionFormat | None:
@@ -268,9 +277,10 @@ class Agent(Generic[DepsT, OutputT]):
         caps = model.capabilities
         if chosen == "native" or (chosen == "auto" and (caps.native_tools or caps.grammar)):
             return None
-        from pilothouse.actions.formats import get_format  # text formats only
+        from pilothouse.actions.formats import TextFormat, get_format  # text formats only
 
-        return get_format("json" if chosen == "auto" else chosen)
+        fmt = get_format("json" if chosen == "auto" else chosen)
+        return fmt.with_prompts(self.prompts) if isinstance(fmt, TextFormat) else fmt
 
     async def run(
         self,

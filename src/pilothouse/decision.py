@@ -67,11 +67,6 @@ class Decision:
         """A decision that needs an approver's yes before the call runs."""
         return cls("ask", rule, reason, "ask", "", approver, source)
 
-    def model_message(self, tool: str) -> str:
-        """The error text the model reads when this decision stops its call."""
-        text = self.message or self.reason
-        return f"Policy denied the call to {tool!r}: {text}"
-
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"effect": self.effect, "rule": self.rule, "reason": self.reason}
         if self.source != "rule":

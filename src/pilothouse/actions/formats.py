@@ -8,6 +8,7 @@ error becomes a failure too, so the loop can always ask again.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -710,7 +711,7 @@ def _pythonic(text: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
 # ---------------------------------------------------------------- the formats
 
 
-class _TextFormat:
+class TextFormat:
     """Shared plumbing: template rendering, observations, the never-raise wrapper."""
 
     name = "text"
@@ -722,6 +723,18 @@ class _TextFormat:
         self.observation_template = self._text(
             self.observation_prompt, observation_template, "$content"
         )
+
+    def with_prompts(self, prompts: Prompts) -> TextFormat:
+        """This format with an agent's overrides of its prompts (itself when none apply)."""
+        changed = {self.prompt, self.observation_prompt} & set(prompts.overrides) - {""}
+        if not changed:
+            return self
+        configured = copy.copy(self)
+        if self.prompt in changed:
+            configured.template = prompts.text(self.prompt)
+        if self.observation_prompt in changed:
+            configured.observation_template = prompts.text(self.observation_prompt)
+        return configured
 
     @staticmethod
     def _text(prompt: str, override: str | None, fallback: str) -> str:
@@ -835,7 +848,7 @@ def _cohere(text: str, repairs: list[str]) -> str:
     return stripped
 
 
-class JsonFormat(_TextFormat):
+class JsonFormat(TextFormat):
     """One JSON object `{"action": ..., "action_input": ...}`, bare or fenced."""
 
     name = "json"
@@ -881,7 +894,7 @@ class JsonFormat(_TextFormat):
         return "```json\n" + json.dumps(body, ensure_ascii=False, indent=2) + "\n```"
 
 
-class ReactFormat(_TextFormat):
+class ReactFormat(TextFormat):
     """Thought / Action / Action Input / Observation / Final Answer."""
 
     name = "react"
@@ -898,7 +911,7 @@ class ReactFormat(_TextFormat):
         )
 
 
-class XmlFormat(_TextFormat):
+class XmlFormat(TextFormat):
     """`<tool_call>{"name": ..., "arguments": ...}</tool_call>` blocks (Hermes, Qwen)."""
 
     name = "xml"
@@ -917,7 +930,7 @@ class XmlFormat(_TextFormat):
         )
 
 
-class AutoFormat(_TextFormat):
+class AutoFormat(TextFormat):
     """Detects the style from the text: special tokens, XML, ReAct, JSON, Python calls."""
 
     name = "auto"
@@ -949,7 +962,7 @@ class AutoFormat(_TextFormat):
         return JsonFormat().render_calls(calls)
 
 
-class NativeFormat(_TextFormat):
+class NativeFormat(TextFormat):
     """The provider's own tool calls; `parse` repairs one call's arguments string.
 
     The text is the arguments as sent; the call belongs to the one tool offered
@@ -1032,7 +1045,7 @@ def _cut_arguments(tool: str, raw: Any, r: Resolver) -> str | None:
     return None
 
 
-FORMATS: dict[str, type[_TextFormat]] = {
+FORMATS: dict[str, type[TextFormat]] = {
     "json": JsonFormat,
     "react": ReactFormat,
     "xml": XmlFormat,

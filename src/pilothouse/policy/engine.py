@@ -131,8 +131,13 @@ def compile_rule(
     from pilothouse.policy.conditions import compile_conditions  # loads with the first rule
 
     where: Path = ("rules", index)
-    patterns = [rule.tools] if isinstance(rule.tools, str) else list(rule.tools)
-    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+    tools: Any = rule.tools  # a document may hold anything here
+    patterns = [tools] if isinstance(tools, str) else tools
+    if (
+        not isinstance(patterns, (list, tuple))
+        or not patterns
+        or not all(isinstance(p, str) and p for p in patterns)
+    ):
         raise policy_error(
             (*where, "tools"), locate, "tools must be a name, a glob or a list of them"
         )

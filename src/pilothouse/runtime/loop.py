@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol
 
 from pydantic_core import to_json, to_jsonable_python
 
+from pilothouse.decision import Decision
 from pilothouse.events import (
     ApprovalGiven,
     ApprovalRequested,
@@ -65,8 +66,8 @@ from pilothouse.models.base import (
     TextDelta,
     ToolSpec,
 )
-from pilothouse.policy.decision import Decision
-from pilothouse.policy.engine import Approver, CallRecord, Policy, Principal, RunContext
+from pilothouse.policy import Approver, CallRecord, Policy, Principal, RunContext
+from pilothouse.prompts import Prompts
 from pilothouse.runtime.budget import Budget, LoopDetector
 from pilothouse.runtime.journal import Journal
 from pilothouse.runtime.output import OutputSpec, OutputT
@@ -87,7 +88,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger("pilothouse.loop")
 # `ModelResponse.model` of a step a `prepare_step` hook answered itself (no model call).
 HOOK_ANSWER = "prepare_step"
-_EMPTY_REPLY = "Your reply was empty. Either call one of the tools or give your final answer."
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +184,8 @@ class RunSpec(Generic[OutputT]):
     prepare_step: PrepareStep | None = None
     # (validator, how many arguments it takes: 1 = (output), 2 = (ctx, output))
     output_validators: tuple[tuple[OutputValidator, int], ...] = ()
+    # every text the loop itself writes to the model (prompts.toml, with overrides)
+    prompts: Prompts = field(default_factory=Prompts.default)
 
     def system_prompt(
         self, instructions: str | None = None, tools: Sequence[Tool] | None = None
@@ -194,7 +196,7 @@ class RunSpec(Generic[OutputT]):
         """
         base = self.instructions if instructions is None else instructions
         offered = list(self.tools.values()) if tools is None else tools
-        extra = self.output.instructions()
+        extra = self.output.instructions(self.prompts)
         if self.action_format is not None and offered:
             acting = self.action_format.instructions([t.spec() for t in offered])
             extra = f"{acting}\n\n{extra}".strip() if extra else acting
@@ -587,7 +589,9 @@ async def _run_loop(
                     parse_retries_left -= 1
                     messages.append(Message.assistant(text))
                     messages.append(
-                        Message.user(corrective_message(parsed.reason, text_format.name))
+                        Message.user(
+                            corrective_message(spec.prompts, parsed.reason, text_format.name)
+                        )
                     )
                     continue
             if text_format is not None and response.model != HOOK_ANSWER:
@@ -621,8 +625,8 @@ async def _run_loop(
 
             try:
                 if not text.strip():
-                    raise ValueError(_EMPTY_REPLY)
-                output = spec.output.validate(text)
+                    raise ValueError(spec.prompts.render("empty_reply"))
+                output = spec.output.validate(text, spec.prompts)
                 for validator, arity in spec.output_validators:
                     if arity == 1:
                         output = await call_maybe_async(validator, output)
@@ -820,13 +824,14 @@ def _settings_dict(settings: ModelSettings) -> dict[str, Any]:
     }
 
 
-def corrective_message(reason: str, format_name: str) -> str:
+def corrective_message(prompts: Prompts, reason: str, format_name: str) -> str:
     """The short message that asks the model again after an unreadable reply."""
-    return (
-        f"Your last reply could not be read as an action ({reason}). Reply again in the "
-        f"{format_name} format described in the instructions: one tool call, or your "
-        "final answer."
-    )
+    return prompts.render("parse_retry", reason=reason, format=format_name)
+
+
+def denied_message(prompts: Prompts, decision: Decision, tool: str) -> str:
+    """The error result the model reads when the policy (or a person) refused a call."""
+    return prompts.render("policy_denied", tool=tool, reason=decision.message or decision.reason)
 
 
 def _repair_native(
@@ -973,7 +978,7 @@ async def _run_tools(
                 _apply_decision(spec, plan, policy_context)
             _journal_call(journal, plan)
             if _aborts(plan.decision):
-                _abort_step(journal, step, [*planned, plan])
+                _abort_step(spec.prompts, journal, step, [*planned, plan])
         planned.append(plan)
         if plan.request is not None:
             waiting.append(plan.request)
@@ -1089,7 +1094,8 @@ def _apply_decision(spec: RunSpec[Any], plan: PlannedCall, policy_context: RunCo
     policy = spec.policy
     stateful = policy is not None and policy.stateful
     if decision is not None and not decision.allowed:
-        plan.result = ToolResult(call.id, call.name, decision.model_message(call.name), True)
+        message = denied_message(spec.prompts, decision, call.name)
+        plan.result = ToolResult(call.id, call.name, message, True)
         if stateful and tool.effect != "read_only":
             policy_context.record_denied(call.name, plan.bound, tool.effect)
     elif stateful:
@@ -1117,7 +1123,9 @@ def _aborts(decision: Decision | None) -> bool:
     return decision is not None and decision.effect == "deny" and decision.fallback == "abort"
 
 
-def _abort_step(journal: Journal, step: int, planned: Sequence[PlannedCall]) -> None:
+def _abort_step(
+    prompts: Prompts, journal: Journal, step: int, planned: Sequence[PlannedCall]
+) -> None:
     """A policy abort: the step's calls so far get a "not run" result, the run stops."""
     for plan in planned:
         call = plan.call
@@ -1126,14 +1134,12 @@ def _abort_step(journal: Journal, step: int, planned: Sequence[PlannedCall]) -> 
                 run_id=journal.run_id,
                 step=step,
                 index=plan.context.index,
-                result=ToolResult(
-                    call.id, call.name, "Not run: a policy rule stopped the run.", True
-                ),
+                result=ToolResult(call.id, call.name, prompts.render("policy_not_run"), True),
             )
         )
     last = planned[-1]
     assert last.decision is not None
-    message = last.decision.model_message(last.call.name)
+    message = denied_message(prompts, last.decision, last.call.name)
     raise _Stop("policy", None, None, message, rule=last.decision.rule)  # not a budget
 
 
@@ -1234,11 +1240,12 @@ async def _replanned(
     request = replay.requested.get(index)
     decision = replay.called[index].decision
     if request is not None:
-        _apply_person(plan, request, replay.given.get(index))
+        _apply_person(spec.prompts, plan, request, replay.given.get(index))
         if plan.request is not None or plan.result is not None:
             return plan
     elif decision is not None and not decision.allowed:
-        plan.result = ToolResult(call.id, call.name, decision.model_message(call.name), True)
+        message = denied_message(spec.prompts, decision, call.name)
+        plan.result = ToolResult(call.id, call.name, message, True)
         return plan
     stateful = spec.policy is not None and spec.policy.stateful
     bound = to_jsonable_python(prepared) if stateful else call.arguments
@@ -1255,7 +1262,7 @@ async def _replanned(
 
 
 def _apply_person(
-    plan: PlannedCall, request: ApprovalRequested, given: ApprovalGiven | None
+    prompts: Prompts, plan: PlannedCall, request: ApprovalRequested, given: ApprovalGiven | None
 ) -> None:
     """A waiting call on resume: still waiting (no decision yet), declined (the model
     reads so), a question answered (the answer is its result), or approved (it runs)."""
@@ -1263,14 +1270,15 @@ def _apply_person(
     if given is None:
         plan.request = PendingRequest.from_event(request)
     elif not given.approved:
-        approval = request.kind == "approval"
-        declined = (
-            f"A person declined the call to {call.name!r}"
-            if approval
-            else ("The person did not answer")
-        )
-        note = f": {given.answer}" if given.answer and approval else "."
-        plan.result = ToolResult(call.id, call.name, declined + note, True)
+        if request.kind != "approval":
+            declined = prompts.render("question_unanswered")
+        elif given.answer:
+            declined = prompts.render(
+                "approval_declined_because", tool=call.name, answer=given.answer
+            )
+        else:
+            declined = prompts.render("approval_declined", tool=call.name)
+        plan.result = ToolResult(call.id, call.name, declined, True)
     elif request.kind == "question":
         plan.result = ToolResult(call.id, call.name, given.answer or "", False)
 

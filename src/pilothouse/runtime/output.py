@@ -14,6 +14,8 @@ from typing import Any, Generic
 
 from typing_extensions import TypeVar
 
+from pilothouse.prompts import Prompts
+
 OutputT = TypeVar("OutputT", default=str)
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
@@ -49,16 +51,14 @@ class OutputSpec(Generic[OutputT]):
             self._adapter = TypeAdapter(output_type)
             self.schema = self._adapter.json_schema()
 
-    def instructions(self) -> str:
+    def instructions(self, prompts: Prompts | None = None) -> str:
         """The sentence added to the system prompt when a structured answer is wanted."""
         if self.schema is None:
             return ""
-        return (
-            "When you give your final answer, reply with only a JSON value matching this "
-            f"schema: {json.dumps(self.schema, separators=(',', ':'))}"
-        )
+        schema = json.dumps(self.schema, separators=(",", ":"))
+        return (prompts or Prompts.default()).render("output_instructions", schema=schema)
 
-    def validate(self, text: str) -> OutputT:
+    def validate(self, text: str, prompts: Prompts | None = None) -> OutputT:
         """Return the typed output or raise `ValueError` with a message for the model."""
         if self.is_text:
             return text  # type: ignore[return-value]
@@ -71,10 +71,8 @@ class OutputSpec(Generic[OutputT]):
                 f"{'.'.join(str(p) for p in e['loc']) or '(value)'}: {e['msg']}"
                 for e in exc.errors(include_url=False)
             )
-            raise ValueError(
-                f"Your final answer does not match the required schema: {problems}. "
-                "Reply again with only the corrected JSON."
-            ) from None
+            retry = (prompts or Prompts.default()).render("output_retry", problems=problems)
+            raise ValueError(retry) from None
 
     def from_json(self, value: Any) -> OutputT:
         """The typed output again from its journaled form (`to_json`)."""

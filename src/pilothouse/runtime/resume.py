@@ -181,7 +181,7 @@ def state_from_events(
         state.step = step - 1
     elif isinstance(after, ParseFailed):
         messages.append(Message.assistant(response.text))
-        messages.append(Message.user(corrective_message(after.reason, after.format)))
+        messages.append(Message.user(corrective_message(spec.prompts, after.reason, after.format)))
     elif isinstance(after, OutputValidated) and not after.ok:
         messages.append(Message.assistant(response.text))
         messages.append(Message.user(after.error or ""))
