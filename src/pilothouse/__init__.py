@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         resolve_model,
     )
     from pilothouse.policy import Decision, Policy, Principal, Rule
+    from pilothouse.prompts import Prompts
     from pilothouse.runtime.budget import Budget
     from pilothouse.runtime.journal import MemoryStore, SQLiteStore, open_store
     from pilothouse.runtime.loop import PendingRequest, RunResult
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 
 _EXPORTS: dict[str, str] = {
     "Agent": "pilothouse.agent",
+    "Prompts": "pilothouse.prompts",
     "Event": "pilothouse.events",
     "ApprovalError": "pilothouse.exceptions",
     "BudgetExceeded": "pilothouse.exceptions",
@@ -130,6 +132,7 @@ __all__ = [
     "PilothouseError",
     "Policy",
     "Principal",
+    "Prompts",
     "ReplayDivergence",
     "Rule",
     "RunPaused",
