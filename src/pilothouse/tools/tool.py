@@ -21,9 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, overload
 
-from pydantic import ConfigDict, Field, ValidationError, create_model
-from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
-from pydantic_core import to_json
+from pydantic_core import ValidationError, to_json
 from typing_extensions import TypeVar
 
 from pilothouse.exceptions import ToolDefinitionError, ToolError
@@ -248,6 +246,10 @@ class Tool:
             raise ToolDefinitionError(
                 f"tool {self.name!r}: cannot resolve its type hints ({exc})"
             ) from exc
+        # pydantic's model machinery loads with the first tool, not with `import pilothouse`
+        from pydantic import ConfigDict, Field, create_model
+        from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
+
         fields: dict[str, Any] = {}
         for pname, param in inspect.signature(self.function).parameters.items():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
