@@ -20,24 +20,27 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
-from pilothouse.events import Event, RunStatus
 from pilothouse.exceptions import ConfigurationError
-from pilothouse.messages import Message, Usage
-from pilothouse.models.base import Model, ModelRequest, ModelSettings, TextDelta
-from pilothouse.models.registry import resolve_model
-from pilothouse.policy import Approver, Policy, Principal
+from pilothouse.messages import Usage
+from pilothouse.models.base import Model, ModelSettings
 from pilothouse.prompts import Prompts
 from pilothouse.runtime.budget import Budget
-from pilothouse.runtime.drive import resume_run, start_run
-from pilothouse.runtime.journal import Store, Subscriber, open_store
 from pilothouse.runtime.lease import DEFAULT_LEASE_SECONDS
-from pilothouse.runtime.loop import RunLink, RunResult, RunSpec, hooked_request
 from pilothouse.runtime.output import OutputSpec, OutputT
-from pilothouse.runtime.step import OutputValidator, PrepareStep, validator_arity
+from pilothouse.runtime.step import OutputValidator, PrepareStep
 from pilothouse.tools.tool import DepsT, Tool, ToolFunction, as_tool
 
+# The run loop, the journal and its stores, the policy engine and the model registry
+# load with the first run (or the first look at `agent.policy`), not with
+# `from pilothouse import Agent`: defining agents and tools stays cheap to import.
 if TYPE_CHECKING:
     from pilothouse.actions.base import ActionFormat
+    from pilothouse.events import Event, RunStatus
+    from pilothouse.messages import Message
+    from pilothouse.models.base import TextDelta
+    from pilothouse.policy import Approver, Policy, Principal
+    from pilothouse.runtime.journal import Store, Subscriber
+    from pilothouse.runtime.loop import RunLink, RunResult, RunSpec
     from pilothouse.runtime.session import Session
     from pilothouse.runtime.workers import DrainReport
 
@@ -167,8 +170,10 @@ class Agent(Generic[DepsT, OutputT]):
         # No policy means the default one: read-only tools allowed, side-effecting and
         # irreversible tools denied. Pass Policy.allow_all() to opt out explicitly.
         if isinstance(policy, str):
+            from pilothouse.policy import Policy
+
             policy = Policy.load(policy)
-        self.policy: Policy = policy if policy is not None else Policy()
+        self._policy: Policy | None = policy
         self.approver = approver
         if isinstance(action_format, str) and action_format not in _ACTION_FORMATS:
             raise ConfigurationError(
@@ -192,15 +197,32 @@ class Agent(Generic[DepsT, OutputT]):
         self._validators: list[tuple[OutputValidator, int]] = []
 
     @property
+    def policy(self) -> Policy:
+        """The policy every tool call is checked against (the default one if none was given)."""
+        if self._policy is None:
+            from pilothouse.policy import Policy
+
+            self._policy = Policy()
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        self._policy = policy
+
+    @property
     def model(self) -> Model:
         """The resolved model (resolved on first use, so constructing an agent is cheap)."""
         if self._model is None:
+            from pilothouse.models.registry import resolve_model
+
             self._model = resolve_model(cast(str | None, self._model_spec))
         return self._model
 
     @property
     def store(self) -> Store:
         if self._store is None:
+            from pilothouse.runtime.journal import open_store
+
             self._store = open_store(self._store_spec)
         return self._store
 
@@ -209,6 +231,8 @@ class Agent(Generic[DepsT, OutputT]):
         ``f(ctx, output)``, sync or async, returning the output (possibly corrected) or
         raising `ModelRetry("why")` to refuse it: the model is asked again with that
         message, using up one of `output_retries`. Validators run in order."""
+        from pilothouse.runtime.step import validator_arity
+
         arity = validator_arity(function)
         if self._run_spec is not None:
             raise ConfigurationError(
@@ -247,6 +271,8 @@ class Agent(Generic[DepsT, OutputT]):
             | ({"prompts": self.prompts.overrides} if self.prompts.overrides else {}),
             sort_keys=True,
         )
+        from pilothouse.runtime.loop import RunSpec
+
         return RunSpec(
             agent_name=self.name,
             model=model,
@@ -306,6 +332,8 @@ class Agent(Generic[DepsT, OutputT]):
         `requires_approval`, a policy ``ask`` without an approver, `ask_human`)
         returns with outcome ``paused``; see `resume`.
         """
+        from pilothouse.runtime.drive import start_run
+
         return await start_run(
             self.run_spec(),
             self.store,
@@ -324,6 +352,8 @@ class Agent(Generic[DepsT, OutputT]):
             return None
         session_id = session if isinstance(session, str) else session.id
         self.store.get_session(session_id)  # SessionNotFoundError names it
+        from pilothouse.runtime.loop import RunLink
+
         return RunLink(session_id=session_id)
 
     async def resume(
@@ -363,6 +393,8 @@ class Agent(Generic[DepsT, OutputT]):
         releases the lease itself; default: a new one for this call, released when
         it ends), `lease_seconds` how long the lease lasts unrenewed.
         """
+        from pilothouse.runtime.drive import resume_run
+
         return await resume_run(
             self.run_spec(),
             self.store,
@@ -469,6 +501,9 @@ class Agent(Generic[DepsT, OutputT]):
         The last item is the `final`, `run_stopped` or `error` event; an error is
         re-raised after its event has been yielded.
         """
+        from pilothouse.models.base import TextDelta
+        from pilothouse.runtime.drive import start_run
+
         queue: asyncio.Queue[Event | TextDelta | None] = asyncio.Queue()
         link = self._link(session)
 
@@ -507,6 +542,8 @@ class Agent(Generic[DepsT, OutputT]):
         spec = self.run_spec()
         if spec.prepare_step is not None:
             return _blocking("render_prompt", lambda: self.arender_prompt(input, deps=deps))
+        from pilothouse.models.base import ModelRequest
+
         specs = [t.spec() for t in self.tools.values()]
         request = ModelRequest(
             spec.initial_messages(input),
@@ -522,6 +559,8 @@ class Agent(Generic[DepsT, OutputT]):
         spec = self.run_spec()
         if spec.prepare_step is None:
             return self.render_prompt(input)
+        from pilothouse.runtime.loop import hooked_request
+
         request, _, _, _ = await hooked_request(
             spec, "render", 1, spec.initial_messages(input), Usage(), deps
         )
