@@ -77,8 +77,6 @@ KNOWN: set[tuple[str, str, str]] = {
     # the local model ranks tools with tools.select's BM25 (and tools use models.base's
     # ToolSpec): move the ranking (or ToolSpec) to the floor
     ("pilothouse.models.local", "pilothouse.tools.select", "layer"),
-    # journal and lease import each other
-    ("pilothouse.runtime.journal", "pilothouse.runtime.lease", "cycle"),
 }
 
 

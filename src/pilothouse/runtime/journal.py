@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pilothouse.events import Event
 from pilothouse.exceptions import RunNotFoundError, StoreError
@@ -69,12 +69,25 @@ from pilothouse.runtime.rows import (
     unstored_rows,
 )
 
-if TYPE_CHECKING:
-    from pilothouse.runtime.lease import RunLease
-
 DEFAULT_STORE_PATH = Path(".pilothouse") / "journal.db"
 _log = logging.getLogger("pilothouse.journal")
 T = TypeVar("T")
+
+
+class HeldLease(Protocol):
+    """What a journal needs of its run's lease (`pilothouse.runtime.lease.RunLease` is
+    one): the lease module drives stores, so the journal names only this much of it."""
+
+    holder: str
+    release: bool  # the drive's last write gives the lease up
+    held: bool
+    lost: bool
+
+    def terms(self) -> tuple[str, float]: ...
+
+    def written(self, *, last: bool) -> None: ...
+
+    def lost_error(self) -> Exception: ...
 
 
 class Store(Protocol):
@@ -1329,7 +1342,7 @@ class Journal:
         *,
         flush_interval: float = 0.05,
         seq: int = 0,
-        lease: RunLease | None = None,
+        lease: HeldLease | None = None,
     ) -> None:
         """`seq` is the next sequence number: 0 for a new run, the count of its
         recorded events for a resumed one (resumed events continue, never overwrite)."""
