@@ -33,7 +33,8 @@ from pilothouse.models.local import LocalModel  # noqa: E402
 
 
 def _example() -> Any:
-    spec = importlib.util.spec_from_file_location("local_agent_pinned", ROOT / "examples/local_agent.py")
+    path = ROOT / "examples/local_agent.py"
+    spec = importlib.util.spec_from_file_location("local_agent_pinned", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

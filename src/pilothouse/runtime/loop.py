@@ -34,6 +34,8 @@ from pilothouse.events import (
     OutputValidated,
     ParseFailed,
     RunStarted,
+    StageRequested,
+    StageResponded,
     ToolCalled,
     ToolReturned,
 )
@@ -59,6 +61,8 @@ from pilothouse.models.base import (
     ModelRequest,
     ModelResponse,
     ModelSettings,
+    Stage,
+    Staged,
     TextDelta,
     ToolSpec,
 )
@@ -392,6 +396,7 @@ async def _run_loop(
         return ToolContext(run_id, step, index, deps, tree)
 
     started = time.monotonic()
+    guide, guided = _guide_of(spec.model)  # a guided model's tool steps go in stages
     tool_specs: list[ToolSpec] = [t.spec() for t in spec.tools.values()]
     tool_names = list(spec.tools)
     text_format = spec.action_format
@@ -520,7 +525,11 @@ async def _run_loop(
                 reported = len(messages)
                 began = time.perf_counter()
                 if answer is None:
-                    asking = _ask(spec.model, request, on_text)
+                    asking = (
+                        _ask(spec.model, request, on_text)
+                        if guide is None or not guided(request)
+                        else guide.staged(request, _StageJournal(journal, run_id, step))
+                    )
                     response = await (
                         asking
                         if spec.budget.max_seconds is None
@@ -855,6 +864,60 @@ def _capped(
     if current is not None and current <= remaining:
         return s
     return ModelSettings(s.temperature, remaining, s.seed, s.top_p)
+
+
+def _guide_of(model: Model) -> tuple[Staged | None, Callable[[ModelRequest], bool]]:
+    """The guided construction of a model's tool steps (`pilothouse.guided`), if any,
+    and which requests go through it; (None, ...) for a plain model (nothing imported)."""
+    if not model.capabilities.guided and not isinstance(model, Staged):
+        return None, bool
+    from pilothouse.guided import guide_for, needs_guide
+
+    return guide_for(model), needs_guide
+
+
+class _StageJournal:
+    """Journals each generation of a guided step as it happens (`StageLog`).
+
+    A stage records what it adds to the step's request, not the conversation again
+    (see `StageRequested`), so the journal stays linear in the run's length.
+    """
+
+    __slots__ = ("index", "journal", "run_id", "step")
+
+    def __init__(self, journal: Journal, run_id: str, step: int) -> None:
+        self.journal, self.run_id, self.step, self.index = journal, run_id, step, 0
+
+    def requested(self, stage: Stage) -> None:
+        sent = stage.request
+        self.journal.emit(
+            StageRequested(
+                run_id=self.run_id,
+                step=self.step,
+                stage=stage.name,
+                index=self.index,
+                tools=stage.tools,
+                added=stage.added,
+                schemas=stage.schemas,
+                output_schema=sent.output_schema,
+                settings=_settings_dict(sent.settings) or None,
+                note=stage.note,
+                digest=stage.digest(),
+            )
+        )
+
+    def responded(self, stage: Stage, response: ModelResponse, duration: float) -> None:
+        self.journal.emit(
+            StageResponded(
+                run_id=self.run_id,
+                step=self.step,
+                stage=stage.name,
+                index=self.index,
+                response=response,
+                duration=duration,
+            )
+        )
+        self.index += 1
 
 
 def _ask(
