@@ -232,14 +232,20 @@ class StageResponded(Event):
     index: int = 0
     response: ModelResponse
     duration: float = 0.0
+    # The reply could not be used as it stands (cut off before its JSON was complete):
+    # why, as the inner model said it; `response.text` holds the partial reply.
+    error: str | None = None
 
     def data(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "stage": self.stage,
             "index": self.index,
             "response": self.response.to_dict(),
             "duration": self.duration,
         }
+        if self.error is not None:
+            d["error"] = self.error
+        return d
 
 
 @dataclass(slots=True, kw_only=True)
@@ -514,6 +520,7 @@ def event_from_dict(d: dict[str, Any]) -> Event:
             index=d.get("index", 0),
             response=ModelResponse.from_dict(d["response"]),
             duration=d.get("duration", 0.0),
+            error=d.get("error"),
         )
     if cls is ToolCalled:
         return ToolCalled(

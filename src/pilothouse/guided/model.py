@@ -277,10 +277,12 @@ class GuidedModel:
                 model=self.inner.name,
                 finish_reason="length",
             )
+            reason = getattr(exc, "reason", None)
+            why = reason if isinstance(reason, str) else str(exc)
             if log is not None:
-                log.responded(stage, raw, time.perf_counter() - began)
+                log.responded(stage, raw, time.perf_counter() - began, why)
             spent.append(raw.usage)
-            call = partial_call(raw, tool_names, getattr(exc, "reason", None) or str(exc))
+            call = partial_call(raw, tool_names, why)
             if call is None:
                 raise
             return call

@@ -169,8 +169,11 @@ class StageLog(Protocol):
         """The stage is about to be sent."""
         ...
 
-    def responded(self, stage: Stage, response: ModelResponse, duration: float) -> None:
-        """The stage was answered."""
+    def responded(
+        self, stage: Stage, response: ModelResponse, duration: float, error: str | None = None
+    ) -> None:
+        """The stage was answered; `error` says why its reply is unusable as it stands
+        (a reply cut off before its JSON was complete: `response` holds the partial text)."""
         ...
 
 

@@ -906,7 +906,9 @@ class _StageJournal:
             )
         )
 
-    def responded(self, stage: Stage, response: ModelResponse, duration: float) -> None:
+    def responded(
+        self, stage: Stage, response: ModelResponse, duration: float, error: str | None = None
+    ) -> None:
         self.journal.emit(
             StageResponded(
                 run_id=self.run_id,
@@ -915,6 +917,7 @@ class _StageJournal:
                 index=self.index,
                 response=response,
                 duration=duration,
+                error=error,
             )
         )
         self.index += 1

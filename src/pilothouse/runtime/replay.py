@@ -30,7 +30,7 @@ import copy
 import dataclasses
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,7 @@ from pilothouse.events import (
     OutputValidated,
     ParseFailed,
     RunStarted,
+    StageRequested,
     ToolCalled,
     ToolReturned,
     event_from_dict,
@@ -58,7 +59,7 @@ from pilothouse.exceptions import (
     UnknownModelError,
 )
 from pilothouse.messages import ToolCall, ToolResult
-from pilothouse.models.base import Capabilities, Model, ToolSpec
+from pilothouse.models.base import Capabilities, Model, Staged, ToolSpec
 from pilothouse.models.replay import (
     DEFAULT_CAPABILITIES,
     RecordedModelError,
@@ -180,6 +181,8 @@ class _Recording:
     parse_failed: dict[int, ParseFailed] = field(default_factory=dict)
     requested: dict[str, ApprovalRequested] = field(default_factory=dict)
     given: dict[str, ApprovalGiven] = field(default_factory=dict)
+    # A guided step's stages by (step, index); a step asked again (resume) keeps the last.
+    stages: dict[tuple[int, int], StageRequested] = field(default_factory=dict)
     end: Event | None = None
     steps: int = 0
 
@@ -210,6 +213,8 @@ class _Recording:
                 rec.given[e.key] = e
             elif isinstance(e, ModelResponded):
                 rec.steps = max(rec.steps, e.step)
+            elif isinstance(e, StageRequested):
+                rec.stages[(e.step, e.index)] = e
             elif isinstance(e, _ENDS):
                 rec.end = e
         return rec
@@ -293,6 +298,8 @@ class _Tracker:
             return self._check_call(event)
         if isinstance(event, ToolReturned):
             return self._check_result(event)
+        if isinstance(event, StageRequested):
+            return self._check_stage(event)
         if isinstance(event, ApprovalRequested):
             recorded = rec.requested.get(event.key)
             if recorded is None:
@@ -410,6 +417,52 @@ class _Tracker:
                 f" differs{why}",
                 before,
                 now,
+            )
+        return None
+
+    def _check_stage(self, event: StageRequested) -> ReplayDivergence | None:
+        """A guided stage against the recorded one: name, tools, added text, schemas."""
+        step, index = event.step, event.index
+        recorded = self.rec.stages.get((step, index))
+        where = f"guided stage #{index} ({event.stage})"
+        if recorded is None:
+            return self.diverge(
+                step, "stage", f"{where} is not in the recording", "(none)", event.stage
+            )
+        if recorded.stage != event.stage:
+            return self.diverge(
+                step, "stage", f"guided stage #{index} differs", recorded.stage, event.stage
+            )
+        if recorded.tools != event.tools:
+            return self.diverge(
+                step, "stage", f"{where} shows other tools", recorded.tools, event.tools
+            )
+        if recorded.added != event.added:
+            want, have = text_difference(recorded.added, event.added)
+            return self.diverge(step, "stage", f"{where}: its prompt text differs", want, have)
+        if recorded.output_schema != event.output_schema:
+            return self.diverge(
+                step,
+                "stage",
+                f"{where}: the schema its reply is held to differs",
+                recorded.output_schema,
+                event.output_schema,
+            )
+        if recorded.schemas != event.schemas:
+            return self.diverge(
+                step,
+                "stage",
+                f"{where}: narrowed parameters differ",
+                recorded.schemas,
+                event.schemas,
+            )
+        if recorded.digest and recorded.digest != event.digest:
+            return self.diverge(
+                step,
+                "stage",
+                f"{where}: the request sent differs (the conversation as text, or settings)",
+                recorded.digest,
+                event.digest,
             )
         return None
 
@@ -633,6 +686,24 @@ def capabilities_of(model: Model | str | None, *, fallback: bool = False) -> Cap
         raise
 
 
+def _guide(model: Model | str | None) -> Callable[[Model], Staged] | None:
+    """The agent's guidance over another inner model (the replay's stage server), if any.
+
+    A `GuidedModel` keeps its own settings; a model that asks for guidance (the
+    embedded one, also as an unresolved model string) gets the guidance it asks for.
+    """
+    caps = capabilities_of(model, fallback=True)
+    is_guided = hasattr(model, "over") and isinstance(model, Staged)
+    if not caps.guided and not is_guided:
+        return None
+    from pilothouse.guided import GuidedModel
+
+    if isinstance(model, GuidedModel):
+        return model.over
+    guidance = getattr(model, "guidance", None)
+    return lambda inner: GuidedModel.of(inner, guidance)
+
+
 def _recorded_approver(tracker: _Tracker) -> Approver:
     """An in-process approver that answers as the recording's decision did."""
 
@@ -693,12 +764,8 @@ async def replay_async(
         )
     if principal is None and started.principal is not None:
         principal = Principal.from_dict(started.principal)
-    model = ReplayModel(
-        events,
-        capabilities=capabilities_of(
-            agent._model if agent._model is not None else agent._model_spec
-        ),
-    )
+    original = agent._model if agent._model is not None else agent._model_spec
+    model = ReplayModel(events, capabilities=capabilities_of(original), guide=_guide(original))
     tracker = _Tracker(rec, model)
     clone = _replay_agent(agent, model, tracker, live_tools)
     spec = clone.run_spec()
