@@ -30,7 +30,7 @@ from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.drive import resume_run, start_run
 from pilothouse.runtime.journal import Store, Subscriber, open_store
 from pilothouse.runtime.lease import DEFAULT_LEASE_SECONDS
-from pilothouse.runtime.loop import RunLink, RunResult, RunSpec, hooked_request
+from pilothouse.runtime.loop import RunLink, RunResult, RunSpec, hooked_request, render_request
 from pilothouse.runtime.output import OutputSpec, OutputT
 from pilothouse.runtime.step import OutputValidator, PrepareStep, validator_arity
 from pilothouse.tools.tool import DepsT, Tool, ToolFunction, as_tool
@@ -453,7 +453,9 @@ class Agent(Generic[DepsT, OutputT]):
         """Exactly what the model would receive for this input, in the model's own form.
 
         With a `prepare_step` hook, the first step as the hook shapes it (given `deps`);
-        from inside an event loop that needs `await agent.arender_prompt(...)`.
+        from inside an event loop that needs `await agent.arender_prompt(...)`. For a
+        guided model (the embedded one), the first stage of the first step: the exact
+        prompt text the inner model receives and the schema (and grammar) on its reply.
         """
         spec = self.run_spec()
         if spec.prepare_step is not None:
@@ -466,7 +468,7 @@ class Agent(Generic[DepsT, OutputT]):
             "auto",
             self.settings,
         )
-        return self.model.render(request)
+        return render_request(self.model, request)
 
     async def arender_prompt(self, input: str, *, deps: DepsT | None = None) -> str:
         """`render_prompt` for code inside an event loop (a hook may be async)."""
@@ -476,7 +478,7 @@ class Agent(Generic[DepsT, OutputT]):
         request, _, _, _ = await hooked_request(
             spec, "render", 1, spec.initial_messages(input), Usage(), deps
         )
-        return self.model.render(request)
+        return render_request(self.model, request)
 
     def __repr__(self) -> str:
         return f"Agent({self.name!r}, tools={list(self.tools)})"

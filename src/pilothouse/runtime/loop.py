@@ -876,6 +876,17 @@ def _guide_of(model: Model) -> tuple[Staged | None, Callable[[ModelRequest], boo
     return guide_for(model), needs_guide
 
 
+def render_request(model: Model, request: ModelRequest) -> str:
+    """What `model` receives first for `request`: a guided step's first stage (its exact
+    prompt and schema, as the inner model renders them), else the request itself."""
+    guide, guided = _guide_of(model)
+    render = getattr(guide, "render", None)
+    if render is not None and guided(request):
+        text: str = render(request)
+        return text
+    return model.render(request)
+
+
 class _StageJournal:
     """Journals each generation of a guided step as it happens (`StageLog`).
 
