@@ -120,3 +120,34 @@ def test_guidance_is_for_models_that_ask_or_are_wrapped() -> None:
         GuidedModel(no_schema)
     with pytest.raises(ConfigurationError, match="select_limit"):
         GuidedModel(inner, select_limit=0)
+
+
+def test_stage_events_round_trip_through_their_stored_form() -> None:
+    from pilothouse.events import StageRequested, StageResponded, event_from_dict
+    from pilothouse.messages import Usage
+    from pilothouse.models.base import ModelResponse
+
+    asked_event = StageRequested(
+        run_id="r",
+        step=2,
+        stage="narrow",
+        index=1,
+        tools=["lookup"],
+        added="## Tools",
+        schemas={"lookup": {"type": "object"}},
+        output_schema={"type": "object"},
+        settings={"max_tokens": 8},
+        note="query: words nobody said",
+        digest="0123456789abcdef",
+    )
+    answered = StageResponded(
+        run_id="r",
+        step=2,
+        stage="narrow",
+        index=1,
+        response=ModelResponse('{"tool": "lookup", "arg', usage=Usage(10, 8, 0.0, 1)),
+        duration=0.5,
+        error="the reply was cut off at max_tokens=8 before its JSON was complete",
+    )
+    for event in (asked_event, answered):
+        assert event_from_dict(event.to_dict()).to_dict() == event.to_dict()
