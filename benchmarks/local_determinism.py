@@ -73,12 +73,14 @@ def starts(llm: Any) -> dict[str, Callable[[list[int], list[int], int], int]]:
 
 
 async def main(runs: int) -> None:
+    from pilothouse.guided import GuidedModel
     from pilothouse.messages import Message, ToolResult
     from pilothouse.models.base import ModelRequest, ModelSettings
     from pilothouse.models.local import PROMPT_CHUNK, LocalModel
 
     example = load_example()
-    model = LocalModel()
+    local = LocalModel()
+    model = GuidedModel.of(local, local.guidance)  # what an Agent on LocalModel uses
     spec = example.get_order_status.spec()
     system = Message.system(example.INSTRUCTIONS)
     question = Message.user("Where is my order A1234?")
@@ -112,9 +114,11 @@ async def main(runs: int) -> None:
     async def plain() -> str:
         return (await model.generate(chat)).text
 
-    llm = model._loaded().llm
+    llm = local._loaded().llm
     for name, request in (("agent's first prompt", first), ("chat prompt", chat)):
-        prompt = model.build(request).prompt
+        prompt = local.build(
+            model.first_stage(request).request if request.tools else request
+        ).prompt
         count = len(llm.tokenize(prompt.encode(), add_bos=False, special=True))
         print(f"{name}: {count} tokens (guided stages build similar prompts of their own)")
     print(f"PROMPT_CHUNK = {PROMPT_CHUNK}")

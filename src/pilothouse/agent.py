@@ -537,12 +537,15 @@ class Agent(Generic[DepsT, OutputT]):
         """Exactly what the model would receive for this input, in the model's own form.
 
         With a `prepare_step` hook, the first step as the hook shapes it (given `deps`);
-        from inside an event loop that needs `await agent.arender_prompt(...)`.
+        from inside an event loop that needs `await agent.arender_prompt(...)`. For a
+        guided model (the embedded one), the first stage of the first step: the exact
+        prompt text the inner model receives and the schema (and grammar) on its reply.
         """
         spec = self.run_spec()
         if spec.prepare_step is not None:
             return _blocking("render_prompt", lambda: self.arender_prompt(input, deps=deps))
         from pilothouse.models.base import ModelRequest
+        from pilothouse.runtime.loop import render_request
 
         specs = [t.spec() for t in self.tools.values()]
         request = ModelRequest(
@@ -552,19 +555,19 @@ class Agent(Generic[DepsT, OutputT]):
             "auto",
             self.settings,
         )
-        return self.model.render(request)
+        return render_request(self.model, request)
 
     async def arender_prompt(self, input: str, *, deps: DepsT | None = None) -> str:
         """`render_prompt` for code inside an event loop (a hook may be async)."""
         spec = self.run_spec()
         if spec.prepare_step is None:
             return self.render_prompt(input)
-        from pilothouse.runtime.loop import hooked_request
+        from pilothouse.runtime.loop import hooked_request, render_request
 
         request, _, _, _ = await hooked_request(
             spec, "render", 1, spec.initial_messages(input), Usage(), deps
         )
-        return self.model.render(request)
+        return render_request(self.model, request)
 
     def __repr__(self) -> str:
         return f"Agent({self.name!r}, tools={list(self.tools)})"

@@ -209,6 +209,77 @@ class ModelResponded(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class StageRequested(Event):
+    """One generation of a guided step is about to be made (`pilothouse.guided`).
+
+    The step's conversation is on its `model_request`; a stage records only what it
+    adds: its name (``choose``, ``arguments``, ...), its position in the step
+    (`index`), the tools it shows, the system text it appends (`added`: tool list and
+    reply forms), tool parameters it narrowed (`schemas`), the schema its reply is held
+    to, the settings sent, why it was asked (`note`), and a digest of the exact request
+    the inner model received (`pilothouse.models.base.request_digest`), which replay
+    compares. So the journal stays linear in the run's length.
+    """
+
+    type: ClassVar[str] = "stage_request"
+    stage: str
+    index: int = 0
+    tools: list[str] = field(default_factory=list)
+    added: str = ""
+    schemas: dict[str, dict[str, Any]] | None = None
+    output_schema: dict[str, Any] | None = None
+    settings: dict[str, Any] | None = None
+    note: str = ""
+    digest: str = ""
+
+    def data(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "stage": self.stage,
+            "index": self.index,
+            "tools": self.tools,
+            "added": self.added,
+            "output_schema": self.output_schema,
+            "digest": self.digest,
+        }
+        if self.schemas is not None:
+            d["schemas"] = self.schemas
+        if self.settings:
+            d["settings"] = self.settings
+        if self.note:
+            d["note"] = self.note
+        return d
+
+
+@dataclass(slots=True, kw_only=True)
+class StageResponded(Event):
+    """The inner model answered one stage: its raw reply (text), usage and latency.
+
+    The step's composed result (a tool call or an answer, usage of all its stages) is
+    the ordinary `model_response` that follows the last stage.
+    """
+
+    type: ClassVar[str] = "stage_response"
+    stage: str
+    index: int = 0
+    response: ModelResponse
+    duration: float = 0.0
+    # The reply could not be used as it stands (cut off before its JSON was complete):
+    # why, as the inner model said it; `response.text` holds the partial reply.
+    error: str | None = None
+
+    def data(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "stage": self.stage,
+            "index": self.index,
+            "response": self.response.to_dict(),
+            "duration": self.duration,
+        }
+        if self.error is not None:
+            d["error"] = self.error
+        return d
+
+
+@dataclass(slots=True, kw_only=True)
 class ToolCalled(Event):
     """A tool call was requested, validated and decided by the policy.
 
@@ -475,6 +546,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunStarted,
         ModelRequested,
         ModelResponded,
+        StageRequested,
+        StageResponded,
         ToolCalled,
         ToolReturned,
         ApprovalRequested,
@@ -518,6 +591,15 @@ def event_from_dict(d: dict[str, Any]) -> Event:
     if cls is ModelResponded:
         return ModelResponded(
             **env, response=ModelResponse.from_dict(d["response"]), duration=d.get("duration", 0.0)
+        )
+    if cls is StageResponded:
+        return StageResponded(
+            **env,
+            stage=d["stage"],
+            index=d.get("index", 0),
+            response=ModelResponse.from_dict(d["response"]),
+            duration=d.get("duration", 0.0),
+            error=d.get("error"),
         )
     if cls is ToolCalled:
         return ToolCalled(

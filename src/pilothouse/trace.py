@@ -23,6 +23,8 @@ from pilothouse.events import (
     OutputValidated,
     ParseFailed,
     RunStarted,
+    StageRequested,
+    StageResponded,
     Stopped,
     ToolCalled,
     ToolReturned,
@@ -82,6 +84,18 @@ def describe(event: Event, *, limit: int = 160) -> str:
             parts.insert(0, repr(_short(r.text, limit)))
         usage = f"{r.usage.input_tokens}+{r.usage.output_tokens} tok"
         return f"← model  {' '.join(parts) or '(empty)'}  [{usage}, {event.duration:.2f}s]"
+    if isinstance(event, StageRequested):
+        note = f"  ({_short(event.note, 80)})" if event.note else ""
+        narrowed = f"; narrowed {', '.join(event.schemas)}" if event.schemas else ""
+        shown = ", ".join(event.tools) or "no tools"
+        return f"  → stage {event.index} {event.stage}  [{shown}{narrowed}]{note}"
+    if isinstance(event, StageResponded):
+        u = event.response.usage
+        cut = f"  [unfinished: {_short(event.error, 80)}]" if event.error else ""
+        return (
+            f"  ← stage {event.index} {event.stage}  {_short(event.response.text, limit)!r}  "
+            f"[{u.input_tokens}+{u.output_tokens} tok, {event.duration:.2f}s]{cut}"
+        )
     if isinstance(event, ToolCalled):
         c = event.call
         d = event.decision

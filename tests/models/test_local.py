@@ -42,6 +42,18 @@ from pydantic import BaseModel, Field, TypeAdapter
 from pilothouse import Agent, tool
 from pilothouse.events import FinalOutput, ToolCalled, ToolReturned
 from pilothouse.exceptions import ConfigurationError, ContextLengthError, ModelOutputError
+from pilothouse.guided import GuidedModel
+from pilothouse.guided.checks import (
+    Turn,
+    extracted_answer,
+    grounded_answer,
+    grounding,
+    invented_numbers,
+    narrowed,
+    ungrounded,
+)
+from pilothouse.guided.render import TOOL_PROMPT, describe_tool, readable_result, tool_examples
+from pilothouse.guided.schemas import answer_schema, choice_schema, reply_schema
 from pilothouse.messages import Message, ToolCall, ToolResult
 from pilothouse.models.base import (
     ModelRequest,
@@ -50,26 +62,7 @@ from pilothouse.models.base import (
     TextDelta,
     ToolSpec,
 )
-from pilothouse.models.local import (
-    PROMPT_CHUNK,
-    TOOL_PROMPT,
-    LocalModel,
-    _grounding,
-    _narrowed,
-    _Turn,
-    _ungrounded,
-    answer_schema,
-    choice_schema,
-    default_gguf_path,
-    describe_tool,
-    extracted_answer,
-    grounded_answer,
-    invented_numbers,
-    readable_result,
-    reply_schema,
-    schema_to_gbnf,
-    tool_examples,
-)
+from pilothouse.models.local import PROMPT_CHUNK, LocalModel, default_gguf_path, schema_to_gbnf
 from pilothouse.tools import Tool
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "local_agent.py"
@@ -137,6 +130,17 @@ PROMPTS = [
 @pytest.fixture(scope="module")
 def model() -> LocalModel:
     return LocalModel()
+
+
+@pytest.fixture(scope="module")
+def guided(model: LocalModel) -> GuidedModel:
+    """The embedded model with the guidance it asks for (what an Agent uses)."""
+    return GuidedModel.of(model, model.guidance)
+
+
+def first_prompt(model: LocalModel, req: ModelRequest) -> str:
+    """The prompt text of the first generation the guided layer asks for `req`."""
+    return model.build(GuidedModel.of(model, model.guidance).first_stage(req).request).prompt
 
 
 def request(
@@ -291,11 +295,14 @@ def test_an_unconvertible_schema_is_a_configuration_error() -> None:
 # --------------------------------------------------------------------------- render
 
 
-def test_render_shows_the_exact_prompt_then_the_grammar(model: LocalModel) -> None:
+def test_render_shows_the_exact_prompt_then_the_grammar(
+    model: LocalModel, guided: GuidedModel
+) -> None:
     req = request("Where is my order A1234?", [get_order_status], system="You track orders.")
-    built = model.build(req)
-    rendered = model.render(req)
-    assert rendered.startswith(built.prompt)
+    built = model.build(guided.first_stage(req).request)
+    rendered = guided.render(req)
+    assert rendered.startswith("----- guided stage: choose (tools shown: get_order_status)")
+    assert built.prompt in rendered
     assert built.prompt.startswith("<|im_start|>system\nYou track orders.\n\n## Tools\n")
     assert built.prompt.endswith(
         "<|im_start|>user\nWhere is my order A1234?<|im_end|>\n<|im_start|>assistant\n"
@@ -304,6 +311,7 @@ def test_render_shows_the_exact_prompt_then_the_grammar(model: LocalModel) -> No
     assert "argument order_id (string, required)" in rendered
     assert '{"tool": "<tool name>", "arguments": {<arguments>}}' in rendered
     assert built.grammar is not None and built.grammar in rendered
+    assert r'"\"get_order_status\""' in built.grammar  # the choice: a name, or an answer
     assert "root ::=" in rendered
     assert json.dumps(built.schema, indent=2) in rendered
 
@@ -316,7 +324,7 @@ def test_render_shows_tool_calls_and_results_as_chat_turns(model: LocalModel) ->
         Message.assistant("", (call,)),
         Message.tool(ToolResult("c1", "get_order_status", "Order A1234 has shipped.")),
     ]
-    prompt = model.build(ModelRequest(messages, [get_order_status.spec()])).prompt
+    prompt = first_prompt(model, ModelRequest(messages, [get_order_status.spec()]))
     assert (
         '<|im_start|>assistant\n{"tool": "get_order_status", "arguments": {"order_id": "A1234"}}'
         "<|im_end|>\n<|im_start|>user\nResult of get_order_status: Order A1234 has shipped."
@@ -334,7 +342,7 @@ def test_tool_prompt_and_result_prompt_can_be_replaced(model: LocalModel) -> Non
         Message.assistant("", (ToolCall("c1", "add", {"a": 1, "b": 2}),)),
         Message.tool(ToolResult("c1", "add", "3")),
     ]
-    prompt = custom.build(ModelRequest(messages, [add.spec(), get_weather.spec()])).prompt
+    prompt = first_prompt(custom, ModelRequest(messages, [add.spec(), get_weather.spec()]))
     assert prompt.startswith("<|im_start|>system\nTOOLS[add, get_weather]\n- add: Add two")
     assert "<<add said: 3>>" in prompt
     assert "## How to reply" not in prompt and "## How to reply" in TOOL_PROMPT
@@ -381,10 +389,10 @@ async def test_generation_is_reproducible_at_temperature_zero(model: LocalModel)
 
 
 @pytest.mark.slow
-async def test_offered_tools_always_yield_a_valid_call_or_an_answer(model: LocalModel) -> None:
+async def test_offered_tools_always_yield_a_valid_call_or_an_answer(guided: GuidedModel) -> None:
     calls: dict[str, ToolCall] = {}
     for prompt in PROMPTS:
-        response = await model.generate(request(prompt, list(TOOLS.values()), max_tokens=64))
+        response = await guided.generate(request(prompt, list(TOOLS.values()), max_tokens=64))
         if response.tool_calls:
             calls[prompt] = assert_valid_call(response, TOOLS)
         else:
@@ -405,9 +413,9 @@ async def test_offered_tools_always_yield_a_valid_call_or_an_answer(model: Local
 
 
 @pytest.mark.slow
-async def test_tool_choice_required_always_calls_a_tool(model: LocalModel) -> None:
+async def test_tool_choice_required_always_calls_a_tool(guided: GuidedModel) -> None:
     for prompt in ["Hello! How are you today?", "Tell me a joke.", "Please add 17 and 25."]:
-        response = await model.generate(
+        response = await guided.generate(
             request(prompt, list(TOOLS.values()), tool_choice="required", max_tokens=64)
         )
         assert_valid_call(response, TOOLS)
@@ -420,6 +428,8 @@ async def test_tool_choice_none_gives_plain_text(model: LocalModel) -> None:
     )
     assert not response.tool_calls and response.text.strip()
     assert "## Tools" not in model.build(request("x", [add], tool_choice="none")).prompt
+    with pytest.raises(ConfigurationError, match="guided layer"):
+        model.build(request("x", [add]))  # tools are the guided layer's business
 
 
 @pytest.mark.slow
@@ -432,10 +442,10 @@ async def test_output_schema_constrains_the_answer(model: LocalModel) -> None:
 
 
 @pytest.mark.slow
-async def test_output_schema_with_tools_constrains_answers_too(model: LocalModel) -> None:
+async def test_output_schema_with_tools_constrains_answers_too(guided: GuidedModel) -> None:
     schema = TypeAdapter(City).json_schema()
     for prompt in ["Which city is the Eiffel Tower in?", "What's the weather in Rome?"]:
-        response = await model.generate(
+        response = await guided.generate(
             request(prompt, [get_weather], output_schema=schema, max_tokens=64)
         )
         if response.tool_calls:
@@ -445,10 +455,10 @@ async def test_output_schema_with_tools_constrains_answers_too(model: LocalModel
 
 
 @pytest.mark.slow
-async def test_a_call_cut_off_by_max_tokens_carries_a_parse_error(model: LocalModel) -> None:
+async def test_a_call_cut_off_by_max_tokens_carries_a_parse_error(guided: GuidedModel) -> None:
     req = request("Where is my order A1234?", [get_order_status], tool_choice="required")
     req.settings = ModelSettings(max_tokens=12)
-    response = await model.generate(req)
+    response = await guided.generate(req)
     (call,) = response.tool_calls
     assert call.name == "get_order_status"
     assert call.arguments == {}
@@ -457,7 +467,7 @@ async def test_a_call_cut_off_by_max_tokens_carries_a_parse_error(model: LocalMo
 
     req.settings = ModelSettings(max_tokens=2)  # not even the tool name is complete
     with pytest.raises(ModelOutputError, match="cut off at max_tokens=2"):
-        await model.generate(req)
+        await guided.generate(req)
 
 
 @pytest.mark.slow
@@ -590,8 +600,8 @@ async def test_stream_of_schema_output_streams_the_json(model: LocalModel) -> No
 
 
 @pytest.mark.slow
-async def test_stream_with_tools_yields_only_the_final_response(model: LocalModel) -> None:
-    items = [i async for i in model.stream(request("Where is order A1234?", [get_order_status]))]
+async def test_stream_with_tools_yields_only_the_final_response(guided: GuidedModel) -> None:
+    items = [i async for i in guided.stream(request("Where is order A1234?", [get_order_status]))]
     assert len(items) == 1 and isinstance(items[0], ModelResponse)
     assert items[0].tool_calls or items[0].text
 
@@ -763,43 +773,47 @@ def test_turn_and_grounding_checks() -> None:
         Message.assistant("", (call,)),
         Message.tool(ToolResult("c1", "lookup", "The shop opens at 08:30.")),
     ]
-    turn = _Turn.of(messages)
+    turn = Turn.of(messages)
     assert turn.query == "When does the shop open?"
     assert turn.results == ["The shop opens at 08:30."]
     assert turn.repeats(ToolCall("c2", "lookup", {"query": "opening hours"}))
     assert not turn.repeats(ToolCall("c2", "lookup", {"query": "closing hours"}))
 
-    known = _grounding(ModelRequest(messages, [lookup.spec()]), lookup.spec())
+    known = grounding(ModelRequest(messages, [lookup.spec()]), lookup.spec())
     spec = lookup.spec()
-    assert _ungrounded({"query": "shop open"}, spec, known) == []
-    assert _ungrounded({"query": "WTL"}, spec, known) == ["query"]  # nobody said it
-    assert _ungrounded({"query": ""}, spec, known) == ["query"]  # required and empty
-    assert _ungrounded({"query": "shop 17"}, spec, known) == ["query"]  # a number nobody said
+    assert ungrounded({"query": "shop open"}, spec, known) == []
+    assert ungrounded({"query": "WTL"}, spec, known) == ["query"]  # nobody said it
+    assert ungrounded({"query": ""}, spec, known) == ["query"]  # required and empty
+    assert ungrounded({"query": "shop 17"}, spec, known) == ["query"]  # a number nobody said
 
-    narrowed = _narrowed(spec, ["query"], "When does the Harbor shop open?")
-    assert narrowed is not None
-    words = re.compile(narrowed.parameters["properties"]["query"]["pattern"])
+    narrow = narrowed(spec, ["query"], "When does the Harbor shop open?")
+    assert narrow is not None
+    words = re.compile(narrow.parameters["properties"]["query"]["pattern"])
     assert words.match("Harbor shop open") and words.match("WTL") is None
     assert words.match("does") is None  # stop words are not offered
 
     # A pattern-constrained parameter is narrowed to the request's matching substrings.
-    at = _narrowed(convert.spec(), ["time"], "Convert 09:15 and 10:00 for me")
+    at = narrowed(convert.spec(), ["time"], "Convert 09:15 and 10:00 for me")
     assert at is not None
     assert at.parameters["properties"]["time"] == {"type": "string", "enum": ["09:15", "10:00"]}
-    assert _narrowed(convert.spec(), ["zone"], "no zone here") is None
+    assert narrowed(convert.spec(), ["zone"], "no zone here") is None
 
 
-def test_guided_options_are_checked() -> None:
+def test_guided_options_are_checked(model: LocalModel) -> None:
     with pytest.raises(ConfigurationError, match="select_limit"):
         LocalModel(select_limit=0)
+    with pytest.raises(ConfigurationError, match="select_limit"):
+        GuidedModel(model, select_limit=0)
+    assert model.capabilities.guided
+    assert GuidedModel(model).name == "local:smollm2-135m"  # it always meant guided
 
 
 @pytest.mark.slow
 async def test_guided_decoding_calls_the_matching_tool_then_answers_from_its_result(
-    model: LocalModel,
+    guided: GuidedModel,
 ) -> None:
     tools = [get_order_status, get_weather, add, lookup]
-    first = await model.generate(
+    first = await guided.generate(
         request("Where is my order A1234?", tools, system="You help customers.", max_tokens=64)
     )
     call = assert_valid_call(first, {t.name: t for t in tools})
@@ -817,7 +831,7 @@ async def test_guided_decoding_calls_the_matching_tool_then_answers_from_its_res
         [t.spec() for t in tools],
         settings=ModelSettings(max_tokens=64),
     )
-    second = await model.generate(followed)
+    second = await guided.generate(followed)
     if second.tool_calls:  # the model may call again; it may not repeat the same call
         assert (second.tool_calls[0].name, second.tool_calls[0].arguments) != (
             call.name,
@@ -835,9 +849,9 @@ def test_llama_cpp_accepts_grounded_grammars_with_special_characters(model: Loca
     schema = answer_schema(None, grounded_answer(texts))
     LocalModel._check_grammar(model._loaded(), schema_to_gbnf(schema))
     assert re.match(schema["properties"]["answer"]["pattern"], "POST /orders/{orderId}/cancel")
-    narrowed = _narrowed(lookup.spec(), ["query"], "speed at 2.5 km/h")
-    assert narrowed is not None
-    LocalModel._check_grammar(model._loaded(), schema_to_gbnf(narrowed.parameters))
+    narrow = narrowed(lookup.spec(), ["query"], "speed at 2.5 km/h")
+    assert narrow is not None
+    LocalModel._check_grammar(model._loaded(), schema_to_gbnf(narrow.parameters))
 
 
 def test_invented_numbers_are_those_no_user_message_holds() -> None:
@@ -905,19 +919,22 @@ def test_llama_cpp_accepts_extracted_answer_grammars(model: LocalModel) -> None:
 
 
 @pytest.mark.slow
-async def test_an_answer_with_a_number_nobody_said_becomes_a_tool_call(model: LocalModel) -> None:
+async def test_an_answer_with_a_number_nobody_said_becomes_a_tool_call(
+    guided: GuidedModel,
+) -> None:
     question = "What is seven plus eight?"
     specs = [add.spec()]
     asked = ModelRequest(
         [Message.system("You answer arithmetic questions."), Message.user(question)], specs
     )
     # Offered the choice, the model answers at once with a number it made up ...
-    raw = await model._ask(asked, choice_schema(specs, None, required=False), [])
+    choose = guided._stage("choose", asked, choice_schema(specs, None, required=False))
+    raw = await guided._ask(choose, None, [], ["add"])
     assert not raw.tool_calls and invented_numbers(raw.text, asked.messages), raw.text
     # ... which the guided decoding does not trust: it asks for the tool instead.
-    guided = await model.generate(asked)
-    assert [c.name for c in guided.tool_calls] == ["add"], guided.text
-    assert guided.usage.requests == 2  # the choice (rejected), then the arguments
+    answered = await guided.generate(asked)
+    assert [c.name for c in answered.tool_calls] == ["add"], answered.text
+    assert answered.usage.requests == 2  # the choice (rejected), then the arguments
 
 
 def test_json_results_are_shown_as_path_lines(model: LocalModel) -> None:
@@ -930,7 +947,7 @@ def test_json_results_are_shown_as_path_lines(model: LocalModel) -> None:
         Message.assistant("", (ToolCall("c1", "add", {"a": 1, "b": 2}),)),
         Message.tool(ToolResult("c1", "add", spec)),
     ]
-    flat = LocalModel(flatten_json=True).build(ModelRequest(messages, [add.spec()])).prompt
+    flat = first_prompt(LocalModel(flatten_json=True), ModelRequest(messages, [add.spec()]))
     assert "Result of add: paths /a/{id} post summary: Cancel" in flat
-    raw = model.build(ModelRequest(messages, [add.spec()])).prompt
+    raw = first_prompt(model, ModelRequest(messages, [add.spec()]))
     assert f"Result of add: {spec}" in raw

@@ -8,6 +8,8 @@ complete `ModelResponse`, so usage is never lost while streaming.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -66,9 +68,95 @@ class Capabilities:
     """What an adapter can do natively; the agent degrades where a flag is off."""
 
     native_tools: bool = False
+    # The reply can be held to `ModelRequest.output_schema` (a grammar, or the
+    # provider's structured output): what the guided layer needs of its inner model.
     json_schema: bool = False
     grammar: bool = False
     streaming: bool = True
+    # Tools are used through the guided layer (`pilothouse.guided`) unless the model is
+    # wrapped otherwise: a small model that constrains its output but cannot choose a
+    # tool and write its arguments in one go (the embedded SmolLM2-135M).
+    guided: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class Guidance:
+    """How the guided layer builds a step for a model that asks for it (`LocalModel`).
+
+    `staged`: one narrow generation per decision (choice, arguments, answer) rather
+    than a single constrained reply; `select_limit`: how many tools pre-selection
+    offers; `grounded_answers`: answers after a tool result are held to the words of
+    the question and the results; `flatten_json`: JSON results shown as
+    ``path: value`` lines; `tool_prompt` / `tool_result_prompt`: replace the default
+    templates (None keeps them). See `pilothouse.guided.GuidedModel`.
+    """
+
+    staged: bool = True
+    select_limit: int = 3
+    grounded_answers: bool = True
+    flatten_json: bool = False
+    tool_prompt: str | None = None
+    tool_result_prompt: str | None = None
+
+
+@dataclass(slots=True)
+class Stage:
+    """One generation of a guided step: the exact request its inner model is sent.
+
+    `request` holds plain chat turns and the stage's `output_schema`; the other fields
+    say what the stage added to the step's conversation, for the journal: the tools
+    it shows, the system text it appended (`added`: tool list and reply forms), tool
+    parameters it narrowed (`schemas`), and why it was asked (`note`).
+    """
+
+    name: str
+    request: ModelRequest
+    tools: list[str] = field(default_factory=list)
+    added: str = ""
+    schemas: dict[str, dict[str, Any]] | None = None
+    note: str = ""
+
+    def digest(self) -> str:
+        """A hash of everything the inner model receives (turns, schema, settings)."""
+        return request_digest(self.request)
+
+
+def request_digest(request: ModelRequest) -> str:
+    """sha256 (first 16 hex digits) of a request's messages, tools, schema and settings."""
+    s = request.settings
+    body = {
+        "messages": [m.to_dict() for m in request.messages],
+        "tools": [t.to_dict() for t in request.tools],
+        "output_schema": request.output_schema,
+        "tool_choice": request.tool_choice,
+        "settings": [s.temperature, s.max_tokens, s.seed, s.top_p],
+    }
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class StageLog(Protocol):
+    """Where a guided step reports each generation as it happens (the run's journal)."""
+
+    def requested(self, stage: Stage) -> None:
+        """The stage is about to be sent."""
+        ...
+
+    def responded(
+        self, stage: Stage, response: ModelResponse, duration: float, error: str | None = None
+    ) -> None:
+        """The stage was answered; `error` says why its reply is unusable as it stands
+        (a reply cut off before its JSON was complete: `response` holds the partial text)."""
+        ...
+
+
+@runtime_checkable
+class Staged(Protocol):
+    """A model whose step is several generations the caller can journal one by one."""
+
+    async def staged(self, request: ModelRequest, log: StageLog | None = None) -> ModelResponse:
+        """Answer one request, reporting each inner generation to `log`."""
+        ...
 
 
 @runtime_checkable

@@ -11,14 +11,21 @@ nothing. So an agent run against a `ReplayModel` is deterministic, offline and
 fast, and any change in what the agent sends shows up at the step it first
 changes. `pilothouse.runtime.replay.replay` drives a whole agent this way (tools
 served from the journal too); the model alone is useful wherever a `Model` is.
+
+A guided step (`pilothouse.guided`) recorded its stages (``stage_request`` /
+``stage_response``). Given the agent's guidance (`guide`), the replay runs the real
+guided construction over a stage server that answers each stage with its recorded
+reply after checking the stage's request against the recorded digest, so a changed
+stage prompt or schema diverges. A step recorded without stages (a journal from
+before stages were journaled) is answered whole, as before.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pilothouse.events import (
@@ -27,15 +34,21 @@ from pilothouse.events import (
     ModelRequested,
     ModelResponded,
     RunStarted,
+    StageRequested,
+    StageResponded,
 )
-from pilothouse.exceptions import ModelError, ReplayDivergence, StoreError
+from pilothouse.exceptions import ModelError, ModelOutputError, ReplayDivergence, StoreError
 from pilothouse.messages import Message
 from pilothouse.models.base import (
     Capabilities,
+    Model,
     ModelRequest,
     ModelResponse,
+    Staged,
+    StageLog,
     StreamItem,
     TextDelta,
+    request_digest,
 )
 
 # What a replayed model claims it can do when the caller does not say: native tool
@@ -52,6 +65,8 @@ class Exchange:
     messages: list[Message]
     tools: list[str]
     response: ModelResponse
+    # A guided step's stages, in order: what each was sent (its record) and answered.
+    stages: list[tuple[StageRequested, StageResponded]] = field(default_factory=list)
 
 
 class RecordedModelError(ModelError):
@@ -68,12 +83,14 @@ def exchanges_from_events(
     so far, as a step hook shaped it (`ModelRequested.sent`); steps a hook answered
     itself are not model calls and are left out. A step
     asked twice (a run resumed after a crash before the answer) counts once, with
-    the request that was answered.
+    the request (and the stages) that were answered.
     """
     messages: list[Message] = []
     sent: list[Message] = []
     tools: list[str] = []
     answered = False
+    stages: list[tuple[StageRequested, StageResponded]] = []
+    asked: StageRequested | None = None
     out: list[Exchange] = []
     for event in events:
         if isinstance(event, RunStarted):
@@ -84,8 +101,14 @@ def exchanges_from_events(
             answered = event.answered  # a hook's own answer: no model call to replay
             plain = event.view is None and event.instructions is None
             sent = messages if plain else event.sent(messages)
+            stages, asked = [], None
+        elif isinstance(event, StageRequested):
+            asked = event
+        elif isinstance(event, StageResponded) and asked is not None:
+            stages.append((asked, event))
+            asked = None
         elif isinstance(event, ModelResponded) and not answered:
-            out.append(Exchange(event.step, list(sent), tools, event.response))
+            out.append(Exchange(event.step, list(sent), tools, event.response, stages))
     return out
 
 
@@ -173,6 +196,7 @@ class ReplayModel:
         name: str | None = None,
         capabilities: Capabilities | None = None,
         native_tools: bool | None = None,
+        guide: Callable[[Model], Staged] | None = None,
     ) -> None:
         if not events or not isinstance(events[0], RunStarted):
             raise StoreError(
@@ -193,6 +217,8 @@ class ReplayModel:
             self._error = last
         self.answered = 0
         self._halted: ReplayDivergence | None = None
+        # The agent's guidance over another inner model: recorded stages are re-run.
+        self.guide = guide
 
     @property
     def name(self) -> str:
@@ -213,6 +239,12 @@ class ReplayModel:
         )
 
     def _answer(self, request: ModelRequest) -> ModelResponse:
+        exchange = self._exchange(request)
+        self.answered += 1
+        return dataclasses.replace(exchange.response)
+
+    def _exchange(self, request: ModelRequest) -> Exchange:
+        """The recorded exchange the next request must match (checked), not yet consumed."""
         if self._halted is not None:
             raise self._halted
         k = self.answered
@@ -244,11 +276,42 @@ class ReplayModel:
                 ", ".join(exchange.tools) or "(none)",
                 ", ".join(offered) or "(none)",
             )
-        self.answered += 1
-        return dataclasses.replace(exchange.response)
+        return exchange
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         return self._answer(request)
+
+    async def staged(self, request: ModelRequest, log: StageLog | None = None) -> ModelResponse:
+        """A guided step: the guided construction again, its stages served as recorded.
+
+        Without recorded stages (an older journal, or an unguided model) the step is
+        answered whole. Tool call ids are the recorded ones (an id is not behaviour).
+        """
+        exchange = self._exchange(request)
+        if not exchange.stages or self.guide is None:
+            self.answered += 1
+            return dataclasses.replace(exchange.response)
+        server = _StageServer(self, exchange)
+        response = await self.guide(server).staged(request, log)
+        if server.served < len(exchange.stages):
+            recorded = exchange.stages[server.served][0]
+            self._diverged(
+                exchange.step,
+                "stage",
+                f"the guided step ended after {server.served} stage(s); the recording also "
+                f"asked stage #{server.served} ({recorded.stage})",
+                recorded.stage,
+                "(none)",
+            )
+        self.answered += 1
+        recorded_calls = exchange.response.tool_calls
+        if len(recorded_calls) == len(response.tool_calls):
+            calls = tuple(
+                dataclasses.replace(c, id=r.id)
+                for c, r in zip(response.tool_calls, recorded_calls, strict=True)
+            )
+            response = dataclasses.replace(response, tool_calls=calls)
+        return response
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamItem]:
         response = self._answer(request)
@@ -267,3 +330,60 @@ class ReplayModel:
 
     def __repr__(self) -> str:
         return f"ReplayModel({self.run_id!r}, {len(self.exchanges)} answers)"
+
+
+class _StageServer:
+    """The inner model of a replayed guided step: each stage's recorded reply, in order.
+
+    A stage whose request does not hash to the recorded digest diverges (the journal
+    subscriber of `pilothouse.runtime.replay` has usually named the field already);
+    a stage the recording does not have diverges too.
+    """
+
+    capabilities = Capabilities(json_schema=True, grammar=True, streaming=False, guided=True)
+
+    def __init__(self, replay: ReplayModel, exchange: Exchange) -> None:
+        self.replay = replay
+        self.exchange = exchange
+        self.served = 0
+
+    @property
+    def name(self) -> str:
+        return self.replay.name
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        replay, exchange, k = self.replay, self.exchange, self.served
+        if replay._halted is not None:
+            raise replay._halted
+        if k >= len(exchange.stages):
+            replay._diverged(
+                exchange.step,
+                "stage",
+                f"the guided step asked stage #{k}; the recording has {len(exchange.stages)}",
+                f"{len(exchange.stages)} stage(s)",
+                f"stage #{k}",
+            )
+        asked, answered = exchange.stages[k]
+        digest = request_digest(request)
+        if asked.digest and digest != asked.digest:
+            replay._diverged(
+                exchange.step,
+                "stage",
+                f"stage #{k} ({asked.stage}) was sent a different request (digest)",
+                asked.digest,
+                digest,
+            )
+        self.served += 1
+        response = dataclasses.replace(answered.response)
+        if answered.error is not None:  # the recorded reply was cut off: fail the same way
+            error = ModelOutputError(f"{self.name}: {answered.error}", body=response.text)
+            error.reason = answered.error  # type: ignore[attr-defined]
+            error.usage = response.usage  # type: ignore[attr-defined]
+            raise error
+        return response
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamItem]:
+        yield await self.generate(request)
+
+    def render(self, request: ModelRequest) -> str:
+        return self.replay.render(request)

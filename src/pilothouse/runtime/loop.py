@@ -36,6 +36,8 @@ from pilothouse.events import (
     ParseFailed,
     RunStarted,
     RunStatus,
+    StageRequested,
+    StageResponded,
     Stopped,
     StopReason,
     ToolCalled,
@@ -63,6 +65,8 @@ from pilothouse.models.base import (
     ModelRequest,
     ModelResponse,
     ModelSettings,
+    Stage,
+    Staged,
     TextDelta,
     ToolSpec,
 )
@@ -403,6 +407,7 @@ async def _run_loop(
         return ToolContext(run_id, step, index, deps, tree)
 
     started = time.monotonic()
+    guide, guided = _guide_of(spec.model)  # a guided model's tool steps go in stages
     tool_specs: list[ToolSpec] = [t.spec() for t in spec.tools.values()]
     tool_names = list(spec.tools)
     text_format = spec.action_format
@@ -530,7 +535,11 @@ async def _run_loop(
                 reported = len(messages)
                 began = time.perf_counter()
                 if answer is None:
-                    asking = _ask(spec.model, request, on_text)
+                    asking = (
+                        _ask(spec.model, request, on_text)
+                        if guide is None or not guided(request)
+                        else guide.staged(request, _StageJournal(journal, run_id, step))
+                    )
                     response = await (
                         asking
                         if spec.budget.max_seconds is None
@@ -867,6 +876,74 @@ def _capped(
     if current is not None and current <= remaining:
         return s
     return ModelSettings(s.temperature, remaining, s.seed, s.top_p)
+
+
+def _guide_of(model: Model) -> tuple[Staged | None, Callable[[ModelRequest], bool]]:
+    """The guided construction of a model's tool steps (`pilothouse.guided`), if any,
+    and which requests go through it; (None, ...) for a plain model (nothing imported)."""
+    if not model.capabilities.guided and not isinstance(model, Staged):
+        return None, bool
+    from pilothouse.guided import guide_for, needs_guide
+
+    return guide_for(model), needs_guide
+
+
+def render_request(model: Model, request: ModelRequest) -> str:
+    """What `model` receives first for `request`: a guided step's first stage (its exact
+    prompt and schema, as the inner model renders them), else the request itself."""
+    guide, guided = _guide_of(model)
+    render = getattr(guide, "render", None)
+    if render is not None and guided(request):
+        text: str = render(request)
+        return text
+    return model.render(request)
+
+
+class _StageJournal:
+    """Journals each generation of a guided step as it happens (`StageLog`).
+
+    A stage records what it adds to the step's request, not the conversation again
+    (see `StageRequested`), so the journal stays linear in the run's length.
+    """
+
+    __slots__ = ("index", "journal", "run_id", "step")
+
+    def __init__(self, journal: Journal, run_id: str, step: int) -> None:
+        self.journal, self.run_id, self.step, self.index = journal, run_id, step, 0
+
+    def requested(self, stage: Stage) -> None:
+        sent = stage.request
+        self.journal.emit(
+            StageRequested(
+                run_id=self.run_id,
+                step=self.step,
+                stage=stage.name,
+                index=self.index,
+                tools=stage.tools,
+                added=stage.added,
+                schemas=stage.schemas,
+                output_schema=sent.output_schema,
+                settings=_settings_dict(sent.settings) or None,
+                note=stage.note,
+                digest=stage.digest(),
+            )
+        )
+
+    def responded(
+        self, stage: Stage, response: ModelResponse, duration: float, error: str | None = None
+    ) -> None:
+        self.journal.emit(
+            StageResponded(
+                run_id=self.run_id,
+                step=self.step,
+                stage=stage.name,
+                index=self.index,
+                response=response,
+                duration=duration,
+                error=error,
+            )
+        )
+        self.index += 1
 
 
 def _ask(

@@ -47,6 +47,7 @@ from pilothouse.events import (
     OutputValidated,
     ParseFailed,
     RunStarted,
+    StageRequested,
     Stopped,
     ToolCalled,
     ToolReturned,
@@ -60,7 +61,7 @@ from pilothouse.exceptions import (
     UnknownModelError,
 )
 from pilothouse.messages import ToolCall, ToolResult
-from pilothouse.models.base import Capabilities, Model, ToolSpec
+from pilothouse.models.base import Capabilities, Model, Staged, ToolSpec
 from pilothouse.models.replay import (
     DEFAULT_CAPABILITIES,
     RecordedModelError,
@@ -181,6 +182,8 @@ class _Recording:
     parse_failed: dict[int, ParseFailed] = field(default_factory=dict)
     requested: dict[str, ApprovalRequested] = field(default_factory=dict)
     given: dict[str, ApprovalGiven] = field(default_factory=dict)
+    # A guided step's stages by (step, index); a step asked again (resume) keeps the last.
+    stages: dict[tuple[int, int], StageRequested] = field(default_factory=dict)
     end: Event | None = None
     steps: int = 0
 
@@ -211,6 +214,8 @@ class _Recording:
                 rec.given[e.key] = e
             elif isinstance(e, ModelResponded):
                 rec.steps = max(rec.steps, e.step)
+            elif isinstance(e, StageRequested):
+                rec.stages[(e.step, e.index)] = e
             elif isinstance(e, _ENDS):
                 rec.end = e
         return rec
@@ -294,6 +299,8 @@ class _Tracker:
             return self._check_call(event)
         if isinstance(event, ToolReturned):
             return self._check_result(event)
+        if isinstance(event, StageRequested):
+            return self._check_stage(event)
         if isinstance(event, ApprovalRequested):
             recorded = rec.requested.get(event.key)
             if recorded is None:
@@ -409,6 +416,52 @@ class _Tracker:
                 f" differs{why}",
                 before,
                 now,
+            )
+        return None
+
+    def _check_stage(self, event: StageRequested) -> ReplayDivergence | None:
+        """A guided stage against the recorded one: name, tools, added text, schemas."""
+        step, index = event.step, event.index
+        recorded = self.rec.stages.get((step, index))
+        where = f"guided stage #{index} ({event.stage})"
+        if recorded is None:
+            return self.diverge(
+                step, "stage", f"{where} is not in the recording", "(none)", event.stage
+            )
+        if recorded.stage != event.stage:
+            return self.diverge(
+                step, "stage", f"guided stage #{index} differs", recorded.stage, event.stage
+            )
+        if recorded.tools != event.tools:
+            return self.diverge(
+                step, "stage", f"{where} shows other tools", recorded.tools, event.tools
+            )
+        if recorded.added != event.added:
+            want, have = text_difference(recorded.added, event.added)
+            return self.diverge(step, "stage", f"{where}: its prompt text differs", want, have)
+        if recorded.output_schema != event.output_schema:
+            return self.diverge(
+                step,
+                "stage",
+                f"{where}: the schema its reply is held to differs",
+                recorded.output_schema,
+                event.output_schema,
+            )
+        if recorded.schemas != event.schemas:
+            return self.diverge(
+                step,
+                "stage",
+                f"{where}: narrowed parameters differ",
+                recorded.schemas,
+                event.schemas,
+            )
+        if recorded.digest and recorded.digest != event.digest:
+            return self.diverge(
+                step,
+                "stage",
+                f"{where}: the request sent differs (the conversation as text, or settings)",
+                recorded.digest,
+                event.digest,
             )
         return None
 
@@ -633,6 +686,24 @@ def capabilities_of(model: Model | str | None, *, fallback: bool = False) -> Cap
         raise
 
 
+def guide_for(model: Model | str | None) -> Callable[[Model], Staged] | None:
+    """The agent's guidance over another inner model (the replay's stage server), if any.
+
+    A `GuidedModel` keeps its own settings; a model that asks for guidance (the
+    embedded one, also as an unresolved model string) gets the guidance it asks for.
+    """
+    caps = capabilities_of(model, fallback=True)
+    is_guided = hasattr(model, "over") and isinstance(model, Staged)
+    if not caps.guided and not is_guided:
+        return None
+    from pilothouse.guided import GuidedModel
+
+    if isinstance(model, GuidedModel):
+        return model.over
+    guidance = getattr(model, "guidance", None)
+    return lambda inner: GuidedModel.of(inner, guidance)
+
+
 def _recorded_approver(tracker: _Tracker) -> Approver:
     """An in-process approver that answers as the recording's decision did."""
 
@@ -673,6 +744,7 @@ async def replay_run(
     recording: Sequence[Event] | str | os.PathLike[str],
     *,
     capabilities: Capabilities = DEFAULT_CAPABILITIES,
+    guide: Callable[[Model], Staged] | None = None,
     live_tools: bool = False,
     principal: Principal | None = None,
     deps: Any = None,
@@ -682,7 +754,9 @@ async def replay_run(
 
     `spec_for` builds the run spec of the agent under test around the `ReplayModel`
     (`Agent.run_spec(model)`), whose `capabilities` are those of the agent's own model
-    (they decide the action format). The run is driven like any other
+    (they decide the action format). `guide` (`guide_for` of the agent's model) wraps
+    the stage server in the agent's guided construction, so a guided step's stages
+    run for real over their recorded replies. The run is driven like any other
     (`drive.start_run`, then `drive.resume_run` with the recorded approvals) in a
     `MemoryStore` under the recorded run id. `pilothouse.testing.replay` is the form
     that takes an `Agent`.
@@ -700,7 +774,7 @@ async def replay_run(
         )
     if principal is None and started.principal is not None:
         principal = Principal.from_dict(started.principal)
-    model = ReplayModel(events, capabilities=capabilities)
+    model = ReplayModel(events, capabilities=capabilities, guide=guide)
     tracker = _Tracker(rec, model)
     spec = _served_spec(spec_for(model), tracker, live_tools)
     model.native_tools = spec.action_format is None
