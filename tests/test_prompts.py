@@ -185,3 +185,16 @@ def test_a_bad_override_is_refused_when_the_agent_is_made() -> None:
 
     with pytest.raises(ConfigurationError, match=r"leaves out \$problems"):
         Agent(ScriptedModel(["x"]), prompts={"output_retry": "Try again."})
+
+
+def test_the_guided_layers_prompts_come_from_the_file_and_are_checked() -> None:
+    from pilothouse.guided import GuidedModel
+    from pilothouse.guided.render import TOOL_PROMPT, TOOL_RESULT_PROMPT
+    from pilothouse.models.scripted import ScriptedModel
+
+    assert Prompts.default().text("guided_tools") == TOOL_PROMPT
+    assert Prompts.default().text("guided_tool_result") == TOOL_RESULT_PROMPT
+    with pytest.raises(ConfigurationError, match=r"leaves out \$forms"):
+        GuidedModel(ScriptedModel(["x"]), tool_prompt="Tools: $tools")
+    custom = GuidedModel(ScriptedModel(["x"]), tool_result_prompt="[$content]")
+    assert custom.tool_result_prompt == "[$content]"

@@ -67,6 +67,7 @@ from pilothouse.models.base import (
     StreamItem,
     ToolSpec,
 )
+from pilothouse.prompts import Prompts
 from pilothouse.tools.select import select_tools
 
 __all__ = ["GuidedModel", "guide_for", "guided", "needs_guide"]
@@ -113,8 +114,10 @@ class GuidedModel:
         self.select_limit = select_limit
         self.grounded_answers = grounded_answers
         self.flatten_json = flatten_json
-        self.tool_prompt = tool_prompt
-        self.tool_result_prompt = tool_result_prompt
+        # a replaced prompt is checked against the fields the layer fills (prompts.toml)
+        defaults = Prompts.default()
+        self.tool_prompt = defaults["guided_tools"].with_text(tool_prompt).text
+        self.tool_result_prompt = defaults["guided_tool_result"].with_text(tool_result_prompt).text
         self._name = name or (inner.name if inner.capabilities.guided else f"guided:{inner.name}")
         caps = inner.capabilities
         self.capabilities = Capabilities(

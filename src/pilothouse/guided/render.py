@@ -19,6 +19,7 @@ from typing import Any
 
 from pilothouse.messages import Message, ToolCall
 from pilothouse.models.base import ModelRequest, ToolSpec
+from pilothouse.prompts import Prompts
 
 __all__ = [
     "TOOL_PROMPT",
@@ -32,32 +33,16 @@ __all__ = [
     "tool_section",
 ]
 
-TOOL_PROMPT = """\
-## Tools
-$tools
+TOOL_PROMPT = Prompts.default().text("guided_tools")
+"""The system-prompt section that tells the model about tools: the ``guided_tools``
+prompt of ``prompts.toml`` (``$tools``: `describe_tool` of each; ``$forms``: the reply
+forms this request allows, `reply_forms`; ``$tool_names``: the offered names). Pass
+``tool_prompt=...`` to `GuidedModel` (or `LocalModel`) to replace it; it is checked
+against those fields."""
 
-## How to reply
-Reply with exactly one JSON object and nothing else.
-$forms"""
-"""The system-prompt section that tells the model about tools (a `string.Template`).
-
-``$tools`` is the list of tools (`describe_tool` for each), ``$forms`` the reply
-forms allowed for this request (`reply_forms`), ``$tool_names`` the offered names
-joined by ", ". It is appended to the conversation's first system message. Pass
-``tool_prompt=...`` to `GuidedModel` to replace it; ``render()`` shows the result.
-
-It holds no worked example on purpose: with a generic one (a made-up weather
-tool) SmolLM2-135M copied the example into its answers ("It is raining in Oslo").
-Examples for your own tools belong in the agent's instructions.
-"""
-
-TOOL_RESULT_PROMPT = "Result of $name: $content"
-"""How a tool's result is shown to the model: a user-role message (a `string.Template`).
-
-Chat templates such as SmolLM2's ChatML only know system, user and assistant
-turns, so a result goes back as a user turn. ``$name`` is the tool, ``$content``
-its result text.
-"""
+TOOL_RESULT_PROMPT = Prompts.default().text("guided_tool_result")
+"""How a tool's result is shown to the model, as a user turn: the ``guided_tool_result``
+prompt (``$name``, ``$content``)."""
 
 
 def _type_of(schema: dict[str, Any]) -> str:
