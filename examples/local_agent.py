@@ -9,7 +9,7 @@ the final answer. The run is recorded in ``.pilothouse/journal.db``, so
 ``pilothouse trace show <run id>`` prints it again.
 
 A 135M-parameter model is weak at deciding what to do, so the agent is built to
-make the decision easy. The grammar (see `pilothouse.models.local`) already
+make the decision easy. The grammar (see `pilothouse.guided`) already
 guarantees a well-formed call of a real tool; on top of that:
 
 - one tool with a plain description, whose argument states the shop's order-id

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         SessionNotFoundError,
         ToolError,
     )
+    from pilothouse.guided import GuidedModel
     from pilothouse.messages import Message, ToolCall, ToolResult, Usage
     from pilothouse.models import (
         LocalModel,
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 _EXPORTS: dict[str, str] = {
     "Agent": "pilothouse.agent",
     "Prompts": "pilothouse.prompts",
+    "GuidedModel": "pilothouse.guided",
     "Event": "pilothouse.events",
     "ApprovalError": "pilothouse.exceptions",
     "BudgetExceeded": "pilothouse.exceptions",
@@ -116,6 +118,7 @@ __all__ = [
     "ConfigurationError",
     "Decision",
     "Event",
+    "GuidedModel",
     "LocalModel",
     "LoopDetected",
     "MemoryStore",

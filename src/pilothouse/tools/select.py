@@ -10,7 +10,7 @@ in a few lines so no index has to be kept in sync with a changing tool list).
     ranked = rank_tools("What time is it in Tokyo?", specs)   # [(spec, score), ...]
     chosen = select_tools("What time is it in Tokyo?", specs, limit=3)
 
-Used by `pilothouse.models.local.LocalModel` to restrict a small model's choice;
+Used by the guided layer (`pilothouse.guided`) to restrict a small model's choice;
 any agent may use it to shorten the tool list it sends.
 """
 
