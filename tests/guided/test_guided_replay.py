@@ -24,8 +24,8 @@ from pilothouse.guided.render import TOOL_PROMPT
 from pilothouse.messages import Message
 from pilothouse.models.base import ModelRequest, ModelSettings, request_digest
 from pilothouse.models.scripted import ScriptedModel
-from pilothouse.runtime.replay import load_journal, replay
-from pilothouse.testing import assert_replays
+from pilothouse.runtime.replay import load_journal
+from pilothouse.testing import assert_replays, replay
 
 CASSETTES = Path(__file__).resolve().parents[1] / "cassettes"
 GUIDED_CASSETTE = CASSETTES / "order_status_guided.jsonl"

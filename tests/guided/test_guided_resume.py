@@ -12,7 +12,7 @@ from pilothouse.guided import GuidedModel
 from pilothouse.models.base import ModelRequest
 from pilothouse.models.scripted import ScriptedModel
 from pilothouse.runtime.journal import RunInfo
-from pilothouse.runtime.replay import replay
+from pilothouse.testing import replay
 
 
 def stage_replies() -> ScriptedModel:

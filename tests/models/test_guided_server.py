@@ -17,7 +17,7 @@ from pilothouse import Agent, tool
 from pilothouse.events import StageRequested, StageResponded, ToolCalled
 from pilothouse.guided import GuidedModel
 from pilothouse.models.openai import OpenAIModel
-from pilothouse.runtime.replay import replay_async
+from pilothouse.testing import replay_async
 
 
 @tool
