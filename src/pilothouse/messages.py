@@ -10,6 +10,7 @@ journal.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -197,3 +198,18 @@ class ModelResponse:
             d.get("model", ""),
             d.get("finish_reason"),
         )
+
+
+def call_identity(name: str, arguments: Mapping[str, Any]) -> Hashable:
+    """What makes two tool calls the same call: the tool and its arguments' values.
+
+    The one definition of a repeated call, shared by the run's loop detector
+    (`runtime.budget.LoopDetector`: the N-th identical call stops the run) and the
+    guided layer's repeat check (a call identical to one made since the user's
+    message becomes an answer). Values compare as Python values (``1 == 1.0``); a
+    nested list or object compares by its text, key order included.
+    """
+    try:
+        return (name, frozenset(arguments.items()))
+    except TypeError:  # unhashable values (lists, dicts): compare their text
+        return (name, repr(sorted(arguments.items())))

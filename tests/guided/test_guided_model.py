@@ -151,3 +151,28 @@ def test_stage_events_round_trip_through_their_stored_form() -> None:
     )
     for event in (asked_event, answered):
         assert event_from_dict(event.to_dict()).to_dict() == event.to_dict()
+
+
+def test_the_repeat_check_and_the_loop_detector_share_one_rule() -> None:
+    """One definition of "the same call" (`messages.call_identity`) for both."""
+    from pilothouse.guided.checks import Turn
+    from pilothouse.messages import Message, ToolCall
+    from pilothouse.runtime.budget import LoopDetector
+
+    pairs = [
+        ({"a": 1}, {"a": 1.0}),
+        ({"a": 1, "b": "x"}, {"b": "x", "a": 1}),
+        ({"a": [1, 2]}, {"a": [1, 2]}),
+        ({"a": [1, 2]}, {"a": [2, 1]}),
+        ({"a": {"x": 1, "y": 2}}, {"a": {"y": 2, "x": 1}}),
+        ({"a": "1"}, {"a": 1}),
+    ]
+    for first, second in pairs:
+        detector = LoopDetector(3)
+        detector.see("t", first)
+        same_for_detector = detector.see("t", second) == 2
+        turn = Turn.of(
+            [Message.user("q"), Message.assistant("", tool_calls=[ToolCall("c1", "t", first)])]
+        )
+        assert turn.repeats(ToolCall("c2", "t", second)) is same_for_detector, (first, second)
+    assert not Turn.of([Message.user("q")]).repeats(ToolCall("c", "t", {}))

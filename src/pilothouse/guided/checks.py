@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pilothouse.guided.render import describe_tool, flattened
-from pilothouse.messages import Message, ToolCall
+from pilothouse.messages import Message, ToolCall, call_identity
 from pilothouse.models.base import ModelRequest, ToolSpec
 from pilothouse.tools.select import STOP_WORDS, rank_texts, tool_text, words
 
@@ -33,24 +33,22 @@ class Turn:
     """The latest user message, and the calls made and results read since it."""
 
     query: str
-    calls: list[tuple[str, str]]  # (tool name, arguments as canonical JSON)
+    calls: list[ToolCall]
     results: list[str]
 
     @classmethod
     def of(cls, messages: Sequence[Message]) -> Turn:
         last = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
         query = messages[last].content if last >= 0 else ""
-        calls = [
-            (c.name, json.dumps(c.arguments, sort_keys=True))
-            for m in messages[last + 1 :]
-            if m.role == "assistant"
-            for c in m.tool_calls
-        ]
+        calls = [c for m in messages[last + 1 :] if m.role == "assistant" for c in m.tool_calls]
         results = [m.content for m in messages[last + 1 :] if m.role == "tool"]
         return cls(query, calls, results)
 
     def repeats(self, call: ToolCall) -> bool:
-        return (call.name, json.dumps(call.arguments, sort_keys=True)) in self.calls
+        """Whether `call` is one already made since the user's message (the same rule,
+        `call_identity`, as the run's loop detector)."""
+        seen = {call_identity(c.name, c.arguments) for c in self.calls}
+        return call_identity(call.name, call.arguments) in seen
 
 
 _TOKEN = re.compile(r"[a-z]+|[0-9]+(?:\.[0-9]+)?")

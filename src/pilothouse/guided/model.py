@@ -233,7 +233,7 @@ class GuidedModel:
         """The string schema an answer after tool results is held to (None: free)."""
         if not (self.grounded_answers and turn.results and request.output_schema is None):
             return None
-        sources = [t for t in request.tools if t.name in {name for name, _ in turn.calls}]
+        sources = [t for t in request.tools if t.name in {c.name for c in turn.calls}]
         return extracted_answer(turn.query, turn.results, sources) or grounded_answer(turn.results)
 
     def _arguments_stage(

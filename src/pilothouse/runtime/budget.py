@@ -8,10 +8,11 @@ remains of the token budget.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pilothouse.messages import Usage
+from pilothouse.messages import Usage, call_identity
 
 # The limits of a `Budget` (a `run_stopped` event's reason when one ends a run).
 BudgetLimit = Literal["steps", "tokens", "cost", "seconds"]
@@ -49,15 +50,11 @@ class LoopDetector:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._counts: dict[tuple[str, Any], int] = {}
+        self._counts: dict[Hashable, int] = {}
 
     def see(self, name: str, arguments: dict[str, Any]) -> int:
         """Record one call and return how many times it has now been made."""
-        key: tuple[str, Any]
-        try:
-            key = (name, frozenset(arguments.items()))
-        except TypeError:  # unhashable values (lists, dicts): compare their text
-            key = (name, repr(sorted(arguments.items())))
+        key = call_identity(name, arguments)  # the one definition of "the same call"
         count = self._counts.get(key, 0) + 1
         self._counts[key] = count
         return count
