@@ -589,6 +589,90 @@ async def test_a_prompt_gets_the_same_logits_whatever_the_cache_held(model: Loca
         assert len(set(seen)) == 1
 
 
+def test_greedy_constrained_decoding_picks_the_tokens_generate_picks(
+    model: LocalModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The temperature-0 grammar path gives, token for token, what `llm.generate` gives.
+
+    `_greedy_constrained` tests only the unconstrained argmax against the grammar and
+    filters the whole vocabulary only when it is rejected; `llm.generate` (what
+    temperatures above 0 still use) filters the whole vocabulary every token. Both run
+    here from position 0 on the same prompts: a long string argument, a choice that
+    ends at an end-of-generation token, and a JSON object; the full filter must have
+    been needed at least once, so both branches are compared.
+    """
+    import llama_cpp
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    from pilothouse.models.local import _greedy_constrained
+
+    loaded = model._loaded()
+    llm = loaded.llm
+    vocab = llm._model.vocab
+    long_text = {
+        "type": "object",
+        "properties": {"text": {"type": "string"}},
+        "required": ["text"],
+    }
+    cases = [
+        ("Write a long story about a lighthouse keeper and the sea.", long_text, 120),
+        ("Is Paris in France? Answer yes or no.", {"enum": ["yes", "no"]}, 16),
+        ("Which city is the Eiffel Tower in?", TypeAdapter(City).json_schema(), 48),
+    ]
+    applied: list[int] = []
+    apply = llama_cpp.llama_sampler_apply
+
+    def counting(sampler: Any, candidates: Any) -> None:
+        applied.append(candidates._obj.size)  # candidates: ctypes.byref(array)
+        apply(sampler, candidates)
+
+    def run(tokens: Iterator[int], limit: int) -> list[int]:
+        out: list[int] = []
+        try:
+            for token in tokens:
+                out.append(token)
+                if llama_cpp.llama_vocab_is_eog(vocab, token) or len(out) >= limit:
+                    break
+        finally:
+            close = getattr(tokens, "close", None)
+            if close is not None:
+                close()
+        return out
+
+    ended = []
+    with loaded.lock:
+        try:
+            for text, schema, limit in cases:
+                prompt = model.build(request(text, output_schema=schema)).prompt
+                grammar = schema_to_gbnf(schema)
+                tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+                llm.n_tokens = 0
+                expected = run(
+                    llm.generate(
+                        tokens,
+                        reset=False,
+                        temp=0.0,
+                        top_k=40,
+                        top_p=0.95,
+                        min_p=0.05,
+                        repeat_penalty=1.0,
+                        grammar=LlamaGrammar.from_string(grammar, verbose=False),
+                    ),
+                    limit,
+                )
+                llm.n_tokens = 0
+                with monkeypatch.context() as patch:
+                    patch.setattr(llama_cpp, "llama_sampler_apply", counting)
+                    got = run(_greedy_constrained(llm, tokens, grammar), limit)
+                assert got == expected, llm.detokenize(expected)
+                ended.append(llama_cpp.llama_vocab_is_eog(vocab, got[-1]))
+        finally:
+            loaded.chunked = []  # the cache holds these prompts now, not the last request's
+    assert len(expected) > 1 and ended[1]  # the choice ended at an end-of-generation token
+    assert len([size for size in applied if size > 1]) > 0  # the full filter was needed
+    assert applied.count(1) > len([size for size in applied if size > 1])  # mostly not
+
+
 @pytest.mark.slow
 async def test_stream_of_schema_output_streams_the_json(model: LocalModel) -> None:
     req = request("Which city is Big Ben in?", output_schema=TypeAdapter(City).json_schema())
