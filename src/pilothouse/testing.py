@@ -35,7 +35,7 @@ from pilothouse.runtime.replay import (
     ReplayReport,
     capabilities_of,
     export_journal,
-    guide_for,
+    replay_guide,
     replay_run,
 )
 
@@ -62,7 +62,7 @@ async def replay_async(
         recording,
         # the model as given: a model string is not resolved (nor loaded) to replay it
         capabilities=capabilities_of(agent.model_given),
-        guide=guide_for(agent.model_given),
+        guide=replay_guide(agent.model_given),
         live_tools=live_tools,
         principal=principal,
         deps=deps,

@@ -686,7 +686,7 @@ def capabilities_of(model: Model | str | None, *, fallback: bool = False) -> Cap
         raise
 
 
-def guide_for(model: Model | str | None) -> Callable[[Model], Staged] | None:
+def replay_guide(model: Model | str | None) -> Callable[[Model], Staged] | None:
     """The agent's guidance over another inner model (the replay's stage server), if any.
 
     A `GuidedModel` keeps its own settings; a model that asks for guidance (the
@@ -754,7 +754,7 @@ async def replay_run(
 
     `spec_for` builds the run spec of the agent under test around the `ReplayModel`
     (`Agent.run_spec(model)`), whose `capabilities` are those of the agent's own model
-    (they decide the action format). `guide` (`guide_for` of the agent's model) wraps
+    (they decide the action format). `guide` (`replay_guide` of the agent's model) wraps
     the stage server in the agent's guided construction, so a guided step's stages
     run for real over their recorded replies. The run is driven like any other
     (`drive.start_run`, then `drive.resume_run` with the recorded approvals) in a
