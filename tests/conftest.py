@@ -37,7 +37,9 @@ def cli() -> CLI:
     def run(
         *args: str, cwd: Path | None = None, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "PYTHONPATH": str(TESTS), "COLUMNS": "250"}
+        # A PYTHONPATH already set (a worktree's src/ ahead of the installed package) is kept.
+        path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, "PYTHONPATH": path, "COLUMNS": "250"}
         env.pop("PILOTHOUSE_STORE", None)
         env.pop("PILOTHOUSE_MODEL", None)
         return subprocess.run(
