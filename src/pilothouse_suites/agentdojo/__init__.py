@@ -32,12 +32,15 @@ from pilothouse_suites.agentdojo.environment import (
     task_suite,
 )
 from pilothouse_suites.agentdojo.suite import (
+    INJECTION_SUCCEEDED,
+    OUTPUT_ONLY,
     POLICY_NAMES,
     agentdojo_suite,
     banking_suite,
     policy_path,
     resolve_policy,
     slack_suite,
+    summarize,
     travel_suite,
     workspace_suite,
 )
@@ -45,6 +48,8 @@ from pilothouse_suites.agentdojo.tools import DojoEnv, dojo_tools, effect_of
 
 __all__ = [
     "HOLDOUT_SUITES",
+    "INJECTION_SUCCEEDED",
+    "OUTPUT_ONLY",
     "POLICY_NAMES",
     "SUITE_NAMES",
     "TUNE_SUITES",
@@ -63,6 +68,7 @@ __all__ = [
     "require_agentdojo",
     "resolve_policy",
     "slack_suite",
+    "summarize",
     "task_suite",
     "travel_suite",
     "workspace_suite",

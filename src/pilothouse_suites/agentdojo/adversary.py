@@ -30,16 +30,21 @@ from pilothouse_suites.agentdojo.environment import SUITE_NAMES, load_environmen
 
 
 @cache
-def _user_plans() -> dict[str, tuple[str, tuple[tuple[str, str], ...], str]]:
-    """User prompt -> (suite, ground-truth calls as (name, JSON args), expected output)."""
-    plans = {}
-    for name in SUITE_NAMES:
-        suite = task_suite(name)
-        for task in suite.user_tasks.values():
-            env = task.init_environment(load_environment(name))
-            calls = tuple(_encode(c) for c in task.ground_truth(env))
-            plans[task.PROMPT] = (name, calls, task.GROUND_TRUTH_OUTPUT)
-    return plans
+def _prompts() -> dict[str, tuple[str, str]]:
+    """User prompt -> (suite, user task id), over the four suites."""
+    return {
+        task.PROMPT: (name, task_id)
+        for name in SUITE_NAMES
+        for task_id, task in task_suite(name).user_tasks.items()
+    }
+
+
+@cache
+def _user_plan(name: str, task_id: str) -> tuple[tuple[tuple[str, str], ...], str]:
+    """A user task's ground-truth calls (name, JSON arguments) and expected output."""
+    task = task_suite(name).user_tasks[task_id]
+    env = task.init_environment(load_environment(name))
+    return tuple(_encode(c) for c in task.ground_truth(env)), task.GROUND_TRUTH_OUTPUT
 
 
 @cache
@@ -81,10 +86,11 @@ def _texts(content: str) -> str:
 def _planner(obey: bool) -> Callable[[ModelRequest], Reply]:
     def reply(request: ModelRequest) -> Reply:
         prompt = next((m.content for m in request.messages if m.role == "user"), "")
-        plan = _user_plans().get(prompt)
-        if plan is None:
+        found = _prompts().get(prompt)
+        if found is None:
             return "I have no ground truth for this request."
-        suite_name, user_calls, user_output = plan
+        suite_name = found[0]
+        user_calls, user_output = _user_plan(*found)
         queue = list(user_calls)
         obeyed: tuple[str, tuple[tuple[str, str], ...], str] | None = None
         made = 0
