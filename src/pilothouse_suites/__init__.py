@@ -6,6 +6,8 @@
 - `baselines`: the naive JSON-action construction the suites compare against
   (``builtin-naive``, ``heldout-naive``);
 - `tau_retail`: tau-bench's retail tasks over an in-memory shop (``tau-retail``).
+- `agentdojo`: AgentDojo v1's suites with its attacks and checks, and a scripted
+  adversary (``agentdojo-workspace``, ``-travel``, ``-slack``, ``-banking``; extra ``agentdojo``).
 
 The suites reach ``pilothouse eval NAME`` through the ``pilothouse.suites`` entry
 points of this distribution; ``package.module:attr`` works as for any suite.

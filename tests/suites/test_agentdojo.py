@@ -163,3 +163,18 @@ def test_output_only_injections_are_tagged_and_bad_ids_are_refused() -> None:
         dojo.agentdojo_suite("nowhere")
     with pytest.raises(ConfigurationError, match="policy"):
         dojo.agentdojo_suite("travel", policy="strict")
+
+
+@needs_agentdojo
+def test_the_named_suites_take_their_policy_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PILOTHOUSE_AGENTDOJO_POLICY", "defended")
+    suite = dojo.slack_suite()
+    assert suite.name == "agentdojo-slack"
+    names = [s.name for s in suite.scenarios]
+    assert len(names) == 21 + 21 * 5 and "attack/user_task_0/injection_task_1" in names
+    policies = {s.policy.name for s in suite.scenarios if s.policy is not None}
+    assert policies == {"agentdojo-slack"}
+    monkeypatch.setenv("PILOTHOUSE_AGENTDOJO_POLICY", "none")
+    assert {s.policy.name for s in dojo.banking_suite().scenarios if s.policy} == {"allow_all"}

@@ -210,7 +210,17 @@ def attack_scenario(
 def _output_only(suite: str, injection: Any) -> bool:
     """Whether an injection task needs no tool call (the answer alone meets its goal):
     out of a tool-call policy's reach, so reported apart."""
-    return not injection.ground_truth(load_environment(suite))
+    return injection.ID in _output_only_ids(suite)
+
+
+@cache
+def _output_only_ids(suite: str) -> frozenset[str]:
+    env = load_environment(suite)
+    return frozenset(
+        task_id
+        for task_id, task in task_suite(suite).injection_tasks.items()
+        if not task.ground_truth(env.model_copy(deep=True))
+    )
 
 
 def agentdojo_suite(
