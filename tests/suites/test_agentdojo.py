@@ -8,6 +8,7 @@ Skipped, with the reason, when the ``agentdojo`` extra is not installed.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import sys
 from typing import Any
@@ -178,3 +179,28 @@ def test_the_named_suites_take_their_policy_from_the_environment(
     assert policies == {"agentdojo-slack"}
     monkeypatch.setenv("PILOTHOUSE_AGENTDOJO_POLICY", "none")
     assert {s.policy.name for s in dojo.banking_suite().scenarios if s.policy} == {"allow_all"}
+
+
+@needs_agentdojo
+@pytest.mark.parametrize("name", ["workspace", "travel", "slack", "banking"])
+def test_the_shipped_policies_lint_clean_and_cover_every_consequential_tool(name: str) -> None:
+    from pilothouse.policy import ToolInfo
+    from pilothouse.policy.lint import lint
+
+    tools = dojo.dojo_tools(name)
+    infos = {
+        t.name: ToolInfo(
+            t.effect, tuple(t.parameters["properties"]), tuple(t.parameters.get("required", ()))
+        )
+        for t in tools
+    }
+    policy = dojo.resolve_policy(name, "defended")
+    assert [str(f) for f in lint(policy, infos) if f.level == "error"] == []
+    allowed = {
+        t.name
+        for t in tools
+        for rule in policy.compiled_rules
+        if rule.effect == "allow" and any(fnmatch.fnmatchcase(t.name, p) for p in rule.patterns)
+    }
+    consequential = {t.name for t in tools if t.effect != "read_only"}
+    assert consequential <= allowed, sorted(consequential - allowed)  # none left to the default
