@@ -115,6 +115,7 @@ class _Endpoint:
         max_body_bytes: int,
         max_depth: int,
         retry_after: int,
+        grace_seconds: float,
     ) -> None:
         self.agents = agents
         self.keys = api_keys
@@ -122,6 +123,7 @@ class _Endpoint:
         self.max_body_bytes = max_body_bytes
         self.max_depth = max_depth
         self.retry_after = retry_after
+        self.grace_seconds = grace_seconds
         self.tasks: set[asyncio.Task[Any]] = set()
         self.draining = False
 
@@ -168,12 +170,20 @@ class _Endpoint:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def drain(self, grace: float) -> None:
-        """Refuse new runs, give those in flight `grace` seconds, then cancel the rest
+    async def drain(self) -> None:
+        """Refuse new runs, give those in flight the grace period, then cancel the rest
         (each is journaled ``interrupted``: `Agent.resume` or a worker finishes it)."""
         self.draining = True
         if self.tasks:
-            _, running = await asyncio.wait(set(self.tasks), timeout=grace)
+            if self.grace_seconds > 0:
+                _log.warning(
+                    "shutting down: waiting up to %g s for %d run(s)",
+                    self.grace_seconds,
+                    len(self.tasks),
+                )
+                _, running = await asyncio.wait(set(self.tasks), timeout=self.grace_seconds)
+            else:
+                running = set(self.tasks)
             for task in running:
                 task.cancel("server shutdown")
             if running:
@@ -474,7 +484,13 @@ def create_app(
         raise ValueError("max_body_bytes >= 1, max_depth >= 4, retry_after and grace >= 0")
     keys = ApiKeys(api_keys) if isinstance(api_keys, Mapping) else api_keys
     endpoint = _Endpoint(
-        served_agents(agents), keys, on_disconnect, max_body_bytes, max_depth, retry_after
+        served_agents(agents),
+        keys,
+        on_disconnect,
+        max_body_bytes,
+        max_depth,
+        retry_after,
+        grace_seconds,
     )
 
     async def models(request: Request) -> Response:
@@ -533,7 +549,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        await endpoint.drain(grace_seconds)
+        await endpoint.drain()  # (uvicorn servers of `serving.live` drained already)
 
     app = Starlette(
         routes=[

@@ -28,12 +28,32 @@ def _config(app: Any, *, host: str, port: int, log_level: str) -> Any:
     )
 
 
+def _server(app: Any, config: Any) -> Any:
+    """A `uvicorn.Server` that drains the app's runs first when shutdown begins.
+
+    uvicorn's own shutdown closes the listening sockets, waits for open responses, then
+    cancels them; a run of a cancelled request would go on unseen. So the endpoint's
+    drain (`create_app`'s ``grace_seconds``) runs first: new requests get 503 with
+    ``Retry-After`` meanwhile, runs in flight get the grace period, and those still
+    running are cancelled (journaled ``interrupted``; their clients get an error).
+    """
+    import uvicorn
+
+    endpoint = getattr(app.state, "endpoint", None)
+
+    class _Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            if endpoint is not None:
+                await endpoint.drain()
+            await super().shutdown(sockets)
+
+    return _Server(config)
+
+
 def serve(app: Any, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
     """Serve `app` (`create_app`'s) with uvicorn until Ctrl-C or SIGTERM; runs in flight
     then get the app's grace period, and those still running are interrupted."""
-    import uvicorn
-
-    uvicorn.Server(_config(app, host=host, port=port, log_level=log_level)).run()
+    _server(app, _config(app, host=host, port=port, log_level=log_level)).run()
 
 
 class BackgroundServer:
@@ -47,8 +67,6 @@ class BackgroundServer:
     """
 
     def __init__(self, app: Any, *, host: str = "127.0.0.1", log_level: str = "warning") -> None:
-        import uvicorn
-
         # proto=IPPROTO_TCP: asyncio turns Nagle off only on sockets that report TCP; with
         # Nagle on, each keep-alive request after the first waits ~40 ms for a delayed ACK.
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -56,7 +74,7 @@ class BackgroundServer:
         self._socket.bind((host, 0))
         self.port: int = self._socket.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
-        self.server = uvicorn.Server(_config(app, host=host, port=self.port, log_level=log_level))
+        self.server = _server(app, _config(app, host=host, port=self.port, log_level=log_level))
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )

@@ -1,0 +1,119 @@
+"""A client that disconnects mid-run: the run is cancelled or finishes, as configured;
+a shutdown interrupts runs in flight, and an interrupted run resumes from its journal.
+
+No timing: the test knows the tool is running (`gate.entered`), that the server saw the
+disconnect (its log line, or the tool's cancellation), and it reads the journal after
+the server stopped (the shutdown waits for runs in flight)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import openai
+import pytest
+from serving_world import World, client
+
+from pilothouse.runtime.session import Session
+
+
+@contextmanager
+def disconnect_seen() -> Iterator[threading.Event]:
+    """Set when the endpoint logs that a client disconnected."""
+    seen = threading.Event()
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "client disconnected" in record.getMessage():
+                seen.set()
+
+    logger = logging.getLogger("pilothouse.serving")
+    handler, level = Handler(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def test_a_stream_closed_mid_run_cancels_the_run(world: World) -> None:
+    with world.serve(on_disconnect="cancel") as server:
+        stream = client(server).chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": "gate"}], stream=True
+        )
+        first = next(iter(stream))  # the role chunk: the run has begun
+        assert world.gate.entered.wait(30)
+        stream.close()
+        assert world.gate.cancelled.wait(30)  # the tool call itself was cancelled
+    run_id = first.id.removeprefix("chatcmpl-")
+    info = world.store.get_run(run_id)
+    assert info.status == "interrupted"  # journaled, resumable
+    assert [e.type for e in world.store.events(run_id)][-1] != "final"
+
+
+def test_a_whole_answer_request_closed_mid_run_cancels_the_run(world: World) -> None:
+    body = json.dumps({"model": "echo", "messages": [{"role": "user", "content": "gate"}]})
+    with world.serve(on_disconnect="cancel") as server:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: test\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n{body}".encode()
+        )
+        assert world.gate.entered.wait(30)
+        sock.close()
+        assert world.gate.cancelled.wait(30)
+    [run] = world.store.list_runs()
+    assert run.status == "interrupted"
+
+
+def test_with_finish_a_disconnected_clients_run_finishes_into_its_session(world: World) -> None:
+    with disconnect_seen() as seen, world.serve(on_disconnect="finish") as server:
+        api = client(server)
+        raw = api.chat.completions.with_raw_response.create(
+            model="echo",
+            messages=[{"role": "user", "content": "hello"}],
+            extra_headers={"X-Pilothouse-Session": "new"},
+        )
+        name = raw.headers["x-pilothouse-session"]
+        stream = api.chat.completions.create(
+            model="echo",
+            messages=[{"role": "user", "content": "gate"}],
+            stream=True,
+            extra_headers={"X-Pilothouse-Session": name},
+        )
+        first = next(iter(stream))
+        assert world.gate.entered.wait(30)
+        stream.close()
+        assert seen.wait(30)  # the server knows the client left...
+        world.gate.release.set()  # ...and the run goes on
+        # (leaving the block stops the server, which waits for the run)
+    assert not world.gate.cancelled.is_set()
+    assert world.store.get_run(first.id.removeprefix("chatcmpl-")).status == "final"
+    history = Session.open(world.store, f"openai:-:{name}").history()
+    assert [m.content for m in history][-2:] == ["gate", "gate opened"]
+
+
+def test_a_shutdown_interrupts_runs_in_flight_and_they_resume(world: World) -> None:
+    with world.serve(on_disconnect="finish", grace_seconds=0) as server:
+        stream = client(server).chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": "gate"}], stream=True
+        )
+        first = next(iter(stream))
+        assert world.gate.entered.wait(30)
+        server.stop()  # the grace period is 0: the run is cancelled at once
+        assert world.gate.cancelled.is_set()
+        with pytest.raises(openai.APIError) as caught:  # the client is told, in the stream
+            list(stream)
+        assert "shutting down" in str(caught.value)
+    run_id = first.id.removeprefix("chatcmpl-")
+    assert world.store.get_run(run_id).status == "interrupted"
+    world.gate.release.set()
+    result = world.agents["echo"].resume_sync(run_id)
+    assert (result.outcome, result.output) == ("final", "gate opened")
