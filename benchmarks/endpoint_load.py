@@ -140,6 +140,20 @@ async def _load(url: str, clients: int, requests: int, stream: bool, limit: floa
     return latencies, first_bytes, failures, elapsed
 
 
+async def _round_trip(url: str) -> list[float]:
+    """The HTTP round trip of a request that does nothing (GET /healthz), unloaded."""
+    import httpx
+
+    times = []
+    async with httpx.AsyncClient(base_url=url) as http:
+        for i in range(220):
+            start = time.perf_counter()
+            (await http.get("/healthz")).raise_for_status()
+            if i >= 20:
+                times.append(time.perf_counter() - start)
+    return times
+
+
 def _line(name: str, values: list[float], base: list[float] | None = None) -> str:
     p50, p99 = _percentile(values, 0.5) * 1e3, _percentile(values, 0.99) * 1e3
     text = f"  {name:<24} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms"
@@ -181,6 +195,7 @@ def main() -> int:
                         print("the server did not answer", file=sys.stderr)
                         return 1
                     time.sleep(0.05)
+            rtt = asyncio.run(_round_trip(url))
             alone = asyncio.run(_load(url, 1, 50, False, args.timeout))
             whole = asyncio.run(_load(url, args.clients, args.requests, False, args.timeout))
             streamed = asyncio.run(_load(url, args.clients, args.requests, True, args.timeout))
@@ -193,6 +208,7 @@ def main() -> int:
         f"{total} runs per mode (instant scripted model: a tool call, then the answer)"
     )
     print(_line("in process (agent.run)", base))
+    print(_line("HTTP round trip", rtt) + "   (GET /healthz, one client: the machine's floor)")
     print(_line("endpoint, one client", alone[0]) + "   (no queueing: the per-request cost)")
     print(_line("endpoint, whole answer", whole[0], base))
     print(_line("endpoint, streamed", streamed[0], base))

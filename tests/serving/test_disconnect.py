@@ -11,9 +11,11 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import openai
 import pytest
 from serving_world import World, client
@@ -117,3 +119,25 @@ def test_a_shutdown_interrupts_runs_in_flight_and_they_resume(world: World) -> N
     world.gate.release.set()
     result = world.agents["echo"].resume_sync(run_id)
     assert (result.outcome, result.output) == ("final", "gate opened")
+
+
+def test_while_draining_new_requests_get_503_and_runs_in_flight_finish(world: World) -> None:
+    with world.serve(grace_seconds=60) as server:
+        api = client(server)
+        stream = api.chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": "gate"}], stream=True
+        )
+        first = next(iter(stream))
+        assert world.gate.entered.wait(30)
+        server.server.should_exit = True  # shutdown begins: the drain waits for the run
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            while not http.get("/healthz").json()["draining"]:  # waiting for a state
+                time.sleep(0.01)
+        with pytest.raises(openai.APIStatusError) as caught:
+            api.chat.completions.create(model="echo", messages=[{"role": "user", "content": "hi"}])
+        assert caught.value.status_code == 503 and caught.value.code == "shutting_down"
+        assert caught.value.response.headers["retry-after"] == "2"
+        world.gate.release.set()
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "gate opened"
+    assert world.store.get_run(first.id.removeprefix("chatcmpl-")).status == "final"
