@@ -1,6 +1,6 @@
 """The OpenAI-compatible endpoint's added latency under concurrent clients, on loopback.
 
-    python benchmarks/endpoint_load.py [--clients 50] [--requests 10] [--timeout 180]
+    python benchmarks/endpoint_load.py [--clients 50] [--requests 10] [--timeout 180] [--memory]
 
 A child process (its own interpreter, so the load generator does not share its GIL)
 holds an agent on an instant scripted model (one tool call, then an answer: two model
@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 
-def _agent(directory: str) -> Any:
+def _agent(directory: str, memory: bool = False) -> Any:
     from pilothouse import Agent, tool
     from pilothouse.messages import ToolCall
     from pilothouse.models.scripted import ScriptedModel
-    from pilothouse.runtime.journal import SQLiteStore
+    from pilothouse.runtime.journal import MemoryStore, SQLiteStore
 
     @tool
     def lookup(key: str) -> str:
@@ -52,7 +52,7 @@ def _agent(directory: str) -> Any:
             return ToolCall("c1", "lookup", {"key": request.messages[last].content})
         return f"answer: {results[0]}"
 
-    store = SQLiteStore(Path(directory) / "journal.db")
+    store = MemoryStore() if memory else SQLiteStore(Path(directory) / "journal.db")
     return Agent(ScriptedModel(reply, record=False), "", [lookup], name="bench", store=store)
 
 
@@ -70,7 +70,7 @@ async def _in_process(agent: Any, clients: int, requests: int) -> list[float]:
     return latencies
 
 
-def _serve(directory: str, clients: int, requests: int, pipe: Any) -> None:
+def _serve(directory: str, clients: int, requests: int, memory: bool, pipe: Any) -> None:
     """Child process: measure the in-process baseline, then serve on a loopback port."""
     import logging
     import threading
@@ -78,7 +78,7 @@ def _serve(directory: str, clients: int, requests: int, pipe: Any) -> None:
     from pilothouse.serving import BackgroundServer, create_app
 
     logging.disable(logging.WARNING)
-    agent = _agent(directory)
+    agent = _agent(directory, memory)
     asyncio.run(_in_process(agent, 5, 4))  # warm up (imports, first commits)
     pipe.send(asyncio.run(_in_process(agent, clients, requests)))
     server = BackgroundServer(create_app({"bench": agent}), log_level="error").start()
@@ -168,12 +168,17 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=10, help="per client, one after another")
     parser.add_argument("--timeout", type=float, default=180.0, help="bound on each load")
+    parser.add_argument(
+        "--memory", action="store_true", help="journal in memory (default: a SQLite file)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pilothouse-bench-") as directory:
         ctx = multiprocessing.get_context("spawn")
         receive, send = ctx.Pipe(duplex=False)
         child = ctx.Process(
-            target=_serve, args=(directory, args.clients, args.requests, send), daemon=True
+            target=_serve,
+            args=(directory, args.clients, args.requests, args.memory, send),
+            daemon=True,
         )
         child.start()
         try:
