@@ -170,3 +170,14 @@ def test_a_failure_mid_stream_raises_in_the_official_client(world: World) -> Non
         with pytest.raises(openai.APIError) as caught:
             list(stream)
     assert "the agent failed to answer" in str(caught.value) and SECRET not in str(caught.value)
+
+
+def test_an_agent_that_cannot_run_is_refused_at_start_not_at_the_first_request() -> None:
+    from pilothouse import Agent
+    from pilothouse.exceptions import ConfigurationError
+    from pilothouse.serving import create_app
+
+    with pytest.raises(ConfigurationError):
+        create_app(Agent("no-such-provider:model", name="broken", store=":memory:"))
+    with pytest.raises(ConfigurationError, match="two served agents"):
+        create_app([Agent(name="a", store=":memory:"), Agent(name="a", store=":memory:")])

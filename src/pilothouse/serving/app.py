@@ -483,8 +483,12 @@ def create_app(
     if max_body_bytes < 1 or max_depth < 4 or retry_after < 0 or grace_seconds < 0:
         raise ValueError("max_body_bytes >= 1, max_depth >= 4, retry_after and grace >= 0")
     keys = ApiKeys(api_keys) if isinstance(api_keys, Mapping) else api_keys
+    served = served_agents(agents)
+    for agent in served.values():  # a model or a store that cannot work fails here, at start
+        agent.run_spec()
+        agent.store  # noqa: B018 (opens the store)
     endpoint = _Endpoint(
-        served_agents(agents),
+        served,
         keys,
         on_disconnect,
         max_body_bytes,
