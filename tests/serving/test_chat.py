@@ -4,12 +4,19 @@ usage, history, server-side tools, paused runs, and the journal behind each requ
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from serving_world import World, client
 
+from pilothouse import Agent, tool
 from pilothouse.events import RunStarted, ToolCalled
+from pilothouse.messages import ToolCall
+from pilothouse.models.base import ModelRequest, ModelResponse
+from pilothouse.models.scripted import ScriptedModel
+from pilothouse.serving import BackgroundServer, create_app
 
 
 def test_models_lists_the_agents_and_retrieves_one(world: World) -> None:
@@ -188,3 +195,47 @@ def test_a_run_that_waits_for_approval_says_so(world: World) -> None:
     assert "waiting for a person to approve send_money" in streamed
     last = next(c for c in chunks if c.choices and c.choices[0].finish_reason)
     assert last.model_extra["pilothouse"]["outcome"] == "paused"
+
+
+def test_text_written_beside_a_tool_call_is_streamed_and_apart_from_the_answer(
+    tmp_path: Path,
+) -> None:
+    @tool
+    def lookup(key: str) -> str:
+        """Look a key up."""
+        return f"value of {key}"
+
+    def reply(request: ModelRequest) -> Any:
+        if request.messages[-1].role == "tool":
+            return "The value is known."
+        return ModelResponse("Let me check.", (ToolCall("c1", "lookup", {"key": "k"}),))
+
+    agent = Agent(ScriptedModel(reply), "", [lookup], name="chatty", store=str(tmp_path / "j.db"))
+    hi = [{"role": "user", "content": "hi"}]
+    with BackgroundServer(create_app(agent)) as server:
+        api = client(server)
+        whole = api.chat.completions.create(model="chatty", messages=hi)
+        chunks = list(api.chat.completions.create(model="chatty", messages=hi, stream=True))
+    assert whole.choices[0].message.content == "The value is known."
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == "Let me check.\n\nThe value is known."
+
+
+def test_a_run_stopped_by_its_budget_says_so(tmp_path: Path) -> None:
+    @tool
+    def lookup(key: str) -> str:
+        """Look a key up."""
+        return key
+
+    model = ScriptedModel(lambda request: ToolCall("c", "lookup", {"key": "again"}))
+    agent = Agent(model, "", [lookup], name="stuck", max_steps=1, store=str(tmp_path / "j.db"))
+    with BackgroundServer(create_app(agent)) as server:
+        answer = client(server).chat.completions.create(
+            model="stuck", messages=[{"role": "user", "content": "hi"}]
+        )
+    extra = answer.model_extra["pilothouse"]
+    assert extra["outcome"] == "budget_stop"
+    assert answer.choices[0].message.content == (
+        f"The agent stopped before answering (steps; run {extra['run_id']})."
+    )
+    assert answer.choices[0].finish_reason == "stop"
