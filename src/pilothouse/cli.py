@@ -1160,6 +1160,13 @@ def serve_agent_command(
             "interrupted (resumable).",
         ),
     ] = 10.0,
+    session_from_user: Annotated[
+        bool,
+        typer.Option(
+            help="Let the request's 'user' field name a session when no X-Pilothouse-Session "
+            "header does (off for clients that send 'user' to identify their end users)."
+        ),
+    ] = True,
 ) -> None:
     """Serve agents behind OpenAI's chat API: /v1/models, /v1/chat/completions.
 
@@ -1185,6 +1192,7 @@ def serve_agent_command(
             on_disconnect=on_disconnect,
             max_body_bytes=max_body_bytes,
             grace_seconds=grace_seconds,
+            session_from_user=session_from_user,
         )
     except (PilothouseError, ValueError) as exc:
         _fail(str(exc))

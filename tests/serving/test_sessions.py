@@ -227,3 +227,15 @@ def test_the_user_field_names_a_session_when_no_header_does(world: World) -> Non
             )
     assert last.choices[0].message.content == "echo: two [2 earlier]"
     assert last.model_extra["pilothouse"]["session"] == "support-42"
+
+
+def test_without_session_from_user_the_user_field_is_only_an_end_user_id(world: World) -> None:
+    with world.serve(api_keys=KEYS, session_from_user=False) as server:
+        alice = client(server, key=ALICE)
+        for text in ("one", "two"):
+            last = alice.chat.completions.create(
+                model="echo", messages=[{"role": "user", "content": text}], user="end-user-7"
+            )
+    assert last.choices[0].message.content == "echo: two [0 earlier]"  # stateless
+    assert "session" not in last.model_extra["pilothouse"]
+    assert world.store.list_sessions() == []

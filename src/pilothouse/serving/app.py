@@ -467,6 +467,7 @@ def create_app(
     max_depth: int = MAX_JSON_DEPTH,
     retry_after: int = RETRY_AFTER_SECONDS,
     grace_seconds: float = GRACE_SECONDS,
+    session_from_user: bool = True,
 ) -> Starlette:
     """The Starlette app serving `agents` (an Agent, a list, a dict name -> Agent, or a
     function returning one: `served_agents`) behind OpenAI's chat-completions API.
@@ -477,6 +478,9 @@ def create_app(
     `max_depth` bound a request body (413, 400). `retry_after`: the seconds a busy
     session's 409 asks the client to wait. `grace_seconds`: on shutdown, how long runs
     in flight may take before they are cancelled (``interrupted``, resumable).
+    `session_from_user`: whether the request's ``user`` field names a session when no
+    ``X-Pilothouse-Session`` header does (turn it off for clients that send ``user`` to
+    identify their end users: one user's conversations would become one session).
     """
     if on_disconnect not in ("cancel", "finish"):
         raise ValueError("on_disconnect is 'cancel' or 'finish'")
@@ -520,7 +524,7 @@ def create_app(
             )
         chat = parse_chat_request(await endpoint.body(request))
         agent = endpoint.agent(chat.model)
-        named = request.headers.get(SESSION_HEADER) or chat.user
+        named = request.headers.get(SESSION_HEADER) or (chat.user if session_from_user else None)
         session = (
             None
             if named is None
