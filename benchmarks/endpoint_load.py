@@ -14,7 +14,9 @@ run's task and the response or the SSE stream.
 
 Prints, for each mode, p50/p99 latency and throughput, and the added latency at p50
 and p99 (the endpoint's percentile minus the in-process one at the same concurrency);
-and one client's 50 requests alone, the per-request cost without queueing. At 50
+one client's 50 requests alone, the per-request cost without queueing; and the app
+alone at the same concurrency, requests handed to it in process through httpx's ASGI
+transport (no uvicorn, no sockets, no load-generating process on the same cores). At 50
 clients the endpoint is saturated (each client sends its next request at once), so
 the added latency there is mostly queueing: N clients times the per-request cost,
 divided by the cores the server gets.
@@ -81,7 +83,12 @@ def _serve(directory: str, clients: int, requests: int, memory: bool, pipe: Any)
     agent = _agent(directory, memory)
     asyncio.run(_in_process(agent, 5, 4))  # warm up (imports, first commits)
     pipe.send(asyncio.run(_in_process(agent, clients, requests)))
-    server = BackgroundServer(create_app({"bench": agent}), log_level="error").start()
+    app = create_app({"bench": agent})
+    # the app alone: requests handed to it in process (httpx's ASGI transport), no
+    # uvicorn, no sockets, no other process: what the endpoint's own code adds
+    alone = asyncio.run(_load("http://app", clients, requests, False, 180.0, app=app))
+    pipe.send((alone[0], alone[3], alone[2]))
+    server = BackgroundServer(app, log_level="error").start()
     pipe.send(server.port)
     threading.Event().wait()  # serve until the parent terminates this process
 
@@ -91,45 +98,56 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-async def _load(url: str, clients: int, requests: int, stream: bool, limit: float) -> Any:
+async def _load(
+    url: str, clients: int, requests: int, stream: bool, limit: float, app: Any = None
+) -> Any:
     import httpx
 
     limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients)
+    transport = httpx.ASGITransport(app) if app is not None else None
     latencies: list[float] = []
     first_bytes: list[float] = []
     failures: list[str] = []
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=limit) as http:
+    async with httpx.AsyncClient(
+        base_url=url, limits=limits, timeout=limit, transport=transport
+    ) as http:
+
+        async def one(n: int, i: int) -> None:
+            body = {
+                "model": "bench",
+                "messages": [{"role": "user", "content": f"k{n}-{i}"}],
+                "stream": stream,
+            }
+            want = f"answer: value of k{n}-{i}"
+            start = time.perf_counter()
+            if not stream:
+                r = await http.post("/v1/chat/completions", json=body)
+                latencies.append(time.perf_counter() - start)
+                if r.status_code != 200 or r.json()["choices"][0]["message"]["content"] != want:
+                    failures.append(f"{n}/{i}: HTTP {r.status_code} {r.text[:200]}")
+                return
+            text, first = "", None
+            async with http.stream("POST", "/v1/chat/completions", json=body) as r:
+                async for line in r.aiter_lines():
+                    if not line.startswith("data: ") or line == "data: [DONE]":
+                        continue
+                    data = json.loads(line[6:])
+                    for choice in data.get("choices", ()):
+                        piece = choice["delta"].get("content") or ""
+                        if piece and first is None:
+                            first = time.perf_counter() - start
+                        text += piece
+            latencies.append(time.perf_counter() - start)
+            first_bytes.append(first or 0.0)
+            if r.status_code != 200 or text != want:
+                failures.append(f"{n}/{i}: HTTP {r.status_code} {text[:200]!r}")
 
         async def client(n: int) -> None:
             for i in range(requests):
-                body = {
-                    "model": "bench",
-                    "messages": [{"role": "user", "content": f"k{n}-{i}"}],
-                    "stream": stream,
-                }
-                want = f"answer: value of k{n}-{i}"
-                start = time.perf_counter()
-                if not stream:
-                    r = await http.post("/v1/chat/completions", json=body)
-                    latencies.append(time.perf_counter() - start)
-                    if r.status_code != 200 or r.json()["choices"][0]["message"]["content"] != want:
-                        failures.append(f"{n}/{i}: HTTP {r.status_code} {r.text[:200]}")
-                    continue
-                text, first = "", None
-                async with http.stream("POST", "/v1/chat/completions", json=body) as r:
-                    async for line in r.aiter_lines():
-                        if not line.startswith("data: ") or line == "data: [DONE]":
-                            continue
-                        data = json.loads(line[6:])
-                        for choice in data.get("choices", ()):
-                            piece = choice["delta"].get("content") or ""
-                            if piece and first is None:
-                                first = time.perf_counter() - start
-                            text += piece
-                latencies.append(time.perf_counter() - start)
-                first_bytes.append(first or 0.0)
-                if r.status_code != 200 or text != want:
-                    failures.append(f"{n}/{i}: HTTP {r.status_code} {text[:200]!r}")
+                try:
+                    await one(n, i)
+                except httpx.TransportError as exc:  # counted, not fatal: an overloaded box
+                    failures.append(f"{n}/{i}: {type(exc).__name__} {exc}")
 
         for _ in range(10):  # warm up the connections
             await http.get("/healthz")
@@ -186,6 +204,10 @@ def main() -> int:
                 print("the baseline did not finish", file=sys.stderr)
                 return 1
             base: list[float] = receive.recv()
+            if not receive.poll(args.timeout):
+                print("the in-process load did not finish", file=sys.stderr)
+                return 1
+            asgi: tuple[list[float], float, list[str]] = receive.recv()
             port = receive.recv()
             url = f"http://127.0.0.1:{port}"
             import httpx
@@ -213,6 +235,10 @@ def main() -> int:
         f"{total} runs per mode (instant scripted model: a tool call, then the answer)"
     )
     print(_line("in process (agent.run)", base))
+    print(
+        _line("app alone (ASGI)", asgi[0], base)
+        + f"   ({total / asgi[1]:.0f} req/s: no uvicorn, sockets or client process)"
+    )
     print(_line("HTTP round trip", rtt) + "   (GET /healthz, one client: the machine's floor)")
     print(_line("endpoint, one client", alone[0]) + "   (no queueing: the per-request cost)")
     print(_line("endpoint, whole answer", whole[0], base))
@@ -222,7 +248,7 @@ def main() -> int:
         f"  throughput: whole {total / whole[3]:.0f} req/s, streamed {total / streamed[3]:.0f} "
         "req/s"
     )
-    failures = alone[2] + whole[2] + streamed[2]
+    failures = asgi[2] + alone[2] + whole[2] + streamed[2]
     print(f"  failed requests or wrong answers: {len(failures)}")
     for failure in failures[:10]:
         print("   ", failure)

@@ -141,3 +141,36 @@ def test_while_draining_new_requests_get_503_and_runs_in_flight_finish(world: Wo
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "gate opened"
     assert world.store.get_run(first.id.removeprefix("chatcmpl-")).status == "final"
+
+
+def test_a_client_gone_halfway_through_its_body_runs_nothing_and_is_no_error(
+    world: World,
+) -> None:
+    records: list[logging.LogRecord] = []
+    read = threading.Event()
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+            if "before its request was read" in record.getMessage():
+                read.set()
+
+    logger = logging.getLogger("pilothouse.serving")
+    handler, level = Handler(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with world.serve() as server:
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                b'{"model": "echo", "mess'
+            )
+            sock.close()
+            assert read.wait(30)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert [r for r in records if r.levelno >= logging.WARNING] == []
+    assert world.store.list_runs() == []

@@ -544,6 +544,15 @@ def create_app(
         kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
         return _error(RequestRejected(exc.status_code, str(exc.detail), type=kind))
 
+    async def gone(request: Request, exc: Exception) -> Response:
+        # the client left while its request was being read: nothing ran, no one to answer
+        _log.info(
+            "%s %s: the client disconnected before its request was read",
+            request.method,
+            request.url.path,
+        )
+        return Response(status_code=400)
+
     async def server_error(request: Request, exc: Exception) -> Response:
         _log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return _error(
@@ -569,6 +578,7 @@ def create_app(
         exception_handlers={
             RequestRejected: rejected,
             HTTPException: http_error,
+            ClientDisconnect: gone,
             Exception: server_error,
         },
         lifespan=lifespan,
