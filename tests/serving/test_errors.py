@@ -86,9 +86,14 @@ def test_an_unknown_model_is_a_404_and_an_unknown_path_too(world: World) -> None
         with httpx.Client(base_url=server.url) as http:
             nowhere = error_of(http.get("/v1/embeddings"), 404)
             wrong_method = http.get("/v1/chat/completions")
+            long_name = error_of(
+                http.post("/v1/chat/completions", json={"model": "m" * 100_000, "messages": HI}),
+                404,
+            )
     assert caught.value.code == "model_not_found" and caught.value.param == "model"
     assert nowhere["type"] == "invalid_request_error"
     assert error_of(wrong_method, 405)["type"] == "invalid_request_error"
+    assert len(long_name["message"]) < 300  # a hostile name is not echoed back whole
 
 
 def test_an_oversized_body_is_a_413_declared_or_not(world: World) -> None:

@@ -138,7 +138,7 @@ class _Endpoint:
         if agent is None:
             raise RequestRejected(
                 404,
-                f"the model {name!r} does not exist: GET /v1/models lists the served agents",
+                f"the model {name[:100]!r} does not exist: GET /v1/models lists the served agents",
                 code="model_not_found",
                 param="model",
             )
