@@ -60,6 +60,8 @@ LAYERS: list[list[str | tuple[str, ...]]] = [
         "pilothouse.knowledge",
         "pilothouse.memory",
     ],
+    # serving agents over HTTP: the OpenAI-compatible endpoint (extra `server`)
+    ["pilothouse.serving"],
     # reading runs: journals as regression tests, one-line descriptions of events
     ["pilothouse.testing", "pilothouse.trace"],
     # entry points: commands and suites that installed packages add (evals names suites)

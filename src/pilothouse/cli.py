@@ -8,6 +8,7 @@
     pilothouse sessions list | show SESSION_ID | export SESSION_ID
     pilothouse eval SUITE --model M | view LOG | compare LOG_A LOG_B
     pilothouse policy lint | check;  pilothouse parse
+    pilothouse serve-agent module:attr [--host H --port P --on-disconnect cancel|finish]
     pilothouse --version
 
 Installed packages add commands through the ``pilothouse.commands`` entry point
@@ -1110,6 +1111,98 @@ def parse_command(
 
 
 # --- end of parse block ----------------------------------------------------------------
+
+
+# --- serve-agent block: the OpenAI-compatible endpoint (pilothouse.serving) ----------
+
+
+@app.command("serve-agent")
+def serve_agent_command(
+    agents_spec: Annotated[
+        str,
+        typer.Argument(
+            metavar="MODULE:ATTR",
+            help="The agents to serve: an Agent, a list of them, a dict model name -> Agent, "
+            "or a function returning one.",
+        ),
+    ],
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on (loopback by default).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    on_disconnect: Annotated[
+        str,
+        typer.Option(
+            "--on-disconnect",
+            help="When a client disconnects mid-run: 'cancel' the run (journaled "
+            "interrupted, resumable) or let it 'finish' (the answer lands in the session).",
+        ),
+    ] = "cancel",
+    api_keys: Annotated[
+        str | None,
+        typer.Option(
+            "--api-keys",
+            envvar="PILOTHOUSE_API_KEYS_FILE",
+            help="A file of 'owner key' lines: every request needs one of the keys, and "
+            "sessions belong to the key's owner. Without it the endpoint is open (anyone "
+            "who can connect may call it).",
+        ),
+    ] = None,
+    max_body_bytes: Annotated[
+        int, typer.Option("--max-body-bytes", min=1, help="Largest request body (413 beyond).")
+    ] = 1024 * 1024,
+    grace_seconds: Annotated[
+        float,
+        typer.Option(
+            "--grace-seconds",
+            min=0,
+            help="On Ctrl-C or SIGTERM, how long runs in flight may take before they are "
+            "interrupted (resumable).",
+        ),
+    ] = 10.0,
+    session_from_user: Annotated[
+        bool,
+        typer.Option(
+            help="Let the request's 'user' field name a session when no X-Pilothouse-Session "
+            "header does (off for clients that send 'user' to identify their end users)."
+        ),
+    ] = True,
+) -> None:
+    """Serve agents behind OpenAI's chat API: /v1/models, /v1/chat/completions.
+
+    Any OpenAI client can then call an agent by name (``model``); each request is one
+    journaled run, in a session when the X-Pilothouse-Session header (or ``user``) names
+    one. See docs/serving.md.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("starlette") is None or importlib.util.find_spec("uvicorn") is None:
+        _fail("serve-agent needs the 'server' extra: pip install 'pilothouse[server]'")
+    from pilothouse.exceptions import PilothouseError
+    from pilothouse.serving import ApiKeys, create_app, serve
+
+    if on_disconnect not in ("cancel", "finish"):
+        _fail("--on-disconnect is 'cancel' or 'finish'")
+    value = _import_attr("serve-agent", agents_spec)
+    try:
+        keys = ApiKeys.from_file(api_keys) if api_keys else None
+        app_ = create_app(
+            value,
+            api_keys=keys,
+            on_disconnect=on_disconnect,
+            max_body_bytes=max_body_bytes,
+            grace_seconds=grace_seconds,
+            session_from_user=session_from_user,
+        )
+    except (PilothouseError, ValueError) as exc:
+        _fail(str(exc))
+    names = ", ".join(app_.state.endpoint.agents)
+    where = f"http://{'[' + host + ']' if ':' in host else host}:{port}/v1"
+    err.print(escape(f"serving {names} at {where} ({'keyed' if keys else 'open: no API keys'})"))
+    serve(app_, host=host, port=port)
+
+
+# --- end of serve-agent block ----------------------------------------------------------
 
 
 def main() -> None:

@@ -260,3 +260,23 @@ class PolicyCheckFailed(PilothouseError):
 
 class PolicyDenied(RunStopped):
     """A policy rule with fallback ``abort`` stopped the run."""
+
+
+class RequestRejected(PilothouseError):
+    """The agent endpoint (`pilothouse.serving`) refuses an HTTP request: its `status`,
+    and the OpenAI error fields a client reads (`type`, `code`, `param`). Raised inside
+    the server and turned into OpenAI's error JSON; it never carries internals."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status, self.type, self.code, self.param = status, type, code, param
+        self.headers = dict(headers or {})
