@@ -87,7 +87,8 @@ def test_named_suites_resolve_through_the_entry_points() -> None:
     assert load_suite("heldout") is heldout.suite
     assert load_suite("builtin-naive") is builtin.naive_suite
     assert isinstance(load_suite("pilothouse_suites.builtin:suite"), Suite)
-    with pytest.raises(ConfigurationError, match=r"'nosuch' is neither a named suite \(.*\bbuiltin\b"):
+    listed = r"'nosuch' is neither a named suite \(.*\bbuiltin\b"
+    with pytest.raises(ConfigurationError, match=listed):
         load_suite("nosuch")
 
 
