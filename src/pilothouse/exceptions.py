@@ -130,6 +130,10 @@ class ModelOutputError(ModelError):
     kind = "bad_output"
 
 
+class TelemetryExportError(PilothouseError):
+    """A collector did not accept the spans `pilothouse.telemetry.export_run` sent."""
+
+
 class StoreError(PilothouseError):
     """The journal store could not be opened, read or written."""
 
