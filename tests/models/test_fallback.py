@@ -159,6 +159,19 @@ async def test_a_retry_after_beyond_the_cap_falls_back_without_waiting() -> None
     assert [f[2:] for f in log.fallbacks] == [("server_error", 1, False)]
 
 
+async def test_patience_bounds_the_waiting_on_one_model() -> None:
+    # each 429 asks for 0.3 s; the third wait would pass 0.7 s of patience: next model
+    with (
+        serving(says("a"), [status(429, RATE_LIMIT, retry_after_ms="300")]) as a,
+        serving(says("from b")) as b,
+    ):
+        log = Log()
+        response = await pair(a.url, b.url, retries=5, patience=0.7).generate_logged(HELLO, log)
+    assert response.text == "from b"
+    assert len(a.requests) == 3  # waited 0.3 + 0.3; a third wait would make 0.9
+    assert [f[2:] for f in log.fallbacks] == [("rate_limit", 3, False)]
+
+
 async def test_context_length_falls_back_at_once() -> None:
     with serving(says("a"), [status(400, CONTEXT_LENGTH)]) as a, serving(says("long b")) as b:
         log = Log()

@@ -5,7 +5,8 @@ What to do after each error is the taxonomy in `pilothouse.exceptions` (each
 
 - ``retry`` (timeouts, HTTP 429, 5xx): the same model again, after the wait the server
   asked for (``Retry-After``, up to `max_retry_after`; a longer wait falls back at
-  once) or an exponential backoff, at most `retries` times; then the next model;
+  once) or an exponential backoff, at most `retries` times and `patience` seconds of
+  waiting in all; then the next model;
 - ``fallback`` (nothing listening: connection refused, a stream cut off; a
   conversation too long for this model's context): the next model at once;
 - ``raise`` (a bad request, bad credentials, a content-policy refusal, a malformed
@@ -86,9 +87,11 @@ class FallbackModel:
     `retries`: further attempts of the same model after a ``retry`` error (timeout,
     429, 5xx); `backoff`: base seconds of the exponential backoff (full jitter) when
     the server named no wait; `max_retry_after`: the longest ``Retry-After`` honoured
-    (a server asking for longer is skipped at once); `timeout`: seconds one attempt
-    may take (until the first streamed item when streaming), on top of each adapter's
-    own timeout; None leaves the adapters' own.
+    (a server asking for longer is skipped at once); `patience`: the most seconds spent
+    waiting between attempts of one model before the next is asked (so the first
+    fallback comes within about `patience` of a 429 or 5xx, whatever the server asks);
+    `timeout`: seconds one attempt may take (until the first streamed item when
+    streaming), on top of each adapter's own timeout; None leaves the adapters' own.
 
     >>> FallbackModel(["openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"])  # doctest: +SKIP
     """
@@ -100,20 +103,24 @@ class FallbackModel:
         retries: int = 2,
         backoff: float = 0.5,
         max_retry_after: float = 10.0,
+        patience: float = 1.5,
         timeout: float | None = None,
     ) -> None:
         if len(models) < 1:
             raise ConfigurationError("FallbackModel needs at least one model")
         if retries < 0:
             raise ConfigurationError(f"retries must be 0 or more, got {retries!r}")
-        if backoff < 0 or max_retry_after < 0:
-            raise ConfigurationError("backoff and max_retry_after must be 0 or more seconds")
+        if backoff < 0 or max_retry_after < 0 or patience < 0:
+            raise ConfigurationError(
+                "backoff, max_retry_after and patience must be 0 or more seconds"
+            )
         if timeout is not None and timeout <= 0:
             raise ConfigurationError(f"timeout must be positive seconds, got {timeout!r}")
         self.models: tuple[Model, ...] = tuple(member_of(m) for m in models)
         self.retries = retries
         self.backoff = backoff
         self.max_retry_after = max_retry_after
+        self.patience = patience
         self.timeout = timeout
         caps = [m.capabilities for m in self.models]
         # What every member can do: the agent picks the action format once for the run.
@@ -167,6 +174,7 @@ class FallbackModel:
         last = len(self.models) - 1
         for position, member in enumerate(self.models):
             attempt = 0
+            waited = 0.0
             while True:
                 attempt += 1
                 emitted = False
@@ -186,9 +194,10 @@ class FallbackModel:
                     if recovery == "raise":
                         raise
                     if not emitted and recovery == "retry" and attempt <= self.retries:
-                        delay = self._delay(attempt, exc)
+                        delay = self._delay(attempt, exc, waited)
                         if delay is not None:
                             self._retrying(member, kind, attempt, delay)
+                            waited += delay
                             await asyncio.sleep(delay)
                             continue
                     if position == last:
@@ -203,6 +212,7 @@ class FallbackModel:
     async def _attempts(self, member: Model, request: ModelRequest) -> ModelResponse:
         """One member's answer, retried per the taxonomy; `_Spent` when it is the next's turn."""
         attempt = 0
+        waited = 0.0
         while True:
             attempt += 1
             try:
@@ -218,9 +228,10 @@ class FallbackModel:
                 if recovery == "raise":
                     raise
                 if recovery == "retry" and attempt <= self.retries:
-                    delay = self._delay(attempt, exc)
+                    delay = self._delay(attempt, exc, waited)
                     if delay is not None:
                         self._retrying(member, kind, attempt, delay)
+                        waited += delay
                         await asyncio.sleep(delay)
                         continue
                 raise _Spent(exc, kind, attempt, False) from exc
@@ -250,13 +261,18 @@ class FallbackModel:
             f"{member.name} did not answer within FallbackModel(timeout={self.timeout:g}) s"
         )
 
-    def _delay(self, attempt: int, error: BaseException) -> float | None:
-        """Seconds before retry `attempt` of the same model; None: do not wait, move on."""
+    def _delay(self, attempt: int, error: BaseException, waited: float) -> float | None:
+        """Seconds before retry `attempt` of the same model, `waited` seconds having been
+        spent waiting on it already; None: do not wait, ask the next model now."""
         asked = getattr(error, "retry_after", None)
         if isinstance(asked, int | float):
-            return float(asked) if asked <= self.max_retry_after else None
-        ceiling = min(self.backoff * 2 ** (attempt - 1), self.max_retry_after)
-        return random.uniform(0.0, ceiling) if ceiling > 0 else 0.0
+            if asked > self.max_retry_after:
+                return None
+            delay = float(asked)
+        else:
+            ceiling = min(self.backoff * 2 ** (attempt - 1), self.max_retry_after)
+            delay = random.uniform(0.0, ceiling) if ceiling > 0 else 0.0
+        return delay if waited + delay <= self.patience else None
 
     def _retrying(self, member: Model, kind: str, attempt: int, delay: float) -> None:
         _log.warning("%s: %s on attempt %d; retrying in %.2f s", member.name, kind, attempt, delay)
