@@ -318,3 +318,39 @@ def test_a_refused_export_is_an_error_not_a_success(tmp_path: Path) -> None:
     exporter = otlp_exporter(refused_base(), timeout=1.0)
     with pytest.raises(TelemetryExportError):
         export_run(store, result.run_id, exporter=exporter)
+
+
+async def test_a_paused_run_ends_its_span_and_the_resume_gets_a_new_one() -> None:
+    @tool(effect="side_effect", requires_approval=True)
+    def ship(order: str) -> str:
+        """Ship an order."""
+        return f"shipped {order}"
+
+    store = MemoryStore()
+    agent = Agent(
+        ScriptedModel([call("ship", order="A-1"), "Shipped."]),
+        "Ship.",
+        [ship],
+        name="shipper",
+        store=store,
+        policy=Policy.allow_all(),
+    )
+    telemetry, exporter = memory_telemetry(store=store)
+    paused = await agent.run("ship A-1", subscribers=[telemetry])
+    assert paused.outcome == "paused"
+    [key] = [p.key for p in paused.pending]
+    done = await agent.resume(paused.run_id, approvals={key: True}, subscribers=[telemetry])
+    assert done.output == "Shipped."
+    spans = by_name(finished(telemetry, exporter))
+    first, second = sorted(spans["invoke_agent shipper"], key=lambda s: s.start_time or 0)
+    assert (first.attributes or {})["pilothouse.outcome"] == "paused"
+    assert (second.attributes or {})["pilothouse.outcome"] == "final"
+    assert (second.attributes or {})["pilothouse.resumed"] is True
+    assert (second.attributes or {})["gen_ai.agent.id"] == paused.run_id
+    # the call that waited for approval under the first, its execution under the second
+    waited, shipped = sorted(spans["execute_tool ship"], key=lambda s: s.start_time or 0)
+    assert parent_of(waited) == first.context.span_id
+    assert parent_of(shipped) == second.context.span_id
+    assert (shipped.attributes or {})["gen_ai.tool.call.id"] == (waited.attributes or {})[
+        "gen_ai.tool.call.id"
+    ]

@@ -24,6 +24,7 @@ outcomes, never text a user or tool wrote.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -75,6 +76,10 @@ INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
 SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
 ERROR_TYPE = "error.type"
+
+
+# Events that never begin the resumed part of a run (a pause's further requests, ends).
+_NOT_A_RESUME = (ApprovalRequested, FinalOutput, Stopped, ErrorOccurred, ChildFinished)
 
 
 class EventSource(Protocol):
@@ -138,6 +143,7 @@ class _Run:
     span: Span
     context: otel_context.Context
     model: str
+    began: int  # ns: the run's (or its resumed part's) start
     chat: Span | None = None
     tools: dict[tuple[int, int], Span] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
@@ -166,7 +172,11 @@ class SpanBuilder:
             return
         run = self.runs.get(event.run_id)
         if run is None:
-            return  # a run whose start this builder did not see (resumed mid-way): skipped
+            if isinstance(event, _NOT_A_RESUME):
+                return  # a further pause of a run already ended here, or a stray end
+            run = self._resumed(event)  # a resumed run: a new span for its new part
+            if run is None:
+                return
         if isinstance(event, ModelRequested):
             self._start_chat(run, event)
         elif isinstance(event, ModelResponded):
@@ -247,11 +257,30 @@ class SpanBuilder:
             attributes=attributes,
             start_time=_ns(event.ts),
         )
-        run = _Run(span, trace.set_span_in_context(span), event.model)
+        run = _Run(span, trace.set_span_in_context(span), event.model, _ns(event.ts))
         if self.content:
             history = list(event.history) if event.session_id is None else []
             run.conversation = [*history, Message.user(event.input)]
         self.runs[event.run_id] = run
+
+    def _resumed(self, event: Event) -> _Run | None:
+        """The span of a run resumed in this process, named from its `run_started`."""
+        started: RunStarted | None = None
+        if self.store is not None:
+            try:
+                first = self.store.events(event.run_id)[:1]
+            except Exception:
+                first = []
+            if first and isinstance(first[0], RunStarted):
+                started = first[0]
+        if started is None:
+            return None
+        resumed = copy.copy(started)
+        resumed.ts = event.ts
+        self._start_run(resumed, None)
+        run = self.runs[event.run_id]
+        run.span.set_attribute("pilothouse.resumed", True)
+        return run
 
     def _end_run(self, event: Event, outcome: str, error: ErrorOccurred | None) -> None:
         run = self.runs.get(event.run_id)
@@ -359,9 +388,21 @@ class SpanBuilder:
 
     def _end_tool(self, run: _Run, event: ToolReturned) -> None:
         span = run.tools.pop((event.step, event.index), None)
-        if span is None:
-            return
         result = event.result
+        if span is None:  # called before a pause, run after the resume: from the resume on
+            span = self._span(
+                f"execute_tool {result.name}",
+                context=run.context,
+                kind=SpanKind.INTERNAL,
+                attributes={
+                    OPERATION: "execute_tool",
+                    TOOL_NAME: result.name,
+                    TOOL_CALL_ID: result.call_id,
+                    TOOL_TYPE: "function",
+                    "pilothouse.step": event.step,
+                },
+                start_time=run.began,
+            )
         if result.is_error:
             span.set_status(Status(StatusCode.ERROR))
             span.set_attribute(ERROR_TYPE, "tool_error")
