@@ -54,7 +54,7 @@ from pilothouse.exceptions import (
 )
 from pilothouse.messages import Message
 from pilothouse.models.anthropic import AnthropicModel
-from pilothouse.models.base import ModelRequest, TextDelta
+from pilothouse.models.base import ModelRequest, ModelResponse, ModelSettings, TextDelta
 from pilothouse.models.fallback import FallbackModel
 from pilothouse.models.openai import OpenAIModel
 
@@ -370,3 +370,32 @@ async def test_a_journal_written_before_model_fallback_still_reads() -> None:
     }
     event = event_from_dict(old)
     assert isinstance(event, ModelResponded) and event.response.model == ""
+
+
+# --------------------------------------------------------------------------- a real backup
+
+
+@pytest.mark.slow
+async def test_a_503_falls_back_to_llama_cpp_pythons_real_server(
+    llama_server: str, llama_api_key: str
+) -> None:
+    request = ModelRequest(
+        [Message.user("Say hello.")], settings=ModelSettings(max_tokens=8, temperature=0.0)
+    )
+    with serving(says("a"), [status(503, SERVER_ERROR)]) as a:
+        model = FallbackModel(
+            [
+                OpenAIModel("a", base_url=a.url),
+                OpenAIModel("smollm2", base_url=llama_server, api_key=llama_api_key),
+            ],
+            retries=1,
+            backoff=0.0,
+        )
+        log = Log()
+        response = await model.generate_logged(request, log)
+        streamed = [i async for i in model.stream_logged(request, log)]
+    assert response.text and response.usage.output_tokens >= 1  # real tokens from llama.cpp
+    assert len(a.requests) == 4  # 2 attempts for generate, 2 for stream
+    assert [f[2:] for f in log.fallbacks] == [("server_error", 2, False)] * 2
+    final = streamed[-1]
+    assert isinstance(final, ModelResponse) and final.text  # (the server's KV cache may differ)
