@@ -4,7 +4,7 @@ Each request takes the next `Fault` of the server's script (the last one repeats
 so a test says exactly what the endpoint does: answer, answer 429 with
 ``Retry-After``, 5xx, 400/401 or a context-length error in OpenAI's real error
 format, hang until the test ends, reset the connection, or stream some text and then
-reset. Answers come from a `Responder`: a function of the request body, so a good
+close. Answers come from a `Responder`: a function of the request body, so a good
 endpoint can act on the conversation (call a tool first, answer once it has a
 result). Every request body is kept (`requests`) for assertions on who was asked
 what. Plain `http.server` in a thread: no dependency beyond the standard library.
@@ -192,9 +192,11 @@ class FaultServer:
         h.send_header("connection", "close")
         h.end_headers()
         if fault.kind == "stream_reset":
+            # the text, then the connection closes (FIN, so the text is surely read first)
+            # without a finish_reason or [DONE]: a server that died mid-answer
             h.wfile.write(_chunk({"content": fault.text}))
             h.wfile.flush()
-            _reset(h)
+            h.close_connection = True
             return
         message = answer["choices"][0]["message"]
         if message.get("content"):

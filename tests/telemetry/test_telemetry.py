@@ -354,3 +354,41 @@ async def test_a_paused_run_ends_its_span_and_the_resume_gets_a_new_one() -> Non
     assert (shipped.attributes or {})["gen_ai.tool.call.id"] == (waited.attributes or {})[
         "gen_ai.tool.call.id"
     ]
+
+
+async def test_oversized_content_is_clipped_and_a_forged_child_is_skipped() -> None:
+    from pilothouse.events import ChildFinished
+    from pilothouse.messages import Usage
+    from pilothouse.telemetry.spans import CONTENT_LIMIT
+
+    @tool
+    def dump(key: str) -> str:
+        """Return a huge blob."""
+        return "x" * 1_000_000
+
+    store = MemoryStore()
+    agent = Agent(
+        ScriptedModel([call("dump", key="k"), "done"]), "Dump.", [dump], name="d", store=store
+    )
+    telemetry, exporter = memory_telemetry(content=True, store=store)
+    result = await agent.run("go", subscribers=[telemetry])
+    spans = by_name(finished(telemetry, exporter))
+    value = str((spans["execute_tool dump"][0].attributes or {})["gen_ai.tool.call.result"])
+    assert CONTENT_LIMIT < len(value) < CONTENT_LIMIT + 100
+    assert value.endswith("more characters in the journal]")
+    assert all(
+        len(str(v)) < CONTENT_LIMIT + 100 for s in exporter.get_finished_spans()
+        for v in (s.attributes or {}).values()
+    )  # fmt: skip
+    # a journal naming a child run that does not exist: the parent's spans still come
+    events = list(store.events(result.run_id))
+    forged = ChildFinished(
+        run_id=result.run_id, step=1, index=0, child_run_id="nobody", outcome="final",
+        usage=Usage(),
+    )  # fmt: skip
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    builder = Telemetry(tracer_provider=provider, store=store).builder
+    builder.replay([*events[:-1], forged, events[-1]])
+    assert {s.name for s in memory.get_finished_spans()} >= {"invoke_agent d", "execute_tool dump"}

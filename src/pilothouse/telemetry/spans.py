@@ -99,6 +99,16 @@ def split_model(name: str) -> tuple[str | None, str]:
     return provider, rest.split("@", 1)[0]
 
 
+CONTENT_LIMIT = 16_384  # characters of one content attribute; the journal has the rest
+
+
+def _clip(text: str, limit: int = CONTENT_LIMIT) -> str:
+    """Content for an attribute, cut to `limit` (a 1 MB tool result is not a span's job)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters in the journal]"
+
+
 def _text(content: Any) -> dict[str, Any]:
     return {"type": "text", "content": content}
 
@@ -247,8 +257,8 @@ class SpanBuilder:
         if event.parent_run_id:
             attributes["pilothouse.parent_run_id"] = event.parent_run_id
         if self.content and event.instructions:
-            attributes[SYSTEM_INSTRUCTIONS] = json.dumps(
-                [{"type": "text", "content": event.instructions}], ensure_ascii=False
+            attributes[SYSTEM_INSTRUCTIONS] = _clip(
+                json.dumps([_text(event.instructions)], ensure_ascii=False)
             )
         span = self._span(
             f"invoke_agent {event.agent}",
@@ -289,19 +299,9 @@ class SpanBuilder:
         if isinstance(event, FinalOutput):
             run.usage = event.usage
             if self.content:
-                run.span.set_attribute(
-                    OUTPUT_MESSAGES,
-                    json.dumps(
-                        [
-                            {
-                                "role": "assistant",
-                                "parts": [{"type": "text", "content": event.output}],
-                            }
-                        ],
-                        ensure_ascii=False,
-                        default=str,
-                    ),
-                )
+                answer = [{"role": "assistant", "parts": [_text(event.output)]}]
+                text = json.dumps(answer, ensure_ascii=False, default=str)
+                run.span.set_attribute(OUTPUT_MESSAGES, _clip(text))
         if error is not None:
             run.span.set_status(Status(StatusCode.ERROR, error.message[:200]))
             run.span.set_attribute(ERROR_TYPE, error.kind)
@@ -333,7 +333,7 @@ class SpanBuilder:
             attributes[PROVIDER] = provider
         if self.content:
             run.conversation.extend(event.new_messages)
-            attributes[INPUT_MESSAGES] = _messages_json(run.conversation)
+            attributes[INPUT_MESSAGES] = _clip(_messages_json(run.conversation))
         run.chat = self._span(
             f"chat {model}",
             context=run.context,
@@ -355,7 +355,7 @@ class SpanBuilder:
         if response.finish_reason:
             span.set_attribute(FINISH_REASONS, [response.finish_reason])
         if self.content:
-            span.set_attribute(OUTPUT_MESSAGES, _output_json(response))
+            span.set_attribute(OUTPUT_MESSAGES, _clip(_output_json(response)))
             run.conversation.append(Message.assistant(response.text, response.tool_calls))
         span.end(end_time=_ns(event.ts))
 
@@ -377,7 +377,9 @@ class SpanBuilder:
             if event.decision.rule:
                 attributes["pilothouse.policy.rule"] = event.decision.rule
         if self.content:
-            attributes[TOOL_ARGUMENTS] = json.dumps(call.arguments, ensure_ascii=False, default=str)
+            attributes[TOOL_ARGUMENTS] = _clip(
+                json.dumps(call.arguments, ensure_ascii=False, default=str)
+            )
         run.tools[(event.step, event.index)] = self._span(
             f"execute_tool {call.name}",
             context=run.context,  # the run's span, not whichever tool span is current
@@ -407,7 +409,7 @@ class SpanBuilder:
             span.set_status(Status(StatusCode.ERROR))
             span.set_attribute(ERROR_TYPE, "tool_error")
         if self.content:
-            span.set_attribute(TOOL_RESULT, result.content)
+            span.set_attribute(TOOL_RESULT, _clip(result.content))
             run.conversation.append(Message.tool(result))
         span.end(end_time=_ns(event.ts))
 
