@@ -458,3 +458,32 @@ async def test_a_503_falls_back_to_llama_cpp_pythons_real_server(
     assert [f[2:] for f in log.fallbacks] == [("server_error", 2, False)] * 2
     final = streamed[-1]
     assert isinstance(final, ModelResponse) and final.text  # (the server's KV cache may differ)
+
+
+async def test_a_run_with_a_fallback_replays_from_its_journal(tmp_path: Any) -> None:
+    from pilothouse.runtime.replay import export_journal
+    from pilothouse.testing import replay_async
+
+    db = tmp_path / "j.db"
+    with (
+        serving(_tool_then_answer, [ANSWER, status(503, SERVER_ERROR)]) as a,
+        serving(_tool_then_answer) as b,
+    ):
+        agent = Agent(pair(a.url, b.url, retries=0), "Charge.", [_charge()], store=str(db))
+        result = await agent.run("charge 5")
+    assert result.ok
+    cassette = tmp_path / "run.jsonl"
+    export_journal(str(db), result.run_id, str(cassette))
+    offline = Agent(pair("http://127.0.0.1:1/v1", "http://127.0.0.1:1/v1"), "Charge.",
+                    [_charge()], store=":memory:")  # fmt: skip
+    report = await replay_async(offline, cassette)
+    assert report.ok, report.summary()  # the fallback is on the record, not re-enacted
+
+
+def _charge() -> Any:
+    @tool
+    def charge(amount: int) -> str:
+        """Charge the customer (read-only here: a replay serves its recorded result)."""
+        return f"charged {amount}"
+
+    return charge

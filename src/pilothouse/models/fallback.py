@@ -28,6 +28,7 @@ the text it received so far.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
@@ -179,13 +180,14 @@ class FallbackModel:
                 attempt += 1
                 emitted = False
                 try:
-                    async for item in self._stream_once(member, request):
-                        if isinstance(item, TextDelta):
-                            emitted = True
-                            yield item
-                        else:
-                            yield _stamped(item, member)
-                            return
+                    async with contextlib.aclosing(self._stream_once(member, request)) as items:
+                        async for item in items:
+                            if isinstance(item, TextDelta):
+                                emitted = True
+                                yield item
+                            else:
+                                yield _stamped(item, member)
+                                return
                     raise ModelOutputError(
                         f"model {member.name!r} ended its stream without a response"
                     )
