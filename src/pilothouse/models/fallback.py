@@ -32,7 +32,7 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from pilothouse.exceptions import (
     ConfigurationError,
@@ -238,7 +238,9 @@ class FallbackModel:
                         continue
                 raise _Spent(exc, kind, attempt, False) from exc
 
-    async def _stream_once(self, member: Model, request: ModelRequest) -> AsyncIterator[StreamItem]:
+    async def _stream_once(
+        self, member: Model, request: ModelRequest
+    ) -> AsyncGenerator[StreamItem, None]:
         """One streaming attempt; `timeout` bounds the wait for its first item."""
         items = aiter(member.stream(request))
         try:
