@@ -487,3 +487,27 @@ def _charge() -> Any:
         return f"charged {amount}"
 
     return charge
+
+
+def _anthropic_error(kind: str, message: str = "m") -> Json:
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+@pytest.mark.parametrize(
+    ("code", "body", "kind"),
+    [
+        (408, _anthropic_error("timeout_error"), "timeout"),
+        (429, _anthropic_error("rate_limit_error"), "rate_limit"),
+        (529, _anthropic_error("overloaded_error"), "server_error"),
+        (400, _anthropic_error("invalid_request_error", "prompt is too long: 210000 tokens"),
+         "context_length"),
+        (401, _anthropic_error("authentication_error"), "authentication"),
+    ],
+)  # fmt: skip
+async def test_both_adapters_meet_the_one_taxonomy(code: int, body: Json, kind: str) -> None:
+    """Anthropic's errors, in its own format, land in the same kinds as OpenAI's."""
+    with serving(says("x"), [status(code, body)]) as server:
+        model = AnthropicModel("claude", api_key="k", base_url=server.root, max_retries=0)
+        with pytest.raises(ModelError) as raised:
+            await model.generate(HELLO)
+    assert model_error_recovery(raised.value)[0] == kind
