@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 import pytest
-from faultserver import (
+from openai_faults import (
     ANSWER,
     AUTHENTICATION,
     BAD_REQUEST,

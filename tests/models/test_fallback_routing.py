@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from faultserver import Json, completion, serving
+from openai_faults import Json, completion, serving
 
 from pilothouse import Agent, ScriptedModel, tool
 from pilothouse.events import ModelFallback, ModelResponded, ModelRouted, ToolCalled
