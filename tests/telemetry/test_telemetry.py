@@ -392,3 +392,24 @@ async def test_oversized_content_is_clipped_and_a_forged_child_is_skipped() -> N
     builder = Telemetry(tracer_provider=provider, store=store).builder
     builder.replay([*events[:-1], forged, events[-1]])
     assert {s.name for s in memory.get_finished_spans()} >= {"invoke_agent d", "execute_tool dump"}
+
+
+async def test_concurrent_runs_through_one_subscriber_keep_their_own_trees() -> None:
+    telemetry, exporter = memory_telemetry()
+    agents = [two_parallel_calls() for _ in range(5)]
+    results = await asyncio.gather(*(a.run(f"q{i}", subscribers=[telemetry])
+                                     for i, a in enumerate(agents)))  # fmt: skip
+    spans = finished(telemetry, exporter)
+    roots = {
+        str((s.attributes or {})["gen_ai.agent.id"]): s
+        for s in spans
+        if s.name == "invoke_agent librarian"
+    }
+    assert set(roots) == {r.run_id for r in results}
+    by_root = {root.context.span_id: root for root in roots.values()}
+    others = [s for s in spans if not s.name.startswith("invoke_agent")]
+    assert len(others) == 5 * 5  # 2 chats and 3 tools a run
+    for s in others:
+        root = by_root[parent_of(s)]  # every span under one of the runs...
+        assert s.context.trace_id == root.context.trace_id  # ...in that run's trace
+    assert len({root.context.trace_id for root in roots.values()}) == 5
