@@ -413,3 +413,11 @@ async def test_concurrent_runs_through_one_subscriber_keep_their_own_trees() -> 
         root = by_root[parent_of(s)]  # every span under one of the runs...
         assert s.context.trace_id == root.context.trace_id  # ...in that run's trace
     assert len({root.context.trace_id for root in roots.values()}) == 5
+
+
+async def test_a_streamed_run_is_traced_too() -> None:
+    telemetry, exporter = memory_telemetry()
+    items = [i async for i in two_parallel_calls().stream("a?", subscribers=[telemetry])]
+    assert getattr(items[-1], "type", "") == "final"
+    names = sorted(s.name for s in finished(telemetry, exporter))
+    assert names.count("execute_tool lookup") == 2 and "invoke_agent librarian" in names
