@@ -62,8 +62,9 @@ LAYERS: list[list[str | tuple[str, ...]]] = [
     ],
     # serving agents over HTTP: the OpenAI-compatible endpoint (extra `server`)
     ["pilothouse.serving"],
-    # reading runs: journals as regression tests, one-line descriptions of events
-    ["pilothouse.testing", "pilothouse.trace"],
+    # reading runs: journals as regression tests, one-line descriptions of events,
+    # OpenTelemetry spans made from the events (extra `otel`)
+    ["pilothouse.testing", "pilothouse.trace", "pilothouse.telemetry"],
     # entry points: commands and suites that installed packages add (evals names suites)
     ["pilothouse.plugins"],
     # evaluation

@@ -495,11 +495,13 @@ class Agent(Generic[DepsT, OutputT]):
         deps: DepsT | None = None,
         run_id: str | None = None,
         principal: Principal | None = None,
+        subscribers: Sequence[Subscriber] = (),
     ) -> AsyncIterator[Event | TextDelta]:
         """Yield each journal event as it happens, and text deltas as the model writes.
 
         The last item is the `final`, `run_stopped` or `error` event; an error is
-        re-raised after its event has been yielded.
+        re-raised after its event has been yielded. `subscribers` also get each event
+        (a tracer: `pilothouse.telemetry.Telemetry`), as with `run`.
         """
         from pilothouse.models.base import TextDelta
         from pilothouse.runtime.drive import start_run
@@ -514,7 +516,7 @@ class Agent(Generic[DepsT, OutputT]):
                     self.store,
                     input,
                     run_id or new_run_id(),
-                    subscribers=[queue.put_nowait],
+                    subscribers=[queue.put_nowait, *subscribers],
                     principal=principal,
                     history=history,
                     deps=deps,

@@ -4,6 +4,7 @@
     pilothouse trace list
     pilothouse trace show RUN_ID
     pilothouse trace export RUN_ID -o FILE.jsonl
+    pilothouse trace export-otel RUN_ID [--endpoint URL]
     pilothouse replay RUN_ID|FILE.jsonl [--tools module:attr] [--live-tools]
     pilothouse sessions list | show SESSION_ID | export SESSION_ID
     pilothouse eval SUITE --model M | view LOG | compare LOG_A LOG_B
@@ -502,6 +503,44 @@ def trace_export(
     except PilothouseError as exc:
         _fail(str(exc))
     out.print(f"wrote {count} events of run {escape(run_id)} to {escape(output)}")
+
+
+@trace_app.command("export-otel")
+def trace_export_otel(
+    run_id: Annotated[str, typer.Argument(help="The run to export (see `trace list`).")],
+    store: StoreOption = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint",
+            help="OTLP/HTTP base URL (/v1/traces is appended); default: "
+            "OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT.",
+        ),
+    ] = None,
+    content: Annotated[
+        bool, typer.Option("--content", help="Include message text, tool arguments and results.")
+    ] = False,
+) -> None:
+    """Send one recorded run (and its child runs) to an OpenTelemetry collector as spans."""
+    import os
+
+    from pilothouse.exceptions import PilothouseError
+    from pilothouse.runtime.journal import open_store
+
+    env = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if endpoint is None and not env:
+        _fail("no collector: pass --endpoint URL or set OTEL_EXPORTER_OTLP_ENDPOINT")
+    try:
+        from pilothouse.telemetry.setup import export_run, otlp_exporter
+
+        s = open_store(store)
+        s.get_run(run_id)  # RunNotFoundError names it
+        count = export_run(s, run_id, exporter=otlp_exporter(endpoint), content=content)
+    except PilothouseError as exc:
+        _fail(str(exc))
+    out.print(f"exported {count} spans of run {escape(run_id)}")
 
 
 @app.command("replay")

@@ -209,6 +209,56 @@ class ModelResponded(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class ModelFallback(Event):
+    """A `FallbackModel` gave up on one model of its list and asked the next.
+
+    `from_model` failed with `error` (its `kind` from the taxonomy in
+    `pilothouse.exceptions`: ``rate_limit``, ``server_error``, ``timeout``,
+    ``unavailable``, ``context_length``) after `attempts` tries; `to_model` is asked
+    the same request. `after_output`: the failed model had already streamed text,
+    which the reader of the stream must discard (the answer starts again); before
+    the first token a fallback is invisible in the stream, but still journaled.
+    """
+
+    type: ClassVar[str] = "model_fallback"
+    from_model: str
+    to_model: str
+    error: str
+    message: str = ""
+    attempts: int = 1
+    after_output: bool = False
+
+    def data(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "from_model": self.from_model,
+            "to_model": self.to_model,
+            "error": self.error,
+            "message": self.message,
+            "attempts": self.attempts,
+        }
+        if self.after_output:
+            d["after_output"] = True
+        return d
+
+
+@dataclass(slots=True, kw_only=True)
+class ModelRouted(Event):
+    """A `RouterModel` chose which model answers this step, and why.
+
+    `model` answered; `tried` are the cheaper models asked before it whose replies
+    met the escalation condition (`reason` says which), in order.
+    """
+
+    type: ClassVar[str] = "model_route"
+    model: str
+    reason: str = ""
+    tried: list[str] = field(default_factory=list)
+
+    def data(self) -> dict[str, Any]:
+        return {"model": self.model, "reason": self.reason, "tried": self.tried}
+
+
+@dataclass(slots=True, kw_only=True)
 class StageRequested(Event):
     """One generation of a guided step is about to be made (`pilothouse.guided`).
 
@@ -546,6 +596,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunStarted,
         ModelRequested,
         ModelResponded,
+        ModelFallback,
+        ModelRouted,
         StageRequested,
         StageResponded,
         ToolCalled,

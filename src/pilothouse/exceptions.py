@@ -7,6 +7,15 @@ mistake the user can fix before running. Each message names the cause and the fi
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
+# What a `FallbackModel` does after a model error (the taxonomy, in one place: each
+# `ModelError` class says it with `recovery`): "retry" the same model (timeouts, 429,
+# 5xx), then fall back once its retries are spent; "fallback" to the next model at once
+# (nothing listening, a conversation too long for this model); "raise": no other model
+# should see this request (a bad request, bad credentials, a content-policy refusal).
+Recovery = Literal["retry", "fallback", "raise"]
+
 
 class PilothouseError(Exception):
     """Base class of every error Pilothouse raises."""
@@ -25,48 +34,104 @@ class ToolDefinitionError(ConfigurationError):
 
 
 class ModelError(PilothouseError):
-    """A model endpoint failed. `retryable` says whether trying again could help."""
+    """A model endpoint failed. `retryable` says whether trying again could help.
+
+    `kind` names the failure in the journal (`model_fallback` events) and in traces;
+    `recovery` is what a `FallbackModel` does about it (see `Recovery`); `retry_after`
+    is the wait in seconds the server asked for (`Retry-After`), when it asked.
+    """
 
     retryable: bool = False
+    kind: ClassVar[str] = "model_error"
+    recovery: ClassVar[Recovery] = "raise"  # (each subclass says its own)
 
     def __init__(self, message: str, *, status: int | None = None, body: str | None = None):
         super().__init__(message)
         self.status = status
         self.body = body
+        self.retry_after: float | None = None
 
 
 class AuthenticationError(ModelError):
     """The endpoint refused the credentials (HTTP 401/403) or none were given."""
 
+    kind = "authentication"
+
 
 class BadRequestError(ModelError):
     """The endpoint rejected the request itself (HTTP 400/404/422)."""
 
+    kind = "bad_request"
+
 
 class ContextLengthError(BadRequestError):
     """The conversation no longer fits the model's context window."""
+
+    kind = "context_length"
+    recovery: ClassVar[Recovery] = "fallback"  # a model with a longer context may take it
+
+
+class ContentPolicyError(BadRequestError):
+    """The provider refused the request under its content policy (HTTP 400 with a
+    ``content_policy_violation`` / ``content_filter`` code). Never sent on to another
+    model: a refusal is an answer, not an outage."""
+
+    kind = "content_policy"
 
 
 class RateLimitError(ModelError):
     """HTTP 429 after every retry was spent."""
 
     retryable = True
+    kind = "rate_limit"
+    recovery: ClassVar[Recovery] = "retry"
 
 
 class ServerError(ModelError):
     """HTTP 5xx after every retry was spent."""
 
     retryable = True
+    kind = "server_error"
+    recovery: ClassVar[Recovery] = "retry"
 
 
 class ModelUnreachableError(ModelError):
     """No connection could be made, or the endpoint timed out, after every retry."""
 
     retryable = True
+    kind = "unavailable"
+    recovery: ClassVar[Recovery] = "fallback"  # nothing listening there: another, at once
+
+
+class ModelTimeoutError(ModelUnreachableError):
+    """The endpoint did not answer in time (a read timeout, HTTP 408, or a
+    `FallbackModel`'s own per-attempt deadline)."""
+
+    kind = "timeout"
+    recovery: ClassVar[Recovery] = "retry"
+
+
+def model_error_recovery(exc: BaseException) -> tuple[str, Recovery]:
+    """The failure kind and the recovery for any exception a model call raised.
+
+    A `ModelError` says both itself; a bare `TimeoutError` is a timeout; anything
+    else (a bug, a cancellation) is raised as it is.
+    """
+    if isinstance(exc, ModelError):
+        return exc.kind, exc.recovery
+    if isinstance(exc, TimeoutError):
+        return "timeout", "retry"
+    return type(exc).__name__, "raise"
 
 
 class ModelOutputError(ModelError):
     """The model answered with something that is neither text nor a usable tool call."""
+
+    kind = "bad_output"
+
+
+class TelemetryExportError(PilothouseError):
+    """A collector did not accept the spans `pilothouse.telemetry.export_run` sent."""
 
 
 class StoreError(PilothouseError):

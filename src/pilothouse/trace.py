@@ -18,8 +18,10 @@ from pilothouse.events import (
     ErrorOccurred,
     Event,
     FinalOutput,
+    ModelFallback,
     ModelRequested,
     ModelResponded,
+    ModelRouted,
     OutputValidated,
     ParseFailed,
     RunStarted,
@@ -146,6 +148,17 @@ def describe(event: Event, *, limit: int = 160) -> str:
             f"↲ child  {event.child_run_id} ended {event.outcome}  "
             f"[{event.steps} steps, {u.total_tokens} tok rolled up]"
         )
+    if isinstance(event, ModelFallback):
+        shown = "  [streamed text discarded]" if event.after_output else ""
+        return (
+            f"⇢ fallback  {event.from_model} → {event.to_model}  "
+            f"({event.error} after {event.attempts} attempt(s)){shown}"
+        )
+    if isinstance(event, ModelRouted):
+        tried = (
+            f" after {', '.join(event.tried)} ({_short(event.reason, 80)})" if event.tried else ""
+        )
+        return f"⇢ route  {event.model}{tried}"
     return f"{event.type}"
 
 

@@ -18,17 +18,21 @@ from pilothouse.models.registry import register_model, resolve_model
 from pilothouse.models.scripted import ScriptedModel, call
 
 if TYPE_CHECKING:
+    from pilothouse.models.fallback import FallbackModel
     from pilothouse.models.local import LocalModel
     from pilothouse.models.openai import OpenAIModel
+    from pilothouse.models.routing import RouterModel
 
 __all__ = [
     "Capabilities",
+    "FallbackModel",
     "LocalModel",
     "Model",
     "ModelRequest",
     "ModelResponse",
     "ModelSettings",
     "OpenAIModel",
+    "RouterModel",
     "ScriptedModel",
     "StreamItem",
     "TextDelta",
@@ -44,6 +48,14 @@ def __getattr__(name: str) -> Any:
         from pilothouse.models.openai import OpenAIModel
 
         return OpenAIModel
+    if name == "FallbackModel":
+        from pilothouse.models.fallback import FallbackModel
+
+        return FallbackModel
+    if name == "RouterModel":
+        from pilothouse.models.routing import RouterModel
+
+        return RouterModel
     if name == "LocalModel":
         from pilothouse.models.local import LocalModel
 

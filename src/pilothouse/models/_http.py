@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import email.utils
 import json
 import logging
@@ -20,7 +21,12 @@ from typing import Any, ClassVar, Self
 
 import httpx
 
-from pilothouse.exceptions import ConfigurationError, ModelError, ModelUnreachableError
+from pilothouse.exceptions import (
+    ConfigurationError,
+    ModelError,
+    ModelTimeoutError,
+    ModelUnreachableError,
+)
 
 RETRY_AFTER_CAP = 30.0  # seconds; a server asking for longer is better surfaced as an error
 
@@ -105,7 +111,7 @@ class HttpModel:
     def _transport_error(self, exc: httpx.HTTPError, attempts: int) -> ModelUnreachableError:
         tried = f" after {attempts} attempts" if attempts > 1 else ""
         if isinstance(exc, httpx.TimeoutException):
-            return ModelUnreachableError(
+            return ModelTimeoutError(
                 f"{self.url} did not answer within {self.timeout:g} s{tried} "
                 f"({type(exc).__name__}). Check that the server at {self.base_url} is running "
                 f"and not overloaded ({self.base_url_env} / base_url), or raise timeout="
@@ -152,6 +158,16 @@ class HttpModel:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    def without_retries(self) -> Self:
+        """A copy that makes one attempt per call (`max_retries=0`), sharing the rest.
+
+        What `FallbackModel` uses of each member: its own retry policy decides when to
+        try again and when to move on, so an adapter's retries never delay a fallback.
+        """
+        clone = copy.copy(self)
+        clone.max_retries = 0
+        return clone
 
     # ------------------------------------------------------------------ sending
 
@@ -213,7 +229,9 @@ class HttpModel:
                 continue
             retryable = status in self.retry_statuses or status >= 500
             if not retryable or attempt > self.max_retries:
-                raise self._http_error(status, text, attempt)
+                error = self._http_error(status, text, attempt)
+                error.retry_after = retry_after(response)  # for a FallbackModel's own retry
+                raise error
             delay = self._delay(attempt, response)
             self._logger.warning(
                 "%s: HTTP %d on attempt %d; retrying in %.2f s", self.url, status, attempt, delay

@@ -47,6 +47,7 @@ from pilothouse.exceptions import (
     ContextLengthError,
     ModelError,
     ModelOutputError,
+    ModelTimeoutError,
     ModelUnreachableError,
     RateLimitError,
     ServerError,
@@ -355,6 +356,13 @@ class AnthropicModel(HttpModel):
             return RateLimitError(
                 f"{where} is rate limiting ({how}){tried}: {said}. Wait and retry, run "
                 "fewer requests at once, or raise max_retries / check the account's limits",
+                status=status,
+                body=text,
+            )
+        if status == 408:
+            return ModelTimeoutError(
+                f"{where} timed out the request ({how}){tried}: {said}. Retry, or raise "
+                "timeout / max_retries",
                 status=status,
                 body=text,
             )

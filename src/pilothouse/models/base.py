@@ -182,3 +182,47 @@ class Model(Protocol):
     def render(self, request: ModelRequest) -> str:
         """Show exactly what would be sent to the model for this request."""
         ...
+
+
+class ModelLog(Protocol):
+    """Where a model made of other models reports its decisions (the run's journal).
+
+    A fallback or a routing choice changes which model answered a step, so it is on
+    the record (`model_fallback`, `model_route` events), never only in a log file.
+    """
+
+    def fell_back(
+        self,
+        from_model: str,
+        to_model: str,
+        error: str,
+        message: str,
+        attempts: int,
+        after_output: bool,
+    ) -> None:
+        """`from_model` failed with the error kind `error`; `to_model` is asked next."""
+        ...
+
+    def routed(self, model: str, reason: str, tried: list[str]) -> None:
+        """`model` answers this step; `tried` were asked first and did not do (`reason`)."""
+        ...
+
+
+@runtime_checkable
+class Reporting(Protocol):
+    """A model that can report its decisions to a `ModelLog` while it answers.
+
+    The loop passes the run's journal to such a model (`FallbackModel`, `RouterModel`);
+    called through the plain `Model` methods it answers the same, reporting to
+    Python logging only.
+    """
+
+    async def generate_logged(self, request: ModelRequest, log: ModelLog | None) -> ModelResponse:
+        """`generate`, reporting decisions to `log`."""
+        ...
+
+    def stream_logged(
+        self, request: ModelRequest, log: ModelLog | None
+    ) -> AsyncIterator[StreamItem]:
+        """`stream`, reporting decisions to `log`."""
+        ...

@@ -34,9 +34,11 @@ from pilothouse.exceptions import (
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
+    ContentPolicyError,
     ContextLengthError,
     ModelError,
     ModelOutputError,
+    ModelTimeoutError,
     ModelUnreachableError,
     RateLimitError,
     ServerError,
@@ -72,6 +74,14 @@ Json = dict[str, Any]
 
 def _is_context_error(message: str, code: str | None) -> bool:
     return code == "context_length_exceeded" or bool(_CONTEXT_PATTERN.search(message))
+
+
+_POLICY_CODES = frozenset({"content_policy_violation", "content_filter"})
+_POLICY_PATTERN = re.compile(r"content (management )?policy|safety system", re.IGNORECASE)
+
+
+def _is_policy_error(message: str, code: str | None) -> bool:
+    return code in _POLICY_CODES or bool(_POLICY_PATTERN.search(message))
 
 
 def _content_text(content: Any) -> str:
@@ -269,7 +279,7 @@ class OpenAIModel(HttpModel):
                 body=text,
             )
         if status == 408:
-            return ModelUnreachableError(
+            return ModelTimeoutError(
                 f"{where} timed out the request (HTTP 408){tried}: {message}. Check that the "
                 "server is not overloaded, or raise timeout / max_retries",
                 status=status,
@@ -287,6 +297,13 @@ class OpenAIModel(HttpModel):
                 f"the conversation does not fit the context window of {self._model!r} "
                 f"(HTTP {status}): {message}. Shorten the history (compaction), lower "
                 "max_tokens, or use a model with a longer context",
+                status=status,
+                body=text,
+            )
+        if _is_policy_error(message, code):
+            return ContentPolicyError(
+                f"{where} refused the request under its content policy (HTTP {status}): "
+                f"{message}. Rephrase the request; another model is not asked",
                 status=status,
                 body=text,
             )

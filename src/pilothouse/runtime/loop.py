@@ -17,9 +17,9 @@ import inspect
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, cast
 
 from pydantic_core import to_json, to_jsonable_python
 
@@ -29,8 +29,10 @@ from pilothouse.events import (
     ApprovalRequested,
     ErrorOccurred,
     FinalOutput,
+    ModelFallback,
     ModelRequested,
     ModelResponded,
+    ModelRouted,
     Outcome,
     OutputValidated,
     ParseFailed,
@@ -62,11 +64,14 @@ from pilothouse.exceptions import (
 from pilothouse.messages import Message, ToolCall, ToolResult, Usage
 from pilothouse.models.base import (
     Model,
+    ModelLog,
     ModelRequest,
     ModelResponse,
     ModelSettings,
+    Reporting,
     Stage,
     Staged,
+    StreamItem,
     TextDelta,
     ToolSpec,
 )
@@ -408,6 +413,9 @@ async def _run_loop(
 
     started = time.monotonic()
     guide, guided = _guide_of(spec.model)  # a guided model's tool steps go in stages
+    # a model made of models (fallbacks, a router) journals its choices (checked once a
+    # run, by attribute: isinstance against a runtime-checkable Protocol costs ~30 µs)
+    reporting = cast("Reporting", spec.model) if hasattr(spec.model, "generate_logged") else None
     tool_specs: list[ToolSpec] = [t.spec() for t in spec.tools.values()]
     tool_names = list(spec.tools)
     text_format = spec.action_format
@@ -535,11 +543,14 @@ async def _run_loop(
                 reported = len(messages)
                 began = time.perf_counter()
                 if answer is None:
-                    asking = (
-                        _ask(spec.model, request, on_text)
-                        if guide is None or not guided(request)
-                        else guide.staged(request, _StageJournal(journal, run_id, step))
-                    )
+                    asking: Awaitable[ModelResponse]
+                    if guide is not None and guided(request):
+                        asking = guide.staged(request, _StageJournal(journal, run_id, step))
+                    elif reporting is None:
+                        asking = _ask(spec.model, request, on_text)
+                    else:
+                        log = _ModelJournal(journal, run_id, step)
+                        asking = _ask_reporting(reporting, request, on_text, log)
                     response = await (
                         asking
                         if spec.budget.max_seconds is None
@@ -881,7 +892,7 @@ def _capped(
 def _guide_of(model: Model) -> tuple[Staged | None, Callable[[ModelRequest], bool]]:
     """The guided construction of a model's tool steps (`pilothouse.guided`), if any,
     and which requests go through it; (None, ...) for a plain model (nothing imported)."""
-    if not model.capabilities.guided and not isinstance(model, Staged):
+    if not model.capabilities.guided and not hasattr(model, "staged"):  # (= Staged, fast)
         return None, bool
     from pilothouse.guided import guide_for, needs_guide
 
@@ -946,6 +957,54 @@ class _StageJournal:
         self.index += 1
 
 
+class _ModelJournal:
+    """Journals what a model made of models decided during one step (`ModelLog`)."""
+
+    __slots__ = ("journal", "run_id", "step")
+
+    def __init__(self, journal: Journal, run_id: str, step: int) -> None:
+        self.journal, self.run_id, self.step = journal, run_id, step
+
+    def fell_back(
+        self,
+        from_model: str,
+        to_model: str,
+        error: str,
+        message: str,
+        attempts: int,
+        after_output: bool,
+    ) -> None:
+        self.journal.emit(
+            ModelFallback(
+                run_id=self.run_id,
+                step=self.step,
+                from_model=from_model,
+                to_model=to_model,
+                error=error,
+                message=message[:500],
+                attempts=attempts,
+                after_output=after_output,
+            )
+        )
+
+    def routed(self, model: str, reason: str, tried: list[str]) -> None:
+        self.journal.emit(
+            ModelRouted(run_id=self.run_id, step=self.step, model=model, reason=reason, tried=tried)
+        )
+
+
+def _ask_reporting(
+    model: Reporting,
+    request: ModelRequest,
+    on_text: Callable[[str], None] | None,
+    log: ModelLog,
+) -> Awaitable[ModelResponse]:
+    """`_ask` for a model that journals its choices through `log`."""
+    if on_text is None:
+        return model.generate_logged(request, log)
+    return _consume(model.stream_logged(request, log), on_text, getattr(model, "name", "model"))
+
+
 def _ask(
     model: Model, request: ModelRequest, on_text: Callable[[str], None] | None
 ) -> Awaitable[ModelResponse]:
@@ -956,8 +1015,14 @@ def _ask(
 async def _streamed(
     model: Model, request: ModelRequest, on_text: Callable[[str], None]
 ) -> ModelResponse:
+    return await _consume(model.stream(request), on_text, model.name)
+
+
+async def _consume(
+    items: AsyncIterator[StreamItem], on_text: Callable[[str], None], name: str
+) -> ModelResponse:
     final: ModelResponse | None = None
-    async for item in model.stream(request):
+    async for item in items:
         if isinstance(item, TextDelta):
             on_text(item.text)
         else:
@@ -965,7 +1030,7 @@ async def _streamed(
     if final is None:
         from pilothouse.exceptions import ModelOutputError
 
-        raise ModelOutputError(f"model {model.name!r} ended its stream without a response")
+        raise ModelOutputError(f"model {name!r} ended its stream without a response")
     return final
 
 
