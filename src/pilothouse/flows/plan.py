@@ -113,7 +113,7 @@ __all__ = [
     "replay_plan",
 ]
 
-_REF_PATTERN = r"^\$[1-9][0-9]{0,3}((\.[A-Za-z_][A-Za-z0-9_]*)|(\[[0-9]+\]))*$"
+_REF_PATTERN = r"^[$][1-9][0-9]{0,3}(([.][A-Za-z_][A-Za-z0-9_]*)|(\[[0-9]+\]))*$"
 
 
 def plan_schema(tools: Sequence[Tool], max_tasks: int) -> dict[str, Any]:
