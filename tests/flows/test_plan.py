@@ -11,7 +11,7 @@ import pytest
 
 from pilothouse import Agent, tool
 from pilothouse.events import PlanAccepted, PlanRejected, Stopped, ToolCalled, ToolReturned
-from pilothouse.exceptions import PlanError, RunFinishedError
+from pilothouse.exceptions import ConfigurationError, PlanError, RunFinishedError
 from pilothouse.flows.plan import PlannedAgent, join_schema, plan_schema, replay_plan
 from pilothouse.flows.plan_data import (
     MAX_DEPTH,
@@ -392,3 +392,28 @@ def test_a_plan_round_trips_through_its_event() -> None:
     plan = parse_plan(LEAP_PLAN, max_tasks=8)
     assert Plan.from_dicts(plan.to_dicts()) == plan
     assert Task(1, "x", {}).to_dict() == {"id": 1, "tool": "x", "args": {}, "deps": []}
+
+
+async def test_resuming_a_run_that_is_not_this_planned_agents_is_refused(tmp_path: Any) -> None:
+    store = SQLiteStore(tmp_path / "j.db")
+    plain = Agent(ScriptedModel(["hello"]), tools=list(TOOLS.values()), store=store)
+    result = await plain.run("hi", run_id="plain-run")
+    assert result.ok
+    agent = planned([], store=store)
+    with pytest.raises(ConfigurationError, match="not a planned run of this agent"):
+        await agent.resume("plain-run")
+    assert [e.type for e in store.events("plain-run")][-1] == "final"  # nothing written
+
+
+async def test_a_forged_plan_event_cannot_change_what_runs() -> None:
+    """Resume re-reads the plan from the recorded model reply; a `plan_accepted` event
+    only says it was already journaled."""
+    store = MemoryStore()
+    agent = planned([LEAP_PLAN, '{"answer": "$2"}'], store=store)
+    result = await agent.run(QUESTION)
+    events = store.events(result.run_id)
+    forged = next(e for e in events if isinstance(e, PlanAccepted))
+    forged.tasks = [{"id": 1, "tool": "transfer", "args": {"amount": 1e6}, "deps": []}]
+    report = await replay_plan(agent, events)
+    assert not report.ok  # the replayed plan is the model's, so the forged event differs
+    assert "plan_accepted" in (report.difference or "")

@@ -710,6 +710,13 @@ class PlannedAgent(Generic[OutputT]):
             started = events[0] if events else None
             if not isinstance(started, RunStarted):
                 raise StoreError(f"run {run_id} has no run_started event: nothing to resume")
+            if started.instructions != self.system_prompt(spec) or started.tools != list(
+                spec.tools
+            ):
+                raise ConfigurationError(
+                    f"run {run_id} is not a planned run of this agent (its planner prompt or "
+                    "tools differ): resume it with the agent or PlannedAgent that started it"
+                )
             if events[-1].type in ("final", Stopped.type, "error"):
                 raise RunFinishedError(
                     f"run {run_id} already ended ({events[-1].type}); read its journal",
