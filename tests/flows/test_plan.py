@@ -11,7 +11,12 @@ import pytest
 
 from pilothouse import Agent, tool
 from pilothouse.events import PlanAccepted, PlanRejected, Stopped, ToolCalled, ToolReturned
-from pilothouse.exceptions import ConfigurationError, PlanError, RunFinishedError
+from pilothouse.exceptions import (
+    ConfigurationError,
+    PlanError,
+    RunFinishedError,
+    ToolCallInDoubtError,
+)
 from pilothouse.flows.plan import PlannedAgent, join_schema, plan_schema, replay_plan
 from pilothouse.flows.plan_data import (
     MAX_DEPTH,
@@ -417,3 +422,42 @@ async def test_a_forged_plan_event_cannot_change_what_runs() -> None:
     report = await replay_plan(agent, events)
     assert not report.ok  # the replayed plan is the model's, so the forged event differs
     assert "plan_accepted" in (report.difference or "")
+
+
+async def test_an_in_doubt_task_follows_its_on_doubt_on_resume(tmp_path: Any) -> None:
+    """A journal cut after a side effect's `tool_call` (a crash mid-call): a tool that
+    says `on_doubt="ask"` stops the resumed run in doubt, running nothing; one that
+    says `retry` runs again and the run finishes."""
+    runs: list[float] = []
+
+    def build(on_doubt: str, store: Any, replies: list[str]) -> PlannedAgent[str]:
+        @tool(name="pay", effect="side_effect", on_doubt=on_doubt)  # type: ignore[call-overload]
+        def pay(amount: float) -> str:
+            """Pay."""
+            runs.append(amount)
+            return "paid"
+
+        policy = Policy.from_dict({"rules": [{"id": "p", "tools": ["pay"], "effect": "allow"}]})
+        model = ScriptedModel(replies)
+        return PlannedAgent(Agent(model, tools=[pay], store=store, policy=policy))
+
+    text = plan_text(task(1, "pay", amount=3))
+    for on_doubt, expected in (("ask", "in_doubt"), ("retry", "final")):
+        full = MemoryStore()
+        result = await build(on_doubt, full, [text, '{"answer": "$1"}']).run("pay", run_id="r")
+        events = full.events("r")
+        cut = next(i for i, e in enumerate(events) if isinstance(e, ToolReturned))
+        store = SQLiteStore(tmp_path / f"{on_doubt}.db")
+        info = full.get_run("r")
+        info.status = "interrupted"
+        store.write(events[:cut], info)
+        runs.clear()
+        again = build(on_doubt, store, ['{"answer": "$1"}'])
+        if expected == "in_doubt":
+            with pytest.raises(ToolCallInDoubtError):
+                await again.resume("r")
+            assert runs == [] and store.get_run("r").status == "in_doubt"
+        else:
+            resumed = await again.resume("r")
+            assert resumed.output == "paid" and runs == [3.0]
+        assert result.ok

@@ -68,8 +68,10 @@ from pilothouse.exceptions import (
     PlanError,
     ReplayDivergence,
     RunFinishedError,
+    RunInterrupted,
     SessionBusyError,
     StoreError,
+    ToolCallInDoubtError,
     WriteConflictError,
 )
 from pilothouse.flows.plan_data import (
@@ -501,9 +503,12 @@ class _Drive:
             finally:
                 finished[task.id].set()
 
-        async with asyncio.TaskGroup() as group:
-            for k, task in enumerate(plan.tasks):
-                group.create_task(one(k, task))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for k, task in enumerate(plan.tasks):
+                    group.create_task(one(k, task))
+        except BaseExceptionGroup as failed_group:  # a task raised: the siblings were
+            raise failed_group.exceptions[0] from None  # cancelled; the run ends with it
         if stops:
             raise _Stop(min(stops, key=lambda s: s.step))
         return [lines[t.id] for t in plan.tasks]
@@ -762,8 +767,12 @@ class PlannedAgent(Generic[OutputT]):
                 None,
                 stop.event,
             )
-        except (WriteConflictError, LeaseLostError, SessionBusyError):
+        except ToolCallInDoubtError:
+            drive.index_row("in_doubt")  # not an error: resumable once the doubt is settled
+            await commit_journal(journal, last=True)
             raise
+        except (WriteConflictError, LeaseLostError, SessionBusyError, RunInterrupted):
+            raise  # another process drives the run, or the journal cannot be written
         except Exception as exc:
             if isinstance(exc, StoreError) and not isinstance(exc, RunFinishedError):
                 raise
