@@ -461,3 +461,33 @@ async def test_an_in_doubt_task_follows_its_on_doubt_on_resume(tmp_path: Any) ->
             resumed = await again.resume("r")
             assert resumed.output == "paid" and runs == [3.0]
         assert result.ok
+
+
+async def test_a_task_may_be_another_agent_run_as_a_child() -> None:
+    store = MemoryStore()
+    researcher = Agent(ScriptedModel(["Oslo"]), "Name a city.", name="researcher", store=store)
+    policy = Policy.from_dict(
+        {"rules": [{"id": "ask-researcher", "tools": ["research"], "effect": "allow"}]}
+    )
+    text = plan_text(task(1, "research", input="a northern city"), task(2, "lookup", city="$1"))
+    agent = PlannedAgent(
+        Agent(
+            ScriptedModel([text, '{"answer": "$2.city"}']),
+            tools=[lookup],
+            store=store,
+            policy=policy,
+        ),
+        agents={"research": researcher},
+    )
+    result = await agent.run("which northern city, and facts about it")
+    assert result.output == "Oslo"
+    children = store.children(result.run_id)
+    assert [c.agent for c in children] == ["researcher"]
+    assert children[0].run_id == f"{result.run_id}.2.0.task"
+    types = [e.type for e in store.events(result.run_id)]
+    assert types.count("child_started") == 1 and types.count("child_finished") == 1
+    assert result.usage.total_tokens > 0  # the child's usage rolled up
+    report = await replay_plan(agent, store.events(result.run_id))
+    assert report.ok, report.difference
+    with pytest.raises(ConfigurationError, match="share the names"):
+        PlannedAgent(Agent(ScriptedModel([]), tools=[lookup]), agents={"lookup": researcher})

@@ -39,9 +39,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic
 
@@ -88,6 +89,7 @@ from pilothouse.messages import Message, ToolCall, ToolResult, Usage
 from pilothouse.models.base import Model, ModelRequest, ModelResponse
 from pilothouse.policy import Principal, RunContext
 from pilothouse.runtime.budget import LoopDetector
+from pilothouse.runtime.drive import ChildRuns
 from pilothouse.runtime.journal import Journal, MemoryStore, Store, Subscriber
 from pilothouse.runtime.lease import RunLease
 from pilothouse.runtime.loop import (
@@ -248,6 +250,7 @@ class _Drive:
     rec: _Recorded
     policy_context: RunContext
     deps: Any = None
+    tree: ChildRuns | None = None  # the run tree, when a task may start a child run
     created: float = field(default_factory=time.time)
     messages: list[Message] = field(default_factory=list)
     reported: int = 0
@@ -471,7 +474,7 @@ class _Drive:
         self._values = values
 
         def new_context(step: int, index: int) -> ToolContext[Any]:
-            return ToolContext(self.run_id, step, index, self.deps, None)
+            return ToolContext(self.run_id, step, index, self.deps, self.tree)
 
         async def one(k: int, task: Task) -> None:
             step = first_step + k
@@ -546,6 +549,9 @@ class _Drive:
             self.emit(ToolReturned(run_id=self.run_id, step=step, index=0, result=result))
             return result
         call = ToolCall(call_id, task.tool, args)
+        tree = self.tree
+        if tree is not None:  # children are capped from the run's standing now
+            tree.observe(step, self.usage, 0, self.started)
         recorded = self.rec.calls.get(step)
         replay = ToolReplay(called={0: recorded}) if recorded is not None else None
         done = await run_tool_step(
@@ -559,6 +565,8 @@ class _Drive:
             new_context=new_context,
             replay=replay,
         )
+        if tree is not None and (rolled := tree.take()) is not None:
+            self.usage += rolled[0]  # a child's usage rolls up into the planned run's
         if done.stop is not None:
             stops.append(done.stop)
             return None
@@ -589,6 +597,26 @@ def _answer_text(value: Any) -> str:
     return value if isinstance(value, str) else to_json(value).decode()
 
 
+def _delegates(spec: RunSpec[Any]) -> bool:
+    """Whether a task may start a child run (only a tool given a `ToolContext` can)."""
+    return any(t.takes_context for t in spec.tools.values())
+
+
+def agent_tool(name: str, agent: Agent[Any, Any]) -> Tool:
+    """A task that asks another agent: a child run of the planned run (exactly once: a
+    resumed plan re-attaches to the child it started, so the call is safe to retry).
+    Side-effecting, since the agent may be: the policy must allow it by name."""
+
+    async def ask_agent(input: str, ctx: ToolContext[Any]) -> Any:
+        result = await ctx.run_child(agent, input, key="task")
+        return result.output
+
+    description = f"Ask the agent {agent.name!r}: {agent.instructions}".strip()
+    return Tool(
+        ask_agent, name=name, description=description, effect="side_effect", on_doubt="retry"
+    )
+
+
 class PlannedAgent(Generic[OutputT]):
     """An agent answered by plan-and-execute instead of its loop (see the module).
 
@@ -606,10 +634,15 @@ class PlannedAgent(Generic[OutputT]):
         joiner: Model | str | None = None,
         max_replans: int = 2,
         max_tasks: int = 8,
+        agents: Mapping[str, Agent[Any, Any]] | None = None,
     ) -> None:
         if max_replans < 0 or not 1 <= max_tasks <= 64:
             raise ConfigurationError("max_replans must be >= 0 and max_tasks from 1 to 64")
         self.agent = agent
+        self.agents = dict(agents or {})
+        clash = sorted(set(self.agents) & set(agent.tools))
+        if clash:
+            raise ConfigurationError(f"agents and tools share the names {clash}")
         self._planner = planner
         self._joiner = joiner
         self.max_replans = max_replans
@@ -618,8 +651,19 @@ class PlannedAgent(Generic[OutputT]):
         self._spec: RunSpec[OutputT] | None = None  # replay's: the agent's around served tools
 
     def run_spec(self) -> RunSpec[OutputT]:
-        """The agent's definition the planned run uses (tools, policy, output, budget)."""
-        return self._spec if self._spec is not None else self.agent.run_spec()
+        """The agent's definition the planned run uses (tools, policy, output, budget),
+        with a task tool for each of `agents`."""
+        if self._spec is None:
+            self._spec = self.spec_around(self.agent.run_spec())
+        return self._spec
+
+    def spec_around(self, spec: RunSpec[OutputT]) -> RunSpec[OutputT]:
+        """`spec` with the agent tasks added as tools (a copy; `spec` when none)."""
+        if not self.agents:
+            return spec
+        tools = dict(spec.tools)
+        tools.update((name, agent_tool(name, a)) for name, a in self.agents.items())
+        return dataclasses.replace(spec, tools=tools)
 
     def _resolve(self, which: str, given: Model | str | None) -> Model:
         if which not in self._models:
@@ -675,6 +719,8 @@ class PlannedAgent(Generic[OutputT]):
             self, spec, journal, input, _Recorded(), RunContext(principal or Principal(), [input])
         )
         drive.deps = deps
+        if _delegates(spec):
+            drive.tree = ChildRuns(journal, store, run_id, principal, deps, spec.budget)
         drive.messages = [Message.system(system), Message.user(input)]
         drive.reported = 2
         journal.emit(
@@ -743,6 +789,8 @@ class PlannedAgent(Generic[OutputT]):
             created=info.created,
         )
         drive.deps = deps
+        if _delegates(spec):
+            drive.tree = ChildRuns(journal, store, run_id, acting, deps, spec.budget, events)
         drive.messages = started.context()
         drive.reported = len(drive.messages)
         return await lease.hold(self._guarded(drive, first=False))
@@ -871,8 +919,6 @@ async def replay_plan(
     report names the first event that differs. Compared by content and step, not by
     position, so a recording whose parallel tasks finished in another order (or
     that was resumed after a crash) replays the same."""
-    import dataclasses
-
     from pilothouse.models.replay import ReplayModel
 
     events = list(recording)
@@ -882,9 +928,13 @@ async def replay_plan(
     results = {e.step: e.result for e in events if isinstance(e, ToolReturned)}
     model = ReplayModel(events)
     again = PlannedAgent(
-        planned.agent, planner=model, max_replans=planned.max_replans, max_tasks=planned.max_tasks
+        planned.agent,
+        planner=model,
+        max_replans=planned.max_replans,
+        max_tasks=planned.max_tasks,
+        agents=planned.agents,
     )
-    spec = planned.agent.run_spec(model)
+    spec = planned.spec_around(planned.agent.run_spec(model))
     tools: dict[str, Tool] = {n: _ServedTool(t, results) for n, t in spec.tools.items()}
     again._spec = dataclasses.replace(spec, tools=tools)
     store = MemoryStore()
