@@ -491,3 +491,13 @@ async def test_a_task_may_be_another_agent_run_as_a_child() -> None:
     assert report.ok, report.difference
     with pytest.raises(ConfigurationError, match="share the names"):
         PlannedAgent(Agent(ScriptedModel([]), tools=[lookup]), agents={"lookup": researcher})
+
+
+async def test_the_loop_detector_counts_identical_calls_across_plans() -> None:
+    store = MemoryStore()
+    same = plan_text(task(1, "shout", text="hi"))
+    agent = planned([same, '{"replan": "again"}', same, '{"replan": "again"}', same], store=store)
+    result = await agent.run("shout hi")
+    assert result.outcome == "loop_stop"
+    calls = [e for e in store.events(result.run_id) if isinstance(e, ToolCalled)]
+    assert len(calls) == 2  # the third identical call stopped the run before it ran

@@ -89,7 +89,7 @@ from pilothouse.messages import Message, ToolCall, ToolResult, Usage
 from pilothouse.models.base import Model, ModelRequest, ModelResponse
 from pilothouse.policy import Principal, RunContext
 from pilothouse.runtime.budget import LoopDetector
-from pilothouse.runtime.drive import ChildRuns
+from pilothouse.runtime.drive import ChildRuns, check_deps
 from pilothouse.runtime.journal import Journal, MemoryStore, Store, Subscriber
 from pilothouse.runtime.lease import RunLease
 from pilothouse.runtime.loop import (
@@ -251,6 +251,7 @@ class _Drive:
     policy_context: RunContext
     deps: Any = None
     tree: ChildRuns | None = None  # the run tree, when a task may start a child run
+    loops: LoopDetector = field(default_factory=lambda: LoopDetector(3))  # over all plans
     created: float = field(default_factory=time.time)
     messages: list[Message] = field(default_factory=list)
     reported: int = 0
@@ -326,7 +327,7 @@ class _Drive:
         sent = event.sent(self.messages)
         request = ModelRequest(sent, [], schema, "auto", self.spec.settings)
         began = time.perf_counter()
-        response = await model.generate(request)
+        response = await self._within(model.generate(request), step)
         self.usage += response.usage
         self.emit(
             ModelResponded(
@@ -338,6 +339,29 @@ class _Drive:
         )
         await commit_journal(self.journal)
         return response
+
+    async def _within(self, asking: Any, step: int) -> ModelResponse:
+        """A model call under the run's wall-clock budget (running out is a stop)."""
+        limit = self.spec.budget.max_seconds
+        if limit is None:
+            response: ModelResponse = await asking
+            return response
+        try:
+            async with asyncio.timeout(max(0.0, self.started + limit - time.monotonic())):
+                response = await asking
+                return response
+        except TimeoutError:
+            raise _Stop(
+                Stopped(
+                    run_id=self.run_id,
+                    step=step,
+                    reason="seconds",
+                    value=round(time.monotonic() - self.started, 3),
+                    maximum=limit,
+                    message=f"seconds budget exhausted ({limit} s) while waiting on the "
+                    "model; raise Budget(max_seconds=...) if the plan needs more",
+                )
+            ) from None
 
     async def drive(self) -> RunResult[Any]:
         planned, spec = self.planned, self.spec
@@ -464,13 +488,12 @@ class _Drive:
     async def execute(self, plan: Plan, first_step: int) -> list[str]:
         """Run the plan's tasks, each as soon as its dependencies are done; the joiner's
         lines, in plan order."""
-        spec = self.spec
         finished = {t.id: asyncio.Event() for t in plan.tasks}
         values: dict[int, Any] = {}
         failed: dict[int, str] = {}
         lines: dict[int, str] = {}
         stops: list[Stopped] = []
-        loops = LoopDetector(spec.budget.max_repeats)
+        loops = self.loops
         self._values = values
 
         def new_context(step: int, index: int) -> ToolContext[Any]:
@@ -710,6 +733,7 @@ class PlannedAgent(Generic[OutputT]):
         from pilothouse.agent import new_run_id
 
         spec = self.run_spec()
+        check_deps(spec, deps)
         store = store or self.agent.store
         run_id = run_id or new_run_id()
         lease = RunLease(store, run_id)
@@ -719,6 +743,7 @@ class PlannedAgent(Generic[OutputT]):
             self, spec, journal, input, _Recorded(), RunContext(principal or Principal(), [input])
         )
         drive.deps = deps
+        drive.loops = LoopDetector(spec.budget.max_repeats)
         if _delegates(spec):
             drive.tree = ChildRuns(journal, store, run_id, principal, deps, spec.budget)
         drive.messages = [Message.system(system), Message.user(input)]
@@ -752,6 +777,7 @@ class PlannedAgent(Generic[OutputT]):
         are reused (no completed task runs again); an in-doubt task follows its tool's
         `on_doubt`."""
         spec = self.run_spec()
+        check_deps(spec, deps)
         store = store or self.agent.store
         info = store.get_run(run_id)
         lease = RunLease(store, run_id)
@@ -789,6 +815,7 @@ class PlannedAgent(Generic[OutputT]):
             created=info.created,
         )
         drive.deps = deps
+        drive.loops = LoopDetector(spec.budget.max_repeats)
         if _delegates(spec):
             drive.tree = ChildRuns(journal, store, run_id, acting, deps, spec.budget, events)
         drive.messages = started.context()
