@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from pilothouse import Agent, tool
 from pilothouse.events import PlanAccepted, PlanRejected, ToolCalled
+from pilothouse.exceptions import PilothouseError
 from pilothouse.flows.plan import PlannedAgent
 from pilothouse.runtime.journal import MemoryStore
 
@@ -205,8 +206,8 @@ async def plain_row(split: str, q: Question) -> Row:
 def table(rows: list[Row]) -> str:
     lines = [
         "| split | mode | questions | plan valid | first plan valid | right tools | "
-        "answer right | model calls (mean) | seconds (mean) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "answer right | errors | model calls (mean) | seconds (mean) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for split in ("tune", "holdout"):
         for mode in ("planned", "plain"):
@@ -219,6 +220,7 @@ def table(rows: list[Row]) -> str:
             lines.append(
                 f"| {split} | {mode} | {n} | {valid} | {first} | "
                 f"{sum(r.tools_ok for r in group)}/{n} | {sum(r.ok for r in group)}/{n} | "
+                f"{sum(r.outcome.startswith('error') for r in group)} | "
                 f"{sum(r.model_calls for r in group) / n:.1f} | "
                 f"{sum(r.seconds for r in group) / n:.0f} |"
             )
@@ -239,7 +241,10 @@ async def main(argv: list[str]) -> None:
             for mode, make in (("planned", planned_row), ("plain", plain_row)):
                 if args.mode not in (mode, "both"):
                     continue
-                row = await make(split, q)
+                try:
+                    row = await make(split, q)
+                except PilothouseError as exc:  # a model error (e.g. a cut-off reply) is a miss
+                    row = Row(split, q.text, mode, outcome=f"error: {type(exc).__name__}")
                 rows.append(row)
                 print(
                     f"{split:7} {mode:7} ok={row.ok!s:5} valid={row.valid!s:5} "
