@@ -375,15 +375,21 @@ class _Drive:
             response = await self.ask(planned.planner_model, schema, None)
             plan_step = self.step
             self.messages.append(Message.assistant(response.text))
+            decided = self.rec.rejected.get(plan_step)
             try:
                 plan = parse_plan(response.text, max_tasks=planned.max_tasks)
-                reasons = check_plan(
-                    plan,
-                    spec.tools,
-                    spec.policy,
-                    self.policy_context,
-                    approver=spec.approver is not None,
-                )
+                if decided is not None:  # resumed: the decision made then, not re-made
+                    reasons = decided.reasons  # against a policy context that has moved on
+                elif plan_step in self.rec.accepted:
+                    reasons = []
+                else:
+                    reasons = check_plan(
+                        plan,
+                        spec.tools,
+                        spec.policy,
+                        self.policy_context,
+                        approver=spec.approver is not None,
+                    )
             except PlanError as exc:
                 reasons = exc.reasons
             if reasons:
