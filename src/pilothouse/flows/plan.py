@@ -259,6 +259,8 @@ class _Drive:
     step: int = 0
     model_calls: int = 0
     started: float = field(default_factory=time.monotonic)
+    # task id -> result value, of the plan that ran last (what the joiner's "$n" names)
+    _values: dict[int, Any] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -471,8 +473,6 @@ class _Drive:
                 raise _Stop(self._out_of_replans(self.step, f"the joiner asked: {reason}"))
             replans_left -= 1
             self.messages.append(Message.user(spec.prompts.render("plan_replan", reason=reason)))
-
-    _values: dict[int, Any] = field(default_factory=dict)  # task id -> result value (last plan)
 
     @property
     def join_system(self) -> str:
