@@ -12,6 +12,7 @@ into `tune` (what the planner's prompts were looked at against) and `holdout`
 
     python benchmarks/planning.py                 # both splits, both modes
     python benchmarks/planning.py --split tune --mode planned
+    python benchmarks/planning.py --scheduling   # the driver alone: parallel wall time
 
 Model: the embedded model (`local`, SmolLM2-135M, temperature 0: the same figures
 on the same build). Wall times are for reading, not assertions: the machine is shared.
@@ -227,11 +228,71 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+async def scheduling() -> None:
+    """No model: a scripted planner, so what is measured is the driver. A plan of four
+    independent 100 ms tasks and a fifth that needs two of them (critical path 200 ms),
+    and the per-task overhead of instant tools (MemoryStore), medians of repeats."""
+    import json
+    import statistics
+
+    from pilothouse.models.scripted import ScriptedModel
+
+    @tool
+    async def wait(ms: int) -> int:
+        """Sleep."""
+        await asyncio.sleep(ms / 1000)
+        return ms
+
+    @tool
+    def nop(n: int) -> int:
+        """Nothing."""
+        return n
+
+    def planned_run(tasks: list[dict[str, object]], tools: list[object]) -> PlannedAgent[str]:
+        text = json.dumps({"tasks": tasks})
+        model = ScriptedModel([text, '{"answer": "done"}'], record=False)
+        return PlannedAgent(Agent(model, tools=tools, store=MemoryStore()))  # type: ignore[arg-type]
+
+    # distinct arguments: three identical calls in one run are the loop detector's stop
+    graph = [{"id": i, "tool": "wait", "args": {"ms": 99 + i}} for i in range(1, 5)]
+    graph.append({"id": 5, "tool": "wait", "args": {"ms": "$1"}, "deps": [2]})
+    walls = []
+    for _ in range(5):
+        began = time.perf_counter()
+        result = await planned_run(graph, [wait]).run("go")
+        assert result.outcome == "final", result.stop
+        walls.append(time.perf_counter() - began)
+    wall = statistics.median(walls)
+    print(
+        f"4 independent ~100 ms tasks + 1 after two of them (critical path 201 ms): "
+        f"wall {wall * 1000:.0f} ms (median of 5; one at a time: 507 ms)"
+    )
+    for n in (1, 8):
+        plan = [{"id": i, "tool": "nop", "args": {"n": i}} for i in range(1, n + 1)]
+        times = []
+        for _ in range(50):
+            agent = planned_run(plan, [nop])
+            began = time.perf_counter()
+            result = await agent.run("go")
+            assert result.outcome == "final", result.stop
+            times.append(time.perf_counter() - began)
+        print(
+            f"a planned run of {n} instant task(s) (plan, validate, run, join; scripted "
+            f"model): {statistics.median(times) * 1e6:.0f} µs (median of 50)"
+        )
+
+
 async def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=["tune", "holdout", "both"], default="both")
     parser.add_argument("--mode", choices=["planned", "plain", "both"], default="both")
+    parser.add_argument(
+        "--scheduling", action="store_true", help="only the driver's timing (no model)"
+    )
     args = parser.parse_args(argv)
+    if args.scheduling:
+        await scheduling()
+        return
     splits = {"tune": TUNE, "holdout": HOLDOUT}
     rows: list[Row] = []
     for split, questions in splits.items():
