@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from pilothouse import Agent, tool
-from pilothouse.events import PlanAccepted, PlanRejected, Stopped, ToolCalled, ToolReturned
+from pilothouse.events import (
+    OutputValidated,
+    PlanAccepted,
+    PlanRejected,
+    Stopped,
+    ToolCalled,
+    ToolReturned,
+)
 from pilothouse.exceptions import (
     ConfigurationError,
     PlanError,
@@ -501,3 +508,14 @@ async def test_the_loop_detector_counts_identical_calls_across_plans() -> None:
     assert result.outcome == "loop_stop"
     calls = [e for e in store.events(result.run_id) if isinstance(e, ToolCalled)]
     assert len(calls) == 2  # the third identical call stopped the run before it ran
+
+
+async def test_a_joiner_answer_naming_a_task_without_a_result_is_asked_again() -> None:
+    store = MemoryStore()
+    text = plan_text(task(1, "lookup", city="Oslo"), task(2, "shout", text="$1.mayor"))
+    agent = planned([text, '{"answer": "$2"}', '{"answer": "$1.population"}'], store=store)
+    result = await agent.run("population of Oslo")
+    assert result.output == "400"
+    checks = [e for e in store.events(result.run_id) if isinstance(e, OutputValidated)]
+    assert [e.ok for e in checks] == [False, True]
+    assert "task 2 has no result" in (checks[0].error or "")
