@@ -22,6 +22,8 @@ from pilothouse.events import (
     ModelResponded,
     OutputValidated,
     ParseFailed,
+    PlanAccepted,
+    PlanRejected,
     RunStarted,
     StageRequested,
     StageResponded,
@@ -146,6 +148,11 @@ def describe(event: Event, *, limit: int = 160) -> str:
             f"↲ child  {event.child_run_id} ended {event.outcome}  "
             f"[{event.steps} steps, {u.total_tokens} tok rolled up]"
         )
+    if isinstance(event, PlanAccepted):  # planned task graphs (flows/plan.py)
+        tasks = ", ".join(f"{t.get('id')}:{t.get('tool')}" for t in event.tasks)
+        return _short(f"✓ plan {event.attempt} accepted: {tasks}", limit)
+    if isinstance(event, PlanRejected):
+        return _short(f"✗ plan {event.attempt} rejected: {'; '.join(event.reasons)}", limit)
     return f"{event.type}"
 
 

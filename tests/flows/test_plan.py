@@ -519,3 +519,14 @@ async def test_a_joiner_answer_naming_a_task_without_a_result_is_asked_again() -
     checks = [e for e in store.events(result.run_id) if isinstance(e, OutputValidated)]
     assert [e.ok for e in checks] == [False, True]
     assert "task 2 has no result" in (checks[0].error or "")
+
+
+async def test_the_trace_describes_plan_events() -> None:
+    from pilothouse.trace import describe
+
+    store = MemoryStore()
+    agent = planned(["[]", LEAP_PLAN, '{"answer": "$2"}'], store=store)
+    result = await agent.run(QUESTION)
+    lines = [describe(e) for e in store.events(result.run_id)]
+    assert '✗ plan 1 rejected: the reply is not a plan: expected {"tasks": [...]}' in lines
+    assert "✓ plan 2 accepted: 1:next_leap_year, 2:power" in lines
