@@ -12,6 +12,7 @@ into `tune` (what the planner's prompts were looked at against) and `holdout`
 
     python benchmarks/planning.py                 # both splits, both modes
     python benchmarks/planning.py --split tune --mode planned
+    python benchmarks/planning.py --joiner free  # the joiner may answer in words (ablation)
     python benchmarks/planning.py --scheduling   # the driver alone: parallel wall time
 
 Model: the embedded model (`local`, SmolLM2-135M, temperature 0: the same figures
@@ -169,9 +170,14 @@ class Row:
     answer: str = ""
 
 
+GROUNDED: bool | None = None  # the joiner's answer held to a result (None: the default)
+
+
 async def planned_row(split: str, q: Question) -> Row:
     store = MemoryStore()
-    agent = PlannedAgent(Agent("local", INSTRUCTIONS, TOOLS, store=store), max_replans=1)
+    agent = PlannedAgent(
+        Agent("local", INSTRUCTIONS, TOOLS, store=store), max_replans=1, grounded=GROUNDED
+    )
     began = time.perf_counter()
     result = await agent.run(q.text)
     row = Row(split, q.text, "planned", seconds=time.perf_counter() - began)
@@ -289,7 +295,16 @@ async def main(argv: list[str]) -> None:
     parser.add_argument(
         "--scheduling", action="store_true", help="only the driver's timing (no model)"
     )
+    parser.add_argument(
+        "--joiner",
+        choices=["default", "free"],
+        default="default",
+        help="free: the joiner may answer in its own words (default on this model: only "
+        "with a task's result)",
+    )
     args = parser.parse_args(argv)
+    global GROUNDED
+    GROUNDED = False if args.joiner == "free" else None
     if args.scheduling:
         await scheduling()
         return

@@ -530,3 +530,10 @@ async def test_the_trace_describes_plan_events() -> None:
     lines = [describe(e) for e in store.events(result.run_id)]
     assert '✗ plan 1 rejected: the reply is not a plan: expected {"tasks": [...]}' in lines
     assert "✓ plan 2 accepted: 1:next_leap_year, 2:power" in lines
+
+
+def test_a_grounded_joiner_may_only_answer_with_a_result() -> None:
+    answer = join_schema([1, 2], None, grounded=True)["anyOf"][0]["properties"]["answer"]
+    assert answer == {"enum": ["$1", "$2"]}
+    assert not planned([]).grounded  # a scripted model decodes under no grammar
+    assert planned([], grounded=True).grounded

@@ -163,12 +163,21 @@ def plan_schema(tools: Sequence[Tool], max_tasks: int) -> dict[str, Any]:
     }
 
 
-def join_schema(task_ids: Sequence[int], output: dict[str, Any] | None) -> dict[str, Any]:
+def join_schema(
+    task_ids: Sequence[int], output: dict[str, Any] | None, *, grounded: bool = False
+) -> dict[str, Any]:
     """The JSON schema of the joiner's reply: an answer (a text, the output type's
-    value, or a reference to a task's result) or a request for a new plan."""
+    value, or a reference to a task's result) or a request for a new plan.
+
+    `grounded`: the answer can only be a reference (a task's result as it is), the
+    joiner's counterpart of the guided layer's grounded answers for small models,
+    which otherwise write a sentence around no number at all."""
     given: dict[str, Any] = output if output is not None else {"type": "string", "maxLength": 400}
     refs = [f"${i}" for i in task_ids]
-    answer = {"anyOf": [{"enum": refs}, given]} if refs else given
+    if grounded and refs:
+        answer: dict[str, Any] = {"enum": refs}
+    else:
+        answer = {"anyOf": [{"enum": refs}, given]} if refs else given
     return {
         "anyOf": [
             {
@@ -426,7 +435,9 @@ class _Drive:
             ids = [t.id for t in plan.tasks]
             while True:  # the joiner: an answer (validated), or a request for a new plan
                 join = await self.ask(
-                    planned.joiner_model, join_schema(ids, spec.output.schema), self.join_system
+                    planned.joiner_model,
+                    join_schema(ids, spec.output.schema, grounded=planned.grounded),
+                    self.join_system,
                 )
                 join_step = self.step
                 self.messages.append(Message.assistant(join.text))
@@ -652,7 +663,9 @@ class PlannedAgent(Generic[OutputT]):
     The agent gives the tools, instructions, output type, policy, budget, store and
     prompts; `planner` and `joiner` (default: the agent's model) write the plan and
     the answer. `max_replans` bounds re-plans (after a rejected plan or a joiner's
-    request); `max_tasks` the size of one plan.
+    request); `max_tasks` the size of one plan. `agents` adds a task per agent (a child
+    run); `grounded` holds the joiner's answer to a task's result (default: when the
+    joiner decodes under a grammar).
     """
 
     def __init__(
@@ -664,11 +677,13 @@ class PlannedAgent(Generic[OutputT]):
         max_replans: int = 2,
         max_tasks: int = 8,
         agents: Mapping[str, Agent[Any, Any]] | None = None,
+        grounded: bool | None = None,
     ) -> None:
         if max_replans < 0 or not 1 <= max_tasks <= 64:
             raise ConfigurationError("max_replans must be >= 0 and max_tasks from 1 to 64")
         self.agent = agent
         self.agents = dict(agents or {})
+        self._grounded = grounded
         clash = sorted(set(self.agents) & set(agent.tools))
         if clash:
             raise ConfigurationError(f"agents and tools share the names {clash}")
@@ -709,6 +724,14 @@ class PlannedAgent(Generic[OutputT]):
     @property
     def planner_model(self) -> Model:
         return self._resolve("planner", self._planner)
+
+    @property
+    def grounded(self) -> bool:
+        """Whether the joiner's answer must be a task's result (a reference): by default
+        when the joiner decodes under a grammar (the embedded model)."""
+        if self._grounded is not None:
+            return self._grounded
+        return self.joiner_model.capabilities.grammar
 
     @property
     def joiner_model(self) -> Model:
@@ -966,6 +989,7 @@ async def replay_plan(
         max_replans=planned.max_replans,
         max_tasks=planned.max_tasks,
         agents=planned.agents,
+        grounded=planned.grounded,
     )
     spec = planned.spec_around(planned.agent.run_spec(model))
     tools: dict[str, Tool] = {n: _ServedTool(t, results) for n, t in spec.tools.items()}
