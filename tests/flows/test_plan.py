@@ -24,7 +24,7 @@ from pilothouse.exceptions import (
     RunFinishedError,
     ToolCallInDoubtError,
 )
-from pilothouse.flows.plan import PlannedAgent, join_schema, plan_schema, replay_plan
+from pilothouse.flows.plan import PlannedAgent, join_schema, plan_schema
 from pilothouse.flows.plan_data import (
     MAX_DEPTH,
     Plan,
@@ -35,6 +35,7 @@ from pilothouse.flows.plan_data import (
     parse_plan,
     resolve,
 )
+from pilothouse.flows.plan_replay import replay_plan
 from pilothouse.models.scripted import ScriptedModel
 from pilothouse.policy import Policy, RunContext
 from pilothouse.runtime.journal import MemoryStore, SQLiteStore

@@ -149,7 +149,8 @@ def _on_disk(tmp: Path) -> list[Any]:
 
 
 def test_a_killed_planned_run_resumes_without_rerunning_completed_tasks(tmp_path: Path) -> None:
-    from pilothouse.flows.plan import PlannedAgent, replay_plan
+    from pilothouse.flows.plan import PlannedAgent
+    from pilothouse.flows.plan_replay import replay_plan
     from pilothouse.runtime.journal import SQLiteStore
 
     (tmp_path / "ref").mkdir()

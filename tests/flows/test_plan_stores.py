@@ -20,7 +20,8 @@ import pytest
 
 from pilothouse import Agent, tool
 from pilothouse.events import ToolCalled, ToolReturned
-from pilothouse.flows.plan import PlannedAgent, replay_plan
+from pilothouse.flows.plan import PlannedAgent
+from pilothouse.flows.plan_replay import replay_plan
 from pilothouse.models.scripted import ScriptedModel
 from pilothouse.policy import Policy
 from pilothouse.runtime.journal import Store, open_store

@@ -32,7 +32,8 @@ to make. `resume` walks the same path over the recorded events: recorded model r
 are reused, recorded task results are reused (0 completed tasks run again), a task
 with a `tool_call` and no result is in doubt and follows its tool's `on_doubt`
 (through the runtime's own rule). `replay_plan` runs a recording again with its model
-replies and tool results served from the journal and compares what happened.
+replies and tool results served from the journal and compares what happened
+(`pilothouse.flows.plan_replay`).
 """
 
 from __future__ import annotations
@@ -67,7 +68,6 @@ from pilothouse.exceptions import (
     ConfigurationError,
     LeaseLostError,
     PlanError,
-    ReplayDivergence,
     RunFinishedError,
     RunInterrupted,
     SessionBusyError,
@@ -81,7 +81,10 @@ from pilothouse.flows.plan_data import (
     Task,
     check_plan,
     check_resolved,
+    describe_tools,
+    join_schema,
     parse_plan,
+    plan_schema,
     resolve,
     value_of,
 )
@@ -90,7 +93,7 @@ from pilothouse.models.base import Model, ModelRequest, ModelResponse
 from pilothouse.policy import Principal, RunContext
 from pilothouse.runtime.budget import LoopDetector
 from pilothouse.runtime.drive import ChildRuns, check_deps
-from pilothouse.runtime.journal import Journal, MemoryStore, Store, Subscriber
+from pilothouse.runtime.journal import Journal, Store, Subscriber
 from pilothouse.runtime.lease import RunLease
 from pilothouse.runtime.loop import (
     RunResult,
@@ -108,103 +111,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Plan",
-    "PlanReplayReport",
     "PlannedAgent",
     "Reference",
     "Task",
+    "agent_tool",
     "join_schema",
     "plan_schema",
-    "replay_plan",
 ]
-
-_REF_PATTERN = r"^[$][1-9][0-9]{0,3}(([.][A-Za-z_][A-Za-z0-9_]*)|(\[[0-9]+\]))*$"
-
-
-def plan_schema(tools: Sequence[Tool], max_tasks: int) -> dict[str, Any]:
-    """The JSON schema a plan is held to: one task form per tool, each argument its
-    parameter's schema or a reference (``"$1"``, ``"$2.field"``)."""
-    ref = {"type": "string", "pattern": _REF_PATTERN}
-    variants = []
-    for tool in tools:
-        params = tool.parameters
-        props = {
-            name: {"anyOf": [schema, ref]} for name, schema in params.get("properties", {}).items()
-        }
-        args = {
-            "type": "object",
-            "properties": props,
-            "required": list(params.get("required", [])),
-            "additionalProperties": False,
-        }
-        variants.append(
-            {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "integer"},
-                    "tool": {"const": tool.name},
-                    "args": args,
-                },
-                "required": ["id", "tool", "args"],
-                "additionalProperties": False,
-            }
-        )
-    return {
-        "type": "object",
-        "properties": {
-            "tasks": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": max_tasks,
-                "items": {"anyOf": variants},
-            }
-        },
-        "required": ["tasks"],
-        "additionalProperties": False,
-    }
-
-
-def join_schema(
-    task_ids: Sequence[int], output: dict[str, Any] | None, *, grounded: bool = False
-) -> dict[str, Any]:
-    """The JSON schema of the joiner's reply: an answer (a text, the output type's
-    value, or a reference to a task's result) or a request for a new plan.
-
-    `grounded`: the answer can only be a reference (a task's result as it is), the
-    joiner's counterpart of the guided layer's grounded answers for small models,
-    which otherwise write a sentence around no number at all."""
-    given: dict[str, Any] = output if output is not None else {"type": "string", "maxLength": 400}
-    refs = [f"${i}" for i in task_ids]
-    if grounded and refs:
-        answer: dict[str, Any] = {"enum": refs}
-    else:
-        answer = {"anyOf": [{"enum": refs}, given]} if refs else given
-    return {
-        "anyOf": [
-            {
-                "type": "object",
-                "properties": {"answer": answer},
-                "required": ["answer"],
-                "additionalProperties": False,
-            },
-            {
-                "type": "object",
-                "properties": {"replan": {"type": "string", "maxLength": 400}},
-                "required": ["replan"],
-                "additionalProperties": False,
-            },
-        ]
-    }
-
-
-def describe_tools(tools: Sequence[Tool]) -> str:
-    """One line per tool for the planner: name(parameter: type, ...) and its description."""
-    lines = []
-    for tool in tools:
-        props = tool.parameters.get("properties", {})
-        params = ", ".join(f"{n}: {s.get('type', 'any')}" for n, s in props.items())
-        desc = f": {tool.description}" if tool.description else ""
-        lines.append(f"- {tool.name}({params}){desc}")
-    return "\n".join(lines)
 
 
 @dataclass(slots=True)
@@ -900,142 +813,3 @@ class PlannedAgent(Generic[OutputT]):
     def run_sync(self, input: str, **kwargs: Any) -> RunResult[OutputT]:
         """`run` from synchronous code (not from inside a running event loop)."""
         return asyncio.run(self.run(input, **kwargs))
-
-
-# --------------------------------------------------------------------------- replay
-
-
-@dataclass(slots=True)
-class PlanReplayReport:
-    """What a replay of a planned run found: `ok`, else the first `difference`."""
-
-    run_id: str
-    outcome: str
-    difference: str | None = None
-    events: list[Event] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.difference is None
-
-
-class _ServedTool(Tool):
-    """A tool answered from the recording (validation stays the original's)."""
-
-    __slots__ = ("_recorded",)
-
-    def __init__(self, original: Tool, recorded: dict[int, ToolResult]) -> None:
-        for name in Tool.__slots__:
-            setattr(self, name, getattr(original, name))
-        self._recorded = recorded
-
-    async def invoke(
-        self, call: ToolCall, kwargs: dict[str, Any], context: ToolContext[Any]
-    ) -> ToolResult:
-        result = self._recorded.get(context.step)
-        if result is None:
-            raise ReplayDivergence(
-                f"step {context.step}: {call.name} ran, but the recording has no result for it",
-                run_id=context.run_id,
-                step=context.step,
-                kind="tool_result",
-                expected="(no call)",
-                got=call.name,
-            )
-        return ToolResult(call.id, call.name, result.content, result.is_error)
-
-
-def _signature(event: Event) -> tuple[Any, ...] | None:
-    """What a replay must reproduce of an event (None: not compared, e.g. timings)."""
-    if isinstance(event, ModelRequested):
-        return ("model_request", event.step, [m.to_dict() for m in event.new_messages])
-    if isinstance(event, ToolCalled):
-        decision = event.decision.effect if event.decision else None
-        return ("tool_call", event.step, event.call.name, event.call.arguments, decision)
-    if isinstance(event, ToolReturned):
-        return ("tool_result", event.step, event.result.content, event.result.is_error)
-    if isinstance(event, PlanAccepted):
-        return ("plan_accepted", event.step, event.tasks, event.first_step)
-    if isinstance(event, PlanRejected):
-        return ("plan_rejected", event.step, event.reasons)
-    if isinstance(event, FinalOutput):
-        return ("final", event.output)
-    if isinstance(event, Stopped):
-        return ("run_stopped", event.reason)
-    if isinstance(event, OutputValidated):
-        return ("output_validated", event.step, event.ok)
-    return None
-
-
-async def replay_plan(
-    planned: PlannedAgent[Any], recording: Sequence[Event], *, deps: Any = None
-) -> PlanReplayReport:
-    """Run a recorded planned run again, its model replies (checked against the
-    requests) and tool results served from the journal, in a `MemoryStore`; the
-    report names the first event that differs. Compared by content and step, not by
-    position, so a recording whose parallel tasks finished in another order (or
-    that was resumed after a crash) replays the same."""
-    from pilothouse.models.replay import ReplayModel
-
-    events = list(recording)
-    started = events[0]
-    if not isinstance(started, RunStarted):
-        raise StoreError("a replay needs a whole run's journal, starting with run_started")
-    results = {e.step: e.result for e in events if isinstance(e, ToolReturned)}
-    model = ReplayModel(events)
-    again = PlannedAgent(
-        planned.agent,
-        planner=model,
-        max_replans=planned.max_replans,
-        max_tasks=planned.max_tasks,
-        agents=planned.agents,
-        grounded=planned.grounded,
-    )
-    spec = planned.spec_around(planned.agent.run_spec(model))
-    tools: dict[str, Tool] = {n: _ServedTool(t, results) for n, t in spec.tools.items()}
-    again._spec = dataclasses.replace(spec, tools=tools)
-    store = MemoryStore()
-    principal = Principal.from_dict(started.principal) if started.principal else None
-    report = PlanReplayReport(started.run_id, "error")
-    try:
-        result = await again.run(
-            started.input, run_id=started.run_id, deps=deps, principal=principal, store=store
-        )
-        report.outcome = result.outcome
-    except ReplayDivergence as exc:
-        report.outcome = "diverged"
-        report.difference = str(exc)
-    except Exception as exc:
-        report.difference = f"the replay failed: {type(exc).__name__}: {exc}"
-    report.events = store.events(started.run_id)
-    if report.difference is None:
-        want = sorted(map(repr, filter(None, map(_signature, _settled(events)))))
-        got = sorted(map(repr, filter(None, map(_signature, report.events))))
-        if want != got:
-            missing = [s for s in want if s not in got]
-            extra = [s for s in got if s not in want]
-            report.difference = (
-                f"recorded but not replayed: {missing[:1] or '-'}; "
-                f"replayed but not recorded: {extra[:1] or '-'}"
-            )
-    return report
-
-
-def _settled(events: Sequence[Event]) -> list[Event]:
-    """A recording as an uninterrupted run would have written it: a request asked
-    again after a crash (no new messages) and a repeated tool_call of an in-doubt
-    task are left out."""
-    out: list[Event] = []
-    seen_calls: set[int] = set()
-    asked: set[int] = set()
-    for e in events:
-        if isinstance(e, ModelRequested):
-            if e.step in asked:
-                continue
-            asked.add(e.step)
-        if isinstance(e, ToolCalled):
-            if e.step in seen_calls:
-                continue
-            seen_calls.add(e.step)
-        out.append(e)
-    return out

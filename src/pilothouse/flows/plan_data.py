@@ -9,7 +9,8 @@ text is refused, as is a reference that does not resolve (no such field, an inde
 of range) or yields a value of the wrong type. Silent text substitution of placeholders
 is the failure planners are known for (a literal ``"$1"`` reaching a tool).
 
-Everything here is pure (no journal, no model): `parse_plan` reads a planner's reply,
+Everything here is pure (no journal, no model): `plan_schema` and `join_schema` are
+what the planner's and joiner's replies are held to, `parse_plan` reads a planner's reply,
 `check_plan` validates a plan as a whole against the tools and the policy before
 anything runs, `resolve` substitutes references with real values just before a task
 runs. `pilothouse.flows.plan` drives them.
@@ -436,3 +437,95 @@ def check_resolved(task: Task, tool: Tool, args: Mapping[str, Any]) -> list[str]
         if problem is not None:
             problems.append(f"task {task.id}: argument {name!r} from {ref}: {problem}")
     return problems
+
+
+# ------------------------------------------------ the schemas the planner and joiner are held to
+
+_REF_PATTERN = r"^[$][1-9][0-9]{0,3}(([.][A-Za-z_][A-Za-z0-9_]*)|(\[[0-9]+\]))*$"
+
+
+def plan_schema(tools: Sequence[Tool], max_tasks: int) -> dict[str, Any]:
+    """The JSON schema a plan is held to: one task form per tool, each argument its
+    parameter's schema or a reference (``"$1"``, ``"$2.field"``)."""
+    ref = {"type": "string", "pattern": _REF_PATTERN}
+    variants = []
+    for tool in tools:
+        params = tool.parameters
+        props = {
+            name: {"anyOf": [schema, ref]} for name, schema in params.get("properties", {}).items()
+        }
+        args = {
+            "type": "object",
+            "properties": props,
+            "required": list(params.get("required", [])),
+            "additionalProperties": False,
+        }
+        variants.append(
+            {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "tool": {"const": tool.name},
+                    "args": args,
+                },
+                "required": ["id", "tool", "args"],
+                "additionalProperties": False,
+            }
+        )
+    return {
+        "type": "object",
+        "properties": {
+            "tasks": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": max_tasks,
+                "items": {"anyOf": variants},
+            }
+        },
+        "required": ["tasks"],
+        "additionalProperties": False,
+    }
+
+
+def join_schema(
+    task_ids: Sequence[int], output: dict[str, Any] | None, *, grounded: bool = False
+) -> dict[str, Any]:
+    """The JSON schema of the joiner's reply: an answer (a text, the output type's
+    value, or a reference to a task's result) or a request for a new plan.
+
+    `grounded`: the answer can only be a reference (a task's result as it is), the
+    joiner's counterpart of the guided layer's grounded answers for small models,
+    which otherwise write a sentence around no number at all."""
+    given: dict[str, Any] = output if output is not None else {"type": "string", "maxLength": 400}
+    refs = [f"${i}" for i in task_ids]
+    if grounded and refs:
+        answer: dict[str, Any] = {"enum": refs}
+    else:
+        answer = {"anyOf": [{"enum": refs}, given]} if refs else given
+    return {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {"answer": answer},
+                "required": ["answer"],
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "properties": {"replan": {"type": "string", "maxLength": 400}},
+                "required": ["replan"],
+                "additionalProperties": False,
+            },
+        ]
+    }
+
+
+def describe_tools(tools: Sequence[Tool]) -> str:
+    """One line per tool for the planner: name(parameter: type, ...) and its description."""
+    lines = []
+    for tool in tools:
+        props = tool.parameters.get("properties", {})
+        params = ", ".join(f"{n}: {s.get('type', 'any')}" for n, s in props.items())
+        desc = f": {tool.description}" if tool.description else ""
+        lines.append(f"- {tool.name}({params}){desc}")
+    return "\n".join(lines)
