@@ -1,6 +1,6 @@
 """Planner-made task graphs (LLMCompiler-style): plan as a whole, run in parallel, join.
 
-`PlannedAgent(agent)` answers an input in three journaled parts instead of a loop of
+`PlannedAgent(agent)` answers an input in four journaled parts instead of a loop of
 single tool calls:
 
 1. **Plan.** A planner model (the agent's, or `planner=`) writes the whole plan as
