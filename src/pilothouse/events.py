@@ -36,8 +36,17 @@ RunStatus = Literal[
 ]
 # Why a `run_stopped` event ended the run: a budget (steps, tokens, cost, seconds), the
 # loop detector, answers or replies that never validated or parsed, a policy abort.
+# (`replans`: a planned run's planner never wrote a plan that validated, `pilothouse.flows`)
 StopReason = Literal[
-    "steps", "tokens", "cost", "seconds", "loop", "output_retries", "parse_retries", "policy"
+    "steps",
+    "tokens",
+    "cost",
+    "seconds",
+    "loop",
+    "output_retries",
+    "parse_retries",
+    "policy",
+    "replans",
 ]
 STOP_OUTCOMES: dict[StopReason, Outcome] = {
     "steps": "budget_stop",
@@ -48,6 +57,7 @@ STOP_OUTCOMES: dict[StopReason, Outcome] = {
     "output_retries": "output_invalid",
     "parse_retries": "output_invalid",
     "policy": "policy_stop",
+    "replans": "output_invalid",
 }
 
 
@@ -561,6 +571,39 @@ class Stopped(Event):
         return d
 
 
+@dataclass(slots=True, kw_only=True)
+class PlanAccepted(Event):
+    """A planner's plan validated as a whole and is about to run (`pilothouse.flows.plan`).
+
+    `tasks` is the plan as it runs (id, tool, arguments with their `$n` references,
+    dependencies); task k of the plan runs as step `first_step + k`, one tool call, so
+    its idempotency key is `run:step:0`. `attempt` counts the plans of this run (1 first).
+    """
+
+    type: ClassVar[str] = "plan_accepted"
+    attempt: int
+    tasks: list[dict[str, Any]]
+    first_step: int
+
+    def data(self) -> dict[str, Any]:
+        return {"attempt": self.attempt, "tasks": self.tasks, "first_step": self.first_step}
+
+
+@dataclass(slots=True, kw_only=True)
+class PlanRejected(Event):
+    """A planner's plan failed validation before anything of it ran: `reasons` says why
+    (a cycle, a dangling reference, an unknown tool, arguments that do not fit, a call
+    the policy refuses); the planner is asked again with them, a bounded number of times.
+    """
+
+    type: ClassVar[str] = "plan_rejected"
+    attempt: int
+    reasons: list[str]
+
+    def data(self) -> dict[str, Any]:
+        return {"attempt": self.attempt, "reasons": self.reasons}
+
+
 # The event's name before `run_stopped` (journals and code of earlier versions).
 BudgetStopped = Stopped
 # The stored type of `Stopped` in journals written before `run_stopped`.
@@ -614,6 +657,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     )
 }
 EVENT_TYPES[LEGACY_STOP_TYPE] = Stopped  # read as `run_stopped`
+EVENT_TYPES[PlanAccepted.type] = PlanAccepted  # planned task graphs (flows)
+EVENT_TYPES[PlanRejected.type] = PlanRejected
 
 
 def event_from_dict(d: dict[str, Any]) -> Event:

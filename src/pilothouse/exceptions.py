@@ -345,3 +345,14 @@ class RequestRejected(PilothouseError):
         super().__init__(message)
         self.status, self.type, self.code, self.param = status, type, code, param
         self.headers = dict(headers or {})
+
+
+class PlanError(PilothouseError):
+    """A planner's plan cannot run (`pilothouse.flows.plan`): not a plan, a cycle, a
+    dangling reference, an unknown tool, arguments that do not fit, a refused call; or a
+    reference that does not resolve on the results. `reasons` lists every problem found.
+    """
+
+    def __init__(self, reasons: list[str]):
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons

@@ -24,6 +24,8 @@ from pilothouse.events import (
     ModelRouted,
     OutputValidated,
     ParseFailed,
+    PlanAccepted,
+    PlanRejected,
     RunStarted,
     StageRequested,
     StageResponded,
@@ -159,6 +161,11 @@ def describe(event: Event, *, limit: int = 160) -> str:
             f" after {', '.join(event.tried)} ({_short(event.reason, 80)})" if event.tried else ""
         )
         return f"⇢ route  {event.model}{tried}"
+    if isinstance(event, PlanAccepted):  # planned task graphs (flows/plan.py)
+        tasks = ", ".join(f"{t.get('id')}:{t.get('tool')}" for t in event.tasks)
+        return _short(f"✓ plan {event.attempt} accepted: {tasks}", limit)
+    if isinstance(event, PlanRejected):
+        return _short(f"✗ plan {event.attempt} rejected: {'; '.join(event.reasons)}", limit)
     return f"{event.type}"
 
 

@@ -1496,3 +1496,76 @@ async def _ask_approver(
     return Decision.deny(
         f"{decision.reason}; the approver refused", decision.rule, source="approver"
     )
+
+
+# --------------------------------------------------------------------------- flows' entry
+
+
+@dataclass(slots=True)
+class ToolStep:
+    """What `run_tool_step` did with one step's calls.
+
+    `results` (one per call, in order) when the calls ran or were answered; otherwise
+    `stop`, the `run_stopped` event the caller must journal (the loop detector, a
+    policy abort, the wall-clock budget), or `pending`, the calls that wait for a
+    person (their `approval_requested` events are journaled; nothing of the step ran).
+    """
+
+    results: list[ToolResult]
+    stop: Stopped | None = None
+    pending: list[PendingRequest] = field(default_factory=list)
+
+
+async def run_tool_step(
+    spec: RunSpec[Any],
+    journal: Journal,
+    step: int,
+    calls: Sequence[ToolCall],
+    *,
+    loops: LoopDetector,
+    started: float,
+    policy_context: RunContext,
+    new_context: Callable[[int, int], ToolContext[Any]],
+    replay: ToolReplay | None = None,
+) -> ToolStep:
+    """One step's tool calls through the loop's own machinery, for drivers above the
+    runtime (planned task graphs in `pilothouse.flows`).
+
+    The same choke point as an agent's step (`_run_tools`): argument validation,
+    `Policy.check` (and the approver), the `tool_call` events with their decisions,
+    the commit points around side effects, execution, the `tool_result` events;
+    `replay` (resume) reuses recorded results and settles an in-doubt call by its
+    tool's `on_doubt`. Several steps may run concurrently on one journal (each is its
+    own step number, so its idempotency keys are its own). A journal that cannot be
+    written raises `RunInterrupted`, as a run does.
+    """
+    try:
+        results = await _run_tools(
+            spec, journal, step, calls, loops, started, policy_context, new_context, None, replay
+        )
+    except _Stop as stop:
+        ended = Stopped(
+            run_id=journal.run_id,
+            step=step,
+            reason=stop.reason,
+            message=str(stop),
+            value=stop.value,
+            maximum=stop.maximum,
+            rule=stop.rule,
+        )
+        return ToolStep([], stop=ended)
+    except _Pause as pause:
+        return ToolStep([], pending=pause.pending)
+    except _Unwritable as exc:
+        raise RunInterrupted(str(exc), run_id=journal.run_id) from exc.__cause__
+    return ToolStep(results)
+
+
+async def commit_journal(journal: Journal, *, last: bool = False) -> None:
+    """Write the journal's pending events at a commit point, retrying a failed write as
+    the loop does (`COMMIT_RETRY_DELAYS`); a store that stays down raises
+    `RunInterrupted`. For drivers above the runtime."""
+    try:
+        await _commit(journal, last=last)
+    except _Unwritable as exc:
+        raise RunInterrupted(str(exc), run_id=journal.run_id) from exc.__cause__

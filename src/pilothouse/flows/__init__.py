@@ -1,0 +1,1 @@
+"""Flows: chains, graphs and planner-made task graphs, built on agents."""
