@@ -69,7 +69,14 @@ def _hints(fn: Callable[..., Any]) -> tuple[Any, Any]:
     except Exception:
         hints = dict(getattr(fn, "__annotations__", {}))
     params = [p for p in hints if p != "return"]
-    return (hints[params[0]] if params else Any), hints.get("return", Any)
+    found = (hints[params[0]] if params else Any), hints.get("return", Any)
+    for hint in found:
+        if isinstance(hint, str):
+            raise FlowDefinitionError(
+                f"cannot resolve the annotation {hint!r} of {getattr(fn, '__name__', fn)!r} "
+                "(a name local to a function?): give step(..., input=, output=) instead"
+            )
+    return found
 
 
 def step(
@@ -164,7 +171,7 @@ def tool_step(
     return Step(
         check_name(name or made.name),
         "tool",
-        dict[str, Any],
+        Any,  # the tool validates its arguments against its own schema
         hinted if output is None else output,
         tool=made,
     )
@@ -271,7 +278,18 @@ class Chain(Generic[Out]):
     async def _tool(self, s: Step, value: Any, ctx: NodeContext) -> Any:
         tool = s.tool
         assert tool is not None
-        arguments = value.model_dump() if isinstance(value, BaseModel) else dict(value)
+        if isinstance(value, BaseModel):
+            arguments = value.model_dump()
+        elif isinstance(value, dict):
+            arguments = value
+        else:
+            raise StepValidationError(
+                f"chain {self.name!r}, tool step {s.name!r}: its input must be a model or a "
+                f"dict of the tool's arguments, not {type(value).__name__}",
+                run_id=ctx.run_id,
+                node=s.name,
+                key=ctx.key,
+            )
         kwargs = tool.validate(arguments)
         call = ToolCall(ctx.key, tool.name, kwargs)
         decision = self.policy.check(call, RunContext(), effect=tool.effect)
