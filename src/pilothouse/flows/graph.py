@@ -493,7 +493,12 @@ class Flow(Generic[S]):
             for f in fans:
                 lines.append(f"  {ref(source)} ==>|map| {ref(f.target)}")
                 lines.append(f"  {ref(f.target)} -->|join| {ref(f.join)}")
-        ends = [n for n in self.nodes if not self._next(n) and not self.routes.get(n)]
+        ends = [
+            n
+            for n in self.nodes
+            if not (self.edges.get(n) or self.routes.get(n) or self.maps.get(n))
+            and n not in self.fanouts
+        ]
         for name in ends:
             lines.append(f"  {ref(name)} --> {ref(END)}")
         return lines
