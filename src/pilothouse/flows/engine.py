@@ -107,7 +107,6 @@ class _Act:
     sort: tuple[int, str, int, int]
     item: Any
     triggers: tuple[_Act, ...]
-    ancestors: frozenset[int]
     view: dict[str, Any]
     after: dict[str, Any] | None = None
     done: _Done | None = None
@@ -216,11 +215,13 @@ class FlowRun:
         self.steps = 0
         self.stop: tuple[str, float, float] | None = None
         self.fatal: FlowError | None = None
+        self._ended: list[asyncio.Task[_Done]] = []
+        self._wake = asyncio.Event()
 
     # -- the scheduler ----------------------------------------------------------------
 
     async def drive(self) -> FlowResult[Any]:
-        root = self._new(None, "__start__", 0, None, (), frozenset(), self.initial)
+        root = self._new(None, "__start__", 0, None, (), self.initial)
         root.after, root.done = self.initial, _Done([], [], {}, Usage(), 0)
         self._deliver(root, list(self.flow.edges.get(START, ())))
         try:
@@ -233,7 +234,10 @@ class FlowRun:
                     break
                 if not self.tasks:
                     break
-                done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+                while not self._ended:  # woken by a task's end, not by polling them all
+                    self._wake.clear()
+                    await self._wake.wait()
+                done, self._ended = self._ended, []
                 for task in sorted(done, key=lambda t: self.tasks[t].sort):
                     act = self.tasks.pop(task)
                     try:
@@ -274,6 +278,11 @@ class FlowRun:
                 self._fire(name, triggers)
                 progress = True
 
+    def _task_ended(self, task: asyncio.Task[_Done]) -> None:
+        if task in self.tasks:  # (a cancelled one is taken out by `_cancel_all`)
+            self._ended.append(task)
+            self._wake.set()
+
     def _ready(self, name: str) -> bool:
         reach = self.flow.reach
         for act in self.active.values():
@@ -297,21 +306,20 @@ class FlowRun:
         self.visits[name] = n + 1
         triggers.sort(key=lambda a: a.sort)
         depth = 1 + max(t.depth for t in triggers)
-        if len(triggers) == 1:
-            cause = triggers[0]
-            ancestors = cause.ancestors | {cause.id}
-            assert cause.after is not None
-            view = cause.after
+        if len(triggers) == 1:  # its cause's state after it: the same fold (see `_fold`)
+            assert triggers[0].after is not None
+            view = triggers[0].after
         else:
-            ancestors = frozenset().union(*(t.ancestors | {t.id} for t in triggers))
-            view = self._fold(ancestors)
-        act = self._new(node, f"{name}-{n}", depth, None, tuple(triggers), ancestors, view)
+            view = self._fold(_causes(triggers))
+        act = self._new(node, f"{name}-{n}", depth, None, tuple(triggers), view)
         self._launch(act)
 
-    def _fold(self, ids: frozenset[int]) -> dict[str, Any]:
-        """The input with the updates of executions `ids` applied in key order."""
+    def _fold(self, causes: list[_Act]) -> dict[str, Any]:
+        """The input with the updates of `causes` applied in key order. A cause's
+        depth is below its effects', so for one trigger this is the trigger's own
+        view with its updates applied: what `_fire` reuses instead of folding."""
         state = self.initial
-        for act in sorted((self.acts[i] for i in ids), key=lambda a: a.sort):
+        for act in sorted(causes, key=lambda a: a.sort):
             if act.done is not None:
                 for update in act.done.updates:
                     state = self.schema.apply(state, update)
@@ -324,13 +332,10 @@ class FlowRun:
         depth: int,
         item: Any,
         triggers: tuple[_Act, ...],
-        ancestors: frozenset[int],
         view: dict[str, Any],
     ) -> _Act:
         self._ids += 1
-        act = _Act(
-            self._ids, key, node, depth, sort_key(key, depth), item, triggers, ancestors, view
-        )
+        act = _Act(self._ids, key, node, depth, sort_key(key, depth), item, triggers, view)
         self.acts[act.id] = act
         return act
 
@@ -343,6 +348,7 @@ class FlowRun:
         self.active[act.id] = act
         task = asyncio.ensure_future(self._execute(act))
         self.tasks[task] = act
+        task.add_done_callback(self._task_ended)
 
     def _reused(self, e: NodeFinished) -> _Done:
         updates = [self.schema.load(u) for u in e.updates]
@@ -381,7 +387,6 @@ class FlowRun:
                     act.depth + 1,
                     item,
                     (act,),
-                    act.ancestors | {act.id},
                     after,
                 )
                 self._launch(child)
@@ -405,6 +410,8 @@ class FlowRun:
             act = self.tasks.pop(task)
             self.active.pop(act.id, None)
             assert act.node is not None
+            if not task.cancelled():
+                continue  # it ended before the cancellation landed: its end is journaled
             self.journal.emit(
                 NodeFailed(
                     run_id=self.run_id,
@@ -496,6 +503,9 @@ class FlowRun:
         self, node: Node, act: _Act, after: dict[str, Any]
     ) -> tuple[list[str], dict[str, list[Any]]]:
         routes: list[str] = []
+        fanout: dict[str, list[Any]] = {}
+        if node.name not in self.flow.routes and node.name not in self.flow.maps:
+            return routes, fanout
         view = self.schema.view(after)
         for route in self.flow.routes.get(node.name, ()):
             ctx = self._ctx(act)
@@ -509,7 +519,6 @@ class FlowRun:
                     )
                 if name not in routes:
                     routes.append(name)
-        fanout: dict[str, list[Any]] = {}
         for fan in self.flow.maps.get(node.name, ()):
             items = list(fan.over(view))
             if len(items) > self.flow.max_fanout:
@@ -588,8 +597,8 @@ class FlowRun:
             return {}
         budget, own = self.flow.budget, spec.budget
         used, steps = Usage(), 0
-        for i in act.ancestors:
-            done = self.acts[i].done
+        for cause in _causes(act.triggers):
+            done = cause.done
             if done is not None:
                 used, steps = used + done.usage, steps + done.steps
         left: dict[str, float | None] = {
@@ -832,6 +841,22 @@ class _Spec:
 
     def run_spec(self) -> Any:
         return self._spec
+
+
+def _causes(triggers: Sequence[_Act]) -> list[_Act]:
+    """Every execution `triggers` transitively waited for, and themselves (not the
+    flow's start): what an execution with these triggers sees the updates of."""
+    seen: set[int] = set()
+    out: list[_Act] = []
+    todo = list(triggers)
+    while todo:
+        act = todo.pop()
+        if act.id in seen or act.node is None:
+            continue
+        seen.add(act.id)
+        out.append(act)
+        todo.extend(act.triggers)
+    return out
 
 
 def _nth(n: int) -> str:
