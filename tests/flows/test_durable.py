@@ -238,3 +238,82 @@ async def test_the_flow_budget_stops_the_flow_and_cancels_what_runs() -> None:
     assert store.get_run("b").status == "budget_stop"
     cancelled = [e for e in store.events("b") if getattr(e, "cancelled", False)]
     assert [e.node for e in cancelled] == ["wait"]  # type: ignore[attr-defined]
+
+
+async def test_a_question_inside_a_subgraph_is_answered_through_the_parent() -> None:
+    class Inner(BaseModel):
+        answer: Annotated[str, replace] = ""
+        notes: Annotated[list[str], append] = []
+
+    inner = Graph(Inner, name="inner")
+    inner.ask("confirm", lambda s: "Go on?", into="answer")
+    inner.node("act", lambda s: {"notes": [f"acted on {s.answer}"]}).edge("confirm", "act")
+    inner.edge(START, "confirm")
+    outer = Graph(Work, name="outer")
+    outer.subgraph("sub", inner.build()).edge(START, "sub")
+    outer.ask("mine", lambda s: "And you?", into="answer").edge(START, "mine")
+    flow = outer.build()
+    store = MemoryStore()
+    paused = await flow.run(store=store, run_id="o")
+    keys = sorted(p.key for p in paused.pending)
+    assert keys == ["o.1.0.sub-0:confirm-0", "o:mine-0"]
+    half = await flow.resume("o", store=store, answers={"o.1.0.sub-0:confirm-0": "yes"})
+    assert [p.key for p in half.pending] == ["o:mine-0"]
+    done = await flow.resume("o", store=store, answers={"o:mine-0": "fine"})
+    assert done.state.notes == ["acted on yes"]
+    assert done.state.answer == "yes"  # both write `answer` (replace): key order, sub > mine
+
+
+async def test_replay_gives_the_same_state_whatever_order_branches_finished_in() -> None:
+    def build(first: str) -> Any:
+        gates = {"a": asyncio.Event(), "b": asyncio.Event()}
+
+        def branch(name: str, other: str) -> Any:
+            async def run(s: Work) -> dict[str, Any]:
+                if name != first:
+                    await gates[name].wait()
+                out = {"notes": [name], "answer": name}
+                gates[other].set()  # the other branch may end only after this one
+                return out
+
+            return run
+
+        g = Graph(Work, name="order")
+        g.node("a", branch("a", "b")).node("b", branch("b", "a"))
+        g.node("join", lambda s: {"notes": [f"join saw {s.notes}"]})
+        g.edge(START, "a").edge(START, "b").edge("a", "join").edge("b", "join")
+        return g.build()
+
+    store = MemoryStore()
+    await build("a").run(store=store, run_id="ab")
+    await build("b").run(store=store, run_id="ba")
+    ends = {
+        run: [e.key for e in store.events(run) if isinstance(e, NodeFinished)]
+        for run in ("ab", "ba")
+    }
+    assert ends == {"ab": ["a-0", "b-0", "join-0"], "ba": ["b-0", "a-0", "join-0"]}
+    flow = build("a")
+    replays = [(await flow.replay(run, store=store)).state for run in ("ab", "ba")]
+    assert replays[0] == replays[1]
+    assert replays[0].notes == ["a", "b", "join saw ['a', 'b']"] and replays[0].answer == "b"
+    assert [e.type for e in store.events("ab")][-1] == "final"  # nothing written
+
+
+async def test_replay_of_a_tampered_journal_diverges() -> None:
+    from pilothouse.exceptions import ReplayDivergence
+
+    flow = _graph(Counter())
+    source = MemoryStore()
+    await flow.run(store=source, run_id="t")
+    events = source.events("t")
+    forged = [e for e in events if not (isinstance(e, NodeFinished) and e.key == "side-0")]
+    store = MemoryStore()
+    store.write(forged, source.get_run("t"))
+    with pytest.raises(ReplayDivergence, match="node side-0 would run"):
+        await flow.replay("t", store=store)
+    final = events[-1]
+    final.output = {**final.output, "rounds": 99}  # type: ignore[attr-defined]
+    other = MemoryStore()
+    other.write(events, source.get_run("t"))
+    with pytest.raises(ReplayDivergence, match="differs from the recorded one"):
+        await flow.replay("t", store=other)

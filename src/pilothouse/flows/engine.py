@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ from pilothouse.exceptions import (
     CycleLimitError,
     FlowError,
     NodeInDoubtError,
+    ReplayDivergence,
     RunFinishedError,
     RunNotFoundError,
 )
@@ -192,12 +194,14 @@ class FlowRun:
         answers: Mapping[str, bool | str],
         rerun: frozenset[str],
         events: Sequence[Event] = (),
+        replay: bool = False,
     ) -> None:
         self.flow, self.store, self.journal = flow, store, journal
         self.run_id, self.root, self.deps, self.principal = run_id, root, deps, principal
         self.initial = initial
         self.record, self.answers, self.rerun = record, answers, rerun
         self.schema = flow.schema
+        self.replay = replay
         self.tree = ChildRuns(journal, store, root, principal, deps, Budget(None), events)
         self.started = time.monotonic()
         self._ids = 0
@@ -345,6 +349,14 @@ class FlowRun:
             self.finished += 1
             self._complete(act, self._reused(recorded))
             return
+        if self.replay:
+            raise ReplayDivergence(
+                f"node {act.key} would run, and the recording has no end for it",
+                run_id=self.run_id,
+                step=act.depth,
+                kind="node",
+                got=act.key,
+            )
         self.active[act.id] = act
         task = asyncio.ensure_future(self._execute(act))
         self.tasks[task] = act
@@ -687,9 +699,12 @@ class FlowRun:
         if events and events[-1].type in _ENDED:
             result = result_of_finished(sub, child_id, events)
         elif events:
-            result = await sub.resume(
-                child_id, store=self.store, deps=self.deps, answers=self.answers
-            )
+            mine = {  # only the child's own questions (and its children's)
+                k: v
+                for k, v in self.answers.items()
+                if k.startswith((f"{child_id}:", f"{child_id}."))
+            }
+            result = await sub.resume(child_id, store=self.store, deps=self.deps, answers=mine)
         else:
             result = await sub.start(
                 self.store,
@@ -987,7 +1002,7 @@ async def drive_resumed(
                 raise ApprovalError(
                     f"the answer to {key!r} must be True, False or a text", run_id=run_id
                 )
-        initial = flow.schema.load(__import__("json").loads(started.input))
+        initial = flow.schema.load(json.loads(started.input))
     except BaseException:
         lease.stop()
         raise
@@ -1015,3 +1030,46 @@ async def drive_resumed(
         return await run.drive()
 
     return await lease.hold(go())
+
+
+async def replay_flow(flow: Flow, run_id: str, events: Sequence[Event]) -> FlowResult[Any]:
+    """Run the scheduler over a finished flow's journal without running any node:
+    every execution must have a recorded end, and the final state folded from the
+    recorded updates (in key order) must equal the recorded one. `ReplayDivergence`
+    otherwise. Nothing is written to the flow's store."""
+    from pilothouse.runtime.journal import MemoryStore
+
+    if not events or not isinstance(events[0], RunStarted):
+        raise FlowError(f"run {run_id} has no run_started event", run_id=run_id)
+    last = events[-1]
+    if not isinstance(last, FinalOutput):
+        raise FlowError(f"flow run {run_id} did not end with a final state", run_id=run_id)
+    initial = flow.schema.load(json.loads(events[0].input))
+    journal = Journal(run_id, MemoryStore())
+    run = FlowRun(
+        flow,
+        journal.store,
+        journal,
+        run_id,
+        run_id,
+        initial,
+        deps=None,
+        principal=None,
+        record=Record.of(events),
+        answers={},
+        rerun=frozenset(),
+        events=events,
+        replay=True,
+    )
+    result = await run.drive()
+    got = flow.schema.dump(dict(result.state))
+    if got != last.output:
+        raise ReplayDivergence(
+            "the final state folded from the recorded updates differs from the recorded one",
+            run_id=run_id,
+            step=0,
+            kind="final",
+            expected=encode_json(last.output)[:200],
+            got=encode_json(got)[:200],
+        )
+    return result

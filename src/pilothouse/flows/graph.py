@@ -34,7 +34,7 @@ from pilothouse.policy.engine import Principal
 from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.journal import Store, Subscriber, open_store
 
-from .engine import drive_new, drive_resumed
+from .engine import drive_new, drive_resumed, replay_flow
 from .nodes import (
     END,
     START,
@@ -444,6 +444,13 @@ class Flow(Generic[S]):
             subscribers=subscribers,
             parent=parent,
         )
+
+    async def replay(self, run_id: str, *, store: Store | str | None = None) -> FlowResult[S]:
+        """Replay a finished flow run from its journal: the scheduler runs over the
+        recorded node ends (no node runs; nothing is written) and the state it folds
+        must equal the recorded final state (`ReplayDivergence` otherwise), whichever
+        order the branches finished in when it was recorded."""
+        return await replay_flow(self, run_id, open_store(store).events(run_id))
 
     def run_sync(self, input: BaseModel | Mapping[str, Any] | None = None, **kw: Any) -> Any:
         """`run` for code without an event loop."""
