@@ -317,3 +317,33 @@ async def test_replay_of_a_tampered_journal_diverges() -> None:
     other.write(events, source.get_run("t"))
     with pytest.raises(ReplayDivergence, match="differs from the recorded one"):
         await flow.replay("t", store=other)
+
+
+async def test_an_agent_node_waiting_for_an_approval_pauses_the_flow() -> None:
+    from pilothouse import call, tool
+
+    sent: list[str] = []
+
+    @tool(effect="side_effect", requires_approval=True)
+    def send(text: str) -> str:
+        """Send the text."""
+        sent.append(text)
+        return "sent"
+
+    model = ScriptedModel([call("send", text="hello"), "done: sent"])
+    store = MemoryStore()
+    mailer = Agent(model, "Send it.", [send], name="mailer", store=store)
+    g = Graph(Work, name="mail")
+    g.agent("mail", mailer, prompt=lambda s: "send hello", into="answer").edge(START, "mail")
+    g.node("other", lambda s: {"notes": ["other ran"]}).edge(START, "other")
+    flow = g.build()
+    paused = await flow.run(store=store, run_id="m")
+    assert paused.outcome == "paused" and sent == []
+    child = "m.1.0.mail-0"
+    assert [p.key.rsplit(":", 2)[0] for p in paused.pending] == [child]
+    still = await flow.resume("m", store=store)  # the child still waits: so does the flow
+    assert still.outcome == "paused"
+    await mailer.resume(child, approvals={paused.pending[0].key: True})
+    done = await flow.resume("m", store=store)
+    assert done.state.answer == "done: sent" and sent == ["hello"]
+    assert done.state.notes == ["other ran"]  # ran once, before the pause
