@@ -208,6 +208,7 @@ class FlowRun:
         self.acts: dict[int, _Act] = {}
         self.pending: dict[str, list[_Act]] = {}
         self.active: dict[int, _Act] = {}
+        self.blockers: dict[str, int] = {}  # node -> running executions that can reach it
         self.tasks: dict[asyncio.Task[_Done], _Act] = {}
         self.visits: dict[str, int] = {}
         self.fanouts: dict[str, int] = {}
@@ -288,12 +289,24 @@ class FlowRun:
             self._wake.set()
 
     def _ready(self, name: str) -> bool:
-        reach = self.flow.reach
-        for act in self.active.values():
-            node = act.node
-            if node is not None and (node.name == name or name in reach[node.name]):
-                return False
-        return True
+        return not self.blockers.get(name)
+
+    def _activate(self, act: _Act) -> None:
+        """`act` runs (or waits for a person): nothing it can reach may fire meanwhile.
+        Counted per node, so a ready check is one lookup, not a scan of what runs."""
+        self.active[act.id] = act
+        assert act.node is not None
+        name = act.node.name
+        for target in (name, *self.flow.reach[name]):
+            self.blockers[target] = self.blockers.get(target, 0) + 1
+
+    def _deactivate(self, act: _Act) -> None:
+        if self.active.pop(act.id, None) is None:
+            return
+        assert act.node is not None
+        name = act.node.name
+        for target in (name, *self.flow.reach[name]):
+            self.blockers[target] -= 1
 
     def _fire(self, name: str, triggers: list[_Act]) -> None:
         node = self.flow.nodes[name]
@@ -357,7 +370,7 @@ class FlowRun:
                 kind="node",
                 got=act.key,
             )
-        self.active[act.id] = act
+        self._activate(act)
         task = asyncio.ensure_future(self._execute(act))
         self.tasks[task] = act
         task.add_done_callback(self._task_ended)
@@ -373,7 +386,7 @@ class FlowRun:
 
     def _complete(self, act: _Act, done: _Done) -> None:
         """Fold the execution's updates into what it hands on, and deliver."""
-        self.active.pop(act.id, None)
+        self._deactivate(act)
         act.done = done
         after = act.view
         for update in done.updates:
@@ -405,7 +418,7 @@ class FlowRun:
             self._deliver(act, [fan.join])
 
     def _failed(self, act: _Act, exc: BaseException) -> None:
-        self.active.pop(act.id, None)
+        self._deactivate(act)
         assert act.node is not None
         self.failures.append((act, exc))
         # nothing that depends on a failed execution may run (on_error="finish")
@@ -420,7 +433,7 @@ class FlowRun:
             await asyncio.gather(*tasks, return_exceptions=True)
         for task in tasks:
             act = self.tasks.pop(task)
-            self.active.pop(act.id, None)
+            self._deactivate(act)
             assert act.node is not None
             if not task.cancelled():
                 continue  # it ended before the cancellation landed: its end is journaled
