@@ -347,3 +347,20 @@ def test_mermaid_draws_the_graph() -> None:
         "  work -->|join| join\n"
         "  review --> __end__([end])\n"
     )
+
+
+async def test_an_edge_and_a_route_to_one_node_deliver_once() -> None:
+    runs: list[str] = []
+
+    def b(s: Notes, ctx: NodeContext) -> dict[str, Any]:
+        runs.append(ctx.key)
+        return {"notes": ["b"]}
+
+    g = Graph(Notes, name="twice")
+    g.node("a", lambda s: {"notes": ["a"]}).node("b", b)
+    g.edge(START, "a").edge("a", "b").route("a", lambda s: "b", ["b", END])
+    store = MemoryStore()
+    result = await g.build().run(store=store, run_id="t")
+    assert runs == ["b-0"] and result.state.notes == ["a", "b"]
+    started = [e for e in store.events("t") if isinstance(e, NodeStarted) and e.node == "b"]
+    assert started[0].after == ["a-0"]

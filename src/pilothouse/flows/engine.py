@@ -321,7 +321,7 @@ class FlowRun:
                 key=f"{name}-{n}",
             )
         self.visits[name] = n + 1
-        triggers.sort(key=lambda a: a.sort)
+        triggers = sorted({t.id: t for t in triggers}.values(), key=lambda a: a.sort)
         depth = 1 + max(t.depth for t in triggers)
         if len(triggers) == 1:  # its cause's state after it: the same fold (see `_fold`)
             assert triggers[0].after is not None
@@ -380,7 +380,7 @@ class FlowRun:
         return _Done(updates, list(e.routes), dict(e.fanout), e.usage, e.steps)
 
     def _deliver(self, act: _Act, targets: Sequence[str]) -> None:
-        for target in targets:
+        for target in dict.fromkeys(targets):  # an edge and a route to one node: once
             if target != END:
                 self.pending.setdefault(target, []).append(act)
 
