@@ -364,3 +364,19 @@ async def test_an_edge_and_a_route_to_one_node_deliver_once() -> None:
     assert runs == ["b-0"] and result.state.notes == ["a", "b"]
     started = [e for e in store.events("t") if isinstance(e, NodeStarted) and e.node == "b"]
     assert started[0].after == ["a-0"]
+
+
+async def test_blocking_nodes_run_in_threads_side_by_side() -> None:
+    import threading
+
+    both = threading.Barrier(2, timeout=30)  # each waits for the other: only parallel passes
+
+    def work(s: Notes, ctx: NodeContext) -> dict[str, Any]:
+        both.wait()
+        return {"notes": [ctx.node]}
+
+    g = Graph(Notes, name="threads")
+    g.node("a", work, blocking=True).node("b", work, blocking=True)
+    g.edge(START, "a").edge(START, "b")
+    result = await g.build().run(store=MemoryStore())
+    assert result.state.notes == ["a", "b"]

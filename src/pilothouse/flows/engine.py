@@ -562,7 +562,11 @@ class FlowRun:
         view = self.schema.view(act.view)
         if node.kind == "function":
             assert node.fn is not None
-            value = node.fn(view, self._ctx(act)) if node.with_ctx else node.fn(view)
+            args = (view, self._ctx(act)) if node.with_ctx else (view,)
+            if node.blocking:
+                value = await asyncio.to_thread(node.fn, *args)
+            else:
+                value = node.fn(*args)
             if asyncio.iscoroutine(value):
                 value = await value
             return [value], Usage(), 0

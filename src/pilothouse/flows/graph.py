@@ -111,17 +111,20 @@ class Graph(Generic[S]):
         *,
         on_doubt: OnDoubt = "retry",
         max_visits: int | None = None,
+        blocking: bool = False,
     ) -> Graph[S]:
         """A function node: ``fn(state)`` or ``fn(state, ctx)``, sync or async, returns
         a dict of state updates (or None). `on_doubt`: what a resumed flow does with an
         execution that started and has no recorded end: ``"retry"`` runs it again with
-        the same `ctx.idempotency_key`; ``"fail"`` stops for a person to check."""
+        the same `ctx.idempotency_key`; ``"fail"`` stops for a person to check.
+        `blocking`: a sync function that blocks (I/O, CPU) runs in a worker thread, so
+        parallel branches are not held up by it (an async one never needs this)."""
         if isinstance(fn, Flow):
             return self.subgraph(name, fn, max_visits=max_visits)
         if not callable(fn):
             raise FlowDefinitionError(f"node {name!r} must be a function, an agent or a Flow")
         with_ctx = takes_context(fn, f"node {name!r}")
-        self._add(Node(name, "function", fn, with_ctx, on_doubt, max_visits))
+        self._add(Node(name, "function", fn, with_ctx, on_doubt, max_visits, blocking=blocking))
         return self
 
     def agent(

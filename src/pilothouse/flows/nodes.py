@@ -90,6 +90,7 @@ class Node:
     into: str | None = None  # the state key an agent's output or a person's answer goes to
     output: Callable[..., Any] | None = None  # (state, output) -> update, instead of into
     flow: Any = None  # a Flow (kind "subgraph")
+    blocking: bool = False  # a sync function run in a worker thread
 
 
 @dataclass(slots=True)
