@@ -347,3 +347,56 @@ async def test_an_agent_node_waiting_for_an_approval_pauses_the_flow() -> None:
     done = await flow.resume("m", store=store)
     assert done.state.answer == "done: sent" and sent == ["hello"]
     assert done.state.notes == ["other ran"]  # ran once, before the pause
+
+
+class FlakyStore:
+    """A real store whose writes fail while `down` is positive (one failure each)."""
+
+    def __init__(self, down: int) -> None:
+        self.store, self.down = MemoryStore(), down
+
+    def write(self, *args: Any, **kwargs: Any) -> None:
+        if self.down > 0:
+            self.down -= 1
+            from pilothouse.exceptions import StoreError
+
+            raise StoreError("the disk is busy")
+        self.store.write(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+async def test_a_store_that_fails_for_a_moment_loses_nothing() -> None:
+    store: Any = FlakyStore(down=2)
+    runs: Counter[str] = Counter()
+    result = await _graph(runs).run(store=store, run_id="f")
+    assert result.outcome == "final" and store.down == 0
+    events = store.events("f")
+    assert [e.seq for e in events] == list(range(len(events)))  # no gap
+    assert all(n == 1 for n in runs.values())
+
+
+async def test_a_store_that_stays_down_interrupts_the_flow_resumably(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pilothouse.exceptions import RunInterrupted
+    from pilothouse.flows import engine
+
+    monkeypatch.setattr(engine, "COMMIT_RETRY_DELAYS", (0.0, 0.0))
+    store: Any = FlakyStore(down=0)
+
+    outages = [3]
+
+    def plan_then_outage(s: Work, ctx: NodeContext) -> dict[str, Any]:
+        if outages:
+            store.down = outages.pop()  # the next three writes fail: more than the retries
+        return {"notes": ["x"]}
+
+    g = Graph(Work, name="outage")
+    g.node("a", plan_then_outage).edge(START, "a")
+    with pytest.raises(RunInterrupted, match="can be resumed"):
+        await g.build().run(store=store, run_id="o")
+    assert store.get_run("o").status == "running"  # not an end: resumable
+    result = await g.build().resume("o", store=store)
+    assert result.state.notes == ["x"]

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,10 +56,14 @@ from pilothouse.exceptions import (
     ApprovalError,
     CycleLimitError,
     FlowError,
+    LeaseLostError,
     NodeInDoubtError,
     ReplayDivergence,
     RunFinishedError,
+    RunInterrupted,
     RunNotFoundError,
+    StoreError,
+    WriteConflictError,
 )
 from pilothouse.messages import ToolCall, Usage
 from pilothouse.policy.engine import Principal
@@ -66,7 +71,7 @@ from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.drive import ChildRuns
 from pilothouse.runtime.journal import Journal, Store, Subscriber
 from pilothouse.runtime.lease import RunLease
-from pilothouse.runtime.loop import PendingRequest
+from pilothouse.runtime.loop import COMMIT_RETRY_DELAYS, PendingRequest
 from pilothouse.runtime.rows import RunInfo, encode_json
 from pilothouse.tools.tool import ToolContext
 
@@ -76,6 +81,7 @@ from .nodes import END, START, FlowResult, Node, NodeContext
 # builds flows on this one, and the two may not import each other.
 Flow = Any
 
+_log = logging.getLogger("pilothouse.flows")
 _ENDED = ("final", "error", "run_stopped", "budget_stop")
 
 
@@ -251,6 +257,8 @@ class FlowRun:
                         act.pending = paused.pending
                         self.paused.append(act)
                         continue
+                    except (RunInterrupted, LeaseLostError, WriteConflictError):
+                        raise  # the journal cannot be written: not the node's failure
                     except (Exception, asyncio.CancelledError) as exc:
                         self._failed(act, exc)
                         continue
@@ -268,7 +276,7 @@ class FlowRun:
         except BaseException:
             await self._cancel_all()
             raise
-        return self._end()
+        return await self._end()
 
     def _fire_ready(self) -> None:
         """Start every node whose deliveries are complete (see the module); executions
@@ -450,7 +458,7 @@ class FlowRun:
                 )
             )
         if tasks:
-            self.journal.commit()
+            await commit(self.journal)
 
     # -- one node execution -----------------------------------------------------------
 
@@ -482,7 +490,7 @@ class FlowRun:
                     capped=capped,
                 )
             )
-            self.journal.commit()
+            await commit(self.journal)
         try:
             updates, usage, steps = await self._run_node(node, act)
             typed = [self.schema.check(u, f"node {node.name!r} ({act.key})") for u in updates]
@@ -490,7 +498,7 @@ class FlowRun:
             for update in typed:
                 after = self.schema.apply(after, update)
             routes, fanout = self._routes(node, act, after)
-        except (_Paused, NodeInDoubtError):
+        except (_Paused, NodeInDoubtError, RunInterrupted, LeaseLostError, WriteConflictError):
             raise
         except Exception as exc:
             self.journal.emit(
@@ -503,7 +511,7 @@ class FlowRun:
                     message=str(exc),
                 )
             )
-            self.journal.commit()
+            await commit(self.journal)
             raise
         self.journal.emit(
             NodeFinished(
@@ -519,7 +527,7 @@ class FlowRun:
                 duration=round(time.monotonic() - began, 6),
             )
         )
-        self.journal.commit()
+        await commit(self.journal)
         # the fan-out items as journaled (JSON), so a fresh run and a resumed one agree
         items = {t: [_json(i) for i in v] for t, v in fanout.items()}
         return _Done(typed, routes, items, usage, steps)
@@ -571,12 +579,12 @@ class FlowRun:
                 value = await value
             return [value], Usage(), 0
         if node.kind == "ask":
-            return [self._ask(node, act, view)], Usage(), 0
+            return [await self._ask(node, act, view)], Usage(), 0
         if node.kind == "agent":
             return await self._agent(node, act, view)
         return await self._subgraph(node, act)
 
-    def _ask(self, node: Node, act: _Act, view: Any) -> dict[str, Any]:
+    async def _ask(self, node: Node, act: _Act, view: Any) -> dict[str, Any]:
         key = f"{self.run_id}:{act.key}"
         given = self.record.answered.get(key)
         if given is None and key in self.answers:
@@ -599,7 +607,7 @@ class FlowRun:
                 reason=str(question),
             )
             self.journal.emit(requested)
-            self.journal.commit()
+            await commit(self.journal)
             self.record.requested[key] = requested
         raise _Paused([PendingRequest.from_event(requested)])
 
@@ -761,7 +769,7 @@ class FlowRun:
 
     # -- the end ----------------------------------------------------------------------
 
-    def _end(self) -> FlowResult[Any]:
+    async def _end(self) -> FlowResult[Any]:
         done = sorted(
             (a for a in self.acts.values() if a.node is not None and a.done is not None),
             key=lambda a: a.sort,
@@ -774,7 +782,7 @@ class FlowRun:
         updates = [self.schema.dump(u) for a in done if a.done for u in a.done.updates]
         if self.fatal is not None:
             fatal = self.fatal
-            self._close(
+            await self._close(
                 "error",
                 ErrorOccurred(run_id=self.run_id, kind=type(fatal).__name__, message=str(fatal)),
                 None,
@@ -783,7 +791,7 @@ class FlowRun:
         if self.failures:
             act, exc = min(self.failures, key=lambda f: f[0].sort)
             if isinstance(exc, NodeInDoubtError):
-                self._close("in_doubt", None, None)  # not an end: resumable with rerun=
+                await self._close("in_doubt", None, None)  # not an end: resumable with rerun=
                 raise exc
             assert act.node is not None
             if isinstance(exc, FlowError):
@@ -798,7 +806,7 @@ class FlowRun:
                     cause=exc,
                 )
                 error.__cause__ = exc
-            self._close(
+            await self._close(
                 "error",
                 ErrorOccurred(run_id=self.run_id, kind=type(exc).__name__, message=str(error)),
                 None,
@@ -807,7 +815,7 @@ class FlowRun:
         if self.stop is not None:
             limit, value, maximum = self.stop
             message = f"the flow's {limit} budget ran out ({value:g} of {maximum:g})"
-            self._close(
+            await self._close(
                 "budget_stop",
                 Stopped(
                     run_id=self.run_id,
@@ -829,12 +837,12 @@ class FlowRun:
             )
         if self.paused:
             pending = [p for a in sorted(self.paused, key=lambda a: a.sort) for p in a.pending]
-            self._close("paused", None, None)
+            await self._close("paused", None, None)
             return FlowResult(
                 self.run_id, "paused", self.usage, self.steps, len(done), pending=pending
             )
         output = self.schema.dump(state)
-        self._close(
+        await self._close(
             "final", FinalOutput(run_id=self.run_id, output=output, usage=self.usage), output
         )
         return FlowResult(
@@ -847,7 +855,7 @@ class FlowRun:
             updates=updates,
         )
 
-    def _close(self, status: RunStatus, event: Event | None, output: Any) -> None:
+    async def _close(self, status: RunStatus, event: Event | None, output: Any) -> None:
         if event is not None:
             self.journal.emit(event)
         info = self.journal.info
@@ -860,7 +868,7 @@ class FlowRun:
             info.cost = self.usage.cost
             info.output = output
             self.journal.set_info(info)
-        self.journal.commit(last=True)
+        await commit(self.journal, last=True)
 
 
 class _Spec:
@@ -873,6 +881,31 @@ class _Spec:
 
     def run_spec(self) -> Any:
         return self._spec
+
+
+async def commit(journal: Journal, *, last: bool = False) -> None:
+    """`journal.commit()`, retrying a failed write with the agent loop's bounded backoff
+    (`COMMIT_RETRY_DELAYS`): the batch keeps its sequence numbers, so a store that
+    recovers leaves no gap; one that stays down ends the drive with `RunInterrupted`
+    (the flow is resumable). A conflict or a lost lease is not transient."""
+    delays = iter(COMMIT_RETRY_DELAYS)
+    while True:
+        try:
+            journal.commit(last=last)
+            return
+        except (WriteConflictError, LeaseLostError):
+            raise
+        except StoreError as exc:
+            delay = next(delays, None)
+            if delay is None:
+                raise RunInterrupted(
+                    f"flow run {journal.run_id}: the journal could not be written ({exc}); "
+                    "the flow stopped where its journal ends and can be resumed with "
+                    "flow.resume(run_id) once the store is back",
+                    run_id=journal.run_id,
+                ) from exc
+            _log.warning("flow run %s: journal write failed (%s); retrying", journal.run_id, exc)
+        await asyncio.sleep(delay)
 
 
 def _causes(triggers: Sequence[_Act]) -> list[_Act]:
@@ -949,7 +982,7 @@ async def drive_new(
     )
 
     async def go() -> FlowResult[Any]:
-        journal.commit()
+        await commit(journal)
         run = FlowRun(
             flow,
             store,
