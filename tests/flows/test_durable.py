@@ -381,9 +381,9 @@ async def test_a_store_that_stays_down_interrupts_the_flow_resumably(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from pilothouse.exceptions import RunInterrupted
-    from pilothouse.flows import engine
+    from pilothouse.flows import record
 
-    monkeypatch.setattr(engine, "COMMIT_RETRY_DELAYS", (0.0, 0.0))
+    monkeypatch.setattr(record, "COMMIT_RETRY_DELAYS", (0.0, 0.0))
     store: Any = FlakyStore(down=0)
 
     outages = [3]

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,41 +47,30 @@ from pilothouse.events import (
     NodeFailed,
     NodeFinished,
     NodeStarted,
-    RunStarted,
     RunStatus,
     Stopped,
 )
 from pilothouse.exceptions import (
-    ApprovalError,
     CycleLimitError,
     FlowError,
     LeaseLostError,
     NodeInDoubtError,
     ReplayDivergence,
-    RunFinishedError,
     RunInterrupted,
     RunNotFoundError,
-    StoreError,
     WriteConflictError,
 )
 from pilothouse.messages import ToolCall, Usage
 from pilothouse.policy.engine import Principal
 from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.drive import ChildRuns
-from pilothouse.runtime.journal import Journal, Store, Subscriber
-from pilothouse.runtime.lease import RunLease
-from pilothouse.runtime.loop import COMMIT_RETRY_DELAYS, PendingRequest
-from pilothouse.runtime.rows import RunInfo, encode_json
+from pilothouse.runtime.journal import Journal, Store
+from pilothouse.runtime.loop import PendingRequest
+from pilothouse.runtime.rows import encode_json
 from pilothouse.tools.tool import ToolContext
 
 from .nodes import END, START, FlowResult, Node, NodeContext
-
-# The engine runs a `pilothouse.flows.graph.Flow`, typed loosely here: the graph module
-# builds flows on this one, and the two may not import each other.
-Flow = Any
-
-_log = logging.getLogger("pilothouse.flows")
-_ENDED = ("final", "error", "run_stopped", "budget_stop")
+from .record import ENDED, Flow, Record, commit, result_of_finished, sort_key
 
 
 class _Paused(Exception):
@@ -119,67 +107,6 @@ class _Act:
     after: dict[str, Any] | None = None
     done: _Done | None = None
     pending: list[PendingRequest] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class Record:
-    """What a flow's journal says happened (read once when it is resumed)."""
-
-    finished: dict[str, NodeFinished] = field(default_factory=dict)
-    started: set[str] = field(default_factory=set)
-    requested: dict[str, ApprovalRequested] = field(default_factory=dict)
-    answered: dict[str, ApprovalGiven] = field(default_factory=dict)
-    children: list[Event] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, events: Sequence[Event]) -> Record:
-        record = cls()
-        for e in events:
-            if isinstance(e, NodeFinished):
-                record.finished[e.key] = e
-            elif isinstance(e, NodeStarted):
-                record.started.add(e.key)
-            elif isinstance(e, ApprovalRequested):
-                record.requested[e.key] = e
-            elif isinstance(e, ApprovalGiven):
-                record.answered[e.key] = e
-            elif isinstance(e, ChildStarted | ChildFinished):
-                record.children.append(e)
-        return record
-
-
-def sort_key(key: str, depth: int) -> tuple[int, str, int, int]:
-    """An execution's place in the order updates are applied (see the module)."""
-    parts = key.split("-")
-    n = int(parts[1]) if len(parts) > 1 else 0
-    k = int(parts[2]) if len(parts) > 2 else -1
-    return depth, parts[0], n, k
-
-
-def ordered_updates(events: Sequence[Event]) -> list[dict[str, Any]]:
-    """A finished flow's updates (JSON) in the order its final state applied them."""
-    done = [e for e in events if isinstance(e, NodeFinished)]
-    done.sort(key=lambda e: sort_key(e.key, e.step))
-    return [u for e in done for u in e.updates]
-
-
-def result_of_finished(flow: Flow, run_id: str, events: Sequence[Event]) -> FlowResult[Any]:
-    """The result of a flow run whose journal records its end (a re-attached subgraph)."""
-    last = events[-1]
-    usage, steps = Usage(), 0
-    nodes = 0
-    for e in events:
-        if isinstance(e, NodeFinished):
-            usage, steps, nodes = usage + e.usage, steps + e.steps, nodes + 1
-    if isinstance(last, FinalOutput):
-        state = flow.schema.model.model_validate(last.output)
-        return FlowResult(
-            run_id, "final", usage, steps, nodes, state, updates=ordered_updates(events)
-        )
-    if isinstance(last, Stopped):
-        return FlowResult(run_id, "budget_stop", usage, steps, nodes, stop_message=last.message)
-    message = last.message if isinstance(last, ErrorOccurred) else last.type
-    raise FlowError(f"flow run {run_id} failed: {message}", run_id=run_id)
 
 
 class FlowRun:
@@ -721,7 +648,7 @@ class FlowRun:
             events = self.store.events(child_id) if self.store.get_run(child_id) else []
         except RunNotFoundError:
             events = []
-        if events and events[-1].type in _ENDED:
+        if events and events[-1].type in ENDED:
             result = result_of_finished(sub, child_id, events)
         elif events:
             mine = {  # only the child's own questions (and its children's)
@@ -883,31 +810,6 @@ class _Spec:
         return self._spec
 
 
-async def commit(journal: Journal, *, last: bool = False) -> None:
-    """`journal.commit()`, retrying a failed write with the agent loop's bounded backoff
-    (`COMMIT_RETRY_DELAYS`): the batch keeps its sequence numbers, so a store that
-    recovers leaves no gap; one that stays down ends the drive with `RunInterrupted`
-    (the flow is resumable). A conflict or a lost lease is not transient."""
-    delays = iter(COMMIT_RETRY_DELAYS)
-    while True:
-        try:
-            journal.commit(last=last)
-            return
-        except (WriteConflictError, LeaseLostError):
-            raise
-        except StoreError as exc:
-            delay = next(delays, None)
-            if delay is None:
-                raise RunInterrupted(
-                    f"flow run {journal.run_id}: the journal could not be written ({exc}); "
-                    "the flow stopped where its journal ends and can be resumed with "
-                    "flow.resume(run_id) once the store is back",
-                    run_id=journal.run_id,
-                ) from exc
-            _log.warning("flow run %s: journal write failed (%s); retrying", journal.run_id, exc)
-        await asyncio.sleep(delay)
-
-
 def _causes(triggers: Sequence[_Act]) -> list[_Act]:
     """Every execution `triggers` transitively waited for, and themselves (not the
     flow's start): what an execution with these triggers sees the updates of."""
@@ -932,194 +834,5 @@ def _json(value: Any) -> Any:
     """A fan-out item as the journal keeps it (JSON values)."""
     if value is None or isinstance(value, str | int | float | bool):
         return value
-    import json
 
     return json.loads(encode_json(value))
-
-
-async def drive_new(
-    flow: Flow,
-    store: Store,
-    initial: dict[str, Any],
-    run_id: str,
-    *,
-    deps: Any,
-    principal: Principal | None,
-    subscribers: Sequence[Subscriber],
-    parent: tuple[str, str, str] | None,
-) -> FlowResult[Any]:
-    """Start a flow run under its own lease and drive it (see `Flow.run`)."""
-    lease = RunLease(store, run_id)
-    journal = Journal(run_id, store, subscribers, lease=lease)
-    text = encode_json(flow.schema.dump_state(initial))
-    now = time.time()
-    parent_id, root, parent_key = parent if parent is not None else (None, run_id, None)
-    journal.emit(
-        RunStarted(
-            run_id=run_id,
-            agent=flow.name,
-            model="flow",
-            input=text,
-            tools=sorted(flow.nodes),
-            definition_hash=flow.definition_hash,
-            principal=principal.to_dict() if principal is not None else None,
-            parent_run_id=parent_id,
-            root_run_id=root if parent is not None else None,
-            parent_key=parent_key,
-        )
-    )
-    journal.set_info(
-        RunInfo(
-            run_id,
-            flow.name,
-            "flow",
-            text,
-            created=now,
-            updated=now,
-            parent_run_id=parent_id,
-            root_run_id=root,
-        )
-    )
-
-    async def go() -> FlowResult[Any]:
-        await commit(journal)
-        run = FlowRun(
-            flow,
-            store,
-            journal,
-            run_id,
-            root,
-            initial,
-            deps=deps,
-            principal=principal,
-            record=Record(),
-            answers={},
-            rerun=frozenset(),
-        )
-        return await run.drive()
-
-    return await lease.hold(go())
-
-
-async def drive_resumed(
-    flow: Flow,
-    store: Store,
-    run_id: str,
-    *,
-    answers: Mapping[str, bool | str],
-    rerun: Sequence[str],
-    deps: Any,
-    principal: Principal | None,
-    subscribers: Sequence[Subscriber],
-) -> FlowResult[Any]:
-    """Continue a flow run from its journal (see `Flow.resume`)."""
-    info = store.get_run(run_id)
-    lease = RunLease(store, run_id)
-    lease.acquire()
-    try:
-        events = store.events(run_id)
-        if not events or not isinstance(events[0], RunStarted):
-            raise FlowError(f"run {run_id} has no run_started event", run_id=run_id)
-        started = events[0]
-        if started.model != "flow" or started.agent != flow.name:
-            raise FlowError(
-                f"run {run_id} is a run of {started.agent!r} ({started.model}), not of the "
-                f"flow {flow.name!r}",
-                run_id=run_id,
-            )
-        if events[-1].type in _ENDED:
-            raise RunFinishedError(
-                f"flow run {run_id} already ended ({events[-1].type}); nothing to resume",
-                run_id=run_id,
-                outcome=info.status,
-            )
-        record = Record.of(events)
-        open_requests = {k for k in record.requested if k not in record.answered}
-        own = f"{run_id}:"
-        for key, value in answers.items():
-            if key.startswith(own) and key not in open_requests:
-                raise ApprovalError(
-                    f"flow run {run_id} has no open question {key!r} (open: "
-                    f"{', '.join(sorted(open_requests)) or 'none'}); nothing was written",
-                    run_id=run_id,
-                )
-            if not key.startswith((own, f"{run_id}.")):
-                raise ApprovalError(
-                    f"{key!r} is not a question of flow run {run_id} or of its subflows",
-                    run_id=run_id,
-                )
-            if not isinstance(value, bool | str):
-                raise ApprovalError(
-                    f"the answer to {key!r} must be True, False or a text", run_id=run_id
-                )
-        initial = flow.schema.load(json.loads(started.input))
-    except BaseException:
-        lease.stop()
-        raise
-    journal = Journal(run_id, store, subscribers, seq=len(events), lease=lease)
-    journal.info = info
-    info.status = "running"
-    journal.set_info(info)
-    root = started.root_run_id or run_id
-
-    async def go() -> FlowResult[Any]:
-        run = FlowRun(
-            flow,
-            store,
-            journal,
-            run_id,
-            root,
-            initial,
-            deps=deps,
-            principal=principal,
-            record=record,
-            answers=answers,
-            rerun=frozenset(rerun),
-            events=events,
-        )
-        return await run.drive()
-
-    return await lease.hold(go())
-
-
-async def replay_flow(flow: Flow, run_id: str, events: Sequence[Event]) -> FlowResult[Any]:
-    """Run the scheduler over a finished flow's journal without running any node:
-    every execution must have a recorded end, and the final state folded from the
-    recorded updates (in key order) must equal the recorded one. `ReplayDivergence`
-    otherwise. Nothing is written to the flow's store."""
-    from pilothouse.runtime.journal import MemoryStore
-
-    if not events or not isinstance(events[0], RunStarted):
-        raise FlowError(f"run {run_id} has no run_started event", run_id=run_id)
-    last = events[-1]
-    if not isinstance(last, FinalOutput):
-        raise FlowError(f"flow run {run_id} did not end with a final state", run_id=run_id)
-    initial = flow.schema.load(json.loads(events[0].input))
-    journal = Journal(run_id, MemoryStore())
-    run = FlowRun(
-        flow,
-        journal.store,
-        journal,
-        run_id,
-        run_id,
-        initial,
-        deps=None,
-        principal=None,
-        record=Record.of(events),
-        answers={},
-        rerun=frozenset(),
-        events=events,
-        replay=True,
-    )
-    result = await run.drive()
-    got = flow.schema.dump(dict(result.state))
-    if got != last.output:
-        raise ReplayDivergence(
-            "the final state folded from the recorded updates differs from the recorded one",
-            run_id=run_id,
-            step=0,
-            kind="final",
-            expected=encode_json(last.output)[:200],
-            got=encode_json(got)[:200],
-        )
-    return result

@@ -34,7 +34,7 @@ from pilothouse.policy.engine import Principal
 from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.journal import Store, Subscriber, open_store
 
-from .engine import drive_new, drive_resumed, replay_flow
+from .drive import drive_new, drive_resumed, replay_flow
 from .nodes import (
     END,
     START,
