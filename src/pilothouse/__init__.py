@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         SessionNotFoundError,
         ToolError,
     )
+    from pilothouse.flows import Chain, Graph
     from pilothouse.guided import GuidedModel
     from pilothouse.messages import Message, ToolCall, ToolResult, Usage
     from pilothouse.models import (
@@ -58,6 +59,8 @@ _EXPORTS: dict[str, str] = {
     "Agent": "pilothouse.agent",
     "Prompts": "pilothouse.prompts",
     "GuidedModel": "pilothouse.guided",
+    "Chain": "pilothouse.flows",
+    "Graph": "pilothouse.flows",
     "Event": "pilothouse.events",
     "ApprovalError": "pilothouse.exceptions",
     "BudgetExceeded": "pilothouse.exceptions",
@@ -114,10 +117,12 @@ __all__ = [
     "ApprovalError",
     "Budget",
     "BudgetExceeded",
+    "Chain",
     "ChildRunError",
     "ConfigurationError",
     "Decision",
     "Event",
+    "Graph",
     "GuidedModel",
     "LocalModel",
     "LoopDetected",

@@ -604,6 +604,96 @@ class PlanRejected(Event):
         return {"attempt": self.attempt, "reasons": self.reasons}
 
 
+@dataclass(slots=True, kw_only=True)
+class NodeStarted(Event):
+    """A flow's node began one execution (`pilothouse.flows`).
+
+    `key` is the execution's stable name within the flow run (``node-n``: the n-th
+    execution of the node; ``node-m-k``: item k of the node's m-th fan-out), so a
+    resumed flow knows which executions already happened. `after` lists the keys of
+    the executions whose results it waited for, `item` the fan-out item it got,
+    `capped` the limits of an agent node lowered to what remained of the flow's
+    budget. `step` is the execution's depth in the flow (its longest chain of causes).
+    """
+
+    type: ClassVar[str] = "node_started"
+    key: str
+    node: str
+    kind: str = "function"
+    after: list[str] = field(default_factory=list)
+    item: Any = None
+    capped: dict[str, list[float]] = field(default_factory=dict)
+
+    def data(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"key": self.key, "node": self.node, "kind": self.kind}
+        if self.after:
+            d["after"] = self.after
+        if self.item is not None:
+            d["item"] = self.item
+        if self.capped:
+            d["capped"] = self.capped
+        return d
+
+
+@dataclass(slots=True, kw_only=True)
+class NodeFinished(Event):
+    """A flow's node execution ended: the state updates it made (JSON, in order), the
+    nodes its conditional edges chose (`routes`), the items of each fan-out it started
+    (`fanout`: target node -> items), and the usage of its model or agent calls.
+    A resumed flow reuses this record instead of running the node again."""
+
+    type: ClassVar[str] = "node_finished"
+    key: str
+    node: str
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    routes: list[str] = field(default_factory=list)
+    fanout: dict[str, list[Any]] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    steps: int = 0
+    duration: float = 0.0
+
+    def data(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "key": self.key,
+            "node": self.node,
+            "updates": self.updates,
+            "duration": self.duration,
+        }
+        if self.routes:
+            d["routes"] = self.routes
+        if self.fanout:
+            d["fanout"] = self.fanout
+        if self.usage.total_tokens or self.usage.cost is not None:
+            d["usage"] = self.usage.to_dict()
+        if self.steps:
+            d["steps"] = self.steps
+        return d
+
+
+@dataclass(slots=True, kw_only=True)
+class NodeFailed(Event):
+    """A flow's node execution raised (`kind`, `message`: its cause), or was cancelled
+    because a sibling failed or the flow's budget ran out (`cancelled`)."""
+
+    type: ClassVar[str] = "node_failed"
+    key: str
+    node: str
+    kind: str
+    message: str
+    cancelled: bool = False
+
+    def data(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "key": self.key,
+            "node": self.node,
+            "kind": self.kind,
+            "message": self.message,
+        }
+        if self.cancelled:
+            d["cancelled"] = True
+        return d
+
+
 # The event's name before `run_stopped` (journals and code of earlier versions).
 BudgetStopped = Stopped
 # The stored type of `Stopped` in journals written before `run_stopped`.
@@ -654,11 +744,14 @@ EVENT_TYPES: dict[str, type[Event]] = {
         FinalOutput,
         ErrorOccurred,
         Stopped,
+        NodeStarted,
+        NodeFinished,
+        NodeFailed,
+        PlanAccepted,
+        PlanRejected,
     )
 }
 EVENT_TYPES[LEGACY_STOP_TYPE] = Stopped  # read as `run_stopped`
-EVENT_TYPES[PlanAccepted.type] = PlanAccepted  # planned task graphs (flows)
-EVENT_TYPES[PlanRejected.type] = PlanRejected
 
 
 def event_from_dict(d: dict[str, Any]) -> Event:
@@ -739,6 +832,18 @@ def event_from_dict(d: dict[str, Any]) -> Event:
             outcome=d["outcome"],
             usage=Usage.from_dict(d.get("usage", {})),
             steps=d.get("steps", 0),
+        )
+    if cls is NodeFinished:
+        return NodeFinished(
+            **env,
+            key=d["key"],
+            node=d["node"],
+            updates=d.get("updates", []),
+            routes=d.get("routes", []),
+            fanout=d.get("fanout", {}),
+            usage=Usage.from_dict(d.get("usage", {})),
+            steps=d.get("steps", 0),
+            duration=d.get("duration", 0.0),
         )
     fields = {k: v for k, v in d.items() if k not in ("type", "run_id", "step", "seq", "ts")}
     return cls(**env, **fields)

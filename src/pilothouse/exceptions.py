@@ -356,3 +356,42 @@ class PlanError(PilothouseError):
     def __init__(self, reasons: list[str]):
         super().__init__("; ".join(reasons))
         self.reasons = reasons
+
+
+# Flows (`pilothouse.flows`): chains and graphs.
+
+
+class FlowDefinitionError(ConfigurationError):
+    """A chain or graph is malformed (a state key without a reducer, an edge to an
+    unknown node, a cycle without a bound, ...): raised when it is built, not run."""
+
+
+class FlowError(PilothouseError):
+    """A flow run failed; `run_id` is the flow's run, `node` and `key` the execution
+    that failed (empty when the flow itself failed), `cause` what it raised."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str,
+        node: str = "",
+        key: str = "",
+        cause: BaseException | None = None,
+    ):
+        super().__init__(message)
+        self.run_id, self.node, self.key, self.cause = run_id, node, key, cause
+
+
+class StepValidationError(FlowError):
+    """A value between two steps of a chain (or a node's state update) did not fit
+    the declared type; the message names the step and what did not fit."""
+
+
+class CycleLimitError(FlowError):
+    """A node in a cycle would run more often than its declared `max_visits`."""
+
+
+class NodeInDoubtError(FlowError):
+    """On resume, a node declared ``on_doubt="fail"`` had started and has no recorded
+    end: it may have acted. Nothing ran again; resume with ``rerun=[key]`` once checked."""
