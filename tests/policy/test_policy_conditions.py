@@ -29,6 +29,7 @@ def test_every_builtin_kind_is_registered_in_the_documented_order() -> None:
         "rate",
         "confirmed",
         "trusted",
+        "trusted_entities",
         "principal",
         "not",
         "any",

@@ -95,6 +95,8 @@ class ConditionEnv:
     own_tools: Sequence[str]
     locate: Locate | None = None
     confirmation: str = DEFAULT_CONFIRMATION
+    trust: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
+    """Tool -> its trusted result fields (and their roles), from the tool declarations."""
 
     def error(self, where: Path, message: str) -> PolicyError:
         """A `PolicyError` at `where` (with the line, when the policy came from a file)."""
@@ -133,9 +135,11 @@ def compile_conditions(
     own_tools: Sequence[str],
     locate: Locate | None = None,
     confirmation: str = DEFAULT_CONFIRMATION,
+    trust: Mapping[str, Mapping[str, str | None]] | None = None,
 ) -> CompiledConditions:
     """Compile a rule's ``when`` block (all conditions must hold) into checks."""
-    return _compile_block(when, where, ConditionEnv(predicates, own_tools, locate, confirmation))
+    env = ConditionEnv(predicates, own_tools, locate, confirmation, trust or {})
+    return _compile_block(when, where, env)
 
 
 def _compile_block(when: Any, where: Path, env: ConditionEnv) -> CompiledConditions:
@@ -144,13 +148,16 @@ def _compile_block(when: Any, where: Path, env: ConditionEnv) -> CompiledConditi
         return out
     if not isinstance(when, Mapping):
         raise env.error(where, "`when` must be a mapping of condition kind to condition")
-    for key, spec in when.items():
-        compile_kind = CONDITIONS.get(key)
-        if compile_kind is None:
+    for key in when:
+        if key not in CONDITIONS:
             raise env.error(
                 (*where, key), f"unknown condition {key!r}; use one of {list(CONDITIONS)}"
             )
-        compile_kind(spec, (*where, key), env, out)
+    # Checks run, and denials list their reasons, in the registry's order of kinds, not
+    # the document's key order: the same rule gives the same reason however it is written.
+    order = {k: i for i, k in enumerate(CONDITIONS)}
+    for key in sorted(when, key=order.__getitem__):
+        CONDITIONS[key](when[key], (*where, key), env, out)
     return out
 
 
@@ -329,7 +336,8 @@ def _args(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> No
     """``args: {NAME: value condition}``: the call's arguments satisfy the schemas."""
     if not isinstance(spec, Mapping):
         raise env.error(at, "args must map argument names to value conditions")
-    for name, schema in spec.items():
+    for name in sorted(spec, key=str):
+        schema = spec[name]
         f = env.schema(schema, (*at, name))
         out.arg_names.add(str(name))
 
@@ -348,7 +356,11 @@ def _args(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> No
 
 @condition("predicates")
 def _predicates(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
-    """``predicates: [NAME, ...]``: the application's named checks all return True."""
+    """``predicates: [NAME, ...]``: the application's named checks all hold.
+
+    A predicate returns True (holds), False (does not: the reason names it) or a
+    non-empty string: it does not hold, and the string says why (the model reads it).
+    """
     items = [spec] if isinstance(spec, str) or callable(spec) else spec
     if not isinstance(items, list | tuple):
         raise env.error(at, "predicates must be a list of predicate names")
@@ -372,11 +384,15 @@ def _predicates(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions)
                 raise PolicyCheckFailed(
                     f"predicate {pname!r} raised {type(exc).__name__}: {exc}"
                 ) from exc
-            if not isinstance(ok, bool):
-                raise PolicyCheckFailed(
-                    f"predicate {pname!r} returned {type(ok).__name__}, not bool"
-                )
-            return None if ok else f"predicate {pname} is false"
+            if ok is True:
+                return None
+            if ok is False:
+                return f"predicate {pname} is false"
+            if isinstance(ok, str) and ok:
+                return f"{pname}: {ok}"
+            raise PolicyCheckFailed(
+                f"predicate {pname!r} returned {type(ok).__name__}, not bool or a reason"
+            )
 
         out.checks.append(pred_check)
 
@@ -496,46 +512,146 @@ def _confirmed(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) 
     out.checks.append(confirmed)
 
 
-@condition("trusted")
-def _trusted(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
-    """``trusted: {args: [NAME], allow_list}``: the values come from the user's words."""
+def _arg_items(value: Any) -> list[Any]:
+    """The values one argument holds: a list's items, or the value itself."""
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _trust_spec(spec: Any, at: Path, env: ConditionEnv, kind: str) -> tuple[Any, list[str]]:
     if isinstance(spec, str | list):
         spec = {"args": [spec] if isinstance(spec, str) else spec}
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("args"), list):
-        raise env.error(at, "trusted needs `args: [NAME, ...]` (and `allow_list`)")
-    names = [str(n) for n in spec["args"]]
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("args"), list | Mapping):
+        raise env.error(at, f"{kind} needs `args: [NAME, ...]` (or a mapping NAME: ROLE)")
+    args = spec["args"]
+    if isinstance(args, list) and not all(isinstance(a, str) for a in args):
+        raise env.error((*at, "args"), "args must be argument names")
+    return spec, [str(a) for a in args]
+
+
+@condition("trusted")
+def _trusted(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``trusted: {args: [NAME] | {NAME: ROLE}, allow_list}``: the values come from
+    trusted input, each as a whole value or entity, never a substring (see
+    `pilothouse.policy.provenance`). With a role, only values bound to that role."""
+    from pilothouse.policy.provenance import provenance, untrusted_source, value_keys
+
+    spec, names = _trust_spec(spec, at, env, "trusted")
+    unknown = set(spec) - {"args", "allow_list"}
+    if unknown:
+        raise env.error(at, f"unknown key(s) {sorted(unknown)}; use args, allow_list")
+    raw_roles = spec["args"] if isinstance(spec["args"], Mapping) else {}
+    roles: dict[str, str | None] = {}
+    for n in names:
+        role = raw_roles.get(n)
+        if role is not None and not isinstance(role, str):
+            raise env.error((*at, "args", n), "a role must be a name (or null: any trusted value)")
+        roles[n] = role
     allow_list = spec.get("allow_list") or []
     if not isinstance(allow_list, list):
         raise env.error((*at, "allow_list"), "allow_list must be a list")
-    allowed = {str(v).casefold() for v in allow_list}
+    allowed: set[str] = set()
+    for v in allow_list:
+        allowed |= value_keys(v)
+    trust = env.trust
     out.arg_names.update(names)
     out.stateful = True
 
     def trusted(call: ToolCall, ctx: RunContext) -> str | None:
-        texts = [m.casefold() for m in ctx.user_messages]
+        index = None
         for n in names:
             if n not in call.arguments:
                 raise PolicyCheckFailed(
                     f"the policy has a provenance condition on argument {n!r}, which the call lacks"
                 )
-            v = call.arguments[n]
-            for item in v if isinstance(v, list | tuple) else [v]:
-                s = str(item).casefold()
-                if s in allowed or any(s in t for t in texts):
+            if n in ctx.unset:
+                continue  # left to its default: not a value anyone chose
+            role = roles[n]
+            for item in _arg_items(call.arguments[n]):
+                if item is None:
                     continue
-                src = next(
-                    (r.name for r in ctx.history if r.result and s in r.result.casefold()),
-                    None,
+                keys = value_keys(item)
+                if role is None and keys & allowed:
+                    continue
+                if index is None:
+                    index = provenance(ctx, trust)
+                if keys and index.source(keys, role) is not None:
+                    continue
+                return f"argument {n}={item!r} is not from trusted input: " + _origin(
+                    index, keys, role, ctx, untrusted_source
                 )
-                origin = (
-                    f"it appears only in the output of tool {src!r} (untrusted)"
-                    if src
-                    else "it does not appear in the user's messages"
-                )
-                return f"argument {n}={item!r} is not from trusted input: {origin}"
         return None
 
     out.checks.append(trusted)
+
+
+def _origin(index: Any, keys: frozenset[str], role: str | None, ctx: RunContext, find: Any) -> str:
+    """Why a value is not trusted, as the model and a person should read it."""
+    if not keys:
+        return "an empty value is not a value the user gave"
+    bound = index.roles_of(keys)
+    if bound and role not in bound:
+        return (
+            f"the user gave it as {', '.join(sorted(bound))}, and it is trusted only for that"
+            + (f", not as {role}" if role else "")
+        )
+    if role is not None and (keys & index.user or any(k in index.fields for k in keys)):
+        return f"it is not bound to role {role!r}"
+    echo = next((index.echoed[k] for k in keys if k in index.echoed), None)
+    if echo is not None:
+        return f"tool {echo!r} only echoed it from its own arguments (untrusted)"
+    src = find(ctx, keys)
+    if src is not None:
+        return f"it appears only in the output of tool {src!r} (untrusted)"
+    return "it does not appear in the user's messages (as a whole value or entity)"
+
+
+@condition("trusted_entities")
+def _trusted_entities(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``trusted_entities: {args: [NAME], kinds: [email, url, ...]}``: every entity inside
+    a free-text argument (a message body, an event title) is trusted input."""
+    from pilothouse.policy.provenance import entities, provenance, untrusted_source
+
+    spec, names = _trust_spec(spec, at, env, "trusted_entities")
+    unknown = set(spec) - {"args", "kinds", "allow_list"}
+    if unknown:
+        raise env.error(at, f"unknown key(s) {sorted(unknown)}; use args, kinds, allow_list")
+    kinds = spec.get("kinds") or ["email", "url", "iban", "phone"]
+    known_kinds = ("email", "url", "iban", "phone", "date", "number", "id")
+    if not isinstance(kinds, list) or not all(k in known_kinds for k in kinds):
+        raise env.error((*at, "kinds"), f"kinds must be a list of {list(known_kinds)}")
+    allow_list = spec.get("allow_list") or []
+    if not isinstance(allow_list, list):
+        raise env.error((*at, "allow_list"), "allow_list must be a list")
+    allowed = {k for v in allow_list for _, k in entities(str(v), kinds)}
+    trust = env.trust
+    out.arg_names.update(names)
+    out.stateful = True
+
+    def trusted_entities(call: ToolCall, ctx: RunContext) -> str | None:
+        for n in names:
+            if n not in call.arguments:
+                raise PolicyCheckFailed(
+                    f"the policy has a provenance condition on argument {n!r}, which the call lacks"
+                )
+            if n in ctx.unset:
+                continue
+            for item in _arg_items(call.arguments[n]):
+                if not isinstance(item, str):
+                    continue
+                for kind, key in entities(item, kinds):
+                    if key in allowed:
+                        continue
+                    keys = frozenset((key,))
+                    index = provenance(ctx, trust)
+                    if index.source(keys, None) is not None:
+                        continue
+                    origin = _origin(index, keys, None, ctx, untrusted_source)
+                    return (
+                        f"argument {n} holds the {kind} {key!r}, not from trusted input: {origin}"
+                    )
+        return None
+
+    out.checks.append(trusted_entities)
 
 
 @condition("principal")

@@ -126,6 +126,7 @@ def compile_rule(
     predicates: Mapping[str, Predicate],
     locate: Locate | None,
     confirmation: str,
+    trust: Mapping[str, Mapping[str, str | None]] | None = None,
 ) -> CompiledRule:
     """Check one rule's fields and compile its conditions (raises `PolicyError`)."""
     from pilothouse.policy.conditions import compile_conditions  # loads with the first rule
@@ -164,7 +165,7 @@ def compile_rule(
     if not isinstance(message, str):
         raise policy_error((*where, "fallback", "message"), locate, "message must be a string")
     compiled = compile_conditions(
-        rule.when, (*where, "when"), predicates, patterns, locate, confirmation
+        rule.when, (*where, "when"), predicates, patterns, locate, confirmation, trust or {}
     )
     return CompiledRule(
         id=rule.id or f"rule{index}",
@@ -204,11 +205,17 @@ class Policy:
         approvers: Mapping[str, Approver] | None = None,
         confirmation: str = DEFAULT_CONFIRMATION,
         name: str = "policy",
+        declared_predicates: Iterable[str] = (),
         _locate: Locate | None = None,
     ) -> None:
         self.name = name
         self.predicates: dict[str, Predicate] = dict(predicates or {})
+        self.declared_predicates: tuple[str, ...] = tuple(declared_predicates)
         self.tools: dict[str, ToolInfo] = dict(tools or {})
+        # tool -> {trusted result field -> role}: what provenance conditions may trust
+        self.trust: dict[str, dict[str, str | None]] = {
+            n: t.trusted_fields for n, t in self.tools.items() if t.trusted
+        }
         self.approvers: dict[str, Approver] = dict(approvers or {})
         self.explicit_defaults = defaults is not None
         merged = dict(DEFAULTS)
@@ -223,7 +230,7 @@ class Policy:
         self.defaults: dict[str, RuleEffect] = merged
         self.rules: list[Rule] = list(rules)
         compiled = [
-            compile_rule(r, i, self.predicates, _locate, confirmation)
+            compile_rule(r, i, self.predicates, _locate, confirmation, self.trust)
             for i, r in enumerate(self.rules)
         ]
         seen: set[str] = set()
@@ -297,6 +304,7 @@ class Policy:
             approvers=approvers,
             confirmation=spec.confirmation,
             name=spec.name,
+            declared_predicates=spec.predicates,
             _locate=locate,
         )
 
@@ -351,7 +359,9 @@ class Policy:
         for slot in (
             "name",
             "predicates",
+            "declared_predicates",
             "tools",
+            "trust",
             "explicit_defaults",
             "defaults",
             "rules",
@@ -481,28 +491,36 @@ class Policy:
         kind: str,
         use_default: bool,
     ) -> Decision | None:
-        failed: list[tuple[CompiledRule, str]] = []
+        failed: list[tuple[CompiledRule, int]] = []  # a rule and its first failing check
         for rule in rules:
-            why: str | None = None
+            at = -1
             try:
-                for check in rule.checks:
-                    why = check(call, ctx)
-                    if why is not None:
+                for i, check in enumerate(rule.checks):
+                    if check(call, ctx) is not None:
+                        at = i
                         break
             except PolicyCheckFailed as exc:
-                return Decision.deny(f"rule {rule.id!r}: {exc}; denied (fail-closed)", rule.id)
-            if why is None:
+                return Decision.deny(
+                    f"rule {rule.id!r}: {exc}; denied (fail-closed)", rule.id, source="engine"
+                )
+            if at < 0:
                 return rule.decision or self._apply(rule)
-            failed.append((rule, why))
+            if rule.effect != "deny":
+                failed.append((rule, at))
         if not use_default:
             return None
         default = self._default_decisions.get(kind) or self._default_decisions["unknown"]
-        blockers = [(r, w) for r, w in failed if r.effect != "deny"]
-        if default.effect == "allow" or not blockers:
+        if default.effect == "allow" or not failed:
             return default
-        first = blockers[0][0]
-        detail = "; ".join(f"rule {r.id!r} does not apply: {w}" for r, w in blockers)
-        reason = f"{default.reason} ({detail})"
+        # Why no allow rule applied: every failing condition of each, in a stable order
+        # (the conditions' registry order, not the document's key order). Only computed
+        # on this path: a rule that applies, or a deny rule that does not, costs nothing.
+        first = failed[0][0]
+        detail = "; ".join(
+            f"rule {r.id!r} does not apply ({'; '.join(_why_not(r, at, call, ctx))})"
+            for r, at in failed
+        )
+        reason = f"{default.reason}: {detail}"
         if first.fallback == "ask" or default.effect == "ask":
             return Decision.ask(first.approver, reason, first.id)
         return Decision.deny(reason, first.id, first.fallback, _message(first.message, reason))
@@ -516,6 +534,21 @@ class Policy:
         if rule.effect == "ask" or rule.fallback == "ask":
             return Decision.ask(rule.approver, reason, rule.id)
         return Decision.deny(reason, rule.id, rule.fallback, _message(rule.message, reason))
+
+
+def _why_not(rule: CompiledRule, at: int, call: ToolCall, ctx: RunContext) -> list[str]:
+    """Every failing condition of `rule`, from its first failing check `at` on."""
+    reasons: list[str] = []
+    for check in rule.checks[at:]:
+        try:
+            why = check(call, ctx)
+        except PolicyCheckFailed as exc:
+            why = str(exc)
+        except Exception as exc:  # the engine fails closed; the reason says what broke
+            why = f"{type(exc).__name__}: {exc}"
+        if why is not None:
+            reasons.append(why)
+    return reasons
 
 
 def _message(template: str, reason: str) -> str:
