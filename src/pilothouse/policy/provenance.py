@@ -210,8 +210,8 @@ def entities(text: str, kinds: Iterable[str] = ENTITY_KINDS) -> Iterator[tuple[s
     for kind, rx in _PATTERNS:
         for m in rx.finditer(text):
             start, end = m.span()
-            if any(start < e and s < end for s, e in taken):
-                continue
+            if kind != "quoted" and any(start < e and s < end for s, e in taken):
+                continue  # a quoted value is the user's exact words, whatever is inside
             if kind == "quoted":
                 raw = next(g for g in m.groups() if g is not None)
                 key = normalise(raw)
@@ -220,7 +220,7 @@ def entities(text: str, kinds: Iterable[str] = ENTITY_KINDS) -> Iterator[tuple[s
                 key = _entity_key(kind, raw)
             if key is None or key == "":
                 continue
-            if kind != "name":  # a name does not hide the words inside it from later kinds
+            if kind not in ("name", "quoted"):  # they claim no span: the entities stay
                 taken.append((start, end))
             if kind in wanted:
                 yield kind, key
