@@ -33,10 +33,11 @@ def test_yaml_booleans_where_strings_were_meant() -> None:
         "    when: {args: {state: {const: On}}}\n"
     )
     found = messages(lint_yaml(text))
+    tail = "if you meant the string"
     assert found == [
-        "warning: line 5: yes is read as the boolean True; quote it ('yes') if you meant the string",
-        "warning: line 5: no is read as the boolean False; quote it ('no') if you meant the string",
-        "warning: line 7: On is read as the boolean True; quote it ('On') if you meant the string",
+        f"warning: line 5: yes is read as the boolean True; quote it ('yes') {tail}",
+        f"warning: line 5: no is read as the boolean False; quote it ('no') {tail}",
+        f"warning: line 7: On is read as the boolean True; quote it ('On') {tail}",
     ]
     # and the policy really holds booleans: the string the model sends never matches
     p = Policy.from_yaml(text)
