@@ -95,7 +95,7 @@ class ConditionEnv:
     own_tools: Sequence[str]
     locate: Locate | None = None
     confirmation: str = DEFAULT_CONFIRMATION
-    trust: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
+    trust: Mapping[str, Mapping[str, str | None]] = field(default_factory=lambda: _NO_TRUST)
     """Tool -> its trusted result fields (and their roles), from the tool declarations."""
 
     def error(self, where: Path, message: str) -> PolicyError:
@@ -110,6 +110,8 @@ class ConditionEnv:
         """Compile a nested block (``not``, ``any``) with the same environment."""
         return _compile_block(when, where, self)
 
+
+_NO_TRUST: Mapping[str, Mapping[str, str | None]] = {}
 
 ConditionCompiler = Callable[[Any, Path, ConditionEnv, CompiledConditions], None]
 CONDITIONS: dict[str, ConditionCompiler] = {}
@@ -138,7 +140,9 @@ def compile_conditions(
     trust: Mapping[str, Mapping[str, str | None]] | None = None,
 ) -> CompiledConditions:
     """Compile a rule's ``when`` block (all conditions must hold) into checks."""
-    env = ConditionEnv(predicates, own_tools, locate, confirmation, trust or {})
+    env = ConditionEnv(
+        predicates, own_tools, locate, confirmation, _NO_TRUST if trust is None else trust
+    )
     return _compile_block(when, where, env)
 
 
@@ -153,12 +157,38 @@ def _compile_block(when: Any, where: Path, env: ConditionEnv) -> CompiledConditi
             raise env.error(
                 (*where, key), f"unknown condition {key!r}; use one of {list(CONDITIONS)}"
             )
-    # Checks run, and denials list their reasons, in the registry's order of kinds, not
-    # the document's key order: the same rule gives the same reason however it is written.
-    order = {k: i for i, k in enumerate(CONDITIONS)}
-    for key in sorted(when, key=order.__getitem__):
+    # Checks run, and denials list their reasons, in one fixed order of kinds (`ORDER`:
+    # cheap checks of the call first, then the run's history, provenance, the
+    # application's predicates), not the document's key order: the same rule gives the
+    # same reason however it is written, and a cheap failing check spares the rest.
+    for key in sorted(when, key=_rank):
         CONDITIONS[key](when[key], (*where, key), env, out)
     return out
+
+
+ORDER = (
+    "args",
+    "principal",
+    "confirmed",
+    "not_after",
+    "after",
+    "max_calls",
+    "rate",
+    "trusted",
+    "trusted_entities",
+    "predicates",
+    "not",
+    "any",
+)
+"""The order in which a rule's conditions are checked and its denial lists them; kinds
+registered later follow, in the order they were registered."""
+
+
+def _rank(kind: str) -> tuple[int, int]:
+    try:
+        return (ORDER.index(kind), 0)
+    except ValueError:
+        return (len(ORDER), list(CONDITIONS).index(kind))
 
 
 # --------------------------------------------------------------------------- references
@@ -263,6 +293,21 @@ class CallPattern:
                 if result is None or result(rec.result) is None:
                     return True
         return False
+
+    def describe(self, call: ToolCall, ctx: RunContext) -> str:
+        """The pattern as a reason shows it: references resolved to this call's values."""
+        if not any(isinstance(w, str) and w.startswith("$") for _, w in self.args):
+            return self.text
+        parts = []
+        for name, want in self.args:
+            if callable(want):
+                parts.append(f"{name}=<condition>")
+                continue
+            try:
+                parts.append(f"{name}={resolve_ref(want, call, ctx)!r}")
+            except PolicyCheckFailed:
+                parts.append(f"{name}={want}")
+        return f"{self.tool}({', '.join(parts)})"
 
     def candidates(self, ctx: RunContext) -> list[CallRecord]:
         """The history records of the tools this pattern names (not in time order)."""
@@ -411,7 +456,7 @@ def _after(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> N
     def after(call: ToolCall, ctx: RunContext) -> str | None:
         for p in pats:
             if not p.seen(call, ctx):
-                return f"requires an earlier successful call {p.text}"
+                return f"requires an earlier successful call {p.describe(call, ctx)}"
         return None
 
     out.checks.append(after)
@@ -426,7 +471,7 @@ def _not_after(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) 
     def not_after(call: ToolCall, ctx: RunContext) -> str | None:
         for p in pats:
             if p.seen(call, ctx):
-                return f"not allowed after a call {p.text}"
+                return f"not allowed after a call {p.describe(call, ctx)}"
         return None
 
     out.checks.append(not_after)
@@ -533,7 +578,7 @@ def _trusted(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) ->
     """``trusted: {args: [NAME] | {NAME: ROLE}, allow_list}``: the values come from
     trusted input, each as a whole value or entity, never a substring (see
     `pilothouse.policy.provenance`). With a role, only values bound to that role."""
-    from pilothouse.policy.provenance import provenance, untrusted_source, value_keys
+    from pilothouse.policy.provenance import provenance, value_keys
 
     spec, names = _trust_spec(spec, at, env, "trusted")
     unknown = set(spec) - {"args", "allow_list"}
@@ -577,14 +622,14 @@ def _trusted(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) ->
                 if keys and index.source(keys, role) is not None:
                     continue
                 return f"argument {n}={item!r} is not from trusted input: " + _origin(
-                    index, keys, role, ctx, untrusted_source
+                    index, keys, role, ctx
                 )
         return None
 
     out.checks.append(trusted)
 
 
-def _origin(index: Any, keys: frozenset[str], role: str | None, ctx: RunContext, find: Any) -> str:
+def _origin(index: Any, keys: frozenset[str], role: str | None, ctx: RunContext) -> str:
     """Why a value is not trusted, as the model and a person should read it."""
     if not keys:
         return "an empty value is not a value the user gave"
@@ -599,7 +644,7 @@ def _origin(index: Any, keys: frozenset[str], role: str | None, ctx: RunContext,
     echo = next((index.echoed[k] for k in keys if k in index.echoed), None)
     if echo is not None:
         return f"tool {echo!r} only echoed it from its own arguments (untrusted)"
-    src = find(ctx, keys)
+    src = index.untrusted_source(ctx, keys)
     if src is not None:
         return f"it appears only in the output of tool {src!r} (untrusted)"
     return "it does not appear in the user's messages (as a whole value or entity)"
@@ -609,7 +654,7 @@ def _origin(index: Any, keys: frozenset[str], role: str | None, ctx: RunContext,
 def _trusted_entities(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
     """``trusted_entities: {args: [NAME], kinds: [email, url, ...]}``: every entity inside
     a free-text argument (a message body, an event title) is trusted input."""
-    from pilothouse.policy.provenance import entities, provenance, untrusted_source
+    from pilothouse.policy.provenance import entities, provenance
 
     spec, names = _trust_spec(spec, at, env, "trusted_entities")
     unknown = set(spec) - {"args", "kinds", "allow_list"}
@@ -645,7 +690,7 @@ def _trusted_entities(spec: Any, at: Path, env: ConditionEnv, out: CompiledCondi
                     index = provenance(ctx, trust)
                     if index.source(keys, None) is not None:
                         continue
-                    origin = _origin(index, keys, None, ctx, untrusted_source)
+                    origin = _origin(index, keys, None, ctx)
                     return (
                         f"argument {n} holds the {kind} {key!r}, not from trusted input: {origin}"
                     )

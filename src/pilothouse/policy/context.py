@@ -105,7 +105,7 @@ class RunContext:
     deps: Any = None
     bindings: list[tuple[str, Any]] = field(default_factory=list)  # (role, value) the user gave
     unset: frozenset[str] = frozenset()  # the checked call's arguments left to their defaults
-    provenance: Any = field(default=None, repr=False)  # the trusted-value index (provenance.py)
+    provenance: dict[int, Any] | None = field(default=None, repr=False)  # provenance.py's index
     _index: dict[str, list[CallRecord]] = field(default_factory=dict, repr=False)
     _indexed: int = field(default=0, repr=False)
 

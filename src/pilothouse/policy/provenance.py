@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from pilothouse.policy.context import CallRecord, RunContext
@@ -237,6 +238,17 @@ def value_keys(value: Any) -> frozenset[str]:
 
     Empty for None and for empty or blank strings: they carry nothing to trust.
     """
+    if isinstance(value, str | int | float):  # bool is an int: the type is in the key
+        return _cached_keys(type(value), value)
+    return _value_keys(value)
+
+
+@lru_cache(maxsize=8192)
+def _cached_keys(kind: type, value: Any) -> frozenset[str]:
+    return _value_keys(value)
+
+
+def _value_keys(value: Any) -> frozenset[str]:
     key = normalise(value)
     if not key:
         return frozenset()
@@ -335,6 +347,7 @@ class Provenance:
     done: list[bool] = field(default_factory=list)  # per history record: read (final)
     bindings: int = 0
     principal_roles: Any = None
+    seen: list[frozenset[str] | None] = field(default_factory=list)  # per record: all its keys
 
     def update(self, ctx: RunContext) -> Provenance:
         """Read what the run added since the last check (messages, calls, bindings)."""
@@ -373,8 +386,31 @@ class Provenance:
 
     def _reset(self, ctx: RunContext) -> Provenance:
         fresh = Provenance(self.declarations)
-        ctx.provenance = fresh
+        ctx.provenance[id(self.declarations)] = fresh
         return fresh.update(ctx)
+
+    def untrusted_source(self, ctx: RunContext, keys: frozenset[str]) -> str | None:
+        """The latest tool whose output holds the value (whole or as an entity): for a
+        reason only (each record's keys are read once, when a reason first needs them)."""
+        history = ctx.history
+        self.seen.extend([None] * (len(history) - len(self.seen)))
+        for i in range(len(history) - 1, -1, -1):
+            rec = history[i]
+            if rec.result is None:
+                continue
+            found = self.seen[i]
+            if found is None:
+                acc: set[str] = set()
+                for leaf in field_values(rec.value, ""):
+                    acc |= value_keys(leaf)
+                    if isinstance(leaf, str):
+                        acc |= text_keys(leaf)
+                found = frozenset(acc)
+                if rec.ok:  # final: a provisional record is read again once it has run
+                    self.seen[i] = found
+            if keys & found:
+                return rec.name
+        return None
 
     def _bind(self, role: str, keys: Iterable[str]) -> None:
         for k in keys:
@@ -420,24 +456,12 @@ class Provenance:
 
 
 def provenance(ctx: RunContext, declarations: Declarations) -> Provenance:
-    """The run's index for these declarations, up to date (kept on the context)."""
-    p = ctx.provenance
-    if not isinstance(p, Provenance) or p.declarations is not declarations:
-        p = Provenance(declarations)
-        ctx.provenance = p
+    """The run's index for these declarations, up to date (kept on the context, one per
+    set of declarations: the layers of a policy may declare different trusted fields)."""
+    cache = ctx.provenance
+    if cache is None:
+        cache = ctx.provenance = {}
+    p = cache.get(id(declarations))
+    if p is None or p.declarations is not declarations:
+        p = cache[id(declarations)] = Provenance(declarations)
     return p.update(ctx)
-
-
-def untrusted_source(ctx: RunContext, keys: frozenset[str]) -> str | None:
-    """The tool whose output holds the value (as a whole value or entity), for a reason."""
-    for rec in reversed(ctx.history):
-        if rec.result is None:
-            continue
-        found: set[str] = set()
-        for leaf in field_values(rec.value, ""):
-            found |= value_keys(leaf)
-            if isinstance(leaf, str):
-                found |= text_keys(leaf)
-        if keys & found:
-            return rec.name
-    return None
