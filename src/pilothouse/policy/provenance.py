@@ -239,12 +239,12 @@ def value_keys(value: Any) -> frozenset[str]:
     Empty for None and for empty or blank strings: they carry nothing to trust.
     """
     if isinstance(value, str | int | float):  # bool is an int: the type is in the key
-        return _cached_keys(type(value), value)
+        return _cached_keys(type(value).__name__, value)
     return _value_keys(value)
 
 
 @lru_cache(maxsize=8192)
-def _cached_keys(kind: type, value: Any) -> frozenset[str]:
+def _cached_keys(kind: str, value: Any) -> frozenset[str]:
     return _value_keys(value)
 
 
@@ -386,6 +386,8 @@ class Provenance:
 
     def _reset(self, ctx: RunContext) -> Provenance:
         fresh = Provenance(self.declarations)
+        if ctx.provenance is None:
+            ctx.provenance = {}
         ctx.provenance[id(self.declarations)] = fresh
         return fresh.update(ctx)
 
