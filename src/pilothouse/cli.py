@@ -938,6 +938,7 @@ def _read_policy(path: str, predicates: dict[str, Any] | None, lenient: bool = F
     from pilothouse.policy import Policy
 
     preds = dict(predicates or {})
+    lookups: dict[str, Any] = {}
     if lenient:
         import re as _re
 
@@ -951,8 +952,9 @@ def _read_policy(path: str, predicates: dict[str, Any] | None, lenient: bool = F
         names = _re.findall(r"[A-Za-z_][A-Za-z0-9_]*", json.dumps(data))
         for n in names:
             preds.setdefault(n, _stub_predicate)
+            lookups[n] = _stub_predicate
     try:
-        return Policy.load(path, predicates=preds)
+        return Policy.load(path, predicates=preds, lookups=lookups)
     except PolicyError as exc:
         _fail(str(exc))
 
@@ -976,6 +978,7 @@ def policy_lint(
 
     policy = _read_policy(file, _load_predicates(predicates), lenient=predicates is None)
     stubbed = {n for n, f in policy.predicates.items() if f is _stub_predicate}
+    stubbed |= {n for n, f in policy.lookups.items() if f is _stub_predicate}
     tools = None
     if tools_json is not None:
         try:

@@ -30,6 +30,8 @@ def test_every_builtin_kind_is_registered_in_the_documented_order() -> None:
         "confirmed",
         "trusted",
         "trusted_entities",
+        "lookup",
+        "total",
         "principal",
         "not",
         "any",

@@ -27,14 +27,15 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 from pilothouse.exceptions import PolicyCheckFailed, PolicyError, SchemaError
 from pilothouse.jsonschema_check import KEYWORDS, Validator
 from pilothouse.jsonschema_check import compile_schema as _compile_json_schema
 from pilothouse.messages import ToolCall
-from pilothouse.policy.context import CallRecord, Predicate, RunContext
+from pilothouse.policy.context import CallRecord, Lookup, Predicate, RunContext
 from pilothouse.policy.document import DEFAULT_CONFIRMATION, Locate, Path, policy_error
 
 __all__ = [
@@ -78,12 +79,14 @@ class CompiledConditions:
     checks: list[Check] = field(default_factory=list)
     arg_names: set[str] = field(default_factory=set)
     predicate_names: set[str] = field(default_factory=set)
+    lookup_names: set[str] = field(default_factory=set)
     stateful: bool = False
 
     def reads(self, inner: CompiledConditions) -> None:
         """Add what a nested block reads (its checks are wrapped by the caller)."""
         self.arg_names |= inner.arg_names
         self.predicate_names |= inner.predicate_names
+        self.lookup_names |= inner.lookup_names
         self.stateful = self.stateful or inner.stateful
 
 
@@ -97,6 +100,10 @@ class ConditionEnv:
     confirmation: str = DEFAULT_CONFIRMATION
     trust: Mapping[str, Mapping[str, str | None]] = field(default_factory=lambda: _NO_TRUST)
     """Tool -> its trusted result fields (and their roles), from the tool declarations."""
+    lookups: Mapping[str, Lookup] = field(default_factory=dict)
+    """The application's named lookups (`lookup:`, ``$lookup.NAME.path``)."""
+    block: Mapping[str, Any] = field(default_factory=dict)
+    """The `when` block being compiled (a ``$lookup`` reference reads its `lookup:`)."""
 
     def error(self, where: Path, message: str) -> PolicyError:
         """A `PolicyError` at `where` (with the line, when the policy came from a file)."""
@@ -138,10 +145,16 @@ def compile_conditions(
     locate: Locate | None = None,
     confirmation: str = DEFAULT_CONFIRMATION,
     trust: Mapping[str, Mapping[str, str | None]] | None = None,
+    lookups: Mapping[str, Lookup] | None = None,
 ) -> CompiledConditions:
     """Compile a rule's ``when`` block (all conditions must hold) into checks."""
     env = ConditionEnv(
-        predicates, own_tools, locate, confirmation, _NO_TRUST if trust is None else trust
+        predicates,
+        own_tools,
+        locate,
+        confirmation,
+        _NO_TRUST if trust is None else trust,
+        lookups or {},
     )
     return _compile_block(when, where, env)
 
@@ -161,6 +174,7 @@ def _compile_block(when: Any, where: Path, env: ConditionEnv) -> CompiledConditi
     # cheap checks of the call first, then the run's history, provenance, the
     # application's predicates), not the document's key order: the same rule gives the
     # same reason however it is written, and a cheap failing check spares the rest.
+    env = replace(env, block=when)
     for key in sorted(when, key=_rank):
         CONDITIONS[key](when[key], (*where, key), env, out)
     return out
@@ -176,6 +190,8 @@ ORDER = (
     "rate",
     "trusted",
     "trusted_entities",
+    "lookup",
+    "total",
     "predicates",
     "not",
     "any",
@@ -697,6 +713,161 @@ def _trusted_entities(spec: Any, at: Path, env: ConditionEnv, out: CompiledCondi
         return None
 
     out.checks.append(trusted_entities)
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True, slots=True)
+class _LookupCall:
+    """One named lookup of a rule: its function and its parameters (literals or refs)."""
+
+    name: str
+    fn: Lookup
+    params: tuple[tuple[str, Any], ...]
+
+    def value(self, call: ToolCall, ctx: RunContext) -> Any:
+        params = {k: resolve_ref(v, call, ctx) for k, v in self.params}
+        try:
+            return self.fn(ctx, **params)
+        except Exception as exc:
+            raise PolicyCheckFailed(
+                f"lookup {self.name!r} raised {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def _lookup_call(name: Any, spec: Any, at: Path, env: ConditionEnv) -> _LookupCall:
+    if not isinstance(name, str) or name not in env.lookups:
+        known = ", ".join(sorted(env.lookups)) or "none registered"
+        raise env.error(at, f"unknown lookup {name!r} (known: {known})")
+    params = (spec.get("args") or {}) if isinstance(spec, Mapping) else {}
+    if not isinstance(params, Mapping):
+        raise env.error((*at, "args"), "args must map parameter names to values or $references")
+    for k, v in params.items():
+        _validate_ref(v, (*at, "args", k), env.locate)
+    return _LookupCall(name, env.lookups[name], tuple((str(k), v) for k, v in params.items()))
+
+
+def _path(value: Any, path: Sequence[str]) -> Any:
+    for part in path:
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+@condition("lookup")
+def _lookup(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``lookup: {NAME: {args: {P: $args.x}, value: SCHEMA}}``: the application's data
+    (the order of ``$args.order_id``) satisfies a value condition."""
+    if not isinstance(spec, Mapping) or not spec:
+        raise env.error(at, "lookup must map lookup names to {args, value}")
+    for name, item in spec.items():
+        where = (*at, str(name))
+        if not isinstance(item, Mapping) or set(item) - {"args", "value"}:
+            raise env.error(where, "a lookup has `args` (its parameters) and `value` (a condition)")
+        lk = _lookup_call(name, item, where, env)
+        test = env.schema(item["value"], (*where, "value")) if "value" in item else None
+        out.lookup_names.add(lk.name)
+        out.stateful = True
+
+        def lookup_check(
+            call: ToolCall, ctx: RunContext, lk: _LookupCall = lk, test: Any = test
+        ) -> str | None:
+            value = lk.value(call, ctx)
+            if test is None:
+                return None if value is not None else f"lookup {lk.name}: nothing found"
+            why = test(value)
+            return None if why is None else f"lookup {lk.name}: {why}"
+
+        out.checks.append(lookup_check)
+
+
+def _bound_ref(value: Any, at: Path, env: ConditionEnv) -> Callable[[ToolCall, RunContext], Any]:
+    """A bound: a number, ``$args.x``, ``$principal.k`` or ``$lookup.NAME.path`` (NAME
+    a lookup of the same `when` block, called with its parameters)."""
+    if isinstance(value, str) and value.startswith("$lookup."):
+        name, *path = value[len("$lookup.") :].split(".")
+        declared = env.block.get("lookup")
+        if not isinstance(declared, Mapping) or name not in declared:
+            raise env.error(at, f"{value!r} needs `lookup: {{{name}: ...}}` in the same block")
+        lk = _lookup_call(name, declared[name], (*at[:-2], "lookup", name), env)
+        return lambda call, ctx: _path(lk.value(call, ctx), path)
+    if isinstance(value, str):
+        _validate_ref(value, at, env.locate)
+        if not value.startswith("$"):
+            raise env.error(at, "a bound is a number or a $reference")
+        return lambda call, ctx: resolve_ref(value, call, ctx)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise env.error(at, "a bound is a number or a $reference")
+    return lambda call, ctx: value
+
+
+def _number(value: Any, what: str) -> Decimal:
+    """A number as an exact decimal: 0.1 + 0.2 is 0.3 here (money is summed)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PolicyCheckFailed(f"{what} is {value!r}, not a number")
+    return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+
+
+@condition("total")
+def _total(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``total: {field, max, per, tool, ok}``: the sum of argument `field` over this run's
+    calls of `tool` (default: the rule's tools) with the same `per` argument(s), this call
+    included, is at most `max` (a number or a reference, ``$lookup.order.total``)."""
+    if not isinstance(spec, Mapping):
+        raise env.error(at, "total needs `field` and `max` (and `per`, `tool`, `ok`)")
+    unknown = set(spec) - {"field", "max", "per", "tool", "ok"}
+    if unknown:
+        raise env.error(at, f"unknown key(s) {sorted(unknown)}; use field, max, per, tool, ok")
+    fname = spec.get("field")
+    if not isinstance(fname, str) or not fname:
+        raise env.error((*at, "field"), "field must be an argument name")
+    if "max" not in spec:
+        raise env.error(at, "total needs `max`")
+    bound = _bound_ref(spec["max"], (*at, "max"), env)
+    raw_per = spec.get("per") or []
+    per: list[str] = [raw_per] if isinstance(raw_per, str) else raw_per
+    if not isinstance(per, list) or not all(isinstance(p, str) for p in per):
+        raise env.error((*at, "per"), "per must be an argument name or a list of them")
+    tools = [spec["tool"]] if isinstance(spec.get("tool"), str) else list(env.own_tools)
+    ok = spec.get("ok")  # default: every recorded call (a provisional one counts at once)
+    if ok is not None and not isinstance(ok, bool):
+        raise env.error((*at, "ok"), "ok must be true, false or null (any)")
+    pats = [call_pattern({"tool": t, "ok": ok}, at, env.locate) for t in tools]
+    out.arg_names.update([fname, *per])
+    out.stateful = True
+
+    def total(call: ToolCall, ctx: RunContext) -> str | None:
+        args = call.arguments
+        for name in (fname, *per):
+            if name not in args:
+                raise PolicyCheckFailed(f"the policy sums argument {name!r}, which the call lacks")
+        key = [args[p] for p in per]
+        limit = _number(bound(call, ctx), "the bound")
+        amount = _number(args[fname], f"argument {fname}")
+        counted: set[int] = set()
+        so_far = Decimal(0)
+        for p in pats:
+            for rec in p.candidates(ctx):
+                if id(rec) in counted or (ok is not None and rec.ok != ok):
+                    continue
+                a = rec.arguments
+                if all(q in a and a[q] == k for q, k in zip(per, key, strict=True)):
+                    counted.add(id(rec))
+                    so_far += _number(a.get(fname, 0), f"an earlier {rec.name}'s {fname}")
+        if so_far + amount <= limit:
+            return None
+        scope = ", ".join(f"{q}={k!r}" for q, k in zip(per, key, strict=True))
+        return (
+            f"total {fname}{' for ' + scope if scope else ''} would be {so_far + amount:g} "
+            f"({so_far:g} so far in this run + {amount:g}), above {limit:g}"
+        )
+
+    out.checks.append(total)
 
 
 @condition("principal")

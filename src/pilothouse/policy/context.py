@@ -17,7 +17,7 @@ from typing import Any
 
 from pilothouse.messages import ToolCall
 
-__all__ = ["CallRecord", "Predicate", "Principal", "RunContext"]
+__all__ = ["CallRecord", "Lookup", "Predicate", "Principal", "RunContext"]
 
 
 @dataclass(slots=True)
@@ -206,3 +206,10 @@ class RunContext:
 
 Predicate = Callable[[ToolCall, RunContext], bool]
 """An application's named check (`predicates:` in a rule): True when the rule may apply."""
+
+
+Lookup = Callable[..., Any]
+"""An application's named lookup (`lookup:` and ``$lookup.NAME`` in a rule): called as
+``fn(context, **params)`` with the rule's parameters, it returns JSON data the policy
+checks (the order of ``$args.order_id``, read from `context.deps`). It must not change
+anything; an exception denies the call (fail-closed)."""

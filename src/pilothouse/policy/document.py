@@ -52,6 +52,7 @@ TOP_KEYS = (
     "rules",
     "confirmation",
     "predicates",
+    "lookups",
 )
 RULE_KEYS = ("id", "tools", "effect", "when", "priority", "fallback", "description")
 

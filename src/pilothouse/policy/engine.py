@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pilothouse.decision import Decision, Fallback
 from pilothouse.exceptions import PolicyCheckFailed, PolicyError, PolicyLayerError
 from pilothouse.messages import ToolCall
-from pilothouse.policy.context import CallRecord, Predicate, Principal, RunContext
+from pilothouse.policy.context import CallRecord, Lookup, Predicate, Principal, RunContext
 from pilothouse.policy.document import (
     DEFAULT_CONFIRMATION,
     DEFAULTS,
@@ -111,6 +111,7 @@ class CompiledRule:
     approver: str | None
     arg_names: set[str]
     predicate_names: set[str]
+    lookup_names: set[str]
     stateful: bool
     unconditional: bool
     order: int
@@ -127,6 +128,7 @@ def compile_rule(
     locate: Locate | None,
     confirmation: str,
     trust: Mapping[str, Mapping[str, str | None]] | None = None,
+    lookups: Mapping[str, Lookup] | None = None,
 ) -> CompiledRule:
     """Check one rule's fields and compile its conditions (raises `PolicyError`)."""
     from pilothouse.policy.conditions import compile_conditions  # loads with the first rule
@@ -165,7 +167,14 @@ def compile_rule(
     if not isinstance(message, str):
         raise policy_error((*where, "fallback", "message"), locate, "message must be a string")
     compiled = compile_conditions(
-        rule.when, (*where, "when"), predicates, patterns, locate, confirmation, trust or {}
+        rule.when,
+        (*where, "when"),
+        predicates,
+        patterns,
+        locate,
+        confirmation,
+        trust,
+        lookups,
     )
     return CompiledRule(
         id=rule.id or f"rule{index}",
@@ -178,6 +187,7 @@ def compile_rule(
         approver=fb.get("approver"),
         arg_names=compiled.arg_names,
         predicate_names=compiled.predicate_names,
+        lookup_names=compiled.lookup_names,
         stateful=compiled.stateful,
         unconditional=not compiled.checks,
         order=index,
@@ -206,11 +216,15 @@ class Policy:
         confirmation: str = DEFAULT_CONFIRMATION,
         name: str = "policy",
         declared_predicates: Iterable[str] = (),
+        lookups: Mapping[str, Lookup] | None = None,
+        declared_lookups: Iterable[str] = (),
         _locate: Locate | None = None,
     ) -> None:
         self.name = name
         self.predicates: dict[str, Predicate] = dict(predicates or {})
         self.declared_predicates: tuple[str, ...] = tuple(declared_predicates)
+        self.lookups: dict[str, Lookup] = dict(lookups or {})
+        self.declared_lookups: tuple[str, ...] = tuple(declared_lookups)
         self.tools: dict[str, ToolInfo] = dict(tools or {})
         # tool -> {trusted result field -> role}: what provenance conditions may trust
         self.trust: dict[str, dict[str, str | None]] = {
@@ -230,7 +244,7 @@ class Policy:
         self.defaults: dict[str, RuleEffect] = merged
         self.rules: list[Rule] = list(rules)
         compiled = [
-            compile_rule(r, i, self.predicates, _locate, confirmation, self.trust)
+            compile_rule(r, i, self.predicates, _locate, confirmation, self.trust, self.lookups)
             for i, r in enumerate(self.rules)
         ]
         seen: set[str] = set()
@@ -291,6 +305,7 @@ class Policy:
         predicates: Mapping[str, Predicate] | None = None,
         approvers: Mapping[str, Approver] | None = None,
         locate: Locate | None = None,
+        lookups: Mapping[str, Lookup] | None = None,
     ) -> Policy:
         """Build from the mapping form (what a YAML policy file holds)."""
         from pilothouse.policy.loader import read_mapping
@@ -305,6 +320,8 @@ class Policy:
             confirmation=spec.confirmation,
             name=spec.name,
             declared_predicates=spec.predicates,
+            lookups=lookups,
+            declared_lookups=spec.lookups,
             _locate=locate,
         )
 
@@ -316,6 +333,7 @@ class Policy:
         predicates: Mapping[str, Predicate] | None = None,
         approvers: Mapping[str, Approver] | None = None,
         source: str = "<policy>",
+        lookups: Mapping[str, Lookup] | None = None,
     ) -> Policy:
         """Parse a YAML policy; errors name `source`, the line and the reason."""
         from pilothouse.policy.loader import locator, parse_yaml
@@ -323,7 +341,11 @@ class Policy:
         data, lines = parse_yaml(text, source)
         try:
             return cls.from_dict(
-                data, predicates=predicates, approvers=approvers, locate=locator(lines)
+                data,
+                predicates=predicates,
+                approvers=approvers,
+                locate=locator(lines),
+                lookups=lookups,
             )
         except PolicyError as exc:
             raise PolicyError(f"{source}: {exc}") from None
@@ -335,6 +357,7 @@ class Policy:
         *,
         predicates: Mapping[str, Predicate] | None = None,
         approvers: Mapping[str, Approver] | None = None,
+        lookups: Mapping[str, Lookup] | None = None,
     ) -> Policy:
         """Read a YAML policy file."""
         from pathlib import Path as _P
@@ -344,7 +367,9 @@ class Policy:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise PolicyError(f"{p}: cannot read the policy file ({exc})") from None
-        return cls.from_yaml(text, predicates=predicates, approvers=approvers, source=str(p))
+        return cls.from_yaml(
+            text, predicates=predicates, approvers=approvers, source=str(p), lookups=lookups
+        )
 
     # -- layers
 
@@ -360,6 +385,8 @@ class Policy:
             "name",
             "predicates",
             "declared_predicates",
+            "lookups",
+            "declared_lookups",
             "tools",
             "trust",
             "explicit_defaults",

@@ -169,16 +169,31 @@ def _declared_args(policy: Policy, tools: Mapping[str, ToolInfo]) -> list[Findin
 
 
 def _predicates(policy: Policy, stubbed: Collection[str]) -> list[Finding]:
-    """Predicates nobody can vouch for: undeclared, or spelt like another one."""
+    """Predicates and lookups nobody can vouch for: undeclared, or spelt like another."""
+    rules = policy.compiled_rules
+    return _named(
+        "predicate",
+        sorted({n for r in rules for n in r.predicate_names}),
+        set(policy.declared_predicates),
+        stubbed,
+    ) + _named(
+        "lookup",
+        sorted({n for r in rules for n in r.lookup_names}),
+        set(policy.declared_lookups),
+        stubbed,
+    )
+
+
+def _named(
+    what: str, used: list[str], declared: set[str], stubbed: Collection[str]
+) -> list[Finding]:
     out: list[Finding] = []
-    used = sorted({n for r in policy.compiled_rules for n in r.predicate_names})
-    declared = set(policy.declared_predicates)
     unchecked: list[str] = []
     for name in used:
         if declared and name not in declared:
             near = difflib.get_close_matches(name, sorted(declared), n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
-            out.append(Finding("error", None, f"unknown predicate {name!r}: not declared{hint}"))
+            out.append(Finding("error", None, f"unknown {what} {name!r}: not declared{hint}"))
         elif name in stubbed and not declared:
             others = [n for n in used if n != name]
             near = difflib.get_close_matches(name, others, n=1, cutoff=0.85)
@@ -187,7 +202,7 @@ def _predicates(policy: Policy, stubbed: Collection[str]) -> list[Finding]:
                     Finding(
                         "error",
                         None,
-                        f"predicate {name!r} looks like a misspelling of {near[0]!r}",
+                        f"{what} {name!r} looks like a misspelling of {near[0]!r}",
                     )
                 )
             else:
@@ -197,12 +212,12 @@ def _predicates(policy: Policy, stubbed: Collection[str]) -> list[Finding]:
             Finding(
                 "warning",
                 None,
-                f"predicate(s) {', '.join(unchecked)} cannot be checked: declare the "
-                "predicates under `predicates:` or pass --predicates",
+                f"{what}(s) {', '.join(unchecked)} cannot be checked: declare the "
+                f"{what}s under `{what}s:` or pass --{what}s",
             )
         )
     for name in sorted(declared - set(used)):
-        out.append(Finding("warning", None, f"predicate {name!r} is declared but never used"))
+        out.append(Finding("warning", None, f"{what} {name!r} is declared but never used"))
     return out
 
 

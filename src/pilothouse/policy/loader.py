@@ -53,6 +53,7 @@ class PolicySpec:
     confirmation: str
     name: str
     predicates: tuple[str, ...] = ()  # the names the document declares (for lint)
+    lookups: tuple[str, ...] = ()
 
 
 def read_mapping(data: Any, locate: Locate | None = None) -> PolicySpec:
@@ -127,18 +128,26 @@ def read_mapping(data: Any, locate: Locate | None = None) -> PolicySpec:
     confirmation = data.get("confirmation", DEFAULT_CONFIRMATION)
     if not isinstance(confirmation, str):
         raise _err(("confirmation",), locate, "confirmation must be a regular expression")
-    declared = data.get("predicates") or []
-    if isinstance(declared, Mapping):
-        declared = list(declared)
-    if not isinstance(declared, list) or not all(isinstance(n, str) for n in declared):
-        raise _err(
-            ("predicates",),
-            locate,
-            "predicates must list the predicate names the policy uses (or map them to a note)",
-        )
+    declared = {key: _names(data.get(key), key, locate) for key in ("predicates", "lookups")}
     return PolicySpec(
-        rules, defaults, tools, confirmation, str(data.get("name", "policy")), tuple(declared)
+        rules,
+        defaults,
+        tools,
+        confirmation,
+        str(data.get("name", "policy")),
+        declared["predicates"],
+        declared["lookups"],
     )
+
+
+def _names(value: Any, key: str, locate: Locate | None) -> tuple[str, ...]:
+    """A declaration of names (`predicates:`, `lookups:`): a list, or a mapping to notes."""
+    names = list(value) if isinstance(value, Mapping) else (value or [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise _err(
+            (key,), locate, f"{key} must list the names the policy uses (or map them to a note)"
+        )
+    return tuple(names)
 
 
 def _trusted_fields(spec: Any, at: Path, locate: Locate | None) -> dict[str, str | None]:
