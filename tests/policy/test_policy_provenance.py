@@ -317,3 +317,18 @@ async def test_an_optional_argument_left_to_its_default_is_not_checked() -> None
     decisions = [e.decision for e in a.store.events(result.run_id) if isinstance(e, ToolCalled)]
     assert [d.effect for d in decisions if d] == ["allow", "deny", "deny"]
     assert "cc=''" in decisions[1].reason  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+def test_hostile_texts_are_read_in_linear_time_and_bounded() -> None:
+    # each of these took a minute or more with unbounded patterns (quadratic backtracking);
+    # bounded, they are read in well under a second: no timing asserted, a hang would fail
+    for text in ("1 " * 20000 + "a", "a" * 40000, "a1" * 20000 + "-", "a." * 20000, "a@" * 20000):
+        text_keys(text)
+    assert "1" in text_keys("1 " * 20000 + "a")
+    long = "x " * 100_000 + "pay bob@example.com"  # the address lies past MAX_TEXT
+    assert "bob@example.com" not in text_keys(long)
+    p = trusted_policy("to")
+    assert not allowed(p, said(long), to="bob@example.com")  # fail-closed, not a hang

@@ -50,6 +50,10 @@ __all__ = [
     "value_keys",
 ]
 
+MAX_TEXT = 200_000
+"""Entities are read from the first 200,000 characters of a text (a value further on is
+not trusted: fail-closed), so a hostile megabyte costs a bounded, linear amount of work."""
+
 ENTITY_KINDS = ("email", "url", "iban", "phone", "date", "number", "id", "quoted", "name")
 """What `entities` finds in free text, in the order spans are claimed."""
 
@@ -80,9 +84,12 @@ _MONTH_NUM = {
     )
     for name in names
 }
+# Every repetition is bounded and every pattern starts at a word boundary or a fixed
+# prefix, so a hostile text (a megabyte of digits and spaces, one endless word) is read
+# in linear time: an unbounded `[\w.]+@` would try every start position to the end.
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("url", re.compile(r"\b(?:https?|ftp)://[^\s<>\"'`]+", re.I)),
-    ("email", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")),
+    ("url", re.compile(r"\b(?:https?|ftp)://[^\s<>\"'`]{1,2000}", re.I)),
+    ("email", re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")),
     ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.I)),
     (
         "date",
@@ -93,9 +100,18 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             re.I,
         ),
     ),
-    ("phone", re.compile(r"(?<![\w+])\+?\(?\d[\d ().-]{5,}\d\b")),
-    ("id", re.compile(r"#?\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z_])[A-Za-z0-9][\w-]*[A-Za-z0-9]\b")),
-    ("number", re.compile(rf"(?<![\w.,]){_NUMBER.pattern}(?![\w])")),
+    ("phone", re.compile(r"(?<![\w+])\+?\(?\d[\d ().-]{5,22}\d\b")),
+    (
+        "id",
+        re.compile(
+            r"(?<![\w-])#?(?=[\w-]{0,63}\d)(?=[\w-]{0,63}[A-Za-z_])[A-Za-z0-9][\w-]{0,62}"
+            r"[A-Za-z0-9](?![\w-])"
+        ),
+    ),
+    (
+        "number",
+        re.compile(r"(?<![\w.,])[+-]?(?:\d{1,3}(?:,\d{3}){1,10}|\d{1,40})(?:\.\d{1,20})?(?![\w])"),
+    ),
     ("quoted", re.compile(r"\"([^\"\n]{1,200})\"|“([^”\n]{1,200})”|`([^`\n]{1,200})`")),
     ("name", re.compile(r"\b[A-Z][\w'-]*(?: [A-Z][\w'-]*)*")),
 )
@@ -207,11 +223,12 @@ def entities(text: str, kinds: Iterable[str] = ENTITY_KINDS) -> Iterator[tuple[s
     "June 13") is not read again by a later one (the number 13).
     """
     wanted = set(kinds)
-    taken: list[tuple[int, int]] = []
+    text = text[:MAX_TEXT]
+    claimed = bytearray(len(text))  # 1 where an earlier entity claimed the character
     for kind, rx in _PATTERNS:
         for m in rx.finditer(text):
             start, end = m.span()
-            if kind != "quoted" and any(start < e and s < end for s, e in taken):
+            if kind != "quoted" and claimed.find(1, start, end) != -1:
                 continue  # a quoted value is the user's exact words, whatever is inside
             if kind == "quoted":
                 raw = next(g for g in m.groups() if g is not None)
@@ -222,7 +239,7 @@ def entities(text: str, kinds: Iterable[str] = ENTITY_KINDS) -> Iterator[tuple[s
             if key is None or key == "":
                 continue
             if kind not in ("name", "quoted"):  # they claim no span: the entities stay
-                taken.append((start, end))
+                claimed[start:end] = b"\x01" * (end - start)
             if kind in wanted:
                 yield kind, key
                 if kind == "id" and raw.startswith("#"):
