@@ -327,7 +327,7 @@ def test_hostile_texts_are_read_in_linear_time_and_bounded() -> None:
     # bounded, they are read in well under a second: no timing asserted, a hang would fail
     for text in ("1 " * 20000 + "a", "a" * 40000, "a1" * 20000 + "-", "a." * 20000, "a@" * 20000):
         text_keys(text)
-    assert "1" in text_keys("1 " * 20000 + "a")
+    assert "111111111111" in text_keys("1 " * 20000 + "a")  # read as phone numbers
     long = "x " * 100_000 + "pay bob@example.com"  # the address lies past MAX_TEXT
     assert "bob@example.com" not in text_keys(long)
     p = trusted_policy("to")
