@@ -518,22 +518,24 @@ class Policy:
         kind: str,
         use_default: bool,
     ) -> Decision | None:
-        failed: list[tuple[CompiledRule, int]] = []  # a rule and its first failing check
+        failed: list[tuple[CompiledRule, int, str]] = []  # a rule, its first failing check
         for rule in rules:
-            at = -1
+            why: str | None = None
+            at = 0
             try:
-                for i, check in enumerate(rule.checks):
-                    if check(call, ctx) is not None:
-                        at = i
+                for check in rule.checks:
+                    why = check(call, ctx)
+                    if why is not None:
                         break
+                    at += 1
             except PolicyCheckFailed as exc:
                 return Decision.deny(
                     f"rule {rule.id!r}: {exc}; denied (fail-closed)", rule.id, source="engine"
                 )
-            if at < 0:
+            if why is None:
                 return rule.decision or self._apply(rule)
             if rule.effect != "deny":
-                failed.append((rule, at))
+                failed.append((rule, at, why))
         if not use_default:
             return None
         default = self._default_decisions.get(kind) or self._default_decisions["unknown"]
@@ -544,8 +546,8 @@ class Policy:
         # on this path: a rule that applies, or a deny rule that does not, costs nothing.
         first = failed[0][0]
         detail = "; ".join(
-            f"rule {r.id!r} does not apply ({'; '.join(_why_not(r, at, call, ctx))})"
-            for r, at in failed
+            f"rule {r.id!r} does not apply ({'; '.join(_why_not(r, at, why, call, ctx))})"
+            for r, at, why in failed
         )
         reason = f"{default.reason}: {detail}"
         if first.fallback == "ask" or default.effect == "ask":
@@ -563,10 +565,11 @@ class Policy:
         return Decision.deny(reason, rule.id, rule.fallback, _message(rule.message, reason))
 
 
-def _why_not(rule: CompiledRule, at: int, call: ToolCall, ctx: RunContext) -> list[str]:
-    """Every failing condition of `rule`, from its first failing check `at` on."""
-    reasons: list[str] = []
-    for check in rule.checks[at:]:
+def _why_not(rule: CompiledRule, at: int, first: str, call: ToolCall, ctx: RunContext) -> list[str]:
+    """Every failing condition of `rule`: `first` (check `at`, where the first pass
+    stopped; the checks before it held), then those of the checks after it."""
+    reasons: list[str] = [first]
+    for check in rule.checks[at + 1 :]:
         try:
             why = check(call, ctx)
         except PolicyCheckFailed as exc:
