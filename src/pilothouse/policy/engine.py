@@ -380,6 +380,13 @@ class Policy:
             raise PolicyLayerError(
                 f"layer {lower.name!r} may only narrow {self.name!r}: " + "; ".join(problems)
             )
+        # The lower layer reads the trusted result fields the layers above declare (a task
+        # policy a model proposes has no `tools:`), unless it declares the tool itself. Its
+        # compiled conditions hold its `trust` mapping, so it is filled in place. This
+        # cannot widen: every layer is checked and the most restrictive answer wins.
+        for layer in (self, *self._lower):
+            for tool_name, fields in layer.trust.items():
+                lower.trust.setdefault(tool_name, fields)
         layered = Policy.__new__(Policy)
         for slot in (
             "name",

@@ -364,6 +364,7 @@ class Provenance:
     done: list[bool] = field(default_factory=list)  # per history record: read (final)
     bindings: int = 0
     principal_roles: Any = None
+    declared: int = 0  # how many tools were declared when the index was built
     seen: list[frozenset[str] | None] = field(default_factory=list)  # per record: all its keys
 
     def update(self, ctx: RunContext) -> Provenance:
@@ -402,7 +403,7 @@ class Provenance:
         return self
 
     def _reset(self, ctx: RunContext) -> Provenance:
-        fresh = Provenance(self.declarations)
+        fresh = Provenance(self.declarations, declared=len(self.declarations))
         if ctx.provenance is None:
             ctx.provenance = {}
         ctx.provenance[id(self.declarations)] = fresh
@@ -481,6 +482,6 @@ def provenance(ctx: RunContext, declarations: Declarations) -> Provenance:
     if cache is None:
         cache = ctx.provenance = {}
     p = cache.get(id(declarations))
-    if p is None or p.declarations is not declarations:
-        p = cache[id(declarations)] = Provenance(declarations)
+    if p is None or p.declarations is not declarations or p.declared != len(declarations):
+        p = cache[id(declarations)] = Provenance(declarations, declared=len(declarations))
     return p.update(ctx)
