@@ -348,3 +348,25 @@ def test_a_task_layer_reads_the_trusted_fields_declared_above() -> None:
     assert layered.check(c("send", to="carol@example.com"), ctx, effect="side_effect").allowed
     d = layered.check(c("send", to="eve@evil.test"), ctx, effect="side_effect")
     assert not d.allowed
+
+
+_token = st.from_regex(r"[a-z]{2,6}[0-9]{2,4}", fullmatch=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_token, min_size=2, max_size=8, unique=True), st.data())
+def test_only_declared_fields_vouch_for_a_value(tokens: list[str], data: st.DataObject) -> None:
+    split = data.draw(st.integers(min_value=1, max_value=len(tokens) - 1))
+    meta, body = tokens[:split], tokens[split:]
+    result = {"items": [{"meta": m} for m in meta], "body": " ".join(body), "echo": "x"}
+    tools = {"fetch": ToolInfo("read_only", trusted=["items.*.meta", "echo"])}
+    p = trusted_policy("v", tools=tools)
+    ctx = said("go")
+    ctx.record("fetch", {"q": "x"}, json.dumps(result))  # `echo` repeats the argument
+    for t in meta:
+        assert allowed(p, ctx, v=t) and allowed(p, ctx, v=t.upper())
+    for t in body:
+        assert not allowed(p, ctx, v=t)
+    assert not allowed(p, ctx, v="x")  # only echoed
+    for t in meta:  # never a part of a trusted value
+        assert not allowed(p, ctx, v=t[:-1])
