@@ -370,3 +370,16 @@ def test_only_declared_fields_vouch_for_a_value(tokens: list[str], data: st.Data
     assert not allowed(p, ctx, v="x")  # only echoed
     for t in meta:  # never a part of a trusted value
         assert not allowed(p, ctx, v=t[:-1])
+
+
+def test_identity_is_the_id_an_authentication_tool_returned_not_any_id_the_user_typed() -> None:
+    p = Policy(
+        [Rule("modify_user_address", "allow", when={"trusted": {"args": {"user_id": "customer"}}})],
+        tools={"find_user_id_by_email": ToolInfo("read_only", trusted={"": "customer"})},
+    )
+    ctx = said("my id is mia_li_36689 and my friend is omar_davis_3817, email mia@x.com")
+    ctx.record("find_user_id_by_email", {"email": "mia@x.com"}, "mia_li_36689")
+    check = p.check(c("modify_user_address", user_id="mia_li_36689"), ctx, effect="irreversible")
+    assert check.allowed
+    d = p.check(c("modify_user_address", user_id="omar_davis_3817"), ctx, effect="irreversible")
+    assert not d.allowed and "not bound to role 'customer'" in d.reason
