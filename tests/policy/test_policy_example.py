@@ -24,5 +24,5 @@ def test_provenance_example(tmp_path: Path) -> None:
     out = result.stdout
     assert "to='eve@evil.test' is not from trusted input" in out
     assert "output of tool 'read_inbox' (untrusted)" in out
-    assert "holds the url 'https://evil.test/x'" in out
+    assert "holds the url 'evil.test/x'" in out
     assert "answer: Replied to Anna and paid the rent." in out

@@ -106,6 +106,15 @@ def test_entities_are_found_whole_in_free_text() -> None:
         assert not value_keys(value) & keys, value
 
 
+def test_web_addresses_compare_without_scheme_or_www() -> None:
+    keys = text_keys("Read www.informations.com and Dora's site (dora-website.com/blog)!")
+    for value in ("www.informations.com", "https://informations.com/", "dora-website.com/blog"):
+        assert value_keys(value) & keys, value
+    for value in ("informations.co", "evil.com", "dora-website.com", "blog"):
+        assert not value_keys(value) & keys, value
+    assert not value_keys("example.com") & text_keys("mail bob@example.com")  # inside an email
+
+
 def test_an_iban_must_be_valid_to_be_an_iban() -> None:
     assert ("iban", "de89370400440532013000") in set(entities("DE89370400440532013000"))
     assert not any(k == "iban" for k, _ in entities("DE00370400440532013000"))
@@ -279,7 +288,7 @@ def test_entities_inside_a_free_text_argument_must_be_trusted() -> None:
     )
     assert ok.allowed
     d = p.check(c("send", body="See https://evil.test/x now"), ctx, effect="irreversible")
-    assert not d.allowed and "url 'https://evil.test/x'" in d.reason
+    assert not d.allowed and "url 'evil.test/x'" in d.reason
     assert "read_inbox" in d.reason
     assert p.check(c("send", body="no links at all"), ctx, effect="irreversible").allowed
 

@@ -90,6 +90,15 @@ _MONTH_NUM = {
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("url", re.compile(r"\b(?:https?|ftp)://[^\s<>\"'`]{1,2000}", re.I)),
     ("email", re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")),
+    # a web address without a scheme: www.example.com, example.com/path
+    (
+        "url",
+        re.compile(
+            r"(?<![\w.@/-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.){1,8}[a-z]{2,24}\b"
+            r"(?:/[^\s<>\"'`]{0,2000})?",
+            re.I,
+        ),
+    ),
     ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.I)),
     (
         "date",
@@ -193,8 +202,11 @@ def _entity_key(kind: str, text: str) -> str | None:
     """The canonical form of one entity of `kind`, or None when it is not one after all."""
     if kind == "email":
         return text.casefold()
-    if kind == "url":
-        return text.rstrip(".,;:!?)]}'\"").casefold()
+    if kind == "url":  # scheme, "www." and a trailing slash do not tell two sites apart
+        url = text.rstrip(".,;:!?)]}'\"").casefold()
+        url = re.sub(r"^[a-z][a-z0-9+.-]*://", "", url)
+        url = url[4:] if url.startswith("www.") else url
+        return url.rstrip("/") or None
     if kind == "iban":
         compact = text.replace(" ", "").upper()
         if not 15 <= len(compact) <= 34:
@@ -272,7 +284,9 @@ def _value_keys(value: Any) -> frozenset[str]:
     keys = {key}
     if isinstance(value, str):
         text = _WS.sub(" ", value).strip()
-        for kind, rx in _PATTERNS[:6]:  # url, email, iban, date, phone, id
+        for kind, rx in _PATTERNS:  # the one entity the whole value is, if it is one
+            if kind in ("number", "quoted", "name"):
+                continue
             if rx.fullmatch(text):
                 ek = _entity_key(kind, text)
                 if ek:
