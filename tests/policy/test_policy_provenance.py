@@ -68,6 +68,11 @@ def test_numbers_and_whitespace_are_normalised() -> None:
     assert allowed(p, ctx, amount=1250.5, ref=None)
     assert not allowed(p, ctx, amount=10, ref=None)
     assert not allowed(p, ctx, amount=1, ref=None)  # not a substring of 100
+    ctx = said("I'm told 'City Hub' and \u2018Le Marais\u2019 are nice, and Dora's place")
+    assert allowed(p, ctx, amount=None, ref="City Hub")
+    assert allowed(p, ctx, amount=None, ref="le marais")
+    assert not allowed(p, ctx, amount=None, ref="m told")  # an apostrophe is not a quote
+    assert not allowed(p, ctx, amount=None, ref="s place")
     ctx = said('Reference "Order  AB 12"')
     assert allowed(p, ctx, amount=None, ref="order ab 12")  # a quoted value, case and spaces
     assert not allowed(p, ctx, amount=None, ref="AB 1")
@@ -113,6 +118,8 @@ def test_web_addresses_compare_without_scheme_or_www() -> None:
     for value in ("informations.co", "evil.com", "dora-website.com", "blog"):
         assert not value_keys(value) & keys, value
     assert not value_keys("example.com") & text_keys("mail bob@example.com")  # inside an email
+    # a missing space after a full stop does not make the next word a top-level domain
+    assert value_keys("www.our-company.com") & text_keys("to www.our-company.com.They sent")
 
 
 def test_an_iban_must_be_valid_to_be_an_iban() -> None:

@@ -94,7 +94,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "url",
         re.compile(
-            r"(?<![\w.@/-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.){1,8}[a-z]{2,24}\b"
+            r"(?<![\w.@/-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.){1,8}(?-i:[a-z]{2,24})\b"
             r"(?:/[^\s<>\"'`]{0,2000})?",
             re.I,
         ),
@@ -121,7 +121,13 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "number",
         re.compile(r"(?<![\w.,])[+-]?(?:\d{1,3}(?:,\d{3}){1,10}|\d{1,40})(?:\.\d{1,20})?(?![\w])"),
     ),
-    ("quoted", re.compile(r"\"([^\"\n]{1,200})\"|“([^”\n]{1,200})”|`([^`\n]{1,200})`")),
+    (
+        "quoted",
+        re.compile(
+            r"\"([^\"\n]{1,200})\"|“([^”\n]{1,200})”|\u2018([^\u2019\n]{1,200})\u2019|`([^`\n]{1,200})`"
+            r"|(?<![\w'])'([^'\n]{1,200})'(?![\w'])"  # 'single quotes', not it's or Dora's
+        ),
+    ),
     ("name", re.compile(r"\b[A-Z][\w'-]*(?: [A-Z][\w'-]*)*")),
 )
 
@@ -225,6 +231,8 @@ def _entity_key(kind: str, text: str) -> str | None:
         return _number(text)
     if kind == "id":
         return text.lstrip("#").casefold()
+    if kind == "name":  # "City Hub'" (a closing quote) is the name City Hub
+        return normalise(text.strip("'-"))
     return normalise(text)
 
 
@@ -258,6 +266,7 @@ def entities(text: str, kinds: Iterable[str] = ENTITY_KINDS) -> Iterator[tuple[s
                     yield kind, raw.casefold()
                 if kind == "name" and " " in raw:
                     for word in raw.split():
+                        word = word.strip("'-")
                         if len(word) > 1:
                             yield kind, word.casefold()
 
