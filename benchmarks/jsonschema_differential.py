@@ -20,11 +20,14 @@ from pilothouse.jsonschema_check import compile_schema
 VALUES: list[Any] = [
     None, True, False, 0, 1, -1, 2.5, 100, "", "a", "AB1234", "hello world",
     [], [1], [1, "a"], ["x", "y", "z"], {}, {"a": 1}, {"a": "x", "b": 2}, {"city": "Oslo"},
+    [2.5, 2.5], [True, 1], [1, 2, 1], ["a", "a"], [{"a": 2.5}, {"a": 2.5}], [[1], [True]],
+    [0, False, None, ""],
 ]  # fmt: skip
 SCALAR = ["type", "enum", "const", "pattern", "minimum", "maximum", "exclusiveMinimum"]
 SCALAR += ["exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems"]
+SCALAR += ["uniqueItems"]
 NESTED = ["items", "not", "properties", "anyOf", "allOf", "oneOf", "additionalProperties"]
-NESTED += ["required"]
+NESTED += ["required", "contains"]
 TYPES: list[Any] = ["string", "integer", "number", "boolean", "array", "object", "null"]
 
 
@@ -44,6 +47,13 @@ def schema(rng: random.Random, depth: int = 0) -> dict[str, Any]:
             s[k] = rng.choice([0, 1, 2.5, 100])
         elif k in ("minLength", "maxLength", "minItems", "maxItems"):
             s[k] = rng.choice([0, 1, 2])
+        elif k == "uniqueItems":
+            s[k] = rng.choice([True, False])
+        elif k == "contains":
+            s[k] = schema(rng, depth + 1)
+            for bound in ("minContains", "maxContains"):
+                if rng.random() < 0.4:
+                    s[bound] = rng.choice([0, 1, 2])
         elif k in ("items", "not", "additionalProperties"):
             s[k] = schema(rng, depth + 1)
         elif k == "properties":

@@ -88,6 +88,66 @@ def calls() -> list[ToolCall]:
     return out
 
 
+def provenance_work() -> tuple[Policy, list[tuple[ToolCall, RunContext, str]]]:
+    """Provenance conditions (issue 14): whole values and entities, trusted result fields.
+
+    A mail agent's run: a user message, 20 executed calls whose JSON results have
+    trusted fields (sender, id) and untrusted bodies with addresses and links in them;
+    checked: recipients (trusted / untrusted / echoed), a role-bound IBAN, and a body
+    whose links must be trusted. The index of trusted values is kept on the context and
+    brought up to date incrementally, as in a run.
+    """
+    import json
+
+    from pilothouse.policy import ToolInfo
+
+    policy = Policy(
+        [
+            Rule(
+                "send_email",
+                "allow",
+                id="mail",
+                when={
+                    "trusted": ["to", "cc"],
+                    "trusted_entities": {"args": ["body"], "kinds": ["email", "url"]},
+                },
+            ),
+            Rule("pay", "allow", id="rent", when={"trusted": {"args": {"iban": "landlord"}}}),
+        ],
+        tools={"read_inbox": ToolInfo("read_only", trusted=["emails.*.sender", "emails.*.id"])},
+        name="bench-provenance",
+    )
+    ctx = RunContext(
+        Principal("u1"),
+        ["Reply to Anna (anna@example.com) about https://intranet.example/doc, cc bob@example.com"],
+    )
+    ctx.bind("landlord", "DE89 3704 0044 0532 0130 00")
+    for k in range(20):
+        emails = [
+            {
+                "id": f"m-{k}-{j}",
+                "sender": f"user{k}{j}@example.org",
+                "body": f"see https://site{k}.test/{j} and write to x{j}@evil.test, order W{k}{j}0",
+            }
+            for j in range(3)
+        ]
+        ctx.record("read_inbox", {"folder": f"f{k}"}, json.dumps({"emails": emails}))
+    body = "Thanks, the doc at https://intranet.example/doc is fine."
+    calls = [
+        ToolCall("c", "send_email", {"to": "anna@example.com", "cc": None, "body": body}),
+        ToolCall("c", "send_email", {"to": "user42@example.org", "cc": None, "body": "ok"}),
+        ToolCall("c", "send_email", {"to": "x1@evil.test", "cc": None, "body": "ok"}),
+        ToolCall(
+            "c",
+            "send_email",
+            {"to": "anna@example.com", "cc": "bob@example.com", "body": "see https://site3.test/1"},
+        ),
+        ToolCall("c", "pay", {"iban": "DE89370400440532013000"}),
+        ToolCall("c", "pay", {"iban": "GB82WEST12345698765432"}),
+    ]
+    return policy, [(c, ctx, "irreversible") for c in calls]
+
+
 def percentiles(samples_ns: list[int]) -> tuple[float, float]:
     s = sorted(samples_ns)
     return s[len(s) // 2] / 1000, s[min(len(s) - 1, int(len(s) * 0.99))] / 1000
@@ -147,11 +207,39 @@ def retail_work() -> list[tuple[ToolCall, RunContext, str]] | None:
     return work
 
 
+def by_kind(policy: Policy, ctx: RunContext) -> None:
+    """The 50-rule workload per kind of call: the best of 7 rounds of CPU time per check."""
+    kinds = {
+        (10, "AB1234"): "allowed by its allow rule",
+        (950, "AB1234"): "refused by an applying deny rule",
+        (10, "QQ0000"): "default deny, allow rule fails at `after`",
+        (-1, "bad"): "default deny, allow rule fails at `args`",
+    }
+    groups: dict[tuple[int, str], list[ToolCall]] = {}
+    for call in calls():
+        groups.setdefault((call.arguments["amount"], call.arguments["ref"]), []).append(call)
+    for key, group in groups.items():
+        for call in group:
+            policy.check(call, ctx, effect="irreversible")
+        best = float("inf")
+        for _ in range(7):
+            t0 = time.process_time_ns()
+            for _ in range(200):
+                for call in group:
+                    policy.check(call, ctx, effect="irreversible")
+            best = min(best, (time.process_time_ns() - t0) / (200 * len(group)) / 1000)
+        print(f"  {kinds[key]:<45} {best:6.2f} µs (CPU, best of 7)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--by-kind", action="store_true", help="50 rules: per kind of call")
     args = parser.parse_args()
     rounds = 50 if args.quick else 500
+    if args.by_kind:
+        by_kind(fifty_rules(), context())
+        return
 
     policy = fifty_rules()
     ctx = context()
@@ -160,6 +248,14 @@ def main() -> None:
     n = sum(effects.values())
     print(f"50 rules, 20 tools, history of 20 calls, {n} checks ({effects})")
     print(f"  check latency  p50 {p50:6.2f} µs   p99 {p99:6.2f} µs   (target p99 <= 50 µs)")
+
+    prov, prov_work = provenance_work()
+    p50, p99, effects = time_checks(prov, prov_work, rounds * 10)
+    print(
+        f"provenance (trusted, trusted_entities, a role), history of 20 structured results, "
+        f"{sum(effects.values())} checks ({effects})"
+    )
+    print(f"  check latency  p50 {p50:6.2f} µs   p99 {p99:6.2f} µs")
 
     fast = Policy()
     fast_work = [(ToolCall("c", "search", {"q": "x"}), RunContext(), "read_only")]

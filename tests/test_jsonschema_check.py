@@ -152,3 +152,100 @@ def test_importing_it_loads_no_heavy_module() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "pydantic" not in out.stdout and "yaml" not in out.stdout
+
+
+PAYMENT = {  # tau-airline: at most one certificate, one credit card, three gift cards
+    "type": "array",
+    "uniqueItems": True,
+    "items": {
+        "type": "object",
+        "properties": {"kind": {"enum": ["certificate", "credit_card", "gift_card"]}},
+        "required": ["kind"],
+    },
+    "allOf": [
+        {"contains": {"properties": {"kind": {"const": "certificate"}}}, "minContains": 0,
+         "maxContains": 1},
+        {"contains": {"properties": {"kind": {"const": "credit_card"}}}, "minContains": 0,
+         "maxContains": 1},
+        {"contains": {"properties": {"kind": {"const": "gift_card"}}}, "minContains": 0,
+         "maxContains": 3},
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("schema", "value", "problem"),
+    [
+        ({"contains": {"const": 2}}, [1, 2], None),
+        ({"contains": {"const": 2}}, [1], "0 item(s) match the `contains` schema, fewer than 1"),
+        ({"contains": {"const": 2}}, [], "0 item(s) match the `contains` schema, fewer than 1"),
+        ({"contains": {"const": 2}, "minContains": 0}, [], None),
+        (
+            {"contains": {"const": 2}, "maxContains": 1},
+            [2, 2],
+            "2 item(s) match the `contains` schema, more than 1",
+        ),
+        ({"contains": {"type": "string"}, "minContains": 2}, ["a", 1, "b"], None),
+        ({"minContains": 5}, [1], None),  # without `contains` the bounds say nothing
+        ({"uniqueItems": True}, [1, 2, 3], None),
+        ({"uniqueItems": True}, [1, 1.0], "items 0 and 1 are equal (1.0); items must be unique"),
+        ({"uniqueItems": True}, [True, 1], None),  # JSON: true is not 1
+        ({"uniqueItems": True}, [{"a": [1]}, {"a": [1.0]}], "items 0 and 1 are equal"
+         " ({'a': [1.0]}); items must be unique"),
+        ({"uniqueItems": False}, [1, 1], None),
+        (PAYMENT, [{"kind": "credit_card"}, {"kind": "gift_card", "id": 1}], None),
+        (
+            PAYMENT,
+            [{"kind": "credit_card", "id": 1}, {"kind": "credit_card", "id": 2}],
+            "2 item(s) match the `contains` schema, more than 1",
+        ),
+        (
+            PAYMENT,
+            [{"kind": "gift_card", "id": i} for i in range(4)],
+            "4 item(s) match the `contains` schema, more than 3",
+        ),
+    ],
+)  # fmt: skip
+def test_contains_and_unique_items(schema: dict[str, Any], value: Any, problem: str | None) -> None:
+    assert compile_schema(schema)(value) == problem
+    assert compile_schema(schema, strict=True)(value) == problem
+
+
+def test_contains_and_unique_items_strict_and_malformed() -> None:
+    assert compile_schema({"uniqueItems": True})("ab") is None  # not a list: lenient says nothing
+    assert compile_schema({"uniqueItems": True}, strict=True)("ab") == "'ab' is not a list"
+    assert compile_schema({"contains": {}}, strict=True)(3) == "3 is not a list"
+    with pytest.raises(SchemaError, match="uniqueItems must be true or false"):
+        compile_schema({"uniqueItems": "yes"})
+    with pytest.raises(SchemaError, match="maxContains must be a non-negative integer"):
+        compile_schema({"contains": {}, "maxContains": -1})
+    with pytest.raises(SchemaError, match="minContains must be a non-negative integer"):
+        compile_schema({"minContains": 1.5})
+    # hostile input: a long list is checked in linear time, and unhashable odd values work
+    assert compile_schema({"uniqueItems": True})(list(range(100_000))) is None
+    assert compile_schema({"uniqueItems": True})([{"a": {1, 2}}, {"a": {1, 2}}]) is not None
+
+
+def test_agrees_with_the_jsonschema_library_on_the_new_keywords() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    import random
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import jsonschema_differential as diff
+    finally:
+        sys.path.pop(0)
+    rng = random.Random(11)
+    checked = 0
+    for _ in range(400):
+        s = diff.schema(rng)
+        if rng.random() < 0.5:
+            s.setdefault("contains", diff.schema(rng, 1))
+        s.setdefault("uniqueItems", True)
+        ours, theirs = compile_schema(s), jsonschema.Draft202012Validator(s)
+        for v in diff.VALUES:
+            assert (ours(v) is None) == theirs.is_valid(v), (s, v, ours(v))
+            checked += 1
+    assert checked == 400 * len(diff.VALUES)

@@ -978,6 +978,7 @@ def _read_policy(path: str, predicates: dict[str, Any] | None, lenient: bool = F
     from pilothouse.policy import Policy
 
     preds = dict(predicates or {})
+    lookups: dict[str, Any] = {}
     if lenient:
         import re as _re
 
@@ -990,11 +991,17 @@ def _read_policy(path: str, predicates: dict[str, Any] | None, lenient: bool = F
             _fail(str(exc))
         names = _re.findall(r"[A-Za-z_][A-Za-z0-9_]*", json.dumps(data))
         for n in names:
-            preds.setdefault(n, lambda call, ctx: True)
+            preds.setdefault(n, _stub_predicate)
+            lookups[n] = _stub_predicate
     try:
-        return Policy.load(path, predicates=preds)
+        return Policy.load(path, predicates=preds, lookups=lookups)
     except PolicyError as exc:
         _fail(str(exc))
+
+
+def _stub_predicate(call: Any, ctx: Any) -> bool:
+    """Stands in for a predicate lint has no code for (lint reports which ones)."""
+    return True
 
 
 @policy_app.command("lint")
@@ -1007,9 +1014,11 @@ def policy_lint(
     predicates: _PredicatesOption = None,
 ) -> None:
     """Report unknown tools or arguments, shadowed rules and conflicts (exit 1 on errors)."""
-    from pilothouse.policy.lint import lint, tools_from_openai_json
+    from pilothouse.policy.lint import lint, lint_yaml, tools_from_openai_json
 
     policy = _read_policy(file, _load_predicates(predicates), lenient=predicates is None)
+    stubbed = {n for n, f in policy.predicates.items() if f is _stub_predicate}
+    stubbed |= {n for n, f in policy.lookups.items() if f is _stub_predicate}
     tools = None
     if tools_json is not None:
         try:
@@ -1017,7 +1026,9 @@ def policy_lint(
                 tools = tools_from_openai_json(fh.read())
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             _fail(f"--tools-json {tools_json}: cannot read tool schemas ({exc})")
-    findings = lint(policy, tools)
+    findings = lint(policy, tools, stubbed=stubbed)
+    with open(file, encoding="utf-8") as fh:
+        findings += lint_yaml(fh.read())
     for f in findings:
         colour = "red" if f.level == "error" else "yellow"
         out.print(f"[{colour}]{escape(str(f))}[/]")

@@ -8,7 +8,9 @@ It covers the subset those use, not the whole specification:
 - numbers: ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``;
 - strings: ``pattern`` (``re.search``, unanchored as the spec says), ``minLength``,
   ``maxLength``;
-- arrays: ``items`` (one schema), ``minItems``, ``maxItems``;
+- arrays: ``items`` (one schema), ``minItems``, ``maxItems``, ``contains`` with
+  ``minContains``/``maxContains`` (how many items match), ``uniqueItems`` (JSON equality:
+  ``1`` and ``1.0`` are one value, ``true`` and ``1`` two);
 - objects: ``properties``, ``required``, ``additionalProperties`` (bool or schema);
 - combinators: ``not``, ``anyOf``, ``oneOf``, ``allOf``; ``$ref`` to
   ``#/$defs/NAME`` or ``#/definitions/NAME`` (what pydantic writes), recursion allowed;
@@ -72,6 +74,10 @@ KEYWORDS: tuple[str, ...] = (
     "items",
     "minItems",
     "maxItems",
+    "contains",
+    "minContains",
+    "maxContains",
+    "uniqueItems",
     "not",
     "properties",
     "required",
@@ -373,6 +379,75 @@ def _items(c: _Compiler, arg: Any, at: SchemaPath, schema: Mapping[str, Any]) ->
     return items
 
 
+def _count(arg: Any, at: SchemaPath) -> int:
+    if not isinstance(arg, int) or isinstance(arg, bool) or arg < 0:
+        raise SchemaError(at, f"{at[-1]} must be a non-negative integer")
+    return arg
+
+
+def _contains(c: _Compiler, arg: Any, at: SchemaPath, schema: Mapping[str, Any]) -> Validator:
+    inner = c.compile(arg, at)
+    where = at[:-1]
+    low = _count(schema.get("minContains", 1), (*where, "minContains"))
+    high = schema.get("maxContains")
+    high = None if high is None else _count(high, (*where, "maxContains"))
+    strict = c.strict
+
+    def contains(v: Any) -> str | None:
+        if not isinstance(v, list | tuple):
+            return f"{v!r} is not a list" if strict else None
+        n = sum(1 for x in v if inner(x) is None)
+        if n < low:
+            return f"{n} item(s) match the `contains` schema, fewer than {low}"
+        if high is not None and n > high:
+            return f"{n} item(s) match the `contains` schema, more than {high}"
+        return None
+
+    return contains
+
+
+def _contains_bound(
+    c: _Compiler, arg: Any, at: SchemaPath, schema: Mapping[str, Any]
+) -> Validator | None:
+    _count(arg, at)
+    return None  # read by `contains`; without it, the specification ignores it
+
+
+def _json_key(v: Any) -> Any:
+    """A hashable key under JSON equality (``1`` is ``1.0``, ``true`` is not ``1``)."""
+    if isinstance(v, bool):
+        return ("b", v)
+    if isinstance(v, list | tuple):
+        return ("l", tuple(_json_key(x) for x in v))
+    if isinstance(v, dict):
+        return ("o", frozenset((k, _json_key(x)) for k, x in v.items()))
+    return ("v", v)
+
+
+def _unique(c: _Compiler, arg: Any, at: SchemaPath, schema: Mapping[str, Any]) -> Validator:
+    if not isinstance(arg, bool):
+        raise SchemaError(at, "uniqueItems must be true or false")
+    if not arg:
+        return _accept
+    strict = c.strict
+
+    def unique(v: Any) -> str | None:
+        if not isinstance(v, list | tuple):
+            return f"{v!r} is not a list" if strict else None
+        seen: dict[Any, int] = {}
+        for i, x in enumerate(v):
+            try:
+                key = _json_key(x)
+                j = seen.setdefault(key, i)
+            except TypeError:  # not a JSON value: compare the slow way
+                j = next((k for k in range(i) if _same(v[k], x)), i)
+            if j != i:
+                return f"items {j} and {i} are equal ({x!r}); items must be unique"
+        return None
+
+    return unique
+
+
 def _not(c: _Compiler, arg: Any, at: SchemaPath, schema: Mapping[str, Any]) -> Validator:
     inner = c.compile(arg, at)
     return lambda v: f"{v!r} matches a forbidden value" if inner(v) is None else None
@@ -481,6 +556,10 @@ _KEYWORD_BUILDERS: dict[str, Builder] = {
     "items": _items,
     "minItems": _length,
     "maxItems": _length,
+    "contains": _contains,
+    "minContains": _contains_bound,
+    "maxContains": _contains_bound,
+    "uniqueItems": _unique,
     "not": _not,
     "properties": _properties,
     "required": _required,

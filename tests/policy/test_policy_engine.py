@@ -133,7 +133,7 @@ def test_predicate_that_raises_denies_and_says_why() -> None:
     assert "broken" in d.reason and "KeyError" in d.reason
 
     def not_bool(call: ToolCall, ctx: RunContext) -> bool:
-        return "yes"  # type: ignore[return-value]
+        return 1  # type: ignore[return-value]
 
     d = Policy([Rule("read", "allow", when={"predicates": [not_bool]})]).check(
         c("read"), ctx(), effect="side_effect"

@@ -4,6 +4,8 @@ The package, one job per module:
 - `context`: what the policy knows of a run (`Principal`, `CallRecord`, `RunContext`);
 - `document`: the policy document's vocabulary (`Rule`, `ToolInfo`, keys, errors);
 - `conditions`: the condition kinds of a rule's ``when``, a registry of compilers;
+- `provenance`: values and where they came from (normalisation, entities, the index of
+  a run's trusted values that `trusted` and `trusted_entities` read);
 - `engine`: `Policy` (rules, check/decide, defaults, layers);
 - `loader` (the YAML and mapping forms), `lint`, `replay` (a trace through a
   policy), `propose` (task policies a model proposes).
@@ -17,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.decision import Decision
-from pilothouse.policy.context import CallRecord, Predicate, Principal, RunContext
+from pilothouse.policy.context import CallRecord, Lookup, Predicate, Principal, RunContext
 from pilothouse.policy.document import Rule, ToolInfo
 from pilothouse.policy.engine import Approver, Policy
 
@@ -29,6 +31,7 @@ __all__ = [
     "Approver",
     "CallRecord",
     "Decision",
+    "Lookup",
     "Policy",
     "Predicate",
     "Principal",

@@ -27,14 +27,15 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 from pilothouse.exceptions import PolicyCheckFailed, PolicyError, SchemaError
 from pilothouse.jsonschema_check import KEYWORDS, Validator
 from pilothouse.jsonschema_check import compile_schema as _compile_json_schema
 from pilothouse.messages import ToolCall
-from pilothouse.policy.context import CallRecord, Predicate, RunContext
+from pilothouse.policy.context import CallRecord, Lookup, Predicate, RunContext
 from pilothouse.policy.document import DEFAULT_CONFIRMATION, Locate, Path, policy_error
 
 __all__ = [
@@ -78,12 +79,14 @@ class CompiledConditions:
     checks: list[Check] = field(default_factory=list)
     arg_names: set[str] = field(default_factory=set)
     predicate_names: set[str] = field(default_factory=set)
+    lookup_names: set[str] = field(default_factory=set)
     stateful: bool = False
 
     def reads(self, inner: CompiledConditions) -> None:
         """Add what a nested block reads (its checks are wrapped by the caller)."""
         self.arg_names |= inner.arg_names
         self.predicate_names |= inner.predicate_names
+        self.lookup_names |= inner.lookup_names
         self.stateful = self.stateful or inner.stateful
 
 
@@ -95,6 +98,12 @@ class ConditionEnv:
     own_tools: Sequence[str]
     locate: Locate | None = None
     confirmation: str = DEFAULT_CONFIRMATION
+    trust: Mapping[str, Mapping[str, str | None]] = field(default_factory=lambda: _NO_TRUST)
+    """Tool -> its trusted result fields (and their roles), from the tool declarations."""
+    lookups: Mapping[str, Lookup] = field(default_factory=dict)
+    """The application's named lookups (`lookup:`, ``$lookup.NAME.path``)."""
+    block: Mapping[str, Any] = field(default_factory=dict)
+    """The `when` block being compiled (a ``$lookup`` reference reads its `lookup:`)."""
 
     def error(self, where: Path, message: str) -> PolicyError:
         """A `PolicyError` at `where` (with the line, when the policy came from a file)."""
@@ -108,6 +117,8 @@ class ConditionEnv:
         """Compile a nested block (``not``, ``any``) with the same environment."""
         return _compile_block(when, where, self)
 
+
+_NO_TRUST: Mapping[str, Mapping[str, str | None]] = {}
 
 ConditionCompiler = Callable[[Any, Path, ConditionEnv, CompiledConditions], None]
 CONDITIONS: dict[str, ConditionCompiler] = {}
@@ -133,9 +144,19 @@ def compile_conditions(
     own_tools: Sequence[str],
     locate: Locate | None = None,
     confirmation: str = DEFAULT_CONFIRMATION,
+    trust: Mapping[str, Mapping[str, str | None]] | None = None,
+    lookups: Mapping[str, Lookup] | None = None,
 ) -> CompiledConditions:
     """Compile a rule's ``when`` block (all conditions must hold) into checks."""
-    return _compile_block(when, where, ConditionEnv(predicates, own_tools, locate, confirmation))
+    env = ConditionEnv(
+        predicates,
+        own_tools,
+        locate,
+        confirmation,
+        _NO_TRUST if trust is None else trust,
+        lookups or {},
+    )
+    return _compile_block(when, where, env)
 
 
 def _compile_block(when: Any, where: Path, env: ConditionEnv) -> CompiledConditions:
@@ -144,14 +165,46 @@ def _compile_block(when: Any, where: Path, env: ConditionEnv) -> CompiledConditi
         return out
     if not isinstance(when, Mapping):
         raise env.error(where, "`when` must be a mapping of condition kind to condition")
-    for key, spec in when.items():
-        compile_kind = CONDITIONS.get(key)
-        if compile_kind is None:
+    for key in when:
+        if key not in CONDITIONS:
             raise env.error(
                 (*where, key), f"unknown condition {key!r}; use one of {list(CONDITIONS)}"
             )
-        compile_kind(spec, (*where, key), env, out)
+    # Checks run, and denials list their reasons, in one fixed order of kinds (`ORDER`:
+    # cheap checks of the call first, then the run's history, provenance, the
+    # application's predicates), not the document's key order: the same rule gives the
+    # same reason however it is written, and a cheap failing check spares the rest.
+    env = replace(env, block=when)
+    for key in sorted(when, key=_rank):
+        CONDITIONS[key](when[key], (*where, key), env, out)
     return out
+
+
+ORDER = (
+    "args",
+    "principal",
+    "confirmed",
+    "not_after",
+    "after",
+    "max_calls",
+    "rate",
+    "trusted",
+    "trusted_entities",
+    "lookup",
+    "total",
+    "predicates",
+    "not",
+    "any",
+)
+"""The order in which a rule's conditions are checked and its denial lists them; kinds
+registered later follow, in the order they were registered."""
+
+
+def _rank(kind: str) -> tuple[int, int]:
+    try:
+        return (ORDER.index(kind), 0)
+    except ValueError:
+        return (len(ORDER), list(CONDITIONS).index(kind))
 
 
 # --------------------------------------------------------------------------- references
@@ -257,6 +310,21 @@ class CallPattern:
                     return True
         return False
 
+    def describe(self, call: ToolCall, ctx: RunContext) -> str:
+        """The pattern as a reason shows it: references resolved to this call's values."""
+        if not any(isinstance(w, str) and w.startswith("$") for _, w in self.args):
+            return self.text
+        parts = []
+        for name, want in self.args:
+            if callable(want):
+                parts.append(f"{name}=<condition>")
+                continue
+            try:
+                parts.append(f"{name}={resolve_ref(want, call, ctx)!r}")
+            except PolicyCheckFailed:
+                parts.append(f"{name}={want}")
+        return f"{self.tool}({', '.join(parts)})"
+
     def candidates(self, ctx: RunContext) -> list[CallRecord]:
         """The history records of the tools this pattern names (not in time order)."""
         if self.name_rx is None:
@@ -329,7 +397,8 @@ def _args(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> No
     """``args: {NAME: value condition}``: the call's arguments satisfy the schemas."""
     if not isinstance(spec, Mapping):
         raise env.error(at, "args must map argument names to value conditions")
-    for name, schema in spec.items():
+    for name in sorted(spec, key=str):
+        schema = spec[name]
         f = env.schema(schema, (*at, name))
         out.arg_names.add(str(name))
 
@@ -348,7 +417,11 @@ def _args(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> No
 
 @condition("predicates")
 def _predicates(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
-    """``predicates: [NAME, ...]``: the application's named checks all return True."""
+    """``predicates: [NAME, ...]``: the application's named checks all hold.
+
+    A predicate returns True (holds), False (does not: the reason names it) or a
+    non-empty string: it does not hold, and the string says why (the model reads it).
+    """
     items = [spec] if isinstance(spec, str) or callable(spec) else spec
     if not isinstance(items, list | tuple):
         raise env.error(at, "predicates must be a list of predicate names")
@@ -372,11 +445,15 @@ def _predicates(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions)
                 raise PolicyCheckFailed(
                     f"predicate {pname!r} raised {type(exc).__name__}: {exc}"
                 ) from exc
-            if not isinstance(ok, bool):
-                raise PolicyCheckFailed(
-                    f"predicate {pname!r} returned {type(ok).__name__}, not bool"
-                )
-            return None if ok else f"predicate {pname} is false"
+            if ok is True:
+                return None
+            if ok is False:
+                return f"predicate {pname} is false"
+            if isinstance(ok, str) and ok:
+                return f"{pname}: {ok}"
+            raise PolicyCheckFailed(
+                f"predicate {pname!r} returned {type(ok).__name__}, not bool or a reason"
+            )
 
         out.checks.append(pred_check)
 
@@ -395,7 +472,7 @@ def _after(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> N
     def after(call: ToolCall, ctx: RunContext) -> str | None:
         for p in pats:
             if not p.seen(call, ctx):
-                return f"requires an earlier successful call {p.text}"
+                return f"requires an earlier successful call {p.describe(call, ctx)}"
         return None
 
     out.checks.append(after)
@@ -410,7 +487,7 @@ def _not_after(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) 
     def not_after(call: ToolCall, ctx: RunContext) -> str | None:
         for p in pats:
             if p.seen(call, ctx):
-                return f"not allowed after a call {p.text}"
+                return f"not allowed after a call {p.describe(call, ctx)}"
         return None
 
     out.checks.append(not_after)
@@ -496,46 +573,301 @@ def _confirmed(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) 
     out.checks.append(confirmed)
 
 
-@condition("trusted")
-def _trusted(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
-    """``trusted: {args: [NAME], allow_list}``: the values come from the user's words."""
+def _arg_items(value: Any) -> list[Any]:
+    """The values one argument holds: a list's items, or the value itself."""
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _trust_spec(spec: Any, at: Path, env: ConditionEnv, kind: str) -> tuple[Any, list[str]]:
     if isinstance(spec, str | list):
         spec = {"args": [spec] if isinstance(spec, str) else spec}
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("args"), list):
-        raise env.error(at, "trusted needs `args: [NAME, ...]` (and `allow_list`)")
-    names = [str(n) for n in spec["args"]]
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("args"), list | Mapping):
+        raise env.error(at, f"{kind} needs `args: [NAME, ...]` (or a mapping NAME: ROLE)")
+    args = spec["args"]
+    if isinstance(args, list) and not all(isinstance(a, str) for a in args):
+        raise env.error((*at, "args"), "args must be argument names")
+    return spec, [str(a) for a in args]
+
+
+@condition("trusted")
+def _trusted(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``trusted: {args: [NAME] | {NAME: ROLE}, allow_list}``: the values come from
+    trusted input, each as a whole value or entity, never a substring (see
+    `pilothouse.policy.provenance`). With a role, only values bound to that role."""
+    from pilothouse.policy.provenance import provenance, value_keys
+
+    spec, names = _trust_spec(spec, at, env, "trusted")
+    unknown = set(spec) - {"args", "allow_list"}
+    if unknown:
+        raise env.error(at, f"unknown key(s) {sorted(unknown)}; use args, allow_list")
+    raw_roles = spec["args"] if isinstance(spec["args"], Mapping) else {}
+    roles: dict[str, str | None] = {}
+    for n in names:
+        role = raw_roles.get(n)
+        if role is not None and not isinstance(role, str):
+            raise env.error((*at, "args", n), "a role must be a name (or null: any trusted value)")
+        roles[n] = role
     allow_list = spec.get("allow_list") or []
     if not isinstance(allow_list, list):
         raise env.error((*at, "allow_list"), "allow_list must be a list")
-    allowed = {str(v).casefold() for v in allow_list}
+    allowed: set[str] = set()
+    for v in allow_list:
+        allowed |= value_keys(v)
+    trust = env.trust
     out.arg_names.update(names)
     out.stateful = True
 
     def trusted(call: ToolCall, ctx: RunContext) -> str | None:
-        texts = [m.casefold() for m in ctx.user_messages]
+        index = None
         for n in names:
             if n not in call.arguments:
                 raise PolicyCheckFailed(
                     f"the policy has a provenance condition on argument {n!r}, which the call lacks"
                 )
-            v = call.arguments[n]
-            for item in v if isinstance(v, list | tuple) else [v]:
-                s = str(item).casefold()
-                if s in allowed or any(s in t for t in texts):
+            if n in ctx.unset:
+                continue  # left to its default: not a value anyone chose
+            role = roles[n]
+            for item in _arg_items(call.arguments[n]):
+                if item is None:
                     continue
-                src = next(
-                    (r.name for r in ctx.history if r.result and s in r.result.casefold()),
-                    None,
+                keys = value_keys(item)
+                if role is None and keys & allowed:
+                    continue
+                if index is None:
+                    index = provenance(ctx, trust)
+                if keys and index.source(keys, role) is not None:
+                    continue
+                return f"argument {n}={item!r} is not from trusted input: " + _origin(
+                    index, keys, role, ctx
                 )
-                origin = (
-                    f"it appears only in the output of tool {src!r} (untrusted)"
-                    if src
-                    else "it does not appear in the user's messages"
-                )
-                return f"argument {n}={item!r} is not from trusted input: {origin}"
         return None
 
     out.checks.append(trusted)
+
+
+def _origin(index: Any, keys: frozenset[str], role: str | None, ctx: RunContext) -> str:
+    """Why a value is not trusted, as the model and a person should read it."""
+    if not keys:
+        return "an empty value is not a value the user gave"
+    bound = index.roles_of(keys)
+    if bound and role not in bound:
+        return (
+            f"the user gave it as {', '.join(sorted(bound))}, and it is trusted only for that"
+            + (f", not as {role}" if role else "")
+        )
+    if role is not None and (keys & index.user or any(k in index.fields for k in keys)):
+        return f"it is not bound to role {role!r}"
+    echo = next((index.echoed[k] for k in keys if k in index.echoed), None)
+    if echo is not None:
+        return f"tool {echo!r} only echoed it from its own arguments (untrusted)"
+    src = index.untrusted_source(ctx, keys)
+    if src is not None:
+        return f"it appears only in the output of tool {src!r} (untrusted)"
+    return "it does not appear in the user's messages (as a whole value or entity)"
+
+
+@condition("trusted_entities")
+def _trusted_entities(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``trusted_entities: {args: [NAME], kinds: [email, url, ...]}``: every entity inside
+    a free-text argument (a message body, an event title) is trusted input."""
+    from pilothouse.policy.provenance import entities, provenance
+
+    spec, names = _trust_spec(spec, at, env, "trusted_entities")
+    unknown = set(spec) - {"args", "kinds", "allow_list"}
+    if unknown:
+        raise env.error(at, f"unknown key(s) {sorted(unknown)}; use args, kinds, allow_list")
+    kinds = spec.get("kinds") or ["email", "url", "iban", "phone"]
+    known_kinds = ("email", "url", "iban", "phone", "date", "number", "id")
+    if not isinstance(kinds, list) or not all(k in known_kinds for k in kinds):
+        raise env.error((*at, "kinds"), f"kinds must be a list of {list(known_kinds)}")
+    allow_list = spec.get("allow_list") or []
+    if not isinstance(allow_list, list):
+        raise env.error((*at, "allow_list"), "allow_list must be a list")
+    allowed = {k for v in allow_list for _, k in entities(str(v), kinds)}
+    trust = env.trust
+    out.arg_names.update(names)
+    out.stateful = True
+
+    def trusted_entities(call: ToolCall, ctx: RunContext) -> str | None:
+        for n in names:
+            if n not in call.arguments:
+                raise PolicyCheckFailed(
+                    f"the policy has a provenance condition on argument {n!r}, which the call lacks"
+                )
+            if n in ctx.unset:
+                continue
+            for item in _arg_items(call.arguments[n]):
+                if not isinstance(item, str):
+                    continue
+                for kind, key in entities(item, kinds):
+                    if key in allowed:
+                        continue
+                    keys = frozenset((key,))
+                    index = provenance(ctx, trust)
+                    if index.source(keys, None) is not None:
+                        continue
+                    origin = _origin(index, keys, None, ctx)
+                    return (
+                        f"argument {n} holds the {kind} {key!r}, not from trusted input: {origin}"
+                    )
+        return None
+
+    out.checks.append(trusted_entities)
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True, slots=True)
+class _LookupCall:
+    """One named lookup of a rule: its function and its parameters (literals or refs)."""
+
+    name: str
+    fn: Lookup
+    params: tuple[tuple[str, Any], ...]
+
+    def value(self, call: ToolCall, ctx: RunContext) -> Any:
+        params = {k: resolve_ref(v, call, ctx) for k, v in self.params}
+        try:
+            return self.fn(ctx, **params)
+        except Exception as exc:
+            raise PolicyCheckFailed(
+                f"lookup {self.name!r} raised {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def _lookup_call(name: Any, spec: Any, at: Path, env: ConditionEnv) -> _LookupCall:
+    if not isinstance(name, str) or name not in env.lookups:
+        known = ", ".join(sorted(env.lookups)) or "none registered"
+        raise env.error(at, f"unknown lookup {name!r} (known: {known})")
+    params = (spec.get("args") or {}) if isinstance(spec, Mapping) else {}
+    if not isinstance(params, Mapping):
+        raise env.error((*at, "args"), "args must map parameter names to values or $references")
+    for k, v in params.items():
+        _validate_ref(v, (*at, "args", k), env.locate)
+    return _LookupCall(name, env.lookups[name], tuple((str(k), v) for k, v in params.items()))
+
+
+def _path(value: Any, path: Sequence[str]) -> Any:
+    for part in path:
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+@condition("lookup")
+def _lookup(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``lookup: {NAME: {args: {P: $args.x}, value: SCHEMA}}``: the application's data
+    (the order of ``$args.order_id``) satisfies a value condition."""
+    if not isinstance(spec, Mapping) or not spec:
+        raise env.error(at, "lookup must map lookup names to {args, value}")
+    for name, item in spec.items():
+        where = (*at, str(name))
+        if not isinstance(item, Mapping) or set(item) - {"args", "value"}:
+            raise env.error(where, "a lookup has `args` (its parameters) and `value` (a condition)")
+        lk = _lookup_call(name, item, where, env)
+        test = env.schema(item["value"], (*where, "value")) if "value" in item else None
+        out.lookup_names.add(lk.name)
+        out.stateful = True
+
+        def lookup_check(
+            call: ToolCall, ctx: RunContext, lk: _LookupCall = lk, test: Any = test
+        ) -> str | None:
+            value = lk.value(call, ctx)
+            if test is None:
+                return None if value is not None else f"lookup {lk.name}: nothing found"
+            why = test(value)
+            return None if why is None else f"lookup {lk.name}: {why}"
+
+        out.checks.append(lookup_check)
+
+
+def _bound_ref(value: Any, at: Path, env: ConditionEnv) -> Callable[[ToolCall, RunContext], Any]:
+    """A bound: a number, ``$args.x``, ``$principal.k`` or ``$lookup.NAME.path`` (NAME
+    a lookup of the same `when` block, called with its parameters)."""
+    if isinstance(value, str) and value.startswith("$lookup."):
+        name, *path = value[len("$lookup.") :].split(".")
+        declared = env.block.get("lookup")
+        if not isinstance(declared, Mapping) or name not in declared:
+            raise env.error(at, f"{value!r} needs `lookup: {{{name}: ...}}` in the same block")
+        lk = _lookup_call(name, declared[name], (*at[:-2], "lookup", name), env)
+        return lambda call, ctx: _path(lk.value(call, ctx), path)
+    if isinstance(value, str):
+        _validate_ref(value, at, env.locate)
+        if not value.startswith("$"):
+            raise env.error(at, "a bound is a number or a $reference")
+        return lambda call, ctx: resolve_ref(value, call, ctx)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise env.error(at, "a bound is a number or a $reference")
+    return lambda call, ctx: value
+
+
+def _number(value: Any, what: str) -> Decimal:
+    """A number as an exact decimal: 0.1 + 0.2 is 0.3 here (money is summed)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PolicyCheckFailed(f"{what} is {value!r}, not a number")
+    return Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+
+
+@condition("total")
+def _total(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
+    """``total: {field, max, per, tool, ok}``: the sum of argument `field` over this run's
+    calls of `tool` (default: the rule's tools) with the same `per` argument(s), this call
+    included, is at most `max` (a number or a reference, ``$lookup.order.total``)."""
+    if not isinstance(spec, Mapping):
+        raise env.error(at, "total needs `field` and `max` (and `per`, `tool`, `ok`)")
+    unknown = set(spec) - {"field", "max", "per", "tool", "ok"}
+    if unknown:
+        raise env.error(at, f"unknown key(s) {sorted(unknown)}; use field, max, per, tool, ok")
+    fname = spec.get("field")
+    if not isinstance(fname, str) or not fname:
+        raise env.error((*at, "field"), "field must be an argument name")
+    if "max" not in spec:
+        raise env.error(at, "total needs `max`")
+    bound = _bound_ref(spec["max"], (*at, "max"), env)
+    raw_per = spec.get("per") or []
+    per: list[str] = [raw_per] if isinstance(raw_per, str) else raw_per
+    if not isinstance(per, list) or not all(isinstance(p, str) for p in per):
+        raise env.error((*at, "per"), "per must be an argument name or a list of them")
+    tools = [spec["tool"]] if isinstance(spec.get("tool"), str) else list(env.own_tools)
+    ok = spec.get("ok")  # default: every recorded call (a provisional one counts at once)
+    if ok is not None and not isinstance(ok, bool):
+        raise env.error((*at, "ok"), "ok must be true, false or null (any)")
+    pats = [call_pattern({"tool": t, "ok": ok}, at, env.locate) for t in tools]
+    out.arg_names.update([fname, *per])
+    out.stateful = True
+
+    def total(call: ToolCall, ctx: RunContext) -> str | None:
+        args = call.arguments
+        for name in (fname, *per):
+            if name not in args:
+                raise PolicyCheckFailed(f"the policy sums argument {name!r}, which the call lacks")
+        key = [args[p] for p in per]
+        limit = _number(bound(call, ctx), "the bound")
+        amount = _number(args[fname], f"argument {fname}")
+        counted: set[int] = set()
+        so_far = Decimal(0)
+        for p in pats:
+            for rec in p.candidates(ctx):
+                if id(rec) in counted or (ok is not None and rec.ok != ok):
+                    continue
+                a = rec.arguments
+                if all(q in a and a[q] == k for q, k in zip(per, key, strict=True)):
+                    counted.add(id(rec))
+                    so_far += _number(a.get(fname, 0), f"an earlier {rec.name}'s {fname}")
+        if so_far + amount <= limit:
+            return None
+        scope = ", ".join(f"{q}={k!r}" for q, k in zip(per, key, strict=True))
+        return (
+            f"total {fname}{' for ' + scope if scope else ''} would be {so_far + amount:g} "
+            f"({so_far:g} so far in this run + {amount:g}), above {limit:g}"
+        )
+
+    out.checks.append(total)
 
 
 @condition("principal")

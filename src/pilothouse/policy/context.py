@@ -9,6 +9,7 @@ named check over a call and this context.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 from pilothouse.messages import ToolCall
 
-__all__ = ["CallRecord", "Predicate", "Principal", "RunContext"]
+__all__ = ["CallRecord", "Lookup", "Predicate", "Principal", "RunContext"]
 
 
 @dataclass(slots=True)
@@ -44,9 +45,18 @@ class Principal:
         return self.attributes.get(key)
 
 
+_UNREAD: Any = object()
+
+
 @dataclass(slots=True)
 class CallRecord:
-    """One executed call as the policy sees it: arguments, result, when, after which turn."""
+    """One executed call as the policy sees it: arguments, result, when, after which turn.
+
+    `result` is the text the journal holds (what the model read); `value` is its
+    structure: the JSON a tool's dict, list or model was serialised to, read back
+    (once, on first use), or the text itself. Provenance conditions read fields of
+    `value`; the journal stays the one source of truth.
+    """
 
     name: str
     arguments: dict[str, Any]
@@ -55,6 +65,22 @@ class CallRecord:
     ts: float = 0.0
     effect: str = "unknown"
     turn: int = 0  # how many user messages had been seen when the call ran
+    _value: Any = field(default=_UNREAD, repr=False, compare=False)
+    _read: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def value(self) -> Any:
+        """The result as structured data (parsed JSON), or its text when it is not JSON."""
+        text = self.result
+        if self._value is _UNREAD or self._read is not text:
+            value: Any = text
+            if text and text[0] in "[{":
+                try:
+                    value = json.loads(text)
+                except ValueError:
+                    value = text
+            self._value, self._read = value, text
+        return self._value
 
 
 @dataclass(slots=True)
@@ -62,7 +88,10 @@ class RunContext:
     """What the policy knows of the run so far: principal, user messages, executed calls.
 
     The loop keeps one per run (rebuilt from the journal by `from_events`). User
-    messages are trusted input; tool results (`history[i].result`) are not. `env` is
+    messages are trusted input; tool results (`history[i].result`) are not, except the
+    fields a policy declares trusted (`ToolInfo.trusted`). `bindings` tie values the user
+    gave to roles (`bind`); `unset` names the checked call's arguments the caller left to
+    their defaults (the loop sets it), which provenance conditions skip. `env` is
     application state for predicates (for example a shop database); `deps` the run's
     typed dependencies (`agent.run(..., deps=...)`), for predicates that read them.
     """
@@ -74,6 +103,9 @@ class RunContext:
     clock: Callable[[], float] = time.time
     denied: list[CallRecord] = field(default_factory=list)  # refused consequential calls
     deps: Any = None
+    bindings: list[tuple[str, Any]] = field(default_factory=list)  # (role, value) the user gave
+    unset: frozenset[str] = frozenset()  # the checked call's arguments left to their defaults
+    provenance: dict[int, Any] | None = field(default=None, repr=False)  # provenance.py's index
     _index: dict[str, list[CallRecord]] = field(default_factory=dict, repr=False)
     _indexed: int = field(default=0, repr=False)
 
@@ -98,6 +130,11 @@ class RunContext:
         self.denied.append(
             CallRecord(name, arguments, None, False, self.clock(), effect, len(self.user_messages))
         )
+
+    def bind(self, role: str, value: Any) -> None:
+        """Bind a value the user gave to a role (a payee, a recipient): from now on it is
+        trusted only for arguments a `trusted` condition asks to be of that role."""
+        self.bindings.append((role, value))
 
     def add_user_message(self, text: str) -> None:
         """Record a message from the user (trusted input; resets confirmation)."""
@@ -169,3 +206,10 @@ class RunContext:
 
 Predicate = Callable[[ToolCall, RunContext], bool]
 """An application's named check (`predicates:` in a rule): True when the rule may apply."""
+
+
+Lookup = Callable[..., Any]
+"""An application's named lookup (`lookup:` and ``$lookup.NAME`` in a rule): called as
+``fn(context, **params)`` with the rule's parameters, it returns JSON data the policy
+checks (the order of ``$args.order_id``, read from `context.deps`). It must not change
+anything; an exception denies the call (fail-closed)."""

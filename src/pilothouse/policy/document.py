@@ -43,7 +43,17 @@ DEFAULTS: dict[str, RuleEffect] = {
 """What a policy decides for a tool no rule applies to, by effect kind: fail-closed."""
 DEFAULT_CONFIRMATION = r"(?i)\b(yes|yep|yeah|confirm|confirmed)\b"
 
-TOP_KEYS = ("version", "name", "description", "defaults", "tools", "rules", "confirmation")
+TOP_KEYS = (
+    "version",
+    "name",
+    "description",
+    "defaults",
+    "tools",
+    "rules",
+    "confirmation",
+    "predicates",
+    "lookups",
+)
 RULE_KEYS = ("id", "tools", "effect", "when", "priority", "fallback", "description")
 
 Path = tuple[str | int, ...]
@@ -81,8 +91,21 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class ToolInfo:
-    """A tool as a policy file declares it: its effect kind and its argument names."""
+    """A tool as a policy file declares it: effect kind, arguments, trusted result fields.
+
+    `trusted` maps a field of the tool's structured result (a dotted path, ``*`` for
+    every item of a list: ``sender``, ``emails.*.id``) to a role, or to None when the
+    field's values may fill any argument a `trusted` condition checks. Every other part
+    of a result is untrusted content. A list of paths is read as ``{path: None}``.
+    """
 
     effect: str = "unknown"
     args: tuple[str, ...] | None = None
     required: tuple[str, ...] = ()
+    trusted: Mapping[str, str | None] | Sequence[str] = ()
+
+    @property
+    def trusted_fields(self) -> dict[str, str | None]:
+        """`trusted` as a mapping of field path to role (None: any argument)."""
+        t = self.trusted
+        return dict(t) if isinstance(t, Mapping) else dict.fromkeys(t)

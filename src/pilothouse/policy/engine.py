@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pilothouse.decision import Decision, Fallback
 from pilothouse.exceptions import PolicyCheckFailed, PolicyError, PolicyLayerError
 from pilothouse.messages import ToolCall
-from pilothouse.policy.context import CallRecord, Predicate, Principal, RunContext
+from pilothouse.policy.context import CallRecord, Lookup, Predicate, Principal, RunContext
 from pilothouse.policy.document import (
     DEFAULT_CONFIRMATION,
     DEFAULTS,
@@ -111,6 +111,7 @@ class CompiledRule:
     approver: str | None
     arg_names: set[str]
     predicate_names: set[str]
+    lookup_names: set[str]
     stateful: bool
     unconditional: bool
     order: int
@@ -126,6 +127,8 @@ def compile_rule(
     predicates: Mapping[str, Predicate],
     locate: Locate | None,
     confirmation: str,
+    trust: Mapping[str, Mapping[str, str | None]] | None = None,
+    lookups: Mapping[str, Lookup] | None = None,
 ) -> CompiledRule:
     """Check one rule's fields and compile its conditions (raises `PolicyError`)."""
     from pilothouse.policy.conditions import compile_conditions  # loads with the first rule
@@ -164,7 +167,14 @@ def compile_rule(
     if not isinstance(message, str):
         raise policy_error((*where, "fallback", "message"), locate, "message must be a string")
     compiled = compile_conditions(
-        rule.when, (*where, "when"), predicates, patterns, locate, confirmation
+        rule.when,
+        (*where, "when"),
+        predicates,
+        patterns,
+        locate,
+        confirmation,
+        trust,
+        lookups,
     )
     return CompiledRule(
         id=rule.id or f"rule{index}",
@@ -177,6 +187,7 @@ def compile_rule(
         approver=fb.get("approver"),
         arg_names=compiled.arg_names,
         predicate_names=compiled.predicate_names,
+        lookup_names=compiled.lookup_names,
         stateful=compiled.stateful,
         unconditional=not compiled.checks,
         order=index,
@@ -204,11 +215,21 @@ class Policy:
         approvers: Mapping[str, Approver] | None = None,
         confirmation: str = DEFAULT_CONFIRMATION,
         name: str = "policy",
+        declared_predicates: Iterable[str] = (),
+        lookups: Mapping[str, Lookup] | None = None,
+        declared_lookups: Iterable[str] = (),
         _locate: Locate | None = None,
     ) -> None:
         self.name = name
         self.predicates: dict[str, Predicate] = dict(predicates or {})
+        self.declared_predicates: tuple[str, ...] = tuple(declared_predicates)
+        self.lookups: dict[str, Lookup] = dict(lookups or {})
+        self.declared_lookups: tuple[str, ...] = tuple(declared_lookups)
         self.tools: dict[str, ToolInfo] = dict(tools or {})
+        # tool -> {trusted result field -> role}: what provenance conditions may trust
+        self.trust: dict[str, dict[str, str | None]] = {
+            n: t.trusted_fields for n, t in self.tools.items() if t.trusted
+        }
         self.approvers: dict[str, Approver] = dict(approvers or {})
         self.explicit_defaults = defaults is not None
         merged = dict(DEFAULTS)
@@ -223,7 +244,7 @@ class Policy:
         self.defaults: dict[str, RuleEffect] = merged
         self.rules: list[Rule] = list(rules)
         compiled = [
-            compile_rule(r, i, self.predicates, _locate, confirmation)
+            compile_rule(r, i, self.predicates, _locate, confirmation, self.trust, self.lookups)
             for i, r in enumerate(self.rules)
         ]
         seen: set[str] = set()
@@ -284,6 +305,7 @@ class Policy:
         predicates: Mapping[str, Predicate] | None = None,
         approvers: Mapping[str, Approver] | None = None,
         locate: Locate | None = None,
+        lookups: Mapping[str, Lookup] | None = None,
     ) -> Policy:
         """Build from the mapping form (what a YAML policy file holds)."""
         from pilothouse.policy.loader import read_mapping
@@ -297,6 +319,9 @@ class Policy:
             approvers=approvers,
             confirmation=spec.confirmation,
             name=spec.name,
+            declared_predicates=spec.predicates,
+            lookups=lookups,
+            declared_lookups=spec.lookups,
             _locate=locate,
         )
 
@@ -308,6 +333,7 @@ class Policy:
         predicates: Mapping[str, Predicate] | None = None,
         approvers: Mapping[str, Approver] | None = None,
         source: str = "<policy>",
+        lookups: Mapping[str, Lookup] | None = None,
     ) -> Policy:
         """Parse a YAML policy; errors name `source`, the line and the reason."""
         from pilothouse.policy.loader import locator, parse_yaml
@@ -315,7 +341,11 @@ class Policy:
         data, lines = parse_yaml(text, source)
         try:
             return cls.from_dict(
-                data, predicates=predicates, approvers=approvers, locate=locator(lines)
+                data,
+                predicates=predicates,
+                approvers=approvers,
+                locate=locator(lines),
+                lookups=lookups,
             )
         except PolicyError as exc:
             raise PolicyError(f"{source}: {exc}") from None
@@ -327,6 +357,7 @@ class Policy:
         *,
         predicates: Mapping[str, Predicate] | None = None,
         approvers: Mapping[str, Approver] | None = None,
+        lookups: Mapping[str, Lookup] | None = None,
     ) -> Policy:
         """Read a YAML policy file."""
         from pathlib import Path as _P
@@ -336,7 +367,9 @@ class Policy:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise PolicyError(f"{p}: cannot read the policy file ({exc})") from None
-        return cls.from_yaml(text, predicates=predicates, approvers=approvers, source=str(p))
+        return cls.from_yaml(
+            text, predicates=predicates, approvers=approvers, source=str(p), lookups=lookups
+        )
 
     # -- layers
 
@@ -347,11 +380,22 @@ class Policy:
             raise PolicyLayerError(
                 f"layer {lower.name!r} may only narrow {self.name!r}: " + "; ".join(problems)
             )
+        # The lower layer reads the trusted result fields the layers above declare (a task
+        # policy a model proposes has no `tools:`), unless it declares the tool itself. Its
+        # compiled conditions hold its `trust` mapping, so it is filled in place. This
+        # cannot widen: every layer is checked and the most restrictive answer wins.
+        for layer in (self, *self._lower):
+            for tool_name, fields in layer.trust.items():
+                lower.trust.setdefault(tool_name, fields)
         layered = Policy.__new__(Policy)
         for slot in (
             "name",
             "predicates",
+            "declared_predicates",
+            "lookups",
+            "declared_lookups",
             "tools",
+            "trust",
             "explicit_defaults",
             "defaults",
             "rules",
@@ -481,28 +525,38 @@ class Policy:
         kind: str,
         use_default: bool,
     ) -> Decision | None:
-        failed: list[tuple[CompiledRule, str]] = []
+        failed: list[tuple[CompiledRule, int, str]] = []  # a rule, its first failing check
         for rule in rules:
             why: str | None = None
+            at = 0
             try:
                 for check in rule.checks:
                     why = check(call, ctx)
                     if why is not None:
                         break
+                    at += 1
             except PolicyCheckFailed as exc:
-                return Decision.deny(f"rule {rule.id!r}: {exc}; denied (fail-closed)", rule.id)
+                return Decision.deny(
+                    f"rule {rule.id!r}: {exc}; denied (fail-closed)", rule.id, source="engine"
+                )
             if why is None:
                 return rule.decision or self._apply(rule)
-            failed.append((rule, why))
+            if rule.effect != "deny":
+                failed.append((rule, at, why))
         if not use_default:
             return None
         default = self._default_decisions.get(kind) or self._default_decisions["unknown"]
-        blockers = [(r, w) for r, w in failed if r.effect != "deny"]
-        if default.effect == "allow" or not blockers:
+        if default.effect == "allow" or not failed:
             return default
-        first = blockers[0][0]
-        detail = "; ".join(f"rule {r.id!r} does not apply: {w}" for r, w in blockers)
-        reason = f"{default.reason} ({detail})"
+        # Why no allow rule applied: every failing condition of each, in a stable order
+        # (the conditions' registry order, not the document's key order). Only computed
+        # on this path: a rule that applies, or a deny rule that does not, costs nothing.
+        first = failed[0][0]
+        detail = "; ".join(
+            f"rule {r.id!r} does not apply ({'; '.join(_why_not(r, at, why, call, ctx))})"
+            for r, at, why in failed
+        )
+        reason = f"{default.reason}: {detail}"
         if first.fallback == "ask" or default.effect == "ask":
             return Decision.ask(first.approver, reason, first.id)
         return Decision.deny(reason, first.id, first.fallback, _message(first.message, reason))
@@ -516,6 +570,22 @@ class Policy:
         if rule.effect == "ask" or rule.fallback == "ask":
             return Decision.ask(rule.approver, reason, rule.id)
         return Decision.deny(reason, rule.id, rule.fallback, _message(rule.message, reason))
+
+
+def _why_not(rule: CompiledRule, at: int, first: str, call: ToolCall, ctx: RunContext) -> list[str]:
+    """Every failing condition of `rule`: `first` (check `at`, where the first pass
+    stopped; the checks before it held), then those of the checks after it."""
+    reasons: list[str] = [first]
+    for check in rule.checks[at + 1 :]:
+        try:
+            why = check(call, ctx)
+        except PolicyCheckFailed as exc:
+            why = str(exc)
+        except Exception as exc:  # the engine fails closed; the reason says what broke
+            why = f"{type(exc).__name__}: {exc}"
+        if why is not None:
+            reasons.append(why)
+    return reasons
 
 
 def _message(template: str, reason: str) -> str:

@@ -1,15 +1,22 @@
-"""Static checks of a policy: unknown tools and arguments, shadowed rules, conflicts.
+"""Static checks of a policy: what it names that does not exist, and what it cannot mean.
 
 `lint(policy, tools)` returns findings; it never raises for a policy that loaded.
 `tools` maps tool names to `ToolInfo` (the policy's own `tools:` section, a
-tools.json of OpenAI function schemas, or an agent's tools).
+tools.json of OpenAI function schemas, or an agent's tools: `tools_from_tools`).
+It reports: patterns matching no tool, arguments a tool does not have, a tool the
+policy declares with other arguments than the tool has, consequential tools no rule
+can allow, predicates the document does not declare (or spelt like another one),
+shadowed rules and allow/deny conflicts. `lint_yaml(text)` reads the YAML source for
+what the parsed document has lost: ``yes``/``no``/``on``/``off`` read as booleans
+where a string was meant (``enum: [yes, no]``).
 """
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,10 +58,38 @@ def _overlap(a: str, b: str) -> bool:
     return _covers(a, b) or _covers(b, a) or fnmatch.fnmatchcase(a, b) or fnmatch.fnmatchcase(b, a)
 
 
-def lint(policy: Policy, tools: Mapping[str, ToolInfo] | None = None) -> list[Finding]:
-    """Everything suspicious about `policy`, given the tools it is meant for."""
-    known: dict[str, ToolInfo] = {**policy.tools, **(tools or {})}
+def tools_from_tools(tools: Iterable[Any]) -> dict[str, ToolInfo]:
+    """Tool declarations from Pilothouse `Tool`s: effect kinds and argument names."""
+    out: dict[str, ToolInfo] = {}
+    for t in tools:
+        params = getattr(t, "parameters", None) or {}
+        out[t.name] = ToolInfo(
+            t.effect, tuple(params.get("properties") or {}), tuple(params.get("required") or [])
+        )
+    return out
+
+
+def lint(
+    policy: Policy,
+    tools: Mapping[str, ToolInfo] | None = None,
+    *,
+    stubbed: Collection[str] = (),
+) -> list[Finding]:
+    """Everything suspicious about `policy`, given the tools it is meant for.
+
+    `stubbed`: predicate names the caller stood in for because it has no code for them
+    (`pilothouse policy lint` without ``--predicates``): they are checked against the
+    document's ``predicates:`` declaration and against each other's spelling.
+    """
+    known: dict[str, ToolInfo] = dict(policy.tools)
+    for name, info in (tools or {}).items():
+        mine = policy.tools.get(name)
+        if mine is not None and info.effect == "unknown":
+            info = ToolInfo(mine.effect, info.args, info.required, mine.trusted)
+        known[name] = info
     findings: list[Finding] = []
+    findings += _declared_args(policy, tools or {})
+    findings += _predicates(policy, stubbed)
     rules: list[CompiledRule] = policy.compiled_rules  # sorted: priority, deny first, order
     for rule in rules:
         matched: list[str] = []
@@ -105,7 +140,151 @@ def lint(policy: Policy, tools: Mapping[str, ToolInfo] | None = None) -> list[Fi
                         "higher priority to make the intent explicit",
                     )
                 )
+    findings += _never_allowed(policy, known)
     return findings
+
+
+def _declared_args(policy: Policy, tools: Mapping[str, ToolInfo]) -> list[Finding]:
+    """The policy's `tools:` declarations against the tools themselves."""
+    out: list[Finding] = []
+    for name, mine in policy.tools.items():
+        theirs = tools.get(name)
+        if theirs is None or mine.args is None or theirs.args is None:
+            continue
+        missing = [a for a in mine.args if a not in theirs.args]
+        extra = [a for a in theirs.args if a not in mine.args]
+        if missing or extra:
+            parts = [f"declares {list(mine.args)}", f"the tool has {list(theirs.args)}"]
+            out.append(Finding("error", None, f"tool {name!r}: the policy " + ", ".join(parts)))
+        elif set(mine.required) != set(theirs.required) and name in tools:
+            out.append(
+                Finding(
+                    "warning",
+                    None,
+                    f"tool {name!r}: the policy declares required {list(mine.required)}, "
+                    f"the tool requires {list(theirs.required)}",
+                )
+            )
+    return out
+
+
+def _predicates(policy: Policy, stubbed: Collection[str]) -> list[Finding]:
+    """Predicates and lookups nobody can vouch for: undeclared, or spelt like another."""
+    rules = policy.compiled_rules
+    return _named(
+        "predicate",
+        sorted({n for r in rules for n in r.predicate_names}),
+        set(policy.declared_predicates),
+        stubbed,
+    ) + _named(
+        "lookup",
+        sorted({n for r in rules for n in r.lookup_names}),
+        set(policy.declared_lookups),
+        stubbed,
+    )
+
+
+def _named(
+    what: str, used: list[str], declared: set[str], stubbed: Collection[str]
+) -> list[Finding]:
+    out: list[Finding] = []
+    unchecked: list[str] = []
+    for name in used:
+        if declared and name not in declared:
+            near = difflib.get_close_matches(name, sorted(declared), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            out.append(Finding("error", None, f"unknown {what} {name!r}: not declared{hint}"))
+        elif name in stubbed and not declared:
+            others = [n for n in used if n != name]
+            near = difflib.get_close_matches(name, others, n=1, cutoff=0.85)
+            if near:
+                out.append(
+                    Finding(
+                        "error",
+                        None,
+                        f"{what} {name!r} looks like a misspelling of {near[0]!r}",
+                    )
+                )
+            else:
+                unchecked.append(name)
+    if unchecked:
+        out.append(
+            Finding(
+                "warning",
+                None,
+                f"{what}(s) {', '.join(unchecked)} cannot be checked: declare the "
+                f"{what}s under `{what}s:` or pass --{what}s",
+            )
+        )
+    for name in sorted(declared - set(used)):
+        out.append(Finding("warning", None, f"{what} {name!r} is declared but never used"))
+    return out
+
+
+def _never_allowed(policy: Policy, known: Mapping[str, ToolInfo]) -> list[Finding]:
+    """Consequential tools that no rule can allow: every call of them is refused."""
+    out: list[Finding] = []
+    permitting = [r for r in policy.compiled_rules if r.effect != "deny"]
+    for name, info in sorted(known.items()):
+        if info.effect not in ("side_effect", "irreversible"):
+            continue
+        if policy.defaults.get(info.effect) != "deny":
+            continue
+        if not any(r.covers(name) for r in permitting):
+            out.append(
+                Finding(
+                    "warning",
+                    None,
+                    f"{info.effect} tool {name!r} has no allow or ask rule: every call is "
+                    "denied (add a rule, or remove the tool from the agent)",
+                )
+            )
+    return out
+
+
+_BOOL_WORDS = {"yes", "no", "on", "off", "y", "n"}
+_BOOLEAN_KEYS = {"confirmed", "ok", "uniqueItems"}  # where a YAML boolean is meant
+
+
+def lint_yaml(text: str) -> list[Finding]:
+    """What YAML turned into something else: ``yes``/``no``/``on``/``off`` as booleans.
+
+    YAML 1.1 (PyYAML) reads unquoted ``yes``, ``no``, ``on``, ``off`` (any case) as
+    booleans, so ``enum: [yes, no]`` holds True and False and never matches the strings
+    the model sends. Reported with the line, except as the value of a key that takes a
+    boolean (``confirmed``, ``ok``).
+    """
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return []  # the loader reports syntax errors with their line
+    out: list[tuple[int, int, Finding]] = []
+    stack: list[tuple[Any, str | None]] = [(root, None)]
+    while stack:
+        node, key = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                stack.append((k, None))
+                stack.append((v, k.value if isinstance(k, yaml.ScalarNode) else None))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, None) for item in node.value)
+        elif (
+            isinstance(node, yaml.ScalarNode)
+            and node.tag == "tag:yaml.org,2002:bool"
+            and node.style is None
+            and str(node.value).lower() in _BOOL_WORDS
+            and key not in _BOOLEAN_KEYS
+        ):
+            mark = node.start_mark
+            message = (
+                f"line {mark.line + 1}: {node.value} is read as the boolean "
+                f"{str(node.value).lower() in ('yes', 'on', 'y')}; quote it "
+                f"('{node.value}') if you meant the string"
+            )
+            out.append((mark.line, mark.column, Finding("warning", None, message)))
+    return [f for _, _, f in sorted(out, key=lambda t: (t[0], t[1]))]
 
 
 def describe_tools(tools: Mapping[str, ToolInfo]) -> dict[str, Any]:

@@ -52,6 +52,8 @@ class PolicySpec:
     tools: dict[str, ToolInfo]
     confirmation: str
     name: str
+    predicates: tuple[str, ...] = ()  # the names the document declares (for lint)
+    lookups: tuple[str, ...] = ()
 
 
 def read_mapping(data: Any, locate: Locate | None = None) -> PolicySpec:
@@ -78,8 +80,10 @@ def read_mapping(data: Any, locate: Locate | None = None) -> PolicySpec:
         at: Path = ("tools", str(tname))
         if spec is None:
             spec = {}
-        if not isinstance(spec, Mapping) or set(spec) - {"effect", "args", "required"}:
-            raise _err(at, locate, "a tool declaration has `effect`, `args` and `required`")
+        if not isinstance(spec, Mapping) or set(spec) - {"effect", "args", "required", "trusted"}:
+            raise _err(
+                at, locate, "a tool declaration has `effect`, `args`, `required` and `trusted`"
+            )
         effect = spec.get("effect", "unknown")
         if effect not in EFFECT_KINDS:
             raise _err(
@@ -92,7 +96,10 @@ def read_mapping(data: Any, locate: Locate | None = None) -> PolicySpec:
             raise _err((*at, "args"), locate, "args must be a list of argument names")
         required = spec.get("required", args or [])
         tools[str(tname)] = ToolInfo(
-            effect, tuple(args) if args is not None else None, tuple(required)
+            effect,
+            tuple(args) if args is not None else None,
+            tuple(required),
+            _trusted_fields(spec.get("trusted"), (*at, "trusted"), locate),
         )
     raw_rules = data.get("rules") or []
     if not isinstance(raw_rules, list):
@@ -121,7 +128,39 @@ def read_mapping(data: Any, locate: Locate | None = None) -> PolicySpec:
     confirmation = data.get("confirmation", DEFAULT_CONFIRMATION)
     if not isinstance(confirmation, str):
         raise _err(("confirmation",), locate, "confirmation must be a regular expression")
-    return PolicySpec(rules, defaults, tools, confirmation, str(data.get("name", "policy")))
+    declared = {key: _names(data.get(key), key, locate) for key in ("predicates", "lookups")}
+    return PolicySpec(
+        rules,
+        defaults,
+        tools,
+        confirmation,
+        str(data.get("name", "policy")),
+        declared["predicates"],
+        declared["lookups"],
+    )
+
+
+def _names(value: Any, key: str, locate: Locate | None) -> tuple[str, ...]:
+    """A declaration of names (`predicates:`, `lookups:`): a list, or a mapping to notes."""
+    names = list(value) if isinstance(value, Mapping) else (value or [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise _err(
+            (key,), locate, f"{key} must list the names the policy uses (or map them to a note)"
+        )
+    return tuple(names)
+
+
+def _trusted_fields(spec: Any, at: Path, locate: Locate | None) -> dict[str, str | None]:
+    """A tool's `trusted:` declaration: a list of field paths, or a mapping path -> role."""
+    if spec is None:
+        return {}
+    if isinstance(spec, list):
+        spec = dict.fromkeys(spec)
+    if not isinstance(spec, Mapping) or not all(
+        isinstance(k, str) and k and (v is None or isinstance(v, str)) for k, v in spec.items()
+    ):
+        raise _err(at, locate, "trusted must list result field paths, or map them to a role")
+    return dict(spec)
 
 
 _MAX_NODES = 100_000  # aliases can expand a small file enormously ("billion laughs")

@@ -1181,11 +1181,23 @@ def _plan_call(
     if policy is not None:
         if policy.stateful or policy.has_rules(call.name):
             bound = to_jsonable_python(prepared)
+            policy_context.unset = _unset(bound, call.arguments)
         checked = call if bound is call.arguments else ToolCall(call.id, call.name, bound)
         decision = policy.check(checked, policy_context, effect=tool.effect)
     if tool.interrupt is not None:
         decision = _with_tool_interrupt(tool, decision)
     return PlannedCall(call, tool, context, prepared, None, decision, bound)
+
+
+_NO_NAMES: frozenset[str] = frozenset()
+
+
+def _unset(bound: Any, given: dict[str, Any]) -> frozenset[str]:
+    """The arguments the model left to their defaults: provenance conditions skip them
+    (an unset optional argument is not a value anyone chose)."""
+    if not isinstance(bound, dict) or len(bound) <= len(given):
+        return _NO_NAMES
+    return frozenset(k for k in bound if k not in given)
 
 
 def _with_tool_interrupt(tool: Tool, decision: Decision | None) -> Decision | None:
