@@ -10,6 +10,7 @@ progress). Faults act on the real process and its real pipes, not on a mock.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -107,8 +108,85 @@ def _wire() -> int:
     raise RuntimeError("the protocol's fd was not found")
 
 
+if os.environ.get("FAULT_VARIANT_FILE") and os.path.exists(os.environ["FAULT_VARIANT_FILE"]):
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    def extra() -> str:
+        """A tool this server did not list before (its tool list changed)."""
+        return "new"
+
+
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+def bad_gateway() -> str:
+    """Over HTTP, a proxy in front answers this call with 502 Bad Gateway."""
+    return "not over HTTP"
+
+
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+def half_close_http() -> str:
+    """Over HTTP, the response stream opens and ends without an answer."""
+    return "not over HTTP"
+
+
+def _faulty_http_app() -> object:
+    """The SDK's streamable HTTP app behind a misbehaving front: 502 for `bad_gateway`,
+    an event stream that ends without a message for `half_close_http`."""
+    app = server.streamable_http_app(host="127.0.0.1")
+
+    async def front(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await app(scope, receive, send)  # type: ignore[operator]
+        messages = []
+        body = b""
+        while True:
+            message = await receive()  # type: ignore[operator]
+            messages.append(message)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        try:
+            name = json.loads(body).get("params", {}).get("name")
+        except ValueError:
+            name = None
+        if name == "bad_gateway":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 502,  # type: ignore[operator]
+                    "headers": [(b"content-type", b"text/html")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"<h1>502 Bad Gateway</h1>"})  # type: ignore[operator]
+            return None
+        if name == "half_close_http":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,  # type: ignore[operator]
+                    "headers": [(b"content-type", b"text/event-stream")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"", "more_body": False})  # type: ignore[operator]
+            return None
+        pending = iter(messages)
+
+        async def replay() -> object:
+            try:
+                return next(pending)
+            except StopIteration:
+                return await receive()  # type: ignore[operator]
+
+        return await app(scope, replay, send)  # type: ignore[operator]
+
+    return front
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "http":
-        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+        import uvicorn
+
+        uvicorn.run(
+            _faulty_http_app(), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning"
+        )
     else:
         server.run("stdio")

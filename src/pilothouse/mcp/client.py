@@ -337,7 +337,9 @@ class MCPClient:
         except TimeoutError:
             self._retire(conn)
             raise self._error(
-                tool, "timeout", f"did not finish starting within {budget:g} s"
+                tool,
+                "timeout",
+                f"did not finish starting (process and handshake) within {budget:g} s",
             ) from None
         if conn.failure is not None or conn.session is None:
             self._retire(conn)

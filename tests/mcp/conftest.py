@@ -1,0 +1,114 @@
+"""Fixtures of the MCP tests: real MCP servers on this machine, nothing mocked.
+
+- `fault_server`: tests/mcp/fault_server.py, the SDK's own `MCPServer`, run as a process
+  (stdio) or on loopback (streamable HTTP), with tools that misbehave on demand;
+- `memory_server_command`: the published `@modelcontextprotocol/server-memory` from the
+  npm registry, installed once into ~/.cache/pilothouse-tests/npm (skipped, saying why,
+  when `npm` or `node` is missing or the install fails).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mcp", reason="the mcp extra is not installed: pip install 'pilothouse[mcp]'")
+
+HERE = Path(__file__).resolve().parent
+FAULT_SERVER = str(HERE / "fault_server.py")
+NPM_CACHE = Path.home() / ".cache" / "pilothouse-tests" / "npm"
+MEMORY_PACKAGE = "@modelcontextprotocol/server-memory"
+MEMORY_VERSION = "2026.8.31"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
+    """Until the server accepts connections (or died, or `seconds` passed: then fail)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on port {port} within {seconds} s")
+
+
+def start_http(
+    args: list[str], port: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env, cwd=HERE.parents[1]
+    )
+    try:
+        wait_for_port(port, process)
+    except Exception:
+        process.kill()
+        process.wait()
+        raise
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def fault_http_url() -> Iterator[str]:
+    """The fault server on loopback, over streamable HTTP (behind its misbehaving front)."""
+    port = free_port()
+    process = start_http([sys.executable, FAULT_SERVER, "http", str(port)], port)
+    yield f"http://127.0.0.1:{port}/mcp"
+    stop(process)
+
+
+@pytest.fixture(scope="session")
+def memory_server_command() -> list[str]:
+    """The command that starts the published memory server (installed once from npm)."""
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        pytest.skip("npm/node are not installed: the published npm MCP server cannot run")
+    entry = NPM_CACHE / "node_modules" / MEMORY_PACKAGE / "dist" / "index.js"
+    if not entry.exists():
+        NPM_CACHE.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            [
+                "npm",
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--silent",
+                f"{MEMORY_PACKAGE}@{MEMORY_VERSION}",
+            ],
+            cwd=NPM_CACHE,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if done.returncode != 0 or not entry.exists():
+            pytest.skip(f"could not install {MEMORY_PACKAGE} from npm: {done.stderr[-500:]}")
+    return [shutil.which("node") or "node", str(entry)]
+
+
+@pytest.fixture
+def variant_file(tmp_path: Path) -> Path:
+    """A fault server given FAULT_VARIANT_FILE lists one more tool while this file exists."""
+    return tmp_path / "variant"
