@@ -9,9 +9,10 @@ tools, serve an agent that has them.
 
 An agent is offered as one tool: ``input`` (text) in, its final output out. Each run
 is a journaled run of that agent (in the agent's store); each step sends a progress
-notification (``step N: calling a, b`` / ``step N: answered``) when the client asked
-for progress, and a cancellation from the client (``notifications/cancelled``)
-cancels the run, which the journal records as interrupted (resumable).
+notification (``step N: calling a, b (run ID)`` / ``step N: answered (run ID)``) when
+the client asked for progress, and a cancellation from the client
+(``notifications/cancelled``) cancels the run, which the journal records as
+interrupted (resumable).
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ class _Progress:
         if isinstance(event, ModelResponded):
             calls = event.response.tool_calls
             what = f"calling {', '.join(c.name for c in calls)}" if calls else "answered"
-            self.queue.put_nowait((float(event.step), f"step {event.step}: {what}"))
+            message = f"step {event.step}: {what} (run {event.run_id})"
+            self.queue.put_nowait((float(event.step), message))
 
     async def _send(self) -> None:
         while (item := await self.queue.get()) is not None:
