@@ -69,6 +69,19 @@ def exit_now() -> str:
 
 
 @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+def exit_after_answering() -> str:
+    """Answer, then the process exits (the client is idle when it happens)."""
+    import threading
+
+    def leave() -> None:
+        time.sleep(0.2)
+        os._exit(0)
+
+    threading.Thread(target=leave, daemon=True).start()
+    return "bye"
+
+
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
 def garbage() -> str:
     """Write a line that is not JSON-RPC to the real stdout, then never answer."""
     os.write(_wire(), b"this is not JSON-RPC\n")

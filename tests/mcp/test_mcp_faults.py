@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
 from pilothouse import Agent, ScriptedModel, call
@@ -48,6 +49,16 @@ async def test_a_stdio_fault_is_a_tool_error_and_the_next_call_works(
         assert f"MCP server 'faulty' (tool {tool!r})" in str(failed.value)
         assert server.recycled == 1  # the process was replaced ...
         assert (await server.call("echo", {"text": "again"})).text == "again"  # ... and works
+
+
+async def test_an_idle_server_that_exits_is_seen_at_once_and_replaced_on_the_next_call() -> None:
+    async with stdio_server() as server:
+        assert (await server.call("exit_after_answering", {})).text == "bye"
+        with anyio.fail_after(DEADLINE + 1):  # the end of its output, not a poll or a deadline
+            await server.wait_disconnected()
+        assert not server.connected
+        assert (await server.call("echo", {"text": "new process"})).text == "new process"
+        assert server.recycled == 1 and server.connected
 
 
 async def test_through_an_agent_a_fault_is_what_the_model_reads() -> None:

@@ -103,6 +103,8 @@ class _Connection:
         self.broken_reason = ""  # set for a protocol violation
         self.ended = False  # the server's output ended (it exited or closed it)
         self.failure: BaseException | None = None
+        self.inflight: set[asyncio.Task[Any]] = set()  # tasks waiting on a call
+        self.interrupted: set[asyncio.Task[Any]] = set()  # ... cancelled by a broken protocol
         self.http_status: int | None = None
         self.task = asyncio.create_task(self._run(), name=f"mcp:{client.name}")
 
@@ -112,25 +114,19 @@ class _Connection:
 
         try:
             async with self.client._open_transport(self) as (read, write):
-                # Messages pass through a pump so the end of the server's output is seen
-                # at once, idle or not (the session alone only tells requests in flight).
-                sender, receiver = anyio.create_memory_object_stream[Any](0)
-                async with anyio.create_task_group() as pumps:
-                    pumps.start_soon(self._pump, read, sender)
-                    session = mcp.ClientSession(
-                        receiver,
-                        write,
-                        message_handler=self._on_message,
-                        client_info=mcp.types.Implementation(name="pilothouse", version="1"),
-                    )
-                    async with session:
-                        with anyio.fail_after(self.client.connect_deadline):
-                            await session.initialize()
-                            self.tools = await _list_all(session)
-                        self.session = session
-                        self.ready.set()
-                        await self.closing.wait()
-                    pumps.cancel_scope.cancel()
+                session = mcp.ClientSession(
+                    _Watched(read, self),
+                    write,
+                    message_handler=self._on_message,
+                    client_info=mcp.types.Implementation(name="pilothouse", version="1"),
+                )
+                async with session:
+                    with anyio.fail_after(self.client.connect_deadline):
+                        await session.initialize()
+                        self.tools = await _list_all(session)
+                    self.session = session
+                    self.ready.set()
+                    await self.closing.wait()
         except BaseException as exc:
             self.failure = _unwrap(exc)
             if isinstance(exc, asyncio.CancelledError):
@@ -141,27 +137,67 @@ class _Connection:
             self.broken.set()
             self.ready.set()
 
-    async def _pump(self, read: Any, sender: Any) -> None:
-        """Forward the transport's messages to the session; its end marks the connection."""
-        try:
-            async with sender:
-                async for message in read:
-                    await sender.send(message)
-        except Exception as exc:
-            logger.debug("MCP server %r: transport ended: %r", self.client.name, exc)
-        self.ended = True
-        self.broken.set()
-
     async def _on_message(self, message: Any) -> None:
         """The SDK hands transport errors (a stdout line that is not JSON-RPC) here."""
         if isinstance(message, Exception):
             self.broken_reason = "it wrote a line that is not JSON-RPC to its output"
             logger.warning("MCP server %r: %s", self.client.name, self.broken_reason)
             self.broken.set()
+            for task in self.inflight:  # their answers can no longer be trusted to come
+                self.interrupted.add(task)
+                task.cancel()
+
+    def end(self) -> None:
+        """The server's output ended: requests in flight get "connection closed" from
+        the SDK; an idle connection is marked so the next call starts a new one."""
+        self.ended = True
+        self.broken.set()
 
     def close(self) -> None:
         """Ask the owner task to leave the session (it stops a stdio process, bounded)."""
         self.closing.set()
+
+
+class _Watched:
+    """The transport's read stream, seen through: its end marks the connection at once,
+    idle or not (the session alone tells only the requests in flight). No extra task
+    or hop per message."""
+
+    def __init__(self, stream: Any, conn: _Connection) -> None:
+        self._stream = stream
+        self._conn = conn
+
+    async def receive(self) -> Any:
+        import anyio
+
+        try:
+            return await self._stream.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._conn.end()
+            raise
+
+    def __aiter__(self) -> _Watched:
+        return self
+
+    async def __anext__(self) -> Any:
+        import anyio
+
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def __aenter__(self) -> _Watched:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __getattr__(self, name: str) -> Any:  # e.g. `last_context`, read with getattr
+        return getattr(self._stream, name)
 
 
 async def _list_all(session: ClientSession) -> list[mcp_types.Tool]:
@@ -256,6 +292,19 @@ class MCPClient:
     ) -> MCPClient:
         """A server reached over streamable HTTP at `url` (e.g. http://127.0.0.1:8000/mcp)."""
         return cls(name, url=url, headers=headers, **options)
+
+    @property
+    def connected(self) -> bool:
+        """Whether a live connection is up: False as soon as a stdio server exits or
+        closes its output (its end of stream is seen at once, idle or not; the next call
+        starts a new process) and after a failure that recycles the connection."""
+        return self._conn is not None and not self._conn.broken.is_set()
+
+    async def wait_disconnected(self) -> None:
+        """Until the current connection ends (the server exited, closed its output, or
+        broke the protocol); at once if there is none."""
+        if self._conn is not None:
+            await self._conn.broken.wait()
 
     @property
     def transport(self) -> str:
@@ -417,31 +466,33 @@ class MCPClient:
         session = conn.session
         if session is None:
             raise self._error(tool, *self._describe_failure(conn))
-        request = asyncio.create_task(
-            session.call_tool(tool, dict(arguments), read_timeout_seconds=remaining)
-        )
-        broken = asyncio.create_task(conn.broken.wait())
+        task = asyncio.current_task()
+        assert task is not None
+        conn.inflight.add(task)
         try:
-            done, _ = await asyncio.wait(
-                {request, broken}, timeout=remaining + 0.25, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            broken.cancel()
-        if request in done:
             try:
-                result = request.result()
-            except BaseException as exc:
-                raise self._call_failure(conn, tool, _unwrap(exc), remaining) from None
-            return _outcome(result)
-        # past the deadline, or the transport broke under the call: abandon it
-        request.cancel()
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(request, 0.5)
-        if conn.broken.is_set():
+                # the SDK's read timeout sends notifications/cancelled; ours is a backstop
+                async with asyncio.timeout(remaining + 0.25):
+                    result = await session.call_tool(
+                        tool, dict(arguments), read_timeout_seconds=remaining
+                    )
+            finally:
+                conn.inflight.discard(task)
+        except asyncio.CancelledError:
+            if task not in conn.interrupted:
+                raise  # the caller's own cancellation
+            conn.interrupted.discard(task)
+            task.uncancel()
             self._recycle(conn)
-            raise self._error(tool, *self._describe_failure(conn))
-        self._recycle_after_timeout(conn)
-        raise self._error(tool, "timeout", f"no answer within {remaining:g} s (cancelled)")
+            raise self._error(tool, *self._describe_failure(conn)) from None
+        except TimeoutError:
+            self._recycle_after_timeout(conn)
+            raise self._error(
+                tool, "timeout", f"no answer within {remaining:g} s (cancelled)"
+            ) from None
+        except Exception as exc:
+            raise self._call_failure(conn, tool, _unwrap(exc), remaining) from None
+        return _outcome(result)
 
     def _call_failure(
         self, conn: _Connection, tool: str, exc: BaseException, budget: float
