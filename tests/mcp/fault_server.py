@@ -55,10 +55,20 @@ def big(n: int) -> str:
     return "<start>" + "A" * max(0, n - 14) + "<end>.."
 
 
+def _mark(path: str) -> None:
+    with open(path, "w") as handle:
+        handle.write("cancelled")
+
+
 @server.tool(annotations=ToolAnnotations(read_only_hint=True))
-async def sleep(seconds: float) -> str:
-    """Sleep, then answer."""
-    await anyio.sleep(seconds)
+async def sleep(seconds: float, marker: str = "") -> str:
+    """Sleep, then answer; a cancelled sleep writes "cancelled" to `marker` (a path)."""
+    try:
+        await anyio.sleep(seconds)
+    except anyio.get_cancelled_exc_class():
+        if marker:
+            _mark(marker)
+        raise
     return "slept"
 
 

@@ -93,10 +93,13 @@ async def test_a_server_error_answer_is_a_tool_error_naming_server_and_tool() ->
     assert returned.is_error and "Invalid arguments for tool 'add'" in returned.content
 
 
-async def test_a_long_result_reaches_the_model_capped_and_the_journal_whole() -> None:
+async def test_a_long_result_reaches_the_model_capped_and_the_journal_whole(
+    tmp_path: Path,
+) -> None:
     async with faulty(max_result_chars=1_000) as server:
         model = ScriptedModel([call("big", n=50_000), "done"])
-        agent = Agent(model, tools=await server.tools(), store=":memory:")
+        store = str(tmp_path / "journal.db")  # read back from SQLite: `full` is stored
+        agent = Agent(model, tools=await server.tools(), store=store)
         result = await agent.run("go")
     (returned,) = [
         e.result for e in agent.store.events(result.run_id) if isinstance(e, ToolReturned)

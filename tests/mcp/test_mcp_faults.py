@@ -133,6 +133,22 @@ async def test_an_http_fault_is_a_tool_error_and_the_next_call_works(
         assert (await server.call("echo", {"text": "again"})).text == "again"
 
 
+async def test_a_call_past_its_deadline_is_cancelled_on_the_server(
+    fault_http_url: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "cancelled"
+    async with MCPClient.http("remote", fault_http_url, deadline=DEADLINE) as server:
+        with pytest.raises(MCPServerError) as failed:
+            await server.call("sleep", {"seconds": 600, "marker": str(marker)})
+        assert failed.value.kind == "timeout"
+        # the server's handler was cancelled, not left running (10 s at most)
+        for _ in range(200):
+            if await anyio.Path(marker).exists():
+                break
+            await anyio.sleep(0.05)
+        assert await anyio.Path(marker).exists()
+
+
 async def test_a_502_names_the_status(fault_http_url: str) -> None:
     async with MCPClient.http("remote", fault_http_url, deadline=DEADLINE) as server:
         with pytest.raises(MCPServerError, match="HTTP 502"):
