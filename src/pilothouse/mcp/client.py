@@ -138,14 +138,22 @@ class _Connection:
             self.ready.set()
 
     async def _on_message(self, message: Any) -> None:
-        """The SDK hands transport errors (a stdout line that is not JSON-RPC) here."""
-        if isinstance(message, Exception):
-            self.broken_reason = "it wrote a line that is not JSON-RPC to its output"
-            logger.warning("MCP server %r: %s", self.client.name, self.broken_reason)
-            self.broken.set()
-            for task in self.inflight:  # their answers can no longer be trusted to come
-                self.interrupted.add(task)
-                task.cancel()
+        """The SDK hands transport errors here. On stdio that is a line of the server's
+        output that is not JSON-RPC: the stream can no longer be trusted, the calls in
+        flight fail at once. Over HTTP each request has its own response, so an error
+        of one stream (an SSE parse error, a GET stream refused) is logged and the
+        requests' own answers and deadlines decide."""
+        if not isinstance(message, Exception):
+            return
+        if self.client.transport != "stdio":
+            logger.warning("MCP server %r: transport error: %r", self.client.name, message)
+            return
+        self.broken_reason = "it wrote a line that is not JSON-RPC to its output"
+        logger.warning("MCP server %r: %s", self.client.name, self.broken_reason)
+        self.broken.set()
+        for task in self.inflight:  # their answers can no longer be trusted to come
+            self.interrupted.add(task)
+            task.cancel()
 
     def end(self) -> None:
         """The server's output ended: requests in flight get "connection closed" from
