@@ -201,3 +201,15 @@ async def test_an_unconnected_client_says_so() -> None:
         _ = faulty().listing
     with pytest.raises(ConfigurationError, match="exactly one"):
         MCPClient("x")
+
+
+def test_the_sdk_loads_with_the_first_connection_not_with_the_import() -> None:
+    import subprocess
+
+    code = (
+        "import sys; from pilothouse.mcp import MCPClient, mcp_tools, build_server; "
+        "MCPClient.stdio('x', 'true'); "
+        "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith('mcp.')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

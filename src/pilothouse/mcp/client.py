@@ -47,6 +47,7 @@ logger = logging.getLogger("pilothouse.mcp")
 DEFAULT_DEADLINE = 30.0
 DEFAULT_CONNECT_DEADLINE = 15.0
 DEFAULT_MAX_RESULT_CHARS = 16_000
+CLOSE_TIMEOUT = 10.0  # seconds `aclose` waits for connections to shut down
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,8 +344,15 @@ class MCPClient:
         if self._conn is not None:
             self._retire(self._conn)
             self._conn = None
-        if self._retired:
-            await asyncio.gather(*self._retired, return_exceptions=True)
+        if not self._retired:
+            return
+        # A stdio server gets the SDK's shutdown (stdin closed, 2 s, SIGTERM, 2 s, SIGKILL);
+        # an HTTP session its DELETE. Bounded: a peer that never answers is left behind.
+        _, pending = await asyncio.wait(set(self._retired), timeout=CLOSE_TIMEOUT)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
 
     def _retire(self, conn: _Connection) -> None:
         conn.close()
