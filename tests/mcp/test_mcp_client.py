@@ -13,6 +13,7 @@ from pilothouse.exceptions import ConfigurationError, MCPServerError, ToolDefini
 from pilothouse.mcp import MCPClient, MCPTool, mcp_tools
 from pilothouse.mcp.toolset import cap, sanitise
 from pilothouse.policy import Policy, Rule
+from pilothouse.tools import ToolArgumentError
 
 FAULT_SERVER = str(Path(__file__).with_name("fault_server.py"))
 
@@ -213,3 +214,21 @@ def test_the_sdk_loads_with_the_first_connection_not_with_the_import() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_schema_beyond_the_validator_still_makes_a_tool(caplog: pytest.LogCaptureFixture) -> None:
+    from types import SimpleNamespace
+
+    from mcp import types
+
+    remote = types.Tool(
+        name="fetch",
+        description="Fetch a thing.",
+        input_schema={"type": "object", "properties": {"x": {"$ref": "http://elsewhere/x"}}},
+    )
+    client = SimpleNamespace(name="web")
+    t = MCPTool(client, remote, "fetch", effect="read_only", on_doubt="retry", fingerprint="f")  # type: ignore[arg-type]
+    assert t.validate({"x": 1}) == {"x": 1}  # the server checks its own arguments
+    with pytest.raises(ToolArgumentError):
+        t.validate([1])  # type: ignore[arg-type]  # still an object, at least
+    assert "not checked here" in caplog.text

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -61,6 +62,7 @@ class MCPClient(Protocol):
     async def tools(self, *, prefix: str | None = None) -> list[Tool]: ...
 
 
+logger = logging.getLogger("pilothouse.mcp")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _MAX_NAME = 64
 
@@ -124,10 +126,15 @@ class MCPTool(Tool):
         try:
             self._check = compile_schema(parameters)
         except Exception as exc:
-            raise ToolDefinitionError(
-                f"MCP server {client.name!r} tool {remote.name!r}: its input schema cannot "
-                f"be used ({exc})"
-            ) from exc
+            # A schema beyond our validator's subset: the server still checks its own
+            # arguments; we check only that they are an object, and say so once.
+            logger.warning(
+                "MCP server %r tool %r: its input schema is not checked here (%s)",
+                client.name,
+                remote.name,
+                exc,
+            )
+            self._check = compile_schema({"type": "object"})
         # Tool's own fields (its __init__ builds them from a Python signature)
         self.function = self._run
         self.name = name
