@@ -2,13 +2,15 @@
 
 - `fault_server`: tests/mcp/fault_server.py, the SDK's own `MCPServer`, run as a process
   (stdio) or on loopback (streamable HTTP), with tools that misbehave on demand;
-- `memory_server_command`: the published `@modelcontextprotocol/server-memory` from the
-  npm registry, installed once into ~/.cache/pilothouse-tests/npm (skipped, saying why,
-  when `npm` or `node` is missing or the install fails).
+- `memory_server_command`, `everything_http_url`: the published
+  `@modelcontextprotocol/server-memory` (stdio) and `server-everything` (streamable HTTP
+  on loopback) from the npm registry, installed once into ~/.cache/pilothouse-tests/npm
+  (skipped, saying why, when `npm` or `node` is missing or the install fails).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -25,7 +27,8 @@ HERE = Path(__file__).resolve().parent
 FAULT_SERVER = str(HERE / "fault_server.py")
 NPM_CACHE = Path.home() / ".cache" / "pilothouse-tests" / "npm"
 MEMORY_PACKAGE = "@modelcontextprotocol/server-memory"
-MEMORY_VERSION = "2026.8.31"
+EVERYTHING_PACKAGE = "@modelcontextprotocol/server-everything"
+NPM_VERSION = "2026.8.31"  # both packages, as published on the npm registry
 
 
 def free_port() -> int:
@@ -81,31 +84,43 @@ def fault_http_url() -> Iterator[str]:
     stop(process)
 
 
-@pytest.fixture(scope="session")
-def memory_server_command() -> list[str]:
-    """The command that starts the published memory server (installed once from npm)."""
+def npm_package(package: str, version: str) -> Path:
+    """The entry script of a published npm MCP server, installed once into NPM_CACHE;
+    skips (saying why) without npm/node or when the install fails."""
     if shutil.which("npm") is None or shutil.which("node") is None:
-        pytest.skip("npm/node are not installed: the published npm MCP server cannot run")
-    entry = NPM_CACHE / "node_modules" / MEMORY_PACKAGE / "dist" / "index.js"
+        pytest.skip("npm/node are not installed: the published npm MCP servers cannot run")
+    entry = NPM_CACHE / "node_modules" / package / "dist" / "index.js"
     if not entry.exists():
         NPM_CACHE.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(
-            [
-                "npm",
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--silent",
-                f"{MEMORY_PACKAGE}@{MEMORY_VERSION}",
-            ],
+            ["npm", "install", "--no-audit", "--no-fund", "--silent", f"{package}@{version}"],
             cwd=NPM_CACHE,
             capture_output=True,
             text=True,
             timeout=600,
         )
         if done.returncode != 0 or not entry.exists():
-            pytest.skip(f"could not install {MEMORY_PACKAGE} from npm: {done.stderr[-500:]}")
+            pytest.skip(f"could not install {package} from npm: {done.stderr[-500:]}")
+    return entry
+
+
+@pytest.fixture(scope="session")
+def memory_server_command() -> list[str]:
+    """The command that starts the published memory server (stdio)."""
+    entry = npm_package(MEMORY_PACKAGE, NPM_VERSION)
     return [shutil.which("node") or "node", str(entry)]
+
+
+@pytest.fixture(scope="session")
+def everything_http_url() -> Iterator[str]:
+    """The published `server-everything` on loopback over streamable HTTP."""
+    entry = npm_package(EVERYTHING_PACKAGE, NPM_VERSION)
+    port = free_port()
+    node = shutil.which("node") or "node"
+    env = {"PATH": os.environ.get("PATH", ""), "PORT": str(port)}
+    process = start_http([node, str(entry), "streamableHttp"], port, env=env)
+    yield f"http://127.0.0.1:{port}/mcp"
+    stop(process)
 
 
 @pytest.fixture
