@@ -261,6 +261,10 @@ class MCPClient:
             from pilothouse.exceptions import ConfigurationError
 
             raise ConfigurationError("MCP deadlines must be positive seconds")
+        if max_result_chars < 1:
+            from pilothouse.exceptions import ConfigurationError
+
+            raise ConfigurationError("max_result_chars must be at least 1")
         self.name = name
         self._stdio = stdio
         self.url = url

@@ -141,12 +141,12 @@ async def _run_agent(agent: Agent[Any, Any], arguments: Mapping[str, Any], ctx: 
     progress = _Progress(ctx)
     try:
         result = await agent.run(text, subscribers=[progress])
-    except asyncio.CancelledError:
-        progress.cancel()
-        raise
     except PilothouseError as exc:
         await progress.finish()
         return _result(f"agent {agent.name!r} failed: {exc}", error=True)
+    except BaseException:  # cancelled by the client (the run is journaled interrupted), a bug
+        progress.cancel()
+        raise
     await progress.finish()
     meta = {"pilothouse/run_id": result.run_id, "pilothouse/outcome": result.outcome}
     if result.outcome != "final":
