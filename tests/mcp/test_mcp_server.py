@@ -98,10 +98,14 @@ async def test_a_cancelled_call_cancels_the_run_and_the_journal_says_so(tmp_path
     assert text(status) == "interrupted"  # journaled as cancelled: resumable, not lost
 
 
-async def test_an_unknown_tool_is_an_error_result(tmp_path: Path) -> None:
+async def test_an_unknown_tool_or_bad_arguments_are_error_results(tmp_path: Path) -> None:
     async with stdio_session(tmp_path / "j.db") as session:
-        result = await session.call_tool("nope", {})
-    assert result.is_error and "Unknown tool 'nope'" in text(result)
+        unknown = await session.call_tool("nope", {})
+        not_text = await session.call_tool("helper", {"input": 5})
+        bad_key = await session.call_tool("lookup", {"key": ["a"], "extra": 1})
+    assert unknown.is_error and "Unknown tool 'nope'" in text(unknown)
+    assert not_text.is_error and "`input` must be a string" in text(not_text)
+    assert bad_key.is_error and "Invalid arguments for tool 'lookup'" in text(bad_key)
 
 
 async def test_serving_over_streamable_http(tmp_path: Path) -> None:
