@@ -79,16 +79,17 @@ def exit_now() -> str:
 
 
 @server.tool(annotations=ToolAnnotations(read_only_hint=True))
-def exit_after_answering() -> str:
-    """Answer, then the process exits (the client is idle when it happens)."""
+def exit_when(path: str) -> str:
+    """Answer, then the process exits once `path` exists (the client is idle by then)."""
     import threading
 
     def leave() -> None:
-        time.sleep(0.2)
+        while not os.path.exists(path):
+            time.sleep(0.02)
         os._exit(0)
 
     threading.Thread(target=leave, daemon=True).start()
-    return "bye"
+    return "armed"
 
 
 @server.tool(annotations=ToolAnnotations(read_only_hint=True))

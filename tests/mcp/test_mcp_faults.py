@@ -51,9 +51,13 @@ async def test_a_stdio_fault_is_a_tool_error_and_the_next_call_works(
         assert (await server.call("echo", {"text": "again"})).text == "again"  # ... and works
 
 
-async def test_an_idle_server_that_exits_is_seen_at_once_and_replaced_on_the_next_call() -> None:
+async def test_an_idle_server_that_exits_is_seen_at_once_and_replaced_on_the_next_call(
+    tmp_path: Path,
+) -> None:
+    trigger = tmp_path / "exit"
     async with stdio_server() as server:
-        assert (await server.call("exit_after_answering", {})).text == "bye"
+        assert (await server.call("exit_when", {"path": str(trigger)})).text == "armed"
+        await anyio.Path(trigger).touch()  # the server exits now, while the client is idle
         with anyio.fail_after(DEADLINE + 1):  # the end of its output, not a poll or a deadline
             await server.wait_disconnected()
         assert not server.connected
