@@ -1147,8 +1147,7 @@ def mcp_serve_command(
     from pilothouse.mcp import server
 
     target = _import_attr("serve", spec)
-    try:
-        server.build_server(target, name=name)  # refuse a bad target before serving
+    try:  # a bad target is refused (ConfigurationError) before anything is served
         if http is None:
             asyncio.run(server.serve_stdio(target, name=name))
         else:
