@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,56 +21,13 @@ import pytest
 
 pytest.importorskip("mcp", reason="the mcp extra is not installed: pip install 'pilothouse[mcp]'")
 
-HERE = Path(__file__).resolve().parent
+from mcp_servers import HERE, free_port, start_http, stop
+
 FAULT_SERVER = str(HERE / "fault_server.py")
 NPM_CACHE = Path.home() / ".cache" / "pilothouse-tests" / "npm"
 MEMORY_PACKAGE = "@modelcontextprotocol/server-memory"
 EVERYTHING_PACKAGE = "@modelcontextprotocol/server-everything"
 NPM_VERSION = "2026.8.31"  # both packages, as published on the npm registry
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
-    """Until the server accepts connections (or died, or `seconds` passed: then fail)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on port {port} within {seconds} s")
-
-
-def start_http(
-    args: list[str], port: int, env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env, cwd=HERE.parents[1]
-    )
-    try:
-        wait_for_port(port, process)
-    except Exception:
-        process.kill()
-        process.wait()
-        raise
-    return process
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+pytest.importorskip("mcp", reason="the mcp extra is not installed: pip install 'pilothouse[mcp]'")
+from mcp_servers import free_port  # type: ignore[import-not-found]
+
 from pilothouse import Agent, ScriptedModel, call
 from pilothouse.events import ToolReturned
 from pilothouse.exceptions import MCPServerError
@@ -160,8 +163,6 @@ async def test_a_502_names_the_status(fault_http_url: str) -> None:
 
 
 async def test_nothing_listening_is_a_connect_error_within_the_deadline() -> None:
-    from conftest import free_port  # type: ignore[import-not-found]
-
     client = MCPClient.http(
         "nobody", f"http://127.0.0.1:{free_port()}/mcp", connect_deadline=DEADLINE
     )

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("mcp", reason="the mcp extra is not installed: pip install 'pilothouse[mcp]'")
+
 from pilothouse import Agent, ScriptedModel, call
 from pilothouse.events import ToolCalled, ToolReturned
 from pilothouse.exceptions import MCPServerError

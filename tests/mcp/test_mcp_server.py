@@ -11,8 +11,11 @@ from typing import Any
 
 import anyio
 import pytest
+
+pytest.importorskip("mcp", reason="the mcp extra is not installed: pip install 'pilothouse[mcp]'")
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp_servers import free_port, start_http, stop  # type: ignore[import-not-found]
 
 from pilothouse import Agent, ScriptedModel, tool
 from pilothouse.exceptions import ConfigurationError
@@ -109,8 +112,6 @@ async def test_an_unknown_tool_or_bad_arguments_are_error_results(tmp_path: Path
 
 
 async def test_serving_over_streamable_http(tmp_path: Path) -> None:
-    from conftest import free_port, start_http, stop  # type: ignore[import-not-found]
-
     port = free_port()
     process = start_http(
         [*SERVE, "--http", str(port)], port, env=os.environ | env(tmp_path / "j.db")
