@@ -47,8 +47,9 @@ LAYERS: list[list[str | tuple[str, ...]]] = [
     ["pilothouse.models"],
     # what a step uses: tools, the policy, text action formats
     ["pilothouse.tools", "pilothouse.policy", "pilothouse.actions"],
-    # staged tool use over any schema-capable model (the loop and replay reach it)
-    ["pilothouse.guided"],
+    # staged tool use over any schema-capable model (the loop and replay reach it); an MCP
+    # server's tools as tools (the MCP client: it makes tools, the loop never reaches it)
+    ["pilothouse.guided", ("pilothouse.mcp.client", "pilothouse.mcp.toolset")],
     # the loop, its store, budgets, resume, replay, workers
     ["pilothouse.runtime"],
     # what users write
@@ -59,6 +60,7 @@ LAYERS: list[list[str | tuple[str, ...]]] = [
         "pilothouse.teams",
         "pilothouse.knowledge",
         "pilothouse.memory",
+        "pilothouse.mcp",  # the MCP server: tools and agents offered over MCP (mcp.server)
     ],
     # serving agents over HTTP: the OpenAI-compatible endpoint (extra `server`)
     ["pilothouse.serving"],

@@ -49,6 +49,15 @@ T = TypeVar("T")
 V = TypeVar("V", bound=OutputValidator)
 
 
+def _tool_definition(tool: Tool) -> dict[str, Any]:
+    """What defines a tool for resume: its spec and effect, and a `fingerprint` where the
+    tool has one (an MCP tool's server tool-list hash: a server that changed its tools
+    since the run started changes the agent's definition, and resume refuses it)."""
+    definition = tool.spec().to_dict() | {"effect": tool.effect}
+    fingerprint = getattr(tool, "fingerprint", None)
+    return definition if fingerprint is None else definition | {"fingerprint": fingerprint}
+
+
 def new_run_id() -> str:
     """A short, time-sortable, collision-resistant run id."""
     return f"{int(time.time() * 1000):x}-{secrets.token_hex(5)}"
@@ -264,7 +273,7 @@ class Agent(Generic[DepsT, OutputT]):
             {
                 "model": model.name,
                 "instructions": self.instructions,
-                "tools": [t.spec().to_dict() | {"effect": t.effect} for t in self.tools.values()],
+                "tools": [_tool_definition(t) for t in self.tools.values()],
                 "output": self._output.schema,
             }
             | ({} if text_format is None else {"action_format": text_format.name})

@@ -10,6 +10,7 @@
     pilothouse eval SUITE --model M | view LOG | compare LOG_A LOG_B
     pilothouse policy lint | check;  pilothouse parse
     pilothouse serve-agent module:attr [--host H --port P --on-disconnect cancel|finish]
+    pilothouse mcp serve module:attr [--http PORT]
     pilothouse --version
 
 Installed packages add commands through the ``pilothouse.commands`` entry point
@@ -1253,6 +1254,54 @@ def serve_agent_command(
 
 
 # --- end of serve-agent block ----------------------------------------------------------
+
+
+# --- mcp block: `pilothouse mcp serve` (pilothouse.mcp, extra `mcp`) --------------------
+mcp_app = typer.Typer(help="MCP: offer tools and agents to MCP clients.", no_args_is_help=True)
+app.add_typer(mcp_app, name="mcp")
+
+
+@mcp_app.command("serve")
+def mcp_serve_command(
+    spec: Annotated[
+        str,
+        typer.Argument(
+            help="What to serve, as module:attribute: an Agent, a tool, a function, "
+            "or a list of them."
+        ),
+    ],
+    http: Annotated[
+        int | None,
+        typer.Option("--http", help="Serve streamable HTTP on this port (default: stdio)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="The address --http listens on.")] = "127.0.0.1",
+    name: Annotated[str, typer.Option(help="The server's name for clients.")] = "pilothouse",
+) -> None:
+    """Serve tools and agents over MCP: stdio (for a client that starts this command) or
+    streamable HTTP with --http PORT. An agent is one tool: `input` in, its output out,
+    with a progress notification per step; a client's cancellation cancels the run."""
+    import asyncio
+    import importlib.util
+
+    from pilothouse.exceptions import ConfigurationError
+
+    if importlib.util.find_spec("mcp") is None:
+        _fail("`pilothouse mcp serve` needs the mcp extra: pip install 'pilothouse[mcp]'")
+    from pilothouse.mcp import server
+
+    target = _import_attr("serve", spec)
+    try:  # a bad target is refused (ConfigurationError) before anything is served
+        if http is None:
+            asyncio.run(server.serve_stdio(target, name=name))
+        else:
+            asyncio.run(server.serve_http(target, port=http, host=host, name=name))
+    except ConfigurationError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
+# --- end of mcp block ------------------------------------------------------------------
 
 
 def main() -> None:

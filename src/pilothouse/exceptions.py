@@ -292,6 +292,21 @@ class ChildRunError(PilothouseError):
         self.run_id, self.parent_run_id = run_id, parent_run_id
 
 
+class MCPServerError(PilothouseError):
+    """An MCP server failed a request: it timed out, exited, closed its output, wrote
+    something that is not JSON-RPC, answered with an HTTP error, or changed its tool list.
+
+    `kind` says which (``timeout``, ``closed``, ``protocol``, ``http``, ``error``,
+    ``changed``, ``connect``); the message names the server and the tool.
+    """
+
+    def __init__(self, message: str, *, server: str, tool: str | None = None, kind: str) -> None:
+        super().__init__(message)
+        self.server = server
+        self.tool = tool
+        self.kind = kind
+
+
 class SchemaError(ConfigurationError, ValueError):
     """A JSON schema is malformed or, checked strictly, uses an unknown keyword.
 

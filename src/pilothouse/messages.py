@@ -54,24 +54,32 @@ class ToolCall:
 
 @dataclass(slots=True)
 class ToolResult:
-    """What running a tool produced, as the text the model will read."""
+    """What running a tool produced, as the text the model will read.
+
+    `full` is the whole result when `content` is a capped view of it (an MCP tool's
+    300 KB answer): journaled, so the trace has everything, but never sent to a model.
+    """
 
     call_id: str
     name: str
     content: str
     is_error: bool = False
+    full: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "call_id": self.call_id,
             "name": self.name,
             "content": self.content,
             "is_error": self.is_error,
         }
+        if self.full is not None:
+            d["full"] = self.full
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ToolResult:
-        return cls(d["call_id"], d["name"], d["content"], d.get("is_error", False))
+        return cls(d["call_id"], d["name"], d["content"], d.get("is_error", False), d.get("full"))
 
 
 @dataclass(slots=True)
