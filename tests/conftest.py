@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from pgserver import PostgresUnavailable, start_postgres  # tests/ is on sys.path (rootdir)
 
 TESTS = Path(__file__).resolve().parent
 
@@ -54,3 +57,33 @@ def cli() -> CLI:
         )
 
     return run
+
+
+# A real PostgreSQL server for the store tests, started once per session on loopback by
+# `tests/pgserver.py` (one server for the whole suite: a fixture defined in two conftests
+# would start two). Both fixtures skip with a clear message when the PostgreSQL binaries
+# are missing (`make test` installs them through scripts/system-deps.sh).
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """DSN of a database on a PostgreSQL server running on 127.0.0.1 for this session."""
+    try:
+        server = start_postgres("pilothouse")
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    try:
+        yield server.dsn
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_postgres_dsn(postgres_dsn: str) -> str:
+    """DSN of a new empty database on the session's server (one per test)."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as db:
+        db.execute(f'CREATE DATABASE "{name}"')
+    return postgres_dsn.rsplit("/", 1)[0] + "/" + name

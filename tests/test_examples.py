@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -14,7 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 HAS_LOCAL = importlib.util.find_spec("llama_cpp") is not None
 
 
-def run_example(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+HAS_MCP = importlib.util.find_spec("mcp") is not None
+HAS_OTEL = importlib.util.find_spec("opentelemetry.sdk") is not None
+
+
+def run_example(
+    name: str, *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "examples" / name), *args],
         capture_output=True,
@@ -22,6 +29,7 @@ def run_example(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess
         cwd=cwd,
         timeout=300,
         stdin=subprocess.DEVNULL,
+        env=env,
     )
 
 
@@ -51,6 +59,86 @@ def test_delegation_example(tmp_path: Path) -> None:
     assert "[step hook: tool_choice required; tools research]" in out
     assert "✗ output invalid: Cite the catalogue id" in out
     assert "· researcher · final · 2 steps" in out and "capped to the parent's budget" in out
+
+
+def test_flow_graph_example(tmp_path: Path) -> None:
+    result = run_example("flow_graph.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "plan ==>|map| research" in out and "revise[revise ≤3]" in out
+    assert "outcome: paused; waiting for: review" in out
+    assert "outcome: final; published: True; revisions: 1" in out
+    assert out.count("node_finished      research-0-") == 3
+    assert "children: ['.3.0.write-0']" in out
+    assert (tmp_path / "flow_graph.db").exists()
+
+
+def test_flow_chain_example(tmp_path: Path) -> None:
+    result = run_example("flow_chain.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "output: lamp: 59.80 EUR" in out
+    assert "prompt sent: Price 2 x lamp in EUR." in out
+    assert "refused: chain 'bad', step 2 'price': its output must be Quote" in out
+
+
+def test_planned_graph_example(tmp_path: Path) -> None:
+    result = run_example("planned_graph.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "✗ plan 1 rejected: task 2: the policy refuses send_email" in out
+    assert "send_email(" not in out.split("✓ plan 2 accepted")[1]  # nothing of it ran
+    assert "⚙ call   power(base=2028, exponent=0.43)" in out  # the number, not "$1"
+    assert "answer: 26.42647389731347" in out
+
+
+def test_provenance_policy_example(tmp_path: Path) -> None:
+    result = run_example("provenance_policy.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line[:1] in "✓✗"]
+    assert [line[:1] for line in lines] == ["✓", "✗", "✗", "✗", "✓", "✓"]
+    out = result.stdout
+    assert "to='eve@evil.test' is not from trusted input" in out
+    assert "output of tool 'read_inbox' (untrusted)" in out
+    assert "holds the url 'evil.test/x'" in out
+    assert "answer: Replied to Anna and paid the rent." in out
+
+
+def test_fallback_example(tmp_path: Path) -> None:
+    result = run_example("fallback.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "answer: Order A-7 is refunded." in out
+    assert "refunds made: ['A-7']" in out  # the fallback at step 2 repeated no call
+    assert "s2 ⇢ fallback  openai:primary@" in out and "(server_error after 2 attempt(s))" in out
+    assert "routed answer: Order B-2 is refunded." in out
+    assert "s1 ⇢ route  openai:backup@" in out and "broken_tool_call" in out
+
+
+@pytest.mark.skipif(not HAS_OTEL, reason="the otel extra is not installed")
+def test_telemetry_example(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = run_example("telemetry.py", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "answer: Figs are fruit; oaks are trees."
+    assert lines[1].startswith("invoke_agent lead  [invoke_agent]")
+    assert sum(line.startswith("  execute_tool lookup") for line in lines) == 2  # siblings
+    research = next(i for i, line in enumerate(lines) if "execute_tool research" in line)
+    assert lines[research + 1].startswith("    invoke_agent researcher")  # nested under it
+
+
+@pytest.mark.skipif(
+    not HAS_MCP, reason="the mcp extra is not installed: pip install 'pilothouse[mcp]'"
+)
+def test_mcp_client_example_runs_offline(tmp_path: Path) -> None:
+    result = run_example("mcp_client.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "clear_notes  irreversible" in out and "list_notes   read_only" in out
+    assert "✓ result add_note: stored: the lamp ships Friday" in out
+    assert "⛔ deny by default:irreversible" in out
+    assert "answer: Noted: the lamp ships Friday." in out
 
 
 @pytest.mark.skipif(

@@ -85,6 +85,6 @@ def test_sigkill_then_resume_on_sqlite(tmp_path: Path, kill_at: int) -> None:
 
 @pytest.mark.parametrize("kill_at", [12, 25])
 def test_sigkill_then_resume_on_postgres(
-    tmp_path: Path, fresh_flows_postgres_dsn: str, kill_at: int
+    tmp_path: Path, fresh_postgres_dsn: str, kill_at: int
 ) -> None:
-    _crash_and_resume(tmp_path, fresh_flows_postgres_dsn, kill_at, f"pg{kill_at}")
+    _crash_and_resume(tmp_path, fresh_postgres_dsn, kill_at, f"pg{kill_at}")

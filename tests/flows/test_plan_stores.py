@@ -10,9 +10,7 @@ reconciled, not repeated, and the resumed journal replays.
 from __future__ import annotations
 
 import json
-import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,28 +25,12 @@ from pilothouse.policy import Policy
 from pilothouse.runtime.journal import Store, open_store
 from pilothouse.tools.tool import ToolContext
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for pgserver
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    from pgserver import PostgresUnavailable, start_postgres
-
-    try:
-        server = start_postgres("plans")
-    except PostgresUnavailable as exc:
-        pytest.skip(f"PostgreSQL tests skipped: {exc}")
-    try:
-        yield server.dsn
-    finally:
-        server.stop()
-
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     if request.param == "sqlite":
         return open_store(str(tmp_path / "journal.db"))
-    return open_store(request.getfixturevalue("postgres_url"))
+    return open_store(request.getfixturevalue("fresh_postgres_dsn"))
 
 
 PLAN = json.dumps(
