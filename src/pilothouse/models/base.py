@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -77,6 +77,19 @@ class Capabilities:
     # wrapped otherwise: a small model that constrains its output but cannot choose a
     # tool and write its arguments in one go (the embedded SmolLM2-135M).
     guided: bool = False
+
+    @classmethod
+    def shared(cls, models: Sequence[Model]) -> Capabilities:
+        """What every one of `models` can do (a model made of models, such as a fallback
+        chain or a router, promises only that: the agent picks one action format for the
+        run, whichever member answers)."""
+        caps = [m.capabilities for m in models]
+        return cls(
+            native_tools=all(c.native_tools for c in caps),
+            json_schema=all(c.json_schema for c in caps),
+            grammar=all(c.grammar for c in caps),
+            streaming=all(c.streaming for c in caps),
+        )
 
 
 @dataclass(slots=True, frozen=True)

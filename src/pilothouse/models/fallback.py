@@ -123,14 +123,7 @@ class FallbackModel:
         self.max_retry_after = max_retry_after
         self.patience = patience
         self.timeout = timeout
-        caps = [m.capabilities for m in self.models]
-        # What every member can do: the agent picks the action format once for the run.
-        self.capabilities = Capabilities(
-            native_tools=all(c.native_tools for c in caps),
-            json_schema=all(c.json_schema for c in caps),
-            grammar=all(c.grammar for c in caps),
-            streaming=all(c.streaming for c in caps),
-        )
+        self.capabilities = Capabilities.shared(self.models)
 
     def __repr__(self) -> str:
         return f"FallbackModel({[m.name for m in self.models]!r})"

@@ -119,13 +119,7 @@ class RouterModel:
                 self.conditions.append((c, CONDITIONS[c]))
             else:
                 self.conditions.append((getattr(c, "__name__", "condition"), c))
-        caps = [m.capabilities for m in self.models]
-        self.capabilities = Capabilities(
-            native_tools=all(c.native_tools for c in caps),
-            json_schema=all(c.json_schema for c in caps),
-            grammar=all(c.grammar for c in caps),
-            streaming=all(c.streaming for c in caps),
-        )
+        self.capabilities = Capabilities.shared(self.models)
 
     def __repr__(self) -> str:
         return f"RouterModel({[m.name for m in self.models]!r})"

@@ -66,6 +66,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from pilothouse import Event
+from pilothouse.serving.protocol import json_too_deep
 from pilothouse_desk.desk import DeskError, NotFound
 from pilothouse_desk.server.ratelimit import RateLimit, RateLimiter, retry_after
 
@@ -258,39 +259,7 @@ def parse_json_object(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> dict[str, 
     return body
 
 
-_JSON_SPECIAL = re.compile(r'[\\"\[\]{}]')
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def json_too_deep(text: str, limit: int) -> bool:
-    """Whether the JSON `text` nests arrays and objects more than `limit` deep.
-
-    One pass over the structural characters, skipping strings (brackets inside a
-    message do not count); linear in the text whatever it holds.
-    """
-    if text.count("[") + text.count("{") <= limit:
-        return False  # the common case: too few openers to be too deep
-    depth = 0
-    in_string = False
-    escaped_at = -1
-    for match in _JSON_SPECIAL.finditer(text):
-        char, at = match.group(), match.start()
-        if at == escaped_at:
-            continue
-        if in_string:
-            if char == "\\":
-                escaped_at = at + 1
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
 
 
 def _has_lone_surrogate(value: Any) -> bool:
