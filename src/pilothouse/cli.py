@@ -1358,7 +1358,7 @@ def flow_show(
     rows = flow_nodes(events)
     out.print(f"[bold]flow {escape(info.agent)}[/] · run {escape(run_id)} · status {info.status}")
     out.print("[bold]graph[/] (Mermaid)")
-    out.print(escape(graph), soft_wrap=True)
+    out.print(escape(graph.rstrip("\n")), soft_wrap=True)
     out.print(f"[bold]nodes[/] ({len(rows)} executions)")
     for r in rows:
         took = f"{r.duration * 1000:.0f} ms" if r.duration is not None else ""
