@@ -4,6 +4,7 @@ run tree of agent nodes and subflows (`trace.walk_tree`), and `pilothouse flow s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ from pilothouse.events import NodeFailed, NodeFinished, NodeStarted, RunStarted,
 from pilothouse.exceptions import FlowError
 from pilothouse.flows import START, Graph, add, append, replace
 from pilothouse.messages import Usage
-from pilothouse.runtime.journal import MemoryStore, SQLiteStore
+from pilothouse.runtime.journal import MemoryStore, SQLiteStore, open_store
 from pilothouse.trace import describe, flow_graph, flow_nodes, walk_tree
 
 
@@ -145,8 +146,18 @@ def _flow() -> Any:
     return g.build()
 
 
-async def test_a_flow_run_records_its_graph_and_its_tree(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "flows.db")
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A real journal store of each kind (PostgreSQL on loopback; skipped without it)."""
+    if request.param == "sqlite":
+        opened: Any = SQLiteStore(tmp_path / "flows.db")
+    else:
+        opened = open_store(request.getfixturevalue("fresh_flows_postgres_dsn"))
+    yield opened
+    opened.close()
+
+
+async def test_a_flow_run_records_its_graph_and_its_tree(store: Any) -> None:
     flow = _flow()
     await flow.run(store=store, run_id="fl")
     events = store.events("fl")
@@ -166,7 +177,6 @@ async def test_a_flow_run_records_its_graph_and_its_tree(tmp_path: Path) -> None
     assert tree == [(0, "fl"), (1, "fl.3.0.write-0"), (1, "fl.4.0.sub-0")]
     child = store.events("fl.4.0.sub-0")
     assert (flow_graph(child) or "").startswith("flowchart TD\n  deep[deep]\n")  # the subflow
-    store.close()
 
 
 async def test_a_failed_flow_shows_the_failure_and_the_cancelled_sibling() -> None:
