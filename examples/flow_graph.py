@@ -14,7 +14,9 @@ What it shows:
   times;
 - `ask`: the flow pauses for an editor while other branches finish; `resume` with
   the answer continues it, and no node that finished runs again;
-- `mermaid()`: the graph as a diagram.
+- `mermaid()`: the graph as a diagram, also recorded in the run's journal, where
+  `pilothouse.trace.flow_nodes` reads each execution's status (and `pilothouse flow
+  show RUN_ID --store flow_graph.db` prints both).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pydantic import BaseModel
 from pilothouse import Agent, Budget, ScriptedModel
 from pilothouse.flows import END, START, Graph, NodeContext, add, append, replace
 from pilothouse.runtime.journal import SQLiteStore
+from pilothouse.trace import flow_graph, flow_nodes
 
 FACTS = {
     "tides": "the moon's pull raises two bulges of water",
@@ -103,6 +106,11 @@ async def main() -> None:
             print(f"  {event.type:<18} {key}")
     children = [c.run_id.removeprefix(run_id) for c in store.children(run_id)]
     print(f"children: {children}")
+    events = store.events(run_id)
+    print(f"graph recorded in the journal: {flow_graph(events) == flow.mermaid()}")
+    print(f"nodes, read back from the journal (pilothouse flow show {run_id}):")
+    for row in flow_nodes(events):
+        print(f"  {row.key:<14} {row.status:<9} {row.detail}")
     store.close()
 
 

@@ -70,6 +70,8 @@ def test_flow_graph_example(tmp_path: Path) -> None:
     assert "outcome: final; published: True; revisions: 1" in out
     assert out.count("node_finished      research-0-") == 3
     assert "children: ['.3.0.write-0']" in out
+    assert "graph recorded in the journal: True" in out
+    assert out.count(" finished  ") >= 8 and "  review-0       finished" in out
     assert (tmp_path / "flow_graph.db").exists()
 
 

@@ -1,7 +1,8 @@
 """Pilothouse against its peers: the same agent workload on each, in one run.
 
     make bench-peers            (creates /tmp/pilothouse-peers-venv on first use)
-    python benchmarks/peers/run.py [--quick] [--only NAME ...] [--no-parse] [--json PATH]
+    python benchmarks/peers/run.py [--quick] [--only NAME ...] [--no-parse] [--no-flows]
+                                   [--json PATH]
 
 Run it with the peers' virtual environment (benchmarks/peers/requirements.txt plus
 `pip install -e .`), so that every framework runs in the same interpreter. The
@@ -18,7 +19,9 @@ LangGraph, PydanticAI, the OpenAI Agents SDK and smolagents:
   async API, and marked so), each in a fresh interpreter;
 
 then LangChain's parse recovery beside Pilothouse's (`benchmarks/parse_recovery.py
---langchain`), and last the ratio of each peer to Pilothouse (in-memory journal).
+--langchain`), the flows workload on Pilothouse's `Graph` and LangGraph's `StateGraph`
+(`flow_workloads.py`: a DAG's wall time against its critical path, start delays, per-node
+overhead), and last the ratio of each peer to Pilothouse (in-memory journal).
 """
 
 from __future__ import annotations
@@ -143,6 +146,24 @@ def parse_recovery() -> list[str]:
     return lines
 
 
+def flows(runs: int) -> list[str]:
+    """benchmarks/peers/flow_workloads.py, as it prints: a DAG's wall time against its
+    critical path, start delays and per-node overhead, on Pilothouse and LangGraph."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(HERE / "flow_workloads.py"), "--runs", str(runs)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return ["flows: timed out"]
+    if proc.returncode != 0:
+        return [f"flows did not run: {(proc.stderr or proc.stdout).strip()[-500:]}"]
+    return proc.stdout.splitlines()
+
+
 def table(rows: list[dict[str, Any]], runs: int) -> list[str]:
     header = [
         "framework",
@@ -212,6 +233,9 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", choices=PEERS, help="peers to run (default all)")
     parser.add_argument("--no-parse", action="store_true", help="skip the parse comparison")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--no-flows", action="store_true", help="skip the flows workload (flow_workloads.py)"
+    )
     options = parser.parse_args()
     peers = PEERS if options.only is None else options.only
     runs = 20 if options.quick else 200
@@ -272,6 +296,14 @@ def main() -> int:
         for line in parse_lines:
             print("  " + line)
 
+    flow_lines: list[str] = []
+    if not options.no_flows and "langgraph" in peers:
+        print("flows ...", file=sys.stderr)
+        flow_lines = flows(runs=5 if options.quick else 20)
+        print("\nthe same graph on Pilothouse and LangGraph (benchmarks/peers/flow_workloads.py):")
+        for line in flow_lines:
+            print("  " + line)
+
     load_after = os.getloadavg()
     elapsed = time.perf_counter() - started
     print(f"\nload average {load_after[0]:.1f} at the end · took {elapsed:.0f} s")
@@ -290,6 +322,7 @@ def main() -> int:
                     "runs": runs,
                     "rows": rows,
                     "parse_recovery": parse_lines,
+                    "flows": flow_lines,
                 },
                 indent=2,
             )

@@ -5,6 +5,7 @@
     pilothouse trace show RUN_ID
     pilothouse trace export RUN_ID -o FILE.jsonl
     pilothouse trace export-otel RUN_ID [--endpoint URL]
+    pilothouse flow show RUN_ID [--mermaid]
     pilothouse replay RUN_ID|FILE.jsonl [--tools module:attr] [--live-tools]
     pilothouse sessions list | show SESSION_ID | export SESSION_ID
     pilothouse eval SUITE --model M | view LOG | compare LOG_A LOG_B
@@ -1318,6 +1319,56 @@ def main() -> None:
             "(set PILOTHOUSE_DEBUG=1 for the traceback)"
         )
         sys.exit(1)
+
+
+# --- flow block: `pilothouse flow show` (pilothouse.flows; read from the journal alone) ----
+flow_app = typer.Typer(help="Read recorded flow runs (pilothouse.flows).", no_args_is_help=True)
+app.add_typer(flow_app, name="flow")
+
+
+@flow_app.command("show")
+def flow_show(
+    run_id: Annotated[str, typer.Argument(help="The flow run to show (see `trace list`).")],
+    store: StoreOption = None,
+    mermaid_only: Annotated[
+        bool, typer.Option("--mermaid", help="Print only the graph's Mermaid source.")
+    ] = False,
+) -> None:
+    """Show a flow run's graph (Mermaid source, as its journal recorded it) and the
+    status of each node execution."""
+    from pilothouse.exceptions import PilothouseError
+    from pilothouse.runtime.journal import open_store
+    from pilothouse.trace import flow_graph, flow_nodes
+
+    try:
+        s = open_store(store)
+        info = s.get_run(run_id)
+        events = s.events(run_id)
+    except PilothouseError as exc:
+        _fail(str(exc))
+    graph = flow_graph(events)
+    if graph is None:
+        _fail(
+            f"run {run_id} is not a flow run, or its journal predates recording the graph "
+            "(`pilothouse trace show` prints its events)"
+        )
+    if mermaid_only:
+        typer.echo(graph, nl=False)
+        return
+    rows = flow_nodes(events)
+    out.print(f"[bold]flow {escape(info.agent)}[/] · run {escape(run_id)} · status {info.status}")
+    out.print("[bold]graph[/] (Mermaid)")
+    out.print(escape(graph.rstrip("\n")), soft_wrap=True)
+    out.print(f"[bold]nodes[/] ({len(rows)} executions)")
+    for r in rows:
+        took = f"{r.duration * 1000:.0f} ms" if r.duration is not None else ""
+        after = f"after {', '.join(r.after)}" if r.after else ""
+        kind = "" if r.kind == "function" else r.kind
+        cells = [r.key, r.node, kind, r.status, took, after, r.detail]
+        out.print("  " + escape("  ".join(c for c in cells if c)), soft_wrap=True)
+
+
+# --- end of flow block --------------------------------------------------------------------
 
 
 if __name__ == "__main__":

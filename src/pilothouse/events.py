@@ -114,6 +114,9 @@ class RunStarted(Event):
     # 1: the first `model_request` repeated the system prompt, `history` and input;
     # 2: they are recorded once, here (see `context`), and not in `new_messages`.
     version: int = 1
+    # A flow run (`pilothouse.flows`): its graph as Mermaid source, so a trace or the
+    # web console can draw the flow from the journal alone, without its Python objects.
+    mermaid: str = ""
 
     def context(self, session: Sequence[Message] = ()) -> list[Message]:
         """The messages the run's first request sent that no `model_request` repeats:
@@ -149,6 +152,8 @@ class RunStarted(Event):
             d["session_upto"] = self.session_upto
         if self.version != 1:
             d["version"] = self.version
+        if self.mermaid:
+            d["mermaid"] = self.mermaid
         return d
 
 

@@ -7,7 +7,8 @@ never prints.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.events import (
@@ -22,6 +23,9 @@ from pilothouse.events import (
     ModelRequested,
     ModelResponded,
     ModelRouted,
+    NodeFailed,
+    NodeFinished,
+    NodeStarted,
     OutputValidated,
     ParseFailed,
     PlanAccepted,
@@ -53,6 +57,12 @@ def _args(arguments: dict[str, Any]) -> str:
 
 def describe(event: Event, *, limit: int = 160) -> str:
     """One line saying what happened, e.g. ``tool_call  lookup(key="a")``."""
+    if isinstance(event, RunStarted) and event.model == "flow":  # pilothouse.flows
+        nodes = ", ".join(event.tools) or "no nodes"
+        head = f"run {event.run_id} · flow {event.agent} · {len(event.tools)} nodes: {nodes}"
+        return _short(f"{head} · input: {_short(event.input, 60)}", limit)
+    if isinstance(event, NodeStarted | NodeFinished | NodeFailed):
+        return _short(_describe_node(event), limit)
     if isinstance(event, RunStarted):
         tools = ", ".join(event.tools) or "no tools"
         head = f"run {event.run_id} · agent {event.agent} · model {event.model} · {tools}"
@@ -167,6 +177,90 @@ def describe(event: Event, *, limit: int = 160) -> str:
     if isinstance(event, PlanRejected):
         return _short(f"✗ plan {event.attempt} rejected: {'; '.join(event.reasons)}", limit)
     return f"{event.type}"
+
+
+def _updates(updates: Sequence[dict[str, Any]]) -> str:
+    """A node's state updates as ``key=value`` pairs, in order; values as JSON (a string
+    quoted, so ``"1"`` and ``1`` differ), shortened."""
+    pairs = [
+        f"{k}={_short(json.dumps(v, ensure_ascii=False, default=str), 40)}"
+        for u in updates
+        for k, v in u.items()
+    ]
+    return ", ".join(pairs) if pairs else "no updates"
+
+
+def _describe_node(event: NodeStarted | NodeFinished | NodeFailed) -> str:
+    """A flow node's start, end or failure (see `describe`)."""
+    label = f"{event.key}" if event.key.split("-")[0] == event.node else f"{event.key} {event.node}"
+    if isinstance(event, NodeStarted):
+        kind = "" if event.kind == "function" else f" ({event.kind})"
+        after = f" after {', '.join(event.after)}" if event.after else ""
+        item = (
+            f" · item {_short(json.dumps(event.item, default=str), 40)}"
+            if event.item is not None
+            else ""
+        )
+        capped = f" · capped {event.capped}" if event.capped else ""
+        return f"▷ node  {label}{kind}{after}{item}{capped}"
+    if isinstance(event, NodeFinished):
+        parts = [_updates(event.updates)]
+        if event.routes:
+            parts.append(f"→ {', '.join(event.routes)}")
+        for target, items in event.fanout.items():
+            parts.append(f"⇉ {target} x {len(items)}")
+        if event.steps or event.usage.total_tokens:
+            parts.append(f"{event.steps} steps, {event.usage.total_tokens} tok")
+        return f"◁ node  {label}  {' · '.join(parts)}  [{event.duration * 1000:.0f} ms]"
+    if event.cancelled:
+        return f"✗ node  {label} cancelled ({event.message})"
+    return f"✗ node  {label} failed  {event.kind}: {event.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    """One execution of a flow's node, as its journal tells it (see `flow_nodes`)."""
+
+    key: str
+    node: str
+    kind: str
+    status: str  # running (no end journaled: in flight, or in doubt), finished, failed, cancelled
+    after: tuple[str, ...] = ()
+    detail: str = ""  # updates, routes and fan-outs of a finished one; the cause of a failure
+    duration: float | None = None
+
+
+def flow_nodes(events: Sequence[Event]) -> list[NodeRow]:
+    """Each node execution of a flow run, in the order it started, with its status:
+    what a trace or the web console shows beside the flow's graph, read from the
+    journal alone."""
+    rows: dict[str, NodeRow] = {}
+    for e in events:
+        if isinstance(e, NodeStarted):
+            rows[e.key] = NodeRow(e.key, e.node, e.kind, "running", tuple(e.after))
+        elif isinstance(e, NodeFinished | NodeFailed) and e.key in rows:
+            row = rows[e.key]
+            if isinstance(e, NodeFinished):
+                parts = [_updates(e.updates)]
+                parts += [f"→ {', '.join(e.routes)}"] if e.routes else []
+                parts += [f"⇉ {t} x {len(items)}" for t, items in e.fanout.items()]
+                status, detail, took = "finished", " · ".join(parts), e.duration
+            else:
+                status = "cancelled" if e.cancelled else "failed"
+                detail, took = f"{e.kind}: {e.message}", None
+            rows[e.key] = NodeRow(
+                row.key, row.node, row.kind, status, row.after, _short(detail, 200), took
+            )
+    return list(rows.values())
+
+
+def flow_graph(events: Sequence[Event]) -> str | None:
+    """A flow run's graph as Mermaid source, as its `run_started` recorded it (None for
+    a run that is no flow, or a flow journaled before the graph was recorded)."""
+    first = events[0] if events else None
+    if isinstance(first, RunStarted) and first.model == "flow" and first.mermaid:
+        return first.mermaid
+    return None
 
 
 def walk_tree(store: Store, run_id: str, depth: int = 0) -> Iterator[tuple[int, str]]:

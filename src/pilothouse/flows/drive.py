@@ -50,6 +50,7 @@ async def drive_new(
             input=text,
             tools=sorted(flow.nodes),
             definition_hash=flow.definition_hash,
+            mermaid=flow.mermaid(),
             principal=principal.to_dict() if principal is not None else None,
             parent_run_id=parent_id,
             root_run_id=root if parent is not None else None,

@@ -237,6 +237,7 @@ class Flow(Generic[S]):
         self.reach = {name: self._reach(name) for name in self.nodes}
         self._check_cycles()
         self.definition_hash = self._hash()
+        self._mermaid: str | None = None
 
     def _known(self, name: str, where: str, *, end_ok: bool = True) -> None:
         if name in self.nodes or (end_ok and name == END):
@@ -467,9 +468,11 @@ class Flow(Generic[S]):
         """The graph as a Mermaid flowchart: conditional edges dotted, fan-outs labelled
         ``map``, bounded nodes with their bound, agent nodes as subroutines, questions
         for a person as hexagons, subgraphs nested."""
-        lines = ["flowchart TD"]
-        lines.extend(self._mermaid_body(""))
-        return "\n".join(lines) + "\n"
+        if self._mermaid is None:  # immutable, so drawn once (each run journals it)
+            lines = ["flowchart TD"]
+            lines.extend(self._mermaid_body(""))
+            self._mermaid = "\n".join(lines) + "\n"
+        return self._mermaid
 
     def _mermaid_body(self, prefix: str) -> list[str]:
         def ref(name: str) -> str:
