@@ -152,7 +152,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     if request.param == "sqlite":
         opened: Any = SQLiteStore(tmp_path / "flows.db")
     else:
-        opened = open_store(request.getfixturevalue("fresh_flows_postgres_dsn"))
+        opened = open_store(request.getfixturevalue("fresh_postgres_dsn"))
     yield opened
     opened.close()
 
