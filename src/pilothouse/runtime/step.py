@@ -26,6 +26,7 @@ from pilothouse.models.base import ModelSettings
 from pilothouse.tools.tool import DepsT
 
 if TYPE_CHECKING:
+    from pilothouse.events import StopReason
     from pilothouse.tools.tool import Tool
 
 ToolChoice = Literal["auto", "required", "none"]
@@ -72,6 +73,9 @@ class StepOptions:
     messages: Sequence[Message] | None = None
     schemas: Mapping[str, Mapping[str, Any]] | None = None
     answer: str | None = None
+    # (reason, message): end the run here with a `run_stopped` event instead of a step
+    # (a team's loop guard and handoff limit use it: the stop is on the record)
+    stop: tuple[StopReason, str] | None = None
 
 
 PrepareStep = Callable[[StepContext[Any]], "StepOptions | Awaitable[StepOptions | None] | None"]
