@@ -147,6 +147,9 @@ def transfer_tool(
         first = claims.claim(ctx.run_id, ctx.step, ctx.index)  # before any await
         if first != ctx.index:
             raise ToolError(f"{NOT_DONE}one handoff per reply (call {first} hands off)")
+        flush = getattr(ctx.runner, "flush", None)
+        if flush is not None:  # this run's record on disk: the chain reads it (and its
+            flush()  # ancestors flushed theirs before they handed off)
         chain = handoff_chain(store, ctx.run_id)
         source = chain[-1][1]
         if guard.max_handoffs is not None and len(chain) - 1 >= guard.max_handoffs:
