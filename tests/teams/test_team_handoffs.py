@@ -145,7 +145,7 @@ def test_abuse_unknown_target_and_bad_payload_start_nothing(tmp_path: Path) -> N
         call("transfer_to_orders", reason="x", payload={"order": 7}),
         "Nothing to hand off.",
     ]
-    team, triage_model, orders_model = desk(store, replies)
+    team, _triage_model, orders_model = desk(store, replies)
     result = team.run_sync("hi", run_id="t5")
     assert result.output == "Nothing to hand off."
     assert orders_model.requests == [] and tree(store, "t5") == ["t5"]
