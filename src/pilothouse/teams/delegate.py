@@ -68,6 +68,9 @@ def agent_tool(
 
     def _revision(store: Store, ctx: ToolContext[Any], task: str, feedback: str) -> str:
         """The member's input when its work is sent back: bounded, with its last answer."""
+        flush = getattr(ctx.runner, "flush", None)
+        if flush is not None:
+            flush()  # this run's record on disk: its earlier calls are counted from it
         sent_back = sum(
             1
             for e in store.events(ctx.run_id)

@@ -185,7 +185,7 @@ def transfer_tool(
             stop = result.stop
             why = stop.reason if stop is not None else result.outcome
             said = stop.message if stop is not None else ""
-            raise ToolError(f"{STOPPED}{why}: {target_name} stopped: {said}")
+            raise ToolError(f"{STOPPED}{why}: {said}")  # the first stop says why
         return output_text(result.output)
 
     local = {"Payload": handoff.payload, "ToolContext": ToolContext, "Any": Any}
