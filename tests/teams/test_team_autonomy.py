@@ -127,3 +127,22 @@ def test_declining_the_pending_call_resumes_without_it(tmp_path: Path) -> None:
     paused = team.run_sync("Refund my pear.", run_id="D")
     result = team.resume_sync("D", approvals={paused.pending[0].key: False})
     assert result.outcome == "final" and REFUNDS == []
+
+
+def test_the_entry_agents_own_pause_resumes_the_team(tmp_path: Path) -> None:
+    store = sqlite(tmp_path)
+    boss = Agent(
+        ScriptedModel([call("issue_refund", order_id="B-2"), "Refunded B-2."]),
+        "You refund.",
+        [issue_refund],
+        name="boss",
+        store=store,
+        policy=Policy([Rule("issue_refund", "allow")]),
+    )
+    helper = Agent(ScriptedModel(["unused"]), "You help.", name="helper", store=store)
+    team = Supervisor(boss, [helper], autonomy="supervised")
+    paused = team.run_sync("Refund B-2.", run_id="E")
+    assert paused.outcome == "paused" and paused.pending[0].key == "E:1:0"
+    result = team.resume_sync("E", approvals={"E:1:0": True})
+    assert result.outcome == "final" and result.output == "Refunded B-2."
+    assert REFUNDS == ["B-2"]

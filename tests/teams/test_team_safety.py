@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from team_helpers import own_usage, sqlite, tree
 
 from pilothouse import Agent, Budget, ScriptedModel, call, tool
@@ -154,3 +155,12 @@ def test_a_handoff_and_a_tool_call_in_one_reply(tmp_path: Path) -> None:
     assert EFFECTS == ["asked about A-1"]
     assert "write_note" not in repr(b_model.requests)
     assert "noted" not in repr(b_model.requests)
+
+
+def test_a_hook_stop_must_name_a_stop_reason(tmp_path: Path) -> None:
+    from pilothouse.exceptions import ConfigurationError
+    from pilothouse.runtime.step import StepOptions, check_options
+
+    with pytest.raises(ConfigurationError, match="stop must be"):
+        check_options(StepOptions(stop=("nonsense", "x")), {})  # type: ignore[arg-type]
+    assert check_options(StepOptions(stop=("handoff_loop", "x")), {}) is not None

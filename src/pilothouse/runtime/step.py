@@ -115,6 +115,19 @@ def check_options(options: Any, tools: Mapping[str, Tool]) -> StepOptions | None
             )
     if options.messages is not None and not all(isinstance(m, Message) for m in options.messages):
         raise ConfigurationError("prepare_step: messages must be Message objects")
+    if options.stop is not None:
+        from pilothouse.events import STOP_OUTCOMES
+
+        if (
+            not isinstance(options.stop, tuple)
+            or len(options.stop) != 2
+            or options.stop[0] not in STOP_OUTCOMES
+            or not isinstance(options.stop[1], str)
+        ):
+            raise ConfigurationError(
+                f"prepare_step: stop must be (reason, message) with a reason among "
+                f"{sorted(STOP_OUTCOMES)}, not {options.stop!r}"
+            )
     if options.answer is not None and not isinstance(options.answer, str):
         raise ConfigurationError(
             f"prepare_step: answer must be text, not {type(options.answer).__name__}"

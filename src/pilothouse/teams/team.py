@@ -174,10 +174,10 @@ class Team:
                 raise ApprovalError(
                     f"no run of team run {run_id} waits for a person", run_id=run_id
                 )
-            member = self._member_of(waiting)
+            spec = self._entry_spec() if waiting == run_id else self._member_of(waiting).run_spec()
             try:
                 result = await resume_run(
-                    member.run_spec(),
+                    spec,
                     self.store,
                     waiting,
                     approvals=approvals,
@@ -188,6 +188,8 @@ class Team:
                 return self._paused(run_id, paused.result)
             if result.outcome == "paused":
                 return self._paused(run_id, result)
+            if waiting == run_id:
+                return result  # the root itself waited: it has run to its end
         try:
             return await resume_run(self._entry_spec(), self.store, run_id, deps=deps)
         except TeamPaused as paused:
