@@ -200,3 +200,35 @@ def test_team_usage_is_the_sum_of_its_runs_to_the_token(tmp_path: Path) -> None:
         total += own_usage(store, run_id)
     assert result.usage == total
     assert result.usage.total_tokens == total.total_tokens > 0
+
+
+def test_a_handoff_target_that_pauses_pauses_the_chain_and_resumes_once(tmp_path: Path) -> None:
+    store = sqlite(tmp_path)
+    shipped: list[str] = []
+
+    @tool(effect="side_effect")
+    def ship(order_id: str) -> str:
+        """Ship an order."""
+        shipped.append(order_id)
+        return "shipped"
+
+    orders_model = ScriptedModel([call("ship", order_id="A-1"), "Shipped A-1."])
+    orders = Agent(
+        orders_model,
+        "You ship.",
+        [ship],
+        name="orders",
+        store=store,
+        policy=Policy([Rule("ship", "ask")]),
+    )
+    triage_model = ScriptedModel([transfer(order_id="A-1")])
+    triage = Agent(triage_model, "You triage.", name="triage", store=store)
+    team = Team(triage, handoffs={"triage": [Handoff(orders, payload=Case)]})
+    paused = team.run_sync("Ship A-1", run_id="P")
+    assert paused.outcome == "paused" and shipped == []
+    assert team.waiting("P") == "P.1.0.handoff"
+    result = team.resume_sync("P", approvals={paused.pending[0].key: True})
+    assert result.outcome == "final" and result.output == "Shipped A-1."
+    assert shipped == ["A-1"]
+    assert tree(store, "P") == ["P", "P.1.0.handoff"]
+    assert len(triage_model.requests) == 1 and len(orders_model.requests) == 2

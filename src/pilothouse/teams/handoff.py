@@ -150,6 +150,18 @@ def transfer_tool(
         flush = getattr(ctx.runner, "flush", None)
         if flush is not None:  # this run's record on disk: the chain reads it (and its
             flush()  # ancestors flushed theirs before they handed off)
+        # A resumed step re-runs only its calls without a result: one whose sibling's
+        # handoff already started must not hand off too (the store knows who did).
+        mine = f"{ctx.run_id}.{ctx.step}.{ctx.index}.{HANDOFF_KEY}"
+        for child in store.children(ctx.run_id):
+            started = child.run_id
+            if (
+                started != mine
+                and started.startswith(f"{ctx.run_id}.{ctx.step}.")
+                and started.endswith("." + HANDOFF_KEY)
+                and started.count(".") == mine.count(".")
+            ):
+                raise ToolError(f"{NOT_DONE}one handoff per reply ({started} was started)")
         chain = handoff_chain(store, ctx.run_id)
         source = chain[-1][1]
         if guard.max_handoffs is not None and len(chain) - 1 >= guard.max_handoffs:
