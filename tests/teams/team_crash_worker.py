@@ -5,8 +5,8 @@ side effect written to a ledger under the call's idempotency key.
     python tests/teams/team_crash_worker.py resume STORE LEDGER RUN_ID
 
 `run` starts the team run; with KILL_AT the process SIGKILLs itself at the KILL_AT-th
-progress point (before and after each effect, counted across the process), a point
-reached by counting, not timing. `resume` continues the run from its journal (or
+progress point (each model call, and before and after each effect: counted across
+the process, not timed). `resume` continues the run from its journal (or
 starts it, if the kill came before its first write; or reads its output, if after its
 end) and prints one JSON line: the output.
 
@@ -65,6 +65,7 @@ def record(ctx: ToolContext[None], what: str) -> str:
 
 def member_reply(name: str) -> Any:
     def reply(request: ModelRequest) -> Any:
+        point()
         results = [m for m in request.messages if m.role == "tool"]
         task = request.messages[-1].content if not results else ""
         if not results:
@@ -75,6 +76,7 @@ def member_reply(name: str) -> Any:
 
 
 def boss_reply(request: ModelRequest) -> Any:
+    point()
     results = [m.content for m in request.messages if m.role == "tool"]
     plan = ["research", "write", "review"]
     if len(results) < len(plan):

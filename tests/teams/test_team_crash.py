@@ -1,7 +1,8 @@
 """Crash test on a team: a supervisor with three members, SIGKILLed at progress points.
 
 Each case runs `team_crash_worker.py` in a subprocess that kills itself at the N-th
-progress point (before and after each member's side effect: counted, not timed),
+progress point (each model call, before and after each member's side effect: counted,
+not timed; 16 in an uninterrupted run),
 then resumes the team in a new process (in one case that resume is killed too, and
 a third process resumes). Checked against an uninterrupted run: 0 duplicate child
 runs (the same run tree, each child started once), 0 duplicate effects (the ledger's
@@ -54,10 +55,11 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, 
     tmp = tmp_path_factory.mktemp("reference")
     done = worker("run", str(tmp / "journal.db"), str(tmp / "ledger.db"), "T")
     assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["points"] == 16
     return json.loads(done.stdout)["output"], outcome(tmp, "T")
 
 
-@pytest.mark.parametrize("kills", [(1,), (2,), (4,), (5,), (2, 2)])
+@pytest.mark.parametrize("kills", [(1,), (3,), (6,), (9,), (13,), (15,), (4, 5)])
 def test_a_killed_team_resumes_without_duplicates(
     tmp_path: Path, reference: tuple[str, dict[str, Any]], kills: tuple[int, ...]
 ) -> None:
