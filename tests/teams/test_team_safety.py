@@ -164,3 +164,29 @@ def test_a_hook_stop_must_name_a_stop_reason(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="stop must be"):
         check_options(StepOptions(stop=("nonsense", "x")), {})  # type: ignore[arg-type]
     assert check_options(StepOptions(stop=("handoff_loop", "x")), {}) is not None
+
+
+def test_a_resumed_step_cannot_start_a_second_handoff(tmp_path: Path) -> None:
+    """After a crash, only the step's calls without a result run again; a transfer
+    among them whose sibling already handed off is refused from the store's record
+    (a new process has no memory of which call claimed the step)."""
+    import asyncio
+
+    from pilothouse.exceptions import ToolError
+    from pilothouse.teams.handoff import Request
+    from pilothouse.tools import ToolContext
+
+    store = sqlite(tmp_path)
+
+    def team_of() -> Team:
+        b = Agent(ScriptedModel(["b did it"]), "B.", name="b", store=store)
+        c = Agent(ScriptedModel(["c did it"]), "C.", name="c", store=store)
+        a = Agent(ScriptedModel([[to("b"), to("c")]]), "A.", name="a", store=store)
+        return Team(a, handoffs={"a": [Handoff(b), Handoff(c)]})
+
+    assert team_of().run_sync("help", run_id="R").output == "b did it"
+    fresh = team_of()  # as a resumed process builds it: no claims in memory
+    (to_c,) = [t for t in fresh.members["a"].team_tools if t.name == "transfer_to_c"]
+    with pytest.raises(ToolError, match="one handoff per reply"):
+        asyncio.run(to_c.function(ToolContext("R", 1, 1), "yours", Request(request="help")))
+    assert tree(store, "R") == ["R", "R.1.0.handoff"]
