@@ -47,6 +47,8 @@ StopReason = Literal[
     "parse_retries",
     "policy",
     "replans",
+    "handoff_loop",  # teams: transfers going round without progress (pilothouse.teams)
+    "handoffs",  # teams: Budget.max_handoffs reached
 ]
 STOP_OUTCOMES: dict[StopReason, Outcome] = {
     "steps": "budget_stop",
@@ -58,6 +60,8 @@ STOP_OUTCOMES: dict[StopReason, Outcome] = {
     "parse_retries": "output_invalid",
     "policy": "policy_stop",
     "replans": "output_invalid",
+    "handoff_loop": "loop_stop",
+    "handoffs": "budget_stop",
 }
 
 

@@ -27,6 +27,8 @@ class Budget:
     max_seconds: float | None = None
     max_cost: float | None = None
     max_repeats: int = 3
+    # a team's limit on transfers of control between its agents (pilothouse.teams)
+    max_handoffs: int | None = None
 
     def exceeded(
         self, steps: int, usage: Usage, elapsed: float

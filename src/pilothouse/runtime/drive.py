@@ -295,6 +295,11 @@ class ChildRuns:
         )
         self._calls = {}
 
+    def flush(self) -> None:
+        """Commit the parent's journal now: a tool that reads its own run's record from
+        the store (a team's transfer: the conversation, the progress) sees all of it."""
+        self.journal.commit()
+
     def take(self) -> tuple[Usage, int] | None:
         rolled = self._rolled
         if rolled is None:

@@ -785,6 +785,8 @@ async def hooked_request(
     options = check_options(await call_maybe_async(spec.prepare_step, context), spec.tools)
     if options is None:
         options = StepOptions()
+    if options.stop is not None:
+        raise _Stop(options.stop[0], None, None, options.stop[1])
     offered = None if options.tools is None else list(dict.fromkeys(options.tools))
     tools = list(spec.tools.values()) if offered is None else [spec.tools[n] for n in offered]
     narrowed = {k: dict(v) for k, v in (options.schemas or {}).items()}

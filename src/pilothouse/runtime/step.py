@@ -26,6 +26,7 @@ from pilothouse.models.base import ModelSettings
 from pilothouse.tools.tool import DepsT
 
 if TYPE_CHECKING:
+    from pilothouse.events import StopReason
     from pilothouse.tools.tool import Tool
 
 ToolChoice = Literal["auto", "required", "none"]
@@ -72,6 +73,9 @@ class StepOptions:
     messages: Sequence[Message] | None = None
     schemas: Mapping[str, Mapping[str, Any]] | None = None
     answer: str | None = None
+    # (reason, message): end the run here with a `run_stopped` event instead of a step
+    # (a team's loop guard and handoff limit use it: the stop is on the record)
+    stop: tuple[StopReason, str] | None = None
 
 
 PrepareStep = Callable[[StepContext[Any]], "StepOptions | Awaitable[StepOptions | None] | None"]
@@ -111,6 +115,19 @@ def check_options(options: Any, tools: Mapping[str, Tool]) -> StepOptions | None
             )
     if options.messages is not None and not all(isinstance(m, Message) for m in options.messages):
         raise ConfigurationError("prepare_step: messages must be Message objects")
+    if options.stop is not None:
+        from pilothouse.events import STOP_OUTCOMES
+
+        if (
+            not isinstance(options.stop, tuple)
+            or len(options.stop) != 2
+            or options.stop[0] not in STOP_OUTCOMES
+            or not isinstance(options.stop[1], str)
+        ):
+            raise ConfigurationError(
+                f"prepare_step: stop must be (reason, message) with a reason among "
+                f"{sorted(STOP_OUTCOMES)}, not {options.stop!r}"
+            )
     if options.answer is not None and not isinstance(options.answer, str):
         raise ConfigurationError(
             f"prepare_step: answer must be text, not {type(options.answer).__name__}"

@@ -1,0 +1,21 @@
+"""Teams: agents as tools, handoffs, a supervisor, human in the loop as a parameter.
+
+See docs/teams.md. Every handoff and delegation is a child run in the run tree.
+"""
+
+from __future__ import annotations
+
+from .delegate import agent_tool
+from .handoff import ContextPolicy, Handoff, Request
+from .members import Autonomy
+from .team import Supervisor, Team
+
+__all__ = [
+    "Autonomy",
+    "ContextPolicy",
+    "Handoff",
+    "Request",
+    "Supervisor",
+    "Team",
+    "agent_tool",
+]

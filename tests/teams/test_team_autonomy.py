@@ -1,0 +1,148 @@
+"""Human in the loop as a parameter: supervised, on_risk, autonomous; a member's pause
+pauses the team durably, and an approval resumes exactly the pending call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from team_helpers import sqlite, tree
+
+from pilothouse import Agent, ScriptedModel, call, tool
+from pilothouse.events import ApprovalRequested, ChildStarted
+from pilothouse.exceptions import ApprovalError
+from pilothouse.policy import Policy, Rule
+from pilothouse.teams import Autonomy, Supervisor
+
+REFUNDS: list[str] = []
+
+
+@tool(effect="side_effect")
+def issue_refund(order_id: str) -> str:
+    """Refund an order."""
+    REFUNDS.append(order_id)
+    return f"refunded {order_id}"
+
+
+@tool
+def read_order(order_id: str) -> str:
+    """Read an order."""
+    return f"{order_id}: 1 pear, 4 EUR"
+
+
+def build(
+    path: Path, autonomy: Autonomy, rule: str = "allow", done: tuple[int, int] = (0, 0)
+) -> tuple[Supervisor, ScriptedModel, ScriptedModel]:
+    """A fresh team over the store at `path` (as a new process would build it); `done`:
+    how many replies of (boss, refunds) the journal already has (their scripts go on)."""
+    store = sqlite(path)
+    refunds_script: list[object] = [
+        [call("read_order", order_id="A-1")],
+        [call("issue_refund", order_id="A-1")],
+        "Refunded A-1.",
+    ]
+    refunds_model = ScriptedModel(refunds_script[done[1] :])  # type: ignore[arg-type]
+    refunds = Agent(
+        refunds_model,
+        "You refund orders.",
+        [read_order, issue_refund],
+        name="refunds",
+        store=store,
+        policy=Policy([Rule("issue_refund", rule)]),  # type: ignore[arg-type]
+    )
+    boss_script: list[object] = [call("ask_refunds", task="Refund A-1."), "Done: refunded A-1."]
+    boss_model = ScriptedModel(boss_script[done[0] :])  # type: ignore[arg-type]
+    boss = Agent(boss_model, "You run the desk.", name="boss", store=store)
+    return Supervisor(boss, [refunds], autonomy=autonomy), boss_model, refunds_model
+
+
+@pytest.fixture(autouse=True)
+def _clear() -> None:
+    REFUNDS.clear()
+
+
+def test_supervised_pauses_the_team_and_resumes_exactly_the_pending_call(tmp_path: Path) -> None:
+    team, boss_model, _ = build(tmp_path, "supervised")
+    paused = team.run_sync("Refund my pear.", run_id="S")
+    assert paused.outcome == "paused" and REFUNDS == []
+    (pending,) = paused.pending
+    assert pending.tool == "issue_refund"  # the read-only read_order did not ask
+    member_run = "S.1.0.1"
+    assert pending.key.startswith(member_run + ":")
+    assert store_status(team, "S") == "interrupted" and store_status(team, member_run) == "paused"
+    assert len(boss_model.requests) == 1
+
+    # a new process: new store handle, new agents, new team
+    fresh, boss_again, refunds_again = build(tmp_path, "supervised", done=(1, 2))
+    with pytest.raises(ApprovalError):
+        fresh.resume_sync("S", approvals={"S.1.0.1:9:0": True})
+    assert REFUNDS == []
+    result = fresh.resume_sync("S", approvals={pending.key: True}, approved_by="ann")
+    assert result.outcome == "final" and result.output == "Done: refunded A-1."
+    assert REFUNDS == ["A-1"]  # exactly once
+    # the delegation was not triggered again: one child, started once
+    starts = [e for e in fresh.store.events("S") if isinstance(e, ChildStarted)]
+    assert [s.child_run_id for s in starts] == [member_run]
+    assert tree(fresh.store, "S") == ["S", member_run]
+    assert len(boss_again.requests) == 1  # only the boss's final step
+    assert [len(refunds_again.requests)] == [1]
+
+
+def store_status(team: Supervisor, run_id: str) -> str:
+    return team.store.get_run(run_id).status
+
+
+def test_on_risk_asks_only_where_the_policy_says_ask(tmp_path: Path) -> None:
+    team, _, _ = build(tmp_path / "a", "on_risk")
+    assert team.run_sync("Refund my pear.", run_id="R1").outcome == "final"
+    assert REFUNDS == ["A-1"]
+    REFUNDS.clear()
+    asking, _, _ = build(tmp_path / "b", "on_risk", rule="ask")
+    paused = asking.run_sync("Refund my pear.", run_id="R2")
+    assert paused.outcome == "paused" and REFUNDS == []
+    requests = [e for e in asking.store.events("R2.1.0.1") if isinstance(e, ApprovalRequested)]
+    assert [r.call.name for r in requests] == ["issue_refund"]
+    result = asking.resume_sync("R2", approvals={paused.pending[0].key: True})
+    assert result.outcome == "final" and REFUNDS == ["A-1"]
+
+
+def test_autonomous_never_asks_a_person(tmp_path: Path) -> None:
+    team, _, refunds_model = build(tmp_path, "autonomous", rule="ask")
+    result = team.run_sync("Refund my pear.", run_id="A")
+    assert result.outcome == "final"
+    assert REFUNDS == []  # the policy would have asked: with no one to ask, refused
+    assert "denied" in refunds_model.requests[2].messages[-1].content.lower() or (
+        "declined" in refunds_model.requests[2].messages[-1].content.lower()
+    )
+    assert not [
+        e
+        for r in tree(team.store, "A")
+        for e in team.store.events(r)
+        if isinstance(e, ApprovalRequested)
+    ]
+
+
+def test_declining_the_pending_call_resumes_without_it(tmp_path: Path) -> None:
+    team, _, _ = build(tmp_path, "supervised")
+    paused = team.run_sync("Refund my pear.", run_id="D")
+    result = team.resume_sync("D", approvals={paused.pending[0].key: False})
+    assert result.outcome == "final" and REFUNDS == []
+
+
+def test_the_entry_agents_own_pause_resumes_the_team(tmp_path: Path) -> None:
+    store = sqlite(tmp_path)
+    boss = Agent(
+        ScriptedModel([call("issue_refund", order_id="B-2"), "Refunded B-2."]),
+        "You refund.",
+        [issue_refund],
+        name="boss",
+        store=store,
+        policy=Policy([Rule("issue_refund", "allow")]),
+    )
+    helper = Agent(ScriptedModel(["unused"]), "You help.", name="helper", store=store)
+    team = Supervisor(boss, [helper], autonomy="supervised")
+    paused = team.run_sync("Refund B-2.", run_id="E")
+    assert paused.outcome == "paused" and paused.pending[0].key == "E:1:0"
+    result = team.resume_sync("E", approvals={"E:1:0": True})
+    assert result.outcome == "final" and result.output == "Refunded B-2."
+    assert REFUNDS == ["B-2"]
