@@ -1,0 +1,1 @@
+"""Teams: agents working together (handoffs, supervisors, group chat, SOP pipelines, role-play)."""
