@@ -321,7 +321,9 @@ class ModelSelector(Selector):
     validates falls back to round-robin (journaled ``fallback`` with the reason).
 
     Each choice is a child run of the chat (``<chat>.<n>.0.select``): its prompt, its
-    replies and its usage are in the journal, and a resumed chat does not ask again."""
+    replies and its usage are in the journal, and a resumed chat does not ask again.
+    With one candidate left there is nothing to choose: it speaks, without a model
+    call (journaled ``only_candidate``)."""
 
     def __init__(
         self,
@@ -365,6 +367,8 @@ class ModelSelector(Selector):
         self, drive: TeamDrive, step: int, state: ChatState, candidates: list[Member]
     ) -> Selection:
         names = tuple(c.id for c in candidates)
+        if len(names) == 1:  # nothing to choose: no model call
+            return Selection(names[0], "only_candidate")
         roster = "\n".join(f"- {c.id}: {c.description or '(no description)'}" for c in candidates)
         transcript = "\n".join(f"[{s.speaker}] {s.text}" for s in state.transcript)
         question = self.prompts.render(
