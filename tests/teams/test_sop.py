@@ -219,6 +219,30 @@ async def test_resume_reuses_published_artefacts(store: SQLiteStore) -> None:
     assert [e.kind for e in published] == ["task", "PRD", "Design"]  # each once
 
 
+async def test_a_role_may_pass_on_a_message(store: SQLiteStore) -> None:
+    reviews = iter(['{"approved": false, "notes": "n1"}', '{"approved": true}'])
+    engineer = role(
+        store,
+        "engineer",
+        lambda r: '{"files": {}}',
+        Code,
+        watches=[TASK, Review],
+        when=lambda m: m.kind != "Review" or not m.content["approved"],
+    )
+    pipeline = SOPPipeline(
+        [engineer, role(store, "reviewer", lambda r: next(reviews), Review, watches=[Code])],
+        store=store,
+    )
+    result = await pipeline.run("x", run_id="pass")
+    assert result.reason == "idle"
+    assert [(a.kind, a.version) for a in result.pool[1:]] == [
+        ("Code", 1),
+        ("Review", 1),
+        ("Code", 2),
+        ("Review", 2),
+    ]
+
+
 def test_definitions_are_checked(store: SQLiteStore) -> None:
     pm = role(store, "pm", [], PRD, watches=[TASK])
     with pytest.raises(ConfigurationError, match="no role watches 'task'"):

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +68,10 @@ class Artefact:
 class Role:
     """An agent that runs when a message of a kind it `watches` arrives and produces
     one artefact of type `produces` (a pydantic model; give the agent that
-    `output_type`, so its answer is validated and asked again before it reaches here)."""
+    `output_type`, so its answer is validated and asked again before it reaches here).
+    `when`, a function of the arriving message, lets a role pass on one (an engineer
+    that acts on a review only if it was not approved): a pure function of journaled
+    content, so a resumed pipeline decides the same."""
 
     def __init__(
         self,
@@ -77,6 +80,7 @@ class Role:
         watches: Sequence[str | type[BaseModel]],
         produces: type[BaseModel],
         name: str = "",
+        when: Callable[[Artefact], bool] | None = None,
     ) -> None:
         if not watches:
             raise ConfigurationError(f"role {name or agent.name!r} watches no kind of message")
@@ -86,6 +90,7 @@ class Role:
         self.name = name or str(agent.name)
         self.watches = tuple(dict.fromkeys(kind_of(k) for k in watches))
         self.produces = produces
+        self.when = when
 
     @property
     def kind(self) -> str:
@@ -262,6 +267,8 @@ class SOPPipeline:
         while queue and reason == "idle":
             message = queue.pop(0)
             for role in self.subscribers(message.kind):
+                if role.when is not None and not role.when(message):
+                    continue
                 if step >= self.max_activations:
                     reason = f"max_activations({self.max_activations})"
                     break
