@@ -343,3 +343,23 @@ def test_member_names_are_checked(store: SQLiteStore) -> None:
         GroupChat([member(store, "user", [])])
     with pytest.raises(ConfigurationError):
         GroupChat([])
+
+
+async def test_the_trace_reads_the_team_events(store: SQLiteStore) -> None:
+    from pilothouse.trace import describe
+
+    chat = GroupChat(
+        [member(store, "a", ["a1 DONE"], "first"), member(store, "b", [], "second")],
+        selector=ModelSelector(ScriptedModel(['{"speaker": "a"}'])),
+        termination=TextMention("DONE"),
+        store=store,
+    )
+    await chat.run("go", run_id="trace")
+    lines = [describe(e) for e in store.events("trace")]
+    assert "☞ speaker  a by model among a, b [5 tok]" in lines
+    assert "✉ a: a1 DONE" in lines
+    assert "■ team ended: text_mention('DONE') (1 turn(s))" in lines
+    again = [e.to_dict() for e in store.events("trace")]
+    from pilothouse.events import event_from_dict
+
+    assert [event_from_dict(d).to_dict() for d in again] == again  # stored form round-trips
