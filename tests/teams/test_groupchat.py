@@ -363,3 +363,25 @@ async def test_the_trace_reads_the_team_events(store: SQLiteStore) -> None:
     from pilothouse.events import event_from_dict
 
     assert [event_from_dict(d).to_dict() for d in again] == again  # stored form round-trips
+
+
+async def test_a_team_budget_caps_every_turn_and_stops_the_chat(store: SQLiteStore) -> None:
+    from pilothouse import Budget
+    from pilothouse.events import ChildStarted
+
+    long = "word " * 40  # 1 + 50 tokens a turn
+    chat = GroupChat(
+        [member(store, "a", [long, long]), member(store, "b", [long, long])],
+        termination=MaxMessages(10),
+        budget=Budget(max_steps=None, max_tokens=120),
+        store=store,
+    )
+    result = await chat.run("go", run_id="budget")
+    started = events_of(store, "budget", ChildStarted)
+    # the first turn is capped to the whole budget, the second to what the first left
+    assert [e.capped.get("tokens") for e in started] == [[-1.0, 120.0], [-1.0, 69.0], [-1.0, 18.0]]
+    # the loop caps the call's max_tokens to what the turn was given
+    a_model = chat.members[0].agent.model
+    assert [r.settings.max_tokens for r in a_model.requests] == [120, 18]
+    assert result.reason.startswith("budget(tokens: ") and result.usage.total_tokens >= 120
+    assert len(result.messages) == 3

@@ -12,6 +12,7 @@ selectors) is summed into the team's, to the token.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -33,6 +34,7 @@ from pilothouse.exceptions import (
 )
 from pilothouse.messages import Message, Usage
 from pilothouse.policy.engine import Principal
+from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.drive import finished_result, resume_run, start_run
 from pilothouse.runtime.journal import Journal, Store, Subscriber
 from pilothouse.runtime.lease import RunLease
@@ -62,6 +64,8 @@ class TeamDrive:
         self.principal, self.deps = principal, deps
         self.started = started  # wall-clock time the run started (its `run_started`)
         self.order: list[str] = []  # the members' names in the team's order
+        self.budget: Budget | None = None  # the team's limits: each child is capped to them
+        self.clock: Callable[[], float] = time.time
         self._children_started = {e.child_run_id for e in events if isinstance(e, ChildStarted)}
         self._children_finished = {e.child_run_id for e in events if isinstance(e, ChildFinished)}
         self.usage = Usage()
@@ -69,6 +73,60 @@ class TeamDrive:
         for e in events:
             if isinstance(e, ChildFinished):
                 self.usage, self.steps = self.usage + e.usage, self.steps + e.steps
+
+    def exhausted(self) -> str | None:
+        """The team's budget limit that is used up (``budget(tokens: 120 of 100)``)."""
+        if self.budget is None:
+            return None
+        hit = self.budget.exceeded(self.steps, self.usage, self.clock() - self.started)
+        if hit is None:
+            return None
+        limit, value, maximum = hit
+        return f"budget({limit}: {value:g} of {maximum:g})"
+
+    def _capped(self, spec: Any) -> tuple[Any, dict[str, list[float]]]:
+        """The child's spec with each limit lowered to what remains of the team's (from
+        the usage journaled before the turn: the same on resume), and what was lowered."""
+        team = self.budget
+        if team is None:
+            return spec, {}
+        own: Budget = spec.budget
+        left: dict[str, float | None] = {
+            "steps": None if team.max_steps is None else max(0, team.max_steps - self.steps),
+            "tokens": None
+            if team.max_tokens is None
+            else max(0, team.max_tokens - self.usage.total_tokens),
+            "seconds": None
+            if team.max_seconds is None
+            else max(0.0, team.max_seconds - (self.clock() - self.started)),
+            "cost": None
+            if team.max_cost is None
+            else max(0.0, team.max_cost - (self.usage.cost or 0.0)),
+        }
+        mine: dict[str, float | None] = {
+            "steps": own.max_steps,
+            "tokens": own.max_tokens,
+            "seconds": own.max_seconds,
+            "cost": own.max_cost,
+        }
+        capped = {
+            name: [-1.0 if mine[name] is None else float(mine[name] or 0), float(value)]
+            for name, value in left.items()
+            if value is not None and (mine[name] is None or (mine[name] or 0) > value)
+        }
+        if not capped:
+            return spec, {}
+        given = {name: value[1] for name, value in capped.items()}
+        budget = Budget(
+            int(given["steps"]) if "steps" in given else own.max_steps,
+            int(given["tokens"]) if "tokens" in given else own.max_tokens,
+            given.get("seconds", own.max_seconds),
+            given.get("cost", own.max_cost),
+            own.max_repeats,
+        )
+        spec = copy.copy(spec)
+        spec.budget = budget
+        return spec, capped
 
     def recorded(self, kind: type[Event]) -> list[Any]:
         """The events of one type this run's journal held when the drive began."""
@@ -89,7 +147,7 @@ class TeamDrive:
         history: Sequence[Message] = (),
     ) -> RunResult[Any]:
         """Start, resume or read back the turn `key` of step `step` (exactly once)."""
-        spec = agent.run_spec()
+        spec, capped = self._capped(agent.run_spec())
         child_id = f"{self.run_id}.{step}.0.{key}"
         if child_id not in self._children_started:
             self._children_started.add(child_id)
@@ -101,6 +159,7 @@ class TeamDrive:
                     key=f"{self.run_id}:{step}:0",
                     child_run_id=child_id,
                     agent=spec.agent_name,
+                    capped=capped,
                 )
             )
             await self.commit()

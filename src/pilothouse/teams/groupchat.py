@@ -44,6 +44,7 @@ from pilothouse.messages import Message, Usage
 from pilothouse.models.base import Model
 from pilothouse.policy.engine import Principal
 from pilothouse.prompts import Prompts
+from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.journal import Store, Subscriber, open_store
 from pilothouse.runtime.loop import RunResult
 
@@ -417,7 +418,9 @@ class GroupChat:
     """Members taking turns on one transcript (see the module). `selector`: who speaks
     next (`RoundRobin` by default); `termination`: when to stop; `max_turns`: a bound
     that holds whatever the conditions say; `allow_repeat`: whether the last speaker
-    may be chosen again."""
+    may be chosen again; `budget`: the team's limits (tokens, cost, steps, seconds):
+    each turn and selector call is capped to what remains of them, and the chat stops
+    once one is used up (``budget(tokens: ...)``)."""
 
     kind = "groupchat"
 
@@ -429,6 +432,7 @@ class GroupChat:
         termination: Termination | None = None,
         max_turns: int = 50,
         allow_repeat: bool = False,
+        budget: Budget | None = None,
         name: str = "group-chat",
         store: Store | str | None = None,
         prompts: Prompts | None = None,
@@ -447,6 +451,7 @@ class GroupChat:
         self.termination = termination
         self.max_turns = max_turns
         self.allow_repeat = allow_repeat
+        self.budget = budget
         self.name = name
         self.prompts = prompts or Prompts.default()
         self._store_spec = store
@@ -468,6 +473,7 @@ class GroupChat:
             "termination": self.termination.describe() if self.termination else None,
             "max_turns": self.max_turns,
             "allow_repeat": self.allow_repeat,
+            "budget": None if self.budget is None else repr(self.budget),
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -537,6 +543,7 @@ class GroupChat:
 
     async def _drive(self, drive: TeamDrive, task: str) -> ChatResult:
         drive.order = [m.id for m in self.members]
+        drive.budget, drive.clock = self.budget, self._clock
         selections = {e.step: e for e in drive.recorded(SpeakerSelected)}
         said = {e.step: e for e in drive.recorded(ChatMessageEvent)}
         transcript = [Said(USER, task)]
@@ -546,7 +553,7 @@ class GroupChat:
             state = self._state(drive, transcript)
             reason = self.termination.check(state) if self.termination is not None else None
             if reason is None:
-                reason = bound.check(state)
+                reason = bound.check(state) or drive.exhausted()
             if reason is not None:
                 break
             step += 1

@@ -23,7 +23,9 @@ Why it is built this way:
 - **Deterministic and bounded.** Messages are handled first in, first out, and a
   message's subscribers run in the order the roles were given; each activation is a
   child run keyed by its number, so a resumed pipeline re-runs no finished activation.
-  `max_activations` bounds a pipeline whose roles feed each other (a review loop).
+  `max_activations` bounds a pipeline whose roles feed each other (a review loop);
+  `budget` caps each activation to what remains of the team's limits and stops the
+  pipeline once one is used up.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pilothouse.exceptions import ArtefactTypeError, ConfigurationError
 from pilothouse.messages import Message, Usage
 from pilothouse.policy.engine import Principal
 from pilothouse.prompts import Prompts
+from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.journal import Store, Subscriber, open_store
 
 from ._chat_run import TeamDrive, drive_team
@@ -158,6 +161,7 @@ class SOPPipeline:
         roles: Sequence[Role],
         *,
         max_activations: int = 20,
+        budget: Budget | None = None,
         name: str = "sop",
         store: Store | str | None = None,
         prompts: Prompts | None = None,
@@ -173,6 +177,7 @@ class SOPPipeline:
         if max_activations < 1:
             raise ConfigurationError("max_activations must be at least 1")
         self.max_activations = max_activations
+        self.budget = budget
         self.name = name
         self.prompts = prompts or Prompts.default()
         self._store_spec = store
@@ -192,6 +197,7 @@ class SOPPipeline:
                 for r in self.roles
             ],
             "max_activations": self.max_activations,
+            "budget": None if self.budget is None else repr(self.budget),
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -255,6 +261,7 @@ class SOPPipeline:
         return result
 
     async def _drive(self, drive: TeamDrive, task: str) -> SOPResult:
+        drive.budget = self.budget
         recorded = {e.step: e for e in drive.recorded(ArtefactPublished)}
         first = recorded.get(0)
         if first is None:
@@ -271,6 +278,10 @@ class SOPPipeline:
                     continue
                 if step >= self.max_activations:
                     reason = f"max_activations({self.max_activations})"
+                    break
+                spent = drive.exhausted()
+                if spent is not None:
+                    reason = spent
                     break
                 step += 1
                 event = recorded.get(step)
