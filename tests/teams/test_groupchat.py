@@ -311,6 +311,13 @@ async def test_handoff_to_user_stops_when_a_member_asks_a_person(store: SQLiteSt
     assert result.messages[-1].outcome == "paused"
     (message,) = [e for e in events_of(store, "hand", ChatMessage) if e.speaker == "helper"]
     assert message.outcome == "paused"
+    # the paused turn's model call counts in the team's usage too
+    total = Usage()
+    for child in store.children("hand"):
+        for event in store.events(child.run_id):
+            if event.type == "model_response":
+                total = total + event.response.usage  # type: ignore[attr-defined]
+    assert result.usage == total and total.requests == 2
 
 
 async def test_an_endless_chat_is_bounded(store: SQLiteStore) -> None:

@@ -187,7 +187,9 @@ class TeamDrive:
                 )
             except RunFinishedError:
                 result = finished_result(spec, child_id, self.store.events(child_id))
-        if result.outcome != "paused" and child_id not in self._children_finished:
+        # A paused turn is over for the team too (its question is the member's message;
+        # the team does not resume it), so its usage counts now and is journaled once.
+        if child_id not in self._children_finished:
             self._children_finished.add(child_id)
             self.usage, self.steps = self.usage + result.usage, self.steps + result.steps
             self.emit(
