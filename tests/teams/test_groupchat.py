@@ -12,7 +12,7 @@ import pytest
 
 from pilothouse import Agent, ScriptedModel, tool
 from pilothouse.events import ChatMessage, ChildFinished, SpeakerSelected, TeamEnded
-from pilothouse.exceptions import ChatError, ConfigurationError, RunFinishedError
+from pilothouse.exceptions import ChatError, ConfigurationError, ModelError, RunFinishedError
 from pilothouse.messages import Usage
 from pilothouse.models.base import ModelRequest
 from pilothouse.models.scripted import call
@@ -392,3 +392,20 @@ async def test_a_team_budget_caps_every_turn_and_stops_the_chat(store: SQLiteSto
     assert [r.settings.max_tokens for r in a_model.requests] == [120, 18]
     assert result.reason.startswith("budget(tokens: ") and result.usage.total_tokens >= 120
     assert len(result.messages) == 3
+
+
+async def test_a_member_run_that_fails_ends_the_chat_with_an_error(store: SQLiteStore) -> None:
+    def broken(request: ModelRequest) -> str:
+        raise ModelError("the provider said no")
+
+    chat = GroupChat(
+        [member(store, "a", ["a1"]), Member(Agent(ScriptedModel(broken), name="b", store=store))],
+        termination=MaxMessages(3),
+        store=store,
+    )
+    with pytest.raises(ChatError, match=r"'b' run chat-err\.2\.0\.turn failed: ModelError"):
+        await chat.run("go", run_id="chat-err")
+    assert store.get_run("chat-err").status == "error"
+    assert [e.speaker for e in events_of(store, "chat-err", ChatMessage)] == ["a"]  # kept
+    with pytest.raises(RunFinishedError):
+        await chat.resume("chat-err")

@@ -31,6 +31,7 @@ from pilothouse.exceptions import (
     ConfigurationError,
     RunFinishedError,
     RunNotFoundError,
+    StoreError,
 )
 from pilothouse.messages import Message, Usage
 from pilothouse.policy.engine import Principal
@@ -168,25 +169,18 @@ class TeamDrive:
             exists = True
         except RunNotFoundError:
             exists = False
-        if not exists:
-            link = RunLink(self.run_id, self.root, f"{self.run_id}:{step}:0")
-            result = await start_run(
-                spec,
-                self.store,
-                input,
-                child_id,
-                principal=self.principal,
-                history=history,
-                deps=self.deps,
-                link=link,
-            )
-        else:
-            try:
-                result = await resume_run(
-                    spec, self.store, child_id, principal=self.principal, deps=self.deps
-                )
-            except RunFinishedError:
-                result = finished_result(spec, child_id, self.store.events(child_id))
+        try:
+            result = await self._drive_child(spec, child_id, step, input, history, exists)
+        except Exception as exc:
+            # A child whose own record says it ended in an error ends the team too (a
+            # resumed team would only read that error back); one that was cut off
+            # (interrupted, held by another process, a store outage) is not over.
+            if self._ended_in_error(child_id):
+                raise ChatError(
+                    f"the {spec.agent_name!r} run {child_id} failed: {type(exc).__name__}: {exc}",
+                    run_id=self.run_id,
+                ) from exc
+            raise
         # A paused turn is over for the team too (its question is the member's message;
         # the team does not resume it), so its usage counts now and is journaled once.
         if child_id not in self._children_finished:
@@ -204,6 +198,40 @@ class TeamDrive:
                 )
             )
         return result
+
+    async def _drive_child(
+        self,
+        spec: Any,
+        child_id: str,
+        step: int,
+        input: str,
+        history: Sequence[Message],
+        exists: bool,
+    ) -> RunResult[Any]:
+        if not exists:
+            link = RunLink(self.run_id, self.root, f"{self.run_id}:{step}:0")
+            return await start_run(
+                spec,
+                self.store,
+                input,
+                child_id,
+                principal=self.principal,
+                history=history,
+                deps=self.deps,
+                link=link,
+            )
+        try:
+            return await resume_run(
+                spec, self.store, child_id, principal=self.principal, deps=self.deps
+            )
+        except RunFinishedError:
+            return finished_result(spec, child_id, self.store.events(child_id))
+
+    def _ended_in_error(self, child_id: str) -> bool:
+        try:
+            return self.store.get_run(child_id).status == "error"
+        except StoreError:
+            return False
 
     async def close(self, status: RunStatus, event: Event, output: Any) -> None:
         """Journal the end (`final` or `error`) with the index row, in one last commit."""
