@@ -763,6 +763,106 @@ EVENT_TYPES: dict[str, type[Event]] = {
 EVENT_TYPES[LEGACY_STOP_TYPE] = Stopped  # read as `run_stopped`
 
 
+# -- team patterns (`pilothouse.teams.groupchat`, `sop`, `roleplay`) ----------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class SpeakerSelected(Event):
+    """A group chat chose who speaks at turn `step` (`pilothouse.teams.groupchat`).
+
+    `how`: ``round_robin``, ``rule`` (a function of the transcript), ``model`` (a model
+    chose among the candidates' descriptions under a JSON schema) or ``fallback`` (the
+    model's choice never validated, or the rule chose nobody: the deterministic
+    fallback chose; `note` says why). `usage` is what the selector's model call cost
+    (its child run is `selector_run_id`); it counts in the team's usage.
+    """
+
+    type: ClassVar[str] = "speaker_selected"
+    candidates: list[str]
+    chosen: str
+    how: str
+    usage: Usage = field(default_factory=Usage)
+    selector_run_id: str | None = None
+    note: str = ""
+
+    def data(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"candidates": self.candidates, "chosen": self.chosen, "how": self.how}
+        if self.usage.total_tokens or self.usage.cost is not None:
+            d["usage"] = self.usage.to_dict()
+        if self.selector_run_id is not None:
+            d["selector_run_id"] = self.selector_run_id
+        if self.note:
+            d["note"] = self.note
+        return d
+
+
+@dataclass(slots=True, kw_only=True)
+class ChatMessage(Event):
+    """A message joined a team's shared transcript: who said it, the text, and the
+    child run whose answer it is (a resumed chat reuses it instead of the turn).
+    `outcome` is the turn's (``paused``: the member asked a person, the chat hands off)."""
+
+    type: ClassVar[str] = "chat_message"
+    speaker: str
+    text: str
+    child_run_id: str | None = None
+    outcome: str = "final"
+
+    def data(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"speaker": self.speaker, "text": self.text}
+        if self.child_run_id is not None:
+            d["child_run_id"] = self.child_run_id
+        if self.outcome != "final":
+            d["outcome"] = self.outcome
+        return d
+
+
+@dataclass(slots=True, kw_only=True)
+class ArtefactPublished(Event):
+    """An SOP role's typed artefact entered the message pool (`pilothouse.teams.sop`):
+    its kind, its version (1 for the first of its kind), who produced it, its data
+    (JSON), and the roles it was routed to (only those that subscribe to its kind)."""
+
+    type: ClassVar[str] = "artefact_published"
+    kind: str
+    version: int
+    producer: str
+    content: Any = None
+    routed_to: list[str] = field(default_factory=list)
+    child_run_id: str | None = None
+
+    def data(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "kind": self.kind,
+            "version": self.version,
+            "producer": self.producer,
+            "content": self.content,
+            "routed_to": self.routed_to,
+        }
+        if self.child_run_id is not None:
+            d["child_run_id"] = self.child_run_id
+        return d
+
+
+@dataclass(slots=True, kw_only=True)
+class TeamEnded(Event):
+    """Why a team pattern's run stopped taking turns: the termination condition that
+    fired (``text_mention('TERMINATE')``, ``max_messages(10)``, ...), or the pipeline
+    ran out of messages (``idle``) or hit its bound. Followed by its `final`."""
+
+    type: ClassVar[str] = "team_ended"
+    reason: str
+    messages: int = 0
+
+    def data(self) -> dict[str, Any]:
+        return {"reason": self.reason, "messages": self.messages}
+
+
+EVENT_TYPES.update(
+    {cls.type: cls for cls in (SpeakerSelected, ChatMessage, ArtefactPublished, TeamEnded)}
+)
+
+
 def event_from_dict(d: dict[str, Any]) -> Event:
     """Rebuild an event from its stored form; raises `ValueError` on an unknown type."""
     kind = d.get("type")
@@ -842,6 +942,10 @@ def event_from_dict(d: dict[str, Any]) -> Event:
             usage=Usage.from_dict(d.get("usage", {})),
             steps=d.get("steps", 0),
         )
+    if cls is SpeakerSelected:
+        fields = {k: v for k, v in d.items() if k not in ("type", "run_id", "step", "seq", "ts")}
+        fields["usage"] = Usage.from_dict(fields.get("usage", {}))
+        return SpeakerSelected(**env, **fields)
     if cls is NodeFinished:
         return NodeFinished(
             **env,

@@ -410,3 +410,17 @@ class CycleLimitError(FlowError):
 class NodeInDoubtError(FlowError):
     """On resume, a node declared ``on_doubt="fail"`` had started and has no recorded
     end: it may have acted. Nothing ran again; resume with ``rerun=[key]`` once checked."""
+
+
+class ChatError(PilothouseError):
+    """A team pattern's run (group chat, SOP pipeline, role-play) failed: a selector
+    rule chose a non-member, a role produced an artefact of the wrong type, a member's
+    run failed. `run_id` is the team's run; its journal ends with the `error`."""
+
+    def __init__(self, message: str, *, run_id: str):
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class ArtefactTypeError(ChatError):
+    """An SOP role produced something that is not the artefact type it declares."""

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from pilothouse.events import (
     ApprovalGiven,
     ApprovalRequested,
+    ArtefactPublished,
+    ChatMessage,
     ChildFinished,
     ChildStarted,
     ErrorOccurred,
@@ -31,9 +33,11 @@ from pilothouse.events import (
     PlanAccepted,
     PlanRejected,
     RunStarted,
+    SpeakerSelected,
     StageRequested,
     StageResponded,
     Stopped,
+    TeamEnded,
     ToolCalled,
     ToolReturned,
 )
@@ -176,6 +180,18 @@ def describe(event: Event, *, limit: int = 160) -> str:
         return _short(f"✓ plan {event.attempt} accepted: {tasks}", limit)
     if isinstance(event, PlanRejected):
         return _short(f"✗ plan {event.attempt} rejected: {'; '.join(event.reasons)}", limit)
+    if isinstance(event, SpeakerSelected):  # team patterns (teams/groupchat.py)
+        note = f" ({_short(event.note, 80)})" if event.note else ""
+        cost = f" [{event.usage.total_tokens} tok]" if event.usage.total_tokens else ""
+        among = ", ".join(event.candidates)
+        return f"☞ speaker  {event.chosen} by {event.how} among {among}{cost}{note}"
+    if isinstance(event, ChatMessage):
+        return f"✉ {event.speaker}: {_short(event.text, limit)}"
+    if isinstance(event, ArtefactPublished):
+        to = ", ".join(event.routed_to) or "nobody"
+        return f"✉ {event.kind} v{event.version} from {event.producer} → {to}"
+    if isinstance(event, TeamEnded):
+        return f"■ team ended: {event.reason} ({event.messages} turn(s))"
     return f"{event.type}"
 
 

@@ -1,6 +1,8 @@
-"""Teams: agents as tools, handoffs, a supervisor, human in the loop as a parameter.
+"""Teams: agents as tools, handoffs, a supervisor, human in the loop as a parameter
+(docs/teams.md); group chat, SOP pipelines and role-play in `teams.groupchat`,
+`teams.sop` and `teams.roleplay` (docs/team_patterns.md).
 
-See docs/teams.md. Every handoff and delegation is a child run in the run tree.
+Every handoff, delegation and turn is a child run in the run tree.
 """
 
 from __future__ import annotations
