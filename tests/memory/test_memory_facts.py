@@ -10,7 +10,7 @@ import pytest
 from pilothouse import Agent, ScriptedModel, call, tool
 from pilothouse.events import ToolCalled, ToolReturned
 from pilothouse.memory import Memory, SQLiteFacts
-from pilothouse.memory.store import MAX_VALUE, fts_query
+from pilothouse.memory.facts import MAX_VALUE, fts_query
 from pilothouse.policy import Policy, Principal
 from pilothouse.runtime.journal import SQLiteStore
 

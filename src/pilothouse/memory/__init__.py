@@ -13,10 +13,11 @@ See docs/memory.md.
 from __future__ import annotations
 
 from pilothouse.memory.compaction import Compaction, estimate_tokens, recall_result_tool
+from pilothouse.memory.facts import Fact, FactStore
 from pilothouse.memory.hooks import chain_hooks
 from pilothouse.memory.memory import Memory
 from pilothouse.memory.retrieval import ToolRetrieval
-from pilothouse.memory.store import Fact, FactStore, SQLiteFacts, open_facts
+from pilothouse.memory.store import SQLiteFacts, open_facts
 
 __all__ = [
     "Compaction",

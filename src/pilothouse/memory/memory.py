@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from pilothouse.exceptions import ToolError
-from pilothouse.memory.store import Fact, FactStore, open_facts
+from pilothouse.memory.facts import Fact, FactStore
+from pilothouse.memory.store import open_facts
 from pilothouse.runtime.journal import Store
 from pilothouse.tools.tool import Tool, ToolContext, tool
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pilothouse.exceptions import StoreError
-from pilothouse.memory.store import MAX_FACTS, Author, Fact, check_fact
+from pilothouse.memory.facts import MAX_FACTS, Author, Fact, check_fact
 
 __all__ = ["PostgresFacts"]
 
