@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -136,6 +137,13 @@ def _render(messages: Sequence[Message]) -> str:
     return "\n".join(lines)
 
 
+def _changed(body: Sequence[Message], view: list[Message]) -> list[Message] | None:
+    """The view, or None when it is the conversation unchanged (nothing to record)."""
+    if len(view) == len(body) and all(a is b for a, b in zip(view, body, strict=True)):
+        return None
+    return view
+
+
 def _digest(messages: Sequence[Message]) -> str:
     data = json.dumps([m.to_dict() for m in messages], sort_keys=True, default=str)
     return hashlib.sha256(data.encode()).hexdigest()
@@ -175,13 +183,17 @@ class Compaction:
         # covered message count -> (digest of those messages, summary text)
         self._summaries: dict[int, tuple[str, str]] = {}
         self.summaries_made = 0
+        # run id -> the loop's conversation at the run's latest step (a reference, not a
+        # copy): the journal's content for results not committed yet (a read-only step
+        # is written within 50 ms, not at once), for `recall_result`. The last 64 runs.
+        self._conversations: OrderedDict[str, Sequence[Message]] = OrderedDict()
 
     def _cut(self, body: Sequence[Message]) -> int:
         """Where the protected tail begins: the last `keep_recent` units, and nothing
         from the first unit with a pending call onwards."""
         spans = units(body)
-        protected = len(spans) - self.keep_recent if self.keep_recent else len(spans)
-        first = spans[protected].start if 0 <= protected < len(spans) else len(body)
+        protected = max(len(spans) - self.keep_recent, 0)  # index of the first kept unit
+        first = spans[protected].start if protected < len(spans) else len(body)
         for u in spans:
             if u.pending:
                 first = min(first, u.start)
@@ -197,8 +209,8 @@ class Compaction:
         cut = self._cut(body)
         trimmed = trim_results(body, cut, head=self.head, tail=self.tail, prompts=self.prompts)
         if estimate_tokens([*head, *trimmed]) <= self.max_tokens or self.summarizer is None:
-            return trimmed
-        return await self._summarised(head, body, trimmed, cut)
+            return _changed(body, trimmed)
+        return _changed(body, await self._summarised(head, body, trimmed, cut))
 
     async def _summarised(
         self, head: list[Message], body: list[Message], trimmed: list[Message], cut: int
@@ -242,17 +254,28 @@ class Compaction:
         self.summaries_made += 1
         return response.text.strip()
 
+    def conversation(self, run_id: str) -> Sequence[Message]:
+        """The conversation of run `run_id` as of its latest step this hook saw."""
+        return self._conversations.get(run_id, ())
+
     async def __call__(self, ctx: StepContext[object]) -> StepOptions | None:
+        self._conversations[ctx.run_id] = ctx.messages
+        self._conversations.move_to_end(ctx.run_id)
+        while len(self._conversations) > 64:
+            self._conversations.popitem(last=False)
         view = await self.view(ctx.messages)
         return None if view is None else StepOptions(messages=view)
 
 
-def recall_result_tool(store: Store) -> Tool:
+def recall_result_tool(store: Store, compaction: Compaction | None = None) -> Tool:
     """The `recall_result(call_id)` tool: the whole result of an earlier call, from the journal.
 
     It reads the run's own journal, then the journals of the other turns of its session
     (newest first): a result trimmed from a compacted view is never out of reach, and
-    a call id of another conversation finds nothing.
+    a call id of another conversation finds nothing. A result of this run not yet on
+    disk (a read-only step is committed within 50 ms, not at once) is read from the
+    conversation `compaction` last saw for this run: the same messages the journal
+    is about to hold.
     """
 
     @tool(name="recall_result")
@@ -263,6 +286,10 @@ def recall_result_tool(store: Store) -> Tool:
             call_id: the id named in the trimmed result
         """
         found = find_result(store, ctx.run_id, call_id)
+        if found is None and compaction is not None:
+            for m in reversed(compaction.conversation(ctx.run_id)):
+                if m.role == "tool" and m.tool_call_id == call_id:
+                    return m.content
         if found is None:
             from pilothouse.exceptions import ToolError
 
