@@ -13,7 +13,8 @@ For each size (100, 300, 1,000 tools) the tool set is every query's target plus 
 tools drawn with a fixed seed, so a query's answer is always present and the
 distractors grow. Retrieval is `ToolIndex.search` (BM25 over name, description and
 parameters, `pilothouse.tools.select`), the ranking `pilothouse.memory.ToolRetrieval`'s
-`prepare_step` hook offers each step and its `find_tools` searches. Time per query is the median of 5 passes over all queries, cache off.
+`prepare_step` hook offers each step and its `find_tools` searches. Time per query is
+the median of 5 passes over all queries, cache off.
 """
 
 from __future__ import annotations
@@ -96,9 +97,7 @@ def main() -> None:
         r = measure(size, tools, queries)
         report.append(r)
         (tr, tn), (hr, hn) = r["recall"]["tune"], r["recall"]["holdout"]
-        print(
-            f"{r['size']:>6} {tr:>9.1%} ({tn:>2}) {hr:>12.1%} ({hn:>2}) {r['ms']:>9.3f}"
-        )
+        print(f"{r['size']:>6} {tr:>9.1%} ({tn:>2}) {hr:>12.1%} ({hn:>2}) {r['ms']:>9.3f}")
     for query, target, top in report[-1]["misses"]:
         print(f"  tune miss: {query!r} -> {target} (got {', '.join(top)})")
 

@@ -70,9 +70,7 @@ def _tools_of(path: Path, prefix: str, *, class_filter: Any) -> list[dict[str, A
                 continue
             if any(isinstance(d, ast.Name) and d.id == "property" for d in fn.decorator_list):
                 continue
-            if any(
-                isinstance(d, ast.Attribute) and d.attr == "setter" for d in fn.decorator_list
-            ):
+            if any(isinstance(d, ast.Attribute) and d.attr == "setter" for d in fn.decorator_list):
                 continue
             doc = ast.get_docstring(fn)
             if not doc:
@@ -82,16 +80,25 @@ def _tools_of(path: Path, prefix: str, *, class_filter: Any) -> list[dict[str, A
                 continue
             names = [a.arg for a in fn.args.args + fn.args.kwonlyargs if a.arg not in SKIP_ARGS]
             properties = {n: ({"description": arg_docs[n]} if n in arg_docs else {}) for n in names}
-            owner = prefix(cls.name)
             out.append(
                 {
-                    "name": f"{owner}_{fn.name}",
+                    "name": _short(f"{prefix(cls.name)}_{fn.name}"),
                     "description": summary,
                     "parameters": {"type": "object", "properties": properties},
                     "source": str(path.relative_to(SITE)),
                 }
             )
     return out
+
+
+def _short(name: str) -> str:
+    """A tool name within the 64 characters models accept: "organization" is "org", then
+    the path's middle words are dropped (the package and the method stay)."""
+    name = name.replace("organization", "org")
+    parts = name.split("_")
+    while len("_".join(parts)) > 64 and len(parts) > 3:
+        del parts[1]
+    return "_".join(parts)
 
 
 def _snake(name: str) -> str:
@@ -107,8 +114,10 @@ def main() -> None:
             tools += _tools_of(
                 path,
                 lambda _c, p=f"{package}_{prefix}": p,
-                class_filter=lambda c: not c.startswith("Async")
-                and not c.endswith(("WithRawResponse", "WithStreamingResponse")),
+                class_filter=lambda c: (
+                    not c.startswith("Async")
+                    and not c.endswith(("WithRawResponse", "WithStreamingResponse"))
+                ),
             )
     playwright = SITE / "playwright" / "sync_api" / "_generated.py"
     tools += _tools_of(
