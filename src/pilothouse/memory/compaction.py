@@ -144,11 +144,6 @@ def _changed(body: Sequence[Message], view: list[Message]) -> list[Message] | No
     return view
 
 
-def _digest(messages: Sequence[Message]) -> str:
-    data = json.dumps([m.to_dict() for m in messages], sort_keys=True, default=str)
-    return hashlib.sha256(data.encode()).hexdigest()
-
-
 class Compaction:
     """A `prepare_step` hook: above `max_tokens`, send a compacted view of the conversation.
 
@@ -180,8 +175,9 @@ class Compaction:
         self.summarizer = summarizer
         self.summary_tokens = summary_tokens
         self.prompts = prompts or Prompts.default()
-        # covered message count -> (digest of those messages, summary text)
-        self._summaries: dict[int, tuple[str, str]] = {}
+        # digest of the messages a summary covers -> the summary (the last 256): a cache
+        # of model output keyed by exactly what it summarised, shared by every session
+        self._summaries: OrderedDict[str, str] = OrderedDict()
         self.summaries_made = 0
         # run id -> the loop's conversation at the run's latest step (a reference, not a
         # copy): the journal's content for results not committed yet (a read-only step
@@ -215,26 +211,37 @@ class Compaction:
     async def _summarised(
         self, head: list[Message], body: list[Message], trimmed: list[Message], cut: int
     ) -> list[Message]:
-        # Unit boundaries before the cut: a summary covers whole units only.
-        bounds = [u.end for u in units(body) if u.end <= cut]
+        # Unit boundaries before the cut (a summary covers whole units only), each with
+        # the digest of the messages before it, hashed once front to back.
+        running = hashlib.sha256()
+        bounds: list[tuple[int, str]] = []
+        for u in units(body):
+            if u.end > cut:
+                break
+            for m in body[u.start : u.end]:
+                running.update(json.dumps(m.to_dict(), sort_keys=True, default=str).encode())
+                running.update(b"\n")
+            bounds.append((u.end, running.copy().hexdigest()))
         if not bounds:
             return trimmed
         # Reuse the longest earlier summary that still covers a prefix of this body.
         covered, summary = 0, ""
-        for n in sorted(self._summaries, reverse=True):
-            digest, text = self._summaries[n]
-            if n in bounds and _digest(body[:n]) == digest:
-                covered, summary = n, text
+        for n, digest in reversed(bounds):
+            if digest in self._summaries:
+                covered, summary = n, self._summaries[digest]
+                self._summaries.move_to_end(digest)
                 break
         view = self._with_summary(summary, trimmed, covered) if covered else trimmed
-        if estimate_tokens([*head, *view]) <= self.max_tokens or covered == bounds[-1]:
+        upto, digest = bounds[-1]
+        if estimate_tokens([*head, *view]) <= self.max_tokens or covered == upto:
             return view
-        upto = bounds[-1]
         earlier = ([Message.user(self._summary_text(summary))] if covered else []) + trimmed[
             covered:upto
         ]
         summary = await self._summarise(earlier)
-        self._summaries[upto] = (_digest(body[:upto]), summary)
+        self._summaries[digest] = summary
+        while len(self._summaries) > 256:
+            self._summaries.popitem(last=False)
         return self._with_summary(summary, trimmed, upto)
 
     def _summary_text(self, summary: str) -> str:

@@ -22,6 +22,7 @@ untrusted whatever is declared, unless a rule names it explicitly.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,7 +47,7 @@ class Memory:
 
             self.store = open_store(store)
         self.facts: FactStore = facts if facts is not None else open_facts(self.store)
-        self._principals: dict[str, str | None] = {}
+        self._principals: OrderedDict[str, str | None] = OrderedDict()  # the last 1,024 runs
 
     def principal_of(self, run_id: str) -> str | None:
         """Whom run `run_id` acts for (`Principal.user`), from its journal; fixed per run."""
@@ -61,6 +62,8 @@ class Memory:
                     user = (event.principal or {}).get("user")
                     break
             self._principals[run_id] = user if isinstance(user, str) and user else None
+            while len(self._principals) > 1024:
+                self._principals.popitem(last=False)
         return self._principals[run_id]
 
     def _principal(self, ctx: ToolContext[Any]) -> str:
