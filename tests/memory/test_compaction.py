@@ -15,6 +15,7 @@ from pilothouse.memory.compaction import units
 from pilothouse.messages import ModelResponse, ToolCall
 from pilothouse.models.base import ModelRequest
 from pilothouse.runtime.journal import SQLiteStore
+from pilothouse.runtime.replay import export_journal
 from pilothouse.testing import replay
 
 
@@ -218,3 +219,27 @@ def test_recall_result_reads_this_session_only(tmp_path: Path) -> None:
     refused = [e.result for e in store.events(other.run_id) if isinstance(e, ToolReturned)]
     assert refused[0].is_error and "no result" in refused[0].content
     assert json.dumps(refused[0].content).count("price") == 0
+
+
+def test_a_run_with_summaries_replays_without_divergence(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "journal.db")
+    history = []
+    for i in range(8):
+        history += [Message.user(f"turn {i} " + "u" * 400), Message.assistant("ok " * 100)]
+    session = Session.create(store)
+    session.append(history)
+
+    def agent_of(model: ScriptedModel) -> Agent:
+        compaction = Compaction(600, keep_recent=2, summarizer=_summary_model())
+        return Agent(model, tools=[catalogue], store=store, prepare_step=compaction)
+
+    model = ScriptedModel([[call("catalogue", page=3)], "page 3 read"])
+    result = agent_of(model).run_sync("read page 3", session=session)
+    events = store.events(result.run_id)
+    views = [e.view for e in events if isinstance(e, ModelRequested)]
+    assert all(v is not None and isinstance(v[0], dict) for v in views)  # the summary, recorded
+    # a fresh agent (empty summary cache) makes the same views from the same journal
+    cassette = tmp_path / "turn.jsonl"
+    export_journal(store, result.run_id, cassette)
+    report = replay(agent_of(ScriptedModel([])), cassette)
+    assert report.ok, report.divergence

@@ -92,6 +92,7 @@ def test_a_principal_never_reads_another_principals_facts(tmp_path: Path) -> Non
                 call("recall", key="landlord_iban"),
                 call("recall", query="secret plan landlord iban"),
                 call("recall", query="alice"),
+                call("recall", key="secret", principal="alice", user="alice"),  # forged
             ],
             "nothing",
         ]
@@ -99,9 +100,10 @@ def test_a_principal_never_reads_another_principals_facts(tmp_path: Path) -> Non
     agent = Agent(model, tools=memory.tools(), store=store, policy=Policy.from_yaml(ALLOW_MEMORY))
     result = agent.run_sync("what do you know?", principal=Principal("bob"))
     outputs = [e.result.content for e in store.events(result.run_id) if isinstance(e, ToolReturned)]
-    assert len(outputs) == 3
-    for out in outputs:
+    assert len(outputs) == 4
+    for out in outputs[:3]:
         assert json.loads(out) == {"recalled": [], "from_people": []}
+    assert "Extra inputs are not permitted" in outputs[3]  # a forged principal is refused
     # bob's own write stays bob's
     memory.facts.write("bob", "secret", "bob's", author="agent")
     alice = memory.facts.get("alice", "secret")
