@@ -4,7 +4,7 @@ Run: `python benchmarks/tool_retrieval.py` (offline; a few seconds).
 
 The tools are generated from public API descriptions shipped in installed packages
 (the `openai` and `anthropic` SDKs' resources, `playwright`'s sync API: see
-`benchmarks/data/tools/generate.py`; 998 tools). The queries are written by hand in a
+`benchmarks/data/tools/generate.py`; 987 tools). The queries are written by hand in a
 user's words (`benchmarks/data/tools/queries.tsv`, 104 queries, each naming the one
 tool that answers it), split once by a hash of the query into `tune` (what any
 tuning looked at) and `holdout` (reported separately, never tuned on).

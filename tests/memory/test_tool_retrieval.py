@@ -54,7 +54,7 @@ def test_retrieval_opens_no_network_socket(monkeypatch: pytest.MonkeyPatch) -> N
 
     monkeypatch.setattr(socket, "socket", NoSocket)
     monkeypatch.setattr(socket, "create_connection", NoSocket)
-    retrieval = ToolRetrieval(api_tools(998))
+    retrieval = ToolRetrieval(api_tools(1_000))
     for query in ["take a screenshot", "delete a vector store", "transcribe audio"]:
         assert retrieval.search(query)
     assert opened == []

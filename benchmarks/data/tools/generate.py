@@ -68,8 +68,11 @@ def _tools_of(path: Path, prefix: str, *, class_filter: Any) -> list[dict[str, A
         for fn in cls.body:
             if not isinstance(fn, ast.FunctionDef) or fn.name.startswith("_"):
                 continue
-            if any(isinstance(d, ast.Name) and d.id == "property" for d in fn.decorator_list):
-                continue
+            if any(
+                isinstance(d, ast.Name) and d.id in ("property", "cached_property")
+                for d in fn.decorator_list
+            ):
+                continue  # an accessor of a sub-resource, not an operation
             if any(isinstance(d, ast.Attribute) and d.attr == "setter" for d in fn.decorator_list):
                 continue
             doc = ast.get_docstring(fn)
