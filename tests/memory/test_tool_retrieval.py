@@ -15,6 +15,7 @@ from pilothouse.events import ModelRequested, ToolReturned
 from pilothouse.memory import Compaction, ToolRetrieval, chain_hooks
 from pilothouse.models.base import ToolSpec
 from pilothouse.runtime.journal import MemoryStore
+from pilothouse.testing import replay
 from pilothouse.tools.select import ToolIndex, rank_tools
 from pilothouse.tools.tool import Tool
 
@@ -86,6 +87,11 @@ def test_each_step_offers_the_top_k_and_the_offer_never_shrinks() -> None:
     assert not any(r.is_error for r in results)
     # the model was sent only the offered tools
     assert [t.name for t in model.requests[0].tools] == offers[0]
+    # a fresh hook (empty caches) offers the same tools on replay: derived from the journal
+    fresh = ToolRetrieval(tools, k=3)
+    again = Agent(ScriptedModel([]), tools=fresh.tools, prepare_step=fresh)
+    report = replay(again, store.events(result.run_id))
+    assert report.ok, report.divergence
 
 
 def test_a_tool_not_offered_is_not_run() -> None:
