@@ -56,8 +56,8 @@ def estimate_tokens(messages: Sequence[Message]) -> int:
     total = 0
     for m in messages:
         chars = len(m.content)
-        for call in m.tool_calls:
-            chars += len(call.name) + len(json.dumps(call.arguments, default=str))
+        for call in m.tool_calls:  # repr, not JSON: as long, give or take, and 5x cheaper
+            chars += len(call.name) + len(repr(call.arguments))
         total += 4 + (chars + 3) // 4
     return total
 
@@ -101,21 +101,31 @@ def trim_results(
     head: int,
     tail: int,
     prompts: Prompts | None = None,
+    memo: dict[int, tuple[Message, Message]] | None = None,
 ) -> list[Message]:
     """`messages` with the tool results before index `upto` cut to `head` + `tail`
-    characters; every other message is the same object (the journal records its place)."""
+    characters; every other message is the same object (the journal records its place).
+    `memo` keeps each trimmed message by its original (held, so its id is not reused):
+    the loop hands the same message objects to every step, and a step costs no re-cut."""
     prompts = prompts or Prompts.default()
     out = list(messages)
     for i in range(min(upto, len(out))):
         m = out[i]
         if m.role != "tool" or len(m.content) <= head + tail + 80:
             continue
+        if memo is not None:
+            known = memo.get(id(m))
+            if known is not None and known[0] is m:  # the same message object as before
+                out[i] = known[1]
+                continue
         omitted = len(m.content) - head - tail
         marker = prompts.render(
             "compaction_trimmed", omitted=omitted, call_id=m.tool_call_id or "?"
         )
         text = m.content[:head] + marker + (m.content[-tail:] if tail else "")
         out[i] = Message("tool", text, (), m.tool_call_id, m.name, m.is_error)
+        if memo is not None:
+            memo[id(m)] = (m, out[i])
     return out
 
 
@@ -183,6 +193,8 @@ class Compaction:
         # copy): the journal's content for results not committed yet (a read-only step
         # is written within 50 ms, not at once), for `recall_result`. The last 64 runs.
         self._conversations: OrderedDict[str, Sequence[Message]] = OrderedDict()
+        self._trimmed: dict[int, tuple[Message, Message]] = {}  # see `trim_results`
+        self._cut_by = (head, tail)
 
     def _cut(self, body: Sequence[Message]) -> int:
         """Where the protected tail begins: the last `keep_recent` units, and nothing
@@ -203,7 +215,12 @@ class Compaction:
         if estimate_tokens(messages) <= self.max_tokens:
             return None
         cut = self._cut(body)
-        trimmed = trim_results(body, cut, head=self.head, tail=self.tail, prompts=self.prompts)
+        if len(self._trimmed) > 4_096 or self._cut_by != (self.head, self.tail):
+            self._trimmed.clear()  # bounded; and a change of head or tail cuts anew
+            self._cut_by = (self.head, self.tail)
+        trimmed = trim_results(
+            body, cut, head=self.head, tail=self.tail, prompts=self.prompts, memo=self._trimmed
+        )
         if estimate_tokens([*head, *trimmed]) <= self.max_tokens or self.summarizer is None:
             return _changed(body, trimmed)
         return _changed(body, await self._summarised(head, body, trimmed, cut))
