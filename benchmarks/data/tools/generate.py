@@ -10,7 +10,8 @@ tool: its name is the resource path and the method (``beta_threads_runs_create``
 ``page_click``), its description the docstring's first paragraph, its parameters the
 method's keyword arguments (transport options such as ``extra_headers`` left out) with
 the descriptions the docstring gives them. Duplicates (a deprecated alias with the same
-text) are kept once.
+text) are kept once. The committed file was made from openai 3.60.0, anthropic 2.16.0
+and playwright 1.65.2; other releases give other tools.
 """
 
 from __future__ import annotations
@@ -140,7 +141,8 @@ def main() -> None:
             continue
         seen.update((t["name"], key))
         unique.append(t)
-    OUT.write_text(json.dumps(unique, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    lines = ",\n".join(json.dumps(t, ensure_ascii=False) for t in unique)  # a tool a line
+    OUT.write_text("[\n" + lines + "\n]\n", encoding="utf-8")
     print(f"{len(unique)} tools written to {OUT}")
 
 
