@@ -24,7 +24,16 @@ from typing import Any
 
 from pilothouse.models.base import ToolSpec
 
-__all__ = ["STOP_WORDS", "bm25", "rank_texts", "rank_tools", "select_tools", "tool_text", "words"]
+__all__ = [
+    "STOP_WORDS",
+    "ToolIndex",
+    "bm25",
+    "rank_texts",
+    "rank_tools",
+    "select_tools",
+    "tool_text",
+    "words",
+]
 
 _STOP_TEXT = """a an and are as at be by can could do does did for from has have how i if in
 into is it its me my of on or our please should so than that the their them then there
@@ -129,3 +138,61 @@ def select_tools(query: str, tools: Sequence[ToolSpec], limit: int = 3) -> list[
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
     return [spec for spec, score in rank_tools(query, tools) if score > 0][:limit]
+
+
+class ToolIndex:
+    """`rank_tools` over a fixed tool list, with the documents counted once.
+
+    `rank_tools` counts every tool's words on each query (fine for the dozen tools a
+    guided step sees); with hundreds of tools that is most of the cost, so this index
+    keeps the bags, lengths and document frequencies, and an inverted list per word
+    so a query touches only the tools that share a word with it. The scores are the
+    same function as `rank_tools` (same `words`, same BM25, name words counted
+    twice), so a ranking never depends on which of the two made it.
+    """
+
+    __slots__ = ("_average", "_frequency", "_lengths", "_postings", "b", "k1", "specs")
+
+    def __init__(self, tools: Sequence[ToolSpec], *, k1: float = 1.2, b: float = 0.75) -> None:
+        self.specs = list(tools)
+        self.k1 = k1
+        self.b = b
+        postings: dict[str, list[tuple[int, int]]] = {}
+        self._lengths: list[int] = []
+        for i, spec in enumerate(self.specs):
+            counts = Counter(words(tool_text(spec)))
+            counts.update(words(spec.name.replace("_", " ")))
+            self._lengths.append(sum(counts.values()))
+            for word, tf in counts.items():
+                postings.setdefault(word, []).append((i, tf))
+        self._postings = postings
+        self._frequency = {w: len(p) for w, p in postings.items()}
+        self._average = (sum(self._lengths) / len(self._lengths) if self._lengths else 0.0) or 1.0
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def scores(self, query: str) -> dict[int, float]:
+        """BM25 score of `query` for each tool sharing a word with it (the rest score 0)."""
+        n = len(self.specs)
+        k1, b, average = self.k1, self.b, self._average
+        out: dict[int, float] = {}
+        for w in set(words(query)):
+            posting = self._postings.get(w)
+            if posting is None:
+                continue
+            f = self._frequency[w]
+            idf = math.log(1.0 + (n - f + 0.5) / (f + 0.5))
+            for i, tf in posting:
+                length = self._lengths[i]
+                gain = idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / average))
+                out[i] = out.get(i, 0.0) + gain
+        return out
+
+    def search(self, query: str, limit: int = 5) -> list[tuple[ToolSpec, float]]:
+        """The (at most `limit`) tools that match `query` at all, best first, with scores;
+        ties keep list order, as in `rank_tools`."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        scored = sorted(self.scores(query).items(), key=lambda pair: (-pair[1], pair[0]))
+        return [(self.specs[i], s) for i, s in scored[:limit]]

@@ -1,0 +1,140 @@
+"""Tool retrieval at scale: recall@5 of the right tool and time per query, 100-1,000 tools.
+
+Run: `python benchmarks/tool_retrieval.py` (offline; a few seconds).
+
+The tools are generated from public API descriptions shipped in installed packages
+(the `openai` and `anthropic` SDKs' resources, `playwright`'s sync API: see
+`benchmarks/data/tools/generate.py`; 987 tools). The queries are written by hand in a
+user's words (`benchmarks/data/tools/queries.tsv`, 104 queries, each naming the one
+tool that answers it), split once by a hash of the query into `tune` (what any
+tuning looked at) and `holdout` (reported separately, never tuned on).
+
+For each size (100, 300, 1,000 tools) the tool set is every query's target plus other
+tools drawn with a fixed seed, so a query's answer is always present and the
+distractors grow. Retrieval is `ToolIndex.search` (BM25 over name, description and
+parameters, `pilothouse.tools.select`), the ranking `pilothouse.memory.ToolRetrieval`'s
+`prepare_step` hook offers each step and its `find_tools` searches. Time per query is
+the median of 5 passes over all queries, cache off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from pilothouse.memory import ToolRetrieval
+from pilothouse.messages import Message, ToolCall, Usage
+from pilothouse.models.base import ToolSpec
+from pilothouse.runtime.step import StepContext
+from pilothouse.tools.select import ToolIndex
+from pilothouse.tools.tool import Tool
+
+DATA = Path(__file__).parent / "data" / "tools"
+
+
+def split(query: str) -> str:
+    """`tune` or `holdout`, fixed by the query text (about one in three is holdout)."""
+    return "holdout" if hashlib.sha256(query.encode()).digest()[0] % 3 == 0 else "tune"
+
+
+def load() -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    tools = json.loads((DATA / "sdk_tools.json").read_text(encoding="utf-8"))
+    queries = []
+    for line in (DATA / "queries.tsv").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            query, target = line.split("\t")
+            queries.append((query, target))
+    return tools, queries
+
+
+def as_spec(entry: dict[str, Any]) -> ToolSpec:
+    """A generated tool as the model (and the index) sees it."""
+    return ToolSpec(entry["name"], entry["description"], entry["parameters"])
+
+
+def tool_set(tools: list[dict[str, Any]], targets: set[str], size: int) -> list[dict[str, Any]]:
+    """Every target, plus seeded distractors up to `size`."""
+    rng = random.Random(size)
+    chosen = [t for t in tools if t["name"] in targets]
+    rest = [t for t in tools if t["name"] not in targets]
+    chosen += rng.sample(rest, max(0, min(size, len(tools)) - len(chosen)))
+    rng.shuffle(chosen)
+    return chosen
+
+
+def measure(size: int, tools: list[dict[str, Any]], queries: list[tuple[str, str]]) -> dict:
+    chosen = tool_set(tools, {q[1] for q in queries}, size)
+    index = ToolIndex([as_spec(t) for t in chosen])
+    results: dict[str, list[int]] = {"tune": [], "holdout": []}
+    misses: list[tuple[str, str, list[str]]] = []
+    for query, target in queries:
+        top = [s.name for s, _ in index.search(query, 5)]
+        hit = target in top
+        results[split(query)].append(int(hit))
+        if not hit and split(query) == "tune":
+            misses.append((query, target, top[:3]))
+    passes = []
+    for _ in range(5):
+        began = time.perf_counter()
+        for query, _ in queries:
+            index.search(query, 5)
+        passes.append((time.perf_counter() - began) / len(queries))
+    return {
+        "size": len(index),
+        "recall": {k: (sum(v) / len(v), len(v)) for k, v in results.items()},
+        "ms": statistics.median(passes) * 1000,
+        "misses": misses,
+    }
+
+
+def main() -> None:
+    tools, queries = load()
+    print(f"{len(tools)} tools generated, {len(queries)} queries")
+    print(f"{'tools':>6} {'recall@5 tune':>15} {'recall@5 holdout':>18} {'ms/query':>9}")
+    report = []
+    for size in (100, 300, 1_000):
+        r = measure(size, tools, queries)
+        report.append(r)
+        (tr, tn), (hr, hn) = r["recall"]["tune"], r["recall"]["holdout"]
+        print(f"{r['size']:>6} {tr:>9.1%} ({tn:>2}) {hr:>12.1%} ({hn:>2}) {r['ms']:>9.3f}")
+    for query, target, top in report[-1]["misses"]:
+        print(f"  tune miss: {query!r} -> {target} (got {', '.join(top)})")
+    print(f"hook per step, {len(tools)} tools: {hook_cost(tools, queries):.1f} µs")
+
+
+def hook_cost(tools: list[dict[str, Any]], queries: list[tuple[str, str]]) -> float:
+    """Microseconds of one `ToolRetrieval` step on a 40-message conversation of 10 user
+    turns (its caches warm, as from the second step of a run on): what every step pays."""
+    retrieval = ToolRetrieval([_tool(t) for t in tools])
+    messages: list[Message] = [Message.system("You are helpful.")]
+    for query, target in queries[:10]:
+        call = ToolCall(f"c{len(messages)}", target, {})
+        messages += [
+            Message.user(query),
+            Message.assistant("", (call,)),
+            Message("tool", "done", (), call.id, target),
+            Message.assistant("ok"),
+        ]
+    ctx = StepContext("run", 1, messages, Usage(), None, {})
+    retrieval(ctx)
+    passes = []
+    for _ in range(5):
+        began = time.perf_counter()
+        for _ in range(200):
+            retrieval(ctx)
+        passes.append((time.perf_counter() - began) / 200)
+    return statistics.median(passes) * 1e6
+
+
+def _tool(entry: dict[str, Any]) -> Tool:
+    """A tool with a generated name and description (never called here)."""
+    return Tool(lambda: "done", name=entry["name"], description=entry["description"])
+
+
+if __name__ == "__main__":
+    main()

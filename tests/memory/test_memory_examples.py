@@ -1,0 +1,41 @@
+"""The memory examples run as written and show what they say."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_example(name: str, cwd: Path) -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_memory_agent_example(tmp_path: Path) -> None:
+    out = run_example("memory_agent.py", tmp_path)
+    assert '"value":"LYS (Lyon)"' in out
+    assert out.count('{"recalled":[],"from_people":[]}') == 2  # bob reads nothing of alice's
+    assert "✗ pay" in out and "appears only in the output of tool 'recall'" in out
+    assert '✓ pay {"iban": "DE89370400440532013000"' in out
+    assert "superseded by a later fact" in out
+    assert (tmp_path / "memory.db").exists()
+
+
+def test_memory_compaction_example(tmp_path: Path) -> None:
+    out = run_example("memory_compaction.py", tmp_path)
+    assert "answer: SKU-0299 costs 904 EUR." in out
+    assert 'recall_result("call_1") returns it whole' in out
+    assert "recall_result gave back 5368 characters" in out
+    assert "session messages kept: 14 (nothing deleted)" in out
+    assert "summaries made: 1" in out
