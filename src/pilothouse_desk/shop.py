@@ -12,7 +12,8 @@ as the change: the same key again returns the recorded result instead of acting
 twice, which is what makes a resumed or retried tool call safe.
 
 Tables: customers, payment_methods, orders, items, payments (payments and
-refunds), returns (returns and exchanges), actions, articles (+ articles_fts).
+refunds), returns (returns and exchanges), actions, verifications (every identity
+check, for the attempt limit across conversations), articles (+ articles_fts).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,9 @@ CREATE TABLE IF NOT EXISTS returns (
     kind TEXT NOT NULL, new_variant TEXT, ts TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS actions (
     key TEXT PRIMARY KEY, tool TEXT NOT NULL, result TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS verifications (
+    id INTEGER PRIMARY KEY, email TEXT NOT NULL, ok INTEGER NOT NULL, ts TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS verifications_email ON verifications(email, ts);
 CREATE TABLE IF NOT EXISTS articles (
     id TEXT PRIMARY KEY, title TEXT NOT NULL, body TEXT NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5(
@@ -281,6 +285,8 @@ class Shop:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.lock = threading.RLock()
+        # The clock of the verification log (the attempt limit's window); tests set it.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         with self.lock:
             self.db.executescript(SCHEMA)
             if self.db.execute("SELECT COUNT(*) FROM customers").fetchone()[0] == 0:
@@ -395,6 +401,24 @@ class Shop:
                 self.db.execute("ROLLBACK")
                 raise
             return result
+
+    def record_verification(self, email: str, ok: bool) -> None:
+        """Log one identity check of `email` (the attempt limit counts the failed ones)."""
+        with self.lock:
+            self.db.execute(
+                "INSERT INTO verifications (email, ok, ts) VALUES (?,?,?)",
+                (email.strip().casefold(), int(ok), self.clock().isoformat()),
+            )
+
+    def failed_verifications(self, email: str, within: timedelta = timedelta(hours=1)) -> int:
+        """How many checks of `email` failed in the last `within`, in every conversation."""
+        since = (self.clock() - within).isoformat()
+        with self.lock:
+            row = self.db.execute(
+                "SELECT COUNT(*) FROM verifications WHERE email = ? AND ok = 0 AND ts > ?",
+                (email.strip().casefold(), since),
+            ).fetchone()
+        return int(row[0])
 
     def action_done(self, key: str) -> str | None:
         """The recorded result of the change made with this key, if one was made."""

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from pilothouse import ConfigurationError, Tool, ToolCall, ToolContext, ToolError, tool
-from pilothouse.policy import Policy, Predicate, RunContext
+from pilothouse.policy import Lookup, Policy, Predicate, RunContext
 
 from .deps import SupportDeps, identified
 from .shop import ShopError
@@ -113,6 +113,7 @@ def verify_identity(
     """
     shop = ctx.deps.shop
     c = identified(shop, email, zip)
+    shop.record_verification(email, c is not None)  # the attempt limit reads this log
     if c is None:
         raise ToolError(
             "Not done: The email and ZIP code do not match an account. "
@@ -311,6 +312,22 @@ def refund_to_order_payment(call: ToolCall, ctx: RunContext) -> bool:
     return method is None or method in {p["payment_method_id"] for p in o["payments"]}
 
 
+def order(context: RunContext, order_id: str) -> dict[str, Any] | None:
+    """Lookup `order`: the order as the shop has it now (status, paid, refunded, payments),
+    whatever earlier conversations did to it."""
+    return support_deps(context).shop.order(order_id)
+
+
+def verification_failures(context: RunContext, email: str) -> int:
+    """Lookup `verification_failures`: failed identity checks of `email` in the last hour,
+    in every conversation (the shop's verification log)."""
+    return support_deps(context).shop.failed_verifications(email)
+
+
+LOOKUPS: dict[str, Lookup] = {f.__name__: f for f in (order, verification_failures)}
+"""The lookups `policy.yaml` names: the shop's state across conversations."""
+
+
 PREDICATES: dict[str, Predicate] = {
     f.__name__: f
     for f in (verified, own_order, order_pending, order_delivered, refund_to_order_payment)
@@ -324,4 +341,6 @@ def support_policy() -> Policy:
     from importlib import resources
 
     text = (resources.files("pilothouse_desk") / "policy.yaml").read_text("utf-8")
-    return Policy.from_yaml(text, predicates=PREDICATES, source="support/policy.yaml")
+    return Policy.from_yaml(
+        text, predicates=PREDICATES, lookups=LOOKUPS, source="support/policy.yaml"
+    )

@@ -173,3 +173,86 @@ async def test_transfer_to_human_is_always_allowed(shop: Shop) -> None:
     a = agent(shop, call("transfer_to_human", summary="wants a person"), "transferred")
     r = await a.run("a human please")
     assert decisions(a, r.run_id) == [("transfer_to_human", "allow", "transfer-always")]
+
+
+# --------------------------------------------------------------------------- abuse cases
+# Issue 14: anyone who knew a customer's email could guess the ZIP (the demo shop has few)
+# and take the account over; refunds split below the approval threshold paid out a whole
+# order without a person. Each conversation below is its own agent and deps, as on the desk.
+
+
+async def test_zip_guessing_is_locked_out_across_conversations_before_success(shop: Shop) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    shop.clock = lambda: now
+    for wrong in ("97301", "37062", "82501"):  # three conversations, one wrong guess each
+        a = agent(shop, call("verify_identity", email=KIRA["email"], zip=wrong), "sorry")
+        r = await a.run("I am Kira")
+        assert [d[:2] for d in decisions(a, r.run_id)] == [("verify_identity", "allow")]
+        assert "do not match" in results(a, r.run_id)[0]
+    # the fourth try has the right ZIP, in a fresh conversation: locked out, nothing changed
+    a = agent(
+        shop,
+        call("verify_identity", **KIRA),
+        call("change_address", order_id="A1010", address="1 Thief Lane"),
+        "ok",
+    )
+    r = await a.run("I am Kira, change my address")
+    got = decisions(a, r.run_id)
+    assert got[0] == ("verify_identity", "deny", "verification-attempt-limit")
+    assert got[1] == ("change_address", "deny", "verify-identity-first")
+    assert "Too many failed verifications" in results(a, r.run_id)[0]
+    assert a.deps.verified is None
+    order = shop.order("A1010")
+    assert order is not None and "Thief" not in order["address"]
+    # another customer is not locked out by Kira's failures
+    b = agent(shop, call("verify_identity", **BEN), "hello Ben")
+    r = await b.run("I am Ben")
+    assert decisions(b, r.run_id)[0][:2] == ("verify_identity", "allow")
+    assert b.deps.verified == "C002"
+    # an hour after the failures, the right ZIP verifies again
+    now += timedelta(hours=1, seconds=1)
+    c = agent(shop, call("verify_identity", **KIRA), "hello Kira")
+    await c.run("I am Kira")
+    assert c.deps.verified == "C010"
+
+
+async def test_refunds_split_across_conversations_need_a_person(shop: Shop) -> None:
+    first = agent(
+        shop,
+        call("verify_identity", **KIRA),
+        call("refund", order_id="A1010", amount=200.0),
+        "done",
+    )
+    r = await first.run("refund 200 please")
+    assert decisions(first, r.run_id)[1] == ("refund", "allow", "refund-to-order-payment")
+    # a later conversation asks for the rest of the espresso machine: a person decides
+    second = agent(
+        shop, call("verify_identity", **KIRA), call("refund", order_id="A1010", amount=149.0), "ok"
+    )
+    r = await second.run("and the other 149")
+    assert decisions(second, r.run_id)[1] == ("refund", "ask", "big-refund-needs-approval")
+    assert r.outcome == "paused"
+    order = shop.order("A1010")
+    assert order is not None and order["refunded"] == 200.0
+
+
+async def test_refunds_split_in_one_reply_add_up(shop: Shop) -> None:
+    a = agent(
+        shop,
+        call("verify_identity", **KIRA),
+        [
+            call("refund", order_id="A1010", amount=100.0),
+            call("refund", order_id="A1010", amount=99.99),
+            call("refund", order_id="A1010", amount=100.52),
+        ],
+        "done",
+    )
+    r = await a.run("three refunds")
+    got = decisions(a, r.run_id)
+    assert got[1:3] == [("refund", "allow", "refund-to-order-payment")] * 2
+    assert got[3] == ("refund", "ask", "big-refund-needs-approval")
+    assert r.outcome == "paused"
+    order = shop.order("A1010")
+    assert order is not None and order["refunded"] == 0  # the step waits for a person

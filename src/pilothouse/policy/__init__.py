@@ -26,6 +26,7 @@ from pilothouse.policy.engine import Approver, Policy
 if TYPE_CHECKING:
     from pilothouse.policy.conditions import compile_schema
     from pilothouse.policy.propose import Proposal, propose_task_policy
+    from pilothouse.policy.request import propose_from_request
 
 __all__ = [
     "Approver",
@@ -40,6 +41,7 @@ __all__ = [
     "RunContext",
     "ToolInfo",
     "compile_schema",
+    "propose_from_request",
     "propose_task_policy",
 ]
 
@@ -54,4 +56,8 @@ def __getattr__(name: str) -> Any:
         from pilothouse.policy import propose
 
         return getattr(propose, name)
+    if name == "propose_from_request":
+        from pilothouse.policy.request import propose_from_request
+
+        return propose_from_request
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -637,6 +637,8 @@ def _trusted(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) ->
                     index = provenance(ctx, trust)
                 if keys and index.source(keys, role) is not None:
                     continue
+                if role is None and isinstance(item, str) and index.fills(ctx, item):
+                    continue  # the user's own template, its slots filled from the run
                 return f"argument {n}={item!r} is not from trusted input: " + _origin(
                     index, keys, role, ctx
                 )

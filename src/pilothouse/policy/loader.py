@@ -151,13 +151,14 @@ def _names(value: Any, key: str, locate: Locate | None) -> tuple[str, ...]:
 
 
 def _trusted_fields(spec: Any, at: Path, locate: Locate | None) -> dict[str, str | None]:
-    """A tool's `trusted:` declaration: a list of field paths, or a mapping path -> role."""
+    """A tool's `trusted:` declaration: a list of field paths, or a mapping path -> role
+    (the path ``""`` is the whole result: a tool that returns one id or a list of names)."""
     if spec is None:
         return {}
     if isinstance(spec, list):
         spec = dict.fromkeys(spec)
     if not isinstance(spec, Mapping) or not all(
-        isinstance(k, str) and k and (v is None or isinstance(v, str)) for k, v in spec.items()
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in spec.items()
     ):
         raise _err(at, locate, "trusted must list result field paths, or map them to a role")
     return dict(spec)

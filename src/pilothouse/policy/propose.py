@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pilothouse.exceptions import PolicyError, PolicyLayerError
@@ -99,6 +99,8 @@ class Proposal:
     reason: str
     proposed: Policy | None = None
     text: str = ""
+    bindings: Mapping[str, list[str]] = field(default_factory=dict)
+    """Role -> values the user gave for it (`propose_from_request`), for the principal."""
 
 
 def describe_tools(tools: Sequence[_ToolLike | ToolSpec]) -> str:

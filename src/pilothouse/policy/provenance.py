@@ -315,17 +315,45 @@ def text_keys(text: str) -> frozenset[str]:
     return frozenset(keys)
 
 
+_PLACEHOLDER = re.compile(r"\{[A-Za-z_][\w ]{0,40}\}")
+_QUOTED = dict(_PATTERNS)["quoted"]
+
+
+def templates(text: str) -> list[re.Pattern[str]]:
+    """The templates a user's message gives: quoted text with ``{placeholders}``.
+
+    "The event title should be 'Dinner at {restaurant_name}'" gives ``Dinner at (.+)``:
+    the user wrote the frame and left the slot to the agent. Literal parts match after
+    case folding and whitespace collapsing; each slot is one value (checked by the caller).
+    """
+    out: list[re.Pattern[str]] = []
+    for m in _QUOTED.finditer(text[:MAX_TEXT]):
+        quoted = next(g for g in m.groups() if g is not None)
+        parts = _PLACEHOLDER.split(_WS.sub(" ", quoted).strip())
+        if len(parts) < 2 or len(parts) > 5:
+            continue  # no slot (a plain quoted value), or too many to be a frame
+        literal = [re.escape(p).replace("\\ ", "\\s+") for p in parts]
+        out.append(re.compile("(.{1,200}?)".join(literal), re.IGNORECASE | re.DOTALL))
+    return out
+
+
 def field_values(value: Any, path: str) -> list[Any]:
     """The leaves of `value` at a dotted `path` (``*`` or a list on the way: every item).
 
-    ``"sender"``, ``"emails.*.sender"``, ``"participants"`` (a list: each item). A
-    string that is JSON is read as such (a tool returning JSON text).
+    ``"sender"``, ``"emails.*.sender"``, ``"participants"`` (a list: each item),
+    ``"shared_with.keys()"`` (a mapping's keys, not its values). A string that is JSON is
+    read as such (a tool returning JSON text).
     """
     current = [value]
     for part in path.split(".") if path else []:
         nxt: list[Any] = []
         for v in current:
-            if isinstance(v, list):
+            if part == "keys()":  # a mapping's keys (`shared_with: {address: permission}`)
+                if isinstance(v, Mapping):
+                    nxt.append([str(k) for k in v])
+                elif isinstance(v, list):
+                    nxt.extend([str(k) for k in x] for x in v if isinstance(x, Mapping))
+            elif isinstance(v, list):
                 items = v if part == "*" else [x.get(part) for x in v if isinstance(x, Mapping)]
                 nxt.extend(i for i in items if i is not None)
             elif isinstance(v, Mapping) and part in v and v[part] is not None:
@@ -389,6 +417,7 @@ class Provenance:
     principal_roles: Any = None
     declared: int = 0  # how many tools were declared when the index was built
     seen: list[frozenset[str] | None] = field(default_factory=list)  # per record: all its keys
+    frames: list[re.Pattern[str]] = field(default_factory=list)  # the user's templates
 
     def update(self, ctx: RunContext) -> Provenance:
         """Read what the run added since the last check (messages, calls, bindings)."""
@@ -398,6 +427,7 @@ class Provenance:
                 return self._reset(ctx)
             for m in msgs[self.messages :]:
                 self.user |= text_keys(m)
+                self.frames.extend(templates(m))
             self.messages = len(msgs)
         history = ctx.history
         if len(history) < len(self.done):
@@ -453,6 +483,20 @@ class Provenance:
                     self.seen[i] = found
             if keys & found:
                 return rec.name
+        return None
+
+    def fills(self, ctx: RunContext, value: str) -> str | None:
+        """The user's template `value` fills, each slot with one value the run read (from
+        the user or any tool's output), or None. The frame is the user's words; the slot
+        is what the user left to the agent ("Dinner at {restaurant_name}")."""
+        text = _WS.sub(" ", value).strip()
+        for frame in self.frames:
+            m = frame.fullmatch(text)
+            if m is None:
+                continue
+            slots = [value_keys(g.strip()) for g in m.groups()]
+            if all(k and (self.source(k, None) or self.untrusted_source(ctx, k)) for k in slots):
+                return frame.pattern
         return None
 
     def _bind(self, role: str, keys: Iterable[str]) -> None:
