@@ -410,3 +410,17 @@ class CycleLimitError(FlowError):
 class NodeInDoubtError(FlowError):
     """On resume, a node declared ``on_doubt="fail"`` had started and has no recorded
     end: it may have acted. Nothing ran again; resume with ``rerun=[key]`` once checked."""
+
+
+class KnowledgeError(PilothouseError):
+    """A knowledge base refused a document or a request; the message says what to do."""
+
+
+class DocumentError(KnowledgeError):
+    """A document cannot be ingested: too large, not text (binary), an unknown kind,
+    or a parser that is not installed."""
+
+
+class IndexMismatchError(KnowledgeError):
+    """An index was built with other settings (chunking, embedder) than the knowledge
+    base that opens it asks for; the message says how to reindex."""
