@@ -462,11 +462,14 @@ class KnowledgeBase:
 
 
 def format_hits(hits: Iterable[Hit]) -> str:
-    """Hits as the text a model reads: each chunk's id (to cite), document and text."""
+    """Hits as the text a model reads: each chunk's id (to cite), document, span and
+    text (`rag.shown_chunks` reads them back from a run's messages)."""
     parts = []
     for h in hits:
         c = h.chunk
-        head = f"[chunk {c.id}] {c.doc_id}" + (f" ({h.title})" if h.title else "")
+        head = f"[chunk {c.id}] {c.doc_id} @{c.start}-{c.end}" + (
+            f" ({' '.join(h.title.split())})" if h.title else ""
+        )
         parts.append(f"{head}\n{c.text}")
     return "\n\n".join(parts) if parts else "No passages found."
 
