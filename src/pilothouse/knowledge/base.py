@@ -398,16 +398,18 @@ class KnowledgeBase:
         return [Hit(Chunk(*r[:6]), r[6], -float(r[7])) for r in rows]
 
     def find_text(self, quote: str, limit: int = 20) -> list[Chunk]:
-        """Chunks whose text may contain `quote` (every word of it, by the index); the
-        caller checks the text verbatim. Used by the citation checker."""
-        words = [w for w in _WORD.findall(quote.lower()) if len(w) <= MAX_WORD_CHARS][:32]
+        """Chunks whose text may contain `quote` (its words as one phrase, by the index;
+        best matches first); the caller checks the text verbatim. Used by the citation
+        checker."""
+        words = [w for w in _WORD.findall(quote.lower()) if len(w) <= MAX_WORD_CHARS][:64]
         if not words:
             return []
-        match = " AND ".join(f'"{w}"' for w in dict.fromkeys(words))
+        match = '"' + " ".join(words) + '"'  # a phrase: the words in this order
         with self.lock:
             rows = self.db.execute(
                 'SELECT c.id, c.doc_id, c.position, c.start, c."end", c.text FROM kb_fts '
-                "JOIN kb_chunks c ON c.rowid = kb_fts.rowid WHERE kb_fts MATCH ? LIMIT ?",
+                "JOIN kb_chunks c ON c.rowid = kb_fts.rowid WHERE kb_fts MATCH ? "
+                "ORDER BY bm25(kb_fts, 0.0, 1.0) LIMIT ?",
                 (match, limit),
             ).fetchall()
         return [Chunk(*r) for r in rows]
