@@ -243,8 +243,8 @@ def check_answer(answer: Answer, chunks: Chunks) -> Report:
                 Finding(
                     n,
                     "fabricated",
-                    f"citation [{n}]: the quote is not in chunk {cited.id} (nor anywhere): "
-                    "copy the words exactly",
+                    f"citation [{n}]: the quote is not in chunk {cited.id} (nor in another "
+                    "passage): copy the words exactly",
                 )
             )
     return report
