@@ -131,3 +131,48 @@ def test_chain_retrieval_step_is_journaled_and_resumes_without_searching(
     update = finished[0]["updates"][0]["value"]
     assert update["index_version"] == kb.version
     assert update["hits"][0]["doc"] == "returns.md" and "score" in update["hits"][0]
+
+
+def test_citing_a_chunk_the_run_never_showed_is_refused(kb: KnowledgeBase, tmp_path: Path) -> None:
+    """The chunk exists in the index, but no search of this run showed it: refused, and
+    the verdict comes from the journal, not from the index."""
+    unseen = next(c for c in kb.chunks("warranty.txt") if "two-year" in c.text)
+    cite = json.dumps(
+        {
+            "text": "Two years [1].",
+            "citations": [{"n": 1, "chunk": unseen.id, "quote": "two-year warranty"}],
+        }
+    )
+    model = ScriptedModel([call("search_knowledge", query="refund payment"), cite, cite, cite])
+    agent = rag_agent(kb, model, store=SQLiteStore(tmp_path / "j.db"))
+    result = agent.run_sync("warranty?")
+    assert result.outcome == "output_invalid"
+    errors = [e.error for e in agent.store.events(result.run_id) if isinstance(e, OutputValidated)]
+    assert len(errors) == 3 and all(f"names chunk '{unseen.id}'" in (e or "") for e in errors)
+
+
+def test_search_tool_outside_a_loop_records_nothing_and_works(kb: KnowledgeBase) -> None:
+    from pilothouse.flows import tool_step
+
+    chain: Chain[str] = Chain([tool_step(kb.as_tool(k=2))], name="search")
+    result = chain.run_sync({"query": "express shipping"})
+    assert "[chunk c" in result.output and "shipping.html @" in result.output
+
+
+def test_retriever_feeds_a_prompt_step(kb: KnowledgeBase, tmp_path: Path) -> None:
+    from pilothouse.flows import prompt_step
+
+    model = ScriptedModel(["Express arrives the next business day."])
+    chain: Chain[str] = Chain(
+        [
+            retriever(kb, k=2),
+            prompt_step(
+                "answer", "Answer from:\n$context\n\nQ: $question", model=model, input=Passages
+            ),
+        ],
+        name="rag_chain",
+    )
+    result = chain.run_sync("express shipping", store=SQLiteStore(tmp_path / "c.db"))
+    assert result.output == "Express arrives the next business day."
+    sent = model.requests[0].messages[-1].content
+    assert sent.startswith("Answer from:\n[chunk c") and sent.endswith("Q: express shipping")
