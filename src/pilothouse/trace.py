@@ -26,6 +26,7 @@ from pilothouse.events import (
     ParseFailed,
     PlanAccepted,
     PlanRejected,
+    Retrieved,
     RunStarted,
     StageRequested,
     StageResponded,
@@ -166,6 +167,13 @@ def describe(event: Event, *, limit: int = 160) -> str:
         return _short(f"✓ plan {event.attempt} accepted: {tasks}", limit)
     if isinstance(event, PlanRejected):
         return _short(f"✗ plan {event.attempt} rejected: {'; '.join(event.reasons)}", limit)
+    if isinstance(event, Retrieved):  # a knowledge base's search (pilothouse.knowledge)
+        found = ", ".join(f"{h.get('doc')} {h.get('score')}" for h in event.hits[:3])
+        return _short(
+            f"⌕ retrieval  {event.knowledge_base}@{event.index_version}  "
+            f"{_short(event.query, 60)} → {len(event.hits)} hit(s): {found}",
+            limit,
+        )
     return f"{event.type}"
 
 

@@ -176,3 +176,14 @@ def test_retriever_feeds_a_prompt_step(kb: KnowledgeBase, tmp_path: Path) -> Non
     assert result.output == "Express arrives the next business day."
     sent = model.requests[0].messages[-1].content
     assert sent.startswith("Answer from:\n[chunk c") and sent.endswith("Q: express shipping")
+
+
+def test_trace_describes_a_retrieval(kb: KnowledgeBase) -> None:
+    from pilothouse.trace import describe
+
+    hits = kb.retrieve("express shipping", 2, emit=(events := []).append, run_id="r1")
+    assert hits
+    (event,) = events
+    line = describe(event)
+    assert line.startswith(f"⌕ retrieval  help@{kb.version}  express shipping → 2 hit(s):")
+    assert "shipping.html" in line
