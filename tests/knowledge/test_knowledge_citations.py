@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from claims import KINDS, generate, hand_written
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kb_corpus import RETURNS, SHIPPING, WARRANTY
 
 from pilothouse.knowledge import Answer, Chunking, Citation, KnowledgeBase, check_answer
@@ -82,3 +84,31 @@ def test_messages_tell_the_model_what_to_fix(kb: KnowledgeBase) -> None:
     )
     assert [f.problem for f in report.findings] == ["misattributed"]
     assert right.id in report.message()
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.data())
+def test_property_real_passages_pass_changed_ones_fail(
+    kb: KnowledgeBase, data: st.DataObject
+) -> None:
+    docs = kb.documents()
+    doc = data.draw(st.sampled_from(docs))
+    chunk = data.draw(st.sampled_from(kb.chunks(doc)))
+    words = chunk.text.split()
+    size = data.draw(st.integers(1, min(12, len(words))))
+    start = data.draw(st.integers(0, len(words) - size))
+    passage = words[start : start + size]
+    gaps = data.draw(
+        st.lists(st.sampled_from([" ", "  ", "\n", "\t ", " \n "]), min_size=size, max_size=size)
+    )
+    quote = "".join(w + g for w, g in zip(passage, gaps, strict=True))
+    good = Answer(text="It says [1].", citations=[Citation(n=1, chunk=chunk.id, quote=quote)])
+    assert check_answer(good, kb).ok, quote
+    i = data.draw(st.integers(0, size - 1))
+    changed = [*passage[:i], passage[i] + "x", *passage[i + 1 :]]
+    bad = Answer(
+        text="It says [1].", citations=[Citation(n=1, chunk=chunk.id, quote=" ".join(changed))]
+    )
+    assert not check_answer(bad, kb).ok, changed
