@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kb_corpus import RETURNS, SHIPPING, WARRANTY
 
+from pilothouse.exceptions import KnowledgeError
 from pilothouse.knowledge import Answer, Chunking, Citation, KnowledgeBase, check_answer
 
 ARTICLES = Path(__file__).parents[2] / "src" / "pilothouse_desk" / "articles"
@@ -112,3 +113,20 @@ def test_property_real_passages_pass_changed_ones_fail(
         text="It says [1].", citations=[Citation(n=1, chunk=chunk.id, quote=" ".join(changed))]
     )
     assert not check_answer(bad, kb).ok, changed
+
+
+def test_huge_hostile_citations_are_flagged(kb: KnowledgeBase, tmp_path: Path) -> None:
+    chunk = kb.chunks("returns.md")[0]
+    huge = " ".join(["refund"] * 5_000)
+    for quote in (huge, chunk.text + " " + huge, "[1] " * 1000):
+        answer = Answer(text="X [1].", citations=[Citation(n=1, chunk=chunk.id, quote=quote)])
+        assert not check_answer(answer, kb).ok
+    many = Answer(
+        text=" ".join(f"[{i}]" for i in range(1, 301)),
+        citations=[Citation(n=i, chunk=chunk.id, quote="Items can be") for i in range(1, 301)],
+    )
+    assert check_answer(many, kb).ok
+    bad_file = tmp_path / "not-a-db.db"
+    bad_file.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(KnowledgeError, match="cannot open the knowledge base"):
+        KnowledgeBase(bad_file)

@@ -56,6 +56,7 @@ _QUOTES = str.maketrans(
     }
 )
 MIN_PIECE_WORDS = 3  # a stitched quote's pieces are found down to this many words
+STITCH_LOOKUPS = 200  # lookups the stitched test may make for one citation
 
 
 class Citation(BaseModel):
@@ -169,9 +170,11 @@ def _found_anywhere(chunks: Chunks, piece: str, cited: Chunk) -> bool:
     return any(wanted in _norm(c.text) for c in chunks.find_text(piece))
 
 
-def _stitched(chunks: Chunks, quote: str, cited: Chunk) -> bool:
+def _stitched(chunks: Chunks, quote: str, cited: Chunk, budget: int = STITCH_LOOKUPS) -> bool:
     """Whether the quote splits into two or more pieces of real text (each at least
-    `MIN_PIECE_WORDS` words, or ending in punctuation) that are not one passage."""
+    `MIN_PIECE_WORDS` words, or the last piece) that are not one passage. At most
+    `budget` lookups: a quote too long to split within it is not named stitched (it is
+    flagged all the same, as fabricated), so a hostile answer cannot make the check slow."""
     words = _norm(quote).split(" ")
     n = len(words)
     # greedy: the longest real prefix, then the rest, piece by piece
@@ -180,11 +183,12 @@ def _stitched(chunks: Chunks, quote: str, cited: Chunk) -> bool:
     while start < n:
         end = n
         while end > start:
-            piece = " ".join(words[start:end])
-            if (end - start >= MIN_PIECE_WORDS or end == n) and _found_anywhere(
-                chunks, piece, cited
-            ):
-                break
+            if end - start >= MIN_PIECE_WORDS or end == n:
+                budget -= 1
+                if budget < 0:
+                    return False
+                if _found_anywhere(chunks, " ".join(words[start:end]), cited):
+                    break
             end -= 1
         if end == start:
             return False
