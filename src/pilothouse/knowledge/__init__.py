@@ -1,11 +1,13 @@
-"""Knowledge bases: documents cut into chunks with stable ids and spans, a BM25 index
-(SQLite FTS5), retrieval as a journaled event, and answers whose citations are
-verified without a model (docs/knowledge.md)."""
+"""Knowledge bases: documents cut into chunks with stable ids and spans, an index
+(SQLite FTS5 with BM25, or a PostgreSQL tsvector), retrieval as a journaled event, and
+answers whose citations are verified without a model (docs/knowledge.md)."""
 
 from .base import Hit, KnowledgeBase, format_hits, query_words
 from .chunks import Chunk, Chunking, chunk_text
 from .citations import Answer, Citation, Finding, Report, Resolved, check_answer, normalise
+from .common import Index
 from .parse import Parsed, kind_of, parse
+from .postgres import PostgresKnowledgeBase
 from .rag import Passages, rag_agent, retriever
 
 __all__ = [
@@ -15,9 +17,11 @@ __all__ = [
     "Citation",
     "Finding",
     "Hit",
+    "Index",
     "KnowledgeBase",
     "Parsed",
     "Passages",
+    "PostgresKnowledgeBase",
     "Report",
     "Resolved",
     "check_answer",

@@ -34,9 +34,9 @@ from pilothouse.models.base import Model
 from pilothouse.prompts import Prompts
 from pilothouse.runtime.step import StepContext
 
-from .base import KnowledgeBase, format_hits
 from .chunks import Chunk
 from .citations import Answer, check_answer, normalise
+from .common import Index, format_hits
 
 __all__ = ["Passages", "ShownChunks", "rag_agent", "retriever", "shown_chunks"]
 
@@ -76,7 +76,7 @@ def shown_chunks(messages: Sequence[Message], tool_name: str = "search_knowledge
 
 
 def rag_agent(
-    kb: KnowledgeBase,
+    kb: Index,
     model: Model | str | None = None,
     *,
     k: int = 5,
@@ -116,7 +116,7 @@ class Passages(BaseModel):
     context: str
 
 
-def retriever(kb: KnowledgeBase, k: int = 5) -> Callable[[str], Awaitable[Passages]]:
+def retriever(kb: Index, k: int = 5) -> Callable[[str], Awaitable[Passages]]:
     """A chain step function: the question in, the `Passages` found out."""
 
     async def retrieve(question: str) -> Passages:
