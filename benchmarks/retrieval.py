@@ -3,6 +3,10 @@ the Python documentation as Debian ships it (`apt-get install python3-doc`: HTML
 /usr/share/doc/python3-doc/html), and the citation checker on claims drawn from it.
 
     python benchmarks/retrieval.py [--docs DIR] [--index PATH] [--size N] [--claims N]
+                                   [--postgres]
+
+`--postgres` also measures the PostgreSQL store (tsvector, ts_rank_cd) on a throwaway
+server started by tests/pgserver.py.
 
 Questions: benchmarks/data/retrieval/python_docs.jsonl (written for this benchmark, each
 with the documents that answer it), split once into `tune` and `holdout` (a seeded
@@ -22,7 +26,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from pilothouse.knowledge import Chunking, KnowledgeBase, check_answer
+from pilothouse.knowledge import Chunking, Index, KnowledgeBase, check_answer
+from pilothouse.knowledge.postgres import PostgresKnowledgeBase
 
 HERE = Path(__file__).parent
 QUESTIONS = HERE / "data" / "retrieval" / "python_docs.jsonl"
@@ -30,11 +35,10 @@ DOCS = Path("/usr/share/doc/python3-doc/html")
 PARTS = ("library", "tutorial", "howto", "faq", "reference", "using")
 
 
-def build(docs: Path, index: Path, size: int) -> KnowledgeBase:
-    kb = KnowledgeBase(index, name="python-docs", chunking=Chunking(size=size), reindex=True)
+def build(docs: Path, kb: Index, size: int) -> Index:
     began = time.perf_counter()
     count = sum(kb.ingest_tree(docs, pattern=f"{part}/*.html") for part in PARTS)
-    documents, chunks = kb.count()
+    documents, chunks = kb.count()  # type: ignore[attr-defined]
     print(
         f"corpus: {documents} documents ({count} files read), {chunks} chunks of <= {size} "
         f"characters, ingested in {time.perf_counter() - began:.1f} s (a second run parses "
@@ -43,7 +47,7 @@ def build(docs: Path, index: Path, size: int) -> KnowledgeBase:
     return kb
 
 
-def evaluate(kb: KnowledgeBase, questions: list[dict[str, object]], k: int = 5) -> dict[str, float]:
+def evaluate(kb: Index, questions: list[dict[str, object]], k: int = 5) -> dict[str, float]:
     ranks: list[int | None] = []
     times: list[float] = []
     for q in questions:
@@ -98,25 +102,48 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=None, help="keep the index here")
     parser.add_argument("--size", type=int, default=1200, help="chunk size in characters")
     parser.add_argument("--claims", type=int, default=100, help="claims per kind (5 kinds)")
+    parser.add_argument("--postgres", action="store_true", help="also the PostgreSQL store")
     args = parser.parse_args()
     if not (args.docs / "library").is_dir():
         sys.exit(f"{args.docs} has no library/: apt-get install python3-doc (or pass --docs)")
     questions = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line]
     with tempfile.TemporaryDirectory() as tmp:
-        kb = build(args.docs, args.index or Path(tmp) / "kb.db", args.size)
+        path = args.index or Path(tmp) / "kb.db"
+        kb = KnowledgeBase(
+            path, name="python-docs", chunking=Chunking(size=args.size), reindex=True
+        )
+        build(args.docs, kb, args.size)
         missing = {d for q in questions for d in q["docs"] if kb.document_text(d) is None}
         if missing:
             sys.exit(f"questions name documents the corpus lacks: {sorted(missing)}")
-        for split in ("tune", "holdout"):
-            part = [q for q in questions if q["split"] == split]
-            r = evaluate(kb, part)
-            print(
-                f"BM25 {split:>7}: {r['questions']:.0f} questions, recall@5 {r['recall@5']:.2f}, "
-                f"recall@1 {r['recall@1']:.2f}, MRR@10 {r['mrr@10']:.2f}, "
-                f"{r['ms_median']:.1f} ms median / {r['ms_p95']:.1f} ms p95 per query"
-            )
+        report("SQLite FTS5 BM25", kb, questions)
         claims(kb, args.claims)
         kb.close()
+    if args.postgres:
+        sys.path.insert(0, str(HERE.parent / "tests"))
+        from pgserver import start_postgres
+
+        server = start_postgres("retrieval")
+        try:
+            pg = PostgresKnowledgeBase(
+                server.dsn, name="python-docs", chunking=Chunking(size=args.size)
+            )
+            build(args.docs, pg, args.size)
+            report("PostgreSQL ts_rank_cd", pg, questions)
+            pg.close()
+        finally:
+            server.stop()
+
+
+def report(label: str, kb: Index, questions: list[dict[str, object]]) -> None:
+    for split in ("tune", "holdout"):
+        part = [q for q in questions if q["split"] == split]
+        r = evaluate(kb, part)
+        print(
+            f"{label} {split:>7}: {r['questions']:.0f} questions, recall@5 {r['recall@5']:.2f}, "
+            f"recall@1 {r['recall@1']:.2f}, MRR@10 {r['mrr@10']:.2f}, "
+            f"{r['ms_median']:.1f} ms median / {r['ms_p95']:.1f} ms p95 per query"
+        )
 
 
 if __name__ == "__main__":
