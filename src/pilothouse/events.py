@@ -703,6 +703,30 @@ class NodeFailed(Event):
         return d
 
 
+@dataclass(slots=True, kw_only=True)
+class Retrieved(Event):
+    """A knowledge base answered a query (`pilothouse.knowledge`): what was asked, the
+    chunks found with their scores, and the index they came from (its name and
+    version), so the trace shows what the model was given and a replay needs no index.
+    `index` is the call's position in its step when a tool retrieved (-1 otherwise)."""
+
+    type: ClassVar[str] = "retrieval"
+    query: str
+    knowledge_base: str
+    index_version: str
+    hits: list[dict[str, Any]] = field(default_factory=list)
+    index: int = -1
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "knowledge_base": self.knowledge_base,
+            "index_version": self.index_version,
+            "hits": self.hits,
+            "index": self.index,
+        }
+
+
 # The event's name before `run_stopped` (journals and code of earlier versions).
 BudgetStopped = Stopped
 # The stored type of `Stopped` in journals written before `run_stopped`.
@@ -758,6 +782,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         NodeFailed,
         PlanAccepted,
         PlanRejected,
+        Retrieved,
     )
 }
 EVENT_TYPES[LEGACY_STOP_TYPE] = Stopped  # read as `run_stopped`

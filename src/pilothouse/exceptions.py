@@ -424,3 +424,17 @@ class ChatError(PilothouseError):
 
 class ArtefactTypeError(ChatError):
     """An SOP role produced something that is not the artefact type it declares."""
+
+
+class KnowledgeError(PilothouseError):
+    """A knowledge base refused a document or a request; the message says what to do."""
+
+
+class DocumentError(KnowledgeError):
+    """A document cannot be ingested: too large, not text (binary), an unknown kind,
+    or a parser that is not installed."""
+
+
+class IndexMismatchError(KnowledgeError):
+    """An index was built with other settings (chunking, embedder) than the knowledge
+    base that opens it asks for; the message says how to reindex."""

@@ -32,6 +32,7 @@ from pilothouse.events import (
     ParseFailed,
     PlanAccepted,
     PlanRejected,
+    Retrieved,
     RunStarted,
     SpeakerSelected,
     StageRequested,
@@ -192,6 +193,13 @@ def describe(event: Event, *, limit: int = 160) -> str:
         return f"✉ {event.kind} v{event.version} from {event.producer} → {to}"
     if isinstance(event, TeamEnded):
         return f"■ team ended: {event.reason} ({event.messages} turn(s))"
+    if isinstance(event, Retrieved):  # a knowledge base's search (pilothouse.knowledge)
+        found = ", ".join(f"{h.get('doc')} {h.get('score')}" for h in event.hits[:3])
+        return _short(
+            f"⌕ retrieval  {event.knowledge_base}@{event.index_version}  "
+            f"{_short(event.query, 60)} → {len(event.hits)} hit(s): {found}",
+            limit,
+        )
     return f"{event.type}"
 
 

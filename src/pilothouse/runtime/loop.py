@@ -409,7 +409,7 @@ async def _run_loop(
     session_id = state.session_id
 
     def new_context(step: int, index: int) -> ToolContext[Any]:
-        return ToolContext(run_id, step, index, deps, tree)
+        return ToolContext(run_id, step, index, deps, tree, emit=journal.emit)
 
     started = time.monotonic()
     guide, guided = _guide_of(spec.model)  # a guided model's tool steps go in stages

@@ -67,6 +67,9 @@ class ToolContext(Generic[DepsT]):
     deps: DepsT = None  # type: ignore[assignment]
     runner: ChildRunner | None = field(default=None, repr=False, compare=False)
     children: int = field(default=0, repr=False, compare=False)
+    # The run journal's `emit`, for a tool that records an event of its own (a knowledge
+    # base's `retrieval`); None outside a run's loop.
+    emit: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def idempotency_key(self) -> str:
