@@ -9,9 +9,9 @@ The suite runs as ``pilothouse eval <suite> -m local --concurrency 1`` does (one
 at a time, temperature 0). Every generation of the embedded model is instrumented
 from outside (llama-cpp-python's ``Llama.eval`` and `LocalModel`'s generation are
 wrapped, so an older source tree is measured the same way): its prompt tokens, how many
-of them were evaluated (the first ``eval`` call of a generation is its prompt; the
-rest are the generated tokens, one at a time), hence how many were reused from the KV
-cache, the tokens generated, the time to the first token and the whole generation.
+of them were reused from the KV cache (where the generation's first ``eval`` starts),
+hence how many were evaluated, the tokens generated, the time until the whole prompt
+was evaluated (the first token) and the whole generation.
 
 The token counts are deterministic (the same code and requests give the same figures
 on any machine state); wall times are not (2 shared cores): compare them only as
@@ -72,23 +72,22 @@ def instrument(current: list[str], gens: list[Gen]) -> None:
     ) -> Any:
         llm = self._loaded().llm
         gen = Gen(current[0])
-        calls: list[int] = []
+        calls: list[tuple[int, int, float]] = []  # (cache position before, after, time)
         began = time.perf_counter()
         if "eval" not in vars(llm):
             plain = llm.eval
 
             def evaluate(tokens: Any) -> None:
+                before = llm.n_tokens
                 plain(tokens)
                 record = llm.__dict__.get("_bench_record")
                 if record is not None:
-                    record(len(tokens))
+                    record(before, llm.n_tokens)
 
             llm.eval = evaluate
 
-        def record(n: int) -> None:
-            if not calls:
-                gen.first_token_s = time.perf_counter() - began
-            calls.append(n)
+        def record(before: int, after: int) -> None:
+            calls.append((before, after, time.perf_counter() - began))
 
         llm._bench_record = record
         try:
@@ -98,7 +97,12 @@ def instrument(current: list[str], gens: list[Gen]) -> None:
         gen.total_s = time.perf_counter() - began
         gen.prompt_tokens = out.prompt_tokens
         gen.generated = out.completion_tokens
-        gen.evaluated = calls[0] if calls else 0
+        # the prompt: from where the first evaluation started (what was reused) to its end
+        reused = calls[0][0] if calls else out.prompt_tokens
+        gen.evaluated = out.prompt_tokens - reused
+        gen.first_token_s = next(
+            (t for _, after, t in calls if after >= out.prompt_tokens), gen.total_s
+        )
         gens.append(gen)
         return out
 
