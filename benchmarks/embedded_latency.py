@@ -28,7 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 SUITES = {
@@ -109,7 +109,7 @@ def instrument(current: list[str], gens: list[Gen]) -> None:
     local.LocalModel._generate_blocking = generate_blocking  # type: ignore[method-assign]
 
 
-async def run(suite_name: str, epochs: int) -> list[Sample]:
+async def run(suite_name: str, epochs: int, max_seconds: float) -> list[Sample]:
     from pilothouse.evals.runner import load_suite, run_eval
 
     suite = load_suite(SUITES.get(suite_name, suite_name))
@@ -126,7 +126,12 @@ async def run(suite_name: str, epochs: int) -> list[Sample]:
             current[0] = scenario.name
             start = len(gens)
             log = await run_eval(
-                suite, ["local"], epochs=1, concurrency=1, scenarios=[scenario.name]
+                suite,
+                ["local"],
+                epochs=1,
+                concurrency=1,
+                scenarios=[scenario.name],
+                budget=replace(suite.budget, max_seconds=max_seconds),
             )
             for record in log.samples:
                 if record.scenario != scenario.name:
@@ -174,7 +179,7 @@ def report(samples: list[Sample], stages: bool) -> None:
     print(json.dumps(total, indent=1))
 
 
-def ab(other_src: str, rounds: int, suite: str, epochs: int) -> None:
+def ab(other_src: str, rounds: int, suite: str, epochs: int, max_seconds: float) -> None:
     """Interleaved runs of this tree (B) and `other_src` (A), each in a fresh process."""
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
     trees = {"A (base)": other_src, "B (this)": here}
@@ -185,7 +190,10 @@ def ab(other_src: str, rounds: int, suite: str, epochs: int) -> None:
             env = dict(os.environ, PYTHONPATH=os.path.abspath(src))
             load = os.getloadavg()[0]
             out = subprocess.run(
-                [sys.executable, __file__, "--suite", suite, "--epochs", str(epochs), "--json"],
+                [
+                    *(sys.executable, __file__, "--suite", suite, "--epochs", str(epochs)),
+                    *("--max-seconds", str(max_seconds), "--json"),
+                ],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -219,11 +227,14 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON only")
     parser.add_argument("--ab", metavar="SRC", help="A/B against another source tree's src/")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--max-seconds", type=float, default=600.0, help="per-sample budget (a busy machine)"
+    )
     args = parser.parse_args()
     if args.ab:
-        ab(args.ab, args.rounds, args.suite, args.epochs)
+        ab(args.ab, args.rounds, args.suite, args.epochs, args.max_seconds)
         return
-    samples = asyncio.run(run(args.suite, args.epochs))
+    samples = asyncio.run(run(args.suite, args.epochs, args.max_seconds))
     if args.json:
         figures = summary(samples)
         figures["generations"] = [asdict(g) for s in samples for g in s.gens]
