@@ -53,11 +53,11 @@ def load_example() -> Any:
     return module
 
 
-def starts(llm: Any) -> dict[str, Callable[[list[int], list[int], int], int]]:
+def starts(llm: Any) -> dict[str, Callable[[list[int], list[int], list[int]], int]]:
     """For each mode, the replacement of `LocalModel._reused_prefix`."""
     from pilothouse.models.local import LocalModel
 
-    def any_prefix(chunked: list[int], tokens: list[int], chunk: int) -> int:
+    def any_prefix(chunked: list[int], tokens: list[int], plan: list[int]) -> int:
         same = 0
         for cached, token in zip(llm.input_ids[: llm.n_tokens].tolist(), tokens, strict=False):
             if cached != token:
@@ -67,7 +67,7 @@ def starts(llm: Any) -> dict[str, Callable[[list[int], list[int], int], int]]:
 
     return {
         "chunks": LocalModel._reused_prefix,
-        "fresh": lambda chunked, tokens, chunk: 0,
+        "fresh": lambda chunked, tokens, plan: 0,
         "any": any_prefix,
     }
 

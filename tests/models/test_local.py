@@ -13,6 +13,7 @@ import ctypes
 import importlib.metadata
 import importlib.util
 import json
+import random
 import re
 import threading
 from collections.abc import Iterator
@@ -62,7 +63,13 @@ from pilothouse.models.base import (
     TextDelta,
     ToolSpec,
 )
-from pilothouse.models.local import PROMPT_CHUNK, LocalModel, default_gguf_path, schema_to_gbnf
+from pilothouse.models.local import (
+    PROMPT_CHUNK,
+    LocalModel,
+    chunk_plan,
+    default_gguf_path,
+    schema_to_gbnf,
+)
 from pilothouse.tools import Tool
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "local_agent.py"
@@ -504,15 +511,39 @@ async def test_stream_deltas_concatenate_to_the_final_text(model: LocalModel) ->
 
 def test_cached_prompts_are_reused_in_whole_chunks_only() -> None:
     reused = LocalModel._reused_prefix
-    cached = list(range(512))  # the two whole chunks of an earlier prompt
-    assert reused([], list(range(300)), 256) == 0
-    assert reused(cached, list(range(300)), 256) == 256
-    assert reused(cached, [*range(700)], 256) == 512
-    assert reused(cached, [*range(255), -1, *range(256, 600)], 256) == 0  # differs in chunk 1
-    assert reused(cached, [*range(400), -1], 256) == 256
+    cached = list(range(512))  # an earlier prompt evaluated in two chunks
+    plan = [0, 256, 512]
+    assert reused([], list(range(300)), [0, 256]) == 0
+    assert reused(cached, list(range(300)), [0, 256]) == 256
+    assert reused(cached, [*range(700)], plan) == 512
+    assert reused(cached, [*range(255), -1, *range(256, 600)], plan) == 0  # differs in chunk 1
+    assert reused(cached, [*range(400), -1], [0, 256]) == 256
     # All of it cached: the last chunk is evaluated again (the same shape as at first).
-    assert reused(cached, list(range(512)), 256) == 256
-    assert reused(cached, list(range(256)), 256) == 0
+    assert reused(cached, list(range(512)), [0, 256]) == 256
+    assert reused(cached, list(range(256)), [0]) == 0
+    # Chunks of any size: up to the last chunk start within the shared part.
+    assert reused(cached, [*range(100), -1], [0, 40, 90]) == 90
+    assert reused(cached, [*range(90), -1], [0, 40, 90]) == 90
+
+
+def test_chunk_plans_end_chunks_after_lines_and_agree_over_shared_prefixes() -> None:
+    nl = 0
+    line = [1, 2, 3, nl]  # a 4-token line
+    assert chunk_plan(line * 10, {nl}, chunk=256, min_chunk=8) == [0, 8, 16, 24, 32]
+    assert chunk_plan(list(range(1, 600)), {nl}, chunk=256, min_chunk=8) == [0, 256, 512]
+    assert chunk_plan([nl] * 5, {nl}, chunk=256, min_chunk=1) == [0, 1, 2, 3, 4]
+    assert chunk_plan([], {nl}) == [0]
+    rng = random.Random(17)
+    for _ in range(300):
+        # a plan over a prefix is the longer prompt's plan cut there, whatever follows
+        shared = [rng.choice([nl, 1, 2, 3, 4, 5, 6, 7]) for _ in range(rng.randrange(0, 700))]
+        a = shared + [rng.randrange(8, 20) for _ in range(rng.randrange(0, 300))]
+        b = shared + [rng.randrange(20, 40) for _ in range(rng.randrange(0, 300))]
+        size, least = rng.choice([(256, 32), (64, 8), (16, 16)])
+        pa, pb = chunk_plan(a, {nl}, size, least), chunk_plan(b, {nl}, size, least)
+        assert [s for s in pa if s <= len(shared)] == [s for s in pb if s <= len(shared)]
+        if a:
+            assert all(0 < y - x <= size for x, y in zip(pa, [*pa[1:], len(a)], strict=True))
 
 
 @pytest.mark.slow
@@ -522,15 +553,15 @@ async def test_a_reply_at_temperature_0_does_not_depend_on_earlier_requests(
     """Same request, same reply, whatever the KV cache held (generate or stream).
 
     By construction, not by luck: a prompt is always evaluated in the same chunks
-    (`PROMPT_CHUNK`) from position 0, reusing only whole chunks of earlier prompts.
+    (`chunk_plan`) from position 0, reusing only whole chunks of earlier prompts.
     Before, llama-cpp-python reused any cached prefix and a fully cached prompt had its
     last token evaluated alone, which changes llama.cpp's logits (by up to 0.7 here).
     """
     starts: list[int] = []
     reused = LocalModel._reused_prefix
 
-    def spy(chunked: list[int], tokens: list[int], chunk: int) -> int:
-        starts.append(reused(chunked, tokens, chunk))
+    def spy(chunked: list[int], tokens: list[int], plan: list[int]) -> int:
+        starts.append(reused(chunked, tokens, plan))
         return starts[-1]
 
     monkeypatch.setattr(LocalModel, "_reused_prefix", staticmethod(spy))
@@ -555,11 +586,14 @@ async def test_a_reply_at_temperature_0_does_not_depend_on_earlier_requests(
             assert isinstance(final, ModelResponse)
             replies.append(final.text)
         assert len(set(replies)) == 1, replies
-    assert PROMPT_CHUNK in starts  # the reuse path was taken, not only fresh evaluations
+    # the reuse path was taken, not only fresh evaluations, at chunks ending after lines
+    assert any(s % PROMPT_CHUNK for s in starts)
 
 
 @pytest.mark.slow
-async def test_a_prompt_gets_the_same_logits_whatever_the_cache_held(model: LocalModel) -> None:
+async def test_a_prompt_gets_the_same_logits_whatever_the_cache_held(
+    model: LocalModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The promise at the level it is made: bit-identical logits for the prompt's last token.
 
     A reply's text shows a difference only when it flips the greedy choice; the logits
@@ -573,6 +607,14 @@ async def test_a_prompt_gets_the_same_logits_whatever_the_cache_held(model: Loca
     def logits() -> bytes:
         return ctypes.string_at(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), 4 * llm.n_vocab())
 
+    starts: list[int] = []
+    reused = LocalModel._reused_prefix
+
+    def spy(chunked: list[int], tokens: list[int], plan: list[int]) -> int:
+        starts.append(reused(chunked, tokens, plan))
+        return starts[-1]
+
+    monkeypatch.setattr(LocalModel, "_reused_prefix", staticmethod(spy))
     for system in ("You are a helpful assistant. " * 3, f"{example.INSTRUCTIONS}\n\n" * 2):
         # max_tokens=1: nothing is evaluated after the prompt, its logits stay readable.
         target = request("Say hello in French and in Spanish.", system=system, max_tokens=1)
@@ -587,6 +629,8 @@ async def test_a_prompt_gets_the_same_logits_whatever_the_cache_held(model: Loca
             await model.generate(target)
             seen.append(logits())
         assert len(set(seen)) == 1
+    # fresh, whole-chunk and line-chunk reuse all happened among those evaluations
+    assert 0 in starts and any(s % PROMPT_CHUNK for s in starts)
 
 
 def test_greedy_constrained_decoding_picks_the_tokens_generate_picks(

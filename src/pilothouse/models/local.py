@@ -41,7 +41,8 @@ import json
 import math
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,9 +62,11 @@ from pilothouse.models.base import (
 __all__ = [
     "CHATML_TEMPLATE",
     "DEFAULT_MAX_TOKENS",
+    "MIN_CHUNK",
     "PROMPT_CHUNK",
     "LocalModel",
     "LocalPrompt",
+    "chunk_plan",
     "default_gguf_path",
     "schema_to_gbnf",
 ]
@@ -94,10 +97,21 @@ _LOAD_LOCK = threading.Lock()
 _LOADED: dict[tuple[str, int], _Loaded] = {}
 
 PROMPT_CHUNK = 256
-"""Prompts are evaluated in chunks of this many tokens, at multiples of it from the start.
+"""Prompts are evaluated in chunks of at most this many tokens (llama.cpp's batch size).
 
-A cached prompt prefix is reused only in whole chunks, so a reply does not depend on
-what earlier requests left in the KV cache (see `LocalModel._reused_prefix`).
+A cached prompt prefix is reused only in whole chunks of the prompt's chunk plan
+(`chunk_plan`), so a reply does not depend on what earlier requests left in the KV
+cache (see `LocalModel._reused_prefix`).
+"""
+
+MIN_CHUNK = 32
+"""A chunk ends after a line (a newline token) once it holds at least this many tokens.
+
+Why: the guided layer's stages share their prompt up to a line (the system text up to
+its reply forms, a whole earlier prompt up to its last turn), so chunks that end at
+lines let a stage reuse nearly all of what it shares with the stage before, where
+fixed 256-token chunks reused nothing under 256 shared tokens. Smaller chunks evaluate
+more slowly per token (smaller matrix products), hence a minimum.
 """
 
 
@@ -171,9 +185,11 @@ class _Loaded:
     # llama.cpp contexts are not thread-safe: one generation at a time per instance.
     lock: threading.Lock = field(default_factory=threading.Lock)
     checked_grammars: set[str] = field(default_factory=set)
-    # The tokens in the KV cache that were evaluated as whole `PROMPT_CHUNK` chunks of a
-    # prompt, from position 0: what the next prompt may reuse.
+    # The prompt whose chunks (`chunk_plan`) the KV cache holds, from position 0: what
+    # the next prompt may reuse (never the tokens a reply generated after it).
     chunked: list[int] = field(default_factory=list)
+    # Token ids that end a line (a chunk may end after one: `chunk_plan`).
+    line_ends: frozenset[int] = frozenset()
 
 
 @contextlib.contextmanager
@@ -244,6 +260,7 @@ def _load(
         # Whether the tokenizer would add BOS by itself; if so, `LocalModel.build` writes it
         # into the prompt text instead, so the rendered prompt is exactly what is tokenized.
         add_bos = bool(bos_text) and llm.tokenize(b"a", add_bos=True)[:1] == [llm.token_bos()]
+        newline = llm.tokenize(b"\n", add_bos=False, special=False)
         loaded = _Loaded(
             llm,
             n_ctx,
@@ -251,6 +268,7 @@ def _load(
             Jinja2ChatFormatter(template, eos_token=eos_text, bos_token=bos_text),
             bos_text,
             add_bos,
+            line_ends=frozenset(newline) if len(newline) == 1 else frozenset(),
         )
         if not _LOADED:
             atexit.register(_close_all)
@@ -349,6 +367,34 @@ class LocalPrompt:
             "----- as the GBNF grammar llama.cpp enforces -----\n"
             f"{self.grammar}\n"
         )
+
+
+# --------------------------------------------------------------------------- chunks
+
+
+def chunk_plan(
+    tokens: Sequence[int],
+    line_ends: AbstractSet[int],
+    chunk: int = PROMPT_CHUNK,
+    min_chunk: int = MIN_CHUNK,
+) -> list[int]:
+    """Where the chunks of a prompt's evaluation start (0 first): a function of its tokens.
+
+    A chunk ends after a line-ending token once it holds `min_chunk` tokens, or when it
+    holds `chunk` tokens. Whether a chunk starts at position ``i`` depends only on
+    ``tokens[:i]``, so two prompts that share a prefix share their plan over it: a
+    prefix of an earlier prompt that ends at a chunk start of this one was evaluated in
+    the very chunks this prompt's evaluation would use, from position 0, and reusing
+    it is the same computation as evaluating it again (`LocalModel._reused_prefix`).
+    """
+    starts = [0]
+    last = 0
+    for i in range(1, len(tokens)):
+        size = i - last
+        if size >= chunk or (size >= min_chunk and tokens[i - 1] in line_ends):
+            starts.append(i)
+            last = i
+    return starts
 
 
 # --------------------------------------------------------------------------- generation
@@ -587,9 +633,16 @@ class LocalModel:
             finish = "length"
             vocab = llm._model.vocab  # llama-cpp-python's own end-of-generation check uses it
             chunk: int = llm.n_batch  # PROMPT_CHUNK, or n_ctx when that is smaller
-            start = self._reused_prefix(loaded.chunked, tokens, chunk)
+            plan = chunk_plan(tokens, loaded.line_ends, chunk, min(MIN_CHUNK, chunk))
+            start = self._reused_prefix(loaded.chunked, tokens, plan)
             loaded.chunked = []  # until the prompt is evaluated, the cache is in between
-            llm.n_tokens = start  # `generate` evaluates the rest, in chunks, from here
+            llm.n_tokens = start
+            # Every chunk but the last is evaluated here, each in one batch; the last one
+            # (at most `chunk` tokens: one batch too) by the decoding below.
+            ends = [b for b in plan if b > start]
+            for end in ends:
+                llm.eval(tokens[start:end])
+                start = end
             generator: Iterator[int]
             if prepared.grammar is not None and temperature == 0.0:
                 generator = _greedy_constrained(llm, tokens[start:], prepared.grammar)
@@ -607,7 +660,7 @@ class LocalModel:
             try:
                 for token in generator:
                     # The first token comes once the whole prompt is in the cache.
-                    loaded.chunked = tokens[: len(tokens) // chunk * chunk]
+                    loaded.chunked = tokens
                     if llama_cpp.llama_vocab_is_eog(vocab, token):
                         finish = "stop"
                         break
@@ -631,31 +684,32 @@ class LocalModel:
         return _Generation("".join(pieces), len(tokens), count, finish, limit)
 
     @staticmethod
-    def _reused_prefix(chunked: list[int], tokens: list[int], chunk: int) -> int:
+    def _reused_prefix(cached: list[int], tokens: list[int], plan: list[int]) -> int:
         """How many leading tokens of a prompt to take from the KV cache: whole chunks.
 
         Reusing what the cache holds saves most of a prompt's evaluation (an agent's
-        next request repeats the instructions and the conversation so far), but
-        llama.cpp's results depend on how the tokens were batched: the same token
-        evaluated alone or among others gets different logits (up to 0.7 apart on
-        SmolLM2-135M without flash attention, llama-cpp-python's default). Its own
-        reuse evaluated "the rest" in whatever shape was left, so at temperature 0 a
-        reply depended on the requests before it. Here every prompt is evaluated in
-        chunks of ``chunk`` tokens (`PROMPT_CHUNK`, llama-cpp-python's ``n_batch``) from
-        position 0, and only whole cached chunks of earlier prompts are reused (never
-        the tokens a reply generated one at a time). A prompt is then always the same
-        computation on the same inputs, whatever came before, hence the same reply
-        (thread counts change no result: measured with 1, 2 and 4).
+        next request, and the guided layer's next stage, repeat the instructions and
+        the conversation so far), but llama.cpp's results may depend on how the tokens
+        were batched: measured on an earlier build, the same token evaluated alone or
+        among others got logits up to 0.7 apart on SmolLM2-135M without flash
+        attention. llama-cpp-python's own reuse evaluated "the rest" in whatever shape
+        was left, so at temperature 0 a reply depended on the requests before it. Here
+        every prompt is evaluated in the chunks of its `chunk_plan`, from position 0,
+        and a cached prefix of an earlier prompt (`cached`: never the tokens a reply
+        generated one at a time) is reused only up to a chunk start of this prompt's
+        `plan`. Plans agree over a shared prefix, so that prefix was evaluated in the
+        same chunks: a prompt is always the same computation on the same inputs,
+        whatever came before, hence the same reply (thread counts change no result:
+        measured with 1, 2 and 4).
         """
         same = 0
-        for cached, token in zip(chunked, tokens, strict=False):
-            if cached != token:
+        for old, token in zip(cached, tokens, strict=False):
+            if old != token:
                 break
             same += 1
-        start = same // chunk * chunk
-        if start >= len(tokens):  # fully cached: the last chunk is evaluated again for logits
-            start -= chunk
-        return start
+        # the last chunk start within the shared part; a fully cached prompt still has
+        # its last chunk evaluated (for its logits, in the same shape as at first)
+        return max((s for s in plan if s <= same and s < len(tokens)), default=0)
 
     @staticmethod
     def _check_grammar(loaded: _Loaded, grammar: str) -> None:
