@@ -202,13 +202,10 @@ def test_answering_in_words_misses_the_calls_and_passes_irrelevance() -> None:
 
 @needs_bfcl
 def test_a_wrong_argument_fails_with_the_checkers_reason() -> None:
+    by_question = {c.question: c for c in bfcl.load_category("simple_python").values()}
+
     def off_by_one(request: Any) -> Any:
-        calls = bfcl.oracle.truth_calls(
-            bfcl.oracle._index()[
-                (request.messages[-1].content, tuple(sorted(t.name for t in request.tools)))
-            ]
-        )
-        first = calls[0]
+        first = bfcl.truth_calls(by_question[request.messages[-1].content])[0]
         arguments = {
             k: (v + 1 if isinstance(v, int) and not isinstance(v, bool) else v)
             for k, v in first.arguments.items()
@@ -216,8 +213,8 @@ def test_a_wrong_argument_fails_with_the_checkers_reason() -> None:
         return [ToolCall(first.id, first.name, arguments)]
 
     log = _run(bfcl.bfcl_suite("simple_python", part="all"), lambda: ScriptedModel(off_by_one))
-    failed = [s for s in log.samples if not s.ok]
-    assert failed and all("[value_error" in s.message for s in failed)
+    assert [s.scenario for s in log.samples] == [f"simple_python_{i}" for i in (0, 1, 2)]
+    assert all(not s.ok and s.message.startswith("[value_error") for s in log.samples)
 
 
 @needs_bfcl
