@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -252,3 +254,19 @@ def test_bad_names_are_clear_errors() -> None:
         bfcl.sample_ids("simple_python", "everything")
     with pytest.raises(UnknownModelError, match="bfcl:oracle"):
         resolve_model("bfcl:cheat")
+
+
+@needs_bfcl
+def test_the_example_scores_the_oracle(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "bfcl_cases.py"
+    result = subprocess.run(
+        [sys.executable, str(example), "bfcl:oracle", "multiple", "2"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("-> pass") == 2
+    assert "multiple on bfcl:oracle: 2/2" in result.stdout
