@@ -69,11 +69,13 @@ def report(rows: list[dict[str, Any]]) -> str:
                 continue
             shown = [_rate(g) for g in got]
             lines.append(f"| {category} | {part} | " + " | ".join(shown) + " |")
-    seconds = []
+    means, medians = [], []
     for c in constructions:
-        mine = [r["seconds"] for r in rows if r["construction"] == c]
-        seconds.append(f"{sum(mine) / len(mine):.1f} s" if mine else "-")
-    lines.append("| mean seconds per case | | " + " | ".join(seconds) + " |")
+        mine = sorted(r["seconds"] for r in rows if r["construction"] == c)
+        means.append(f"{sum(mine) / len(mine):.1f} s" if mine else "-")
+        medians.append(f"{mine[len(mine) // 2]:.1f} s" if mine else "-")
+    lines.append("| mean seconds per case | | " + " | ".join(means) + " |")
+    lines.append("| median seconds per case | | " + " | ".join(medians) + " |")
     lines.append("")
     for c in constructions:
         kinds = Counter(r["kind"] for r in rows if r["construction"] == c and not r["ok"])
@@ -91,6 +93,7 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=120)
     parser.add_argument("--round", type=int, default=4, help="cases per category per round")
     parser.add_argument("--jsonl", help="append each sample here as it finishes")
+    parser.add_argument("--log-dir", help="also write each run's eval log here (drill-down)")
     parser.add_argument("--report", nargs="+", help="print the table from these files")
     args = parser.parse_args()
 
@@ -135,6 +138,11 @@ def main() -> int:
                 log = asyncio.run(
                     run_eval(suite, [args.model], epochs=1, concurrency=1, budget=budget)
                 )
+                if args.log_dir:
+                    from pilothouse.evals.report import write_log
+
+                    name = f"{category}-{construction}-{start}.json"
+                    write_log(log, Path(args.log_dir) / name)
                 for s in log.samples:
                     row = {
                         "category": category,
