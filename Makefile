@@ -22,6 +22,8 @@ $(VENV)/.local-installed: pyproject.toml | $(BIN)/python
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	@echo "Installing pilothouse with test dependencies (first time: llama.cpp compiles, ~6 min)..."
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# BFCL's data and checker without the torch/CUDA/provider clients it declares (unused)
+	$(BIN)/python -m pip install --quiet --no-deps 'bfcl-eval==2026.3.23'
 	@touch $@ $(VENV)/.local-installed
 
 # The support desk's scripted customers on the embedded model (src/pilothouse_desk).
