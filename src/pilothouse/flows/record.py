@@ -4,7 +4,6 @@ journal write with bounded retries every flow drive uses (`commit`)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,14 +23,10 @@ from pilothouse.events import (
 )
 from pilothouse.exceptions import (
     FlowError,
-    LeaseLostError,
-    RunInterrupted,
-    StoreError,
-    WriteConflictError,
 )
 from pilothouse.messages import Usage
 from pilothouse.runtime.journal import Journal
-from pilothouse.runtime.loop import COMMIT_RETRY_DELAYS
+from pilothouse.runtime.loop import commit_journal
 
 from .nodes import FlowResult
 
@@ -106,25 +101,6 @@ def result_of_finished(flow: Flow, run_id: str, events: Sequence[Event]) -> Flow
 
 
 async def commit(journal: Journal, *, last: bool = False) -> None:
-    """`journal.commit()`, retrying a failed write with the agent loop's bounded backoff
-    (`COMMIT_RETRY_DELAYS`): the batch keeps its sequence numbers, so a store that
-    recovers leaves no gap; one that stays down ends the drive with `RunInterrupted`
-    (the flow is resumable). A conflict or a lost lease is not transient."""
-    delays = iter(COMMIT_RETRY_DELAYS)
-    while True:
-        try:
-            journal.commit(last=last)
-            return
-        except (WriteConflictError, LeaseLostError):
-            raise
-        except StoreError as exc:
-            delay = next(delays, None)
-            if delay is None:
-                raise RunInterrupted(
-                    f"flow run {journal.run_id}: the journal could not be written ({exc}); "
-                    "the flow stopped where its journal ends and can be resumed with "
-                    "flow.resume(run_id) once the store is back",
-                    run_id=journal.run_id,
-                ) from exc
-            _log.warning("flow run %s: journal write failed (%s); retrying", journal.run_id, exc)
-        await asyncio.sleep(delay)
+    """`journal.commit()` with the agent loop's bounded retries (`commit_journal`): a
+    store that stays down ends the drive with `RunInterrupted` (the flow is resumable)."""
+    await commit_journal(journal, last=last, resume="flow.resume(run_id)")

@@ -730,7 +730,9 @@ class _Unwritable(Exception):
     """Internal: the journal could not be written through every retry."""
 
 
-async def _commit(journal: Journal, *, last: bool = False) -> None:
+async def _commit(
+    journal: Journal, *, last: bool = False, resume: str = "agent.resume(run_id)"
+) -> None:
     """`journal.commit()`, retrying a failed write with bounded backoff.
 
     The batch keeps its sequence numbers between attempts (`Journal.commit`), so a
@@ -751,7 +753,7 @@ async def _commit(journal: Journal, *, last: bool = False) -> None:
                 raise _Unwritable(
                     f"run {journal.run_id}: the journal could not be written after {attempt} "
                     f"attempts ({exc}); the run stopped where its journal ends and can be "
-                    "resumed with agent.resume(run_id) once the store is back"
+                    f"resumed with {resume} once the store is back"
                 ) from exc
             _log.warning(
                 "run %s: journal write failed (%s); attempt %d of %d in %.2f s",
@@ -1575,11 +1577,15 @@ async def run_tool_step(
     return ToolStep(results)
 
 
-async def commit_journal(journal: Journal, *, last: bool = False) -> None:
+async def commit_journal(
+    journal: Journal, *, last: bool = False, resume: str = "agent.resume(run_id)"
+) -> None:
     """Write the journal's pending events at a commit point, retrying a failed write as
     the loop does (`COMMIT_RETRY_DELAYS`); a store that stays down raises
-    `RunInterrupted`. For drivers above the runtime."""
+    `RunInterrupted`, whose message says to resume with `resume`. A conflict or a lost
+    lease is not transient and propagates at once. For drivers above the runtime
+    (planned runs, flows, team patterns)."""
     try:
-        await _commit(journal, last=last)
+        await _commit(journal, last=last, resume=resume)
     except _Unwritable as exc:
         raise RunInterrupted(str(exc), run_id=journal.run_id) from exc.__cause__

@@ -39,7 +39,7 @@ from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.drive import finished_result, resume_run, start_run
 from pilothouse.runtime.journal import Journal, Store, Subscriber
 from pilothouse.runtime.lease import RunLease
-from pilothouse.runtime.loop import COMMIT_RETRY_DELAYS, RunLink, RunResult
+from pilothouse.runtime.loop import RunLink, RunResult, commit_journal
 from pilothouse.runtime.rows import RunInfo
 
 ENDED = ("final", "error", "run_stopped", "budget_stop")
@@ -262,28 +262,9 @@ class TeamDrive:
 
 
 async def commit(journal: Journal, *, last: bool = False) -> None:
-    """`journal.commit()` with the agent loop's bounded retries (a store that stays down
-    ends the drive with `RunInterrupted`: the team is resumable)."""
-    import asyncio
-
-    from pilothouse.exceptions import LeaseLostError, RunInterrupted, StoreError, WriteConflictError
-
-    delays = iter(COMMIT_RETRY_DELAYS)
-    while True:
-        try:
-            journal.commit(last=last)
-            return
-        except (WriteConflictError, LeaseLostError):
-            raise
-        except StoreError as exc:
-            delay = next(delays, None)
-            if delay is None:
-                raise RunInterrupted(
-                    f"team run {journal.run_id}: the journal could not be written ({exc}); "
-                    "resume it once the store is back",
-                    run_id=journal.run_id,
-                ) from exc
-        await asyncio.sleep(delay)
+    """`journal.commit()` with the agent loop's bounded retries (`commit_journal`): a
+    store that stays down ends the drive with `RunInterrupted` (the team is resumable)."""
+    await commit_journal(journal, last=last, resume="the team's resume(run_id)")
 
 
 Body = Callable[[TeamDrive], Awaitable[Any]]
