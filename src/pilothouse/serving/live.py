@@ -10,8 +10,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 
 def _config(app: Any, *, host: str, port: int, log_level: str) -> Any:
@@ -66,7 +67,16 @@ class BackgroundServer:
     so no other process can take the port in between.
     """
 
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", log_level: str = "warning") -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        log_level: str = "warning",
+        server: Callable[[Any, str, int, str], Any] | None = None,
+    ) -> None:
+        """`server(app, host, port, log_level)` makes the `uvicorn.Server` (another
+        application's settings, e.g. the desk's); by default the endpoint's."""
         # proto=IPPROTO_TCP: asyncio turns Nagle off only on sockets that report TCP; with
         # Nagle on, each keep-alive request after the first waits ~40 ms for a delayed ACK.
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -74,12 +84,13 @@ class BackgroundServer:
         self._socket.bind((host, 0))
         self.port: int = self._socket.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
-        self.server = _server(app, _config(app, host=host, port=self.port, log_level=log_level))
+        make = server or (lambda a, h, p, lv: _server(a, _config(a, host=h, port=p, log_level=lv)))
+        self.server = make(app, host, self.port, log_level)
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )
 
-    def start(self, timeout: float = 10.0) -> BackgroundServer:
+    def start(self, timeout: float = 10.0) -> Self:
         """Start serving; returns once the server accepts connections."""
         self._thread.start()
         deadline = time.monotonic() + timeout
@@ -96,7 +107,7 @@ class BackgroundServer:
             self._thread.join(timeout)
         self._socket.close()
 
-    def __enter__(self) -> BackgroundServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
