@@ -36,7 +36,7 @@ from pilothouse.jsonschema_check import KEYWORDS, Validator
 from pilothouse.jsonschema_check import compile_schema as _compile_json_schema
 from pilothouse.messages import ToolCall
 from pilothouse.policy.context import CallRecord, Lookup, Predicate, RunContext
-from pilothouse.policy.document import DEFAULT_CONFIRMATION, Locate, Path, policy_error
+from pilothouse.policy.document import DEFAULT_CONFIRMATION, Claim, Locate, Path, policy_error
 
 __all__ = [
     "CONDITIONS",
@@ -46,6 +46,7 @@ __all__ = [
     "CompiledConditions",
     "ConditionCompiler",
     "ConditionEnv",
+    "bound_ref",
     "call_pattern",
     "compile_conditions",
     "compile_schema",
@@ -104,6 +105,13 @@ class ConditionEnv:
     """The application's named lookups (`lookup:`, ``$lookup.NAME.path``)."""
     block: Mapping[str, Any] = field(default_factory=dict)
     """The `when` block being compiled (a ``$lookup`` reference reads its `lookup:`)."""
+    claims: Mapping[str, Claim] = field(default_factory=dict)
+    """The document's verified claims (`claims:`): which tool's result sets each."""
+    secrets: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
+    """Tool -> its secret result fields, each with the words that name it (`no_secrets`)."""
+    aggregates: Mapping[str, Any] = field(default_factory=dict)
+    """The aggregate sources a rule may name -> the source the policy was given (None: the
+    run context serves it, as the loop serves ``journal``)."""
 
     def error(self, where: Path, message: str) -> PolicyError:
         """A `PolicyError` at `where` (with the line, when the policy came from a file)."""
@@ -146,6 +154,10 @@ def compile_conditions(
     confirmation: str = DEFAULT_CONFIRMATION,
     trust: Mapping[str, Mapping[str, str | None]] | None = None,
     lookups: Mapping[str, Lookup] | None = None,
+    *,
+    claims: Mapping[str, Claim] | None = None,
+    secrets: Mapping[str, Mapping[str, str | None]] | None = None,
+    aggregates: Mapping[str, Any] | None = None,
 ) -> CompiledConditions:
     """Compile a rule's ``when`` block (all conditions must hold) into checks."""
     env = ConditionEnv(
@@ -155,6 +167,9 @@ def compile_conditions(
         confirmation,
         _NO_TRUST if trust is None else trust,
         lookups or {},
+        claims=claims or {},
+        secrets=secrets or {},
+        aggregates=aggregates or {"journal": None},
     )
     return _compile_block(when, where, env)
 
@@ -183,6 +198,7 @@ def _compile_block(when: Any, where: Path, env: ConditionEnv) -> CompiledConditi
 ORDER = (
     "args",
     "principal",
+    "claims",
     "confirmed",
     "not_after",
     "after",
@@ -190,8 +206,11 @@ ORDER = (
     "rate",
     "trusted",
     "trusted_entities",
+    "no_secrets",
     "lookup",
+    "age",
     "total",
+    "aggregate",
     "predicates",
     "not",
     "any",
@@ -788,7 +807,7 @@ def _lookup(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> 
         out.checks.append(lookup_check)
 
 
-def _bound_ref(value: Any, at: Path, env: ConditionEnv) -> Callable[[ToolCall, RunContext], Any]:
+def bound_ref(value: Any, at: Path, env: ConditionEnv) -> Callable[[ToolCall, RunContext], Any]:
     """A bound: a number, ``$args.x``, ``$principal.k`` or ``$lookup.NAME.path`` (NAME
     a lookup of the same `when` block, called with its parameters)."""
     if isinstance(value, str) and value.startswith("$lookup."):
@@ -830,7 +849,7 @@ def _total(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> N
         raise env.error((*at, "field"), "field must be an argument name")
     if "max" not in spec:
         raise env.error(at, "total needs `max`")
-    bound = _bound_ref(spec["max"], (*at, "max"), env)
+    bound = bound_ref(spec["max"], (*at, "max"), env)
     raw_per = spec.get("per") or []
     per: list[str] = [raw_per] if isinstance(raw_per, str) else raw_per
     if not isinstance(per, list) or not all(isinstance(p, str) for p in per):
@@ -925,4 +944,7 @@ def _any(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> Non
     out.checks.append(any_of)
 
 
-CONDITION_KEYS = tuple(CONDITIONS)  # the built-in kinds (the registry may grow)
+CONDITION_KEYS = tuple(CONDITIONS)  # the kinds of this module (the registry may grow)
+"""The kinds defined here. `claims`, `no_secrets`, `age` and `aggregate` have modules of
+their own (`policy.claims`, `.secrecy`, `.timing`, `.aggregate`), which register them
+when the engine compiles its first rule."""

@@ -106,6 +106,10 @@ class RunContext:
     bindings: list[tuple[str, Any]] = field(default_factory=list)  # (role, value) the user gave
     unset: frozenset[str] = frozenset()  # the checked call's arguments left to their defaults
     provenance: dict[int, Any] | None = field(default=None, repr=False)  # provenance.py's index
+    run_id: str | None = None  # the run being checked (aggregates leave it to `history`)
+    session: str | None = None  # its session, if any (aggregates `over: session`)
+    aggregates: dict[str, Any] | None = None  # name -> AggregateSource (the loop: "journal")
+    secret_cache: dict[int, Any] = field(default_factory=dict, repr=False)  # secrecy.py's
     _index: dict[str, list[CallRecord]] = field(default_factory=dict, repr=False)
     _indexed: int = field(default=0, repr=False)
 

@@ -22,6 +22,7 @@ __all__ = [
     "EFFECT_KINDS",
     "RULE_KEYS",
     "TOP_KEYS",
+    "Claim",
     "EffectKind",
     "Locate",
     "Path",
@@ -29,6 +30,7 @@ __all__ = [
     "RuleEffect",
     "ToolInfo",
     "policy_error",
+    "secret_fields",
 ]
 
 EffectKind = Literal["read_only", "side_effect", "irreversible", "unknown"]
@@ -53,6 +55,8 @@ TOP_KEYS = (
     "confirmation",
     "predicates",
     "lookups",
+    "claims",
+    "aggregates",
 )
 RULE_KEYS = ("id", "tools", "effect", "when", "priority", "fallback", "description")
 
@@ -60,6 +64,15 @@ Path = tuple[str | int, ...]
 """A place inside the policy document: ``("rules", 2, "when", "args", "amount")``."""
 Locate = Callable[[Path], int | None]
 """Maps a document path to its line in the source file (None: not from a file)."""
+
+
+def secret_fields(spec: Any) -> dict[str, str | None]:
+    """A tool's `secret:` declaration as {field path: words naming it (a regex) or None}."""
+    if isinstance(spec, str):
+        return {spec: None}
+    if isinstance(spec, Mapping):
+        return {str(k): (None if v is None else str(v)) for k, v in spec.items()}
+    return dict.fromkeys(str(s) for s in spec)
 
 
 def policy_error(where: Path, locate: Locate | None, message: str) -> PolicyError:
@@ -103,9 +116,39 @@ class ToolInfo:
     args: tuple[str, ...] | None = None
     required: tuple[str, ...] = ()
     trusted: Mapping[str, str | None] | Sequence[str] = ()
+    secret: Mapping[str, str | None] | Sequence[str] = ()
+    """Result field paths holding secrets (a passport number), each optionally mapped to
+    the words (a regex) by which a user's request names it: see `policy.secrecy`."""
+    egress: bool | Sequence[str] = False
+    """The tool sends data out (an e-mail, a message, a payment): its arguments (all, or
+    the ones named) may not carry a secret the run read, unless the user's words name it."""
 
     @property
     def trusted_fields(self) -> dict[str, str | None]:
         """`trusted` as a mapping of field path to role (None: any argument)."""
         t = self.trusted
         return dict(t) if isinstance(t, Mapping) else dict.fromkeys(t)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Where one verified claim of the principal comes from (the document's `claims:`).
+
+    A claim (``customer_id``) is set by an authentication tool's *result*, never by
+    matching text: each successful call of one of `tools` sets it to the value at
+    `field` (a dotted path of the structured result, as for trusted fields; or
+    ``$args.NAME``: the argument the successful call verified). `principal` (``user``
+    or an attribute) carries the claim across the runs of a conversation: the
+    application puts the value it verified earlier there, and the principal is
+    journaled with the run. Two different values in one run are a conflict: the claim
+    does not hold (a second identity in one conversation is refused, not switched to).
+    """
+
+    tools: str | Sequence[str]
+    field: str
+    principal: str | None = None
+
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        t = self.tools
+        return (t,) if isinstance(t, str) else tuple(t)

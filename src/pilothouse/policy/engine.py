@@ -45,6 +45,7 @@ from pilothouse.policy.document import (
     DEFAULTS,
     EFFECT_KINDS,
     RULE_KEYS,
+    Claim,
     EffectKind,
     Locate,
     Path,
@@ -129,9 +130,18 @@ def compile_rule(
     confirmation: str,
     trust: Mapping[str, Mapping[str, str | None]] | None = None,
     lookups: Mapping[str, Lookup] | None = None,
+    *,
+    claims: Mapping[str, Claim] | None = None,
+    secrets: Mapping[str, Mapping[str, str | None]] | None = None,
+    aggregates: Mapping[str, Any] | None = None,
 ) -> CompiledRule:
     """Check one rule's fields and compile its conditions (raises `PolicyError`)."""
-    from pilothouse.policy.conditions import compile_conditions  # loads with the first rule
+    # loads with the first rule, with the kinds that have modules of their own
+    from pilothouse.policy import aggregate as _k1  # noqa: F401
+    from pilothouse.policy import claims as _k2  # noqa: F401
+    from pilothouse.policy import secrecy as _k3  # noqa: F401
+    from pilothouse.policy import timing as _k4  # noqa: F401
+    from pilothouse.policy.conditions import compile_conditions
 
     where: Path = ("rules", index)
     tools: Any = rule.tools  # a document may hold anything here
@@ -175,6 +185,9 @@ def compile_rule(
         confirmation,
         trust,
         lookups,
+        claims=claims,
+        secrets=secrets,
+        aggregates=aggregates,
     )
     return CompiledRule(
         id=rule.id or f"rule{index}",
@@ -218,9 +231,16 @@ class Policy:
         declared_predicates: Iterable[str] = (),
         lookups: Mapping[str, Lookup] | None = None,
         declared_lookups: Iterable[str] = (),
+        claims: Mapping[str, Claim] | None = None,
+        aggregates: Mapping[str, Any] | None = None,
+        declared_aggregates: Iterable[str] = (),
         _locate: Locate | None = None,
     ) -> None:
         self.name = name
+        self.claims: dict[str, Claim] = dict(claims or {})
+        # name -> AggregateSource the application serves (the loop adds "journal")
+        self.aggregates: dict[str, Any] = dict(aggregates or {})
+        self.declared_aggregates: tuple[str, ...] = tuple(declared_aggregates)
         self.predicates: dict[str, Predicate] = dict(predicates or {})
         self.declared_predicates: tuple[str, ...] = tuple(declared_predicates)
         self.lookups: dict[str, Lookup] = dict(lookups or {})
@@ -229,6 +249,17 @@ class Policy:
         # tool -> {trusted result field -> role}: what provenance conditions may trust
         self.trust: dict[str, dict[str, str | None]] = {
             n: t.trusted_fields for n, t in self.tools.items() if t.trusted
+        }
+        from pilothouse.policy.document import secret_fields
+
+        # tool -> {secret result field -> words naming it}; tool -> egress arguments
+        self.secrets: dict[str, dict[str, str | None]] = {
+            n: secret_fields(t.secret) for n, t in self.tools.items() if t.secret
+        }
+        self._egress: dict[str, tuple[str, ...] | None] = {
+            n: (None if t.egress is True else tuple(t.egress))
+            for n, t in self.tools.items()
+            if t.egress
         }
         self.approvers: dict[str, Approver] = dict(approvers or {})
         self.explicit_defaults = defaults is not None
@@ -243,8 +274,28 @@ class Policy:
             merged[kind] = cast(RuleEffect, value)
         self.defaults: dict[str, RuleEffect] = merged
         self.rules: list[Rule] = list(rules)
+        for cname, claim in self.claims.items():
+            if not isinstance(claim, Claim) or not claim.tool_names or not claim.field:
+                raise policy_error(("claims", cname), _locate, "a claim needs `tool` and `field`")
+        # the sources a rule may name: declared, given, and the runtime's journal
+        usable = {
+            "journal": None,
+            **dict.fromkeys(self.declared_aggregates),
+            **self.aggregates,
+        }
         compiled = [
-            compile_rule(r, i, self.predicates, _locate, confirmation, self.trust, self.lookups)
+            compile_rule(
+                r,
+                i,
+                self.predicates,
+                _locate,
+                confirmation,
+                self.trust,
+                self.lookups,
+                claims=self.claims,
+                secrets=self.secrets,
+                aggregates=usable,
+            )
             for i, r in enumerate(self.rules)
         ]
         seen: set[str] = set()
@@ -306,6 +357,7 @@ class Policy:
         approvers: Mapping[str, Approver] | None = None,
         locate: Locate | None = None,
         lookups: Mapping[str, Lookup] | None = None,
+        aggregates: Mapping[str, Any] | None = None,
     ) -> Policy:
         """Build from the mapping form (what a YAML policy file holds)."""
         from pilothouse.policy.loader import read_mapping
@@ -322,6 +374,9 @@ class Policy:
             declared_predicates=spec.predicates,
             lookups=lookups,
             declared_lookups=spec.lookups,
+            claims=spec.claims,
+            aggregates=aggregates,
+            declared_aggregates=spec.aggregates,
             _locate=locate,
         )
 
@@ -334,6 +389,7 @@ class Policy:
         approvers: Mapping[str, Approver] | None = None,
         source: str = "<policy>",
         lookups: Mapping[str, Lookup] | None = None,
+        aggregates: Mapping[str, Any] | None = None,
     ) -> Policy:
         """Parse a YAML policy; errors name `source`, the line and the reason."""
         from pilothouse.policy.loader import locator, parse_yaml
@@ -346,6 +402,7 @@ class Policy:
                 approvers=approvers,
                 locate=locator(lines),
                 lookups=lookups,
+                aggregates=aggregates,
             )
         except PolicyError as exc:
             raise PolicyError(f"{source}: {exc}") from None
@@ -358,6 +415,7 @@ class Policy:
         predicates: Mapping[str, Predicate] | None = None,
         approvers: Mapping[str, Approver] | None = None,
         lookups: Mapping[str, Lookup] | None = None,
+        aggregates: Mapping[str, Any] | None = None,
     ) -> Policy:
         """Read a YAML policy file."""
         from pathlib import Path as _P
@@ -368,7 +426,12 @@ class Policy:
         except OSError as exc:
             raise PolicyError(f"{p}: cannot read the policy file ({exc})") from None
         return cls.from_yaml(
-            text, predicates=predicates, approvers=approvers, source=str(p), lookups=lookups
+            text,
+            predicates=predicates,
+            approvers=approvers,
+            source=str(p),
+            lookups=lookups,
+            aggregates=aggregates,
         )
 
     # -- layers
@@ -396,6 +459,10 @@ class Policy:
             "declared_lookups",
             "tools",
             "trust",
+            "claims",
+            "aggregates",
+            "declared_aggregates",
+            "secrets",
             "explicit_defaults",
             "defaults",
             "rules",
@@ -404,6 +471,7 @@ class Policy:
         ):
             setattr(layered, slot, getattr(self, slot))
         layered.approvers = {**self.approvers, **lower.approvers}
+        layered._egress = {**lower._egress, **self._egress}
         layered._by_name = {}
         layered._lower = (*self._lower, lower)
         layered.stateful = self.stateful or lower.stateful
@@ -478,6 +546,10 @@ class Policy:
     def check(self, call: ToolCall, context: RunContext, *, effect: str | None = None) -> Decision:
         """Decide one call (arguments already validated, defaults bound). Never raises."""
         try:
+            if self._egress and call.name in self._egress:
+                leaked = self._leak(call, context)
+                if leaked is not None:
+                    return leaked
             kind = effect if effect is not None else self._effect_of(call.name)
             if not self._lower:
                 rules = self._by_name.get(call.name)
@@ -504,6 +576,22 @@ class Policy:
                 "engine",
                 source="engine",
             )
+
+    def _leak(self, call: ToolCall, context: RunContext) -> Decision | None:
+        """The secrecy check of an egress tool, before any rule (see `policy.secrecy`)."""
+        from pilothouse.policy.secrecy import leak
+
+        secrets = dict(self.secrets)
+        for layer in self._lower:
+            for n, fields in layer.secrets.items():
+                secrets.setdefault(n, fields)
+        try:
+            why = leak(call, context, secrets, self._egress[call.name])
+        except PolicyCheckFailed as exc:
+            why = str(exc)
+        if why is None:
+            return None
+        return Decision.deny(f"{call.name} sends data out: {why}", "secrecy", source="rule")
 
     def _effect_of(self, name: str) -> str:
         info = self.tools.get(name)

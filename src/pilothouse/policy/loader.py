@@ -35,6 +35,7 @@ from pilothouse.policy.document import (
     EFFECT_KINDS,
     RULE_KEYS,
     TOP_KEYS,
+    Claim,
     Locate,
     Path,
     Rule,
@@ -54,6 +55,8 @@ class PolicySpec:
     name: str
     predicates: tuple[str, ...] = ()  # the names the document declares (for lint)
     lookups: tuple[str, ...] = ()
+    claims: dict[str, Claim] | None = None
+    aggregates: tuple[str, ...] = ()
 
 
 def read_mapping(data: Any, locate: Locate | None = None) -> PolicySpec:
@@ -80,10 +83,8 @@ def read_mapping(data: Any, locate: Locate | None = None) -> PolicySpec:
         at: Path = ("tools", str(tname))
         if spec is None:
             spec = {}
-        if not isinstance(spec, Mapping) or set(spec) - {"effect", "args", "required", "trusted"}:
-            raise _err(
-                at, locate, "a tool declaration has `effect`, `args`, `required` and `trusted`"
-            )
+        if not isinstance(spec, Mapping) or set(spec) - _TOOL_KEYS:
+            raise _err(at, locate, f"a tool declaration has {sorted(_TOOL_KEYS)}")
         effect = spec.get("effect", "unknown")
         if effect not in EFFECT_KINDS:
             raise _err(
@@ -100,6 +101,8 @@ def read_mapping(data: Any, locate: Locate | None = None) -> PolicySpec:
             tuple(args) if args is not None else None,
             tuple(required),
             _trusted_fields(spec.get("trusted"), (*at, "trusted"), locate),
+            _secret(spec.get("secret"), (*at, "secret"), locate),
+            _egress(spec.get("egress"), (*at, "egress"), locate),
         )
     raw_rules = data.get("rules") or []
     if not isinstance(raw_rules, list):
@@ -128,7 +131,9 @@ def read_mapping(data: Any, locate: Locate | None = None) -> PolicySpec:
     confirmation = data.get("confirmation", DEFAULT_CONFIRMATION)
     if not isinstance(confirmation, str):
         raise _err(("confirmation",), locate, "confirmation must be a regular expression")
-    declared = {key: _names(data.get(key), key, locate) for key in ("predicates", "lookups")}
+    declared = {
+        key: _names(data.get(key), key, locate) for key in ("predicates", "lookups", "aggregates")
+    }
     return PolicySpec(
         rules,
         defaults,
@@ -137,7 +142,78 @@ def read_mapping(data: Any, locate: Locate | None = None) -> PolicySpec:
         str(data.get("name", "policy")),
         declared["predicates"],
         declared["lookups"],
+        _claims(data.get("claims"), locate),
+        declared["aggregates"],
     )
+
+
+_TOOL_KEYS = {"effect", "args", "required", "trusted", "secret", "egress"}
+
+
+def _claims(spec: Any, locate: Locate | None) -> dict[str, Claim]:
+    """The document's `claims:`: NAME -> {tool: NAME or [NAMES], field: PATH or
+    $args.NAME, principal: KEY}."""
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise _err(("claims",), locate, "claims must map claim names to {tool, field}")
+    out: dict[str, Claim] = {}
+    for name, c in spec.items():
+        at: Path = ("claims", str(name))
+        if not isinstance(c, Mapping) or set(c) - {"tool", "field", "principal"}:
+            raise _err(at, locate, "a claim has `tool`, `field` and optionally `principal`")
+        tool = c.get("tool")
+        tools = [tool] if isinstance(tool, str) else tool
+        if (
+            not isinstance(tools, list)
+            or not tools
+            or not all(isinstance(t, str) and t for t in tools)
+        ):
+            raise _err((*at, "tool"), locate, "tool must name the authentication tool(s)")
+        fld = c.get("field")
+        if (
+            not isinstance(fld, str)
+            or not fld
+            or (fld.startswith("$") and not (fld.startswith("$args.") and len(fld) > 6))
+        ):
+            raise _err((*at, "field"), locate, "field is a result field path, or $args.NAME")
+        principal = c.get("principal")
+        if principal is not None and not isinstance(principal, str):
+            raise _err((*at, "principal"), locate, "principal names user or an attribute")
+        out[str(name)] = Claim(tuple(tools), fld, principal)
+    return out
+
+
+def _secret(spec: Any, at: Path, locate: Locate | None) -> Any:
+    """A tool's `secret:`: result field paths, or a mapping path -> words naming it."""
+    import re
+
+    if spec is None:
+        return ()
+    if isinstance(spec, list) and all(isinstance(p, str) for p in spec):
+        return tuple(spec)
+    if isinstance(spec, Mapping) and all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in spec.items()
+    ):
+        for k, v in spec.items():
+            if v is not None:
+                try:
+                    re.compile(v)
+                except re.error as exc:
+                    raise _err((*at, k), locate, f"invalid regular expression: {exc}") from None
+        return dict(spec)
+    raise _err(at, locate, "secret lists result field paths, or maps them to words naming them")
+
+
+def _egress(spec: Any, at: Path, locate: Locate | None) -> Any:
+    """A tool's `egress:`: true (every argument) or the argument names that send data out."""
+    if spec is None or spec is False:
+        return False
+    if spec is True:
+        return True
+    if isinstance(spec, list) and spec and all(isinstance(a, str) for a in spec):
+        return tuple(spec)
+    raise _err(at, locate, "egress is true (every argument) or a list of argument names")
 
 
 def _names(value: Any, key: str, locate: Locate | None) -> tuple[str, ...]:

@@ -80,6 +80,7 @@ from pilothouse.prompts import Prompts
 from pilothouse.runtime.budget import Budget, LoopDetector
 from pilothouse.runtime.journal import Journal
 from pilothouse.runtime.output import OutputSpec, OutputT
+from pilothouse.runtime.policy_source import JournalCalls
 from pilothouse.runtime.rows import RunInfo, SessionWrite
 from pilothouse.runtime.step import (
     OutputValidator,
@@ -407,6 +408,10 @@ async def _run_loop(
     policy_context = state.policy_context
     policy_context.deps = deps
     session_id = state.session_id
+    # what `aggregate` conditions read: which run this is, and the journal's other runs
+    policy_context.run_id, policy_context.session = run_id, session_id
+    if policy_context.aggregates is None and journal.store is not None:
+        policy_context.aggregates = {"journal": JournalCalls(journal.store)}
 
     def new_context(step: int, index: int) -> ToolContext[Any]:
         return ToolContext(run_id, step, index, deps, tree, emit=journal.emit)
