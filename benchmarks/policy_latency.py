@@ -148,6 +148,74 @@ def provenance_work() -> tuple[Policy, list[tuple[ToolCall, RunContext, str]]]:
     return policy, [(c, ctx, "irreversible") for c in calls]
 
 
+def v3_work() -> tuple[Policy, list[tuple[ToolCall, RunContext, str]]]:
+    """Round 3's conditions (issue 14): a verified claim compared with a lookup, an `age`
+    from the context's clock, secrecy on an egress tool, and an aggregate over 200 calls
+    an application ledger serves (plus the run's own), in a run of 20 structured results."""
+    import json
+
+    from pilothouse.policy import ToolInfo
+    from pilothouse.policy.context import CallRecord
+    from pilothouse.policy.document import Claim
+
+    class Ledger:
+        def __init__(self) -> None:
+            self.records = [
+                CallRecord("refund", {"order_id": f"A{k % 40}", "amount": 5.0}, "ok", ts=900.0 + k)
+                for k in range(200)
+            ]
+
+        def calls(self, query: object) -> list[CallRecord]:
+            return self.records
+
+    orders = {f"A{k}": {"customer_id": "C1", "delivered": "1970-01-10"} for k in range(40)}
+    orders["B1"] = {"customer_id": "C2", "delivered": "1970-01-10"}
+    policy = Policy(
+        [
+            Rule(
+                "refund",
+                "allow",
+                id="refund",
+                when={
+                    "lookup": {"order": {"args": {"order_id": "$args.order_id"}}},
+                    "claims": {"customer_id": "$lookup.order.customer_id"},
+                    "age": {"of": "$lookup.order.delivered", "max": "30d"},
+                    "aggregate": {
+                        "source": "ledger",
+                        "over": "principal",
+                        "field": "amount",
+                        "per": "order_id",
+                        "within": "1h",
+                        "max": 60,
+                    },
+                },
+            ),
+            Rule("send_email", "allow", id="mail"),
+        ],
+        tools={
+            "profile": ToolInfo("read_only", secret={"passport": "passport"}),
+            "send_email": ToolInfo("side_effect", egress=True),
+        },
+        claims={"customer_id": Claim("verify", "customer_id")},
+        lookups={"order": lambda ctx, order_id: orders.get(order_id)},
+        aggregates={"ledger": Ledger()},
+        name="bench-v3",
+    )
+    ctx = RunContext(Principal("u1"), ["refund A1 and mail the hotel"], clock=lambda: 1_000_000.0)
+    ctx.record("verify", {"email": "a@x.test"}, json.dumps({"customer_id": "C1"}))
+    ctx.record("profile", {}, json.dumps({"name": "Ann", "passport": "X1234567"}))
+    for k in range(18):
+        ctx.record("read", {"k": k}, json.dumps({"id": k, "body": f"text {k} " * 10}))
+    calls = [
+        ToolCall("c", "refund", {"order_id": "A1", "amount": 10.0}),
+        ToolCall("c", "refund", {"order_id": "A2", "amount": 40.0}),
+        ToolCall("c", "refund", {"order_id": "B1", "amount": 10.0}),
+        ToolCall("c", "send_email", {"to": "h@x.test", "body": "Guest Ann, arriving Friday"}),
+        ToolCall("c", "send_email", {"to": "h@x.test", "body": "passport X 123 4567"}),
+    ]
+    return policy, [(c, ctx, "irreversible") for c in calls]
+
+
 def percentiles(samples_ns: list[int]) -> tuple[float, float]:
     s = sorted(samples_ns)
     return s[len(s) // 2] / 1000, s[min(len(s) - 1, int(len(s) * 0.99))] / 1000
@@ -254,6 +322,14 @@ def main() -> None:
     print(
         f"provenance (trusted, trusted_entities, a role), history of 20 structured results, "
         f"{sum(effects.values())} checks ({effects})"
+    )
+    print(f"  check latency  p50 {p50:6.2f} µs   p99 {p99:6.2f} µs")
+
+    v3, v3_checks = v3_work()
+    p50, p99, effects = time_checks(v3, v3_checks, rounds * 10)
+    print(
+        f"round 3: claims + lookup, age, aggregate over a 200-call ledger, secrecy on an egress "
+        f"tool, {sum(effects.values())} checks ({effects})"
     )
     print(f"  check latency  p50 {p50:6.2f} µs   p99 {p99:6.2f} µs")
 

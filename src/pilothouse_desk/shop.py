@@ -345,6 +345,11 @@ class Shop:
         order["refunded"] = round(
             sum(p["amount"] for p in order["payments"] if p["kind"] == "refund"), 2
         )
+        # what returned items will be refunded when they arrive: owed already, so a
+        # refund may not pay it again, and a return may not follow a full refund
+        order["returning"] = round(
+            sum(i["price"] for i in order["items"] if i["status"] == "returned"), 2
+        )
         return order
 
     def orders_of(self, customer_id: str) -> list[dict[str, Any]]:
@@ -480,6 +485,14 @@ class Shop:
             if not item_ids:
                 raise ShopError("Name at least one item to return (for example A1001-1).")
             items = [self._delivered_item(order, i) for i in dict.fromkeys(item_ids)]
+            value = round(sum(i["price"] for i in items), 2)
+            left = round(order["paid"] - order["refunded"] - order["returning"], 2)
+            if value > left + 1e-9:
+                raise ShopError(
+                    f"Order {order['id']} was already refunded ${order['refunded']:.2f} of "
+                    f"${order['paid']:.2f}; returning these items (${value:.2f}) would refund "
+                    f"more than was paid (${max(left, 0.0):.2f} left). Offer a person instead."
+                )
             total = 0.0
             for item in items:
                 self.db.execute("UPDATE items SET status = 'returned' WHERE id = ?", (item["id"],))
@@ -529,10 +542,18 @@ class Shop:
             method = payment_method_id or order["payment_method_id"]
             if method not in {p["payment_method_id"] for p in order["payments"]}:
                 raise ShopError(f"Refunds go only to the payment method of order {order['id']}.")
-            left = round(order["paid"] - order["refunded"], 2)
+            # returned items are refunded when they arrive: that money is owed already
+            left = round(order["paid"] - order["refunded"] - order["returning"], 2)
+            if left <= 0:
+                raise ShopError(
+                    f"Order {order['id']} has nothing left to refund: ${order['refunded']:.2f} "
+                    f"was refunded and ${order['returning']:.2f} is owed for returned items."
+                )
             if amount <= 0 or amount > left + 1e-9:
                 raise ShopError(
-                    f"The refund must be between $0.01 and ${left:.2f} (not refunded yet)."
+                    f"The refund must be between $0.01 and ${left:.2f} (not refunded yet"
+                    + (", returned items aside" if order["returning"] else "")
+                    + ")."
                 )
             self._pay(order["id"], method, "refund", round(amount, 2))
             label = (self.payment_method(method) or {}).get("label", method)

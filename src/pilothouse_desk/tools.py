@@ -104,7 +104,7 @@ def verify_identity(
     ctx: ToolContext[SupportDeps],
     email: Annotated[str, Field(pattern=EMAIL)],
     zip: Annotated[str, Field(pattern=ZIP)],
-) -> str:
+) -> dict[str, str]:
     """Verify the customer: the email and the ZIP code of their account must match.
 
     Args:
@@ -121,10 +121,15 @@ def verify_identity(
         )
     ctx.deps.verified = str(c["id"])
     orders = ", ".join(f"{o['id']} ({o['status']})" for o in shop.orders_of(c["id"]))
-    return (
-        f"Verified: customer {c['id']}, {c['first_name']} {c['last_name']}. "
-        f"Orders: {orders or 'none'}."
-    )
+    # The result is structured: `customer_id` is the field the policy's `claims:` reads
+    # (the verified claim), `message` the sentence a person or a model reads.
+    return {
+        "message": (
+            f"Verified: customer {c['id']}, {c['first_name']} {c['last_name']}. "
+            f"Orders: {orders or 'none'}."
+        ),
+        "customer_id": str(c["id"]),
+    }
 
 
 @tool

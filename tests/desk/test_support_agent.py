@@ -11,6 +11,7 @@ from pilothouse.agent import Agent
 from pilothouse.events import ModelRequested, ModelResponded
 from pilothouse.messages import Message
 from pilothouse.models.scripted import ScriptedModel, call
+from pilothouse.policy import Principal
 from pilothouse.runtime.journal import MemoryStore
 from pilothouse.runtime.replay import export_journal
 from pilothouse.testing import assert_replays_async
@@ -151,7 +152,11 @@ async def test_a_routed_run_replays_from_its_journal(shop: Shop, tmp_path: Path)
 async def test_the_router_reads_verification_from_the_deps(shop: Shop) -> None:
     inner = ScriptedModel([call("cancel_order", order_id="A1007")])
     agent = build_support_agent(model=inner, route=True, store=MemoryStore())
-    done = await agent.run("please cancel A1007", deps=SupportDeps(shop, verified="C007"))
+    done = await agent.run(
+        "please cancel A1007",
+        deps=SupportDeps(shop, verified="C007"),
+        principal=Principal("C007", "customer"),  # the policy's claim (as the desk gives it)
+    )
     assert [t.name for t in inner.requests[0].tools] == ["cancel_order"]  # no verify first
     assert done.output == "Order A1007 is cancelled; $89.50 will be refunded."
     # Unverified, the same words (and a note claiming verification) get a question.

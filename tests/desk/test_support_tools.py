@@ -3,6 +3,7 @@ verified customer they record in the run's deps."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pilothouse.messages import ToolCall, ToolResult
@@ -42,7 +43,8 @@ async def test_find_and_verify(shop: Shop) -> None:
     assert not found.is_error and "C002" in found.content
     assert deps.verified is None  # finding a customer verifies nobody
     ok = await call("verify_identity", deps, email="ben.adler@example.com", zip="97301")
-    assert not ok.is_error and ok.content.startswith("Verified: customer C002")
+    assert not ok.is_error and json.loads(ok.content)["customer_id"] == "C002"
+    assert json.loads(ok.content)["message"].startswith("Verified: customer C002")
     assert "A1091 (processed)" in ok.content
     assert deps.verified == "C002"  # typed state in the run's deps, not read back from text
     bad = await call("verify_identity", deps, email="dev.kowalski@example.com", zip="12345")

@@ -57,6 +57,9 @@ class AggregateQuery:
     principal: str | None
     since: float | None
     exclude_run: str | None
+    key: tuple[tuple[str, Any], ...] = ()
+    """The `per` arguments and this call's values: a source may serve only the calls
+    with these arguments (an index); the engine filters again."""
 
 
 class AggregateSource(Protocol):
@@ -113,19 +116,23 @@ def _aggregate(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) 
             raise env.error((*at, "within"), "within must be a duration (90s, 15m, 24h, 30d)")
     out.arg_names.update([*(p for p in per), *([fname] if fname else [])])
     out.stateful = True
+    out.aggregate_names.add(source)
     names = tuple(tools)
     src_name = source
     given = env.aggregates.get(source)  # the policy's own source, else the context's
 
+    pairs_of = tuple(per)
+
     def counts(rec: CallRecord, key: list[Any], since: float | None) -> bool:
+        a = rec.arguments
+        for q, k in zip(pairs_of, key, strict=True):
+            if q not in a or a[q] != k:
+                return False
         if since is not None and rec.ts < since:
             return False
         if ok is True and not rec.ok:
             return False
-        if ok is False and (rec.ok or rec.result is None):
-            return False  # failed calls: ones that ran and failed
-        a = rec.arguments
-        return all(q in a and a[q] == k for q, k in zip(per, key, strict=True))
+        return not (ok is False and (rec.ok or rec.result is None))  # ran and failed
 
     def aggregate(call: ToolCall, ctx: RunContext) -> str | None:
         args = call.arguments
@@ -148,15 +155,24 @@ def _aggregate(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) 
             raise PolicyCheckFailed("an aggregate over the principal needs a principal's user")
         key = [args[p] for p in per]
         since = None if window is None else ctx.clock() - window
-        query = AggregateQuery(names, over, ctx.session, ctx.principal.user, since, ctx.run_id)
+        query = AggregateQuery(
+            names,
+            over,
+            ctx.session,
+            ctx.principal.user,
+            since,
+            ctx.run_id,
+            tuple(zip(pairs_of, key, strict=True)),
+        )
         try:
-            others = list(src.calls(query))
+            others = src.calls(query)
+            matched = [r for r in others if r.name in names and counts(r, key, since)]
         except Exception as exc:
             raise PolicyCheckFailed(
                 f"aggregate source {src_name!r} raised {type(exc).__name__}: {exc}"
             ) from exc
-        mine = [r for t in names for r in ctx.calls_named(t)]
-        matched = [r for r in (*others, *mine) if r.name in names and counts(r, key, since)]
+        for t in names:
+            matched.extend(r for r in ctx.calls_named(t) if counts(r, key, since))
         limit = _number(bound(call, ctx), "the bound")
         if fname is None:
             value = Decimal(len(matched) + 1)

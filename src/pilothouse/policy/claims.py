@@ -36,15 +36,15 @@ __all__ = ["claim_values", "claims_of"]
 def claim_values(ctx: RunContext, claim: Claim) -> list[Any]:
     """The distinct values a claim has in this run, in the order they were verified:
     the principal's (an earlier run's verification), then each successful call's."""
-    from pilothouse.policy.provenance import field_values, normalise
+    from pilothouse.policy.provenance import field_values
 
     out: list[Any] = []
     seen: set[str | None] = set()
 
     def add(value: Any) -> None:
-        if value is None or isinstance(value, dict | list):
+        if value is None or isinstance(value, dict | list | bool):
             return
-        key = normalise(value)
+        key = _key(value)
         if key and key not in seen:
             seen.add(key)
             out.append(value)
@@ -66,6 +66,14 @@ def claim_values(ctx: RunContext, claim: Claim) -> list[Any]:
         for leaf in field_values(value, claim.field)[:1]:
             add(leaf)
     return out
+
+
+def _key(value: Any) -> str:
+    """A claim value's comparison key: ids compare without case and outer whitespace
+    (``c001`` is ``C001``), numbers by value (``7`` is ``7.0``)."""
+    if isinstance(value, int | float):
+        return repr(float(value))
+    return " ".join(str(value).split()).casefold()
 
 
 def claims_of(ctx: RunContext, claims: Mapping[str, Claim]) -> dict[str, Any]:
@@ -99,8 +107,6 @@ def _held(ctx: RunContext, name: str, claim: Claim) -> tuple[Any, str | None]:
 def _claims(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> None:
     """``claims: [NAME]`` (held) or ``{NAME: $args.x | $lookup.L.path | literal | SCHEMA}``:
     the principal's verified claim holds and equals the value (or satisfies the schema)."""
-    from pilothouse.policy.provenance import normalise
-
     if isinstance(spec, str):
         spec = [spec]
     if isinstance(spec, list):
@@ -119,6 +125,7 @@ def _claims(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> 
         )
         literal = want
         out.stateful = True
+        out.claim_names.add(str(name))
 
         def check(
             call: ToolCall,
@@ -142,7 +149,7 @@ def _claims(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> 
                 return f"verified {n} is {value!r}, and there is nothing to compare it with"
             if isinstance(other, dict | list):
                 raise PolicyCheckFailed(f"claim {n} is compared with a {type(other).__name__}")
-            if normalise(value) == normalise(other):
+            if _key(value) == _key(other):
                 return None
             return f"verified {n} is {value!r}, not {other!r}"
 

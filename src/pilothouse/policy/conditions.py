@@ -82,12 +82,16 @@ class CompiledConditions:
     predicate_names: set[str] = field(default_factory=set)
     lookup_names: set[str] = field(default_factory=set)
     stateful: bool = False
+    claim_names: set[str] = field(default_factory=set)
+    aggregate_names: set[str] = field(default_factory=set)
 
     def reads(self, inner: CompiledConditions) -> None:
         """Add what a nested block reads (its checks are wrapped by the caller)."""
         self.arg_names |= inner.arg_names
         self.predicate_names |= inner.predicate_names
         self.lookup_names |= inner.lookup_names
+        self.claim_names |= inner.claim_names
+        self.aggregate_names |= inner.aggregate_names
         self.stateful = self.stateful or inner.stateful
 
 

@@ -114,6 +114,8 @@ class CompiledRule:
     predicate_names: set[str]
     lookup_names: set[str]
     stateful: bool
+    claim_names: set[str]
+    aggregate_names: set[str]
     unconditional: bool
     order: int
     decision: Decision | None = None  # what the rule decides when it applies (built once)
@@ -202,6 +204,8 @@ def compile_rule(
         predicate_names=compiled.predicate_names,
         lookup_names=compiled.lookup_names,
         stateful=compiled.stateful,
+        claim_names=compiled.claim_names,
+        aggregate_names=compiled.aggregate_names,
         unconditional=not compiled.checks,
         order=index,
     )

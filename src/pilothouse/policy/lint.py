@@ -141,7 +141,82 @@ def lint(
                     )
                 )
     findings += _never_allowed(policy, known)
+    findings += _claims_and_secrets(policy, known)
     return findings
+
+
+def _claims_and_secrets(policy: Policy, known: Mapping[str, ToolInfo]) -> list[Finding]:
+    """Claims, secrecy labels and aggregate sources: what they name, and what uses them."""
+    out: list[Finding] = []
+    rules = policy.compiled_rules
+    used_claims = {n for r in rules for n in r.claim_names}
+    for name, claim in sorted(policy.claims.items()):
+        for tool in claim.tool_names:
+            info = known.get(tool)
+            if known and info is None:
+                out.append(Finding("error", None, f"claim {name!r}: no known tool {tool!r}"))
+                continue
+            arg = claim.field[len("$args.") :] if claim.field.startswith("$args.") else None
+            if (
+                info is not None
+                and arg is not None
+                and info.args is not None
+                and (arg not in info.args)
+            ):
+                out.append(
+                    Finding(
+                        "error",
+                        None,
+                        f"claim {name!r}: {arg!r} is not an argument of {tool!r} "
+                        f"(it has {list(info.args)})",
+                    )
+                )
+            if info is not None and info.effect not in ("read_only", "unknown"):
+                out.append(
+                    Finding(
+                        "warning",
+                        None,
+                        f"claim {name!r} is set by {info.effect} tool {tool!r}: an "
+                        "authentication tool should only read",
+                    )
+                )
+        if name not in used_claims:
+            out.append(Finding("warning", None, f"claim {name!r} is declared but never used"))
+    egress = {n: t for n, t in policy.tools.items() if t.egress}
+    for name, info in sorted(egress.items()):
+        if isinstance(info.egress, bool):
+            continue
+        have = known.get(name)
+        args = have.args if have is not None and have.args is not None else info.args
+        for arg in info.egress:
+            if args is not None and arg not in args:
+                out.append(
+                    Finding(
+                        "error",
+                        None,
+                        f"tool {name!r}: egress argument {arg!r} is not a parameter "
+                        f"(it has {list(args)})",
+                    )
+                )
+    if (
+        policy.secrets
+        and not egress
+        and not any("no_secrets" in (r.when or {}) for r in policy.rules)
+    ):
+        out.append(
+            Finding(
+                "warning",
+                None,
+                f"secret fields are declared ({', '.join(sorted(policy.secrets))}) but no tool "
+                "is declared `egress` and no rule has `no_secrets`: nothing keeps them in",
+            )
+        )
+    used_sources = {n for r in rules for n in r.aggregate_names}
+    for name in sorted(set(policy.declared_aggregates) - used_sources):
+        out.append(
+            Finding("warning", None, f"aggregate source {name!r} is declared but never used")
+        )
+    return out
 
 
 def _declared_args(policy: Policy, tools: Mapping[str, ToolInfo]) -> list[Finding]:
