@@ -106,6 +106,19 @@ def test_provenance_policy_example(tmp_path: Path) -> None:
     assert "answer: Replied to Anna and paid the rent." in out
 
 
+def test_claims_policy_example(tmp_path: Path) -> None:
+    result = run_example("claims_policy.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line[:1] in "✓✗"]
+    assert [line[:1] for line in lines] == ["✗", "✓", "✗", "✗", "✓", "✓", "✗", "✓", "✓", "✗", "✓"]
+    out = result.stdout
+    assert "no verified customer_id: it is set only by a successful verify_identity" in out
+    assert "verified customer_id is 'C1', not 'C2'" in out
+    assert "rule 'returns-within-30-days' denies it" in out
+    assert "argument body carries the secret 'passport'" in out
+    assert "rule 'refunds-up-to-what-was-paid' denies it" in out
+
+
 def test_fallback_example(tmp_path: Path) -> None:
     result = run_example("fallback.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -57,6 +57,7 @@ TOP_KEYS = (
     "lookups",
     "claims",
     "aggregates",
+    "roles",
 )
 RULE_KEYS = ("id", "tools", "effect", "when", "priority", "fallback", "description")
 

@@ -238,6 +238,7 @@ class Policy:
         claims: Mapping[str, Claim] | None = None,
         aggregates: Mapping[str, Any] | None = None,
         declared_aggregates: Iterable[str] = (),
+        roles: Mapping[str, str] | None = None,
         _locate: Locate | None = None,
     ) -> None:
         self.name = name
@@ -254,6 +255,13 @@ class Policy:
         self.trust: dict[str, dict[str, str | None]] = {
             n: t.trusted_fields for n, t in self.tools.items() if t.trusted
         }
+        # roles bound from the user's words ("my landlord's account is X"): X is trusted
+        # only for arguments that ask for the role (see `policy.provenance`)
+        self.roles: dict[str, str] = dict(roles or {})
+        if self.roles:
+            from pilothouse.policy.provenance import REQUEST_ROLES
+
+            self.trust[REQUEST_ROLES] = dict(self.roles)
         from pilothouse.policy.document import secret_fields
 
         # tool -> {secret result field -> words naming it}; tool -> egress arguments
@@ -381,6 +389,7 @@ class Policy:
             claims=spec.claims,
             aggregates=aggregates,
             declared_aggregates=spec.aggregates,
+            roles=spec.roles,
             _locate=locate,
         )
 
@@ -464,6 +473,7 @@ class Policy:
             "tools",
             "trust",
             "claims",
+            "roles",
             "aggregates",
             "declared_aggregates",
             "secrets",

@@ -57,6 +57,7 @@ class PolicySpec:
     lookups: tuple[str, ...] = ()
     claims: dict[str, Claim] | None = None
     aggregates: tuple[str, ...] = ()
+    roles: dict[str, str] | None = None
 
 
 def read_mapping(data: Any, locate: Locate | None = None) -> PolicySpec:
@@ -144,7 +145,30 @@ def read_mapping(data: Any, locate: Locate | None = None) -> PolicySpec:
         declared["lookups"],
         _claims(data.get("claims"), locate),
         declared["aggregates"],
+        _roles(data.get("roles"), locate),
     )
+
+
+def _roles(spec: Any, locate: Locate | None) -> dict[str, str]:
+    """The document's `roles:`: role -> a regex with one group, matched against each user
+    message; the group's value is bound to the role (trusted only where it is asked for)."""
+    import re
+
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise _err(("roles",), locate, "roles must map role names to a regex with one group")
+    for role, pattern in spec.items():
+        at: Path = ("roles", str(role))
+        if not isinstance(pattern, str):
+            raise _err(at, locate, "a role's pattern must be a regular expression")
+        try:
+            groups = re.compile(pattern).groups
+        except re.error as exc:
+            raise _err(at, locate, f"invalid regular expression: {exc}") from None
+        if groups != 1:
+            raise _err(at, locate, f"the pattern must have exactly one group (it has {groups})")
+    return {str(k): str(v) for k, v in spec.items()}
 
 
 _TOOL_KEYS = {"effect", "args", "required", "trusted", "secret", "egress"}

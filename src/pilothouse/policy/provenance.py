@@ -41,6 +41,7 @@ from pilothouse.policy.context import CallRecord, RunContext
 
 __all__ = [
     "ENTITY_KINDS",
+    "REQUEST_ROLES",
     "Provenance",
     "entities",
     "field_values",
@@ -393,7 +394,12 @@ def _argument_keys(arguments: Mapping[str, Any]) -> set[str]:
 # --------------------------------------------------------------------------- a run's index
 
 Declarations = Mapping[str, Mapping[str, str | None]]
-"""Tool name -> {trusted field path -> role (None: trusted for any argument)}."""
+"""Tool name -> {trusted field path -> role (None: trusted for any argument)}; under
+`REQUEST_ROLES`, role -> the pattern that binds a value of the user's words to it."""
+
+REQUEST_ROLES = "<request>"
+"""The declarations' entry for roles bound from the user's words (the document's
+``roles:``): ``{role: regex with one group}``. No tool can have this name."""
 
 
 @dataclass(slots=True)
@@ -425,9 +431,15 @@ class Provenance:
         if len(msgs) != self.messages:
             if len(msgs) < self.messages:
                 return self._reset(ctx)
+            bound_by = self.declarations.get(REQUEST_ROLES)
             for m in msgs[self.messages :]:
                 self.user |= text_keys(m)
                 self.frames.extend(templates(m))
+                if bound_by:  # "my landlord's account is X": X is bound to `landlord`
+                    for role, pattern in bound_by.items():
+                        for found in re.finditer(str(pattern), m[:MAX_TEXT]):
+                            if found.group(1):
+                                self._bind(role, value_keys(found.group(1).strip()))
             self.messages = len(msgs)
         history = ctx.history
         if len(history) < len(self.done):
