@@ -43,6 +43,7 @@ from pilothouse.policy.document import Path
 __all__ = ["AggregateQuery", "AggregateSource", "Scope"]
 
 Scope = Literal["session", "principal", "all"]
+_MISSING: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +167,9 @@ def _aggregate(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) 
         )
         try:
             others = src.calls(query)
+            if pairs_of:  # the key first, inline: a source may serve many other calls
+                q0, k0 = pairs_of[0], key[0]
+                others = [r for r in others if r.arguments.get(q0, _MISSING) == k0]
             matched = [r for r in others if r.name in names and counts(r, key, since)]
         except Exception as exc:
             raise PolicyCheckFailed(
