@@ -168,3 +168,18 @@ async def test_an_injected_exfiltration_is_refused_in_a_run() -> None:
     )
     await a.run("email the hotel my name")
     assert sent == ["Guest Ann Lee"]
+
+
+def test_hostile_sizes_and_nesting_do_not_hide_a_secret() -> None:
+    p = Policy.from_yaml(POLICY)
+    ctx = RunContext(user_messages=["x"])
+    read_profile(ctx)
+    big = "a" * 2_000_000 + " X1234567"  # at the end of two megabytes: still found
+    assert not p.check(mail(big), ctx).allowed
+    nested: object = "X 123-4567"
+    for _ in range(500):  # deep nesting in an argument (a list of lists)
+        nested = [nested]
+    d = p.check(
+        ToolCall("m", "send_email", {"to": "h@x.test", "subject": "s", "body": nested}), ctx
+    )
+    assert not d.allowed and "passport_number" in d.reason

@@ -12,6 +12,9 @@ concern a tool name are looked up once per name and cached, so a call to a tool
 no rule mentions costs one dictionary lookup.
 
 Semantics, in order:
+0. A tool the document declares `egress` is checked for secrets first: a secret the run
+   read (a declared `secret` result field) in its arguments denies the call, unless the
+   user's request names it (`pilothouse.policy.secrecy`).
 1. The rules whose ``tools`` (names or glob patterns) match the call are taken in
    order of priority (high first); at equal priority ``deny`` comes before ``ask``
    before ``allow`` (deny wins ties). The first rule whose conditions all hold
