@@ -216,3 +216,36 @@ async def test_claims_through_the_loop_and_derived_again_from_the_journal() -> N
     assert claims_of(ctx, p.claims) == {"customer_id": "C1", "email": "a@x.test"}
     assert p.check(ToolCall("z", "cancel_tool", {"customer_id": "C1"}), ctx).allowed
     assert not p.check(ToolCall("z", "cancel_tool", {"customer_id": "C2"}), ctx).allowed
+
+
+@tool(effect="side_effect")
+def note(text: str) -> str:
+    """Leave a note (a person approves)."""
+    return "noted"
+
+
+async def test_a_resumed_run_derives_its_claim_from_the_journal() -> None:
+    ran.clear()
+    doc = POLICY.replace("tool: verify,", "tool: verify_tool,").replace(
+        "tools: cancel\n", "tools: cancel_tool\n"
+    )
+    doc += "  - {id: ask-notes, tools: note, effect: ask}\n"
+    store = MemoryStore()
+
+    def make(script: list[Any]) -> Agent[None, str]:
+        return Agent(
+            ScriptedModel(script),
+            tools=[verify_tool, cancel_tool, note],
+            policy=Policy.from_yaml(doc, lookups={"order": order}),
+            store=store,
+        )
+
+    first = make([[call("verify_tool", email="a@x.test", zip="12345")], [call("note", text="hi")]])
+    paused = await first.run("cancel my order")
+    assert paused.outcome == "paused" and ran == []
+    # another agent object (as in another process): its context is rebuilt from the journal
+    again = make(
+        [[call("cancel_tool", customer_id="C2")], [call("cancel_tool", customer_id="C1")], "done"]
+    )
+    done = await again.resume(paused.run_id, approvals={paused.pending[0].key: True})
+    assert done.outcome == "final" and ran == ["C1"]
