@@ -35,6 +35,10 @@ rules:
     tools: refund
     when:
       aggregate: {source: journal, over: all, field: amount, per: order_id, max: 300}
+  - id: notes-per-principal
+    tools: note
+    when:
+      aggregate: {source: journal, over: principal, max: 2}
   - id: refunds-per-customer-session
     tools: refund_small
     when:
@@ -67,6 +71,13 @@ def refund_small(order_id: str) -> str:
     return "refunded"
 
 
+@tool(effect="side_effect")
+def note(text: str) -> str:
+    """Leave a note."""
+    done.append(("note", text))
+    return "noted"
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
@@ -82,7 +93,7 @@ async def run(
 ) -> None:
     a = Agent(
         ScriptedModel([*steps, "done"]),
-        tools=[verify, refund, refund_small],
+        tools=[verify, refund, refund_small, note],
         policy=Policy.from_yaml(POLICY),
         store=store,
     )
@@ -133,6 +144,13 @@ async def test_a_session_scope_counts_only_that_session(store: Store) -> None:
     await run(store, [[call("refund_small", order_id="A2")]], session="s1")  # the 3rd: refused
     await run(store, [[call("refund_small", order_id="A3")]], session="s2")
     assert [x[1] for x in done] == ["A1", "A1", "A3"]
+
+
+async def test_a_principal_scope_counts_only_that_principal_s_runs(store: Store) -> None:
+    for text in ("a1", "a2", "a3"):  # the third of ann's notes is refused
+        await run(store, [[call("note", text=text)]], user="ann")
+    await run(store, [[call("note", text="b1")]], user="bob")
+    assert [x[1] for x in done] == ["a1", "a2", "b1"]
 
 
 class Ledger:

@@ -100,6 +100,7 @@ def test_durations_and_timestamps() -> None:
     assert duration("1.5h") == 5400 and duration("2w") == 14 * 86400
     assert duration("-1d") is None and duration("ten days") is None and duration(True) is None
     assert seconds_since_epoch("2024-05-01") == seconds_since_epoch("2024-05-01T00:00:00Z")
+    assert seconds_since_epoch("1714521600") == seconds_since_epoch("2024-05-01") == 1714521600
     # no offset is UTC, never the machine's local time
     assert seconds_since_epoch("2024-05-01T02:00:00") == seconds_since_epoch(
         "2024-05-01T04:00:00+02:00"

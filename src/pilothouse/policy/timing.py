@@ -32,6 +32,7 @@ from pilothouse.policy.document import Path
 __all__ = ["duration", "seconds_since_epoch"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_EPOCH = re.compile(r"^\d{9,12}(?:\.\d+)?$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -56,6 +57,8 @@ def seconds_since_epoch(value: Any) -> float:
         return float(value)
     if isinstance(value, str):
         text = value.strip()
+        if _EPOCH.match(text):  # seconds since the epoch, written as text
+            return float(text)
         try:
             if len(text) == 10:
                 d = date.fromisoformat(text)
