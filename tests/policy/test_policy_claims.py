@@ -249,3 +249,42 @@ async def test_a_resumed_run_derives_its_claim_from_the_journal() -> None:
     )
     done = await again.resume(paused.run_id, approvals={paused.pending[0].key: True})
     assert done.outcome == "final" and ran == ["C1"]
+
+
+def test_one_check_reads_each_lookup_once_and_the_next_check_reads_it_again() -> None:
+    reads: list[str] = []
+    shop = {"A1": {"customer_id": "C1", "status": "pending"}}
+
+    def counted(ctx: RunContext, order_id: str) -> dict[str, Any] | None:
+        reads.append(order_id)
+        return dict(shop[order_id]) if order_id in shop else None
+
+    from pilothouse.policy import Rule
+
+    p = Policy(
+        [
+            Rule(
+                "cancel_order",
+                when={
+                    "lookup": {
+                        "order": {
+                            "args": {"order_id": "$args.order_id"},
+                            "value": {"properties": {"status": {"const": "pending"}}},
+                        }
+                    },
+                    "claims": {"customer_id": "$lookup.order.customer_id"},
+                },
+            )
+        ],
+        claims={"customer_id": Claim("verify", "customer_id")},
+        lookups={"order": counted},
+    )
+    ctx = RunContext()
+    verified(ctx, "C1")
+    c = ToolCall("c", "cancel_order", {"order_id": "A1"})
+    assert p.check(c, ctx, effect="irreversible").allowed
+    assert reads == ["A1"]  # the lookup condition and the claim's reference: one read
+    shop["A1"]["status"] = "cancelled"  # the shop changed between two checks
+    d = p.check(c, ctx, effect="irreversible")
+    assert not d.allowed and "'cancelled'" in d.reason and reads == ["A1", "A1"]
+    assert ctx.lookup_memo is None

@@ -753,12 +753,25 @@ class _LookupCall:
 
     def value(self, call: ToolCall, ctx: RunContext) -> Any:
         params = {k: resolve_ref(v, call, ctx) for k, v in self.params}
+        memo = ctx.lookup_memo  # one check's lookups (set by `Policy.check`)
+        key: Any = None
+        if memo is not None:
+            try:
+                key = (self.name, tuple(sorted(params.items())))
+                hash(key)
+            except TypeError:  # a parameter that is a list or a mapping: not memoised
+                key = None
+            if key is not None and key in memo:
+                return memo[key]
         try:
-            return self.fn(ctx, **params)
+            value = self.fn(ctx, **params)
         except Exception as exc:
             raise PolicyCheckFailed(
                 f"lookup {self.name!r} raised {type(exc).__name__}: {exc}"
             ) from exc
+        if memo is not None and key is not None:
+            memo[key] = value
+        return value
 
 
 def _lookup_call(name: Any, spec: Any, at: Path, env: ConditionEnv) -> _LookupCall:

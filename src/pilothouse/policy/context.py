@@ -110,6 +110,7 @@ class RunContext:
     session: str | None = None  # its session, if any (aggregates `over: session`)
     aggregates: dict[str, Any] | None = None  # name -> AggregateSource (the loop: "journal")
     secret_cache: dict[int, Any] = field(default_factory=dict, repr=False)  # secrecy.py's
+    lookup_memo: dict[Any, Any] | None = field(default=None, repr=False)  # one check's lookups
     _index: dict[str, list[CallRecord]] = field(default_factory=dict, repr=False)
     _indexed: int = field(default=0, repr=False)
 

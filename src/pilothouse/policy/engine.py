@@ -574,19 +574,17 @@ class Policy:
                     rules = self._rules_for(call.name)
                 if not rules:
                     return self._default_decisions.get(kind) or self._default_decisions["unknown"]
-                return self._decide(rules, call, context, kind, True)  # type: ignore[return-value]
-            decisions: list[Decision] = []
-            for layer in (self, *self._lower):
-                d = layer._layer_decision(call, context, kind, layer is self)
-                if d is None:
-                    continue
-                if d.effect == "deny":
-                    return d
-                decisions.append(d)
-            asks = [d for d in decisions if d.effect == "ask"]
-            if asks:
-                return asks[0]
-            return decisions[0]
+                # every condition of this check sees one answer per lookup (no torn reads)
+                context.lookup_memo = {}
+                try:
+                    return self._decide(rules, call, context, kind, True)  # type: ignore[return-value]
+                finally:
+                    context.lookup_memo = None
+            context.lookup_memo = {}
+            try:
+                return self._layered_decision(call, context, kind)
+            finally:
+                context.lookup_memo = None
         except Exception as exc:
             return Decision.deny(
                 f"policy engine error ({type(exc).__name__}: {exc}); denied (fail-closed)",
@@ -609,6 +607,21 @@ class Policy:
         if why is None:
             return None
         return Decision.deny(f"{call.name} sends data out: {why}", "secrecy", source="rule")
+
+    def _layered_decision(self, call: ToolCall, context: RunContext, kind: str) -> Decision:
+        """Every layer decides; the most restrictive answer wins."""
+        decisions: list[Decision] = []
+        for layer in (self, *self._lower):
+            d = layer._layer_decision(call, context, kind, layer is self)
+            if d is None:
+                continue
+            if d.effect == "deny":
+                return d
+            decisions.append(d)
+        asks = [d for d in decisions if d.effect == "ask"]
+        if asks:
+            return asks[0]
+        return decisions[0]
 
     def _effect_of(self, name: str) -> str:
         info = self.tools.get(name)
