@@ -9,7 +9,8 @@ import configures the root logger). The files are located with `importlib.util.f
 which reads no code and opens no socket.
 
 An embedder is anything with `name`, `dim`, `fingerprint()` and `embed(texts)` returning
-an ``(n, dim)`` float32 array of unit rows (`Embedder`). A knowledge base records the
+an ``(n, dim)`` float32 array of unit rows (`Embedder`, defined beside the tool index in
+`pilothouse.tools.select`, which ranks tools with one too). A knowledge base records the
 fingerprint in its index and refuses another (`IndexMismatchError`, saying how to
 reindex), so vectors made by two models never meet in one ranking.
 """
@@ -22,9 +23,10 @@ import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from pilothouse.exceptions import ConfigurationError, KnowledgeError
+from pilothouse.tools.select import Embedder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,22 +45,6 @@ MAX_EMBED_CHARS = 20_000
 _WEIGHTS = ("weights", "l2_supercat_256.safetensors")
 _TOKENIZER = ("tokenizers", "l2_supercat_tokenizer_config.json")
 _DIMS = (64, 128, 256)  # the table's leading dimensions are trained to stand alone
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """What a knowledge base or a tool index needs from an embedding model."""
-
-    name: str
-    dim: int
-
-    def fingerprint(self) -> str:
-        """What the index records: a change of model, dimension or pooling changes it."""
-        ...
-
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        """``(len(texts), dim)`` float32 rows of unit length (an empty text: zeros)."""
-        ...
 
 
 def embeddings_available() -> bool:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pilothouse.exceptions import ConfigurationError, IndexMismatchError
+from pilothouse.tools.select import similarities
 
 if TYPE_CHECKING:
     from .embed import Vectors
@@ -118,7 +119,7 @@ class VectorCache:
             matrix, keys = self._matrix, self._keys
         if not len(keys):
             return []
-        scores = matrix @ np.asarray(query, dtype=np.float32).reshape(-1)
+        scores = similarities(matrix, np.asarray(query, dtype=np.float32).reshape(-1))
         n = min(n, len(keys))
         part = np.argpartition(-scores, n - 1)[:n] if n < len(keys) else np.arange(len(keys))
         ranked = sorted(part.tolist(), key=lambda i: (-float(scores[i]), keys[i]))
