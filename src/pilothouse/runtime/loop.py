@@ -538,7 +538,8 @@ async def _run_loop(
                     request, asked, offered, answer = await hooked_request(
                         spec, run_id, step, messages, usage, deps, hook_models
                     )
-                    usage += hook_models.spent
+                    if hook_models.spent is not None:
+                        usage += hook_models.spent
                     asked.new_messages = messages[reported:]
                     journal.emit(asked)
                     step_specs = (
@@ -983,7 +984,7 @@ class HookModelJournal:
         calls: dict[str, tuple[str, ModelResponse]],
     ) -> None:
         self.journal, self.run_id, self.step, self.calls = journal, run_id, step, calls
-        self.spent = Usage()  # what this step's hook calls cost (the loop adds it)
+        self.spent: Usage | None = None  # what this step's hook calls cost (the loop adds it)
 
     def preload(self, recorded: Mapping[str, tuple[str, ModelResponse]]) -> None:
         """Serve these recorded calls too (a replay hands over the recording's)."""
@@ -1015,7 +1016,7 @@ class HookModelJournal:
             )
         )
         self.calls[key] = (purpose, response)
-        self.spent += response.usage
+        self.spent = response.usage if self.spent is None else self.spent + response.usage
         return response
 
 
