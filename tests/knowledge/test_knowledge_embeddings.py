@@ -221,6 +221,9 @@ def test_postgres_stores_vectors_and_ranks_the_same_way(
             h.chunk.id for h in lite.search(query, 3, ranking="vector")
         ]
         assert pg.search(query)[0].chunk.doc_id == doc
+    for query in ["", "\x00", "NEAR(", "a" * 100_000, "\ud800", "' OR 1=1; --"]:
+        for ranking in ("bm25", "vector", "hybrid"):
+            assert len(pg.search(query, 5, ranking=ranking)) <= 5  # type: ignore[arg-type]
     count = pg.db.execute("SELECT count(*) FROM kb_vectors").fetchone()
     assert count is not None and count[0] == pg.count()[1]
     pg.remove("returns.md")  # vectors go with their chunks

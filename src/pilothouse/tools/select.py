@@ -334,5 +334,10 @@ class ToolIndex:
         if not self.specs or not query.strip():
             return []
         scores = self.vector_scores(query)
-        order = np.argsort(-scores, kind="stable")[:n]  # ties keep list order
-        return [(int(i), float(scores[i])) for i in order]
+        if n < len(scores):  # the n best (and any tied with the n-th), then sorted
+            floor = np.partition(scores, len(scores) - n)[len(scores) - n]
+            candidates = np.flatnonzero(scores >= floor)
+        else:
+            candidates = np.arange(len(scores))
+        order = sorted(candidates.tolist(), key=lambda i: (-float(scores[i]), i))[:n]
+        return [(i, float(scores[i])) for i in order]  # ties keep list order
