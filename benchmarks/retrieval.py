@@ -3,7 +3,12 @@ the Python documentation as Debian ships it (`apt-get install python3-doc`: HTML
 /usr/share/doc/python3-doc/html), and the citation checker on claims drawn from it.
 
     python benchmarks/retrieval.py [--docs DIR] [--index PATH] [--size N] [--claims N]
-                                   [--postgres]
+                                   [--postgres] [--no-embeddings]
+
+With the `embeddings` extra installed (WordLlama, the model in its wheel) the index also
+holds a vector per chunk and each store is measured three ways: BM25 alone, embeddings
+alone (cosine, numpy) and hybrid (reciprocal rank fusion of both, the default ranking
+with an embedder).
 
 `--postgres` also measures the PostgreSQL store (tsvector, ts_rank_cd) on a throwaway
 server started by tests/pgserver.py.
@@ -12,7 +17,8 @@ Questions: benchmarks/data/retrieval/python_docs.jsonl (written for this benchma
 with the documents that answer it), split once into `tune` and `holdout` (a seeded
 shuffle, recorded in the file); report the holdout separately. A question is answered at
 rank r when a chunk of one of its documents is the r-th hit: recall@5 (r <= 5) and MRR
-(1/r, 0 beyond 10). Time per query is the wall time of `KnowledgeBase.search`.
+(1/r, 0 beyond 10). Time per query is the wall time of `KnowledgeBase.search` (for
+embeddings it includes embedding the query).
 """
 
 from __future__ import annotations
@@ -26,7 +32,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from pilothouse.knowledge import Chunking, Index, KnowledgeBase, check_answer
+from pilothouse.knowledge import (
+    Chunking,
+    Index,
+    KnowledgeBase,
+    Ranking,
+    WordLlama,
+    check_answer,
+    embeddings_available,
+)
 from pilothouse.knowledge.postgres import PostgresKnowledgeBase
 
 HERE = Path(__file__).parent
@@ -47,12 +61,15 @@ def build(docs: Path, kb: Index, size: int) -> Index:
     return kb
 
 
-def evaluate(kb: Index, questions: list[dict[str, object]], k: int = 5) -> dict[str, float]:
+def evaluate(
+    kb: Index, questions: list[dict[str, object]], ranking: Ranking, k: int = 5
+) -> dict[str, float]:
     ranks: list[int | None] = []
     times: list[float] = []
+    kb.search("warm the vector cache", 10, ranking=ranking)  # type: ignore[call-arg]
     for q in questions:
         began = time.perf_counter()
-        hits = kb.search(str(q["question"]), 10)
+        hits = kb.search(str(q["question"]), 10, ranking=ranking)  # type: ignore[call-arg]
         times.append(time.perf_counter() - began)
         wanted = set(q["docs"])  # type: ignore[call-overload]
         rank = next((i for i, h in enumerate(hits, 1) if h.chunk.doc_id in wanted), None)
@@ -103,20 +120,28 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1200, help="chunk size in characters")
     parser.add_argument("--claims", type=int, default=100, help="claims per kind (5 kinds)")
     parser.add_argument("--postgres", action="store_true", help="also the PostgreSQL store")
+    parser.add_argument("--no-embeddings", action="store_true", help="BM25 only")
     args = parser.parse_args()
+    embedder = None if args.no_embeddings or not embeddings_available() else WordLlama()
+    rankings: list[Ranking] = ["bm25", "vector", "hybrid"] if embedder else ["bm25"]
     if not (args.docs / "library").is_dir():
         sys.exit(f"{args.docs} has no library/: apt-get install python3-doc (or pass --docs)")
     questions = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line]
     with tempfile.TemporaryDirectory() as tmp:
         path = args.index or Path(tmp) / "kb.db"
         kb = KnowledgeBase(
-            path, name="python-docs", chunking=Chunking(size=args.size), reindex=True
+            path,
+            name="python-docs",
+            chunking=Chunking(size=args.size),
+            embedder=embedder,
+            reindex=True,
         )
         build(args.docs, kb, args.size)
         missing = {d for q in questions for d in q["docs"] if kb.document_text(d) is None}
         if missing:
             sys.exit(f"questions name documents the corpus lacks: {sorted(missing)}")
-        report("SQLite FTS5 BM25", kb, questions)
+        for ranking in rankings:
+            report(f"SQLite {LABELS[ranking]}", kb, questions, ranking)
         claims(kb, args.claims)
         kb.close()
     if args.postgres:
@@ -126,19 +151,24 @@ def main() -> None:
         server = start_postgres("retrieval")
         try:
             pg = PostgresKnowledgeBase(
-                server.dsn, name="python-docs", chunking=Chunking(size=args.size)
+                server.dsn, name="python-docs", chunking=Chunking(size=args.size), embedder=embedder
             )
             build(args.docs, pg, args.size)
-            report("PostgreSQL ts_rank_cd", pg, questions)
+            for ranking in rankings:
+                report(f"PostgreSQL {PG_LABELS[ranking]}", pg, questions, ranking)
             pg.close()
         finally:
             server.stop()
 
 
-def report(label: str, kb: Index, questions: list[dict[str, object]]) -> None:
+LABELS = {"bm25": "FTS5 BM25", "vector": "embeddings", "hybrid": "hybrid (RRF)"}
+PG_LABELS = {"bm25": "ts_rank_cd", "vector": "embeddings", "hybrid": "hybrid (RRF)"}
+
+
+def report(label: str, kb: Index, questions: list[dict[str, object]], ranking: Ranking) -> None:
     for split in ("tune", "holdout"):
         part = [q for q in questions if q["split"] == split]
-        r = evaluate(kb, part)
+        r = evaluate(kb, part, ranking)
         print(
             f"{label} {split:>7}: {r['questions']:.0f} questions, recall@5 {r['recall@5']:.2f}, "
             f"recall@1 {r['recall@1']:.2f}, MRR@10 {r['mrr@10']:.2f}, "

@@ -1,6 +1,6 @@
 """Tool retrieval at scale: recall@5 of the right tool and time per query, 100-1,000 tools.
 
-Run: `python benchmarks/tool_retrieval.py` (offline; a few seconds).
+Run: `python benchmarks/tool_retrieval.py [--no-embeddings]` (offline; a few seconds).
 
 The tools are generated from public API descriptions shipped in installed packages
 (the `openai` and `anthropic` SDKs' resources, `playwright`'s sync API: see
@@ -13,25 +13,31 @@ For each size (100, 300, 1,000 tools) the tool set is every query's target plus 
 tools drawn with a fixed seed, so a query's answer is always present and the
 distractors grow. Retrieval is `ToolIndex.search` (BM25 over name, description and
 parameters, `pilothouse.tools.select`), the ranking `pilothouse.memory.ToolRetrieval`'s
-`prepare_step` hook offers each step and its `find_tools` searches. Time per query is
-the median of 5 passes over all queries, cache off.
+`prepare_step` hook offers each step and its `find_tools` searches. With the
+`embeddings` extra installed, also embeddings alone and hybrid (BM25 and embeddings fused
+by reciprocal rank; `ToolIndex(..., embedder=WordLlama())`). Time per query is the median
+of 5 passes over all queries, cache off (for embeddings it includes embedding the query).
+Sockets: every measurement runs with `socket.socket` refusing to be made.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import random
+import socket
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+from pilothouse.knowledge import WordLlama, embeddings_available
 from pilothouse.memory import ToolRetrieval
 from pilothouse.messages import Message, ToolCall, Usage
 from pilothouse.models.base import ToolSpec
 from pilothouse.runtime.step import StepContext
-from pilothouse.tools.select import ToolIndex
+from pilothouse.tools.select import Embedder, ToolIndex, ToolRanking
 from pilothouse.tools.tool import Tool
 
 DATA = Path(__file__).parent / "data" / "tools"
@@ -67,9 +73,17 @@ def tool_set(tools: list[dict[str, Any]], targets: set[str], size: int) -> list[
     return chosen
 
 
-def measure(size: int, tools: list[dict[str, Any]], queries: list[tuple[str, str]]) -> dict:
+def measure(
+    size: int,
+    tools: list[dict[str, Any]],
+    queries: list[tuple[str, str]],
+    embedder: Embedder | None = None,
+    ranking: ToolRanking = "bm25",
+) -> dict:
     chosen = tool_set(tools, {q[1] for q in queries}, size)
-    index = ToolIndex([as_spec(t) for t in chosen])
+    began = time.perf_counter()
+    index = ToolIndex([as_spec(t) for t in chosen], embedder=embedder, ranking=ranking)
+    built = time.perf_counter() - began
     results: dict[str, list[int]] = {"tune": [], "holdout": []}
     misses: list[tuple[str, str, list[str]]] = []
     for query, target in queries:
@@ -85,6 +99,7 @@ def measure(size: int, tools: list[dict[str, Any]], queries: list[tuple[str, str
             index.search(query, 5)
         passes.append((time.perf_counter() - began) / len(queries))
     return {
+        "built_ms": built * 1000,
         "size": len(index),
         "recall": {k: (sum(v) / len(v), len(v)) for k, v in results.items()},
         "ms": statistics.median(passes) * 1000,
@@ -92,25 +107,49 @@ def measure(size: int, tools: list[dict[str, Any]], queries: list[tuple[str, str
     }
 
 
+class _NoSocket(socket.socket):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("tool retrieval opened a socket")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-embeddings", action="store_true", help="BM25 only")
+    args = parser.parse_args()
+    socket.socket = _NoSocket  # type: ignore[misc]  # any socket made from here fails
     tools, queries = load()
-    print(f"{len(tools)} tools generated, {len(queries)} queries")
-    print(f"{'tools':>6} {'recall@5 tune':>15} {'recall@5 holdout':>18} {'ms/query':>9}")
-    report = []
-    for size in (100, 300, 1_000):
-        r = measure(size, tools, queries)
-        report.append(r)
-        (tr, tn), (hr, hn) = r["recall"]["tune"], r["recall"]["holdout"]
-        print(f"{r['size']:>6} {tr:>9.1%} ({tn:>2}) {hr:>12.1%} ({hn:>2}) {r['ms']:>9.3f}")
-    for query, target, top in report[-1]["misses"]:
-        print(f"  tune miss: {query!r} -> {target} (got {', '.join(top)})")
-    print(f"hook per step, {len(tools)} tools: {hook_cost(tools, queries):.1f} µs")
+    embedder = None if args.no_embeddings or not embeddings_available() else WordLlama()
+    rankings: list[ToolRanking] = ["bm25", "vector", "hybrid"] if embedder else ["bm25"]
+    print(f"{len(tools)} tools generated, {len(queries)} queries; sockets refused")
+    for ranking in rankings:
+        print(f"\n{ranking}:")
+        print(
+            f"{'tools':>6} {'recall@5 tune':>15} {'recall@5 holdout':>18} {'ms/query':>9} "
+            f"{'index built ms':>15}"
+        )
+        report = []
+        for size in (100, 300, 1_000):
+            r = measure(size, tools, queries, embedder if ranking != "bm25" else None, ranking)
+            report.append(r)
+            (tr, tn), (hr, hn) = r["recall"]["tune"], r["recall"]["holdout"]
+            print(
+                f"{r['size']:>6} {tr:>9.1%} ({tn:>2}) {hr:>12.1%} ({hn:>2}) {r['ms']:>9.3f} "
+                f"{r['built_ms']:>15.0f}"
+            )
+        for query, target, top in report[-1]["misses"]:
+            print(f"  tune miss: {query!r} -> {target} (got {', '.join(top)})")
+    print(f"\nhook per step, {len(tools)} tools, BM25: {hook_cost(tools, queries):.1f} µs")
+    if embedder:
+        cost = hook_cost(tools, queries, embedder)
+        print(f"hook per step, {len(tools)} tools, hybrid: {cost:.1f} µs")
 
 
-def hook_cost(tools: list[dict[str, Any]], queries: list[tuple[str, str]]) -> float:
+def hook_cost(
+    tools: list[dict[str, Any]], queries: list[tuple[str, str]], embedder: Embedder | None = None
+) -> float:
     """Microseconds of one `ToolRetrieval` step on a 40-message conversation of 10 user
     turns (its caches warm, as from the second step of a run on): what every step pays."""
-    retrieval = ToolRetrieval([_tool(t) for t in tools])
+    retrieval = ToolRetrieval([_tool(t) for t in tools], embedder=embedder)
     messages: list[Message] = [Message.system("You are helpful.")]
     for query, target in queries[:10]:
         call = ToolCall(f"c{len(messages)}", target, {})

@@ -7,7 +7,8 @@ A session already holds a long conversation. The agent's `prepare_step` hook is 
 `Compaction` with a 2,000-token threshold: over it, old tool results are cut to their
 head and tail (no model), then the oldest turns are summarised (a model). The view is
 what the step's `model_request` records; the session keeps every message, and the
-`recall_result` tool reads a trimmed result back whole from the journal.
+`recall_result` tool reads a trimmed result back whole from the journal. The summariser's
+call is itself on the record (a `hook_model_call` event: request, response, usage).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pilothouse import Agent, Message, ScriptedModel, Session, SQLiteStore, call, tool
-from pilothouse.events import ModelRequested, ToolReturned
+from pilothouse.events import HookModelCalled, ModelRequested, ToolReturned
 from pilothouse.memory import Compaction, estimate_tokens, recall_result_tool
 from pilothouse.messages import ModelResponse
 from pilothouse.models.base import ModelRequest
@@ -86,6 +87,11 @@ def main() -> None:
     print(f"recall_result gave back {len(recalled.content)} characters (the whole list)")
     print(f"session messages kept: {session.info().messages} (nothing deleted)")
     print(f"summaries made: {compaction.summaries_made}")
+    asked = [e for e in store.events(result.run_id) if isinstance(e, HookModelCalled)]
+    print(
+        f"summariser calls on the record: {len(asked)} ({asked[0].purpose} at step "
+        f"{asked[0].step}; a resumed run or a replay is served it, never asks again)"
+    )
 
 
 if __name__ == "__main__":

@@ -727,6 +727,35 @@ class Retrieved(Event):
         }
 
 
+@dataclass(slots=True, kw_only=True)
+class HookModelCalled(Event):
+    """A step hook asked a model for something of its own before the step's model call
+    (compaction's summary of older turns: `purpose` says what): the request it sent, the
+    response with its usage, the latency. `key` names what was asked (compaction: the
+    digest of the turns summarised), so a resumed run or a replay is served the recorded
+    response instead of asking again; the usage counts toward the run's."""
+
+    type: ClassVar[str] = "hook_model_call"
+    purpose: str
+    key: str
+    model: str
+    request: list[dict[str, Any]] = field(default_factory=list)
+    settings: dict[str, Any] | None = None
+    response: ModelResponse
+    duration: float = 0.0
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "purpose": self.purpose,
+            "key": self.key,
+            "model": self.model,
+            "request": self.request,
+            "settings": self.settings,
+            "response": self.response.to_dict(),
+            "duration": self.duration,
+        }
+
+
 # The event's name before `run_stopped` (journals and code of earlier versions).
 BudgetStopped = Stopped
 # The stored type of `Stopped` in journals written before `run_stopped`.
@@ -786,6 +815,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     )
 }
 EVENT_TYPES[LEGACY_STOP_TYPE] = Stopped  # read as `run_stopped`
+EVENT_TYPES[HookModelCalled.type] = HookModelCalled
 
 
 # -- team patterns (`pilothouse.teams.groupchat`, `sop`, `roleplay`) ----------------------
@@ -915,6 +945,17 @@ def event_from_dict(d: dict[str, Any]) -> Event:
     if cls is ModelResponded:
         return ModelResponded(
             **env, response=ModelResponse.from_dict(d["response"]), duration=d.get("duration", 0.0)
+        )
+    if cls is HookModelCalled:
+        return HookModelCalled(
+            **env,
+            purpose=d["purpose"],
+            key=d["key"],
+            model=d.get("model", ""),
+            request=d.get("request", []),
+            settings=d.get("settings"),
+            response=ModelResponse.from_dict(d["response"]),
+            duration=d.get("duration", 0.0),
         )
     if cls is StageResponded:
         return StageResponded(

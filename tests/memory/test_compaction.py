@@ -7,14 +7,21 @@ import asyncio
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 from pilothouse import Agent, Message, ScriptedModel, Session, call, tool
-from pilothouse.events import ModelRequested, ToolReturned
+from pilothouse.events import (
+    HookModelCalled,
+    ModelRequested,
+    ModelResponded,
+    ToolReturned,
+    event_from_dict,
+)
 from pilothouse.memory import Compaction, recall_result_tool
-from pilothouse.memory.compaction import units
-from pilothouse.messages import ModelResponse, ToolCall
+from pilothouse.memory.compaction import SUMMARY_PURPOSE, units
+from pilothouse.messages import ModelResponse, ToolCall, Usage
 from pilothouse.models.base import ModelRequest
-from pilothouse.runtime.journal import SQLiteStore
+from pilothouse.runtime.journal import MemoryStore, RunInfo, SQLiteStore
 from pilothouse.runtime.replay import export_journal
 from pilothouse.testing import replay
 
@@ -243,3 +250,111 @@ def test_a_run_with_summaries_replays_without_divergence(tmp_path: Path) -> None
     export_journal(store, result.run_id, cassette)
     report = replay(agent_of(ScriptedModel([])), cassette)
     assert report.ok, report.divergence
+
+
+# -- the summariser's call on the record --------------------------------------------------
+
+
+def _costed_summary_model() -> ScriptedModel:
+    def reply(request: ModelRequest) -> ModelResponse:
+        text = request.messages[-1].content
+        return ModelResponse(
+            f"summary of {len(text)} characters", usage=Usage(input_tokens=len(text) // 4)
+        )
+
+    return ScriptedModel(reply)
+
+
+def _long_history() -> list[Message]:
+    history: list[Message] = []
+    for i in range(8):
+        history += [Message.user(f"turn {i} " + "u" * 400), Message.assistant("ok " * 100)]
+    return history
+
+
+def _summarising_agent(model: ScriptedModel, summarizer: ScriptedModel, store: Any) -> Agent:
+    compaction = Compaction(600, keep_recent=2, head=50, tail=20, summarizer=summarizer)
+    return Agent(model, tools=[catalogue], store=store, prepare_step=compaction)
+
+
+def _replies() -> list[Any]:
+    return [[call("catalogue", page=1)], [call("catalogue", page=2)], "read both"]
+
+
+def test_the_summary_is_a_journaled_model_call_with_its_usage() -> None:
+    store = MemoryStore()
+    summarizer = _costed_summary_model()
+    result = _summarising_agent(ScriptedModel(_replies()), summarizer, store).run_sync(
+        "read pages 1 and 2", history=_long_history()
+    )
+    events = store.events(result.run_id)
+    calls = [e for e in events if isinstance(e, HookModelCalled)]
+    assert len(calls) == len(summarizer.requests) >= 1
+    first = calls[0]
+    assert first.purpose == SUMMARY_PURPOSE and first.model
+    assert first.request == [m.to_dict() for m in summarizer.requests[0].messages]
+    assert first.settings == {"temperature": 0, "max_tokens": 400}
+    assert first.response.text.startswith("summary of")
+    # the call comes before its step's request, whose view carries the summary
+    request = next(e for e in events if isinstance(e, ModelRequested) and e.step == first.step)
+    assert first.seq < request.seq
+    assert request.view is not None and first.response.text in json.dumps(request.view)
+    # its usage counts toward the run's
+    spent = sum(c.response.usage.input_tokens for c in calls)
+    steps = sum(e.response.usage.input_tokens for e in events if isinstance(e, ModelResponded))
+    assert spent > 0 and result.usage.input_tokens == spent + steps
+    # it survives the stored form
+    again = event_from_dict(json.loads(json.dumps(first.to_dict())))
+    assert again.to_dict() == first.to_dict()
+
+
+def test_a_resumed_run_never_asks_the_summariser_again() -> None:
+    """Cut the journal at every point after the first summary and resume with a fresh
+    hook (empty cache): only the summaries the cut lost are asked for, never one the
+    journal holds; the run ends as the uninterrupted one did."""
+    store = MemoryStore()
+    summarizer = _costed_summary_model()
+    full = _summarising_agent(ScriptedModel(_replies()), summarizer, store).run_sync(
+        "read pages 1 and 2", history=_long_history()
+    )
+    events = store.events(full.run_id)
+    summary_at = [i for i, e in enumerate(events) if isinstance(e, HookModelCalled)]
+    assert summary_at
+    views = {e.step: e.view for e in events if isinstance(e, ModelRequested)}
+    for cut in range(summary_at[0] + 1, len(events) - 1):
+        prefix = events[:cut]
+        copy = _prefix_store(store, full.run_id, cut)
+        answered = sum(1 for e in prefix if isinstance(e, ModelResponded))
+        fresh = _costed_summary_model()
+        resumed = _summarising_agent(ScriptedModel(_replies()[answered:]), fresh, copy).resume_sync(
+            full.run_id
+        )
+        assert resumed.output == "read both", cut
+        lost = sum(1 for i in summary_at if i >= cut)
+        assert len(fresh.requests) == lost, cut  # 0 whenever the journal holds the summary
+        after = copy.events(full.run_id)
+        # the same views step by step (a step asked again after the cut: its last request)
+        assert {e.step: e.view for e in after if isinstance(e, ModelRequested)} == views, cut
+        assert resumed.usage.input_tokens == full.usage.input_tokens, cut
+
+
+def test_a_replay_serves_the_recorded_summary(tmp_path: Path) -> None:
+    store = MemoryStore()
+    full = _summarising_agent(ScriptedModel(_replies()), _costed_summary_model(), store).run_sync(
+        "read pages 1 and 2", history=_long_history()
+    )
+    never = ScriptedModel([])  # a summariser that cannot answer: the replay must not ask
+    report = replay(_summarising_agent(ScriptedModel([]), never, store), store.events(full.run_id))
+    assert report.ok, report.divergence
+    assert never.requests == []
+
+
+def _prefix_store(store: MemoryStore, run_id: str, cut: int) -> MemoryStore:
+    """A store holding the first `cut` events of a run, as if it had stopped there."""
+    info = store.get_run(run_id)
+    copy = MemoryStore()
+    copy.write(
+        store.events(run_id)[:cut],
+        RunInfo(run_id, info.agent, info.model, info.input, "running", info.created),
+    )
+    return copy

@@ -39,3 +39,4 @@ def test_memory_compaction_example(tmp_path: Path) -> None:
     assert "recall_result gave back 5368 characters" in out
     assert "session messages kept: 14 (nothing deleted)" in out
     assert "summaries made: 1" in out
+    assert "summariser calls on the record: 1 (compaction_summary at step 1;" in out

@@ -136,3 +136,79 @@ def test_bad_configuration_is_refused() -> None:
         ToolRetrieval(tools, k=0)
     with pytest.raises(ValueError, match="unknown"):
         ToolRetrieval(tools, always=["nope"])
+
+
+# -- embeddings (the `embeddings` extra: the model shipped in the wordllama wheel) ---------
+
+# Tune queries of benchmarks/tool_retrieval.py whose tool BM25 leaves out of its top 5
+# among all 987 tools and the hybrid ranking finds.
+PARAPHRASED = [
+    ("make a code sandbox container", "openai_containers_create"),
+    ("delete an uploaded file", "openai_files_delete"),
+    ("double click with the mouse at a position", "browser_mouse_dblclick"),
+]
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Any:
+    pytest.importorskip("safetensors", reason="the embeddings extra")
+    from pilothouse.knowledge import WordLlama
+
+    return WordLlama()
+
+
+def test_hybrid_ranking_finds_tools_bm25_misses(embedder: Any) -> None:
+    specs = generated_specs()
+    lexical = ToolIndex(specs)
+    hybrid = ToolIndex(specs, embedder=embedder)
+    assert hybrid.ranking == "hybrid" and lexical.ranking == "bm25"
+    for query, target in PARAPHRASED:
+        assert target not in [s.name for s, _ in lexical.search(query, 5)]
+        assert target in [s.name for s, _ in hybrid.search(query, 5)]
+    # the BM25 ranking of an index with an embedder is the plain index's, score for score
+    for query in ["list the files", "take a screenshot of the page", "zzz"]:
+        assert hybrid.search(query, 5, ranking="bm25") == lexical.search(query, 5)
+    assert hybrid.search("", 5) == [] and hybrid.search("   ", 5, ranking="vector") == []
+    with pytest.raises(ValueError, match="embedder"):
+        lexical.search("files", 5, ranking="hybrid")
+    with pytest.raises(ValueError, match="embedder"):
+        ToolIndex(specs[:3], ranking="vector")
+
+
+def test_retrieval_with_embeddings_opens_no_network_socket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The model is loaded (its cache cleared first) and queried with sockets refused."""
+    pytest.importorskip("safetensors", reason="the embeddings extra")
+    from pilothouse.knowledge import WordLlama
+    from pilothouse.knowledge.embed import _table
+
+    class NoSocket(socket.socket):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise AssertionError("tool retrieval opened a socket")
+
+    monkeypatch.setattr(socket, "socket", NoSocket)
+    monkeypatch.setattr(socket, "create_connection", NoSocket)
+    _table.cache_clear()
+    retrieval = ToolRetrieval(api_tools(1_000), embedder=WordLlama())
+    for query, target in PARAPHRASED:
+        assert target in retrieval.search(query)
+    find = retrieval.tools[-1]
+    assert json.loads(find.function(query="")) == []
+
+
+def test_an_embedded_offer_replays_the_same(embedder: Any) -> None:
+    tools = api_tools(987)
+    retrieval = ToolRetrieval(tools, k=3, embedder=embedder)
+    query, target = PARAPHRASED[0]
+    model = ScriptedModel([[call(target)], "done"])
+    store = MemoryStore()
+    agent = Agent(model, tools=retrieval.tools, store=store, prepare_step=retrieval)
+    result = agent.run_sync(query)
+    assert result.output == "done"
+    offers = [e.tools for e in store.events(result.run_id) if isinstance(e, ModelRequested)]
+    assert target in offers[0]
+    fresh = ToolRetrieval(tools, k=3, embedder=embedder)
+    again = Agent(ScriptedModel([]), tools=fresh.tools, prepare_step=fresh)
+    report = replay(again, store.events(result.run_id))
+    assert report.ok, report.divergence

@@ -8,9 +8,15 @@ reduced to its words, so FTS5 syntax in it is never read as syntax); `retrieve` 
 offers it to an agent as a read-only tool, which records that event in the run's
 journal (so a replay needs no index: the tool's result is in the journal).
 
-The index records its chunking (and embedder: none yet) in `kb_meta`; opening it
-with other settings raises `IndexMismatchError` saying how to reindex
-(`KnowledgeBase(path, chunking=..., reindex=True)` re-cuts the stored documents).
+With an `embedder` (`pilothouse.knowledge.WordLlama`, the `embeddings` extra) every
+chunk also gets a vector, stored beside it (`kb_vectors`), and `search` ranks by
+`ranking`: "bm25", "vector" (cosine, numpy over the stored vectors) or "hybrid" (the
+default with an embedder: reciprocal rank fusion of the two).
+
+The index records its chunking and embedder (model and dimension) in `kb_meta`;
+opening it with other settings raises `IndexMismatchError` saying how to reindex
+(`KnowledgeBase(path, chunking=..., embedder=..., reindex=True)` re-cuts the stored
+documents and embeds them again).
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from pilothouse.exceptions import DocumentError, IndexMismatchError, KnowledgeEr
 
 from .chunks import Chunk, Chunking, chunk_text
 from .common import MAX_WORD_CHARS, WORD, Hit, Index, format_hits, hits_json, query_words
+from .embed import Embedder
 from .parse import MAX_DOCUMENT_CHARS, Kind, parse
+from .vectors import FUSION_DEPTH, Ranking, VectorCache, check_ranking, fuse, mismatches, to_blob
 
 __all__ = ["Hit", "KnowledgeBase", "format_hits", "hits_json", "query_words"]
 
@@ -42,6 +50,7 @@ CREATE TABLE IF NOT EXISTS kb_chunks (
 CREATE INDEX IF NOT EXISTS kb_chunks_doc ON kb_chunks(doc_id, position);
 CREATE VIRTUAL TABLE IF NOT EXISTS kb_fts USING fts5(
     title, text, tokenize='porter unicode61');
+CREATE TABLE IF NOT EXISTS kb_vectors (rowid INTEGER PRIMARY KEY, vector BLOB NOT NULL);
 """
 
 
@@ -49,7 +58,8 @@ class KnowledgeBase(Index):
     """Documents, chunks and their BM25 index in one SQLite file (see the module).
 
     `path` is a file or ``":memory:"``; `name` names the base in `retrieval` events;
-    `chunking` must match what the index was built with unless `reindex=True`.
+    `chunking` and `embedder` must match what the index was built with unless
+    `reindex=True`; `ranking` is what `search` does by default.
     """
 
     def __init__(
@@ -60,10 +70,17 @@ class KnowledgeBase(Index):
         chunking: Chunking | None = None,
         reindex: bool = False,
         max_document_chars: int = MAX_DOCUMENT_CHARS,
+        embedder: Embedder | None = None,
+        ranking: Ranking | None = None,
     ) -> None:
         self.path = str(path)
         self.name = name
         self.chunking = chunking or Chunking()
+        self.embedder = embedder
+        self.ranking = check_ranking(
+            ranking or ("hybrid" if embedder else "bm25"), embedder is not None
+        )
+        self._vectors = VectorCache(embedder.dim if embedder else 0, self.path)
         self.max_document_chars = max_document_chars
         self.lock = threading.Lock()
         if self.path != ":memory:":
@@ -88,57 +105,72 @@ class KnowledgeBase(Index):
             (key, value),
         )
 
+    def _embedder_fingerprint(self) -> str:
+        return self.embedder.fingerprint() if self.embedder else "none"
+
     def _check_settings(self, reindex: bool) -> None:
         wanted = self.chunking.fingerprint()
+        wanted_embedder = self._embedder_fingerprint()
         recorded = self._meta("chunking")
-        embedder = self._meta("embedder")
-        if embedder not in (None, "none"):
-            raise IndexMismatchError(
-                f"the index {self.path} was built with the embedder {embedder}, and this "
-                "knowledge base has none: open it with that embedder, or reindex with "
-                f"KnowledgeBase({self.path!r}, reindex=True)"
-            )
         if recorded is None:
             with self.lock:
                 self._set_meta("chunking", wanted)
-                self._set_meta("embedder", "none")
+                self._set_meta("embedder", wanted_embedder)
                 self._set_meta("generation", "0")
             return
-        if recorded == wanted:
+        differ = mismatches(recorded, wanted, self._meta("embedder") or "none", wanted_embedder)
+        if not differ:
             return
         if not reindex:
             raise IndexMismatchError(
-                f"the index {self.path} was built with chunking {recorded}, and this knowledge "
-                f"base asks for {wanted}: open it with the recorded settings, or rebuild its "
-                f"chunks with KnowledgeBase({self.path!r}, chunking=..., reindex=True) "
-                "(chunk ids change; citations of the old chunks no longer resolve)"
+                f"the index {self.path} was built with {' and '.join(differ)}: open it with "
+                "the recorded settings, or rebuild it with "
+                f"KnowledgeBase({self.path!r}, chunking=..., embedder=..., reindex=True) "
+                "(the stored documents are cut and embedded again; if the chunking changed, "
+                "chunk ids change and citations of the old chunks no longer resolve)"
             )
-        self._reindex(wanted)
+        self._reindex(wanted, wanted_embedder)
 
-    def _reindex(self, wanted: str) -> None:
+    def _reindex(self, wanted: str, wanted_embedder: str) -> None:
         with self.lock:
+            docs = self.db.execute("SELECT doc_id, title, text FROM kb_documents").fetchall()
+            cut = [(d, title, chunk_text(d, text, self.chunking)) for d, title, text in docs]
+            vectors = [self._embed(title, chunks) for _, title, chunks in cut]
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                docs = self.db.execute("SELECT doc_id, title, text FROM kb_documents").fetchall()
                 self.db.execute("DELETE FROM kb_chunks")
                 self.db.execute("DELETE FROM kb_fts")
-                for doc_id, title, text in docs:
-                    self._insert_chunks(doc_id, title, chunk_text(doc_id, text, self.chunking))
+                self.db.execute("DELETE FROM kb_vectors")
+                for (doc_id, title, chunks), blobs in zip(cut, vectors, strict=True):
+                    self._insert_chunks(doc_id, title, chunks, blobs)
                 self._set_meta("chunking", wanted)
+                self._set_meta("embedder", wanted_embedder)
                 self._bump()
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
 
+    def _embed(self, title: str, chunks: Sequence[Chunk]) -> list[bytes] | None:
+        """Each chunk's vector (its document's title with its text), or None without an
+        embedder."""
+        if self.embedder is None:
+            return None
+        matrix = self.embedder.embed([f"{title}\n{c.text}" for c in chunks])
+        return [to_blob(row) for row in matrix]
+
     def _bump(self) -> None:
         self._set_meta("generation", str(int(self._meta("generation") or "0") + 1))
 
     @property
     def version(self) -> str:
-        """The index version: the chunking's digest and a generation counted up by every
-        change of content, so a retrieval event says which index answered."""
-        digest = hashlib.sha256(self.chunking.fingerprint().encode()).hexdigest()[:8]
+        """The index version: the digest of the chunking (and the embedder, if any) and a
+        generation counted up by every change of content, so a retrieval event says which
+        index answered."""
+        settings = self.chunking.fingerprint()
+        if self.embedder is not None:
+            settings += "\x00" + self.embedder.fingerprint()
+        digest = hashlib.sha256(settings.encode()).hexdigest()[:8]
         return f"{digest}.{self._meta('generation') or '0'}"
 
     # -- ingestion -----------------------------------------------------------------
@@ -167,6 +199,7 @@ class KnowledgeBase(Index):
             if row is not None and row[0] == digest:
                 return self._chunks_of(doc_id)
             chunks = chunk_text(doc_id, text, self.chunking)
+            blobs = self._embed(title, chunks)
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 self._delete(doc_id)
@@ -175,7 +208,7 @@ class KnowledgeBase(Index):
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (doc_id, source or doc_id, kind, title, text, digest),
                 )
-                self._insert_chunks(doc_id, title, chunks)
+                self._insert_chunks(doc_id, title, chunks, blobs)
                 self._bump()
                 self.db.execute("COMMIT")
             except BaseException:
@@ -201,11 +234,14 @@ class KnowledgeBase(Index):
         rows = self.db.execute("SELECT rowid FROM kb_chunks WHERE doc_id = ?", (doc_id,))
         rowids = [(r[0],) for r in rows.fetchall()]
         self.db.executemany("DELETE FROM kb_fts WHERE rowid = ?", rowids)
+        self.db.executemany("DELETE FROM kb_vectors WHERE rowid = ?", rowids)
         self.db.execute("DELETE FROM kb_chunks WHERE doc_id = ?", (doc_id,))
         return self.db.execute("DELETE FROM kb_documents WHERE doc_id = ?", (doc_id,)).rowcount > 0
 
-    def _insert_chunks(self, doc_id: str, title: str, chunks: Sequence[Chunk]) -> None:
-        for c in chunks:
+    def _insert_chunks(
+        self, doc_id: str, title: str, chunks: Sequence[Chunk], blobs: list[bytes] | None = None
+    ) -> None:
+        for i, c in enumerate(chunks):
             cur = self.db.execute(
                 'INSERT INTO kb_chunks(id, doc_id, position, start, "end", text) '
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -215,6 +251,11 @@ class KnowledgeBase(Index):
                 "INSERT INTO kb_fts(rowid, title, text) VALUES (?, ?, ?)",
                 (cur.lastrowid, title, c.text),
             )
+            if blobs is not None:
+                self.db.execute(
+                    "INSERT INTO kb_vectors(rowid, vector) VALUES (?, ?)",
+                    (cur.lastrowid, blobs[i]),
+                )
 
     # -- reading -------------------------------------------------------------------
 
@@ -261,10 +302,25 @@ class KnowledgeBase(Index):
             chunks = self.db.execute("SELECT count(*) FROM kb_chunks").fetchone()[0]
         return int(docs), int(chunks)
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        """The `k` best chunks for `query` by BM25 (title words weigh double). Any text
-        is a valid query: only its words are searched (`query_words`); none → no hits."""
+    def search(self, query: str, k: int = 5, *, ranking: Ranking | None = None) -> list[Hit]:
+        """The `k` best chunks for `query`, ranked by `ranking` (default: the base's).
+
+        "bm25": FTS5's BM25 (title words weigh double); any text is a valid query, only
+        its words are searched (`query_words`), none → no hits. "vector": cosine
+        similarity of the query's embedding with each chunk's. "hybrid": reciprocal rank
+        fusion of the top 50 of both (the score is the fused score)."""
         k = max(1, min(int(k), 100))
+        mode = self.ranking if ranking is None else check_ranking(ranking, bool(self.embedder))
+        if mode == "bm25":
+            return self._bm25(query, k)
+        vector_hits = self._nearest(query, max(k, FUSION_DEPTH) if mode == "hybrid" else k)
+        if mode == "vector":
+            return self._hits_by_rowid(vector_hits)
+        lexical = self._bm25_rowids(query, max(k, FUSION_DEPTH))
+        fused = fuse([lexical, [rowid for rowid, _ in vector_hits]])[:k]
+        return self._hits_by_rowid(fused)
+
+    def _bm25(self, query: str, k: int) -> list[Hit]:
         words = query_words(query)
         if not words:
             return []
@@ -279,6 +335,56 @@ class KnowledgeBase(Index):
                 (match, k),
             ).fetchall()
         return [Hit(Chunk(*r[:6]), r[6], -float(r[7])) for r in rows]
+
+    def _bm25_rowids(self, query: str, n: int) -> list[int]:
+        words = query_words(query)
+        if not words:
+            return []
+        match = " OR ".join(f'"{w}"' for w in words)
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT kb_fts.rowid FROM kb_fts JOIN kb_chunks c ON c.rowid = kb_fts.rowid "
+                "WHERE kb_fts MATCH ? ORDER BY bm25(kb_fts, 2.0, 1.0), c.id LIMIT ?",
+                (match, n),
+            ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def _nearest(self, query: str, n: int) -> list[tuple[int, float]]:
+        """(rowid, cosine) of the `n` chunks nearest the query's embedding."""
+        assert self.embedder is not None
+        if not query.strip():
+            return []
+        vector = self.embedder.embed([query])[0]
+
+        def load() -> tuple[list[int], list[bytes]]:
+            rows = self.db.execute("SELECT rowid, vector FROM kb_vectors ORDER BY rowid")
+            keys, blobs = [], []
+            for rowid, blob in rows.fetchall():
+                keys.append(int(rowid))
+                blobs.append(bytes(blob))
+            return keys, blobs
+
+        with self.lock:
+            generation = self._meta("generation") or "0"
+            return self._vectors.top(vector, n, generation, load)
+
+    def _hits_by_rowid(self, scored: Sequence[tuple[int, float]]) -> list[Hit]:
+        if not scored:
+            return []
+        marks = ",".join("?" * len(scored))
+        with self.lock:
+            rows = self.db.execute(
+                'SELECT c.rowid, c.id, c.doc_id, c.position, c.start, c."end", c.text, d.title '
+                "FROM kb_chunks c JOIN kb_documents d ON d.doc_id = c.doc_id "
+                f"WHERE c.rowid IN ({marks})",
+                [rowid for rowid, _ in scored],
+            ).fetchall()
+        by_rowid = {r[0]: r for r in rows}
+        return [
+            Hit(Chunk(*by_rowid[rowid][1:7]), by_rowid[rowid][7], score)
+            for rowid, score in scored
+            if rowid in by_rowid
+        ]
 
     def find_text(self, quote: str, limit: int = 20) -> list[Chunk]:
         """Chunks whose text may contain `quote` (its words as one phrase, by the index;

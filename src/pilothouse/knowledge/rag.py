@@ -33,6 +33,7 @@ from pilothouse.messages import Message
 from pilothouse.models.base import Model
 from pilothouse.prompts import Prompts
 from pilothouse.runtime.step import StepContext
+from pilothouse.tools.tool import Tool
 
 from .chunks import Chunk
 from .citations import Answer, check_answer, normalise
@@ -83,14 +84,20 @@ def rag_agent(
     instructions: str = "",
     tool_name: str = "search_knowledge",
     output_retries: int = 2,
+    tools: Sequence[Tool] = (),
     **agent_options: Any,
 ) -> Agent[Any, Answer]:
-    """An agent answering from `kb` with verified citations (see the module)."""
+    """An agent answering from `kb` with verified citations (see the module).
+
+    `tools` are offered beside the search (e.g. `recall_result_tool(store)` with
+    compaction). Compaction never hides a passage from the checker: it reads the run's
+    conversation, whose tool results are whole (a view only changes what a step sends),
+    so a passage trimmed out of the model's view stays citable."""
     system = Prompts.default().render("rag_instructions", tool=tool_name, instructions=instructions)
     agent: Agent[Any, Answer] = Agent(
         model,
         system.strip(),
-        tools=[kb.as_tool(name=tool_name, k=k)],
+        tools=[kb.as_tool(name=tool_name, k=k), *tools],
         output_type=Answer,
         output_retries=output_retries,
         **agent_options,

@@ -14,7 +14,11 @@ Two stages, cheapest first:
 2. a model summary (only with a `summarizer`): the oldest turns are replaced by one
    message summarising them. Summaries are kept per covered prefix, so a conversation
    that keeps growing is summarised again only when the view is over the threshold
-   once more, and then from the previous summary plus the new turns.
+   once more, and then from the previous summary plus the new turns. The summariser's
+   call is a model call on the record (`hook_model_call`: request, response, usage,
+   keyed by the digest of the turns it covers), made through the step's
+   `StepContext.models`: a resumed run, or a replay, is served the recorded summary and
+   never asks the summariser again.
 
 What is never done: split a tool call from its result (the view is cut only between
 *units*: a message, or an assistant's tool calls with their results), or drop or
@@ -34,10 +38,11 @@ from pilothouse.messages import Message, ToolResult
 from pilothouse.models.base import Model, ModelRequest, ModelSettings
 from pilothouse.prompts import Prompts
 from pilothouse.runtime.journal import Store
-from pilothouse.runtime.step import StepContext, StepOptions
+from pilothouse.runtime.step import HookModels, StepContext, StepOptions
 from pilothouse.tools.tool import Tool, ToolContext, tool
 
 __all__ = [
+    "SUMMARY_PURPOSE",
     "Compaction",
     "Unit",
     "estimate_tokens",
@@ -45,6 +50,10 @@ __all__ = [
     "trim_results",
     "units",
 ]
+
+
+SUMMARY_PURPOSE = "compaction_summary"
+"""The `purpose` of the summariser's `hook_model_call` events."""
 
 
 def estimate_tokens(messages: Sequence[Message]) -> int:
@@ -208,8 +217,14 @@ class Compaction:
                 break
         return max(first, 0)
 
-    async def view(self, messages: Sequence[Message]) -> list[Message] | None:
-        """The conversation to send (system prompt excluded), or None to send it whole."""
+    async def view(
+        self, messages: Sequence[Message], models: HookModels | None = None
+    ) -> list[Message] | None:
+        """The conversation to send (system prompt excluded), or None to send it whole.
+
+        `models` (the step's `StepContext.models`) puts the summariser's calls on the
+        run's record and serves recorded ones; without it the summariser is asked
+        directly (off the record: for use outside a run)."""
         head = list(messages[:1]) if messages and messages[0].role == "system" else []
         body = list(messages[len(head) :])
         if estimate_tokens(messages) <= self.max_tokens:
@@ -223,10 +238,15 @@ class Compaction:
         )
         if estimate_tokens([*head, *trimmed]) <= self.max_tokens or self.summarizer is None:
             return _changed(body, trimmed)
-        return _changed(body, await self._summarised(head, body, trimmed, cut))
+        return _changed(body, await self._summarised(head, body, trimmed, cut, models))
 
     async def _summarised(
-        self, head: list[Message], body: list[Message], trimmed: list[Message], cut: int
+        self,
+        head: list[Message],
+        body: list[Message],
+        trimmed: list[Message],
+        cut: int,
+        models: HookModels | None = None,
     ) -> list[Message]:
         # Unit boundaries before the cut (a summary covers whole units only), each with
         # the digest of the messages before it, hashed once front to back.
@@ -241,12 +261,18 @@ class Compaction:
             bounds.append((u.end, running.copy().hexdigest()))
         if not bounds:
             return trimmed
-        # Reuse the longest earlier summary that still covers a prefix of this body.
+        # Reuse the longest earlier summary that still covers a prefix of this body: made
+        # in this process, or recorded in this run's journal (a resumed run, a replay).
+        recorded = models.recorded(SUMMARY_PURPOSE) if models is not None else {}
         covered, summary = 0, ""
         for n, digest in reversed(bounds):
             if digest in self._summaries:
                 covered, summary = n, self._summaries[digest]
                 self._summaries.move_to_end(digest)
+                break
+            if digest in recorded:
+                covered, summary = n, recorded[digest].text.strip()
+                self._summaries[digest] = summary
                 break
         view = self._with_summary(summary, trimmed, covered) if covered else trimmed
         upto, digest = bounds[-1]
@@ -255,7 +281,7 @@ class Compaction:
         earlier = ([Message.user(self._summary_text(summary))] if covered else []) + trimmed[
             covered:upto
         ]
-        summary = await self._summarise(earlier)
+        summary = await self._summarise(earlier, digest, models)
         self._summaries[digest] = summary
         while len(self._summaries) > 256:
             self._summaries.popitem(last=False)
@@ -267,15 +293,24 @@ class Compaction:
     def _with_summary(self, summary: str, trimmed: list[Message], covered: int) -> list[Message]:
         return [Message.user(self._summary_text(summary)), *trimmed[covered:]]
 
-    async def _summarise(self, earlier: Sequence[Message]) -> str:
+    async def _summarise(
+        self, earlier: Sequence[Message], digest: str, models: HookModels | None
+    ) -> str:
         assert self.summarizer is not None
         prompt = self.prompts.render("compaction_summary_request", conversation=_render(earlier))
         request = ModelRequest(
             [Message.user(prompt)],
             settings=ModelSettings(max_tokens=self.summary_tokens, temperature=0),
         )
-        response = await self.summarizer.generate(request)
-        self.summaries_made += 1
+        if models is None:
+            response = await self.summarizer.generate(request)
+            self.summaries_made += 1
+        else:
+            served = models.recorded(SUMMARY_PURPOSE).get(digest)
+            response = await models.generate(
+                self.summarizer, request, purpose=SUMMARY_PURPOSE, key=digest
+            )
+            self.summaries_made += served is None
         return response.text.strip()
 
     def conversation(self, run_id: str) -> Sequence[Message]:
@@ -287,7 +322,7 @@ class Compaction:
         self._conversations.move_to_end(ctx.run_id)
         while len(self._conversations) > 64:
             self._conversations.popitem(last=False)
-        view = await self.view(ctx.messages)
+        view = await self.view(ctx.messages, ctx.models)
         return None if view is None else StepOptions(messages=view)
 
 

@@ -13,6 +13,13 @@ ranking is a few dictionary lookups in this process.
 
     retrieval = ToolRetrieval(tools, k=5)
     agent = Agent(model, tools=retrieval.tools, prepare_step=retrieval)
+
+With an embedder (`ToolRetrieval(tools, embedder=WordLlama())`, from
+`pilothouse.knowledge`, the `embeddings` extra) the ranking is hybrid: BM25 and
+embeddings fused by reciprocal rank (`ToolIndex`), still in this process, still no socket
+(the model is a table of numbers read from the installed wheel). It is a choice made in
+code, not by what happens to be installed, so a run resumed on another machine offers
+the same tools.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from pilothouse.runtime.step import StepContext, StepOptions
-from pilothouse.tools.select import ToolIndex
+from pilothouse.tools.select import Embedder, ToolIndex, ToolRanking
 from pilothouse.tools.tool import Tool, ToolFunction, as_tool, tool
 
 __all__ = ["FIND_TOOLS", "ToolRetrieval"]
@@ -37,7 +44,8 @@ class ToolRetrieval:
     """A `prepare_step` hook offering the top-`k` tools per user message, never fewer.
 
     `tools` is the full list (give `retrieval.tools` to the agent: it adds
-    `find_tools`); `always` names tools offered at every step (e.g. `recall`).
+    `find_tools`); `always` names tools offered at every step (e.g. `recall`);
+    `embedder` adds embeddings to the ranking (hybrid by default; `ranking` chooses).
     """
 
     def __init__(
@@ -47,6 +55,8 @@ class ToolRetrieval:
         k: int = 5,
         always: Sequence[str] = (),
         find_limit: int = 5,
+        embedder: Embedder | None = None,
+        ranking: ToolRanking | None = None,
     ) -> None:
         if k < 1 or find_limit < 1:
             raise ValueError("k and find_limit must be at least 1")
@@ -60,7 +70,7 @@ class ToolRetrieval:
         self.k = k
         self.always = tuple(always)
         self.find_limit = find_limit
-        self.index = ToolIndex([t.spec() for t in listed])
+        self.index = ToolIndex([t.spec() for t in listed], embedder=embedder, ranking=ranking)
         self._names = frozenset(names)
         self.tools: list[Tool] = [*listed, self._find_tool()]
         self._top = lru_cache(maxsize=4096)(self._top_uncached)

@@ -17,7 +17,7 @@ import inspect
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, cast
 
@@ -29,6 +29,7 @@ from pilothouse.events import (
     ApprovalRequested,
     ErrorOccurred,
     FinalOutput,
+    HookModelCalled,
     ModelFallback,
     ModelRequested,
     ModelResponded,
@@ -280,6 +281,9 @@ class RunState:
     # the tools the step `response` answers offered, when a step hook narrowed them
     offered: list[str] | None = None
     session_id: str | None = None
+    # responses step hooks got from models (`hook_model_call` events): key -> (purpose,
+    # response); a resumed run's hooks are served these instead of asking again
+    hook_calls: dict[str, tuple[str, ModelResponse]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -535,9 +539,12 @@ async def _run_loop(
                     )
                     answer = None
                 else:
+                    hook_models = HookModelJournal(journal, run_id, step, state.hook_calls)
                     request, asked, offered, answer = await hooked_request(
-                        spec, run_id, step, messages, usage, deps
+                        spec, run_id, step, messages, usage, deps, hook_models
                     )
+                    if hook_models.spent is not None:
+                        usage += hook_models.spent
                     asked.new_messages = messages[reported:]
                     journal.emit(asked)
                     step_specs = (
@@ -778,6 +785,7 @@ async def hooked_request(
     messages: list[Message],
     usage: Usage,
     deps: Any,
+    models: HookModelJournal | None = None,
 ) -> tuple[ModelRequest, ModelRequested, list[str] | None, str | None]:
     """The request of a step shaped by the agent's `prepare_step` hook, and its record.
 
@@ -788,7 +796,7 @@ async def hooked_request(
     messages, the offered tool names or None for all, the hook's answer or None).
     """
     assert spec.prepare_step is not None
-    context = StepContext(run_id, step, messages, usage, deps, spec.tools)
+    context = StepContext(run_id, step, messages, usage, deps, spec.tools, models)
     options = check_options(await call_maybe_async(spec.prepare_step, context), spec.tools)
     if options is None:
         options = StepOptions()
@@ -964,6 +972,57 @@ class _StageJournal:
             )
         )
         self.index += 1
+
+
+class HookModelJournal:
+    """A step hook's model calls on the record (`HookModels`, one per step): each call
+    is journaled as a `hook_model_call` (request, response, usage) before the step's
+    `model_request`; a key already recorded (resume, replay) is served, not asked."""
+
+    __slots__ = ("calls", "journal", "run_id", "spent", "step")
+
+    def __init__(
+        self,
+        journal: Journal,
+        run_id: str,
+        step: int,
+        calls: dict[str, tuple[str, ModelResponse]],
+    ) -> None:
+        self.journal, self.run_id, self.step, self.calls = journal, run_id, step, calls
+        self.spent: Usage | None = None  # what this step's hook calls cost (the loop adds it)
+
+    def preload(self, recorded: Mapping[str, tuple[str, ModelResponse]]) -> None:
+        """Serve these recorded calls too (a replay hands over the recording's)."""
+        for key, value in recorded.items():
+            self.calls.setdefault(key, value)
+
+    def recorded(self, purpose: str) -> dict[str, ModelResponse]:
+        return {key: r for key, (p, r) in self.calls.items() if p == purpose}
+
+    async def generate(
+        self, model: Model, request: ModelRequest, *, purpose: str, key: str
+    ) -> ModelResponse:
+        known = self.calls.get(key)
+        if known is not None and known[0] == purpose:
+            return known[1]
+        began = time.perf_counter()
+        response = await model.generate(request)
+        self.journal.emit(
+            HookModelCalled(
+                run_id=self.run_id,
+                step=self.step,
+                purpose=purpose,
+                key=key,
+                model=response.model or model.name,
+                request=[m.to_dict() for m in request.messages],
+                settings=_settings_dict(request.settings) or None,
+                response=response,
+                duration=time.perf_counter() - began,
+            )
+        )
+        self.calls[key] = (purpose, response)
+        self.spent = response.usage if self.spent is None else self.spent + response.usage
+        return response
 
 
 class _ModelJournal:

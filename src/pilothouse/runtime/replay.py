@@ -42,6 +42,7 @@ from pilothouse.events import (
     ErrorOccurred,
     Event,
     FinalOutput,
+    HookModelCalled,
     ModelResponded,
     Outcome,
     OutputValidated,
@@ -61,7 +62,7 @@ from pilothouse.exceptions import (
     UnknownModelError,
 )
 from pilothouse.messages import ToolCall, ToolResult
-from pilothouse.models.base import Capabilities, Model, Staged, ToolSpec
+from pilothouse.models.base import Capabilities, Model, ModelResponse, Staged, ToolSpec
 from pilothouse.models.replay import (
     DEFAULT_CAPABILITIES,
     RecordedModelError,
@@ -73,7 +74,8 @@ from pilothouse.policy.decision import Decision
 from pilothouse.policy.engine import Approver, Principal, RunContext
 from pilothouse.runtime.drive import resume_run, start_run
 from pilothouse.runtime.journal import MemoryStore, Store, open_store
-from pilothouse.runtime.loop import RunSpec
+from pilothouse.runtime.loop import HookModelJournal, RunSpec
+from pilothouse.runtime.step import PrepareStep, StepContext, StepOptions, call_maybe_async
 from pilothouse.tools.tool import Effect, Interrupt, Tool, ToolContext
 
 _ENDS = (FinalOutput, Stopped, ErrorOccurred)
@@ -184,6 +186,8 @@ class _Recording:
     given: dict[str, ApprovalGiven] = field(default_factory=dict)
     # A guided step's stages by (step, index); a step asked again (resume) keeps the last.
     stages: dict[tuple[int, int], StageRequested] = field(default_factory=dict)
+    # what step hooks got from models (a compaction summary), by key: served, not asked
+    hook_calls: dict[str, tuple[str, ModelResponse]] = field(default_factory=dict)
     end: Event | None = None
     steps: int = 0
 
@@ -216,6 +220,8 @@ class _Recording:
                 rec.steps = max(rec.steps, e.step)
             elif isinstance(e, StageRequested):
                 rec.stages[(e.step, e.index)] = e
+            elif isinstance(e, HookModelCalled):
+                rec.hook_calls[e.key] = (e.purpose, e.response)
             elif isinstance(e, _ENDS):
                 rec.end = e
         return rec
@@ -729,6 +735,8 @@ def _served_spec(spec: RunSpec[Any], tracker: _Tracker, live_tools: bool) -> Run
         )
         for name, t in spec.tools.items()
     }
+    if spec.prepare_step is not None and tracker.rec.hook_calls:
+        served.prepare_step = _served_hook(spec.prepare_step, tracker.rec.hook_calls)
     approve = _recorded_approver(tracker)
     if spec.approver is not None:
         served.approver = approve
@@ -736,6 +744,19 @@ def _served_spec(spec: RunSpec[Any], tracker: _Tracker, live_tools: bool) -> Run
         policy = copy.copy(spec.policy)
         policy.approvers = {name: approve for name in spec.policy.approvers}
         served.policy = policy
+    return served
+
+
+def _served_hook(hook: PrepareStep, recorded: dict[str, tuple[str, ModelResponse]]) -> PrepareStep:
+    """The agent's step hook, its model calls served from the recording (a summary the
+    recorded run got is the one the replay gets; no model is asked)."""
+
+    async def served(ctx: StepContext[Any]) -> StepOptions | None:
+        if isinstance(ctx.models, HookModelJournal):
+            ctx.models.preload(recorded)
+        options: StepOptions | None = await call_maybe_async(hook, ctx)
+        return options
+
     return served
 
 

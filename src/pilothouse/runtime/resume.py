@@ -32,6 +32,7 @@ from pilothouse.events import (
     ApprovalRequested,
     ChildFinished,
     Event,
+    HookModelCalled,
     ModelRequested,
     ModelResponded,
     OutputValidated,
@@ -129,6 +130,7 @@ def state_from_events(
     response: ModelResponse | None = None
     replay = ToolReplay()
     after: Event | None = None  # the last parse_failed / output_validated of the step
+    hook_calls: dict[str, tuple[str, ModelResponse]] = {}
     for event in events[1:]:
         if isinstance(event, ModelRequested):
             messages.extend(event.new_messages)
@@ -146,6 +148,9 @@ def state_from_events(
             replay.requested[event.index] = event
         elif isinstance(event, ApprovalGiven):
             replay.given[event.index] = event
+        elif isinstance(event, HookModelCalled):  # a hook's model call: served on resume
+            usage += event.response.usage
+            hook_calls[event.key] = (event.purpose, event.response)
         elif isinstance(event, ChildFinished):
             usage += event.usage
             child_steps += event.steps
@@ -171,6 +176,7 @@ def state_from_events(
         child_steps=child_steps,
         offered=offered,
         session_id=started.session_id,
+        hook_calls=hook_calls,
     )
     replay.released = bool(replay.requested) and replay.requested.keys() <= replay.given.keys()
     if step == 0:  # stopped before the first model call: start the conversation

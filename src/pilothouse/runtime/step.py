@@ -18,11 +18,11 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol
 
 from pilothouse.exceptions import ConfigurationError
 from pilothouse.messages import Message, Usage
-from pilothouse.models.base import ModelSettings
+from pilothouse.models.base import Model, ModelRequest, ModelResponse, ModelSettings
 from pilothouse.tools.tool import DepsT
 
 if TYPE_CHECKING:
@@ -32,13 +32,30 @@ if TYPE_CHECKING:
 ToolChoice = Literal["auto", "required", "none"]
 
 
+class HookModels(Protocol):
+    """How a step hook asks a model on the record (`StepContext.models`, one per step).
+
+    `generate` journals the call (`hook_model_call`: request, response, usage) and
+    returns the response; when this run's journal already holds a response for `key`
+    (a resumed run, a replay) that response is returned and no model is asked.
+    `recorded` lists this run's recorded responses for `purpose` by key, so a hook can
+    rebuild what it had derived from them (compaction: its summaries)."""
+
+    def recorded(self, purpose: str) -> Mapping[str, ModelResponse]: ...
+
+    async def generate(
+        self, model: Model, request: ModelRequest, *, purpose: str, key: str
+    ) -> ModelResponse: ...
+
+
 @dataclass(slots=True)
 class StepContext(Generic[DepsT]):
     """What a step hook or an output validator may read: the run so far and the deps.
 
     `step` is the step about to be made (a hook) or the step that answered (a
     validator). `messages` is the conversation as the model would receive it (do
-    not change it: a hook shapes a step through `StepOptions`).
+    not change it: a hook shapes a step through `StepOptions`). `models` (set for a
+    step hook by the loop) asks a model on the record (`HookModels`).
     """
 
     run_id: str
@@ -47,6 +64,7 @@ class StepContext(Generic[DepsT]):
     usage: Usage
     deps: DepsT
     tools: Mapping[str, Tool]
+    models: HookModels | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,12 @@ in a few lines so no index has to be kept in sync with a changing tool list).
 
 Used by the guided layer (`pilothouse.guided`) to restrict a small model's choice;
 any agent may use it to shorten the tool list it sends.
+
+`ToolIndex(tools, embedder=...)` also ranks by embeddings (any `Embedder`, e.g.
+`pilothouse.knowledge.WordLlama`, the model shipped in the `embeddings` extra's wheel):
+a tool's vector is its name and description's plus 0.3 times the best-matching
+parameter description's, and "hybrid" (the default with an embedder) fuses the BM25 and
+vector rankings by reciprocal rank. Without an embedder nothing changes.
 """
 
 from __future__ import annotations
@@ -20,17 +26,19 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pilothouse.models.base import ToolSpec
 
 __all__ = [
     "STOP_WORDS",
+    "Embedder",
     "ToolIndex",
     "bm25",
     "rank_texts",
     "rank_tools",
     "select_tools",
+    "similarities",
     "tool_text",
     "words",
 ]
@@ -41,6 +49,45 @@ these this those to us was we were what when where which who whom why will with 
 you your yours tell give get"""
 STOP_WORDS = frozenset(_STOP_TEXT.split())
 """Words too common to say anything about which tool fits (English only)."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """An embedding model as tool and knowledge retrieval use it (implemented by
+    `pilothouse.knowledge.WordLlama`): `embed` returns an ``(n, dim)`` float32 numpy
+    array of unit rows; `fingerprint` names model, dimension and pooling."""
+
+    name: str
+    dim: int
+
+    def fingerprint(self) -> str: ...
+
+    def embed(self, texts: Sequence[str]) -> Any: ...
+
+
+ToolRanking = Literal["bm25", "vector", "hybrid"]
+PARAMETER_WEIGHT = 0.3
+"""How much a tool's best-matching parameter description adds to its vector score
+(chosen on the tune queries of benchmarks/tool_retrieval.py: 0, 0.3, 0.5 tried)."""
+FUSION_K = 60  # reciprocal rank fusion's constant (Cormack et al., 2009)
+FUSION_DEPTH = 50  # how deep each ranking is read before fusing
+
+
+_BLOCK = 512  # rows per matrix-vector product (see `similarities`)
+
+
+def similarities(matrix: Any, vector: Any) -> Any:
+    """``matrix @ vector`` in blocks of 512 rows.
+
+    A product this small takes ~0.1 ms on one core, but past a size threshold OpenBLAS
+    hands it to its thread pool, and on a busy 2-core machine waking those threads cost
+    5-15 ms per query (measured: 2,524 x 256 went from 0.11 ms to 5.2 ms). Blocks stay
+    under the threshold, so each query costs what its arithmetic costs."""
+    import numpy as np
+
+    if len(matrix) <= _BLOCK:
+        return matrix @ vector
+    return np.concatenate([matrix[i : i + _BLOCK] @ vector for i in range(0, len(matrix), _BLOCK)])
 
 
 def _stem(word: str) -> str:
@@ -151,12 +198,44 @@ class ToolIndex:
     twice), so a ranking never depends on which of the two made it.
     """
 
-    __slots__ = ("_average", "_frequency", "_lengths", "_postings", "b", "k1", "specs")
+    __slots__ = (
+        "_average",
+        "_frequency",
+        "_heads",
+        "_lengths",
+        "_owners",
+        "_parameters",
+        "_postings",
+        "b",
+        "embedder",
+        "k1",
+        "ranking",
+        "specs",
+    )
 
-    def __init__(self, tools: Sequence[ToolSpec], *, k1: float = 1.2, b: float = 0.75) -> None:
+    def __init__(
+        self,
+        tools: Sequence[ToolSpec],
+        *,
+        k1: float = 1.2,
+        b: float = 0.75,
+        embedder: Embedder | None = None,
+        ranking: ToolRanking | None = None,
+    ) -> None:
         self.specs = list(tools)
         self.k1 = k1
         self.b = b
+        self.embedder = embedder
+        self.ranking: ToolRanking = ranking or ("hybrid" if embedder else "bm25")
+        if self.ranking not in ("bm25", "vector", "hybrid"):
+            raise ValueError(f"ranking must be bm25, vector or hybrid, not {self.ranking!r}")
+        if self.ranking != "bm25" and embedder is None:
+            raise ValueError(f"ranking {self.ranking!r} needs an embedder")
+        self._heads: Any = None
+        self._parameters: Any = None
+        self._owners: Any = None
+        if embedder is not None:
+            self._embed_tools(embedder)
         postings: dict[str, list[tuple[int, int]]] = {}
         self._lengths: list[int] = []
         for i, spec in enumerate(self.specs):
@@ -171,6 +250,39 @@ class ToolIndex:
 
     def __len__(self) -> int:
         return len(self.specs)
+
+    def _embed_tools(self, embedder: Embedder) -> None:
+        """A vector per tool (name and description) and per parameter description."""
+        import numpy as np
+
+        heads = [f"{s.name.replace('_', ' ')}. {s.description}" for s in self.specs]
+        owners: list[int] = []
+        texts: list[str] = []
+        for i, spec in enumerate(self.specs):
+            properties = (spec.parameters or {}).get("properties") or {}
+            for name, prop in properties.items():
+                if isinstance(prop, dict) and isinstance(prop.get("description"), str):
+                    owners.append(i)
+                    texts.append(f"{str(name).replace('_', ' ')}: {prop['description']}")
+        self._heads = embedder.embed(heads) if heads else np.zeros((0, embedder.dim), "f4")
+        self._parameters = embedder.embed(texts) if texts else np.zeros((0, embedder.dim), "f4")
+        self._owners = np.asarray(owners, dtype=np.int64)
+
+    def vector_scores(self, query: str) -> Any:
+        """Each tool's similarity with `query` (a numpy array in tool order): the cosine
+        with its name and description, plus `PARAMETER_WEIGHT` times its best positive
+        parameter cosine."""
+        import numpy as np
+
+        if self.embedder is None:
+            raise ValueError("this tool index has no embedder")
+        q = self.embedder.embed([query])[0]
+        scores = similarities(self._heads, q)
+        if len(self._owners):
+            best = np.zeros(len(self.specs), dtype=np.float32)
+            np.maximum.at(best, self._owners, similarities(self._parameters, q))
+            scores = scores + PARAMETER_WEIGHT * best
+        return scores
 
     def scores(self, query: str) -> dict[int, float]:
         """BM25 score of `query` for each tool sharing a word with it (the rest score 0)."""
@@ -189,10 +301,43 @@ class ToolIndex:
                 out[i] = out.get(i, 0.0) + gain
         return out
 
-    def search(self, query: str, limit: int = 5) -> list[tuple[ToolSpec, float]]:
-        """The (at most `limit`) tools that match `query` at all, best first, with scores;
-        ties keep list order, as in `rank_tools`."""
+    def search(
+        self, query: str, limit: int = 5, *, ranking: ToolRanking | None = None
+    ) -> list[tuple[ToolSpec, float]]:
+        """The (at most `limit`) best tools for `query`, best first, with scores; ties
+        keep list order, as in `rank_tools`. "bm25" (the default without an embedder)
+        returns only tools that match at all; "vector" and "hybrid" rank every tool."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
-        scored = sorted(self.scores(query).items(), key=lambda pair: (-pair[1], pair[0]))
-        return [(self.specs[i], s) for i, s in scored[:limit]]
+        mode = ranking or self.ranking
+        if mode != "bm25" and self.embedder is None:
+            raise ValueError(f"ranking {mode!r} needs an embedder")
+        if mode == "bm25":
+            return [(self.specs[i], s) for i, s in self._lexical(query)[:limit]]
+        nearest = self._nearest(query, max(limit, FUSION_DEPTH) if mode == "hybrid" else limit)
+        if mode == "vector":
+            return [(self.specs[i], s) for i, s in nearest]
+        lexical = [i for i, _ in self._lexical(query)[: max(limit, FUSION_DEPTH)]]
+        fused: dict[int, float] = {}
+        for ranked in (lexical, [i for i, _ in nearest]):
+            for rank, i in enumerate(ranked, 1):
+                fused[i] = fused.get(i, 0.0) + 1.0 / (FUSION_K + rank)
+        order = sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
+        return [(self.specs[i], s) for i, s in order[:limit]]
+
+    def _lexical(self, query: str) -> list[tuple[int, float]]:
+        return sorted(self.scores(query).items(), key=lambda pair: (-pair[1], pair[0]))
+
+    def _nearest(self, query: str, n: int) -> list[tuple[int, float]]:
+        import numpy as np
+
+        if not self.specs or not query.strip():
+            return []
+        scores = self.vector_scores(query)
+        if n < len(scores):  # the n best (and any tied with the n-th), then sorted
+            floor = np.partition(scores, len(scores) - n)[len(scores) - n]
+            candidates = np.flatnonzero(scores >= floor)
+        else:
+            candidates = np.arange(len(scores))
+        order = sorted(candidates.tolist(), key=lambda i: (-float(scores[i]), i))[:n]
+        return [(i, float(scores[i])) for i in order]  # ties keep list order
