@@ -283,12 +283,17 @@ class RunState:
 
 @dataclass(frozen=True, slots=True)
 class RunLink:
-    """Where a new run sits: its parent in the run tree, and the session it is a turn of."""
+    """Where a new run sits: its parent in the run tree, and the session it is a turn of.
+
+    `session_writes` False: the run only reads its context from the session (a team
+    member's turn reads the team's transcript, which the team writes) and appends
+    nothing to it; it is not listed among the session's runs."""
 
     parent_run_id: str | None = None
     root_run_id: str | None = None
     parent_key: str | None = None
     session_id: str | None = None
+    session_writes: bool = True
 
 
 class RunTree(ChildRunner, Protocol):
@@ -402,7 +407,7 @@ async def _run_loop(
             reported=len(messages),
             retries_left=spec.output_retries,
             parse_retries_left=spec.parse_retries,
-            session_id=link.session_id,
+            session_id=link.session_id if link.session_writes else None,
         )
     policy_context = state.policy_context
     policy_context.deps = deps
@@ -466,6 +471,7 @@ async def _run_loop(
                 parent_key=link.parent_key,
                 session_id=link.session_id,
                 session_upto=len(history) if link.session_id is not None else 0,
+                session_writes=link.session_writes,
                 version=2,
             )
         )

@@ -170,7 +170,7 @@ def state_from_events(
         resumed=True,
         child_steps=child_steps,
         offered=offered,
-        session_id=started.session_id,
+        session_id=started.session_id if started.session_writes else None,
     )
     replay.released = bool(replay.requested) and replay.requested.keys() <= replay.given.keys()
     if step == 0:  # stopped before the first model call: start the conversation
