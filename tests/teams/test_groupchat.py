@@ -486,3 +486,36 @@ async def test_a_chat_begun_before_sessions_resumes_with_histories(
         assert started.session_id is None and len(started.history) == n  # type: ignore[attr-defined]
     with pytest.raises(SessionNotFoundError):
         store.get_session("old.transcript")
+
+
+async def test_a_turn_exported_from_its_session_replays(store: SQLiteStore, tmp_path: Path) -> None:
+    from pilothouse.runtime.replay import export_journal, load_journal
+    from pilothouse.testing import replay_async
+
+    writer = Agent(ScriptedModel(["w1", "w2"]), name="writer", store=store)
+    reviewer = Agent(ScriptedModel(["r1"]), name="reviewer", store=store)
+    selector_model = ScriptedModel(lambda request: '{"speaker": "writer"}')
+    chat = GroupChat(
+        [Member(writer, "writes"), Member(reviewer, "reviews")],
+        selector=ModelSelector(selector_model),
+        termination=MaxMessages(3),
+        store=store,
+    )
+    await chat.run("go", run_id="rep")
+    path = tmp_path / "turn3.jsonl"
+    export_journal(store, "rep.3.0.turn", path)
+    started = load_journal(path)[0]
+    # self-contained: the messages the turn read from the session are its history
+    assert started.session_id is None  # type: ignore[attr-defined]
+    assert [m.content for m in started.history] == ["[user] go", "[writer] w1", "[reviewer] r1"]  # type: ignore[attr-defined]
+    fresh = Agent(ScriptedModel(["unused"]), name="writer", store=store)
+    report = await replay_async(fresh, path)
+    assert report.ok, report.summary()
+    # the selector's call, which read the session too
+    selected = events_of(store, "rep", SpeakerSelected)
+    made = [e.selector_run_id for e in selected if e.selector_run_id]
+    assert made == ["rep.1.0.select"]
+    export_journal(store, "rep.1.0.select", tmp_path / "select.jsonl")
+    selector = chat.selector._agent(("writer", "reviewer"))  # type: ignore[attr-defined]
+    report = await replay_async(selector, tmp_path / "select.jsonl")
+    assert report.ok, report.summary()
