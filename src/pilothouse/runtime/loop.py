@@ -17,7 +17,7 @@ import inspect
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, cast
 
@@ -1044,6 +1044,21 @@ async def _consume(
     return final
 
 
+async def _all_or_none(calls: Iterable[Awaitable[Any]]) -> list[Any]:
+    """A step's calls run together, started in index order; when one raises (a team
+    member's pause, an interruption), the others are cancelled and awaited before it
+    propagates, so no call of a stopped run goes on in the background (a sibling cut
+    off inside a side-effecting tool is in doubt on resume, as after a crash)."""
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 async def _within(budget: Budget, started: float, awaitable: Any) -> Any:
     """Await under the run's wall-clock budget; running out is a budget stop."""
     assert budget.max_seconds is not None
@@ -1144,7 +1159,7 @@ async def _run_tools(
     if len(planned) == 1:
         work: Any = _execute(journal, step, planned[0])
     else:
-        work = asyncio.gather(*(_execute(journal, step, p) for p in planned))
+        work = _all_or_none(_execute(journal, step, p) for p in planned)
     done = await (work if spec.budget.max_seconds is None else _within(spec.budget, started, work))
     if touches_world or journal.due():
         await _commit(journal)  # a side effect's result is on disk before anything else
