@@ -519,3 +519,19 @@ async def test_a_turn_exported_from_its_session_replays(store: SQLiteStore, tmp_
     selector = chat.selector._agent(("writer", "reviewer"))  # type: ignore[attr-defined]
     report = await replay_async(selector, tmp_path / "select.jsonl")
     assert report.ok, report.summary()
+
+
+async def test_a_session_that_is_not_the_chats_is_never_written_or_read(
+    store: SQLiteStore,
+) -> None:
+    from pilothouse import Session
+    from pilothouse.messages import Message
+
+    theirs = Session.create(store, "x.transcript", {"owner": "someone else"})
+    theirs.append([Message.user("private words")])
+    chat = GroupChat([member(store, "a", ["a1"])], termination=MaxMessages(1), store=store)
+    with pytest.raises(ChatError, match="not team run x's transcript"):
+        await chat.run("go", run_id="x")
+    assert [m.message.content for m in theirs.messages()] == ["private words"]
+    assert store.children("x") == []  # no member ran, nothing read their words
+    assert store.get_run("x").status == "error"

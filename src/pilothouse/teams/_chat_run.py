@@ -151,7 +151,14 @@ class TeamDrive:
         the transcript in their own journals, and its resume goes on that way)."""
         sid = transcript_session_id(self.run_id)
         try:
-            self.store.get_session(sid)
+            found = self.store.get_session(sid)
+            if (found.metadata or {}).get("team_run_id") != self.run_id:
+                raise ChatError(
+                    f"session {sid!r} exists and is not team run {self.run_id}'s transcript: "
+                    "the team will not write into (or read) another conversation; give the "
+                    "team another run_id",
+                    run_id=self.run_id,
+                )
         except SessionNotFoundError:
             if any(isinstance(e, ChildStarted) for e in self.events):
                 return None  # turns ran without a session: an older journal
