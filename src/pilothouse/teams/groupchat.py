@@ -554,8 +554,9 @@ class GroupChat:
         said = {e.step: e for e in drive.recorded(ChatMessageEvent)}
         transcript = [Said(USER, task)]
         if drive.open_transcript(self.kind) is not None and not said:
-            drive.say(0, _shown(transcript[0]))  # the task opens the session
-            await drive.commit()
+            # the task opens the session: written with the next commit, which comes before
+            # any turn reads it (a child's start is committed before the child runs)
+            drive.say(0, _shown(transcript[0]))
         bound = MaxMessages(self.max_turns)
         step = 0
         while True:
