@@ -2,7 +2,7 @@
 
     make bench-peers            (creates /tmp/pilothouse-peers-venv on first use)
     python benchmarks/peers/run.py [--quick] [--only NAME ...] [--no-parse] [--no-flows]
-                                   [--json PATH]
+                                   [--no-teams] [--json PATH]
 
 Run it with the peers' virtual environment (benchmarks/peers/requirements.txt plus
 `pip install -e .`), so that every framework runs in the same interpreter. The
@@ -21,7 +21,9 @@ LangGraph, PydanticAI, the OpenAI Agents SDK and smolagents:
 then LangChain's parse recovery beside Pilothouse's (`benchmarks/parse_recovery.py
 --langchain`), the flows workload on Pilothouse's `Graph` and LangGraph's `StateGraph`
 (`flow_workloads.py`: a DAG's wall time against its critical path, start delays, per-node
-overhead), and last the ratio of each peer to Pilothouse (in-memory journal).
+overhead), the overhead per handoff on Pilothouse's `Team`, the OpenAI Agents SDK and
+LangGraph swarm (`team_workloads.py`), and last the ratio of each peer to Pilothouse
+(in-memory journal).
 """
 
 from __future__ import annotations
@@ -164,6 +166,24 @@ def flows(runs: int) -> list[str]:
     return proc.stdout.splitlines()
 
 
+def teams(runs: int) -> list[str]:
+    """benchmarks/peers/team_workloads.py, as it prints: µs per handoff on Pilothouse's
+    `Team`, the OpenAI Agents SDK and LangGraph swarm."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(HERE / "team_workloads.py"), "--runs", str(runs)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return ["teams: timed out"]
+    if proc.returncode != 0:
+        return [f"teams did not run: {(proc.stderr or proc.stdout).strip()[-500:]}"]
+    return proc.stdout.splitlines()
+
+
 def table(rows: list[dict[str, Any]], runs: int) -> list[str]:
     header = [
         "framework",
@@ -236,6 +256,9 @@ def main() -> int:
     parser.add_argument(
         "--no-flows", action="store_true", help="skip the flows workload (flow_workloads.py)"
     )
+    parser.add_argument(
+        "--no-teams", action="store_true", help="skip the handoff workload (team_workloads.py)"
+    )
     options = parser.parse_args()
     peers = PEERS if options.only is None else options.only
     runs = 20 if options.quick else 200
@@ -304,6 +327,14 @@ def main() -> int:
         for line in flow_lines:
             print("  " + line)
 
+    team_lines: list[str] = []
+    if not options.no_teams and "openai-agents" in peers:
+        print("teams ...", file=sys.stderr)
+        team_lines = teams(runs=20 if options.quick else 200)
+        print("\nhandoffs on Pilothouse, the OpenAI Agents SDK and LangGraph swarm:")
+        for line in team_lines:
+            print("  " + line)
+
     load_after = os.getloadavg()
     elapsed = time.perf_counter() - started
     print(f"\nload average {load_after[0]:.1f} at the end · took {elapsed:.0f} s")
@@ -323,6 +354,7 @@ def main() -> int:
                     "rows": rows,
                     "parse_recovery": parse_lines,
                     "flows": flow_lines,
+                    "teams": team_lines,
                 },
                 indent=2,
             )

@@ -115,6 +115,9 @@ class RunStarted(Event):
     # (its context; the session's later messages belong to later turns).
     session_id: str | None = None
     session_upto: int = 0
+    # False: the run only reads the session (its first `session_upto` messages are its
+    # context) and appends nothing: a team member's turn, whose team writes the session.
+    session_writes: bool = True
     # 1: the first `model_request` repeated the system prompt, `history` and input;
     # 2: they are recorded once, here (see `context`), and not in `new_messages`.
     version: int = 1
@@ -154,6 +157,8 @@ class RunStarted(Event):
         if self.session_id is not None:
             d["session_id"] = self.session_id
             d["session_upto"] = self.session_upto
+            if not self.session_writes:
+                d["session_writes"] = False
         if self.version != 1:
             d["version"] = self.version
         if self.mermaid:

@@ -53,7 +53,7 @@ def ledgered(name: str, ledger: int, reply: Any) -> ScriptedModel:
 
 def select(request: ModelRequest) -> str:
     text = request.messages[-1].content
-    spoken = text.split("Members who may speak next:")[0].count("\n[")
+    spoken = sum(1 for m in request.messages if m.content.startswith("["))  # the transcript
     names = [line[2:].split(":")[0] for line in text.splitlines() if line.startswith("- ")]
     return json.dumps({"speaker": names[spoken % len(names)]})
 

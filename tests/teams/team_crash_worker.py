@@ -1,12 +1,14 @@
 """The team the team crash test kills: a supervisor with three members, each with a
 side effect written to a ledger under the call's idempotency key.
 
-    python tests/teams/team_crash_worker.py run    STORE LEDGER RUN_ID [KILL_AT]
-    python tests/teams/team_crash_worker.py resume STORE LEDGER RUN_ID
+    python tests/teams/team_crash_worker.py run    STORE LEDGER RUN_ID [KILL_AT] [--writes]
+    python tests/teams/team_crash_worker.py resume STORE LEDGER RUN_ID [KILL_AT] [--writes]
 
 `run` starts the team run; with KILL_AT the process SIGKILLs itself at the KILL_AT-th
 progress point (each model call, and before and after each effect: counted across
-the process, not timed). `resume` continues the run from its journal (or
+the process, not timed; with `--writes`, also before and after each journal write,
+which is what `benchmarks/team_crash.py` draws its random points from). `resume`
+continues the run from its journal (or
 starts it, if the kill came before its first write; or reads its output, if after its
 end) and prints one JSON line: the output.
 
@@ -42,6 +44,16 @@ def point() -> None:
     POINTS += 1
     if KILL_AT and POINTS == KILL_AT:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class CountingStore(SQLiteStore):
+    """A SQLite journal whose every write is two progress points: one before it (the
+    write never lands) and one after (it landed, nothing after it happened)."""
+
+    def write(self, *args: Any, **kwargs: Any) -> None:
+        point()
+        super().write(*args, **kwargs)
+        point()
 
 
 def ledger() -> sqlite3.Connection:
@@ -85,8 +97,8 @@ def boss_reply(request: ModelRequest) -> Any:
     return "report: " + "; ".join(results)
 
 
-def team(store_path: str) -> Supervisor:
-    store = SQLiteStore(store_path)
+def team(store_path: str, writes: bool = False) -> Supervisor:
+    store = CountingStore(store_path) if writes else SQLiteStore(store_path)
     allow = Policy([Rule("record", "allow")])
     members = [
         Agent(
@@ -105,10 +117,12 @@ def team(store_path: str) -> Supervisor:
 
 def main(argv: list[str]) -> None:
     global KILL_AT, LEDGER
+    writes = "--writes" in argv
+    argv = [a for a in argv if a != "--writes"]
     mode, store_path, LEDGER, run_id = argv[:4]
     KILL_AT = int(argv[4]) if len(argv) > 4 else 0
     ledger().close()
-    t = team(store_path)
+    t = team(store_path, writes)
     if mode == "run":
         result = t.run_sync("Write the report.", run_id=run_id)
         output = result.output

@@ -12,7 +12,13 @@ import pytest
 
 from pilothouse import Agent, ScriptedModel, tool
 from pilothouse.events import ChatMessage, ChildFinished, SpeakerSelected, TeamEnded
-from pilothouse.exceptions import ChatError, ConfigurationError, ModelError, RunFinishedError
+from pilothouse.exceptions import (
+    ChatError,
+    ConfigurationError,
+    ModelError,
+    RunFinishedError,
+    SessionNotFoundError,
+)
 from pilothouse.messages import Usage
 from pilothouse.models.base import ModelRequest
 from pilothouse.models.scripted import call
@@ -141,7 +147,9 @@ async def test_model_selector_chooses_under_an_enum_schema(store: SQLiteStore) -
     assert speaker.get("enum") == ["researcher", "writer"]
     shown = first.messages[-1].content
     assert "- researcher: finds facts" in shown and "- writer: writes prose" in shown
-    assert "[user] a note on tides" in shown
+    # the conversation is the chat's session, read as the selector's context
+    assert [m.content for m in first.messages[1:-1]] == ["[user] a note on tides"]
+    assert store.events("model.1.0.select")[0].session_id == "model.transcript"  # type: ignore[attr-defined]
     selected = events_of(store, "model", SpeakerSelected)
     assert selected[0].how == "model" and selected[0].selector_run_id == "model.1.0.select"
     assert selected[0].usage == Usage(1, 5, None, 1)
@@ -409,3 +417,121 @@ async def test_a_member_run_that_fails_ends_the_chat_with_an_error(store: SQLite
     assert [e.speaker for e in events_of(store, "chat-err", ChatMessage)] == ["a"]  # kept
     with pytest.raises(RunFinishedError):
         await chat.resume("chat-err")
+
+
+async def test_turns_read_the_transcript_from_the_chat_session(store: SQLiteStore) -> None:
+    chat = GroupChat(
+        [member(store, "a", ["a1", "a2"]), member(store, "b", ["b1", "b2"])],
+        termination=MaxMessages(4),
+        store=store,
+    )
+    result = await chat.run("go", run_id="sess")
+    # the session holds the transcript once, written by the team run
+    stored = store.session_messages("sess.transcript")
+    assert [m.message.content for m in stored] == [
+        "[user] go",
+        "[a] a1",
+        "[b] b1",
+        "[a] a2",
+        "[b] b2",
+    ]
+    assert {m.run_id for m in stored} == {"sess"}
+    assert [s.text for s in result.transcript] == ["go", "a1", "b1", "a2", "b2"]
+    # each turn references the messages it saw and copies none of them
+    for n in (1, 2, 3, 4):
+        started = store.events(f"sess.{n}.0.turn")[0]
+        assert started.history == []  # type: ignore[attr-defined]
+        assert started.session_id == "sess.transcript"  # type: ignore[attr-defined]
+        assert started.session_upto == n  # type: ignore[attr-defined]
+        assert started.session_writes is False  # type: ignore[attr-defined]
+        assert store.get_run(f"sess.{n}.0.turn").session_id is None  # not a turn of its own
+    assert store.list_runs(None, session_id="sess.transcript") == []
+
+
+class _Cut(BaseException):
+    """Stands for the process dying mid-turn (not an error the loop journals)."""
+
+
+async def test_a_chat_begun_before_sessions_resumes_with_histories(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pilothouse.teams import _chat_run
+
+    calls = {"b": 0}
+
+    def b_replies(request: ModelRequest) -> str:
+        calls["b"] += 1
+        if calls["b"] == 1:  # b's first turn (the chat's second) is cut off
+            raise _Cut()
+        return f"b{calls['b']}"
+
+    a = member(store, "a", ["a1", "a2", "a3"])
+
+    def build() -> GroupChat:
+        return GroupChat(
+            [a, Member(Agent(ScriptedModel(b_replies), name="b", store=store))],
+            termination=MaxMessages(4),
+            store=store,
+        )
+
+    with monkeypatch.context() as patched:  # the chat code before sessions
+        patched.setattr(_chat_run.TeamDrive, "open_transcript", lambda self, kind: None)
+        with pytest.raises(_Cut):
+            await build().run("go", run_id="old")
+    assert store.events("old.2.0.turn")[0].history  # type: ignore[attr-defined]
+    result = await build().resume("old")
+    assert [s.text for s in result.messages] == ["a1", "b2", "a2", "b3"]
+    for n in (3, 4):  # the turns begun after the resume carry their history as before
+        started = store.events(f"old.{n}.0.turn")[0]
+        assert started.session_id is None and len(started.history) == n  # type: ignore[attr-defined]
+    with pytest.raises(SessionNotFoundError):
+        store.get_session("old.transcript")
+
+
+async def test_a_turn_exported_from_its_session_replays(store: SQLiteStore, tmp_path: Path) -> None:
+    from pilothouse.runtime.replay import export_journal, load_journal
+    from pilothouse.testing import replay_async
+
+    writer = Agent(ScriptedModel(["w1", "w2"]), name="writer", store=store)
+    reviewer = Agent(ScriptedModel(["r1"]), name="reviewer", store=store)
+    selector_model = ScriptedModel(lambda request: '{"speaker": "writer"}')
+    chat = GroupChat(
+        [Member(writer, "writes"), Member(reviewer, "reviews")],
+        selector=ModelSelector(selector_model),
+        termination=MaxMessages(3),
+        store=store,
+    )
+    await chat.run("go", run_id="rep")
+    path = tmp_path / "turn3.jsonl"
+    export_journal(store, "rep.3.0.turn", path)
+    started = load_journal(path)[0]
+    # self-contained: the messages the turn read from the session are its history
+    assert started.session_id is None  # type: ignore[attr-defined]
+    assert [m.content for m in started.history] == ["[user] go", "[writer] w1", "[reviewer] r1"]  # type: ignore[attr-defined]
+    fresh = Agent(ScriptedModel(["unused"]), name="writer", store=store)
+    report = await replay_async(fresh, path)
+    assert report.ok, report.summary()
+    # the selector's call, which read the session too
+    selected = events_of(store, "rep", SpeakerSelected)
+    made = [e.selector_run_id for e in selected if e.selector_run_id]
+    assert made == ["rep.1.0.select"]
+    export_journal(store, "rep.1.0.select", tmp_path / "select.jsonl")
+    selector = chat.selector._agent(("writer", "reviewer"))  # type: ignore[attr-defined]
+    report = await replay_async(selector, tmp_path / "select.jsonl")
+    assert report.ok, report.summary()
+
+
+async def test_a_session_that_is_not_the_chats_is_never_written_or_read(
+    store: SQLiteStore,
+) -> None:
+    from pilothouse import Session
+    from pilothouse.messages import Message
+
+    theirs = Session.create(store, "x.transcript", {"owner": "someone else"})
+    theirs.append([Message.user("private words")])
+    chat = GroupChat([member(store, "a", ["a1"])], termination=MaxMessages(1), store=store)
+    with pytest.raises(ChatError, match="not team run x's transcript"):
+        await chat.run("go", run_id="x")
+    assert [m.message.content for m in theirs.messages()] == ["private words"]
+    assert store.children("x") == []  # no member ran, nothing read their words
+    assert store.get_run("x").status == "error"

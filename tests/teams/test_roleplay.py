@@ -81,3 +81,24 @@ def test_role_play_settings_are_checked(store: SQLiteStore) -> None:
         RolePlay(agent, agent, marker=" ")
     with pytest.raises(ConfigurationError):
         RolePlay(agent, agent, max_turns=0)
+
+
+async def test_role_play_usage_is_the_sum_of_both_roles_to_the_token(store: SQLiteStore) -> None:
+    from pilothouse.messages import Usage
+
+    play = RolePlay(
+        Agent(ScriptedModel(["Instruction: add.", MARKER]), name="boss", store=store),
+        Agent(
+            ScriptedModel(["Solution: 1 + 1 = 2, explained at length."]), name="aide", store=store
+        ),
+        store=store,
+    )
+    result = await play.run("Add numbers.", run_id="rp-usage")
+    total = Usage()
+    for child in store.children("rp-usage"):
+        for event in store.events(child.run_id):
+            if event.type == "model_response":
+                total = total + event.response.usage  # type: ignore[attr-defined]
+    assert result.usage == total and total.requests == 3
+    assert result.usage.total_tokens == total.total_tokens > 0
+    assert store.events("rp-usage")[-1].usage == total  # type: ignore[attr-defined]

@@ -253,3 +253,34 @@ def test_definitions_are_checked(store: SQLiteStore) -> None:
         Role(pm.agent, watches=[], produces=PRD)
     with pytest.raises(ConfigurationError, match="pydantic model"):
         Role(pm.agent, watches=[TASK], produces=dict)  # type: ignore[arg-type]
+
+
+async def test_pipeline_usage_is_the_sum_of_its_activations_to_the_token(
+    store: SQLiteStore,
+) -> None:
+    from pilothouse.events import ChildFinished
+    from pilothouse.messages import Usage
+
+    pipeline = SOPPipeline(
+        [
+            role(store, "pm", ['{"goals": ["add"]}'], PRD, watches=[TASK]),
+            role(store, "architect", ['{"modules": ["cli"]}'], Design, watches=[PRD]),
+            # a retried reply: the invalid one counts too
+            role(store, "qa", ["not json", '{"approved": true}'], Review, watches=[Design]),
+        ],
+        store=store,
+    )
+    result = await pipeline.run("todo app", run_id="sop-usage")
+    total = Usage()
+    for child in store.children("sop-usage"):
+        for event in store.events(child.run_id):
+            if event.type == "model_response":
+                total = total + event.response.usage  # type: ignore[attr-defined]
+    assert result.usage == total and total.requests == 4
+    assert result.usage.total_tokens == total.total_tokens > 0
+    final = store.events("sop-usage")[-1]
+    assert final.type == "final" and final.usage == total  # type: ignore[attr-defined]
+    info = store.get_run("sop-usage")
+    assert (info.input_tokens, info.output_tokens) == (total.input_tokens, total.output_tokens)
+    finished = [e for e in store.events("sop-usage") if isinstance(e, ChildFinished)]
+    assert sum((e.usage for e in finished), Usage()) == total

@@ -3,7 +3,9 @@ pauses the team durably, and an approval resumes exactly the pending call."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from team_helpers import sqlite, tree
@@ -146,3 +148,131 @@ def test_the_entry_agents_own_pause_resumes_the_team(tmp_path: Path) -> None:
     result = team.resume_sync("E", approvals={"E:1:0": True})
     assert result.outcome == "final" and result.output == "Refunded B-2."
     assert REFUNDS == ["B-2"]
+
+
+NOTES: list[str] = []
+
+
+@tool(effect="side_effect")
+def log_note(text: str) -> str:
+    """Write a note on the case."""
+    NOTES.append(text)
+    return f"noted {text}"
+
+
+def build_pair(path: Path) -> Supervisor:
+    """A boss that asks refunds and notes in one reply (two delegations in one step);
+    every model a function of its request, so a fresh team answers as the first did."""
+
+    def results(request: Any) -> int:
+        return sum(1 for m in request.messages if m.role == "tool")
+
+    store = sqlite(path)
+    refunds = Agent(
+        ScriptedModel(
+            lambda r: call("issue_refund", order_id="A-1") if not results(r) else "Refunded A-1."
+        ),
+        "You refund orders.",
+        [issue_refund],
+        name="refunds",
+        store=store,
+        policy=Policy([Rule("issue_refund", "ask")]),
+    )
+    notes = Agent(
+        ScriptedModel(lambda r: call("log_note", text="case A-1") if not results(r) else "noted"),
+        "You keep notes.",
+        [log_note],
+        name="notes",
+        store=store,
+        policy=Policy([Rule("log_note", "allow")]),
+    )
+
+    def boss_reply(request: Any) -> Any:
+        if results(request) < 2:
+            return [call("ask_refunds", task="Refund A-1."), call("ask_notes", task="Note A-1.")]
+        return "Done: refunded and noted."
+
+    boss = Agent(ScriptedModel(boss_reply), "You run the desk.", name="boss", store=store)
+    return Supervisor(boss, [refunds, notes], autonomy="on_risk")
+
+
+def test_a_pause_beside_a_sibling_delegation_runs_each_member_once(tmp_path: Path) -> None:
+    """One member pauses for a person while its sibling call of the same step runs: the
+    team pauses, and after the approval each member's run is started once, each effect
+    happens once, whichever of the two finished first."""
+    NOTES.clear()
+    team = build_pair(tmp_path)
+    paused = team.run_sync("Refund and note A-1.", run_id="P")
+    assert paused.outcome == "paused" and REFUNDS == []
+    (pending,) = paused.pending
+    assert pending.tool == "issue_refund"
+    fresh = build_pair(tmp_path)  # as a new process would
+    result = fresh.resume_sync("P", approvals={pending.key: True}, approved_by="ann")
+    assert result.outcome == "final" and result.output == "Done: refunded and noted."
+    assert REFUNDS == ["A-1"] and NOTES == ["case A-1"]
+    starts = [e.child_run_id for e in fresh.store.events("P") if isinstance(e, ChildStarted)]
+    assert sorted(starts) == ["P.1.0.1", "P.1.1.1"]
+    agents = sorted(fresh.store.get_run(r).agent for r in tree(fresh.store, "P"))
+    assert agents == ["boss", "notes", "refunds"]
+    assert {fresh.store.get_run(r).status for r in tree(fresh.store, "P")} == {"final"}
+
+
+HOLD = {"on": True}
+
+
+def _held_note(on_doubt: str) -> Any:
+    """log_note that, while HOLD is on, waits for ever: only the team's pause (which
+    cancels the sibling call) ends it, so it is cut off inside the tool."""
+
+    @tool(name="log_note", effect="side_effect", on_doubt=on_doubt)  # type: ignore[arg-type]
+    async def held(text: str) -> str:
+        """Write a note on the case."""
+        if HOLD["on"]:
+            await asyncio.Event().wait()
+        NOTES.append(text)
+        return f"noted {text}"
+
+    return held
+
+
+async def _paused_with_sibling_cut_off(
+    tmp_path: Path, on_doubt: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Supervisor, Any]:
+    NOTES.clear()
+    HOLD["on"] = True
+    monkeypatch.setitem(globals(), "log_note", _held_note(on_doubt))
+    team = build_pair(tmp_path)
+    # a hang guard, not a timing assertion: the pause must cancel the held sibling
+    paused = await asyncio.wait_for(team.run("Refund and note A-1.", run_id="Q"), 120)
+    assert paused.outcome == "paused" and REFUNDS == [] and NOTES == []
+    assert team.store.get_run("Q.1.1.1").status == "interrupted"  # cut off inside the tool
+    HOLD["on"] = False
+    return build_pair(tmp_path), paused.pending[0]
+
+
+async def test_a_sibling_cut_off_by_a_pause_is_retried_once_when_idempotent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh, pending = await _paused_with_sibling_cut_off(tmp_path, "retry", monkeypatch)
+    result = await fresh.resume("Q", approvals={pending.key: True}, approved_by="ann")
+    assert result.outcome == "final" and result.output == "Done: refunded and noted."
+    assert REFUNDS == ["A-1"] and NOTES == ["case A-1"]  # each effect once
+    starts = [e.child_run_id for e in fresh.store.events("Q") if isinstance(e, ChildStarted)]
+    assert sorted(starts) == ["Q.1.0.1", "Q.1.1.1"]
+    assert {fresh.store.get_run(r).status for r in tree(fresh.store, "Q")} == {"final"}
+
+
+async def test_a_sibling_cut_off_by_a_pause_stays_in_doubt_and_the_boss_is_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh, pending = await _paused_with_sibling_cut_off(tmp_path, "ask", monkeypatch)
+    result = await fresh.resume("Q", approvals={pending.key: True}, approved_by="ann")
+    assert result.outcome == "final" and REFUNDS == ["A-1"]
+    assert NOTES == []  # not run again blindly: whether it happened is unknown
+    assert fresh.store.get_run("Q.1.1.1").status == "in_doubt"
+    told = [
+        e.result.content
+        for e in fresh.store.events("Q")
+        if e.type == "tool_result" and e.result.name == "ask_notes"  # type: ignore[attr-defined]
+    ]
+    assert len(told) == 1 and "ToolCallInDoubtError" in told[0] and "Q.1.1.1:1:0" in told[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
 import subprocess
 import sys
@@ -78,3 +79,27 @@ def test_a_killed_team_resumes_without_duplicates(
     assert len(found["starts"]) == len(set(found["starts"])) == 3  # each child once
     assert found["statuses"] == {"final"}
     assert len(found["effects"]) == 3
+
+
+def test_seeded_random_kills_resume_without_duplicates(
+    tmp_path: Path, reference: tuple[str, dict[str, Any]]
+) -> None:
+    """Two trials of two kills each (the run, then its first resume) at progress points
+    drawn from a fixed seed: the same points every time (benchmarks/team_crash.py draws
+    100 the same way, with the journal's writes as points too)."""
+    rng = random.Random(19)
+    output, expected = reference
+    for trial in range(2):
+        here = tmp_path / f"t{trial}"
+        here.mkdir()
+        store, ledger = str(here / "journal.db"), str(here / "ledger.db")
+        first = worker("run", store, ledger, "T", str(rng.randint(1, 16)))
+        assert first.returncode == -9, first.stderr
+        second = worker("resume", store, ledger, "T", str(rng.randint(1, 16)))
+        assert second.returncode in (0, -9), second.stderr  # past its end: it finished
+        done = worker("resume", store, ledger, "T")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["output"] == output
+        found = outcome(here, "T")
+        assert found == expected
+        assert len(found["starts"]) == len(set(found["starts"])) == 3

@@ -17,7 +17,7 @@ import inspect
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, cast
 
@@ -288,12 +288,17 @@ class RunState:
 
 @dataclass(frozen=True, slots=True)
 class RunLink:
-    """Where a new run sits: its parent in the run tree, and the session it is a turn of."""
+    """Where a new run sits: its parent in the run tree, and the session it is a turn of.
+
+    `session_writes` False: the run only reads its context from the session (a team
+    member's turn reads the team's transcript, which the team writes) and appends
+    nothing to it; it is not listed among the session's runs."""
 
     parent_run_id: str | None = None
     root_run_id: str | None = None
     parent_key: str | None = None
     session_id: str | None = None
+    session_writes: bool = True
 
 
 class RunTree(ChildRunner, Protocol):
@@ -407,7 +412,7 @@ async def _run_loop(
             reported=len(messages),
             retries_left=spec.output_retries,
             parse_retries_left=spec.parse_retries,
-            session_id=link.session_id,
+            session_id=link.session_id if link.session_writes else None,
         )
     policy_context = state.policy_context
     policy_context.deps = deps
@@ -475,6 +480,7 @@ async def _run_loop(
                 parent_key=link.parent_key,
                 session_id=link.session_id,
                 session_upto=len(history) if link.session_id is not None else 0,
+                session_writes=link.session_writes,
                 version=2,
             )
         )
@@ -1102,6 +1108,21 @@ async def _consume(
     return final
 
 
+async def _all_or_none(calls: Iterable[Awaitable[Any]]) -> list[Any]:
+    """A step's calls run together, started in index order; when one raises (a team
+    member's pause, an interruption), the others are cancelled and awaited before it
+    propagates, so no call of a stopped run goes on in the background (a sibling cut
+    off inside a side-effecting tool is in doubt on resume, as after a crash)."""
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 async def _within(budget: Budget, started: float, awaitable: Any) -> Any:
     """Await under the run's wall-clock budget; running out is a budget stop."""
     assert budget.max_seconds is not None
@@ -1202,7 +1223,7 @@ async def _run_tools(
     if len(planned) == 1:
         work: Any = _execute(journal, step, planned[0])
     else:
-        work = asyncio.gather(*(_execute(journal, step, p) for p in planned))
+        work = _all_or_none(_execute(journal, step, p) for p in planned)
     done = await (work if spec.budget.max_seconds is None else _within(spec.budget, started, work))
     if touches_world or journal.due():
         await _commit(journal)  # a side effect's result is on disk before anything else

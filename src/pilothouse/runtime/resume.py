@@ -175,7 +175,7 @@ def state_from_events(
         resumed=True,
         child_steps=child_steps,
         offered=offered,
-        session_id=started.session_id,
+        session_id=started.session_id if started.session_writes else None,
         hook_calls=hook_calls,
     )
     replay.released = bool(replay.requested) and replay.requested.keys() <= replay.given.keys()

@@ -12,7 +12,9 @@ selectors) is summed into the team's, to the token.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -31,6 +33,8 @@ from pilothouse.exceptions import (
     ConfigurationError,
     RunFinishedError,
     RunNotFoundError,
+    SessionExistsError,
+    SessionNotFoundError,
     StoreError,
 )
 from pilothouse.messages import Message, Usage
@@ -40,9 +44,18 @@ from pilothouse.runtime.drive import finished_result, resume_run, start_run
 from pilothouse.runtime.journal import Journal, Store, Subscriber
 from pilothouse.runtime.lease import RunLease
 from pilothouse.runtime.loop import RunLink, RunResult, commit_journal
-from pilothouse.runtime.rows import RunInfo
+from pilothouse.runtime.rows import MAX_SESSION_ID, RunInfo, SessionWrite
 
 ENDED = ("final", "error", "run_stopped", "budget_stop")
+
+
+def transcript_session_id(run_id: str) -> str:
+    """The id of the session holding team run `run_id`'s transcript (a hash of the run
+    id when the run id is too long to be part of a session id)."""
+    sid = f"{run_id}.transcript"
+    if len(sid) <= MAX_SESSION_ID:
+        return sid
+    return "team-" + hashlib.sha256(run_id.encode()).hexdigest()[:32] + ".transcript"
 
 
 class TeamDrive:
@@ -66,6 +79,9 @@ class TeamDrive:
         self.started = started  # wall-clock time the run started (its `run_started`)
         self.order: list[str] = []  # the members' names in the team's order
         self.budget: Budget | None = None  # the team's limits: each child is capped to them
+        # The session holding the team's transcript (one message per turn, written by the
+        # team in the commit that journals the turn); turns read their context from it.
+        self.session_id: str | None = None
         self.clock: Callable[[], float] = time.time
         self._children_started = {e.child_run_id for e in events if isinstance(e, ChildStarted)}
         self._children_finished = {e.child_run_id for e in events if isinstance(e, ChildFinished)}
@@ -129,6 +145,34 @@ class TeamDrive:
         spec.budget = budget
         return spec, capped
 
+    def open_transcript(self, kind: str) -> str | None:
+        """Make (or find again, on resume) the session that holds this team's transcript
+        and return its id; None for a run begun before teams kept one (its turns carry
+        the transcript in their own journals, and its resume goes on that way)."""
+        sid = transcript_session_id(self.run_id)
+        try:
+            found = self.store.get_session(sid)
+            if (found.metadata or {}).get("team_run_id") != self.run_id:
+                raise ChatError(
+                    f"session {sid!r} exists and is not team run {self.run_id}'s transcript: "
+                    "the team will not write into (or read) another conversation; give the "
+                    "team another run_id",
+                    run_id=self.run_id,
+                )
+        except SessionNotFoundError:
+            if any(isinstance(e, ChildStarted) for e in self.events):
+                return None  # turns ran without a session: an older journal
+            with contextlib.suppress(SessionExistsError):  # made by an earlier attempt
+                self.store.create_session(sid, {"team_run_id": self.run_id, "pattern": kind})
+        self.session_id = sid
+        return sid
+
+    def say(self, n: int, message: Message) -> None:
+        """Queue the transcript's message `n` (0: the task) for the session, written
+        with the next commit's events (a message already written is not written again)."""
+        if self.session_id is not None:
+            self.journal.add_session(SessionWrite(self.session_id, self.run_id, ((n, message),)))
+
     def recorded(self, kind: type[Event]) -> list[Any]:
         """The events of one type this run's journal held when the drive began."""
         return [e for e in self.events if isinstance(e, kind)]
@@ -146,8 +190,16 @@ class TeamDrive:
         agent: Any,
         input: str,
         history: Sequence[Message] = (),
+        *,
+        from_session: bool = False,
     ) -> RunResult[Any]:
-        """Start, resume or read back the turn `key` of step `step` (exactly once)."""
+        """Start, resume or read back the turn `key` of step `step` (exactly once).
+
+        `from_session`: the child's context is the team's session as it stands (its
+        run references the session and how many messages it saw, instead of copying
+        them: storage grows with the transcript, not with its square)."""
+        if from_session and (self.session_id is None or history):
+            raise ConfigurationError("a turn reads its context from the session or history=")
         spec, capped = self._capped(agent.run_spec())
         child_id = f"{self.run_id}.{step}.0.{key}"
         if child_id not in self._children_started:
@@ -170,7 +222,8 @@ class TeamDrive:
         except RunNotFoundError:
             exists = False
         try:
-            result = await self._drive_child(spec, child_id, step, input, history, exists)
+            session = self.session_id if from_session else None
+            result = await self._drive_child(spec, child_id, step, input, history, exists, session)
         except Exception as exc:
             # A child whose own record says it ended in an error ends the team too (a
             # resumed team would only read that error back); one that was cut off
@@ -207,9 +260,16 @@ class TeamDrive:
         input: str,
         history: Sequence[Message],
         exists: bool,
+        session: str | None = None,
     ) -> RunResult[Any]:
         if not exists:
-            link = RunLink(self.run_id, self.root, f"{self.run_id}:{step}:0")
+            link = RunLink(
+                self.run_id,
+                self.root,
+                f"{self.run_id}:{step}:0",
+                session_id=session,
+                session_writes=session is None,
+            )
             return await start_run(
                 spec,
                 self.store,

@@ -371,11 +371,17 @@ class ModelSelector(Selector):
         if len(names) == 1:  # nothing to choose: no model call
             return Selection(names[0], "only_candidate")
         roster = "\n".join(f"- {c.id}: {c.description or '(no description)'}" for c in candidates)
-        transcript = "\n".join(f"[{s.speaker}] {s.text}" for s in state.transcript)
-        question = self.prompts.render(
-            "speaker_selector_input", transcript=transcript, candidates=roster
-        )
-        result = await drive.child(step, "select", self._agent(names), question)
+        if drive.session_id is not None:  # the conversation is the session it reads
+            question = self.prompts.render("speaker_selector_question", candidates=roster)
+            result = await drive.child(
+                step, "select", self._agent(names), question, from_session=True
+            )
+        else:
+            transcript = "\n".join(f"[{s.speaker}] {s.text}" for s in state.transcript)
+            question = self.prompts.render(
+                "speaker_selector_input", transcript=transcript, candidates=roster
+            )
+            result = await drive.child(step, "select", self._agent(names), question)
         run_id = result.run_id
         if result.outcome == "final":
             return Selection(str(result.output.speaker), "model", result.usage, run_id)
@@ -547,6 +553,10 @@ class GroupChat:
         selections = {e.step: e for e in drive.recorded(SpeakerSelected)}
         said = {e.step: e for e in drive.recorded(ChatMessageEvent)}
         transcript = [Said(USER, task)]
+        if drive.open_transcript(self.kind) is not None and not said:
+            # the task opens the session: written with the next commit, which comes before
+            # any turn reads it (a child's start is committed before the child runs)
+            drive.say(0, _shown(transcript[0]))
         bound = MaxMessages(self.max_turns)
         step = 0
         while True:
@@ -605,10 +615,13 @@ class GroupChat:
     async def _turn(
         self, drive: TeamDrive, step: int, member: Member, transcript: list[Said]
     ) -> ChatMessageEvent:
-        history = [Message.user(f"[{s.speaker}] {s.text}") for s in transcript]
         others = ", ".join(m.id for m in self.members if m.id != member.id) or "nobody"
         prompt = member.prompt or self.prompts.render("chat_turn", member=member.id, others=others)
-        result = await drive.child(step, "turn", member.agent, prompt, history)
+        if drive.session_id is not None:  # the transcript so far is the session
+            result = await drive.child(step, "turn", member.agent, prompt, from_session=True)
+        else:
+            history = [_shown(s) for s in transcript]
+            result = await drive.child(step, "turn", member.agent, prompt, history)
         text, outcome = _text_of(result, member)
         event = ChatMessageEvent(
             run_id=drive.run_id,
@@ -619,8 +632,14 @@ class GroupChat:
             outcome=outcome,
         )
         drive.emit(event)
+        drive.say(step, _shown(Said(member.id, text, outcome)))  # in the same transaction
         await drive.commit()
         return event
+
+
+def _shown(said: Said) -> Message:
+    """A transcript message as every member reads it: a user message naming its speaker."""
+    return Message.user(f"[{said.speaker}] {said.text}")
 
 
 def _text_of(result: RunResult[Any], member: Member) -> tuple[str, str]:

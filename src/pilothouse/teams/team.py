@@ -133,6 +133,13 @@ class Team:
             member.team_tools = tuple(tools)
             member.hook = finish_hook if handoffs.get(agent_name) else None
 
+    def run_spec(self) -> RunSpec[Any]:
+        """The root run's spec: the entry agent with the team's transfer and delegation
+        tools, its step hook and budget. What `runtime.replay.replay_run` needs to
+        replay a team's root run from its journal (each member's run replays with the
+        member's own `Agent`)."""
+        return self._entry_spec()
+
     def _entry_spec(self) -> RunSpec[Any]:
         spec = self.members[self.entry_name].run_spec()
         if self.budget is not None:
