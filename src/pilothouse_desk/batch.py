@@ -7,7 +7,7 @@
 Each scripted customer (``conversations.yaml``, shipped with the package) opens a
 conversation and sends its lines one at a time, the next after the agent's reply.
 When the agent transfers to a human, a scripted human claims the conversation,
-replies and closes it; when a refund waits for approval, a scripted supervisor
+replies and closes it; when a refund waits for approval, a scripted manager
 decides it and the paused run resumes (as a team, the desk's supervisor agent reviews
 it first; only what it escalates reaches the scripted person). A conversation still
 open after its last line is resolved by the customer. The batch prints one outcome line per
@@ -42,6 +42,7 @@ from pilothouse.runtime.loop import HOOK_ANSWER
 from .desk import Desk, Figures
 
 HUMAN = "sam"
+MANAGER = "morgan"  # the scripted person who decides approvals (after the supervisor agent)
 DEFAULT_DIR = Path(".pilothouse") / "support"
 
 
@@ -159,7 +160,7 @@ async def run_script(desk: Desk, script: Script, max_turns: int = 4) -> Outcome:
         if reply.status == "paused":
             outcome = "approval"
             for approval in [a for a in desk.pending_approvals() if a.conversation_id == conv.id]:
-                reply = await desk.decide(conv.id, approval.key, script.approve, human="supervisor")
+                reply = await desk.decide(conv.id, approval.key, script.approve, human=MANAGER)
                 last = reply.text
         if reply.status in ("escalated", "claimed"):
             outcome = "escalated"

@@ -114,7 +114,9 @@ WAITING = "Your request is waiting for a team member's approval."
 MAX_CANCEL_ROUNDS = 5
 MAX_TREE_RUNS = 200
 """Runs read from one turn's run tree (a team's handoffs are bounded far below this)."""
-SUPERVISOR = "supervisor"
+SUPERVISOR = "agent:supervisor"
+"""Who the team's supervisor agent decides as (``decided_by``, the journal's ``by``): not
+a person, so its decisions never mark a conversation as handled by a human."""
 """Resumes tried when closing a conversation whose refused run asks for approval again."""
 
 _log = logging.getLogger("pilothouse.support.desk")

@@ -155,8 +155,8 @@ async def test_supervisor_approves_a_first_refund_within_its_limit_without_a_per
     assert review.startswith(f"{tree[1]}.") and review.endswith(".review")
     # The supervisor's verdict is journaled like a person's, in the member's run.
     given = [e for e in desk.store.events(tree[1]) if isinstance(e, ApprovalGiven)]
-    assert [(e.approved, e.by) for e in given] == [(True, "supervisor")]
-    assert desk.approvals_of(conv.id) == [(given[0].key, 1, "supervisor")]
+    assert [(e.approved, e.by) for e in given] == [(True, "agent:supervisor")]
+    assert desk.approvals_of(conv.id) == [(given[0].key, 1, "agent:supervisor")]
     assert desk.pending_approvals() == []
     assert not desk.get(conv.id).human_involved
     figures = desk.figures()
@@ -199,7 +199,7 @@ async def test_supervisor_refuses_more_than_was_paid_and_nothing_is_paid(tmp_pat
     assert reply.status == "open"
     assert reply.text == "A person declined the call to 'refund'."  # the refusal, no internals
     assert refunds_of(tmp_path / "shop.db", "A1010") == []
-    assert desk.approvals_of(conv.id)[0][1:] == (0, "supervisor")
+    assert desk.approvals_of(conv.id)[0][1:] == (0, "agent:supervisor")
     desk.shutdown()
 
 

@@ -45,7 +45,7 @@ async def test_a_turn_stopped_around_the_review_is_finished_once_on_restart(
     assert refunds_of(tmp_path / "shop.db", "A1010") == []
     decided = first.approvals_of(conv.id)
     # Stopped before the verdict: nothing decided; after it: the verdict is on record.
-    assert [d[1:] for d in decided] == ([] if where == "review" else [(1, "supervisor")])
+    assert [d[1:] for d in decided] == ([] if where == "review" else [(1, "agent:supervisor")])
     first.shutdown()
 
     again = make_team_desk(tmp_path)
@@ -58,6 +58,6 @@ async def test_a_turn_stopped_around_the_review_is_finished_once_on_restart(
     assert [r for r in again.tree(run_id) if r.endswith(".review")] == [
         f"{again.tree(run_id)[1]}.2.0.review"
     ]
-    assert [d[1:] for d in again.approvals_of(conv.id)] == [(1, "supervisor")]
+    assert [d[1:] for d in again.approvals_of(conv.id)] == [(1, "agent:supervisor")]
     assert again.owed() == [] and again.get(conv.id).status == "open"
     again.shutdown()
