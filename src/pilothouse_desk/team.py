@@ -20,10 +20,11 @@ On the embedded model the routing is a step hook, as the single agent's
 - `TriageRouter` reads the conversation and runs the same `decide` as the single
   agent's router; where that names an order tool it offers exactly one transfer
   (``tool_choice="required"``) to the specialist for it, its arguments narrowed to one
-  choice each (the reason for that desk, the customer's message as the payload), so
-  the model only writes the call; a request for a person is triage's own
-  ``transfer_to_human``; questions it must ask (identity, order number) and thanks
-  it answers itself, with the single agent's sentences.
+  choice each (the reason for that desk; as the payload the request in a few words and
+  its order numbers, e.g. ``refund A1010``), so the model only writes the call; a
+  request for a person is triage's own ``transfer_to_human``; questions it must ask
+  (identity, order number) and thanks it answers itself, with the single agent's
+  sentences.
 - the specialists' hooks are `SupportRouter`s (`help.HelpRouter` for help) over the
   customer's conversation read from the session (`conversation.CustomerView`), not
   from the handoff message, so each sees the customer's typed messages and its own
@@ -101,10 +102,15 @@ DESKS: dict[str, str] = {
     "search_help": "help",
 }
 """Which specialist takes which request (the tool the request needs)."""
-REASONS = {
-    "orders": "an order question or change",
-    "returns": "a return, exchange or refund",
-    "help": "a question for the help articles",
+REASONS = {"orders": "order request", "returns": "return or refund", "help": "help question"}
+"""The reason a routed transfer gives (short: the embedded model writes every token)."""
+CASE_WORDS = {
+    "order_status": "order status",
+    "cancel_order": "cancel",
+    "change_address": "address change",
+    "return_items": "return",
+    "exchange_items": "exchange",
+    "refund": "refund",
 }
 TEAM_BUDGET = Budget(max_steps=10, max_seconds=240.0, max_repeats=2, max_handoffs=3)
 """The team's budget for one customer message: every member draws from it."""
@@ -125,8 +131,8 @@ You are the front desk of an online shop's support team. {task}
 
 Example:
 user: where is my order ORDER-ONE?
-assistant: {{"tool": "transfer_to_orders", "arguments": {{"reason": "an order question or \
-change", "payload": {{"request": "where is my order ORDER-ONE?"}}}}}}"""
+assistant: {{"tool": "transfer_to_orders", "arguments": {{"reason": "order request", \
+"payload": {{"request": "order status ORDER-ONE"}}}}}}"""
 MAX_PAYLOAD_CHARS = 200
 
 
@@ -186,6 +192,7 @@ class TriageRouter:
         tool = f"transfer_to_{target}" if target is not None else route.tool
         if tool is not None and tool in ctx.tools and last_user >= 0:
             text = convo[last_user].content.strip()
+            case = case_line(route, convo) if target is not None else text
             return StepOptions(
                 tools=[tool],
                 instructions=TRANSFER_PROMPT.format(
@@ -195,10 +202,22 @@ class TriageRouter:
                 ),
                 tool_choice="required",
                 messages=[Message.user(text)],
-                schemas={tool: _transfer_schema(target, text)} if target else None,
+                schemas={tool: _transfer_schema(target, case)} if target else None,
                 settings=ModelSettings(max_tokens=self.call_tokens),
             )
         return StepOptions(tools=[], answer=saying(route, done, ctx.deps))
+
+
+def case_line(route: Route, messages: Sequence[Message]) -> str:
+    """A routed transfer's payload: the request in a few words and the order numbers the
+    customer gave ("refund A1010"); the specialist reads the customer's own words from
+    the session, and every token of the payload is one the embedded model writes."""
+    if route.tool == "search_help":
+        return "help question"
+    intent = route.tool if route.tool in CASE_WORDS else requested_intent(messages)
+    said = " ".join(m.content for m in messages if m.role == "user")
+    orders = list(dict.fromkeys(ORDER_RE.findall(said)))[-2:]
+    return " ".join([CASE_WORDS.get(intent or "", "identity check"), *orders])
 
 
 def _transfer_schema(target: str, text: str) -> dict[str, Any]:

@@ -35,17 +35,19 @@ def agents(desk: Any, run_id: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("lines", "specialist", "tools"),
+    ("lines", "specialist", "tools", "case"),
     [
         (
             ["Hi, I'm ben.adler@example.com, zip 97301. Where is my order A1091?"],
             "orders",
             ["verify_identity", "order_status"],
+            "order status A1091",
         ),
         (
             ["Hello, dev.kowalski@example.com here, zip 37062. Please cancel order A1007."],
             "orders",
             ["verify_identity", "cancel_order"],
+            "cancel A1007",
         ),
         (
             [
@@ -54,17 +56,24 @@ def agents(desk: Any, run_id: str) -> list[str]:
             ],
             "returns",
             ["verify_identity", "return_items"],
+            "return A1052",
         ),
-        (["Do you have express shipping, and what does it cost?"], "help", ["search_help"]),
+        (
+            ["Do you have express shipping, and what does it cost?"],
+            "help",
+            ["search_help"],
+            "help question",
+        ),
         (
             ["Has my order A1051 arrived yet?", "Sure: ben.adler@example.com and my zip is 97301."],
             "orders",
             ["verify_identity", "order_status"],
+            "order status A1051",
         ),
     ],
 )
 async def test_triage_hands_each_request_to_its_specialist(
-    tmp_path: Path, lines: list[str], specialist: str, tools: list[str]
+    tmp_path: Path, lines: list[str], specialist: str, tools: list[str], case: str
 ) -> None:
     desk = make_team_desk(tmp_path)
     conv = await desk.open()
@@ -79,7 +88,7 @@ async def test_triage_hands_each_request_to_its_specialist(
     # payload = the customer's words), allowed by the policy.
     transfer = next(e for e in desk.store.events(last) if isinstance(e, ToolCalled) and e.call.name)
     assert transfer.call.name == f"transfer_to_{specialist}"
-    assert transfer.call.arguments["payload"] == {"request": lines[-1]}
+    assert transfer.call.arguments["payload"] == {"request": case}
     assert transfer.decision is not None and transfer.decision.effect == "allow"
     assert _calls(desk, conv.id) == (tools, [])
     desk.shutdown()
