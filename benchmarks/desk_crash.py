@@ -130,12 +130,13 @@ def crash_model() -> Any:
 
 
 def serve_main(argv: list[str]) -> None:
-    """`pilothouse serve ARGV` with the ``crashdesk`` model registered."""
+    """`pilothouse serve ARGV` with the ``crashdesk`` model registered (the single agent:
+    the crash model is scripted for its steps)."""
     from pilothouse.cli import main
     from pilothouse.models.registry import register_model
 
     register_model(MODEL, lambda rest: crash_model())
-    sys.argv = ["pilothouse", "serve", "--model", MODEL, *argv]
+    sys.argv = ["pilothouse", "serve", "--single", "--model", MODEL, *argv]
     main()
 
 

@@ -190,3 +190,15 @@ def test_approval_flow_example_pauses_then_resumes_in_another_process(tmp_path: 
     assert "answer: Your refund of 250.00 USD is on its way." in approved.stdout
     again = run_example("approval_flow.py", "deny", key.group(1), cwd=tmp_path)
     assert again.returncode == 1 and "already ended" in again.stderr
+
+
+def test_desk_team_example(tmp_path: Path) -> None:
+    result = run_example("desk_team.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "team:   triage -> orders" in out and "team:   triage -> help" in out
+    assert "Sources: [1] help article 'Refund timing'" in out
+    assert "Citations verified (without a model): [1] refunds.md chunk c" in out
+    assert "Supervisor approved refund" in out and "Supervisor escalates refund" in out
+    assert "ann approves refund" in out and "Refunded $610.00 for order A1029" in out
+    assert "approvals: 2, by the supervisor: 1, escalations: 0" in out

@@ -1,14 +1,16 @@
 """The support desk's main job: a batch of scripted customers through the `Desk`.
 
-    python -m pilothouse_desk            # the embedded model, ./.pilothouse/support/
+    python -m pilothouse_desk            # the team on the embedded model, ./.pilothouse/support/
+    python -m pilothouse_desk --single   # the single agent instead (to compare figures)
     python -m pilothouse_desk --only cancel,angry
 
 Each scripted customer (``conversations.yaml``, shipped with the package) opens a
 conversation and sends its lines one at a time, the next after the agent's reply.
 When the agent transfers to a human, a scripted human claims the conversation,
-replies and closes it; when a refund waits for approval, a scripted supervisor
-decides it and the paused run resumes. A conversation still open after its last
-line is resolved by the customer. The batch prints one outcome line per
+replies and closes it; when a refund waits for approval, a scripted manager
+decides it and the paused run resumes (as a team, the desk's supervisor agent reviews
+it first; only what it escalates reaches the scripted person). A conversation still
+open after its last line is resolved by the customer. The batch prints one outcome line per
 conversation (with whether the agent did what the script expects: the tools it
 called successfully and the calls the policy had to block) and the desk's figures.
 
@@ -23,6 +25,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -33,11 +36,13 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-from pilothouse.events import ToolCalled, ToolReturned
+from pilothouse.events import ModelResponded, ToolCalled, ToolReturned
+from pilothouse.runtime.loop import HOOK_ANSWER
 
 from .desk import Desk, Figures
 
 HUMAN = "sam"
+MANAGER = "morgan"  # the scripted person who decides approvals (after the supervisor agent)
 DEFAULT_DIR = Path(".pilothouse") / "support"
 
 
@@ -67,6 +72,8 @@ class Outcome:
     blocked: list[str]  # calls the policy denied
     seconds: float
     last_reply: str
+    tokens: int = 0  # every model call of every run of the conversation (a team's members)
+    model_calls: int = 0
 
     @property
     def as_expected(self) -> bool:
@@ -104,22 +111,41 @@ def load_scripts(text: str | None = None) -> list[Script]:
 
 
 def _calls(desk: Desk, conv_id: str) -> tuple[list[str], list[str]]:
-    """(successful tool calls, policy-denied calls) of a conversation, from its journals."""
+    """(successful tool calls, policy-denied calls) of a conversation, from its journals:
+    every run of each turn's tree (a team's handoffs are routing, not counted)."""
     ok: list[str] = []
     blocked: list[str] = []
     for run_id in desk.runs(conv_id):
-        called: dict[tuple[int, int], ToolCalled] = {}
-        for e in desk.store.events(run_id):
+        called: dict[tuple[str, int, int], ToolCalled] = {}
+        for e in desk.tree_events(run_id):
             if isinstance(e, ToolCalled):
-                called[(e.step, e.index)] = e
+                called[(e.run_id, e.step, e.index)] = e
                 if e.decision is not None and e.decision.effect == "deny":
                     blocked.append(e.call.name)
             elif isinstance(e, ToolReturned) and not e.result.is_error:
-                c = called.get((e.step, e.index))
+                c = called.get((e.run_id, e.step, e.index))
                 # an "ask" call that has a successful result was approved and ran
-                if c is not None and (c.decision is None or c.decision.effect != "deny"):
-                    ok.append(e.result.name)
+                name = e.result.name
+                routing = name.startswith("transfer_to_") and name != "transfer_to_human"
+                if (
+                    c is not None
+                    and (c.decision is None or c.decision.effect != "deny")
+                    and not routing
+                ):
+                    ok.append(name)
     return ok, blocked
+
+
+def usage_of(desk: Desk, conv_id: str) -> tuple[int, int]:
+    """(tokens, model calls) of a conversation: every model call of every run of its
+    turns' trees, from the journals (a hook's answer is no model call)."""
+    tokens = calls = 0
+    for run_id in desk.runs(conv_id):
+        for e in desk.tree_events(run_id):
+            if isinstance(e, ModelResponded) and e.response.model != HOOK_ANSWER:
+                tokens += e.response.usage.total_tokens
+                calls += 1
+    return tokens, calls
 
 
 async def run_script(desk: Desk, script: Script, max_turns: int = 4) -> Outcome:
@@ -134,7 +160,7 @@ async def run_script(desk: Desk, script: Script, max_turns: int = 4) -> Outcome:
         if reply.status == "paused":
             outcome = "approval"
             for approval in [a for a in desk.pending_approvals() if a.conversation_id == conv.id]:
-                reply = await desk.decide(conv.id, approval.key, script.approve, human="supervisor")
+                reply = await desk.decide(conv.id, approval.key, script.approve, human=MANAGER)
                 last = reply.text
         if reply.status in ("escalated", "claimed"):
             outcome = "escalated"
@@ -150,6 +176,9 @@ async def run_script(desk: Desk, script: Script, max_turns: int = 4) -> Outcome:
     elif status == "paused":  # an approval nobody decided: leave it for the UI
         outcome = "approval"
     tools, blocked = _calls(desk, conv.id)
+    if desk.approvals_of(conv.id):  # decided by the supervisor agent or a person
+        outcome = "approval" if outcome == "resolved" else outcome
+    tokens, model_calls = usage_of(desk, conv.id)
     return Outcome(
         script,
         conv.id,
@@ -159,6 +188,8 @@ async def run_script(desk: Desk, script: Script, max_turns: int = 4) -> Outcome:
         blocked,
         time.perf_counter() - started,
         last,
+        tokens,
+        model_calls,
     )
 
 
@@ -171,7 +202,7 @@ def outcome_line(i: int, o: Outcome) -> str:
     mark = "ok  " if o.as_expected else "MISS"
     blocked = f" blocked: {', '.join(o.blocked)}" if o.blocked else ""
     return (
-        f"{i:2}. [{mark}] {o.script.title:34} {o.outcome:9} {o.seconds:5.1f}s  "
+        f"{i:2}. [{mark}] {o.script.title:34} {o.outcome:9} {o.seconds:5.1f}s {o.tokens:5} tok  "
         f"tools: {', '.join(o.tools) or '-'}{blocked}\n      agent: {_short(o.last_reply)}"
     )
 
@@ -179,6 +210,9 @@ def outcome_line(i: int, o: Outcome) -> str:
 def figures_lines(f: Figures, outcomes: list[Outcome]) -> list[str]:
     median = "-" if f.median_resolution_seconds is None else f"{f.median_resolution_seconds:.1f} s"
     expected = sum(o.as_expected for o in outcomes)
+    seconds = sorted(o.seconds for o in outcomes)
+    per_conversation = statistics.median(seconds) if seconds else 0.0
+    tokens = sum(o.tokens for o in outcomes)
     return [
         f"conversations:                 {f.conversations}",
         f"resolved without a human:      {f.resolved_without_human} ({f.resolved_share:.0%})",
@@ -186,7 +220,10 @@ def figures_lines(f: Figures, outcomes: list[Outcome]) -> list[str]:
         f"escalations:                   {f.escalations}",
         f"refunds sent for approval:     {f.approvals}",
         f"policy blocks:                 {f.policy_blocks}",
+        f"approvals by the supervisor:   {f.supervisor_decisions}",
         f"did what the script expects:   {expected}/{len(outcomes)}",
+        f"median time per conversation:  {per_conversation:.1f} s",
+        f"tokens (all model calls):      {tokens} in {sum(o.model_calls for o in outcomes)} calls",
     ]
 
 
@@ -196,17 +233,20 @@ async def run_batch(
     model: Any = None,
     only: list[str] | None = None,
     fresh: bool = True,
+    team: bool = True,
     echo: Callable[[str], None] = print,
 ) -> tuple[list[Outcome], Figures]:
     """Run the shipped batch through a desk in `workdir` and print (via `echo`) the results.
 
     `fresh` starts from a new shop, journal and desk (so the figures are this batch's).
+    `team` runs the desk as a team (triage, specialists, supervisor); False: the single
+    agent.
     """
     workdir = Path(workdir)
     if fresh and workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    desk = Desk(workdir / "shop.db", str(workdir / "journal.db"), model=model)
+    desk = Desk(workdir / "shop.db", str(workdir / "journal.db"), model=model, team=team)
     scripts = [s for s in load_scripts() if not only or s.id in only]
     outcomes = []
     try:
@@ -228,14 +268,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default=str(DEFAULT_DIR), help="where the shop and journal go")
     parser.add_argument("--model", default=None, help="model string (default: embedded)")
     parser.add_argument("--only", default="", help="comma-separated conversation ids")
+    parser.add_argument(
+        "--single", action="store_true", help="the single agent instead of the team"
+    )
     args = parser.parse_args(argv)
     print(
-        f"Support desk: {len(load_scripts())} scripted customers on "
-        f"{args.model or 'the embedded model (SmolLM2-135M)'}; shop and journal in {args.dir}/"
+        f"Support desk ({'single agent' if args.single else 'team'}): {len(load_scripts())} "
+        f"scripted customers on {args.model or 'the embedded model (SmolLM2-135M)'}; shop and "
+        f"journal in {args.dir}/"
     )
     started = time.perf_counter()
     asyncio.run(
-        run_batch(args.dir, model=args.model, only=[x for x in args.only.split(",") if x] or None)
+        run_batch(
+            args.dir,
+            model=args.model,
+            only=[x for x in args.only.split(",") if x] or None,
+            team=not args.single,
+        )
     )
     print(f"batch time:                    {time.perf_counter() - started:.0f} s")
     script = Path(sys.executable).parent / "pilothouse"

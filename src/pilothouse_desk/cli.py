@@ -1,6 +1,6 @@
 """The desk's commands for the ``pilothouse`` CLI (entry point group ``pilothouse.commands``).
 
-    pilothouse serve [--host H] [--port P] [--shop FILE] [--store STORE] [--model M]
+    pilothouse serve [--host H] [--port P] [--shop FILE] [--store STORE] [--model M] [--single]
 
 The core CLI finds `app` through this distribution's entry point
 ``serve = "pilothouse_desk.cli:app [server]"`` and imports this module only when the
@@ -61,6 +61,14 @@ def serve_command(
             show_default=False,
         ),
     ] = None,
+    single: Annotated[
+        bool,
+        typer.Option(
+            "--single",
+            help="Answer with the single support agent instead of the team (triage, "
+            "specialists, supervisor), e.g. to compare the two.",
+        ),
+    ] = False,
     grace_seconds: Annotated[
         float,
         typer.Option(
@@ -110,7 +118,7 @@ def serve_command(
     token = console_token or secrets.token_urlsafe(24)
     try:
         journal = store or os.environ.get("PILOTHOUSE_STORE") or ".pilothouse/support/journal.db"
-        desk = Desk(shop, open_store(journal), model=model)
+        desk = Desk(shop, open_store(journal), model=model, team=not single)
     except PilothouseError as exc:
         _fail(str(exc))
     where = f"http://{'[' + host + ']' if ':' in host else host}:{port}"

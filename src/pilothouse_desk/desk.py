@@ -74,11 +74,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pilothouse import Message, Model, Principal, RunResult, Session, Usage
-from pilothouse.agent import Agent, new_run_id
+from pilothouse.agent import new_run_id
 from pilothouse.events import (
     ApprovalGiven,
     ApprovalRequested,
     ErrorOccurred,
+    Event,
     FinalOutput,
     Stopped,
     ToolCalled,
@@ -95,7 +96,9 @@ from pilothouse.runtime.journal import Store, Subscriber, open_store
 from .deps import SupportDeps, verified_in
 from .shop import Shop, open_shop
 
-AgentFactory = Callable[[Shop, Store], Agent[SupportDeps, str]]
+AgentFactory = Callable[[Shop, Store], Any]
+"""Makes the desk's responder: an `Agent[SupportDeps, str]` or a `SupportTeam` (anything
+with their `run` and `resume`)."""
 SubscribersFor = Callable[[str], Sequence[Subscriber]]
 T = TypeVar("T")
 STATUSES = ("open", "paused", "escalated", "claimed", "resolved", "closed")
@@ -109,6 +112,11 @@ HANDOVER = (
 """What a customer reads when the assistant fails: no internals, a reference to quote."""
 WAITING = "Your request is waiting for a team member's approval."
 MAX_CANCEL_ROUNDS = 5
+MAX_TREE_RUNS = 200
+"""Runs read from one turn's run tree (a team's handoffs are bounded far below this)."""
+SUPERVISOR = "agent:supervisor"
+"""Who the team's supervisor agent decides as (``decided_by``, the journal's ``by``): not
+a person, so its decisions never mark a conversation as handled by a human."""
 """Resumes tried when closing a conversation whose refused run asks for approval again."""
 
 _log = logging.getLogger("pilothouse.support.desk")
@@ -266,7 +274,8 @@ class Figures:
     median_resolution_seconds: float | None  # over conversations resolved or closed
     escalations: int
     policy_blocks: int  # tool calls the policy denied, from the journals' tool_call events
-    approvals: int  # calls that waited for a human's approval
+    approvals: int  # calls that waited for an approval (the supervisor's or a human's)
+    supervisor_decisions: int = 0  # of those, approved or refused by the team's supervisor
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -277,6 +286,7 @@ class Figures:
             "escalations": self.escalations,
             "policy_blocks": self.policy_blocks,
             "approvals": self.approvals,
+            "supervisor_decisions": self.supervisor_decisions,
         }
 
 
@@ -362,12 +372,14 @@ class Desk:
         *,
         model: Model | str | None = None,
         agent_factory: AgentFactory | None = None,
+        team: bool = False,
     ) -> None:
         self.shop = open_shop(shop_path)
         self.store = open_store(store)
         self._model = model
         self._factory = agent_factory
-        self._agent: Agent[SupportDeps, str] | None = None
+        self.team = team
+        self._agent: Any = None
         self._db = sqlite3.connect(str(shop_path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL is set by the shop; see Shop
@@ -395,15 +407,46 @@ class Desk:
                     self._exec("UPDATE desk_runs SET delivered = ts WHERE run_id = ?", run_id)
 
     @property
-    def agent(self) -> Agent[SupportDeps, str]:
+    def agent(self) -> Any:
+        """The responder: the single agent, or with ``team=True`` the `SupportTeam`."""
         if self._agent is None:
             if self._factory is not None:
                 self._agent = self._factory(self.shop, self.store)
+            elif self.team:
+                from .team import SupportTeam
+
+                self._agent = SupportTeam(model=self._model, store=self.store)
             else:
                 from .agent import build_support_agent
 
                 self._agent = build_support_agent(model=self._model, store=self.store)
         return self._agent
+
+    @property
+    def is_team(self) -> bool:
+        """Whether the responder is a team (its supervisor reviews approvals first)."""
+        return callable(getattr(self.agent, "review", None))
+
+    def tree(self, run_id: str) -> list[str]:
+        """The run and every run under it (handoffs, delegations, reviews), depth first."""
+        found: list[str] = []
+        stack = [run_id]
+        while stack and len(found) < MAX_TREE_RUNS:
+            current = stack.pop()
+            found.append(current)
+            stack.extend(r.run_id for r in reversed(self.store.children(current)))
+        return found
+
+    def tree_events(self, run_id: str) -> list[Event]:
+        """The events of every run of `run_id`'s tree, each run's in order, depth first
+        (a single agent's run: its own events)."""
+        events: list[Event] = []
+        for member in self.tree(run_id):
+            try:
+                events.extend(self.store.events(member))
+            except RunNotFoundError:
+                continue
+        return events
 
     def shutdown(self) -> None:
         """Close the desk's database connections (the journal store is the caller's)."""
@@ -547,6 +590,7 @@ class Desk:
                     subscribers=subscribers,
                     principal=self._principal(conv),
                 )
+                result = await self._supervise(conv_id, result, deps, subscribers)
             except Exception as exc:  # model failure, bug: keep the conversation, hand it over
                 return self._deliver(run_id, partial(self._failed, conv_id, run_id, exc))
             return self._deliver(run_id, partial(self._after_run, conv_id, result, deps))
@@ -566,7 +610,7 @@ class Desk:
         """
         verified = conv.customer_id
         if run_id is not None:
-            verified = verified_in(self.store.events(run_id), self.shop) or verified
+            verified = verified_in(self.tree_events(run_id), self.shop) or verified
         return SupportDeps(self.shop, verified)
 
     def _session_of(self, conv: Conversation) -> None:
@@ -641,12 +685,12 @@ class Desk:
             self._set(conv_id, customer_id=deps.verified)
         transfer: str | None = None
         failures: list[str] = []
-        calls: dict[tuple[int, int], ToolCalled] = {}
-        for e in self.store.events(run_id):
+        calls: dict[tuple[str, int, int], ToolCalled] = {}
+        for e in self.tree_events(run_id):
             if isinstance(e, ToolCalled):
-                calls[(e.step, e.index)] = e
+                calls[(e.run_id, e.step, e.index)] = e
             elif isinstance(e, ToolReturned):
-                called = calls.get((e.step, e.index))
+                called = calls.get((e.run_id, e.step, e.index))
                 # an "ask" call with a result was approved (a refused one is an error result)
                 allowed = called is not None and (
                     called.decision is None or called.decision.effect != "deny"
@@ -668,7 +712,7 @@ class Desk:
             self._set(conv_id, status="paused")
             return Reply(conv_id, run_id, WAITING, "paused", "paused")
         if result.outcome == "final":
-            text = str(result.output).strip() or "(no answer)"
+            text = self._answer_text(conv_id, result)
             self._add(conv_id, "agent", text, run_id)
         else:
             stop = result.stop.message if result.stop is not None else result.outcome
@@ -684,6 +728,109 @@ class Desk:
         else:
             self._set(conv_id)
         return Reply(conv_id, run_id, text, self.get(conv_id).status, result.outcome)
+
+    def _answer_text(self, conv_id: str, result: RunResult[Any]) -> str:
+        """The customer's reply from a finished run. For a team, read from the journal:
+        an answer of the help specialist is shown with its sources' titles (never chunk
+        ids), and its citations, checked again against the knowledge base, go to a
+        staff note."""
+        text = str(result.output).strip() or "(no answer)"
+        if not self.is_team:
+            return text
+        answering = self._answering_run(result.run_id)
+        if answering is None or answering.agent != "help" or answering.output is None:
+            return text
+        from pilothouse.knowledge import Answer
+
+        from .help import citations_note, customer_text
+
+        try:
+            answer = Answer.model_validate(answering.output)
+        except ValueError:
+            return text
+        base = self.agent.base
+        self._add(conv_id, "staff", citations_note(answer, base), answering.run_id)
+        return customer_text(answer, base)
+
+    def _answering_run(self, run_id: str) -> Any:
+        """The run whose output ended a team's turn: the last finished handoff, followed
+        down from the root (None: the root answered itself)."""
+        current = None
+        for _ in range(MAX_TREE_RUNS):
+            parent = run_id if current is None else current.run_id
+            handed = [
+                r
+                for r in self.store.children(parent)
+                if r.run_id.endswith(".handoff") and r.status == "final"
+            ]
+            if not handed:
+                break
+            current = handed[-1]
+        return current
+
+    async def _supervise(
+        self,
+        conv_id: str,
+        result: RunResult[Any],
+        deps: SupportDeps,
+        subscribers: Sequence[Subscriber],
+    ) -> RunResult[Any]:
+        """A team's paused run: its supervisor decides each waiting request first.
+
+        Approve and refuse are recorded as the desk's decisions (``decided_by`` the
+        supervisor, before the run resumes: a stop in between is finished by
+        `recover` from them) and the run resumes with them; an escalated request
+        stays pending for a person. Staff notes name every verdict and its review
+        run. Bounded: a resumed run asking again is reviewed at most
+        `MAX_CANCEL_ROUNDS` times.
+        """
+        reviewed: set[str] = set()
+        for _ in range(MAX_CANCEL_ROUNDS):
+            if result.outcome != "paused" or not self.is_team:
+                return result
+            decided: dict[str, bool] = {}
+            for p in result.pending:
+                if p.key in reviewed or p.kind != "approval":
+                    continue
+                reviewed.add(p.key)
+                review_run, verdict = await self.agent.review(result.run_id, p, deps)
+                what = f"{p.tool} {json.dumps(p.arguments)}"
+                self._add(
+                    conv_id,
+                    "staff",
+                    f"Supervisor {verdict.verdict}{'d' if verdict.verdict != 'escalate' else 's'}"
+                    f" {what}: {verdict.reason} (review run {review_run})",
+                    result.run_id,
+                )
+                if verdict.verdict == "escalate":
+                    continue
+                approve = verdict.verdict == "approve"
+                decided[p.key] = approve
+                self._exec(
+                    "INSERT OR REPLACE INTO desk_approvals "
+                    "(key, conversation_id, run_id, tool, arguments, reason, requested, "
+                    "approved, decided_by, decided) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    p.key,
+                    conv_id,
+                    result.run_id,
+                    p.tool,
+                    json.dumps(p.arguments),
+                    p.reason,
+                    time.time(),
+                    int(approve),
+                    SUPERVISOR,
+                    time.time(),
+                )
+            if not decided:
+                return result
+            result = await self.agent.resume(
+                result.run_id,
+                approvals=decided,
+                approved_by=SUPERVISOR,
+                deps=deps,
+                subscribers=subscribers,
+            )
+        return result
 
     def _record_pending(self, conv_id: str, result: RunResult[str]) -> None:
         """List a paused run's waiting calls for a human, with a staff note naming them."""
@@ -891,6 +1038,16 @@ class Desk:
             run_id,
         )
 
+    def approvals_of(self, conv_id: str) -> list[tuple[str, int | None, str | None]]:
+        """(key, approved: 1, 0 or None while pending, decided by) of the conversation's
+        requests for approval, oldest first."""
+        rows = self._rows(
+            "SELECT key, approved, decided_by FROM desk_approvals WHERE conversation_id = ? "
+            "ORDER BY requested",
+            conv_id,
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
     def pending_approvals(self) -> list[Approval]:
         rows = self._rows(
             "SELECT conversation_id, run_id, key, tool, arguments, reason, requested "
@@ -944,6 +1101,7 @@ class Desk:
                     deps=deps,
                     subscribers=subscribers,
                 )  # for the principal the run was started for (its journal holds it)
+                result = await self._supervise(conv_id, result, deps, subscribers)
             except Exception as exc:
                 return self._deliver(run_id, partial(self._failed, conv_id, run_id, exc))
             return self._deliver(run_id, partial(self._after_run, conv_id, result, deps))
@@ -1023,6 +1181,8 @@ class Desk:
                     deps=deps,
                     subscribers=subscribers,
                 )
+            if not closed:
+                result = await self._supervise(conv_id, result, deps, subscribers)
             if closed:
                 said = str(result.output).strip() if result.outcome == "final" else ""
                 note = f"After a restart, run {run_id} ended {result.outcome}: {said[:2000]}"
@@ -1079,7 +1239,7 @@ class Desk:
             return {}, ""
         requested: set[str] = set()
         given: set[str] = set()
-        for e in self.store.events(run_id):
+        for e in self.tree_events(run_id):
             if isinstance(e, ApprovalRequested):
                 requested.add(e.key)
             elif isinstance(e, ApprovalGiven):
@@ -1098,7 +1258,7 @@ class Desk:
         blocks = 0
         for run_id in run_ids:
             try:
-                events = self.store.events(run_id)
+                events = self.tree_events(run_id)
             except PilothouseError:
                 continue
             for e in events:
@@ -1121,6 +1281,9 @@ class Desk:
         alone = sum(1 for s, _, _, esc, human in rows if s == "resolved" and not esc and not human)
         durations = [end - start for _, start, end, _, _ in rows if end is not None]
         approvals = self._rows("SELECT COUNT(*) FROM desk_approvals")[0][0]
+        by_supervisor = self._rows(
+            "SELECT COUNT(*) FROM desk_approvals WHERE decided_by = ?", SUPERVISOR
+        )[0][0]
         return Figures(
             conversations=total,
             resolved_without_human=alone,
@@ -1129,4 +1292,5 @@ class Desk:
             escalations=sum(1 for r in rows if r[3] is not None),
             policy_blocks=self.policy_blocks(),
             approvals=int(approvals),
+            supervisor_decisions=int(by_supervisor),
         )

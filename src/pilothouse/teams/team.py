@@ -30,11 +30,12 @@ from typing import Any
 
 from pilothouse.exceptions import ConfigurationError
 from pilothouse.messages import Usage
+from pilothouse.policy.context import Principal
 from pilothouse.prompts import Prompts
 from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.drive import resume_run, start_run
-from pilothouse.runtime.journal import Store
-from pilothouse.runtime.loop import RunResult, RunSpec
+from pilothouse.runtime.journal import Store, Subscriber
+from pilothouse.runtime.loop import RunLink, RunResult, RunSpec
 from pilothouse.tools.tool import Tool
 
 from .delegate import agent_tool
@@ -147,16 +148,38 @@ class Team:
         return spec
 
     async def run(
-        self, input: str, *, deps: Any = None, run_id: str | None = None
+        self,
+        input: str,
+        *,
+        deps: Any = None,
+        run_id: str | None = None,
+        session: str | None = None,
+        subscribers: Sequence[Subscriber] = (),
+        principal: Principal | None = None,
     ) -> RunResult[Any]:
         """Run the team on `input`: the entry agent's run, its handoffs and delegations.
 
         Returns the root run's result; a team waiting for a person returns outcome
-        ``paused`` with the waiting member's requests in `pending`.
+        ``paused`` with the waiting member's requests in `pending`. `session` makes the
+        root run a turn of that session (as `Agent.run`); `subscribers` receive the
+        root run's events; `principal` is whom every run of the tree acts for.
         """
         root = run_id or f"team-{uuid.uuid4().hex[:16]}"
+        link = None
+        if session is not None:
+            self.store.get_session(session)  # SessionNotFoundError names it
+            link = RunLink(session_id=session)
         try:
-            return await start_run(self._entry_spec(), self.store, input, root, deps=deps)
+            return await start_run(
+                self._entry_spec(),
+                self.store,
+                input,
+                root,
+                deps=deps,
+                link=link,
+                subscribers=subscribers,
+                principal=principal,
+            )
         except TeamPaused as paused:
             return self._paused(root, paused.result)
 
@@ -167,11 +190,13 @@ class Team:
         approvals: Mapping[str, bool | str] | None = None,
         approved_by: str = "",
         deps: Any = None,
+        subscribers: Sequence[Subscriber] = (),
     ) -> RunResult[Any]:
         """Continue a team run that paused, crashed or was interrupted.
 
         With `approvals`, the member waiting for them is resumed first with them; then
         the root is resumed, and every run between re-attaches to its children.
+        `subscribers` receive the root run's new events.
         """
         if approvals:
             waiting = self.waiting(run_id)
@@ -190,6 +215,7 @@ class Team:
                     approvals=approvals,
                     approved_by=approved_by,
                     deps=deps,
+                    subscribers=subscribers if waiting == run_id else (),
                 )
             except TeamPaused as paused:
                 return self._paused(run_id, paused.result)
@@ -198,7 +224,9 @@ class Team:
             if waiting == run_id:
                 return result  # the root itself waited: it has run to its end
         try:
-            return await resume_run(self._entry_spec(), self.store, run_id, deps=deps)
+            return await resume_run(
+                self._entry_spec(), self.store, run_id, deps=deps, subscribers=subscribers
+            )
         except TeamPaused as paused:
             return self._paused(run_id, paused.result)
 

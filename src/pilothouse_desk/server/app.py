@@ -292,6 +292,9 @@ CONSOLE_RUNS = 10
 CONSOLE_ENTRIES = 500
 
 
+CONSOLE_TREE_DEPTH = 8  # nested child runs shown per run (a team's handoffs are fewer)
+
+
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     """A whole-number query parameter from `low` to `high`, else a 400 saying so."""
     raw = request.query_params.get(name)
@@ -502,19 +505,24 @@ class _Server:
         shown = public(conversation) if staff else for_customer(conversation)
         return {"conversation": shown, "transcript": jsonable(transcript)}
 
-    def steps(self, run_id: str) -> dict[str, Any]:
-        """One run's journal as console rows: readable line and policy decision per event."""
+    def steps(self, run_id: str, _depth: int = 0) -> dict[str, Any]:
+        """One run's journal as console rows: readable line and policy decision per event;
+        with the agent that ran it and, nested, its child runs (a team's handoffs, the
+        supervisor's reviews), so staff see which agent did what."""
         from pilothouse.exceptions import RunNotFoundError
 
         try:
             info = self.store.get_run(run_id)
             events = self.store.events(run_id)
         except RunNotFoundError:
-            return {"run_id": run_id, "status": "missing", "events": []}
+            return {"run_id": run_id, "status": "missing", "events": [], "children": []}
+        children = self.store.children(run_id) if _depth < CONSOLE_TREE_DEPTH else []
         return {
             "run_id": run_id,
+            "agent": info.agent,
             "status": info.status,
             "events": [console_event(e) for e in events],
+            "children": [self.steps(c.run_id, _depth + 1) for c in children],
         }
 
     # ---------------------------------------------------------------- sending

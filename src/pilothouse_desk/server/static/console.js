@@ -128,10 +128,22 @@ async function loadConversation() {
       el("div", { class: "run-head", text: "the last " + view.runs.length + " of " + view.runs_total + " runs" }),
     );
   }
-  for (const run of view.runs) {
-    steps.append(el("div", { class: "run-head", text: "run " + run.run_id + " · " + run.status }));
-    steps.append(el("ol", { class: "steps" }, ...run.events.map(stepRow)));
-  }
+  for (const run of view.runs) appendRun(steps, run, 0);
+}
+
+// A run and, indented below it, its child runs: who did what in a team (triage, the
+// specialist it handed off to, the supervisor's review).
+function appendRun(parent, run, depth) {
+  const who = run.agent ? run.agent + " · " : "";
+  parent.append(
+    el("div", { class: "run-head", text: who + "run " + run.run_id + " · " + run.status }),
+    el("ol", { class: "steps" }, ...run.events.map(stepRow)),
+  );
+  const children = run.children || [];
+  if (!children.length) return;
+  const nested = el("div", { class: "run-children" });
+  parent.append(nested);
+  for (const child of children) appendRun(nested, child, depth + 1);
 }
 
 async function refresh() {

@@ -123,6 +123,7 @@ function render(f, recent) {
       ["escalations", num(f.escalations)],
       ["policy blocks", num(f.policy_blocks)],
       ["approvals asked", num(f.approvals)],
+      ["approved or refused by the supervisor agent", num(f.supervisor_decisions)],
     ]),
   ];
   if (recent.length) {

@@ -1,0 +1,202 @@
+"""The help articles as a knowledge base, and answers from it with verified citations.
+
+`help_base()` ingests the shipped ``articles/*.md`` into a `KnowledgeBase` (SQLite
+FTS5, in memory by default: ten short articles index in milliseconds, and each
+search is journaled as a `retrieval` event, so replay needs no index). Each article
+is one document whose id is its file name (``refunds.md``) and whose title is its
+heading.
+
+`help_agent` is the team's help-articles specialist: `rag_agent` over that base, its
+search tool named ``search_help`` (the name the policy and the single agent's tool
+use), its output an `Answer` whose ``[n]`` citations the checker verifies against
+the passages the run was shown, without a model (a bad citation is refused with
+`ModelRetry` and the model asked again). On the embedded model a step hook
+(`HelpRouter`) drives it: one search with the customer's question as the only query
+the grammar allows, then an answer written from the best passage: its sentence that
+shares the most words with the question, quoted verbatim and cited ``[1]``.
+
+What the customer reads (`customer_text`) is the answer's text and, for each source,
+the article's title: never a chunk id, a span or a score. Staff read the resolved
+citations (`citations_note`: document, chunk, span, quote).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from pilothouse import Agent, Budget, Message, Model, Policy, StepContext, StepOptions
+from pilothouse.knowledge import Answer, Citation, KnowledgeBase, check_answer
+from pilothouse.knowledge.rag import rag_agent, shown_chunks
+from pilothouse.runtime.journal import Store
+
+from .conversation import CustomerView
+from .deps import SupportDeps
+
+HELP_TOOL = "search_help"
+HELP_INSTRUCTIONS = (
+    "You answer customers' questions about the shop from its help articles. Be brief and "
+    "polite; never mention chunks, ids or tools to the customer."
+)
+NOTHING_FOUND = (
+    "I couldn't find that in our help articles. Would you like me to transfer you to a human agent?"
+)
+SEARCH_PROMPT = """\
+You are the help-articles assistant of an online shop. Search the help articles for the \
+customer's question.
+
+Example:
+user: how do I clean my widget?
+assistant: {"tool": "search_help", "arguments": {"query": "how do I clean my widget?"}}"""
+_WORD = re.compile(r"[a-z0-9$]+")
+_SENTENCE = re.compile(r"\S.*?(?:[.!?](?=\s|$)|$)", re.S)  # "$4.95" stays whole
+_STOP_WORDS = (
+    "a an and are as at be by can do does for from have how i if in is it my of on or "
+    "the to up what when where which will with you your me show"
+)
+_STOP = frozenset(_STOP_WORDS.split(" "))
+
+
+@dataclass(frozen=True, slots=True)
+class HelpBase:
+    """The help articles' knowledge base and each article's title (by document id)."""
+
+    kb: KnowledgeBase
+    titles: dict[str, str]
+
+    def has_help(self, question: str) -> bool:
+        """Whether any article matches the question's words."""
+        return bool(self.kb.search(question, 1))
+
+
+def help_base(path: str = ":memory:") -> HelpBase:
+    """The shipped articles in a knowledge base at `path` (re-ingesting is a no-op)."""
+    kb = KnowledgeBase(path, name="help-articles")
+    titles: dict[str, str] = {}
+    folder = resources.files("pilothouse_desk") / "articles"
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".md"):
+            continue
+        text = entry.read_text("utf-8")
+        first = text.splitlines()[0] if text else ""
+        title = first.lstrip("# ").strip() or entry.name
+        titles[entry.name] = title
+        kb.ingest(entry.name, text, kind="markdown", title=title)
+    return HelpBase(kb, titles)
+
+
+def _words(text: str) -> set[str]:
+    return {w.rstrip("s") for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def sentences(passage: str) -> list[str]:
+    """A passage's sentences, exactly as written (headings left out)."""
+    found: list[str] = []
+    for line in passage.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        found.extend(m.group(0).strip() for m in _SENTENCE.finditer(line))
+    return [s for s in found if s]
+
+
+def answer_from(question: str, messages: Sequence[Message]) -> Answer:
+    """The answer the hook writes from the passages this run was shown: the sentence
+    sharing the most words with the question (on a tie, the better-ranked passage's,
+    then the earlier sentence), quoted verbatim and cited [1]; or no answer found."""
+    wanted = _words(question)
+    best: tuple[int, str, str] | None = None  # (shared words, chunk id, sentence)
+    for chunk in shown_chunks(messages, HELP_TOOL).by_id.values():  # in the order shown
+        for sentence in sentences(chunk.text):
+            shared = len(wanted & _words(sentence))
+            if shared > 0 and (best is None or shared > best[0]):
+                best = (shared, chunk.id, sentence)
+    if best is None:
+        return Answer(text=NOTHING_FOUND, citations=[])
+    _, chunk_id, sentence = best
+    return Answer(text=f"{sentence} [1]", citations=[Citation(n=1, chunk=chunk_id, quote=sentence)])
+
+
+class HelpRouter:
+    """The help specialist's step hook on the embedded model (see the module docs)."""
+
+    def __init__(self, view: CustomerView) -> None:
+        self.view = view
+
+    def __call__(self, ctx: StepContext[Any]) -> StepOptions:
+        convo = self.view.messages(ctx)
+        last_user = max((i for i, m in enumerate(convo) if m.role == "user"), default=-1)
+        question = convo[last_user].content if last_user >= 0 else ""
+        searched = [m for m in convo[last_user + 1 :] if m.role == "tool" and m.name == HELP_TOOL]
+        if not searched and HELP_TOOL in ctx.tools:
+            return StepOptions(
+                tools=[HELP_TOOL],
+                instructions=SEARCH_PROMPT,
+                tool_choice="required",
+                messages=[Message.user(question)],
+                schemas={
+                    HELP_TOOL: {
+                        "type": "object",
+                        "properties": {"query": {"enum": [question.strip()[:200]]}},
+                        "required": ["query"],
+                    }
+                },
+            )
+        return StepOptions(tools=[], answer=answer_from(question, convo).model_dump_json())
+
+
+def help_agent(
+    base: HelpBase,
+    *,
+    model: Model,
+    store: Store | None,
+    policy: Policy,
+    budget: Budget,
+    route: bool,
+    view: CustomerView,
+) -> Agent[SupportDeps, Answer]:
+    """The help-articles specialist (see the module docs)."""
+    agent: Agent[SupportDeps, Answer] = rag_agent(
+        base.kb,
+        model,
+        k=3,
+        instructions=HELP_INSTRUCTIONS,
+        tool_name=HELP_TOOL,
+        name="help",
+        store=store,
+        policy=policy,
+        deps_type=SupportDeps,
+        budget=budget,
+        prepare_step=HelpRouter(view) if route else None,
+    )
+    return agent
+
+
+def customer_text(answer: Answer, base: HelpBase) -> str:
+    """The answer as the customer reads it: its text, then each source by article title."""
+    titles = []
+    for c in sorted(answer.citations, key=lambda c: c.n):
+        chunk = base.kb.chunk(c.chunk)
+        title = base.titles.get(chunk.doc_id, chunk.doc_id) if chunk is not None else "?"
+        titles.append(f"[{c.n}] help article '{title}'")
+    if not titles:
+        return answer.text
+    return f"{answer.text}\n\nSources: " + "; ".join(titles)
+
+
+def citations_note(answer: Answer, base: HelpBase) -> str:
+    """For staff: each citation checked against the knowledge base, resolved to its
+    document, chunk and span, or the checker's findings."""
+    report = check_answer(answer, base.kb)
+    if not report.ok:
+        return f"Citation check FAILED: {report.message()}"
+    if not report.resolved:
+        return "Help answer without citations (no article matched)."
+    quotes = {c.n: c.quote for c in answer.citations}
+    lines = [
+        f'[{r.n}] {r.doc_id} chunk {r.chunk_id} @{r.start}-{r.end}: "{quotes.get(r.n, "")}"'
+        for r in report.resolved
+    ]
+    return "Citations verified (without a model): " + "; ".join(lines)
