@@ -53,6 +53,7 @@ class Turn:
 
 
 _TOKEN = re.compile(r"[a-z]+|[0-9]+(?:\.[0-9]+)?")
+_SPAN_ITEMS = 3  # items a narrowed array of strings may hold
 _GROUNDED_MAX_CHARS = 80  # longer strings (programs, letters) are written, not extracted
 
 
@@ -98,14 +99,20 @@ def _checked_strings(spec: ToolSpec) -> dict[str, dict[str, Any]]:
     }
 
 
-def ungrounded(arguments: dict[str, Any], spec: ToolSpec, known: set[str]) -> list[str]:
+def ungrounded(
+    arguments: dict[str, Any], spec: ToolSpec, known: set[str], text: str = ""
+) -> list[str]:
     """Short string arguments that are empty or hold a word or number nobody said.
 
-    Common function words are let through. A value the model knows but nobody said
-    (a time-zone name) is flagged too; `narrowed` then finds nothing to narrow it
-    to unless the request holds a match of its pattern, and the call stands.
+    Items of an array of strings are checked alike, and a snake_case value
+    ("pet_food") that `text` (the conversation) does not hold as written is flagged:
+    the user wrote those words apart. Common function words are let through. A value
+    the model knows but nobody said (a time-zone name) is flagged too; `narrowed` then
+    finds nothing to narrow it to unless the request holds a match of its pattern, and
+    the call stands.
     """
     required = set((spec.parameters or {}).get("required") or ())
+    said = text.lower()
     bad: list[str] = []
     for name in _checked_strings(spec):
         value = arguments.get(name)
@@ -128,6 +135,9 @@ def ungrounded(arguments: dict[str, Any], spec: ToolSpec, known: set[str]) -> li
                 continue
             if any(t not in known and t not in STOP_WORDS for t in tokens):
                 bad.append(name)
+                break
+            if "_" in item and item.lower() not in said:
+                bad.append(name)  # snake_case of words the user wrote apart ("pet_food")
                 break
     return bad
 
@@ -161,7 +171,14 @@ def narrowed(spec: ToolSpec, names: list[str], query: str) -> ToolSpec | None:
                 changed = True
         elif (found_spans := span_schema(query)) is not None:
             if prop.get("type") == "array":
-                properties[name] = {**prop, "items": found_spans}
+                # bounded: held to a few spans, a small model repeats one until cut off
+                most = min(_SPAN_ITEMS, int(prop.get("maxItems") or _SPAN_ITEMS))
+                properties[name] = {
+                    **prop,
+                    "items": found_spans,
+                    "minItems": 1,
+                    "maxItems": max(1, most),
+                }
             else:
                 properties[name] = found_spans
             changed = True

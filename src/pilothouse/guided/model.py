@@ -416,7 +416,8 @@ class GuidedModel:
             answer = await self._ask(again, log, spent, [t.name for t in offered], json_out)
             return _spent(answer, spent)
 
-        bad = ungrounded(call.arguments, spec, grounding(request, spec))
+        said = "\n".join(m.content for m in request.messages if m.role != "assistant")
+        bad = ungrounded(call.arguments, spec, grounding(request, spec), said)
         if bad:
             narrow = narrowed(spec, bad, turn.query)
             if narrow is not None:
