@@ -10,7 +10,10 @@ time), one model turn per case, scored by BFCL's AST checker. ``--per-part N`` t
 the first N ids of each part (the baseline in docs/bfcl.md). Cases are taken round-robin
 across the categories, so a run cut short still covers every category. Each sample is
 appended to ``--jsonl`` as it finishes (category, construction, part, case, pass,
-failure kind, seconds); ``--report`` prints the table from such files.
+failure kind, seconds); ``--report`` prints the table from such files (a case that
+appears in several rows counts once: its last row). ``--cases`` reruns named cases,
+e.g. those a loaded machine stopped on the time budget (``--max-seconds``): at
+temperature 0 the replies do not depend on time, only whether they arrive in it.
 """
 
 from __future__ import annotations
@@ -30,13 +33,6 @@ def _kind(message: str, failure: str | None) -> str:
     if message.startswith("[") and "]" in message:
         return message[1 : message.index("]")]
     return failure or "pass"
-
-
-def _rate(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "-"
-    passed = sum(bool(r["ok"]) for r in rows)
-    return f"{100 * passed / len(rows):.0f}% ({passed}/{len(rows)})"
 
 
 def _rate(rows: list[dict[str, Any]]) -> str:
@@ -95,10 +91,13 @@ def main() -> int:
     parser.add_argument("--jsonl", help="append each sample here as it finishes")
     parser.add_argument("--log-dir", help="also write each run's eval log here (drill-down)")
     parser.add_argument("--report", nargs="+", help="print the table from these files")
+    parser.add_argument("--cases", nargs="+", help="only these case ids (rerun time-outs)")
     args = parser.parse_args()
 
     if args.report:
         rows = [json.loads(line) for f in args.report for line in Path(f).read_text().splitlines()]
+        last = {(r["construction"], r["case"]): r for r in rows}
+        rows = list(last.values())
         print(report(rows))
         return 0
 
@@ -121,7 +120,7 @@ def main() -> int:
         for part in parts:  # a live category is all holdout: it takes the other part's share
             ids = sample_ids(category, part)
             limit = None if args.per_part is None else args.per_part * len(args.parts) // len(parts)
-            queue += [(i, part) for i in ids[:limit]]
+            queue += [(i, part) for i in ids[:limit] if not args.cases or i in args.cases]
         queues[category] = queue
     rows: list[dict[str, Any]] = []
     start = 0

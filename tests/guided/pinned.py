@@ -8,6 +8,11 @@ text, the GBNF grammar, the max_tokens and the text generated. The file
 guided decoding moved out of `LocalModel` (into `pilothouse.guided`), and
 `test_pinned.py` checks that today's code sends the model the very same prompts and
 grammars, in the same order, so the refactor changed nothing the model sees.
+
+Re-captured on purpose for issue #22 (relevance gate, arguments in the request's own
+words): one scenario changed, ``notes``: the query "lookup" (the tool's own name,
+which no longer counts as something the user said) is asked again among the request's
+spans ("open"); the other seven scenarios send and receive exactly what they did.
 """
 
 from __future__ import annotations

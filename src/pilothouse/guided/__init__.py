@@ -9,6 +9,10 @@ to a JSON schema; the embedded `LocalModel` asks for it by default, so
 - `schemas`: the JSON schema of each stage's reply;
 - `checks`: the deterministic checks between stages (repeats, invented numbers,
   ungrounded arguments, grounded and extracted answers);
+- `relevance`: whether any offered tool fits the request (a lexical gate: when none
+  does, the step is an answer);
+- `arguments`: arguments in the user's own words (request spans, enum members the
+  request names, unsupported optional arguments left out);
 - `model`: the stages themselves (`GuidedModel`), each reported as it happens to a
   `StageLog` (the agent loop journals them as ``stage_request``/``stage_response``).
 """

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pilothouse.guided.render import describe_tool, flattened
+from pilothouse.guided.arguments import span_schema
+from pilothouse.guided.render import flattened
 from pilothouse.messages import Message, ToolCall, call_identity
 from pilothouse.models.base import ModelRequest, ToolSpec
 from pilothouse.tools.select import STOP_WORDS, rank_texts, tool_text, words
@@ -52,6 +53,7 @@ class Turn:
 
 
 _TOKEN = re.compile(r"[a-z]+|[0-9]+(?:\.[0-9]+)?")
+_SPAN_ITEMS = 3  # items a narrowed array of strings may hold
 _GROUNDED_MAX_CHARS = 80  # longer strings (programs, letters) are written, not extracted
 
 
@@ -60,69 +62,98 @@ def _tokens(text: str) -> list[str]:
 
 
 def grounding(request: ModelRequest, spec: ToolSpec) -> set[str]:
-    """Every token the conversation (not the model's own turns) and the tool's text hold."""
+    """Every token the conversation holds (not the model's own turns).
+
+    The tool's own text does not count: its examples ("the gaming platform, e.g.
+    Xbox, Playstation, PC") are what a small model copies into a call when the user
+    said something else ("Playstation"), as measured on BFCL's tune cases.
+    """
+    del spec  # the same grounding for every tool; kept for callers' symmetry
     texts = [m.content for m in request.messages if m.role != "assistant"]
-    texts.append(describe_tool(spec))
     return {t for text in texts for t in _tokens(text)}
 
 
-def _checked_strings(spec: ToolSpec) -> dict[str, dict[str, Any]]:
-    """The parameters worth grounding: free strings (no enum/const), the short kind."""
-    properties: dict[str, Any] = (spec.parameters or {}).get("properties") or {}
-    return {
-        name: prop
-        for name, prop in properties.items()
-        if isinstance(prop, dict)
+def _free_string(prop: Any) -> bool:
+    return (
+        isinstance(prop, dict)
         and prop.get("type") == "string"
         and "enum" not in prop
         and "const" not in prop
         and "format" not in prop
+    )
+
+
+def _checked_strings(spec: ToolSpec) -> dict[str, dict[str, Any]]:
+    """The parameters worth grounding: free strings (no enum/const), the short kind, and
+    arrays of them."""
+    properties: dict[str, Any] = (spec.parameters or {}).get("properties") or {}
+    return {
+        name: prop
+        for name, prop in properties.items()
+        if _free_string(prop)
+        or (
+            isinstance(prop, dict)
+            and prop.get("type") == "array"
+            and _free_string(prop.get("items"))
+        )
     }
 
 
-def ungrounded(arguments: dict[str, Any], spec: ToolSpec, known: set[str]) -> list[str]:
+def ungrounded(
+    arguments: dict[str, Any], spec: ToolSpec, known: set[str], text: str = ""
+) -> list[str]:
     """Short string arguments that are empty or hold a word or number nobody said.
 
-    Common function words are let through. A value the model knows but nobody said
-    (a time-zone name) is flagged too; `narrowed` then finds nothing to narrow it
-    to unless the request holds a match of its pattern, and the call stands.
+    Items of an array of strings are checked alike, and a snake_case value
+    ("pet_food") that `text` (the conversation) does not hold as written is flagged:
+    the user wrote those words apart. Common function words are let through. A value
+    the model knows but nobody said (a time-zone name) is flagged too; `narrowed` then
+    finds nothing to narrow it to unless the request holds a match of its pattern, and
+    the call stands.
     """
     required = set((spec.parameters or {}).get("required") or ())
+    said = text.lower()
     bad: list[str] = []
     for name in _checked_strings(spec):
         value = arguments.get(name)
-        if not isinstance(value, str):
+        raw: list[Any] = value if isinstance(value, list) else [value]
+        items = [v for v in raw if isinstance(v, str)]
+        if len(items) != len(raw):
             continue
-        if "\n" in value or len(value) > _GROUNDED_MAX_CHARS:
-            continue
-        tokens = _tokens(value)
-        if not tokens:
+        if not items:
             if name in required:
                 bad.append(name)
             continue
-        if any(t not in known and t not in STOP_WORDS for t in tokens):
-            bad.append(name)
+        for item in items:
+            if "\n" in item or len(item) > _GROUNDED_MAX_CHARS:
+                continue
+            tokens = _tokens(item)
+            if not tokens:
+                if name in required:
+                    bad.append(name)
+                    break
+                continue
+            if any(t not in known and t not in STOP_WORDS for t in tokens):
+                bad.append(name)
+                break
+            if "_" in item and item.lower() not in said:
+                bad.append(name)  # snake_case of words the user wrote apart ("pet_food")
+                break
     return bad
 
 
 def narrowed(spec: ToolSpec, names: list[str], query: str) -> ToolSpec | None:
     """`spec` with the named string parameters limited to what the user's message holds.
 
-    A parameter without a pattern may only be a few of the message's own words; one
-    with a pattern only one of the message's substrings that match it. None when
-    nothing could be narrowed.
+    A parameter without a pattern may only be one of the message's word spans, in its
+    own form (`arguments.spans`: "Legend of Zelda: Breath of the Wild", "05-12-2022";
+    an array of strings: items that are spans); one with a pattern only one of the
+    message's substrings that match it. None when nothing could be narrowed.
     """
     parameters = json.loads(json.dumps(spec.parameters or {}))
     properties: dict[str, Any] = parameters.get("properties") or {}
     changed = False
 
-    content = list(
-        dict.fromkeys(
-            w
-            for w in re.findall(r"[A-Za-z0-9]+(?:\.[0-9]+)?", query)
-            if w.lower() not in STOP_WORDS and (len(w) > 1 or w.isdigit())
-        )
-    )
     for name in names:
         prop = properties.get(name)
         if not isinstance(prop, dict):
@@ -138,12 +169,18 @@ def narrowed(spec: ToolSpec, names: list[str], query: str) -> ToolSpec | None:
             if found:
                 properties[name] = {"type": "string", "enum": found}
                 changed = True
-        elif content:
-            alternation = "(" + "|".join(_literal(w) for w in content) + ")"
-            properties[name] = {
-                "type": "string",
-                "pattern": f"^{alternation}( {alternation}){{0,3}}$",
-            }
+        elif (found_spans := span_schema(query)) is not None:
+            if prop.get("type") == "array":
+                # bounded: held to a few spans, a small model repeats one until cut off
+                most = min(_SPAN_ITEMS, int(prop.get("maxItems") or _SPAN_ITEMS))
+                properties[name] = {
+                    **prop,
+                    "items": found_spans,
+                    "minItems": 1,
+                    "maxItems": max(1, most),
+                }
+            else:
+                properties[name] = found_spans
             changed = True
     if not changed:
         return None

@@ -43,6 +43,7 @@ from dataclasses import replace
 from typing import Any
 
 from pilothouse.exceptions import ConfigurationError, ModelOutputError
+from pilothouse.guided.arguments import free_strings, settle
 from pilothouse.guided.checks import (
     Turn,
     extracted_answer,
@@ -52,6 +53,7 @@ from pilothouse.guided.checks import (
     narrowed,
     ungrounded,
 )
+from pilothouse.guided.relevance import relevant_tools
 from pilothouse.guided.render import TOOL_PROMPT, TOOL_RESULT_PROMPT, text_messages
 from pilothouse.guided.schemas import answer_schema, choice_schema, reply_schema
 from pilothouse.messages import ToolCall, Usage
@@ -101,6 +103,8 @@ class GuidedModel:
         tool_prompt: str = TOOL_PROMPT,
         tool_result_prompt: str = TOOL_RESULT_PROMPT,
         name: str | None = None,
+        relevance: bool = True,
+        settle_arguments: bool = True,
     ) -> None:
         if select_limit < 1:
             raise ConfigurationError(f"select_limit must be at least 1, not {select_limit}")
@@ -114,6 +118,8 @@ class GuidedModel:
         self.select_limit = select_limit
         self.grounded_answers = grounded_answers
         self.flatten_json = flatten_json
+        self.relevance = relevance
+        self.settle_arguments = settle_arguments
         # a replaced prompt is checked against the fields the layer fills (prompts.toml)
         defaults = Prompts.default()
         self.tool_prompt = defaults["guided_tools"].with_text(tool_prompt).text
@@ -149,6 +155,8 @@ class GuidedModel:
             tool_prompt=self.tool_prompt,
             tool_result_prompt=self.tool_result_prompt,
             name=self._name,
+            relevance=self.relevance,
+            settle_arguments=self.settle_arguments,
         )
 
     @property
@@ -209,7 +217,10 @@ class GuidedModel:
         if not self.staged_mode or not request.tools or request.tool_choice == "none":
             return self._single(request)
         turn = Turn.of(request.messages)
-        chosen = self._preselect(turn, request.tools)
+        offered = self._relevant(request, turn)
+        if not offered:
+            return self._abstain_stage(request, turn)
+        chosen = self._preselect(turn, offered)
         required = request.tool_choice == "required"
         if required and len(chosen) == 1:
             return self._arguments_stage(request, chosen[0])
@@ -224,6 +235,30 @@ class GuidedModel:
     def _single(self, request: ModelRequest) -> Stage:
         schema = reply_schema(request.tools, request.output_schema, request.tool_choice)
         return self._stage("reply", request, schema)
+
+    def _relevant(self, request: ModelRequest, turn: Turn) -> list[ToolSpec]:
+        """The offered tools that fit the request (`relevance`), when the gate applies.
+
+        It applies to the first decision after a user message, when an answer is
+        allowed: after a tool ran, the next tool may share no word with the question.
+        """
+        offered = list(request.tools)
+        if not self.relevance or request.tool_choice == "required" or turn.calls:
+            return offered
+        if not turn.query.strip():
+            return offered
+        instructions = "\n".join(m.content for m in request.messages if m.role == "system")
+        return relevant_tools(turn.query, offered, instructions)
+
+    def _abstain_stage(self, request: ModelRequest, turn: Turn) -> Stage:
+        """The answer given when no offered tool fits: the request without its tools."""
+        names = ", ".join(t.name for t in request.tools)
+        note = (
+            f"no offered tool fits the request ({names}): no word of {turn.query[:80]!r} "
+            "names one (guided.relevance)"
+        )
+        bare = replace(request, tools=[], tool_choice="none")
+        return self._stage("answer", bare, request.output_schema, note=note)
 
     def _preselect(self, turn: Turn, offered: Sequence[ToolSpec]) -> list[ToolSpec]:
         chosen = select_tools(turn.query, offered, self.select_limit) if turn.query else []
@@ -271,7 +306,7 @@ class GuidedModel:
         except ModelOutputError as exc:
             # The inner model could not finish the JSON (cut off): a tool name already
             # written is still certain.
-            if exc.body is None or not tool_names:
+            if exc.body is None or (json_answer and not tool_names):
                 raise
             usage = getattr(exc, "usage", None)
             raw = ModelResponse(
@@ -285,7 +320,9 @@ class GuidedModel:
             if log is not None:
                 log.responded(stage, raw, time.perf_counter() - began, why)
             spent.append(raw.usage)
-            call = partial_call(raw, tool_names, why)
+            call = partial_call(raw, tool_names, why) if tool_names else None
+            if call is None:
+                call = None if json_answer else partial_answer(raw)
             if call is None:
                 raise
             return call
@@ -307,7 +344,12 @@ class GuidedModel:
 
         turn = Turn.of(request.messages)
         offered = list(request.tools)
-        chosen = self._preselect(turn, offered)
+        fitting = self._relevant(request, turn)
+        if not fitting:
+            stage = self._abstain_stage(request, turn)
+            answer = await self._ask(stage, log, spent, [], json_out)
+            return _spent(replace(answer, tool_calls=()), spent)
+        chosen = self._preselect(turn, fitting)
         required = request.tool_choice == "required"
         text = self._answer_text(request, turn)
 
@@ -350,8 +392,18 @@ class GuidedModel:
 
         stage = self._arguments_stage(request, spec)
         response = await self._ask(stage, log, spent, [spec.name])
+        if response.finish_reason == "length" and response.tool_calls:
+            # cut off while writing the arguments (a string run on): asked again with
+            # the free strings held to the request's own spans, which end
+            narrow = narrowed(spec, free_strings(spec), turn.query)
+            if narrow is not None:
+                note = "the arguments were cut off at the token limit"
+                response = await self._ask(
+                    self._arguments_stage(request, spec, narrow, note), log, spent, [spec.name]
+                )
         if not response.tool_calls or response.tool_calls[0].parse_error is not None:
             return _spent(response, spent)
+        response = self._settled(request, spec, response)
         call = response.tool_calls[0]
 
         if not required and turn.repeats(call):
@@ -364,7 +416,8 @@ class GuidedModel:
             answer = await self._ask(again, log, spent, [t.name for t in offered], json_out)
             return _spent(answer, spent)
 
-        bad = ungrounded(call.arguments, spec, grounding(request, spec))
+        said = "\n".join(m.content for m in request.messages if m.role != "assistant")
+        bad = ungrounded(call.arguments, spec, grounding(request, spec), said)
         if bad:
             narrow = narrowed(spec, bad, turn.query)
             if narrow is not None:
@@ -373,8 +426,22 @@ class GuidedModel:
                     self._arguments_stage(request, spec, narrow, note), log, spent, [spec.name]
                 )
                 if retry.tool_calls and retry.tool_calls[0].parse_error is None:
-                    response = retry
+                    response = self._settled(request, spec, retry)
         return _spent(response, spent)
+
+    def _settled(
+        self, request: ModelRequest, spec: ToolSpec, response: ModelResponse
+    ) -> ModelResponse:
+        """The response's call with its arguments settled against the user's words
+        (`arguments.settle`: enums the request names, unsupported optionals left out)."""
+        if not self.settle_arguments:
+            return response
+        call = response.tool_calls[0]
+        said = "\n".join(m.content for m in request.messages if m.role == "user")
+        arguments, changes = settle(call.arguments, spec, said)
+        if not changes:
+            return response
+        return replace(response, tool_calls=(replace(call, arguments=arguments),))
 
 
 def partial_call(raw: ModelResponse, tool_names: Sequence[str], why: str) -> ModelResponse | None:
@@ -395,6 +462,49 @@ def partial_call(raw: ModelResponse, tool_names: Sequence[str], why: str) -> Mod
     )
 
 
+_ANSWER_START = re.compile(r'\s*\{\s*"answer"\s*:\s*"')
+
+
+def partial_answer(raw: ModelResponse) -> ModelResponse | None:
+    """A text answer cut off at the token limit: what it said, up to its last sentence.
+
+    A small model that runs on ("2mA * 2m = 4mA * 2 = 8mA ...") reaches the limit
+    inside its answer string; what it wrote before is still its answer, and a run
+    must not end on a JSON error for it. The text is cut back to the last complete
+    sentence (or word) and ends with an ellipsis. None when the reply is not an
+    answer string.
+    """
+    m = _ANSWER_START.match(raw.text)
+    if not m:
+        return None
+    body = raw.text[m.end() :]
+    chars: list[str] = []
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c == '"':
+            break
+        if c == "\\":
+            if i + 1 >= len(body):
+                break
+            try:
+                chars.append(json.loads(f'"{body[i : i + 2]}"'))
+            except ValueError:
+                break
+            i += 2
+            continue
+        chars.append(c)
+        i += 1
+    text = "".join(chars).rstrip()
+    end = max(text.rfind(". "), text.rfind("! "), text.rfind("? "))
+    if end > 0:
+        text = text[: end + 1]
+    elif " " in text:
+        text = text[: text.rfind(" ")]
+    text = text.rstrip(" ,;:") + " ..."
+    return ModelResponse(text=text, usage=raw.usage, model=raw.model, finish_reason="length")
+
+
 def read_reply(
     raw: ModelResponse, tool_names: Sequence[str], *, json_answer: bool = False
 ) -> ModelResponse:
@@ -412,6 +522,8 @@ def read_reply(
         else:
             why, fix = f"the reply is not valid JSON ({exc})", "the model ignored the schema"
         partial = partial_call(raw, tool_names, why)
+        if partial is None and raw.finish_reason == "length" and not json_answer:
+            partial = partial_answer(raw)
         if partial is not None:
             return partial
         raise ModelOutputError(

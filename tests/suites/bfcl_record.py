@@ -1,0 +1,66 @@
+"""Record the BFCL cassettes `test_bfcl_cassettes.py` replays: the embedded model, for real.
+
+    PYTHONPATH=src python tests/suites/bfcl_record.py
+
+A fixed handful of BFCL *tune* cases (never holdout or live), each run once by the
+default construction on SmolLM2-135M exactly as the ``bfcl-<category>`` suites run it
+(the case's functions as tools, one turn), its journal written to
+``bfcl_cassettes/<case>.jsonl``. Re-record on purpose when the guided construction
+changes what a stage sends (the replay test then fails with a ``stage`` divergence),
+and say so in the commit.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+CASSETTES = HERE / "bfcl_cassettes"
+
+
+def _budget() -> Any:
+    from pilothouse.runtime.budget import Budget
+
+    # the suite's one turn; time enough for a machine loaded by other processes (the
+    # replies do not depend on time: temperature 0)
+    return Budget(max_steps=1, max_seconds=3600)
+
+
+RECORD_BUDGET = _budget()
+
+# case id -> what the construction is pinned to show on it
+CASES = {
+    "irrelevance_175": "no offered tool fits: answered without a call (relevance gate)",
+    "multiple_59": "an array item nobody said is asked again among the request's spans, "
+    "bounded to three items; the model repeats one span (still wrong: pinned as it is)",
+    "multiple_166": "the enum member the request names is taken (price_range 'cheap')",
+    "multiple_26": "a platform copied from the tool's example is asked again among spans",
+    "simple_python_344": "a quoted name kept whole ('Legend of Zelda: Breath of the Wild'); "
+    "the item is written from the request's words but not as quoted (wrong: pinned)",
+}
+
+
+def case_agent(case_id: str, model: Any = "local") -> Any:
+    """The agent the BFCL suite builds for this case (tools, instructions, one turn)."""
+    from pilothouse import Agent
+    from pilothouse_suites.bfcl import bfcl_tools, load_category
+
+    case = load_category(case_id.rsplit("_", 1)[0])[case_id]
+    return Agent(model, case.system, bfcl_tools(case), name=case_id, budget=RECORD_BUDGET), case
+
+
+def main() -> int:
+    from pilothouse.testing import record_cassette
+
+    CASSETTES.mkdir(exist_ok=True)
+    for case_id in CASES:
+        agent, case = case_agent(case_id)
+        result = record_cassette(agent, case.question, CASSETTES / f"{case_id}.jsonl")
+        print(case_id, result.outcome, file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

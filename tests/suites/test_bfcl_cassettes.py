@@ -1,0 +1,90 @@
+"""The guided construction on a fixed handful of BFCL tune cases, through recorded cassettes.
+
+``bfcl_cassettes/<case>.jsonl`` were recorded on the embedded SmolLM2-135M by
+``tests/suites/bfcl_record.py`` (the cases and what each one pins are listed there).
+Replaying a cassette runs the whole guided construction again (relevance gate, choice,
+arguments, the checks between stages) over the recorded stage replies, so the test is
+fast and deterministic, needs no model, and fails with a ``stage`` divergence when the
+construction changes what a stage sends. The calls of the replayed run are then
+scored by BFCL's own checker. Skipped without the ``bfcl-eval`` package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pilothouse.events import StageRequested, ToolCalled
+from pilothouse.testing import assert_replays
+from pilothouse_suites import bfcl
+
+HERE = Path(__file__).resolve().parent
+pytestmark = pytest.mark.skipif(not bfcl.available(), reason=bfcl.INSTALL_HINT)
+
+
+def _recorder() -> Any:
+    spec = importlib.util.spec_from_file_location("bfcl_record", HERE / "bfcl_record.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bfcl_record"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+recorder = _recorder()
+
+# case -> (stages replayed, BFCL verdict of the replayed calls: error type, "" = right)
+EXPECTED: dict[str, tuple[list[str], str]] = {
+    "irrelevance_175": (["answer"], ""),
+    "multiple_59": (["choose", "arguments", "narrow"], "value_error:list/tuple"),
+    "multiple_166": (["choose", "arguments", "narrow"], ""),
+    "multiple_26": (["choose", "arguments", "narrow"], ""),
+    "simple_python_344": (["choose", "arguments"], "value_error:string"),
+}
+
+
+def test_every_recorded_case_has_an_expectation() -> None:
+    assert sorted(EXPECTED) == sorted(recorder.CASES)
+
+
+def test_the_pinned_cases_are_tune_cases_only() -> None:
+    for case_id in recorder.CASES:
+        category = case_id.rsplit("_", 1)[0]
+        assert category not in bfcl.LIVE
+        assert case_id in bfcl.sample_ids(category, "tune")
+        assert (recorder.CASSETTES / f"{case_id}.jsonl").is_file()
+
+
+@pytest.mark.parametrize("case_id", sorted(EXPECTED))
+def test_a_recorded_case_replays_through_the_construction(case_id: str) -> None:
+    agent, case = recorder.case_agent(case_id)
+    report = assert_replays(agent, recorder.CASSETTES / f"{case_id}.jsonl")
+    stages = [e.stage for e in report.events if isinstance(e, StageRequested)]
+    calls = [e.call for e in report.events if isinstance(e, ToolCalled)]
+    verdict = bfcl.check(case, calls)
+    want_stages, want_error = EXPECTED[case_id]
+    assert stages == want_stages
+    assert (verdict.error_type or "") == want_error, verdict.error
+    if case_id == "irrelevance_175":
+        (stage,) = [e for e in report.events if isinstance(e, StageRequested)]
+        assert stage.tools == [] and "no offered tool fits" in stage.note
+    if case_id == "multiple_166":
+        assert calls[0].arguments["price_range"] == "cheap"  # the member the user named
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None, reason="LocalModel needs llama-cpp-python"
+)
+def test_turning_the_relevance_gate_off_is_a_divergence() -> None:
+    from pilothouse.guided import GuidedModel
+    from pilothouse.models.local import LocalModel
+    from pilothouse.testing import replay
+
+    agent, _ = recorder.case_agent("irrelevance_175", GuidedModel(LocalModel(), relevance=False))
+    report = replay(agent, recorder.CASSETTES / "irrelevance_175.jsonl")
+    d = report.divergence
+    assert d is not None and d.kind == "stage" and d.step == 1
