@@ -55,7 +55,7 @@ _MARKERS = (
 _TOKEN = re.compile(r"<\|[a-z_]*(?:tool|call|function)[a-z_]*\|>")
 # `<function=NAME>`, `<function=NAME={`, or the tag cut off at the end of the reply; not
 # prose that mentions the tag ("the tag <function=foo is documented here")
-_FUNCTION_EQ = re.compile(r"<function=(?:[^\s<>]{1,200}(?:>|=|\{)|\s*\Z)")
+_FUNCTION_EQ = re.compile(r"<function=[^\s<>]{0,200}(?:>|=|\{|\s*\Z)")
 # Any other chat-template token, `<|name|>`: InternLM2 writes its calls as
 # `<|action_start|><|plugin|>{...}<|action_end|>`, Cohere as `<|START_ACTION|>[...]`,
 # and a model that writes template tokens is writing structure, not an answer to the
