@@ -264,3 +264,16 @@ def test_answers_that_list_things_are_not_loops() -> None:
     checklist = "\n".join(f"- item {i}\n  ok" for i in range(7))  # "ok" 7 times of 14
     for text in (numbered, table, checklist):
         assert not degenerate(text), text
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_tag_named_for_an_offered_tool_is_never_an_answer(fmt: str) -> None:
+    # Cline-style calls, `<TOOL><param>value</param></TOOL>`: no reader takes them, so
+    # they must not end the run as the answer either
+    tools = [spec("read_file", path="string"), spec("google", query="string")]
+    text = "I'll read it.\n<read_file>\n<path>src/main.js</path>\n</read_file>"
+    assert "<read_file>" in refused(text, tools, fmt)
+    # tags that name no offered tool are prose (HTML in an answer)
+    prose = "Use <b>bold</b> and <path> placeholders, e.g. <search> in the docs."
+    result = get_format(fmt).parse(prose, tools)
+    assert result.kind == "final_answer" and result.answer == prose

@@ -127,6 +127,8 @@ ENVELOPES = st.sampled_from(
         ("<|tools_prefix|>[", "]<|tools_suffix|>"),
         ("<|END_THINKING|><|START_ACTION|>", "<|END_ACTION|>"),
         ("<function=lookup>", ""),  # a tag; "<function=foo is ..." in prose is not one
+        ("<search>", "</search>"),  # a tag named for an offered tool (Cline-style calls)
+        ("<other>\n<a>", "</a>\n</other>"),
     ]
 )
 

@@ -235,9 +235,10 @@ def _no_markup_answer(
 ) -> ParseResult:
     """The one gate every text format's final answer passes: markup is never an answer.
 
-    An answer holding call markup (see `markup.call_markup`) is a call that did not
-    parse to an offered tool; ending the run with it would show the user raw markup,
-    so it becomes a failure naming what was seen, and the loop asks again.
+    An answer holding call markup (see `markup.call_markup`, and a tag named for an
+    offered tool) is a call that did not parse to an offered tool; ending the run with
+    it would show the user raw markup, so it becomes a failure naming what was seen,
+    and the loop asks again.
     """
     if result.kind != "final_answer":
         return result
@@ -254,7 +255,7 @@ def _no_markup_answer(
             "or give your final answer",
             result.repairs,
         )
-    seen = _fail_safe_markup(result.answer, answer_keys)
+    seen = _fail_safe_markup(result.answer, answer_keys) or _tool_tag(result.answer, tools)
     if seen is None:
         return result
     names = ", ".join(t.name for t in tools) or "(none)"
@@ -264,6 +265,24 @@ def _no_markup_answer(
         "the final answer as plain text without call markup",
         result.repairs,
     )
+
+
+_TAG = re.compile(r"<([A-Za-z_][\w.\-]{0,80})>")
+
+
+def _tool_tag(answer: str, tools: Sequence[ToolSpec]) -> str | None:
+    """An XML tag named for an offered tool (`<get_weather>`, as Cline-style prompts
+    have models write calls), which no reader took as a call: markup, not an answer.
+    Only offered names count, so prose with other tags stays prose. Linear."""
+    if "<" not in answer or not tools:
+        return None
+    names = {t.name for t in tools}
+    for count, m in enumerate(_TAG.finditer(answer)):
+        if m.group(1) in names:
+            return m.group()
+        if count >= 256:
+            break
+    return None
 
 
 def _fail_safe_markup(answer: str, answer_keys: frozenset[str] | None) -> str | None:
