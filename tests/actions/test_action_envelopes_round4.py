@@ -277,3 +277,32 @@ def test_a_tag_named_for_an_offered_tool_is_never_an_answer(fmt: str) -> None:
     prose = "Use <b>bold</b> and <path> placeholders, e.g. <search> in the docs."
     result = get_format(fmt).parse(prose, tools)
     assert result.kind == "final_answer" and result.answer == prose
+
+
+PY_TOOLS = [spec("get_weather", location="string"), spec("search", query="string")]
+
+
+def test_pythonic_call_lists_among_prose() -> None:
+    # SGLang test_function_call_parser.py, TestPythonicDetector
+    assert calls("[get_weather(location='Tokyo')] Here's the forecast:", PY_TOOLS) == [
+        ("get_weather", {"location": "Tokyo"})
+    ]
+    assert calls("Here's a tool call: [get_weather(location='Paris')]", PY_TOOLS) == [
+        ("get_weather", {"location": "Paris"})
+    ]
+    two = "[get_weather(location='Berlin')] and [search(query='restaurants')]"
+    assert calls(two, PY_TOOLS) == [
+        ("get_weather", {"location": "Berlin"}),
+        ("search", {"query": "restaurants"}),
+    ]
+
+
+def test_a_cut_off_pythonic_list_among_prose_is_refused() -> None:
+    refused("[get_weather(location='Berlin')] and [search(query='rest", PY_TOOLS)
+    refused("Let me check the weather: [get_weather(location=", PY_TOOLS)
+    refused("[get_weather(location='Oslo')] then [delete_all()]", PY_TOOLS)  # not offered
+
+
+def test_a_pythonic_list_inside_a_json_string_is_data() -> None:
+    text = '{"action": "search", "action_input": "[get_weather(location=\'Oslo\')]"}'
+    assert calls(text, PY_TOOLS) == [("search", {"query": "[get_weather(location='Oslo')]"})]

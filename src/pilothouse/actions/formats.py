@@ -736,14 +736,41 @@ def _special_tokens(text: str, r: Resolver, repairs: list[str]) -> ParseResult |
 _PY_START = re.compile(r"^\[?\s*[A-Za-z_][\w.]*\s*\(")
 
 
+_PY_LIST_OPEN = re.compile(r"\[\s*[A-Za-z_][\w.]*\s*\(")
+
+
 def _pythonic(text: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
     body = text.strip()
     if not _PY_START.match(body):
-        return None
+        return _pythonic_lists(text, r, repairs)
     calls = repair.python_calls(body)
     if calls is None:
-        return None
+        return _pythonic_lists(text, r, repairs)
     return _resolve([(n, a) for n, a in calls], r, repairs)
+
+
+def _pythonic_lists(text: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
+    """Pythonic call lists among prose: `[get_weather(location='Tokyo')] Here's the
+    forecast:`, or two lists joined by a word (SGLang's pythonic detector tests). Every
+    `[name(` in the text must open a list that reads as calls; one that does not (cut
+    off, or not Python) leaves the reply to the markup gate, which refuses it."""
+    opens = [m.start() for m in _PY_LIST_OPEN.finditer(text)][: readers.MAX_CALLS]
+    if not opens:
+        return None
+    spans = {start: end for start, end in repair.balanced_spans(text)}
+    envelopes: list[Envelope] = []
+    pos = 0
+    for start in opens:
+        if start < pos:
+            continue  # a list inside an argument of a list already read
+        end = spans.get(start)
+        calls = repair.python_calls(text[start:end]) if end is not None else None
+        if calls is None:
+            return None
+        envelopes.extend(calls)
+        pos = end or start
+    repairs.append("text_around_action")
+    return _resolve(envelopes, r, repairs)
 
 
 # ---------------------------------------------------------------- the formats
