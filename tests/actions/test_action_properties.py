@@ -115,6 +115,20 @@ ENVELOPES = st.sampled_from(
         ("<minimax:tool_call>", "</minimax:tool_call>"),
         ("<toolcall>", "</toolcall>"),
         ("<\uff5cGCML\uff5ctool_calls>", "</\uff5cGCML\uff5ctool_calls>"),
+        # round 4: Kimi K3, vendor-prefixed invoke XML, Command R, upper-case tags,
+        # Apertus, Cohere2, cut-off openers
+        ('<|open|>tools<|sep|><|open|>call tool="lookup" index="1"<|sep|>', "<|close|>call"),
+        ('<|open|>call tool="', ""),
+        ('<steptml:invoke name="lookup"><steptml:parameter name="q">', ""),
+        ('<\uff5cDSML\uff5cinvoke name="lookup">', "</\uff5cDSML\uff5cinvoke>"),
+        ('<invoke name="search"><parameter name="query">', ""),
+        ("\nAction: ```json\n", "\n```"),
+        ("<TOOLCALL>", "</TOOLCALL>"),
+        ("<|tools_prefix|>[", "]<|tools_suffix|>"),
+        ("<|END_THINKING|><|START_ACTION|>", "<|END_ACTION|>"),
+        ("<function=lookup>", ""),  # a tag; "<function=foo is ..." in prose is not one
+        ("<search>", "</search>"),  # a tag named for an offered tool (Cline-style calls)
+        ("<other>\n<a>", "</a>\n</other>"),
     ]
 )
 

@@ -58,6 +58,18 @@ PIECES = [r.marker for r in READERS] + [
     ",",
     "\n",
     " ",
+    # round 4
+    '<|open|>call tool="search"<|sep|>',
+    '<|open|>argument key="query" type="string"<|sep|>',
+    "<|close|>argument<|sep|>",
+    "<|close|>call<|sep|>",
+    "<|open|>response<|sep|>",
+    "<|close|>think<|sep|>",
+    '<steptml:invoke name="search">',
+    "<|END_THINKING|>",
+    "<|START_TEXT|>",
+    "Action: ```json",
+    '"name": search"',
 ]
 SOUPS = st.lists(st.sampled_from(PIECES) | st.text(max_size=8), max_size=60).map("".join)
 
@@ -105,6 +117,16 @@ HOSTILE = [
     "Action:\n" * 30_000 + "Action Input: x",
     "Action: search\nAction Input: " + "(" * 50_000,
     "Action: search\nAction Input: x" + "\nObs" * 50_000,
+    # round 4
+    '<|open|>call tool="search"<|sep|>' * 20_000,
+    '<|open|>call tool="search"<|sep|>' + '<|open|>argument key="q" type="x"<|sep|>' * 15_000,
+    '<steptml:invoke name="search"><steptml:parameter name="query">' * 15_000,
+    '<invoke name="search">' + '<parameter name="query">x</parameter>' * 20_000,
+    "<|START_TEXT|><|END_THINKING|>" * 20_000,
+    "trace<|close|>think<|sep|>" * 20_000,
+    "Action: ```json\n" * 20_000,
+    '{"name": search"' * 20_000,
+    "Correct.\nI'll execute.\n" * 50_000,
 ]
 
 

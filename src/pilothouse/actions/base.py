@@ -209,7 +209,7 @@ class Resolver:
             )
         if raw == self.tools[tool].parameters and raw:
             return f"the input for {tool!r} repeats its schema instead of giving values"
-        return raw
+        return _schema_case(raw, params, repairs)
 
     def missing_required(self, tool: str, args: Mapping[str, Any]) -> list[str]:
         """The tool's required parameters that `args` lacks."""
@@ -227,3 +227,25 @@ class Resolver:
             if props and set(args) <= set(props) and required <= set(args):
                 fits.append(name)
         return fits[0] if len(fits) == 1 else None
+
+
+def _schema_case(
+    args: dict[str, Any], params: Mapping[str, Any], repairs: list[str]
+) -> dict[str, Any]:
+    """`args` with each key the schema does not know, but knows under another case
+    (`City` for `city`: SGLang's MiniCPM4 tests), renamed to the schema's spelling.
+    Only a rename to one schema key that the arguments do not already hold."""
+    if not params or all(k in params for k in args):
+        return args
+    folded: dict[str, str | None] = {}
+    for key in params:
+        folded[key.casefold()] = None if key.casefold() in folded else key
+    out: dict[str, Any] = {}
+    for key, value in args.items():
+        target = folded.get(key.casefold()) if key not in params else key
+        if target is None or target in args or target in out:
+            target = key
+        elif target != key and "parameter_name_case" not in repairs:
+            repairs.append("parameter_name_case")
+        out[target] = value
+    return out

@@ -163,7 +163,8 @@ def _json_action(text: str, r: Resolver, repairs: list[str]) -> ParseResult | No
 
 
 def _closed_call(stripped: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
-    """A call whose JSON lacks one closing bracket at its end (`repair.close_one`).
+    """A call whose JSON lacks one closing bracket at its end (`repair.close_one`),
+    or whose tool name lost its opening quote (`repair.loads`, ``missing_open_quote``).
 
     Only a named envelope is taken this way: an argument object that needs closing
     is not matched to a tool by its keys."""
@@ -174,7 +175,14 @@ def _closed_call(stripped: str, r: Resolver, repairs: list[str]) -> ParseResult 
     if body[:1] not in "{[":
         return None
     got = repair.first_value(body)
-    if got is None or "closed_missing_bracket" not in got[0].repairs:
+    if got is None and body[-1:] in "}]":
+        # one value whose quotes do not pair (a name that lost its opening quote),
+        # which the bracket scan cannot cut: the whole body, if it repairs to a call
+        loaded = repair.loads(body)
+        got = (loaded, len(body)) if loaded is not None else None
+        if got is None or "missing_open_quote" not in got[0].repairs:
+            return None
+    elif got is None or "closed_missing_bracket" not in got[0].repairs:
         return None
     envs = _envelopes(got[0].value)
     if envs is None:
@@ -227,9 +235,10 @@ def _no_markup_answer(
 ) -> ParseResult:
     """The one gate every text format's final answer passes: markup is never an answer.
 
-    An answer holding call markup (see `markup.call_markup`) is a call that did not
-    parse to an offered tool; ending the run with it would show the user raw markup,
-    so it becomes a failure naming what was seen, and the loop asks again.
+    An answer holding call markup (see `markup.call_markup`, and a tag named for an
+    offered tool) is a call that did not parse to an offered tool; ending the run with
+    it would show the user raw markup, so it becomes a failure naming what was seen,
+    and the loop asks again.
     """
     if result.kind != "final_answer":
         return result
@@ -241,11 +250,12 @@ def _no_markup_answer(
         )
     if degenerate(result.answer):
         return failure(
-            "the reply is one word repeated, neither a call nor an answer; call a tool "
+            "the reply repeats itself (one word or a few lines over and over), neither a "
+            "call nor an answer; call a tool "
             "or give your final answer",
             result.repairs,
         )
-    seen = _fail_safe_markup(result.answer, answer_keys)
+    seen = _fail_safe_markup(result.answer, answer_keys) or _tool_tag(result.answer, tools)
     if seen is None:
         return result
     names = ", ".join(t.name for t in tools) or "(none)"
@@ -255,6 +265,24 @@ def _no_markup_answer(
         "the final answer as plain text without call markup",
         result.repairs,
     )
+
+
+_TAG = re.compile(r"<([A-Za-z_][\w.\-]{0,80})>")
+
+
+def _tool_tag(answer: str, tools: Sequence[ToolSpec]) -> str | None:
+    """An XML tag named for an offered tool (`<get_weather>`, as Cline-style prompts
+    have models write calls), which no reader took as a call: markup, not an answer.
+    Only offered names count, so prose with other tags stays prose. Linear."""
+    if "<" not in answer or not tools:
+        return None
+    names = {t.name for t in tools}
+    for count, m in enumerate(_TAG.finditer(answer)):
+        if m.group(1) in names:
+            return m.group()
+        if count >= 256:
+            break
+    return None
 
 
 def _fail_safe_markup(answer: str, answer_keys: frozenset[str] | None) -> str | None:
@@ -390,6 +418,13 @@ def _react(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) ->
             block = text[act.end() : stop]
             line = act.group(1).strip()
             inp = _R_INPUT.search(block)
+            if line.startswith("```") and inp is None:
+                # "Action: ```json" then a fenced list of calls (Cohere Command R,
+                # Ollama's command-r parser tests): the fence is no tool name
+                got = _json_action(line + block, r, repairs)
+                if got is not None:
+                    repairs.append("fenced_action_blob")
+                    return got
             if not line:  # "Action:" then a JSON blob below it
                 head = block if inp is None else block[: inp.start()]
                 got = _json_action(head, r, repairs)
@@ -468,6 +503,9 @@ _X_PARAM = re.compile(
     r"<parameter=([^>\n]{1,200})>\n?(.*?)\n?(?:</parameter>|(?=<parameter=)|\Z)", re.S
 )
 _X_BARE_NAME = re.compile(r"([A-Za-z_][\w.\-]*)\s*\{")
+# a function tag, not prose that mentions one ("the tag <function=foo is documented
+# here": Ollama's qwen3coder tests keep that as content)
+_X_FUNC_OPEN = re.compile(r"<function=[^\s<>]{1,200}>")
 
 
 def _bare_functions(text: str) -> list[tuple[str, str]]:
@@ -546,7 +584,7 @@ def _xml_blocks(
     text: str, r: Resolver, repairs: list[str], prose_is_answer: bool, blocks: list[str]
 ) -> ParseResult:
     envelopes: list[Envelope] = []
-    for block in blocks or ([text] if "<function=" in text else []):
+    for block in blocks or ([text] if _X_FUNC_OPEN.search(text) else []):
         funcs = list(_X_FUNC.finditer(block))
         if funcs:
             envelopes.extend(_qwen_function(f.group(1), f.group(2), r) for f in funcs)
@@ -698,14 +736,41 @@ def _special_tokens(text: str, r: Resolver, repairs: list[str]) -> ParseResult |
 _PY_START = re.compile(r"^\[?\s*[A-Za-z_][\w.]*\s*\(")
 
 
+_PY_LIST_OPEN = re.compile(r"\[\s*[A-Za-z_][\w.]*\s*\(")
+
+
 def _pythonic(text: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
     body = text.strip()
     if not _PY_START.match(body):
-        return None
+        return _pythonic_lists(text, r, repairs)
     calls = repair.python_calls(body)
     if calls is None:
-        return None
+        return _pythonic_lists(text, r, repairs)
     return _resolve([(n, a) for n, a in calls], r, repairs)
+
+
+def _pythonic_lists(text: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
+    """Pythonic call lists among prose: `[get_weather(location='Tokyo')] Here's the
+    forecast:`, or two lists joined by a word (SGLang's pythonic detector tests). Every
+    `[name(` in the text must open a list that reads as calls; one that does not (cut
+    off, or not Python) leaves the reply to the markup gate, which refuses it."""
+    opens = [m.start() for m in _PY_LIST_OPEN.finditer(text)][: readers.MAX_CALLS]
+    if not opens:
+        return None
+    spans = {start: end for start, end in repair.balanced_spans(text)}
+    envelopes: list[Envelope] = []
+    pos = 0
+    for start in opens:
+        if start < pos:
+            continue  # a list inside an argument of a list already read
+        end = spans.get(start)
+        calls = repair.python_calls(text[start:end]) if end is not None else None
+        if calls is None:
+            return None
+        envelopes.extend(calls)
+        pos = end or start
+    repairs.append("text_around_action")
+    return _resolve(envelopes, r, repairs)
 
 
 # ---------------------------------------------------------------- the formats
@@ -818,7 +883,10 @@ _HARMONY_STOP = re.compile(r"<\|(?:return|end|call|start)\|>")
 # Cohere Command R7B / A: reasoning between START/END_THINKING, the reply between
 # START/END_RESPONSE, calls between START/END_ACTION (vLLM's cohere_command parser tests)
 _COHERE_THINKING = re.compile(r"<\|START_THINKING\|>.*?(?:<\|END_THINKING\|>|\Z)", re.S)
-_COHERE_RESPONSE = re.compile(r"<\|START_RESPONSE\|>(.*?)(?:<\|END_RESPONSE\|>|\Z)", re.S)
+# Cohere2 MoE writes its reply between START/END_TEXT (llama.cpp's test-chat)
+_COHERE_RESPONSE = re.compile(r"<\|START_(RESPONSE|TEXT)\|>(.*?)(?:<\|END_\1\|>|\Z)", re.S)
+# Command R+ frames a turn with role tokens that carry no call (llama.cpp's test-chat)
+_COHERE_TURN = re.compile(r"<\|(?:START_OF_TURN_TOKEN|CHATBOT_TOKEN|END_OF_TURN_TOKEN)\|>")
 
 
 def _clean(text: str, repairs: list[str]) -> str:
@@ -828,8 +896,10 @@ def _clean(text: str, repairs: list[str]) -> str:
     if _HARMONY_FINAL in text:  # OpenAI Harmony: the final channel's message is the reply
         text = _HARMONY_STOP.split(text.rsplit(_HARMONY_FINAL, 1)[1], 1)[0]
         repairs.append("harmony_final_channel")
-    if "<|START_" in text:
+    if "<|START_" in text or "<|END_THINKING|>" in text or "_TOKEN|>" in text:
         text = _cohere(text, repairs)
+    if "<|open|>" in text or "<|close|>" in text:
+        text = _kimi_k3_channels(text, repairs)
     return _SPECIAL.sub("", text)
 
 
@@ -839,13 +909,45 @@ def _cohere(text: str, repairs: list[str]) -> str:
     tokens are markup (`markup.call_markup`), so without this a Cohere answer would
     be refused and asked for again, however plain."""
     stripped = _COHERE_THINKING.sub("", text)
+    if "<|END_THINKING|>" in stripped:  # the opener was in the prompt (Cohere2 MoE)
+        stripped = stripped.rsplit("<|END_THINKING|>", 1)[1]
     if stripped != text:
         repairs.append("think_block")
+    turn = _COHERE_TURN.sub("", stripped)
+    if turn != stripped:
+        repairs.append("cohere_turn_tokens")
+        stripped = turn
     response = _COHERE_RESPONSE.search(stripped)
     if response is not None and "<|START_ACTION|>" not in stripped:
         repairs.append("cohere_response")
-        return response.group(1)
+        return response.group(2)
     return stripped
+
+
+# Kimi K3's channels (SGLang's kimik3_format.py): reasoning in `think`, the reply in
+# `response`, calls in `tools`; `<|close|>message<|sep|>` ends the turn.
+_K3_THINK = re.compile(r"<\|open\|>think<\|sep\|>.*?(?:<\|close\|>think<\|sep\|>|\Z)", re.S)
+_K3_RESPONSE = re.compile(
+    r"<\|open\|>response<\|sep\|>(.*?)(?:<\|close\|>response(?:<\|sep\|>)?|\Z)", re.S
+)
+_K3_ENDS = re.compile(r"<\|close\|>(?:message|response)(?:<\|sep\|>)?")
+
+
+def _kimi_k3_channels(text: str, repairs: list[str]) -> str:
+    """The reply of a Kimi K3 turn: its thinking dropped (also when only the close
+    of it is in the text, the opener being in the prompt), its response channel's
+    text when it holds no call, and the tokens that only end the turn removed. What
+    is left of the tools channel stays, for the call reading or the markup gate."""
+    stripped = _K3_THINK.sub("", text)
+    if "<|close|>think<|sep|>" in stripped:
+        stripped = stripped.rsplit("<|close|>think<|sep|>", 1)[1]
+    if stripped != text:
+        repairs.append("think_block")
+    response = _K3_RESPONSE.search(stripped)
+    if response is not None and readers.K3_CALL not in stripped:
+        repairs.append("kimi_k3_response")
+        return response.group(1)
+    return _K3_ENDS.sub("", stripped)
 
 
 class JsonFormat(TextFormat):

@@ -21,7 +21,7 @@ _MARKERS = (
     "<tool_call ",  # the name in an attribute; `<tool_calling>` in prose is a word
     "<tool_call|>",
     "</tool_call>",
-    "<function=",
+    "</function>",
     "<function_calls>",
     "</function_calls>",
     "<invoke",
@@ -53,6 +53,9 @@ _MARKERS = (
     "functools[",
 )
 _TOKEN = re.compile(r"<\|[a-z_]*(?:tool|call|function)[a-z_]*\|>")
+# `<function=NAME>`, `<function=NAME={`, or the tag cut off at the end of the reply; not
+# prose that mentions the tag ("the tag <function=foo is documented here")
+_FUNCTION_EQ = re.compile(r"<function=[^\s<>]{0,200}(?:>|=|\{|\s*\Z)")
 # Any other chat-template token, `<|name|>`: InternLM2 writes its calls as
 # `<|action_start|><|plugin|>{...}<|action_end|>`, Cohere as `<|START_ACTION|>[...]`,
 # and a model that writes template tokens is writing structure, not an answer to the
@@ -135,7 +138,8 @@ def _call_shaped(value: Any, depth: int = 0) -> str | None:
 
 
 def degenerate(text: str) -> bool:
-    """Whether the reply is filler: one token repeated in place of a call or an answer.
+    """Whether the reply is filler: one token (or a few lines) repeated in place of a
+    call or an answer.
 
     Models that degenerate at a tool-call boundary emit one word over and over
     (anthropics/claude-code and kirodotdev/Kiro threads: ``court`` repeated, then
@@ -144,6 +148,8 @@ def degenerate(text: str) -> bool:
     A reply that is one short unit run together with no spaces is filler too
     (google-gemini/gemini-cli#5813: gemini-2.5-pro answered ``nynyny...``), see
     `_repeated_unit`. Linear work (the count stops at 10,000 tokens)."""
+    if _repeated_lines(text):
+        return True
     tokens = text.split(maxsplit=10_000)[:10_000]
     if len(tokens) < 8:
         return len(tokens) == 1 and _repeated_unit(tokens[0])
@@ -153,6 +159,29 @@ def degenerate(text: str) -> bool:
         if len(counts) > 3:
             return False
     return max(counts.values()) * 4 >= len(tokens) * 3
+
+
+def _repeated_lines(text: str) -> bool:
+    """Whether the reply is a loop of a few lines: at least 16 non-blank lines, the
+    most frequent one at least 12 times and three fifths of them, or the two most
+    frequent at least 8 times each and three fifths together (google-gemini/gemini-cli
+    #15877: "One detail: X. / Correct. / I'll execute." over and over). An answer
+    that lists things repeats no line that often. Linear (at most 10,000 lines)."""
+    if text.count("\n") < 15:
+        return False
+    counts: dict[str, int] = {}
+    total = 0
+    for line in text.split("\n", 10_000)[:10_000]:
+        line = line.strip()
+        if line:
+            counts[line] = counts.get(line, 0) + 1
+            total += 1
+    if total < 16:
+        return False
+    top = sorted(counts.values(), reverse=True)[:2]
+    if top[0] >= 12 and top[0] * 5 >= total * 3:
+        return True
+    return len(top) == 2 and top[1] >= 8 and (top[0] + top[1]) * 5 >= total * 3
 
 
 def _repeated_unit(word: str) -> bool:
@@ -214,7 +243,7 @@ def call_markup(text: str, *, answer_keys: Collection[str] | None = None) -> str
     for marker in _MARKERS:
         if marker in text:
             return marker
-    for pattern in (_TOKEN, _GEMMA, _PY_LIST, _PY_OPEN, _FULLWIDTH_TAG):
+    for pattern in (_TOKEN, _FUNCTION_EQ, _GEMMA, _PY_LIST, _PY_OPEN, _FULLWIDTH_TAG):
         m = pattern.search(text)
         if m is not None:
             return m.group()

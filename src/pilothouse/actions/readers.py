@@ -76,11 +76,17 @@ def harmony(text: str, r: Resolver) -> Read:
 
 # ---------------------------------------------------------------- Claude-style XML
 
-_INVOKE = re.compile(r"<(?:antml:)?invoke\s+name\s*=\s*[\"']([^\"'<>]+)[\"']\s*>")
+# The tag names may carry a vendor prefix: `antml:` (Anthropic), `steptml:` (StepFun
+# Step3, vLLM's step3 parser tests), `minimax:`, or DeepSeek-V3.2/V4's DSML prefix
+# `\uff5cDSML\uff5c` (between fullwidth bars; SGLang's deepseekv32 detector tests).
+_NS = r"(?:[A-Za-z]{1,12}:|\uff5cDSML\uff5c)?"
+_INVOKE = re.compile(r"<" + _NS + r"invoke\s+name\s*=\s*[\"']([^\"'<>]+)[\"']\s*>")
+_INVOKE_OPEN = re.compile(r"<" + _NS + r"invoke(?=\s)")
+_INVOKE_END = re.compile(r"</" + _NS + r"invoke>")
 _ATTRS = r"((?:\s+[\w\-]+\s*=\s*[\"'][^\"'<>]*[\"'])*)\s*>"
-_PARAM = re.compile(r"<(?:antml:)?parameter\s+name\s*=\s*[\"']([^\"'<>]+)[\"']" + _ATTRS)
+_PARAM = re.compile(r"<" + _NS + r"parameter\s+name\s*=\s*[\"']([^\"'<>]+)[\"']" + _ATTRS)
 _STRING_FLAG = re.compile(r"\bstring\s*=\s*[\"'](true|false)[\"']")
-_PARAM_END = re.compile(r"</(?:antml:)?parameter>")
+_PARAM_END = re.compile(r"</" + _NS + r"parameter>")
 
 
 def claude_invoke(text: str, r: Resolver) -> Read:
@@ -91,18 +97,25 @@ def claude_invoke(text: str, r: Resolver) -> Read:
     writes the same ``<invoke>`` inside ``<tool_calls>`` and marks each parameter
     ``string="true"`` (the text as is) or ``string="false"`` (a JSON value)."""
     out: list[Envelope] = []
-    pieces = re.split(r"<(?:antml:)?invoke(?=\s)", text)[1 : MAX_CALLS + 1]
-    for piece in pieces:
+    pieces = _INVOKE_OPEN.split(text)[1 : MAX_CALLS + 1]
+    for position, piece in enumerate(pieces):
         m = _INVOKE.match("<invoke" + piece)
         if m is None:
             return "an <invoke> tag without a name"
         body = piece[m.end() - len("<invoke") :]
-        body = re.split(r"</(?:antml:)?invoke>", body, maxsplit=1)[0]
+        body, closed = _INVOKE_END.split(body, maxsplit=1)[0], _INVOKE_END.search(body)
+        if closed is None and position == len(pieces) - 1:
+            # the last call never closes: the reply was cut, more parameters may follow
+            return f"the call to {m.group(1)!r} is cut off (no closing </invoke>)"
         tool = r.match(m.group(1))
         args: dict[str, Any] = {}
-        for p in list(_PARAM.finditer(body))[:MAX_CALLS]:
-            end = _PARAM_END.search(body, p.end())
-            value = body[p.end() : end.start() if end else len(body)].strip()
+        params = list(_PARAM.finditer(body))[:MAX_CALLS]
+        for index, p in enumerate(params):
+            # a value ends at the last closing tag before the next parameter (a value
+            # may hold the closing tag itself: SGLang's MiniMax-M2 tests)
+            stop = params[index + 1].start() if index + 1 < len(params) else len(body)
+            ends = list(_PARAM_END.finditer(body, p.end(), stop))
+            value = _param_text(body[p.end() : ends[-1].start() if ends else stop])
             key = p.group(1).strip()
             flag = _STRING_FLAG.search(p.group(2) or "")
             if flag is not None and flag.group(1) == "true":
@@ -114,6 +127,15 @@ def claude_invoke(text: str, r: Resolver) -> Read:
                 args[key] = typed_value(value, tool, key, r)
         out.append((m.group(1).strip(), args or None))
     return out or None
+
+
+def _param_text(value: str) -> str:
+    """A parameter's text: laid out on its own lines, the layout goes; written inline,
+    its spaces are data (an edit tool's `old_string` of "    if x:", vLLM's Step3
+    whitespace tests)."""
+    if value[:1] in "\r\n" or value[-1:] in "\r\n":
+        return value.strip()
+    return value
 
 
 # ---------------------------------------------------------------- LFM
@@ -397,6 +419,56 @@ def kimi(text: str, r: Resolver) -> Read:
     return out or None
 
 
+# ---------------------------------------------------------------- Kimi K3
+
+# Kimi K3's "XTML" channels (SGLang's kimik3_format.py and detector tests): every
+# block opens with `<|open|>KIND ...<|sep|>` and closes with `<|close|>KIND<|sep|>`.
+K3_CALL = "<|open|>call"
+_K3_CALL_HEAD = re.compile(r"<\|open\|>call((?:\s+[\w\-]+\s*=\s*\"[^\"]*\")*)\s*<\|sep\|>")
+_K3_CALL_END = "<|close|>call"
+_K3_ARG = re.compile(
+    r"<\|open\|>argument((?:\s+[\w\-]+\s*=\s*\"[^\"]*\")*)\s*<\|sep\|>(.*?)<\|close\|>argument",
+    re.S,
+)
+_K3_ATTR = re.compile(r"([\w\-]+)\s*=\s*\"([^\"]*)\"")
+
+
+def _k3_attrs(text: str) -> dict[str, str]:
+    return {k: html.unescape(v) for k, v in _K3_ATTR.findall(text)}
+
+
+def kimi_k3(text: str, r: Resolver) -> Read:
+    """Moonshot Kimi K3: ``<|open|>tools<|sep|><|open|>call tool="NAME" index="1"
+    <|sep|><|open|>argument key="K" type="string"<|sep|>VALUE<|close|>argument<|sep|>
+    <|close|>call<|sep|><|close|>tools<|sep|>``. A ``string`` argument is its text
+    as written; any other type is JSON, or its text when it is not JSON (as SGLang's
+    detector keeps it). A call that never closes was cut off and is refused."""
+    out: list[Envelope] = []
+    for piece in text.split(K3_CALL)[1 : MAX_CALLS + 1]:
+        head = _K3_CALL_HEAD.match(K3_CALL + piece)
+        if head is None:
+            return "a Kimi K3 call opened and cut off before its tool name"
+        name = _k3_attrs(head.group(1)).get("tool")
+        body, closed, _ = piece[head.end() - len(K3_CALL) :].partition(_K3_CALL_END)
+        if not name:
+            return "a Kimi K3 call without a tool attribute"
+        if not closed:
+            return f"the Kimi K3 call to {name!r} is cut off (no <|close|>call)"
+        args: dict[str, Any] = {}
+        for m in list(_K3_ARG.finditer(body))[:MAX_CALLS]:
+            attrs = _k3_attrs(m.group(1))
+            key, kind, value = attrs.get("key", ""), attrs.get("type", "string"), m.group(2)
+            if not key:
+                return f"an argument of the Kimi K3 call to {name!r} has no key"
+            if kind == "string":
+                args[key] = value
+            else:
+                loaded = repair.loads(value)
+                args[key] = loaded.value if loaded is not None else value
+        out.append((name, args))
+    return out or None
+
+
 # ---------------------------------------------------------------- LangChain XML agent
 
 _LC_TOOL = re.compile(r"<tool>(.*?)</tool>", re.S)
@@ -593,6 +665,7 @@ READERS: tuple[Reader, ...] = (
     ),
     Reader("lfm_tool_call", "Liquid AI LFM2", "<|tool_call_start|>", lfm),
     Reader("kimi_tool_call", "Moonshot Kimi K2", _KIMI_BEGIN, kimi),
+    Reader("kimi_k3_call", "Moonshot Kimi K3 (XTML channels)", K3_CALL, kimi_k3),
     Reader("gemma_call", "Google FunctionGemma, Gemma 4", "call:", gemma, also=("<call>",)),
     Reader("gemma_tool_code", "Google Gemma 3 prompt-based calling", "```tool_code", tool_code),
     Reader(
