@@ -15,24 +15,17 @@ as one JSON line.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
-import os
-import signal
 import sys
 from typing import Any
 
+from crash_kit import ledgered, worker_main
 from pydantic import BaseModel
 
-from pilothouse import Agent, ScriptedModel
-from pilothouse.exceptions import RunFinishedError, RunNotFoundError
+from pilothouse import Agent
 from pilothouse.models.base import ModelRequest
 from pilothouse.runtime.journal import SQLiteStore
 from pilothouse.teams.sop import TASK, Role, SOPPipeline
-
-KILL = {"call": 0, "write": 0}
-COUNT = {"call": 0, "write": 0}
 
 
 class PRD(BaseModel):
@@ -50,25 +43,6 @@ class Code(BaseModel):
 class Review(BaseModel):
     approved: bool
     notes: str = ""
-
-
-class KillingStore(SQLiteStore):
-    def write(self, *args: Any, **kwargs: Any) -> None:
-        super().write(*args, **kwargs)
-        COUNT["write"] += 1
-        if COUNT["write"] == KILL["write"]:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-def ledgered(name: str, ledger: int, reply: Any) -> ScriptedModel:
-    def answer(request: ModelRequest) -> str:
-        os.write(ledger, f"{os.getpid()} {name}\n".encode())
-        COUNT["call"] += 1
-        if COUNT["call"] == KILL["call"]:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return str(reply(request))
-
-    return ScriptedModel(answer, name=name)
 
 
 def seen(request: ModelRequest) -> str:
@@ -109,36 +83,11 @@ def build(store: SQLiteStore, ledger: int) -> SOPPipeline:
     )
 
 
-async def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["run", "resume"])
-    parser.add_argument("--store", required=True)
-    parser.add_argument("--ledger", required=True)
-    parser.add_argument("--run-id", required=True)
-    parser.add_argument("--kill-call", type=int, default=0)
-    parser.add_argument("--kill-write", type=int, default=0)
-    args = parser.parse_args(argv)
-    KILL["call"], KILL["write"] = args.kill_call, args.kill_write
-    ledger = os.open(args.ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    store = KillingStore(args.store)
-    pipeline = build(store, ledger)
-    how = args.mode
-    try:
-        if args.mode == "run":
-            result = await pipeline.run("A command-line todo app", run_id=args.run_id)
-        else:
-            try:
-                result = await pipeline.resume(args.run_id)
-            except RunNotFoundError:  # killed before its first write: nothing happened
-                how = "started"
-                result = await pipeline.run("A command-line todo app", run_id=args.run_id)
-    except RunFinishedError:  # killed after its end was written
-        output = store.events(args.run_id)[-1].output  # type: ignore[attr-defined]
-        print(json.dumps({"how": "finished", **output}))
-        return
-    tokens = result.usage.total_tokens
-    print(json.dumps({"how": how, **result.to_json(), "tokens": tokens, **COUNT}))
-
-
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1:]))
+    worker_main(
+        sys.argv[1:],
+        build,
+        "A command-line todo app",
+        report=lambda result: result.to_json(),
+        report_finished=lambda output: output,
+    )

@@ -6,52 +6,21 @@ a clock, so where a kill lands is the same on every machine."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from crash_kit import baseline_of, kill_then_resume, model_calls
 
 from pilothouse.runtime.journal import SQLiteStore
 
 WORKER = Path(__file__).with_name("chat_crash_worker.py")
 
 
-def _worker(tmp: Path, mode: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            str(WORKER),
-            mode,
-            "--store",
-            "j.db",
-            "--ledger",
-            "l.txt",
-            "--run-id",
-            "chat",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp,
-        timeout=120,
-        env=dict(os.environ),
-    )
-
-
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    tmp = tmp_path_factory.mktemp("baseline")
-    done = _worker(tmp, "run")
-    assert done.returncode == 0, done.stderr
-    out: dict[str, Any] = json.loads(done.stdout)
-    out["calls"] = len((tmp / "l.txt").read_text().splitlines())
-    return out
+    return baseline_of(WORKER, tmp_path_factory.mktemp("baseline"), "chat")
 
 
 def test_baseline_is_a_real_chat(baseline: dict[str, Any]) -> None:
@@ -63,19 +32,11 @@ def test_baseline_is_a_real_chat(baseline: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("point", ["write:1", "write:4", "write:11", "call:3", "call:12", "last"])
 def test_kill_and_resume(tmp_path: Path, baseline: dict[str, Any], point: str) -> None:
-    kind, _, n = point.partition(":")
-    if kind == "last":  # just after the chat's last write (its end) landed
-        kind, n = "write", str(baseline["write"])
-    killed = _worker(tmp_path, "run", f"--kill-{kind}", n)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    resumed = _worker(tmp_path, "resume")
-    assert resumed.returncode == 0, resumed.stderr
-    out = json.loads(resumed.stdout)
+    kind, out = kill_then_resume(WORKER, tmp_path, "chat", point, baseline)
     assert out["transcript"] == baseline["transcript"]
     # every model call, across both processes: the uninterrupted ones, plus the one the
     # kill cut off before its reply (a call kill); a finished turn is never asked again
-    calls = (tmp_path / "l.txt").read_text().splitlines()
-    assert len(calls) == baseline["calls"] + (1 if kind == "call" else 0)
+    assert model_calls(tmp_path) == baseline["calls"] + (1 if kind == "call" else 0)
     store = SQLiteStore(tmp_path / "j.db")
     events = store.events("chat")
     assert events[-1].type == "final"

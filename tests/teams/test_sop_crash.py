@@ -7,51 +7,20 @@ a clock, so where a kill lands is the same on every machine."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from crash_kit import baseline_of, kill_then_resume, model_calls
 
 from pilothouse.runtime.journal import SQLiteStore
 
 WORKER = Path(__file__).with_name("sop_crash_worker.py")
 
 
-def _worker(tmp: Path, mode: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            str(WORKER),
-            mode,
-            "--store",
-            "j.db",
-            "--ledger",
-            "l.txt",
-            "--run-id",
-            "sop",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp,
-        timeout=120,
-        env=dict(os.environ),
-    )
-
-
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    tmp = tmp_path_factory.mktemp("baseline")
-    done = _worker(tmp, "run")
-    assert done.returncode == 0, done.stderr
-    out: dict[str, Any] = json.loads(done.stdout)
-    out["calls"] = len((tmp / "l.txt").read_text().splitlines())
-    return out
+    return baseline_of(WORKER, tmp_path_factory.mktemp("baseline"), "sop")
 
 
 def test_baseline_goes_round_the_review_loop(baseline: dict[str, Any]) -> None:
@@ -70,19 +39,11 @@ def test_baseline_goes_round_the_review_loop(baseline: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("point", ["write:1", "write:6", "write:14", "call:2", "call:5", "last"])
 def test_kill_and_resume(tmp_path: Path, baseline: dict[str, Any], point: str) -> None:
-    kind, _, n = point.partition(":")
-    if kind == "last":  # just after the pipeline's last write (its end) landed
-        kind, n = "write", str(baseline["write"])
-    killed = _worker(tmp_path, "run", f"--kill-{kind}", n)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    resumed = _worker(tmp_path, "resume")
-    assert resumed.returncode == 0, resumed.stderr
-    out = json.loads(resumed.stdout)
+    kind, out = kill_then_resume(WORKER, tmp_path, "sop", point, baseline)
     assert (out["pool"], out["reason"]) == (baseline["pool"], baseline["reason"])
     # model calls across both processes: the uninterrupted ones, plus the one a call
     # kill cut off before its reply; a finished activation is never asked again
-    calls = (tmp_path / "l.txt").read_text().splitlines()
-    assert len(calls) == baseline["calls"] + (1 if kind == "call" else 0)
+    assert model_calls(tmp_path) == baseline["calls"] + (1 if kind == "call" else 0)
     store = SQLiteStore(tmp_path / "j.db")
     events = store.events("sop")
     assert events[-1].type == "final"
