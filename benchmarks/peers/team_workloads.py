@@ -83,12 +83,7 @@ def build_openai_agents(count: int) -> Run:
     from agents import Agent, RunConfig, Runner, set_tracing_disabled
     from agents.items import ModelResponse
     from agents.models.interface import Model
-    from agents.usage import Usage
-    from openai.types.responses import (
-        ResponseFunctionToolCall,
-        ResponseOutputMessage,
-        ResponseOutputText,
-    )
+    from agents_sdk_replies import sdk_reply
 
     set_tracing_disabled(True)
     spoke: list[str] = []
@@ -115,30 +110,9 @@ def build_openai_agents(count: int) -> Run:
             **_: Any,
         ) -> ModelResponse:
             spoke.append(f"a{self.i}")
-            output: list[Any]
             if self.i < count:
-                output = [
-                    ResponseFunctionToolCall(
-                        id=f"fc{self.i}",
-                        call_id=f"c{self.i}",
-                        name=f"transfer_to_a{self.i + 1}",
-                        arguments="{}",
-                        type="function_call",
-                        status="completed",
-                    )
-                ]
-            else:
-                text = ResponseOutputText(text=ANSWER, type="output_text", annotations=[])
-                output = [
-                    ResponseOutputMessage(
-                        id="msg",
-                        role="assistant",
-                        status="completed",
-                        type="message",
-                        content=[text],
-                    )
-                ]
-            return ModelResponse(output=output, usage=Usage(), response_id=None)
+                return sdk_reply((f"c{self.i}", f"transfer_to_a{self.i + 1}", "{}"), ANSWER)
+            return sdk_reply(None, ANSWER)
 
         def stream_response(self, *args: Any, **kwargs: Any) -> Any:
             raise NotImplementedError("the benchmark runs the agents without streaming")

@@ -228,12 +228,7 @@ def build_openai_agents() -> Workload:
     from agents import Agent, RunConfig, Runner, function_tool, set_tracing_disabled
     from agents.items import ModelResponse
     from agents.models.interface import Model
-    from agents.usage import Usage
-    from openai.types.responses import (
-        ResponseFunctionToolCall,
-        ResponseOutputMessage,
-        ResponseOutputText,
-    )
+    from agents_sdk_replies import sdk_reply
 
     set_tracing_disabled(True)
     calls: list[str] = []
@@ -267,30 +262,9 @@ def build_openai_agents() -> Workload:
         ) -> ModelResponse:
             items = [] if isinstance(input, str) else input
             done = sum(1 for item in items if item_type(item) == "function_call_output")
-            output: list[Any]
             if done < TOOL_CALLS:
-                output = [
-                    ResponseFunctionToolCall(
-                        id=f"fc{done}",
-                        call_id=f"c{done}",
-                        name="lookup",
-                        arguments=json.dumps({"key": f"k{done}"}),
-                        type="function_call",
-                        status="completed",
-                    )
-                ]
-            else:
-                text = ResponseOutputText(text=ANSWER, type="output_text", annotations=[])
-                output = [
-                    ResponseOutputMessage(
-                        id="msg",
-                        role="assistant",
-                        status="completed",
-                        type="message",
-                        content=[text],
-                    )
-                ]
-            return ModelResponse(output=output, usage=Usage(), response_id=None)
+                return sdk_reply((f"c{done}", "lookup", json.dumps({"key": f"k{done}"})), ANSWER)
+            return sdk_reply(None, ANSWER)
 
         def stream_response(self, *args: Any, **kwargs: Any) -> Any:
             raise NotImplementedError("the benchmark runs the agent without streaming")
