@@ -11,26 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from example_runs import run_example
+
 ROOT = Path(__file__).resolve().parents[1]
 HAS_LOCAL = importlib.util.find_spec("llama_cpp") is not None
 
 
 HAS_MCP = importlib.util.find_spec("mcp") is not None
 HAS_OTEL = importlib.util.find_spec("opentelemetry.sdk") is not None
-
-
-def run_example(
-    name: str, *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-        env=env,
-    )
 
 
 def test_structured_output_example(tmp_path: Path) -> None:

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from example_runs import run_example
 
 
 def test_rag_answer_example(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "rag_answer.py")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_example("rag_answer.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "knowledge base: 10 articles" in out
@@ -31,14 +22,7 @@ def test_rag_answer_example(tmp_path: Path) -> None:
 
 def test_hybrid_search_example(tmp_path: Path) -> None:
     pytest.importorskip("safetensors", reason="the embeddings extra")
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "hybrid_search.py")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_example("hybrid_search.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "knowledge base: 10 articles, 10 chunks, each with a vector" in out

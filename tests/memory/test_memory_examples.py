@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from example_runs import run_example
 
 
-def run_example(name: str, cwd: Path) -> str:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+def output_of(name: str, cwd: Path) -> str:
+    result = run_example(name, cwd=cwd)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
 def test_memory_agent_example(tmp_path: Path) -> None:
-    out = run_example("memory_agent.py", tmp_path)
+    out = output_of("memory_agent.py", tmp_path)
     assert '"value":"LYS (Lyon)"' in out
     assert out.count('{"recalled":[],"from_people":[]}') == 2  # bob reads nothing of alice's
     assert "✗ pay" in out and "appears only in the output of tool 'recall'" in out
@@ -33,7 +24,7 @@ def test_memory_agent_example(tmp_path: Path) -> None:
 
 
 def test_memory_compaction_example(tmp_path: Path) -> None:
-    out = run_example("memory_compaction.py", tmp_path)
+    out = output_of("memory_compaction.py", tmp_path)
     assert "answer: SKU-0299 costs 904 EUR." in out
     assert 'recall_result("call_1") returns it whole' in out
     assert "recall_result gave back 5368 characters" in out

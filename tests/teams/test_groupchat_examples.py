@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _example(name: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        env=dict(os.environ),
-    )
+from example_runs import run_example
 
 
 def test_group_chat_example(tmp_path: Path) -> None:
-    result = _example("group_chat.py", tmp_path)
+    result = run_example("group_chat.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "[reviewer] APPROVED" in out and "stopped: text_mention('APPROVED')" in out
@@ -34,7 +19,7 @@ def test_group_chat_example(tmp_path: Path) -> None:
 
 
 def test_sop_pipeline_example(tmp_path: Path) -> None:
-    result = _example("sop_pipeline.py", tmp_path)
+    result = run_example("sop_pipeline.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "PRD v1 by product_manager -> architect" in out
@@ -44,7 +29,7 @@ def test_sop_pipeline_example(tmp_path: Path) -> None:
 
 
 def test_role_play_example(tmp_path: Path) -> None:
-    result = _example("role_play.py", tmp_path)
+    result = run_example("role_play.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.count("[stock_trader]") == 3 and out.count("[python_programmer]") == 2

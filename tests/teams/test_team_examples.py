@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_example(name: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-        env=env,
-    )
+from example_runs import run_example
 
 
 def test_team_handoff_example(tmp_path: Path) -> None:
-    result = run_example("team_handoff.py", tmp_path)
+    result = run_example("team_handoff.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "team: paused" in out
@@ -36,7 +20,7 @@ def test_team_handoff_example(tmp_path: Path) -> None:
 
 
 def test_team_supervisor_example(tmp_path: Path) -> None:
-    result = run_example("team_supervisor.py", tmp_path)
+    result = run_example("team_supervisor.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "report: Figs are easy to grow (see B-17, 2019)." in out
