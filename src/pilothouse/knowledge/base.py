@@ -316,38 +316,27 @@ class KnowledgeBase(Index):
         vector_hits = self._nearest(query, max(k, FUSION_DEPTH) if mode == "hybrid" else k)
         if mode == "vector":
             return self._hits_by_rowid(vector_hits)
-        lexical = self._bm25_rowids(query, max(k, FUSION_DEPTH))
+        lexical = [rowid for rowid, _ in self._bm25_scored(query, max(k, FUSION_DEPTH))]
         fused = fuse([lexical, [rowid for rowid, _ in vector_hits]])[:k]
         return self._hits_by_rowid(fused)
 
     def _bm25(self, query: str, k: int) -> list[Hit]:
-        words = query_words(query)
-        if not words:
-            return []
-        match = " OR ".join(f'"{w}"' for w in words)
-        with self.lock:
-            rows = self.db.execute(
-                'SELECT c.id, c.doc_id, c.position, c.start, c."end", c.text, d.title, '
-                "bm25(kb_fts, 2.0, 1.0) AS rank FROM kb_fts "
-                "JOIN kb_chunks c ON c.rowid = kb_fts.rowid "
-                "JOIN kb_documents d ON d.doc_id = c.doc_id "
-                "WHERE kb_fts MATCH ? ORDER BY rank, c.id LIMIT ?",
-                (match, k),
-            ).fetchall()
-        return [Hit(Chunk(*r[:6]), r[6], -float(r[7])) for r in rows]
+        return self._hits_by_rowid(self._bm25_scored(query, k))
 
-    def _bm25_rowids(self, query: str, n: int) -> list[int]:
+    def _bm25_scored(self, query: str, n: int) -> list[tuple[int, float]]:
+        """(rowid, BM25 score: higher is better) of the `n` best chunks for the query."""
         words = query_words(query)
         if not words:
             return []
         match = " OR ".join(f'"{w}"' for w in words)
         with self.lock:
             rows = self.db.execute(
-                "SELECT kb_fts.rowid FROM kb_fts JOIN kb_chunks c ON c.rowid = kb_fts.rowid "
-                "WHERE kb_fts MATCH ? ORDER BY bm25(kb_fts, 2.0, 1.0), c.id LIMIT ?",
+                "SELECT kb_fts.rowid, bm25(kb_fts, 2.0, 1.0) AS rank FROM kb_fts "
+                "JOIN kb_chunks c ON c.rowid = kb_fts.rowid "
+                "WHERE kb_fts MATCH ? ORDER BY rank, c.id LIMIT ?",
                 (match, n),
             ).fetchall()
-        return [int(r[0]) for r in rows]
+        return [(int(r[0]), -float(r[1])) for r in rows]
 
     def _nearest(self, query: str, n: int) -> list[tuple[int, float]]:
         """(rowid, cosine) of the `n` chunks nearest the query's embedding."""
