@@ -16,7 +16,9 @@ parameters, `pilothouse.tools.select`), the ranking `pilothouse.memory.ToolRetri
 `prepare_step` hook offers each step and its `find_tools` searches. With the
 `embeddings` extra installed, also embeddings alone and hybrid (BM25 and embeddings fused
 by reciprocal rank; `ToolIndex(..., embedder=WordLlama())`). Time per query is the median
-of 5 passes over all queries, cache off (for embeddings it includes embedding the query).
+of 5 passes over all queries, cache off (for embeddings it includes embedding the query),
+with the p50 and p99 of the single queries of those passes. `--tune-only` hides the
+holdout column (what tuning runs use).
 Sockets: every measurement runs with `socket.socket` refusing to be made.
 """
 
@@ -92,13 +94,18 @@ def measure(
         results[split(query)].append(int(hit))
         if not hit and split(query) == "tune":
             misses.append((query, target, top[:3]))
-    passes = []
+    passes, each = [], []
     for _ in range(5):
         began = time.perf_counter()
         for query, _ in queries:
+            one = time.perf_counter()
             index.search(query, 5)
+            each.append(time.perf_counter() - one)
         passes.append((time.perf_counter() - began) / len(queries))
+    each.sort()
     return {
+        "p50": each[len(each) // 2] * 1000,
+        "p99": each[min(len(each) - 1, round(len(each) * 0.99))] * 1000,
         "built_ms": built * 1000,
         "size": len(index),
         "recall": {k: (sum(v) / len(v), len(v)) for k, v in results.items()},
@@ -115,6 +122,9 @@ class _NoSocket(socket.socket):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-embeddings", action="store_true", help="BM25 only")
+    parser.add_argument(
+        "--tune-only", action="store_true", help="print no holdout figure (for tuning)"
+    )
     args = parser.parse_args()
     socket.socket = _NoSocket  # type: ignore[misc]  # any socket made from here fails
     tools, queries = load()
@@ -125,16 +135,17 @@ def main() -> None:
         print(f"\n{ranking}:")
         print(
             f"{'tools':>6} {'recall@5 tune':>15} {'recall@5 holdout':>18} {'ms/query':>9} "
-            f"{'index built ms':>15}"
+            f"{'p50 ms':>7} {'p99 ms':>7} {'index built ms':>15}"
         )
         report = []
         for size in (100, 300, 1_000):
             r = measure(size, tools, queries, embedder if ranking != "bm25" else None, ranking)
             report.append(r)
             (tr, tn), (hr, hn) = r["recall"]["tune"], r["recall"]["holdout"]
+            held = "hidden" if args.tune_only else f"{hr:.1%} ({hn:>2})"
             print(
-                f"{r['size']:>6} {tr:>9.1%} ({tn:>2}) {hr:>12.1%} ({hn:>2}) {r['ms']:>9.3f} "
-                f"{r['built_ms']:>15.0f}"
+                f"{r['size']:>6} {tr:>9.1%} ({tn:>2}) {held:>18} {r['ms']:>9.3f} "
+                f"{r['p50']:>7.3f} {r['p99']:>7.3f} {r['built_ms']:>15.0f}"
             )
         for query, target, top in report[-1]["misses"]:
             print(f"  tune miss: {query!r} -> {target} (got {', '.join(top)})")
