@@ -102,11 +102,15 @@ def measure(
     index = ToolIndex([as_spec(t) for t in chosen], embedder=embedder, ranking=ranking)
     built = time.perf_counter() - began
     results: dict[str, list[int]] = {"tune": [], "holdout": []}
+    reciprocal: list[float] = []  # tune only: 1/rank of the target in the top 20 (else 0)
     misses: list[tuple[str, str, list[str]]] = []
     for query, target in queries:
-        top = [s.name for s, _ in index.search(query, 5)]
+        ranked = [s.name for s, _ in index.search(query, 20)]
+        top = ranked[:5]
         hit = target in top
         results[split(query)].append(int(hit))
+        if split(query) == "tune":
+            reciprocal.append(1 / (ranked.index(target) + 1) if target in ranked else 0.0)
         if not hit and split(query) == "tune":
             misses.append((query, target, top[:3]))
     passes, each, cpu = [], [], []
@@ -125,6 +129,7 @@ def measure(
         "built_ms": built * 1000,
         "size": len(index),
         "recall": {k: (sum(v) / len(v), len(v)) for k, v in results.items()},
+        "mrr": sum(reciprocal) / len(reciprocal) if reciprocal else 0.0,
         "ms": statistics.median(passes) * 1000,
         "misses": misses,
     }
@@ -158,7 +163,8 @@ def main() -> None:
         for name, chosen in sets.items():
             print(f"\n{ranking}, {name}:")
             print(
-                f"{'tools':>6} {'recall@5 tune':>15} {'recall@5 holdout':>18} {'ms/query':>9} "
+                f"{'tools':>6} {'recall@5 tune':>15} {'MRR tune':>8} {'recall@5 holdout':>18} "
+                f"{'ms/query':>9} "
                 f"{'p50 ms':>7} {'p99 ms':>7} {'p99 cpu':>7} {'index built ms':>15}"
             )
             report = []
@@ -169,7 +175,8 @@ def main() -> None:
                 (tr, tn), (hr, hn) = r["recall"]["tune"], r["recall"]["holdout"]
                 held = "hidden" if args.tune_only else f"{hr:.1%} ({hn:>2})"
                 print(
-                    f"{r['size']:>6} {tr:>9.1%} ({tn:>2}) {held:>18} {r['ms']:>9.3f} "
+                    f"{r['size']:>6} {tr:>9.1%} ({tn:>2}) {r['mrr']:>8.3f} {held:>18} "
+                    f"{r['ms']:>9.3f} "
                     f"{r['p50']:>7.3f} {r['p99']:>7.3f} {r['cpu99']:>7.3f} {r['built_ms']:>15.0f}"
                 )
             for query, target, top in report[-1]["misses"]:
