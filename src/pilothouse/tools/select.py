@@ -17,7 +17,8 @@ any agent may use it to shorten the tool list it sends.
 `pilothouse.knowledge.WordLlama`, the model shipped in the `embeddings` extra's wheel):
 a tool's vector is its name and description's plus 0.3 times the best-matching
 parameter description's, and "hybrid" (the default with an embedder) fuses the BM25 and
-vector rankings by reciprocal rank. Without an embedder nothing changes.
+vector rankings by weighted reciprocal rank, then re-ranks the top of the fusion by how
+much of the query each tool's name holds. Without an embedder nothing changes.
 """
 
 from __future__ import annotations
