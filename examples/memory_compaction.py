@@ -92,6 +92,18 @@ def main() -> None:
         f"summariser calls on the record: {len(asked)} ({asked[0].purpose} at step "
         f"{asked[0].step}; a resumed run or a replay is served it, never asks again)"
     )
+    # The next turn, as if in a new process: a fresh hook given the store finds the
+    # summary in turn 1's journal and records the reuse in turn 2's (no model asked).
+    never = ScriptedModel([])  # a summariser that cannot answer
+    fresh = Compaction(2_000, keep_recent=1, head=120, tail=60, summarizer=never, store=store)
+    again = Agent(ScriptedModel(["You asked about SKU-0299."]), store=store, prepare_step=fresh)
+    second = again.run_sync("What did I just ask?", session=session)
+    reused = [e for e in store.events(second.run_id) if isinstance(e, HookModelCalled)]
+    print(
+        f"turn 2: {len(reused)} summary on its record, model {reused[0].model.split(':')[0]}:"
+        f"<turn 1>, usage {reused[0].response.usage.total_tokens}; "
+        f"summariser asked {len(never.requests)} times"
+    )
 
 
 if __name__ == "__main__":

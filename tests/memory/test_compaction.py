@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from pilothouse.events import (
     HookModelCalled,
     ModelRequested,
     ModelResponded,
+    RunStarted,
     ToolReturned,
     event_from_dict,
 )
@@ -358,3 +360,81 @@ def _prefix_store(store: MemoryStore, run_id: str, cut: int) -> MemoryStore:
         RunInfo(run_id, info.agent, info.model, info.input, "running", info.created),
     )
     return copy
+
+
+# -- a summary reused by a later turn of the session is on that turn's record -------------
+
+
+def _session_store_with(store: MemoryStore, earlier: str, run_id: str, cut: int) -> MemoryStore:
+    """A store holding run `earlier` whole and the first `cut` events of `run_id` (a later
+    turn of the same session that stopped there)."""
+    copy = MemoryStore()
+    started = next(e for e in store.events(run_id) if isinstance(e, RunStarted))
+    assert started.session_id
+    copy.create_session(started.session_id)
+    before = store.session_messages(started.session_id, limit=started.session_upto)
+    copy.append_session(started.session_id, [m.message for m in before])
+    for rid, events in ((earlier, store.events(earlier)), (run_id, store.events(run_id)[:cut])):
+        info = store.get_run(rid)
+        copy.write(events, info if rid == earlier else replace(info, status="running"))
+    return copy
+
+
+def test_a_later_turn_reusing_a_summary_records_it_and_resumes_without_asking(
+    tmp_path: Path,
+) -> None:
+    """Turn 1 of a session asks for a summary; turn 2 (same hook, same process) reuses it
+    from the cache: the reuse is journaled in turn 2 (no usage), so turn 2 resumed from
+    any cut with a fresh hook (a new process), or replayed alone, serves the same summary
+    and asks no model; cut before the reuse was recorded, a hook given the store finds
+    the summary in turn 1's journal."""
+    store = MemoryStore()
+    summarizer = _costed_summary_model()
+    compaction = Compaction(600, keep_recent=2, head=50, tail=20, summarizer=summarizer)
+    session = Session.create(store)
+    session.append(_long_history())
+    agent = Agent(ScriptedModel(["first", "second"]), store=store, prepare_step=compaction)
+    one = agent.run_sync("what did I say in turn 0?", session=session)
+    two = agent.run_sync("and in turn 1?", session=session)
+    assert len(summarizer.requests) == 1 and compaction.summaries_reused == 1
+    (made,) = [e for e in store.events(one.run_id) if isinstance(e, HookModelCalled)]
+    (reuse,) = [e for e in store.events(two.run_id) if isinstance(e, HookModelCalled)]
+    assert reuse.key == made.key and reuse.purpose == SUMMARY_PURPOSE
+    assert reuse.model == f"reuse:{one.run_id}" and reuse.response.text == made.response.text
+    assert reuse.response.usage == Usage() and two.usage.input_tokens == sum(
+        e.response.usage.input_tokens
+        for e in store.events(two.run_id)
+        if isinstance(e, ModelResponded)
+    )
+    events = store.events(two.run_id)
+    views = {e.step: e.view for e in events if isinstance(e, ModelRequested)}
+    assert made.response.text in json.dumps(views[1])
+    reused_at = events.index(reuse)
+
+    def turn_two(copy: MemoryStore, summarizer: ScriptedModel, with_store: bool) -> Any:
+        given = copy if with_store else None
+        hook = Compaction(600, keep_recent=2, head=50, tail=20, summarizer=summarizer, store=given)
+        return Agent(ScriptedModel(["second"]), store=copy, prepare_step=hook)
+
+    for cut in range(1, len(events) - 1):
+        copy = _session_store_with(store, one.run_id, two.run_id, cut)
+        never = ScriptedModel([])  # a summariser that cannot answer: it must not be asked
+        # a fresh hook has the store only where the journal of turn 2 lacks the reuse
+        resumed = turn_two(copy, never, cut <= reused_at).resume_sync(two.run_id)
+        assert resumed.output == "second" and never.requests == [], cut
+        after = copy.events(two.run_id)
+        assert {e.step: e.view for e in after if isinstance(e, ModelRequested)} == views, cut
+        assert resumed.usage == two.usage, cut
+    # without the store, a fresh hook cut before the reuse has to ask (the known limit)
+    asked = _costed_summary_model()
+    copy = _session_store_with(store, one.run_id, two.run_id, reused_at)
+    turn_two(copy, asked, with_store=False).resume_sync(two.run_id)
+    assert len(asked.requests) == 1
+    # turn 2 replayed alone (its export carries the session's messages), by a fresh hook
+    # without the store: no divergence, no model asked
+    cassette = tmp_path / "turn2.jsonl"
+    export_journal(store, two.run_id, cassette)
+    never = ScriptedModel([])
+    report = replay(turn_two(MemoryStore(), never, with_store=False), cassette)
+    assert report.ok, report.divergence
+    assert never.requests == []

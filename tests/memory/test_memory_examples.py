@@ -31,3 +31,5 @@ def test_memory_compaction_example(tmp_path: Path) -> None:
     assert "session messages kept: 14 (nothing deleted)" in out
     assert "summaries made: 1" in out
     assert "summariser calls on the record: 1 (compaction_summary at step 1;" in out
+    assert "turn 2: 1 summary on its record, model reuse:<turn 1>, usage 0; " in out
+    assert "summariser asked 0 times" in out

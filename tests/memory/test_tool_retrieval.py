@@ -212,3 +212,34 @@ def test_an_embedded_offer_replays_the_same(embedder: Any) -> None:
     again = Agent(ScriptedModel([]), tools=fresh.tools, prepare_step=fresh)
     report = replay(again, store.events(result.run_id))
     assert report.ok, report.divergence
+
+
+def test_hybrid_is_weighted_fusion_then_a_name_re_rank(embedder: Any) -> None:
+    """The hybrid ranking, rebuilt from the BM25 and vector rankings by the documented
+    rule: weighted reciprocal rank fusion, then the top `RERANK_DEPTH` rescored by
+    position plus the share of the query's words the tool's name holds."""
+    from pilothouse.tools import select
+
+    specs = generated_specs()
+    index = ToolIndex(specs, embedder=embedder)
+    depth, k = select.FUSION_DEPTH, select.FUSION_K
+    for query in ["delete a stored chat completion", "store a credential in a vault", "zzz"]:
+        lexical = [s.name for s, _ in index.search(query, depth, ranking="bm25")]
+        vector = [s.name for s, _ in index.search(query, depth, ranking="vector")]
+        fused: dict[str, float] = {}
+        for weight, ranked in ((select.LEXICAL_WEIGHT, lexical), (1.0, vector)):
+            for rank, name in enumerate(ranked, 1):
+                fused[name] = fused.get(name, 0.0) + weight / (k + rank)
+        position = {s.name: i for i, s in enumerate(specs)}
+        order = sorted(fused, key=lambda n: (-fused[n], position[n]))
+        asked = set(select.words(query))
+        rescored = []
+        for rank, name in enumerate(order, 1):
+            score = 1.0 / (k + rank)
+            if rank <= select.RERANK_DEPTH and asked:
+                share = len(asked & set(select.words(name.replace("_", " ")))) / len(asked)
+                score += select.NAME_BONUS * share / k
+            rescored.append((name, score))
+        rescored.sort(key=lambda pair: -pair[1])
+        got = [(s.name, round(x, 12)) for s, x in index.search(query, 10)]
+        assert got == [(n, round(x, 12)) for n, x in rescored[:10]], query

@@ -18,7 +18,11 @@ Two stages, cheapest first:
    call is a model call on the record (`hook_model_call`: request, response, usage,
    keyed by the digest of the turns it covers), made through the step's
    `StepContext.models`: a resumed run, or a replay, is served the recorded summary and
-   never asks the summariser again.
+   never asks the summariser again. A summary reused from an earlier turn of the
+   session (this process's cache, or that turn's journal when the hook has the `store`)
+   is put on this run's record too, as a `hook_model_call` answered by the record
+   (model ``reuse:<run>``, no usage): a later turn resumed or replayed alone is served
+   the same summary, and no model is asked.
 
 What is never done: split a tool call from its result (the view is cut only between
 *units*: a message, or an assistant's tool calls with their results), or drop or
@@ -31,17 +35,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from pilothouse.messages import Message, ToolResult
-from pilothouse.models.base import Model, ModelRequest, ModelSettings
+from pilothouse.messages import Message, ModelResponse, ToolResult
+from pilothouse.models.base import Capabilities, Model, ModelRequest, ModelSettings
 from pilothouse.prompts import Prompts
 from pilothouse.runtime.journal import Store
 from pilothouse.runtime.step import HookModels, StepContext, StepOptions
 from pilothouse.tools.tool import Tool, ToolContext, tool
 
 __all__ = [
+    "REUSE_MODEL",
     "SUMMARY_PURPOSE",
     "Compaction",
     "Unit",
@@ -54,6 +60,30 @@ __all__ = [
 
 SUMMARY_PURPOSE = "compaction_summary"
 """The `purpose` of the summariser's `hook_model_call` events."""
+
+REUSE_MODEL = "reuse:"
+"""How the `model` of a `hook_model_call` begins when the summary was not asked for but
+reused from an earlier turn of the session (the run that recorded it follows)."""
+
+
+class _Recorded:
+    """A `Model` answering with a summary already on the record: asked through the
+    step's `HookModels`, it puts the reuse on this run's journal (no model is asked, no
+    usage is spent). Nothing reaches it when this run's journal already holds the key."""
+
+    def __init__(self, summary: str, source: str) -> None:
+        self.summary = summary
+        self.name = REUSE_MODEL + source
+        self.capabilities = Capabilities()
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        return ModelResponse(self.summary, model=self.name, finish_reason="stop")
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[Any]:
+        raise NotImplementedError("a recorded summary is not streamed")
+
+    def render(self, request: ModelRequest) -> str:
+        return self.summary
 
 
 def estimate_tokens(messages: Sequence[Message]) -> int:
@@ -170,8 +200,9 @@ class Compaction:
     cut to `head` + `tail` characters; then, if still too long and a `summarizer`
     model is given, the oldest turns become one summary message (`summary_tokens`
     caps its length). Give the agent `recall_result_tool(store)` too, so the model can
-    read a trimmed result whole. `inner` is another hook run first (tool retrieval, a
-    router): its tools and settings are kept, and its view, if any, is compacted.
+    read a trimmed result whole. `store` (the agent's) lets a later turn of a session
+    reuse a summary an earlier turn recorded even in a new process, instead of asking
+    the summariser again; a reuse is journaled in the run that reuses it either way.
     """
 
     def __init__(
@@ -184,6 +215,7 @@ class Compaction:
         summarizer: Model | None = None,
         summary_tokens: int = 400,
         prompts: Prompts | None = None,
+        store: Store | None = None,
     ) -> None:
         if max_tokens < 1 or keep_recent < 0 or head < 0 or tail < 0:
             raise ValueError("max_tokens must be positive; keep_recent, head, tail not negative")
@@ -194,10 +226,15 @@ class Compaction:
         self.summarizer = summarizer
         self.summary_tokens = summary_tokens
         self.prompts = prompts or Prompts.default()
-        # digest of the messages a summary covers -> the summary (the last 256): a cache
-        # of model output keyed by exactly what it summarised, shared by every session
-        self._summaries: OrderedDict[str, str] = OrderedDict()
+        self.store = store
+        # digest of the messages a summary covers -> (the summary, the run that recorded
+        # it; "" off the record), the last 256: a cache of model output keyed by exactly
+        # what it summarised, shared by every session. A run that uses an entry it has
+        # not recorded journals the reuse (`_journal_reuse`), so the cache never decides
+        # what a run sent without the run's journal saying so.
+        self._summaries: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self.summaries_made = 0
+        self.summaries_reused = 0  # reuses journaled (from the cache or the session)
         # run id -> the loop's conversation at the run's latest step (a reference, not a
         # copy): the journal's content for results not committed yet (a read-only step
         # is written within 50 ms, not at once), for `recall_result`. The last 64 runs.
@@ -218,13 +255,14 @@ class Compaction:
         return max(first, 0)
 
     async def view(
-        self, messages: Sequence[Message], models: HookModels | None = None
+        self, messages: Sequence[Message], models: HookModels | None = None, run_id: str = ""
     ) -> list[Message] | None:
         """The conversation to send (system prompt excluded), or None to send it whole.
 
         `models` (the step's `StepContext.models`) puts the summariser's calls on the
         run's record and serves recorded ones; without it the summariser is asked
-        directly (off the record: for use outside a run)."""
+        directly (off the record: for use outside a run). `run_id` (the step's) finds
+        the run's session for summaries its earlier turns recorded (with `store`)."""
         head = list(messages[:1]) if messages and messages[0].role == "system" else []
         body = list(messages[len(head) :])
         if estimate_tokens(messages) <= self.max_tokens:
@@ -238,7 +276,7 @@ class Compaction:
         )
         if estimate_tokens([*head, *trimmed]) <= self.max_tokens or self.summarizer is None:
             return _changed(body, trimmed)
-        return _changed(body, await self._summarised(head, body, trimmed, cut, models))
+        return _changed(body, await self._summarised(head, body, trimmed, cut, models, run_id))
 
     async def _summarised(
         self,
@@ -247,6 +285,7 @@ class Compaction:
         trimmed: list[Message],
         cut: int,
         models: HookModels | None = None,
+        run_id: str = "",
     ) -> list[Message]:
         # Unit boundaries before the cut (a summary covers whole units only), each with
         # the digest of the messages before it, hashed once front to back.
@@ -261,31 +300,95 @@ class Compaction:
             bounds.append((u.end, running.copy().hexdigest()))
         if not bounds:
             return trimmed
-        # Reuse the longest earlier summary that still covers a prefix of this body: made
-        # in this process, or recorded in this run's journal (a resumed run, a replay).
+        # Reuse the longest earlier summary that still covers a prefix of this body:
+        # recorded in this run's journal (a resumed run, a replay), or made in this
+        # process (then the reuse is journaled: `reused`).
         recorded = models.recorded(SUMMARY_PURPOSE) if models is not None else {}
-        covered, summary = 0, ""
+        covered, summary, reused, source = 0, "", "", ""
         for n, digest in reversed(bounds):
-            if digest in self._summaries:
-                covered, summary = n, self._summaries[digest]
-                self._summaries.move_to_end(digest)
-                break
             if digest in recorded:
-                covered, summary = n, recorded[digest].text.strip()
-                self._summaries[digest] = summary
+                response = recorded[digest]
+                covered, summary = n, response.text.strip()
+                self._remember(digest, summary, _source(response, run_id))
                 break
-        view = self._with_summary(summary, trimmed, covered) if covered else trimmed
+            if digest in self._summaries:
+                covered, (summary, source) = n, self._summaries[digest]
+                self._summaries.move_to_end(digest)
+                reused = digest
+                break
         upto, digest = bounds[-1]
-        if estimate_tokens([*head, *view]) <= self.max_tokens or covered == upto:
+        view = self._with_summary(summary, trimmed, covered) if covered else trimmed
+        fits = estimate_tokens([*head, *view]) <= self.max_tokens
+        if not fits and covered < upto and self.store is not None and models is not None:
+            # about to ask the summariser: an earlier turn of the session may have
+            # recorded a longer summary (this process did not make it: a new process)
+            earlier = self._session_summaries(run_id)
+            for n, key in reversed(bounds):
+                if n <= covered:
+                    break
+                if key in earlier:
+                    covered, (summary, source), reused = n, earlier[key], key
+                    self._remember(key, summary, source)
+                    break
+            view = self._with_summary(summary, trimmed, covered) if covered else trimmed
+            fits = estimate_tokens([*head, *view]) <= self.max_tokens
+        if reused and models is not None:
+            await self._journal_reuse(models, reused, summary, source, trimmed[:covered])
+        if fits or covered == upto:
             return view
-        earlier = ([Message.user(self._summary_text(summary))] if covered else []) + trimmed[
+        earlier_turns = ([Message.user(self._summary_text(summary))] if covered else []) + trimmed[
             covered:upto
         ]
-        summary = await self._summarise(earlier, digest, models)
-        self._summaries[digest] = summary
+        summary = await self._summarise(earlier_turns, digest, models)
+        self._remember(digest, summary, run_id if models is not None else "")
+        return self._with_summary(summary, trimmed, upto)
+
+    def _remember(self, digest: str, summary: str, source: str) -> None:
+        self._summaries[digest] = (summary, source)
+        self._summaries.move_to_end(digest)
         while len(self._summaries) > 256:
             self._summaries.popitem(last=False)
-        return self._with_summary(summary, trimmed, upto)
+
+    async def _journal_reuse(
+        self,
+        models: HookModels,
+        digest: str,
+        summary: str,
+        source: str,
+        covered: Sequence[Message],
+    ) -> None:
+        """Put a summary this run did not ask for on its record (key: the digest of the
+        turns it covers), answered by `_Recorded`: no model, no usage. The request is
+        the one that would summarise those turns, for the reader of the trace."""
+        if digest in models.recorded(SUMMARY_PURPOSE):
+            return
+        await models.generate(
+            _Recorded(summary, source or "unrecorded"),
+            self._request(covered),
+            purpose=SUMMARY_PURPOSE,
+            key=digest,
+        )
+        self.summaries_reused += 1
+
+    def _session_summaries(self, run_id: str) -> dict[str, tuple[str, str]]:
+        """Summaries the other turns of `run_id`'s session recorded: key -> (text, run)."""
+        from pilothouse.events import HookModelCalled, RunStarted
+
+        if self.store is None or not run_id:
+            return {}
+        events = self.store.events(run_id)
+        started = next((e for e in events if isinstance(e, RunStarted)), None)
+        if started is None or not started.session_id:
+            return {}
+        found: dict[str, tuple[str, str]] = {}
+        for turn in self.store.list_runs(None, session_id=started.session_id):
+            if turn.run_id == run_id:
+                continue
+            for event in self.store.events(turn.run_id):
+                if isinstance(event, HookModelCalled) and event.purpose == SUMMARY_PURPOSE:
+                    text = event.response.text.strip()
+                    found.setdefault(event.key, (text, _source(event.response, turn.run_id)))
+        return found
 
     def _summary_text(self, summary: str) -> str:
         return self.prompts.render("compaction_summary", summary=summary)
@@ -297,11 +400,7 @@ class Compaction:
         self, earlier: Sequence[Message], digest: str, models: HookModels | None
     ) -> str:
         assert self.summarizer is not None
-        prompt = self.prompts.render("compaction_summary_request", conversation=_render(earlier))
-        request = ModelRequest(
-            [Message.user(prompt)],
-            settings=ModelSettings(max_tokens=self.summary_tokens, temperature=0),
-        )
+        request = self._request(earlier)
         if models is None:
             response = await self.summarizer.generate(request)
             self.summaries_made += 1
@@ -313,6 +412,13 @@ class Compaction:
             self.summaries_made += served is None
         return response.text.strip()
 
+    def _request(self, earlier: Sequence[Message]) -> ModelRequest:
+        prompt = self.prompts.render("compaction_summary_request", conversation=_render(earlier))
+        return ModelRequest(
+            [Message.user(prompt)],
+            settings=ModelSettings(max_tokens=self.summary_tokens, temperature=0),
+        )
+
     def conversation(self, run_id: str) -> Sequence[Message]:
         """The conversation of run `run_id` as of its latest step this hook saw."""
         return self._conversations.get(run_id, ())
@@ -322,8 +428,16 @@ class Compaction:
         self._conversations.move_to_end(ctx.run_id)
         while len(self._conversations) > 64:
             self._conversations.popitem(last=False)
-        view = await self.view(ctx.messages, ctx.models)
+        view = await self.view(ctx.messages, ctx.models, ctx.run_id)
         return None if view is None else StepOptions(messages=view)
+
+
+def _source(response: ModelResponse, run_id: str) -> str:
+    """The run whose journal holds a summary first: `run_id`, unless that record is a
+    reuse itself (then the run it names)."""
+    if response.model.startswith(REUSE_MODEL):
+        return response.model[len(REUSE_MODEL) :]
+    return run_id
 
 
 def recall_result_tool(store: Store, compaction: Compaction | None = None) -> Tool:
