@@ -95,6 +95,7 @@ from pilothouse.runtime.journal import Store, Subscriber, open_store
 
 from .deps import SupportDeps, verified_in
 from .shop import Shop, open_shop
+from .supervisor import SUPERVISOR_LIMIT, check_limit
 
 AgentFactory = Callable[[Shop, Store], Any]
 """Makes the desk's responder: an `Agent[SupportDeps, str]` or a `SupportTeam` (anything
@@ -360,6 +361,8 @@ class Desk:
     """The conversation service over one shop, one journal store and one agent.
 
     `model` is handed to `build_support_agent` (default: the embedded model);
+    `team=True` answers with the `SupportTeam`, whose supervisor approves refunds up to
+    `supervisor_limit` dollars without a person (default $500; see `supervisor`);
     `agent_factory(shop, store)` replaces the whole agent (tests, other models). The
     agent is built on first use. Methods are safe to call from one event loop; each
     conversation's sends are serialised by a lock.
@@ -373,7 +376,9 @@ class Desk:
         model: Model | str | None = None,
         agent_factory: AgentFactory | None = None,
         team: bool = False,
+        supervisor_limit: float = SUPERVISOR_LIMIT,
     ) -> None:
+        self.supervisor_limit = check_limit(supervisor_limit)
         self.shop = open_shop(shop_path)
         self.store = open_store(store)
         self._model = model
@@ -415,7 +420,9 @@ class Desk:
             elif self.team:
                 from .team import SupportTeam
 
-                self._agent = SupportTeam(model=self._model, store=self.store)
+                self._agent = SupportTeam(
+                    model=self._model, store=self.store, supervisor_limit=self.supervisor_limit
+                )
             else:
                 from .agent import build_support_agent
 

@@ -77,7 +77,7 @@ from .agent import (
 from .conversation import CustomerView
 from .deps import SupportDeps
 from .help import HelpBase, help_agent, help_base
-from .supervisor import Review, build_supervisor, review
+from .supervisor import SUPERVISOR_LIMIT, Review, build_supervisor, check_limit, review
 from .tools import (
     cancel_order,
     change_address,
@@ -256,7 +256,9 @@ class SupportTeam:
     agent's, and `review` for the supervisor.
 
     `model` defaults to the embedded model; `route` (default: only for ``local:``
-    models) gives every member its step hook; `policy` defaults to `policy.yaml`.
+    models) gives every member its step hook; `policy` defaults to `policy.yaml`;
+    `supervisor_limit` is the largest refund the supervisor approves without a person
+    (default `SUPERVISOR_LIMIT`, $500).
     """
 
     def __init__(
@@ -268,9 +270,11 @@ class SupportTeam:
         route: bool | None = None,
         base: HelpBase | None = None,
         budget: Budget | None = None,
+        supervisor_limit: float = SUPERVISOR_LIMIT,
     ) -> None:
         from pilothouse import open_store, resolve_model
 
+        self.supervisor_limit = check_limit(supervisor_limit)
         resolved: Model = resolve_model(model) if model is None or isinstance(model, str) else model
         self.store: Store = open_store(store)
         routed = resolved.name.startswith("local:") if route is None else route
@@ -338,7 +342,11 @@ class SupportTeam:
             name="support-team",
         )
         self.supervisor = build_supervisor(
-            model=resolved, store=self.store, policy=rules, route=routed
+            model=resolved,
+            store=self.store,
+            policy=rules,
+            route=routed,
+            limit=self.supervisor_limit,
         )
         self.name = self.team.name
 
@@ -386,4 +394,6 @@ class SupportTeam:
         """The supervisor's verdict on a request the team's run `run_id` waits for:
         (the review's run id, the verdict)."""
         waiting = self.team.waiting(run_id) or run_id
-        return await review(self.supervisor, waiting, run_id, request, deps)
+        return await review(
+            self.supervisor, waiting, run_id, request, deps, self.supervisor_limit
+        )

@@ -258,3 +258,38 @@ async def test_closing_cancels_a_team_approval_and_a_late_approval_pays_nothing(
     assert not any(r.result.name == "refund" and not r.result.is_error for r in results)
     assert desk.get(conv.id).status == "closed"
     desk.shutdown()
+
+
+async def test_the_supervisors_limit_is_configuration_and_a_refund_above_it_goes_to_a_person(
+    tmp_path: Path,
+) -> None:
+    # The $349 refund the default limit ($500) lets the supervisor approve goes to a
+    # person under a limit of $300: escalated, nothing paid until the person decides.
+    desk = make_team_desk(tmp_path, supervisor_limit=300)
+    conv = await desk.open()
+    line = (
+        "kira.dubois@example.com, zip 53703. The espresso machine from order A1010 arrived "
+        "broken, please refund the $349."
+    )
+    reply = await desk.send(conv.id, line)
+    assert reply.status == "paused"
+    assert [(p.tool, p.arguments["amount"]) for p in desk.pending_approvals()] == [
+        ("refund", 349.0)
+    ]
+    assert refunds_of(tmp_path / "shop.db", "A1010") == []
+    staff = [e.text for e in desk.transcript(conv.id, staff=True) if e.author == "staff"]
+    assert any("above the supervisor's limit of $300.00" in t for t in staff)
+    # The limit is on the record: the review run's input names it.
+    review = next(r for r in desk.tree(reply.run_id) if r.endswith(".review"))
+    assert "Your limit: $300.00." in str(desk.store.get_run(review).input)
+    assert not desk.get(conv.id).human_involved and desk.figures().supervisor_decisions == 0
+    desk.shutdown()
+
+
+@pytest.mark.parametrize("limit", [-1.0, float("nan"), float("inf"), True, "500"])
+def test_a_supervisor_limit_that_is_not_an_amount_is_refused(tmp_path: Path, limit: Any) -> None:
+    from pilothouse import ConfigurationError
+    from pilothouse_desk.desk import Desk
+
+    with pytest.raises(ConfigurationError, match="supervisor_limit"):
+        Desk(tmp_path / "shop.db", ":memory:", team=True, supervisor_limit=limit)
