@@ -394,6 +394,4 @@ class SupportTeam:
         """The supervisor's verdict on a request the team's run `run_id` waits for:
         (the review's run id, the verdict)."""
         waiting = self.team.waiting(run_id) or run_id
-        return await review(
-            self.supervisor, waiting, run_id, request, deps, self.supervisor_limit
-        )
+        return await review(self.supervisor, waiting, run_id, request, deps, self.supervisor_limit)
