@@ -385,6 +385,7 @@ class Desk:
         self._factory = agent_factory
         self.team = team
         self._agent: Any = None
+        self._help_base: Any = None
         self._db = sqlite3.connect(str(shop_path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL is set by the shop; see Shop
@@ -426,7 +427,9 @@ class Desk:
             else:
                 from .agent import build_support_agent
 
-                self._agent = build_support_agent(model=self._model, store=self.store)
+                self._agent = build_support_agent(
+                    model=self._model, store=self.store, base=self._shipped_help()
+                )
         return self._agent
 
     @property
@@ -737,27 +740,40 @@ class Desk:
         return Reply(conv_id, run_id, text, self.get(conv_id).status, result.outcome)
 
     def _answer_text(self, conv_id: str, result: RunResult[Any]) -> str:
-        """The customer's reply from a finished run. For a team, read from the journal:
-        an answer of the help specialist is shown with its sources' titles (never chunk
-        ids), and its citations, checked again against the knowledge base, go to a
-        staff note."""
+        """The customer's reply from a finished run. A help answer (the single agent's
+        reply, or for a team the help specialist's output, read from the journal) is
+        shown with its sources' titles (never chunk ids), and its citations, checked
+        again against the knowledge base, go to a staff note."""
+        from .help import help_reply
+
         text = str(result.output).strip() or "(no answer)"
-        if not self.is_team:
+        output: Any = result.output
+        answered_by = result.run_id
+        if self.is_team:
+            answering = self._answering_run(result.run_id)
+            if answering is None or answering.agent != "help" or answering.output is None:
+                return text
+            output, answered_by = answering.output, answering.run_id
+        shown = help_reply(output, self.help_base)
+        if shown is None:
             return text
-        answering = self._answering_run(result.run_id)
-        if answering is None or answering.agent != "help" or answering.output is None:
-            return text
-        from pilothouse.knowledge import Answer
+        customer, note = shown
+        self._add(conv_id, "staff", note, answered_by)
+        return customer
 
-        from .help import citations_note, customer_text
+    @property
+    def help_base(self) -> Any:
+        """The help articles' knowledge base the responder searches (a team's or single
+        agent's own; else the shipped articles: chunk ids are content hashes, so any
+        copy resolves the same citations)."""
+        return getattr(self.agent, "base", None) or self._shipped_help()
 
-        try:
-            answer = Answer.model_validate(answering.output)
-        except ValueError:
-            return text
-        base = self.agent.base
-        self._add(conv_id, "staff", citations_note(answer, base), answering.run_id)
-        return customer_text(answer, base)
+    def _shipped_help(self) -> Any:
+        if self._help_base is None:
+            from .help import help_base
+
+            self._help_base = help_base()
+        return self._help_base
 
     def _answering_run(self, run_id: str) -> Any:
         """The run whose output ended a team's turn: the last finished handoff, followed

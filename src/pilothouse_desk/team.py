@@ -175,16 +175,16 @@ def triage_route(route: Route, messages: Sequence[Message]) -> str | None:
 class TriageRouter:
     """Triage's step hook on the embedded model (see the module docs)."""
 
-    def __init__(self, call_tokens: int = 160) -> None:
+    def __init__(self, call_tokens: int = 160, base: HelpBase | None = None) -> None:
         self.call_tokens = call_tokens
+        self.base = base or help_base()
 
     def __call__(self, ctx: StepContext[SupportDeps]) -> StepOptions:
         convo = [m for m in ctx.messages if m.role != "system"]
         last_user = max((i for i, m in enumerate(convo) if m.role == "user"), default=-1)
         done = [m for m in convo[last_user + 1 :] if m.role == "tool"]
         verified = ctx.deps.verified is not None
-        shop = ctx.deps.shop  # the help check the single agent's router makes
-        route = decide(convo, lambda q: bool(shop.search(q, limit=1)), verified)
+        route = decide(convo, self.base.has_help, verified)  # as the single agent's router
         if done and (done[-1].name or "").startswith("transfer_to_") and done[-1].is_error:
             # a refused or failed transfer: never show its text; offer a person
             return StepOptions(tools=[], answer=SAYINGS["unknown"])
@@ -292,7 +292,7 @@ class SupportTeam:
                 store=self.store,
                 policy=rules,
                 deps_type=SupportDeps,
-                prepare_step=SpecialistRouter(view) if routed else None,
+                prepare_step=SpecialistRouter(view, base=self.base) if routed else None,
             )
 
         self.triage: Agent[SupportDeps, str] = Agent(
@@ -304,7 +304,7 @@ class SupportTeam:
             store=self.store,
             policy=rules,
             deps_type=SupportDeps,
-            prepare_step=TriageRouter() if routed else None,
+            prepare_step=TriageRouter(base=self.base) if routed else None,
         )
         orders = member(
             "orders",
