@@ -96,6 +96,7 @@ from pilothouse.runtime.journal import Store, Subscriber, open_store
 from .deps import SupportDeps, verified_in
 from .shop import Shop, open_shop
 from .supervisor import SUPERVISOR_LIMIT, check_limit
+from .watch import WriteListener, watched
 
 AgentFactory = Callable[[Shop, Store], Any]
 """Makes the desk's responder: an `Agent[SupportDeps, str]` or a `SupportTeam` (anything
@@ -380,7 +381,9 @@ class Desk:
     ) -> None:
         self.supervisor_limit = check_limit(supervisor_limit)
         self.shop = open_shop(shop_path)
-        self.store = open_store(store)
+        # every run written (a team's children too) can be watched as it lands: `watch`
+        self._watched = watched(open_store(store))
+        self.store: Store = self._watched
         self._model = model
         self._factory = agent_factory
         self.team = team
@@ -436,6 +439,12 @@ class Desk:
     def is_team(self) -> bool:
         """Whether the responder is a team (its supervisor reviews approvals first)."""
         return callable(getattr(self.agent, "review", None))
+
+    def watch(self, listener: WriteListener) -> Callable[[], None]:
+        """Tell `listener` each batch of events the desk's journal commits, for every run
+        (a team's handoffs and the supervisor's reviews too, which a run's subscribers
+        do not hear); returns how to stop. See `pilothouse_desk.watch`."""
+        return self._watched.listen(listener)
 
     def tree(self, run_id: str) -> list[str]:
         """The run and every run under it (handoffs, delegations, reviews), depth first."""
