@@ -256,6 +256,28 @@ def _is_question(text: str) -> bool:
     return bool(QUESTION_RE.search(text))
 
 
+def requested_intent(messages: Sequence[Message]) -> str | None:
+    """The request the conversation is about: the current message's intent, or, when it
+    only answers our question (an email, a ZIP code, an order number, an address), the
+    latest earlier message's order request."""
+    users = [m.content for m in messages if m.role == "user"]
+    if not users:
+        return None
+    text = users[-1]
+    intent = classify(text)
+    answers = (
+        EMAIL_RE.search(text.lower())
+        or ZIP_RE.search(text)
+        or ORDER_RE.search(text)
+        or ADDRESS_RE.search(text)
+    )
+    if answers and intent not in ORDER_INTENTS:
+        for earlier in reversed(users[:-1]):
+            if classify(earlier) in ORDER_INTENTS:
+                return classify(earlier)
+    return intent
+
+
 def decide(messages: Sequence[Message], has_help: Callable[[str], bool], verified: bool) -> Route:
     """The next step for this conversation (see the module docs); pure and deterministic.
 
@@ -269,19 +291,7 @@ def decide(messages: Sequence[Message], has_help: Callable[[str], bool], verifie
     done = [m for m in messages[last_user + 1 :] if m.role == "tool"]
     done_names = [m.name for m in done]
     said = " ".join(m.content for m in messages if m.role == "user")
-    intent = classify(text)
-    answers = (
-        EMAIL_RE.search(text.lower())
-        or ZIP_RE.search(text)
-        or ORDER_RE.search(text)
-        or ADDRESS_RE.search(text)
-    )
-    if answers and intent not in ORDER_INTENTS:
-        # an answer to our question (an email, an order number): the request is earlier
-        for m in reversed(messages[:last_user]):
-            if m.role == "user" and classify(m.content) in ORDER_INTENTS:
-                intent = classify(m.content)
-                break
+    intent = requested_intent(messages)
     if intent == "transfer_to_human":
         if "transfer_to_human" in done_names:
             return Route(None, "transfer_to_human")

@@ -92,6 +92,7 @@ from pilothouse.exceptions import (
     SessionNotFoundError,
 )
 from pilothouse.runtime.journal import Store, Subscriber, open_store
+from pilothouse.runtime.loop import PendingRequest
 
 from .deps import SupportDeps, verified_in
 from .shop import Shop, open_shop
@@ -838,21 +839,7 @@ class Desk:
                     continue
                 approve = verdict.verdict == "approve"
                 decided[p.key] = approve
-                self._exec(
-                    "INSERT OR REPLACE INTO desk_approvals "
-                    "(key, conversation_id, run_id, tool, arguments, reason, requested, "
-                    "approved, decided_by, decided) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    p.key,
-                    conv_id,
-                    result.run_id,
-                    p.tool,
-                    json.dumps(p.arguments),
-                    p.reason,
-                    time.time(),
-                    int(approve),
-                    SUPERVISOR,
-                    time.time(),
-                )
+                self._store_request(conv_id, result.run_id, p, (approve, SUPERVISOR))
             if not decided:
                 return result
             result = await self.agent.resume(
@@ -864,21 +851,39 @@ class Desk:
             )
         return result
 
+    def _store_request(
+        self,
+        conv_id: str,
+        run_id: str,
+        p: PendingRequest,
+        decision: tuple[bool, str] | None = None,
+    ) -> None:
+        """A waiting call's row in ``desk_approvals``: listed for a person (a row already
+        there is kept), or with the desk's `decision` (approved, by whom), which replaces
+        any listing."""
+        now = time.time()
+        row: dict[str, Any] = {
+            "key": p.key,
+            "conversation_id": conv_id,
+            "run_id": run_id,
+            "tool": p.tool,
+            "arguments": json.dumps(p.arguments),
+            "reason": p.reason,
+            "requested": now,
+        }
+        if decision is not None:
+            row.update(approved=int(decision[0]), decided_by=decision[1], decided=now)
+        verb = "IGNORE" if decision is None else "REPLACE"
+        self._exec(
+            f"INSERT OR {verb} INTO desk_approvals ({', '.join(row)}) "
+            f"VALUES ({', '.join('?' * len(row))})",
+            *row.values(),
+        )
+
     def _record_pending(self, conv_id: str, result: RunResult[str]) -> None:
         """List a paused run's waiting calls for a human, with a staff note naming them."""
         for p in result.pending:
-            self._exec(
-                "INSERT OR IGNORE INTO desk_approvals "
-                "(key, conversation_id, run_id, tool, arguments, reason, requested) "
-                "VALUES (?,?,?,?,?,?,?)",
-                p.key,
-                conv_id,
-                result.run_id,
-                p.tool,
-                json.dumps(p.arguments),
-                p.reason,
-                time.time(),
-            )
+            self._store_request(conv_id, result.run_id, p)
         what = "; ".join(f"{p.tool} {json.dumps(p.arguments)} ({p.reason})" for p in result.pending)
         self._add(conv_id, "staff", f"Waiting for approval: {what}", result.run_id)
 

@@ -61,17 +61,13 @@ from pilothouse.runtime.loop import PendingRequest
 from pilothouse.teams import Handoff, Team
 
 from .agent import (
-    ADDRESS_RE,
     DEFAULT_BUDGET,
-    EMAIL_RE,
-    ORDER_INTENTS,
     ORDER_RE,
     SAYINGS,
-    ZIP_RE,
     Route,
     SupportRouter,
-    classify,
     decide,
+    requested_intent,
     saying,
 )
 from .conversation import CustomerView
@@ -140,27 +136,6 @@ class Case(BaseModel):
     """A handoff's payload: the customer's request, in their words."""
 
     request: str
-
-
-def requested_intent(messages: Sequence[Message]) -> str | None:
-    """The order request the conversation is about (the current message's, or, when it
-    only answers a question, the latest earlier request's); as `decide` reads it."""
-    users = [m.content for m in messages if m.role == "user"]
-    if not users:
-        return None
-    text = users[-1]
-    intent = classify(text)
-    answers = (
-        EMAIL_RE.search(text.lower())
-        or ZIP_RE.search(text)
-        or ORDER_RE.search(text)
-        or ADDRESS_RE.search(text)
-    )
-    if answers and intent not in ORDER_INTENTS:
-        for earlier in reversed(users[:-1]):
-            if classify(earlier) in ORDER_INTENTS:
-                return classify(earlier)
-    return intent
 
 
 def triage_route(route: Route, messages: Sequence[Message]) -> str | None:

@@ -17,24 +17,14 @@ import pytest
 pytest.importorskip("starlette", reason="the server tests need the 'server' extra")
 pytest.importorskip("uvicorn", reason="the server tests need the 'server' extra")
 
-import httpx
-from desk_site import CONSOLE_TOKEN, Site, make_desk
-
-from pilothouse_desk.server.app import create_app
-from pilothouse_desk.server.live import LiveServer
+from desk_site import Site, make_desk, serving
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
     """A real Desk (SQLite shop and journal in tmp_path) served on a loopback port."""
-    desk, store, shop_path = make_desk(tmp_path)
-    app = create_app(desk, console_token=CONSOLE_TOKEN, store=store)
-    try:
-        with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-            yield Site(server.url, desk, store, shop_path, client)
-    finally:
-        desk.shutdown()
-        store.close()
+    with serving(*make_desk(tmp_path)) as served:
+        yield served
 
 
 CHROMIUM = "/usr/bin/chromium"
