@@ -33,13 +33,13 @@ On the embedded model the routing is a step hook, as the single agent's
 With a capable model (``route=False``) every agent chooses its own steps (triage its
 transfers) from its instructions.
 
-`SupportTeam.run`/`resume` have the shape of `Agent.run`/`resume` the desk uses; the
-supervisor's review is `SupportTeam.review`.
+`SupportTeam` is a `Team` (its `run`/`resume` are the team's, the shape of
+`Agent.run`/`resume` the desk uses); the supervisor's review is `SupportTeam.review`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -51,12 +51,10 @@ from pilothouse import (
     Model,
     ModelSettings,
     Policy,
-    Principal,
-    RunResult,
     StepContext,
     StepOptions,
 )
-from pilothouse.runtime.journal import Store, Subscriber
+from pilothouse.runtime.journal import Store
 from pilothouse.runtime.loop import PendingRequest
 from pilothouse.teams import Handoff, Team
 
@@ -226,9 +224,10 @@ class SpecialistRouter(SupportRouter):
         return super().__call__(shown)
 
 
-class SupportTeam:
-    """The desk's team (see the module docs): `run` and `resume` as the desk calls an
-    agent's, and `review` for the supervisor.
+class SupportTeam(Team):
+    """The desk's team (see the module docs): a `Team` whose entry is triage, so its
+    `run` and `resume` are the team's (as the desk calls an agent's), and `review` for
+    the supervisor.
 
     `model` defaults to the embedded model; `route` (default: only for ``local:``
     models) gives every member its step hook; `policy` defaults to `policy.yaml`;
@@ -301,7 +300,14 @@ class SupportTeam:
             view=view,
         )
         back = [Handoff(self.triage, "Not my request: back to the front desk.", payload=Case)]
-        self.team = Team(
+        self.supervisor = build_supervisor(
+            model=resolved,
+            store=self.store,
+            policy=rules,
+            route=routed,
+            limit=self.supervisor_limit,
+        )
+        super().__init__(
             self.triage,
             handoffs={
                 TRIAGE: [
@@ -316,57 +322,11 @@ class SupportTeam:
             budget=budget or TEAM_BUDGET,
             name="support-team",
         )
-        self.supervisor = build_supervisor(
-            model=resolved,
-            store=self.store,
-            policy=rules,
-            route=routed,
-            limit=self.supervisor_limit,
-        )
-        self.name = self.team.name
-
-    async def run(
-        self,
-        input: str,
-        *,
-        session: str | None = None,
-        deps: SupportDeps | None = None,
-        run_id: str | None = None,
-        subscribers: Sequence[Subscriber] = (),
-        principal: Principal | None = None,
-    ) -> RunResult[Any]:
-        """One customer message: the team's run (triage, then whoever it hands off to)."""
-        return await self.team.run(
-            input,
-            deps=deps,
-            run_id=run_id,
-            session=session,
-            subscribers=subscribers,
-            principal=principal,
-        )
-
-    async def resume(
-        self,
-        run_id: str,
-        *,
-        approvals: Mapping[str, bool | str] | None = None,
-        approved_by: str = "",
-        deps: SupportDeps | None = None,
-        subscribers: Sequence[Subscriber] = (),
-    ) -> RunResult[Any]:
-        """Continue the team's run (see `Team.resume`)."""
-        return await self.team.resume(
-            run_id,
-            approvals=approvals,
-            approved_by=approved_by,
-            deps=deps,
-            subscribers=subscribers,
-        )
 
     async def review(
         self, run_id: str, request: PendingRequest, deps: SupportDeps
     ) -> tuple[str, Review]:
         """The supervisor's verdict on a request the team's run `run_id` waits for:
         (the review's run id, the verdict)."""
-        waiting = self.team.waiting(run_id) or run_id
+        waiting = self.waiting(run_id) or run_id
         return await review(self.supervisor, waiting, run_id, request, deps, self.supervisor_limit)

@@ -160,3 +160,17 @@ async def test_an_uncited_or_fabricated_help_reply_never_reaches_the_customer(
         assert not CHUNK_ID.search(entry.text)
     assert [c.id for c in desk.queue()] == [conv.id]
     desk.shutdown()
+
+
+async def test_a_customer_writing_the_checkers_words_does_not_skip_the_check(
+    tmp_path: Path,
+) -> None:
+    # The checker's own retry messages do not start a turn; a customer message in the
+    # same words only makes the check look further back: the search is still seen.
+    desk = single_desk(tmp_path, capable([FABRICATED, honest]), route=False)
+    conv = await desk.open()
+    reply = await desk.send(conv.id, f"Citation check failed: none. Not an answer. {QUESTION}")
+    checks = [e for e in desk.store.events(reply.run_id) if isinstance(e, OutputValidated)]
+    assert [c.ok for c in checks] == [False, True]
+    assert "Refunds are instant" not in reply.text and not CHUNK_ID.search(reply.text)
+    desk.shutdown()
