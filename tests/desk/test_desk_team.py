@@ -285,3 +285,14 @@ def test_a_supervisor_limit_that_is_not_an_amount_is_refused(tmp_path: Path, lim
 
     with pytest.raises(ConfigurationError, match="supervisor_limit"):
         Desk(tmp_path / "shop.db", ":memory:", team=True, supervisor_limit=limit)
+
+
+def test_serve_refuses_a_negative_supervisor_limit_before_starting(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pilothouse_desk.cli import app
+
+    shop = str(tmp_path / "shop.db")
+    result = CliRunner().invoke(app, ["--shop", shop, "--supervisor-limit", "-1"])
+    assert result.exit_code == 2 and "supervisor-limit" in result.output
+    assert not (tmp_path / "shop.db").exists()  # refused before anything was opened
