@@ -13,8 +13,10 @@ What it shows, for four customers:
   the checker verified without a model; the customer sees the article's title, staff
   see the chunk and span;
 - a $349 refund: the policy asks for approval, the supervisor approves (no person);
-- a $610 refund: above the supervisor's limit, it waits in the human queue until a
-  person approves it, then it is paid once.
+- a $610 refund: above the supervisor's limit (``supervisor_limit``, $500 here), it
+  waits in the human queue until a person approves it, then it is paid once;
+- the single agent (no team) answers the help question with the same knowledge base,
+  the same quoted answer and the same citation check.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 
 from pilothouse import ScriptedModel, SQLiteStore, ToolCall
 from pilothouse.models.base import ModelRequest
+from pilothouse_desk.agent import build_support_agent
 from pilothouse_desk.desk import Desk
 from pilothouse_desk.team import SupportTeam
 
@@ -72,7 +75,9 @@ async def main(model: str | None) -> None:
         desk = Desk(
             Path(tmp) / "shop.db",
             store,
-            agent_factory=lambda shop, s: SupportTeam(model=chosen, store=s, route=True),
+            agent_factory=lambda shop, s: SupportTeam(
+                model=chosen, store=s, route=True, supervisor_limit=500
+            ),
         )
         try:
             for text in CUSTOMERS:
@@ -94,6 +99,20 @@ async def main(model: str | None) -> None:
             )
         finally:
             desk.shutdown()
+        single = Desk(
+            Path(tmp) / "shop.db",
+            store,
+            agent_factory=lambda shop, s: build_support_agent(model=chosen, store=s, route=True),
+        )
+        try:
+            conv = await single.open()
+            reply = await single.send(conv.id, CUSTOMERS[1])
+            print(f"single agent: {reply.text!r}")
+            for entry in single.transcript(conv.id, staff=True):
+                if entry.author == "staff":
+                    print(f"  staff:  {entry.text}")
+        finally:
+            single.shutdown()
             store.close()
 
 

@@ -190,3 +190,7 @@ def test_desk_team_example(tmp_path: Path) -> None:
     assert "Supervisor approved refund" in out and "Supervisor escalates refund" in out
     assert "ann approves refund" in out and "Refunded $610.00 for order A1029" in out
     assert "approvals: 2, by the supervisor: 1, escalations: 0" in out
+    single = out.split("single agent: ", 1)[1]
+    assert single[1:].startswith("Card refunds appear within 5 to 10 business days")
+    assert "Sources: [1] help article 'Refund timing'" in single
+    assert "Citations verified (without a model): [1] refunds.md chunk c" in single

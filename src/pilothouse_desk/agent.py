@@ -16,6 +16,9 @@ comes next, deterministically:
   conversation), then the one tool the customer asked for (cancel, return, exchange,
   refund, address, status)
 - a question without an order number that the help articles answer -> ``search_help``
+  (the help articles' knowledge base, `help.help_tool`); its reply is an `Answer`
+  quoting the best passage with a citation (`help.answer_from`), checked like every
+  reply after a help search (`help.check_help_reply`)
 - after a tool's result, or when something is missing -> a reply to the customer,
   with a one-line hint of what to say or ask
 
@@ -70,14 +73,18 @@ from pilothouse import (
 from pilothouse.runtime.journal import Store
 
 from .deps import SupportDeps
+from .help import ANSWER_FORMAT, HelpBase, answer_from, check_help_reply, help_base, help_tool
 from .shop import PRODUCTS
 from .tools import TOOLS, support_policy
 
-INSTRUCTIONS = """\
+INSTRUCTIONS = (
+    """\
 You are the customer support assistant of an online shop. Be brief and polite. \
 Verify the customer (email and ZIP code) before discussing or changing an order. \
-Use the tools; never invent order details. Cite the help article you used. \
-Transfer to a human when the customer asks for one or when you cannot help."""
+Use the tools; never invent order details. \
+Transfer to a human when the customer asks for one or when you cannot help. """
+    + ANSWER_FORMAT
+)
 
 ORDER_RE = re.compile(r"\bA[0-9]{4}\b")
 EMAIL_RE = re.compile(r"\b[a-z0-9.]+@[a-z0-9.]+\.[a-z]+\b")
@@ -249,6 +256,28 @@ def _is_question(text: str) -> bool:
     return bool(QUESTION_RE.search(text))
 
 
+def requested_intent(messages: Sequence[Message]) -> str | None:
+    """The request the conversation is about: the current message's intent, or, when it
+    only answers our question (an email, a ZIP code, an order number, an address), the
+    latest earlier message's order request."""
+    users = [m.content for m in messages if m.role == "user"]
+    if not users:
+        return None
+    text = users[-1]
+    intent = classify(text)
+    answers = (
+        EMAIL_RE.search(text.lower())
+        or ZIP_RE.search(text)
+        or ORDER_RE.search(text)
+        or ADDRESS_RE.search(text)
+    )
+    if answers and intent not in ORDER_INTENTS:
+        for earlier in reversed(users[:-1]):
+            if classify(earlier) in ORDER_INTENTS:
+                return classify(earlier)
+    return intent
+
+
 def decide(messages: Sequence[Message], has_help: Callable[[str], bool], verified: bool) -> Route:
     """The next step for this conversation (see the module docs); pure and deterministic.
 
@@ -262,19 +291,7 @@ def decide(messages: Sequence[Message], has_help: Callable[[str], bool], verifie
     done = [m for m in messages[last_user + 1 :] if m.role == "tool"]
     done_names = [m.name for m in done]
     said = " ".join(m.content for m in messages if m.role == "user")
-    intent = classify(text)
-    answers = (
-        EMAIL_RE.search(text.lower())
-        or ZIP_RE.search(text)
-        or ORDER_RE.search(text)
-        or ADDRESS_RE.search(text)
-    )
-    if answers and intent not in ORDER_INTENTS:
-        # an answer to our question (an email, an order number): the request is earlier
-        for m in reversed(messages[:last_user]):
-            if m.role == "user" and classify(m.content) in ORDER_INTENTS:
-                intent = classify(m.content)
-                break
+    intent = requested_intent(messages)
     if intent == "transfer_to_human":
         if "transfer_to_human" in done_names:
             return Route(None, "transfer_to_human")
@@ -327,12 +344,15 @@ class SupportRouter:
     sentences, given as the step's answer without a model call) or "model" (the model
     writes them from the facts, at most `reply_tokens` long); `call_tokens` caps a
     tool call's length. `settings` are the agent's sampling settings, which the caps
-    apply to (a hook's settings replace the agent's for its step).
+    apply to (a hook's settings replace the agent's for its step). `base` is the help
+    articles' knowledge base whose matches make a question a help question (default:
+    the shipped articles).
     """
 
     def __init__(
         self,
         *,
+        base: HelpBase | None = None,
         history_turns: int = 4,
         reply_tokens: int = 64,
         call_tokens: int = 96,
@@ -342,6 +362,7 @@ class SupportRouter:
         if replies not in ("facts", "model"):
             raise ConfigurationError(f"replies must be 'facts' or 'model', not {replies!r}")
         self.replies = replies
+        self.base = base or help_base()
         self.call_tokens = call_tokens
         self.history_turns = history_turns
         self.reply_tokens = reply_tokens
@@ -350,8 +371,7 @@ class SupportRouter:
     def route(self, ctx: StepContext[SupportDeps]) -> Route:
         """The step the router chooses for this point of the run."""
         convo = [m for m in ctx.messages if m.role != "system"]
-        shop = ctx.deps.shop
-        return decide(convo, lambda q: bool(shop.search(q, limit=1)), ctx.deps.verified is not None)
+        return decide(convo, self.base.has_help, ctx.deps.verified is not None)
 
     def __call__(self, ctx: StepContext[SupportDeps]) -> StepOptions:
         """The step's options: one tool with its grounded schema, or a reply."""
@@ -378,6 +398,9 @@ class SupportRouter:
         if route.tool is not None:  # a tool this agent does not have
             route = Route(None, "unknown")
         results = [m for m in convo[last_user + 1 :] if m.role == "tool"]
+        if route.hint == "search_help" and results:  # quoted and cited, in either mode
+            answer = answer_from(convo[last_user].content, convo)
+            return StepOptions(tools=[], answer=answer.model_dump_json())
         if self.replies == "facts":
             return StepOptions(tools=[], answer=saying(route, results, ctx.deps))
         # A reply sees the results as facts, not as tool-call turns: shown its own calls,
@@ -463,6 +486,7 @@ def build_support_agent(
     policy: Policy | None = None,
     route: bool | SupportRouter | None = None,
     budget: Budget | None = None,
+    base: HelpBase | None = None,
 ) -> Agent[SupportDeps, str]:
     """The support agent; each run takes its `SupportDeps` (``deps=``: shop, verified).
 
@@ -471,8 +495,10 @@ def build_support_agent(
     default only the embedded model (or any ``local:`` model) is routed. `policy`
     defaults to the shipped `policy.yaml`. `budget` defaults to `DEFAULT_BUDGET`: six
     steps (verify, act, reply and room for one retry) and three minutes of wall time
-    per customer message.
+    per customer message. `base` is the help articles' knowledge base it searches
+    (default: the shipped articles, in memory).
     """
+    base = base or help_base()
     if model is None or isinstance(model, str):
         from pilothouse import resolve_model
 
@@ -481,11 +507,13 @@ def build_support_agent(
         resolved = model
     if route is None:
         route = resolved.name.startswith("local:")
-    router = route if isinstance(route, SupportRouter) else SupportRouter() if route else None
-    return Agent(
+    router = (
+        route if isinstance(route, SupportRouter) else SupportRouter(base=base) if route else None
+    )
+    agent: Agent[SupportDeps, str] = Agent(
         model=resolved,
         instructions=INSTRUCTIONS,
-        tools=TOOLS,
+        tools=[*TOOLS, help_tool(base)],
         name="support",
         budget=budget or DEFAULT_BUDGET,
         store=store,
@@ -493,6 +521,8 @@ def build_support_agent(
         deps_type=SupportDeps,
         prepare_step=router if router is not None else verified_note,
     )
+    agent.output_validator(check_help_reply)
+    return agent
 
 
 def verified_note(ctx: StepContext[SupportDeps]) -> StepOptions | None:

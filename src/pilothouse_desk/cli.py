@@ -69,6 +69,15 @@ def serve_command(
             "specialists, supervisor), e.g. to compare the two.",
         ),
     ] = False,
+    supervisor_limit: Annotated[
+        float,
+        typer.Option(
+            "--supervisor-limit",
+            min=0,
+            help="The largest refund (in dollars) the team's supervisor approves without a "
+            "person; above it, a person decides.",
+        ),
+    ] = 500.0,
     grace_seconds: Annotated[
         float,
         typer.Option(
@@ -118,7 +127,13 @@ def serve_command(
     token = console_token or secrets.token_urlsafe(24)
     try:
         journal = store or os.environ.get("PILOTHOUSE_STORE") or ".pilothouse/support/journal.db"
-        desk = Desk(shop, open_store(journal), model=model, team=not single)
+        desk = Desk(
+            shop,
+            open_store(journal),
+            model=model,
+            team=not single,
+            supervisor_limit=supervisor_limit,
+        )
     except PilothouseError as exc:
         _fail(str(exc))
     where = f"http://{'[' + host + ']' if ':' in host else host}:{port}"

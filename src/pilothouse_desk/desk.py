@@ -92,9 +92,12 @@ from pilothouse.exceptions import (
     SessionNotFoundError,
 )
 from pilothouse.runtime.journal import Store, Subscriber, open_store
+from pilothouse.runtime.loop import PendingRequest
 
 from .deps import SupportDeps, verified_in
 from .shop import Shop, open_shop
+from .supervisor import SUPERVISOR_LIMIT, check_limit
+from .watch import WriteListener, watched
 
 AgentFactory = Callable[[Shop, Store], Any]
 """Makes the desk's responder: an `Agent[SupportDeps, str]` or a `SupportTeam` (anything
@@ -360,6 +363,8 @@ class Desk:
     """The conversation service over one shop, one journal store and one agent.
 
     `model` is handed to `build_support_agent` (default: the embedded model);
+    `team=True` answers with the `SupportTeam`, whose supervisor approves refunds up to
+    `supervisor_limit` dollars without a person (default $500; see `supervisor`);
     `agent_factory(shop, store)` replaces the whole agent (tests, other models). The
     agent is built on first use. Methods are safe to call from one event loop; each
     conversation's sends are serialised by a lock.
@@ -373,13 +378,18 @@ class Desk:
         model: Model | str | None = None,
         agent_factory: AgentFactory | None = None,
         team: bool = False,
+        supervisor_limit: float = SUPERVISOR_LIMIT,
     ) -> None:
+        self.supervisor_limit = check_limit(supervisor_limit)
         self.shop = open_shop(shop_path)
-        self.store = open_store(store)
+        # every run written (a team's children too) can be watched as it lands: `watch`
+        self._watched = watched(open_store(store))
+        self.store: Store = self._watched
         self._model = model
         self._factory = agent_factory
         self.team = team
         self._agent: Any = None
+        self._help_base: Any = None
         self._db = sqlite3.connect(str(shop_path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL is set by the shop; see Shop
@@ -415,17 +425,27 @@ class Desk:
             elif self.team:
                 from .team import SupportTeam
 
-                self._agent = SupportTeam(model=self._model, store=self.store)
+                self._agent = SupportTeam(
+                    model=self._model, store=self.store, supervisor_limit=self.supervisor_limit
+                )
             else:
                 from .agent import build_support_agent
 
-                self._agent = build_support_agent(model=self._model, store=self.store)
+                self._agent = build_support_agent(
+                    model=self._model, store=self.store, base=self._shipped_help()
+                )
         return self._agent
 
     @property
     def is_team(self) -> bool:
         """Whether the responder is a team (its supervisor reviews approvals first)."""
         return callable(getattr(self.agent, "review", None))
+
+    def watch(self, listener: WriteListener) -> Callable[[], None]:
+        """Tell `listener` each batch of events the desk's journal commits, for every run
+        (a team's handoffs and the supervisor's reviews too, which a run's subscribers
+        do not hear); returns how to stop. See `pilothouse_desk.watch`."""
+        return self._watched.listen(listener)
 
     def tree(self, run_id: str) -> list[str]:
         """The run and every run under it (handoffs, delegations, reviews), depth first."""
@@ -730,27 +750,40 @@ class Desk:
         return Reply(conv_id, run_id, text, self.get(conv_id).status, result.outcome)
 
     def _answer_text(self, conv_id: str, result: RunResult[Any]) -> str:
-        """The customer's reply from a finished run. For a team, read from the journal:
-        an answer of the help specialist is shown with its sources' titles (never chunk
-        ids), and its citations, checked again against the knowledge base, go to a
-        staff note."""
+        """The customer's reply from a finished run. A help answer (the single agent's
+        reply, or for a team the help specialist's output, read from the journal) is
+        shown with its sources' titles (never chunk ids), and its citations, checked
+        again against the knowledge base, go to a staff note."""
+        from .help import help_reply
+
         text = str(result.output).strip() or "(no answer)"
-        if not self.is_team:
+        output: Any = result.output
+        answered_by = result.run_id
+        if self.is_team:
+            answering = self._answering_run(result.run_id)
+            if answering is None or answering.agent != "help" or answering.output is None:
+                return text
+            output, answered_by = answering.output, answering.run_id
+        shown = help_reply(output, self.help_base)
+        if shown is None:
             return text
-        answering = self._answering_run(result.run_id)
-        if answering is None or answering.agent != "help" or answering.output is None:
-            return text
-        from pilothouse.knowledge import Answer
+        customer, note = shown
+        self._add(conv_id, "staff", note, answered_by)
+        return customer
 
-        from .help import citations_note, customer_text
+    @property
+    def help_base(self) -> Any:
+        """The help articles' knowledge base the responder searches (a team's or single
+        agent's own; else the shipped articles: chunk ids are content hashes, so any
+        copy resolves the same citations)."""
+        return getattr(self.agent, "base", None) or self._shipped_help()
 
-        try:
-            answer = Answer.model_validate(answering.output)
-        except ValueError:
-            return text
-        base = self.agent.base
-        self._add(conv_id, "staff", citations_note(answer, base), answering.run_id)
-        return customer_text(answer, base)
+    def _shipped_help(self) -> Any:
+        if self._help_base is None:
+            from .help import help_base
+
+            self._help_base = help_base()
+        return self._help_base
 
     def _answering_run(self, run_id: str) -> Any:
         """The run whose output ended a team's turn: the last finished handoff, followed
@@ -806,21 +839,7 @@ class Desk:
                     continue
                 approve = verdict.verdict == "approve"
                 decided[p.key] = approve
-                self._exec(
-                    "INSERT OR REPLACE INTO desk_approvals "
-                    "(key, conversation_id, run_id, tool, arguments, reason, requested, "
-                    "approved, decided_by, decided) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    p.key,
-                    conv_id,
-                    result.run_id,
-                    p.tool,
-                    json.dumps(p.arguments),
-                    p.reason,
-                    time.time(),
-                    int(approve),
-                    SUPERVISOR,
-                    time.time(),
-                )
+                self._store_request(conv_id, result.run_id, p, (approve, SUPERVISOR))
             if not decided:
                 return result
             result = await self.agent.resume(
@@ -832,21 +851,39 @@ class Desk:
             )
         return result
 
+    def _store_request(
+        self,
+        conv_id: str,
+        run_id: str,
+        p: PendingRequest,
+        decision: tuple[bool, str] | None = None,
+    ) -> None:
+        """A waiting call's row in ``desk_approvals``: listed for a person (a row already
+        there is kept), or with the desk's `decision` (approved, by whom), which replaces
+        any listing."""
+        now = time.time()
+        row: dict[str, Any] = {
+            "key": p.key,
+            "conversation_id": conv_id,
+            "run_id": run_id,
+            "tool": p.tool,
+            "arguments": json.dumps(p.arguments),
+            "reason": p.reason,
+            "requested": now,
+        }
+        if decision is not None:
+            row.update(approved=int(decision[0]), decided_by=decision[1], decided=now)
+        verb = "IGNORE" if decision is None else "REPLACE"
+        self._exec(
+            f"INSERT OR {verb} INTO desk_approvals ({', '.join(row)}) "
+            f"VALUES ({', '.join('?' * len(row))})",
+            *row.values(),
+        )
+
     def _record_pending(self, conv_id: str, result: RunResult[str]) -> None:
         """List a paused run's waiting calls for a human, with a staff note naming them."""
         for p in result.pending:
-            self._exec(
-                "INSERT OR IGNORE INTO desk_approvals "
-                "(key, conversation_id, run_id, tool, arguments, reason, requested) "
-                "VALUES (?,?,?,?,?,?,?)",
-                p.key,
-                conv_id,
-                result.run_id,
-                p.tool,
-                json.dumps(p.arguments),
-                p.reason,
-                time.time(),
-            )
+            self._store_request(conv_id, result.run_id, p)
         what = "; ".join(f"{p.tool} {json.dumps(p.arguments)} ({p.reason})" for p in result.pending)
         self._add(conv_id, "staff", f"Waiting for approval: {what}", result.run_id)
 

@@ -15,6 +15,14 @@ the passages the run was shown, without a model (a bad citation is refused with
 the grammar allows, then an answer written from the best passage: its sentence that
 shares the most words with the question, quoted verbatim and cited ``[1]``.
 
+The single agent (`agent.build_support_agent`) answers help questions with the same
+pieces: the same search tool (`help_tool`: the base's own, named ``search_help``), the
+same answer from the best passage (`answer_from`, its router's reply after a search),
+and the same citation check (`check_help_reply`, an output validator: after a search in
+the current turn, the reply must be an `Answer` whose citations hold against the
+passages shown, or the model is asked again). The desk reads either agent's answer
+with `help_reply`.
+
 What the customer reads (`customer_text`) is the answer's text and, for each source,
 the article's title: never a chunk id, a span or a score. Staff read the resolved
 citations (`citations_note`: document, chunk, span, quote).
@@ -28,7 +36,10 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from pilothouse import Agent, Budget, Message, Model, Policy, StepContext, StepOptions
+from pydantic import ValidationError
+
+from pilothouse import Agent, Budget, Message, Model, Policy, StepContext, StepOptions, Tool
+from pilothouse.exceptions import ModelRetry
 from pilothouse.knowledge import Answer, Citation, KnowledgeBase, check_answer
 from pilothouse.knowledge.rag import rag_agent, shown_chunks
 from pilothouse.runtime.journal import Store
@@ -37,6 +48,14 @@ from .conversation import CustomerView
 from .deps import SupportDeps
 
 HELP_TOOL = "search_help"
+HELP_K = 3
+"""Passages each help search shows."""
+ANSWER_FORMAT = (
+    "After a search_help, answer the customer as JSON: "
+    '{"text": "<the answer> [1]", "citations": [{"n": 1, "chunk": "<the chunk id>", '
+    '"quote": "<words copied exactly from that chunk>"}]}.'
+)
+"""How a model that writes its own replies answers a help question (the single agent)."""
 HELP_INSTRUCTIONS = (
     "You answer customers' questions about the shop from its help articles. Be brief and "
     "polite; never mention chunks, ids or tools to the customer."
@@ -88,6 +107,13 @@ def help_base(path: str = ":memory:") -> HelpBase:
     return HelpBase(kb, titles)
 
 
+def help_tool(base: HelpBase) -> Tool:
+    """The help search every desk agent offers: the knowledge base's search tool, named
+    ``search_help`` (read-only; each call a `retrieval` event; its result lists each
+    passage with the chunk id to cite)."""
+    return base.kb.as_tool(name=HELP_TOOL, k=HELP_K)
+
+
 def _words(text: str) -> set[str]:
     return {w.rstrip("s") for w in _WORD.findall(text.lower()) if w not in _STOP}
 
@@ -117,6 +143,66 @@ def answer_from(question: str, messages: Sequence[Message]) -> Answer:
         return Answer(text=NOTHING_FOUND, citations=[])
     _, chunk_id, sentence = best
     return Answer(text=f"{sentence} [1]", citations=[Citation(n=1, chunk=chunk_id, quote=sentence)])
+
+
+NOT_CITED = "Not an answer with citations."
+BAD_CITATION = "Citation check failed:"
+
+
+def _current_turn(messages: Sequence[Message]) -> Sequence[Message]:
+    """The messages after the customer's last one. The loop adds a refused answer's
+    reason as a user message: those of `check_help_reply` do not start a turn (a
+    customer writing the same words only makes the check look further back)."""
+    last_user = max(
+        (
+            i
+            for i, m in enumerate(messages)
+            if m.role == "user" and not m.content.startswith((NOT_CITED, BAD_CITATION))
+        ),
+        default=-1,
+    )
+    return messages[last_user + 1 :]
+
+
+def searched_help(messages: Sequence[Message]) -> bool:
+    """Whether the current turn (after the customer's last message) searched the help."""
+    return any(m.role == "tool" and m.name == HELP_TOOL for m in _current_turn(messages))
+
+
+def check_help_reply(ctx: StepContext[Any], text: str) -> str:
+    """The single agent's output validator: after a help search in this turn, the reply
+    is an `Answer` whose citations the checker verifies against the passages the run's
+    searches showed (no model); else `ModelRetry` says what to fix. Other replies pass."""
+    if not searched_help(ctx.messages):
+        return text
+    try:
+        answer = Answer.model_validate_json(text)
+    except ValidationError:
+        raise ModelRetry(f"{NOT_CITED} {ANSWER_FORMAT}") from None
+    report = check_answer(answer, shown_chunks(ctx.messages, HELP_TOOL))
+    if not report.ok:
+        raise ModelRetry(f"{BAD_CITATION} {report.message()}")
+    return text
+
+
+def as_answer(output: Any) -> Answer | None:
+    """A run's output as an `Answer` (a help answer: the help agent's, or the single
+    agent's JSON reply), or None for any other reply."""
+    try:
+        if isinstance(output, str):
+            return Answer.model_validate_json(output)
+        return Answer.model_validate(output)
+    except ValidationError:
+        return None
+
+
+def help_reply(output: Any, base: HelpBase) -> tuple[str, str] | None:
+    """For a run's output that is a help answer: (what the customer reads, the staff
+    note with its citations checked again against the knowledge base); else None."""
+    answer = as_answer(output)
+    if answer is None:
+        return None
+    return customer_text(answer, base), citations_note(answer, base)
 
 
 class HelpRouter:
@@ -161,7 +247,7 @@ def help_agent(
     agent: Agent[SupportDeps, Answer] = rag_agent(
         base.kb,
         model,
-        k=3,
+        k=HELP_K,
         instructions=HELP_INSTRUCTIONS,
         tool_name=HELP_TOOL,
         name="help",

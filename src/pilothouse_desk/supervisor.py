@@ -19,21 +19,27 @@ under the same policy.
 
 The rules (`rule_review`): only refunds are the supervisor's; a refund is approved
 when it is the order's first refund, goes to the verified customer's own delivered
-order, does not exceed what was paid, and is at most `SUPERVISOR_LIMIT`; refused when
+order, does not exceed what was paid, and is at most the supervisor's limit; refused when
 it asks for more than is left to refund or names another customer's order; anything
 else (an order refunded before, above the limit, not delivered) is escalated.
+
+The limit is configuration, not code: `SupportTeam(supervisor_limit=...)` and
+`Desk(supervisor_limit=...)` (``pilothouse serve --supervisor-limit``), by default
+`SUPERVISOR_LIMIT`. It is on the record: the supervisor's instructions name it (each
+step's ``model_request``) and so does its review run's input.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from pilothouse import Agent, Budget, Model, Policy, Principal, RunResult, StepContext, StepOptions
-from pilothouse.exceptions import RunNotFoundError
+from pilothouse.exceptions import ConfigurationError, RunNotFoundError
 from pilothouse.runtime.drive import resume_run, start_run
 from pilothouse.runtime.journal import Store
 from pilothouse.runtime.loop import PendingRequest, RunLink
@@ -42,13 +48,13 @@ from .deps import SupportDeps
 from .tools import order_status
 
 SUPERVISOR_LIMIT = 500.0
-"""The largest refund the supervisor approves alone; above it, a person decides."""
+"""The default largest refund the supervisor approves alone; above it, a person decides."""
 SUPERVISOR = "supervisor"
-INSTRUCTIONS = f"""\
+INSTRUCTIONS = """\
 You are the support team's supervisor. A refund or another change waits for approval. \
 Read the request (and the order with order_status) and decide: "approve" a first refund \
 of the verified customer's own delivered order that is no more than was paid and at \
-most ${SUPERVISOR_LIMIT:.0f}; "refuse" a request for more than is left to refund or for \
+most ${limit:.2f}; "refuse" a request for more than is left to refund or for \
 someone else's order; "escalate" anything else to a person. Give a one-line reason."""
 REVIEW_KEY = "review"
 
@@ -68,8 +74,20 @@ class ReviewDeps(SupportDeps):
     request: PendingRequest | None = None
 
 
-def rule_review(request: PendingRequest | None, deps: SupportDeps) -> Review:
-    """The supervisor's rules (see the module docs); pure, deterministic."""
+def check_limit(limit: float) -> float:
+    """`limit` as a supervisor's limit: a finite amount of dollars, zero or more."""
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)):
+        raise ConfigurationError(f"supervisor_limit must be a number, not {limit!r}")
+    if not math.isfinite(limit) or limit < 0:
+        raise ConfigurationError(f"supervisor_limit must be a finite amount >= 0, not {limit!r}")
+    return float(limit)
+
+
+def rule_review(
+    request: PendingRequest | None, deps: SupportDeps, limit: float = SUPERVISOR_LIMIT
+) -> Review:
+    """The supervisor's rules (see the module docs), with `limit` its largest approval;
+    pure, deterministic."""
     if request is None or request.tool != "refund":
         return Review(verdict="escalate", reason="only refunds are the supervisor's to decide")
     args = request.arguments
@@ -87,10 +105,10 @@ def rule_review(request: PendingRequest | None, deps: SupportDeps) -> Review:
         return Review(verdict="escalate", reason="the order was refunded before: a person checks")
     if order["status"] != "delivered":
         return Review(verdict="escalate", reason=f"the order is {order['status']}, not delivered")
-    if amount > SUPERVISOR_LIMIT:
+    if amount > limit:
         return Review(
             verdict="escalate",
-            reason=f"${amount:.2f} is above the supervisor's limit of ${SUPERVISOR_LIMIT:.0f}",
+            reason=f"${amount:.2f} is above the supervisor's limit of ${limit:.2f}",
         )
     return Review(
         verdict="approve",
@@ -98,20 +116,33 @@ def rule_review(request: PendingRequest | None, deps: SupportDeps) -> Review:
     )
 
 
-def supervisor_router(ctx: StepContext[Any]) -> StepOptions:
-    """The supervisor's step hook on the embedded model: the rules' verdict as the answer."""
-    deps = ctx.deps
-    request = deps.request if isinstance(deps, ReviewDeps) else None
-    return StepOptions(tools=[], answer=rule_review(request, deps).model_dump_json())
+class SupervisorRouter:
+    """The supervisor's step hook on the embedded model: the rules' verdict (under its
+    `limit`) as the step's answer."""
+
+    def __init__(self, limit: float = SUPERVISOR_LIMIT) -> None:
+        self.limit = check_limit(limit)
+
+    def __call__(self, ctx: StepContext[Any]) -> StepOptions:
+        deps = ctx.deps
+        request = deps.request if isinstance(deps, ReviewDeps) else None
+        verdict = rule_review(request, deps, self.limit)
+        return StepOptions(tools=[], answer=verdict.model_dump_json())
 
 
 def build_supervisor(
-    *, model: Model, store: Store | None, policy: Policy, route: bool
+    *,
+    model: Model,
+    store: Store | None,
+    policy: Policy,
+    route: bool,
+    limit: float = SUPERVISOR_LIMIT,
 ) -> Agent[SupportDeps, Review]:
-    """The supervisor agent (see the module docs)."""
+    """The supervisor agent (see the module docs), approving refunds up to `limit`."""
+    limit = check_limit(limit)
     return Agent(
         model=model,
-        instructions=INSTRUCTIONS,
+        instructions=INSTRUCTIONS.format(limit=limit),
         tools=[order_status],
         name=SUPERVISOR,
         output_type=Review,
@@ -119,15 +150,18 @@ def build_supervisor(
         store=store,
         policy=policy,
         deps_type=SupportDeps,
-        prepare_step=supervisor_router if route else None,
+        prepare_step=SupervisorRouter(limit) if route else None,
     )
 
 
-def review_input(request: PendingRequest, customer: str | None) -> str:
-    """What the supervisor is asked (journaled as its run's input)."""
+def review_input(
+    request: PendingRequest, customer: str | None, limit: float = SUPERVISOR_LIMIT
+) -> str:
+    """What the supervisor is asked (journaled as its run's input), its limit included."""
     return (
         f"Waiting for approval: {request.tool} {json.dumps(request.arguments, sort_keys=True)}. "
-        f"Why the policy asks: {request.reason}. Verified customer: {customer or 'none'}."
+        f"Why the policy asks: {request.reason}. Verified customer: {customer or 'none'}. "
+        f"Your limit: ${limit:.2f}."
     )
 
 
@@ -137,9 +171,11 @@ async def review(
     root: str,
     request: PendingRequest,
     deps: SupportDeps,
+    limit: float = SUPERVISOR_LIMIT,
 ) -> tuple[str, Review]:
     """The supervisor's verdict on `request` of `waiting_run` (a run of `root`'s tree):
-    its review run is started once, resumed if a stop cut it off, read back if done."""
+    its review run is started once, resumed if a stop cut it off, read back if done.
+    `limit` is the one the agent was built with (`build_supervisor`), for the record."""
     store = agent.store
     run_id = f"{waiting_run}.{request.step}.{request.index}.{REVIEW_KEY}"
     review_deps = ReviewDeps(deps.shop, deps.verified, request)
@@ -156,7 +192,7 @@ async def review(
         result = await start_run(
             agent.run_spec(),
             store,
-            review_input(request, deps.verified),
+            review_input(request, deps.verified, limit),
             run_id,
             principal=Principal(user=SUPERVISOR, role="staff"),
             deps=review_deps,

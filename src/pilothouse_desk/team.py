@@ -33,13 +33,13 @@ On the embedded model the routing is a step hook, as the single agent's
 With a capable model (``route=False``) every agent chooses its own steps (triage its
 transfers) from its instructions.
 
-`SupportTeam.run`/`resume` have the shape of `Agent.run`/`resume` the desk uses; the
-supervisor's review is `SupportTeam.review`.
+`SupportTeam` is a `Team` (its `run`/`resume` are the team's, the shape of
+`Agent.run`/`resume` the desk uses); the supervisor's review is `SupportTeam.review`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -51,33 +51,27 @@ from pilothouse import (
     Model,
     ModelSettings,
     Policy,
-    Principal,
-    RunResult,
     StepContext,
     StepOptions,
 )
-from pilothouse.runtime.journal import Store, Subscriber
+from pilothouse.runtime.journal import Store
 from pilothouse.runtime.loop import PendingRequest
 from pilothouse.teams import Handoff, Team
 
 from .agent import (
-    ADDRESS_RE,
     DEFAULT_BUDGET,
-    EMAIL_RE,
-    ORDER_INTENTS,
     ORDER_RE,
     SAYINGS,
-    ZIP_RE,
     Route,
     SupportRouter,
-    classify,
     decide,
+    requested_intent,
     saying,
 )
 from .conversation import CustomerView
 from .deps import SupportDeps
 from .help import HelpBase, help_agent, help_base
-from .supervisor import Review, build_supervisor, review
+from .supervisor import SUPERVISOR_LIMIT, Review, build_supervisor, check_limit, review
 from .tools import (
     cancel_order,
     change_address,
@@ -142,27 +136,6 @@ class Case(BaseModel):
     request: str
 
 
-def requested_intent(messages: Sequence[Message]) -> str | None:
-    """The order request the conversation is about (the current message's, or, when it
-    only answers a question, the latest earlier request's); as `decide` reads it."""
-    users = [m.content for m in messages if m.role == "user"]
-    if not users:
-        return None
-    text = users[-1]
-    intent = classify(text)
-    answers = (
-        EMAIL_RE.search(text.lower())
-        or ZIP_RE.search(text)
-        or ORDER_RE.search(text)
-        or ADDRESS_RE.search(text)
-    )
-    if answers and intent not in ORDER_INTENTS:
-        for earlier in reversed(users[:-1]):
-            if classify(earlier) in ORDER_INTENTS:
-                return classify(earlier)
-    return intent
-
-
 def triage_route(route: Route, messages: Sequence[Message]) -> str | None:
     """The specialist `route` belongs to (None: triage answers or acts itself)."""
     if route.tool in DESKS:
@@ -175,16 +148,16 @@ def triage_route(route: Route, messages: Sequence[Message]) -> str | None:
 class TriageRouter:
     """Triage's step hook on the embedded model (see the module docs)."""
 
-    def __init__(self, call_tokens: int = 160) -> None:
+    def __init__(self, call_tokens: int = 160, base: HelpBase | None = None) -> None:
         self.call_tokens = call_tokens
+        self.base = base or help_base()
 
     def __call__(self, ctx: StepContext[SupportDeps]) -> StepOptions:
         convo = [m for m in ctx.messages if m.role != "system"]
         last_user = max((i for i, m in enumerate(convo) if m.role == "user"), default=-1)
         done = [m for m in convo[last_user + 1 :] if m.role == "tool"]
         verified = ctx.deps.verified is not None
-        shop = ctx.deps.shop  # the help check the single agent's router makes
-        route = decide(convo, lambda q: bool(shop.search(q, limit=1)), verified)
+        route = decide(convo, self.base.has_help, verified)  # as the single agent's router
         if done and (done[-1].name or "").startswith("transfer_to_") and done[-1].is_error:
             # a refused or failed transfer: never show its text; offer a person
             return StepOptions(tools=[], answer=SAYINGS["unknown"])
@@ -251,12 +224,15 @@ class SpecialistRouter(SupportRouter):
         return super().__call__(shown)
 
 
-class SupportTeam:
-    """The desk's team (see the module docs): `run` and `resume` as the desk calls an
-    agent's, and `review` for the supervisor.
+class SupportTeam(Team):
+    """The desk's team (see the module docs): a `Team` whose entry is triage, so its
+    `run` and `resume` are the team's (as the desk calls an agent's), and `review` for
+    the supervisor.
 
     `model` defaults to the embedded model; `route` (default: only for ``local:``
-    models) gives every member its step hook; `policy` defaults to `policy.yaml`.
+    models) gives every member its step hook; `policy` defaults to `policy.yaml`;
+    `supervisor_limit` is the largest refund the supervisor approves without a person
+    (default `SUPERVISOR_LIMIT`, $500).
     """
 
     def __init__(
@@ -268,9 +244,11 @@ class SupportTeam:
         route: bool | None = None,
         base: HelpBase | None = None,
         budget: Budget | None = None,
+        supervisor_limit: float = SUPERVISOR_LIMIT,
     ) -> None:
         from pilothouse import open_store, resolve_model
 
+        self.supervisor_limit = check_limit(supervisor_limit)
         resolved: Model = resolve_model(model) if model is None or isinstance(model, str) else model
         self.store: Store = open_store(store)
         routed = resolved.name.startswith("local:") if route is None else route
@@ -288,7 +266,7 @@ class SupportTeam:
                 store=self.store,
                 policy=rules,
                 deps_type=SupportDeps,
-                prepare_step=SpecialistRouter(view) if routed else None,
+                prepare_step=SpecialistRouter(view, base=self.base) if routed else None,
             )
 
         self.triage: Agent[SupportDeps, str] = Agent(
@@ -300,7 +278,7 @@ class SupportTeam:
             store=self.store,
             policy=rules,
             deps_type=SupportDeps,
-            prepare_step=TriageRouter() if routed else None,
+            prepare_step=TriageRouter(base=self.base) if routed else None,
         )
         orders = member(
             "orders",
@@ -322,7 +300,14 @@ class SupportTeam:
             view=view,
         )
         back = [Handoff(self.triage, "Not my request: back to the front desk.", payload=Case)]
-        self.team = Team(
+        self.supervisor = build_supervisor(
+            model=resolved,
+            store=self.store,
+            policy=rules,
+            route=routed,
+            limit=self.supervisor_limit,
+        )
+        super().__init__(
             self.triage,
             handoffs={
                 TRIAGE: [
@@ -337,53 +322,11 @@ class SupportTeam:
             budget=budget or TEAM_BUDGET,
             name="support-team",
         )
-        self.supervisor = build_supervisor(
-            model=resolved, store=self.store, policy=rules, route=routed
-        )
-        self.name = self.team.name
-
-    async def run(
-        self,
-        input: str,
-        *,
-        session: str | None = None,
-        deps: SupportDeps | None = None,
-        run_id: str | None = None,
-        subscribers: Sequence[Subscriber] = (),
-        principal: Principal | None = None,
-    ) -> RunResult[Any]:
-        """One customer message: the team's run (triage, then whoever it hands off to)."""
-        return await self.team.run(
-            input,
-            deps=deps,
-            run_id=run_id,
-            session=session,
-            subscribers=subscribers,
-            principal=principal,
-        )
-
-    async def resume(
-        self,
-        run_id: str,
-        *,
-        approvals: Mapping[str, bool | str] | None = None,
-        approved_by: str = "",
-        deps: SupportDeps | None = None,
-        subscribers: Sequence[Subscriber] = (),
-    ) -> RunResult[Any]:
-        """Continue the team's run (see `Team.resume`)."""
-        return await self.team.resume(
-            run_id,
-            approvals=approvals,
-            approved_by=approved_by,
-            deps=deps,
-            subscribers=subscribers,
-        )
 
     async def review(
         self, run_id: str, request: PendingRequest, deps: SupportDeps
     ) -> tuple[str, Review]:
         """The supervisor's verdict on a request the team's run `run_id` waits for:
         (the review's run id, the verdict)."""
-        waiting = self.team.waiting(run_id) or run_id
-        return await review(self.supervisor, waiting, run_id, request, deps)
+        waiting = self.waiting(run_id) or run_id
+        return await review(self.supervisor, waiting, run_id, request, deps, self.supervisor_limit)

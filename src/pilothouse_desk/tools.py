@@ -1,4 +1,7 @@
-"""The support agent's ten tools and the policy predicates, over the run's `SupportDeps`.
+"""The support agent's shop tools and the policy predicates, over the run's `SupportDeps`.
+
+The tenth tool, ``search_help``, is the help articles' knowledge-base search
+(`help.help_tool`), the same one the team's help specialist uses.
 
 The tools are plain module-level functions: each reads the shop (and the
 conversation's verified customer) from ``ctx.deps``, a `SupportDeps` the run is
@@ -225,22 +228,6 @@ def change_address(ctx: ToolContext[SupportDeps], order_id: OrderId, address: st
     return _shop_call(ctx.deps.shop.change_address, order_id, address, ctx.idempotency_key)
 
 
-@tool
-def search_help(ctx: ToolContext[SupportDeps], query: str) -> str:
-    """Search the shop's help articles (returns, refunds, shipping, warranty, ...).
-
-    Args:
-        query: a few words describing the customer's question
-    """
-    hits = ctx.deps.shop.search(query[:200], limit=1)
-    if not hits:
-        raise ToolError(
-            "Not done: No help article matches; offer to transfer the customer to a human."
-        )
-    a = hits[0]
-    return f"{a.snippet.strip('. ')} (see the help article '{a.title}' [{a.id}])."
-
-
 @tool(effect="side_effect", on_doubt="retry")
 def transfer_to_human(summary: str) -> str:
     """Hand the conversation to a human agent, with a short summary of the case.
@@ -262,10 +249,9 @@ TOOLS: tuple[Tool, ...] = (
     exchange_items,
     refund,
     change_address,
-    search_help,
     transfer_to_human,
 )
-"""The ten support tools, in the order the agent offers them."""
+"""The nine shop tools (the agent adds the help search, `help.help_tool`)."""
 
 
 # --------------------------------------------------------------------------- policy

@@ -71,8 +71,11 @@ def capable_model(script: Callable[[str, ModelRequest, int], Any]) -> ScriptedMo
     )
 
 
-def make_team_desk(directory: Path, model: Any = None, *, route: bool = True) -> Any:
-    """A `Desk` whose responder is the `SupportTeam` (routed by its hooks by default)."""
+def make_team_desk(
+    directory: Path, model: Any = None, *, route: bool = True, **team_options: Any
+) -> Any:
+    """A `Desk` whose responder is the `SupportTeam` (routed by its hooks by default;
+    `team_options` go to the team, e.g. ``supervisor_limit``)."""
     from pilothouse_desk.desk import Desk
     from pilothouse_desk.team import SupportTeam
 
@@ -81,7 +84,9 @@ def make_team_desk(directory: Path, model: Any = None, *, route: bool = True) ->
     return Desk(
         directory / "shop.db",
         store,
-        agent_factory=lambda shop, store: SupportTeam(model=chosen, store=store, route=route),
+        agent_factory=lambda shop, store: SupportTeam(
+            model=chosen, store=store, route=route, **team_options
+        ),
     )
 
 

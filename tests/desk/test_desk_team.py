@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from team_world import delivered_order, make_team_desk, refunds_of
+from team_world import make_team_desk, refunds_of
 
 from pilothouse.events import (
     ApprovalGiven,
@@ -73,9 +73,8 @@ def agents(desk: Any, run_id: str) -> list[str]:
     ],
 )
 async def test_triage_hands_each_request_to_its_specialist(
-    tmp_path: Path, lines: list[str], specialist: str, tools: list[str], case: str
+    desk: Any, lines: list[str], specialist: str, tools: list[str], case: str
 ) -> None:
-    desk = make_team_desk(tmp_path)
     conv = await desk.open()
     for line in lines:
         reply = await desk.send(conv.id, line)
@@ -91,11 +90,9 @@ async def test_triage_hands_each_request_to_its_specialist(
     assert transfer.call.arguments["payload"] == {"request": case}
     assert transfer.decision is not None and transfer.decision.effect == "allow"
     assert _calls(desk, conv.id) == (tools, [])
-    desk.shutdown()
 
 
-async def test_triage_asks_for_what_is_missing_and_answers_thanks_itself(tmp_path: Path) -> None:
-    desk = make_team_desk(tmp_path)
+async def test_triage_asks_for_what_is_missing_and_answers_thanks_itself(desk: Any) -> None:
     conv = await desk.open()
     asked = await desk.send(conv.id, "Please cancel my order A1007.")
     assert "email address and the ZIP code" in asked.text
@@ -103,23 +100,19 @@ async def test_triage_asks_for_what_is_missing_and_answers_thanks_itself(tmp_pat
     assert thanks.text.startswith("You're welcome")
     for run_id in desk.runs(conv.id):
         assert agents(desk, run_id) == ["triage"]  # no specialist, no model call
-    desk.shutdown()
 
 
-async def test_a_request_for_a_person_is_triages_own_transfer_to_the_queue(tmp_path: Path) -> None:
-    desk = make_team_desk(tmp_path)
+async def test_a_request_for_a_person_is_triages_own_transfer_to_the_queue(desk: Any) -> None:
     conv = await desk.open()
     reply = await desk.send(conv.id, "This is ridiculous, I want to talk to a real person now.")
     assert reply.status == "escalated"
     assert agents(desk, reply.run_id) == ["triage"]
     assert [c.id for c in desk.queue()] == [conv.id]
-    desk.shutdown()
 
 
 async def test_help_answers_cite_the_articles_verified_and_show_the_customer_titles_only(
-    tmp_path: Path,
+    desk: Any,
 ) -> None:
-    desk = make_team_desk(tmp_path)
     conv = await desk.open()
     reply = await desk.send(conv.id, "How long does a refund take to show up on my card?")
     assert reply.text == (
@@ -143,13 +136,12 @@ async def test_help_answers_cite_the_articles_verified_and_show_the_customer_tit
     assert "refunds.md chunk c" in staff[0]
     customer = desk.transcript(conv.id)
     assert all(not CHUNK_ID.search(e.text) for e in customer)
-    desk.shutdown()
 
 
 async def test_supervisor_approves_a_first_refund_within_its_limit_without_a_person(
     tmp_path: Path,
+    desk: Any,
 ) -> None:
-    desk = make_team_desk(tmp_path)
     conv = await desk.open()
     line = (
         "kira.dubois@example.com, zip 53703. The espresso machine from order A1010 arrived "
@@ -170,14 +162,14 @@ async def test_supervisor_approves_a_first_refund_within_its_limit_without_a_per
     assert not desk.get(conv.id).human_involved
     figures = desk.figures()
     assert figures.approvals == 1 and figures.supervisor_decisions == 1
-    desk.shutdown()
 
 
 async def test_supervisor_escalates_above_its_limit_and_the_person_decides_once(
     tmp_path: Path,
+    desk: Any,
+    above_limit: tuple[str, str, str, float],
 ) -> None:
-    desk = make_team_desk(tmp_path)
-    order, email, zip_code, paid = delivered_order(tmp_path / "shop.db", 500.0)
+    order, email, zip_code, paid = above_limit
     conv = await desk.open()
     reply = await desk.send(
         conv.id, f"I am {email}, zip {zip_code}. Please refund ${paid:.2f} for order {order}."
@@ -195,11 +187,11 @@ async def test_supervisor_escalates_above_its_limit_and_the_person_decides_once(
     reviews = [r for r in desk.tree(reply.run_id) if r.endswith(".review")]
     assert len(reviews) == 1  # reviewed once, not again on the person's resume
     assert desk.get(conv.id).human_involved
-    desk.shutdown()
 
 
-async def test_supervisor_refuses_more_than_was_paid_and_nothing_is_paid(tmp_path: Path) -> None:
-    desk = make_team_desk(tmp_path)
+async def test_supervisor_refuses_more_than_was_paid_and_nothing_is_paid(
+    tmp_path: Path, desk: Any
+) -> None:
     conv = await desk.open()
     reply = await desk.send(
         conv.id,
@@ -209,12 +201,13 @@ async def test_supervisor_refuses_more_than_was_paid_and_nothing_is_paid(tmp_pat
     assert reply.text == "A person declined the call to 'refund'."  # the refusal, no internals
     assert refunds_of(tmp_path / "shop.db", "A1010") == []
     assert desk.approvals_of(conv.id)[0][1:] == (0, "agent:supervisor")
-    desk.shutdown()
 
 
-async def test_a_review_is_one_run_read_back_when_asked_again(tmp_path: Path) -> None:
-    desk = make_team_desk(tmp_path)
-    order, email, zip_code, paid = delivered_order(tmp_path / "shop.db", 500.0)
+async def test_a_review_is_one_run_read_back_when_asked_again(
+    desk: Any,
+    above_limit: tuple[str, str, str, float],
+) -> None:
+    order, email, zip_code, paid = above_limit
     conv = await desk.open()
     reply = await desk.send(conv.id, big_refund(email, zip_code, paid, order))
     assert reply.status == "paused"
@@ -224,7 +217,6 @@ async def test_a_review_is_one_run_read_back_when_asked_again(tmp_path: Path) ->
     again = await desk.agent.review(reply.run_id, pending[0], deps)
     assert first == again and first[1].verdict == "escalate"
     assert [r for r in desk.tree(reply.run_id) if r.endswith(".review")] == [first[0]]
-    desk.shutdown()
 
 
 def _pending(desk: Any, run_id: str) -> list[PendingRequest]:
@@ -237,11 +229,12 @@ def _pending(desk: Any, run_id: str) -> list[PendingRequest]:
 
 async def test_closing_cancels_a_team_approval_and_a_late_approval_pays_nothing(
     tmp_path: Path,
+    desk: Any,
+    above_limit: tuple[str, str, str, float],
 ) -> None:
     from pilothouse_desk.desk import DeskError
 
-    desk = make_team_desk(tmp_path)
-    order, email, zip_code, paid = delivered_order(tmp_path / "shop.db", 500.0)
+    order, email, zip_code, paid = above_limit
     conv = await desk.open()
     reply = await desk.send(conv.id, big_refund(email, zip_code, paid, order))
     assert reply.status == "paused"
@@ -257,4 +250,49 @@ async def test_closing_cancels_a_team_approval_and_a_late_approval_pays_nothing(
     results = [e for e in desk.tree_events(reply.run_id) if isinstance(e, ToolReturned)]
     assert not any(r.result.name == "refund" and not r.result.is_error for r in results)
     assert desk.get(conv.id).status == "closed"
+
+
+async def test_the_supervisors_limit_is_configuration_and_a_refund_above_it_goes_to_a_person(
+    tmp_path: Path,
+) -> None:
+    # The $349 refund the default limit ($500) lets the supervisor approve goes to a
+    # person under a limit of $300: escalated, nothing paid until the person decides.
+    desk = make_team_desk(tmp_path, supervisor_limit=300)
+    conv = await desk.open()
+    line = (
+        "kira.dubois@example.com, zip 53703. The espresso machine from order A1010 arrived "
+        "broken, please refund the $349."
+    )
+    reply = await desk.send(conv.id, line)
+    assert reply.status == "paused"
+    assert [(p.tool, p.arguments["amount"]) for p in desk.pending_approvals()] == [
+        ("refund", 349.0)
+    ]
+    assert refunds_of(tmp_path / "shop.db", "A1010") == []
+    staff = [e.text for e in desk.transcript(conv.id, staff=True) if e.author == "staff"]
+    assert any("above the supervisor's limit of $300.00" in t for t in staff)
+    # The limit is on the record: the review run's input names it.
+    review = next(r for r in desk.tree(reply.run_id) if r.endswith(".review"))
+    assert "Your limit: $300.00." in str(desk.store.get_run(review).input)
+    assert not desk.get(conv.id).human_involved and desk.figures().supervisor_decisions == 0
     desk.shutdown()
+
+
+@pytest.mark.parametrize("limit", [-1.0, float("nan"), float("inf"), True, "500"])
+def test_a_supervisor_limit_that_is_not_an_amount_is_refused(tmp_path: Path, limit: Any) -> None:
+    from pilothouse import ConfigurationError
+    from pilothouse_desk.desk import Desk
+
+    with pytest.raises(ConfigurationError, match="supervisor_limit"):
+        Desk(tmp_path / "shop.db", ":memory:", team=True, supervisor_limit=limit)
+
+
+def test_serve_refuses_a_negative_supervisor_limit_before_starting(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pilothouse_desk.cli import app
+
+    shop = str(tmp_path / "shop.db")
+    result = CliRunner().invoke(app, ["--shop", shop, "--supervisor-limit", "-1"])
+    assert result.exit_code == 2 and "supervisor-limit" in result.output
+    assert not (tmp_path / "shop.db").exists()  # refused before anything was opened

@@ -9,10 +9,11 @@ from typing import Any
 from pilothouse.messages import ToolCall, ToolResult
 from pilothouse.tools.tool import ToolContext
 from pilothouse_desk.deps import SupportDeps
+from pilothouse_desk.help import help_base, help_tool
 from pilothouse_desk.shop import Shop
 from pilothouse_desk.tools import TOOLS
 
-TOOL = {t.name: t for t in TOOLS}
+TOOL = {t.name: t for t in (*TOOLS, help_tool(help_base()))}
 
 
 async def call(name: str, deps: SupportDeps, step: int = 1, **arguments: Any) -> ToolResult:
@@ -115,12 +116,15 @@ async def test_return_exchange_refund_address(shop: Shop) -> None:
     assert order is not None and order["address"] == "12 River Road, Salem 97301"
 
 
-async def test_search_help_cites_the_article(shop: Shop) -> None:
+async def test_search_help_is_the_knowledge_base_search_with_chunk_ids(shop: Shop) -> None:
     deps = SupportDeps(shop)
     r = await call("search_help", deps, query="how long do refunds take")
-    assert not r.is_error and "[refunds]" in r.content and "Refund timing" in r.content
+    assert not r.is_error
+    heads = [line for line in r.content.splitlines() if line.startswith("[chunk c")]
+    assert 1 <= len(heads) <= 3  # each passage with the chunk id to cite
+    assert any("refunds.md" in h and "(Refund timing)" in h for h in heads)
     none = await call("search_help", deps, query="the and of")
-    assert none.is_error and "human" in none.content
+    assert not none.is_error and none.content == "No passages found."
 
 
 async def test_in_doubt_calls_reconcile_from_the_shop(shop: Shop) -> None:

@@ -29,6 +29,13 @@ publishes there, and each open event stream forwards it. Clients treat a
 (a slow client whose queue filled up) delays an update but never loses a message:
 the transcript in the journal store is the record.
 
+The console sees the whole run tree live, not only the root run: a run's journal
+subscribers hear its own events, and a team's child runs (a handoff to a specialist,
+the supervisor's review) are journals of their own, so the server also listens to
+the desk's store (`Desk.watch`, `pilothouse_desk.watch`): each batch of a child run's
+events, once committed, goes to the console's stream as ``step`` events of the
+conversation its root run answers, and the console reads the tree again.
+
 The agent's run for a message is started as a task of its own, so a client that
 disconnects mid-answer does not cancel the run: the reply still lands in the
 conversation, which the customer reads when they come back.
@@ -356,6 +363,8 @@ async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 CONSOLE_CHANNEL = "*console*"
+MAX_LIVE_ROOTS = 10_000
+"""Root runs whose conversation the server remembers, to show their children live."""
 
 
 class Hub:
@@ -471,6 +480,10 @@ class _Server:
         self.locks: dict[str, asyncio.Lock] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.draining = False  # shutting down: no new agent runs (see drain)
+        # root run id -> conversation, learnt from the root's own events (`publisher`):
+        # where a child run's committed events are shown live (`tree_written`)
+        self.roots: dict[str, str] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     # ---------------------------------------------------------------- auth
 
@@ -540,6 +553,7 @@ class _Server:
         hub = self.hub
 
         def publish(event: Event) -> None:
+            self.learn_root(event.run_id, conv_id)
             if hub.listening(conv_id):
                 hub.publish(conv_id, {"event": "step", "data": customer_event(event)})
             if hub.listening(CONSOLE_CHANNEL):
@@ -549,6 +563,41 @@ class _Server:
                 listener(event)
 
         return publish
+
+    def learn_root(self, run_id: str, conv_id: str) -> None:
+        """Remember which conversation a root run answers (bounded: oldest forgotten)."""
+        if run_id in self.roots:
+            return
+        if len(self.roots) >= MAX_LIVE_ROOTS:
+            del self.roots[next(iter(self.roots))]
+        self.roots[run_id] = conv_id
+
+    def tree_written(self, events: Sequence[Event]) -> None:
+        """The desk's store committed `events` (one run's): a child run's go to the
+        console live, as its root's own events do through `publisher` (the root's are
+        skipped here: they were sent as they happened). Called in the thread that
+        wrote; handed to the server's loop when that is another thread."""
+        run_id = events[0].run_id if events else ""
+        root, dot, _ = run_id.partition(".")  # a child's id starts with its root's
+        conv_id = self.roots.get(root) if dot else None
+        if conv_id is None or self.loop is None or not self.hub.listening(CONSOLE_CHANNEL):
+            return
+        items = [
+            {"event": "step", "data": {"conversation": conv_id, **console_event(e)}} for e in events
+        ]
+
+        def publish() -> None:
+            for item in items:
+                self.hub.publish(CONSOLE_CHANNEL, item)
+
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            publish()
+        else:
+            self.loop.call_soon_threadsafe(publish)
 
     def start_send(
         self, conv_id: str, text: str, listener: Callable[[Event], None] | None
@@ -922,6 +971,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.loop = asyncio.get_running_loop()
+        watch = getattr(desk, "watch", None)  # a desk whose store tells every run's writes
+        unwatch = watch(state.tree_written) if watch is not None else None
         if recover:  # in the background: the server answers while it recovers
             task = asyncio.ensure_future(state.recover())
             state.tasks.add(task)
@@ -930,6 +982,8 @@ def create_app(
         hub.close()
         if state.tasks:  # let answers being written land in their conversations
             await asyncio.wait(set(state.tasks), timeout=10)
+        if unwatch is not None:
+            unwatch()
 
     routes = [
         Route("/", page("chat.html")),

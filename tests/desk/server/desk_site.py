@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,15 +36,25 @@ ORDER_RE = re.compile(r"where is order (A\d{4})")
 REFUND_RE = re.compile(r"refund (\d+(?:\.\d+)?) for order (A\d{4}), I am (\S+@\S+) zip (\d{5})")
 
 
-def customer_model() -> ScriptedModel:
-    """A scripted model that behaves per the module docstring."""
+def turn_model(act: Callable[[str, list[str], int], Any]) -> ScriptedModel:
+    """A scripted model reacting to the customer's last message: `act(text, done, n)`
+    answers each call, given that message, the tools called since it, and a counter
+    (for unique call ids)."""
     counter = iter(range(1_000_000))
 
     def reply(request: ModelRequest) -> Any:
         last_user = max(i for i, m in enumerate(request.messages) if m.role == "user")
         text = request.messages[last_user].content
-        done = [m.name for m in request.messages[last_user + 1 :] if m.role == "tool"]
-        n = next(counter)
+        done = [m.name or "" for m in request.messages[last_user + 1 :] if m.role == "tool"]
+        return act(text, done, next(counter))
+
+    return ScriptedModel(reply, record=False)
+
+
+def customer_model() -> ScriptedModel:
+    """A scripted model that behaves per the module docstring."""
+
+    def reply(text: str, done: list[str], n: int) -> Any:
         if "explode" in text:
             raise ModelError("the model endpoint is down (scripted failure)")
         if "human" in text.lower():
@@ -65,7 +77,7 @@ def customer_model() -> ScriptedModel:
             return "Your refund has been handled."
         return f"echo: {text}"
 
-    return ScriptedModel(reply, record=False)
+    return turn_model(reply)
 
 
 @dataclass
@@ -127,3 +139,19 @@ def make_desk(directory: Path, model: Any = None) -> tuple[Any, SQLiteStore, Pat
     shop_path = directory / "shop.db"
     desk = Desk(shop_path, store, model=model if model is not None else customer_model())
     return desk, store, shop_path
+
+
+@contextmanager
+def serving(desk: Any, store: Any, shop_path: Path) -> Iterator[Site]:
+    """`desk` served on a loopback port (the real app and uvicorn) for the block; the
+    desk and its store are closed after it."""
+    from pilothouse_desk.server.app import create_app
+    from pilothouse_desk.server.live import LiveServer
+
+    app = create_app(desk, console_token=CONSOLE_TOKEN, store=store)
+    try:
+        with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+            yield Site(server.url, desk, store, shop_path, client)
+    finally:
+        desk.shutdown()
+        store.close()

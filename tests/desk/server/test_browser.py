@@ -9,43 +9,15 @@ Screenshots go to the test's temporary directory.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from desk_site import CONSOLE_TOKEN, Site
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-if not os.path.exists(CHROMIUM):
-    pytest.skip(
-        f"{CHROMIUM} is absent: run `bash scripts/system-deps.sh` (installs Debian's chromium)",
-        allow_module_level=True,
-    )
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="the browser test needs the 'playwright' package (dev extra)"
 )
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def test_customer_escalates_and_a_human_answers(site: Site, browser: Any, tmp_path: Path) -> None:

@@ -12,15 +12,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from desk_site import CONSOLE_TOKEN, REFUND_RE, Site, make_desk
+from desk_site import REFUND_RE, Site, make_desk, serving, turn_model
 
 from pilothouse.messages import ToolCall
-from pilothouse.models.base import ModelRequest
 from pilothouse.models.scripted import ScriptedModel
-from pilothouse_desk.server.app import create_app
-from pilothouse_desk.server.live import LiveServer
 from pilothouse_desk.shop import RETURN_DAYS, TODAY
 
 
@@ -82,13 +78,8 @@ RETURN_RE = re.compile(r"return (A\d{4}-\d) of order (A\d{4}), I am (\S+@\S+) zi
 
 def returns_model() -> ScriptedModel:
     """Verifies, then returns an item or refunds an amount (the last message says which)."""
-    counter = iter(range(1_000_000))
 
-    def reply(request: ModelRequest) -> Any:
-        last_user = max(i for i, m in enumerate(request.messages) if m.role == "user")
-        text = request.messages[last_user].content
-        done = [m.name for m in request.messages[last_user + 1 :] if m.role == "tool"]
-        n = next(counter)
+    def reply(text: str, done: list[str], n: int) -> Any:
         wanted = RETURN_RE.search(text) or REFUND_RE.search(text)
         if wanted is None or len(done) > 1:
             return "Done."
@@ -99,19 +90,13 @@ def returns_model() -> ScriptedModel:
             return ToolCall(f"x{n}", "return_items", {"order_id": order, "item_ids": [first]})
         return ToolCall(f"r{n}", "refund", {"order_id": order, "amount": float(first)})
 
-    return ScriptedModel(reply, record=False)
+    return turn_model(reply)
 
 
 @pytest.fixture
 def returns_site(tmp_path: Path) -> Iterator[Site]:
-    desk, store, shop_path = make_desk(tmp_path, model=returns_model())
-    app = create_app(desk, console_token=CONSOLE_TOKEN, store=store)
-    try:
-        with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-            yield Site(server.url, desk, store, shop_path, client)
-    finally:
-        desk.shutdown()
-        store.close()
+    with serving(*make_desk(tmp_path, model=returns_model())) as served:
+        yield served
 
 
 def small_returnable_orders(site: Site) -> list[tuple[str, str, str, float, str]]:

@@ -9,14 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from desk_site import CONSOLE_TOKEN, Site
+from desk_site import CONSOLE_TOKEN, Site, serving
 from team_world import delivered_order, make_team_desk, refunds_of
 
 from pilothouse.events import ApprovalGiven
-from pilothouse_desk.server.app import create_app
-from pilothouse_desk.server.live import LiveServer
 
 CONSOLE = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}
 CHUNK_ID = re.compile(r"\bc[0-9a-f]{15}\b")
@@ -25,13 +22,8 @@ CHUNK_ID = re.compile(r"\bc[0-9a-f]{15}\b")
 @pytest.fixture
 def team_site(tmp_path: Path) -> Iterator[Site]:
     desk = make_team_desk(tmp_path)
-    app = create_app(desk, console_token=CONSOLE_TOKEN, store=desk.store)
-    try:
-        with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-            yield Site(server.url, desk, desk.store, tmp_path / "shop.db", client)
-    finally:
-        desk.shutdown()
-        desk.store.close()
+    with serving(desk, desk.store, tmp_path / "shop.db") as served:
+        yield served
 
 
 def console_view(site: Site, conv_id: str) -> dict[str, Any]:
