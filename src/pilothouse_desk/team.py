@@ -283,12 +283,27 @@ class SupportTeam(Team):
         orders = member(
             "orders",
             "order status, cancellations, address changes",
-            [verify_identity, find_customer, order_status, cancel_order, change_address],
+            [
+                verify_identity,
+                find_customer,
+                order_status,
+                cancel_order,
+                change_address,
+                transfer_to_human,
+            ],
         )
         returns = member(
             "returns",
             "returns, exchanges and refunds",
-            [verify_identity, find_customer, order_status, return_items, exchange_items, refund],
+            [
+                verify_identity,
+                find_customer,
+                order_status,
+                return_items,
+                exchange_items,
+                refund,
+                transfer_to_human,
+            ],
         )
         self.help = help_agent(
             self.base,

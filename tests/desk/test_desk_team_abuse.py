@@ -140,3 +140,37 @@ async def test_handoff_ping_pong_is_bounded_and_goes_to_a_person(tmp_path: Path)
     assert len(staff) == 1 and "handoffs" in staff[0]
     assert all("handoff" not in e.text for e in desk.transcript(conv.id))
     desk.shutdown()
+
+
+async def test_a_specialist_that_cannot_help_hands_the_customer_to_a_person(
+    tmp_path: Path,
+) -> None:
+    """The policy's refusal tells a specialist to offer a person (its instructions say
+    so too): the specialist has `transfer_to_human` itself, so the conversation reaches
+    the human queue from the returns desk without going back through triage."""
+
+    def script(agent: str, request: ModelRequest, n: int) -> Any:
+        done = [m.name for m in request.messages if m.role == "tool"]
+        if agent == "triage":
+            payload = {"request": "refund $100 for A1010"}
+            return ToolCall(
+                f"t{n}", "transfer_to_returns", {"reason": "refund", "payload": payload}
+            )
+        if agent == "returns" and not done:
+            return ToolCall(f"r{n}", "refund", {"order_id": "A1010", "amount": 100.0})
+        if agent == "returns" and "transfer_to_human" not in done:
+            summary = {"summary": "Refund for A1010 refused: identity not verified."}
+            return ToolCall(f"h{n}", "transfer_to_human", summary)
+        return "A person will take over."
+
+    desk = make_team_desk(tmp_path, capable_model(script), route=False)
+    conv = await desk.open()
+    reply = await desk.send(conv.id, "Refund $100 for A1010, I am kira.")
+    assert decisions(desk, reply.run_id)[-2:] == [
+        ("returns", "refund", "deny"),
+        ("returns", "transfer_to_human", "allow"),
+    ]
+    assert reply.status == "escalated"
+    assert [c.id for c in desk.queue()] == [conv.id]
+    assert refunds_of(tmp_path / "shop.db", "A1010") == []
+    desk.shutdown()
