@@ -284,6 +284,11 @@ def main() -> int:
     parser.add_argument("--holdout2", type=Path, default=HOLDOUT2, help="second held-out set")
     parser.add_argument("--verbose", action="store_true", help="show every entry's result")
     parser.add_argument("--langchain", action="store_true", help="also score LangChain")
+    parser.add_argument(
+        "--tune-only",
+        action="store_true",
+        help="score shared and tune only (while working: the held-out sets stay unscored)",
+    )
     options = parser.parse_args()
     sets = corpora(options.corpus, options.project_corpus, options.holdout2)
     if not sets:
@@ -294,6 +299,8 @@ def main() -> int:
         head += f"   | {'LangChain recovered':<15}  {'refused':<15}  {'markup':>6}"
     print(head + "\n" + "-" * len(head))
     for label, entries in sets:
+        if options.tune_only and label in HELD_OUT:
+            continue
         ours = score_pilothouse(entries, options.verbose)
         theirs = None
         if options.langchain:

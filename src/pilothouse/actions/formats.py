@@ -255,7 +255,8 @@ def _no_markup_answer(
             "or give your final answer",
             result.repairs,
         )
-    seen = _fail_safe_markup(result.answer, answer_keys) or _tool_tag(result.answer, tools)
+    names = [t.name for t in tools]
+    seen = _fail_safe_markup(result.answer, answer_keys, names) or _tool_tag(result.answer, tools)
     if seen is None:
         return result
     names = ", ".join(t.name for t in tools) or "(none)"
@@ -285,9 +286,11 @@ def _tool_tag(answer: str, tools: Sequence[ToolSpec]) -> str | None:
     return None
 
 
-def _fail_safe_markup(answer: str, answer_keys: frozenset[str] | None) -> str | None:
+def _fail_safe_markup(
+    answer: str, answer_keys: frozenset[str] | None, tool_names: Sequence[str] = ()
+) -> str | None:
     try:
-        return call_markup(answer, answer_keys=answer_keys)
+        return call_markup(answer, answer_keys=answer_keys, tool_names=tool_names)
     except Exception:  # the parser's promise holds here too; unreadable means "markup"
         return "unreadable reply"
 
