@@ -255,8 +255,8 @@ def _no_markup_answer(
             "or give your final answer",
             result.repairs,
         )
-    names = [t.name for t in tools]
-    seen = _fail_safe_markup(result.answer, answer_keys, names) or _tool_tag(result.answer, tools)
+    offered = [t.name for t in tools]
+    seen = _fail_safe_markup(result.answer, answer_keys, offered) or _tool_tag(result.answer, tools)
     if seen is None:
         return result
     names = ", ".join(t.name for t in tools) or "(none)"

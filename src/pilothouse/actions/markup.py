@@ -134,8 +134,9 @@ def _call_shaped(value: Any, depth: int = 0, names: Collection[str] = ()) -> str
         return None
     keys: set[str] = {k for k in value if isinstance(k, str)}
     for key in sorted(keys & _NAMING_KEYS):
-        if isinstance(value[key], str) and value[key] in names:
-            return '{"' + key + '": "' + value[key] + '"}'
+        named = value[key]
+        if isinstance(named, str) and named in names:
+            return '{"' + key + '": "' + named + '"}'
     if len(keys) == 1 and next(iter(keys)) in names and isinstance(value[next(iter(keys))], dict):
         return '{"' + next(iter(keys)) + '": {...}}'
     if len(keys) == 1 and keys <= _ARG_KEYS and isinstance(value[next(iter(keys))], dict):
@@ -370,8 +371,8 @@ def _named_pair(text: str, names: Collection[str]) -> str | None:
             return m.group().lstrip("{, ")
         if count >= 256:
             break
-    m = _ARGS_PAIR.search(text)
-    return m.group().lstrip("{, ") if m is not None else None
+    found = _ARGS_PAIR.search(text)
+    return found.group().lstrip("{, ") if found is not None else None
 
 
 def call_markup(
