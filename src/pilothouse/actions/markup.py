@@ -328,6 +328,10 @@ _ARGS_PAIR = re.compile(
 )
 
 
+_CALL_OPEN = re.compile(r"(?<![\w.\-])([A-Za-z_][\w.\-]*)[ \t]?\(")
+_KWARG = re.compile(r"[A-Za-z_]\w*\s*=")
+
+
 def _word_tag(text: str) -> str | None:
     """The first tag whose name is made only of call words, written as structure."""
     if "<" not in text:
@@ -348,18 +352,21 @@ def _word_tag(text: str) -> str | None:
 
 def _offered_call(text: str, names: Collection[str]) -> str | None:
     """A Python-style call of an offered tool: `name()`, `name(key=`, `name("..."`,
-    `name({...`. A name mentioned in prose, or called with a bare word, is not."""
-    for name in names:
-        start = text.find(name + "(")
-        if start < 0:
-            start = text.find(name + " (")
-        while start >= 0:
-            before = text[start - 1 : start]
-            if not (before.isalnum() or before == "_"):
-                rest = text[start + len(name) : start + len(name) + 80].lstrip()[1:].lstrip()
-                if rest[:1] in (")", '"', "'", "{", "[") or re.match(r"[A-Za-z_]\w*\s*=", rest):
-                    return text[start : start + len(name) + 1]
-            start = text.find(name + "(", start + 1)
+    `name({...`. A name mentioned in prose, or called with a bare word, is not.
+    One pass over the text, whatever the number of tools."""
+    if "(" not in text:
+        return None
+    for count, m in enumerate(_CALL_OPEN.finditer(text)):
+        if count >= 10_000:
+            break
+        name = m.group(1)
+        if name not in names:
+            name = name.rsplit(".", 1)[-1]  # `default_api.search(`
+            if name not in names:
+                continue
+        rest = text[m.end() : m.end() + 80].lstrip()
+        if rest[:1] in (")", '"', "'", "{", "[") or _KWARG.match(rest):
+            return name + "("
     return None
 
 
