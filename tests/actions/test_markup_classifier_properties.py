@@ -92,6 +92,12 @@ def _envelopes(name: str, args: dict[str, Any], offered: str) -> list[str]:
         f"```tool_code\n{name}({_py(args)})\n```",
         f"Action: {name}\nAction Input: {a}",
         f"functions.{name}({_py(args)})",
+        f"<call>{call}</call>",
+        f"[TOOL_REQUEST]{call}[END_TOOL_REQUEST]",
+        f"\nFunction: {name}\nArguments: {a}",
+        f"Tool call: {name}({a})",
+        json.dumps({"recipient_name": f"functions.{name}", "parameters": args}),
+        f"<|start|>assistant to=browser.{name} code<|message|>{a}",
         # shapes that need the offered names to be seen as calls
         f"{offered}({_py(args)})",
         json.dumps([{offered: args}]),
@@ -219,6 +225,13 @@ FLAGGED = [
     ("search(query='x')", "search("),
     ("get_weather()", "get_weather("),
     ("{tool: search, query: x", "tool: search"),
+    ("<call>lookup</call>", "<call>"),
+    ("[TOOL_REQUEST]{}[END_TOOL_REQUEST]", "[TOOL_REQUEST]"),
+    ("commentary to=browser.search json", "to=browser.search"),
+    ("Function: lookup\nArguments: {}", "Function: lookup\nArguments:"),
+    ("Tool call: lookup(q=1)", "Tool call: lookup("),
+    ('{"recipient_name": "x", "parameters": {}}', '{"recipient_name": ..., "parameters": {...}}'),
+    ('{"recipient_name": "functions.search"}', '{"recipient_name": "functions.search"}'),
 ]
 
 
@@ -238,9 +251,33 @@ NOT_FLAGGED = [
     '{"name": "Alice", "title": "search engineer"}',
     '{"status": "ok", "count": 3}',
     "the arguments: none were needed",
+    "Tool: hammer\nMaterial: wood",
+    "press [CTRL] and [A] together",
+    "https://example.test/?to=a.b",
 ]
 
 
 @pytest.mark.parametrize("text", NOT_FLAGGED)
 def test_rules_leave_prose_and_data_alone(text: str) -> None:
     assert call_markup(text, tool_names=OFFERED) is None
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_the_name_written_before_the_arguments_decides(fmt: str) -> None:
+    # issue #15 item 3: `{"city": ...}` fits get_weather, but the model named another
+    # tool; guessing get_weather would run a call the model did not ask for
+    result = get_format(fmt).parse('Tool call: lookup_forecast({"city": "Paris"})', TOOLS)
+    assert result.kind == "unrecoverable" and "lookup_forecast" in result.reason, result
+    result = get_format(fmt).parse('I will call get_weather({"city": "Paris"}) now.', TOOLS)
+    assert [(c.tool, c.args) for c in result.calls] == [("get_weather", {"city": "Paris"})]
+    # code passing data no tool takes stays the answer it is
+    code = 'Set it with:\n```js\nsetState({"open": true})\n```'
+    result = get_format(fmt).parse(code, TOOLS)
+    assert result.kind == "final_answer" and result.answer == code, result
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+@pytest.mark.parametrize("reply", ["<|eot_id|>", "```json\n```", "Final Answer:", "```\n\n```"])
+def test_a_reply_that_says_nothing_is_not_an_answer(reply: str, fmt: str) -> None:
+    result = get_format(fmt).parse(reply, TOOLS)
+    assert result.kind == "unrecoverable" and "says nothing" in result.reason, (fmt, result)

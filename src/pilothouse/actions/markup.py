@@ -103,7 +103,15 @@ _NAMING_KEYS = frozenset(
 # keys no data answer spells but every call envelope does, holding a call's arguments
 # or calls (an object, a list, or a JSON string of an object)
 _CALL_KEYS = frozenset(
-    {"arguments", "action_input", "tool_input", "tool_calls", "function_call", "tool_use"}
+    {
+        "arguments",
+        "action_input",
+        "tool_input",
+        "tool_calls",
+        "function_call",
+        "tool_use",
+        "tool_uses",
+    }
 )
 # call-shaped keys as written, for JSON too broken (or too buried in stray quotes and
 # brackets) to load: a name then its arguments, an action then its input, a tool
@@ -135,7 +143,9 @@ def _call_shaped(value: Any, depth: int = 0, names: Collection[str] = ()) -> str
     keys: set[str] = {k for k in value if isinstance(k, str)}
     for key in sorted(keys & _NAMING_KEYS):
         named = value[key]
-        if isinstance(named, str) and named in names:
+        if not isinstance(named, str):
+            continue
+        if named in names or named.rsplit(".", 1)[-1] in names:  # `functions.NAME`
             return '{"' + key + '": "' + named + '"}'
     if len(keys) == 1 and next(iter(keys)) in names and isinstance(value[next(iter(keys))], dict):
         return '{"' + next(iter(keys)) + '": {...}}'
@@ -154,6 +164,11 @@ def _call_shaped(value: Any, depth: int = 0, names: Collection[str] = ()) -> str
     command = value.get("command")
     if isinstance(command, dict) and "name" in command:
         return '{"command": {"name": ...}}'
+    for key in sorted(keys & _NAMING_KEYS):
+        # a name of any tool beside its arguments: `{"recipient_name": ..., "parameters": {}}`
+        for arg in sorted(keys & _ARG_KEYS):
+            if isinstance(value[key], str) and isinstance(value[arg], dict):
+                return '{"' + key + '": ..., "' + arg + '": {...}}'
     for key in sorted(keys & _CALL_KEYS):
         if isinstance(value[key], (dict, list)) or (
             isinstance(value[key], str) and value[key].lstrip()[:1] == "{"
@@ -303,6 +318,8 @@ _CORE_WORDS = frozenset(
         "arguments",
         "args",
         "tooluse",
+        "call",
+        "calls",
     }
 )
 _WORD_SPLIT = re.compile(r"[_.\-]+")
@@ -310,6 +327,19 @@ _WORD_SPLIT = re.compile(r"[_.\-]+")
 _CALL_FENCE = re.compile(
     r"^[ \t]*```[ \t]*(tool_code|tool_call|tool_calls|tool|tools|function_call|functions?)"
     r"[ \t]*$",
+    re.M | re.I,
+)
+# Mistral-style bracket tokens (`[TOOL_CALLS]`, `[ARGS]`, `[CALL_ID]`) and their kin
+# (`[TOOL_REQUEST]`, `[/TOOL_RESULTS]`): upper case, a call word inside
+_BRACKET_TOKEN = re.compile(r"\[/?[A-Z_]*(?:TOOL|CALL|FUNCTION|ARGS)[A-Z_]*\]")
+# a Harmony recipient under any namespace: `to=browser.search`, `to=container.exec`
+_RECIPIENT = re.compile(r"(?:^|(?<=[\s>]))to=[A-Za-z_][\w\-]*\.[A-Za-z_][\w.\-]*", re.M)
+# a call laid out in lines: `Tool: NAME` / `Function call: NAME` followed by its
+# arguments, on the same line (`NAME(`, `NAME {`) or on an `Arguments:`-like line next
+_CALL_LINES = re.compile(
+    r"^[ \t>*#\-]*(?:Tool|Function)(?:[ \t_]?(?:call|name|use))?[ \t*]*:[ \t*`'\"]*"
+    r"[A-Za-z_][\w.\-]*[ \t*`'\"]*(?:[(\[{]|\r?\n[ \t>*#\-]*(?:Arguments|Args|"
+    r"Parameters|Params|Input|Tool[ \t_]?Input|Function[ \t_]?Input)[ \t*]*:)",
     re.M | re.I,
 )
 # `functions.NAME(`, `default_api.NAME(`: a namespace every Gemini/OpenAI-style call
@@ -424,7 +454,7 @@ def call_markup(
     seen = _template_token(text) or _call_tag(text) or _word_tag(text)
     if seen is not None:
         return seen
-    for pattern in (_CALL_FENCE, _NAMESPACED_CALL):
+    for pattern in (_CALL_FENCE, _NAMESPACED_CALL, _BRACKET_TOKEN, _RECIPIENT, _CALL_LINES):
         m = pattern.search(text)
         if m is not None:
             return m.group().strip()
