@@ -228,7 +228,7 @@ FLAGGED = [
     ("<call>lookup</call>", "<call>"),
     ("[TOOL_REQUEST]{}[END_TOOL_REQUEST]", "[TOOL_REQUEST]"),
     ("commentary to=browser.search json", "to=browser.search"),
-    ("Function: lookup\nArguments: {}", "Function: lookup\nArguments:"),
+    ("Function: lookup\nArguments: {}", "Function: lookup\nArguments: {"),
     ("Tool call: lookup(q=1)", "Tool call: lookup("),
     ('{"recipient_name": "x", "parameters": {}}', '{"recipient_name": ..., "parameters": {...}}'),
     ('{"recipient_name": "functions.search"}', '{"recipient_name": "functions.search"}'),
@@ -254,6 +254,10 @@ NOT_FLAGGED = [
     "Tool: hammer\nMaterial: wood",
     "press [CTRL] and [A] together",
     "https://example.test/?to=a.b",
+    "Function: get_user\nArguments: id (int), the user's number",
+    'Configure it:\n```xml\n<action name="login" class="x.Login">\n  <result>ok</result>\n'
+    "</action>\n```\nThen restart.",
+    "```xml\n<plugin><parameters><parameter>x</parameter></parameters></plugin>\n```",
 ]
 
 

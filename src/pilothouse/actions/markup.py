@@ -335,11 +335,12 @@ _BRACKET_TOKEN = re.compile(r"\[/?[A-Z_]*(?:TOOL|CALL|FUNCTION|ARGS)[A-Z_]*\]")
 # a Harmony recipient under any namespace: `to=browser.search`, `to=container.exec`
 _RECIPIENT = re.compile(r"(?:^|(?<=[\s>]))to=[A-Za-z_][\w\-]*\.[A-Za-z_][\w.\-]*", re.M)
 # a call laid out in lines: `Tool: NAME` / `Function call: NAME` followed by its
-# arguments, on the same line (`NAME(`, `NAME {`) or on an `Arguments:`-like line next
+# arguments, on the same line (`NAME(`, `NAME {`) or as JSON on an `Arguments:`-like
+# line next (an API described in prose, `Arguments: id (int)`, is not a call)
 _CALL_LINES = re.compile(
     r"^[ \t>*#\-]*(?:Tool|Function)(?:[ \t_]?(?:call|name|use))?[ \t*]*:[ \t*`'\"]*"
     r"[A-Za-z_][\w.\-]*[ \t*`'\"]*(?:[(\[{]|\r?\n[ \t>*#\-]*(?:Arguments|Args|"
-    r"Parameters|Params|Input|Tool[ \t_]?Input|Function[ \t_]?Input)[ \t*]*:)",
+    r"Parameters|Params|Input|Tool[ \t_]?Input|Function[ \t_]?Input)[ \t*]*:[ \t`]*[{\[])",
     re.M | re.I,
 )
 # `functions.NAME(`, `default_api.NAME(`: a namespace every Gemini/OpenAI-style call
@@ -362,14 +363,28 @@ _CALL_OPEN = re.compile(r"(?<![\w.\-])([A-Za-z_][\w.\-]*)[ \t]?\(")
 _KWARG = re.compile(r"[A-Za-z_]\w*\s*=")
 
 
+# Code fences of markup languages: a Struts `<action name=...>` or a Maven
+# `<parameters>` in an answer about configuration is that configuration, so the
+# word rule skips them (the named envelopes, `<invoke`, `<tool_call>`, ... still count)
+_MARKUP_FENCE = re.compile(
+    r"^[ \t]*```[ \t]*(?:xml|html|xhtml|svg|jsp|vue|jsx|tsx|php|xsl|xslt|wsdl|pom|ant)\b"
+    r".*?(?:^[ \t]*```|\Z)",
+    re.M | re.S | re.I,
+)
+
+
 def _word_tag(text: str) -> str | None:
-    """The first tag whose name is made only of call words, written as structure."""
+    """The first tag whose name is made only of call words, written as structure,
+    outside code fences of markup languages."""
     if "<" not in text:
         return None
     lowered = text.lower()
+    skipped = [m.span() for m in _MARKUP_FENCE.finditer(text)] if "```" in text else []
     for count, m in enumerate(_ANY_TAG.finditer(text)):
         if count >= 256:
             break
+        if any(a <= m.start() < b for a, b in skipped):
+            continue
         name = m.group(1).lower()
         words = [w for w in _WORD_SPLIT.split(name.rsplit(":", 1)[-1]) if w]
         if not words or not set(words) <= _CALL_WORDS or not set(words) & _CORE_WORDS:
