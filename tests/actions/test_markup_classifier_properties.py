@@ -93,6 +93,7 @@ def _envelopes(name: str, args: dict[str, Any], offered: str) -> list[str]:
         f"Action: {name}\nAction Input: {a}",
         f"functions.{name}({_py(args)})",
         f"<call>{call}</call>",
+        call[: max(12, len(call) // 2)],  # cut off at a token limit
         f"[TOOL_REQUEST]{call}[END_TOOL_REQUEST]",
         f"\nFunction: {name}\nArguments: {a}",
         f"Tool call: {name}({a})",
@@ -232,6 +233,8 @@ FLAGGED = [
     ("Tool call: lookup(q=1)", "Tool call: lookup("),
     ('{"recipient_name": "x", "parameters": {}}', '{"recipient_name": ..., "parameters": {...}}'),
     ('{"recipient_name": "functions.search"}', '{"recipient_name": "functions.search"}'),
+    ('{"name": "lookup_forecast", "argu', '{"name":'),
+    ("```json\n[{'action': 'lookup", "{'action':"),
 ]
 
 
@@ -254,6 +257,7 @@ NOT_FLAGGED = [
     "Tool: hammer\nMaterial: wood",
     "press [CTRL] and [A] together",
     "https://example.test/?to=a.b",
+    '[{"name": "Alice"}, {"name": "Bob"}]',
     "Function: get_user\nArguments: id (int), the user's number",
     'Configure it:\n```xml\n<action name="login" class="x.Login">\n  <result>ok</result>\n'
     "</action>\n```\nThen restart.",

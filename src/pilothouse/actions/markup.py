@@ -338,7 +338,8 @@ _RECIPIENT = re.compile(r"(?:^|(?<=[\s>]))to=[A-Za-z_][\w\-]*\.[A-Za-z_][\w.\-]*
 # arguments, on the same line (`NAME(`, `NAME {`) or as JSON on an `Arguments:`-like
 # line next (an API described in prose, `Arguments: id (int)`, is not a call)
 _CALL_LINES = re.compile(
-    r"^[ \t>*#\-]*(?:Tool|Function)(?:[ \t_]?(?:call|name|use))?[ \t*]*:[ \t*`'\"]*"
+    r"(?:^|(?<=[.!?:,;]))[ \t>*#\-]*(?:Tool|Function)(?:[ \t_]?(?:call|name|use))?[ \t*]*:"
+    r"[ \t*`'\"]*"
     r"[A-Za-z_][\w.\-]*[ \t*`'\"]*(?:[(\[{]|\r?\n[ \t>*#\-]*(?:Arguments|Args|"
     r"Parameters|Params|Input|Tool[ \t_]?Input|Function[ \t_]?Input)[ \t*]*:[ \t`]*[{\[])",
     re.M | re.I,
@@ -496,7 +497,29 @@ def call_markup(
         if m is not None:
             return m.group()
     if "{" in text and (answer_keys is None or not _whole_answer(text, answer_keys)):
-        return _named_pair(text, names)
+        return _named_pair(text, names) or _cut_call_json(text)
+    return None
+
+
+# an object that opens as a call, `{"name": ...`, `{'action': ...`, in any quoting
+_OPENS_AS_CALL = re.compile(
+    r"(\{)\s*['\"]?(?:name|action|tool|tool_name|function|function_name|command|tool_calls|"
+    r"function_call|arguments|action_input)['\"]?\s*:"
+)
+
+
+def _cut_call_json(text: str) -> str | None:
+    """An object that opens as a call and never closes (cut off at a token limit, or
+    broken past repair): no answer to show the user, whatever it was. An object that
+    closes was judged by its keys already (`{"name": "Alice", "age": 3}` is data)."""
+    spans: list[tuple[int, int]] | None = None
+    for count, m in enumerate(_OPENS_AS_CALL.finditer(text)):
+        if count >= 16:
+            break
+        if spans is None:
+            spans = repair.balanced_spans(text)
+        if not any(a <= m.start(1) < b for a, b in spans):
+            return m.group().strip()
     return None
 
 
