@@ -289,3 +289,24 @@ def test_the_name_written_before_the_arguments_decides(fmt: str) -> None:
 def test_a_reply_that_says_nothing_is_not_an_answer(reply: str, fmt: str) -> None:
     result = get_format(fmt).parse(reply, TOOLS)
     assert result.kind == "unrecoverable" and "says nothing" in result.reason, (fmt, result)
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "<think>I need to call get_weather for Paris",  # cut off inside its reasoning
+        "<thinking>plan the search</thinking>",
+        "<reasoning>call the tool</reasoning>\n",
+    ],
+)
+def test_reasoning_with_nothing_after_it_is_not_an_answer(reply: str, fmt: str) -> None:
+    result = get_format(fmt).parse(reply, TOOLS)
+    assert result.kind == "unrecoverable" and "reasoning" in result.reason, (fmt, result)
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_an_answer_after_reasoning_or_about_it_stays(fmt: str) -> None:
+    for text in ("<thinking>plan</thinking>\nIt is sunny.", "Wrap reasoning in <think> tags."):
+        result = get_format(fmt).parse(text, TOOLS)
+        assert result.kind == "final_answer", (fmt, text, result)

@@ -273,6 +273,12 @@ def _no_markup_answer(
             "the reply holds only reasoning; call a tool or give your final answer",
             result.repairs,
         )
+    if _only_reasoning(result.answer):
+        return failure(
+            "the reply is reasoning with no answer after it (cut off, or never closed); "
+            "call a tool or give your final answer",
+            result.repairs,
+        )
     if not _said(result.answer):
         # an end token alone, `Final Answer:` with nothing after it, an empty fence:
         # nothing for the user, so nothing to end the run with
@@ -304,6 +310,19 @@ def _no_markup_answer(
 _TAG = re.compile(r"<([A-Za-z_][\w.\-]{0,80})>")
 _BARE_FINAL = re.compile(r"(?:Final[ \t_]*)?Answer[ \t*]*:", re.I)
 _EMPTY_FENCE = re.compile(r"```[\w+\-]*[ \t]*\n?[ \t]*```")
+
+
+_REASONING_OPEN = re.compile(r"\A\s*<(think|thinking|reasoning)>", re.I)
+
+
+def _only_reasoning(answer: str) -> bool:
+    """Whether the answer is a reasoning block and nothing else: opened and never
+    closed (cut off at a token limit), or closed with nothing after it."""
+    m = _REASONING_OPEN.match(answer)
+    if m is None:
+        return False
+    close = answer.lower().find(f"</{m.group(1).lower()}>", m.end())
+    return close < 0 or not answer[close + len(m.group(1)) + 3 :].strip()
 
 
 def _said(answer: str) -> bool:
