@@ -1,6 +1,6 @@
 """Score the action parsers on real model outputs that broke agent frameworks.
 
-    python benchmarks/parse_recovery.py [--verbose] [--langchain]
+    python benchmarks/parse_recovery.py [--verbose] [--langchain] [--tune-only]
 
 Two corpora of real outputs with what each model meant: the shared one
 (../shared/data/agent-outputs/corpus.jsonl, 42 entries the parser was first
