@@ -5,8 +5,10 @@
 Two corpora of real outputs with what each model meant: the shared one
 (../shared/data/agent-outputs/corpus.jsonl, 42 entries the parser was first
 tuned against) and the project's (benchmarks/data/parse_corpus/corpus.jsonl),
-split once into `tune` (worked against) and `holdout` (only ever scored). The
-shared README fixes the scoring rules, followed here:
+split once into `tune` (worked against) and `holdout` (only ever scored), plus a
+second held-out set (benchmarks/data/parse_corpus/holdout2.jsonl: a source the
+corpus never used, written before the changes it measures). The shared README
+fixes the scoring rules, followed here:
 offer the tools `expected` names (parameters inferred from the expected
 arguments; one unrelated tool when no call is expected), parse with the entry's
 format (json_fenced -> json, xml_tag -> xml, python/other -> auto; an entry
