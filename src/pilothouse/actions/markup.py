@@ -402,6 +402,10 @@ def _offered_call(text: str, names: Collection[str]) -> str | None:
     One pass over the text, whatever the number of tools."""
     if "(" not in text:
         return None
+    if len(names) <= 32:  # a few tools: one fast substring search each
+        names = [n for n in names if any(n + gap + "(" in text for gap in ("", " ", "\t"))]
+        if not names:
+            return None
     for count, m in enumerate(_CALL_OPEN.finditer(text)):
         if count >= 10_000:
             break
