@@ -1,12 +1,14 @@
 """Score the action parsers on real model outputs that broke agent frameworks.
 
-    python benchmarks/parse_recovery.py [--verbose] [--langchain]
+    python benchmarks/parse_recovery.py [--verbose] [--langchain] [--tune-only]
 
 Two corpora of real outputs with what each model meant: the shared one
 (../shared/data/agent-outputs/corpus.jsonl, 42 entries the parser was first
 tuned against) and the project's (benchmarks/data/parse_corpus/corpus.jsonl),
-split once into `tune` (worked against) and `holdout` (only ever scored). The
-shared README fixes the scoring rules, followed here:
+split once into `tune` (worked against) and `holdout` (only ever scored), plus a
+second held-out set (benchmarks/data/parse_corpus/holdout2.jsonl: a source the
+corpus never used, written before the changes it measures). The shared README
+fixes the scoring rules, followed here:
 offer the tools `expected` names (parameters inferred from the expected
 arguments; one unrelated tool when no call is expected), parse with the entry's
 format (json_fenced -> json, xml_tag -> xml, python/other -> auto; an entry
@@ -33,6 +35,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "agent-outputs" / "corpus.jsonl"
 PROJECT_CORPUS = ROOT / "benchmarks" / "data" / "parse_corpus" / "corpus.jsonl"
+# a second held-out set, written down before the parser changes it measures and never
+# worked against (session 9, issue #15): scored only, its misses never printed
+HOLDOUT2 = ROOT / "benchmarks" / "data" / "parse_corpus" / "holdout2.jsonl"
+HELD_OUT = frozenset({"holdout", "holdout2"})
 FORMAT_OF = {"json_fenced": "json", "xml_tag": "xml", "python": "auto", "other": "auto"}
 
 
@@ -183,7 +189,7 @@ def score_pilothouse(entries: list[dict[str, Any]], verbose: bool) -> Score:
         ]
         result = get_format(format_of(entry)).parse(entry["raw"], tools).to_dict()
         ok = score.add(result, entry)
-        if verbose or (not ok and entry.get("split") != "holdout"):
+        if (verbose or not ok) and entry.get("split") not in HELD_OUT:
             mark = "ok  " if ok else "MISS"
             shown = json.dumps(result, ensure_ascii=False, default=repr)[:150]
             print(f"{mark} {entry['id']:<50} {shown}")
@@ -256,8 +262,11 @@ def _row(label: str, ours: Score, theirs: Score | None) -> str:
     return row
 
 
-def corpora(shared: Path, project: Path) -> list[tuple[str, list[dict[str, Any]]]]:
-    """(label, entries): the shared corpus, and the project corpus's tune and holdout."""
+def corpora(
+    shared: Path, project: Path, holdout2: Path = HOLDOUT2
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(label, entries): the shared corpus, the project corpus's tune and holdout, and
+    the second held-out set."""
     out: list[tuple[str, list[dict[str, Any]]]] = []
     if shared.exists():
         out.append(("shared", load_corpus(shared)))
@@ -265,6 +274,8 @@ def corpora(shared: Path, project: Path) -> list[tuple[str, list[dict[str, Any]]
         entries = load_corpus(project)
         for split in ("tune", "holdout"):
             out.append((split, [e for e in entries if e.get("split") == split]))
+    if holdout2.exists():
+        out.append(("holdout2", load_corpus(holdout2)))
     return out
 
 
@@ -272,10 +283,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="the shared corpus")
     parser.add_argument("--project-corpus", type=Path, default=PROJECT_CORPUS)
+    parser.add_argument("--holdout2", type=Path, default=HOLDOUT2, help="second held-out set")
     parser.add_argument("--verbose", action="store_true", help="show every entry's result")
     parser.add_argument("--langchain", action="store_true", help="also score LangChain")
+    parser.add_argument(
+        "--tune-only",
+        action="store_true",
+        help="score shared and tune only (while working: the held-out sets stay unscored)",
+    )
     options = parser.parse_args()
-    sets = corpora(options.corpus, options.project_corpus)
+    sets = corpora(options.corpus, options.project_corpus, options.holdout2)
     if not sets:
         print(f"no corpus found: {options.corpus}, {options.project_corpus}", file=sys.stderr)
         return 1
@@ -284,6 +301,8 @@ def main() -> int:
         head += f"   | {'LangChain recovered':<15}  {'refused':<15}  {'markup':>6}"
     print(head + "\n" + "-" * len(head))
     for label, entries in sets:
+        if options.tune_only and label in HELD_OUT:
+            continue
         ours = score_pilothouse(entries, options.verbose)
         theirs = None
         if options.langchain:
@@ -296,7 +315,8 @@ def main() -> int:
     print(
         "markup: a final answer where the model meant a call or nothing (the run would end "
         "showing the raw reply); targets on holdout: recovered >= 90%, refused 100%, markup 0. "
-        "Misses are listed for shared and tune only: holdout stays unread."
+        "Misses are listed for shared and tune only: holdout and holdout2 stay unread "
+        "(--verbose lists every entry of shared and tune only)."
     )
     return 0
 

@@ -142,3 +142,23 @@ def test_nothing_copied_from_the_shared_corpus(entries):
     shared_raws = {e["raw"] for e in shared}
     assert not [e["id"] for e in entries if e["id"] in shared_ids]
     assert not [e["id"] for e in entries if e["raw"] in shared_raws]
+
+
+HOLDOUT2 = ROOT / "benchmarks" / "data" / "parse_corpus" / "holdout2.jsonl"
+
+
+def test_holdout2_has_the_schema_and_repeats_nothing(entries):
+    """The second held-out set (session 9): the same schema, its own split, at least 40
+    entries, and no id or raw text that the corpus already holds."""
+    second = _load(HOLDOUT2)
+    assert len(second) >= 40
+    for e in second:
+        where = e.get("id", "?")
+        assert set(e) >= REQUIRED and set(e) <= REQUIRED | OPTIONAL, where
+        assert e["split"] == "holdout2" and e["format"] in FORMATS, where
+        assert e["provenance"] in PROVENANCE and e["source"].strip(), where
+        assert e["expected"].get("kind") in KINDS, where
+    test_expected_shape(second)
+    test_ids_and_raws_unique(second)
+    assert not {e["id"] for e in second} & {e["id"] for e in entries}
+    assert not {e["raw"].strip() for e in second} & {e["raw"].strip() for e in entries}

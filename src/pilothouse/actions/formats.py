@@ -121,6 +121,18 @@ def _json_action(text: str, r: Resolver, repairs: list[str]) -> ParseResult | No
                 repairs.append("keyed_action_list")
                 envs = keyed
         if envs is None and isinstance(loaded.value, dict):
+            written = _name_before(text, start)
+            if written is not None and (
+                r.match(written) is not None or r.bare_arguments_tool(loaded.value) is not None
+            ):
+                # `lookup_forecast({"city": ...})`: the name the model wrote decides
+                # (issue #15 item 3), even where the keys would fit another tool; code
+                # that passes data to a function (`setState({...})`) with keys no tool
+                # takes stays what it is
+                repairs.extend(loaded.repairs)
+                repairs.append("name_before_arguments")
+                found.append((written, loaded.value))
+                continue
             # a last resort, read after the loop: arguments with no name written
             tool = r.bare_arguments_tool(loaded.value)
             if tool is not None:
@@ -160,6 +172,19 @@ def _json_action(text: str, r: Resolver, repairs: list[str]) -> ParseResult | No
     if not spans and stripped.lstrip("`").removeprefix("json").lstrip().startswith(("{", "[{")):
         return failure("the reply's JSON is incomplete (cut off or unbalanced)", repairs)
     return None
+
+
+# a name written as a call right before an argument object: `lookup({`, `lookup ({`
+_NAME_BEFORE = re.compile(r"(?<![\w.\-])([A-Za-z_][\w.\-]{0,80})[ \t]?\([ \t]*\Z")
+
+
+def _name_before(text: str, start: int) -> str | None:
+    """The name written as a call around the object at `start`, if any: ``NAME({...``.
+    Python keywords and builtins that take data (`print(`, `dict(`, `json.dumps(`)
+    are names too: the model called something that is not a tool, so no tool is
+    guessed for it either."""
+    m = _NAME_BEFORE.search(text, max(0, start - 90), start)
+    return m.group(1) if m is not None else None
 
 
 def _closed_call(stripped: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
@@ -248,6 +273,20 @@ def _no_markup_answer(
             "the reply holds only reasoning; call a tool or give your final answer",
             result.repairs,
         )
+    if _only_reasoning(result.answer):
+        return failure(
+            "the reply is reasoning with no answer after it (cut off, or never closed); "
+            "call a tool or give your final answer",
+            result.repairs,
+        )
+    if not _said(result.answer):
+        # an end token alone, `Final Answer:` with nothing after it, an empty fence:
+        # nothing for the user, so nothing to end the run with
+        return failure(
+            "the reply says nothing (empty, or only an empty code block); call a tool or "
+            "give your final answer",
+            result.repairs,
+        )
     if degenerate(result.answer):
         return failure(
             "the reply repeats itself (one word or a few lines over and over), neither a "
@@ -255,7 +294,8 @@ def _no_markup_answer(
             "or give your final answer",
             result.repairs,
         )
-    seen = _fail_safe_markup(result.answer, answer_keys) or _tool_tag(result.answer, tools)
+    offered = [t.name for t in tools]
+    seen = _fail_safe_markup(result.answer, answer_keys, offered) or _tool_tag(result.answer, tools)
     if seen is None:
         return result
     names = ", ".join(t.name for t in tools) or "(none)"
@@ -268,6 +308,28 @@ def _no_markup_answer(
 
 
 _TAG = re.compile(r"<([A-Za-z_][\w.\-]{0,80})>")
+_BARE_FINAL = re.compile(r"(?:Final[ \t_]*)?Answer[ \t*]*:", re.I)
+_EMPTY_FENCE = re.compile(r"```[\w+\-]*[ \t]*\n?[ \t]*```")
+
+
+_REASONING_OPEN = re.compile(r"\A\s*<(think|thinking|reasoning)>", re.I)
+
+
+def _only_reasoning(answer: str) -> bool:
+    """Whether the answer is a reasoning block and nothing else: opened and never
+    closed (cut off at a token limit), or closed with nothing after it."""
+    m = _REASONING_OPEN.match(answer)
+    if m is None:
+        return False
+    close = answer.lower().find(f"</{m.group(1).lower()}>", m.end())
+    return close < 0 or not answer[close + len(m.group(1)) + 3 :].strip()
+
+
+def _said(answer: str) -> bool:
+    """Whether an answer holds anything but whitespace, empty code fences and a
+    `Final Answer:` label with nothing after it."""
+    left = _EMPTY_FENCE.sub("", answer).strip(" \t\r\n`*")
+    return bool(left) and _BARE_FINAL.fullmatch(left) is None
 
 
 def _tool_tag(answer: str, tools: Sequence[ToolSpec]) -> str | None:
@@ -285,9 +347,11 @@ def _tool_tag(answer: str, tools: Sequence[ToolSpec]) -> str | None:
     return None
 
 
-def _fail_safe_markup(answer: str, answer_keys: frozenset[str] | None) -> str | None:
+def _fail_safe_markup(
+    answer: str, answer_keys: frozenset[str] | None, tool_names: Sequence[str] = ()
+) -> str | None:
     try:
-        return call_markup(answer, answer_keys=answer_keys)
+        return call_markup(answer, answer_keys=answer_keys, tool_names=tool_names)
     except Exception:  # the parser's promise holds here too; unreadable means "markup"
         return "unreadable reply"
 

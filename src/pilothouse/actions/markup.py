@@ -95,6 +95,24 @@ _REACT = re.compile(
     re.M | re.I,
 )
 _ARG_KEYS = frozenset({"arguments", "parameters", "args", "input"})
+# keys that name the tool a call is for: with an offered tool's name as their value,
+# the object is a call (`{"name": "get_weather", ...}`), whatever its other keys
+_NAMING_KEYS = frozenset(
+    {"name", "action", "tool", "tool_name", "function", "function_name", "recipient_name"}
+)
+# keys no data answer spells but every call envelope does, holding a call's arguments
+# or calls (an object, a list, or a JSON string of an object)
+_CALL_KEYS = frozenset(
+    {
+        "arguments",
+        "action_input",
+        "tool_input",
+        "tool_calls",
+        "function_call",
+        "tool_use",
+        "tool_uses",
+    }
+)
 # call-shaped keys as written, for JSON too broken (or too buried in stray quotes and
 # brackets) to load: a name then its arguments, an action then its input, a tool
 _STR = r'"[^"\n]{0,200}"\s*,\s*'
@@ -106,19 +124,31 @@ _JSON_KEYS = re.compile(
 )
 
 
-def _call_shaped(value: Any, depth: int = 0) -> str | None:
-    """What makes a parsed JSON value look like a call (or a list of calls), if anything."""
+def _call_shaped(value: Any, depth: int = 0, names: Collection[str] = ()) -> str | None:
+    """What makes a parsed JSON value look like a call (or a list of calls), if anything.
+
+    With the offered tools' `names`: a naming key whose value is an offered tool, or an
+    object whose one key is an offered tool (an action list keyed by tool name,
+    ``[{"click_element": {"index": 14}}]``), is a call whatever else it holds."""
     if depth > 3:
         return None
     if isinstance(value, list):
         for item in value[:16]:
-            got = _call_shaped(item, depth + 1)
+            got = _call_shaped(item, depth + 1, names)
             if got is not None:
                 return got
         return None
     if not isinstance(value, dict):
         return None
     keys: set[str] = {k for k in value if isinstance(k, str)}
+    for key in sorted(keys & _NAMING_KEYS):
+        named = value[key]
+        if not isinstance(named, str):
+            continue
+        if named in names or named.rsplit(".", 1)[-1] in names:  # `functions.NAME`
+            return '{"' + key + '": "' + named + '"}'
+    if len(keys) == 1 and next(iter(keys)) in names and isinstance(value[next(iter(keys))], dict):
+        return '{"' + next(iter(keys)) + '": {...}}'
     if len(keys) == 1 and keys <= _ARG_KEYS and isinstance(value[next(iter(keys))], dict):
         # Llama 3.x JSON's argument envelope with the name lost: `{"parameters": {...}}`
         return '{"' + next(iter(keys)) + '": ...}'
@@ -134,6 +164,16 @@ def _call_shaped(value: Any, depth: int = 0) -> str | None:
     command = value.get("command")
     if isinstance(command, dict) and "name" in command:
         return '{"command": {"name": ...}}'
+    for key in sorted(keys & _NAMING_KEYS):
+        # a name of any tool beside its arguments: `{"recipient_name": ..., "parameters": {}}`
+        for arg in sorted(keys & _ARG_KEYS):
+            if isinstance(value[key], str) and isinstance(value[arg], dict):
+                return '{"' + key + '": ..., "' + arg + '": {...}}'
+    for key in sorted(keys & _CALL_KEYS):
+        if isinstance(value[key], (dict, list)) or (
+            isinstance(value[key], str) and value[key].lstrip()[:1] == "{"
+        ):
+            return '{"' + key + '": ...}'
     return None
 
 
@@ -222,7 +262,182 @@ def _call_tag(text: str) -> str | None:
     return None
 
 
-def call_markup(text: str, *, answer_keys: Collection[str] | None = None) -> str | None:
+# A tag with a name made only of call words (`<tool>`, `<invoke>`, `<tool_use>`,
+# `<function_name>`, `<vendor:parameter>`), written as structure: closed by its own
+# end tag, carrying attributes (`<tool name="x">`), or opening JSON. A lone
+# `<function>` in prose, `<call-to-action>` or `<toolbar>` is not one.
+_ANY_TAG = re.compile(r"<([A-Za-z_][\w:.\-]{0,60})(\s+[A-Za-z_][\w\-]*\s*=[^<>]{0,300})?\s*/?>")
+_CALL_WORDS = frozenset(
+    {
+        "tool",
+        "tools",
+        "call",
+        "calls",
+        "function",
+        "functions",
+        "func",
+        "invoke",
+        "action",
+        "actions",
+        "parameter",
+        "parameters",
+        "param",
+        "params",
+        "arg",
+        "args",
+        "argument",
+        "arguments",
+        "toolcall",
+        "toolcalls",
+        "functioncall",
+        "tooluse",
+        "use",
+        "name",
+        "input",
+        "begin",
+        "start",
+        "end",
+        "code",
+        "request",
+    }
+)
+_CORE_WORDS = frozenset(
+    {
+        "tool",
+        "tools",
+        "toolcall",
+        "toolcalls",
+        "function",
+        "functions",
+        "functioncall",
+        "invoke",
+        "action",
+        "actions",
+        "parameter",
+        "parameters",
+        "arguments",
+        "args",
+        "tooluse",
+        "call",
+        "calls",
+    }
+)
+_WORD_SPLIT = re.compile(r"[_.\-]+")
+# fences a model writes calls in (Gemini's ```tool_code, and the like)
+_CALL_FENCE = re.compile(
+    r"^[ \t]*```[ \t]*(tool_code|tool_call|tool_calls|tool|tools|function_call|functions?)"
+    r"[ \t]*$",
+    re.M | re.I,
+)
+# Mistral-style bracket tokens (`[TOOL_CALLS]`, `[ARGS]`, `[CALL_ID]`) and their kin
+# (`[TOOL_REQUEST]`, `[/TOOL_RESULTS]`): upper case, a call word inside
+_BRACKET_TOKEN = re.compile(r"\[/?[A-Z_]*(?:TOOL|CALL|FUNCTION|ARGS)[A-Z_]*\]")
+# a Harmony recipient under any namespace: `to=browser.search`, `to=container.exec`
+_RECIPIENT = re.compile(r"(?:^|(?<=[\s>]))to=[A-Za-z_][\w\-]*\.[A-Za-z_][\w.\-]*", re.M)
+# a call laid out in lines: `Tool: NAME` / `Function call: NAME` followed by its
+# arguments, on the same line (`NAME(`, `NAME {`) or as JSON on an `Arguments:`-like
+# line next (an API described in prose, `Arguments: id (int)`, is not a call)
+_CALL_LINES = re.compile(
+    r"(?:^|(?<=[.!?:,;]))[ \t>*#\-]*(?:Tool|Function)(?:[ \t_]?(?:call|name|use))?[ \t*]*:"
+    r"[ \t*`'\"]*"
+    r"[A-Za-z_][\w.\-]*[ \t*`'\"]*(?:[(\[{]|\r?\n[ \t>*#\-]*(?:Arguments|Args|"
+    r"Parameters|Params|Input|Tool[ \t_]?Input|Function[ \t_]?Input)[ \t*]*:[ \t`]*[{\[])",
+    re.M | re.I,
+)
+# `functions.NAME(`, `default_api.NAME(`: a namespace every Gemini/OpenAI-style call
+# is written under
+_NAMESPACED_CALL = re.compile(r"\b(?:functions|default_api)\.[A-Za-z_]\w*\s*\(")
+# a naming key and its value in any quoting, for objects too broken to load:
+# `{name: get_weather, ...}`, `{'tool': 'get_weather'}`
+_NAMING_PAIR = re.compile(
+    r"[{,]\s*['\"]?(?:name|action|tool|tool_name|function|function_name)['\"]?\s*[:=]\s*"
+    r"['\"]?([A-Za-z_][\w.\-]{0,80})"
+)
+# an arguments key in any quoting opening an object, inside an object
+_ARGS_PAIR = re.compile(
+    r"[{,]\s*['\"]?(?:arguments|action_input|tool_input|function_call|tool_calls)['\"]?"
+    r"\s*:\s*[{\[]"
+)
+
+
+_CALL_OPEN = re.compile(r"(?<![\w.\-])([A-Za-z_][\w.\-]*)[ \t]?\(")
+_KWARG = re.compile(r"[A-Za-z_]\w*\s*=")
+
+
+# Code fences of markup languages: a Struts `<action name=...>` or a Maven
+# `<parameters>` in an answer about configuration is that configuration, so the
+# word rule skips them (the named envelopes, `<invoke`, `<tool_call>`, ... still count)
+_MARKUP_FENCE = re.compile(
+    r"^[ \t]*```[ \t]*(?:xml|html|xhtml|svg|jsp|vue|jsx|tsx|php|xsl|xslt|wsdl|pom|ant)\b"
+    r".*?(?:^[ \t]*```|\Z)",
+    re.M | re.S | re.I,
+)
+
+
+def _word_tag(text: str) -> str | None:
+    """The first tag whose name is made only of call words, written as structure,
+    outside code fences of markup languages."""
+    if "<" not in text:
+        return None
+    lowered = text.lower()
+    skipped = [m.span() for m in _MARKUP_FENCE.finditer(text)] if "```" in text else []
+    for count, m in enumerate(_ANY_TAG.finditer(text)):
+        if count >= 256:
+            break
+        if any(a <= m.start() < b for a, b in skipped):
+            continue
+        name = m.group(1).lower()
+        words = [w for w in _WORD_SPLIT.split(name.rsplit(":", 1)[-1]) if w]
+        if not words or not set(words) <= _CALL_WORDS or not set(words) & _CORE_WORDS:
+            continue
+        after = text[m.end() : m.end() + 40].lstrip()
+        if m.group(2) or "</" + name + ">" in lowered or after[:1] in ("{", "["):
+            return m.group()
+    return None
+
+
+def _offered_call(text: str, names: Collection[str]) -> str | None:
+    """A Python-style call of an offered tool: `name()`, `name(key=`, `name("..."`,
+    `name({...`. A name mentioned in prose, or called with a bare word, is not.
+    One pass over the text, whatever the number of tools."""
+    if "(" not in text:
+        return None
+    if len(names) <= 32:  # a few tools: one fast substring search each
+        names = [n for n in names if any(n + gap + "(" in text for gap in ("", " ", "\t"))]
+        if not names:
+            return None
+    for count, m in enumerate(_CALL_OPEN.finditer(text)):
+        if count >= 10_000:
+            break
+        name = m.group(1)
+        if name not in names:
+            name = name.rsplit(".", 1)[-1]  # `default_api.search(`
+            if name not in names:
+                continue
+        rest = text[m.end() : m.end() + 80].lstrip()
+        if rest[:1] in (")", '"', "'", "{", "[") or _KWARG.match(rest):
+            return name + "("
+    return None
+
+
+def _named_pair(text: str, names: Collection[str]) -> str | None:
+    """A naming key whose value is an offered tool, in any quoting, or an arguments key
+    opening an object: call keys as written, where the JSON will not load."""
+    for count, m in enumerate(_NAMING_PAIR.finditer(text)):
+        if m.group(1) in names:
+            return m.group().lstrip("{, ")
+        if count >= 256:
+            break
+    found = _ARGS_PAIR.search(text)
+    return found.group().lstrip("{, ") if found is not None else None
+
+
+def call_markup(
+    text: str,
+    *,
+    answer_keys: Collection[str] | None = None,
+    tool_names: Collection[str] = (),
+) -> str | None:
     """The call-like markup `text` holds, named for a corrective message, or `None`.
 
     Markup is any tool-call envelope or chat-template token (`<tool_call>`,
@@ -238,7 +453,16 @@ def call_markup(text: str, *, answer_keys: Collection[str] | None = None) -> str
     `{"name": "Alice", "age": 3}` has a name but nothing to call it with, and a JSON
     object whose keys are all keys of the agent's structured answer (`answer_keys`,
     from its output schema) is that answer, whatever its keys look like. Prose that
-    only mentions a function or a tool call is not markup either. Linear work.
+    only mentions a function or a tool call is not markup either.
+
+    With the offered tools' names (`tool_names`) more is markup: a naming key whose
+    value is an offered tool (`{"name": "get_weather", ...}`, in any quoting), an
+    object keyed by an offered tool, and a Python-style call of one
+    (`get_weather(city="Paris")`, `get_time()`). Without them: a tag named only with
+    call words and written as structure (`<tool name="x">`, `<invoke>...</invoke>`),
+    a ```tool_code fence, `functions.NAME(`, and an arguments key (`arguments`,
+    `action_input`, `tool_calls`, ...) holding an object. Linear work in the text
+    (times the number of tools for the name checks).
     """
     for marker in _MARKERS:
         if marker in text:
@@ -247,7 +471,15 @@ def call_markup(text: str, *, answer_keys: Collection[str] | None = None) -> str
         m = pattern.search(text)
         if m is not None:
             return m.group()
-    seen = _template_token(text) or _call_tag(text)
+    seen = _template_token(text) or _call_tag(text) or _word_tag(text)
+    if seen is not None:
+        return seen
+    for pattern in (_CALL_FENCE, _NAMESPACED_CALL, _BRACKET_TOKEN, _RECIPIENT, _CALL_LINES):
+        m = pattern.search(text)
+        if m is not None:
+            return m.group().strip()
+    names = frozenset(n for n in tool_names if n)
+    seen = _offered_call(text, names) if names else None
     if seen is not None:
         return seen
     m = _REACT.search(text)
@@ -262,10 +494,41 @@ def call_markup(text: str, *, answer_keys: Collection[str] | None = None) -> str
             value = loaded.value
             if answer_keys is not None and isinstance(value, dict) and value.keys() <= keys:
                 return None  # the structured answer the agent asked for
-            shape = _call_shaped(value)
+            shape = _call_shaped(value, 0, names)
             if shape is not None:
                 return shape
         m = _JSON_KEYS.search(text)
         if m is not None:
             return m.group()
+    if "{" in text and (answer_keys is None or not _whole_answer(text, answer_keys)):
+        return _named_pair(text, names) or _cut_call_json(text)
     return None
+
+
+# an object that opens as a call, `{"name": ...`, `{'action': ...`, in any quoting
+_OPENS_AS_CALL = re.compile(
+    r"(\{)\s*['\"]?(?:name|action|tool|tool_name|function|function_name|command|tool_calls|"
+    r"function_call|arguments|action_input)['\"]?\s*:"
+)
+
+
+def _cut_call_json(text: str) -> str | None:
+    """An object that opens as a call and never closes (cut off at a token limit, or
+    broken past repair): no answer to show the user, whatever it was. An object that
+    closes was judged by its keys already (`{"name": "Alice", "age": 3}` is data)."""
+    spans: list[tuple[int, int]] | None = None
+    for count, m in enumerate(_OPENS_AS_CALL.finditer(text)):
+        if count >= 16:
+            break
+        if spans is None:
+            spans = repair.balanced_spans(text)
+        if not any(a <= m.start(1) < b for a, b in spans):
+            return m.group().strip()
+    return None
+
+
+def _whole_answer(text: str, answer_keys: Collection[str]) -> bool:
+    """Whether the text is one JSON object with only the structured answer's keys."""
+    loaded = repair.loads(text)
+    value = loaded.value if loaded is not None else None
+    return isinstance(value, dict) and value.keys() <= set(answer_keys)

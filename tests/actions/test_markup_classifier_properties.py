@@ -1,0 +1,312 @@
+"""Property tests of the call-markup classifier (issue #15 item 1, "markup is never an answer").
+
+(a) Call-like markup in many envelopes, for offered and unoffered tools, wrapped in
+prose: the classifier flags it, and no text format returns it as a final answer (it
+is either the call, read, or a failure the loop re-asks).
+(b) Ordinary answers (prose, code blocks, tables, JSON data without call keys, angle
+brackets and brackets of everyday text): never flagged, always the answer as written.
+
+The envelopes are built from the shapes the classifier is meant to know, not from a
+corpus: special tokens, call-named tags, call-keyed JSON, ReAct lines, Python calls
+of offered tools, call fences.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pilothouse.actions import get_format
+from pilothouse.actions.markup import call_markup
+from pilothouse.models.base import ToolSpec
+
+TEXT_FORMATS = ["json", "react", "xml", "auto"]
+TOOLS = [
+    ToolSpec(
+        "get_weather",
+        "Current weather for a city.",
+        {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    ),
+    ToolSpec(
+        "search",
+        "Web search.",
+        {
+            "type": "object",
+            "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}},
+            "required": ["query"],
+        },
+    ),
+]
+OFFERED = [t.name for t in TOOLS]
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+WORD = st.from_regex(r"[a-z]{1,10}", fullmatch=True)
+UNOFFERED = st.from_regex(r"[a-z]{3,8}_[a-z]{3,8}", fullmatch=True).filter(
+    lambda n: n not in OFFERED
+)
+SAFE_TEXT = st.text(alphabet="abcdefghijklmnopqrstuvwxyz ABCXYZ0123456789.,!?-", max_size=30)
+ARG_VALUES = SAFE_TEXT | st.integers(-1000, 1000) | st.booleans()
+ARGS = st.dictionaries(st.from_regex(r"[a-z]{1,8}", fullmatch=True), ARG_VALUES, max_size=3)
+SENTENCES = st.sampled_from(
+    [
+        "",
+        "Sure, let me check that for you.",
+        "I'll look it up now.\n",
+        "Okay.\n\n",
+        "Let me think. I need the data first.\n",
+        "One moment while I fetch it:",
+    ]
+)
+TRAILERS = st.sampled_from(["", "\n", "\nI'll wait for the result.", " Done."])
+
+
+def _py(args: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in args.items())
+
+
+def _envelopes(name: str, args: dict[str, Any], offered: str) -> list[str]:
+    a = json.dumps(args)
+    call = json.dumps({"name": name, "arguments": args})
+    first = next(iter(args), "q")
+    value = json.dumps(args.get(first, "x"))
+    return [
+        f"<tool_call>{call}</tool_call>",
+        f"<tool_call>\n{call}\n</tool_call>",
+        f"<function={name}>{a}</function>",
+        f'<invoke name="{name}"><parameter name="{first}">{value}</parameter></invoke>',
+        f'<tool name="{name}">{a}</tool>',
+        f"<tool_use>{call}</tool_use>",
+        f"<|tool_call_start|>[{name}({_py(args)})]<|tool_call_end|>",
+        f"<|channel|>commentary to=functions.{name} json<|message|>{a}<|call|>",
+        f"[TOOL_CALLS] [{call}]",
+        call,
+        json.dumps({"action": name, "action_input": args}),
+        json.dumps({"tool": name, "args": args}),
+        json.dumps({"command": {"name": name, "args": args}}),
+        json.dumps({"tool_calls": [{"function": {"name": name, "arguments": a}}]}),
+        f"```json\n{call}\n```",
+        f"```tool_code\n{name}({_py(args)})\n```",
+        f"Action: {name}\nAction Input: {a}",
+        f"functions.{name}({_py(args)})",
+        f"<call>{call}</call>",
+        call[: max(12, len(call) // 2)],  # cut off at a token limit
+        f"[TOOL_REQUEST]{call}[END_TOOL_REQUEST]",
+        f"\nFunction: {name}\nArguments: {a}",
+        f"Tool call: {name}({a})",
+        json.dumps({"recipient_name": f"functions.{name}", "parameters": args}),
+        f"<|start|>assistant to=browser.{name} code<|message|>{a}",
+        # shapes that need the offered names to be seen as calls
+        f"{offered}({_py(args)})",
+        json.dumps([{offered: args}]),
+        "{name: " + offered + ", arguments: " + a + "}",
+        "{'name': '" + offered + "', 'params': " + a + "}",
+    ]
+
+
+@st.composite
+def call_markup_replies(draw: st.DrawFn) -> str:
+    name = draw(st.sampled_from(OFFERED) | UNOFFERED)
+    args = draw(ARGS)
+    offered = draw(st.sampled_from(OFFERED))
+    envelope = draw(st.sampled_from(_envelopes(name, args, offered)))
+    return draw(SENTENCES) + envelope + draw(TRAILERS)
+
+
+@SETTINGS
+@given(reply=call_markup_replies())
+def test_call_markup_in_any_envelope_is_flagged(reply: str) -> None:
+    assert call_markup(reply, tool_names=OFFERED) is not None, reply
+
+
+@SETTINGS
+@given(reply=call_markup_replies(), fmt=st.sampled_from(TEXT_FORMATS))
+def test_call_markup_is_never_a_final_answer(reply: str, fmt: str) -> None:
+    result = get_format(fmt).parse(reply, TOOLS)
+    assert result.kind != "final_answer", (fmt, reply, result)
+    if result.kind == "tool_call":
+        assert all(c.tool in OFFERED for c in result.calls)
+    else:
+        assert result.reason
+
+
+# (b) ordinary answers ---------------------------------------------------------------
+
+DATA_KEYS = st.sampled_from(
+    ["name", "age", "city_name", "price", "id", "title", "items", "count", "status", "email"]
+)
+DATA = st.recursive(
+    SAFE_TEXT | st.integers(-(10**6), 10**6) | st.booleans() | st.none(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(DATA_KEYS, inner, max_size=3),
+    max_leaves=8,
+)
+PROSE = st.sampled_from(
+    [
+        "The forecast for Paris is sunny, 21 degrees.",
+        "I searched the archives and found three matching reports.",
+        "A function call passes arguments to a function; the tool returns a result.",
+        "Use x < 10 and y > 5 in the filter.",
+        "See [the docs](https://example.test) and the list [1, 2, 3].",
+        "In HTML, <b>bold</b> and <i>italic</i> are inline tags.",
+        "Action items: none. The weather tool was not needed.",
+        "Step 1: open the file. Step 2: save it.",
+    ]
+)
+CODE = st.sampled_from(
+    [
+        '```python\ndef greet(name="you"):\n    return f"Hello {name}"\n\nprint(greet())\n```',
+        "```js\nconst total = items.reduce((a, b) => a + b, 0);\n```",
+        "```bash\nls -la /tmp && echo done\n```",
+        "```sql\nSELECT name, age FROM people WHERE age > 30;\n```",
+        "```python\nresult = compute(x=1, y=2)\n```",
+    ]
+)
+TABLE = st.sampled_from(
+    [
+        "| city | temp |\n|------|------|\n| Paris | 21 |\n| Oslo | 4 |",
+        "| name | role |\n|---|---|\n| Ann | admin |",
+    ]
+)
+
+
+@st.composite
+def ordinary_answers(draw: st.DrawFn) -> str:
+    parts = draw(
+        st.lists(
+            PROSE
+            | CODE
+            | TABLE
+            | DATA.map(lambda d: "```json\n" + json.dumps(d, indent=2) + "\n```")
+            | DATA.map(lambda d: "The result is " + json.dumps(d) + "."),
+            min_size=1,
+            max_size=4,
+        )
+    )
+    return "\n\n".join(parts)
+
+
+@SETTINGS
+@given(answer=ordinary_answers())
+def test_ordinary_answers_are_not_flagged(answer: str) -> None:
+    assert call_markup(answer, tool_names=OFFERED) is None, answer
+
+
+@SETTINGS
+@given(answer=ordinary_answers(), fmt=st.sampled_from(TEXT_FORMATS))
+def test_ordinary_answers_stay_answers(answer: str, fmt: str) -> None:
+    result = get_format(fmt).parse(answer, TOOLS)
+    assert result.kind == "final_answer", (fmt, answer, result)
+    assert result.answer == answer.strip()
+
+
+@SETTINGS
+@given(data=DATA)
+def test_a_json_data_answer_alone_is_an_answer(data: Any) -> None:
+    text = json.dumps(data)
+    assert call_markup(text, tool_names=OFFERED) is None
+
+
+# Examples of each rule, and the prose each rule must leave alone ----------------------
+
+FLAGGED = [
+    ('<tool name="lookup">{"q": 1}</tool>', '<tool name="lookup">'),
+    ("<tools>lookup</tools>", "<tools>"),
+    ('<args>{"q": 1}', "<args>"),
+    ('<vendor:parameter key="q">x</vendor:parameter>', '<vendor:parameter key="q">'),
+    ('<tool_use>{"name": "x"}', "<tool_use>"),
+    ("```tool_code\nlookup(q=1)\n```", "```tool_code"),
+    ("functions.lookup(q=1)", "functions.lookup("),
+    ('The call: {"arguments": {"q": 1}}', '{"arguments": ...}'),
+    ('{"tool_calls": "x", "function_call": {"name": "f"}}', '{"function_call": ...}'),
+    ('{"name": "search", "q": 1}', '{"name": "search"}'),
+    ('[{"search": {"query": "x"}}]', '{"search": {...}}'),
+    ("search(query='x')", "search("),
+    ("get_weather()", "get_weather("),
+    ("{tool: search, query: x", "tool: search"),
+    ("<call>lookup</call>", "<call>"),
+    ("[TOOL_REQUEST]{}[END_TOOL_REQUEST]", "[TOOL_REQUEST]"),
+    ("commentary to=browser.search json", "to=browser.search"),
+    ("Function: lookup\nArguments: {}", "Function: lookup\nArguments: {"),
+    ("Tool call: lookup(q=1)", "Tool call: lookup("),
+    ('{"recipient_name": "x", "parameters": {}}', '{"recipient_name": ..., "parameters": {...}}'),
+    ('{"recipient_name": "functions.search"}', '{"recipient_name": "functions.search"}'),
+    ('{"name": "lookup_forecast", "argu', '{"name":'),
+    ("```json\n[{'action': 'lookup", "{'action':"),
+]
+
+
+@pytest.mark.parametrize(("text", "seen"), FLAGGED)
+def test_each_rule_names_what_it_saw(text: str, seen: str) -> None:
+    assert call_markup(text, tool_names=OFFERED) == seen
+
+
+NOT_FLAGGED = [
+    "Wrap it in <call-to-action> and <toolbar> tags.",
+    "a <function> tag does not exist in HTML",
+    "The <action> element is closed by nothing here.",
+    "I searched twice; search results were thin.",
+    "the search (full text) found it",
+    "Run research(x=1) or get_weatherly(x=1): neither is offered.",
+    "```python\nprint(get_weather)\n```",
+    '{"name": "Alice", "title": "search engineer"}',
+    '{"status": "ok", "count": 3}',
+    "the arguments: none were needed",
+    "Tool: hammer\nMaterial: wood",
+    "press [CTRL] and [A] together",
+    "https://example.test/?to=a.b",
+    '[{"name": "Alice"}, {"name": "Bob"}]',
+    "Function: get_user\nArguments: id (int), the user's number",
+    'Configure it:\n```xml\n<action name="login" class="x.Login">\n  <result>ok</result>\n'
+    "</action>\n```\nThen restart.",
+    "```xml\n<plugin><parameters><parameter>x</parameter></parameters></plugin>\n```",
+]
+
+
+@pytest.mark.parametrize("text", NOT_FLAGGED)
+def test_rules_leave_prose_and_data_alone(text: str) -> None:
+    assert call_markup(text, tool_names=OFFERED) is None
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_the_name_written_before_the_arguments_decides(fmt: str) -> None:
+    # issue #15 item 3: `{"city": ...}` fits get_weather, but the model named another
+    # tool; guessing get_weather would run a call the model did not ask for
+    result = get_format(fmt).parse('Tool call: lookup_forecast({"city": "Paris"})', TOOLS)
+    assert result.kind == "unrecoverable" and "lookup_forecast" in result.reason, result
+    result = get_format(fmt).parse('I will call get_weather({"city": "Paris"}) now.', TOOLS)
+    assert [(c.tool, c.args) for c in result.calls] == [("get_weather", {"city": "Paris"})]
+    # code passing data no tool takes stays the answer it is
+    code = 'Set it with:\n```js\nsetState({"open": true})\n```'
+    result = get_format(fmt).parse(code, TOOLS)
+    assert result.kind == "final_answer" and result.answer == code, result
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+@pytest.mark.parametrize("reply", ["<|eot_id|>", "```json\n```", "Final Answer:", "```\n\n```"])
+def test_a_reply_that_says_nothing_is_not_an_answer(reply: str, fmt: str) -> None:
+    result = get_format(fmt).parse(reply, TOOLS)
+    assert result.kind == "unrecoverable" and "says nothing" in result.reason, (fmt, result)
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "<think>I need to call get_weather for Paris",  # cut off inside its reasoning
+        "<thinking>plan the search</thinking>",
+        "<reasoning>call the tool</reasoning>\n",
+    ],
+)
+def test_reasoning_with_nothing_after_it_is_not_an_answer(reply: str, fmt: str) -> None:
+    result = get_format(fmt).parse(reply, TOOLS)
+    assert result.kind == "unrecoverable" and "reasoning" in result.reason, (fmt, result)
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_an_answer_after_reasoning_or_about_it_stays(fmt: str) -> None:
+    for text in ("<thinking>plan</thinking>\nIt is sunny.", "Wrap reasoning in <think> tags."):
+        result = get_format(fmt).parse(text, TOOLS)
+        assert result.kind == "final_answer", (fmt, text, result)
