@@ -265,6 +265,16 @@ class Policy:
             from pilothouse.policy.provenance import REQUEST_ROLES
 
             self.trust[REQUEST_ROLES] = dict(self.roles)
+        # content the user's request points at ("the message from Bob to Alice")
+        endorsed: dict[str, str | None] = {
+            f"{n}\t{path}": pattern
+            for n, t in self.tools.items()
+            for path, pattern in t.endorsed.items()
+        }
+        if endorsed:
+            from pilothouse.policy.provenance import ENDORSED
+
+            self.trust[ENDORSED] = endorsed
         from pilothouse.policy.document import secret_fields
 
         # tool -> {secret result field -> words naming it}; tool -> egress arguments
