@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from pilothouse.decision import Decision, Fallback
@@ -145,6 +145,7 @@ def compile_rule(
     from pilothouse.policy import aggregate as _k1  # noqa: F401
     from pilothouse.policy import claims as _k2  # noqa: F401
     from pilothouse.policy import secrecy as _k3  # noqa: F401
+    from pilothouse.policy import selection as _k5  # noqa: F401
     from pilothouse.policy import timing as _k4  # noqa: F401
     from pilothouse.policy.conditions import compile_conditions
 
@@ -217,6 +218,15 @@ def compile_rule(
 # --------------------------------------------------------------------------- policy
 
 
+def _with_observed(decision: Decision, context: RunContext) -> Decision:
+    """The decision with what its check read from aggregate sources (journaled with it)."""
+    seen = context.observed
+    if not seen:
+        return decision
+    context.observed = None
+    return replace(decision, observed=tuple((q, n, t) for q, (n, t) in sorted(seen.items())))
+
+
 class Policy:
     """Deterministic privilege control for tool calls. See the module docs for semantics.
 
@@ -224,6 +234,11 @@ class Policy:
     from YAML (`from_yaml`, `load`); all three compile to the same engine. Building
     raises `PolicyError` for anything malformed.
     """
+
+    replayed: Mapping[str, Mapping[str, tuple[int, str]]] | None = None
+    """A replay's recorded answers of aggregate sources (call id -> query -> (count,
+    sum)): set on the replay's copy of the policy, so a replayed check decides from what
+    the recorded check read, not from a store that no longer holds the same runs."""
 
     def __init__(
         self,
@@ -586,15 +601,23 @@ class Policy:
                     return self._default_decisions.get(kind) or self._default_decisions["unknown"]
                 # every condition of this check sees one answer per lookup (no torn reads)
                 context.lookup_memo = {}
+                context.observed = None
+                if self.replayed is not None:
+                    context.replayed = self.replayed
                 try:
-                    return self._decide(rules, call, context, kind, True)  # type: ignore[return-value]
+                    decided = self._decide(rules, call, context, kind, True)
                 finally:
                     context.lookup_memo = None
+                return _with_observed(cast(Decision, decided), context)
             context.lookup_memo = {}
+            context.observed = None
+            if self.replayed is not None:
+                context.replayed = self.replayed
             try:
-                return self._layered_decision(call, context, kind)
+                decided = self._layered_decision(call, context, kind)
             finally:
                 context.lookup_memo = None
+            return _with_observed(decided, context)
         except Exception as exc:
             return Decision.deny(
                 f"policy engine error ({type(exc).__name__}: {exc}); denied (fail-closed)",

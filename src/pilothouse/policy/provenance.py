@@ -45,6 +45,7 @@ __all__ = [
     "REQUEST_ROLES",
     "Provenance",
     "entities",
+    "field_items",
     "field_values",
     "normalise",
     "provenance",
@@ -407,7 +408,7 @@ ENDORSED = "<endorsed>"
 ``endorsed:``): ``{"TOOL\tFIELD PATH": regex with named groups}``."""
 
 
-def _items(value: Any, parent: str) -> list[Mapping[str, Any]]:
+def field_items(value: Any, parent: str) -> list[Mapping[str, Any]]:
     """The mappings at `parent` (a dotted path, ``*`` for every item; ``""``: the result
     itself, or each item of a list result): the items a field path's last part is in."""
     current = [value]
@@ -568,7 +569,7 @@ class Provenance:
             if tool != rec.name:
                 continue
             parent, _, leaf = path.rpartition(".")
-            for item in _items(rec.value, parent):
+            for item in field_items(rec.value, parent):
                 if all(
                     any(value_keys(v) & keys for v in field_values(item, g))
                     for g, keys in groups.items()
