@@ -8,7 +8,8 @@ conditions from the JSON-schema subset, `after` and `not_after` order conditions
 allowed and denied calls with a run history of 20 executed calls. Each check is
 timed on its own (perf_counter_ns); the first check of each tool name (which
 fills the per-name rule cache) is excluded as warm-up. Also printed: the
-read-only-tool-without-rules fast path, and the tau-retail policy (13 rules,
+read-only-tool-without-rules fast path, an `aggregate` over a SQLite journal of 10,000
+earlier calls (`--journal-only`: that one alone), and the tau-retail policy (13 rules,
 predicates over the shop) on its gold sequences when the data is present.
 """
 
@@ -278,6 +279,20 @@ def journal_aggregate_work(
     return policy, work
 
 
+def journal_aggregate(quick: bool, rounds: int) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        prior = 1_000 if quick else 10_000
+        agg, agg_work = journal_aggregate_work(prior, 100, Path(folder))
+        p50, p99, effects = time_checks(agg, agg_work, max(5, rounds // 10))
+        print(
+            f"aggregate over the journal (SQLite, JournalCalls): {prior} prior calls in 100 "
+            f"finished runs, sum per order over all runs, {sum(effects.values())} checks"
+        )
+        print(f"  check latency  p50 {p50:6.2f} µs   p99 {p99:6.2f} µs")
+
+
 def percentiles(samples_ns: list[int]) -> tuple[float, float]:
     s = sorted(samples_ns)
     return s[len(s) // 2] / 1000, s[min(len(s) - 1, int(len(s) * 0.99))] / 1000
@@ -365,8 +380,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--by-kind", action="store_true", help="50 rules: per kind of call")
+    parser.add_argument(
+        "--journal-only", action="store_true", help="only the aggregate over a journal"
+    )
     args = parser.parse_args()
     rounds = 50 if args.quick else 500
+    if args.journal_only:
+        journal_aggregate(args.quick, rounds)
+        return
     if args.by_kind:
         by_kind(fifty_rules(), context())
         return
@@ -395,17 +416,7 @@ def main() -> None:
     )
     print(f"  check latency  p50 {p50:6.2f} µs   p99 {p99:6.2f} µs")
 
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        prior = 1_000 if args.quick else 10_000
-        agg, agg_work = journal_aggregate_work(prior, 100, Path(folder))
-        p50, p99, effects = time_checks(agg, agg_work, max(5, rounds // 10))
-        print(
-            f"aggregate over the journal (SQLite, JournalCalls): {prior} prior calls in 100 "
-            f"finished runs, sum per order over all runs, {sum(effects.values())} checks"
-        )
-        print(f"  check latency  p50 {p50:6.2f} µs   p99 {p99:6.2f} µs")
+    journal_aggregate(args.quick, rounds)
 
     fast = Policy()
     fast_work = [(ToolCall("c", "search", {"q": "x"}), RunContext(), "read_only")]
