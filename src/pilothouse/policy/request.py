@@ -124,8 +124,13 @@ def propose_from_request(
         layered = base.narrow(proposed)
     except PolicyLayerError as exc:  # cannot happen with deny rules; fail to base
         return _proposal(False, base, f"rejected: {exc}", bindings, proposed)
-    denied = ", ".join(r.tools if isinstance(r.tools, str) else "/".join(r.tools) for r in rules)
-    return _proposal(True, layered, f"accepted: denies {denied}", bindings, proposed)
+    names = {id(r): r.tools if isinstance(r.tools, str) else "/".join(r.tools) for r in rules}
+    denied = ", ".join(names[id(r)] for r in rules if r.when is None)
+    picked = ", ".join(names[id(r)] for r in rules if r.when is not None)
+    said = "; ".join(
+        x for x in (denied and f"denies {denied}", picked and f"selects the item of {picked}") if x
+    )
+    return _proposal(True, layered, f"accepted: {said}", bindings, proposed)
 
 
 def _proposal(
