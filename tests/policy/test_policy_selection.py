@@ -95,3 +95,30 @@ def test_the_proposer_adds_the_selection_the_request_makes() -> None:
     # a request without the words: nothing narrowed
     other = propose_from_request("Delete file 13.", base, intents={}, selections=selections)
     assert not other.accepted and other.policy is base
+
+
+def test_a_deny_rule_that_holds_by_negation_says_why() -> None:
+    # `not: {selected: ...}` holds because the selection fails: the reason says how
+    p = Policy(
+        [
+            Rule("delete_file", "allow"),
+            Rule(
+                "delete_file",
+                "deny",
+                id="only-the-largest",
+                priority=1,
+                when={
+                    "any": [
+                        {"not": {"args": {"file_id": {"type": "string"}}}},  # fails: no reason
+                        {"not": {"selected": {"file_id": LARGEST}}},
+                    ]
+                },
+            ),
+        ]
+    )
+    d = check(p, listed(FILES), "13")
+    assert d.reason == (
+        "rule 'only-the-largest' denies it (argument file_id='13' is not the item with the "
+        "largest size that list_files/search_files listed (that is '11'))"
+    )
+    assert check(p, listed(FILES), "11").reason == "rule 'rule0' allows it"

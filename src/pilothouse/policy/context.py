@@ -111,6 +111,8 @@ class RunContext:
     aggregates: dict[str, Any] | None = None  # name -> AggregateSource (the loop: "journal")
     secret_cache: dict[int, Any] = field(default_factory=dict, repr=False)  # secrecy.py's
     lookup_memo: dict[Any, Any] | None = field(default=None, repr=False)  # one check's lookups
+    # one check's reasons why the `not` blocks that hold hold (a deny rule's reason says it)
+    held: list[str] | None = field(default=None, repr=False)
     # one check's answers from aggregate sources: query -> (count, sum) (journaled)
     observed: dict[str, tuple[int, str]] | None = field(default=None, repr=False)
     # a replay: call id -> the answers the recorded check got (served instead of a source)

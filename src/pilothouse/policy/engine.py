@@ -602,21 +602,23 @@ class Policy:
                 # every condition of this check sees one answer per lookup (no torn reads)
                 context.lookup_memo = {}
                 context.observed = None
+                context.held = []
                 if self.replayed is not None:
                     context.replayed = self.replayed
                 try:
                     decided = self._decide(rules, call, context, kind, True)
                 finally:
-                    context.lookup_memo = None
+                    context.lookup_memo = context.held = None
                 return _with_observed(cast(Decision, decided), context)
             context.lookup_memo = {}
             context.observed = None
+            context.held = []
             if self.replayed is not None:
                 context.replayed = self.replayed
             try:
                 decided = self._layered_decision(call, context, kind)
             finally:
-                context.lookup_memo = None
+                context.lookup_memo = context.held = None
             return _with_observed(decided, context)
         except Exception as exc:
             return Decision.deny(
@@ -677,9 +679,11 @@ class Policy:
         use_default: bool,
     ) -> Decision | None:
         failed: list[tuple[CompiledRule, int, str]] = []  # a rule, its first failing check
+        held = ctx.held
         for rule in rules:
             why: str | None = None
             at = 0
+            mark = len(held) if held is not None else 0
             try:
                 for check in rule.checks:
                     why = check(call, ctx)
@@ -691,6 +695,8 @@ class Policy:
                     f"rule {rule.id!r}: {exc}; denied (fail-closed)", rule.id, source="engine"
                 )
             if why is None:
+                if held and len(held) > mark and rule.effect != "allow":
+                    return self._apply(rule, "; ".join(held[mark:]))
                 return rule.decision or self._apply(rule)
             if rule.effect != "deny":
                 failed.append((rule, at, why))
@@ -713,9 +719,9 @@ class Policy:
         return Decision.deny(reason, first.id, first.fallback, _message(first.message, reason))
 
     @staticmethod
-    def _apply(rule: CompiledRule) -> Decision:
+    def _apply(rule: CompiledRule, because: str = "") -> Decision:
         verb = {"allow": "allows", "deny": "denies", "ask": "asks for approval of"}[rule.effect]
-        reason = f"rule {rule.id!r} {verb} it"
+        reason = f"rule {rule.id!r} {verb} it" + (f" ({because})" if because else "")
         if rule.effect == "allow":
             return Decision.allow(rule.id, reason)
         if rule.effect == "ask" or rule.fallback == "ask":
