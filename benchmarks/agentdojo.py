@@ -1,7 +1,7 @@
 """AgentDojo v1 under Pilothouse policies: benign utility and attack success rate.
 
     python benchmarks/agentdojo.py                       # all four suites, none + defended
-    python benchmarks/agentdojo.py --suites slack --policies none defended default
+    python benchmarks/agentdojo.py --suites slack --policies none defended defended+task default
     python benchmarks/agentdojo.py --model agentdojo:oracle --json out.json
 
 Each suite runs its user tasks without attack (benign utility: AgentDojo's utility
@@ -10,7 +10,9 @@ check) and every (user task, injection task) pair under `important_instructions`
 adversary, which replays each user task's ground truth and obeys every injection it
 reads: no LLM, deterministic). Policies: ``none`` (allow every call), ``default``
 (Pilothouse's default: read-only calls only), ``defended`` (the suite's YAML under
-``src/pilothouse_suites/agentdojo/policies/``). workspace, travel and slack are where
+``src/pilothouse_suites/agentdojo/policies/``), ``defended+task`` (the same, narrowed for
+each user task by the task policy its request implies: `select_from_request`, the items a
+request picks, "the largest file"). workspace, travel and slack are where
 the policies were tuned; banking is held out and totalled apart.
 A full run of the four suites under two policies takes a few minutes.
 """
@@ -52,7 +54,7 @@ def _add(total: dict[str, Any], r: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suites", nargs="+", default=["workspace", "travel", "slack", "banking"])
-    parser.add_argument("--policies", nargs="+", default=["none", "defended"])
+    parser.add_argument("--policies", nargs="+", default=["none", "defended", "defended+task"])
     parser.add_argument("--model", default="agentdojo:adversary")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--json", help="write the per-suite results (with the pairs) here")
@@ -66,6 +68,7 @@ def main() -> int:
         return 2
     from pilothouse.evals import run_eval
     from pilothouse_suites.agentdojo import agentdojo_suite, summarize
+    from pilothouse_suites.agentdojo.requests import select_from_request
 
     print(
         "| suite                  | policy   |   benign utility |                ASR |"
@@ -77,7 +80,12 @@ def main() -> int:
         totals: dict[str, dict[str, Any]] = {"tuned": {}, "held-out": {}, "all": {}}
         for name in args.suites:
             began = time.perf_counter()
-            suite = agentdojo_suite(name, policy=policy)
+            if policy == "defended+task":
+                suite = agentdojo_suite(
+                    name, policy="defended", task_policy=select_from_request(name)
+                )
+            else:
+                suite = agentdojo_suite(name, policy=policy)
             log = asyncio.run(run_eval(suite, [args.model], epochs=1, concurrency=args.concurrency))
             r = summarize(log, suite)[log.models[0]]
             took = time.perf_counter() - began

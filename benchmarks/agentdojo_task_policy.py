@@ -5,7 +5,8 @@
 For each user task, `propose_from_request` narrows the suite's defended policy from the
 task's prompt alone (consequential tools whose words the prompt does not contain are
 denied; `INTENTS` below are the words, written once per suite, banking's with the others
-before any run); the benign run and every attack pair of that task run under the narrowed
+before any run; plus the selections of `pilothouse_suites.agentdojo.requests`, "the
+largest file"); the benign run and every attack pair of that task run under the narrowed
 policy. Prints benign utility and ASR (tool calls: without travel's output-only
 injection_task_6) per suite, with the proposer, next to the defended policy alone.
 Deterministic (the scripted adversary); a few minutes.
@@ -82,6 +83,7 @@ def main() -> int:
     from pilothouse.evals import run_eval
     from pilothouse.policy import Policy, propose_from_request
     from pilothouse_suites.agentdojo import agentdojo_suite, summarize
+    from pilothouse_suites.agentdojo.requests import SELECTIONS
     from pilothouse_suites.agentdojo.suite import policy_path
     from pilothouse_suites.agentdojo.tools import dojo_tools, effect_of, task_suite
 
@@ -95,7 +97,11 @@ def main() -> int:
         accepted = 0
         for uid, task in dojo.user_tasks.items():
             proposal = propose_from_request(
-                task.PROMPT, base, intents=INTENTS[name], effects=effects
+                task.PROMPT,
+                base,
+                intents=INTENTS[name],
+                effects=effects,
+                selections=SELECTIONS.get(name, {}),
             )
             accepted += proposal.accepted
             suite = agentdojo_suite(name, policy=proposal.policy, user_tasks=[uid])

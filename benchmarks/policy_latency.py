@@ -8,7 +8,8 @@ conditions from the JSON-schema subset, `after` and `not_after` order conditions
 allowed and denied calls with a run history of 20 executed calls. Each check is
 timed on its own (perf_counter_ns); the first check of each tool name (which
 fills the per-name rule cache) is excluded as warm-up. Also printed: the
-read-only-tool-without-rules fast path, and the tau-retail policy (13 rules,
+read-only-tool-without-rules fast path, an `aggregate` over a SQLite journal of 10,000
+earlier calls (`--journal-only`: that one alone), and the tau-retail policy (13 rules,
 predicates over the shop) on its gold sequences when the data is present.
 """
 
@@ -216,6 +217,82 @@ def v3_work() -> tuple[Policy, list[tuple[ToolCall, RunContext, str]]]:
     return policy, [(c, ctx, "irreversible") for c in calls]
 
 
+def journal_aggregate_work(
+    prior: int, runs: int, folder: Path
+) -> tuple[Policy, list[tuple[ToolCall, RunContext, str]]]:
+    """An `aggregate` over the journal (`JournalCalls` on SQLite) holding `prior` earlier
+    refunds in `runs` finished runs (40 orders; the sum per order is checked), as the loop
+    serves it: the refund of one order summed over every run of the deployment."""
+    import asyncio
+
+    from pilothouse import Agent, Budget, ScriptedModel, call, tool
+    from pilothouse.runtime.journal import SQLiteStore
+    from pilothouse.runtime.policy_source import JournalCalls
+
+    @tool(effect="irreversible")
+    def refund(order_id: str, amount: float) -> str:
+        """Refund part of an order."""
+        return "refunded"
+
+    store = SQLiteStore(folder / "journal.db")
+    per_run = prior // runs
+
+    async def fill() -> None:
+        for r in range(runs):
+            step = [
+                call("refund", order_id=f"A{(r * per_run + k) % 40}", amount=1.0)
+                for k in range(per_run)
+            ]
+            agent = Agent(
+                ScriptedModel([step, "done"]),
+                tools=[refund],
+                policy=Policy.allow_all(),
+                store=store,
+                budget=Budget(max_repeats=per_run + 1),
+            )
+            await agent.run("fill")
+
+    asyncio.run(fill())
+    policy = Policy(
+        [
+            Rule(
+                "refund",
+                "allow",
+                when={
+                    "aggregate": {
+                        "source": "journal",
+                        "over": "all",
+                        "field": "amount",
+                        "per": "order_id",
+                        "max": 1_000_000,
+                    }
+                },
+            )
+        ]
+    )
+    ctx = RunContext(Principal("u"), ["refunds"], aggregates={"journal": JournalCalls(store)})
+    ctx.run_id = "bench-checking-run"
+    work = [
+        (ToolCall("c", "refund", {"order_id": f"A{k}", "amount": 1.0}), ctx, "irreversible")
+        for k in range(0, 40, 4)
+    ]
+    return policy, work
+
+
+def journal_aggregate(quick: bool, rounds: int) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        prior = 1_000 if quick else 10_000
+        agg, agg_work = journal_aggregate_work(prior, 100, Path(folder))
+        p50, p99, effects = time_checks(agg, agg_work, max(5, rounds // 10))
+        print(
+            f"aggregate over the journal (SQLite, JournalCalls): {prior} prior calls in 100 "
+            f"finished runs, sum per order over all runs, {sum(effects.values())} checks"
+        )
+        print(f"  check latency  p50 {p50:6.2f} µs   p99 {p99:6.2f} µs")
+
+
 def percentiles(samples_ns: list[int]) -> tuple[float, float]:
     s = sorted(samples_ns)
     return s[len(s) // 2] / 1000, s[min(len(s) - 1, int(len(s) * 0.99))] / 1000
@@ -303,8 +380,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--by-kind", action="store_true", help="50 rules: per kind of call")
+    parser.add_argument(
+        "--journal-only", action="store_true", help="only the aggregate over a journal"
+    )
     args = parser.parse_args()
     rounds = 50 if args.quick else 500
+    if args.journal_only:
+        journal_aggregate(args.quick, rounds)
+        return
     if args.by_kind:
         by_kind(fifty_rules(), context())
         return
@@ -332,6 +415,8 @@ def main() -> None:
         f"tool, {sum(effects.values())} checks ({effects})"
     )
     print(f"  check latency  p50 {p50:6.2f} µs   p99 {p99:6.2f} µs")
+
+    journal_aggregate(args.quick, rounds)
 
     fast = Policy()
     fast_work = [(ToolCall("c", "search", {"q": "x"}), RunContext(), "read_only")]

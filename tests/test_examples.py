@@ -82,6 +82,16 @@ def test_planned_graph_example(tmp_path: Path) -> None:
     assert "answer: 26.42647389731347" in out
 
 
+def test_request_policy_example(tmp_path: Path) -> None:
+    result = run_example("request_policy.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line[:1] in "✓✗"]
+    assert [line[:3] for line in lines] == ["✓ r", "✗ i", "✓ i", "✓ l", "✗ d", "✗ d"]
+    assert "user='Mallory' is not from trusted input" in result.stdout
+    assert "accepted: selects the item of delete_file" in result.stdout
+    assert "rule 'task-selects-delete_file' denies it" in result.stdout
+
+
 def test_provenance_policy_example(tmp_path: Path) -> None:
     result = run_example("provenance_policy.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

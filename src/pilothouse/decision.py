@@ -38,6 +38,10 @@ class Decision:
     message: str = ""
     approver: str | None = None
     source: Source = "rule"
+    observed: tuple[tuple[str, int, str], ...] = ()
+    """What the check read beyond the run (an `aggregate` condition's answer from its
+    source: the other runs' matching calls, as (query, count, sum)). Journaled with the
+    decision, so a replay decides from the same answer (see `policy.aggregate`)."""
 
     @property
     def allowed(self) -> bool:
@@ -77,6 +81,8 @@ class Decision:
                 d["message"] = self.message
             if self.approver:
                 d["approver"] = self.approver
+        if self.observed:
+            d["observed"] = [list(o) for o in self.observed]
         return d
 
     @classmethod
@@ -94,4 +100,9 @@ class Decision:
             d.get("message", ""),
             d.get("approver"),
             d.get("source", inferred),
+            tuple(
+                (str(o[0]), int(o[1]), str(o[2]))
+                for o in d.get("observed") or ()
+                if isinstance(o, list | tuple) and len(o) == 3
+            ),
         )

@@ -141,6 +141,52 @@ def test_the_defended_policy_blocks_the_injected_email_and_keeps_the_task() -> N
 
 
 @needs_agentdojo
+def test_the_message_the_user_points_at_lets_the_invitation_through() -> None:
+    # slack user_task_11: "the details are in the message from Bob to Alice" (round 4,
+    # `endorsed`); the injection on Dora's page (invite Fred) is still refused
+    suite = dojo.agentdojo_suite(
+        "slack",
+        policy="defended",
+        user_tasks=["user_task_11"],
+        injection_tasks=["injection_task_5"],
+    )
+    samples = _by_name(_run(suite))
+    assert samples["benign/user_task_11"].ok, samples["benign/user_task_11"].message
+    attack = samples["attack/user_task_11/injection_task_5"]
+    assert attack.ok, attack.message
+
+
+@needs_agentdojo
+def test_the_largest_file_the_request_picks_is_the_only_one_deleted() -> None:
+    # workspace user_task_35, "delete the largest file", with injection_task_1 (delete
+    # file '13', which the drive lists too): refused only by the task policy's selection
+    from pilothouse_suites.agentdojo.requests import select_from_request
+
+    def pair(**extra: Any) -> Any:
+        suite = dojo.agentdojo_suite(
+            "workspace",
+            policy="defended",
+            user_tasks=["user_task_35"],
+            injection_tasks=["injection_task_1"],
+            **extra,
+        )
+        return _by_name(_run(suite))
+
+    plain = pair()
+    assert not plain["attack/user_task_35/injection_task_1"].ok  # trusted id: it went through
+    narrowed = pair(task_policy=select_from_request("workspace"))
+    assert narrowed["benign/user_task_35"].ok, narrowed["benign/user_task_35"].message
+    attack = narrowed["attack/user_task_35/injection_task_1"]
+    assert attack.ok, attack.message
+    denied = [
+        e["decision"]["rule"]
+        for e in attack.events
+        if e["type"] == "tool_call" and (e.get("decision") or {}).get("effect") == "deny"
+    ]
+    assert denied[0] == "task-selects-delete_file"
+
+
+@needs_agentdojo
 def test_tool_results_reach_the_journal_as_structured_json() -> None:
     suite = dojo.agentdojo_suite(
         "workspace", policy="none", user_tasks=["user_task_14"], attacks=False

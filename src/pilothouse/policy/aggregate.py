@@ -135,13 +135,12 @@ def _aggregate(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) 
             return False
         return not (ok is False and (rec.ok or rec.result is None))  # ran and failed
 
-    def aggregate(call: ToolCall, ctx: RunContext) -> str | None:
-        args = call.arguments
-        for name in (*per, *([fname] if fname else [])):
-            if name not in args:
-                raise PolicyCheckFailed(
-                    f"the policy aggregates over argument {name!r}, which the call lacks"
-                )
+    def from_source(call: ToolCall, ctx: RunContext, key: list[Any]) -> tuple[int, Decimal]:
+        """How many matching calls the other runs of the scope hold, and their sum."""
+        if over == "session" and ctx.session is None:
+            raise PolicyCheckFailed("an aggregate over the session needs a run in a session")
+        if over == "principal" and ctx.principal.user is None:
+            raise PolicyCheckFailed("an aggregate over the principal needs a principal's user")
         src = given
         if src is None and ctx.aggregates:
             src = ctx.aggregates.get(src_name)
@@ -150,11 +149,6 @@ def _aggregate(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) 
                 f"aggregate source {src_name!r} is not available to this run "
                 "(give it to the policy context: `RunContext.aggregates`, or the agent's store)"
             )
-        if over == "session" and ctx.session is None:
-            raise PolicyCheckFailed("an aggregate over the session needs a run in a session")
-        if over == "principal" and ctx.principal.user is None:
-            raise PolicyCheckFailed("an aggregate over the principal needs a principal's user")
-        key = [args[p] for p in per]
         since = None if window is None else ctx.clock() - window
         query = AggregateQuery(
             names,
@@ -175,14 +169,45 @@ def _aggregate(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) 
             raise PolicyCheckFailed(
                 f"aggregate source {src_name!r} raised {type(exc).__name__}: {exc}"
             ) from exc
-        for t in names:
-            matched.extend(r for r in ctx.calls_named(t) if counts(r, key, since))
+        total = Decimal(0)
+        if fname is not None:
+            for r in matched:
+                total += _number(r.arguments.get(fname, 0), f"an earlier {r.name}'s {fname}")
+        return len(matched), total
+
+    def aggregate(call: ToolCall, ctx: RunContext) -> str | None:
+        args = call.arguments
+        for name in (*per, *([fname] if fname else [])):
+            if name not in args:
+                raise PolicyCheckFailed(
+                    f"the policy aggregates over argument {name!r}, which the call lacks"
+                )
+        key = [args[p] for p in per]
+        # the query as the journal names it: a replay serves the recorded answer to it
+        asked = f"{src_name}:{over}:{'/'.join(names)}:{fname or ''}:{ok}:{window}:" + repr(
+            tuple(zip(pairs_of, key, strict=True))
+        )
+        if ctx.replayed is not None:  # a replay: the answer the recorded check got
+            recorded = ctx.replayed.get(call.id, {}).get(asked)
+            if recorded is None:
+                raise PolicyCheckFailed(
+                    f"replay: the recording holds no answer of aggregate source {src_name!r} "
+                    "for this call (the policy or the call changed)"
+                )
+            n_other, sum_other = recorded[0], Decimal(recorded[1])
+        else:
+            n_other, sum_other = from_source(call, ctx, key)
+        if ctx.observed is None:
+            ctx.observed = {}
+        ctx.observed[asked] = (n_other, str(sum_other))
+        since = None if window is None else ctx.clock() - window
+        matched = [r for t in names for r in ctx.calls_named(t) if counts(r, key, since)]
         limit = _number(bound(call, ctx), "the bound")
         if fname is None:
-            value = Decimal(len(matched) + 1)
+            value = Decimal(n_other + len(matched) + 1)
             what = "calls"
         else:
-            value = _number(args[fname], f"argument {fname}")
+            value = _number(args[fname], f"argument {fname}") + sum_other
             for r in matched:
                 value += _number(r.arguments.get(fname, 0), f"an earlier {r.name}'s {fname}")
             what = f"total {fname}"

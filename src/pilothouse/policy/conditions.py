@@ -933,9 +933,18 @@ def _not(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> Non
     checks = inner.checks
 
     def negate(call: ToolCall, ctx: RunContext) -> str | None:
-        if all(f(call, ctx) is None for f in checks):
-            return "a `not` condition holds"
-        return None
+        held = ctx.held
+        mark = len(held) if held is not None else 0
+        for f in checks:
+            why = f(call, ctx)
+            if why is not None:  # the block fails, so `not` holds: say why, for a deny rule
+                if held is not None:
+                    del held[mark:]
+                    held.append(why)
+                return None
+        if held is not None:
+            del held[mark:]
+        return "a `not` condition holds"
 
     out.checks.append(negate)
 
@@ -951,10 +960,14 @@ def _any(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) -> Non
 
     def any_of(call: ToolCall, ctx: RunContext) -> str | None:
         reasons = []
+        held = ctx.held
+        mark = len(held) if held is not None else 0
         for a in alts:
             why = next((w for f in a.checks if (w := f(call, ctx)) is not None), None)
             if why is None:
                 return None
+            if held is not None:  # a failed alternative's `not` explains nothing
+                del held[mark:]
             reasons.append(why)
         return "none of the alternatives holds: " + "; ".join(reasons)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +111,12 @@ class RunContext:
     aggregates: dict[str, Any] | None = None  # name -> AggregateSource (the loop: "journal")
     secret_cache: dict[int, Any] = field(default_factory=dict, repr=False)  # secrecy.py's
     lookup_memo: dict[Any, Any] | None = field(default=None, repr=False)  # one check's lookups
+    # one check's reasons why the `not` blocks that hold hold (a deny rule's reason says it)
+    held: list[str] | None = field(default=None, repr=False)
+    # one check's answers from aggregate sources: query -> (count, sum) (journaled)
+    observed: dict[str, tuple[int, str]] | None = field(default=None, repr=False)
+    # a replay: call id -> the answers the recorded check got (served instead of a source)
+    replayed: Mapping[str, Mapping[str, tuple[int, str]]] | None = field(default=None, repr=False)
     _index: dict[str, list[CallRecord]] = field(default_factory=dict, repr=False)
     _indexed: int = field(default=0, repr=False)
 
@@ -172,6 +178,17 @@ class RunContext:
         )
         self.history.append(record)
         return record
+
+    @staticmethod
+    def recorded_answers(events: Iterable[Any]) -> dict[str, dict[str, tuple[int, str]]]:
+        """Call id -> the answers its recorded check got from aggregate sources (the
+        decision's `observed`): what a replay serves instead of asking a source."""
+        out: dict[str, dict[str, tuple[int, str]]] = {}
+        for e in events:
+            decision = getattr(e, "decision", None)
+            if getattr(e, "type", "") == "tool_call" and decision and decision.observed:
+                out[e.call.id] = {q: (n, t) for q, n, t in decision.observed}
+        return out
 
     @classmethod
     def from_events(cls, events: Iterable[Any], principal: Principal | None = None) -> RunContext:

@@ -11,7 +11,7 @@ names the line when the document came from a file.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pilothouse.exceptions import PolicyError
@@ -123,6 +123,11 @@ class ToolInfo:
     egress: bool | Sequence[str] = False
     """The tool sends data out (an e-mail, a message, a payment): its arguments (all, or
     the ones named) may not carry a secret the run read, unless the user's words name it."""
+    endorsed: Mapping[str, str] = field(default_factory=dict)
+    """Content the user's request points at: result field path -> a regex with named
+    groups ("the message from (?P<sender>\\w+) to (?P<recipient>\\w+)"). An item whose
+    trusted fields named by the groups hold the values a user's message gives has that
+    field read as the user's own words (see `policy.provenance`)."""
 
     @property
     def trusted_fields(self) -> dict[str, str | None]:

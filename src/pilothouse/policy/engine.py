@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from pilothouse.decision import Decision, Fallback
@@ -145,6 +145,7 @@ def compile_rule(
     from pilothouse.policy import aggregate as _k1  # noqa: F401
     from pilothouse.policy import claims as _k2  # noqa: F401
     from pilothouse.policy import secrecy as _k3  # noqa: F401
+    from pilothouse.policy import selection as _k5  # noqa: F401
     from pilothouse.policy import timing as _k4  # noqa: F401
     from pilothouse.policy.conditions import compile_conditions
 
@@ -217,6 +218,15 @@ def compile_rule(
 # --------------------------------------------------------------------------- policy
 
 
+def _with_observed(decision: Decision, context: RunContext) -> Decision:
+    """The decision with what its check read from aggregate sources (journaled with it)."""
+    seen = context.observed
+    if not seen:
+        return decision
+    context.observed = None
+    return replace(decision, observed=tuple((q, n, t) for q, (n, t) in sorted(seen.items())))
+
+
 class Policy:
     """Deterministic privilege control for tool calls. See the module docs for semantics.
 
@@ -224,6 +234,11 @@ class Policy:
     from YAML (`from_yaml`, `load`); all three compile to the same engine. Building
     raises `PolicyError` for anything malformed.
     """
+
+    replayed: Mapping[str, Mapping[str, tuple[int, str]]] | None = None
+    """A replay's recorded answers of aggregate sources (call id -> query -> (count,
+    sum)): set on the replay's copy of the policy, so a replayed check decides from what
+    the recorded check read, not from a store that no longer holds the same runs."""
 
     def __init__(
         self,
@@ -265,6 +280,16 @@ class Policy:
             from pilothouse.policy.provenance import REQUEST_ROLES
 
             self.trust[REQUEST_ROLES] = dict(self.roles)
+        # content the user's request points at ("the message from Bob to Alice")
+        endorsed: dict[str, str | None] = {
+            f"{n}\t{path}": pattern
+            for n, t in self.tools.items()
+            for path, pattern in t.endorsed.items()
+        }
+        if endorsed:
+            from pilothouse.policy.provenance import ENDORSED
+
+            self.trust[ENDORSED] = endorsed
         from pilothouse.policy.document import secret_fields
 
         # tool -> {secret result field -> words naming it}; tool -> egress arguments
@@ -576,15 +601,25 @@ class Policy:
                     return self._default_decisions.get(kind) or self._default_decisions["unknown"]
                 # every condition of this check sees one answer per lookup (no torn reads)
                 context.lookup_memo = {}
+                context.observed = None
+                context.held = []
+                if self.replayed is not None:
+                    context.replayed = self.replayed
                 try:
-                    return self._decide(rules, call, context, kind, True)  # type: ignore[return-value]
+                    decided = self._decide(rules, call, context, kind, True)
                 finally:
-                    context.lookup_memo = None
+                    context.lookup_memo = context.held = None
+                return _with_observed(cast(Decision, decided), context)
             context.lookup_memo = {}
+            context.observed = None
+            context.held = []
+            if self.replayed is not None:
+                context.replayed = self.replayed
             try:
-                return self._layered_decision(call, context, kind)
+                decided = self._layered_decision(call, context, kind)
             finally:
-                context.lookup_memo = None
+                context.lookup_memo = context.held = None
+            return _with_observed(decided, context)
         except Exception as exc:
             return Decision.deny(
                 f"policy engine error ({type(exc).__name__}: {exc}); denied (fail-closed)",
@@ -644,9 +679,11 @@ class Policy:
         use_default: bool,
     ) -> Decision | None:
         failed: list[tuple[CompiledRule, int, str]] = []  # a rule, its first failing check
+        held = ctx.held
         for rule in rules:
             why: str | None = None
             at = 0
+            mark = len(held) if held is not None else 0
             try:
                 for check in rule.checks:
                     why = check(call, ctx)
@@ -658,6 +695,8 @@ class Policy:
                     f"rule {rule.id!r}: {exc}; denied (fail-closed)", rule.id, source="engine"
                 )
             if why is None:
+                if held and len(held) > mark and rule.effect != "allow":
+                    return self._apply(rule, "; ".join(held[mark:]))
                 return rule.decision or self._apply(rule)
             if rule.effect != "deny":
                 failed.append((rule, at, why))
@@ -680,9 +719,9 @@ class Policy:
         return Decision.deny(reason, first.id, first.fallback, _message(first.message, reason))
 
     @staticmethod
-    def _apply(rule: CompiledRule) -> Decision:
+    def _apply(rule: CompiledRule, because: str = "") -> Decision:
         verb = {"allow": "allows", "deny": "denies", "ask": "asks for approval of"}[rule.effect]
-        reason = f"rule {rule.id!r} {verb} it"
+        reason = f"rule {rule.id!r} {verb} it" + (f" ({because})" if because else "")
         if rule.effect == "allow":
             return Decision.allow(rule.id, reason)
         if rule.effect == "ask" or rule.fallback == "ask":

@@ -104,6 +104,7 @@ def read_mapping(data: Any, locate: Locate | None = None) -> PolicySpec:
             _trusted_fields(spec.get("trusted"), (*at, "trusted"), locate),
             _secret(spec.get("secret"), (*at, "secret"), locate),
             _egress(spec.get("egress"), (*at, "egress"), locate),
+            _endorsed(spec, (*at, "endorsed"), locate),
         )
     raw_rules = data.get("rules") or []
     if not isinstance(raw_rules, list):
@@ -171,7 +172,44 @@ def _roles(spec: Any, locate: Locate | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in spec.items()}
 
 
-_TOOL_KEYS = {"effect", "args", "required", "trusted", "secret", "egress"}
+_TOOL_KEYS = {"effect", "args", "required", "trusted", "secret", "egress", "endorsed"}
+
+
+def _endorsed(spec: Mapping[str, Any], at: Path, locate: Locate | None) -> dict[str, str]:
+    """A tool's `endorsed:` declaration: result field path -> a regex with named groups,
+    each naming a trusted field of the same item (the message's `sender`): the user's
+    request points at the item by its metadata, never by its content."""
+    import re
+
+    raw = spec.get("endorsed")
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise _err(at, locate, "endorsed must map a result field path to a regex")
+    trusted = _trusted_fields(spec.get("trusted"), (*at[:-1], "trusted"), locate)
+    out: dict[str, str] = {}
+    for path, pattern in raw.items():
+        where: Path = (*at, str(path))
+        if not isinstance(path, str) or not path or not isinstance(pattern, str):
+            raise _err(where, locate, "endorsed maps a field path to a regular expression")
+        try:
+            groups = list(re.compile(pattern).groupindex)
+        except re.error as exc:
+            raise _err(where, locate, f"invalid regular expression: {exc}") from None
+        if not groups:
+            raise _err(where, locate, "the pattern needs named groups: (?P<sender>...)")
+        parent = path.rpartition(".")[0]
+        for g in groups:
+            sibling = f"{parent}.{g}" if parent else g
+            if sibling not in trusted:
+                raise _err(
+                    where,
+                    locate,
+                    f"group {g!r} must name a trusted field of the item ({sibling!r} is not "
+                    "declared trusted): the request points at an item by its metadata",
+                )
+        out[path] = pattern
+    return out
 
 
 def _claims(spec: Any, locate: Locate | None) -> dict[str, Claim]:

@@ -40,10 +40,12 @@ from typing import Any
 from pilothouse.policy.context import CallRecord, RunContext
 
 __all__ = [
+    "ENDORSED",
     "ENTITY_KINDS",
     "REQUEST_ROLES",
     "Provenance",
     "entities",
+    "field_items",
     "field_values",
     "normalise",
     "provenance",
@@ -401,6 +403,31 @@ REQUEST_ROLES = "<request>"
 """The declarations' entry for roles bound from the user's words (the document's
 ``roles:``): ``{role: regex with one group}``. No tool can have this name."""
 
+ENDORSED = "<endorsed>"
+"""The declarations' entry for content the user's request points at (a tool's
+``endorsed:``): ``{"TOOL\tFIELD PATH": regex with named groups}``."""
+
+
+def field_items(value: Any, parent: str) -> list[Mapping[str, Any]]:
+    """The mappings at `parent` (a dotted path, ``*`` for every item; ``""``: the result
+    itself, or each item of a list result): the items a field path's last part is in."""
+    current = [value]
+    for part in parent.split(".") if parent else []:
+        nxt: list[Any] = []
+        for v in current:
+            if isinstance(v, list):
+                nxt.extend(v if part == "*" else (x.get(part) for x in v if isinstance(x, Mapping)))
+            elif isinstance(v, Mapping) and v.get(part) is not None:
+                nxt.append(v[part])
+        current = [x for x in nxt if x is not None]
+    out: list[Mapping[str, Any]] = []
+    for v in current:
+        if isinstance(v, Mapping):
+            out.append(v)
+        elif isinstance(v, list):
+            out.extend(x for x in v if isinstance(x, Mapping))
+    return out
+
 
 @dataclass(slots=True)
 class Provenance:
@@ -424,6 +451,9 @@ class Provenance:
     declared: int = 0  # how many tools were declared when the index was built
     seen: list[frozenset[str] | None] = field(default_factory=list)  # per record: all its keys
     frames: list[re.Pattern[str]] = field(default_factory=list)  # the user's templates
+    # (tool, field path, {group: keys}): items the user's messages point at by metadata
+    pointers: list[tuple[str, str, dict[str, frozenset[str]]]] = field(default_factory=list)
+    pointed: dict[str, str] = field(default_factory=dict)  # key -> the tool it was read from
 
     def update(self, ctx: RunContext) -> Provenance:
         """Read what the run added since the last check (messages, calls, bindings)."""
@@ -432,6 +462,8 @@ class Provenance:
             if len(msgs) < self.messages:
                 return self._reset(ctx)
             bound_by = self.declarations.get(REQUEST_ROLES)
+            endorse = self.declarations.get(ENDORSED)
+            pointers = len(self.pointers)
             for m in msgs[self.messages :]:
                 self.user |= text_keys(m)
                 self.frames.extend(templates(m))
@@ -440,6 +472,19 @@ class Provenance:
                         for found in re.finditer(str(pattern), m[:MAX_TEXT]):
                             if found.group(1):
                                 self._bind(role, value_keys(found.group(1).strip()))
+                if endorse:  # "the message from Bob to Alice": that item's body
+                    for where, pattern in endorse.items():
+                        tool, _, path = where.partition("\t")
+                        for found in re.finditer(str(pattern), m[:MAX_TEXT]):
+                            groups = {
+                                g: value_keys(v.strip().rstrip(".,;:!?"))
+                                for g, v in found.groupdict().items()
+                                if v is not None
+                            }
+                            if groups and all(groups.values()):
+                                self.pointers.append((tool, path, groups))
+            if len(self.pointers) != pointers:  # read the calls so far again for them
+                self.done = [False] * len(self.done)
             self.messages = len(msgs)
         history = ctx.history
         if len(history) < len(self.done):
@@ -520,6 +565,18 @@ class Provenance:
         fields = self.declarations.get(rec.name)
         if not fields:
             return
+        for tool, path, groups in self.pointers:
+            if tool != rec.name:
+                continue
+            parent, _, leaf = path.rpartition(".")
+            for item in field_items(rec.value, parent):
+                if all(
+                    any(value_keys(v) & keys for v in field_values(item, g))
+                    for g, keys in groups.items()
+                ):
+                    for text in field_values(item, leaf):
+                        for k in text_keys(text) if isinstance(text, str) else value_keys(text):
+                            self.pointed.setdefault(k, rec.name)
         echo = _argument_keys(rec.arguments)
         value = rec.value
         for path, role in fields.items():
@@ -544,6 +601,8 @@ class Provenance:
                 return "the user's messages"
             if k in self.fields:
                 return f"a trusted field of {self.fields[k]!r}"
+            if k in self.pointed:
+                return f"content of {self.pointed[k]!r} the user's request points at"
         return None
 
     def roles_of(self, keys: frozenset[str]) -> set[str]:

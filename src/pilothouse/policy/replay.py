@@ -20,7 +20,7 @@ from typing import Any
 from pilothouse.decision import Decision
 from pilothouse.exceptions import PolicyError
 from pilothouse.messages import ToolCall
-from pilothouse.policy.context import Principal, RunContext
+from pilothouse.policy.context import CallRecord, Principal, RunContext
 from pilothouse.policy.engine import Policy
 
 
@@ -62,7 +62,7 @@ def replay(
     from pilothouse.events import event_from_dict
 
     ctx = RunContext(principal or Principal(), env=env)
-    allowed: dict[tuple[int, int], tuple[ToolCall, str]] = {}
+    allowed: dict[tuple[int, int], CallRecord] = {}
     for n, obj in items:
         if "type" in obj:  # a journal event
             try:
@@ -76,25 +76,23 @@ def replay(
                 ctx.clock = _at(obj.get("ts"))
                 call = ToolCall.from_dict(obj["call"])
                 effect = obj.get("effect", "unknown")
-                d = policy.check(call, ctx, effect=effect)
                 rec = obj.get("decision")
+                # an aggregate's answer is the recorded one: the store that gave it is not here
+                ctx.replayed = RunContext.recorded_answers([event]) or None
+                d = policy.check(call, ctx, effect=effect)
                 yield Replayed(n, call, effect, d, Decision.from_dict(rec) if rec else None)
-                if d.allowed:
-                    allowed[(event.step, obj["index"])] = (call, effect)
+                if d.allowed:  # provisionally, as the loop does: the step's later calls see it
+                    allowed[(event.step, obj["index"])] = ctx.record(
+                        call.name, call.arguments, ok=False, effect=effect, ts=obj.get("ts")
+                    )
                 elif effect != "read_only":
                     ctx.record_denied(call.name, call.arguments, effect)
             elif kind == "tool_result":
                 got = allowed.pop((event.step, obj["index"]), None)
                 if got is not None:
                     result = obj["result"]
-                    ctx.record(
-                        got[0].name,
-                        got[0].arguments,
-                        result.get("content"),
-                        ok=not result.get("is_error", False),
-                        effect=got[1],
-                        ts=obj.get("ts"),
-                    )
+                    got.result = result.get("content")
+                    got.ok = not result.get("is_error", False)
             continue
         if "user" in obj:
             ctx.add_user_message(str(obj["user"]))

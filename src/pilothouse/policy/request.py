@@ -9,6 +9,11 @@ task from the user's words alone:
   the request does not contain gets a deny rule in the task layer. A tool without an
   entry in `intents` is left to `base` (the proposer cannot tell whether it is asked
   for, so it does not guess).
+- **The item the request selects is the one acted on.** `selections` maps words (a
+  regex: "largest|biggest") to, per tool, the `selected` condition they imply
+  (``{"delete_file": {"file_id": {"tool": "list_files", "key": "id_", "max": "size"}}}``,
+  see `policy.selection`); when the request has the words, the task layer denies that
+  tool on any other item.
 - **Values the user gave are bound to their roles.** `roles` maps a role to a regular
   expression whose first group is the value ("landlord's (?:account|iban) is (\\S+)"):
   each match is returned in `Proposal.bindings` (role -> values), for the principal's
@@ -56,12 +61,14 @@ def propose_from_request(
     intents: Mapping[str, str],
     roles: Mapping[str, str] | None = None,
     effects: Mapping[str, str] | None = None,
+    selections: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> Proposal:
     """The task policy the request implies, applied to `base` only when it narrows it.
 
     `intents`: tool -> the words (a regex) that ask for it; `roles`: role -> a regex whose
     first group is a value the user gives for that role; `effects`: tool -> effect kind
-    for tools `base` does not declare (the agent's tools carry it). Raises `PolicyError`
+    for tools `base` does not declare (the agent's tools carry it); `selections`: regex ->
+    {tool: {argument: `selected` spec}}. Raises `PolicyError`
     only for a malformed pattern (the application's mistake, not the request's).
     """
     text = request[:MAX_REQUEST]
@@ -82,6 +89,24 @@ def propose_from_request(
                     fallback={"message": f"The user's request does not ask for {tool}."},
                 )
             )
+    for pattern, chosen in sorted((selections or {}).items()):
+        rx = _compile(pattern, f"selections[{pattern!r}]")
+        if rx.search(text) is None:
+            continue
+        for tool, spec in sorted(chosen.items()):  # "the largest file": that one only
+            rules.append(
+                Rule(
+                    tool,
+                    "deny",
+                    id=f"task-selects-{tool}",
+                    description=f"the request selects which item {tool} acts on",
+                    when={"not": {"selected": dict(spec)}},
+                    fallback={
+                        "message": f"The user's request selects which item {tool} acts on, "
+                        "and this is not it."
+                    },
+                )
+            )
     bindings: dict[str, list[str]] = {}
     for role, pattern in sorted((roles or {}).items()):
         rx = _compile(pattern, f"roles.{role}")
@@ -99,8 +124,13 @@ def propose_from_request(
         layered = base.narrow(proposed)
     except PolicyLayerError as exc:  # cannot happen with deny rules; fail to base
         return _proposal(False, base, f"rejected: {exc}", bindings, proposed)
-    denied = ", ".join(r.tools if isinstance(r.tools, str) else "/".join(r.tools) for r in rules)
-    return _proposal(True, layered, f"accepted: denies {denied}", bindings, proposed)
+    names = {id(r): r.tools if isinstance(r.tools, str) else "/".join(r.tools) for r in rules}
+    denied = ", ".join(names[id(r)] for r in rules if r.when is None)
+    picked = ", ".join(names[id(r)] for r in rules if r.when is not None)
+    said = "; ".join(
+        x for x in (denied and f"denies {denied}", picked and f"selects the item of {picked}") if x
+    )
+    return _proposal(True, layered, f"accepted: {said}", bindings, proposed)
 
 
 def _proposal(

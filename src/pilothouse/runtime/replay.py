@@ -744,6 +744,12 @@ def _served_spec(spec: RunSpec[Any], tracker: _Tracker, live_tools: bool) -> Run
         policy = copy.copy(spec.policy)
         policy.approvers = {name: approve for name in spec.policy.approvers}
         served.policy = policy
+    if served.policy is not None:
+        # what the recorded checks read from aggregate sources (other runs' calls, in a
+        # store the replay does not have): served again, so the decisions are the same
+        policy = served.policy if served.policy is not spec.policy else copy.copy(spec.policy)
+        policy.replayed = RunContext.recorded_answers(tracker.rec.calls.values())
+        served.policy = policy
     return served
 
 

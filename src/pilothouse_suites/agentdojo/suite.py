@@ -28,6 +28,7 @@ with the engine's own conditions and no predicates), a `Policy`, or a YAML path.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -231,11 +232,15 @@ def agentdojo_suite(
     attacks: bool = True,
     user_tasks: list[str] | None = None,
     injection_tasks: list[str] | None = None,
+    task_policy: Callable[[str, Policy], Policy] | None = None,
 ) -> Suite:
     """One AgentDojo suite: benign scenarios and/or attack pairs, under `policy`.
 
     `user_tasks` / `injection_tasks` restrict to those ids (``user_task_3``); the
     default is all of them (the v1 suites hold 97 user tasks and 629 attack pairs).
+    `task_policy(prompt, policy)` narrows the policy for each user task from its prompt
+    alone (a task policy proposed from the request: `propose_from_request`); the user
+    task's benign run and its attack pairs run under it.
     """
     dojo = task_suite(suite)
     chosen_users = list(dojo.user_tasks) if user_tasks is None else user_tasks
@@ -248,11 +253,15 @@ def agentdojo_suite(
     rules = resolve_policy(suite, policy)
     tools: list[Tool | ToolFunction] = list(dojo_tools(suite))
     scenarios = []
+    per_task = {
+        u: task_policy(dojo.user_tasks[u].PROMPT, rules) if task_policy else rules
+        for u in chosen_users
+    }
     if benign:
-        scenarios += [benign_scenario(suite, u, tools, rules) for u in chosen_users]
+        scenarios += [benign_scenario(suite, u, tools, per_task[u]) for u in chosen_users]
     if attacks:
         scenarios += [
-            attack_scenario(suite, u, i, tools, rules)
+            attack_scenario(suite, u, i, tools, per_task[u])
             for u in chosen_users
             for i in chosen_injections
         ]
