@@ -19,28 +19,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_action_markup import TEXT_FORMATS, TOOLS
 
 from pilothouse.actions import get_format
 from pilothouse.actions.markup import call_markup
-from pilothouse.models.base import ToolSpec
 
-TEXT_FORMATS = ["json", "react", "xml", "auto"]
-TOOLS = [
-    ToolSpec(
-        "get_weather",
-        "Current weather for a city.",
-        {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    ),
-    ToolSpec(
-        "search",
-        "Web search.",
-        {
-            "type": "object",
-            "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}},
-            "required": ["query"],
-        },
-    ),
-]
 OFFERED = [t.name for t in TOOLS]
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
