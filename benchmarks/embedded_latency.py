@@ -262,7 +262,14 @@ def main() -> None:
     parser.add_argument(
         "--max-seconds", type=float, default=600.0, help="per-sample budget (a busy machine)"
     )
+    parser.add_argument(
+        "--prefix-cache", type=int, default=None, help="MB of LocalModel's KV snapshots (0: off)"
+    )
     args = parser.parse_args()
+    if args.prefix_cache is not None:
+        from pilothouse.models import local
+
+        local.PREFIX_CACHE_MB = args.prefix_cache  # read by every LocalModel made after this
     if args.ab:
         ab(args.ab, args.rounds, args.suite, args.epochs, args.max_seconds)
         return

@@ -591,7 +591,8 @@ class LocalModel:
     `repack=True` enables llama.cpp's weight repacking (faster on some CPUs, but it
     crashes on some AMX-reporting virtual machines, so it is off).
     `prefix_cache` is the memory (MB) kept for KV snapshots of earlier prompts, which
-    later prompts sharing their beginning start from (`PREFIX_CACHE_MB`; 0: off); it
+    later prompts sharing their beginning start from (None: `PREFIX_CACHE_MB`, read at
+    construction; 0: off); it
     changes what is evaluated, never a reply. `counters` says what the prompts cost.
 
     The model reads and writes text; tools are used through the guided layer, which
@@ -622,7 +623,7 @@ class LocalModel:
         select_limit: int = 3,
         grounded_answers: bool = True,
         flatten_json: bool = False,
-        prefix_cache: int = PREFIX_CACHE_MB,
+        prefix_cache: int | None = None,
     ) -> None:
         _require_llama_cpp()
         if n_ctx < 16:
@@ -643,9 +644,10 @@ class LocalModel:
         self.verbose = verbose
         self.max_tokens = max_tokens
         self.repack = repack
-        if prefix_cache < 0:
-            raise ConfigurationError(f"prefix_cache must be 0 (off) or more MB, not {prefix_cache}")
-        self.prefix_cache = prefix_cache
+        cache = PREFIX_CACHE_MB if prefix_cache is None else prefix_cache
+        if cache < 0:
+            raise ConfigurationError(f"prefix_cache must be 0 (off) or more MB, not {cache}")
+        self.prefix_cache = cache
         if select_limit < 1:
             raise ConfigurationError(f"select_limit must be at least 1, not {select_limit}")
         self.guidance = Guidance(
