@@ -81,7 +81,21 @@ async def main() -> None:
         "--prefix-cache", type=int, default=None, help="MB of KV snapshots (0: off)"
     )
     parser.add_argument("--modes", default="single,team", help="single, team or both")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="the agents' time budget per run (a busy machine; default: the desk's own)",
+    )
     args = parser.parse_args()
+    if args.max_seconds is not None:
+        from dataclasses import replace
+
+        from pilothouse_desk import agent, team
+
+        longer = replace(agent.DEFAULT_BUDGET, max_seconds=args.max_seconds)
+        agent.DEFAULT_BUDGET = team.DEFAULT_BUDGET = longer
+        team.TEAM_BUDGET = replace(team.TEAM_BUDGET, max_seconds=args.max_seconds)
     only = [x for x in args.only.split(",") if x] or None
     if args.model is None:
         from pilothouse.models import local
