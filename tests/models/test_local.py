@@ -1100,10 +1100,10 @@ async def test_a_prompt_started_from_a_snapshot_gets_the_logits_of_a_fresh_one(
     def logits() -> bytes:
         return ctypes.string_at(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), 4 * llm.n_vocab())
 
-    system = f"{example.INSTRUCTIONS}\n\n" * 2
-    first = request("Say hello in French and in Spanish.", system=system, max_tokens=4)
+    system = example.INSTRUCTIONS
+    first = request("Say hello in French and in Spanish.", system=system, max_tokens=2)
     target = request("Say hello in French and in German.", system=system, max_tokens=1)
-    other = request("Count from one to five.", max_tokens=4)
+    other = request("Count from one to five.", max_tokens=2)
 
     model.clear_cache()
     before = model.counters
@@ -1116,7 +1116,7 @@ async def test_a_prompt_started_from_a_snapshot_gets_the_logits_of_a_fresh_one(
     )
     assert after["generations"] == before["generations"] + 1
     seen = []
-    for priors in ([first, other], [target, other], [first], [other, first, other]):
+    for priors in ([first, other], [target, other], [first]):
         model.clear_cache()
         for prior in priors:
             await model.generate(prior)

@@ -554,7 +554,8 @@ def _remember(loaded: _Loaded, tokens: list[int], budget: int) -> None:
 
     llm = loaded.llm
     key = tuple(tokens)
-    llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(llm._ctx.ctx), 0, len(key), -1)
+    if not llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(llm._ctx.ctx), 0, len(key), -1):
+        return  # a memory that cannot drop a sequence's tail (recurrent models): no snapshot
     llm.n_tokens = len(key)
     if any(s.tokens[: len(key)] == key for s in loaded.snapshots):
         return
