@@ -10,6 +10,11 @@ seconds per conversation, tokens and model calls (every model call of every run 
 turn's tree, from the journals). The machine's load (`os.getloadavg`) is printed beside
 each run: on a shared machine the seconds are a measurement of that moment, the tokens
 and outcomes are not (the model is deterministic).
+
+With the embedded model, the work of its generations is printed per conversation too
+(load-independent, `embedded_latency.instrument`): generations, prompt tokens evaluated
+and reused from the KV cache, tokens generated. ``--prefix-cache 0`` turns
+`LocalModel`'s KV snapshots off (``PREFIX_CACHE_MB``), for an A/B on the same tree.
 """
 
 from __future__ import annotations
@@ -18,11 +23,17 @@ import argparse
 import asyncio
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from pilothouse_desk.batch import run_batch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from embedded_latency import Gen, instrument
+
+GENS: list[Gen] = []
 
 
 def load() -> str:
@@ -32,6 +43,7 @@ def load() -> str:
 
 async def one(workdir: Path, team: bool, only: list[str] | None, model: str | None) -> str:
     before = load()
+    first = len(GENS)
     started = time.perf_counter()
     outcomes, figures = await run_batch(
         workdir, model=model, only=only, team=team, echo=lambda line: None
@@ -42,11 +54,21 @@ async def one(workdir: Path, team: bool, only: list[str] | None, model: str | No
     tokens = sum(o.tokens for o in outcomes)
     calls = sum(o.model_calls for o in outcomes)
     mode = "team" if team else "single"
+    gens = GENS[first:]
+    n = len(outcomes) or 1
+    work = (
+        f"  per conversation: {len(gens) / n:.1f} generations, "
+        f"{sum(g.evaluated for g in gens) / n:.0f} evaluated, "
+        f"{sum(g.reused for g in gens) / n:.0f} reused, "
+        f"{sum(g.generated for g in gens) / n:.0f} generated"
+        if gens
+        else ""
+    )
     return (
         f"{mode:6} expected {expected}/{len(outcomes)}  resolved without a human "
         f"{figures.resolved_without_human}/{figures.conversations}  supervisor decisions "
         f"{figures.supervisor_decisions}  median {median:.1f} s/conversation  tokens {tokens} "
-        f"in {calls} calls  batch {seconds:.0f} s  ({before} -> {load()})"
+        f"in {calls} calls  batch {seconds:.0f} s  ({before} -> {load()}){work}"
     )
 
 
@@ -55,11 +77,36 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--only", default="", help="comma-separated conversation ids")
     parser.add_argument("--model", default=None, help="model string (default: embedded)")
+    parser.add_argument(
+        "--prefix-cache", type=int, default=None, help="MB of KV snapshots (0: off)"
+    )
+    parser.add_argument("--modes", default="single,team", help="single, team or both")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="the agents' time budget per run (a busy machine; default: the desk's own)",
+    )
     args = parser.parse_args()
+    if args.max_seconds is not None:
+        from dataclasses import replace
+
+        from pilothouse_desk import agent, team
+
+        longer = replace(agent.DEFAULT_BUDGET, max_seconds=args.max_seconds)
+        agent.DEFAULT_BUDGET = team.DEFAULT_BUDGET = longer
+        team.TEAM_BUDGET = replace(team.TEAM_BUDGET, max_seconds=args.max_seconds)
     only = [x for x in args.only.split(",") if x] or None
+    if args.model is None:
+        from pilothouse.models import local
+
+        if args.prefix_cache is not None and hasattr(local, "PREFIX_CACHE_MB"):
+            local.PREFIX_CACHE_MB = args.prefix_cache
+        instrument([""], GENS)
+    modes = [m == "team" for m in args.modes.split(",") if m in ("single", "team")]
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(1, args.rounds + 1):
-            for team in (False, True):  # interleaved: both modes see similar load
+            for team in modes:  # interleaved: both modes see similar load
                 workdir = Path(tmp) / f"{round_}-{'team' if team else 'single'}"
                 print(f"round {round_}: {await one(workdir, team, only, args.model)}", flush=True)
 

@@ -59,6 +59,8 @@ class Sample:
     ok: bool
     latency: float
     gens: list[Gen] = field(default_factory=list)
+    epoch: int = 0
+    restored: int = 0  # prompts started from a KV snapshot (`LocalModel.counters`)
 
 
 def instrument(current: list[str], gens: list[Gen]) -> None:
@@ -121,10 +123,15 @@ async def run(suite_name: str, epochs: int, max_seconds: float) -> list[Sample]:
     from pilothouse.models.local import LocalModel
 
     LocalModel()._loaded()
-    for _ in range(epochs):
+
+    def restored() -> int:
+        return LocalModel().counters.get("restored", 0) if hasattr(LocalModel, "counters") else 0
+
+    for epoch in range(epochs):
         for scenario in suite.scenarios:
             current[0] = scenario.name
             start = len(gens)
+            restored_before = restored()
             log = await run_eval(
                 suite,
                 ["local"],
@@ -136,7 +143,16 @@ async def run(suite_name: str, epochs: int, max_seconds: float) -> list[Sample]:
             for record in log.samples:
                 if record.scenario != scenario.name:
                     continue
-                samples.append(Sample(scenario.name, record.ok, record.latency, gens[start:]))
+                samples.append(
+                    Sample(
+                        scenario.name,
+                        record.ok,
+                        record.latency,
+                        gens[start:],
+                        epoch,
+                        restored() - restored_before,
+                    )
+                )
     return samples
 
 
@@ -151,10 +167,16 @@ def summary(samples: list[Sample]) -> dict[str, Any]:
         "evaluated_per_sample": sum(g.evaluated for g in gens) / n,
         "reused_per_sample": sum(g.reused for g in gens) / n,
         "generated_per_sample": sum(g.generated for g in gens) / n,
+        "restored_per_sample": sum(s.restored for s in samples) / n,
         "mean_latency_s": statistics.fmean(s.latency for s in samples) if samples else 0.0,
         "prompt_eval_s_per_sample": sum(g.first_token_s for g in gens) / n,
         "generation_s_per_sample": sum(g.total_s for g in gens) / n,
     }
+
+
+def load() -> str:
+    """The machine's load averages (1, 5, 15 min), printed beside every wall time."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def report(samples: list[Sample], stages: bool) -> None:
@@ -176,6 +198,16 @@ def report(samples: list[Sample], stages: bool) -> None:
                     f"first token {x.first_token_s:.2f}s  total {x.total_s:.2f}s"
                 )
     total = summary(samples)
+    epochs = sorted({s.epoch for s in samples})
+    if len(epochs) > 1:
+        total["by_epoch"] = {
+            str(e): {
+                k: v
+                for k, v in summary([s for s in samples if s.epoch == e]).items()
+                if k in ("passed", "evaluated_per_sample", "reused_per_sample", "mean_latency_s")
+            }
+            for e in epochs
+        }
     print(json.dumps(total, indent=1))
 
 
@@ -230,17 +262,27 @@ def main() -> None:
     parser.add_argument(
         "--max-seconds", type=float, default=600.0, help="per-sample budget (a busy machine)"
     )
+    parser.add_argument(
+        "--prefix-cache", type=int, default=None, help="MB of LocalModel's KV snapshots (0: off)"
+    )
     args = parser.parse_args()
+    if args.prefix_cache is not None:
+        from pilothouse.models import local
+
+        local.PREFIX_CACHE_MB = args.prefix_cache  # read by every LocalModel made after this
     if args.ab:
         ab(args.ab, args.rounds, args.suite, args.epochs, args.max_seconds)
         return
+    began = load()
     samples = asyncio.run(run(args.suite, args.epochs, args.max_seconds))
     if args.json:
         figures = summary(samples)
+        figures["load_before_after"] = [began, load()]
         figures["generations"] = [asdict(g) for s in samples for g in s.gens]
         print(json.dumps(figures))
     else:
         report(samples, args.stages)
+        print(f"load average before: {began}  after: {load()}")
 
 
 if __name__ == "__main__":

@@ -1080,3 +1080,62 @@ def test_json_results_are_shown_as_path_lines(model: LocalModel) -> None:
     assert "Result of add: paths /a/{id} post summary: Cancel" in flat
     raw = first_prompt(model, ModelRequest(messages, [add.spec()]))
     assert f"Result of add: {spec}" in raw
+
+
+@pytest.mark.slow
+async def test_a_prompt_started_from_a_snapshot_gets_the_logits_of_a_fresh_one(
+    model: LocalModel,
+) -> None:
+    """KV snapshots (`prefix_cache`) change what is evaluated, never the logits.
+
+    The guided layer's stages diverge and come back: the second prompt here shares its
+    beginning with the first, not with the one evaluated just before it, so it starts
+    from the first one's snapshot. Its last token's logits must be bit for bit those of
+    the same prompt evaluated from an empty cache.
+    """
+    import llama_cpp
+
+    llm = model._loaded().llm
+
+    def logits() -> bytes:
+        return ctypes.string_at(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), 4 * llm.n_vocab())
+
+    system = example.INSTRUCTIONS
+    first = request("Say hello in French and in Spanish.", system=system, max_tokens=2)
+    target = request("Say hello in French and in German.", system=system, max_tokens=1)
+    other = request("Count from one to five.", max_tokens=2)
+
+    model.clear_cache()
+    before = model.counters
+    await model.generate(target)
+    fresh = logits()
+    after = model.counters
+    # from an empty cache the whole prompt is evaluated, and counted so
+    assert (
+        after["evaluated"] - before["evaluated"] == after["prompt_tokens"] - before["prompt_tokens"]
+    )
+    assert after["generations"] == before["generations"] + 1
+    seen = []
+    for priors in ([first, other], [target, other], [first]):
+        model.clear_cache()
+        for prior in priors:
+            await model.generate(prior)
+        restored = model.counters["restored"]
+        reused = model.counters["reused"]
+        await model.generate(target)
+        seen.append(logits())
+        if priors[-1] is other:  # the live cache shares nothing: a snapshot was used
+            assert model.counters["restored"] == restored + 1
+            assert model.counters["reused"] > reused
+    assert all(s == fresh for s in seen)
+    # and a reply is the same with the cache off
+    plain = LocalModel(prefix_cache=0)
+    assert plain.prefix_cache == 0
+    model.clear_cache()
+    reply = (await plain.generate(first)).text
+    assert reply == (await model.generate(first)).text
+
+
+def test_prefix_cache_must_not_be_negative() -> None:
+    with pytest.raises(ConfigurationError, match="prefix_cache"):
+        LocalModel(prefix_cache=-1)

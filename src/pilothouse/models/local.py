@@ -63,6 +63,7 @@ __all__ = [
     "CHATML_TEMPLATE",
     "DEFAULT_MAX_TOKENS",
     "MIN_CHUNK",
+    "PREFIX_CACHE_MB",
     "PROMPT_CHUNK",
     "LocalModel",
     "LocalPrompt",
@@ -102,6 +103,19 @@ PROMPT_CHUNK = 256
 A cached prompt prefix is reused only in whole chunks of the prompt's chunk plan
 (`chunk_plan`), so a reply does not depend on what earlier requests left in the KV
 cache (see `LocalModel._reused_prefix`).
+"""
+
+PREFIX_CACHE_MB = 128
+"""Default memory for KV snapshots of earlier prompts (`LocalModel(prefix_cache=...)`).
+
+llama.cpp's context holds one prompt's KV at a time, and the next prompt reuses only
+what it shares with that one. The guided layer's stages diverge and come back (the
+arguments stage leaves the choice prompt; the next step's choice extends the first
+choice prompt, not the arguments one), and an agent team alternates between agents'
+instructions, so the prompt worth reusing is often not the last one. After each
+generation the prompt's KV (about 23 KB a token on SmolLM2-135M) is kept as a snapshot;
+a prompt starts from whichever of the live context and the snapshots lets it reuse the
+most whole chunks (`chunk_plan`). Oldest snapshots go first beyond this budget.
 """
 
 MIN_CHUNK = 32
@@ -190,6 +204,24 @@ class _Loaded:
     chunked: list[int] = field(default_factory=list)
     # Token ids that end a line (a chunk may end after one: `chunk_plan`).
     line_ends: frozenset[int] = frozenset()
+    # KV snapshots of earlier prompts, oldest first (`PREFIX_CACHE_MB`).
+    snapshots: list[_Snapshot] = field(default_factory=list)
+    # What the prompts cost, counted as it happens (deterministic for a given sequence of
+    # requests): `LocalModel.counters`.
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class _Snapshot:
+    """The KV cache of sequence 0 holding exactly `tokens`, evaluated in their chunk plan."""
+
+    tokens: tuple[int, ...]
+    data: Any  # a ctypes uint8 array from llama_state_seq_get_data
+    size: int
+
+
+COUNTERS = ("generations", "prompt_tokens", "evaluated", "reused", "generated", "restored")
+"""The counters `LocalModel.counters` reports (``restored``: prompts started from a snapshot)."""
 
 
 @contextlib.contextmanager
@@ -469,6 +501,78 @@ def _greedy_constrained(llm: Any, tokens: list[int], grammar: str) -> Iterator[i
         llama_cpp.llama_sampler_free(sampler)
 
 
+def _count(loaded: _Loaded, **amounts: int) -> None:
+    for key, amount in amounts.items():
+        loaded.counters[key] = loaded.counters.get(key, 0) + amount
+
+
+def _restore_best(loaded: _Loaded, tokens: list[int], plan: list[int], live: int) -> int:
+    """Start from the snapshot that reuses more of `tokens` than the live context does.
+
+    Returns where evaluation starts (`live` when no snapshot does better). The snapshot
+    is loaded into a cleared cache, so its cells hold positions 0.. in order, as a
+    prompt evaluated from scratch does; it holds a prompt evaluated in the chunks of its
+    own plan, which agrees with this prompt's plan over what they share, so reusing it
+    up to a chunk start of `plan` is the same computation as evaluating that prefix
+    again (`LocalModel._reused_prefix`, and the tests that compare logits bit for bit).
+    """
+    best: _Snapshot | None = None
+    most = live
+    for snapshot in loaded.snapshots:
+        reuse = LocalModel._reused_prefix(list(snapshot.tokens), tokens, plan)
+        if reuse > most:
+            best, most = snapshot, reuse
+    if best is None:
+        return live
+    import llama_cpp
+
+    llm = loaded.llm
+    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm._ctx.ctx), True)
+    loaded.chunked = []
+    if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, best.data, best.size, 0) != best.size:
+        # not expected (same model, same context); a fresh evaluation is always right
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm._ctx.ctx), True)
+        loaded.snapshots.remove(best)
+        return 0
+    loaded.snapshots.remove(best)  # most recently used: kept longest
+    loaded.snapshots.append(best)
+    _count(loaded, restored=1)
+    return most
+
+
+def _remember(loaded: _Loaded, tokens: list[int], budget: int) -> None:
+    """Keep the KV of the prompt just evaluated as a snapshot (within `budget` bytes).
+
+    The reply's tokens are dropped from the cache first: they were evaluated one at a
+    time, and no prompt ever reuses them (`_reused_prefix`). A snapshot whose tokens
+    are a prefix of another is useless (the longer one reuses at least as much), so
+    only the longer is kept.
+    """
+    if budget <= 0:
+        return
+    import llama_cpp
+
+    llm = loaded.llm
+    key = tuple(tokens)
+    if not llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(llm._ctx.ctx), 0, len(key), -1):
+        return  # a memory that cannot drop a sequence's tail (recurrent models): no snapshot
+    llm.n_tokens = len(key)
+    if any(s.tokens[: len(key)] == key for s in loaded.snapshots):
+        return
+    size = int(llama_cpp.llama_state_seq_get_size(llm._ctx.ctx, 0))
+    if size > budget:
+        return
+    data = (ctypes.c_uint8 * size)()
+    written = int(llama_cpp.llama_state_seq_get_data(llm._ctx.ctx, data, size, 0))
+    if written <= 0:
+        return
+    kept = [s for s in loaded.snapshots if key[: len(s.tokens)] != s.tokens]
+    kept.append(_Snapshot(key, data, written))
+    while sum(s.size for s in kept) > budget:
+        kept.pop(0)
+    loaded.snapshots = kept
+
+
 class LocalModel:
     """A GGUF model run in-process by llama.cpp; SmolLM2-135M-Instruct by default.
 
@@ -487,6 +591,10 @@ class LocalModel:
     `max_tokens` is the reply length when `ModelSettings.max_tokens` is None.
     `repack=True` enables llama.cpp's weight repacking (faster on some CPUs, but it
     crashes on some AMX-reporting virtual machines, so it is off).
+    `prefix_cache` is the memory (MB) kept for KV snapshots of earlier prompts, which
+    later prompts sharing their beginning start from (None: `PREFIX_CACHE_MB`, read at
+    construction; 0: off); it
+    changes what is evaluated, never a reply. `counters` says what the prompts cost.
 
     The model reads and writes text; tools are used through the guided layer, which
     it asks for (``capabilities.guided``). `guided` (staged decoding; False: one
@@ -516,6 +624,7 @@ class LocalModel:
         select_limit: int = 3,
         grounded_answers: bool = True,
         flatten_json: bool = False,
+        prefix_cache: int | None = None,
     ) -> None:
         _require_llama_cpp()
         if n_ctx < 16:
@@ -536,6 +645,10 @@ class LocalModel:
         self.verbose = verbose
         self.max_tokens = max_tokens
         self.repack = repack
+        cache = PREFIX_CACHE_MB if prefix_cache is None else prefix_cache
+        if cache < 0:
+            raise ConfigurationError(f"prefix_cache must be 0 (off) or more MB, not {cache}")
+        self.prefix_cache = cache
         if select_limit < 1:
             raise ConfigurationError(f"select_limit must be at least 1, not {select_limit}")
         self.guidance = Guidance(
@@ -554,6 +667,28 @@ class LocalModel:
 
     def _loaded(self) -> _Loaded:
         return _load(self.path, self.n_ctx, self.n_threads, self.seed, self.verbose, self.repack)
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """What the loaded model's generations cost so far, shared by every instance on it.
+
+        ``generations``; ``prompt_tokens`` (all of them), of which ``reused`` came from
+        the KV cache or a snapshot and ``evaluated`` were computed; ``generated`` tokens;
+        ``restored``: prompts started from a snapshot. Token work, not time: the same
+        requests in the same order give the same counts on any machine.
+        """
+        counted = self._loaded().counters
+        return {key: counted.get(key, 0) for key in COUNTERS}
+
+    def clear_cache(self) -> None:
+        """Forget the KV cache and its snapshots: the next prompt is evaluated whole."""
+        import llama_cpp
+
+        loaded = self._loaded()
+        with loaded.lock:
+            loaded.snapshots = []
+            loaded.chunked = []
+            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(loaded.llm._ctx.ctx), True)
 
     def chat_messages(self, request: ModelRequest) -> list[dict[str, str]]:
         """The conversation as the chat template receives it (system/user/assistant only).
@@ -635,8 +770,11 @@ class LocalModel:
             chunk: int = llm.n_batch  # PROMPT_CHUNK, or n_ctx when that is smaller
             plan = chunk_plan(tokens, loaded.line_ends, chunk, min(MIN_CHUNK, chunk))
             start = self._reused_prefix(loaded.chunked, tokens, plan)
+            start = _restore_best(loaded, tokens, plan, start)
             loaded.chunked = []  # until the prompt is evaluated, the cache is in between
             llm.n_tokens = start
+            _count(loaded, generations=1, prompt_tokens=len(tokens), reused=start)
+            _count(loaded, evaluated=len(tokens) - start)
             # Every chunk but the last is evaluated here, each in one batch; the last one
             # (at most `chunk` tokens: one batch too) by the decoding below.
             ends = [b for b in plan if b > start]
@@ -681,6 +819,9 @@ class LocalModel:
                 pieces.append(tail)
                 if on_text is not None:
                     on_text(tail)
+            _count(loaded, generated=count)
+            if loaded.chunked is tokens:  # the whole prompt was evaluated
+                _remember(loaded, tokens, self.prefix_cache * 2**20)
         return _Generation("".join(pieces), len(tokens), count, finish, limit)
 
     @staticmethod
