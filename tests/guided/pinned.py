@@ -13,6 +13,11 @@ Re-captured on purpose for issue #22 (relevance gate, arguments in the request's
 words): one scenario changed, ``notes``: the query "lookup" (the tool's own name,
 which no longer counts as something the user said) is asked again among the request's
 spans ("open"); the other seven scenarios send and receive exactly what they did.
+
+Re-captured for issue #22's second round (the first arguments stage held to the
+request's own values, `arguments.grounded_parameters`): the grammar of two arguments
+stages changed (the order id held to the request's spans, ``a``/``b`` of ``add`` to its
+numbers); every prompt and every generated call is the same as before.
 """
 
 from __future__ import annotations

@@ -271,3 +271,112 @@ async def test_a_cut_off_answer_ends_the_step_as_an_answer() -> None:
         _request("Who was the composer of Moonlight Sonata?", BLUES), Log()
     )
     assert response.text == "Beethoven wrote it. ..." and not response.tool_calls
+
+
+# ---------------------------------------------------------------- second round (#22)
+
+HEAT = spec(
+    "calculate_heat",
+    "Calculate the heat required to raise the temperature of a mass.",
+    mass={"type": "number"},
+    specific_heat={"type": "number"},
+    change_in_temp={"type": "number"},
+)
+CASE = spec(
+    "legal_case.fetch",
+    "Fetch detailed legal case information from database.",
+    case_id={"type": "string"},
+    details={"type": "boolean"},
+)
+GROCERY = spec(
+    "grocery_store.find_best",
+    "Find the closest high-rated grocery stores based on certain product availability.",
+    my_location={"type": "string"},
+    rating={"type": "number", "required": False},
+    products={"type": "array", "items": {"type": "string"}},
+)
+NEWS = spec(
+    "get_news",
+    "Fetch the latest news on a specific topic.",
+    topic={"type": "string"},
+    quantity={"type": "integer"},
+    region={"type": "string", "required": False},
+)
+
+
+def test_a_tool_the_request_cannot_fill_with_numbers_does_not_fit() -> None:
+    from pilothouse.guided.relevance import fillable, request_numbers
+
+    asked = "What energy heats 3 kg of water by 4 degrees Celsius?"
+    assert request_numbers(asked) == ["3", "4"]
+    assert not fillable(asked, HEAT) and not fits(asked, HEAT)
+    more = "The heat for 3 kg of water, specific heat 4.18, by 4 degrees?"
+    assert fillable(more, HEAT) and fits(more, HEAT)
+    assert request_numbers("two dice, 6:30 PM, at -74.0060") == ["6", "30", "-74.0060", "two"]
+
+
+def test_an_answer_that_repeats_the_request_is_no_answer() -> None:
+    from pilothouse.guided.relevance import echoes
+
+    asked = "Calculate the cost in British Pounds to convert 200 US dollars."
+    assert echoes("200 US dollars", asked)
+    assert not echoes("About 158 British Pounds.", asked)
+    assert not echoes("", asked)
+
+
+def test_a_flag_the_request_names_is_true_unless_negated() -> None:
+    from pilothouse.guided.arguments import flag_said
+
+    asked = "How to obtain the detailed case information of the 'R vs Adams' legal case?"
+    out, changes = settle({"case_id": "R vs Adams", "details": False}, CASE, asked)
+    assert out["details"] is True and "details" in changes[0]
+    assert flag_said("details", "the case without details") is False
+    assert flag_said("include_description", "proteins of the plasma membrane") is None
+    assert flag_said("want_year", "Who invented it and in which year?") is True
+
+
+def test_quoted_words_repeats_parameter_names_and_a_number_left_over() -> None:
+    item = spec("stats", "Item stats.", game={"type": "string"}, item={"type": "string"})
+    asked = "The power of the Weapon 'Guardian Sword+' in the game 'Legend of Zelda'?"
+    out, _ = settle({"game": "Legend of Zelda", "item": "Weapon Guardian Sword"}, item, asked)
+    assert out == {"game": "Legend of Zelda", "item": "Guardian Sword+"}
+    asked = "Find the grocery store closest to Berkeley with a 4.5 star rating, selling tomatoes."
+    written = {"my_location": "Berkeley", "products": ["tomatoes", "tomatoes", "my_location"]}
+    out, _ = settle(written, GROCERY, asked)
+    assert out == {"my_location": "Berkeley", "products": ["tomatoes"], "rating": 4.5}
+    # no number left over: nothing is filled
+    out, _ = settle({"my_location": "Berkeley", "products": ["x"]}, GROCERY, "Berkeley, 4 stars")
+    assert "rating" not in out
+
+
+def test_an_optional_string_repeating_another_value_is_left_out() -> None:
+    asked = "Get 5 latest news on Bitcoin in US"
+    written = {"topic": "Bitcoin", "quantity": 5, "region": "Bitcoin"}
+    assert settle(written, NEWS, asked)[0] == {"topic": "Bitcoin", "quantity": 5}
+    written["region"] = "US"
+    assert settle(written, NEWS, asked) == (written, [])
+
+
+def test_grounded_parameters_hold_values_to_the_request() -> None:
+    from pilothouse.guided.arguments import grounded_parameters
+
+    asked = "Get 5 latest news on Bitcoin in US"
+    held = grounded_parameters(NEWS, asked)
+    assert held is not None
+    props = held["properties"]
+    assert props["quantity"]["enum"] == [5]
+    assert "Bitcoin" in props["topic"]["enum"] and "US" in props["region"]["enum"]
+    assert all(not s.startswith("on ") for s in props["topic"]["enum"])
+    floors = spec(
+        "analyze", "Analyze floors.", floors={"type": "array", "items": {"type": "integer"}}
+    )
+    held = grounded_parameters(floors, "Building B1004, 2nd, 3rd and 4th floors")
+    assert held is not None
+    assert held["properties"]["floors"]["items"]["enum"] == [2, 3, 4]  # B1004 is an id
+    # composed text and schemas already held stay as they are; nothing held: None
+    assert grounded_parameters(CALCULATOR, "What is 37 * 48?") is None
+    held = grounded_parameters(CONCERT, "A cheap jazz concert in Paris for 2 seats")
+    assert held is not None
+    props = held["properties"]
+    assert props["price_range"] == CONCERT.parameters["properties"]["price_range"]
+    assert props["vip"] == {"type": "boolean"} and props["seats"]["enum"] == [2]

@@ -7,7 +7,8 @@ default construction on SmolLM2-135M exactly as the ``bfcl-<category>`` suites r
 (the case's functions as tools, one turn), its journal written to
 ``bfcl_cassettes/<case>.jsonl``. Re-record on purpose when the guided construction
 changes what a stage sends (the replay test then fails with a ``stage`` divergence),
-and say so in the commit.
+and say so in the commit. Re-recorded for issue #22's second round (the arguments stage
+held to the request's own values from the start).
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ RECORD_BUDGET = _budget()
 # case id -> what the construction is pinned to show on it
 CASES = {
     "irrelevance_175": "no offered tool fits: answered without a call (relevance gate)",
-    "multiple_59": "an array item nobody said is asked again among the request's spans, "
-    "bounded to three items; the model repeats one span (still wrong: pinned as it is)",
+    "multiple_59": "arguments held to the request's spans from the start; the model picks "
+    "'New York' for the specialization, repeated items kept once (still wrong: pinned)",
     "multiple_166": "the enum member the request names is taken (price_range 'cheap')",
-    "multiple_26": "a platform copied from the tool's example is asked again among spans",
+    "multiple_26": "the platform is one of the request's spans ('Playstation'), not the "
+    "tool's example",
     "simple_python_344": "a quoted name kept whole ('Legend of Zelda: Breath of the Wild'); "
-    "the item is written from the request's words but not as quoted (wrong: pinned)",
+    "the item is a span of the request but the wrong one ('Weapon': pinned as it is)",
 }
 
 

@@ -40,9 +40,9 @@ recorder = _recorder()
 # case -> (stages replayed, BFCL verdict of the replayed calls: error type, "" = right)
 EXPECTED: dict[str, tuple[list[str], str]] = {
     "irrelevance_175": (["answer"], ""),
-    "multiple_59": (["choose", "arguments", "narrow"], "value_error:list/tuple"),
-    "multiple_166": (["choose", "arguments", "narrow"], ""),
-    "multiple_26": (["choose", "arguments", "narrow"], ""),
+    "multiple_59": (["choose", "arguments"], "value_error:list/tuple"),
+    "multiple_166": (["choose", "arguments"], ""),
+    "multiple_26": (["choose", "arguments"], ""),
     "simple_python_344": (["choose", "arguments"], "value_error:string"),
 }
 
@@ -74,6 +74,12 @@ def test_a_recorded_case_replays_through_the_construction(case_id: str) -> None:
         assert stage.tools == [] and "no offered tool fits" in stage.note
     if case_id == "multiple_166":
         assert calls[0].arguments["price_range"] == "cheap"  # the member the user named
+    if case_id != "irrelevance_175":
+        # the arguments stage is held to the request's own values from the start
+        held = [e for e in report.events if isinstance(e, StageRequested)][-1]
+        assert held.stage == "arguments" and held.schemas and "request's own" in held.note
+    if case_id == "multiple_59":
+        assert calls[0].arguments["specialization"] == ["New York"]  # repeats kept once
 
 
 @pytest.mark.skipif(

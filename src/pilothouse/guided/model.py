@@ -43,7 +43,7 @@ from dataclasses import replace
 from typing import Any
 
 from pilothouse.exceptions import ConfigurationError, ModelOutputError
-from pilothouse.guided.arguments import free_strings, settle
+from pilothouse.guided.arguments import free_strings, grounded_parameters, settle
 from pilothouse.guided.checks import (
     Turn,
     extracted_answer,
@@ -53,7 +53,7 @@ from pilothouse.guided.checks import (
     narrowed,
     ungrounded,
 )
-from pilothouse.guided.relevance import relevant_tools
+from pilothouse.guided.relevance import echoes, relevant_tools
 from pilothouse.guided.render import TOOL_PROMPT, TOOL_RESULT_PROMPT, text_messages
 from pilothouse.guided.schemas import answer_schema, choice_schema, reply_schema
 from pilothouse.messages import ToolCall, Usage
@@ -223,7 +223,8 @@ class GuidedModel:
         chosen = self._preselect(turn, offered)
         required = request.tool_choice == "required"
         if required and len(chosen) == 1:
-            return self._arguments_stage(request, chosen[0])
+            held, note = self._grounded(chosen[0], turn)
+            return self._arguments_stage(request, chosen[0], held, note, "arguments")
         text = self._answer_text(request, turn)
         schema = (
             choice_schema(chosen, None, True)
@@ -271,14 +272,30 @@ class GuidedModel:
         sources = [t for t in request.tools if t.name in {c.name for c in turn.calls}]
         return extracted_answer(turn.query, turn.results, sources) or grounded_answer(turn.results)
 
+    def _grounded(self, spec: ToolSpec, turn: Turn) -> tuple[ToolSpec | None, str]:
+        """`spec` held to the request's own values (`arguments.grounded_parameters`) for
+        the first call after a user message, with the note saying so; (None, "") else."""
+        if not self.settle_arguments or turn.calls or not turn.query.strip():
+            return None, ""
+        parameters = grounded_parameters(spec, turn.query)
+        if parameters is None:
+            return None, ""
+        note = "values held to the request's own spans and numbers (guided.arguments)"
+        return ToolSpec(spec.name, spec.description, parameters), note
+
     def _arguments_stage(
-        self, request: ModelRequest, spec: ToolSpec, narrow: ToolSpec | None = None, note: str = ""
+        self,
+        request: ModelRequest,
+        spec: ToolSpec,
+        narrow: ToolSpec | None = None,
+        note: str = "",
+        name: str = "narrow",
     ) -> Stage:
         focused = replace(request, tools=[spec], tool_choice="required")
         if narrow is None:
             return self._stage("arguments", focused, reply_schema([spec], None, "required"))
         return self._stage(
-            "narrow",
+            name,
             focused,
             reply_schema([narrow], None, "required"),
             note=note,
@@ -368,21 +385,24 @@ class GuidedModel:
             choice = await self._ask(
                 self._stage("choose", shown, schema), log, spent, names, json_out
             )
-            distrusted = (
+            early = (
                 not choice.tool_calls
                 and not required
                 and not turn.results
                 and request.output_schema is None
-                and bool(invented_numbers(choice.text, request.messages))
             )
-            if distrusted:
+            invented = early and bool(invented_numbers(choice.text, request.messages))
+            echoed = early and self.relevance and echoes(choice.text, turn.query)
+            if invented or echoed:
                 if len(chosen) == 1:
                     spec = chosen[0]
                 else:
-                    note = (
-                        f"the answer {choice.text[:80]!r} holds a number no user message "
-                        "holds, before any tool ran"
+                    why = (
+                        "holds a number no user message holds"
+                        if invented
+                        else "only repeats the request's words"
                     )
+                    note = f"the answer {choice.text[:80]!r} {why}, before any tool ran"
                     stage = self._stage("choose-tool", shown, tools_only, note=note)
                     choice = await self._ask(stage, log, spent, names, json_out)
             if spec is None:
@@ -390,7 +410,8 @@ class GuidedModel:
                     return _spent(choice, spent)
                 spec = next(t for t in chosen if t.name == choice.tool_calls[0].name)
 
-        stage = self._arguments_stage(request, spec)
+        held, held_note = self._grounded(spec, turn)
+        stage = self._arguments_stage(request, spec, held, held_note, "arguments")
         response = await self._ask(stage, log, spent, [spec.name])
         if response.finish_reason == "length" and response.tool_calls:
             # cut off while writing the arguments (a string run on): asked again with
