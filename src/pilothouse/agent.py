@@ -77,7 +77,11 @@ class Agent(Generic[DepsT, OutputT]):
     `deps_type` is the type of the run's dependencies (`run(..., deps=...)`), which
     tools (`ToolContext[Deps].deps`), hooks, validators and policy predicates read;
     `prepare_step` shapes each step (see `StepOptions`); output validators
-    (`@agent.output_validator`) check an answer beyond its type.
+    (`@agent.output_validator`) check an answer beyond its type. `session_text` is how
+    an answer reads in its session, i.e. what later turns show the model (default: the
+    output as text, a structured one as JSON); the journal's `final_output` keeps the
+    value itself. It must be a pure function of the output: a resumed or replayed run
+    calls it again and must write the same message.
     """
 
     @overload
@@ -101,6 +105,7 @@ class Agent(Generic[DepsT, OutputT]):
         deps_type: type[DepsT] | None = None,
         prepare_step: PrepareStep | None = None,
         prompts: Prompts | Mapping[str, str] | None = None,
+        session_text: Callable[[str], str] | None = None,
     ) -> None: ...
 
     @overload
@@ -124,6 +129,7 @@ class Agent(Generic[DepsT, OutputT]):
         deps_type: type[DepsT] | None = None,
         prepare_step: PrepareStep | None = None,
         prompts: Prompts | Mapping[str, str] | None = None,
+        session_text: Callable[[OutputT], str] | None = None,
     ) -> None: ...
 
     def __init__(
@@ -146,6 +152,7 @@ class Agent(Generic[DepsT, OutputT]):
         deps_type: Any = None,
         prepare_step: PrepareStep | None = None,
         prompts: Prompts | Mapping[str, str] | None = None,
+        session_text: Callable[[Any], str] | None = None,
     ) -> None:
         self.name = name
         self.instructions = instructions
@@ -204,6 +211,9 @@ class Agent(Generic[DepsT, OutputT]):
         # (checked here: a missing or unknown field is refused before any run)
         self.prompts = Prompts.of(prompts)
         self._validators: list[tuple[OutputValidator, int]] = []
+        if session_text is not None and not callable(session_text):
+            raise ConfigurationError("session_text must be a function (output) -> str")
+        self.session_text = session_text
 
     @property
     def policy(self) -> Policy:
@@ -300,6 +310,7 @@ class Agent(Generic[DepsT, OutputT]):
             prepare_step=self.prepare_step,
             output_validators=tuple(self._validators),
             prompts=self.prompts,
+            session_text=self.session_text,
         )
 
     def _text_format(self, model: Model) -> ActionFormat | None:

@@ -73,7 +73,15 @@ from pilothouse import (
 from pilothouse.runtime.journal import Store
 
 from .deps import SupportDeps
-from .help import ANSWER_FORMAT, HelpBase, answer_from, check_help_reply, help_base, help_tool
+from .help import (
+    ANSWER_FORMAT,
+    HelpBase,
+    answer_from,
+    check_help_reply,
+    help_base,
+    help_tool,
+    session_reply,
+)
 from .shop import PRODUCTS
 from .tools import TOOLS, support_policy
 
@@ -520,6 +528,7 @@ def build_support_agent(
         policy=policy if policy is not None else support_policy(),
         deps_type=SupportDeps,
         prepare_step=router if router is not None else verified_note,
+        session_text=session_reply(base),
     )
     agent.output_validator(check_help_reply)
     return agent

@@ -31,7 +31,7 @@ citations (`citations_note`: document, chunk, span, quote).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -203,6 +203,19 @@ def help_reply(output: Any, base: HelpBase) -> tuple[str, str] | None:
     if answer is None:
         return None
     return customer_text(answer, base), citations_note(answer, base)
+
+
+def session_reply(base: HelpBase) -> Callable[[Any], str]:
+    """How a desk agent's answer reads in the conversation's session (`Agent`'s
+    ``session_text``): a help answer as the customer read it (its text and each source's
+    title), any other reply as it is. Later turns show the model that, never the
+    answer's JSON with chunk ids and quotes; the journal keeps the `Answer` itself."""
+
+    def reply(output: Any) -> str:
+        answer = as_answer(output)
+        return customer_text(answer, base) if answer is not None else str(output)
+
+    return reply
 
 
 class HelpRouter:

@@ -70,7 +70,7 @@ from .agent import (
 )
 from .conversation import CustomerView
 from .deps import SupportDeps
-from .help import HelpBase, help_agent, help_base
+from .help import HelpBase, help_agent, help_base, session_reply
 from .supervisor import SUPERVISOR_LIMIT, Review, build_supervisor, check_limit, review
 from .tools import (
     cancel_order,
@@ -279,6 +279,7 @@ class SupportTeam(Team):
             policy=rules,
             deps_type=SupportDeps,
             prepare_step=TriageRouter(base=self.base) if routed else None,
+            session_text=session_reply(self.base),
         )
         orders = member(
             "orders",

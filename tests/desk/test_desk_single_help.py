@@ -19,7 +19,7 @@ from team_world import routed_model
 
 from pilothouse.events import OutputValidated, Retrieved
 from pilothouse.knowledge import Answer, check_answer
-from pilothouse.messages import ToolCall
+from pilothouse.messages import Message, ToolCall
 from pilothouse.models.base import ModelRequest
 from pilothouse.models.scripted import ScriptedModel
 from pilothouse.runtime.journal import SQLiteStore
@@ -173,4 +173,29 @@ async def test_a_customer_writing_the_checkers_words_does_not_skip_the_check(
     checks = [e for e in desk.store.events(reply.run_id) if isinstance(e, OutputValidated)]
     assert [c.ok for c in checks] == [False, True]
     assert "Refunds are instant" not in reply.text and not CHUNK_ID.search(reply.text)
+    desk.shutdown()
+
+
+async def test_the_session_holds_the_help_answer_as_the_customer_read_it(tmp_path: Path) -> None:
+    # The next turn's model reads the conversation from the session: there the answer is
+    # the text the customer read, never the `Answer`'s JSON with chunk ids and quotes
+    # (the journal's run output keeps the `Answer`).
+    asked: list[list[Message]] = []
+
+    def thanked(request: ModelRequest) -> str:
+        asked.append(list(request.messages))  # as sent (the loop goes on appending)
+        return "Anything else I can help with?"
+
+    desk = single_desk(tmp_path, capable([honest, thanked]), route=False)
+    conv = await desk.open()
+    reply = await desk.send(conv.id, QUESTION)
+    said = [m.message for m in desk.store.session_messages(conv.id)]
+    assert [(m.role, m.content) for m in said] == [("user", QUESTION), ("assistant", reply.text)]
+    assert Answer.model_validate_json(str(desk.store.get_run(reply.run_id).output)).citations
+    second = await desk.send(conv.id, "Thanks!")
+    assert second.text == "Anything else I can help with?"
+    seen = asked[0]
+    assert [m.content for m in seen if m.role == "assistant" and not m.tool_calls] == [reply.text]
+    conversation = [m.content for m in seen if m.role != "system"]  # the system says the format
+    assert not any(CHUNK_ID.search(c) or '"citations"' in c for c in conversation)
     desk.shutdown()

@@ -136,6 +136,10 @@ async def test_help_answers_cite_the_articles_verified_and_show_the_customer_tit
     assert "refunds.md chunk c" in staff[0]
     customer = desk.transcript(conv.id)
     assert all(not CHUNK_ID.search(e.text) for e in customer)
+    # The conversation's session, which later turns show the model, holds what the
+    # customer read, not the answer's JSON (the help run's output keeps the `Answer`).
+    said = desk.store.session_messages(conv.id)
+    assert [m.message.content for m in said if m.message.role == "assistant"] == [reply.text]
 
 
 async def test_supervisor_approves_a_first_refund_within_its_limit_without_a_person(

@@ -203,3 +203,42 @@ def test_a_turn_replays_from_its_exported_cassette(tmp_path: Path, store: Store)
         from pilothouse.testing import replay
 
         replay(chat_agent(MemoryStore()), store.events(second.run_id))
+
+
+def test_session_text_writes_the_answer_as_later_turns_should_read_it(store: Store) -> None:
+    """A structured answer joins the session as the agent's `session_text` says; the
+    journal's final output keeps the value, and the next turn's model reads the text."""
+    from pydantic import BaseModel
+
+    from pilothouse.events import FinalOutput
+
+    class Quote(BaseModel):
+        text: str
+        source: str
+
+    def said(output: Quote) -> str:
+        return f"{output.text} (source: {output.source})"
+
+    model = ScriptedModel(['{"text": "Refunds take 5 days.", "source": "refunds.md"}', "Yes."])
+    agent = Agent(model, output_type=Quote, store=store, session_text=said)
+    session = Session.create(store)
+    first = agent.run_sync("how long do refunds take?", session=session)
+    assert first.output == Quote(text="Refunds take 5 days.", source="refunds.md")
+    final = next(e for e in store.events(first.run_id) if isinstance(e, FinalOutput))
+    assert final.output == {"text": "Refunds take 5 days.", "source": "refunds.md"}
+    assert session.messages()[-1].message.content == "Refunds take 5 days. (source: refunds.md)"
+    plain = Agent(model, store=store)  # the next turn, another agent on the same session
+    plain.run_sync("sure?", session=session)
+    seen = [m.content for m in model.requests[-1].messages if m.role == "assistant"]
+    assert seen == ["Refunds take 5 days. (source: refunds.md)"]
+
+
+def test_session_text_must_be_a_function_returning_text() -> None:
+    with pytest.raises(ConfigurationError, match="session_text must be a function"):
+        Agent(ScriptedModel(["x"]), session_text="not callable")  # type: ignore[arg-type]
+    store = MemoryStore()
+    session = Session.create(store)
+    agent = Agent(ScriptedModel(["x"]), store=store, session_text=lambda out: len(out))  # type: ignore[arg-type,return-value]
+    with pytest.raises(ConfigurationError, match="session_text returned int, not str"):
+        agent.run_sync("hi", session=session)
+    assert [m.message.content for m in session.messages()] == ["hi"]  # no answer written

@@ -56,6 +56,7 @@ from pilothouse.events import (
 )
 from pilothouse.exceptions import (
     BudgetExceeded,
+    ConfigurationError,
     LeaseLostError,
     LoopDetected,
     ModelRetry,
@@ -205,6 +206,8 @@ class RunSpec(Generic[OutputT]):
     output_validators: tuple[tuple[OutputValidator, int], ...] = ()
     # every text the loop itself writes to the model (prompts.toml, with overrides)
     prompts: Prompts = field(default_factory=Prompts.default)
+    # how the answer reads in the run's session (None: the output as text or JSON)
+    session_text: Callable[[Any], str] | None = None
 
     def system_prompt(
         self, instructions: str | None = None, tools: Sequence[Tool] | None = None
@@ -693,13 +696,11 @@ async def _run_loop(
                 continue
             journal.emit(OutputValidated(run_id=run_id, step=step, ok=True))
             output_json = spec.output.to_json(output)
+            said = None if session_id is None else _session_answer(spec, output, output_json)
             journal.emit(FinalOutput(run_id=run_id, step=step, output=output_json, usage=usage))
-            if session_id is not None:  # the turn's answer joins the session, in one write
-                answer = (
-                    output_json if isinstance(output_json, str) else to_json(output_json).decode()
-                )
+            if session_id is not None and said is not None:  # the answer joins the session
                 journal.add_session(
-                    SessionWrite(session_id, run_id, ((1, Message.assistant(answer)),))
+                    SessionWrite(session_id, run_id, ((1, Message.assistant(said)),))
                 )
             await finish("final", output_json)
             return RunResult(run_id, "final", usage, step, messages, output)
@@ -918,6 +919,19 @@ def _capped(
     if current is not None and current <= remaining:
         return s
     return ModelSettings(s.temperature, remaining, s.seed, s.top_p)
+
+
+def _session_answer(spec: RunSpec[Any], output: Any, output_json: Any) -> str:
+    """The answer's message in the session: the agent's `session_text` of the output,
+    else the output as text (a structured one as JSON)."""
+    if spec.session_text is not None:
+        text = spec.session_text(output)
+        if not isinstance(text, str):
+            raise ConfigurationError(
+                f"agent {spec.agent_name!r}: session_text returned {type(text).__name__}, not str"
+            )
+        return text
+    return output_json if isinstance(output_json, str) else to_json(output_json).decode()
 
 
 def _guide_of(model: Model) -> tuple[Staged | None, Callable[[ModelRequest], bool]]:
