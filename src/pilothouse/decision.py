@@ -42,6 +42,11 @@ class Decision:
     """What the check read beyond the run (an `aggregate` condition's answer from its
     source: the other runs' matching calls, as (query, count, sum)). Journaled with the
     decision, so a replay decides from the same answer (see `policy.aggregate`)."""
+    looked_up: tuple[tuple[str, str], ...] = ()
+    """What the check's `lookup` conditions read from the application, as (query, value
+    as JSON text, or ``!`` and the error a lookup raised): the state a decision rested
+    on, journaled with it, so a replay or an audit reads the same answers without the
+    application's store (see `policy.conditions`)."""
 
     @property
     def allowed(self) -> bool:
@@ -83,6 +88,8 @@ class Decision:
                 d["approver"] = self.approver
         if self.observed:
             d["observed"] = [list(o) for o in self.observed]
+        if self.looked_up:
+            d["looked_up"] = [list(o) for o in self.looked_up]
         return d
 
     @classmethod
@@ -104,5 +111,10 @@ class Decision:
                 (str(o[0]), int(o[1]), str(o[2]))
                 for o in d.get("observed") or ()
                 if isinstance(o, list | tuple) and len(o) == 3
+            ),
+            tuple(
+                (str(o[0]), str(o[1]))
+                for o in d.get("looked_up") or ()
+                if isinstance(o, list | tuple) and len(o) == 2
             ),
         )

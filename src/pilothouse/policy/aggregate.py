@@ -189,7 +189,7 @@ def _aggregate(spec: Any, at: Path, env: ConditionEnv, out: CompiledConditions) 
         )
         if ctx.replayed is not None:  # a replay: the answer the recorded check got
             recorded = ctx.replayed.get(call.id, {}).get(asked)
-            if recorded is None:
+            if not isinstance(recorded, tuple):
                 raise PolicyCheckFailed(
                     f"replay: the recording holds no answer of aggregate source {src_name!r} "
                     "for this call (the policy or the call changed)"

@@ -25,6 +25,7 @@ keyword is an error.
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -763,15 +764,43 @@ class _LookupCall:
                 key = None
             if key is not None and key in memo:
                 return memo[key]
-        try:
-            value = self.fn(ctx, **params)
-        except Exception as exc:
-            raise PolicyCheckFailed(
-                f"lookup {self.name!r} raised {type(exc).__name__}: {exc}"
-            ) from exc
+        # the query as the decision records it; a replay serves the recorded answer
+        asked = f"lookup:{self.name}:{_canonical(params)}"
+        recorded = ctx.replayed.get(call.id, {}).get(asked) if ctx.replayed else None
+        if isinstance(recorded, str):  # a replay: what the recorded check read
+            _note_lookup(ctx, asked, recorded)
+            if recorded.startswith(_RAISED):
+                raise PolicyCheckFailed(recorded[len(_RAISED) :])
+            value = json.loads(recorded)
+        else:
+            try:
+                value = self.fn(ctx, **params)
+            except Exception as exc:
+                why = f"lookup {self.name!r} raised {type(exc).__name__}: {exc}"
+                _note_lookup(ctx, asked, _RAISED + why)
+                raise PolicyCheckFailed(why) from exc
+            _note_lookup(ctx, asked, _canonical(value))
         if memo is not None and key is not None:
             memo[key] = value
         return value
+
+
+_RAISED = "!"
+"""Marks a recorded lookup that raised (no JSON text starts with it)."""
+
+
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _canonical(value: Any) -> str:
+    """A value as compact, key-sorted JSON (what is not JSON is its text)."""
+    return _JSON.encode(value)
+
+
+def _note_lookup(ctx: RunContext, asked: str, text: str) -> None:
+    if ctx.looked_up is None:
+        ctx.looked_up = {}
+    ctx.looked_up[asked] = text
 
 
 def _lookup_call(name: Any, spec: Any, at: Path, env: ConditionEnv) -> _LookupCall:

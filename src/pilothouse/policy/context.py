@@ -115,8 +115,11 @@ class RunContext:
     held: list[str] | None = field(default=None, repr=False)
     # one check's answers from aggregate sources: query -> (count, sum) (journaled)
     observed: dict[str, tuple[int, str]] | None = field(default=None, repr=False)
-    # a replay: call id -> the answers the recorded check got (served instead of a source)
-    replayed: Mapping[str, Mapping[str, tuple[int, str]]] | None = field(default=None, repr=False)
+    # one check's lookups: query -> the value as JSON, or "!" and the error (journaled)
+    looked_up: dict[str, str] | None = field(default=None, repr=False)
+    # a replay: call id -> what the recorded check read (served instead of asking): an
+    # aggregate's query -> (count, sum), a lookup's ("lookup:...") -> its recorded text
+    replayed: Mapping[str, Mapping[str, Any]] | None = field(default=None, repr=False)
     _index: dict[str, list[CallRecord]] = field(default_factory=dict, repr=False)
     _indexed: int = field(default=0, repr=False)
 
@@ -180,14 +183,19 @@ class RunContext:
         return record
 
     @staticmethod
-    def recorded_answers(events: Iterable[Any]) -> dict[str, dict[str, tuple[int, str]]]:
-        """Call id -> the answers its recorded check got from aggregate sources (the
-        decision's `observed`): what a replay serves instead of asking a source."""
-        out: dict[str, dict[str, tuple[int, str]]] = {}
+    def recorded_answers(events: Iterable[Any]) -> dict[str, dict[str, Any]]:
+        """Call id -> what its recorded check read: aggregate sources' answers (the
+        decision's `observed`) and lookups' values (`looked_up`), which a replay serves
+        instead of asking a store it does not have."""
+        out: dict[str, dict[str, Any]] = {}
         for e in events:
             decision = getattr(e, "decision", None)
-            if getattr(e, "type", "") == "tool_call" and decision and decision.observed:
-                out[e.call.id] = {q: (n, t) for q, n, t in decision.observed}
+            if getattr(e, "type", "") != "tool_call" or decision is None:
+                continue
+            if decision.observed or decision.looked_up:
+                read: dict[str, Any] = {q: (n, t) for q, n, t in decision.observed}
+                read.update(decision.looked_up)
+                out[e.call.id] = read
         return out
 
     @classmethod

@@ -219,12 +219,17 @@ def compile_rule(
 
 
 def _with_observed(decision: Decision, context: RunContext) -> Decision:
-    """The decision with what its check read from aggregate sources (journaled with it)."""
-    seen = context.observed
-    if not seen:
+    """The decision with what its check read from aggregate sources and lookups
+    (journaled with it)."""
+    seen, looked = context.observed, context.looked_up
+    context.observed = context.looked_up = None
+    if not seen and not looked:
         return decision
-    context.observed = None
-    return replace(decision, observed=tuple((q, n, t) for q, (n, t) in sorted(seen.items())))
+    return replace(
+        decision,
+        observed=tuple((q, n, t) for q, (n, t) in sorted(seen.items())) if seen else (),
+        looked_up=tuple(sorted(looked.items())) if looked else (),
+    )
 
 
 class Policy:
@@ -235,10 +240,12 @@ class Policy:
     raises `PolicyError` for anything malformed.
     """
 
-    replayed: Mapping[str, Mapping[str, tuple[int, str]]] | None = None
-    """A replay's recorded answers of aggregate sources (call id -> query -> (count,
-    sum)): set on the replay's copy of the policy, so a replayed check decides from what
-    the recorded check read, not from a store that no longer holds the same runs."""
+    replayed: Mapping[str, Mapping[str, Any]] | None = None
+    """A replay's record of what each check read (call id -> query -> an aggregate
+    source's (count, sum) or a lookup's recorded value, see
+    `RunContext.recorded_answers`): set on the replay's copy of the policy, so a
+    replayed check decides from what the recorded check read, not from stores that no
+    longer hold the same state."""
 
     def __init__(
         self,
@@ -601,7 +608,7 @@ class Policy:
                     return self._default_decisions.get(kind) or self._default_decisions["unknown"]
                 # every condition of this check sees one answer per lookup (no torn reads)
                 context.lookup_memo = {}
-                context.observed = None
+                context.observed = context.looked_up = None
                 context.held = []
                 if self.replayed is not None:
                     context.replayed = self.replayed
@@ -611,7 +618,7 @@ class Policy:
                     context.lookup_memo = context.held = None
                 return _with_observed(cast(Decision, decided), context)
             context.lookup_memo = {}
-            context.observed = None
+            context.observed = context.looked_up = None
             context.held = []
             if self.replayed is not None:
                 context.replayed = self.replayed

@@ -58,6 +58,7 @@ from pilothouse.exceptions import (
     ConfigurationError,
     PilothouseError,
     ReplayDivergence,
+    RunNotFoundError,
     StoreError,
     UnknownModelError,
 )
@@ -865,5 +866,8 @@ async def replay_run(
         )
     report.divergence = tracker.first or divergence
     report.steps = model.answered
-    report.events = store.events(rec.run_id)
+    try:
+        report.events = store.events(rec.run_id)
+    except RunNotFoundError:  # refused before its first write (deps missing, say)
+        report.events = []
     return report
