@@ -1219,6 +1219,16 @@ def serve_agent_command(
             "header does (off for clients that send 'user' to identify their end users)."
         ),
     ] = True,
+    approver_keys: Annotated[
+        str | None,
+        typer.Option(
+            "--approver-keys",
+            envvar="PILOTHOUSE_APPROVER_KEYS_FILE",
+            help="A file of 'name key' lines for the people who decide paused runs over "
+            "HTTP (GET /v1/runs/ID, POST /v1/runs/ID/approvals). Keys of their own: a key "
+            "also in --api-keys is refused.",
+        ),
+    ] = None,
 ) -> None:
     """Serve agents behind OpenAI's chat API: /v1/models, /v1/chat/completions.
 
@@ -1238,6 +1248,7 @@ def serve_agent_command(
     value = _import_attr("serve-agent", agents_spec)
     try:
         keys = ApiKeys.from_file(api_keys) if api_keys else None
+        deciders = ApiKeys.from_file(approver_keys) if approver_keys else None
         app_ = create_app(
             value,
             api_keys=keys,
@@ -1245,12 +1256,16 @@ def serve_agent_command(
             max_body_bytes=max_body_bytes,
             grace_seconds=grace_seconds,
             session_from_user=session_from_user,
+            approvers=deciders,
         )
     except (PilothouseError, ValueError) as exc:
         _fail(str(exc))
     names = ", ".join(app_.state.endpoint.agents)
     where = f"http://{'[' + host + ']' if ':' in host else host}:{port}/v1"
-    err.print(escape(f"serving {names} at {where} ({'keyed' if keys else 'open: no API keys'})"))
+    mode = "keyed" if keys else "open: no API keys"
+    if deciders is not None:
+        mode += "; approvals at /v1/runs/ID/approvals"
+    err.print(escape(f"serving {names} at {where} ({mode})"))
     serve(app_, host=host, port=port)
 
 

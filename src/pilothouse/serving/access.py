@@ -95,6 +95,18 @@ class ApiKeys:
             keys[key.strip()] = owner
         return cls(keys)
 
+    def digests(self) -> set[str]:
+        """The keys' digests (to tell two key sets apart without the keys)."""
+        return set(self._owners)
+
+    def owner_of(self, authorization: str | None) -> str | None:
+        """The owner of the request's bearer key, or None if it is not one of these."""
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None
+        return self._owners.get(_digest(token))
+
     def owner(self, authorization: str | None) -> str:
         """The owner of the request's bearer key; `RequestRejected` (401) otherwise."""
         scheme, _, token = (authorization or "").partition(" ")

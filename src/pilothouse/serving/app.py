@@ -3,9 +3,11 @@
     app = create_app({"support": agent}, api_keys=ApiKeys({...}), on_disconnect="cancel")
 
 Routes: ``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/chat/completions``
-(streaming and not), ``GET /healthz``. Each chat request is one journaled run of the
-agent its ``model`` names (`Agent.run`'s driver, `pilothouse.runtime.drive.start_run`,
-so the journal, the policy, leases and sessions are the runtime's own):
+(streaming and not), ``GET /healthz``; with approver keys, ``GET /v1/runs/{id}`` and
+``POST /v1/runs/{id}/approvals`` (`pilothouse.serving.approvals`). Each chat request
+is one journaled run of the agent its ``model`` names (`Agent.run`'s driver,
+`pilothouse.runtime.drive.start_run`, so the journal, the policy, leases and sessions
+are the runtime's own):
 
 * **stateless**: the request's last user message is the run's input and the earlier
   messages its history (recorded once on ``run_started``);
@@ -64,6 +66,14 @@ from pilothouse.runtime.drive import start_run
 from pilothouse.runtime.loop import RunLink, RunResult
 from pilothouse.serving.access import ApiKeys, open_session
 from pilothouse.serving.agents import served_agents
+from pilothouse.serving.approvals import (
+    check_disjoint,
+    check_may_decide,
+    decide,
+    find_run,
+    parse_decisions,
+    run_view,
+)
 from pilothouse.serving.protocol import (
     DONE,
     MAX_JSON_DEPTH,
@@ -132,6 +142,17 @@ class _Endpoint:
         if self.keys is None:
             return None
         return self.keys.owner(request.headers.get("authorization"))
+
+    def refuse_if_draining(self) -> None:
+        """503 for a new run while the server shuts down."""
+        if self.draining:
+            raise RequestRejected(
+                503,
+                "the server is shutting down",
+                type="server_error",
+                code="shutting_down",
+                headers={"retry-after": str(self.retry_after)},
+            )
 
     def agent(self, name: str) -> Agent[Any, Any]:
         agent = self.agents.get(name)
@@ -468,6 +489,7 @@ def create_app(
     retry_after: int = RETRY_AFTER_SECONDS,
     grace_seconds: float = GRACE_SECONDS,
     session_from_user: bool = True,
+    approvers: ApiKeys | Mapping[str, str] | None = None,
 ) -> Starlette:
     """The Starlette app serving `agents` (an Agent, a list, a dict name -> Agent, or a
     function returning one: `served_agents`) behind OpenAI's chat-completions API.
@@ -481,12 +503,18 @@ def create_app(
     `session_from_user`: whether the request's ``user`` field names a session when no
     ``X-Pilothouse-Session`` header does (turn it off for clients that send ``user`` to
     identify their end users: one user's conversations would become one session).
+    `approvers` (an `ApiKeys`, or a dict key -> approver name; keys of their own, never
+    a client's) turns on the approval routes, ``GET /v1/runs/{id}`` and ``POST
+    /v1/runs/{id}/approvals`` (`pilothouse.serving.approvals`).
     """
     if on_disconnect not in ("cancel", "finish"):
         raise ValueError("on_disconnect is 'cancel' or 'finish'")
     if max_body_bytes < 1 or max_depth < 4 or retry_after < 0 or grace_seconds < 0:
         raise ValueError("max_body_bytes >= 1, max_depth >= 4, retry_after and grace >= 0")
     keys = ApiKeys(api_keys) if isinstance(api_keys, Mapping) else api_keys
+    deciders = ApiKeys(approvers) if isinstance(approvers, Mapping) else approvers
+    if deciders is not None:
+        check_disjoint(keys, deciders)
     served = served_agents(agents)
     for agent in served.values():  # a model or a store that cannot work fails here, at start
         agent.run_spec()
@@ -514,14 +542,7 @@ def create_app(
 
     async def chat_completions(request: Request) -> Response:
         owner = endpoint.owner(request)
-        if endpoint.draining:
-            raise RequestRejected(
-                503,
-                "the server is shutting down",
-                type="server_error",
-                code="shutting_down",
-                headers={"retry-after": str(endpoint.retry_after)},
-            )
+        endpoint.refuse_if_draining()
         chat = parse_chat_request(await endpoint.body(request))
         agent = endpoint.agent(chat.model)
         named = request.headers.get(SESSION_HEADER) or (chat.user if session_from_user else None)
@@ -531,6 +552,46 @@ def create_app(
             else open_session(agent.store, owner, named, keyed=endpoint.keys is not None)
         )
         return _Turn(endpoint, chat.model, agent, chat, owner, session)
+
+    async def run_state(request: Request) -> Response:
+        authorization = request.headers.get("authorization")
+        assert deciders is not None
+        approver = deciders.owner_of(authorization)
+        owner = endpoint.owner(request) if approver is None else None
+        run_id = request.path_params["run_id"]
+        run = find_run(endpoint.agents, run_id)
+        if run is None or (approver is None and (owner is None or run.acts_for != owner)):
+            raise RequestRejected(404, f"no run {run_id[:80]!r}", code="run_not_found")
+        return JSONResponse(run_view(run, approver=approver is not None))
+
+    async def run_approvals(request: Request) -> Response:
+        authorization = request.headers.get("authorization")
+        assert deciders is not None
+        approver = deciders.owner_of(authorization)
+        if approver is None:
+            if keys is not None and keys.owner_of(authorization) is not None:
+                raise RequestRejected(
+                    403, "deciding a run needs an approver's key", code="not_an_approver"
+                )
+            raise RequestRejected(
+                401,
+                "send an approver's key: 'Authorization: Bearer <key>'",
+                code="invalid_api_key",
+            )
+        endpoint.refuse_if_draining()
+        body = await endpoint.body(request)
+        run_id = request.path_params["run_id"]
+        run = find_run(endpoint.agents, run_id)
+        if run is None:
+            raise RequestRejected(404, f"no run {run_id[:80]!r}", code="run_not_found")
+        check_may_decide(run, approver)
+        decisions = parse_decisions(body, run)
+        task = asyncio.ensure_future(decide(run, decisions, approver))
+        endpoint.track(task)
+        result = await asyncio.shield(task)  # a client that leaves does not stop the run
+        after = find_run(endpoint.agents, run_id)
+        assert after is not None
+        return JSONResponse(run_view(after, approver=True) | {"outcome": result.outcome})
 
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "draining": endpoint.draining})
@@ -574,6 +635,14 @@ def create_app(
             Route("/v1/models/{model:path}", model),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/healthz", health),
+            *(
+                [
+                    Route("/v1/runs/{run_id}", run_state),
+                    Route("/v1/runs/{run_id}/approvals", run_approvals, methods=["POST"]),
+                ]
+                if deciders is not None
+                else []
+            ),
         ],
         exception_handlers={
             RequestRejected: rejected,

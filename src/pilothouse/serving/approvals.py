@@ -1,0 +1,194 @@
+"""Approvals over HTTP: a person decides a served run that waits, and it continues.
+
+A served run whose policy answers ``ask`` pauses, and its client reads which tools wait
+(`pilothouse.outcome` / `pending`). Without this module a person had to decide on the
+server's machine (`pilothouse resume`). With approver keys (`create_app(approvers=...)`,
+``serve-agent --approver-keys FILE``) two routes let people decide from anywhere:
+
+* ``GET /v1/runs/{run_id}``: a run's state. An approver sees what waits in full (tool,
+  arguments, the policy's reason, whom the run acts for); the client that started the
+  run (keyed mode: the key's owner is the run's principal) sees its status, the
+  waiting tools' names, and the answer once there is one; anyone else reads 404, as
+  for a run that does not exist.
+* ``POST /v1/runs/{run_id}/approvals`` with ``{"decisions": {KEY: true | false |
+  "answer text"}}``: approver keys only. Each decision is journaled
+  (``approval_given``, ``by="approver:<name>"``) before anything runs, then the run
+  continues in the server (`Agent.resume`) and the response says how it ended: its
+  answer, or what still waits.
+
+The trust boundary, each point tested as an attack:
+
+* Approver keys are a set of their own: a client key is never an approver key (the
+  same key in both files is refused at start), so a client cannot approve its own
+  request by sending its key to the approval route (403).
+* Separation of duties: an approver may not decide a run that acts for their own name
+  (403), whatever keys they hold.
+* Only runs of the served agents in their stores are reachable; a run that is not
+  waiting, a key that is not waiting, or a decision of the wrong type is refused with
+  a clear error (409, 400) and decides nothing. Two approvers deciding one run at once:
+  the run's lease lets one resume it; the other reads 409.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pilothouse.agent import Agent
+from pilothouse.events import ApprovalGiven, ApprovalRequested, RunStarted
+from pilothouse.exceptions import (
+    ApprovalError,
+    ConfigurationError,
+    RequestRejected,
+    RunFinishedError,
+    RunLeasedError,
+    RunNotFoundError,
+)
+from pilothouse.runtime.loop import PendingRequest, RunResult
+from pilothouse.runtime.rows import RunInfo
+from pilothouse.serving.access import ApiKeys
+
+MAX_ANSWER_CHARS = 10_000
+"""Longest answer text a decision may carry (a question's answer)."""
+APPROVER_PREFIX = "approver:"
+
+
+def check_disjoint(clients: ApiKeys | None, approvers: ApiKeys) -> None:
+    """Refuse a key that is both a client's and an approver's (at start)."""
+    if clients is not None and clients.digests() & approvers.digests():
+        raise ConfigurationError(
+            "a key is both a client key and an approver key: approvers need keys of their own"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ServedRun:
+    """A run of a served agent, as the approval routes read it from its journal."""
+
+    name: str  # the served agent's name (the client's `model`)
+    agent: Agent[Any, Any]
+    info: RunInfo
+    acts_for: str | None  # the principal's user (keyed mode: the client's owner)
+    waiting: list[PendingRequest]
+
+
+def find_run(agents: Mapping[str, Agent[Any, Any]], run_id: str) -> ServedRun | None:
+    """The served run `run_id` (None: no served agent's store holds a run of that
+    agent by that id)."""
+    if not run_id or len(run_id) > 128:
+        return None
+    for name, agent in agents.items():
+        store = agent.store
+        try:
+            info = store.get_run(run_id)
+        except RunNotFoundError:
+            continue
+        if info.agent != agent.name or info.parent_run_id is not None:
+            continue  # another agent's run (or a child run) in a shared store
+        events = store.events(run_id)
+        started = next((e for e in events if isinstance(e, RunStarted)), None)
+        acts_for = None
+        if started is not None and started.principal:
+            acts_for = started.principal.get("user")
+        return ServedRun(name, agent, info, acts_for, _waiting(info, events))
+    return None
+
+
+def _waiting(info: RunInfo, events: list[Any]) -> list[PendingRequest]:
+    if info.status != "paused":
+        return []
+    requested = {e.key: e for e in events if isinstance(e, ApprovalRequested)}
+    for e in events:
+        if isinstance(e, ApprovalGiven):
+            requested.pop(e.key, None)
+    return [PendingRequest.from_event(e) for e in requested.values()]
+
+
+def run_view(run: ServedRun, *, approver: bool) -> dict[str, Any]:
+    """A run's state as the caller may read it (see the module docs)."""
+    data: dict[str, Any] = {
+        "object": "pilothouse.run",
+        "id": run.info.run_id,
+        "model": run.name,
+        "status": run.info.status,
+    }
+    if run.info.status == "final":
+        data["answer"] = run.info.output  # as journaled: text, or a structured output's JSON
+    if run.waiting:
+        data["pending"] = [
+            {"key": p.key, "kind": p.kind, "tool": p.tool}
+            | ({"arguments": p.arguments, "reason": p.reason} if approver else {})
+            for p in run.waiting
+        ]
+    if approver:
+        data["acts_for"] = run.acts_for
+        data["input"] = run.info.input
+    return data
+
+
+def parse_decisions(body: dict[str, Any], run: ServedRun) -> dict[str, bool | str]:
+    """The body's decisions, checked against what the run waits for (400 otherwise)."""
+    decisions = body.get("decisions")
+    if not isinstance(decisions, dict) or not decisions:
+        raise RequestRejected(
+            400, 'send {"decisions": {KEY: true | false | "answer"}}', param="decisions"
+        )
+    waiting = {p.key: p for p in run.waiting}
+    out: dict[str, bool | str] = {}
+    for key, value in decisions.items():
+        pending = waiting.get(key)
+        if pending is None:
+            raise RequestRejected(
+                400,
+                f"the run does not wait for {str(key)[:80]!r}: GET the run for its pending keys",
+                param="decisions",
+                code="not_waiting",
+            )
+        if pending.kind == "approval" and not isinstance(value, bool):
+            raise RequestRejected(400, f"{key}: an approval is true or false", param="decisions")
+        if pending.kind == "question":
+            if not isinstance(value, str) or not value.strip():
+                raise RequestRejected(
+                    400, f"{key}: a question's answer is a non-empty text", param="decisions"
+                )
+            if len(value) > MAX_ANSWER_CHARS:
+                raise RequestRejected(
+                    400,
+                    f"{key}: an answer is at most {MAX_ANSWER_CHARS} characters",
+                    param="decisions",
+                )
+        out[key] = value
+    return out
+
+
+def check_may_decide(run: ServedRun, approver: str) -> None:
+    """403 for an approver deciding a run that acts for them; 409 for a run that is
+    not waiting."""
+    if run.acts_for is not None and run.acts_for == approver:
+        raise RequestRejected(
+            403,
+            "an approver may not decide a run that acts for them: another person must",
+            code="self_approval",
+        )
+    if run.info.status != "paused" or not run.waiting:
+        raise RequestRejected(
+            409, f"the run is {run.info.status}, not waiting for a decision", code="not_waiting"
+        )
+
+
+async def decide(run: ServedRun, decisions: dict[str, bool | str], approver: str) -> RunResult[Any]:
+    """Journal the decisions and continue the run (409 if another process holds it or
+    it ended meanwhile)."""
+    try:
+        return await run.agent.resume(
+            run.info.run_id, approvals=decisions, approved_by=APPROVER_PREFIX + approver
+        )
+    except RunLeasedError:
+        raise RequestRejected(
+            409, "another request is deciding or running this run", code="run_busy"
+        ) from None
+    except RunFinishedError:
+        raise RequestRejected(409, "the run has already ended", code="not_waiting") from None
+    except ApprovalError as exc:
+        raise RequestRejected(409, str(exc), code="not_waiting") from None
