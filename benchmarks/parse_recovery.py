@@ -7,7 +7,9 @@ Two corpora of real outputs with what each model meant: the shared one
 tuned against) and the project's (benchmarks/data/parse_corpus/corpus.jsonl),
 split once into `tune` (worked against) and `holdout` (only ever scored), plus a
 second held-out set (benchmarks/data/parse_corpus/holdout2.jsonl: a source the
-corpus never used, written before the changes it measures). The shared README
+corpus never used, written before the changes it measures), and session 10's batch
+(benchmarks/data/parse_corpus/session10.jsonl, split once into `tune10` and a third
+held-out set `holdout3`, committed before the changes it measures). The shared README
 fixes the scoring rules, followed here:
 offer the tools `expected` names (parameters inferred from the expected
 arguments; one unrelated tool when no call is expected), parse with the entry's
@@ -38,7 +40,11 @@ PROJECT_CORPUS = ROOT / "benchmarks" / "data" / "parse_corpus" / "corpus.jsonl"
 # a second held-out set, written down before the parser changes it measures and never
 # worked against (session 9, issue #15): scored only, its misses never printed
 HOLDOUT2 = ROOT / "benchmarks" / "data" / "parse_corpus" / "holdout2.jsonl"
-HELD_OUT = frozenset({"holdout", "holdout2"})
+# session 10: 78 new outputs split once (sha256 salt "pilothouse-parse-split-3") into a
+# tune batch (`tune10`, worked against) and a third held-out set (`holdout3`, scored only),
+# written down and committed before the parser changes they measure
+SESSION10 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session10.jsonl"
+HELD_OUT = frozenset({"holdout", "holdout2", "holdout3"})
 FORMAT_OF = {"json_fenced": "json", "xml_tag": "xml", "python": "auto", "other": "auto"}
 
 
@@ -263,10 +269,10 @@ def _row(label: str, ours: Score, theirs: Score | None) -> str:
 
 
 def corpora(
-    shared: Path, project: Path, holdout2: Path = HOLDOUT2
+    shared: Path, project: Path, holdout2: Path = HOLDOUT2, session10: Path = SESSION10
 ) -> list[tuple[str, list[dict[str, Any]]]]:
-    """(label, entries): the shared corpus, the project corpus's tune and holdout, and
-    the second held-out set."""
+    """(label, entries): the shared corpus, the project corpus's tune and holdout, the
+    second held-out set, and session 10's tune batch and third held-out set."""
     out: list[tuple[str, list[dict[str, Any]]]] = []
     if shared.exists():
         out.append(("shared", load_corpus(shared)))
@@ -276,6 +282,10 @@ def corpora(
             out.append((split, [e for e in entries if e.get("split") == split]))
     if holdout2.exists():
         out.append(("holdout2", load_corpus(holdout2)))
+    if session10.exists():
+        entries = load_corpus(session10)
+        for split in ("tune10", "holdout3"):
+            out.append((split, [e for e in entries if e.get("split") == split]))
     return out
 
 
@@ -284,6 +294,9 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="the shared corpus")
     parser.add_argument("--project-corpus", type=Path, default=PROJECT_CORPUS)
     parser.add_argument("--holdout2", type=Path, default=HOLDOUT2, help="second held-out set")
+    parser.add_argument(
+        "--session10", type=Path, default=SESSION10, help="tune10 batch and holdout3 set"
+    )
     parser.add_argument("--verbose", action="store_true", help="show every entry's result")
     parser.add_argument("--langchain", action="store_true", help="also score LangChain")
     parser.add_argument(
@@ -292,7 +305,7 @@ def main() -> int:
         help="score shared and tune only (while working: the held-out sets stay unscored)",
     )
     options = parser.parse_args()
-    sets = corpora(options.corpus, options.project_corpus, options.holdout2)
+    sets = corpora(options.corpus, options.project_corpus, options.holdout2, options.session10)
     if not sets:
         print(f"no corpus found: {options.corpus}, {options.project_corpus}", file=sys.stderr)
         return 1
@@ -315,8 +328,8 @@ def main() -> int:
     print(
         "markup: a final answer where the model meant a call or nothing (the run would end "
         "showing the raw reply); targets on holdout: recovered >= 90%, refused 100%, markup 0. "
-        "Misses are listed for shared and tune only: holdout and holdout2 stay unread "
-        "(--verbose lists every entry of shared and tune only)."
+        "Misses are listed for shared, tune and tune10 only: holdout, holdout2 and holdout3 "
+        "stay unread (--verbose lists every entry of those three only)."
     )
     return 0
 
