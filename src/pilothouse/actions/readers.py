@@ -51,6 +51,56 @@ def typed_value(value: str, tool: str | None, key: str, r: Resolver) -> Any:
     return loaded.value if loaded is not None else value
 
 
+# ---------------------------------------------------------------- vendor-piped tags
+
+# A vendor prefix written with a bar inside the tag: `<ifm|tool_call>`, `</ifm|arg_key>`,
+# `<ifm|think_fast>` (the K2-V3 "IFM" dialect, SGLang's k2v3 detector tests). Only tags
+# whose name is made of call-structure words, or a reasoning tag, lose the prefix, so
+# bra-ket notation (`<a|b>`) and other text stay as written.
+_PIPE_TAG = re.compile(r"<(/?)[A-Za-z]{1,12}\|([A-Za-z_]\w{0,40})>")
+_PIPE_WORDS = frozenset(
+    {
+        "tool",
+        "tools",
+        "call",
+        "calls",
+        "function",
+        "functions",
+        "arg",
+        "args",
+        "argument",
+        "arguments",
+        "parameter",
+        "parameters",
+        "key",
+        "value",
+        "type",
+        "name",
+    }
+)
+_PIPE_CORE = frozenset({"tool", "tools", "call", "calls", "function", "functions", "arg"})
+_REASONING_NAME = re.compile(r"(?:think|thinking|reasoning)(?:_\w{1,20})?\Z")
+
+
+def _unpipe(m: re.Match[str]) -> str:
+    name = m.group(2).lower()
+    if _REASONING_NAME.match(name):  # effort variants (`think_fast`) are reasoning too
+        return f"<{m.group(1)}think>"
+    words = set(name.split("_")) - {""}
+    if words and words <= _PIPE_WORDS and words & _PIPE_CORE:
+        return f"<{m.group(1)}{name}>"
+    return m.group()
+
+
+def unpipe_tags(text: str) -> str:
+    """The text with vendor-piped call and reasoning tags written plainly
+    (`<ifm|tool_call>` as `<tool_call>`, `<ifm|think_fast>` as `<think>`), so the
+    readers of the plain tags read them. One linear pass; unchanged when none."""
+    if "|" not in text or "<" not in text:
+        return text
+    return _PIPE_TAG.sub(_unpipe, text)
+
+
 # ---------------------------------------------------------------- OpenAI Harmony
 
 _HARMONY_TO = re.compile(r"to=functions\.(" + _NAME + r")")
@@ -367,8 +417,12 @@ def tool_call_bare_name(text: str, r: Resolver) -> Read:
             key, found, rest = piece.partition("</arg_key>")
             if not found or "<arg_value>" not in rest:
                 return "an <arg_key> without its </arg_key> and <arg_value>"
-            value = rest.split("<arg_value>", 1)[1].split("</arg_value>", 1)[0]
-            args[key.strip()] = _arg_value(value.strip(), tool, key.strip(), r)
+            hint, _, rest = rest.partition("<arg_value>")
+            value = rest.split("</arg_value>", 1)[0].strip()
+            if "<arg_type>string</arg_type>" in hint.replace(" ", ""):
+                args[key.strip()] = value  # a type hint (K2-V3 xml_typed): text as written
+            else:
+                args[key.strip()] = _arg_value(value, tool, key.strip(), r)
         out.append((m.group(1), args or None))
     return out or None
 
@@ -631,15 +685,25 @@ _JAMBA = re.compile(r"<tool_calls>(.*?)(?:</tool_calls>|\Z)", re.S)
 
 def _json_call_list(body: str, envelope: str) -> Read:
     """A JSON list (or object) of ``{"name", "arguments"}`` calls at the start of
-    `body`; the reason, naming the envelope, when it holds none."""
+    `body`, or several one after another (JSON Lines: MiniMax-M1 writes one call object
+    a line inside ``<tool_calls>``, vLLM's ``minimax`` parser tests); the reason, naming
+    the envelope, when it holds none, or when a value among them is not a call (an
+    unreadable line among calls: running the others would guess)."""
     body = body.strip()
     if not body:
         return f"an empty {envelope} block"
-    got = repair.first_value(body) if body[:1] in "[{" else None
-    envelopes = json_envelopes(got[0].value) if got is not None else None
-    if not envelopes:
+    out: list[Envelope] = []
+    rest = body
+    while rest[:1] in ("[", "{") and len(out) < MAX_CALLS:
+        got = repair.first_value(rest)
+        envelopes = json_envelopes(got[0].value) if got is not None else None
+        if not envelopes:
+            break
+        out.extend(envelopes)
+        rest = rest[got[1] :].lstrip() if got is not None else ""
+    if not out or rest[:1] in ("[", "{"):
         return f'the {envelope} block holds no {{"name": ..., "arguments": ...}} call'
-    return envelopes
+    return out[:MAX_CALLS]
 
 
 def granite(text: str, r: Resolver) -> Read:
@@ -656,6 +720,45 @@ def jamba(text: str, r: Resolver) -> Read:
     if m is None or "<invoke" in m.group(1):
         return None
     return _json_call_list(m.group(1), "<tool_calls>")
+
+
+# ---------------------------------------------------------------- Solar Open 2
+
+SOLAR_CALL = "<|tool_call:start|>"
+_SOLAR_END = "<|tool_call:end|>"
+_SOLAR_ARG = "<|tool_arg:start|>"
+_SOLAR_VALUE = "<|tool_arg:value|>"
+_SOLAR_ARG_END = "<|tool_arg:end|>"
+
+
+def solar(text: str, r: Resolver) -> Read:
+    """Upstage Solar Open 2: ``<|tool_call:start|>NAME`` (the rest of the line), then
+    ``<|tool_arg:start|>KEY<|tool_arg:value|>VALUE<|tool_arg:end|>`` per argument,
+    then ``<|tool_call:end|>`` (vLLM's ``solar_open2`` parser tests). A value is typed
+    by the schema; a missing ``<|tool_arg:end|>`` ends at the call's end. A call that
+    never closes was cut off, and a parameter given twice cannot be told apart: both
+    are refused, not guessed."""
+    out: list[Envelope] = []
+    for piece in text.split(SOLAR_CALL)[1 : MAX_CALLS + 1]:
+        body, closed, _ = piece.partition(_SOLAR_END)
+        if not closed:
+            return "a Solar tool call cut off before <|tool_call:end|>"
+        name = body.split("\n", 1)[0].split("<|", 1)[0].strip()
+        if not re.fullmatch(_NAME, name):
+            return "a Solar tool call without its tool name"
+        tool = r.match(name)
+        args: dict[str, Any] = {}
+        for arg in body.split(_SOLAR_ARG)[1 : MAX_CALLS + 1]:
+            key, found, value = arg.partition(_SOLAR_VALUE)
+            key = key.strip()
+            if not found or not key:
+                return f"an argument of the Solar call to {name!r} without its key and value"
+            if key in args:
+                return f"the Solar call to {name!r} gives {key!r} twice"
+            value = value.split(_SOLAR_ARG_END, 1)[0].strip("\n")
+            args[key] = typed_value(value, tool, key, r)
+        out.append((name, args))
+    return out or None
 
 
 READERS: tuple[Reader, ...] = (
@@ -684,6 +787,7 @@ READERS: tuple[Reader, ...] = (
     Reader("phi4_functools", "Microsoft Phi-4-mini", _FUNCTOOLS, phi4_functools),
     Reader("olmo_function_calls", "AI2 OLMo 3", "<function_calls>", olmo_function_calls),
     Reader("granite_tool_call", "IBM Granite 3.x/4", _GRANITE, granite),
+    Reader("solar_tool_call", "Upstage Solar Open 2", SOLAR_CALL, solar),
     Reader("jamba_tool_calls", "AI21 Jamba", "<tool_calls>", jamba),
     Reader(
         "langchain_xml",
