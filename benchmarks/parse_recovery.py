@@ -9,7 +9,8 @@ split once into `tune` (worked against) and `holdout` (only ever scored), plus a
 second held-out set (benchmarks/data/parse_corpus/holdout2.jsonl: a source the
 corpus never used, written before the changes it measures), and session 10's batch
 (benchmarks/data/parse_corpus/session10.jsonl, split once into `tune10` and a third
-held-out set `holdout3`, committed before the changes it measures). The shared README
+held-out set `holdout3`, committed before the changes it measures; session10b.jsonl
+likewise into `tune10b` and `holdout4`). The shared README
 fixes the scoring rules, followed here:
 offer the tools `expected` names (parameters inferred from the expected
 arguments; one unrelated tool when no call is expected), parse with the entry's
@@ -44,7 +45,10 @@ HOLDOUT2 = ROOT / "benchmarks" / "data" / "parse_corpus" / "holdout2.jsonl"
 # tune batch (`tune10`, worked against) and a third held-out set (`holdout3`, scored only),
 # written down and committed before the parser changes they measure
 SESSION10 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session10.jsonl"
-HELD_OUT = frozenset({"holdout", "holdout2", "holdout3"})
+# and a second session-10 batch (35 outputs, salt "pilothouse-parse-split-4": `tune10b`,
+# `holdout4`), written down and committed before the parser changes it measures
+SESSION10B = ROOT / "benchmarks" / "data" / "parse_corpus" / "session10b.jsonl"
+HELD_OUT = frozenset({"holdout", "holdout2", "holdout3", "holdout4"})
 FORMAT_OF = {"json_fenced": "json", "xml_tag": "xml", "python": "auto", "other": "auto"}
 
 
@@ -269,7 +273,11 @@ def _row(label: str, ours: Score, theirs: Score | None) -> str:
 
 
 def corpora(
-    shared: Path, project: Path, holdout2: Path = HOLDOUT2, session10: Path = SESSION10
+    shared: Path,
+    project: Path,
+    holdout2: Path = HOLDOUT2,
+    session10: Path = SESSION10,
+    session10b: Path = SESSION10B,
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     """(label, entries): the shared corpus, the project corpus's tune and holdout, the
     second held-out set, and session 10's tune batch and third held-out set."""
@@ -282,10 +290,14 @@ def corpora(
             out.append((split, [e for e in entries if e.get("split") == split]))
     if holdout2.exists():
         out.append(("holdout2", load_corpus(holdout2)))
-    if session10.exists():
-        entries = load_corpus(session10)
-        for split in ("tune10", "holdout3"):
-            out.append((split, [e for e in entries if e.get("split") == split]))
+    for path, splits in (
+        (session10, ("tune10", "holdout3")),
+        (session10b, ("tune10b", "holdout4")),
+    ):
+        if path.exists():
+            entries = load_corpus(path)
+            for split in splits:
+                out.append((split, [e for e in entries if e.get("split") == split]))
     return out
 
 
@@ -328,8 +340,8 @@ def main() -> int:
     print(
         "markup: a final answer where the model meant a call or nothing (the run would end "
         "showing the raw reply); targets on holdout: recovered >= 90%, refused 100%, markup 0. "
-        "Misses are listed for shared, tune and tune10 only: holdout, holdout2 and holdout3 "
-        "stay unread (--verbose lists every entry of those three only)."
+        "Misses are listed for shared, tune, tune10 and tune10b only: holdout, holdout2, "
+        "holdout3 and holdout4 stay unread (--verbose lists every entry of those only)."
     )
     return 0
 

@@ -199,3 +199,27 @@ def test_session10_has_the_schema_split_and_repeats_nothing(entries):
         others += _load(SHARED)
     assert not {e["id"] for e in batch} & {e["id"] for e in others}
     assert not {e["raw"].strip() for e in batch} & {e["raw"].strip() for e in others}
+
+
+SESSION10B = ROOT / "benchmarks" / "data" / "parse_corpus" / "session10b.jsonl"
+
+
+def test_session10b_has_the_schema_split_and_repeats_nothing(entries):
+    """Session 10's second batch: the schema, its own fixed split (salt split-4:
+    tune10b / holdout4), and no id or raw text any other file already holds."""
+    batch = _load(SESSION10B)
+    assert len(batch) >= 30
+    for e in batch:
+        where = e.get("id", "?")
+        assert set(e) >= REQUIRED and set(e) <= REQUIRED | OPTIONAL, where
+        assert e["format"] in FORMATS and e["provenance"] in PROVENANCE, where
+        first = hashlib.sha256(f"pilothouse-parse-split-4:{e['id']}".encode()).digest()[0]
+        rule = "tune10b" if first % 2 == 0 else "holdout4"
+        assert e["split"] == rule or (e.get("moved_from_holdout") and e["split"] == "tune10b")
+    test_expected_shape(batch)
+    test_ids_and_raws_unique(batch)
+    others = list(entries) + _load(HOLDOUT2) + _load(SESSION10)
+    if SHARED.exists():
+        others += _load(SHARED)
+    assert not {e["id"] for e in batch} & {e["id"] for e in others}
+    assert not {e["raw"].strip() for e in batch} & {e["raw"].strip() for e in others}
