@@ -223,3 +223,33 @@ def test_a_call_before_a_forged_result_is_the_call() -> None:
 )
 def test_results_mentioned_in_prose_or_xml_fences_stay_answers(answer: str) -> None:
     assert call_markup(answer) is None
+
+
+# ------------------------------------------------- second batch (tune10b)
+
+HY3_TOOLS = [spec("get_current_date"), spec("get_weather", city="string", date="string")]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_hy3_tool_sep_between_name_and_arguments(fmt: str) -> None:
+    # vLLM tests/tool_parsers/test_hy_v3_tool_parser.py
+    text = "<tool_calls><tool_call>get_current_date<tool_sep></tool_call></tool_calls>"
+    assert calls(text, HY3_TOOLS, fmt) == [("get_current_date", {})]
+    text = (
+        "<tool_calls><tool_call>get_weather<tool_sep><arg_key>city</arg_key><arg_value>Beijing"
+        "</arg_value><arg_key>date</arg_key><arg_value>2026-03-30</arg_value></tool_call>"
+        "</tool_calls>"
+    )
+    assert calls(text, HY3_TOOLS, fmt) == [
+        ("get_weather", {"city": "Beijing", "date": "2026-03-30"})
+    ]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_name_only_object_in_a_call_envelope_is_a_call_without_arguments(fmt: str) -> None:
+    # vLLM tests/tool_use/test_tng_tool_parser.py, "tool_call_no_arguments"
+    tools = [spec("mytool")]
+    assert calls('<tool_call>{"name": "mytool"}</tool_call>', tools, fmt) == [("mytool", {})]
+    # an unoffered name is refused, and the same object bare is data, not a call
+    refused('<tool_call>{"name": "ghost"}</tool_call>', tools, fmt)
+    assert get_format(fmt).parse('{"name": "mytool"}', tools).kind != "tool_call"

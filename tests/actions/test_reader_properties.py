@@ -149,6 +149,8 @@ HOSTILE = [
     "<tool_calls>\n" + '{"name": "search", "arguments": {"query": "x"}}\n' * 20_000,
     '{"name": "search", "arguments": {"query": "x"}}\n{bad}\n' * 20_000,
     "<tool_response>" * 30_000,
+    '<tool_call>{"name": "search"}</tool_call>' * 20_000,
+    "<tool_calls><tool_call>search<tool_sep>" * 20_000,
 ]
 
 

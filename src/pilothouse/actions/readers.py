@@ -373,7 +373,10 @@ def function_tag(text: str, r: Resolver) -> Read:
 # ---------------------------------------------------------------- <tool_call …> variants
 
 _TC_ATTR = re.compile(r"<tool_call\s+name\s*=\s*[\"']([^\"'<>]+)[\"']\s*(/?)>")
-_TC_BARE = re.compile(r"<tool_call>\s*(" + _NAME + r")\s*(?=</tool_call>|<arg_key>|\n|\Z)")
+_TC_BARE = re.compile(
+    r"<tool_call>\s*(" + _NAME + r")\s*(?=</tool_call>|<arg_key>|<tool_sep>|\n|\Z)"
+)
+_TOOL_SEP = "<tool_sep>"  # Tencent Hy3 writes it between the name and the arguments
 
 
 def tool_call_attr(text: str, r: Resolver) -> Read:
@@ -404,11 +407,14 @@ def tool_call_bare_name(text: str, r: Resolver) -> Read:
     """A bare tool name inside ``<tool_call>``: Hermes-format models (Qwen2.5,
     Hermes 3) calling a no-argument tool (``<tool_call>get_time</tool_call>``), and
     GLM-4.5/4.6, whose calls are ``<tool_call>NAME`` then ``<arg_key>K</arg_key>
-    <arg_value>V</arg_value>`` pairs."""
+    <arg_value>V</arg_value>`` pairs; Tencent Hy3 puts ``<tool_sep>`` between the name
+    and the pairs (vLLM's ``hy_v3`` parser tests)."""
     out: list[Envelope] = []
     for m in list(_TC_BARE.finditer(text))[:MAX_CALLS]:
         ends = [x for x in (text.find("</tool_call>", m.end()), text.find("<tool_call", m.end()))]
         body = text[m.end() : min([x for x in ends if x >= 0], default=len(text))]
+        if body.lstrip().startswith(_TOOL_SEP):
+            body = body.lstrip()[len(_TOOL_SEP) :]
         if body.strip() and "<arg_key>" not in body:
             return None  # JSON or other content after the name: not this syntax
         tool = r.match(m.group(1))
@@ -425,6 +431,29 @@ def tool_call_bare_name(text: str, r: Resolver) -> Read:
                 args[key.strip()] = _arg_value(value, tool, key.strip(), r)
         out.append((m.group(1), args or None))
     return out or None
+
+
+_TC_BLOCK = re.compile(r"<tool_call>\s*(\{[^{}<>]{0,300}\})\s*(?:</tool_call>|\Z)")
+
+
+def tool_call_name_only(text: str, r: Resolver) -> Read:
+    """``<tool_call>{"name": "mytool"}</tool_call>``: a call object that holds its
+    name alone (vLLM's TNG parser tests), inside the envelope a call with no
+    arguments. Read only when every ``<tool_call>`` of the text is one such object;
+    bare, the same object is data and no reader takes it."""
+    blocks = list(_TC_BLOCK.finditer(text))[: MAX_CALLS + 1]
+    if not blocks or len(blocks) != min(text.count("<tool_call>"), MAX_CALLS + 1):
+        return None
+    out: list[Envelope] = []
+    for m in blocks[:MAX_CALLS]:
+        loaded = repair.loads(m.group(1))
+        value = loaded.value if loaded is not None and not loaded.repairs else None
+        if not (isinstance(value, dict) and list(value) == ["name"]):
+            return None
+        if not isinstance(value["name"], str):
+            return None
+        out.append((value["name"], {}))
+    return out
 
 
 def _arg_value(value: str, tool: str | None, key: str, r: Resolver) -> Any:
@@ -717,8 +746,8 @@ def jamba(text: str, r: Resolver) -> Read:
     ``jamba`` tool parser). DeepSeek-V3.2's ``<invoke>`` XML in the same tag is left
     to `claude_invoke`."""
     m = _JAMBA.search(text)
-    if m is None or "<invoke" in m.group(1):
-        return None
+    if m is None or "<invoke" in m.group(1) or "<tool_call" in m.group(1):
+        return None  # XML calls inside the tag are other readers' (DeepSeek, Hy3)
     return _json_call_list(m.group(1), "<tool_calls>")
 
 
@@ -781,6 +810,12 @@ READERS: tuple[Reader, ...] = (
         "Hermes/Qwen no-argument calls, GLM-4.5",
         "<tool_call>",
         tool_call_bare_name,
+    ),
+    Reader(
+        "tool_call_name_only",
+        "Hermes-format calls of no-argument tools (DeepSeek-TNG)",
+        "<tool_call>",
+        tool_call_name_only,
     ),
     Reader("function_name_attr", "MiniCPM bare XML dialect", "<function name=", function_name_attr),
     Reader("llama4_pythonic", "Meta Llama 4 pythonic", "<|python_start|>", llama4_pythonic),
