@@ -10,7 +10,8 @@ second held-out set (benchmarks/data/parse_corpus/holdout2.jsonl: a source the
 corpus never used, written before the changes it measures), and session 10's batch
 (benchmarks/data/parse_corpus/session10.jsonl, split once into `tune10` and a third
 held-out set `holdout3`, committed before the changes it measures; session10b.jsonl
-likewise into `tune10b` and `holdout4`). The shared README
+likewise into `tune10b` and `holdout4`, session10c.jsonl into `tune10c` and
+`holdout5`). The shared README
 fixes the scoring rules, followed here:
 offer the tools `expected` names (parameters inferred from the expected
 arguments; one unrelated tool when no call is expected), parse with the entry's
@@ -48,7 +49,10 @@ SESSION10 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session10.jsonl"
 # and a second session-10 batch (35 outputs, salt "pilothouse-parse-split-4": `tune10b`,
 # `holdout4`), written down and committed before the parser changes it measures
 SESSION10B = ROOT / "benchmarks" / "data" / "parse_corpus" / "session10b.jsonl"
-HELD_OUT = frozenset({"holdout", "holdout2", "holdout3", "holdout4"})
+# and a third (32 outputs from llama.cpp's test-chat.cpp, salt "pilothouse-parse-split-5":
+# `tune10c`, `holdout5`), likewise
+SESSION10C = ROOT / "benchmarks" / "data" / "parse_corpus" / "session10c.jsonl"
+HELD_OUT = frozenset({"holdout", "holdout2", "holdout3", "holdout4", "holdout5"})
 FORMAT_OF = {"json_fenced": "json", "xml_tag": "xml", "python": "auto", "other": "auto"}
 
 
@@ -278,6 +282,7 @@ def corpora(
     holdout2: Path = HOLDOUT2,
     session10: Path = SESSION10,
     session10b: Path = SESSION10B,
+    session10c: Path = SESSION10C,
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     """(label, entries): the shared corpus, the project corpus's tune and holdout, the
     second held-out set, and session 10's tune batch and third held-out set."""
@@ -316,7 +321,14 @@ def main() -> int:
         action="store_true",
         help="score shared and tune only (while working: the held-out sets stay unscored)",
     )
+    parser.add_argument(
+        "--sets",
+        default="",
+        help="comma-separated rows to score (e.g. tune10c,holdout5: a new held-out set's "
+        "before-figure without scoring the others again); all rows when empty",
+    )
     options = parser.parse_args()
+    wanted = {s.strip() for s in options.sets.split(",") if s.strip()}
     sets = corpora(options.corpus, options.project_corpus, options.holdout2, options.session10)
     if not sets:
         print(f"no corpus found: {options.corpus}, {options.project_corpus}", file=sys.stderr)
@@ -326,7 +338,7 @@ def main() -> int:
         head += f"   | {'LangChain recovered':<15}  {'refused':<15}  {'markup':>6}"
     print(head + "\n" + "-" * len(head))
     for label, entries in sets:
-        if options.tune_only and label in HELD_OUT:
+        if (options.tune_only and label in HELD_OUT) or (wanted and label not in wanted):
             continue
         ours = score_pilothouse(entries, options.verbose)
         theirs = None
@@ -340,8 +352,8 @@ def main() -> int:
     print(
         "markup: a final answer where the model meant a call or nothing (the run would end "
         "showing the raw reply); targets on holdout: recovered >= 90%, refused 100%, markup 0. "
-        "Misses are listed for shared, tune, tune10 and tune10b only: holdout, holdout2, "
-        "holdout3 and holdout4 stay unread (--verbose lists every entry of those only)."
+        "Misses are listed for shared and the tune sets only: holdout, holdout2 to holdout5 "
+        "stay unread (--verbose lists every entry of the tune sets only)."
     )
     return 0
 

@@ -204,21 +204,33 @@ def test_session10_has_the_schema_split_and_repeats_nothing(entries):
 SESSION10B = ROOT / "benchmarks" / "data" / "parse_corpus" / "session10b.jsonl"
 
 
-def test_session10b_has_the_schema_split_and_repeats_nothing(entries):
-    """Session 10's second batch: the schema, its own fixed split (salt split-4:
-    tune10b / holdout4), and no id or raw text any other file already holds."""
-    batch = _load(SESSION10B)
+SESSION10C = ROOT / "benchmarks" / "data" / "parse_corpus" / "session10c.jsonl"
+LATER_BATCHES = [
+    (SESSION10B, "pilothouse-parse-split-4", "tune10b", "holdout4", [SESSION10]),
+    (SESSION10C, "pilothouse-parse-split-5", "tune10c", "holdout5", [SESSION10, SESSION10B]),
+]
+
+
+@pytest.mark.parametrize(("path", "salt", "tune", "held", "earlier"), LATER_BATCHES)
+def test_later_session10_batches_have_the_schema_split_and_repeat_nothing(
+    entries, path, salt, tune, held, earlier
+):
+    """Session 10's second and third batches: the schema, each its own fixed split (its
+    own salt), and no id or raw text any other file already holds."""
+    batch = _load(path)
     assert len(batch) >= 30
     for e in batch:
         where = e.get("id", "?")
         assert set(e) >= REQUIRED and set(e) <= REQUIRED | OPTIONAL, where
         assert e["format"] in FORMATS and e["provenance"] in PROVENANCE, where
-        first = hashlib.sha256(f"pilothouse-parse-split-4:{e['id']}".encode()).digest()[0]
-        rule = "tune10b" if first % 2 == 0 else "holdout4"
-        assert e["split"] == rule or (e.get("moved_from_holdout") and e["split"] == "tune10b")
+        first = hashlib.sha256(f"{salt}:{e['id']}".encode()).digest()[0]
+        rule = tune if first % 2 == 0 else held
+        assert e["split"] == rule or (e.get("moved_from_holdout") and e["split"] == tune)
     test_expected_shape(batch)
     test_ids_and_raws_unique(batch)
-    others = list(entries) + _load(HOLDOUT2) + _load(SESSION10)
+    others = list(entries) + _load(HOLDOUT2)
+    for other in earlier:
+        others += _load(other)
     if SHARED.exists():
         others += _load(SHARED)
     assert not {e["id"] for e in batch} & {e["id"] for e in others}
