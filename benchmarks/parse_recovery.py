@@ -285,7 +285,8 @@ def corpora(
     session10c: Path = SESSION10C,
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     """(label, entries): the shared corpus, the project corpus's tune and holdout, the
-    second held-out set, and session 10's tune batch and third held-out set."""
+    second held-out set, and session 10's three batches (tune10/holdout3,
+    tune10b/holdout4, tune10c/holdout5)."""
     out: list[tuple[str, list[dict[str, Any]]]] = []
     if shared.exists():
         out.append(("shared", load_corpus(shared)))
@@ -298,6 +299,7 @@ def corpora(
     for path, splits in (
         (session10, ("tune10", "holdout3")),
         (session10b, ("tune10b", "holdout4")),
+        (session10c, ("tune10c", "holdout5")),
     ):
         if path.exists():
             entries = load_corpus(path)
