@@ -253,3 +253,38 @@ def test_a_name_only_object_in_a_call_envelope_is_a_call_without_arguments(fmt: 
     # an unoffered name is refused, and the same object bare is data, not a call
     refused('<tool_call>{"name": "ghost"}</tool_call>', tools, fmt)
     assert get_format(fmt).parse('{"name": "mytool"}', tools).kind != "tool_call"
+
+
+# ------------------------------------------------- third batch (tune10c)
+
+SPECIAL = [spec("special_function", arg1="integer")]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_mistral_bracket_reasoning_is_not_the_answer(fmt: str) -> None:
+    # llama.cpp tests/test-chat.cpp, Ministral-3-14B-Reasoning-2512
+    text = '[THINK]I need to output the invoice details in JSON[/THINK]```json\n{"amount": 1}\n```'
+    result = get_format(fmt).parse(text, SPECIAL)
+    assert result.kind == "final_answer"
+    assert result.answer == '```json\n{"amount": 1}\n```'
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_call_token_inside_the_reasoning_is_reasoning(fmt: str) -> None:
+    # llama.cpp tests/test-chat.cpp: "fake tool call marker in reasoning"
+    text = (
+        '[THINK]Let me think about [TOOL_CALLS]special_function[ARGS]{\\"arg1\\":1} and more'
+        '[/THINK][TOOL_CALLS]special_function[ARGS]{"arg1": 1}'
+    )
+    assert calls(text, SPECIAL, fmt) == [("special_function", {"arg1": 1})]
+    text = (
+        '<think>maybe <|python_tag|>{"name": "x"}</think>\n'
+        '[TOOL_CALLS]special_function[ARGS]{"arg1": 2}'
+    )
+    assert calls(text, SPECIAL, fmt) == [("special_function", {"arg1": 2})]
+
+
+def test_a_bracket_think_word_in_prose_stays_prose() -> None:
+    answer = "Type [THINK] to start a reasoning block in that tool."
+    result = get_format("auto").parse(answer, SPECIAL)
+    assert result.kind == "final_answer" and result.answer == answer

@@ -731,10 +731,12 @@ _MISTRAL = re.compile(r"\[TOOL_CALLS\]\s*([^\[\s{]+)\s*(?:\[CALL_ID\][^\[]*)?\[A
 def _special(text: str, r: Resolver, repairs: list[str]) -> tuple[ParseResult | None, str]:
     """A reading by special tokens or a named reader (`readers.READERS`), and the
     marker that triggered it ("" when none did)."""
-    got = _special_tokens(text, r, repairs)
+    cleaned = _strip_reasoning(text)
+    # a call token written inside the reasoning is reasoning (llama.cpp's test-chat:
+    # Ministral's "[THINK]Let me think about [TOOL_CALLS]..."); the calls are after it
+    got = _special_tokens(cleaned, r, repairs)
     if got is not None:
         return got, ""
-    cleaned = _strip_reasoning(text)
     found = readers.read(cleaned, r)
     if found is None:
         return None, ""
@@ -936,7 +938,7 @@ class TextFormat:
         A special token inside an argument string must not hijack a good reply, and a
         degenerate run of special tokens must not read as a prose answer.
         """
-        text = readers.unpipe_tags(text)
+        text = readers.plain_tags(text)
         special, marker = _special(text, r, [])
         if special is None:
             repairs: list[str] = []

@@ -101,6 +101,25 @@ def unpipe_tags(text: str) -> str:
     return _PIPE_TAG.sub(_unpipe, text)
 
 
+# Mistral's reasoning block, `[THINK]...[/THINK]` (Magistral, Ministral 3 Reasoning:
+# llama.cpp's test-chat), is a `<think>` block written in brackets; the opener may be
+# in the prompt, leaving `[/THINK]` alone
+_BRACKET_THINK = ("[THINK]", "[/THINK]")
+
+
+def plain_tags(text: str) -> str:
+    """The text with vendor spellings of tags the readers know written plainly:
+    vendor-piped call and reasoning tags (`unpipe_tags`) and Mistral's bracketed
+    reasoning block (`[THINK]...[/THINK]` as `<think>...</think>`). Linear; the text
+    itself when it holds none."""
+    text = unpipe_tags(text)
+    if _BRACKET_THINK[1] in text:
+        text = text.replace(_BRACKET_THINK[0], "<think>", 1).replace(
+            _BRACKET_THINK[1], "</think>", 1
+        )
+    return text
+
+
 # ---------------------------------------------------------------- OpenAI Harmony
 
 _HARMONY_TO = re.compile(r"to=functions\.(" + _NAME + r")")
