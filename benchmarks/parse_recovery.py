@@ -308,6 +308,45 @@ def corpora(
     return out
 
 
+# a plain 600-character answer: the reply every run ends with, checked for call markup
+# before it is shown (`--timing`)
+_ANSWER_600 = (
+    "The forecast for Paris this week is mild: highs of 18 to 21 degrees, light winds from "
+    "the west, and a chance of showers on Thursday afternoon. Mornings start cool, around 9 "
+    "degrees, so a jacket helps before ten. The weekend looks dry and sunny, with Saturday "
+    "the warmest day. Air quality stays good throughout, and pollen counts are low to "
+    "moderate. If you plan to cycle, Tuesday and Saturday are the best days; Thursday "
+    "evening may be wet. Sunset is around 21:10, sunrise near 06:20. Overall it is a "
+    "pleasant week for walking tours, and museums are open late on Friday evenings, and on "
+    "Saturdays too."
+)[:600]
+
+
+def timing(repeats: int = 2000) -> list[tuple[str, float]]:
+    """CPU microseconds per parse (best of 5 rounds, thread time so a loaded machine
+    does not inflate it) of a 600-character answer and of a one-line JSON call."""
+    import time
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from pilothouse.actions import get_format
+    from pilothouse.models.base import ToolSpec
+
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    tools = [ToolSpec("get_weather", "", schema), ToolSpec("search", "", schema)]
+    call = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+    fmt = get_format("auto")
+    out = []
+    for label, text in ((f"answer of {len(_ANSWER_600)} chars", _ANSWER_600), ("JSON call", call)):
+        best = float("inf")
+        for _ in range(5):
+            began = time.thread_time()
+            for _ in range(repeats):
+                fmt.parse(text, tools)
+            best = min(best, (time.thread_time() - began) / repeats)
+        out.append((label, best * 1e6))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="the shared corpus")
@@ -329,7 +368,14 @@ def main() -> int:
         help="comma-separated rows to score (e.g. tune10c,holdout5: a new held-out set's "
         "before-figure without scoring the others again); all rows when empty",
     )
+    parser.add_argument(
+        "--timing", action="store_true", help="only time the parse of a plain answer and a call"
+    )
     options = parser.parse_args()
+    if options.timing:
+        for label, micros in timing():
+            print(f"{label:<24} {micros:7.1f} us per parse (CPU, best of 5 x 2000)")
+        return 0
     wanted = {s.strip() for s in options.sets.split(",") if s.strip()}
     sets = corpora(options.corpus, options.project_corpus, options.holdout2, options.session10)
     if not sets:
