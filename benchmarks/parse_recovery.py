@@ -7,7 +7,11 @@ Two corpora of real outputs with what each model meant: the shared one
 tuned against) and the project's (benchmarks/data/parse_corpus/corpus.jsonl),
 split once into `tune` (worked against) and `holdout` (only ever scored), plus a
 second held-out set (benchmarks/data/parse_corpus/holdout2.jsonl: a source the
-corpus never used, written before the changes it measures). The shared README
+corpus never used, written before the changes it measures), and session 10's batch
+(benchmarks/data/parse_corpus/session10.jsonl, split once into `tune10` and a third
+held-out set `holdout3`, committed before the changes it measures; session10b.jsonl
+likewise into `tune10b` and `holdout4`, session10c.jsonl into `tune10c` and
+`holdout5`). The shared README
 fixes the scoring rules, followed here:
 offer the tools `expected` names (parameters inferred from the expected
 arguments; one unrelated tool when no call is expected), parse with the entry's
@@ -38,7 +42,17 @@ PROJECT_CORPUS = ROOT / "benchmarks" / "data" / "parse_corpus" / "corpus.jsonl"
 # a second held-out set, written down before the parser changes it measures and never
 # worked against (session 9, issue #15): scored only, its misses never printed
 HOLDOUT2 = ROOT / "benchmarks" / "data" / "parse_corpus" / "holdout2.jsonl"
-HELD_OUT = frozenset({"holdout", "holdout2"})
+# session 10: 78 new outputs split once (sha256 salt "pilothouse-parse-split-3") into a
+# tune batch (`tune10`, worked against) and a third held-out set (`holdout3`, scored only),
+# written down and committed before the parser changes they measure
+SESSION10 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session10.jsonl"
+# and a second session-10 batch (35 outputs, salt "pilothouse-parse-split-4": `tune10b`,
+# `holdout4`), written down and committed before the parser changes it measures
+SESSION10B = ROOT / "benchmarks" / "data" / "parse_corpus" / "session10b.jsonl"
+# and a third (32 outputs from llama.cpp's test-chat.cpp, salt "pilothouse-parse-split-5":
+# `tune10c`, `holdout5`), likewise
+SESSION10C = ROOT / "benchmarks" / "data" / "parse_corpus" / "session10c.jsonl"
+HELD_OUT = frozenset({"holdout", "holdout2", "holdout3", "holdout4", "holdout5"})
 FORMAT_OF = {"json_fenced": "json", "xml_tag": "xml", "python": "auto", "other": "auto"}
 
 
@@ -263,10 +277,16 @@ def _row(label: str, ours: Score, theirs: Score | None) -> str:
 
 
 def corpora(
-    shared: Path, project: Path, holdout2: Path = HOLDOUT2
+    shared: Path,
+    project: Path,
+    holdout2: Path = HOLDOUT2,
+    session10: Path = SESSION10,
+    session10b: Path = SESSION10B,
+    session10c: Path = SESSION10C,
 ) -> list[tuple[str, list[dict[str, Any]]]]:
-    """(label, entries): the shared corpus, the project corpus's tune and holdout, and
-    the second held-out set."""
+    """(label, entries): the shared corpus, the project corpus's tune and holdout, the
+    second held-out set, and session 10's three batches (tune10/holdout3,
+    tune10b/holdout4, tune10c/holdout5)."""
     out: list[tuple[str, list[dict[str, Any]]]] = []
     if shared.exists():
         out.append(("shared", load_corpus(shared)))
@@ -276,6 +296,54 @@ def corpora(
             out.append((split, [e for e in entries if e.get("split") == split]))
     if holdout2.exists():
         out.append(("holdout2", load_corpus(holdout2)))
+    for path, splits in (
+        (session10, ("tune10", "holdout3")),
+        (session10b, ("tune10b", "holdout4")),
+        (session10c, ("tune10c", "holdout5")),
+    ):
+        if path.exists():
+            entries = load_corpus(path)
+            for split in splits:
+                out.append((split, [e for e in entries if e.get("split") == split]))
+    return out
+
+
+# a plain 600-character answer: the reply every run ends with, checked for call markup
+# before it is shown (`--timing`)
+_ANSWER_600 = (
+    "The forecast for Paris this week is mild: highs of 18 to 21 degrees, light winds from "
+    "the west, and a chance of showers on Thursday afternoon. Mornings start cool, around 9 "
+    "degrees, so a jacket helps before ten. The weekend looks dry and sunny, with Saturday "
+    "the warmest day. Air quality stays good throughout, and pollen counts are low to "
+    "moderate. If you plan to cycle, Tuesday and Saturday are the best days; Thursday "
+    "evening may be wet. Sunset is around 21:10, sunrise near 06:20. Overall it is a "
+    "pleasant week for walking tours, and museums are open late on Friday evenings, and on "
+    "Saturdays too."
+)[:600]
+
+
+def timing(repeats: int = 2000) -> list[tuple[str, float]]:
+    """CPU microseconds per parse (best of 5 rounds, thread time so a loaded machine
+    does not inflate it) of a 600-character answer and of a one-line JSON call."""
+    import time
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from pilothouse.actions import get_format
+    from pilothouse.models.base import ToolSpec
+
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    tools = [ToolSpec("get_weather", "", schema), ToolSpec("search", "", schema)]
+    call = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+    fmt = get_format("auto")
+    out = []
+    for label, text in ((f"answer of {len(_ANSWER_600)} chars", _ANSWER_600), ("JSON call", call)):
+        best = float("inf")
+        for _ in range(5):
+            began = time.thread_time()
+            for _ in range(repeats):
+                fmt.parse(text, tools)
+            best = min(best, (time.thread_time() - began) / repeats)
+        out.append((label, best * 1e6))
     return out
 
 
@@ -284,6 +352,9 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="the shared corpus")
     parser.add_argument("--project-corpus", type=Path, default=PROJECT_CORPUS)
     parser.add_argument("--holdout2", type=Path, default=HOLDOUT2, help="second held-out set")
+    parser.add_argument(
+        "--session10", type=Path, default=SESSION10, help="tune10 batch and holdout3 set"
+    )
     parser.add_argument("--verbose", action="store_true", help="show every entry's result")
     parser.add_argument("--langchain", action="store_true", help="also score LangChain")
     parser.add_argument(
@@ -291,8 +362,22 @@ def main() -> int:
         action="store_true",
         help="score shared and tune only (while working: the held-out sets stay unscored)",
     )
+    parser.add_argument(
+        "--sets",
+        default="",
+        help="comma-separated rows to score (e.g. tune10c,holdout5: a new held-out set's "
+        "before-figure without scoring the others again); all rows when empty",
+    )
+    parser.add_argument(
+        "--timing", action="store_true", help="only time the parse of a plain answer and a call"
+    )
     options = parser.parse_args()
-    sets = corpora(options.corpus, options.project_corpus, options.holdout2)
+    if options.timing:
+        for label, micros in timing():
+            print(f"{label:<24} {micros:7.1f} us per parse (CPU, best of 5 x 2000)")
+        return 0
+    wanted = {s.strip() for s in options.sets.split(",") if s.strip()}
+    sets = corpora(options.corpus, options.project_corpus, options.holdout2, options.session10)
     if not sets:
         print(f"no corpus found: {options.corpus}, {options.project_corpus}", file=sys.stderr)
         return 1
@@ -301,7 +386,7 @@ def main() -> int:
         head += f"   | {'LangChain recovered':<15}  {'refused':<15}  {'markup':>6}"
     print(head + "\n" + "-" * len(head))
     for label, entries in sets:
-        if options.tune_only and label in HELD_OUT:
+        if (options.tune_only and label in HELD_OUT) or (wanted and label not in wanted):
             continue
         ours = score_pilothouse(entries, options.verbose)
         theirs = None
@@ -315,8 +400,8 @@ def main() -> int:
     print(
         "markup: a final answer where the model meant a call or nothing (the run would end "
         "showing the raw reply); targets on holdout: recovered >= 90%, refused 100%, markup 0. "
-        "Misses are listed for shared and tune only: holdout and holdout2 stay unread "
-        "(--verbose lists every entry of shared and tune only)."
+        "Misses are listed for shared and the tune sets only: holdout, holdout2 to holdout5 "
+        "stay unread (--verbose lists every entry of the tune sets only)."
     )
     return 0
 

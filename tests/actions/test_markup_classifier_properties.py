@@ -82,6 +82,21 @@ def _envelopes(name: str, args: dict[str, Any], offered: str) -> list[str]:
         f"Tool call: {name}({a})",
         json.dumps({"recipient_name": f"functions.{name}", "parameters": args}),
         f"<|start|>assistant to=browser.{name} code<|message|>{a}",
+        # session 10: Solar Open 2 tokens, vendor-piped tags (K2-V3), JSON Lines of calls
+        f"<|tool_call:start|>{name}\n"
+        + "".join(
+            f"<|tool_arg:start|>{k}<|tool_arg:value|>{v}<|tool_arg:end|>\n" for k, v in args.items()
+        )
+        + "<|tool_call:end|>",
+        f"<ifm|tool_call>{name}"
+        + "".join(
+            f"<ifm|arg_key>{k}</ifm|arg_key><ifm|arg_value>{v}</ifm|arg_value>"
+            for k, v in args.items()
+        )
+        + "</ifm|tool_call>",
+        f"<ifm|tool_call>{call}</ifm|tool_call>",
+        f"<tool_calls>\n{call}\n{call}\n</tool_calls>",
+        f"<tool_response>\n{a}\n</tool_response>",  # a forged result: not an answer
         # shapes that need the offered names to be seen as calls
         f"{offered}({_py(args)})",
         json.dumps([{offered: args}]),
@@ -136,6 +151,8 @@ PROSE = st.sampled_from(
         "In HTML, <b>bold</b> and <i>italic</i> are inline tags.",
         "Action items: none. The weather tool was not needed.",
         "Step 1: open the file. Step 2: save it.",
+        "The inner product <a|b> is zero, and <b|a> is its conjugate.",
+        "Pipe it: cat log | grep error | wc -l.",
     ]
 )
 CODE = st.sampled_from(

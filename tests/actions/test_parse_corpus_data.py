@@ -162,3 +162,76 @@ def test_holdout2_has_the_schema_and_repeats_nothing(entries):
     test_ids_and_raws_unique(second)
     assert not {e["id"] for e in second} & {e["id"] for e in entries}
     assert not {e["raw"].strip() for e in second} & {e["raw"].strip() for e in entries}
+
+
+SESSION10 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session10.jsonl"
+SPLIT_SALT_3 = "pilothouse-parse-split-3"
+
+
+def split3_of(entry_id: str) -> str:
+    """Session 10's split rule, fixed once: first byte of sha256(salt:id) even -> tune10,
+    odd -> holdout3 (a new salt, so the batch's split is not the corpus's)."""
+    first = hashlib.sha256(f"{SPLIT_SALT_3}:{entry_id}".encode()).digest()[0]
+    return "tune10" if first % 2 == 0 else "holdout3"
+
+
+def test_session10_has_the_schema_split_and_repeats_nothing(entries):
+    """Session 10's batch: at least 60 entries, the schema, the fixed split rule (no entry
+    moved yet without saying so), both splits holding refusals, and no id or raw text
+    (whitespace aside) that the corpus, holdout2 or the shared corpus already hold."""
+    batch = _load(SESSION10)
+    assert len(batch) >= 60
+    for e in batch:
+        where = e.get("id", "?")
+        assert set(e) >= REQUIRED and set(e) <= REQUIRED | OPTIONAL, where
+        assert e["format"] in FORMATS and e["provenance"] in PROVENANCE, where
+        assert e["source"].strip() and e["note"].strip(), where
+        if e.get("moved_from_holdout"):
+            assert e["split"] == "tune10", where
+        else:
+            assert e["split"] == split3_of(e["id"]), where
+    test_expected_shape(batch)
+    test_ids_and_raws_unique(batch)
+    kinds = Counter((e["split"], e["expected"]["kind"]) for e in batch)
+    assert kinds["tune10", "unrecoverable"] > 0 and kinds["holdout3", "unrecoverable"] > 0
+    others = list(entries) + _load(HOLDOUT2)
+    if SHARED.exists():
+        others += _load(SHARED)
+    assert not {e["id"] for e in batch} & {e["id"] for e in others}
+    assert not {e["raw"].strip() for e in batch} & {e["raw"].strip() for e in others}
+
+
+SESSION10B = ROOT / "benchmarks" / "data" / "parse_corpus" / "session10b.jsonl"
+
+
+SESSION10C = ROOT / "benchmarks" / "data" / "parse_corpus" / "session10c.jsonl"
+LATER_BATCHES = [
+    (SESSION10B, "pilothouse-parse-split-4", "tune10b", "holdout4", [SESSION10]),
+    (SESSION10C, "pilothouse-parse-split-5", "tune10c", "holdout5", [SESSION10, SESSION10B]),
+]
+
+
+@pytest.mark.parametrize(("path", "salt", "tune", "held", "earlier"), LATER_BATCHES)
+def test_later_session10_batches_have_the_schema_split_and_repeat_nothing(
+    entries, path, salt, tune, held, earlier
+):
+    """Session 10's second and third batches: the schema, each its own fixed split (its
+    own salt), and no id or raw text any other file already holds."""
+    batch = _load(path)
+    assert len(batch) >= 30
+    for e in batch:
+        where = e.get("id", "?")
+        assert set(e) >= REQUIRED and set(e) <= REQUIRED | OPTIONAL, where
+        assert e["format"] in FORMATS and e["provenance"] in PROVENANCE, where
+        first = hashlib.sha256(f"{salt}:{e['id']}".encode()).digest()[0]
+        rule = tune if first % 2 == 0 else held
+        assert e["split"] == rule or (e.get("moved_from_holdout") and e["split"] == tune)
+    test_expected_shape(batch)
+    test_ids_and_raws_unique(batch)
+    others = list(entries) + _load(HOLDOUT2)
+    for other in earlier:
+        others += _load(other)
+    if SHARED.exists():
+        others += _load(SHARED)
+    assert not {e["id"] for e in batch} & {e["id"] for e in others}
+    assert not {e["raw"].strip() for e in batch} & {e["raw"].strip() for e in others}

@@ -70,6 +70,20 @@ PIECES = [r.marker for r in READERS] + [
     "<|START_TEXT|>",
     "Action: ```json",
     '"name": search"',
+    # round 5 (session 10)
+    "<ifm|tool_call>",
+    "</ifm|tool_call>",
+    "<ifm|arg_key>",
+    "<ifm|arg_type>string</ifm|arg_type>",
+    "<ifm|think_fast>",
+    "<|tool_call:start|>",
+    "<|tool_arg:start|>",
+    "<|tool_arg:value|>",
+    "<|tool_arg:end|>",
+    "<|tool_call:end|>",
+    "<tool_response>",
+    "{bad json}",
+    '{"name": "search", "arguments": {"query": "x"}}\n',
 ]
 SOUPS = st.lists(st.sampled_from(PIECES) | st.text(max_size=8), max_size=60).map("".join)
 
@@ -127,6 +141,16 @@ HOSTILE = [
     "Action: ```json\n" * 20_000,
     '{"name": search"' * 20_000,
     "Correct.\nI'll execute.\n" * 50_000,
+    # round 5 (session 10)
+    "<ifm|tool_call>search<ifm|arg_key>" * 20_000,
+    "<ifm|x|y|tool_call>" * 20_000,
+    "<|tool_call:start|>search\n" + "<|tool_arg:start|>q<|tool_arg:value|>" * 20_000,
+    "<|tool_call:start|>search\n<|tool_call:end|>" * 20_000,
+    "<tool_calls>\n" + '{"name": "search", "arguments": {"query": "x"}}\n' * 20_000,
+    '{"name": "search", "arguments": {"query": "x"}}\n{bad}\n' * 20_000,
+    "<tool_response>" * 30_000,
+    '<tool_call>{"name": "search"}</tool_call>' * 20_000,
+    "<tool_calls><tool_call>search<tool_sep>" * 20_000,
 ]
 
 

@@ -107,10 +107,13 @@ def _json_action(text: str, r: Resolver, repairs: list[str]) -> ParseResult | No
     found: list[Envelope] = []
     bare: list[Envelope] = []
     broken = False
+    runs: list[tuple[int, int, bool]] = []  # (start, end, is a call) for _gap_in_calls
     for start, end in spans:
         loaded = repair.loads(text[start:end])
         if loaded is None:
             broken = broken or ":" in text[start:end]  # object-like, not prose braces
+            if text[start] == "{":  # an object; `[TOOL_CALLS]` and the like are tokens
+                runs.append((start, end, False))
             continue
         envs = _envelopes(loaded.value)
         if envs is None:
@@ -144,10 +147,14 @@ def _json_action(text: str, r: Resolver, repairs: list[str]) -> ParseResult | No
         if found and text[:start].count("Observation:") > 0:
             repairs.append("cut_hallucinated_observation")
             break
+        runs.append((start, end, True))
         found.extend(envs)
         if text[end:].strip() and "text_around_action" not in repairs:
             repairs.append("text_around_action")
     if found:
+        gap = _gap_in_calls(text, runs)
+        if gap is not None:
+            return failure(gap, repairs)
         if bare:  # arguments quoted in prose beside a named call are not a second call
             repairs.append("ignored_unnamed_arguments")
         if text[: spans[0][0]].strip():
@@ -171,6 +178,25 @@ def _json_action(text: str, r: Resolver, repairs: list[str]) -> ParseResult | No
         )
     if not spans and stripped.lstrip("`").removeprefix("json").lstrip().startswith(("{", "[{")):
         return failure("the reply's JSON is incomplete (cut off or unbalanced)", repairs)
+    return None
+
+
+def _gap_in_calls(text: str, runs: list[tuple[int, int, bool]]) -> str | None:
+    """Why the calls cannot be run, when a brace block that is not JSON stands in their
+    run (only whitespace or commas between it and a call): a call list with one item
+    unreadable (vLLM's ``minimax`` parser tests: ``{invalid json here}`` between two
+    calls). Running the readable ones guesses what the model meant; it is asked again."""
+    for i, (start, end, is_call) in enumerate(runs):
+        if is_call:
+            continue
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(runs) and runs[j][2]:
+                a, b = (runs[j][1], start) if j < i else (end, runs[j][0])
+                if not text[a:b].strip(" \t\r\n,"):
+                    return (
+                        f"a block among the calls is not JSON ({text[start:end][:60]!r}); "
+                        "write every call in full"
+                    )
     return None
 
 
@@ -705,10 +731,12 @@ _MISTRAL = re.compile(r"\[TOOL_CALLS\]\s*([^\[\s{]+)\s*(?:\[CALL_ID\][^\[]*)?\[A
 def _special(text: str, r: Resolver, repairs: list[str]) -> tuple[ParseResult | None, str]:
     """A reading by special tokens or a named reader (`readers.READERS`), and the
     marker that triggered it ("" when none did)."""
-    got = _special_tokens(text, r, repairs)
+    cleaned = _strip_reasoning(text)
+    # a call token written inside the reasoning is reasoning (llama.cpp's test-chat:
+    # Ministral's "[THINK]Let me think about [TOOL_CALLS]..."); the calls are after it
+    got = _special_tokens(cleaned, r, repairs)
     if got is not None:
         return got, ""
-    cleaned = _strip_reasoning(text)
     found = readers.read(cleaned, r)
     if found is None:
         return None, ""
@@ -910,6 +938,7 @@ class TextFormat:
         A special token inside an argument string must not hijack a good reply, and a
         degenerate run of special tokens must not read as a prose answer.
         """
+        text = readers.plain_tags(text)
         special, marker = _special(text, r, [])
         if special is None:
             repairs: list[str] = []

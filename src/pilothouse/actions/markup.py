@@ -68,7 +68,7 @@ _END_TOKENS = frozenset(
 # A tag whose name is a call envelope under a vendor's prefix or suffix:
 # `<longcat_tool_call>`, `<minimax:tool_call>`, `<tool_calls:opensource>` (Tencent
 # Hy4), `<toolcall>` (Nemotron-mini), `<seed:tool_call>`, `<function_call>`.
-_CALL_TAG = re.compile(r"</?([A-Za-z_][\w:.\-]{0,60})>")
+_CALL_TAG = re.compile(r"</?([A-Za-z_][\w:.|\-]{0,60})>")  # `|`: `<ifm|tool_call>` (K2-V3)
 # The word must end there: `<tool_calling>` in prose is a word about tool calling,
 # not an envelope (Ollama's qwen3.8 parser tests keep it as content).
 _CALL_TAG_NAME = re.compile(r"(?:tool_?calls?|function_?calls?)(?![a-z])", re.I)
@@ -266,7 +266,7 @@ def _call_tag(text: str) -> str | None:
 # `<function_name>`, `<vendor:parameter>`), written as structure: closed by its own
 # end tag, carrying attributes (`<tool name="x">`), or opening JSON. A lone
 # `<function>` in prose, `<call-to-action>` or `<toolbar>` is not one.
-_ANY_TAG = re.compile(r"<([A-Za-z_][\w:.\-]{0,60})(\s+[A-Za-z_][\w\-]*\s*=[^<>]{0,300})?\s*/?>")
+_ANY_TAG = re.compile(r"<([A-Za-z_][\w:.|\-]{0,60})(\s+[A-Za-z_][\w\-]*\s*=[^<>]{0,300})?\s*/?>")
 _CALL_WORDS = frozenset(
     {
         "tool",
@@ -299,6 +299,15 @@ _CALL_WORDS = frozenset(
         "end",
         "code",
         "request",
+        # a tool's result written by the model itself (`<tool_response>`, Hermes's
+        # template role; `<tool_result call_id=...>`, izaart95-jpg/GLM-Free-API#44;
+        # `<function_results>`): a forged observation, not an answer (with a call word)
+        "result",
+        "results",
+        "response",
+        "responses",
+        "output",
+        "outputs",
     }
 )
 _CORE_WORDS = frozenset(
@@ -323,6 +332,7 @@ _CORE_WORDS = frozenset(
     }
 )
 _WORD_SPLIT = re.compile(r"[_.\-]+")
+_PREFIX_SPLIT = re.compile(r"[:|]")  # a vendor prefix: `minimax:invoke`, `ifm|tool_call`
 # fences a model writes calls in (Gemini's ```tool_code, and the like)
 _CALL_FENCE = re.compile(
     r"^[ \t]*```[ \t]*(tool_code|tool_call|tool_calls|tool|tools|function_call|functions?)"
@@ -387,7 +397,7 @@ def _word_tag(text: str) -> str | None:
         if any(a <= m.start() < b for a, b in skipped):
             continue
         name = m.group(1).lower()
-        words = [w for w in _WORD_SPLIT.split(name.rsplit(":", 1)[-1]) if w]
+        words = [w for w in _WORD_SPLIT.split(_PREFIX_SPLIT.split(name)[-1]) if w]
         if not words or not set(words) <= _CALL_WORDS or not set(words) & _CORE_WORDS:
             continue
         after = text[m.end() : m.end() + 40].lstrip()

@@ -51,6 +51,75 @@ def typed_value(value: str, tool: str | None, key: str, r: Resolver) -> Any:
     return loaded.value if loaded is not None else value
 
 
+# ---------------------------------------------------------------- vendor-piped tags
+
+# A vendor prefix written with a bar inside the tag: `<ifm|tool_call>`, `</ifm|arg_key>`,
+# `<ifm|think_fast>` (the K2-V3 "IFM" dialect, SGLang's k2v3 detector tests). Only tags
+# whose name is made of call-structure words, or a reasoning tag, lose the prefix, so
+# bra-ket notation (`<a|b>`) and other text stay as written.
+_PIPE_TAG = re.compile(r"<(/?)[A-Za-z]{1,12}\|([A-Za-z_]\w{0,40})>")
+_PIPE_WORDS = frozenset(
+    {
+        "tool",
+        "tools",
+        "call",
+        "calls",
+        "function",
+        "functions",
+        "arg",
+        "args",
+        "argument",
+        "arguments",
+        "parameter",
+        "parameters",
+        "key",
+        "value",
+        "type",
+        "name",
+    }
+)
+_PIPE_CORE = frozenset({"tool", "tools", "call", "calls", "function", "functions", "arg"})
+_REASONING_NAME = re.compile(r"(?:think|thinking|reasoning)(?:_\w{1,20})?\Z")
+
+
+def _unpipe(m: re.Match[str]) -> str:
+    name = m.group(2).lower()
+    if _REASONING_NAME.match(name):  # effort variants (`think_fast`) are reasoning too
+        return f"<{m.group(1)}think>"
+    words = set(name.split("_")) - {""}
+    if words and words <= _PIPE_WORDS and words & _PIPE_CORE:
+        return f"<{m.group(1)}{name}>"
+    return m.group()
+
+
+def unpipe_tags(text: str) -> str:
+    """The text with vendor-piped call and reasoning tags written plainly
+    (`<ifm|tool_call>` as `<tool_call>`, `<ifm|think_fast>` as `<think>`), so the
+    readers of the plain tags read them. One linear pass; unchanged when none."""
+    if "|" not in text or "<" not in text:
+        return text
+    return _PIPE_TAG.sub(_unpipe, text)
+
+
+# Mistral's reasoning block, `[THINK]...[/THINK]` (Magistral, Ministral 3 Reasoning:
+# llama.cpp's test-chat), is a `<think>` block written in brackets; the opener may be
+# in the prompt, leaving `[/THINK]` alone
+_BRACKET_THINK = ("[THINK]", "[/THINK]")
+
+
+def plain_tags(text: str) -> str:
+    """The text with vendor spellings of tags the readers know written plainly:
+    vendor-piped call and reasoning tags (`unpipe_tags`) and Mistral's bracketed
+    reasoning block (`[THINK]...[/THINK]` as `<think>...</think>`). Linear; the text
+    itself when it holds none."""
+    text = unpipe_tags(text)
+    if _BRACKET_THINK[1] in text:
+        text = text.replace(_BRACKET_THINK[0], "<think>", 1).replace(
+            _BRACKET_THINK[1], "</think>", 1
+        )
+    return text
+
+
 # ---------------------------------------------------------------- OpenAI Harmony
 
 _HARMONY_TO = re.compile(r"to=functions\.(" + _NAME + r")")
@@ -323,7 +392,10 @@ def function_tag(text: str, r: Resolver) -> Read:
 # ---------------------------------------------------------------- <tool_call …> variants
 
 _TC_ATTR = re.compile(r"<tool_call\s+name\s*=\s*[\"']([^\"'<>]+)[\"']\s*(/?)>")
-_TC_BARE = re.compile(r"<tool_call>\s*(" + _NAME + r")\s*(?=</tool_call>|<arg_key>|\n|\Z)")
+_TC_BARE = re.compile(
+    r"<tool_call>\s*(" + _NAME + r")\s*(?=</tool_call>|<arg_key>|<tool_sep>|\n|\Z)"
+)
+_TOOL_SEP = "<tool_sep>"  # Tencent Hy3 writes it between the name and the arguments
 
 
 def tool_call_attr(text: str, r: Resolver) -> Read:
@@ -354,11 +426,14 @@ def tool_call_bare_name(text: str, r: Resolver) -> Read:
     """A bare tool name inside ``<tool_call>``: Hermes-format models (Qwen2.5,
     Hermes 3) calling a no-argument tool (``<tool_call>get_time</tool_call>``), and
     GLM-4.5/4.6, whose calls are ``<tool_call>NAME`` then ``<arg_key>K</arg_key>
-    <arg_value>V</arg_value>`` pairs."""
+    <arg_value>V</arg_value>`` pairs; Tencent Hy3 puts ``<tool_sep>`` between the name
+    and the pairs (vLLM's ``hy_v3`` parser tests)."""
     out: list[Envelope] = []
     for m in list(_TC_BARE.finditer(text))[:MAX_CALLS]:
         ends = [x for x in (text.find("</tool_call>", m.end()), text.find("<tool_call", m.end()))]
         body = text[m.end() : min([x for x in ends if x >= 0], default=len(text))]
+        if body.lstrip().startswith(_TOOL_SEP):
+            body = body.lstrip()[len(_TOOL_SEP) :]
         if body.strip() and "<arg_key>" not in body:
             return None  # JSON or other content after the name: not this syntax
         tool = r.match(m.group(1))
@@ -367,10 +442,37 @@ def tool_call_bare_name(text: str, r: Resolver) -> Read:
             key, found, rest = piece.partition("</arg_key>")
             if not found or "<arg_value>" not in rest:
                 return "an <arg_key> without its </arg_key> and <arg_value>"
-            value = rest.split("<arg_value>", 1)[1].split("</arg_value>", 1)[0]
-            args[key.strip()] = _arg_value(value.strip(), tool, key.strip(), r)
+            hint, _, rest = rest.partition("<arg_value>")
+            value = rest.split("</arg_value>", 1)[0].strip()
+            if "<arg_type>string</arg_type>" in hint.replace(" ", ""):
+                args[key.strip()] = value  # a type hint (K2-V3 xml_typed): text as written
+            else:
+                args[key.strip()] = _arg_value(value, tool, key.strip(), r)
         out.append((m.group(1), args or None))
     return out or None
+
+
+_TC_BLOCK = re.compile(r"<tool_call>\s*(\{[^{}<>]{0,300}\})\s*(?:</tool_call>|\Z)")
+
+
+def tool_call_name_only(text: str, r: Resolver) -> Read:
+    """``<tool_call>{"name": "mytool"}</tool_call>``: a call object that holds its
+    name alone (vLLM's TNG parser tests), inside the envelope a call with no
+    arguments. Read only when every ``<tool_call>`` of the text is one such object;
+    bare, the same object is data and no reader takes it."""
+    blocks = list(_TC_BLOCK.finditer(text))[: MAX_CALLS + 1]
+    if not blocks or len(blocks) != min(text.count("<tool_call>"), MAX_CALLS + 1):
+        return None
+    out: list[Envelope] = []
+    for m in blocks[:MAX_CALLS]:
+        loaded = repair.loads(m.group(1))
+        value = loaded.value if loaded is not None and not loaded.repairs else None
+        if not (isinstance(value, dict) and list(value) == ["name"]):
+            return None
+        if not isinstance(value["name"], str):
+            return None
+        out.append((value["name"], {}))
+    return out
 
 
 def _arg_value(value: str, tool: str | None, key: str, r: Resolver) -> Any:
@@ -631,15 +733,25 @@ _JAMBA = re.compile(r"<tool_calls>(.*?)(?:</tool_calls>|\Z)", re.S)
 
 def _json_call_list(body: str, envelope: str) -> Read:
     """A JSON list (or object) of ``{"name", "arguments"}`` calls at the start of
-    `body`; the reason, naming the envelope, when it holds none."""
+    `body`, or several one after another (JSON Lines: MiniMax-M1 writes one call object
+    a line inside ``<tool_calls>``, vLLM's ``minimax`` parser tests); the reason, naming
+    the envelope, when it holds none, or when a value among them is not a call (an
+    unreadable line among calls: running the others would guess)."""
     body = body.strip()
     if not body:
         return f"an empty {envelope} block"
-    got = repair.first_value(body) if body[:1] in "[{" else None
-    envelopes = json_envelopes(got[0].value) if got is not None else None
-    if not envelopes:
+    out: list[Envelope] = []
+    rest = body
+    while rest[:1] in ("[", "{") and len(out) < MAX_CALLS:
+        got = repair.first_value(rest)
+        envelopes = json_envelopes(got[0].value) if got is not None else None
+        if not envelopes:
+            break
+        out.extend(envelopes)
+        rest = rest[got[1] :].lstrip() if got is not None else ""
+    if not out or rest[:1] in ("[", "{"):
         return f'the {envelope} block holds no {{"name": ..., "arguments": ...}} call'
-    return envelopes
+    return out[:MAX_CALLS]
 
 
 def granite(text: str, r: Resolver) -> Read:
@@ -653,9 +765,48 @@ def jamba(text: str, r: Resolver) -> Read:
     ``jamba`` tool parser). DeepSeek-V3.2's ``<invoke>`` XML in the same tag is left
     to `claude_invoke`."""
     m = _JAMBA.search(text)
-    if m is None or "<invoke" in m.group(1):
-        return None
+    if m is None or "<invoke" in m.group(1) or "<tool_call" in m.group(1):
+        return None  # XML calls inside the tag are other readers' (DeepSeek, Hy3)
     return _json_call_list(m.group(1), "<tool_calls>")
+
+
+# ---------------------------------------------------------------- Solar Open 2
+
+SOLAR_CALL = "<|tool_call:start|>"
+_SOLAR_END = "<|tool_call:end|>"
+_SOLAR_ARG = "<|tool_arg:start|>"
+_SOLAR_VALUE = "<|tool_arg:value|>"
+_SOLAR_ARG_END = "<|tool_arg:end|>"
+
+
+def solar(text: str, r: Resolver) -> Read:
+    """Upstage Solar Open 2: ``<|tool_call:start|>NAME`` (the rest of the line), then
+    ``<|tool_arg:start|>KEY<|tool_arg:value|>VALUE<|tool_arg:end|>`` per argument,
+    then ``<|tool_call:end|>`` (vLLM's ``solar_open2`` parser tests). A value is typed
+    by the schema; a missing ``<|tool_arg:end|>`` ends at the call's end. A call that
+    never closes was cut off, and a parameter given twice cannot be told apart: both
+    are refused, not guessed."""
+    out: list[Envelope] = []
+    for piece in text.split(SOLAR_CALL)[1 : MAX_CALLS + 1]:
+        body, closed, _ = piece.partition(_SOLAR_END)
+        if not closed:
+            return "a Solar tool call cut off before <|tool_call:end|>"
+        name = body.split("\n", 1)[0].split("<|", 1)[0].strip()
+        if not re.fullmatch(_NAME, name):
+            return "a Solar tool call without its tool name"
+        tool = r.match(name)
+        args: dict[str, Any] = {}
+        for arg in body.split(_SOLAR_ARG)[1 : MAX_CALLS + 1]:
+            key, found, value = arg.partition(_SOLAR_VALUE)
+            key = key.strip()
+            if not found or not key:
+                return f"an argument of the Solar call to {name!r} without its key and value"
+            if key in args:
+                return f"the Solar call to {name!r} gives {key!r} twice"
+            value = value.split(_SOLAR_ARG_END, 1)[0].strip("\n")
+            args[key] = typed_value(value, tool, key, r)
+        out.append((name, args))
+    return out or None
 
 
 READERS: tuple[Reader, ...] = (
@@ -679,11 +830,18 @@ READERS: tuple[Reader, ...] = (
         "<tool_call>",
         tool_call_bare_name,
     ),
+    Reader(
+        "tool_call_name_only",
+        "Hermes-format calls of no-argument tools (DeepSeek-TNG)",
+        "<tool_call>",
+        tool_call_name_only,
+    ),
     Reader("function_name_attr", "MiniCPM bare XML dialect", "<function name=", function_name_attr),
     Reader("llama4_pythonic", "Meta Llama 4 pythonic", "<|python_start|>", llama4_pythonic),
     Reader("phi4_functools", "Microsoft Phi-4-mini", _FUNCTOOLS, phi4_functools),
     Reader("olmo_function_calls", "AI2 OLMo 3", "<function_calls>", olmo_function_calls),
     Reader("granite_tool_call", "IBM Granite 3.x/4", _GRANITE, granite),
+    Reader("solar_tool_call", "Upstage Solar Open 2", SOLAR_CALL, solar),
     Reader("jamba_tool_calls", "AI21 Jamba", "<tool_calls>", jamba),
     Reader(
         "langchain_xml",
