@@ -377,6 +377,18 @@ def test_children_and_runs_of_a_session_oldest_first(store: Store) -> None:
     assert len(store.list_runs(None)) == 8
 
 
+def test_runs_listed_by_status_newest_first_and_within_a_session(store: Store) -> None:
+    store.create_session("s")
+    rows = [("p1", "s", "paused", 1.0), ("f1", "s", "final", 2.0), ("p2", None, "paused", 3.0)]
+    for run_id, session, status, created in rows:
+        store.write([event(run_id, 0)], run_row(run_id, session, created=created, status=status))
+    assert [r.run_id for r in store.list_runs(status="paused")] == ["p2", "p1"]
+    assert [r.run_id for r in store.list_runs(1, status="paused")] == ["p2"]
+    assert [r.run_id for r in store.list_runs(session_id="s", status="paused")] == ["p1"]
+    assert [r.run_id for r in store.list_runs(None, status="final")] == ["f1"]
+    assert store.list_runs(status="interrupted") == []
+
+
 def test_parent_root_and_session_are_fixed_when_the_row_is_first_written(store: Store) -> None:
     store.write([event("r", 0)], run_row("r", "s1", parent="p", root="p"), lease=live())
     # Later writes of the row (the loop's status updates) carry no tree, or another one.

@@ -195,3 +195,31 @@ def test_open_endpoint_approvals_and_the_answer_joining_the_session(world: World
         )
     assert later.choices[0].message.content == "echo: thanks [2 earlier]"
     assert sent(world, extra["run_id"]) == ["sent 70"]
+
+
+def test_the_approvers_queue_lists_the_runs_waiting_newest_first(world: World) -> None:
+    with world.serve(api_keys=CLIENTS, approvers=APPROVERS) as server:
+        first = ask_to_pay(server, 11)
+        second = ask_to_pay(server, 22, key=BOB)
+        decided = ask_to_pay(server, 33)
+        key = decided["pending"][0]["key"]
+        assert post(server, decided["run_id"], CAROL, {"decisions": {key: True}}).is_success
+        client(server, ALICE).chat.completions.create(  # a run that never waited
+            model="echo", messages=[{"role": "user", "content": "hello"}]
+        )
+
+        def queue(key: str | None, query: str = "") -> httpx.Response:
+            headers = {"authorization": f"Bearer {key}"} if key else {}
+            return httpx.get(f"{server.url}/v1/runs{query}", headers=headers, timeout=30)
+
+        listed = queue(CAROL).json()["data"]
+        assert [r["id"] for r in listed] == [second["run_id"], first["run_id"]]
+        assert [r["acts_for"] for r in listed] == ["bob", "alice"]
+        assert listed[0]["pending"][0]["arguments"] == {"amount": 22}
+        assert [r["id"] for r in queue(CAROL, "?limit=1").json()["data"]] == [second["run_id"]]
+        # clients cannot read the queue; bad parameters are named
+        assert queue(ALICE).status_code == 403
+        assert queue(None).status_code == 401
+        for bad in ("?limit=0", "?limit=101", "?limit=abc", "?limit=1e3", "?limit=0050"):
+            assert queue(CAROL, bad).status_code == 400, bad
+        assert queue(CAROL, "?status=final").status_code == 400

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from pilothouse.events import Event
+from pilothouse.events import Event, RunStatus
 from pilothouse.exceptions import RunNotFoundError, StoreError
 from pilothouse.messages import Message
 from pilothouse.runtime.rows import (
@@ -60,6 +60,7 @@ from pilothouse.runtime.rows import (
     index_damaged,
     message_of,
     new_session_messages,
+    run_filter,
     run_info_of,
     session_busy,
     session_conflict,
@@ -135,9 +136,16 @@ class Store(Protocol):
 
     def get_run(self, run_id: str) -> RunInfo: ...
 
-    def list_runs(self, limit: int | None = 20, *, session_id: str | None = None) -> list[RunInfo]:
+    def list_runs(
+        self,
+        limit: int | None = 20,
+        *,
+        session_id: str | None = None,
+        status: RunStatus | None = None,
+    ) -> list[RunInfo]:
         """The newest `limit` runs, newest first; with `session_id`, the first `limit`
-        runs (turns) of that session, oldest first. `limit=None`: all of them."""
+        runs (turns) of that session, oldest first; with `status`, only runs in that
+        status (``paused``: the runs waiting for a person). `limit=None`: all of them."""
         ...
 
     def children(self, run_id: str) -> list[RunInfo]:
@@ -386,7 +394,13 @@ class MemoryStore:
                 raise StoreError(index_damaged(run_id, self.where)) from None
             raise RunNotFoundError(f"no run {run_id!r} in {self.where}") from None
 
-    def list_runs(self, limit: int | None = 20, *, session_id: str | None = None) -> list[RunInfo]:
+    def list_runs(
+        self,
+        limit: int | None = 20,
+        *,
+        session_id: str | None = None,
+        status: RunStatus | None = None,
+    ) -> list[RunInfo]:
         check_window(limit)
         with self._lock:
             if session_id is None:
@@ -394,6 +408,8 @@ class MemoryStore:
             else:
                 ids = self._session_runs.get(session_id, ())
                 runs = sorted((self._runs[i] for i in ids), key=_created_then_id)
+        if status is not None:
+            runs = [r for r in runs if r.status == status]
         return runs[:limit]
 
     def children(self, run_id: str) -> list[RunInfo]:
@@ -584,6 +600,7 @@ _ADDEDRUN_COLUMNS = (
 _RUN_INDEXES = """
 CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent_run_id);
 CREATE INDEX IF NOT EXISTS runs_session ON runs(session_id, created);
+CREATE INDEX IF NOT EXISTS runs_status_created ON runs(status, created);
 """
 
 
@@ -1007,20 +1024,22 @@ class SQLiteStore:
             row = self._find(db, run_id, RUN_COLUMNS)
         return self._info(row)
 
-    def list_runs(self, limit: int | None = 20, *, session_id: str | None = None) -> list[RunInfo]:
+    def list_runs(
+        self,
+        limit: int | None = 20,
+        *,
+        session_id: str | None = None,
+        status: RunStatus | None = None,
+    ) -> list[RunInfo]:
         check_window(limit)
         count = -1 if limit is None else limit  # SQLite: a negative LIMIT is no limit
+        where, params = run_filter(session_id, status, "?")
+        order = "created DESC" if session_id is None else "created, run_id"
         with self._use("list the runs of") as db:
-            if session_id is None:
-                rows = db.execute(
-                    f"SELECT {RUN_COLUMNS} FROM runs ORDER BY created DESC LIMIT ?", (count,)
-                ).fetchall()
-            else:
-                rows = db.execute(
-                    f"SELECT {RUN_COLUMNS} FROM runs WHERE session_id=? "
-                    "ORDER BY created, run_id LIMIT ?",
-                    (session_id, count),
-                ).fetchall()
+            rows = db.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs{where} ORDER BY {order} LIMIT ?",
+                (*params, count),
+            ).fetchall()
         return [self._info(r) for r in rows]
 
     def children(self, run_id: str) -> list[RunInfo]:

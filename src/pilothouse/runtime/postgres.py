@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pilothouse.events import Event
+from pilothouse.events import Event, RunStatus
 from pilothouse.exceptions import RunNotFoundError, StoreError
 from pilothouse.messages import Message
 from pilothouse.runtime.rows import (
@@ -60,6 +60,7 @@ from pilothouse.runtime.rows import (
     index_damaged,
     message_of,
     new_session_messages,
+    run_filter,
     run_info_of,
     session_busy,
     session_exists,
@@ -582,18 +583,18 @@ class PostgresStore:
         row = self._run(f"read run {run_id!r}", lambda db: self._find(db, run_id, RUN_COLUMNS))
         return self._info(row)
 
-    def list_runs(self, limit: int | None = 20, *, session_id: str | None = None) -> list[RunInfo]:
+    def list_runs(
+        self,
+        limit: int | None = 20,
+        *,
+        session_id: str | None = None,
+        status: RunStatus | None = None,
+    ) -> list[RunInfo]:
         check_window(limit)
-        if session_id is None:
-            query = f"SELECT {RUN_COLUMNS} FROM runs ORDER BY created DESC LIMIT %s"
-            params: tuple[Any, ...] = (limit,)
-        else:
-            query = (
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE session_id=%s "
-                "ORDER BY created, run_id LIMIT %s"
-            )
-            params = (session_id, limit)
-        rows = self._run("list runs", lambda db: db.execute(query, params).fetchall())
+        where, params = run_filter(session_id, status, "%s")
+        order = "created DESC" if session_id is None else "created, run_id"
+        query = f"SELECT {RUN_COLUMNS} FROM runs{where} ORDER BY {order} LIMIT %s"
+        rows = self._run("list runs", lambda db: db.execute(query, (*params, limit)).fetchall())
         return [self._info(r) for r in rows]
 
     def children(self, run_id: str) -> list[RunInfo]:

@@ -420,3 +420,19 @@ def session_busy(session_id: str, run_id: str, where: str) -> SessionBusyError:
         session_id=session_id,
         run_id=run_id,
     )
+
+
+def run_filter(
+    session_id: str | None, status: str | None, mark: str
+) -> tuple[str, tuple[str, ...]]:
+    """The WHERE clause (with its leading space) and parameters of `list_runs`'s
+    filters, in a store's parameter style (`mark`: ``?`` or ``%s``)."""
+    terms: list[str] = []
+    params: list[str] = []
+    if session_id is not None:
+        terms.append(f"session_id={mark}")
+        params.append(session_id)
+    if status is not None:
+        terms.append(f"status={mark}")
+        params.append(status)
+    return (" WHERE " + " AND ".join(terms) if terms else ""), tuple(params)

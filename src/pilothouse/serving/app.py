@@ -67,12 +67,14 @@ from pilothouse.runtime.loop import RunLink, RunResult
 from pilothouse.serving.access import ApiKeys, open_session
 from pilothouse.serving.agents import served_agents
 from pilothouse.serving.approvals import (
+    MAX_LISTED,
     check_disjoint,
     check_may_decide,
     decide,
     find_run,
     parse_decisions,
     run_view,
+    waiting_runs,
 )
 from pilothouse.serving.protocol import (
     DONE,
@@ -564,6 +566,23 @@ def create_app(
             raise RequestRejected(404, f"no run {run_id[:80]!r}", code="run_not_found")
         return JSONResponse(run_view(run, approver=approver is not None))
 
+    async def run_queue(request: Request) -> Response:
+        assert deciders is not None
+        if deciders.owner_of(request.headers.get("authorization")) is None:
+            endpoint.owner(request)  # 401 for a bad key
+            raise RequestRejected(
+                403, "the queue of waiting runs needs an approver's key", code="not_an_approver"
+            )
+        status = request.query_params.get("status", "paused")
+        if status != "paused":
+            raise RequestRejected(400, "only status=paused is listed", param="status")
+        raw = request.query_params.get("limit", "50")
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= MAX_LISTED):
+            raise RequestRejected(400, f"limit is 1 to {MAX_LISTED}", param="limit")
+        runs = waiting_runs(endpoint.agents, int(raw))
+        data = [run_view(r, approver=True) for r in runs]
+        return JSONResponse({"object": "list", "data": data})
+
     async def run_approvals(request: Request) -> Response:
         authorization = request.headers.get("authorization")
         assert deciders is not None
@@ -637,6 +656,7 @@ def create_app(
             Route("/healthz", health),
             *(
                 [
+                    Route("/v1/runs", run_queue),
                     Route("/v1/runs/{run_id}", run_state),
                     Route("/v1/runs/{run_id}/approvals", run_approvals, methods=["POST"]),
                 ]

@@ -5,6 +5,8 @@ A served run whose policy answers ``ask`` pauses, and its client reads which too
 server's machine (`pilothouse resume`). With approver keys (`create_app(approvers=...)`,
 ``serve-agent --approver-keys FILE``) two routes let people decide from anywhere:
 
+* ``GET /v1/runs?status=paused``: approver keys only, the queue: the served agents'
+  runs waiting for a person, newest first, each in full (``limit``, at most 100).
 * ``GET /v1/runs/{run_id}``: a run's state. An approver sees what waits in full (tool,
   arguments, the policy's reason, whom the run acts for); the client that started the
   run (keyed mode: the key's owner is the run's principal) sees its status, the
@@ -93,6 +95,30 @@ def find_run(agents: Mapping[str, Agent[Any, Any]], run_id: str) -> ServedRun | 
             acts_for = started.principal.get("user")
         return ServedRun(name, agent, info, acts_for, _waiting(info, events))
     return None
+
+
+MAX_LISTED = 100
+"""Most runs one queue request lists."""
+
+
+def waiting_runs(agents: Mapping[str, Agent[Any, Any]], limit: int) -> list[ServedRun]:
+    """The served agents' runs waiting for a person, newest first (at most `limit`):
+    the approvers' queue, read from each store's run index (``status = paused``)."""
+    stores: dict[int, Any] = {}
+    for agent in agents.values():
+        stores.setdefault(id(agent.store), agent.store)
+    infos: list[RunInfo] = []
+    for store in stores.values():
+        infos.extend(store.list_runs(limit, status="paused"))
+    infos.sort(key=lambda r: r.created, reverse=True)
+    found: list[ServedRun] = []
+    for info in infos:
+        run = find_run(agents, info.run_id)
+        if run is not None and run.waiting:
+            found.append(run)
+        if len(found) == limit:
+            break
+    return found
 
 
 def _waiting(info: RunInfo, events: list[Any]) -> list[PendingRequest]:
