@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from serving_world import World, client
 
+from example_runs import run_example
 from pilothouse.events import ApprovalGiven, ToolReturned
 from pilothouse.exceptions import ConfigurationError
 from pilothouse.serving import BackgroundServer, create_app
@@ -223,3 +225,15 @@ def test_the_approvers_queue_lists_the_runs_waiting_newest_first(world: World) -
         for bad in ("?limit=0", "?limit=101", "?limit=abc", "?limit=1e3", "?limit=0050"):
             assert queue(CAROL, bad).status_code == 400, bad
         assert queue(CAROL, "?status=final").status_code == 400
+
+
+def test_the_approvals_example_runs_as_written(tmp_path: Path) -> None:
+    result = run_example("serve_approvals.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "client reads: This request is waiting for a person to approve refund" in out
+    assert "approver's queue: 1 run waiting, for ann: refund(" in out
+    assert "approved: the run is final: Done: refunded 49.90 for A1001." in out
+    assert "client reads its run: final, Done: refunded 49.90 for A1001." in out
+    assert "approving again: 409 not_waiting" in out
+    assert "refunds made: ['A1001']" in out
