@@ -103,7 +103,8 @@ SESSION_HEADER = "x-pilothouse-session"
 # What a client reads instead of an answer (the outcome is also in `pilothouse.outcome`).
 PAUSED_TEXT = (
     "This request is waiting for a person to approve {tools} before the agent can "
-    "answer (run {run_id}). Ask again once it has been decided."
+    "answer (run {run_id}). Sending the request again would start another one: the "
+    "answer comes with the decision (in the session, or GET /v1/runs/{run_id})."
 )
 STOPPED_TEXT = "The agent stopped before answering ({reason}; run {run_id})."
 FAILED_TEXT = "the agent failed to answer (run {run_id}); the details are in the server's log"
