@@ -21,9 +21,13 @@ import pytest
 from serving_world import World, client
 
 from example_runs import run_example
+from pilothouse import Agent, ScriptedModel
 from pilothouse.events import ApprovalGiven, ToolReturned
 from pilothouse.exceptions import ConfigurationError
+from pilothouse.messages import ToolCall
+from pilothouse.models.base import ModelRequest
 from pilothouse.serving import BackgroundServer, create_app
+from pilothouse.tools import ask_human
 
 ALICE, BOB = "alice-client-key-0001", "bob-client-key-00002"
 CAROL, ALICE_APPROVER = "carol-approver-key-01", "alice-approver-key-01"
@@ -237,3 +241,31 @@ def test_the_approvals_example_runs_as_written(tmp_path: Path) -> None:
     assert "client reads its run: final, Done: refunded 49.90 for A1001." in out
     assert "approving again: 409 not_waiting" in out
     assert "refunds made: ['A1001']" in out
+
+
+def test_a_question_for_a_person_is_answered_with_text(world: World) -> None:
+    def reply(request: ModelRequest) -> Any:
+        told = [m.content for m in request.messages if m.role == "tool"]
+        return (
+            f"Painting it {told[0]}."
+            if told
+            else ToolCall("q1", "ask_human", {"question": "Which colour?"})
+        )
+
+    painter = Agent(
+        ScriptedModel(reply, record=False), tools=[ask_human], name="painter", store=world.store
+    )
+    app = create_app([painter], api_keys=CLIENTS, approvers=APPROVERS)
+    with BackgroundServer(app) as server:
+        answer = client(server, ALICE).chat.completions.create(
+            model="painter", messages=[{"role": "user", "content": "paint the fence"}]
+        )
+        extra = answer.model_extra["pilothouse"]
+        run_id, [pending] = extra["run_id"], extra["pending"]
+        assert pending["kind"] == "question"
+        key = pending["key"]
+        for bad in (True, "", "   ", "x" * 10_001):
+            assert post(server, run_id, CAROL, {"decisions": {key: bad}}).status_code == 400
+        decided = post(server, run_id, CAROL, {"decisions": {key: "blue"}})
+        assert decided.status_code == 200, decided.text
+        assert decided.json()["answer"] == "Painting it blue."
