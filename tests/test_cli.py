@@ -54,6 +54,27 @@ def test_trace_list_and_show(cli: CLI, tmp_path: Path) -> None:
     assert '"type": "final"' in lines[-1]
 
 
+def test_trace_list_by_status_shows_the_runs_waiting_for_a_person(cli: CLI, tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+
+    @tool(requires_approval=True, effect="side_effect")
+    def pay(amount: int) -> str:
+        """Pay an amount (a person approves)."""
+        return "paid"
+
+    waiting = Agent(ScriptedModel([call("pay", amount=5)]), tools=[pay], store=SQLiteStore(db))
+    paused = waiting.run_sync("pay 5")
+    done = Agent(ScriptedModel(["hi"]), store=SQLiteStore(db)).run_sync("hello")
+    assert paused.outcome == "paused" and done.outcome == "final"
+    listed = cli("trace", "list", "--status", "paused", "--store", str(db))
+    assert listed.returncode == 0, listed.stderr
+    assert paused.run_id in listed.stdout and done.run_id not in listed.stdout
+    none = cli("trace", "list", "--status", "interrupted", "--store", str(db))
+    assert none.returncode == 0 and "no interrupted runs" in none.stdout
+    bad = cli("trace", "list", "--status", "pending", "--store", str(db))
+    assert bad.returncode == 1 and "--status is one of running," in bad.stderr
+
+
 def test_trace_list_empty_and_unknown_run(cli: CLI, tmp_path: Path) -> None:
     db = str(tmp_path / "empty.db")
     empty = cli("trace", "list", "--store", db)

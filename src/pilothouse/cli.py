@@ -26,7 +26,7 @@ import importlib
 import json
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, cast
 
 import typer
 from rich.console import Console
@@ -412,18 +412,33 @@ def worker_command(
 def trace_list(
     limit: Annotated[int, typer.Option(help="How many runs to show, newest first.")] = 20,
     store: StoreOption = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="Only runs in this status: paused (waiting for a person), running, "
+            "interrupted, final, budget_stop, ... (an unknown one is refused with the list)."
+        ),
+    ] = None,
 ) -> None:
-    """List recorded runs, newest first."""
+    """List recorded runs, newest first (`--status paused`: the runs waiting for a person)."""
     import datetime
+    from typing import get_args
 
+    from pilothouse.events import RunStatus
     from pilothouse.exceptions import PilothouseError
     from pilothouse.runtime.journal import open_store
 
+    known = get_args(RunStatus)
+    if status is not None and status not in known:
+        _fail(f"--status is one of {', '.join(known)}, not {status!r}")
     try:
-        runs = open_store(store).list_runs(limit)
+        runs = open_store(store).list_runs(limit, status=cast(Any, status))
     except PilothouseError as exc:
         _fail(str(exc))
     if not runs:
+        if status is not None:
+            out.print(f"no {status} runs")
+            return
         out.print('no runs recorded yet; try: pilothouse run "hello"')
         return
     table = Table("run id", "started", "agent", "model", "status", "steps", "tokens", "input")
