@@ -120,7 +120,7 @@ def ablate(names: list[str]) -> None:
     echo: an answer made of the request's words is taken as an answer (`relevance.echoes`);
     grounded: the first arguments stage is not held to the request (`grounded_parameters`);
     spans: only its strings are not (numbers still are); settle: no settling after the
-    arguments (`arguments.settle`); brevity: an answer before any tool ran is not held
+    arguments (`arguments.settle`); brevity: an answer before any tool ran is not asked
     short (`brevity`).
     """
     from pilothouse.guided import model, relevance
@@ -148,7 +148,7 @@ def ablate(names: list[str]) -> None:
 
         model.grounded_parameters = numbers_only  # type: ignore[assignment]
     if "brevity" in names:
-        model.early_answer_schema = lambda: None  # type: ignore[assignment]
+        model.short = lambda settings: settings  # type: ignore[assignment]
         model.trimmed = lambda text: text  # type: ignore[assignment]
     if "settle" in names:
         model.settle = lambda arguments, spec, text: (arguments, [])  # type: ignore[assignment]
