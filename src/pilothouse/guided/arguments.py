@@ -520,8 +520,9 @@ def distinct_parameters(
 ) -> dict[str, Any] | None:
     """The schema asking `names` again, each held to the request's spans that share no
     word with another argument's value ("Premier League", not "United in Premier" next
-    to "Manchester United"; not "height 10" next to 10); every other argument is kept as written (``const``) and
-    optional ones not written stay out. None when no span is left."""
+    to "Manchester United"; not "height 10" next to 10); every other argument is kept
+    as written (``const``) and optional ones not written stay out. None when no span is
+    left."""
     parameters = spec.parameters or {}
     properties: dict[str, Any] = parameters.get("properties") or {}
     used = {
