@@ -93,9 +93,18 @@ def report(rows: list[dict[str, Any]]) -> str:
         medians.append(f"{mine[len(mine) // 2]:.1f} s" if mine else "-")
     lines.append("| mean seconds per case | | " + " | ".join(means) + " |")
     lines.append("| median seconds per case | | " + " | ".join(medians) + " |")
+    tokens = []
+    for c in constructions:
+        mine = [r["output_tokens"] for r in rows if r["construction"] == c and "output_tokens" in r]
+        tokens.append(f"{sum(mine) / len(mine):.1f}" if mine else "-")
+    lines.append("| mean tokens generated per case | | " + " | ".join(tokens) + " |")
     loads = [r["load"] for r in rows if "load" in r]
     if loads:
-        lines.append(f"| load average (1 min) | | {min(loads):.1f}-{max(loads):.1f} |")
+        shown = []
+        for c in constructions:
+            mine = [r["load"] for r in rows if r["construction"] == c and "load" in r]
+            shown.append(f"{min(mine):.1f}-{max(mine):.1f}" if mine else "-")
+        lines.append("| load average (1 min) | | " + " | ".join(shown) + " |")
     lines.append("")
     for c in constructions:
         for part in ("tune", "holdout"):
