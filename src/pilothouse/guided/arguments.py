@@ -390,6 +390,11 @@ def _clauses(text: str) -> list[str]:
     out = []
     for m in _CLAUSE.finditer(text):
         clause = m.group(0).strip(_EDGE + " ")
+        if _CROSSES_QUOTE.search(clause):
+            # quoted strings are spans of their own; and llama-cpp-python's converter
+            # made a grammar llama.cpp rejects of a clause holding a lone double quote
+            # (BFCL parallel_198: the run ended on a ConfigurationError)
+            continue
         if len(clause.split()) > _MAX_SPAN_WORDS and len(clause) <= 4 * _MAX_SPAN_CHARS:
             out.append(clause)
     return out

@@ -60,6 +60,7 @@ from pilothouse.guided.checks import (
     narrowed,
     ungrounded,
 )
+from pilothouse.guided.parallel import expanded
 from pilothouse.guided.relevance import echoes, relevant_tools
 from pilothouse.guided.render import TOOL_PROMPT, TOOL_RESULT_PROMPT, text_messages
 from pilothouse.guided.schemas import answer_schema, choice_schema, reply_schema
@@ -469,6 +470,10 @@ class GuidedModel:
                 )
                 if retry.tool_calls and retry.tool_calls[0].parse_error is None:
                     response = self._settled(request, spec, retry)
+        if self.settle_arguments and not turn.calls:
+            calls = expanded(response.tool_calls[0], spec, turn.query)
+            if len(calls) > 1:  # one call per value the request enumerates
+                response = replace(response, tool_calls=tuple(calls))
         return _spent(response, spent)
 
     async def _distinct(
