@@ -401,3 +401,10 @@ def test_a_clause_holding_a_double_quote_is_not_offered() -> None:
     choices = held["properties"]["entity"]["enum"]
     assert "Google" in choices and "San Mateo" in choices
     assert not any('"' in c for c in choices)
+
+
+def test_a_comma_between_numbers_is_a_thousands_group_only_before_three_digits() -> None:
+    from pilothouse.guided.relevance import request_numbers
+
+    assert request_numbers("the factorial of 5,10 and 15") == ["5", "10", "15"]
+    assert request_numbers("a budget of 1,000,000 and 4.5 stars") == ["1,000,000", "4.5"]

@@ -143,7 +143,7 @@ def _supported(value: Any, text: str, said: set[str], numbers: set[str]) -> bool
 
 def _request_numbers(text: str) -> set[str]:
     found = set()
-    for raw in re.findall(r"[0-9]+(?:[.,][0-9]+)*", text):
+    for raw in re.findall(r"[0-9]+(?:,[0-9]{3}(?![0-9]))*(?:\.[0-9]+)?", text):
         plain = raw.replace(",", "")
         found.add(plain)
         try:
