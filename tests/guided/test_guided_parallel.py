@@ -86,3 +86,7 @@ async def test_the_guided_model_returns_the_enumerated_calls_together() -> None:
     response = await GuidedModel(inner).staged(ModelRequest([Message.user(text)], [VALUE]))
     assert [c.arguments["years"] for c in response.tool_calls] == [10, 20, 30]
     assert len({c.id for c in response.tool_calls}) == 3
+
+
+def test_a_sentence_may_end_right_after_the_last_item() -> None:
+    assert enumerations("Find the factorial of 5,10 and 15.") == [["5", "10", "15"]]
