@@ -14,6 +14,13 @@ failure kind, seconds); ``--report`` prints the table from such files (a case th
 appears in several rows counts once: its last row). ``--cases`` reruns named cases,
 e.g. those a loaded machine stopped on the time budget (``--max-seconds``): at
 temperature 0 the replies do not depend on time, only whether they arrive in it.
+
+Each row also carries the tokens generated, each guided stage's seconds and tokens, and
+the load average; a held-out row's message and stages are left out of the progress
+lines (they stay in the file: counted, not read). ``--label`` names the construction in
+the rows (before/after); ``--ablate fillable|echo|grounded|spans|settle|brevity``
+switches parts of the guided construction off in this process, for ablations
+(docs/bfcl.md, third round).
 """
 
 from __future__ import annotations
