@@ -14,6 +14,13 @@ failure kind, seconds); ``--report`` prints the table from such files (a case th
 appears in several rows counts once: its last row). ``--cases`` reruns named cases,
 e.g. those a loaded machine stopped on the time budget (``--max-seconds``): at
 temperature 0 the replies do not depend on time, only whether they arrive in it.
+
+Each row also carries the tokens generated, each guided stage's seconds and tokens, and
+the load average; a held-out row's message and stages are left out of the progress
+lines (they stay in the file: counted, not read). ``--label`` names the construction in
+the rows (before/after); ``--ablate fillable|echo|grounded|spans|settle|brevity``
+switches parts of the guided construction off in this process, for ablations
+(docs/bfcl.md, third round).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -33,6 +41,26 @@ def _kind(message: str, failure: str | None) -> str:
     if message.startswith("[") and "]" in message:
         return message[1 : message.index("]")]
     return failure or "pass"
+
+
+def _stages(events: list[dict[str, Any]]) -> list[list[Any]]:
+    """[stage, seconds, tokens generated] of each guided stage in a sample's journal."""
+    out = []
+    for e in events:
+        if e.get("type") == "stage_response":
+            usage = (e.get("response") or {}).get("usage") or {}
+            out.append(
+                [e.get("stage"), round(e.get("duration") or 0.0, 2), usage.get("output_tokens")]
+            )
+    return out
+
+
+def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """What the progress line shows of a row: a held-out case's failure is counted, not
+    read (its message and stages are left out; they stay in the jsonl file)."""
+    if row["part"] == "tune":
+        return row
+    return {k: v for k, v in row.items() if k not in ("message", "stages")}
 
 
 def _rate(rows: list[dict[str, Any]]) -> str:
@@ -72,11 +100,74 @@ def report(rows: list[dict[str, Any]]) -> str:
         medians.append(f"{mine[len(mine) // 2]:.1f} s" if mine else "-")
     lines.append("| mean seconds per case | | " + " | ".join(means) + " |")
     lines.append("| median seconds per case | | " + " | ".join(medians) + " |")
+    tokens = []
+    for c in constructions:
+        mine = [r["output_tokens"] for r in rows if r["construction"] == c and "output_tokens" in r]
+        tokens.append(f"{sum(mine) / len(mine):.1f}" if mine else "-")
+    lines.append("| mean tokens generated per case | | " + " | ".join(tokens) + " |")
+    loads = [r["load"] for r in rows if "load" in r]
+    if loads:
+        shown = []
+        for c in constructions:
+            mine = [r["load"] for r in rows if r["construction"] == c and "load" in r]
+            shown.append(f"{min(mine):.1f}-{max(mine):.1f}" if mine else "-")
+        lines.append("| load average (1 min) | | " + " | ".join(shown) + " |")
     lines.append("")
     for c in constructions:
-        kinds = Counter(r["kind"] for r in rows if r["construction"] == c and not r["ok"])
-        lines.append(f"- {c} failures: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()))
+        for part in ("tune", "holdout"):
+            kinds = Counter(
+                r["kind"]
+                for r in rows
+                if r["construction"] == c and r["part"] == part and not r["ok"]
+            )
+            if kinds:
+                shown = ", ".join(f"{k} {n}" for k, n in kinds.most_common())
+                lines.append(f"- {c} failures ({part}): {shown}")
     return "\n".join(lines)
+
+
+ABLATIONS = ("fillable", "echo", "grounded", "spans", "settle", "brevity")
+
+
+def ablate(names: list[str]) -> None:
+    """Switch parts of the guided construction off in this process (measurement only).
+
+    fillable: the relevance gate's number rule (`relevance.fillable`) always passes;
+    echo: an answer made of the request's words is taken as an answer (`relevance.echoes`);
+    grounded: the first arguments stage is not held to the request (`grounded_parameters`);
+    spans: only its strings are not (numbers still are); settle: no settling after the
+    arguments (`arguments.settle`); brevity: an answer before any tool ran is not asked
+    short (`brevity`).
+    """
+    from pilothouse.guided import model, relevance
+
+    original = model.grounded_parameters
+    if "fillable" in names:
+        relevance.fillable = lambda query, spec: True  # type: ignore[assignment]
+    if "echo" in names:
+        model.echoes = lambda answer, query: False  # type: ignore[assignment]
+    if "grounded" in names:
+        model.grounded_parameters = lambda spec, text: None  # type: ignore[assignment]
+    elif "spans" in names:
+
+        def numbers_only(spec: Any, text: str) -> Any:
+            held = original(spec, text)
+            if held is None:
+                return None
+            own = (spec.parameters or {}).get("properties") or {}
+            props = dict(held["properties"])
+            for name, prop in own.items():
+                target = prop.get("items") if prop.get("type") == "array" else prop
+                if isinstance(target, dict) and target.get("type") == "string":
+                    props[name] = prop
+            return {**held, "properties": props}
+
+        model.grounded_parameters = numbers_only  # type: ignore[assignment]
+    if "brevity" in names:
+        model.short = lambda settings: settings  # type: ignore[assignment]
+        model.trimmed = lambda text: text  # type: ignore[assignment]
+    if "settle" in names:
+        model.settle = lambda arguments, spec, text: (arguments, [])  # type: ignore[assignment]
 
 
 def main() -> int:
@@ -92,6 +183,8 @@ def main() -> int:
     parser.add_argument("--log-dir", help="also write each run's eval log here (drill-down)")
     parser.add_argument("--report", nargs="+", help="print the table from these files")
     parser.add_argument("--cases", nargs="+", help="only these case ids (rerun time-outs)")
+    parser.add_argument("--ablate", nargs="+", default=[], choices=ABLATIONS)
+    parser.add_argument("--label", help="the construction's name in the rows (default/naive)")
     args = parser.parse_args()
 
     if args.report:
@@ -109,6 +202,8 @@ def main() -> int:
         print(INSTALL_HINT, file=sys.stderr)
         return 2
     import dataclasses
+
+    ablate(args.ablate)
 
     from pilothouse.evals import run_eval
     from pilothouse_suites.bfcl import bfcl_suite, sample_ids
@@ -143,21 +238,25 @@ def main() -> int:
                     name = f"{category}-{construction}-{start}.json"
                     write_log(log, Path(args.log_dir) / name)
                 for s in log.samples:
+                    stages = _stages(s.events)
                     row = {
                         "category": category,
-                        "construction": construction,
+                        "construction": args.label or construction,
                         "part": part_of[s.scenario],
                         "case": s.scenario,
                         "ok": s.ok,
                         "kind": "pass" if s.ok else _kind(s.message, s.failure),
                         "message": s.message,
                         "seconds": round(s.latency, 2),
+                        "output_tokens": s.output_tokens,
+                        "stages": stages,
+                        "load": round(os.getloadavg()[0], 2),
                     }
                     rows.append(row)
                     if args.jsonl:
                         with Path(args.jsonl).open("a", encoding="utf-8") as out:
                             out.write(json.dumps(row) + "\n")
-                    print(json.dumps(row), file=sys.stderr, flush=True)
+                    print(json.dumps(_shown(row)), file=sys.stderr, flush=True)
         start += args.round
     print(report(rows))
     return 0

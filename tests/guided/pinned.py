@@ -18,6 +18,10 @@ Re-captured for issue #22's second round (the first arguments stage held to the
 request's own values, `arguments.grounded_parameters`): the grammar of two arguments
 stages changed (the order id held to the request's spans, ``a``/``b`` of ``add`` to its
 numbers); every prompt and every generated call is the same as before.
+
+Re-captured for issue #22's third round (`guided.brevity`): the first `choose` stage of
+six scenarios now asks for at most 48 tokens (``max_tokens`` None -> 48); every prompt,
+grammar and generated text is the same as before.
 """
 
 from __future__ import annotations

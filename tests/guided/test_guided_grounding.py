@@ -380,3 +380,31 @@ def test_grounded_parameters_hold_values_to_the_request() -> None:
     props = held["properties"]
     assert props["price_range"] == CONCERT.parameters["properties"]["price_range"]
     assert props["vip"] == {"type": "boolean"} and props["seats"]["enum"] == [2]
+
+
+def test_a_clause_holding_a_double_quote_is_not_offered() -> None:
+    # BFCL parallel_198: a clause ending inside a quote made a grammar llama.cpp rejects
+    from pilothouse.guided.arguments import grounded_parameters
+
+    spec = ToolSpec(
+        "lawsuit_search",
+        "",
+        {"type": "object", "properties": {"entity": {"type": "string"}}},
+    )
+    text = (
+        'Retrieve all lawsuits involving the entity "Google" from the county of "Santa '
+        'Clara" and then the same for the entity "Facebook" in the county of "San Mateo", '
+        "both in the state of California?"
+    )
+    held = grounded_parameters(spec, text)
+    assert held is not None
+    choices = held["properties"]["entity"]["enum"]
+    assert "Google" in choices and "San Mateo" in choices
+    assert not any('"' in c for c in choices)
+
+
+def test_a_comma_between_numbers_is_a_thousands_group_only_before_three_digits() -> None:
+    from pilothouse.guided.relevance import request_numbers
+
+    assert request_numbers("the factorial of 5,10 and 15") == ["5", "10", "15"]
+    assert request_numbers("a budget of 1,000,000 and 4.5 stars") == ["1,000,000", "4.5"]

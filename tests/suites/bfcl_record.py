@@ -8,7 +8,8 @@ default construction on SmolLM2-135M exactly as the ``bfcl-<category>`` suites r
 ``bfcl_cassettes/<case>.jsonl``. Re-record on purpose when the guided construction
 changes what a stage sends (the replay test then fails with a ``stage`` divergence),
 and say so in the commit. Re-recorded for issue #22's second round (the arguments stage
-held to the request's own values from the start).
+held to the request's own values from the start), and for its third round (an early
+answer asked for in at most 48 tokens; the ``distinct`` stage; two cases added).
 """
 
 from __future__ import annotations
@@ -35,12 +36,19 @@ RECORD_BUDGET = _budget()
 CASES = {
     "irrelevance_175": "no offered tool fits: answered without a call (relevance gate)",
     "multiple_59": "arguments held to the request's spans from the start; the model picks "
-    "'New York' for the specialization, repeated items kept once (still wrong: pinned)",
+    "'New York' for the specialization too, which the distinct stage asks again among the "
+    "other spans: ['lawyers', 'criminal law'] (still wrong: pinned)",
+    "multiple_162": "an optional string the model left out filled with the one value its "
+    "description names that the request says (mode 'dynamic')",
     "multiple_166": "the enum member the request names is taken (price_range 'cheap')",
     "multiple_26": "the platform is one of the request's spans ('Playstation'), not the "
     "tool's example",
     "simple_python_344": "a quoted name kept whole ('Legend of Zelda: Breath of the Wild'); "
-    "the item is a span of the request but the wrong one ('Weapon': pinned as it is)",
+    "the item is a span of the request but the wrong one ('Weapon': pinned as it is); the "
+    "stat, which repeated it, asked again (distinct stage)",
+    "simple_python_104": "the choose stage's answer runs on and is cut at 48 tokens, holds "
+    "a number nobody gave, so the arguments are asked; the optional unit '10' (height's "
+    "value as text) left out",
 }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from pilothouse.events import StageRequested, ToolCalled
+from pilothouse.guided.brevity import EARLY_ANSWER_TOKENS
 from pilothouse.testing import assert_replays
 from pilothouse_suites import bfcl
 
@@ -40,10 +41,12 @@ recorder = _recorder()
 # case -> (stages replayed, BFCL verdict of the replayed calls: error type, "" = right)
 EXPECTED: dict[str, tuple[list[str], str]] = {
     "irrelevance_175": (["answer"], ""),
-    "multiple_59": (["choose", "arguments"], "value_error:list/tuple"),
+    "multiple_59": (["choose", "arguments", "distinct"], "value_error:list/tuple"),
+    "multiple_162": (["choose", "arguments"], ""),
     "multiple_166": (["choose", "arguments"], ""),
     "multiple_26": (["choose", "arguments"], ""),
-    "simple_python_344": (["choose", "arguments"], "value_error:string"),
+    "simple_python_104": (["choose", "arguments"], ""),
+    "simple_python_344": (["choose", "arguments", "distinct"], "value_error:string"),
 }
 
 
@@ -74,12 +77,24 @@ def test_a_recorded_case_replays_through_the_construction(case_id: str) -> None:
         assert stage.tools == [] and "no offered tool fits" in stage.note
     if case_id == "multiple_166":
         assert calls[0].arguments["price_range"] == "cheap"  # the member the user named
+    requested = [e for e in report.events if isinstance(e, StageRequested)]
     if case_id != "irrelevance_175":
         # the arguments stage is held to the request's own values from the start
-        held = [e for e in report.events if isinstance(e, StageRequested)][-1]
-        assert held.stage == "arguments" and held.schemas and "request's own" in held.note
+        (held,) = [e for e in requested if e.stage == "arguments"]
+        assert held.schemas and "request's own" in held.note
+        # before any tool ran, the choice (or an answer) is asked in a few tokens
+        assert requested[0].stage == "choose"
+        assert (requested[0].settings or {}).get("max_tokens") == EARLY_ANSWER_TOKENS
+    if "distinct" in stages:
+        # a free string that repeated another argument's value, asked again
+        distinct = requested[-1]
+        assert distinct.schemas and "another argument holds" in distinct.note
     if case_id == "multiple_59":
-        assert calls[0].arguments["specialization"] == ["New York"]  # repeats kept once
+        assert calls[0].arguments["specialization"] == ["lawyers", "criminal law"]
+    if case_id == "multiple_162":
+        assert calls[0].arguments["mode"] == "dynamic"  # the described value the user said
+    if case_id == "simple_python_104":
+        assert "unit" not in calls[0].arguments  # '10', height's value as text: left out
 
 
 @pytest.mark.skipif(

@@ -12,7 +12,9 @@ to a JSON schema; the embedded `LocalModel` asks for it by default, so
 - `relevance`: whether any offered tool fits the request (a lexical gate: when none
   does, the step is an answer);
 - `arguments`: arguments in the user's own words (request spans, enum members the
-  request names, unsupported optional arguments left out);
+  request names, unsupported optional arguments left out, one value per argument);
+- `brevity`: an answer before any tool ran is asked for in a few tokens;
+- `parallel`: one call per value the request enumerates ("10, 20 and 30 years");
 - `model`: the stages themselves (`GuidedModel`), each reported as it happens to a
   `StageLog` (the agent loop journals them as ``stage_request``/``stage_response``).
 """

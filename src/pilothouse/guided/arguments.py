@@ -25,10 +25,16 @@ Added in the second round (BFCL tune cases, 20 per non-live category):
 - an array that repeats an item ("New York", "New York", "New York") keeps one of each,
   and loses items that are the tool's own parameter names ("vegan", "location");
 - an optional string or number that repeats another argument's value (``region``
-  "Bitcoin" next to ``topic`` "Bitcoin", ``round_to`` 30 next to ``minutes`` 30) is left
-  out;
+  "Bitcoin" next to ``topic`` "Bitcoin", ``round_to`` 30 next to ``minutes`` 30; since the
+  third round compared as text: ``unit`` "10" next to ``height`` 10) is left out;
 - an optional number the model left out is filled when the request names the parameter
   and gives exactly one number no other argument took ("at least a 4.5 star *rating*").
+
+Added in the third round: an optional string the model left out is filled when its
+description names values (after "e.g.", "such as") and the request says exactly one of
+them; a required free string that repeats an earlier argument's
+value is asked again among the spans no other argument holds (`repeated_values`,
+`distinct_parameters`; the ``distinct`` stage).
 """
 
 from __future__ import annotations
@@ -39,10 +45,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from pilothouse.guided.relevance import request_numbers, same_word
+from pilothouse.guided.render import described_examples
 from pilothouse.models.base import ToolSpec
 from pilothouse.tools.select import STOP_WORDS, words
 
-__all__ = ["flag_said", "free_strings", "grounded_parameters", "settle", "span_schema", "spans"]
+__all__ = [
+    "distinct_parameters",
+    "flag_said",
+    "free_strings",
+    "grounded_parameters",
+    "repeated_values",
+    "settle",
+    "span_schema",
+    "spans",
+]
 
 _EDGE = "\"'`,.;:!?()[]{}"
 _MAX_SPAN_WORDS = 8
@@ -127,7 +143,7 @@ def _supported(value: Any, text: str, said: set[str], numbers: set[str]) -> bool
 
 def _request_numbers(text: str) -> set[str]:
     found = set()
-    for raw in re.findall(r"[0-9]+(?:[.,][0-9]+)*", text):
+    for raw in re.findall(r"[0-9]+(?:,[0-9]{3}(?![0-9]))*(?:\.[0-9]+)?", text):
         plain = raw.replace(",", "")
         found.add(plain)
         try:
@@ -254,11 +270,8 @@ def settle(
         if name in required or name not in out:
             continue
         value = out[name]
-        if (
-            isinstance(value, (str, int, float))
-            and not isinstance(value, bool)
-            and any(v == value and type(v) is not bool for k, v in out.items() if k != name)
-        ):
+        mine = _as_text(value)
+        if mine and any(_as_text(v) == mine for k, v in out.items() if k != name):
             changes.append(f"{name} left out: {str(value)[:40]!r} is another argument's value")
             del out[name]
             continue
@@ -270,7 +283,31 @@ def settle(
             changes.append(f"{name} left out: the request does not say {json.dumps(value)[:60]}")
             del out[name]
     _fill_numbers(out, properties, required, text, changes)
+    _fill_described(out, properties, required, text, changes)
     return out, changes
+
+
+def _fill_described(
+    out: dict[str, Any],
+    properties: dict[str, Any],
+    required: set[str],
+    text: str,
+    changes: list[str],
+) -> None:
+    """Fill an optional string left out when its description names values ("Mode of
+    analysis, e.g. 'static' or 'dynamic'") and the request says exactly one of them
+    ("the structural *dynamic* analysis"), as the description writes it."""
+    taken = {_as_text(v) for v in out.values()}
+    for name, prop in properties.items():
+        if name in out or name in required or not isinstance(prop, dict):
+            continue
+        if prop.get("type") != "string" or "enum" in prop:
+            continue
+        values = described_examples(str(prop.get("description") or ""))
+        said_values = [v for v in dict.fromkeys(values) if v and _mentions(text, v)]
+        if len(said_values) == 1 and _as_text(said_values[0]) not in taken:
+            out[name] = said_values[0]
+            changes.append(f"{name}: {said_values[0]!r}, a value its description names")
 
 
 def _fill_numbers(
@@ -353,6 +390,11 @@ def _clauses(text: str) -> list[str]:
     out = []
     for m in _CLAUSE.finditer(text):
         clause = m.group(0).strip(_EDGE + " ")
+        if _CROSSES_QUOTE.search(clause):
+            # quoted strings are spans of their own; and llama-cpp-python's converter
+            # made a grammar llama.cpp rejects of a clause holding a lone double quote
+            # (BFCL parallel_198: the run ended on a ConfigurationError)
+            continue
         if len(clause.split()) > _MAX_SPAN_WORDS and len(clause) <= 4 * _MAX_SPAN_CHARS:
             out.append(clause)
     return out
@@ -434,3 +476,91 @@ def grounded_parameters(spec: ToolSpec, text: str) -> dict[str, Any] | None:
     if all(held[n] is properties[n] for n in properties):
         return None
     return {**parameters, "properties": held}
+
+
+# ---------------------------------------------------------------------------
+# One value, one argument (third round).
+
+
+def _as_text(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    return value.strip().lower() if isinstance(value, str) else _number_text(value)
+
+
+def repeated_values(arguments: dict[str, Any], spec: ToolSpec) -> list[str]:
+    """The free string arguments (`free_strings`) holding a value an earlier argument
+    (in the schema's order) already holds, compared as text ("10" and 10 are one).
+
+    Held to the request's spans, SmolLM2-135M often writes one span into several
+    arguments: ``league`` "Manchester United" next to ``team`` "Manchester United",
+    ``room_type`` and ``view`` "Las Vegas" next to ``location`` "Las Vegas", ``unit``
+    "10" next to ``height`` 10 (BFCL tune cases). A request names each thing once.
+    Arrays count by their items.
+    """
+    properties: dict[str, Any] = (spec.parameters or {}).get("properties") or {}
+    free = set(free_strings(spec))
+    held: set[str] = set()
+    out: list[str] = []
+    for name in properties:
+        if name not in arguments:
+            continue
+        value = arguments[name]
+        items = value if isinstance(value, list) else [value]
+        texts = {t for t in (_as_text(i) for i in items) if t}
+        if name in free and texts & held:
+            out.append(name)
+        held |= texts
+    return out
+
+
+def _overlaps(span: str, used: set[str]) -> bool:
+    """Whether `span` shares a word (not a function word) or a number with a used value."""
+    taken = {t for u in used for t in _tokens(u) if t not in STOP_WORDS}
+    return any(t in taken for t in _tokens(span) if t not in STOP_WORDS)
+
+
+def distinct_parameters(
+    spec: ToolSpec, arguments: dict[str, Any], names: Sequence[str], text: str
+) -> dict[str, Any] | None:
+    """The schema asking `names` again, each held to the request's spans that share no
+    word with another argument's value ("Premier League", not "United in Premier" next
+    to "Manchester United"; not "height 10" next to 10); every other argument is kept
+    as written (``const``) and optional ones not written stay out. None when no span is
+    left."""
+    parameters = spec.parameters or {}
+    properties: dict[str, Any] = parameters.get("properties") or {}
+    used = {
+        t
+        for k, v in arguments.items()
+        if k not in names
+        for t in (_as_text(i) for i in (v if isinstance(v, list) else [v]))
+        if t
+    }
+    choices = [
+        s
+        for s in dict.fromkeys([*spans(text), *_clauses(text)])
+        if not _overlaps(s, used) and not re.fullmatch(r"[\d.,:/\-]+", s)
+    ]
+    if not choices:
+        return None
+    out: dict[str, Any] = {}
+    for name, value in arguments.items():
+        if name not in properties:
+            continue
+        if name not in names:
+            out[name] = {"const": value}
+            continue
+        prop = properties[name]
+        held = {"type": "string", "enum": choices}
+        out[name] = (
+            {"type": "array", "items": held, "minItems": 1, "maxItems": 3}
+            if prop.get("type") == "array"
+            else held
+        )
+    return {
+        "type": "object",
+        "properties": out,
+        "required": list(out),
+        "additionalProperties": False,
+    }

@@ -43,7 +43,14 @@ from dataclasses import replace
 from typing import Any
 
 from pilothouse.exceptions import ConfigurationError, ModelOutputError
-from pilothouse.guided.arguments import free_strings, grounded_parameters, settle
+from pilothouse.guided.arguments import (
+    distinct_parameters,
+    free_strings,
+    grounded_parameters,
+    repeated_values,
+    settle,
+)
+from pilothouse.guided.brevity import short, trimmed
 from pilothouse.guided.checks import (
     Turn,
     extracted_answer,
@@ -53,6 +60,7 @@ from pilothouse.guided.checks import (
     narrowed,
     ungrounded,
 )
+from pilothouse.guided.parallel import expanded
 from pilothouse.guided.relevance import echoes, relevant_tools
 from pilothouse.guided.render import TOOL_PROMPT, TOOL_RESULT_PROMPT, text_messages
 from pilothouse.guided.schemas import answer_schema, choice_schema, reply_schema
@@ -231,7 +239,15 @@ class GuidedModel:
             if required
             else choice_schema(chosen, request.output_schema, False, text)
         )
-        return self._stage("choose", replace(request, tools=chosen), schema)
+        return self._stage("choose", self._choosing(request, turn, chosen), schema)
+
+    def _choosing(self, request: ModelRequest, turn: Turn, chosen: list[ToolSpec]) -> ModelRequest:
+        """The request a `choose` stage shows: the chosen tools; before any tool ran,
+        with an answer asked short (`brevity`: a tool choice is far shorter)."""
+        shown = replace(request, tools=chosen)
+        if turn.results or request.output_schema is not None or request.tool_choice == "required":
+            return shown
+        return replace(shown, settings=short(request.settings))
 
     def _single(self, request: ModelRequest) -> Stage:
         schema = reply_schema(request.tools, request.output_schema, request.tool_choice)
@@ -259,6 +275,8 @@ class GuidedModel:
             "names one (guided.relevance)"
         )
         bare = replace(request, tools=[], tool_choice="none")
+        if request.output_schema is None:
+            bare = replace(bare, settings=short(request.settings))
         return self._stage("answer", bare, request.output_schema, note=note)
 
     def _preselect(self, turn: Turn, offered: Sequence[ToolSpec]) -> list[ToolSpec]:
@@ -365,6 +383,8 @@ class GuidedModel:
         if not fitting:
             stage = self._abstain_stage(request, turn)
             answer = await self._ask(stage, log, spent, [], json_out)
+            if answer.finish_reason == "length" and not json_out:
+                answer = replace(answer, text=trimmed(answer.text))
             return _spent(replace(answer, tool_calls=()), spent)
         chosen = self._preselect(turn, fitting)
         required = request.tool_choice == "required"
@@ -381,7 +401,7 @@ class GuidedModel:
                 if required
                 else choice_schema(chosen, request.output_schema, False, text)
             )
-            shown = replace(request, tools=chosen)
+            shown = self._choosing(request, turn, chosen)
             choice = await self._ask(
                 self._stage("choose", shown, schema), log, spent, names, json_out
             )
@@ -425,6 +445,8 @@ class GuidedModel:
         if not response.tool_calls or response.tool_calls[0].parse_error is not None:
             return _spent(response, spent)
         response = self._settled(request, spec, response)
+        if self.settle_arguments and not turn.calls:
+            response = await self._distinct(request, spec, turn, response, log, spent)
         call = response.tool_calls[0]
 
         if not required and turn.repeats(call):
@@ -448,7 +470,37 @@ class GuidedModel:
                 )
                 if retry.tool_calls and retry.tool_calls[0].parse_error is None:
                     response = self._settled(request, spec, retry)
+        if self.settle_arguments and not turn.calls:
+            calls = expanded(response.tool_calls[0], spec, turn.query)
+            if len(calls) > 1:  # one call per value the request enumerates
+                response = replace(response, tool_calls=tuple(calls))
         return _spent(response, spent)
+
+    async def _distinct(
+        self,
+        request: ModelRequest,
+        spec: ToolSpec,
+        turn: Turn,
+        response: ModelResponse,
+        log: StageLog | None,
+        spent: list[Usage],
+    ) -> ModelResponse:
+        """The call with each free string that repeats another argument's value asked
+        again among the request's other spans (`arguments.repeated_values`)."""
+        arguments = response.tool_calls[0].arguments
+        repeated = repeated_values(arguments, spec)
+        if not repeated:
+            return response
+        schema = distinct_parameters(spec, arguments, repeated, turn.query)
+        if schema is None:
+            return response
+        note = f"{', '.join(repeated)}: a value another argument holds (guided.arguments)"
+        held = ToolSpec(spec.name, spec.description, schema)
+        stage = self._arguments_stage(request, spec, held, note, "distinct")
+        retry = await self._ask(stage, log, spent, [spec.name])
+        if not retry.tool_calls or retry.tool_calls[0].parse_error is not None:
+            return response
+        return self._settled(request, spec, retry)
 
     def _settled(
         self, request: ModelRequest, spec: ToolSpec, response: ModelResponse

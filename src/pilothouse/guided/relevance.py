@@ -116,7 +116,8 @@ def _takes_a_query(spec: ToolSpec) -> bool:
     )
 
 
-_NUMBER = re.compile(r"(?<![\w.])-?[0-9]+(?:[.,][0-9]+)*")
+# thousands groups are three digits: "1,000" is one number, "5,10 and 15" three
+_NUMBER = re.compile(r"(?<![\w.])-?[0-9]+(?:,[0-9]{3}(?![0-9]))*(?:\.[0-9]+)?")
 _NUMBER_WORD_TEXT = """zero one two three four five six seven eight nine ten eleven twelve
 twenty thirty forty fifty hundred thousand million billion twice half dozen double triple"""
 _NUMBER_WORDS = frozenset(_NUMBER_WORD_TEXT.split())

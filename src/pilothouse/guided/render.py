@@ -25,6 +25,7 @@ __all__ = [
     "TOOL_PROMPT",
     "TOOL_RESULT_PROMPT",
     "describe_tool",
+    "described_examples",
     "readable_result",
     "reply_forms",
     "reply_json",
@@ -84,7 +85,7 @@ def describe_tool(spec: ToolSpec) -> str:
 _EXAMPLE_CUE = re.compile(r"(?:\be\.g\.,?|\bsuch as|\bfor example,?|\bfor instance,?)\s+(.+)", re.I)
 
 
-def _described_examples(description: str) -> list[str]:
+def described_examples(description: str) -> list[str]:
     """Example values a parameter's description names ("e.g. X", "such as X or Y")."""
     m = _EXAMPLE_CUE.search(description)
     if not m:
@@ -135,7 +136,7 @@ def tool_examples(spec: ToolSpec) -> list[dict[str, Any]]:
             continue
         candidates = list(prop.get("examples") or [])
         if isinstance(prop.get("description"), str):
-            candidates += _described_examples(prop["description"])
+            candidates += described_examples(prop["description"])
         if prop.get("type") in ("integer", "number"):
             candidates = [_number_or(c) for c in candidates]
         fitting = [c for c in candidates if _fits(c, prop)]

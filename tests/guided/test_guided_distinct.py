@@ -1,0 +1,106 @@
+"""One value, one argument: a free string repeating another argument's value is asked again."""
+
+from __future__ import annotations
+
+import json
+
+from pilothouse.guided import GuidedModel
+from pilothouse.guided.arguments import distinct_parameters, repeated_values, settle
+from pilothouse.messages import Message
+from pilothouse.models.base import ModelRequest, ToolSpec
+from pilothouse.models.scripted import ScriptedModel
+
+RANKING = ToolSpec(
+    "sports_ranking",
+    "Fetch the ranking of a team in a league.",
+    {
+        "type": "object",
+        "properties": {
+            "team": {"type": "string", "description": "The team."},
+            "league": {"type": "string", "description": "The league."},
+            "season": {"type": "integer", "description": "The season."},
+        },
+        "required": ["team", "league"],
+    },
+)
+ASKED = "What is the ranking of Manchester United in Premier League?"
+
+
+def test_the_later_of_two_arguments_holding_one_value_is_the_repeat() -> None:
+    same = {"team": "Manchester United", "league": "Manchester United"}
+    assert repeated_values(same, RANKING) == ["league"]
+    assert repeated_values({"team": "Manchester United", "league": "Premier League"}, RANKING) == []
+
+
+def test_a_number_and_its_text_are_one_value_but_numbers_are_not_asked_again() -> None:
+    spec = ToolSpec(
+        "area",
+        "",
+        {
+            "type": "object",
+            "properties": {"base": {"type": "integer"}, "unit": {"type": "string"}},
+        },
+    )
+    assert repeated_values({"base": 10, "unit": "10"}, spec) == ["unit"]
+    first = ToolSpec(
+        "area",
+        "",
+        {"type": "object", "properties": {"unit": {"type": "string"}, "base": {"type": "integer"}}},
+    )
+    assert repeated_values({"unit": "10", "base": 10}, first) == []  # base is no free string
+
+
+def test_the_repeat_is_held_to_spans_sharing_no_word_with_the_other_values() -> None:
+    same = {"team": "Manchester United", "league": "Manchester United"}
+    schema = distinct_parameters(RANKING, same, ["league"], ASKED)
+    assert schema is not None
+    assert schema["properties"]["team"] == {"const": "Manchester United"}
+    choices = schema["properties"]["league"]["enum"]
+    assert "Premier League" in choices
+    assert not any("Manchester" in c or "United" in c for c in choices)
+    assert "season" not in schema["properties"] and schema["additionalProperties"] is False
+
+
+def test_an_optional_string_repeating_a_number_as_text_is_left_out() -> None:
+    spec = ToolSpec(
+        "area",
+        "",
+        {
+            "type": "object",
+            "properties": {
+                "base": {"type": "integer"},
+                "height": {"type": "integer"},
+                "unit": {"type": "string"},
+            },
+            "required": ["base", "height"],
+        },
+    )
+    settled, changes = settle({"base": 6, "height": 10, "unit": "10"}, spec, "base 6 and height 10")
+    assert settled == {"base": 6, "height": 10} and changes
+
+
+async def test_the_distinct_stage_asks_the_repeat_again_and_keeps_the_rest() -> None:
+    inner = ScriptedModel(
+        [
+            '{"tool": "sports_ranking"}',
+            json.dumps(
+                {
+                    "tool": "sports_ranking",
+                    "arguments": {"team": "Manchester United", "league": "Manchester United"},
+                }
+            ),
+            json.dumps(
+                {
+                    "tool": "sports_ranking",
+                    "arguments": {"team": "Manchester United", "league": "Premier League"},
+                }
+            ),
+        ]
+    )
+    request = ModelRequest([Message.user(ASKED)], [RANKING])
+    response = await GuidedModel(inner).staged(request)
+    (call,) = response.tool_calls
+    assert call.arguments == {"team": "Manchester United", "league": "Premier League"}
+    third = inner.requests[2].output_schema
+    assert third is not None and "Premier League" in json.dumps(third)
+    assert '"const": "Manchester United"' in json.dumps(third)
