@@ -84,6 +84,15 @@ def test_serve_agent_says_what_is_wrong_with_its_arguments(tmp_path: Path) -> No
     short.write_text("alice short\n")
     weak = run("serve_agent:agents", "--api-keys", str(short))
     assert weak.returncode == 1 and "too short" in weak.stderr
+    clients = tmp_path / "clients.txt"
+    clients.write_text("alice alice-key-0123456789abcdef\n")
+    approvers = tmp_path / "approvers.txt"
+    approvers.write_text("carol alice-key-0123456789abcdef\n")  # a client's key again
+    shared = run(
+        "serve_agent:agents", "--api-keys", str(clients), "--approver-keys", str(approvers)
+    )
+    assert shared.returncode == 1 and "approvers need keys of their own" in shared.stderr
+    assert len(shared.stderr.strip().splitlines()) == 1
 
 
 def test_the_serve_agent_example_runs_as_written(tmp_path: Path) -> None:
