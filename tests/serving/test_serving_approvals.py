@@ -21,7 +21,7 @@ import pytest
 from serving_world import World, client
 
 from example_runs import run_example
-from pilothouse import Agent, ScriptedModel
+from pilothouse import Agent, ScriptedModel, tool
 from pilothouse.events import ApprovalGiven, ToolReturned
 from pilothouse.exceptions import ConfigurationError
 from pilothouse.messages import ToolCall
@@ -269,3 +269,29 @@ def test_a_question_for_a_person_is_answered_with_text(world: World) -> None:
         decided = post(server, run_id, CAROL, {"decisions": {key: "blue"}})
         assert decided.status_code == 200, decided.text
         assert decided.json()["answer"] == "Painting it blue."
+
+
+def test_other_agents_paused_runs_do_not_crowd_the_queue(world: World) -> None:
+    # A store shared with an agent the endpoint does not serve: its newer paused runs
+    # are not listed, and do not push the served agent's run out of a small window.
+    @tool(requires_approval=True, effect="side_effect")
+    def wire(amount: int) -> str:
+        """Wire money (a person approves)."""
+        return "wired"
+
+    with world.serve(api_keys=CLIENTS, approvers=APPROVERS) as server:
+        served = ask_to_pay(server, 5)
+        other = Agent(
+            ScriptedModel([ToolCall("w", "wire", {"amount": 1})] * 3, record=False),
+            tools=[wire],
+            name="back-office",
+            store=world.store,
+        )
+        hidden = [other.run_sync("wire 1") for _ in range(3)]
+        assert all(h.outcome == "paused" for h in hidden)
+        response = httpx.get(
+            f"{server.url}/v1/runs?limit=1",
+            headers={"authorization": f"Bearer {CAROL}"},
+            timeout=30,
+        )
+    assert [r["id"] for r in response.json()["data"]] == [served["run_id"]]

@@ -52,6 +52,13 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def _bearer(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 class ApiKeys:
     """API keys and the owner each stands for. Keys are kept as SHA-256 digests and
     looked up by digest, so a comparison takes the same time whatever a wrong key
@@ -101,17 +108,13 @@ class ApiKeys:
 
     def owner_of(self, authorization: str | None) -> str | None:
         """The owner of the request's bearer key, or None if it is not one of these."""
-        scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            return None
-        return self._owners.get(_digest(token))
+        token = _bearer(authorization)
+        return None if token is None else self._owners.get(_digest(token))
 
     def owner(self, authorization: str | None) -> str:
         """The owner of the request's bearer key; `RequestRejected` (401) otherwise."""
-        scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = _bearer(authorization)
+        if token is None:
             raise RequestRejected(
                 401,
                 "missing API key: send 'Authorization: Bearer <key>'",

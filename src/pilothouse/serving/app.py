@@ -567,13 +567,21 @@ def create_app(
             raise RequestRejected(404, f"no run {run_id[:80]!r}", code="run_not_found")
         return JSONResponse(run_view(run, approver=approver is not None))
 
-    async def run_queue(request: Request) -> Response:
+    def approver_of(request: Request) -> str:
+        """The approver the request's key names; 403 for a client's key, 401 otherwise."""
         assert deciders is not None
-        if deciders.owner_of(request.headers.get("authorization")) is None:
-            endpoint.owner(request)  # 401 for a bad key
-            raise RequestRejected(
-                403, "the queue of waiting runs needs an approver's key", code="not_an_approver"
-            )
+        authorization = request.headers.get("authorization")
+        approver = deciders.owner_of(authorization)
+        if approver is not None:
+            return approver
+        if keys is not None and keys.owner_of(authorization) is not None:
+            raise RequestRejected(403, "this needs an approver's key", code="not_an_approver")
+        raise RequestRejected(
+            401, "send an approver's key: 'Authorization: Bearer <key>'", code="invalid_api_key"
+        )
+
+    async def run_queue(request: Request) -> Response:
+        approver_of(request)
         status = request.query_params.get("status", "paused")
         if status != "paused":
             raise RequestRejected(400, "only status=paused is listed", param="status")
@@ -585,19 +593,7 @@ def create_app(
         return JSONResponse({"object": "list", "data": data})
 
     async def run_approvals(request: Request) -> Response:
-        authorization = request.headers.get("authorization")
-        assert deciders is not None
-        approver = deciders.owner_of(authorization)
-        if approver is None:
-            if keys is not None and keys.owner_of(authorization) is not None:
-                raise RequestRejected(
-                    403, "deciding a run needs an approver's key", code="not_an_approver"
-                )
-            raise RequestRejected(
-                401,
-                "send an approver's key: 'Authorization: Bearer <key>'",
-                code="invalid_api_key",
-            )
+        approver = approver_of(request)
         endpoint.refuse_if_draining()
         body = await endpoint.body(request)
         run_id = request.path_params["run_id"]

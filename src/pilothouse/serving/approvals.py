@@ -47,6 +47,7 @@ from pilothouse.exceptions import (
     RunLeasedError,
     RunNotFoundError,
 )
+from pilothouse.runtime.journal import Store
 from pilothouse.runtime.loop import PendingRequest, RunResult
 from pilothouse.runtime.rows import RunInfo
 from pilothouse.serving.access import ApiKeys
@@ -80,20 +81,14 @@ def find_run(agents: Mapping[str, Agent[Any, Any]], run_id: str) -> ServedRun | 
     agent by that id)."""
     if not run_id or len(run_id) > 128:
         return None
-    for name, agent in agents.items():
-        store = agent.store
+    for agent in agents.values():
         try:
-            info = store.get_run(run_id)
+            info = agent.store.get_run(run_id)
         except RunNotFoundError:
             continue
-        if info.agent != agent.name or info.parent_run_id is not None:
-            continue  # another agent's run (or a child run) in a shared store
-        events = store.events(run_id)
-        started = next((e for e in events if isinstance(e, RunStarted)), None)
-        acts_for = None
-        if started is not None and started.principal:
-            acts_for = started.principal.get("user")
-        return ServedRun(name, agent, info, acts_for, _waiting(info, events))
+        run = _served(agents, info, agent.store)
+        if run is not None:
+            return run
     return None
 
 
@@ -103,22 +98,35 @@ MAX_LISTED = 100
 
 def waiting_runs(agents: Mapping[str, Agent[Any, Any]], limit: int) -> list[ServedRun]:
     """The served agents' runs waiting for a person, newest first (at most `limit`):
-    the approvers' queue, read from each store's run index (``status = paused``)."""
-    stores: dict[int, Any] = {}
-    for agent in agents.values():
-        stores.setdefault(id(agent.store), agent.store)
-    infos: list[RunInfo] = []
-    for store in stores.values():
-        infos.extend(store.list_runs(limit, status="paused"))
-    infos.sort(key=lambda r: r.created, reverse=True)
+    the approvers' queue, read from each store's run index (``status = paused``). Every
+    paused run of a store is listed, so other agents' runs cannot crowd served ones out
+    of the window; only the runs returned have their journals read."""
+    stores = {id(agent.store): agent.store for agent in agents.values()}
+    paused = [(info, s) for s in stores.values() for info in s.list_runs(None, status="paused")]
+    paused.sort(key=lambda pair: pair[0].created, reverse=True)
     found: list[ServedRun] = []
-    for info in infos:
-        run = find_run(agents, info.run_id)
+    for info, store in paused:
+        run = _served(agents, info, store)
         if run is not None and run.waiting:
             found.append(run)
-        if len(found) == limit:
-            break
+            if len(found) == limit:
+                break
     return found
+
+
+def _served(agents: Mapping[str, Agent[Any, Any]], info: RunInfo, store: Store) -> ServedRun | None:
+    """`info`'s run (found in `store`) as a served run: a root run of a served agent of
+    that store, read from its journal (None for another agent's run or a child run)."""
+    if info.parent_run_id is not None:
+        return None
+    for name, agent in agents.items():
+        if agent.name != info.agent or agent.store is not store:
+            continue
+        events = store.events(info.run_id)
+        started = next((e for e in events if isinstance(e, RunStarted)), None)
+        acts_for = started.principal.get("user") if started and started.principal else None
+        return ServedRun(name, agent, info, acts_for, _waiting(info, events))
+    return None
 
 
 def _waiting(info: RunInfo, events: list[Any]) -> list[PendingRequest]:
