@@ -49,19 +49,24 @@ def scripted(request: ModelRequest) -> Any:
     return ToolCall("r1", "refund", {"order_id": asked[1], "amount": float(asked[2])})
 
 
+def refund_agent(store: str) -> Agent:
+    """The served agent: refunds, each one approved by a person."""
+    return Agent(
+        ScriptedModel(scripted, record=False),
+        "You refund orders.",
+        [refund],
+        name="refunds",
+        store=store,
+    )
+
+
 def main() -> None:
     import openai
 
     from pilothouse.serving import BackgroundServer, create_app
 
     with tempfile.TemporaryDirectory() as tmp:
-        agent = Agent(
-            ScriptedModel(scripted, record=False),
-            "You refund orders.",
-            [refund],
-            name="refunds",
-            store=str(Path(tmp) / "journal.db"),
-        )
+        agent = refund_agent(str(Path(tmp) / "journal.db"))
         app = create_app([agent], api_keys={CLIENT_KEY: "ann"}, approvers={APPROVER_KEY: "carol"})
         with BackgroundServer(app) as server:
             client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=CLIENT_KEY)

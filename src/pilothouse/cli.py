@@ -1244,6 +1244,32 @@ def serve_agent_command(
             "also in --api-keys is refused.",
         ),
     ] = None,
+    webhook: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook",
+            envvar="PILOTHOUSE_WEBHOOK_URL",
+            help="A URL to POST a signed event to each time a served run waits for a "
+            "person (Standard Webhooks; needs --webhook-secret-file).",
+        ),
+    ] = None,
+    webhook_secret_file: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook-secret-file",
+            envvar="PILOTHOUSE_WEBHOOK_SECRET_FILE",
+            help="A file holding the webhook's 'whsec_...' secret (the receiver verifies "
+            "the signature with it).",
+        ),
+    ] = None,
+    webhook_details: Annotated[
+        bool,
+        typer.Option(
+            "--webhook-details",
+            help="Put the waiting calls' arguments, the policy's reasons, the input and "
+            "whom the run acts for in the events (off: names, keys and the run's URL).",
+        ),
+    ] = False,
 ) -> None:
     """Serve agents behind OpenAI's chat API: /v1/models, /v1/chat/completions.
 
@@ -1257,13 +1283,21 @@ def serve_agent_command(
         _fail("serve-agent needs the 'server' extra: pip install 'pilothouse[server]'")
     from pilothouse.exceptions import PilothouseError
     from pilothouse.serving import ApiKeys, create_app, serve
+    from pilothouse.serving.notify import Webhook, read_secret
 
     if on_disconnect not in ("cancel", "finish"):
         _fail("--on-disconnect is 'cancel' or 'finish'")
+    if (webhook is None) != (webhook_secret_file is None):
+        _fail("--webhook and --webhook-secret-file go together")
     value = _import_attr("serve-agent", agents_spec)
     try:
         keys = ApiKeys.from_file(api_keys) if api_keys else None
         deciders = ApiKeys.from_file(approver_keys) if approver_keys else None
+        hooks = (
+            [Webhook(webhook, read_secret(webhook_secret_file), details=webhook_details)]
+            if webhook is not None and webhook_secret_file is not None
+            else []
+        )
         app_ = create_app(
             value,
             api_keys=keys,
@@ -1272,6 +1306,7 @@ def serve_agent_command(
             grace_seconds=grace_seconds,
             session_from_user=session_from_user,
             approvers=deciders,
+            webhooks=hooks,
         )
     except (PilothouseError, ValueError) as exc:
         _fail(str(exc))
@@ -1280,6 +1315,8 @@ def serve_agent_command(
     mode = "keyed" if keys else "open: no API keys"
     if deciders is not None:
         mode += "; approvals at /v1/runs/ID/approvals"
+    if hooks:
+        mode += f"; waiting runs announced to {hooks[0].url}"
     err.print(escape(f"serving {names} at {where} ({mode})"))
     serve(app_, host=host, port=port)
 

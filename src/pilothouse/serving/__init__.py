@@ -20,8 +20,17 @@ from pilothouse.serving.agents import served_agents
 
 if TYPE_CHECKING:
     from pilothouse.serving.live import BackgroundServer
+    from pilothouse.serving.notify import Webhook, new_webhook_secret
 
-__all__ = ["ApiKeys", "BackgroundServer", "create_app", "serve", "served_agents"]
+__all__ = [
+    "ApiKeys",
+    "BackgroundServer",
+    "Webhook",
+    "create_app",
+    "new_webhook_secret",
+    "serve",
+    "served_agents",
+]
 
 
 def create_app(agents: Any, **options: Any) -> Any:
@@ -43,4 +52,8 @@ def __getattr__(name: str) -> Any:
         from pilothouse.serving.live import BackgroundServer
 
         return BackgroundServer
+    if name in ("Webhook", "new_webhook_secret"):
+        from pilothouse.serving import notify
+
+        return getattr(notify, name)
     raise AttributeError(f"module 'pilothouse.serving' has no attribute {name!r}")

@@ -4,7 +4,8 @@
 
 Routes: ``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/chat/completions``
 (streaming and not), ``GET /healthz``; with approver keys, ``GET /v1/runs/{id}`` and
-``POST /v1/runs/{id}/approvals`` (`pilothouse.serving.approvals`). Each chat request
+``POST /v1/runs/{id}/approvals`` (`pilothouse.serving.approvals`); with webhooks, each
+run that pauses is announced (`pilothouse.serving.notify`). Each chat request
 is one journaled run of the agent its ``model`` names (`Agent.run`'s driver,
 `pilothouse.runtime.drive.start_run`, so the journal, the policy, leases and sessions
 are the runtime's own):
@@ -41,7 +42,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -76,6 +77,7 @@ from pilothouse.serving.approvals import (
     run_view,
     waiting_runs,
 )
+from pilothouse.serving.notify import Notifier, Webhook
 from pilothouse.serving.protocol import (
     DONE,
     MAX_JSON_DEPTH,
@@ -129,6 +131,7 @@ class _Endpoint:
         max_depth: int,
         retry_after: int,
         grace_seconds: float,
+        notifier: Notifier | None,
     ) -> None:
         self.agents = agents
         self.keys = api_keys
@@ -137,6 +140,7 @@ class _Endpoint:
         self.max_depth = max_depth
         self.retry_after = retry_after
         self.grace_seconds = grace_seconds
+        self.notifier = notifier
         self.tasks: set[asyncio.Task[Any]] = set()
         self.draining = False
 
@@ -193,6 +197,17 @@ class _Endpoint:
     def track(self, task: asyncio.Task[Any]) -> None:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def announce_if_paused(self, task: asyncio.Task[RunResult[Any]]) -> None:
+        """A done run task's callback: tell the webhooks when the run now waits."""
+        if self.notifier is None or task.cancelled() or task.exception() is not None:
+            return
+        result = task.result()
+        if result.outcome == "paused":
+            try:
+                self.notifier.announce(result.run_id)
+            except Exception:  # the answer is sent; the next start announces the wait
+                _log.exception("run %s: cannot announce its wait", result.run_id)
 
     async def drain(self) -> None:
         """Refuse new runs, give those in flight the grace period, then cancel the rest
@@ -275,6 +290,7 @@ class _Turn(Response):
             )
         )
         self.endpoint.track(task)
+        task.add_done_callback(self.endpoint.announce_if_paused)
         task.add_done_callback(lambda _: queue.put_nowait(_END))
         return task
 
@@ -493,6 +509,7 @@ def create_app(
     grace_seconds: float = GRACE_SECONDS,
     session_from_user: bool = True,
     approvers: ApiKeys | Mapping[str, str] | None = None,
+    webhooks: Sequence[Webhook] = (),
 ) -> Starlette:
     """The Starlette app serving `agents` (an Agent, a list, a dict name -> Agent, or a
     function returning one: `served_agents`) behind OpenAI's chat-completions API.
@@ -509,6 +526,8 @@ def create_app(
     `approvers` (an `ApiKeys`, or a dict key -> approver name; keys of their own, never
     a client's) turns on the approval routes, ``GET /v1/runs/{id}`` and ``POST
     /v1/runs/{id}/approvals`` (`pilothouse.serving.approvals`).
+    `webhooks`: where to announce each served run that pauses, signed
+    (`pilothouse.serving.notify`).
     """
     if on_disconnect not in ("cancel", "finish"):
         raise ValueError("on_disconnect is 'cancel' or 'finish'")
@@ -530,6 +549,7 @@ def create_app(
         max_depth,
         retry_after,
         grace_seconds,
+        Notifier(webhooks, served) if webhooks else None,
     )
 
     async def models(request: Request) -> Response:
@@ -604,6 +624,7 @@ def create_app(
         decisions = parse_decisions(body, run)
         task = asyncio.ensure_future(decide(run, decisions, approver))
         endpoint.track(task)
+        task.add_done_callback(endpoint.announce_if_paused)  # it may wait again
         result = await asyncio.shield(task)  # a client that leaves does not stop the run
         after = find_run(endpoint.agents, run_id)
         assert after is not None
@@ -642,8 +663,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if endpoint.notifier is not None:  # a stop between a pause and its event loses none
+            endpoint.notifier.announce_waiting()
         yield
         await endpoint.drain()  # (uvicorn servers of `serving.live` drained already)
+        if endpoint.notifier is not None:
+            await endpoint.notifier.close(endpoint.grace_seconds)
 
     app = Starlette(
         routes=[

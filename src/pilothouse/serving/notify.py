@@ -1,0 +1,307 @@
+"""Webhooks: the endpoint tells people when a served run waits for them.
+
+Without webhooks an approver has to poll the queue (``GET /v1/runs?status=paused``).
+With ``create_app(webhooks=[Webhook(url, secret)])`` (``serve-agent --webhook URL
+--webhook-secret-file FILE``), each time a served run pauses the endpoint POSTs one
+event to each URL. It is signed as the Standard Webhooks specification says
+(standardwebhooks.com): headers ``webhook-id``, ``webhook-timestamp`` and
+``webhook-signature``, with HMAC-SHA256 over ``id.timestamp.body`` and a ``whsec_``
+secret. A receiver checks it with any of the specification's libraries
+(`standardwebhooks.Webhook(secret).verify(body, headers)` in Python), which also
+refuses a timestamp more than five minutes old, so a captured event cannot be replayed
+later.
+
+The event (`event_body`) is ``{"type": "run.waiting", "timestamp", "data"}``. By
+default ``data`` holds what a person needs to decide whether to look: the run's id, the
+served model, each waiting tool's name, kind and key, and ``url``, the path of the run
+on this endpoint. The call's arguments, the policy's reason, the input and the person
+the run acts for are included only with ``Webhook(details=True)``. A chat channel is
+not the place for a customer's data unless its owner says so.
+
+Delivery is at least once. The message id (`message_id`) is a digest of the run's id
+and the keys it waits for, so a receiver that keeps the ids it has seen drops a repeat:
+
+* one process announces one wait once, whichever route saw the pause first;
+* the endpoint's start announces every run that waits already (`Notifier.announce_waiting`):
+  a process that stopped between a pause and its delivery loses no event, and a
+  receiver sees the same id again;
+* a connection error, a timeout, 408, 429 or a 5xx is retried, up to
+  ``Webhook.attempts`` in all, after 1, 2, 4 ... seconds (``first_delay`` doubling up to
+  ``max_delay``), or after the ``Retry-After`` the receiver sent if that is longer. Any
+  other answer ends the delivery: a 2xx delivered, a 3xx (redirects are not followed)
+  or another 4xx refused. Each outcome is logged (logger ``pilothouse.serving``).
+
+A delivery never delays or fails the request whose run paused; it is a task of the
+endpoint's. On shutdown, deliveries still going get the endpoint's grace period and are
+then cancelled, and the next start announces them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import math
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from pilothouse.agent import Agent
+from pilothouse.exceptions import ConfigurationError
+from pilothouse.serving.approvals import ServedRun, find_run, run_view, waiting_runs
+
+__all__ = [
+    "Delivery",
+    "Notifier",
+    "Webhook",
+    "event_body",
+    "message_id",
+    "new_webhook_secret",
+    "read_secret",
+]
+
+_log = logging.getLogger("pilothouse.serving")
+
+SECRET_PREFIX = "whsec_"
+MIN_SECRET_BYTES = 24
+"""The Standard Webhooks specification's shortest secret (24 to 64 random bytes)."""
+RETRIED_STATUSES = frozenset({408, 429})
+USER_AGENT = "pilothouse-webhooks"
+
+
+def new_webhook_secret() -> str:
+    """A fresh secret in the specification's form: ``whsec_`` and 32 random bytes in
+    base64. Give the same text to the endpoint and to the receiver."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def read_secret(path: str) -> str:
+    """A webhook secret from a file (its first line), so it stays out of the command
+    line and the process list."""
+    try:
+        lines = Path(path).read_text("utf-8").strip().splitlines()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the webhook secret file {path!r}: {exc}") from None
+    if not lines:
+        raise ConfigurationError(f"the webhook secret file {path!r} is empty")
+    return lines[0].strip()
+
+
+def _secret_bytes(secret: str) -> bytes:
+    text = secret.strip()
+    if not text.startswith(SECRET_PREFIX):
+        raise ConfigurationError(
+            "a webhook secret starts with 'whsec_' (make one with "
+            "pilothouse.serving.new_webhook_secret())"
+        )
+    try:
+        raw = base64.b64decode(text[len(SECRET_PREFIX) :], validate=True)
+    except ValueError:
+        raise ConfigurationError("the webhook secret after 'whsec_' is not base64") from None
+    if len(raw) < MIN_SECRET_BYTES:
+        raise ConfigurationError(
+            f"the webhook secret holds {len(raw)} bytes; it needs at least {MIN_SECRET_BYTES}"
+        )
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """Where to announce waiting runs, and how.
+
+    `url`: http or https (plain http only makes sense on a trusted network: the event
+    is signed, not encrypted). `secret`: ``whsec_...`` (`new_webhook_secret`).
+    `details`: include the calls' arguments, the policy's reasons, the input and whom
+    the run acts for. `attempts`, `first_delay`, `max_delay`, `timeout` (seconds):
+    retries, as the module docs say.
+    """
+
+    url: str
+    secret: str = field(repr=False)
+    details: bool = False
+    attempts: int = 6
+    first_delay: float = 1.0
+    max_delay: float = 60.0
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(f"a webhook URL is http(s)://host/...: {self.url[:200]!r}")
+        if parts.username or parts.password:
+            raise ConfigurationError("a webhook URL carries no credentials: the secret signs")
+        _secret_bytes(self.secret)
+        if self.attempts < 1 or self.first_delay < 0 or self.max_delay < 0 or self.timeout <= 0:
+            raise ConfigurationError("attempts >= 1, delays >= 0 and timeout > 0")
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        """Seconds to wait before attempt `attempt + 1` (after `attempt` failed ones):
+        the doubling backoff, or the receiver's ``Retry-After`` seconds when longer, at
+        most `max_delay` either way."""
+        backoff = math.ldexp(self.first_delay, min(attempt - 1, 30))
+        asked = 0.0
+        text = (retry_after or "").strip()
+        if text.isascii() and text.isdigit():
+            asked = float(text[:6])
+        return min(max(backoff, asked), self.max_delay)
+
+    def signature(self, msg_id: str, timestamp: int, body: bytes) -> str:
+        """The ``webhook-signature`` header of one delivery (the specification's v1)."""
+        from standardwebhooks import Webhook as Signer  # the `server` extra
+
+        when = datetime.fromtimestamp(timestamp, tz=UTC)
+        return Signer(_secret_bytes(self.secret)).sign(msg_id, when, body)
+
+
+def message_id(run_id: str, keys: Sequence[str]) -> str:
+    """The id of the event announcing that `run_id` waits for `keys`: the same for
+    every announcement of that wait (a receiver drops repeats by it), another once the
+    run waits for something else."""
+    digest = hashlib.sha256("\n".join([run_id, *sorted(keys)]).encode()).hexdigest()
+    return f"msg_{digest[:32]}"
+
+
+def event_body(run: ServedRun, *, details: bool, when: float) -> bytes:
+    """The JSON body announcing `run`'s wait (see the module docs)."""
+    data = run_view(run, approver=details) | {"url": f"/v1/runs/{run.info.run_id}"}
+    stamp = datetime.fromtimestamp(when, tz=UTC).isoformat().replace("+00:00", "Z")
+    event = {"type": "run.waiting", "timestamp": stamp, "data": data}
+    return json.dumps(event, separators=(",", ":"), default=str).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How one event's delivery to one webhook ended."""
+
+    msg_id: str
+    url: str
+    delivered: bool
+    attempts: int
+    status: int | None  # the last answer's status; None when none came
+    error: str = ""
+
+
+class Notifier:
+    """Announces the served agents' waiting runs to the webhooks (see the module docs).
+
+    Called from the endpoint's event loop: `announce` after a request's run paused,
+    `announce_waiting` at start, `close` at shutdown. `delivered` keeps the outcomes of
+    the last deliveries, newest last (for the log and for tests)."""
+
+    def __init__(self, webhooks: Sequence[Webhook], agents: Mapping[str, Agent[Any, Any]]) -> None:
+        if not webhooks:
+            raise ConfigurationError("a notifier needs at least one webhook")
+        self.webhooks = list(webhooks)
+        self.agents = agents
+        self.delivered: list[Delivery] = []
+        self._announced: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._client: httpx.AsyncClient | None = None
+
+    def announce(self, run_id: str) -> None:
+        """Announce `run_id` if it is a served run waiting for a person (once per wait)."""
+        run = find_run(self.agents, run_id)
+        if run is not None:
+            self._announce(run)
+
+    def announce_waiting(self) -> int:
+        """Announce every served run that waits (at start); how many were announced."""
+        runs = waiting_runs(self.agents, limit=1_000_000)
+        return sum(self._announce(run) for run in runs)
+
+    def _announce(self, run: ServedRun) -> bool:
+        if not run.waiting:
+            return False
+        msg_id = message_id(run.info.run_id, [p.key for p in run.waiting])
+        if msg_id in self._announced:
+            return False
+        self._announced.add(msg_id)
+        now = time.time()
+        for hook in self.webhooks:
+            body = event_body(run, details=hook.details, when=now)
+            task = asyncio.ensure_future(self.deliver(hook, msg_id, body))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def deliver(self, hook: Webhook, msg_id: str, body: bytes) -> Delivery:
+        """POST `body` to `hook` until it is taken, refused, or the attempts run out."""
+        status: int | None = None
+        error = ""
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after: str | None = None
+            try:
+                response = await self._post(hook, msg_id, body)
+            except httpx.HTTPError as exc:
+                status, error = None, f"{type(exc).__name__}: {exc}"[:300]
+            else:
+                status, error = response.status_code, ""
+                if 200 <= status < 300:
+                    return self._ended(Delivery(msg_id, hook.url, True, attempt, status))
+                retry_after = response.headers.get("retry-after")
+                if status < 500 and status not in RETRIED_STATUSES:
+                    return self._ended(Delivery(msg_id, hook.url, False, attempt, status))
+            if attempt >= hook.attempts:
+                self._announced.discard(msg_id)  # the next start tries again
+                return self._ended(Delivery(msg_id, hook.url, False, attempt, status, error))
+            await asyncio.sleep(hook.delay(attempt, retry_after))
+
+    async def _post(self, hook: Webhook, msg_id: str, body: bytes) -> httpx.Response:
+        if self._client is None:
+            self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        stamp = int(time.time())  # each attempt signed afresh: a retry is not stale
+        headers = {
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": hook.signature(msg_id, stamp, body),
+        }
+        return await self._client.post(
+            hook.url, content=body, headers=headers, timeout=hook.timeout
+        )
+
+    def _ended(self, delivery: Delivery) -> Delivery:
+        self.delivered.append(delivery)
+        del self.delivered[:-1000]
+        if delivery.delivered:
+            _log.info("webhook %s: delivered %s", delivery.url, delivery.msg_id)
+        else:
+            _log.warning(
+                "webhook %s: %s not delivered after %d attempt(s) (%s)",
+                delivery.url,
+                delivery.msg_id,
+                delivery.attempts,
+                delivery.status if delivery.status is not None else delivery.error,
+            )
+        return delivery
+
+    async def idle(self) -> None:
+        """Wait until no delivery is going (tests and shutdown)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def close(self, grace_seconds: float) -> None:
+        """Give deliveries still going `grace_seconds`, cancel the rest, close the client."""
+        if self._tasks:
+            going = set(self._tasks)
+            if grace_seconds > 0:
+                _, going = await asyncio.wait(going, timeout=grace_seconds)
+            for task in going:
+                task.cancel("server shutdown")
+            if going:
+                await asyncio.wait(going, timeout=10)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
