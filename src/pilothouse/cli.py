@@ -1189,8 +1189,8 @@ def serve_agent_command(
         str,
         typer.Argument(
             metavar="MODULE:ATTR",
-            help="The agents to serve: an Agent, a list of them, a dict model name -> Agent, "
-            "or a function returning one.",
+            help="What to serve: an Agent or a Team, a list of them, a dict model name -> "
+            "Agent or Team, or a function returning one.",
         ),
     ],
     host: Annotated[

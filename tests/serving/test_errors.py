@@ -184,5 +184,5 @@ def test_an_agent_that_cannot_run_is_refused_at_start_not_at_the_first_request()
 
     with pytest.raises(ConfigurationError):
         create_app(Agent("no-such-provider:model", name="broken", store=":memory:"))
-    with pytest.raises(ConfigurationError, match="two served agents"):
+    with pytest.raises(ConfigurationError, match="two served models"):
         create_app([Agent(name="a", store=":memory:"), Agent(name="a", store=":memory:")])

@@ -11,7 +11,6 @@ refuse, redirect, hang or are not there.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -28,59 +27,26 @@ from typing import Any
 import httpx
 import pytest
 from serving_world import World, client
+from webhook_receiver import SECRET, Receiver, hook, verified
 
 from example_runs import run_example
 from pilothouse import Agent, ScriptedModel, tool
 from pilothouse.exceptions import ConfigurationError
 from pilothouse.messages import ToolCall
 from pilothouse.models.base import ModelRequest
-from pilothouse.serving import BackgroundServer, Webhook, create_app, new_webhook_secret
+from pilothouse.serving import (
+    BackgroundServer,
+    Webhook,
+    create_app,
+    new_webhook_secret,
+    served_agents,
+)
 from pilothouse.serving.notify import Notifier, message_id
 
 standardwebhooks = pytest.importorskip("standardwebhooks")
 
-SECRET = new_webhook_secret()
 ALICE, CAROL = "alice-client-key-0001", "carol-approver-key-01"
 CLIENTS, APPROVERS = {ALICE: "alice"}, {CAROL: "carol"}
-
-
-class Receiver:
-    """A webhook receiver on loopback: each POST is recorded, then answered with the
-    next scripted status (204 once the script is used up); `hold` keeps answers back
-    until the test sets it."""
-
-    def __init__(self, statuses: list[int] | None = None, hold: threading.Event | None = None):
-        from starlette.applications import Starlette
-        from starlette.requests import Request
-        from starlette.responses import Response
-        from starlette.routing import Route
-
-        self.statuses = list(statuses or [])
-        self.hold = hold
-        self.got: list[tuple[dict[str, str], bytes]] = []
-        self.arrived = threading.Condition()
-
-        async def hook(request: Request) -> Response:
-            body = await request.body()
-            with self.arrived:
-                self.got.append((dict(request.headers), body))
-                self.arrived.notify_all()
-            if self.hold is not None:
-                await asyncio.to_thread(self.hold.wait, 60)
-            status = self.statuses.pop(0) if self.statuses else 204
-            headers = {"retry-after": "0"} if status == 429 else {}
-            if 300 <= status < 400:
-                headers["location"] = "http://127.0.0.1:9/elsewhere"
-            return Response(status_code=status, headers=headers)
-
-        self.server = BackgroundServer(Starlette(routes=[Route("/hook", hook, methods=["POST"])]))
-        self.url = self.server.url + "/hook"
-
-    def wait(self, count: int) -> list[tuple[dict[str, str], bytes]]:
-        """The first `count` requests, once they arrived (a bound, not a timing check)."""
-        with self.arrived:
-            assert self.arrived.wait_for(lambda: len(self.got) >= count, timeout=60), self.got
-            return list(self.got[:count])
 
 
 @pytest.fixture
@@ -95,11 +61,6 @@ def serving(app: Any) -> Iterator[tuple[BackgroundServer, Notifier]]:
     """`app` on loopback, and its notifier; stopping it waits for its deliveries."""
     with BackgroundServer(app) as server:
         yield server, app.state.endpoint.notifier
-
-
-def hook(url: str, **options: Any) -> Webhook:
-    options.setdefault("first_delay", 0.0)  # retries at once: the tests wait for none
-    return Webhook(url, SECRET, **options)
 
 
 def pay(server: BackgroundServer, amount: int) -> dict[str, Any]:
@@ -118,12 +79,6 @@ def approve(server: BackgroundServer, run_id: str, key: str) -> httpx.Response:
         headers={"authorization": f"Bearer {CAROL}"},
         timeout=60,
     )
-
-
-def verified(request: tuple[dict[str, str], bytes]) -> dict[str, Any]:
-    headers, body = request
-    event: dict[str, Any] = standardwebhooks.Webhook(SECRET).verify(body, headers)
-    return event
 
 
 def test_a_waiting_run_is_announced_once_signed_without_its_details(
@@ -309,7 +264,7 @@ def test_a_run_that_waits_again_after_a_decision_is_announced_again(
 async def test_one_process_announces_one_wait_once(world: World, receiver: Receiver) -> None:
     waiting = await world.agents["echo"].run("pay 80")
     assert waiting.outcome == "paused"
-    notifier = Notifier([hook(receiver.url)], world.agents)
+    notifier = Notifier([hook(receiver.url)], served_agents(world.agents))
     notifier.announce(waiting.run_id)
     assert notifier.announce_waiting() == 0  # the same wait: already announced
     notifier.announce(waiting.run_id)

@@ -53,7 +53,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from pilothouse.agent import Agent, new_run_id
+from pilothouse.agent import new_run_id
 from pilothouse.events import ModelRequested, RunStarted
 from pilothouse.exceptions import (
     RequestRejected,
@@ -63,10 +63,9 @@ from pilothouse.exceptions import (
 )
 from pilothouse.models.base import TextDelta
 from pilothouse.policy import Principal
-from pilothouse.runtime.drive import start_run
 from pilothouse.runtime.loop import RunLink, RunResult
 from pilothouse.serving.access import ApiKeys, open_session
-from pilothouse.serving.agents import served_agents
+from pilothouse.serving.agents import Served, served_agents
 from pilothouse.serving.approvals import (
     MAX_LISTED,
     check_disjoint,
@@ -124,7 +123,7 @@ class _Endpoint:
 
     def __init__(
         self,
-        agents: dict[str, Agent[Any, Any]],
+        agents: dict[str, Served],
         api_keys: ApiKeys | None,
         on_disconnect: OnDisconnect,
         max_body_bytes: int,
@@ -161,7 +160,7 @@ class _Endpoint:
                 headers={"retry-after": str(self.retry_after)},
             )
 
-    def agent(self, name: str) -> Agent[Any, Any]:
+    def agent(self, name: str) -> Served:
         agent = self.agents.get(name)
         if agent is None:
             raise RequestRejected(
@@ -236,7 +235,7 @@ class _Turn(Response):
         self,
         endpoint: _Endpoint,
         name: str,
-        agent: Agent[Any, Any],
+        agent: Served,
         chat: ChatRequest,
         owner: str | None,
         session: tuple[str, str] | None,
@@ -248,7 +247,8 @@ class _Turn(Response):
         self.created = int(time.time())
         spec = agent.run_spec()
         self.live = chat.stream and (
-            spec.action_format is None
+            not agent.is_team  # a member's text may be a transfer, not the answer
+            and spec.action_format is None
             and spec.output.is_text
             and not spec.output_validators
             and not spec.model.capabilities.guided
@@ -275,11 +275,8 @@ class _Turn(Response):
 
     def start(self) -> asyncio.Task[RunResult[Any]]:
         queue = self.queue
-        spec = self.agent.run_spec()
         task = asyncio.ensure_future(
-            start_run(
-                spec,
-                self.agent.store,
+            self.agent.start(
                 self.chat.input,
                 self.run_id,
                 subscribers=[queue.put_nowait] if self.chat.stream else (),

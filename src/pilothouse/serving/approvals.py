@@ -15,7 +15,7 @@ server's machine (`pilothouse resume`). With approver keys (`create_app(approver
 * ``POST /v1/runs/{run_id}/approvals`` with ``{"decisions": {KEY: true | false |
   "answer text"}}``: approver keys only. Each decision is journaled
   (``approval_given``, ``by="approver:<name>"``) before anything runs, then the run
-  continues in the server (`Agent.resume`) and the response says how it ended: its
+  continues in the server (`Agent.resume`, `Team.resume`) and the response says how it ended: its
   answer, or what still waits.
 
 The trust boundary, each point tested as an attack:
@@ -37,7 +37,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pilothouse.agent import Agent
 from pilothouse.events import ApprovalGiven, ApprovalRequested, RunStarted
 from pilothouse.exceptions import (
     ApprovalError,
@@ -51,6 +50,7 @@ from pilothouse.runtime.journal import Store
 from pilothouse.runtime.loop import PendingRequest, RunResult
 from pilothouse.runtime.rows import RunInfo
 from pilothouse.serving.access import ApiKeys
+from pilothouse.serving.agents import Served
 
 MAX_ANSWER_CHARS = 10_000
 """Longest answer text a decision may carry (a question's answer)."""
@@ -67,46 +67,66 @@ def check_disjoint(clients: ApiKeys | None, approvers: ApiKeys) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ServedRun:
-    """A run of a served agent, as the approval routes read it from its journal."""
+    """A root run of a served model, as the approval routes read it from its journal.
 
-    name: str  # the served agent's name (the client's `model`)
-    agent: Agent[Any, Any]
+    For a team, `info` is the root run's and `waiting` the requests of the member run
+    that waits (whose id is `waiting_id`); the root's status reads ``paused`` then."""
+
+    model: Served
     info: RunInfo
     acts_for: str | None  # the principal's user (keyed mode: the client's owner)
     waiting: list[PendingRequest]
 
+    @property
+    def name(self) -> str:
+        """The served model's name (the client's `model`)."""
+        return self.model.name
 
-def find_run(agents: Mapping[str, Agent[Any, Any]], run_id: str) -> ServedRun | None:
-    """The served run `run_id` (None: no served agent's store holds a run of that
-    agent by that id)."""
+    @property
+    def status(self) -> str:
+        return "paused" if self.waiting else self.info.status
+
+
+def find_run(models: Mapping[str, Served], run_id: str) -> ServedRun | None:
+    """The served root run `run_id` (None: no served model's store holds a root run of
+    that model by that id)."""
     if not run_id or len(run_id) > 128:
         return None
-    for agent in agents.values():
+    for store in _stores(models):
         try:
-            info = agent.store.get_run(run_id)
+            info = store.get_run(run_id)
         except RunNotFoundError:
             continue
-        run = _served(agents, info, agent.store)
+        run = _served(models, info, store)
         if run is not None:
             return run
     return None
+
+
+def _stores(models: Mapping[str, Served]) -> list[Store]:
+    return list({id(m.store): m.store for m in models.values()}.values())
 
 
 MAX_LISTED = 100
 """Most runs one queue request lists."""
 
 
-def waiting_runs(agents: Mapping[str, Agent[Any, Any]], limit: int) -> list[ServedRun]:
-    """The served agents' runs waiting for a person, newest first (at most `limit`):
-    the approvers' queue, read from each store's run index (``status = paused``). Every
-    paused run of a store is listed, so other agents' runs cannot crowd served ones out
-    of the window; only the runs returned have their journals read."""
-    stores = {id(agent.store): agent.store for agent in agents.values()}
-    paused = [(info, s) for s in stores.values() for info in s.list_runs(None, status="paused")]
+def waiting_runs(models: Mapping[str, Served], limit: int) -> list[ServedRun]:
+    """The served models' runs waiting for a person, newest first (at most `limit`):
+    the approvers' queue, read from each store's run index (``status = paused``; a
+    team's waiting member run stands for its root). Every paused run of a store is
+    listed, so other agents' runs cannot crowd served ones out of the window; only the
+    runs returned have their journals read."""
+    paused = [(info, s) for s in _stores(models) for info in s.list_runs(None, status="paused")]
     paused.sort(key=lambda pair: pair[0].created, reverse=True)
     found: list[ServedRun] = []
+    seen: set[str] = set()
     for info, store in paused:
-        run = _served(agents, info, store)
+        root = info if info.parent_run_id is None else _root(info, store)
+        if root is None or root.run_id in seen:
+            continue
+        seen.add(root.run_id)
+        run = _served(models, root, store)
         if run is not None and run.waiting:
             found.append(run)
             if len(found) == limit:
@@ -114,24 +134,31 @@ def waiting_runs(agents: Mapping[str, Agent[Any, Any]], limit: int) -> list[Serv
     return found
 
 
-def _served(agents: Mapping[str, Agent[Any, Any]], info: RunInfo, store: Store) -> ServedRun | None:
-    """`info`'s run (found in `store`) as a served run: a root run of a served agent of
-    that store, read from its journal (None for another agent's run or a child run)."""
-    if info.parent_run_id is not None:
+def _root(info: RunInfo, store: Store) -> RunInfo | None:
+    try:
+        return store.get_run(info.root_run_id) if info.root_run_id else None
+    except RunNotFoundError:
         return None
-    for name, agent in agents.items():
-        if agent.name != info.agent or agent.store is not store:
+
+
+def _served(models: Mapping[str, Served], info: RunInfo, store: Store) -> ServedRun | None:
+    """`info`'s run (found in `store`) as a served run: a root run of a served model of
+    that store, read from its journal (None for another agent's run or a child run)."""
+    for model in models.values():
+        if not model.owns(info, store):
             continue
         events = store.events(info.run_id)
         started = next((e for e in events if isinstance(e, RunStarted)), None)
         acts_for = started.principal.get("user") if started and started.principal else None
-        return ServedRun(name, agent, info, acts_for, _waiting(info, events))
+        waiting = model.waiting_run(info)
+        if waiting is None:
+            return ServedRun(model, info, acts_for, [])
+        member_events = events if waiting.run_id == info.run_id else store.events(waiting.run_id)
+        return ServedRun(model, info, acts_for, _waiting(member_events))
     return None
 
 
-def _waiting(info: RunInfo, events: list[Any]) -> list[PendingRequest]:
-    if info.status != "paused":
-        return []
+def _waiting(events: list[Any]) -> list[PendingRequest]:
     requested = {e.key: e for e in events if isinstance(e, ApprovalRequested)}
     for e in events:
         if isinstance(e, ApprovalGiven):
@@ -145,7 +172,7 @@ def run_view(run: ServedRun, *, approver: bool) -> dict[str, Any]:
         "object": "pilothouse.run",
         "id": run.info.run_id,
         "model": run.name,
-        "status": run.info.status,
+        "status": run.status,
     }
     if run.info.status == "final":
         data["answer"] = run.info.output  # as journaled: text, or a structured output's JSON
@@ -205,9 +232,9 @@ def check_may_decide(run: ServedRun, approver: str) -> None:
             "an approver may not decide a run that acts for them: another person must",
             code="self_approval",
         )
-    if run.info.status != "paused" or not run.waiting:
+    if not run.waiting:
         raise RequestRejected(
-            409, f"the run is {run.info.status}, not waiting for a decision", code="not_waiting"
+            409, f"the run is {run.status}, not waiting for a decision", code="not_waiting"
         )
 
 
@@ -215,8 +242,8 @@ async def decide(run: ServedRun, decisions: dict[str, bool | str], approver: str
     """Journal the decisions and continue the run (409 if another process holds it or
     it ended meanwhile)."""
     try:
-        return await run.agent.resume(
-            run.info.run_id, approvals=decisions, approved_by=APPROVER_PREFIX + approver
+        return await run.model.decide(
+            run.info.run_id, decisions, approved_by=APPROVER_PREFIX + approver
         )
     except RunLeasedError:
         raise RequestRejected(

@@ -55,8 +55,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from pilothouse.agent import Agent
 from pilothouse.exceptions import ConfigurationError
+from pilothouse.serving.agents import Served
 from pilothouse.serving.approvals import ServedRun, find_run, run_view, waiting_runs
 
 __all__ = [
@@ -197,7 +197,7 @@ class Notifier:
     `announce_waiting` at start, `close` at shutdown. `delivered` keeps the outcomes of
     the last deliveries, newest last (for the log and for tests)."""
 
-    def __init__(self, webhooks: Sequence[Webhook], agents: Mapping[str, Agent[Any, Any]]) -> None:
+    def __init__(self, webhooks: Sequence[Webhook], agents: Mapping[str, Served]) -> None:
         if not webhooks:
             raise ConfigurationError("a notifier needs at least one webhook")
         self.webhooks = list(webhooks)

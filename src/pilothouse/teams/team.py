@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pilothouse.exceptions import ConfigurationError
-from pilothouse.messages import Usage
+from pilothouse.messages import Message, Usage
 from pilothouse.policy.context import Principal
 from pilothouse.prompts import Prompts
 from pilothouse.runtime.budget import Budget
@@ -156,13 +156,16 @@ class Team:
         session: str | None = None,
         subscribers: Sequence[Subscriber] = (),
         principal: Principal | None = None,
+        history: Sequence[Message] = (),
     ) -> RunResult[Any]:
         """Run the team on `input`: the entry agent's run, its handoffs and delegations.
 
         Returns the root run's result; a team waiting for a person returns outcome
         ``paused`` with the waiting member's requests in `pending`. `session` makes the
         root run a turn of that session (as `Agent.run`); `subscribers` receive the
-        root run's events; `principal` is whom every run of the tree acts for.
+        root run's events; `principal` is whom every run of the tree acts for;
+        `history`, the conversation before `input` when there is no session (as
+        `Agent.run`).
         """
         root = run_id or f"team-{uuid.uuid4().hex[:16]}"
         link = None
@@ -179,6 +182,7 @@ class Team:
                 link=link,
                 subscribers=subscribers,
                 principal=principal,
+                history=history,
             )
         except TeamPaused as paused:
             return self._paused(root, paused.result)
