@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from serving_world import client
 from webhook_receiver import Receiver, hook, verified
 
+from example_runs import run_example
 from pilothouse import Agent, ScriptedModel, tool
 from pilothouse.exceptions import ConfigurationError
 from pilothouse.messages import ToolCall
@@ -207,3 +208,13 @@ def test_a_team_whose_member_needs_deps_is_refused(store: SQLiteStore) -> None:
     )
     with pytest.raises(ConfigurationError, match="'needy' of model 'desk' declares deps_type"):
         create_app({"desk": team})
+
+
+def test_the_served_team_example_runs_as_written(tmp_path: Path) -> None:
+    result = run_example("serve_team.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "client reads: This request is waiting for a person to approve issue_refund" in out
+    assert "queue: the client's root run waits for issue_refund({'order_id': 'A-7'" in out
+    assert "approved: final: Refunded 80 EUR." in out
+    assert "root run of triage: final" in out and "child run of refunds: final" in out
