@@ -185,7 +185,10 @@ def test_a_small_refund_needs_nobody_and_a_team_keeps_its_session(store: SQLiteS
         streamed = ask(server, "hi", stream=True)
         text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
         assert text == "triage: hi [0 earlier]"
-    assert made == ["A-8"]
+        steps = ask(server, "refund A-9 10", stream=True, stream_options={"include_steps": True})
+        notes = [c.model_extra["pilothouse"].get("event") for c in steps if c.model_extra]
+        assert {"type": "child_run", "step": 1, "agent": "refunds"} in notes
+    assert made == ["A-8", "A-9"]
 
 
 def test_a_team_and_its_entry_agent_on_one_store_are_refused(store: SQLiteStore) -> None:

@@ -88,6 +88,7 @@ from pilothouse.serving.protocol import (
     parse_body,
     parse_chat_request,
     sse,
+    step_note,
 )
 
 _log = logging.getLogger("pilothouse.serving")
@@ -457,6 +458,8 @@ class _Turn(Response):
                 step = item.step
             elif isinstance(item, TextDelta) and item.text:
                 await text(item.text)
+            elif self.chat.include_steps and (note := step_note(item)) is not None:
+                await emit(piece({}) | {"pilothouse": {"run_id": self.run_id, "event": note}})
         problem = self.failure(task)
         if problem is not None:
             if not opened:

@@ -11,8 +11,9 @@ What a request may hold, and what this endpoint does with it:
   ``tool`` messages, assistant ``tool_calls`` and ``tools``/``functions`` are refused
   too: an agent's tools run on the server, the client never runs one.
 * ``stream`` (SSE chunks ending ``data: [DONE]``), ``stream_options.include_usage``
-  (a last chunk with ``usage``, as OpenAI sends it), ``user`` (a session name when no
-  header names one), ``n`` (only 1).
+  (a last chunk with ``usage``, as OpenAI sends it), ``stream_options.include_steps``
+  (this endpoint's: a chunk per tool call, result and child run, `step_note`),
+  ``user`` (a session name when no header names one), ``n`` (only 1).
 * Sampling parameters (``temperature``, ``max_tokens``, ``top_p``, ``stop``, ...) are
   accepted and ignored: the agent's own settings and budget decide.
 
@@ -29,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pilothouse.events import ChildStarted, Event, ToolCalled, ToolReturned
 from pilothouse.exceptions import RequestRejected
 from pilothouse.messages import Message, Usage
 
@@ -54,6 +56,7 @@ class ChatRequest:
     stream: bool
     include_usage: bool
     user: str | None
+    include_steps: bool = False
 
 
 def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -193,6 +196,7 @@ def parse_chat_request(body: Mapping[str, Any]) -> ChatRequest:
     if options is not None and not isinstance(options, dict):
         raise RequestRejected(400, "'stream_options' must be an object", param="stream_options")
     include_usage = bool(options and options.get("include_usage") is True)
+    include_steps = bool(options and options.get("include_steps") is True)
     user = body.get("user")
     if user is not None and (not isinstance(user, str) or not SESSION_NAME.fullmatch(user)):
         raise RequestRejected(
@@ -209,8 +213,40 @@ def parse_chat_request(body: Mapping[str, Any]) -> ChatRequest:
             param="messages",
         )
     return ChatRequest(
-        model, last.content, tuple(messages[:-1]), bool(stream), include_usage, user or None
+        model,
+        last.content,
+        tuple(messages[:-1]),
+        bool(stream),
+        include_usage,
+        user or None,
+        include_steps,
     )
+
+
+_CALL_STATUS = {"allow": "running", "deny": "refused", "ask": "waiting"}
+
+
+def step_note(event: Event) -> dict[str, Any] | None:
+    """What a streaming client that asked for steps (``include_steps``) reads of one of
+    the run's events, or None for events it is not shown.
+
+    Names and statuses only: a tool call's arguments, a tool's result and the policy's
+    reason stay on the server (an approver reads them; a client reads its answer). So a
+    chat UI can say "looking up the order..." without a customer seeing internals."""
+    if isinstance(event, ToolCalled):
+        decision = event.decision
+        status = "invalid" if decision is None else _CALL_STATUS.get(decision.effect, "running")
+        return {"type": "tool_call", "step": event.step, "tool": event.call.name, "status": status}
+    if isinstance(event, ToolReturned):
+        return {
+            "type": "tool_result",
+            "step": event.step,
+            "tool": event.result.name,
+            "ok": not event.result.is_error,
+        }
+    if isinstance(event, ChildStarted):
+        return {"type": "child_run", "step": event.step, "agent": event.agent}
+    return None
 
 
 def usage_json(usage: Usage) -> dict[str, int]:
