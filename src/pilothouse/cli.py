@@ -1270,6 +1270,14 @@ def serve_agent_command(
             "whom the run acts for in the events (off: names, keys and the run's URL).",
         ),
     ] = False,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            help="A web origin (https://app.example) whose pages may call the endpoint "
+            "from a browser; repeat for several, '*' for any. None by default.",
+        ),
+    ] = None,
 ) -> None:
     """Serve agents behind OpenAI's chat API: /v1/models, /v1/chat/completions.
 
@@ -1307,6 +1315,7 @@ def serve_agent_command(
             session_from_user=session_from_user,
             approvers=deciders,
             webhooks=hooks,
+            cors_origins=cors_origin or (),
         )
     except (PilothouseError, ValueError) as exc:
         _fail(str(exc))

@@ -45,9 +45,12 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -56,6 +59,7 @@ from starlette.types import Receive, Scope, Send
 from pilothouse.agent import new_run_id
 from pilothouse.events import ModelRequested, RunStarted
 from pilothouse.exceptions import (
+    ConfigurationError,
     RequestRejected,
     RunInterrupted,
     SessionBusyError,
@@ -494,6 +498,37 @@ class _Turn(Response):
         await send({"type": "http.response.body", "body": DONE, "more_body": False})
 
 
+def cors_middleware(origins: Sequence[str]) -> list[Middleware]:
+    """CORS for the browser pages of `origins` (exact ``scheme://host[:port]``, or
+    ``*`` for any): they may send the endpoint's headers (``Authorization``, the session
+    header) and read the run and session headers back. No cookies are involved (keys are
+    bearer tokens), so credentials mode stays off. A page that holds a key shows it to
+    its users: give browsers keys of their own owners, never a server's."""
+    if not origins:
+        return []
+    for origin in origins:
+        parts = urlsplit(origin)
+        exact = (
+            parts.scheme in ("http", "https")
+            and parts.netloc
+            and origin == (f"{parts.scheme}://{parts.netloc}")
+        )
+        if origin != "*" and not exact:
+            raise ConfigurationError(
+                f"a CORS origin is scheme://host[:port] with no path, or '*': {origin[:200]!r}"
+            )
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type", SESSION_HEADER],
+            expose_headers=["x-pilothouse-run", SESSION_HEADER, "retry-after"],
+            max_age=600,
+        )
+    ]
+
+
 async def _no_receive() -> Any:  # a finished request's response reads nothing more
     return {"type": "http.disconnect"}
 
@@ -510,6 +545,7 @@ def create_app(
     session_from_user: bool = True,
     approvers: ApiKeys | Mapping[str, str] | None = None,
     webhooks: Sequence[Webhook] = (),
+    cors_origins: Sequence[str] = (),
 ) -> Starlette:
     """The Starlette app serving `agents` (an Agent, a list, a dict name -> Agent, or a
     function returning one: `served_agents`) behind OpenAI's chat-completions API.
@@ -527,7 +563,9 @@ def create_app(
     a client's) turns on the approval routes, ``GET /v1/runs/{id}`` and ``POST
     /v1/runs/{id}/approvals`` (`pilothouse.serving.approvals`).
     `webhooks`: where to announce each served run that pauses, signed
-    (`pilothouse.serving.notify`).
+    (`pilothouse.serving.notify`). `cors_origins`: the web origins
+    (``https://app.example``) whose pages may call the endpoint from a browser
+    (`cors_middleware`); none by default.
     """
     if on_disconnect not in ("cancel", "finish"):
         raise ValueError("on_disconnect is 'cancel' or 'finish'")
@@ -693,6 +731,7 @@ def create_app(
             Exception: server_error,
         },
         lifespan=lifespan,
+        middleware=cors_middleware(cors_origins),
     )
     app.state.endpoint = endpoint
     return app

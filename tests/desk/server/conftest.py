@@ -1,13 +1,11 @@
 """Fixtures for the server tests (see desk_site.py for the scripted customer model).
 
-`browser`: Debian's /usr/bin/chromium driven by Playwright's Python package (no browser
-download; `scripts/system-deps.sh` installs chromium); a test using it is skipped when
-either is missing.
+`browser`: Debian's /usr/bin/chromium driven by Playwright (tests/chromium.py); a test
+using it is skipped when either is missing.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,8 @@ pytest.importorskip("uvicorn", reason="the server tests need the 'server' extra"
 
 from desk_site import Site, make_desk, serving
 
+from chromium import launched_chromium
+
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
@@ -27,29 +27,8 @@ def site(tmp_path: Path) -> Iterator[Site]:
         yield served
 
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """A headless Chromium (Playwright), closed after the test."""
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is absent: run `bash scripts/system-deps.sh` (Debian's chromium)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="the browser tests need the 'playwright' package (dev extra)"
-    )
-    with sync_api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched_chromium() as launched:
+        yield launched
