@@ -1278,6 +1278,24 @@ def serve_agent_command(
             "from a browser; repeat for several, '*' for any. None by default.",
         ),
     ] = None,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(
+            "--rate-limit",
+            min=0.001,
+            help="Chat requests (each one a run) a client may send a minute: per key "
+            "owner, or per address on an open endpoint; beyond it 429 with Retry-After. "
+            "Off by default.",
+        ),
+    ] = None,
+    rate_burst: Annotated[
+        int | None,
+        typer.Option(
+            "--rate-burst",
+            min=1,
+            help="How many of them at once (default: a minute's worth, at least 1).",
+        ),
+    ] = None,
 ) -> None:
     """Serve agents behind OpenAI's chat API: /v1/models, /v1/chat/completions.
 
@@ -1292,6 +1310,7 @@ def serve_agent_command(
     from pilothouse.exceptions import PilothouseError
     from pilothouse.serving import ApiKeys, create_app, serve
     from pilothouse.serving.notify import Webhook, read_secret
+    from pilothouse.serving.ratelimit import RateLimit
 
     if on_disconnect not in ("cancel", "finish"):
         _fail("--on-disconnect is 'cancel' or 'finish'")
@@ -1316,6 +1335,11 @@ def serve_agent_command(
             approvers=deciders,
             webhooks=hooks,
             cors_origins=cors_origin or (),
+            rate_limit=(
+                RateLimit(rate_limit, rate_burst or max(1, round(rate_limit)))
+                if rate_limit is not None
+                else None
+            ),
         )
     except (PilothouseError, ValueError) as exc:
         _fail(str(exc))

@@ -40,7 +40,8 @@ def test_serve_agent_serves_until_interrupted(tmp_path: Path) -> None:
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "pilothouse.cli", "serve-agent", "serve_agent:agents",
-         "--port", str(port), "--api-keys", str(keys), "--on-disconnect", "finish"],
+         "--port", str(port), "--api-keys", str(keys), "--on-disconnect", "finish",
+         "--rate-limit", "0.001", "--rate-burst", "3", "--cors-origin", "https://app.example"],
         cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -60,6 +61,23 @@ def test_serve_agent_serves_until_interrupted(tmp_path: Path) -> None:
         )
         assert answer.choices[0].message.content == "Order A1002: waiting for stock."
         assert httpx.get(url + "/v1/models").status_code == 401  # keyed: no key, no answer
+        # --rate-limit: a burst of 3 chat requests, then 429 (the bucket refills in days)
+        more = [
+            httpx.post(
+                url + "/v1/chat/completions",
+                json={"model": "orders", "messages": [{"role": "user", "content": "A1001?"}]},
+                headers={"authorization": "Bearer alice-key-0123456789abcdef"},
+                timeout=60,
+            ).status_code
+            for _ in range(3)
+        ]
+        assert more == [200, 200, 429]
+        # --cors-origin: that origin's preflight is allowed
+        preflight = httpx.options(
+            url + "/v1/chat/completions",
+            headers={"origin": "https://app.example", "access-control-request-method": "POST"},
+        )
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example"
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)

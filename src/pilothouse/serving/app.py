@@ -94,6 +94,7 @@ from pilothouse.serving.protocol import (
     sse,
     step_note,
 )
+from pilothouse.serving.ratelimit import RateLimit, RateLimiter, seconds_header
 
 _log = logging.getLogger("pilothouse.serving")
 
@@ -546,6 +547,7 @@ def create_app(
     approvers: ApiKeys | Mapping[str, str] | None = None,
     webhooks: Sequence[Webhook] = (),
     cors_origins: Sequence[str] = (),
+    rate_limit: RateLimit | None = None,
 ) -> Starlette:
     """The Starlette app serving `agents` (an Agent, a list, a dict name -> Agent, or a
     function returning one: `served_agents`) behind OpenAI's chat-completions API.
@@ -565,7 +567,10 @@ def create_app(
     `webhooks`: where to announce each served run that pauses, signed
     (`pilothouse.serving.notify`). `cors_origins`: the web origins
     (``https://app.example``) whose pages may call the endpoint from a browser
-    (`cors_middleware`); none by default.
+    (`cors_middleware`); none by default. `rate_limit`: chat requests (each one a
+    run) per client and minute, a token bucket per key owner, or per peer address on an
+    open endpoint (`pilothouse.serving.ratelimit`); beyond it 429 with ``Retry-After``,
+    and no run starts.
     """
     if on_disconnect not in ("cancel", "finish"):
         raise ValueError("on_disconnect is 'cancel' or 'finish'")
@@ -601,11 +606,29 @@ def create_app(
         endpoint.agent(name)
         return JSONResponse(model_json(name))
 
+    limiter = RateLimiter(rate_limit) if rate_limit is not None else None
+
+    def within_rate(request: Request, owner: str | None) -> None:
+        """429 for a client over its rate (the official client waits and retries)."""
+        if limiter is None:
+            return
+        client = owner if owner is not None else f"address:{getattr(request.client, 'host', '')}"
+        wait = limiter.take(client)
+        if wait > 0:
+            raise RequestRejected(
+                429,
+                f"too many requests: send this one again in {seconds_header(wait)} s",
+                type="requests",
+                code="rate_limit_exceeded",
+                headers={"retry-after": seconds_header(wait)},
+            )
+
     async def chat_completions(request: Request) -> Response:
         owner = endpoint.owner(request)
         endpoint.refuse_if_draining()
         chat = parse_chat_request(await endpoint.body(request))
         agent = endpoint.agent(chat.model)
+        within_rate(request, owner)
         named = request.headers.get(SESSION_HEADER) or (chat.user if session_from_user else None)
         session = (
             None

@@ -74,8 +74,8 @@ from starlette.types import Receive, Scope, Send
 
 from pilothouse import Event
 from pilothouse.serving.protocol import json_too_deep
+from pilothouse.serving.ratelimit import RateLimit, RateLimiter, seconds_header
 from pilothouse_desk.desk import DeskError, NotFound
-from pilothouse_desk.server.ratelimit import RateLimit, RateLimiter, retry_after
 
 _log = logging.getLogger("pilothouse_desk.server")
 
@@ -85,7 +85,7 @@ MAX_JSON_DEPTH = 32
 """Deepest nesting of arrays and objects in a request body; this API needs two levels."""
 MAX_MESSAGE_CHARS = 4000
 """Longest customer or human message; a chat message longer than this is a mistake."""
-# Per client address; each message starts an agent run. See pilothouse_desk.server.ratelimit.
+# Per client address; each message starts an agent run. See pilothouse.serving.ratelimit.
 OPEN_LIMIT = RateLimit(per_minute=10, burst=20)
 MESSAGE_LIMIT = RateLimit(per_minute=30, burst=60)
 MAX_STREAMS_PER_CONVERSATION = 4
@@ -732,8 +732,8 @@ def create_app(
         if wait > 0:
             raise HTTPException(
                 429,
-                f"too many requests from {client}; try again in {retry_after(wait)} s",
-                headers={"Retry-After": retry_after(wait)},
+                f"too many requests from {client}; try again in {seconds_header(wait)} s",
+                headers={"Retry-After": seconds_header(wait)},
             )
 
     def page(name: str) -> Callable[[Request], Awaitable[Response]]:

@@ -499,9 +499,9 @@ def test_the_server_shuts_down_with_an_open_event_stream(tmp_path: Any) -> None:
 def test_one_client_is_rate_limited_on_opening_and_sending(tmp_path: Any) -> None:
     from desk_site import make_desk
 
+    from pilothouse.serving.ratelimit import RateLimit
     from pilothouse_desk.server.app import create_app
     from pilothouse_desk.server.live import LiveServer
-    from pilothouse_desk.server.ratelimit import RateLimit
 
     desk, store, _ = make_desk(tmp_path)
     app = create_app(
@@ -538,7 +538,7 @@ def test_one_client_is_rate_limited_on_opening_and_sending(tmp_path: Any) -> Non
 
 
 def test_rate_limiter_buckets() -> None:
-    from pilothouse_desk.server.ratelimit import RateLimit, RateLimiter
+    from pilothouse.serving.ratelimit import RateLimit, RateLimiter
 
     now = [0.0]
     limiter = RateLimiter(RateLimit(per_minute=6, burst=2), max_clients=2, clock=lambda: now[0])

@@ -25,11 +25,11 @@ from pilothouse.models.scripted import ScriptedModel
 from pilothouse.runtime.budget import Budget
 from pilothouse.runtime.journal import SQLiteStore
 from pilothouse.serving.protocol import json_too_deep
+from pilothouse.serving.ratelimit import RateLimit
 from pilothouse_desk.agent import build_support_agent
 from pilothouse_desk.desk import Desk
 from pilothouse_desk.server.app import create_app
 from pilothouse_desk.server.live import LiveServer
-from pilothouse_desk.server.ratelimit import RateLimit
 
 CONSOLE = {"Authorization": f"Bearer {CONSOLE_TOKEN}"}
 HANDOVER_RE = re.compile(

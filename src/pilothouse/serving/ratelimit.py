@@ -1,15 +1,18 @@
-"""Per-client rate limits for the public endpoints of the desk server.
+"""Rate limits per client: token buckets, for the endpoints where anyone with access
+starts agent runs (model calls that cost time or money).
 
-Opening a conversation and sending a message are the two things anyone on the
-network may do, and each message starts an agent run (model calls that cost time or
-money). Without a limit one client can queue thousands of runs. A token bucket per
-client address allows bursts (a customer typing fast) and a steady rate beyond them.
+Without a limit one client can queue thousands of runs. A token bucket per client
+allows bursts (a customer typing fast, a batch of a few requests) and a steady rate
+beyond them. Used by the OpenAI-compatible endpoint (`create_app(rate_limit=...)`,
+``serve-agent --rate-limit``: per key owner, or per peer address on an open endpoint)
+and by the desk's server (per peer address).
 
-The client is the TCP peer address Starlette reports. ``X-Forwarded-For`` is not
-believed by default (a client could name a new address per request and get a new
-bucket each time). Behind a reverse proxy every request comes from the proxy, so
-either let the proxy limit per client or run ``pilothouse serve
---forwarded-allow-ips <proxy address>`` so that the peer address is the client's.
+A client is what the caller names: a key's owner, or the TCP peer address Starlette
+reports. ``X-Forwarded-For`` is never believed by the servers here (a client could name
+a new address per request and get a new bucket each time). Behind a reverse proxy
+every request comes from the proxy, so either let the proxy limit per client, use keys,
+or run the desk with ``pilothouse serve --forwarded-allow-ips <proxy address>`` so that
+the peer address is the client's.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["RateLimit", "RateLimiter"]
+__all__ = ["RateLimit", "RateLimiter", "seconds_header"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,6 @@ class RateLimiter:
             del self._buckets[next(iter(self._buckets))]
 
 
-def retry_after(seconds: float) -> str:
+def seconds_header(seconds: float) -> str:
     """The Retry-After header value: whole seconds, at least 1."""
     return str(max(1, math.ceil(seconds)))
