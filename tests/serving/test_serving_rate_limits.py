@@ -12,8 +12,7 @@ import openai
 import pytest
 from serving_world import World, client
 
-from pilothouse.serving import BackgroundServer
-from pilothouse.serving.ratelimit import RateLimit
+from pilothouse.serving import BackgroundServer, RateLimit
 
 ALICE, BOB = "alice-client-key-0001", "bob-client-key-00002"
 SLOW = RateLimit(per_minute=0.001, burst=2)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pilothouse.serving.access import ApiKeys
 from pilothouse.serving.agents import served_agents
+from pilothouse.serving.ratelimit import RateLimit
 
 if TYPE_CHECKING:
     from pilothouse.serving.live import BackgroundServer
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ApiKeys",
     "BackgroundServer",
+    "RateLimit",
     "Webhook",
     "create_app",
     "new_webhook_secret",
