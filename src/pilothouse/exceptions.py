@@ -211,6 +211,18 @@ class ToolCallInDoubtError(PilothouseError):
         self.run_id, self.step, self.tool, self.idempotency_key = run_id, step, tool, key
 
 
+class ToolTimeoutError(PilothouseError):
+    """A tool that changes the world did not answer within its `timeout`: its call was
+    stopped (an async tool cancelled, a thread's result abandoned), and whether the
+    effect happened is unknown. The run applies the tool's `on_doubt` to the call, as a
+    resume would (`pilothouse.runtime.loop`); a read-only tool's timeout is instead an
+    error the model reads."""
+
+    def __init__(self, message: str, *, tool: str, seconds: float):
+        super().__init__(message)
+        self.tool, self.seconds = tool, seconds
+
+
 class RunStopped(PilothouseError):
     """A run ended without a final output; raised when reading `RunResult.output`."""
 

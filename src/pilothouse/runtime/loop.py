@@ -69,6 +69,7 @@ from pilothouse.exceptions import (
     SessionNotFoundError,
     StoreError,
     ToolCallInDoubtError,
+    ToolTimeoutError,
     WriteConflictError,
 )
 from pilothouse.messages import Message, ToolCall, ToolResult, Usage
@@ -1438,7 +1439,10 @@ async def _execute(journal: Journal, step: int, plan: PlannedCall) -> ToolResult
     result = plan.result
     if result is None:
         assert plan.tool is not None
-        result = await plan.tool.invoke(plan.call, plan.arguments, plan.context)
+        try:
+            result = await plan.tool.invoke(plan.call, plan.arguments, plan.context)
+        except ToolTimeoutError as timed_out:
+            result = await _timed_out(plan, timed_out)
         if plan.record is not None:
             plan.record.result, plan.record.ok = result.content, not result.is_error
     elif plan.reused:
@@ -1453,6 +1457,55 @@ async def _execute(journal: Journal, step: int, plan: PlannedCall) -> ToolResult
         )
     )
     return result
+
+
+async def _timed_out(plan: PlannedCall, timed_out: ToolTimeoutError) -> ToolResult:
+    """A side-effecting call stopped by its tool's timeout is in doubt at once, as after
+    a crash, and follows its tool's `on_doubt`: ``retry`` (idempotent) tells the model it
+    may call again; ``reconcile`` looks the result up (None: it did not happen, and the
+    model may call again); ``ask`` stops the run ``in_doubt``."""
+    tool, call = plan.tool, plan.call
+    assert tool is not None
+    if tool.on_doubt == "reconcile":
+        content = await _reconciled(plan)
+        if content is not None:
+            return ToolResult(call.id, call.name, content, False)
+        return ToolResult(
+            call.id, call.name, f"{timed_out}; it did not happen: it may be called again.", True
+        )
+    if tool.on_doubt == "retry":
+        return ToolResult(call.id, call.name, f"{timed_out}; it may be called again.", True)
+    raise _in_doubt(plan, f"was stopped after {timed_out.seconds:g} s (its timeout)")
+
+
+async def _reconciled(plan: PlannedCall) -> str | None:
+    """The in-doubt call's result as its tool's `reconcile` finds it (None: it did not
+    happen)."""
+    assert plan.tool is not None and plan.tool.reconcile is not None
+    found = plan.tool.reconcile(plan.context, dict(plan.arguments))
+    if inspect.isawaitable(found):
+        found = await found
+    if found is None:
+        return None
+    return found if isinstance(found, str) else to_json(found).decode()
+
+
+def _in_doubt(plan: PlannedCall, what: str) -> ToolCallInDoubtError:
+    """The error that stops a run whose side-effecting call `what` happened to
+    (``on_doubt="ask"``): nothing runs it again until someone decides."""
+    tool, call, context = plan.tool, plan.call, plan.context
+    assert tool is not None
+    return ToolCallInDoubtError(
+        f"run {context.run_id}, step {context.step}: the {tool.effect} call {call.name}"
+        f"({call.arguments}) (idempotency key {context.idempotency_key}) {what}, so "
+        "whether it happened is unknown. It was not run again. Declare "
+        '@tool(on_doubt="retry") for an idempotent tool or on_doubt="reconcile" with '
+        "reconcile=... to check, then resume.",
+        run_id=context.run_id,
+        step=context.step,
+        tool=call.name,
+        key=context.idempotency_key,
+    )
 
 
 def _unknown(spec: RunSpec[Any], call: ToolCall, offered: Collection[str] | None) -> ToolResult:
@@ -1552,29 +1605,15 @@ async def _settle_doubt(plan: PlannedCall, policy_context: RunContext, bound: An
     """An in-doubt side effect follows its tool's `on_doubt`: ``ask`` stops the run
     (`ToolCallInDoubtError`), ``reconcile`` may find its result (set on `plan`; a
     stateful policy, given `bound`, records it), ``retry`` runs it again."""
-    tool, call, context = plan.tool, plan.call, plan.context
+    tool, call = plan.tool, plan.call
     assert tool is not None
     if tool.on_doubt == "ask":
-        raise ToolCallInDoubtError(
-            f"run {context.run_id}, step {context.step}: the {tool.effect} call {call.name}"
-            f"({call.arguments}) (idempotency key {context.idempotency_key}) started "
-            "but has no recorded result, so whether it happened is unknown. It was not "
-            'run again. Declare @tool(on_doubt="retry") for an idempotent tool or '
-            'on_doubt="reconcile" with reconcile=... to check, then resume.',
-            run_id=context.run_id,
-            step=context.step,
-            tool=call.name,
-            key=context.idempotency_key,
-        )
+        raise _in_doubt(plan, "started but has no recorded result")
     if tool.on_doubt != "reconcile":
         return
-    assert tool.reconcile is not None
-    found = tool.reconcile(context, dict(plan.arguments))
-    if inspect.isawaitable(found):
-        found = await found
-    if found is None:
+    content = await _reconciled(plan)
+    if content is None:
         return
-    content = found if isinstance(found, str) else to_json(found).decode()
     if bound is not None:
         policy_context.record(call.name, bound, content, effect=tool.effect)
     plan.result = ToolResult(call.id, call.name, content, False)

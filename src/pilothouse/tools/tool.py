@@ -13,9 +13,12 @@ Sync tools run inline on the event loop (no thread hop per call) unless marked
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import inspect
 import re
 import sys
+import threading
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,7 +27,7 @@ from typing import Any, Generic, Literal, Protocol, overload
 from pydantic_core import ValidationError, to_json
 from typing_extensions import TypeVar
 
-from pilothouse.exceptions import ToolDefinitionError, ToolError
+from pilothouse.exceptions import ToolDefinitionError, ToolError, ToolTimeoutError
 from pilothouse.messages import ToolCall, ToolResult
 from pilothouse.models.base import ToolSpec
 
@@ -184,6 +187,7 @@ class Tool:
         "on_doubt",
         "parameters",
         "reconcile",
+        "timeout",
         "title",
     )
 
@@ -201,6 +205,7 @@ class Tool:
         reconcile: Reconcile | None = None,
         requires_approval: bool = False,
         interrupt: Interrupt | None = None,
+        timeout: float | None = None,
     ) -> None:
         if effect not in _EFFECTS:
             raise ToolDefinitionError(f"effect must be one of {_EFFECTS}, not {effect!r}")
@@ -236,6 +241,13 @@ class Tool:
         self.effect: Effect = effect
         self.blocking = blocking
         self.is_async = inspect.iscoroutinefunction(function)
+        if timeout is not None and not (timeout > 0 and (self.is_async or blocking)):
+            raise ToolDefinitionError(
+                f"tool {self.name!r}: a timeout is a number of seconds > 0, for an async "
+                "function or blocking=True (a plain function runs inline and cannot be "
+                "stopped)"
+            )
+        self.timeout = timeout
         self._context_param: str | None = None
         self._validator, self.parameters = self._build_schema(param_docs, localns)
 
@@ -350,6 +362,8 @@ class Tool:
         """Run the function on already validated arguments (from `prepare`)."""
         if self._context_param is not None:
             kwargs[self._context_param] = context
+        if self.timeout is not None:
+            return await self._invoke_timed(call, kwargs, self.timeout)
         try:
             if self.is_async:
                 value = await self.function(**kwargs)
@@ -357,12 +371,42 @@ class Tool:
                 value = await asyncio.to_thread(self.function, **kwargs)
             else:
                 value = self.function(**kwargs)
-        except ToolError as exc:
-            return ToolResult(call.id, self.name, str(exc), True)
         except Exception as exc:
-            return ToolResult(
-                call.id, self.name, f"Tool {self.name!r} failed: {type(exc).__name__}: {exc}", True
-            )
+            return self._failed(call, exc)
+        return self._returned(call, value)
+
+    async def _invoke_timed(
+        self, call: ToolCall, kwargs: dict[str, Any], seconds: float
+    ) -> ToolResult:
+        """`invoke` under the tool's timeout. A read-only call that runs out is an error
+        the model reads; any other raises `ToolTimeoutError` (whether it happened is
+        unknown: the run applies `on_doubt`). A blocking function's thread cannot be
+        stopped: it finishes in the background and its result is dropped."""
+        try:
+            async with asyncio.timeout(seconds) as limit:
+                if self.is_async:
+                    value = await self.function(**kwargs)
+                else:
+                    value = await _in_own_thread(self.function, kwargs, self.name)
+        except TimeoutError as exc:
+            if not limit.expired():
+                return self._failed(call, exc)  # the tool's own timeout, not this one
+            message = f"Tool {self.name!r} did not answer within {seconds:g} s"
+            if self.effect == "read_only":
+                return ToolResult(call.id, self.name, message + " and was stopped.", True)
+            raise ToolTimeoutError(message, tool=self.name, seconds=seconds) from None
+        except Exception as exc:
+            return self._failed(call, exc)
+        return self._returned(call, value)
+
+    def _failed(self, call: ToolCall, exc: Exception) -> ToolResult:
+        if isinstance(exc, ToolError):
+            return ToolResult(call.id, self.name, str(exc), True)
+        return ToolResult(
+            call.id, self.name, f"Tool {self.name!r} failed: {type(exc).__name__}: {exc}", True
+        )
+
+    def _returned(self, call: ToolCall, value: Any) -> ToolResult:
         try:
             content = _serialise(value)
         except Exception as exc:
@@ -386,6 +430,35 @@ class Tool:
 ToolFunction = Callable[..., Any] | Callable[..., Awaitable[Any]]
 
 
+async def _in_own_thread(function: Callable[..., Any], kwargs: dict[str, Any], name: str) -> Any:
+    """`function(**kwargs)` in a daemon thread of its own (with the caller's context
+    variables), awaited. A timed-out blocking tool cannot be stopped; in the default
+    executor its thread would hold up `asyncio.run` (and so `Agent.run_sync`) until it
+    finished, so a timed tool's thread is one nobody waits for."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if done.done():  # stopped by the timeout: the late result goes nowhere
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(value)
+
+    def work() -> None:
+        try:
+            value, error = function(**kwargs), None
+        except BaseException as exc:  # handed to the awaiting task, as to_thread does
+            value, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, value, error)
+
+    context = contextvars.copy_context()
+    threading.Thread(target=context.run, args=(work,), name=f"tool:{name}", daemon=True).start()
+    return await done
+
+
 @overload
 def tool(function: ToolFunction, /) -> Tool: ...
 
@@ -401,6 +474,7 @@ def tool(
     on_doubt: OnDoubt | None = None,
     reconcile: Reconcile | None = None,
     requires_approval: bool = False,
+    timeout: float | None = None,
 ) -> Callable[[ToolFunction], Tool]: ...
 
 
@@ -416,6 +490,7 @@ def tool(
     on_doubt: OnDoubt | None = None,
     reconcile: Reconcile | None = None,
     requires_approval: bool = False,
+    timeout: float | None = None,
 ) -> Tool | Callable[[ToolFunction], Tool]:
     """Turn a typed function into a `Tool`; use bare (`@tool`) or with options.
 
@@ -429,6 +504,11 @@ def tool(
     `ToolCallInDoubtError`; never a silent second execution). `requires_approval=True`
     pauses the run before every call of this tool until a human decides
     (`Agent.resume(run_id, approvals={key: True/False})`), even where the policy allows it.
+    `timeout` (seconds; an async function or ``blocking=True``) stops a call that takes
+    longer: a read-only tool's call becomes an error the model reads; any other call's
+    effect is unknown, so the run applies `on_doubt` to it at once ("retry": the model
+    reads that it timed out and may call again; "reconcile": its result is looked up;
+    "ask": the run stops ``in_doubt``).
     """
 
     def make(fn: ToolFunction, localns: dict[str, Any]) -> Tool:
@@ -443,6 +523,7 @@ def tool(
             on_doubt=on_doubt,
             reconcile=reconcile,
             requires_approval=requires_approval,
+            timeout=timeout,
         )
 
     if function is not None:
