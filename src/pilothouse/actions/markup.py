@@ -354,6 +354,11 @@ _CALL_LINES = re.compile(
     r"Parameters|Params|Input|Tool[ \t_]?Input|Function[ \t_]?Input)[ \t*]*:[ \t`]*[{\[])",
     re.M | re.I,
 )
+# the line an agent UI shows for a past call, which models imitate instead of calling:
+# `[Calling tool: NAME with arguments: {...}]` (Hermes Web UI, hermes-studio#942),
+# `[Tool Call: NAME]` (OpenClaw#989); a name must follow (`[Tool Call: ...]` in prose
+# about the leak is not one)
+_UI_CALL_LINE = re.compile(r"\[(?:Calling[ \t]+tools?|Tool[ \t]+[Cc]all)[ \t]*:[ \t]*[A-Za-z_]")
 # `functions.NAME(`, `default_api.NAME(`: a namespace every Gemini/OpenAI-style call
 # is written under
 _NAMESPACED_CALL = re.compile(r"\b(?:functions|default_api)\.[A-Za-z_]\w*\s*\(")
@@ -484,7 +489,14 @@ def call_markup(
     seen = _template_token(text) or _call_tag(text) or _word_tag(text)
     if seen is not None:
         return seen
-    for pattern in (_CALL_FENCE, _NAMESPACED_CALL, _BRACKET_TOKEN, _RECIPIENT, _CALL_LINES):
+    for pattern in (
+        _CALL_FENCE,
+        _NAMESPACED_CALL,
+        _BRACKET_TOKEN,
+        _RECIPIENT,
+        _CALL_LINES,
+        _UI_CALL_LINE,
+    ):
         m = pattern.search(text)
         if m is not None:
             return m.group().strip()
