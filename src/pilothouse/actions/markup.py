@@ -501,7 +501,7 @@ def call_markup(
         if m is not None:
             return m.group().strip()
     names = frozenset(n for n in tool_names if n)
-    seen = _offered_call(text, names) if names else None
+    seen = (_offered_call(text, names) or _offered_tag(text, names)) if names else None
     if seen is not None:
         return seen
     m = _REACT.search(text)
@@ -524,6 +524,17 @@ def call_markup(
             return m.group()
     if "{" in text and (answer_keys is None or not _whole_answer(text, answer_keys)):
         return _named_pair(text, names) or _cut_call_json(text)
+    return None
+
+
+def _offered_tag(text: str, names: frozenset[str]) -> str | None:
+    """A tag named for an offered tool, opened and closed (Cline's XML tool use,
+    `<read_file><path>x</path></read_file>`); a lone `<read_file>` in prose is not."""
+    if "</" not in text:
+        return None
+    for name in sorted(names)[:256]:
+        if f"<{name}>" in text and f"</{name}>" in text:
+            return f"<{name}>"
     return None
 
 
