@@ -268,11 +268,13 @@ def test_answers_that_list_things_are_not_loops() -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_tag_named_for_an_offered_tool_is_never_an_answer(fmt: str) -> None:
-    # Cline-style calls, `<TOOL><param>value</param></TOOL>`: no reader takes them, so
-    # they must not end the run as the answer either
+    # Cline-style calls, `<TOOL><param>value</param></TOOL>`: since session 11 the
+    # `tool_name_tags` reader reads them (round 6); one cut off before its closing tag
+    # is still refused, never the answer
     tools = [spec("read_file", path="string"), spec("google", query="string")]
     text = "I'll read it.\n<read_file>\n<path>src/main.js</path>\n</read_file>"
-    assert "<read_file>" in refused(text, tools, fmt)
+    assert calls(text, tools, fmt) == [("read_file", {"path": "src/main.js"})]
+    assert "<read_file>" in refused(text.removesuffix("</read_file>"), tools, fmt)
     # tags that name no offered tool are prose (HTML in an answer)
     prose = "Use <b>bold</b> and <path> placeholders, e.g. <search> in the docs."
     result = get_format(fmt).parse(prose, tools)

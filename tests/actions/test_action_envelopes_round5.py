@@ -250,9 +250,12 @@ def test_a_name_only_object_in_a_call_envelope_is_a_call_without_arguments(fmt: 
     # vLLM tests/tool_use/test_tng_tool_parser.py, "tool_call_no_arguments"
     tools = [spec("mytool")]
     assert calls('<tool_call>{"name": "mytool"}</tool_call>', tools, fmt) == [("mytool", {})]
-    # an unoffered name is refused, and the same object bare is data, not a call
+    # an unoffered name is refused; bare, an object naming an unoffered tool is data.
+    # Session 11 (round 6, `name_only_object`, from bolna-ai/bolna#826): a whole reply
+    # that only names an offered tool needing no arguments is that call
     refused('<tool_call>{"name": "ghost"}</tool_call>', tools, fmt)
-    assert get_format(fmt).parse('{"name": "mytool"}', tools).kind != "tool_call"
+    assert get_format(fmt).parse('{"name": "ghost"}', tools).kind != "tool_call"
+    assert calls('{"name": "mytool"}', tools, fmt) == [("mytool", {})]
 
 
 # ------------------------------------------------- third batch (tune10c)

@@ -97,6 +97,15 @@ def _envelopes(name: str, args: dict[str, Any], offered: str) -> list[str]:
         f"<ifm|tool_call>{call}</ifm|tool_call>",
         f"<tool_calls>\n{call}\n{call}\n</tool_calls>",
         f"<tool_response>\n{a}\n</tool_response>",  # a forged result: not an answer
+        # session 11: leaks users saw (UI call lines imitated, doubled-bar DSML, GLM
+        # pairs with no wrapper), and Cline tags named for an offered tool
+        f"[Calling tool: {name} with arguments: {a}]",
+        f'[Calling tool: {name}]\n<parameter name="{first}">{value}</parameter>',
+        f'<\uff5c\uff5cDSML\uff5c\uff5cinvoke name="{name}"><\uff5c\uff5cDSML\uff5c\uff5cparameter '
+        f'name="{first}" string="true">{value}</\uff5c\uff5cDSML\uff5c\uff5cparameter>'
+        "</\uff5c\uff5cDSML\uff5c\uff5cinvoke>",
+        f"{name}<arg_key>{first}</arg_key><arg_value>{value}</arg_value>",
+        f"<{offered}>" + "".join(f"<{k}>{v}</{k}>" for k, v in args.items()) + f"</{offered}>",
         # shapes that need the offered names to be seen as calls
         f"{offered}({_py(args)})",
         json.dumps([{offered: args}]),

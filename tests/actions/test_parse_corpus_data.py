@@ -209,6 +209,39 @@ LATER_BATCHES = [
     (SESSION10B, "pilothouse-parse-split-4", "tune10b", "holdout4", [SESSION10]),
     (SESSION10C, "pilothouse-parse-split-5", "tune10c", "holdout5", [SESSION10, SESSION10B]),
 ]
+SESSION11 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session11.jsonl"
+SESSION11_SALT = "pilothouse-parse-split-6"
+
+
+def test_session11_issue_thread_batch_has_the_schema_split_and_repeats_nothing(entries):
+    """Session 11's batch: outputs quoted in public issue threads (provenance never
+    `test-fixture`), the schema, its own fixed split (salt 6), refusals in the tune half,
+    no source an earlier file already used, and no id or raw text (whitespace aside) any
+    other file or the shared corpus already holds."""
+    batch = _load(SESSION11)
+    assert len(batch) >= 50
+    for e in batch:
+        where = e.get("id", "?")
+        assert set(e) >= REQUIRED and set(e) <= REQUIRED | OPTIONAL, where
+        assert e["format"] in FORMATS and e["provenance"] in PROVENANCE, where
+        assert e["provenance"] != "test-fixture", where
+        assert "#" in e["source"], where
+        first = hashlib.sha256(f"{SESSION11_SALT}:{e['id']}".encode()).digest()[0]
+        rule = "tune11" if first % 2 == 0 else "holdout6"
+        assert e["split"] == rule or (e.get("moved_from_holdout") and e["split"] == "tune11")
+    test_expected_shape(batch)
+    test_ids_and_raws_unique(batch)
+    kinds = Counter((e["split"], e["expected"]["kind"]) for e in batch)
+    assert kinds["tune11", "unrecoverable"] > 0 and kinds["holdout6", "unrecoverable"] > 0
+    others = list(entries) + _load(HOLDOUT2)
+    for other in (SESSION10, SESSION10B, SESSION10C):
+        others += _load(other)
+    if SHARED.exists():
+        others += _load(SHARED)
+    assert not {e["id"] for e in batch} & {e["id"] for e in others}
+    squash = {"".join(e["raw"].split()) for e in others}
+    assert not {"".join(e["raw"].split()) for e in batch} & squash
+    assert not {e["source"] for e in batch} & {e["source"].split(":")[0] for e in others}
 
 
 @pytest.mark.parametrize(("path", "salt", "tune", "held", "earlier"), LATER_BATCHES)

@@ -84,6 +84,22 @@ PIECES = [r.marker for r in READERS] + [
     "<tool_response>",
     "{bad json}",
     '{"name": "search", "arguments": {"query": "x"}}\n',
+    # round 6 (session 11)
+    "[Calling tool: search with arguments: ",
+    "[Calling tool: search]",
+    "<parameter name=\u201cquery\u201d>",
+    "\u201c",
+    "<search>",
+    "</search>",
+    "<query>",
+    "</query>",
+    "&gt;",
+    "{type:now}",
+    "search<arg_key>",
+    "<\uff5c\uff5cDSML\uff5c\uff5cinvoke name=",
+    "<think>",
+    "</think>",
+    "\\_",
 ]
 SOUPS = st.lists(st.sampled_from(PIECES) | st.text(max_size=8), max_size=60).map("".join)
 
@@ -151,6 +167,19 @@ HOSTILE = [
     "<tool_response>" * 30_000,
     '<tool_call>{"name": "search"}</tool_call>' * 20_000,
     "<tool_calls><tool_call>search<tool_sep>" * 20_000,
+    # round 6 (session 11)
+    "[Calling tool: search with arguments: " * 30_000,
+    "[Calling tool: search with arguments: {" * 30_000,
+    "[Calling tool: search]" + '<parameter name="query">' * 30_000,
+    "<search>" * 50_000,
+    "<search>" + "<query>" * 50_000 + "</search>",
+    "<search>" + "<q>x</q>" * 30_000 + "</search>",
+    "<search></search>" * 30_000,
+    "search<arg_key>" + "<arg_key>q</arg_key><arg_value>" * 20_000,
+    "{type:" + "now" * 50_000 + "}",
+    "<think>" + "<tool_call>" * 30_000 + "</think>",
+    "search\n" * 50_000,
+    '{"q": "' + "\\_" * 100_000 + '"',
 ]
 
 

@@ -341,6 +341,25 @@ _EMPTY_FENCE = re.compile(r"```[\w+\-]*[ \t]*\n?[ \t]*```")
 _REASONING_OPEN = re.compile(r"\A\s*<(think|thinking|reasoning)>", re.I)
 
 
+_THINK_ONLY = re.compile(r"\A\s*<think>(.*)</think>\s*\Z", re.S)
+
+
+def _call_in_reasoning(text: str) -> str | None:
+    """The `<tool_call>` blocks of a reply that is one think block and nothing after it,
+    or None. Qwen3.5 writes its calls inside the reasoning (vLLM#39056; llama.cpp
+    PR 23678 reads reasoning tags as mode switches for this reason): with nothing said
+    after the block, a complete call in it is the call, not a thought. Not read when
+    anything follows the block: then the calls after it decide."""
+    m = _THINK_ONLY.match(text)
+    if m is None:
+        return None
+    body = m.group(1)
+    start, end = body.find("<tool_call>"), body.rfind("</tool_call>")
+    if start < 0 or end < start:
+        return None
+    return body[start : end + len("</tool_call>")]
+
+
 def _only_reasoning(answer: str) -> bool:
     """Whether the answer is a reasoning block and nothing else: opened and never
     closed (cut off at a token limit), or closed with nothing after it."""
@@ -614,7 +633,7 @@ def _qwen_function(name: str, body: str, r: Resolver) -> Envelope:
     tool = r.match(name)
     props = r.params(tool) if tool else {}
     for m in _X_PARAM.finditer(body):
-        key, value = m.group(1).strip(), m.group(2)
+        key, value = m.group(1).strip(), readers.inline_layout(m.group(2))
         kind = props.get(key, {}).get("type") if isinstance(props.get(key), dict) else None
         if kind not in (None, "string"):
             loaded = repair.loads(value)
@@ -929,8 +948,17 @@ class TextFormat:
             answered = _structured_answer(text, keys, tools)
             if answered is not None:
                 return answered
-        result = _fail_safe(self._parse, text, Resolver(tools, aliases))
-        return _no_markup_answer(result, tools, keys)
+        r = Resolver(tools, aliases)
+        result = _no_markup_answer(_fail_safe(self._parse, text, r), tools, keys)
+        if result.ok or not result.reason.startswith("the reply holds only reasoning"):
+            return result
+        inner = _call_in_reasoning(text)
+        if inner is None:
+            return result
+        got = _fail_safe(self._parse, inner, r)
+        if got.kind != "tool_call":
+            return result
+        return ParseResult("tool_call", got.calls, repairs=(*got.repairs, "call_in_reasoning"))
 
     def _parse(self, text: str, r: Resolver) -> ParseResult:
         """Special-token styles first; the format's own reading when they do not hold up.
@@ -1151,10 +1179,35 @@ class AutoFormat(TextFormat):
         got = _json_action(text, r, repairs)
         if got is not None:
             return got
+        got = _plain_line_call(text, r, repairs)
+        if got is not None:
+            return got
         return _react(text, r, repairs, True)
 
     def render_calls(self, calls: Sequence[ParsedCall]) -> str:
         return JsonFormat().render_calls(calls)
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][\w.\-]{0,80}")
+
+
+def _plain_line_call(text: str, r: Resolver, repairs: list[str]) -> ParseResult | None:
+    """A tool's exact name alone on the first line and its one string argument after
+    it, no markup at all: Qwen3.6 on vmlx (vmlx#192) wrote ``bash`` then
+    ``echo "Tool test successful!"``. Read only when the name is an offered tool's,
+    written exactly, and that tool takes exactly one parameter, a string, so the rest
+    can only be that argument; any other reply stays prose."""
+    head, sep, rest = text.strip().partition("\n")
+    head = head.strip()
+    if not sep or head not in r.tools or not _PLAIN_NAME.fullmatch(head):
+        return None
+    params = r.params(head)
+    if len(params) != 1:
+        return None
+    key, prop = next(iter(params.items()))
+    if not isinstance(prop, dict) or prop.get("type") not in (None, "string") or not rest.strip():
+        return None
+    return _resolve([(head, {key: rest.strip()})], r, [*repairs, "plain_line_call"])
 
 
 class NativeFormat(TextFormat):
@@ -1207,6 +1260,9 @@ class NativeFormat(TextFormat):
                 raw = got[0].value
         if isinstance(raw, str) and raw is stripped and not stripped:
             raw = None
+        wrapped = _wrapped_non_object(raw, tool, r)
+        if wrapped is not None:
+            return failure(wrapped, repairs)
         cut = _cut_arguments(tool, raw, r) if "closed_missing_bracket" in repairs else None
         if cut is not None:
             return failure(cut, repairs)
@@ -1217,6 +1273,32 @@ class NativeFormat(TextFormat):
 
     def render_calls(self, calls: Sequence[ParsedCall]) -> str:
         return json.dumps(calls[0].args, ensure_ascii=False) if calls else "{}"
+
+
+def _wrapped_non_object(raw: Any, tool: str, r: Resolver) -> str | None:
+    """Why arguments that are a whole call object for this tool cannot be read, or None.
+
+    Qwen3.8 on Rapid-MLX (Rapid-MLX#2656) sent ``{"name": "get_weather", "arguments": 1}``
+    (then stray closing tags) as get_weather's arguments: the envelope names the tool,
+    but what it holds for arguments is no object, so the city was never given. Reading
+    the envelope itself as the arguments would call the tool with `name` and
+    `arguments` keys it does not take.
+    """
+    if not isinstance(raw, dict) or len(raw) != 2 or "name" not in raw:
+        return None
+    key = "arguments" if "arguments" in raw else "parameters" if "parameters" in raw else None
+    if key is None or not isinstance(raw["name"], str) or r.match(raw["name"]) != tool:
+        return None
+    inner = raw[key]
+    if isinstance(inner, str):
+        loaded = repair.loads(inner)
+        inner = loaded.value if loaded is not None else inner
+    if isinstance(inner, dict):
+        return None
+    return (
+        f"the arguments are a call object for {tool!r} whose own arguments are "
+        f"{type(inner).__name__}, not an object; give the arguments as one JSON object"
+    )
 
 
 def _cut_arguments(tool: str, raw: Any, r: Resolver) -> str | None:

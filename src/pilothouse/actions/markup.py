@@ -354,6 +354,11 @@ _CALL_LINES = re.compile(
     r"Parameters|Params|Input|Tool[ \t_]?Input|Function[ \t_]?Input)[ \t*]*:[ \t`]*[{\[])",
     re.M | re.I,
 )
+# the line an agent UI shows for a past call, which models imitate instead of calling:
+# `[Calling tool: NAME with arguments: {...}]` (Hermes Web UI, hermes-studio#942),
+# `[Tool Call: NAME]` (OpenClaw#989); a name must follow (`[Tool Call: ...]` in prose
+# about the leak is not one)
+_UI_CALL_LINE = re.compile(r"\[(?:Calling[ \t]+tools?|Tool[ \t]+[Cc]all)[ \t]*:[ \t]*[A-Za-z_]")
 # `functions.NAME(`, `default_api.NAME(`: a namespace every Gemini/OpenAI-style call
 # is written under
 _NAMESPACED_CALL = re.compile(r"\b(?:functions|default_api)\.[A-Za-z_]\w*\s*\(")
@@ -484,12 +489,19 @@ def call_markup(
     seen = _template_token(text) or _call_tag(text) or _word_tag(text)
     if seen is not None:
         return seen
-    for pattern in (_CALL_FENCE, _NAMESPACED_CALL, _BRACKET_TOKEN, _RECIPIENT, _CALL_LINES):
+    for pattern in (
+        _CALL_FENCE,
+        _NAMESPACED_CALL,
+        _BRACKET_TOKEN,
+        _RECIPIENT,
+        _CALL_LINES,
+        _UI_CALL_LINE,
+    ):
         m = pattern.search(text)
         if m is not None:
             return m.group().strip()
     names = frozenset(n for n in tool_names if n)
-    seen = _offered_call(text, names) if names else None
+    seen = (_offered_call(text, names) or _offered_tag(text, names)) if names else None
     if seen is not None:
         return seen
     m = _REACT.search(text)
@@ -512,6 +524,17 @@ def call_markup(
             return m.group()
     if "{" in text and (answer_keys is None or not _whole_answer(text, answer_keys)):
         return _named_pair(text, names) or _cut_call_json(text)
+    return None
+
+
+def _offered_tag(text: str, names: frozenset[str]) -> str | None:
+    """A tag named for an offered tool, opened and closed (Cline's XML tool use,
+    `<read_file><path>x</path></read_file>`); a lone `<read_file>` in prose is not."""
+    if "</" not in text:
+        return None
+    for name in sorted(names)[:256]:
+        if f"<{name}>" in text and f"</{name}>" in text:
+            return f"<{name}>"
     return None
 
 

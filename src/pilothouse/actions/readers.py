@@ -147,8 +147,10 @@ def harmony(text: str, r: Resolver) -> Read:
 
 # The tag names may carry a vendor prefix: `antml:` (Anthropic), `steptml:` (StepFun
 # Step3, vLLM's step3 parser tests), `minimax:`, or DeepSeek-V3.2/V4's DSML prefix
-# `\uff5cDSML\uff5c` (between fullwidth bars; SGLang's deepseekv32 detector tests).
-_NS = r"(?:[A-Za-z]{1,12}:|\uff5cDSML\uff5c)?"
+# `\uff5cDSML\uff5c` (between fullwidth bars; SGLang's deepseekv32 detector tests), the
+# bars sometimes doubled (`<\uff5c\uff5cDSML\uff5c\uff5cinvoke ...>`, DeepSeek through a VS Code
+# bridge, AppsGanin/ai-free-vscode#17).
+_NS = r"(?:[A-Za-z]{1,12}:|\uff5c{1,2}DSML\uff5c{1,2})?"
 _INVOKE = re.compile(r"<" + _NS + r"invoke\s+name\s*=\s*[\"']([^\"'<>]+)[\"']\s*>")
 _INVOKE_OPEN = re.compile(r"<" + _NS + r"invoke(?=\s)")
 _INVOKE_END = re.compile(r"</" + _NS + r"invoke>")
@@ -336,6 +338,16 @@ _QWEN_PARAM = re.compile(
 )
 
 
+def inline_layout(value: str) -> str:
+    """A Qwen3-Coder parameter value written on the tag's line with exactly one space
+    on each side (``<parameter=command> del "C:\\x" </parameter>``, quoted by QwenPaw#2824
+    from a llama-server error): the spaces stand where the template puts line breaks,
+    so they are layout. Any other inline spacing is data (an indented `old_string`)."""
+    if len(value) > 2 and value[0] == value[-1] == " " and value[1] != " " and value[-2] != " ":
+        return value[1:-1]
+    return value
+
+
 def function_eq(text: str, r: Resolver) -> Read:
     """Meta's Llama 3.1/3.2 custom-tool format ``<function=NAME>{"k": "v"}</function>``,
     its broken cousin ``<function=NAME={...}`` (the `>` lost, small Llama fine-tunes),
@@ -350,7 +362,9 @@ def function_eq(text: str, r: Resolver) -> Read:
         if "<parameter=" in body:
             tool = r.match(name)
             args = {
-                p.group(1).strip(): typed_value(p.group(2), tool, p.group(1).strip(), r)
+                p.group(1).strip(): typed_value(
+                    inline_layout(p.group(2)), tool, p.group(1).strip(), r
+                )
                 for p in list(_QWEN_PARAM.finditer(body))[:MAX_CALLS]
             }
             out.append((name, args))
@@ -809,6 +823,147 @@ def solar(text: str, r: Resolver) -> Read:
     return out or None
 
 
+# ---------------------------------------------------------------- leaks users saw (session 11)
+
+_GLM_BARE = re.compile(r"\A\s*(" + _NAME + r")\s*<arg_key>")
+
+
+def glm_unwrapped(text: str, r: Resolver) -> Read:
+    """GLM's bare name and ``<arg_key>``/``<arg_value>`` pairs with no ``<tool_call>``
+    around them: a GLM-5.x model through an API gateway (zai-org/GLM-5#84), where the
+    client got ``read<arg_key>filePath</arg_key><arg_value>...</arg_value>`` as a tool
+    name. Read as the wrapped syntax, only when the text starts with an offered
+    tool's name."""
+    if "<tool_call>" in text:
+        return None
+    m = _GLM_BARE.match(text)
+    if m is None or r.match(m.group(1)) is None:
+        return None
+    return tool_call_bare_name("<tool_call>" + text.strip() + "</tool_call>", r)
+
+
+_CALLING = re.compile(r"\[Calling tool:\s*(" + _NAME + r")(\s+with arguments:\s*|\s*\])")
+_LOOSE_PARAM = re.compile(
+    r"<parameter\s+name\s*=\s*[\"'\u201c\u201d]([^\"'\u201c\u201d<>]{1,80})[\"'\u201c\u201d]\s*>"
+)
+_TYPOGRAPHIC = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
+
+
+def calling_tool(text: str, r: Resolver) -> Read:
+    """The line an agent UI shows for a past call, imitated by the model instead of
+    calling: ``[Calling tool: NAME with arguments: {...}]`` (MiniMax-M2.7 under Hermes
+    Web UI, EKKOLearnAI/hermes-studio#942; Hermes renders history this way and the
+    model copies it), or ``[Calling tool: NAME]`` followed by ``<parameter name=...>``
+    tags. A JSON object whose quotes came out typographic (``\u201c...\u201d``, as
+    pasted) is read with plain quotes, only when it does not parse as written."""
+    out: list[Envelope] = []
+    marks = list(_CALLING.finditer(text))[: MAX_CALLS + 1]
+    for index, m in enumerate(marks[:MAX_CALLS]):
+        stop = marks[index + 1].start() if index + 1 < len(marks) else len(text)
+        rest = text[m.end() : stop]
+        if m.group(2).strip().startswith("with"):
+            if rest[:1] not in ("{", "\u201c"):
+                return f"the arguments after [Calling tool: {m.group(1)}] are not a JSON object"
+            got = repair.first_value(rest)
+            if got is None or not isinstance(got[0].value, dict):
+                got = repair.first_value(rest.translate(_TYPOGRAPHIC))
+            if got is None or not isinstance(got[0].value, dict):
+                return f"the arguments after [Calling tool: {m.group(1)}] are not a JSON object"
+            out.append((m.group(1), got[0].value))
+            continue
+        args: dict[str, Any] = {}
+        params = list(_LOOSE_PARAM.finditer(rest))[:MAX_CALLS]
+        for p in params:
+            end = rest.find("</parameter>", p.end())
+            if end < 0:
+                return f"a parameter of {m.group(1)!r} never closes"
+            args[p.group(1)] = typed_value(
+                _param_text(rest[p.end() : end]), r.match(m.group(1)), p.group(1), r
+            )
+        if not params and rest.strip():
+            return None  # prose after the line: not a call written this way
+        out.append((m.group(1), args))
+    return out or None
+
+
+_TAG_OPEN = re.compile(r"<(" + _NAME + r")>")
+_XML_ENTITIES = {"&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'", "&amp;": "&"}
+
+
+def _xml_text(value: str) -> str:
+    """A tag's text with the five XML entities read (`2&gt;/dev/null` is `2>/dev/null`)."""
+    value = _param_text(value)
+    if "&" not in value:
+        return value
+    for entity, char in _XML_ENTITIES.items():
+        value = value.replace(entity, char)
+    return value
+
+
+def tool_name_tags(text: str, r: Resolver) -> Read:
+    """Cline's XML tool use: the tool's name as a tag, each parameter a child tag
+    (``<execute_command><command>ls</command></execute_command>``). Coding agents
+    prompt for it and models write it elsewhere too: MiMo in a Cline bridge with the
+    command's ``>`` escaped as ``&gt;`` (apmantza/pi-free#235), DeepSeek inside an
+    unclosed ``<tool_call>`` (AppsGanin/ai-free-vscode#17). Only a tag named exactly for
+    an offered tool opens a call; its body must be child tags alone, and a call or a
+    parameter that never closes is refused (the reply was cut)."""
+    out: list[Envelope] = []
+    pos = 0
+    for seen, m in enumerate(_TAG_OPEN.finditer(text)):
+        if seen >= MAX_CALLS * 8 or len(out) >= MAX_CALLS:
+            break
+        name = m.group(1)
+        if name not in r.tools or m.start() < pos:
+            continue
+        close = text.find(f"</{name}>", m.end())
+        if close < 0:
+            return f"the <{name}> call never closes"
+        body, pos = text[m.end() : close], close
+        args: dict[str, Any] = {}
+        at, leftover = 0, []
+        for child in _TAG_OPEN.finditer(body):
+            if child.start() < at:
+                continue
+            end = body.find(f"</{child.group(1)}>", child.end())
+            if end < 0:
+                return f"the <{child.group(1)}> parameter of {name!r} never closes"
+            leftover.append(body[at : child.start()])
+            args[child.group(1)] = typed_value(
+                _xml_text(body[child.end() : end]), name, child.group(1), r
+            )
+            at = end + len(child.group(1)) + 3
+            if len(args) > MAX_CALLS:
+                break
+        leftover.append(body[at:])
+        if "".join(leftover).strip():
+            return None  # text in the body: a tag in prose or markup of another kind
+        out.append((name, args))
+    return out or None
+
+
+_NAME_ONLY = re.compile(
+    r"\A\s*\{\s*[\"']?(?:type|name|tool|function|action)[\"']?\s*:\s*[\"']?("
+    + _NAME
+    + r")[\"']?\s*\}\s*\Z"
+)
+
+
+def name_only_object(text: str, r: Resolver) -> Read:
+    """A whole reply that is one object naming an offered tool and nothing else, in any
+    quoting: a voice agent's model narrated ``{type:transfer_call_...}`` instead of
+    calling (bolna-ai/bolna#826), and the caller heard it. The tool named, with no
+    arguments: a call when the tool requires none; otherwise the arguments are missing
+    and the reply is refused. Any other object, or one naming no offered tool, is data."""
+    m = _NAME_ONLY.match(text)
+    if m is None or m.group(1) not in r.tools:
+        return None
+    required = r.tools[m.group(1)].parameters.get("required") or []
+    if required:
+        return f"the reply names {m.group(1)!r} but gives none of its arguments"
+    return [(m.group(1), {})]
+
+
 READERS: tuple[Reader, ...] = (
     Reader("harmony_call", "OpenAI gpt-oss (Harmony format)", "to=functions.", harmony),
     Reader(
@@ -850,6 +1005,10 @@ READERS: tuple[Reader, ...] = (
         langchain_xml,
         also=("<tool_input>", "<final_answer>"),
     ),
+    Reader("glm_unwrapped", "Zhipu GLM-5 through a gateway", "<arg_key>", glm_unwrapped),
+    Reader("calling_tool_line", "agent UI call lines, imitated", "[Calling tool:", calling_tool),
+    Reader("tool_name_tags", "Cline-style XML tool use", "</", tool_name_tags),
+    Reader("name_only_object", "narrated no-argument calls", "{", name_only_object),
 )
 
 

@@ -104,6 +104,11 @@ def _next_significant(text: str, i: int) -> tuple[int, bool]:
     return i, newline
 
 
+# characters a Markdown-minded model escapes with a backslash inside a JSON string,
+# where the escape is invalid JSON (`\_`, `\*`, `\#`); none is a JSON escape letter
+_MARKDOWN_ESCAPED = frozenset("_*#`~|<>[]()!+-.")
+
+
 def _python_to_json(text: str) -> tuple[str, list[str]]:
     """Rewrite Python-literal and sloppy JSON into strict JSON, one linear pass.
 
@@ -150,6 +155,11 @@ def _python_to_json(text: str) -> tuple[str, list[str]]:
                     nxt = text[j + 1]
                     if quote == "'" and nxt == "'":
                         buf.append("'")
+                    elif nxt in _MARKDOWN_ESCAPED:
+                        # `hello\_world`: a Markdown escape, not a JSON one (OpenDevin on
+                        # Ollama, OpenHands#260); the character is what was meant
+                        buf.append(nxt)
+                        note("markdown_escape")
                     else:
                         buf.append(d + nxt)
                     j += 2
