@@ -153,6 +153,7 @@ async def test_a_tool_plainly_asked_for_is_called_without_a_choice() -> None:
     request = ModelRequest([Message.user(asked)], [MELODY])
     response = await guided.staged(request, log)
     assert [s.name for s in log.stages] == ["arguments"]
+    assert "plainly asks for compose_melody" in log.stages[0].note  # why no choose stage
     assert response.tool_calls[0].arguments == {"progression": ["C", "F", "G"], "measures": 4}
     assert guided.first_stage(request).name == "arguments"  # what render shows
 

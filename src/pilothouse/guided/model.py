@@ -235,6 +235,7 @@ class GuidedModel:
         plain = self._plainly_asked(request, turn, chosen)
         if (required or plain) and len(chosen) == 1:
             held, note = self._grounded(chosen[0], turn)
+            note = "; ".join(n for n in (plain, note) if n)
             return self._arguments_stage(request, chosen[0], held, note, "arguments")
         text = self._answer_text(request, turn)
         schema = (
@@ -330,7 +331,8 @@ class GuidedModel:
     ) -> Stage:
         focused = replace(request, tools=[spec], tool_choice="required")
         if narrow is None:
-            return self._stage("arguments", focused, reply_schema([spec], None, "required"))
+            schema = reply_schema([spec], None, "required")
+            return self._stage("arguments", focused, schema, note=note)
         return self._stage(
             name,
             focused,
@@ -451,6 +453,8 @@ class GuidedModel:
                 spec = next(t for t in chosen if t.name == choice.tool_calls[0].name)
 
         held, held_note = self._grounded(spec, turn)
+        if plain and len(chosen) == 1:  # no choose stage: the arguments stage says why
+            held_note = "; ".join(n for n in (plain, held_note) if n)
         stage = self._arguments_stage(request, spec, held, held_note, "arguments")
         response = await self._ask(stage, log, spent, [spec.name])
         if response.finish_reason == "length" and response.tool_calls:
