@@ -182,3 +182,31 @@ async def test_with_the_gate_off_or_an_output_schema_an_answer_stays_possible() 
     schema = {"type": "object", "properties": {"x": {"type": "string"}}}
     structured = ModelRequest([Message.user(asked)], [MELODY], output_schema=schema)
     assert GuidedModel(ScriptedModel([])).first_stage(structured).name == "choose"
+
+
+# ---------------------------------------------------------------- the gate: kinds of value
+
+EXCHANGE = spec(
+    "currency_exchange.convert",
+    "Convert an amount from one currency to another.",
+    base_currency={"type": "string"},
+    target_currency={"type": "string"},
+    amount={"type": "integer"},
+)
+EVENT_DATE = spec(
+    "get_event_date", "Retrieve the date of a historical event.", event={"type": "string"}
+)
+
+
+def test_a_named_currency_is_evidence_for_a_tool_with_a_currency_parameter() -> None:
+    from pilothouse.guided.relevance import fits
+
+    assert fits("How many Canadian dollars can I get for 500 US dollars?", EXCHANGE)
+    assert not fits("How many apples can I get for 500 seeds?", EXCHANGE)
+
+
+def test_a_when_question_is_evidence_for_a_tool_named_for_a_date() -> None:
+    from pilothouse.guided.relevance import fits
+
+    assert fits("When was the signing of the Treaty of Lisbon?", EVENT_DATE)
+    assert not fits("Who signed the Treaty of Lisbon?", EVENT_DATE)
