@@ -18,7 +18,7 @@ temperature 0 the replies do not depend on time, only whether they arrive in it.
 Each row also carries the tokens generated, each guided stage's seconds and tokens, and
 the load average; a held-out row's message and stages are left out of the progress
 lines (they stay in the file: counted, not read). ``--label`` names the construction in
-the rows (before/after); ``--ablate fillable|echo|grounded|spans|settle|brevity``
+the rows (before/after); ``--ablate NAME ...`` (`ABLATIONS`)
 switches parts of the guided construction off in this process, for ablations
 (docs/bfcl.md, third round).
 """
@@ -126,7 +126,17 @@ def report(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-ABLATIONS = ("fillable", "echo", "grounded", "spans", "settle", "brevity")
+ABLATIONS = (
+    "fillable",
+    "echo",
+    "grounded",
+    "spans",
+    "settle",
+    "brevity",
+    "asked",
+    "forms",
+    "labels",
+)
 
 
 def ablate(names: list[str]) -> None:
@@ -137,9 +147,12 @@ def ablate(names: list[str]) -> None:
     grounded: the first arguments stage is not held to the request (`grounded_parameters`);
     spans: only its strings are not (numbers still are); settle: no settling after the
     arguments (`arguments.settle`); brevity: an answer before any tool ran is not asked
-    short (`brevity`).
+    short (`brevity`); asked: a request that plainly asks for a tool may still be answered
+    (`relevance.asked_for`); forms: no value put in its parameter's form (`guided.forms`:
+    currency codes, a description's mapping); labels: a value that only names its
+    parameter is not asked again (`arguments.self_named`).
     """
-    from pilothouse.guided import model, relevance
+    from pilothouse.guided import arguments, model, relevance
 
     original = model.grounded_parameters
     if "fillable" in names:
@@ -166,6 +179,13 @@ def ablate(names: list[str]) -> None:
     if "brevity" in names:
         model.short = lambda settings: settings  # type: ignore[assignment]
         model.trimmed = lambda text: text  # type: ignore[assignment]
+    if "asked" in names:
+        model.asked_for = lambda query, spec: False  # type: ignore[assignment]
+    if "forms" in names:
+        arguments._in_form = lambda name, prop, value, text: None  # type: ignore[assignment]
+        arguments.currency_codes = lambda text: []  # type: ignore[assignment]
+    if "labels" in names:
+        model.self_named = lambda arguments, spec: []  # type: ignore[assignment]
     if "settle" in names:
         model.settle = lambda arguments, spec, text: (arguments, [])  # type: ignore[assignment]
 

@@ -22,6 +22,11 @@ numbers); every prompt and every generated call is the same as before.
 Re-captured for issue #22's third round (`guided.brevity`): the first `choose` stage of
 six scenarios now asks for at most 48 tokens (``max_tokens`` None -> 48); every prompt,
 grammar and generated text is the same as before.
+
+Re-captured for issue #22's fourth round (`relevance.asked_for`: a request that plainly
+asks for a tool gets a tool only): two scenarios, ``example-B7788`` and ``json-result``,
+no longer have their first ``choose`` stage (the tool was chosen there anyway); every
+other generation is the very same prompt, grammar and text as before.
 """
 
 from __future__ import annotations

@@ -1,11 +1,17 @@
-"""One value, one argument: a free string repeating another argument's value is asked again."""
+"""One value, one argument: a free string repeating another argument's value, or only
+naming its own parameter, is asked again."""
 
 from __future__ import annotations
 
 import json
 
 from pilothouse.guided import GuidedModel
-from pilothouse.guided.arguments import distinct_parameters, repeated_values, settle
+from pilothouse.guided.arguments import (
+    distinct_parameters,
+    repeated_values,
+    self_named,
+    settle,
+)
 from pilothouse.messages import Message
 from pilothouse.models.base import ModelRequest, ToolSpec
 from pilothouse.models.scripted import ScriptedModel
@@ -81,8 +87,7 @@ def test_an_optional_string_repeating_a_number_as_text_is_left_out() -> None:
 
 async def test_the_distinct_stage_asks_the_repeat_again_and_keeps_the_rest() -> None:
     inner = ScriptedModel(
-        [
-            '{"tool": "sports_ranking"}',
+        [  # the request plainly asks for the tool: no choose stage (relevance.asked_for)
             json.dumps(
                 {
                     "tool": "sports_ranking",
@@ -101,6 +106,43 @@ async def test_the_distinct_stage_asks_the_repeat_again_and_keeps_the_rest() -> 
     response = await GuidedModel(inner).staged(request)
     (call,) = response.tool_calls
     assert call.arguments == {"team": "Manchester United", "league": "Premier League"}
-    third = inner.requests[2].output_schema
-    assert third is not None and "Premier League" in json.dumps(third)
-    assert '"const": "Manchester United"' in json.dumps(third)
+    second = inner.requests[1].output_schema
+    assert second is not None and "Premier League" in json.dumps(second)
+    assert '"const": "Manchester United"' in json.dumps(second)
+
+
+def test_a_required_value_that_only_names_its_parameter_is_a_label() -> None:
+    assert self_named({"team": "Manchester United", "league": "League"}, RANKING) == ["league"]
+    assert self_named({"team": "Manchester United", "league": "Premier League"}, RANKING) == []
+    assert self_named({"team": "team 1", "league": "Premier League"}, RANKING) == []  # a digit
+
+
+def test_a_label_is_asked_again_without_the_spans_that_only_name_it() -> None:
+    written = {"team": "Manchester United", "league": "League"}
+    schema = distinct_parameters(RANKING, written, ["league"], ASKED)
+    assert schema is not None
+    choices = schema["properties"]["league"]["enum"]
+    assert "Premier League" in choices and "League" not in choices
+
+
+async def test_the_distinct_stage_asks_a_label_again() -> None:
+    inner = ScriptedModel(
+        [
+            json.dumps(
+                {
+                    "tool": "sports_ranking",
+                    "arguments": {"team": "Manchester United", "league": "League"},
+                }
+            ),
+            json.dumps(
+                {
+                    "tool": "sports_ranking",
+                    "arguments": {"team": "Manchester United", "league": "Premier League"},
+                }
+            ),
+        ]
+    )
+    request = ModelRequest([Message.user(ASKED)], [RANKING])
+    response = await GuidedModel(inner).staged(request)
+    assert response.tool_calls[0].arguments["league"] == "Premier League"
+    assert len(inner.requests) == 2

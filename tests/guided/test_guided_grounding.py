@@ -231,7 +231,6 @@ async def test_a_string_nobody_said_is_asked_again_among_the_requests_spans() ->
     )
     inner = ScriptedModel(
         [
-            '{"tool": "game_rewards.get"}',
             '{"tool": "game_rewards.get", "arguments": {"game": "Fortnite", "platform": "Xbox"}}',
             '{"tool": "game_rewards.get", "arguments": {"game": "Fortnite", '
             '"platform": "Playstation"}}',
@@ -240,8 +239,9 @@ async def test_a_string_nobody_said_is_asked_again_among_the_requests_spans() ->
     log = Log()
     asked = "Find out the rewards for playing Fortnite on Playstation platform"
     response = await GuidedModel(inner).staged(_request(asked, game), log)
-    assert [s.name for s in log.stages] == ["choose", "arguments", "narrow"]
-    narrowed = log.stages[2].schemas
+    # the request plainly asks for the one tool (relevance.asked_for): no choose stage
+    assert [s.name for s in log.stages] == ["arguments", "narrow"]
+    narrowed = log.stages[1].schemas
     assert narrowed is not None
     assert "Playstation platform" in narrowed["game_rewards.get"]["properties"]["platform"]["enum"]
     assert response.tool_calls[0].arguments["platform"] == "Playstation"
@@ -250,7 +250,6 @@ async def test_a_string_nobody_said_is_asked_again_among_the_requests_spans() ->
 async def test_arguments_cut_off_are_asked_again_held_to_spans() -> None:
     inner = ScriptedModel(
         [
-            '{"tool": "lawyer_finder"}',
             ModelCutOff('{"tool": "lawyer_finder", "arguments": {"location": "New York New York'),
             '{"tool": "lawyer_finder", "arguments": {"location": "New York", '
             '"specialization": ["criminal law"]}}',
@@ -259,8 +258,8 @@ async def test_arguments_cut_off_are_asked_again_held_to_spans() -> None:
     log = Log()
     asked = "Find lawyers specializing in criminal law near me in New York."
     response = await GuidedModel(inner).staged(_request(asked, LAWYER), log)
-    assert [s.name for s in log.stages] == ["choose", "arguments", "narrow"]
-    assert "cut off" in log.stages[2].note
+    assert [s.name for s in log.stages] == ["arguments", "narrow"]  # asked for: no choose
+    assert "cut off" in log.stages[1].note
     (call,) = response.tool_calls
     assert call.parse_error is None and call.arguments["location"] == "New York"
 

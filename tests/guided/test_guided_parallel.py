@@ -72,8 +72,7 @@ def test_respectively_pairs_the_lists_and_otherwise_every_combination() -> None:
 
 async def test_the_guided_model_returns_the_enumerated_calls_together() -> None:
     inner = ScriptedModel(
-        [
-            '{"tool": "present_value"}',
+        [  # the request plainly asks for the tool (relevance.asked_for): no choose stage
             json.dumps(
                 {
                     "tool": "present_value",

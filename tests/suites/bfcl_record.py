@@ -9,7 +9,10 @@ default construction on SmolLM2-135M exactly as the ``bfcl-<category>`` suites r
 changes what a stage sends (the replay test then fails with a ``stage`` divergence),
 and say so in the commit. Re-recorded for issue #22's second round (the arguments stage
 held to the request's own values from the start), and for its third round (an early
-answer asked for in at most 48 tokens; the ``distinct`` stage; two cases added).
+answer asked for in at most 48 tokens; the ``distinct`` stage; two cases added), and
+for its fourth round (a request that plainly asks for a tool gets a tool only; values
+in their parameter's form; a value that only names its parameter asked again; four
+cases added).
 """
 
 from __future__ import annotations
@@ -46,9 +49,18 @@ CASES = {
     "simple_python_344": "a quoted name kept whole ('Legend of Zelda: Breath of the Wild'); "
     "the item is a span of the request but the wrong one ('Weapon': pinned as it is); the "
     "stat, which repeated it, asked again (distinct stage)",
-    "simple_python_104": "the choose stage's answer runs on and is cut at 48 tokens, holds "
-    "a number nobody gave, so the arguments are asked; the optional unit '10' (height's "
-    "value as text) left out",
+    "simple_python_104": "the request plainly asks for the tool, so the arguments are asked "
+    "at once (until the fourth round the choose stage's answer ran on, was cut at 48 tokens "
+    "and held a number nobody gave); the optional unit '10' (height's value as text) left "
+    "out",
+    "simple_python_292": "the request plainly asks for compose_melody: no choose stage (the "
+    "model used to answer 'The melody is ...' there)",
+    "simple_python_389": "currencies in the parameter's form: held to the codes the request "
+    "names (USD for 'US dollars', GBP for 'British Pounds'), not asked again as words nobody "
+    "said",
+    "simple_python_291": "key 'C': the value its description maps 'C major' to",
+    "simple_python_319": "league 'League' only names its parameter: asked again among the "
+    "other spans (distinct stage): 'Premier League'",
 }
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from pilothouse.events import StageRequested, ToolCalled
 from pilothouse.guided.brevity import EARLY_ANSWER_TOKENS
+from pilothouse.guided.relevance import asked_for
 from pilothouse.testing import assert_replays
 from pilothouse_suites import bfcl
 
@@ -41,12 +42,16 @@ recorder = _recorder()
 # case -> (stages replayed, BFCL verdict of the replayed calls: error type, "" = right)
 EXPECTED: dict[str, tuple[list[str], str]] = {
     "irrelevance_175": (["answer"], ""),
-    "multiple_59": (["choose", "arguments", "distinct"], "value_error:list/tuple"),
-    "multiple_162": (["choose", "arguments"], ""),
+    "multiple_59": (["arguments", "distinct"], "value_error:list/tuple"),
+    "multiple_162": (["arguments"], ""),
     "multiple_166": (["choose", "arguments"], ""),
     "multiple_26": (["choose", "arguments"], ""),
-    "simple_python_104": (["choose", "arguments"], ""),
+    "simple_python_104": (["arguments"], ""),
     "simple_python_344": (["choose", "arguments", "distinct"], "value_error:string"),
+    "simple_python_292": (["arguments"], ""),
+    "simple_python_389": (["choose", "arguments"], ""),
+    "simple_python_291": (["arguments"], ""),
+    "simple_python_319": (["arguments", "distinct"], ""),
 }
 
 
@@ -82,19 +87,33 @@ def test_a_recorded_case_replays_through_the_construction(case_id: str) -> None:
         # the arguments stage is held to the request's own values from the start
         (held,) = [e for e in requested if e.stage == "arguments"]
         assert held.schemas and "request's own" in held.note
-        # before any tool ran, the choice (or an answer) is asked in a few tokens
-        assert requested[0].stage == "choose"
-        assert (requested[0].settings or {}).get("max_tokens") == EARLY_ANSWER_TOKENS
+        # before any tool ran, the choice (or an answer) is asked in a few tokens; a
+        # request that plainly asks for the one tool offered has no choice to make
+        if requested[0].stage == "choose":
+            assert (requested[0].settings or {}).get("max_tokens") == EARLY_ANSWER_TOKENS
+        else:
+            assert requested[0].stage == "arguments"
+            specs = [t.spec() for t in bfcl.bfcl_tools(case)]
+            assert any(asked_for(case.question, s) for s in specs)
     if "distinct" in stages:
-        # a free string that repeated another argument's value, asked again
+        # a free string that repeated another argument's value (or only named its own
+        # parameter: simple_python_319's league "League"), asked again
         distinct = requested[-1]
-        assert distinct.schemas and "another argument holds" in distinct.note
+        assert distinct.schemas
+        assert "another argument holds" in distinct.note or "own name" in distinct.note
     if case_id == "multiple_59":
         assert calls[0].arguments["specialization"] == ["lawyers", "criminal law"]
     if case_id == "multiple_162":
         assert calls[0].arguments["mode"] == "dynamic"  # the described value the user said
     if case_id == "simple_python_104":
         assert "unit" not in calls[0].arguments  # '10', height's value as text: left out
+    if case_id == "simple_python_389":  # the codes of the currencies the user named
+        assert calls[0].arguments["base_currency"] == "USD"
+        assert calls[0].arguments["target_currency"] == "GBP"
+    if case_id == "simple_python_291":
+        assert calls[0].arguments["key"] == "C"  # "'C' for C major", its description says
+    if case_id == "simple_python_319":
+        assert calls[0].arguments["league"] == "Premier League"
 
 
 @pytest.mark.skipif(

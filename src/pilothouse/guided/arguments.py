@@ -35,6 +35,11 @@ description names values (after "e.g.", "such as") and the request says exactly 
 them; a required free string that repeats an earlier argument's
 value is asked again among the spans no other argument holds (`repeated_values`,
 `distinct_parameters`; the ``distinct`` stage).
+
+Added in the fourth round (`guided.forms`): a value in the form its parameter asks for,
+where the request says it in another: a currency argument is held to the codes of the
+currencies the request names ("US dollars": "USD"), and a string whose description maps
+the request's words ("'c' for Celsius", "'C' for C major") takes the mapped value.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from pilothouse.guided.forms import currency_codes, currency_parameter, described_value
 from pilothouse.guided.relevance import request_numbers, same_word
 from pilothouse.guided.render import described_examples
 from pilothouse.models.base import ToolSpec
@@ -55,6 +61,7 @@ __all__ = [
     "free_strings",
     "grounded_parameters",
     "repeated_values",
+    "self_named",
     "settle",
     "span_schema",
     "spans",
@@ -249,6 +256,12 @@ def settle(
             if quote is not None:
                 out[name] = quote
                 changes.append(f"{name}: {quote!r}, the request's quoted words")
+        formed = _in_form(name, prop, value, text)
+        if formed is not None:
+            if out.get(name) != formed:
+                changes.append(f"{name}: {formed!r}, the request's words in the parameter's form")
+                out[name] = formed
+            continue
         if prop.get("type") == "boolean":
             said_flag = flag_said(name, text)
             if said_flag is not None:
@@ -285,6 +298,20 @@ def settle(
     _fill_numbers(out, properties, required, text, changes)
     _fill_described(out, properties, required, text, changes)
     return out, changes
+
+
+def _in_form(name: str, prop: dict[str, Any], value: Any, text: str) -> str | None:
+    """The value in the form the parameter asks for (`guided.forms`), or None: the one
+    its description maps the request's words to ("'c' for Celsius"), or the code of the
+    one currency a currency argument names ("US dollars": "USD")."""
+    described = described_value(prop, text)
+    if described is not None:
+        return described
+    if isinstance(value, str) and currency_parameter(name, prop):
+        codes = currency_codes(value)
+        if len(codes) == 1:
+            return codes[0]
+    return None
 
 
 def _fill_described(
@@ -435,10 +462,12 @@ def _number_schema(prop: dict[str, Any], numbers: Sequence[float]) -> dict[str, 
 
 
 def _grounded_property(
-    name: str, prop: Any, text_spans: list[str], numbers: Sequence[float]
+    name: str, prop: Any, text_spans: list[str], numbers: Sequence[float], codes: list[str]
 ) -> Any:
     if not isinstance(prop, dict) or any(k in prop for k in ("enum", "const", "pattern")):
         return prop
+    if codes and currency_parameter(name, prop):
+        return {k: v for k, v in prop.items() if k != "type"} | {"enum": codes}
     kind = prop.get("type")
     if kind in ("integer", "number"):
         return _number_schema(prop, numbers) or prop
@@ -447,7 +476,7 @@ def _grounded_property(
             return prop
         return {k: v for k, v in prop.items() if k != "type"} | {"enum": text_spans}
     if kind == "array" and isinstance(prop.get("items"), dict):
-        items = _grounded_property(name, prop["items"], text_spans, numbers)
+        items = _grounded_property(name, prop["items"], text_spans, numbers, codes)
         if items is prop["items"]:
             return prop
         most = len(numbers) if items.get("type") in ("integer", "number") else 3
@@ -461,6 +490,8 @@ def grounded_parameters(spec: ToolSpec, text: str) -> dict[str, Any] | None:
     Strings (without enum, format or pattern, and not composed text such as a
     ``query`` or ``code``) are one of the request's spans or clauses; numbers one of
     its numbers of the parameter's type ("two" counts as 2); arrays hold such items.
+    A currency parameter (`forms.currency_parameter`) is one of the codes of the
+    currencies the request names ("US dollars": "USD"), when it names any.
     Measured on BFCL's non-live cases outside the held-out ids, 86% of the required
     strings and 85% of the required numbers of the right calls are the request's own
     spans and numbers, and a 135M model writing freely drifts from them ("Manchester"
@@ -472,7 +503,8 @@ def grounded_parameters(spec: ToolSpec, text: str) -> dict[str, Any] | None:
         return None
     text_spans = list(dict.fromkeys([*spans(text), *_clauses(text)]))
     numbers = _number_values(text)
-    held = {n: _grounded_property(n, p, text_spans, numbers) for n, p in properties.items()}
+    codes = currency_codes(text)
+    held = {n: _grounded_property(n, p, text_spans, numbers, codes) for n, p in properties.items()}
     if all(held[n] is properties[n] for n in properties):
         return None
     return {**parameters, "properties": held}
@@ -514,6 +546,39 @@ def repeated_values(arguments: dict[str, Any], spec: ToolSpec) -> list[str]:
     return out
 
 
+def _names_parameter(name: str, value: str) -> bool:
+    """Whether `value`'s words are only the parameter's own name ("League" for
+    ``league``, "team" for ``team_name``): a label next to the value in the request,
+    not the value. A value holding a digit ("dataset1") is a value."""
+    if re.search(r"[0-9]", value):
+        return False
+    own = words(re.sub(r"[_.\-]+", " ", name))
+    mine = words(value)
+    return bool(mine) and all(any(same_word(m, o) for o in own) for m in mine)
+
+
+def self_named(arguments: dict[str, Any], spec: ToolSpec) -> list[str]:
+    """The required free string arguments whose value only names the parameter itself.
+
+    Held to the request's spans, SmolLM2-135M sometimes writes the word that labels the
+    value instead of the value: ``league`` "League" for "Manchester United in Premier
+    League" (BFCL tune). Measured on the right calls of BFCL's non-live cases outside
+    the held-out ids, no required free string value is only its parameter's name (of
+    1959 free string values, 8 are, all optional or holding a digit: ``unit`` "units",
+    ``detail_level`` "detailed", "dataset1").
+    """
+    parameters = spec.parameters or {}
+    required = set(parameters.get("required") or ())
+    out = []
+    for name in free_strings(spec):
+        value = arguments.get(name)
+        items = value if isinstance(value, list) else [value]
+        texts = [i for i in items if isinstance(i, str)]
+        if name in required and texts and all(_names_parameter(name, t) for t in texts):
+            out.append(name)
+    return out
+
+
 def _overlaps(span: str, used: set[str]) -> bool:
     """Whether `span` shares a word (not a function word) or a number with a used value."""
     taken = {t for u in used for t in _tokens(u) if t not in STOP_WORDS}
@@ -540,7 +605,9 @@ def distinct_parameters(
     choices = [
         s
         for s in dict.fromkeys([*spans(text), *_clauses(text)])
-        if not _overlaps(s, used) and not re.fullmatch(r"[\d.,:/\-]+", s)
+        if not _overlaps(s, used)
+        and not re.fullmatch(r"[\d.,:/\-]+", s)
+        and not any(_names_parameter(n, s) for n in names)
     ]
     if not choices:
         return None

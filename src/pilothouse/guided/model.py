@@ -48,6 +48,7 @@ from pilothouse.guided.arguments import (
     free_strings,
     grounded_parameters,
     repeated_values,
+    self_named,
     settle,
 )
 from pilothouse.guided.brevity import short, trimmed
@@ -60,8 +61,9 @@ from pilothouse.guided.checks import (
     narrowed,
     ungrounded,
 )
+from pilothouse.guided.forms import formed_values
 from pilothouse.guided.parallel import expanded
-from pilothouse.guided.relevance import echoes, relevant_tools
+from pilothouse.guided.relevance import asked_for, echoes, relevant_tools
 from pilothouse.guided.render import TOOL_PROMPT, TOOL_RESULT_PROMPT, text_messages
 from pilothouse.guided.schemas import answer_schema, choice_schema, reply_schema
 from pilothouse.messages import ToolCall, Usage
@@ -230,16 +232,18 @@ class GuidedModel:
             return self._abstain_stage(request, turn)
         chosen = self._preselect(turn, offered)
         required = request.tool_choice == "required"
-        if required and len(chosen) == 1:
+        plain = self._plainly_asked(request, turn, chosen)
+        if (required or plain) and len(chosen) == 1:
             held, note = self._grounded(chosen[0], turn)
+            note = "; ".join(n for n in (plain, note) if n)
             return self._arguments_stage(request, chosen[0], held, note, "arguments")
         text = self._answer_text(request, turn)
         schema = (
             choice_schema(chosen, None, True)
-            if required
+            if required or plain
             else choice_schema(chosen, request.output_schema, False, text)
         )
-        return self._stage("choose", self._choosing(request, turn, chosen), schema)
+        return self._stage("choose", self._choosing(request, turn, chosen), schema, note=plain)
 
     def _choosing(self, request: ModelRequest, turn: Turn, chosen: list[ToolSpec]) -> ModelRequest:
         """The request a `choose` stage shows: the chosen tools; before any tool ran,
@@ -248,6 +252,22 @@ class GuidedModel:
         if turn.results or request.output_schema is not None or request.tool_choice == "required":
             return shown
         return replace(shown, settings=short(request.settings))
+
+    def _plainly_asked(self, request: ModelRequest, turn: Turn, chosen: list[ToolSpec]) -> str:
+        """Why this first decision after a user message asks for a tool only ("": it
+        does not): the request plainly asks for one of the tools (`relevance.asked_for`).
+
+        Only where the relevance gate applies (an answer allowed, no tool ran yet) and
+        the reply is free text: a run with an output schema may be answered directly.
+        """
+        if not self.relevance or request.tool_choice != "auto" or turn.calls:
+            return ""
+        if turn.results or request.output_schema is not None or not turn.query.strip():
+            return ""
+        named = [t.name for t in chosen if asked_for(turn.query, t)]
+        if not named:
+            return ""
+        return f"the request plainly asks for {', '.join(named)}: a tool only (guided.relevance)"
 
     def _single(self, request: ModelRequest) -> Stage:
         schema = reply_schema(request.tools, request.output_schema, request.tool_choice)
@@ -311,7 +331,8 @@ class GuidedModel:
     ) -> Stage:
         focused = replace(request, tools=[spec], tool_choice="required")
         if narrow is None:
-            return self._stage("arguments", focused, reply_schema([spec], None, "required"))
+            schema = reply_schema([spec], None, "required")
+            return self._stage("arguments", focused, schema, note=note)
         return self._stage(
             name,
             focused,
@@ -388,22 +409,23 @@ class GuidedModel:
             return _spent(replace(answer, tool_calls=()), spent)
         chosen = self._preselect(turn, fitting)
         required = request.tool_choice == "required"
+        plain = self._plainly_asked(request, turn, chosen)
         text = self._answer_text(request, turn)
 
         spec: ToolSpec | None = None
-        if required and len(chosen) == 1:
+        if (required or plain) and len(chosen) == 1:
             spec = chosen[0]
         else:
             names = [t.name for t in chosen]
             tools_only = choice_schema(chosen, None, True)
             schema = (
                 tools_only
-                if required
+                if required or plain
                 else choice_schema(chosen, request.output_schema, False, text)
             )
             shown = self._choosing(request, turn, chosen)
             choice = await self._ask(
-                self._stage("choose", shown, schema), log, spent, names, json_out
+                self._stage("choose", shown, schema, note=plain), log, spent, names, json_out
             )
             early = (
                 not choice.tool_calls
@@ -431,6 +453,8 @@ class GuidedModel:
                 spec = next(t for t in chosen if t.name == choice.tool_calls[0].name)
 
         held, held_note = self._grounded(spec, turn)
+        if plain and len(chosen) == 1:  # no choose stage: the arguments stage says why
+            held_note = "; ".join(n for n in (plain, held_note) if n)
         stage = self._arguments_stage(request, spec, held, held_note, "arguments")
         response = await self._ask(stage, log, spent, [spec.name])
         if response.finish_reason == "length" and response.tool_calls:
@@ -461,6 +485,12 @@ class GuidedModel:
 
         said = "\n".join(m.content for m in request.messages if m.role != "assistant")
         bad = ungrounded(call.arguments, spec, grounding(request, spec), said)
+        properties = (spec.parameters or {}).get("properties") or {}
+        bad = [  # a value in its parameter's form ("USD" for "US dollars") is the request's
+            n
+            for n in bad
+            if call.arguments.get(n) not in formed_values(n, properties.get(n), turn.query)
+        ]
         if bad:
             narrow = narrowed(spec, bad, turn.query)
             if narrow is not None:
@@ -485,16 +515,20 @@ class GuidedModel:
         log: StageLog | None,
         spent: list[Usage],
     ) -> ModelResponse:
-        """The call with each free string that repeats another argument's value asked
-        again among the request's other spans (`arguments.repeated_values`)."""
+        """The call with each free string that repeats another argument's value, or only
+        names its own parameter, asked again among the request's other spans
+        (`arguments.repeated_values`, `arguments.self_named`)."""
         arguments = response.tool_calls[0].arguments
         repeated = repeated_values(arguments, spec)
-        if not repeated:
+        labels = [n for n in self_named(arguments, spec) if n not in repeated]
+        if not repeated and not labels:
             return response
-        schema = distinct_parameters(spec, arguments, repeated, turn.query)
+        schema = distinct_parameters(spec, arguments, [*repeated, *labels], turn.query)
         if schema is None:
             return response
-        note = f"{', '.join(repeated)}: a value another argument holds (guided.arguments)"
+        why = [f"{', '.join(repeated)}: a value another argument holds"] if repeated else []
+        why += [f"{', '.join(labels)}: only the parameter's own name"] if labels else []
+        note = "; ".join(why) + " (guided.arguments)"
         held = ToolSpec(spec.name, spec.description, schema)
         stage = self._arguments_stage(request, spec, held, note, "distinct")
         retry = await self._ask(stage, log, spent, [spec.name])

@@ -12,6 +12,13 @@ tool fits, in the words the request shares with the tool:
   ("invented" meets "invention", "sunrise" does not meet "sunset");
 - verbs and nouns every tool uses ("calculate", "get", "find", "value", ...) are no
   evidence, and neither are numbers, in digits or words ("seven plus eight");
+- a request that names a value of the kind the tool takes or gives is evidence too (a
+  currency for a tool with a currency parameter: "How many Canadian dollars for 500 US
+  dollars?" and ``convert_currency``; a "When ..." question for a tool whose name says
+  date or time). Added in the fourth round: on the non-live cases outside the held-out
+  ids the right function is kept in 364 instead of 360 of 380 simple and 169 instead of
+  167 of 180 multiple cases; no irrelevance case more is let through (180 of 220 still
+  answered);
 - a tool that takes free text as its question (a string parameter named ``query``,
   ``q``, ``question``, ``search``, ``keywords``: a search over notes or a knowledge
   base) may answer anything, so it fits;
@@ -44,11 +51,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from pilothouse.guided.forms import currency_codes, currency_parameter
 from pilothouse.models.base import ToolSpec
 from pilothouse.tools.select import words
 
 __all__ = [
     "GENERIC_WORDS",
+    "asked_for",
     "content_words",
     "fillable",
     "fits",
@@ -144,9 +153,27 @@ def fillable(query: str, spec: ToolSpec) -> bool:
     return needed == 0 or needed <= len(request_numbers(query))
 
 
+_WHEN = re.compile(r"\s*when\b", re.IGNORECASE)
+_TIME_NAMES = frozenset({"date", "time", "year", "when"})
+
+
+def _holds_what_is_asked(query: str, spec: ToolSpec) -> bool:
+    """Whether the request names a value of the kind the tool takes or gives, though it
+    shares no word with it: a currency ("500 US dollars", "Japanese Yen") for a tool
+    with a currency parameter, or a "When ..." question for a tool whose name says it
+    gives a date or time (``get_event_date``)."""
+    properties = (spec.parameters or {}).get("properties") or {}
+    if currency_codes(query) and any(currency_parameter(n, p) for n, p in properties.items()):
+        return True
+    own = set(re.split(r"[_.\-]+", spec.name.lower()))
+    return _WHEN.match(query) is not None and bool(own & _TIME_NAMES)
+
+
 def _evidence(query: str, spec: ToolSpec) -> bool:
     asked = content_words(query)
     if _takes_a_query(spec) or _shared(asked, _name_words(spec)):
+        return True
+    if _holds_what_is_asked(query, spec):
         return True
     return len(_shared(asked, _doc_words(spec))) >= _DESCRIPTION_WORDS
 
@@ -158,6 +185,31 @@ def fits(query: str, spec: ToolSpec, instructions: str = "") -> bool:
     if not content_words(query):
         return True
     return _evidence(query, spec) and fillable(query, spec)
+
+
+_SETTLED_DESCRIPTION_WORDS = 2  # with a name word: the request plainly asks for the tool
+
+
+def asked_for(query: str, spec: ToolSpec) -> bool:
+    """Whether `query` plainly asks for `spec`: it shares a content word with the tool's
+    name *and* at least two with its description and parameter names, and gives the
+    numbers its required parameters need (`fillable`).
+
+    Asked to choose between such a tool and an answer, SmolLM2-135M still answers now
+    and then, in the tool's own words ("The melody is a beautiful example of ..." for
+    "Compose a simple piano melody ..." with ``compose_melody`` on offer): an answer
+    nobody scores as a call. When the request is this close to a tool, the guided layer
+    asks for a tool only. Measured without the model on BFCL's non-live cases outside
+    the held-out ids: the right function is asked for in 310 of 380 simple and 146 of 180
+    multiple cases; of the 220 irrelevance cases, 12 have a tool asked for (of the 40
+    the gate lets through), so at most 12 answers can become calls.
+    """
+    asked = content_words(query)
+    if not _shared(asked, _name_words(spec)):
+        return False
+    return len(_shared(asked, _doc_words(spec))) >= _SETTLED_DESCRIPTION_WORDS and fillable(
+        query, spec
+    )
 
 
 def relevant_tools(query: str, tools: Sequence[ToolSpec], instructions: str = "") -> list[ToolSpec]:
