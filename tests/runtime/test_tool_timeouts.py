@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from example_runs import run_example
 from pilothouse import Agent, ScriptedModel, call, tool
 from pilothouse.events import ToolCalled, ToolReturned
 from pilothouse.exceptions import ToolCallInDoubtError, ToolDefinitionError
@@ -194,3 +196,12 @@ def test_a_timeout_needs_a_function_that_can_be_stopped() -> None:
         with pytest.raises(ToolDefinitionError, match="seconds > 0"):
             tool(blocking=True, timeout=bad)(plain)
     assert tool(blocking=True, timeout=2)(plain).timeout == 2
+
+
+def test_the_tool_timeouts_example_runs_as_written(tmp_path: Path) -> None:
+    result = run_example("tool_timeouts.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "lookup_order: error: Tool 'lookup_order' did not answer within 0.2 s" in out
+    assert "pay_refund: ok: refund of 25.00 paid for A1001" in out  # found by reconcile
+    assert "payments at the provider: 1" in out  # never paid twice
