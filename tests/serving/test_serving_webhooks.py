@@ -11,6 +11,7 @@ refuse, redirect, hang or are not there.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -19,7 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -348,3 +349,26 @@ def test_the_webhooks_example_runs_as_written(tmp_path: Path) -> None:
     assert "bot approved: final: Done: refunded 49.90 for A1001." in out
     assert "bot left it for a person: 420.00 is over 100.00" in out
     assert "refunds made: ['A1001']" in out
+
+
+def test_a_receiver_that_answers_without_end_is_not_read(world: World) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:  # a body that never ends: the endpoint must not try to read it
+            yield b"x" * 65536
+            await asyncio.sleep(0)
+
+    async def answer(request: Any) -> StreamingResponse:
+        await request.body()
+        return StreamingResponse(endless(), status_code=200)
+
+    app_of_receiver = Starlette(routes=[Route("/hook", answer, methods=["POST"])])
+    with BackgroundServer(app_of_receiver) as receiving:
+        app = create_app(world.agents, api_keys=CLIENTS, webhooks=[hook(receiving.url + "/hook")])
+        with serving(app) as (server, notifier):
+            pay(server, 90)
+    [delivery] = notifier.delivered
+    assert delivery.delivered and delivery.status == 200 and delivery.attempts == 1

@@ -242,14 +242,13 @@ class Notifier:
             attempt += 1
             retry_after: str | None = None
             try:
-                response = await self._post(hook, msg_id, body)
+                status, retry_after = await self._post(hook, msg_id, body)
             except httpx.HTTPError as exc:
                 status, error = None, f"{type(exc).__name__}: {exc}"[:300]
             else:
-                status, error = response.status_code, ""
+                error = ""
                 if 200 <= status < 300:
                     return self._ended(Delivery(msg_id, hook.url, True, attempt, status))
-                retry_after = response.headers.get("retry-after")
                 if status < 500 and status not in RETRIED_STATUSES:
                     return self._ended(Delivery(msg_id, hook.url, False, attempt, status))
             if attempt >= hook.attempts:
@@ -257,7 +256,9 @@ class Notifier:
                 return self._ended(Delivery(msg_id, hook.url, False, attempt, status, error))
             await asyncio.sleep(hook.delay(attempt, retry_after))
 
-    async def _post(self, hook: Webhook, msg_id: str, body: bytes) -> httpx.Response:
+    async def _post(self, hook: Webhook, msg_id: str, body: bytes) -> tuple[int, str | None]:
+        """One signed attempt: the answer's status and ``Retry-After``. The answer's
+        body is never read (a receiver cannot make the endpoint hold a large one)."""
         if self._client is None:
             self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         stamp = int(time.time())  # each attempt signed afresh: a retry is not stale
@@ -268,9 +269,10 @@ class Notifier:
             "webhook-timestamp": str(stamp),
             "webhook-signature": hook.signature(msg_id, stamp, body),
         }
-        return await self._client.post(
-            hook.url, content=body, headers=headers, timeout=hook.timeout
-        )
+        async with self._client.stream(
+            "POST", hook.url, content=body, headers=headers, timeout=hook.timeout
+        ) as response:
+            return response.status_code, response.headers.get("retry-after")
 
     def _ended(self, delivery: Delivery) -> Delivery:
         self.delivered.append(delivery)
