@@ -319,3 +319,67 @@ def test_an_answer_after_reasoning_or_about_it_stays(fmt: str) -> None:
     for text in ("<thinking>plan</thinking>\nIt is sunny.", "Wrap reasoning in <think> tags."):
         result = get_format(fmt).parse(text, TOOLS)
         assert result.kind == "final_answer", (fmt, text, result)
+
+
+# --- narration (actions/narration.py, round 7): a plan or a progress line instead of a call
+
+
+@st.composite
+def narrated_calls(draw: st.DrawFn) -> str:
+    """A leaked plan about the user, or an imitated progress line: never an answer."""
+    if draw(st.booleans()):
+        opener = draw(st.sampled_from(["The user", "User", "the user"]))
+        verb = draw(st.sampled_from(["asks", "wants", "gave", "said", "requested", "likely"]))
+        topic = draw(st.sampled_from(["the weather in Paris.", "a tweet: 'hi'.", "a lookup."]))
+        plan = draw(
+            st.sampled_from(
+                [
+                    "So I need to output XML accordingly.",
+                    "We should call the search tool.",
+                    "They want me to use get_weather.",
+                    "Let me invoke the lookup function call.",
+                    "I must produce JSON for the tool.",
+                ]
+            )
+        )
+        return f"{opener} {verb} {topic} {plan}"
+    icon = draw(st.sampled_from(["📚", "🔍", "⏳", "[", "*", "->"]))
+    verb = draw(st.sampled_from(["Fetching", "Searching", "Looking up", "Checking", "Recalling"]))
+    obj = draw(st.sampled_from(["details for t:e8a9...", "the weather", "2 notes", "flights"]))
+    end = draw(st.sampled_from(["…", "...", " simultaneously…"]))
+    return f"{icon} {verb} {obj}{end}"
+
+
+@SETTINGS
+@given(reply=narrated_calls(), fmt=st.sampled_from(TEXT_FORMATS))
+def test_a_narrated_call_is_never_a_final_answer(reply: str, fmt: str) -> None:
+    result = get_format(fmt).parse(reply, TOOLS)
+    assert result.kind != "final_answer", (fmt, reply, result)
+
+
+NEAR_NARRATION = st.sampled_from(
+    [
+        "You asked for the weather; I need to use the search tool first, but it is 21 C.",
+        "The user guide explains how to call the search tool.",
+        "The user asked about Paris. It is sunny and 21 degrees.",
+        "The user reported a bug in the search tool; I need to escalate it.",
+        "Your user wants JSON: I will output it for you below.",
+        "Fetching the data took 2 seconds...",
+        "📚 Fetching data is easy with requests...",
+        "🔍 Searching found 3 flights: AF12, BA34, LH56.",
+        "⏳ Loading finished. The file has 12 lines.",
+        "Checking the logs showed nothing unusual...",
+    ]
+)
+
+
+@SETTINGS
+@given(
+    parts=st.lists(NEAR_NARRATION | PROSE, min_size=1, max_size=3),
+    fmt=st.sampled_from(TEXT_FORMATS),
+)
+def test_answers_near_a_narrated_call_stay_answers(parts: list[str], fmt: str) -> None:
+    answer = "\n\n".join(parts)
+    result = get_format(fmt).parse(answer, TOOLS)
+    assert result.kind == "final_answer", (fmt, answer, result)
+    assert result.answer == answer.strip()

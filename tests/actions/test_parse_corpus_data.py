@@ -268,3 +268,37 @@ def test_later_session10_batches_have_the_schema_split_and_repeat_nothing(
         others += _load(SHARED)
     assert not {e["id"] for e in batch} & {e["id"] for e in others}
     assert not {e["raw"].strip() for e in batch} & {e["raw"].strip() for e in others}
+
+
+SESSION11B = ROOT / "benchmarks" / "data" / "parse_corpus" / "session11b.jsonl"
+SESSION11B_SALT = "pilothouse-parse-split-7"
+
+
+def test_session11b_fixture_batch_has_the_schema_split_and_repeats_nothing(entries):
+    """Session 11's second batch: outputs from the newest stored versions of the peers'
+    parser test files that `holdout`'s misses come from (provenance `test-fixture`, the
+    source naming file and commit), the schema, its own fixed split (salt 7), refusals in
+    the held-out half, and no id or raw text (whitespace aside) any other file or the
+    shared corpus already holds."""
+    batch = _load(SESSION11B)
+    assert len(batch) >= 60
+    for e in batch:
+        where = e.get("id", "?")
+        assert set(e) >= REQUIRED and set(e) <= REQUIRED | OPTIONAL, where
+        assert e["format"] in FORMATS and e["provenance"] == "test-fixture", where
+        assert ":" in e["source"] and "@" in e["source"], where
+        first = hashlib.sha256(f"{SESSION11B_SALT}:{e['id']}".encode()).digest()[0]
+        rule = "tune11b" if first % 2 == 0 else "holdout7"
+        assert e["split"] == rule or (e.get("moved_from_holdout") and e["split"] == "tune11b")
+    test_expected_shape(batch)
+    test_ids_and_raws_unique(batch)
+    kinds = Counter((e["split"], e["expected"]["kind"]) for e in batch)
+    assert kinds["tune11b", "unrecoverable"] > 0 and kinds["holdout7", "unrecoverable"] > 0
+    others = list(entries) + _load(HOLDOUT2)
+    for other in (SESSION10, SESSION10B, SESSION10C, SESSION11):
+        others += _load(other)
+    if SHARED.exists():
+        others += _load(SHARED)
+    assert not {e["id"] for e in batch} & {e["id"] for e in others}
+    squash = {"".join(e["raw"].split()) for e in others}
+    assert not {"".join(e["raw"].split()) for e in batch} & squash

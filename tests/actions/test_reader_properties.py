@@ -100,6 +100,15 @@ PIECES = [r.marker for r in READERS] + [
     "<think>",
     "</think>",
     "\\_",
+    # round 7 (session 11, second round)
+    "The user asks ",
+    "So I need to output XML",
+    " the search tool.",
+    "you",
+    "\U0001f4da Fetching ",
+    "\u2026",
+    "...",
+    "Action Input: ** ",
 ]
 SOUPS = st.lists(st.sampled_from(PIECES) | st.text(max_size=8), max_size=60).map("".join)
 
@@ -180,6 +189,13 @@ HOSTILE = [
     "<think>" + "<tool_call>" * 30_000 + "</think>",
     "search\n" * 50_000,
     '{"q": "' + "\\_" * 100_000 + '"',
+    # round 7 (session 11, second round)
+    "The user asks " + "so I need to output the tool " * 30_000,
+    "The user asks x. I need to output " + "x" * 3_900 + " tool.",
+    "\U0001f4da Fetching " + "x" * 200_000 + "\u2026",
+    "\U0001f4da Fetching " + "... " * 80 + "\u2026",
+    "\U0001f4da Fetching " + "is " * 50_000,
+    "Action: search\nAction Input: " + "*" * 100_000 + " {",
 ]
 
 

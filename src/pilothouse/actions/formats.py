@@ -26,6 +26,7 @@ from pilothouse.actions.base import (
     final,
 )
 from pilothouse.actions.markup import call_markup, degenerate
+from pilothouse.actions.narration import narrated_call
 from pilothouse.messages import ToolResult
 from pilothouse.models.base import ToolSpec
 from pilothouse.prompts import Prompts
@@ -321,6 +322,10 @@ def _no_markup_answer(
             result.repairs,
         )
     offered = [t.name for t in tools]
+    narrated = narrated_call(result.answer, offered)
+    if narrated is not None:
+        # a plan or a progress line in place of the call (actions/narration.py)
+        return failure(f"{narrated}; call a tool or give your final answer", result.repairs)
     seen = _fail_safe_markup(result.answer, answer_keys, offered) or _tool_tag(result.answer, tools)
     if seen is None:
         return result
@@ -415,7 +420,10 @@ def _precheck(text: Any) -> tuple[str, ParseResult | None]:
 
 _NUM = r"[ \t*]*(?:\d+[ \t*]*)?:"  # optional step number, then the colon (no backtracking)
 _R_ACTION = re.compile(r"^[ \t>*#]*Action" + _NUM + r"[ \t*]*(.*)$", re.M | re.I)
-_R_INPUT = re.compile(r"^[ \t>*#]*Action[ \t_]*Input" + _NUM + r"[ \t*]*", re.M | re.I)
+# asterisks right after the colon close a bold label (`**Action Input:** x`); asterisks after
+# a space belong to the input and are left to `_input_value` (CrewAI's parser tests keep
+# `** plain text` as written and drop only a stray `** ` before JSON)
+_R_INPUT = re.compile(r"^[ \t>*#]*Action[ \t_]*Input" + _NUM + r"\**[ \t]*", re.M | re.I)
 # "Answer:" alone too: Llama 2 and Mistral 7B ReAct runs drop the "Final"
 _R_FINAL = re.compile(r"^[ \t>*#]*(?:Final[ \t_]*)?Answer" + _NUM + r"[ \t*]*", re.M | re.I)
 _R_OBS = re.compile(r"^[ \t>*#]*Observation" + _NUM, re.M | re.I)
@@ -427,8 +435,17 @@ _INLINE = re.compile(r"^([^\s({\[]+(?:[ \t]+[^\s({\[]+)*?)[ \t]*([({\[])(.*)$", 
 
 
 def _input_value(region: str, repairs: list[str]) -> Any:
-    """An Action Input region: JSON (repaired, fences stripped) or plain text."""
+    """An Action Input region: JSON (repaired, fences stripped) or plain text.
+
+    Leading asterisks before JSON are a stray bold marker and go (`** {"task": ...}`,
+    CrewAI's parser tests); before plain text they are the input's own text (`** plain
+    text` stays as written, the same tests), so nothing is guessed away."""
     text = region.strip()
+    if text[:1] == "*":
+        rest = text.lstrip("* \t")
+        if rest[:1] in "{[":
+            text = rest
+            repairs.append("bold_marker_before_input")
     if text.startswith("```"):
         blocks = repair.fenced_blocks(text)
         if blocks:
