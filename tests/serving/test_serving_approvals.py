@@ -83,11 +83,12 @@ def test_an_approver_reads_the_waiting_call_and_approves_it_once(world: World) -
         assert seen["input"] == "pay 300"
         [waiting] = seen["pending"]
         assert waiting["key"] == pending["key"] and waiting["arguments"] == {"amount": 300}
-        assert waiting["tool"] == "send_money" and waiting["reason"]
+        assert waiting["tool"] == "send_money" and waiting["reason"] and waiting["agent"] == "echo"
         # the client who asked sees its run, without the arguments or the policy's reason
         mine = get(server, run_id, ALICE).json()
         assert mine["status"] == "paused" and mine["pending"][0]["tool"] == "send_money"
         assert "arguments" not in mine["pending"][0] and "acts_for" not in mine
+        assert "agent" not in mine["pending"][0]
         decided = post(server, run_id, CAROL, {"decisions": {pending["key"]: True}})
         assert decided.status_code == 200, decided.text
         assert decided.json()["outcome"] == "final" and decided.json()["answer"] == "paid"

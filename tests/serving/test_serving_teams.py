@@ -142,6 +142,7 @@ def test_a_team_member_that_waits_is_decided_through_the_root_run(store: SQLiteS
         assert seen["status"] == "paused" and seen["acts_for"] == "alice"
         [waiting] = seen["pending"]
         assert waiting["arguments"] == {"order_id": "A-7", "amount_eur": 80.0}
+        assert waiting["agent"] == "refunds"  # the member whose run waits
         assert waiting["key"] == extra["pending"][0]["key"]
         # the queue lists the root once, not the member's run
         queue = as_approver(server, "/v1/runs?status=paused").json()["data"]

@@ -76,6 +76,7 @@ class ServedRun:
     info: RunInfo
     acts_for: str | None  # the principal's user (keyed mode: the client's owner)
     waiting: list[PendingRequest]
+    waiting_agent: str | None = None  # whose run waits (a team's member, or the agent)
 
     @property
     def name(self) -> str:
@@ -154,7 +155,7 @@ def _served(models: Mapping[str, Served], info: RunInfo, store: Store) -> Served
         if waiting is None:
             return ServedRun(model, info, acts_for, [])
         member_events = events if waiting.run_id == info.run_id else store.events(waiting.run_id)
-        return ServedRun(model, info, acts_for, _waiting(member_events))
+        return ServedRun(model, info, acts_for, _waiting(member_events), waiting.agent)
     return None
 
 
@@ -179,7 +180,11 @@ def run_view(run: ServedRun, *, approver: bool) -> dict[str, Any]:
     if run.waiting:
         data["pending"] = [
             {"key": p.key, "kind": p.kind, "tool": p.tool}
-            | ({"arguments": p.arguments, "reason": p.reason} if approver else {})
+            | (
+                {"arguments": p.arguments, "reason": p.reason, "agent": run.waiting_agent}
+                if approver
+                else {}
+            )
             for p in run.waiting
         ]
     if approver:
