@@ -31,7 +31,7 @@ from pilothouse.models.base import ModelRequest
 from pilothouse.policy import Policy, Rule
 from pilothouse.runtime.journal import SQLiteStore
 from pilothouse.serving import BackgroundServer, create_app
-from pilothouse.teams import Handoff, Team
+from pilothouse.teams import Handoff, Supervisor, Team
 
 ALICE, CAROL = "alice-client-key-0001", "carol-approver-key-01"
 CLIENTS, APPROVERS = {ALICE: "alice"}, {CAROL: "carol"}
@@ -222,3 +222,45 @@ def test_the_served_team_example_runs_as_written(tmp_path: Path) -> None:
     assert "queue: the client's root run waits for issue_refund({'order_id': 'A-7'" in out
     assert "approved: final: Refunded 80 EUR." in out
     assert "root run of triage: final" in out and "child run of refunds: final" in out
+
+
+def test_a_supervisor_whose_member_waits_is_served_the_same_way(store: SQLiteStore) -> None:
+    paid: list[int] = []
+
+    @tool(effect="side_effect", requires_approval=True)
+    def pay(amount: int) -> str:
+        """Pay (a person approves each payment)."""
+        paid.append(amount)
+        return f"paid {amount}"
+
+    def boss_reply(request: ModelRequest) -> Any:
+        done = [m.content for m in request.messages if m.role == "tool"]
+        return f"Boss: {done[0]}" if done else ToolCall("b1", "ask_payer", {"task": "pay 30"})
+
+    def payer_reply(request: ModelRequest) -> Any:
+        done = [m.content for m in request.messages if m.role == "tool"]
+        return done[0] if done else ToolCall("p1", "pay", {"amount": 30})
+
+    payer = Agent(ScriptedModel(payer_reply, record=False), tools=[pay], name="payer", store=store)
+    boss = Agent(ScriptedModel(boss_reply, record=False), name="boss", store=store)
+    app = create_app({"office": Supervisor(boss, [payer])}, api_keys=CLIENTS, approvers=APPROVERS)
+    with BackgroundServer(app) as server:
+        extra = (
+            client(server, ALICE)
+            .chat.completions.create(
+                model="office", messages=[{"role": "user", "content": "pay the bill"}]
+            )
+            .model_extra["pilothouse"]
+        )
+        root = extra["run_id"]
+        [waiting] = as_approver(server, f"/v1/runs/{root}").json()["pending"]
+        assert (waiting["tool"], waiting["agent"], waiting["arguments"]) == (
+            "pay",
+            "payer",
+            {"amount": 30},
+        )
+        decided = as_approver(
+            server, f"/v1/runs/{root}/approvals", {"decisions": {waiting["key"]: True}}
+        )
+        assert decided.json()["answer"] == "Boss: paid 30"
+    assert paid == [30]
