@@ -6,7 +6,8 @@ The refund agent of `serve_approvals.py` is served with a webhook: each time one
 runs waits for a person, the endpoint POSTs a signed event (Standard Webhooks) to the
 bot's URL. The bot verifies the signature with the specification's reference library
 (`standardwebhooks`), reads the waiting call over the approval API with an approver key,
-and approves refunds up to 100 (a person would decide the rest). The model is scripted
+and approves refunds up to 100 (a person would decide the rest); a ``run.decided`` event
+then tells it the run ended, so it can close what it posted. The model is scripted
 so the example runs offline; the journal is a temporary SQLite file.
 """
 
@@ -82,6 +83,8 @@ def main() -> None:
                         json={"decisions": {waiting["key"]: True}},
                     ).json()
                     print(f"bot approved: {decided['status']}: {decided['answer']}")
+                    closed = events.get(timeout=60)  # the endpoint says the run ended
+                    print(f"bot told: {closed['type']} by {closed['data']['decided_by']}")
                 else:
                     print(f"bot left it for a person: {amount:.2f} is over {LIMIT:.2f}")
     print(f"refunds made: {REFUNDS}")

@@ -111,11 +111,17 @@ def test_a_waiting_run_is_announced_once_signed_without_its_details(
         decided = approve(server, first["run_id"], keys[0])
         assert decided.status_code == 200 and decided.json()["outcome"] == "final"
         second = pay(server, 5)
-    # stopped: every delivery ended; one event per wait, the second run's last
-    assert [verified(r)["data"]["id"] for r in receiver.got] == [
-        first["run_id"],
-        second["run_id"],
+    # stopped: every delivery ended. One event per wait, and one when the decision ended
+    # the first run: who decided, and (without details) not the client's answer
+    events = [verified(r) for r in receiver.got]
+    assert [(e["type"], e["data"]["id"]) for e in events] == [
+        ("run.waiting", first["run_id"]),
+        ("run.decided", first["run_id"]),
+        ("run.waiting", second["run_id"]),
     ]
+    closed = events[1]["data"]
+    assert closed["status"] == "final" and closed["decided_by"] == "carol"
+    assert "answer" not in closed and "pending" not in closed
 
 
 def test_a_forged_altered_or_replayed_event_is_refused_by_the_receiver(
@@ -258,8 +264,10 @@ def test_a_run_that_waits_again_after_a_decision_is_announced_again(
             decided = approve(server, run_id, key)
             assert decided.status_code == 200
         assert decided.json()["answer"] == "both paid"
-    ids = [r[0]["webhook-id"] for r in receiver.got]
-    assert len(ids) == 2 and ids[0] != ids[1]
+    # a wait, the next wait after the first decision, then the end after the second
+    kinds = [(verified(r)["type"], r[0]["webhook-id"]) for r in receiver.got]
+    assert [kind for kind, _ in kinds] == ["run.waiting", "run.waiting", "run.decided"]
+    assert len({msg_id for _, msg_id in kinds}) == 3
 
 
 async def test_one_process_announces_one_wait_once(world: World, receiver: Receiver) -> None:
@@ -347,6 +355,7 @@ def test_the_webhooks_example_runs_as_written(tmp_path: Path) -> None:
     assert "a forged event: 401" in out
     assert "bot told: run.waiting refund({'order_id': 'A1001', 'amount': 49.9})" in out
     assert "bot approved: final: Done: refunded 49.90 for A1001." in out
+    assert "bot told: run.decided by carol" in out
     assert "bot left it for a person: 420.00 is over 100.00" in out
     assert "refunds made: ['A1001']" in out
 

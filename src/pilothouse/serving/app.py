@@ -214,6 +214,22 @@ class _Endpoint:
             except Exception:  # the answer is sent; the next start announces the wait
                 _log.exception("run %s: cannot announce its wait", result.run_id)
 
+    def announce_decided(
+        self, task: asyncio.Task[RunResult[Any]], approver: str, keys: list[str]
+    ) -> None:
+        """A decided run's callback: it waits again (announced as a wait) or it ended
+        (``run.decided``)."""
+        if self.notifier is None or task.cancelled() or task.exception() is not None:
+            return
+        result = task.result()
+        if result.outcome == "paused":
+            self.announce_if_paused(task)
+            return
+        try:
+            self.notifier.decided(result.run_id, approver, keys)
+        except Exception:  # the approver has the answer; only the event is lost
+            _log.exception("run %s: cannot announce its decision", result.run_id)
+
     async def drain(self) -> None:
         """Refuse new runs, give those in flight the grace period, then cancel the rest
         (each is journaled ``interrupted``: `Agent.resume` or a worker finishes it)."""
@@ -685,7 +701,8 @@ def create_app(
         decisions = parse_decisions(body, run)
         task = asyncio.ensure_future(decide(run, decisions, approver))
         endpoint.track(task)
-        task.add_done_callback(endpoint.announce_if_paused)  # it may wait again
+        keys = list(decisions)
+        task.add_done_callback(lambda done: endpoint.announce_decided(done, approver, keys))
         result = await asyncio.shield(task)  # a client that leaves does not stop the run
         after = find_run(endpoint.agents, run_id)
         assert after is not None

@@ -11,7 +11,9 @@ secret. A receiver checks it with any of the specification's libraries
 refuses a timestamp more than five minutes old, so a captured event cannot be replayed
 later.
 
-The event (`event_body`) is ``{"type": "run.waiting", "timestamp", "data"}``. By
+The event (`event_body`) is ``{"type": "run.waiting", "timestamp", "data"}``; when an
+approver's decision (over HTTP) continues the run to its end, a ``run.decided`` event
+follows, with ``decided_by`` (a bot can close the item it posted). By
 default ``data`` holds what a person needs to decide whether to look: the run's id, the
 served model, each waiting tool's name, kind and key, and ``url``, the path of the run
 on this endpoint. The call's arguments, the policy's reason, the input and the person
@@ -170,11 +172,23 @@ def message_id(run_id: str, keys: Sequence[str]) -> str:
     return f"msg_{digest[:32]}"
 
 
-def event_body(run: ServedRun, *, details: bool, when: float) -> bytes:
-    """The JSON body announcing `run`'s wait (see the module docs)."""
+def event_body(
+    run: ServedRun,
+    *,
+    details: bool,
+    when: float,
+    type: str = "run.waiting",
+    decided_by: str | None = None,
+) -> bytes:
+    """The JSON body announcing `run`'s wait, or (``run.decided``) that a decision
+    continued it to its end (see the module docs)."""
     data = run_view(run, approver=details) | {"url": f"/v1/runs/{run.info.run_id}"}
+    if decided_by is not None:
+        data["decided_by"] = decided_by
+    if not details:
+        data.pop("answer", None)  # the client's answer is a detail too
     stamp = datetime.fromtimestamp(when, tz=UTC).isoformat().replace("+00:00", "Z")
-    event = {"type": "run.waiting", "timestamp": stamp, "data": data}
+    event = {"type": type, "timestamp": stamp, "data": data}
     return json.dumps(event, separators=(",", ":"), default=str).encode()
 
 
@@ -213,6 +227,28 @@ class Notifier:
         if run is not None:
             self._announce(run)
 
+    def decided(self, run_id: str, approver: str, keys: Sequence[str]) -> None:
+        """Announce that `approver`'s decision of `keys` continued `run_id` to its end
+        (``run.decided``; once per decision; not announced again after a restart)."""
+        run = find_run(self.agents, run_id)
+        if run is None or run.waiting:
+            return
+        msg_id = message_id(run_id, ["decided", *keys])
+        if msg_id in self._announced:
+            return
+        self._announced.add(msg_id)
+        now = time.time()
+        for hook in self.webhooks:
+            body = event_body(
+                run, details=hook.details, when=now, type="run.decided", decided_by=approver
+            )
+            self._send(hook, msg_id, body)
+
+    def _send(self, hook: Webhook, msg_id: str, body: bytes) -> None:
+        task = asyncio.ensure_future(self.deliver(hook, msg_id, body))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def announce_waiting(self) -> int:
         """Announce every served run that waits (at start); how many were announced."""
         runs = waiting_runs(self.agents, limit=1_000_000)
@@ -227,10 +263,7 @@ class Notifier:
         self._announced.add(msg_id)
         now = time.time()
         for hook in self.webhooks:
-            body = event_body(run, details=hook.details, when=now)
-            task = asyncio.ensure_future(self.deliver(hook, msg_id, body))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._send(hook, msg_id, event_body(run, details=hook.details, when=now))
         return True
 
     async def deliver(self, hook: Webhook, msg_id: str, body: bytes) -> Delivery:
