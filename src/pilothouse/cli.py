@@ -1270,6 +1270,15 @@ def serve_agent_command(
             "whom the run acts for in the events (off: names, keys and the run's URL).",
         ),
     ] = False,
+    webhook_watch_seconds: Annotated[
+        float,
+        typer.Option(
+            "--webhook-watch-seconds",
+            min=0,
+            help="How often to look for runs paused outside the endpoint (a worker, the "
+            "CLI) to announce them; 0: only at start.",
+        ),
+    ] = 30.0,
     cors_origin: Annotated[
         list[str] | None,
         typer.Option(
@@ -1335,6 +1344,7 @@ def serve_agent_command(
             approvers=deciders,
             webhooks=hooks,
             cors_origins=cors_origin or (),
+            watch_seconds=webhook_watch_seconds,
             rate_limit=(
                 RateLimit(rate_limit, rate_burst or max(1, round(rate_limit)))
                 if rate_limit is not None

@@ -381,3 +381,25 @@ def test_a_receiver_that_answers_without_end_is_not_read(world: World) -> None:
             pay(server, 90)
     [delivery] = notifier.delivered
     assert delivery.delivered and delivery.status == 200 and delivery.attempts == 1
+
+
+def test_a_run_paused_outside_the_endpoint_is_announced_by_the_watch(
+    world: World, receiver: Receiver
+) -> None:
+    app = create_app(
+        world.agents, api_keys=CLIENTS, webhooks=[hook(receiver.url)], watch_seconds=0.05
+    )
+    with serving(app):
+        # a worker (here: this thread) runs the served agent on the same store; it pauses
+        outside = world.agents["echo"].run_sync("pay 70")
+        assert outside.outcome == "paused"
+        [request] = receiver.wait(1)  # found by a later look, not by any request
+        other = world.agents["echo"].run_sync("pay 71")
+        receiver.wait(2)
+    assert [verified(r)["data"]["id"] for r in receiver.got] == [outside.run_id, other.run_id]
+    assert verified(request)["type"] == "run.waiting"  # each wait once, however many looks
+
+
+def test_watch_seconds_cannot_be_negative(world: World) -> None:
+    with pytest.raises(ValueError, match="watch_seconds"):
+        create_app(world.agents, webhooks=[hook("http://127.0.0.1:9/hook")], watch_seconds=-1)

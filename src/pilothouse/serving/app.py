@@ -564,6 +564,7 @@ def create_app(
     webhooks: Sequence[Webhook] = (),
     cors_origins: Sequence[str] = (),
     rate_limit: RateLimit | None = None,
+    watch_seconds: float = 30.0,
 ) -> Starlette:
     """The Starlette app serving `agents` (an Agent, a list, a dict name -> Agent, or a
     function returning one: `served_agents`) behind OpenAI's chat-completions API.
@@ -581,7 +582,8 @@ def create_app(
     a client's) turns on the approval routes, ``GET /v1/runs/{id}`` and ``POST
     /v1/runs/{id}/approvals`` (`pilothouse.serving.approvals`).
     `webhooks`: where to announce each served run that pauses, signed
-    (`pilothouse.serving.notify`). `cors_origins`: the web origins
+    (`pilothouse.serving.notify`), looking for runs paused outside the endpoint every
+    `watch_seconds` (0: only at start). `cors_origins`: the web origins
     (``https://app.example``) whose pages may call the endpoint from a browser
     (`cors_middleware`); none by default. `rate_limit`: chat requests (each one a
     run) per client and minute, a token bucket per key owner, or per peer address on an
@@ -592,6 +594,8 @@ def create_app(
         raise ValueError("on_disconnect is 'cancel' or 'finish'")
     if max_body_bytes < 1 or max_depth < 4 or retry_after < 0 or grace_seconds < 0:
         raise ValueError("max_body_bytes >= 1, max_depth >= 4, retry_after and grace >= 0")
+    if watch_seconds < 0:
+        raise ValueError("watch_seconds >= 0 (0: look for waiting runs only at start)")
     keys = ApiKeys(api_keys) if isinstance(api_keys, Mapping) else api_keys
     deciders = ApiKeys(approvers) if isinstance(approvers, Mapping) else approvers
     if deciders is not None:
@@ -743,6 +747,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if endpoint.notifier is not None:  # a stop between a pause and its event loses none
             endpoint.notifier.announce_waiting()
+            if watch_seconds > 0:
+                endpoint.notifier.watch(watch_seconds)
         yield
         await endpoint.drain()  # (uvicorn servers of `serving.live` drained already)
         if endpoint.notifier is not None:

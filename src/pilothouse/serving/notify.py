@@ -26,7 +26,8 @@ and the keys it waits for, so a receiver that keeps the ids it has seen drops a 
 * one process announces one wait once, whichever route saw the pause first;
 * the endpoint's start announces every run that waits already (`Notifier.announce_waiting`):
   a process that stopped between a pause and its delivery loses no event, and a
-  receiver sees the same id again;
+  receiver sees the same id again; then it looks again every ``watch_seconds`` (30 by
+  default), so a run paused outside the endpoint (a worker, the CLI) is announced too;
 * a connection error, a timeout, 408, 429 or a 5xx is retried, up to
   ``Webhook.attempts`` in all, after 1, 2, 4 ... seconds (``first_delay`` doubling up to
   ``max_delay``), or after the ``Retry-After`` the receiver sent if that is longer. Any
@@ -220,6 +221,8 @@ class Notifier:
         self._announced: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._client: httpx.AsyncClient | None = None
+        self._paused: frozenset[tuple[str, float]] | None = None  # at the last look
+        self._watcher: asyncio.Task[None] | None = None
 
     def announce(self, run_id: str) -> None:
         """Announce `run_id` if it is a served run waiting for a person (once per wait)."""
@@ -250,9 +253,34 @@ class Notifier:
         task.add_done_callback(self._tasks.discard)
 
     def announce_waiting(self) -> int:
-        """Announce every served run that waits (at start); how many were announced."""
+        """Announce every served run that waits and was not announced yet (at start, then
+        at each look of `watch`); how many were announced. The stores' index of paused
+        runs is read each time; the journals only when it changed since the last look."""
+        stores = {id(m.store): m.store for m in self.agents.values()}.values()
+        paused = frozenset(
+            (info.run_id, info.updated)
+            for store in stores
+            for info in store.list_runs(None, status="paused")
+        )
+        if paused == self._paused:
+            return 0
+        self._paused = paused
         runs = waiting_runs(self.agents, limit=1_000_000)
         return sum(self._announce(run) for run in runs)
+
+    def watch(self, every: float) -> None:
+        """Look for waiting runs every `every` seconds: runs paused outside this
+        endpoint (a worker resuming a run, the CLI) are announced too."""
+
+        async def looking() -> None:
+            while True:
+                await asyncio.sleep(every)
+                try:
+                    self.announce_waiting()
+                except Exception:  # a store that is down now may answer at the next look
+                    _log.exception("webhooks: cannot read the waiting runs")
+
+        self._watcher = asyncio.ensure_future(looking())
 
     def _announce(self, run: ServedRun) -> bool:
         if not run.waiting:
@@ -329,6 +357,10 @@ class Notifier:
 
     async def close(self, grace_seconds: float) -> None:
         """Give deliveries still going `grace_seconds`, cancel the rest, close the client."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.wait([self._watcher])
+            self._watcher = None
         if self._tasks:
             going = set(self._tasks)
             if grace_seconds > 0:
