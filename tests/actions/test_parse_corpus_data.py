@@ -213,6 +213,31 @@ SESSION11 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session11.jsonl"
 SESSION11_SALT = "pilothouse-parse-split-6"
 
 
+def _check_batch(batch: list[dict], salt: str, tune: str, held: str) -> None:
+    """A later batch's schema, expected shapes, unique ids and texts, and its own fixed
+    split (`salt`), as for the corpus."""
+    for e in batch:
+        where = e.get("id", "?")
+        assert set(e) >= REQUIRED and set(e) <= REQUIRED | OPTIONAL, where
+        assert e["format"] in FORMATS and e["provenance"] in PROVENANCE, where
+        first = hashlib.sha256(f"{salt}:{e['id']}".encode()).digest()[0]
+        rule = tune if first % 2 == 0 else held
+        assert e["split"] == rule or (e.get("moved_from_holdout") and e["split"] == tune)
+    test_expected_shape(batch)
+    test_ids_and_raws_unique(batch)
+
+
+def _held_elsewhere(entries: list[dict], earlier: tuple[Path, ...]) -> list[dict]:
+    """Every entry a new batch must not repeat: the corpus, holdout2, the `earlier`
+    batches and the shared corpus (where it is present)."""
+    others = list(entries) + _load(HOLDOUT2)
+    for other in earlier:
+        others += _load(other)
+    if SHARED.exists():
+        others += _load(SHARED)
+    return others
+
+
 def test_session11_issue_thread_batch_has_the_schema_split_and_repeats_nothing(entries):
     """Session 11's batch: outputs quoted in public issue threads (provenance never
     `test-fixture`), the schema, its own fixed split (salt 6), refusals in the tune half,
@@ -220,24 +245,13 @@ def test_session11_issue_thread_batch_has_the_schema_split_and_repeats_nothing(e
     other file or the shared corpus already holds."""
     batch = _load(SESSION11)
     assert len(batch) >= 50
+    _check_batch(batch, SESSION11_SALT, "tune11", "holdout6")
     for e in batch:
-        where = e.get("id", "?")
-        assert set(e) >= REQUIRED and set(e) <= REQUIRED | OPTIONAL, where
-        assert e["format"] in FORMATS and e["provenance"] in PROVENANCE, where
-        assert e["provenance"] != "test-fixture", where
-        assert "#" in e["source"], where
-        first = hashlib.sha256(f"{SESSION11_SALT}:{e['id']}".encode()).digest()[0]
-        rule = "tune11" if first % 2 == 0 else "holdout6"
-        assert e["split"] == rule or (e.get("moved_from_holdout") and e["split"] == "tune11")
-    test_expected_shape(batch)
-    test_ids_and_raws_unique(batch)
+        assert e["provenance"] != "test-fixture", e["id"]
+        assert "#" in e["source"], e["id"]
     kinds = Counter((e["split"], e["expected"]["kind"]) for e in batch)
     assert kinds["tune11", "unrecoverable"] > 0 and kinds["holdout6", "unrecoverable"] > 0
-    others = list(entries) + _load(HOLDOUT2)
-    for other in (SESSION10, SESSION10B, SESSION10C):
-        others += _load(other)
-    if SHARED.exists():
-        others += _load(SHARED)
+    others = _held_elsewhere(entries, (SESSION10, SESSION10B, SESSION10C))
     assert not {e["id"] for e in batch} & {e["id"] for e in others}
     squash = {"".join(e["raw"].split()) for e in others}
     assert not {"".join(e["raw"].split()) for e in batch} & squash
@@ -252,20 +266,8 @@ def test_later_session10_batches_have_the_schema_split_and_repeat_nothing(
     own salt), and no id or raw text any other file already holds."""
     batch = _load(path)
     assert len(batch) >= 30
-    for e in batch:
-        where = e.get("id", "?")
-        assert set(e) >= REQUIRED and set(e) <= REQUIRED | OPTIONAL, where
-        assert e["format"] in FORMATS and e["provenance"] in PROVENANCE, where
-        first = hashlib.sha256(f"{salt}:{e['id']}".encode()).digest()[0]
-        rule = tune if first % 2 == 0 else held
-        assert e["split"] == rule or (e.get("moved_from_holdout") and e["split"] == tune)
-    test_expected_shape(batch)
-    test_ids_and_raws_unique(batch)
-    others = list(entries) + _load(HOLDOUT2)
-    for other in earlier:
-        others += _load(other)
-    if SHARED.exists():
-        others += _load(SHARED)
+    _check_batch(batch, salt, tune, held)
+    others = _held_elsewhere(entries, earlier)
     assert not {e["id"] for e in batch} & {e["id"] for e in others}
     assert not {e["raw"].strip() for e in batch} & {e["raw"].strip() for e in others}
 
@@ -282,23 +284,13 @@ def test_session11b_fixture_batch_has_the_schema_split_and_repeats_nothing(entri
     shared corpus already holds."""
     batch = _load(SESSION11B)
     assert len(batch) >= 60
+    _check_batch(batch, SESSION11B_SALT, "tune11b", "holdout7")
     for e in batch:
-        where = e.get("id", "?")
-        assert set(e) >= REQUIRED and set(e) <= REQUIRED | OPTIONAL, where
-        assert e["format"] in FORMATS and e["provenance"] == "test-fixture", where
-        assert ":" in e["source"] and "@" in e["source"], where
-        first = hashlib.sha256(f"{SESSION11B_SALT}:{e['id']}".encode()).digest()[0]
-        rule = "tune11b" if first % 2 == 0 else "holdout7"
-        assert e["split"] == rule or (e.get("moved_from_holdout") and e["split"] == "tune11b")
-    test_expected_shape(batch)
-    test_ids_and_raws_unique(batch)
+        assert e["provenance"] == "test-fixture", e["id"]
+        assert ":" in e["source"] and "@" in e["source"], e["id"]
     kinds = Counter((e["split"], e["expected"]["kind"]) for e in batch)
     assert kinds["tune11b", "unrecoverable"] > 0 and kinds["holdout7", "unrecoverable"] > 0
-    others = list(entries) + _load(HOLDOUT2)
-    for other in (SESSION10, SESSION10B, SESSION10C, SESSION11):
-        others += _load(other)
-    if SHARED.exists():
-        others += _load(SHARED)
+    others = _held_elsewhere(entries, (SESSION10, SESSION10B, SESSION10C, SESSION11))
     assert not {e["id"] for e in batch} & {e["id"] for e in others}
     squash = {"".join(e["raw"].split()) for e in others}
     assert not {"".join(e["raw"].split()) for e in batch} & squash

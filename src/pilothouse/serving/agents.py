@@ -149,6 +149,11 @@ def served_agents(value: Any) -> dict[str, Served]:
     return served
 
 
+def served_stores(models: Mapping[str, Served]) -> list[Store]:
+    """The stores the served models write to, each once."""
+    return list({id(m.store): m.store for m in models.values()}.values())
+
+
 def _agents_of(target: Agent[Any, Any] | Team) -> list[Agent[Any, Any]]:
     if isinstance(target, Team):
         return [member.agent for member in target.members.values()]

@@ -203,32 +203,21 @@ class _Endpoint:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def announce_if_paused(self, task: asyncio.Task[RunResult[Any]]) -> None:
-        """A done run task's callback: tell the webhooks when the run now waits."""
-        if self.notifier is None or task.cancelled() or task.exception() is not None:
-            return
-        result = task.result()
-        if result.outcome == "paused":
-            try:
-                self.notifier.announce(result.run_id)
-            except Exception:  # the answer is sent; the next start announces the wait
-                _log.exception("run %s: cannot announce its wait", result.run_id)
-
-    def announce_decided(
-        self, task: asyncio.Task[RunResult[Any]], approver: str, keys: list[str]
+    def announce(
+        self, task: asyncio.Task[RunResult[Any]], decision: tuple[str, list[str]] | None = None
     ) -> None:
-        """A decided run's callback: it waits again (announced as a wait) or it ended
-        (``run.decided``)."""
+        """A done run task's callback: tell the webhooks when the run now waits, or when
+        an approver's `decision` (approver, keys) continued it to its end."""
         if self.notifier is None or task.cancelled() or task.exception() is not None:
             return
         result = task.result()
-        if result.outcome == "paused":
-            self.announce_if_paused(task)
-            return
         try:
-            self.notifier.decided(result.run_id, approver, keys)
-        except Exception:  # the approver has the answer; only the event is lost
-            _log.exception("run %s: cannot announce its decision", result.run_id)
+            if result.outcome == "paused":
+                self.notifier.announce(result.run_id)
+            elif decision is not None:
+                self.notifier.decided(result.run_id, *decision)
+        except Exception:  # the answer is sent; the next look announces a wait
+            _log.exception("run %s: cannot announce it to the webhooks", result.run_id)
 
     async def drain(self) -> None:
         """Refuse new runs, give those in flight the grace period, then cancel the rest
@@ -309,7 +298,7 @@ class _Turn(Response):
             )
         )
         self.endpoint.track(task)
-        task.add_done_callback(self.endpoint.announce_if_paused)
+        task.add_done_callback(self.endpoint.announce)
         task.add_done_callback(lambda _: queue.put_nowait(_END))
         return task
 
@@ -706,7 +695,7 @@ def create_app(
         task = asyncio.ensure_future(decide(run, decisions, approver))
         endpoint.track(task)
         keys = list(decisions)
-        task.add_done_callback(lambda done: endpoint.announce_decided(done, approver, keys))
+        task.add_done_callback(lambda done: endpoint.announce(done, (approver, keys)))
         result = await asyncio.shield(task)  # a client that leaves does not stop the run
         after = find_run(endpoint.agents, run_id)
         assert after is not None

@@ -50,7 +50,7 @@ from pilothouse.runtime.journal import Store
 from pilothouse.runtime.loop import PendingRequest, RunResult
 from pilothouse.runtime.rows import RunInfo
 from pilothouse.serving.access import ApiKeys
-from pilothouse.serving.agents import Served
+from pilothouse.serving.agents import Served, served_stores
 
 MAX_ANSWER_CHARS = 10_000
 """Longest answer text a decision may carry (a question's answer)."""
@@ -93,7 +93,7 @@ def find_run(models: Mapping[str, Served], run_id: str) -> ServedRun | None:
     that model by that id)."""
     if not run_id or len(run_id) > 128:
         return None
-    for store in _stores(models):
+    for store in served_stores(models):
         try:
             info = store.get_run(run_id)
         except RunNotFoundError:
@@ -102,10 +102,6 @@ def find_run(models: Mapping[str, Served], run_id: str) -> ServedRun | None:
         if run is not None:
             return run
     return None
-
-
-def _stores(models: Mapping[str, Served]) -> list[Store]:
-    return list({id(m.store): m.store for m in models.values()}.values())
 
 
 MAX_LISTED = 100
@@ -118,7 +114,11 @@ def waiting_runs(models: Mapping[str, Served], limit: int) -> list[ServedRun]:
     team's waiting member run stands for its root). Every paused run of a store is
     listed, so other agents' runs cannot crowd served ones out of the window; only the
     runs returned have their journals read."""
-    paused = [(info, s) for s in _stores(models) for info in s.list_runs(None, status="paused")]
+    paused = [
+        (info, store)
+        for store in served_stores(models)
+        for info in store.list_runs(None, status="paused")
+    ]
     paused.sort(key=lambda pair: pair[0].created, reverse=True)
     found: list[ServedRun] = []
     seen: set[str] = set()

@@ -49,7 +49,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,7 +59,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from pilothouse.exceptions import ConfigurationError
-from pilothouse.serving.agents import Served
+from pilothouse.serving.agents import Served, served_stores
 from pilothouse.serving.approvals import ServedRun, find_run, run_view, waiting_runs
 
 __all__ = [
@@ -236,30 +236,33 @@ class Notifier:
         run = find_run(self.agents, run_id)
         if run is None or run.waiting:
             return
-        msg_id = message_id(run_id, ["decided", *keys])
+        self._publish(
+            message_id(run_id, ["decided", *keys]),
+            lambda hook, now: event_body(
+                run, details=hook.details, when=now, type="run.decided", decided_by=approver
+            ),
+        )
+
+    def _publish(self, msg_id: str, body: Callable[[Webhook, float], bytes]) -> bool:
+        """Deliver event `msg_id` to every webhook (`body` of each), unless this process
+        did already; whether it was sent now."""
         if msg_id in self._announced:
-            return
+            return False
         self._announced.add(msg_id)
         now = time.time()
         for hook in self.webhooks:
-            body = event_body(
-                run, details=hook.details, when=now, type="run.decided", decided_by=approver
-            )
-            self._send(hook, msg_id, body)
-
-    def _send(self, hook: Webhook, msg_id: str, body: bytes) -> None:
-        task = asyncio.ensure_future(self.deliver(hook, msg_id, body))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            task = asyncio.ensure_future(self.deliver(hook, msg_id, body(hook, now)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return True
 
     def announce_waiting(self) -> int:
         """Announce every served run that waits and was not announced yet (at start, then
         at each look of `watch`); how many were announced. The stores' index of paused
         runs is read each time; the journals only when it changed since the last look."""
-        stores = {id(m.store): m.store for m in self.agents.values()}.values()
         paused = frozenset(
             (info.run_id, info.updated)
-            for store in stores
+            for store in served_stores(self.agents)
             for info in store.list_runs(None, status="paused")
         )
         if paused == self._paused:
@@ -285,14 +288,10 @@ class Notifier:
     def _announce(self, run: ServedRun) -> bool:
         if not run.waiting:
             return False
-        msg_id = message_id(run.info.run_id, [p.key for p in run.waiting])
-        if msg_id in self._announced:
-            return False
-        self._announced.add(msg_id)
-        now = time.time()
-        for hook in self.webhooks:
-            self._send(hook, msg_id, event_body(run, details=hook.details, when=now))
-        return True
+        return self._publish(
+            message_id(run.info.run_id, [p.key for p in run.waiting]),
+            lambda hook, now: event_body(run, details=hook.details, when=now),
+        )
 
     async def deliver(self, hook: Webhook, msg_id: str, body: bytes) -> Delivery:
         """POST `body` to `hook` until it is taken, refused, or the attempts run out."""
