@@ -42,3 +42,35 @@ def _refund_model(rest: str) -> ScriptedModel:
 
 
 register_model("refund-script", _refund_model)
+
+
+@tool(effect="side_effect", requires_approval=True)
+def pay_invoice(invoice: str) -> str:
+    """Pay an invoice. The first payment (no ledger yet) kills the process after paying,
+    before its result is recorded, as a crash would: the call is then in doubt."""
+    import os
+    from pathlib import Path
+
+    ledger = Path(os.environ["CLI_TOOLS_LEDGER"])
+    first = not ledger.exists()
+    with ledger.open("a") as out:
+        out.write(f"paid invoice {invoice}\n")
+    if first:
+        os._exit(9)
+    return f"Invoice {invoice} paid."
+
+
+pay_tools = [pay_invoice]
+
+
+def _pay_model(rest: str) -> ScriptedModel:
+    """`--model pay-script`: pays invoice 7, then answers."""
+
+    def reply(request: ModelRequest) -> Any:
+        turn = sum(1 for m in request.messages if m.role == "assistant")
+        return [call("pay_invoice", invoice="7"), "Paid."][turn]
+
+    return ScriptedModel(reply)
+
+
+register_model("pay-script", _pay_model)

@@ -382,6 +382,7 @@ class Agent(Generic[DepsT, OutputT]):
         *,
         approvals: Mapping[str, bool | str] | None = None,
         approved_by: str = "",
+        settle: Mapping[str, bool | str] | None = None,
         deps: DepsT | None = None,
         subscribers: Sequence[Subscriber] = (),
         principal: Principal | None = None,
@@ -396,14 +397,21 @@ class Agent(Generic[DepsT, OutputT]):
         calls' keys (`RunResult.pending`): True or False for an approval, the answer
         text for an `ask_human` question; each decision is journaled (with
         `approved_by`) before anything runs, and a run with calls still undecided stays
-        paused. The run acts for the principal it was started for (journaled with
-        its start); a different `principal` raises `ConfigurationError`. `deps` are
-        given again (they are live objects, not in the journal).
+        paused. A run stopped ``in_doubt`` (a side-effecting call that may have run,
+        whose tool says "ask") continues with `settle`, keyed by the in-doubt calls'
+        keys (`ToolCallInDoubtError.idempotency_key`): what a person found in the world,
+        the call's result text, True (it took effect) or False (it did not; the model
+        may call again); journaled (with `approved_by`) with the result the model
+        reads, and the call is never run again. The run acts for the principal it was
+        started for (journaled with its start); a different `principal` raises
+        `ConfigurationError`. `deps` are given again (they are live objects, not in the
+        journal).
         Raises `RunNotFoundError` for an unknown id, `RunFinishedError` for a
         run that already ended, `ConfigurationError` if this agent's definition differs
         from the one that started the run, `ApprovalError` for an approval of a call
-        that is not waiting, `ToolCallInDoubtError` for an in-doubt side effect whose
-        tool says "ask". New events continue the run's sequence numbers; nothing
+        that is not waiting or a settlement of a call that is not in doubt,
+        `ToolCallInDoubtError` for an in-doubt side effect whose tool says "ask" and
+        which `settle` does not settle. New events continue the run's sequence numbers; nothing
         recorded is rewritten.
 
         The run's lease is taken before its journal is read (see
@@ -421,6 +429,7 @@ class Agent(Generic[DepsT, OutputT]):
             run_id,
             approvals=approvals,
             approved_by=approved_by,
+            settle=settle,
             subscribers=subscribers,
             principal=principal,
             holder=holder,
@@ -464,6 +473,7 @@ class Agent(Generic[DepsT, OutputT]):
         *,
         approvals: Mapping[str, bool | str] | None = None,
         approved_by: str = "",
+        settle: Mapping[str, bool | str] | None = None,
         deps: DepsT | None = None,
         subscribers: Sequence[Subscriber] = (),
         principal: Principal | None = None,
@@ -475,6 +485,7 @@ class Agent(Generic[DepsT, OutputT]):
                 run_id,
                 approvals=approvals,
                 approved_by=approved_by,
+                settle=settle,
                 deps=deps,
                 subscribers=subscribers,
                 principal=principal,

@@ -292,12 +292,29 @@ def resume(
         list[str] | None,
         typer.Option("--answer", help="Answer a waiting question: KEY=TEXT (repeatable)."),
     ] = None,
+    happened: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--happened",
+            help="Settle the in-doubt call KEY: it took effect; KEY=RESULT gives the result "
+            "you found (repeatable).",
+        ),
+    ] = None,
+    did_not_happen: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--did-not-happen",
+            help="Settle the in-doubt call KEY: it did not take effect (repeatable).",
+        ),
+    ] = None,
     by: Annotated[str, typer.Option("--by", help="Who decided (journaled).")] = "",
 ) -> None:
     """Continue a stopped or paused run RUN_ID from its journal (same options as the run had).
 
     A paused run (exit code 3 from `run`) continues with the decisions: --approve KEY,
     --deny KEY, --answer KEY=TEXT; a run still waiting after them exits with 3 again.
+    A run in doubt (a side effect that may have happened) continues once a person who
+    checked settles it: --happened KEY[=RESULT] or --did-not-happen KEY.
     """
     approvals: dict[str, bool | str] = {k: True for k in approve or []}
     approvals.update({k: False for k in deny or []})
@@ -306,9 +323,17 @@ def resume(
         if not sep:
             _fail(f"--answer {item!r} must look like KEY=TEXT")
         approvals[key] = text
+    settle: dict[str, bool | str] = {k: False for k in did_not_happen or []}
+    for item in happened or []:
+        key, sep, text = item.partition("=")
+        settle[key] = text if sep else True
     _drive(
         lambda agent, subs: agent.resume_sync(
-            run_id, approvals=approvals or None, approved_by=by, subscribers=subs
+            run_id,
+            approvals=approvals or None,
+            approved_by=by,
+            settle=settle or None,
+            subscribers=subs,
         ),
         model,
         tools,

@@ -442,6 +442,29 @@ class ApprovalGiven(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class DoubtSettled(Event):
+    """A person settled an in-doubt side effect: whether the call took effect, and (if
+    it did and they found it) its result. Journaled with the `tool_result` the model
+    reads, in one write, before the resumed run goes on; the call is never run again."""
+
+    type: ClassVar[str] = "doubt_settled"
+    index: int
+    key: str
+    happened: bool
+    result: str | None = None
+    by: str = ""
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "key": self.key,
+            "happened": self.happened,
+            "result": self.result,
+            "by": self.by,
+        }
+
+
+@dataclass(slots=True, kw_only=True)
 class ChildStarted(Event):
     """A tool call of this run started a child run (`ToolContext.run_child`).
 
@@ -804,6 +827,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ToolReturned,
         ApprovalRequested,
         ApprovalGiven,
+        DoubtSettled,
         ChildStarted,
         ChildFinished,
         OutputValidated,

@@ -204,7 +204,9 @@ class RunInterrupted(PilothouseError):
 class ToolCallInDoubtError(PilothouseError):
     """On resume, a side-effecting call started but has no recorded result, and its
     tool's `on_doubt` strategy is "ask" (the default): a human must decide. The run
-    is left resumable (status ``in_doubt``); nothing was executed a second time."""
+    is left resumable (status ``in_doubt``); nothing was executed a second time. A
+    person who checked the world settles it: `Agent.resume(run_id, settle={key: ...})`
+    with `idempotency_key`."""
 
     def __init__(self, message: str, *, run_id: str, step: int, tool: str, key: str):
         super().__init__(message)

@@ -18,6 +18,7 @@ from pilothouse.events import (
     ChatMessage,
     ChildFinished,
     ChildStarted,
+    DoubtSettled,
     ErrorOccurred,
     Event,
     FinalOutput,
@@ -136,6 +137,11 @@ def describe(event: Event, *, limit: int = 160) -> str:
         by = f" by {event.by}" if event.by else ""
         answer = f": {_short(event.answer, limit)}" if event.answer else ""
         return f"▶ {verdict}{by} [{event.key}]{answer}"
+    if isinstance(event, DoubtSettled):
+        verdict = "took effect" if event.happened else "did not take effect"
+        by = f" by {event.by}" if event.by else ""
+        found = f": {_short(event.result, limit)}" if event.result else ""
+        return f"▶ settled{by} [{event.key}]: {verdict}{found}"
     if isinstance(event, OutputValidated):
         return "✓ output valid" if event.ok else f"✗ output invalid: {_short(event.error, limit)}"
     if isinstance(event, ParseFailed):

@@ -140,6 +140,7 @@ async def resume_run(
     *,
     approvals: Mapping[str, bool | str] | None = None,
     approved_by: str = "",
+    settle: Mapping[str, bool | str] | None = None,
     subscribers: Sequence[Subscriber] = (),
     principal: Principal | None = None,
     holder: str | None = None,
@@ -147,7 +148,7 @@ async def resume_run(
     deps: Any = None,
 ) -> RunResult[OutputT]:
     """Continue a stopped run from its journal (see `Agent.resume` for the rules)."""
-    from pilothouse.runtime.resume import apply_approvals, state_from_events
+    from pilothouse.runtime.resume import apply_approvals, apply_settlements, state_from_events
 
     check_deps(spec, deps)
     info = store.get_run(run_id)
@@ -161,7 +162,11 @@ async def resume_run(
         if started is not None and started.session_id is not None and started.version >= 2:
             session = session_context(store, started.session_id, started.session_upto)
         state = state_from_events(spec, run_id, events, info.created, principal, session)
-        given = apply_approvals(state, run_id, approvals, approved_by) if approvals else []
+        given: list[Event] = []
+        if approvals:
+            given += apply_approvals(state, run_id, approvals, approved_by)
+        if settle:
+            given += apply_settlements(spec, state, run_id, settle, approved_by)
     except BaseException:
         lease.stop()
         raise

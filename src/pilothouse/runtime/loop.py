@@ -1498,9 +1498,11 @@ def _in_doubt(plan: PlannedCall, what: str) -> ToolCallInDoubtError:
     return ToolCallInDoubtError(
         f"run {context.run_id}, step {context.step}: the {tool.effect} call {call.name}"
         f"({call.arguments}) (idempotency key {context.idempotency_key}) {what}, so "
-        "whether it happened is unknown. It was not run again. Declare "
-        '@tool(on_doubt="retry") for an idempotent tool or on_doubt="reconcile" with '
-        "reconcile=... to check, then resume.",
+        "whether it happened is unknown. It was not run again. Check the world and "
+        f"resume with settle={{{context.idempotency_key!r}: <its result text, True or "
+        "False>}} (CLI: pilothouse resume --happened KEY[=RESULT] or --did-not-happen "
+        'KEY); for the future, declare @tool(on_doubt="retry") for an idempotent tool '
+        'or on_doubt="reconcile" with reconcile=... to check.',
         run_id=context.run_id,
         step=context.step,
         tool=call.name,

@@ -14,7 +14,10 @@ recounted from the events. Where the journal ends decides where the run continue
   next model call made;
 - after `approval_requested` (a paused run): the step's calls wait until every
   request has a decision (`apply_approvals` journals them as `approval_given`);
-  none of them ran before the pause, so none is in doubt until all were decided.
+  none of them ran before the pause, so none is in doubt until all were decided;
+- after a side-effecting `tool_call` with no result whose tool says "ask" (the run is
+  `in_doubt`): a person settles it (`apply_settlements` journals `doubt_settled` and
+  the `tool_result` the model reads), and the call is never run again.
 
 A finished run (`final`, `run_stopped` or an older journal's `budget_stop`, `error`)
 is not resumed: its journal already says how it ended. That includes a model error:
@@ -31,6 +34,7 @@ from pilothouse.events import (
     ApprovalGiven,
     ApprovalRequested,
     ChildFinished,
+    DoubtSettled,
     Event,
     HookModelCalled,
     ModelRequested,
@@ -48,7 +52,7 @@ from pilothouse.exceptions import (
     RunFinishedError,
     StoreError,
 )
-from pilothouse.messages import Message, Usage
+from pilothouse.messages import Message, ToolResult, Usage
 from pilothouse.models.base import ModelResponse
 from pilothouse.policy.engine import Principal, RunContext
 from pilothouse.runtime.budget import LoopDetector
@@ -262,3 +266,98 @@ def apply_approvals(
     for event in given:
         replay.given[event.index] = event
     return given
+
+
+Settlement = bool | str
+
+
+def apply_settlements(
+    spec: RunSpec[Any], state: RunState, run_id: str, settle: Mapping[str, Settlement], by: str = ""
+) -> list[Event]:
+    """Check a person's word on in-doubt side effects; return the events recording it.
+
+    Keys are the in-doubt calls' idempotency keys (`ToolCallInDoubtError.idempotency_key`).
+    A value says what the person found: a string, that the call took effect and this
+    is its result; True, that it took effect (result unknown); False, that it did
+    not (the model reads so and may call again: a new call, checked by the policy
+    again). Each becomes a `doubt_settled` event and the call's `tool_result`, and the
+    state takes the result as recorded, so the call is not run. Raises `ApprovalError`,
+    naming the run and step, for a key that is not an in-doubt call of the step the run
+    continues from, or a value of the wrong kind; the journal is not touched then.
+    """
+    replay = state.replay
+    doubtful = _in_doubt(replay) if replay is not None else {}
+    if not doubtful:
+        raise ApprovalError(
+            f"run {run_id!r} has no call in doubt (it stands at step {state.step}); "
+            f"settlements were given for {sorted(settle)}",
+            run_id=run_id,
+            step=state.step,
+        )
+    assert replay is not None
+    events: list[Event] = []
+    for key, value in settle.items():
+        called = doubtful.get(key)
+        if called is None:
+            raise ApprovalError(
+                f"run {run_id!r}, step {state.step}: no call {key!r} is in doubt; in doubt: "
+                f"{', '.join(sorted(doubtful))}",
+                run_id=run_id,
+                step=state.step,
+            )
+        if not isinstance(value, bool | str):
+            raise ApprovalError(
+                f"run {run_id!r}, step {called.step}: settle {key} ({called.call.name}) with "
+                f"its result text, True (it happened) or False (it did not), not {value!r}",
+                run_id=run_id,
+                step=called.step,
+            )
+        result = _settled_result(spec, called, value)
+        happened = value is not False
+        settled = DoubtSettled(
+            run_id=run_id,
+            step=called.step,
+            index=called.index,
+            key=key,
+            happened=happened,
+            result=value if isinstance(value, str) else None,
+            by=by,
+        )
+        events += [
+            settled,
+            ToolReturned(run_id=run_id, step=called.step, index=called.index, result=result),
+        ]
+        replay.results[called.index] = result
+        # what a stateful policy counts, as `RunContext.from_events` reads it next time
+        state.policy_context.record(
+            called.call.name,
+            called.call.arguments,
+            result.content,
+            ok=not result.is_error,
+            effect=called.effect,
+            ts=called.ts,
+        )
+    return events
+
+
+def _in_doubt(replay: ToolReplay) -> dict[str, ToolCalled]:
+    """The step's side-effecting calls that may have run and have no result, by key."""
+    if replay.requested and not replay.released:
+        return {}  # the step paused for a person before anything ran
+    doubtful: dict[str, ToolCalled] = {}
+    for index, called in replay.called.items():
+        if index in replay.results or called.effect == "read_only" or called.decision is None:
+            continue
+        given = replay.given.get(index)
+        if called.decision.allowed or (given is not None and given.approved):
+            doubtful[called.idempotency_key] = called
+    return doubtful
+
+
+def _settled_result(spec: RunSpec[Any], called: ToolCalled, value: Settlement) -> ToolResult:
+    """What the model reads for a settled call: the result found, or the person's word."""
+    call = called.call
+    if isinstance(value, str):
+        return ToolResult(call.id, call.name, value, False)
+    name = "doubt_settled_happened" if value else "doubt_settled_not_happened"
+    return ToolResult(call.id, call.name, spec.prompts.render(name, tool=call.name), not value)
