@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from example_runs import run_example
 from pilothouse import Agent, ScriptedModel, SQLiteStore, tool
 from pilothouse.exceptions import ApprovalError, RunFinishedError, ToolCallInDoubtError
 from pilothouse.messages import ToolCall
@@ -231,3 +232,13 @@ def test_cli_settles_an_in_doubt_run(
     assert '"doubt_settled"' in shown.stdout and '"dana"' in shown.stdout
     told = cli("trace", "show", run.run_id, "--store", str(tmp_path / "cli.db"))
     assert f"settled by dana [{key}]: took effect: paid, ref 881" in told.stdout
+
+
+def test_the_settle_example_pays_once(tmp_path: Path) -> None:
+    result = run_example("settle_in_doubt.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "status: in_doubt" in out and "in doubt: pay_refund case-7:1:0" in out
+    assert "answer: Your refund of 25.00 is paid (ref PX-881)." in out
+    assert "payments at the provider: 1" in out
+    assert "▶ settled by dana [case-7:1:0]: took effect: refund of 25.00" in out
