@@ -8,6 +8,8 @@ journal) behind the real endpoint on a loopback uvicorn, called with the officia
                            then answers "gate opened"
 - "weather in CITY"     -> calls `weather(city)`, then answers with its result
 - "pay N"               -> calls `send_money(amount=N)`, which needs a person's approval
+- "transfer N"          -> calls `transfer_money(amount=N)`, whose bank takes the money
+                           and never answers: its timeout leaves the run in doubt
 - "explode"             -> raises an error whose text must never reach a client
 - anything else         -> "echo: <text> [<n> earlier]", n the messages before it
 """
@@ -27,6 +29,7 @@ from pilothouse import Agent, tool
 from pilothouse.messages import ToolCall
 from pilothouse.models.base import ModelRequest
 from pilothouse.models.scripted import ScriptedModel
+from pilothouse.policy import Policy, Rule
 from pilothouse.runtime.journal import SQLiteStore
 from pilothouse.serving import BackgroundServer
 
@@ -41,6 +44,7 @@ class Gate:
     entered: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    transfers: list[int] = field(default_factory=list)  # what `transfer_money` sent
 
 
 def world_model(counter: Iterator[int] | None = None) -> ScriptedModel:
@@ -60,6 +64,11 @@ def world_model(counter: Iterator[int] | None = None) -> ScriptedModel:
             if done:
                 return f"The forecast: {done[0].content}"
             return ToolCall(f"w{n}", "weather", {"city": weather.group(1)})
+        transfer = re.search(r"transfer (\d+)", text)
+        if transfer:
+            if done:
+                return f"transfer: {done[0].content}"
+            return ToolCall(f"t{n}", "transfer_money", {"amount": int(transfer[1])})
         pay = re.search(r"pay (\d+)", text)
         if pay:
             return "paid" if done else ToolCall(f"p{n}", "send_money", {"amount": int(pay[1])})
@@ -92,9 +101,17 @@ def make_agents(store: SQLiteStore, gate: Gate) -> dict[str, Agent[Any, Any]]:
         """Send money (a person approves each payment)."""
         return f"sent {amount}"
 
-    tools = [wait_for_gate, weather, send_money]
-    echo = Agent(world_model(), "Be helpful.", tools, name="echo", store=store)
-    checked = Agent(world_model(), "Be helpful.", tools, name="checked", store=store)
+    @tool(effect="side_effect", timeout=0.2)
+    async def transfer_money(amount: int) -> str:
+        """Transfer money (the bank takes it, and its answer never comes back)."""
+        gate.transfers.append(amount)
+        await asyncio.sleep(3600)
+        return f"transferred {amount}"
+
+    tools = [wait_for_gate, weather, send_money, transfer_money]
+    policy = Policy([Rule("transfer_money", "allow")])  # the rest: the default policy
+    echo = Agent(world_model(), "Be helpful.", tools, name="echo", store=store, policy=policy)
+    checked = Agent(world_model(), "Be helpful.", tools, name="checked", store=store, policy=policy)
 
     @checked.output_validator
     def shout(output: str) -> str:  # an output validator: the answer is not streamed live

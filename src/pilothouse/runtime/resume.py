@@ -285,8 +285,7 @@ def apply_settlements(
     naming the run and step, for a key that is not an in-doubt call of the step the run
     continues from, or a value of the wrong kind; the journal is not touched then.
     """
-    replay = state.replay
-    doubtful = _in_doubt(replay) if replay is not None else {}
+    doubtful = in_doubt_calls(state)
     if not doubtful:
         raise ApprovalError(
             f"run {run_id!r} has no call in doubt (it stands at step {state.step}); "
@@ -294,6 +293,7 @@ def apply_settlements(
             run_id=run_id,
             step=state.step,
         )
+    replay = state.replay
     assert replay is not None
     events: list[Event] = []
     for key, value in settle.items():
@@ -340,9 +340,11 @@ def apply_settlements(
     return events
 
 
-def _in_doubt(replay: ToolReplay) -> dict[str, ToolCalled]:
-    """The step's side-effecting calls that may have run and have no result, by key."""
-    if replay.requested and not replay.released:
+def in_doubt_calls(state: RunState) -> dict[str, ToolCalled]:
+    """The side-effecting calls of the step `state` continues from that may have run and
+    have no result, by key: what a person may settle (empty when there are none)."""
+    replay = state.replay
+    if replay is None or (replay.requested and not replay.released):
         return {}  # the step paused for a person before anything ran
     doubtful: dict[str, ToolCalled] = {}
     for index, called in replay.called.items():

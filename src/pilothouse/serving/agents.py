@@ -82,6 +82,12 @@ class Served:
         """Journal the decisions of root run `run_id`'s waiting calls and continue it."""
         return await self.target.resume(run_id, approvals=approvals, approved_by=approved_by)
 
+    async def settle(
+        self, run_id: str, settle: Mapping[str, bool | str], settled_by: str
+    ) -> RunResult[Any]:
+        """Journal a person's word on root run `run_id`'s in-doubt calls and continue it."""
+        return await self.target.resume(run_id, settle=settle, approved_by=settled_by)
+
     def owns(self, info: RunInfo, store: Store) -> bool:
         """Whether `info` (a run of `store`) is one of this model's root runs."""
         return info.parent_run_id is None and store is self.store and info.agent == self.root_agent

@@ -64,6 +64,7 @@ from pilothouse.exceptions import (
     RunInterrupted,
     SessionBusyError,
     SessionNotFoundError,
+    ToolCallInDoubtError,
 )
 from pilothouse.models.base import TextDelta
 from pilothouse.policy import Principal
@@ -72,11 +73,13 @@ from pilothouse.serving.access import ApiKeys, open_session
 from pilothouse.serving.agents import Served, served_agents
 from pilothouse.serving.approvals import (
     MAX_LISTED,
+    QUEUES,
     check_disjoint,
     check_may_decide,
     decide,
     find_run,
     parse_decisions,
+    parse_settlements,
     run_view,
     waiting_runs,
 )
@@ -114,6 +117,11 @@ PAUSED_TEXT = (
     "answer comes with the decision (in the session, or GET /v1/runs/{run_id})."
 )
 STOPPED_TEXT = "The agent stopped before answering ({reason}; run {run_id})."
+IN_DOUBT_TEXT = (
+    "The agent could not confirm whether {tool} took effect (run {run_id}). Nothing is "
+    "done again until a person checks; sending the request again would start another "
+    "run. The answer comes once it is settled (GET /v1/runs/{run_id})."
+)
 FAILED_TEXT = "the agent failed to answer (run {run_id}); the details are in the server's log"
 
 _GONE = object()  # the client disconnected
@@ -203,21 +211,33 @@ class _Endpoint:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def announce(
-        self, task: asyncio.Task[RunResult[Any]], decision: tuple[str, list[str]] | None = None
-    ) -> None:
-        """A done run task's callback: tell the webhooks when the run now waits, or when
-        an approver's `decision` (approver, keys) continued it to its end."""
+    def announce(self, task: asyncio.Task[RunResult[Any]]) -> None:
+        """A done run task's callback: tell the webhooks when the run now waits."""
         if self.notifier is None or task.cancelled() or task.exception() is not None:
             return
         result = task.result()
+        if result.outcome == "paused":
+            self._tell(result.run_id, None, "paused")
+
+    def announce_decided(
+        self, task: asyncio.Task[str], run_id: str, decision: tuple[str, list[str]]
+    ) -> None:
+        """A done decision task's callback (its result: the run's outcome): tell the
+        webhooks when the run waits again, or that an approver's `decision` (approver,
+        keys) continued it to its end."""
+        if self.notifier is None or task.cancelled() or task.exception() is not None:
+            return
+        self._tell(run_id, decision, task.result())
+
+    def _tell(self, run_id: str, decision: tuple[str, list[str]] | None, outcome: str) -> None:
+        assert self.notifier is not None
         try:
-            if result.outcome == "paused":
-                self.notifier.announce(result.run_id)
-            elif decision is not None:
-                self.notifier.decided(result.run_id, *decision)
+            if outcome == "paused":
+                self.notifier.announce(run_id)
+            elif decision is not None and outcome != "in_doubt":
+                self.notifier.decided(run_id, *decision)
         except Exception:  # the answer is sent; the next look announces a wait
-            _log.exception("run %s: cannot announce it to the webhooks", result.run_id)
+            _log.exception("run %s: cannot announce it to the webhooks", run_id)
 
     async def drain(self) -> None:
         """Refuse new runs, give those in flight the grace period, then cancel the rest
@@ -354,6 +374,14 @@ class _Turn(Response):
             )
         if isinstance(exc, SessionNotFoundError):
             return RequestRejected(404, "the session no longer exists", code="session_not_found")
+        if isinstance(exc, ToolCallInDoubtError):
+            _log.warning("run %s is in doubt: %s", self.run_id, exc)
+            return RequestRejected(
+                409,
+                IN_DOUBT_TEXT.format(tool=exc.tool, run_id=self.run_id),
+                code="run_in_doubt",
+                headers={"x-should-retry": "false"},  # a retry would start another run
+            )
         if isinstance(exc, RunInterrupted):
             _log.error("run %s interrupted: %s", self.run_id, exc)
             return RequestRejected(
@@ -673,16 +701,17 @@ def create_app(
     async def run_queue(request: Request) -> Response:
         approver_of(request)
         status = request.query_params.get("status", "paused")
-        if status != "paused":
-            raise RequestRejected(400, "only status=paused is listed", param="status")
+        if status not in QUEUES:
+            raise RequestRejected(400, f"status is one of {', '.join(QUEUES)}", param="status")
         raw = request.query_params.get("limit", "50")
         if not (raw.isascii() and raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= MAX_LISTED):
             raise RequestRejected(400, f"limit is 1 to {MAX_LISTED}", param="limit")
-        runs = waiting_runs(endpoint.agents, int(raw))
+        runs = waiting_runs(endpoint.agents, int(raw), status)
         data = [run_view(r, approver=True) for r in runs]
         return JSONResponse({"object": "list", "data": data})
 
-    async def run_approvals(request: Request) -> Response:
+    async def run_decisions(request: Request, *, settling: bool) -> Response:
+        """Approvals (`settling` False) or settlements of a run, then the run goes on."""
         approver = approver_of(request)
         endpoint.refuse_if_draining()
         body = await endpoint.body(request)
@@ -690,16 +719,24 @@ def create_app(
         run = find_run(endpoint.agents, run_id)
         if run is None:
             raise RequestRejected(404, f"no run {run_id[:80]!r}", code="run_not_found")
-        check_may_decide(run, approver)
-        decisions = parse_decisions(body, run)
-        task = asyncio.ensure_future(decide(run, decisions, approver))
+        check_may_decide(run, approver, settling=settling)
+        decisions = parse_settlements(body, run) if settling else parse_decisions(body, run)
+        task = asyncio.ensure_future(decide(run, decisions, approver, settling=settling))
         endpoint.track(task)
         keys = list(decisions)
-        task.add_done_callback(lambda done: endpoint.announce(done, (approver, keys)))
-        result = await asyncio.shield(task)  # a client that leaves does not stop the run
+        task.add_done_callback(
+            lambda done: endpoint.announce_decided(done, run_id, (approver, keys))
+        )
+        outcome = await asyncio.shield(task)  # a client that leaves does not stop the run
         after = find_run(endpoint.agents, run_id)
         assert after is not None
-        return JSONResponse(run_view(after, approver=True) | {"outcome": result.outcome})
+        return JSONResponse(run_view(after, approver=True) | {"outcome": outcome})
+
+    async def run_approvals(request: Request) -> Response:
+        return await run_decisions(request, settling=False)
+
+    async def run_settlements(request: Request) -> Response:
+        return await run_decisions(request, settling=True)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "draining": endpoint.draining})
@@ -754,6 +791,7 @@ def create_app(
                     Route("/v1/runs", run_queue),
                     Route("/v1/runs/{run_id}", run_state),
                     Route("/v1/runs/{run_id}/approvals", run_approvals, methods=["POST"]),
+                    Route("/v1/runs/{run_id}/settlements", run_settlements, methods=["POST"]),
                 ]
                 if deciders is not None
                 else []

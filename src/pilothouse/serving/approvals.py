@@ -17,6 +17,13 @@ server's machine (`pilothouse resume`). With approver keys (`create_app(approver
   (``approval_given``, ``by="approver:<name>"``) before anything runs, then the run
   continues in the server (`Agent.resume`, `Team.resume`) and the response says how it ended: its
   answer, or what still waits.
+* A run stopped ``in_doubt`` (a side effect that may have happened and has no recorded
+  result, whose tool says "ask") is listed with ``GET /v1/runs?status=in_doubt``, its
+  view names the calls in doubt (``in_doubt``: key and tool; an approver also reads the
+  arguments), and ``POST /v1/runs/{run_id}/settlements`` with ``{"settle": {KEY: "the
+  result found" | true | false}}`` journals what a person found (``doubt_settled``,
+  ``by="approver:<name>"``) with the result the model reads, and continues the run:
+  the call is never run again (`Agent.resume(settle=...)`).
 
 The trust boundary, each point tested as an attack:
 
@@ -26,9 +33,10 @@ The trust boundary, each point tested as an attack:
 * Separation of duties: an approver may not decide a run that acts for their own name
   (403), whatever keys they hold.
 * Only runs of the served agents in their stores are reachable; a run that is not
-  waiting, a key that is not waiting, or a decision of the wrong type is refused with
-  a clear error (409, 400) and decides nothing. Two approvers deciding one run at once:
-  the run's lease lets one resume it; the other reads 409.
+  waiting (or not in doubt), a key that is not waiting (or not in doubt), or a decision
+  of the wrong type is refused with a clear error (409, 400) and decides nothing. Two
+  approvers deciding one run at once: the run's lease lets one resume it; the other
+  reads 409.
 """
 
 from __future__ import annotations
@@ -37,17 +45,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pilothouse.events import ApprovalGiven, ApprovalRequested, RunStarted
+from pilothouse.events import ApprovalGiven, ApprovalRequested, RunStarted, ToolCalled
 from pilothouse.exceptions import (
     ApprovalError,
     ConfigurationError,
+    PilothouseError,
     RequestRejected,
     RunFinishedError,
     RunLeasedError,
     RunNotFoundError,
+    ToolCallInDoubtError,
 )
 from pilothouse.runtime.journal import Store
-from pilothouse.runtime.loop import PendingRequest, RunResult
+from pilothouse.runtime.loop import PendingRequest
+from pilothouse.runtime.resume import in_doubt_calls, state_from_events
 from pilothouse.runtime.rows import RunInfo
 from pilothouse.serving.access import ApiKeys
 from pilothouse.serving.agents import Served, served_stores
@@ -77,6 +88,7 @@ class ServedRun:
     acts_for: str | None  # the principal's user (keyed mode: the client's owner)
     waiting: list[PendingRequest]
     waiting_agent: str | None = None  # whose run waits (a team's member, or the agent)
+    doubtful: tuple[ToolCalled, ...] = ()  # the root run's in-doubt calls
 
     @property
     def name(self) -> str:
@@ -108,16 +120,22 @@ MAX_LISTED = 100
 """Most runs one queue request lists."""
 
 
-def waiting_runs(models: Mapping[str, Served], limit: int) -> list[ServedRun]:
+QUEUES = ("paused", "in_doubt")
+"""The statuses the approvers' queue lists: runs waiting for a decision, runs in doubt."""
+
+
+def waiting_runs(
+    models: Mapping[str, Served], limit: int, status: str = "paused"
+) -> list[ServedRun]:
     """The served models' runs waiting for a person, newest first (at most `limit`):
-    the approvers' queue, read from each store's run index (``status = paused``; a
-    team's waiting member run stands for its root). Every paused run of a store is
+    the approvers' queue, read from each store's run index (`status`, one of `QUEUES`;
+    a team's waiting member run stands for its root). Every such run of a store is
     listed, so other agents' runs cannot crowd served ones out of the window; only the
     runs returned have their journals read."""
     paused = [
         (info, store)
         for store in served_stores(models)
-        for info in store.list_runs(None, status="paused")
+        for info in store.list_runs(None, status=status)  # type: ignore[arg-type]
     ]
     paused.sort(key=lambda pair: pair[0].created, reverse=True)
     found: list[ServedRun] = []
@@ -128,7 +146,7 @@ def waiting_runs(models: Mapping[str, Served], limit: int) -> list[ServedRun]:
             continue
         seen.add(root.run_id)
         run = _served(models, root, store)
-        if run is not None and run.waiting:
+        if run is not None and (run.waiting if status == "paused" else run.doubtful):
             found.append(run)
             if len(found) == limit:
                 break
@@ -153,10 +171,21 @@ def _served(models: Mapping[str, Served], info: RunInfo, store: Store) -> Served
         acts_for = started.principal.get("user") if started and started.principal else None
         waiting = model.waiting_run(info)
         if waiting is None:
-            return ServedRun(model, info, acts_for, [])
+            doubtful = _doubtful(model, info, events) if info.status == "in_doubt" else ()
+            return ServedRun(model, info, acts_for, [], doubtful=doubtful)
         member_events = events if waiting.run_id == info.run_id else store.events(waiting.run_id)
         return ServedRun(model, info, acts_for, _waiting(member_events), waiting.agent)
     return None
+
+
+def _doubtful(model: Served, info: RunInfo, events: list[Any]) -> tuple[ToolCalled, ...]:
+    """The in-doubt calls of a root run stopped ``in_doubt`` (none if the served
+    definition can no longer resume it: the view then shows the status only)."""
+    try:
+        state = state_from_events(model.run_spec(), info.run_id, events, info.created)
+    except PilothouseError:
+        return ()
+    return tuple(in_doubt_calls(state).values())
 
 
 def _waiting(events: list[Any]) -> list[PendingRequest]:
@@ -186,6 +215,12 @@ def run_view(run: ServedRun, *, approver: bool) -> dict[str, Any]:
                 else {}
             )
             for p in run.waiting
+        ]
+    if run.doubtful:
+        data["in_doubt"] = [
+            {"key": c.idempotency_key, "tool": c.call.name}
+            | ({"arguments": c.call.arguments} if approver else {})
+            for c in run.doubtful
         ]
     if approver:
         data["acts_for"] = run.acts_for
@@ -228,28 +263,70 @@ def parse_decisions(body: dict[str, Any], run: ServedRun) -> dict[str, bool | st
     return out
 
 
-def check_may_decide(run: ServedRun, approver: str) -> None:
+def parse_settlements(body: dict[str, Any], run: ServedRun) -> dict[str, bool | str]:
+    """The body's settlements, checked against the run's in-doubt calls (400 otherwise)."""
+    settle = body.get("settle")
+    if not isinstance(settle, dict) or not settle:
+        raise RequestRejected(
+            400, 'send {"settle": {KEY: "the result found" | true | false}}', param="settle"
+        )
+    doubtful = {c.idempotency_key for c in run.doubtful}
+    out: dict[str, bool | str] = {}
+    for key, value in settle.items():
+        if key not in doubtful:
+            raise RequestRejected(
+                400,
+                f"no call {str(key)[:80]!r} of the run is in doubt: GET the run for its keys",
+                param="settle",
+                code="not_in_doubt",
+            )
+        if (isinstance(value, str) and not value.strip()) or not isinstance(value, bool | str):
+            raise RequestRejected(
+                400,
+                f"{key}: the result found (a non-empty text), true (it took effect) or false "
+                "(it did not)",
+                param="settle",
+            )
+        if isinstance(value, str) and len(value) > MAX_ANSWER_CHARS:
+            raise RequestRejected(
+                400, f"{key}: a result is at most {MAX_ANSWER_CHARS} characters", param="settle"
+            )
+        out[key] = value
+    return out
+
+
+def check_may_decide(run: ServedRun, approver: str, *, settling: bool = False) -> None:
     """403 for an approver deciding a run that acts for them; 409 for a run that is
-    not waiting."""
+    not waiting (`settling`: not in doubt)."""
     if run.acts_for is not None and run.acts_for == approver:
         raise RequestRejected(
             403,
             "an approver may not decide a run that acts for them: another person must",
             code="self_approval",
         )
-    if not run.waiting:
+    if settling and not run.doubtful:
+        raise RequestRejected(409, f"the run is {run.status}, not in doubt", code="not_in_doubt")
+    if not settling and not run.waiting:
         raise RequestRejected(
             409, f"the run is {run.status}, not waiting for a decision", code="not_waiting"
         )
 
 
-async def decide(run: ServedRun, decisions: dict[str, bool | str], approver: str) -> RunResult[Any]:
-    """Journal the decisions and continue the run (409 if another process holds it or
-    it ended meanwhile)."""
+async def decide(
+    run: ServedRun, decisions: dict[str, bool | str], approver: str, *, settling: bool = False
+) -> str:
+    """Journal the decisions (`settling`: the settlements) and continue the run; its
+    outcome, or ``in_doubt`` when a call of the continued run is in doubt in its turn
+    (409 if another process holds the run, it ended meanwhile, or it no longer waits)."""
+    by = APPROVER_PREFIX + approver
     try:
-        return await run.model.decide(
-            run.info.run_id, decisions, approved_by=APPROVER_PREFIX + approver
-        )
+        if settling:
+            result = await run.model.settle(run.info.run_id, decisions, settled_by=by)
+        else:
+            result = await run.model.decide(run.info.run_id, decisions, approved_by=by)
+        return result.outcome
+    except ToolCallInDoubtError:
+        return "in_doubt"  # the run stands in doubt again: the queue lists it
     except RunLeasedError:
         raise RequestRejected(
             409, "another request is deciding or running this run", code="run_busy"

@@ -193,6 +193,7 @@ class Team:
         *,
         approvals: Mapping[str, bool | str] | None = None,
         approved_by: str = "",
+        settle: Mapping[str, bool | str] | None = None,
         deps: Any = None,
         subscribers: Sequence[Subscriber] = (),
     ) -> RunResult[Any]:
@@ -200,6 +201,8 @@ class Team:
 
         With `approvals`, the member waiting for them is resumed first with them; then
         the root is resumed, and every run between re-attaches to its children.
+        `settle` settles the root run's in-doubt calls (see `Agent.resume`; a member's
+        in-doubt call was already reported to the agent that delegated to it).
         `subscribers` receive the root run's new events.
         """
         if approvals:
@@ -229,7 +232,13 @@ class Team:
                 return result  # the root itself waited: it has run to its end
         try:
             return await resume_run(
-                self._entry_spec(), self.store, run_id, deps=deps, subscribers=subscribers
+                self._entry_spec(),
+                self.store,
+                run_id,
+                settle=settle,
+                approved_by=approved_by,
+                deps=deps,
+                subscribers=subscribers,
             )
         except TeamPaused as paused:
             return self._paused(run_id, paused.result)
