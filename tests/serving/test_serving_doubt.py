@@ -13,15 +13,18 @@ second settlement, approving a run in doubt and settling a paused run.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
 from serving_world import World, client
+from webhook_receiver import Receiver, hook, verified
 
 from pilothouse.events import DoubtSettled, ToolReturned
-from pilothouse.serving import BackgroundServer
+from pilothouse.serving import BackgroundServer, create_app
+from pilothouse.serving.notify import message_id
 
 ALICE, BOB = "alice-client-key-0001", "bob-client-key-00002"
 CAROL, ALICE_APPROVER = "carol-approver-key-01", "alice-approver-key-01"
@@ -158,3 +161,40 @@ def test_nobody_but_another_approver_settles_and_a_refusal_settles_nothing(
         )
         assert wrong.status_code == 409 and wrong.json()["error"]["code"] == "not_in_doubt"
     assert settled(world, run_id) == [] and world.gate.transfers == [90]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    made = Receiver()
+    with made.server:
+        yield made
+
+
+def test_a_run_in_doubt_is_announced_and_its_settlement_closes_it(
+    world: World, receiver: Receiver
+) -> None:
+    pytest.importorskip("standardwebhooks")
+    app = create_app(
+        world.agents, api_keys=CLIENTS, approvers=APPROVERS, webhooks=[hook(receiver.url)]
+    )
+    with BackgroundServer(app) as server:
+        run_id = transfer_in_doubt(server, 40)
+        [(headers, _)] = receiver.wait(1)
+        key = get(server, f"/v1/runs/{run_id}", CAROL).json()["in_doubt"][0]["key"]
+        done = post(server, run_id, CAROL, {"settle": {key: "transferred 40"}})
+        assert done.status_code == 200, done.text
+        receiver.wait(2)
+    events = [verified(r) for r in receiver.got]
+    assert [(e["type"], e["data"]["id"]) for e in events] == [
+        ("run.in_doubt", run_id),
+        ("run.decided", run_id),
+    ]
+    doubt = events[0]["data"]
+    assert doubt["status"] == "in_doubt" and doubt["url"] == f"/v1/runs/{run_id}"
+    assert doubt["in_doubt"] == [{"key": key, "tool": "transfer_money"}]  # no arguments
+    assert "acts_for" not in doubt and "input" not in doubt
+    assert events[1]["data"]["decided_by"] == "carol"
+    # a restart announces a run still in doubt again, with the same id: none is left here
+    again = create_app(world.agents, approvers=APPROVERS, webhooks=[hook(receiver.url)])
+    assert again.state.endpoint.notifier.announce_waiting() == 0
+    assert headers["webhook-id"] == message_id(run_id, ["in_doubt", key])

@@ -212,19 +212,22 @@ class _Endpoint:
         task.add_done_callback(self.tasks.discard)
 
     def announce(self, task: asyncio.Task[RunResult[Any]]) -> None:
-        """A done run task's callback: tell the webhooks when the run now waits."""
-        if self.notifier is None or task.cancelled() or task.exception() is not None:
+        """A done run task's callback: tell the webhooks when the run now waits for a
+        decision, or stands in doubt."""
+        if self.notifier is None or task.cancelled():
             return
-        result = task.result()
-        if result.outcome == "paused":
-            self._tell(result.run_id, None, "paused")
+        exc = task.exception()
+        if isinstance(exc, ToolCallInDoubtError):
+            self._tell(exc.run_id, None, "in_doubt")
+        elif exc is None and task.result().outcome == "paused":
+            self._tell(task.result().run_id, None, "paused")
 
     def announce_decided(
         self, task: asyncio.Task[str], run_id: str, decision: tuple[str, list[str]]
     ) -> None:
         """A done decision task's callback (its result: the run's outcome): tell the
-        webhooks when the run waits again, or that an approver's `decision` (approver,
-        keys) continued it to its end."""
+        webhooks when the run waits again (or stands in doubt again), or that an
+        approver's `decision` (approver, keys) continued it to its end."""
         if self.notifier is None or task.cancelled() or task.exception() is not None:
             return
         self._tell(run_id, decision, task.result())
@@ -232,9 +235,9 @@ class _Endpoint:
     def _tell(self, run_id: str, decision: tuple[str, list[str]] | None, outcome: str) -> None:
         assert self.notifier is not None
         try:
-            if outcome == "paused":
+            if outcome in ("paused", "in_doubt"):
                 self.notifier.announce(run_id)
-            elif decision is not None and outcome != "in_doubt":
+            elif decision is not None:
                 self.notifier.decided(run_id, *decision)
         except Exception:  # the answer is sent; the next look announces a wait
             _log.exception("run %s: cannot announce it to the webhooks", run_id)

@@ -11,8 +11,10 @@ secret. A receiver checks it with any of the specification's libraries
 refuses a timestamp more than five minutes old, so a captured event cannot be replayed
 later.
 
-The event (`event_body`) is ``{"type": "run.waiting", "timestamp", "data"}``; when an
-approver's decision (over HTTP) continues the run to its end, a ``run.decided`` event
+The event (`event_body`) is ``{"type": "run.waiting", "timestamp", "data"}``, or
+``run.in_doubt`` for a run stopped in doubt (a side effect nobody can confirm: ``data``
+names the calls in doubt, ``in_doubt``, for a person to settle); when an approver's
+decision or settlement (over HTTP) continues the run to its end, a ``run.decided`` event
 follows, with ``decided_by`` (a bot can close the item it posted). By
 default ``data`` holds what a person needs to decide whether to look: the run's id, the
 served model, each waiting tool's name, kind and key, and ``url``, the path of the run
@@ -60,7 +62,7 @@ import httpx
 
 from pilothouse.exceptions import ConfigurationError
 from pilothouse.serving.agents import Served, served_stores
-from pilothouse.serving.approvals import ServedRun, find_run, run_view, waiting_runs
+from pilothouse.serving.approvals import QUEUES, ServedRun, find_run, run_view, waiting_runs
 
 __all__ = [
     "Delivery",
@@ -225,7 +227,8 @@ class Notifier:
         self._watcher: asyncio.Task[None] | None = None
 
     def announce(self, run_id: str) -> None:
-        """Announce `run_id` if it is a served run waiting for a person (once per wait)."""
+        """Announce `run_id` if it is a served run waiting for a person, or in doubt
+        (once per wait)."""
         run = find_run(self.agents, run_id)
         if run is not None:
             self._announce(run)
@@ -234,7 +237,7 @@ class Notifier:
         """Announce that `approver`'s decision of `keys` continued `run_id` to its end
         (``run.decided``; once per decision; not announced again after a restart)."""
         run = find_run(self.agents, run_id)
-        if run is None or run.waiting:
+        if run is None or run.waiting or run.doubtful:
             return
         self._publish(
             message_id(run_id, ["decided", *keys]),
@@ -257,18 +260,20 @@ class Notifier:
         return True
 
     def announce_waiting(self) -> int:
-        """Announce every served run that waits and was not announced yet (at start, then
-        at each look of `watch`); how many were announced. The stores' index of paused
-        runs is read each time; the journals only when it changed since the last look."""
+        """Announce every served run that waits (paused, or in doubt) and was not
+        announced yet (at start, then at each look of `watch`); how many were announced.
+        The stores' index of such runs is read each time; the journals only when it
+        changed since the last look."""
         paused = frozenset(
             (info.run_id, info.updated)
             for store in served_stores(self.agents)
-            for info in store.list_runs(None, status="paused")
+            for status in QUEUES
+            for info in store.list_runs(None, status=status)  # type: ignore[arg-type]
         )
         if paused == self._paused:
             return 0
         self._paused = paused
-        runs = waiting_runs(self.agents, limit=1_000_000)
+        runs = [r for status in QUEUES for r in waiting_runs(self.agents, 1_000_000, status)]
         return sum(self._announce(run) for run in runs)
 
     def watch(self, every: float) -> None:
@@ -286,12 +291,20 @@ class Notifier:
         self._watcher = asyncio.ensure_future(looking())
 
     def _announce(self, run: ServedRun) -> bool:
-        if not run.waiting:
-            return False
-        return self._publish(
-            message_id(run.info.run_id, [p.key for p in run.waiting]),
-            lambda hook, now: event_body(run, details=hook.details, when=now),
-        )
+        if run.waiting:
+            return self._publish(
+                message_id(run.info.run_id, [p.key for p in run.waiting]),
+                lambda hook, now: event_body(run, details=hook.details, when=now),
+            )
+        if run.doubtful:
+            keys = ["in_doubt", *(c.idempotency_key for c in run.doubtful)]
+            return self._publish(
+                message_id(run.info.run_id, keys),
+                lambda hook, now: event_body(
+                    run, details=hook.details, when=now, type="run.in_doubt"
+                ),
+            )
+        return False
 
     async def deliver(self, hook: Webhook, msg_id: str, body: bytes) -> Delivery:
         """POST `body` to `hook` until it is taken, refused, or the attempts run out."""
