@@ -1330,6 +1330,15 @@ def serve_agent_command(
             help="How many of them at once (default: a minute's worth, at least 1).",
         ),
     ] = None,
+    max_runs_per_client: Annotated[
+        int | None,
+        typer.Option(
+            "--max-runs-per-client",
+            min=1,
+            help="Runs a client (key owner, or address) may have going at once; one more "
+            "is 429 with Retry-After. Off by default.",
+        ),
+    ] = None,
 ) -> None:
     """Serve agents behind OpenAI's chat API: /v1/models, /v1/chat/completions.
 
@@ -1375,6 +1384,7 @@ def serve_agent_command(
                 if rate_limit is not None
                 else None
             ),
+            max_runs_per_client=max_runs_per_client,
         )
     except (PilothouseError, ValueError) as exc:
         _fail(str(exc))

@@ -7,6 +7,8 @@ endpoint, and another owner's requests (they are not charged to the first)."""
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 import openai
 import pytest
@@ -73,3 +75,31 @@ def test_bad_requests_and_other_routes_are_not_charged(world: World) -> None:
             )
             assert bad.status_code == 404
         assert chat(server, ALICE, "the one").status_code == 200
+
+
+def test_a_client_has_at_most_its_runs_going_at_once(world: World) -> None:
+    with world.serve(api_keys={ALICE: "alice", BOB: "bob"}, max_runs_per_client=1) as server:
+        held: list[httpx.Response] = []
+        first = threading.Thread(target=lambda: held.append(chat(server, ALICE, "gate")))
+        first.start()
+        assert world.gate.entered.wait(60)  # alice's first run is going
+        second = chat(server, ALICE, "two", **{"x-pilothouse-session": "another"})
+        assert second.status_code == 429, second.text  # a new session is no new slot
+        error = second.json()["error"]
+        assert error["code"] == "too_many_runs" and "at most 1 per client" in error["message"]
+        assert int(second.headers["retry-after"]) >= 1
+        assert chat(server, BOB, "bob's").status_code == 200  # another owner's slots
+        world.gate.release.set()
+        first.join(60)
+        assert held[0].status_code == 200
+        # the slot comes back when a run ends, however it ends: an answer, a pause, an error
+        assert chat(server, ALICE, "pay 5").json()["pilothouse"]["outcome"] == "paused"
+        assert chat(server, ALICE, "explode").status_code == 500
+        assert chat(server, ALICE, "three").status_code == 200
+    inputs = sorted(r.input for r in world.store.list_runs() if r.parent_run_id is None)
+    assert inputs == ["bob's", "explode", "gate", "pay 5", "three"]  # "two" never started
+
+
+def test_max_runs_per_client_is_at_least_one(world: World) -> None:
+    with pytest.raises(ValueError, match="max_runs_per_client >= 1"):
+        world.serve(max_runs_per_client=0).__enter__()

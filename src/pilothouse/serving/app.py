@@ -42,7 +42,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -288,6 +288,7 @@ class _Turn(Response):
             and not spec.model.capabilities.guided
         )
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.give_back: Callable[[], None] = lambda: None  # the client's run slot
 
     def headers_out(self) -> dict[str, str]:
         out = {"x-pilothouse-run": self.run_id}
@@ -321,6 +322,7 @@ class _Turn(Response):
             )
         )
         self.endpoint.track(task)
+        task.add_done_callback(lambda _: self.give_back())
         task.add_done_callback(self.endpoint.announce)
         task.add_done_callback(lambda _: queue.put_nowait(_END))
         return task
@@ -585,6 +587,7 @@ def create_app(
     cors_origins: Sequence[str] = (),
     rate_limit: RateLimit | None = None,
     watch_seconds: float = 30.0,
+    max_runs_per_client: int | None = None,
 ) -> Starlette:
     """The Starlette app serving `agents` (an Agent, a list, a dict name -> Agent, or a
     function returning one: `served_agents`) behind OpenAI's chat-completions API.
@@ -608,7 +611,10 @@ def create_app(
     (`cors_middleware`); none by default. `rate_limit`: chat requests (each one a
     run) per client and minute, a token bucket per key owner, or per peer address on an
     open endpoint (`pilothouse.serving.ratelimit`); beyond it 429 with ``Retry-After``,
-    and no run starts.
+    and no run starts. `max_runs_per_client`: how many runs a client (the same key owner,
+    or address) may have going at once; one more is 429 ``too_many_runs`` with
+    ``Retry-After`` and does not start (a rate limit counts requests started, so slow
+    runs could still pile up under it).
     """
     if on_disconnect not in ("cancel", "finish"):
         raise ValueError("on_disconnect is 'cancel' or 'finish'")
@@ -616,6 +622,8 @@ def create_app(
         raise ValueError("max_body_bytes >= 1, max_depth >= 4, retry_after and grace >= 0")
     if watch_seconds < 0:
         raise ValueError("watch_seconds >= 0 (0: look for waiting runs only at start)")
+    if max_runs_per_client is not None and max_runs_per_client < 1:
+        raise ValueError("max_runs_per_client >= 1 (None: no limit)")
     keys = ApiKeys(api_keys) if isinstance(api_keys, Mapping) else api_keys
     deciders = ApiKeys(approvers) if isinstance(approvers, Mapping) else approvers
     if deciders is not None:
@@ -647,12 +655,16 @@ def create_app(
         return JSONResponse(model_json(name))
 
     limiter = RateLimiter(rate_limit) if rate_limit is not None else None
+    going: dict[str, int] = {}  # client -> runs started and not ended (max_runs_per_client)
 
-    def within_rate(request: Request, owner: str | None) -> None:
+    def client_of(request: Request, owner: str | None) -> str:
+        """Whom the limits count: the key's owner, or the peer address (never a header)."""
+        return owner if owner is not None else f"address:{getattr(request.client, 'host', '')}"
+
+    def within_rate(client: str) -> None:
         """429 for a client over its rate (the official client waits and retries)."""
         if limiter is None:
             return
-        client = owner if owner is not None else f"address:{getattr(request.client, 'host', '')}"
         wait = limiter.take(client)
         if wait > 0:
             raise RequestRejected(
@@ -663,19 +675,49 @@ def create_app(
                 headers={"retry-after": seconds_header(wait)},
             )
 
+    def take_run_slot(client: str) -> Callable[[], None]:
+        """Count a run of `client` as going (429 beyond `max_runs_per_client`); the
+        callable gives the slot back, once, when the run ends."""
+        if max_runs_per_client is None:
+            return lambda: None
+        if going.get(client, 0) >= max_runs_per_client:
+            raise RequestRejected(
+                429,
+                f"too many runs at once: at most {max_runs_per_client} per client; send this "
+                "one when one of them has ended",
+                type="requests",
+                code="too_many_runs",
+                headers={"retry-after": str(endpoint.retry_after)},
+            )
+        going[client] = going.get(client, 0) + 1
+        given_back = False
+
+        def give_back() -> None:
+            nonlocal given_back
+            if not given_back:
+                given_back = True
+                left = going.pop(client) - 1
+                if left:
+                    going[client] = left
+
+        return give_back
+
     async def chat_completions(request: Request) -> Response:
         owner = endpoint.owner(request)
         endpoint.refuse_if_draining()
         chat = parse_chat_request(await endpoint.body(request))
         agent = endpoint.agent(chat.model)
-        within_rate(request, owner)
+        client = client_of(request, owner)
+        within_rate(client)
         named = request.headers.get(SESSION_HEADER) or (chat.user if session_from_user else None)
         session = (
             None
             if named is None
             else open_session(agent.store, owner, named, keyed=endpoint.keys is not None)
         )
-        return _Turn(endpoint, chat.model, agent, chat, owner, session)
+        turn = _Turn(endpoint, chat.model, agent, chat, owner, session)
+        turn.give_back = take_run_slot(client)  # the last check: nothing can fail after it
+        return turn
 
     async def run_state(request: Request) -> Response:
         authorization = request.headers.get("authorization")
