@@ -12,12 +12,14 @@ run the client was given.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from pydantic import BaseModel
 from serving_world import client
@@ -79,11 +81,13 @@ def refunds_model() -> ScriptedModel:
     return ScriptedModel(reply, record=False)
 
 
-def make_team(store: SQLiteStore, made: list[str]) -> Team:
-    @tool(effect="side_effect")
-    def issue_refund(order_id: str, amount_eur: float) -> str:
+def make_team(store: SQLiteStore, made: list[str], *, bank_hangs: bool = False) -> Team:
+    @tool(effect="side_effect", timeout=0.2)
+    async def issue_refund(order_id: str, amount_eur: float) -> str:
         """Refund an order."""
         made.append(order_id)
+        if bank_hangs:  # the refund went out; the bank's answer never comes back
+            await asyncio.sleep(3600)
         return f"refunded {amount_eur} EUR on {order_id}"
 
     policy = Policy(
@@ -265,3 +269,33 @@ def test_a_supervisor_whose_member_waits_is_served_the_same_way(store: SQLiteSto
         )
         assert decided.json()["answer"] == "Boss: paid 30"
     assert paid == [30]
+
+
+def test_a_team_member_in_doubt_is_settled_through_the_root_run(store: SQLiteStore) -> None:
+    made: list[str] = []
+    app = create_app(
+        {"desk": make_team(store, made, bank_hangs=True)}, api_keys=CLIENTS, approvers=APPROVERS
+    )
+    with BackgroundServer(app) as server:
+        with pytest.raises(openai.ConflictError) as err:
+            ask(server, "please refund A-5 30")
+        root = err.value.response.headers["x-pilothouse-run"]
+        assert err.value.code == "run_in_doubt" and root in err.value.message
+        [member] = store.children(root)
+        assert {store.get_run(root).status, member.status} == {"in_doubt"}  # both stopped
+        queue = as_approver(server, "/v1/runs?status=in_doubt").json()["data"]
+        assert [r["id"] for r in queue] == [root]  # the root, not the member's run
+        [doubt] = queue[0]["in_doubt"]
+        assert doubt["tool"] == "issue_refund" and doubt["agent"] == "refunds"
+        assert doubt["arguments"] == {"order_id": "A-5", "amount_eur": 30.0}
+        assert doubt["key"].startswith(member.run_id + ":")
+        done = as_approver(
+            server,
+            f"/v1/runs/{root}/settlements",
+            {"settle": {doubt["key"]: "refunded 30.0 EUR on A-5, ref R-2"}},
+        )
+        assert done.status_code == 200, done.text
+        assert done.json()["answer"] == "Done: refunded 30.0 EUR on A-5, ref R-2."
+        assert as_approver(server, "/v1/runs?status=in_doubt").json()["data"] == []
+    assert made == ["A-5"]  # the bank was asked once
+    assert {store.get_run(root).status, store.get_run(member.run_id).status} == {"final"}

@@ -12,7 +12,7 @@ from team_helpers import sqlite, tree
 
 from pilothouse import Agent, ScriptedModel, call, tool
 from pilothouse.events import ApprovalRequested, ChildStarted
-from pilothouse.exceptions import ApprovalError
+from pilothouse.exceptions import ApprovalError, ToolCallInDoubtError
 from pilothouse.policy import Policy, Rule
 from pilothouse.teams import Autonomy, Supervisor
 
@@ -262,17 +262,26 @@ async def test_a_sibling_cut_off_by_a_pause_is_retried_once_when_idempotent(
     assert {fresh.store.get_run(r).status for r in tree(fresh.store, "Q")} == {"final"}
 
 
-async def test_a_sibling_cut_off_by_a_pause_stays_in_doubt_and_the_boss_is_told(
+async def test_a_sibling_cut_off_by_a_pause_stops_the_team_in_doubt_until_settled(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fresh, pending = await _paused_with_sibling_cut_off(tmp_path, "ask", monkeypatch)
-    result = await fresh.resume("Q", approvals={pending.key: True}, approved_by="ann")
-    assert result.outcome == "final" and REFUNDS == ["A-1"]
-    assert NOTES == []  # not run again blindly: whether it happened is unknown
-    assert fresh.store.get_run("Q.1.1.1").status == "in_doubt"
-    told = [
-        e.result.content
-        for e in fresh.store.events("Q")
-        if e.type == "tool_result" and e.result.name == "ask_notes"  # type: ignore[attr-defined]
-    ]
-    assert len(told) == 1 and "ToolCallInDoubtError" in told[0] and "Q.1.1.1:1:0" in told[0]
+    with pytest.raises(ToolCallInDoubtError) as err:
+        await fresh.resume("Q", approvals={pending.key: True}, approved_by="ann")
+    assert (err.value.run_id, err.value.idempotency_key) == ("Q.1.1.1", "Q.1.1.1:1:0")
+    assert REFUNDS == ["A-1"] and NOTES == []  # not run again blindly
+    # the boss is not told to go on: told, it could delegate the same note again
+    assert {fresh.store.get_run(r).status for r in ("Q", "Q.1.1.1")} == {"in_doubt"}
+    assert not [e for e in fresh.store.events("Q") if e.type == "final"]
+    with pytest.raises(ToolCallInDoubtError):  # a resume without the settlement: no change
+        await build_pair(tmp_path).resume("Q")
+    with pytest.raises(ApprovalError, match="no call of team run Q"):
+        await build_pair(tmp_path).resume("Q", settle={"elsewhere:1:0": True})
+    done = await build_pair(tmp_path).resume(
+        "Q", settle={"Q.1.1.1:1:0": "noted case A-1"}, approved_by="ann"
+    )
+    assert done.outcome == "final" and done.output == "Done: refunded and noted."
+    assert REFUNDS == ["A-1"] and NOTES == []  # each effect once: the note was not re-sent
+    assert {fresh.store.get_run(r).status for r in tree(fresh.store, "Q")} == {"final"}
+    settled = [e for e in fresh.store.events("Q.1.1.1") if e.type == "doubt_settled"]
+    assert len(settled) == 1 and settled[0].by == "ann"  # type: ignore[attr-defined]

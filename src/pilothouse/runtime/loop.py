@@ -1500,7 +1500,7 @@ def _in_doubt(plan: PlannedCall, what: str) -> ToolCallInDoubtError:
         f"({call.arguments}) (idempotency key {context.idempotency_key}) {what}, so "
         "whether it happened is unknown. It was not run again. Check the world and "
         f"resume with settle={{{context.idempotency_key!r}: <its result text, True or "
-        "False>}} (CLI: pilothouse resume --happened KEY[=RESULT] or --did-not-happen "
+        "False>} (CLI: pilothouse resume --happened KEY[=RESULT] or --did-not-happen "
         'KEY); for the future, declare @tool(on_doubt="retry") for an idempotent tool '
         'or on_doubt="reconcile" with reconcile=... to check.',
         run_id=context.run_id,

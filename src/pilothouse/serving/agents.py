@@ -92,6 +92,18 @@ class Served:
         """Whether `info` (a run of `store`) is one of this model's root runs."""
         return info.parent_run_id is None and store is self.store and info.agent == self.root_agent
 
+    def doubtful_run(self, root: RunInfo) -> tuple[RunInfo, RunSpec[Any]] | None:
+        """The run of `root`'s tree whose own call is in doubt, with the spec that reads
+        it (None: the root is not in doubt)."""
+        if root.status != "in_doubt":
+            return None
+        if not isinstance(self.target, Team):
+            return root, self.run_spec()
+        run_id = self.target.in_doubt(root.run_id)
+        if run_id is None:
+            return None
+        return self.store.get_run(run_id), self.target.spec_of(run_id)
+
     def waiting_run(self, root: RunInfo) -> RunInfo | None:
         """The run of `root`'s tree that waits for a person (None: none waits)."""
         if not isinstance(self.target, Team):

@@ -57,7 +57,7 @@ from pilothouse.exceptions import (
     ToolCallInDoubtError,
 )
 from pilothouse.runtime.journal import Store
-from pilothouse.runtime.loop import PendingRequest
+from pilothouse.runtime.loop import PendingRequest, RunSpec
 from pilothouse.runtime.resume import in_doubt_calls, state_from_events
 from pilothouse.runtime.rows import RunInfo
 from pilothouse.serving.access import ApiKeys
@@ -87,8 +87,8 @@ class ServedRun:
     info: RunInfo
     acts_for: str | None  # the principal's user (keyed mode: the client's owner)
     waiting: list[PendingRequest]
-    waiting_agent: str | None = None  # whose run waits (a team's member, or the agent)
-    doubtful: tuple[ToolCalled, ...] = ()  # the root run's in-doubt calls
+    waiting_agent: str | None = None  # whose run waits or is in doubt (a member, the agent)
+    doubtful: tuple[ToolCalled, ...] = ()  # the calls in doubt (the root's, or a member's)
 
     @property
     def name(self) -> str:
@@ -171,18 +171,25 @@ def _served(models: Mapping[str, Served], info: RunInfo, store: Store) -> Served
         acts_for = started.principal.get("user") if started and started.principal else None
         waiting = model.waiting_run(info)
         if waiting is None:
-            doubtful = _doubtful(model, info, events) if info.status == "in_doubt" else ()
-            return ServedRun(model, info, acts_for, [], doubtful=doubtful)
+            found = model.doubtful_run(info)
+            doubtful = _doubtful(store, found, events) if found is not None else ()
+            agent = found[0].agent if found is not None else None
+            return ServedRun(model, info, acts_for, [], agent, doubtful)
         member_events = events if waiting.run_id == info.run_id else store.events(waiting.run_id)
         return ServedRun(model, info, acts_for, _waiting(member_events), waiting.agent)
     return None
 
 
-def _doubtful(model: Served, info: RunInfo, events: list[Any]) -> tuple[ToolCalled, ...]:
-    """The in-doubt calls of a root run stopped ``in_doubt`` (none if the served
-    definition can no longer resume it: the view then shows the status only)."""
+def _doubtful(
+    store: Store, found: tuple[RunInfo, RunSpec[Any]], root_events: list[Any]
+) -> tuple[ToolCalled, ...]:
+    """The in-doubt calls of the run `found` (the root, or a team's member, with the
+    spec that reads it); none if the served definition can no longer resume it: the
+    view then shows the status only."""
+    info, spec = found
+    events = root_events if info.parent_run_id is None else store.events(info.run_id)
     try:
-        state = state_from_events(model.run_spec(), info.run_id, events, info.created)
+        state = state_from_events(spec, info.run_id, events, info.created)
     except PilothouseError:
         return ()
     return tuple(in_doubt_calls(state).values())
@@ -219,7 +226,7 @@ def run_view(run: ServedRun, *, approver: bool) -> dict[str, Any]:
     if run.doubtful:
         data["in_doubt"] = [
             {"key": c.idempotency_key, "tool": c.call.name}
-            | ({"arguments": c.call.arguments} if approver else {})
+            | ({"arguments": c.call.arguments, "agent": run.waiting_agent} if approver else {})
             for c in run.doubtful
         ]
     if approver:

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pilothouse.exceptions import ConfigurationError
+from pilothouse.exceptions import ApprovalError, ConfigurationError, RunNotFoundError
 from pilothouse.messages import Message, Usage
 from pilothouse.policy.context import Principal
 from pilothouse.prompts import Prompts
@@ -201,15 +201,15 @@ class Team:
 
         With `approvals`, the member waiting for them is resumed first with them; then
         the root is resumed, and every run between re-attaches to its children.
-        `settle` settles the root run's in-doubt calls (see `Agent.resume`; a member's
-        in-doubt call was already reported to the agent that delegated to it).
-        `subscribers` receive the root run's new events.
+        A member whose side effect is in doubt stops every run above it in doubt too
+        (`ToolCallInDoubtError` naming the member's call): `settle`, keyed by such
+        calls' keys (see `Agent.resume`), resumes the member with what a person found,
+        then the root, whose delegating calls re-attach to their members; nothing is
+        delegated or run again. `subscribers` receive the root run's new events.
         """
         if approvals:
             waiting = self.waiting(run_id)
             if waiting is None:
-                from pilothouse.exceptions import ApprovalError
-
                 raise ApprovalError(
                     f"no run of team run {run_id} waits for a person", run_id=run_id
                 )
@@ -230,12 +230,28 @@ class Team:
                 return self._paused(run_id, result)
             if waiting == run_id:
                 return result  # the root itself waited: it has run to its end
+        root_settle: dict[str, bool | str] = {}
+        for owner, settled in self._settlements_by_run(run_id, settle or {}).items():
+            if owner == run_id:
+                root_settle = settled
+                continue
+            try:
+                await resume_run(
+                    self.spec_of(owner),
+                    self.store,
+                    owner,
+                    settle=settled,
+                    approved_by=approved_by,
+                    deps=deps,
+                )
+            except TeamPaused as paused:
+                return self._paused(run_id, paused.result)
         try:
             return await resume_run(
                 self._entry_spec(),
                 self.store,
                 run_id,
-                settle=settle,
+                settle=root_settle or None,
                 approved_by=approved_by,
                 deps=deps,
                 subscribers=subscribers,
@@ -260,6 +276,48 @@ class Team:
                 return current
             stack.extend(r.run_id for r in reversed(self.store.children(current)))
         return None
+
+    def in_doubt(self, run_id: str) -> str | None:
+        """The run whose own call a person settles when team run `run_id` stands in
+        doubt: the end of the chain of runs in doubt below it (a member's doubt stops
+        every run above it in doubt); None when the root is not in doubt."""
+        if self.store.get_run(run_id).status != "in_doubt":
+            return None
+        current = run_id
+        while True:
+            below = [r.run_id for r in self.store.children(current) if r.status == "in_doubt"]
+            if not below:
+                return current
+            current = below[0]
+
+    def spec_of(self, run_id: str) -> RunSpec[Any]:
+        """The spec that resumes run `run_id` of this team's tree: the entry agent's for
+        a root run, its member's otherwise."""
+        info = self.store.get_run(run_id)
+        if info.parent_run_id is None:
+            return self._entry_spec()
+        return self._member_of(run_id).run_spec()
+
+    def _settlements_by_run(
+        self, root: str, settle: Mapping[str, bool | str]
+    ) -> dict[str, dict[str, bool | str]]:
+        """`settle` grouped by the run each key's call belongs to (a key is
+        ``run:step:index``); `ApprovalError` for a key of no run of `root`'s tree."""
+        by_run: dict[str, dict[str, bool | str]] = {}
+        for key, value in settle.items():
+            owner = key.rsplit(":", 2)[0]
+            try:
+                info = self.store.get_run(owner) if key.count(":") >= 2 else None
+            except RunNotFoundError:
+                info = None
+            if info is None or (owner != root and info.root_run_id != root):
+                raise ApprovalError(
+                    f"{key!r} is no call of team run {root}'s runs: settle the key that "
+                    "ToolCallInDoubtError names",
+                    run_id=root,
+                )
+            by_run.setdefault(owner, {})[key] = value
+        return by_run
 
     def _member_of(self, run_id: str) -> Member:
         agent = self.store.get_run(run_id).agent

@@ -27,7 +27,12 @@ from typing import Any, Generic, Literal, Protocol, overload
 from pydantic_core import ValidationError, to_json
 from typing_extensions import TypeVar
 
-from pilothouse.exceptions import ToolDefinitionError, ToolError, ToolTimeoutError
+from pilothouse.exceptions import (
+    ToolCallInDoubtError,
+    ToolDefinitionError,
+    ToolError,
+    ToolTimeoutError,
+)
 from pilothouse.messages import ToolCall, ToolResult
 from pilothouse.models.base import ToolSpec
 
@@ -359,7 +364,13 @@ class Tool:
     async def invoke(
         self, call: ToolCall, kwargs: dict[str, Any], context: ToolContext
     ) -> ToolResult:
-        """Run the function on already validated arguments (from `prepare`)."""
+        """Run the function on already validated arguments (from `prepare`).
+
+        An exception is the error result the model reads, except `ToolCallInDoubtError`
+        from a child run (`ctx.run_child`): the child stopped in doubt, so this call's
+        outcome is unknown too and it stops this run in doubt, up to the root, until a
+        person settles the child's call. Told to a model as an error instead, a parent
+        could delegate the same effect again."""
         if self._context_param is not None:
             kwargs[self._context_param] = context
         if self.timeout is not None:
@@ -371,6 +382,8 @@ class Tool:
                 value = await asyncio.to_thread(self.function, **kwargs)
             else:
                 value = self.function(**kwargs)
+        except ToolCallInDoubtError:
+            raise  # a child run's side effect is in doubt: so is this call (see below)
         except Exception as exc:
             return self._failed(call, exc)
         return self._returned(call, value)
@@ -395,6 +408,8 @@ class Tool:
             if self.effect == "read_only":
                 return ToolResult(call.id, self.name, message + " and was stopped.", True)
             raise ToolTimeoutError(message, tool=self.name, seconds=seconds) from None
+        except ToolCallInDoubtError:
+            raise
         except Exception as exc:
             return self._failed(call, exc)
         return self._returned(call, value)
