@@ -13,7 +13,8 @@ held-out set `holdout3`, committed before the changes it measures; session10b.js
 likewise into `tune10b` and `holdout4`, session10c.jsonl into `tune10c` and
 `holdout5`; session 11's session11.jsonl, outputs quoted in issue threads, into `tune11`
 and `holdout6`; its second batch session11b.jsonl, from peers' parser tests, into `tune11b`
-and `holdout7`). The shared README
+and `holdout7`; session 12's session12.jsonl, weighted towards refusals and answers that
+hold call-like text, into `tune12` and `holdout8`). The shared README
 fixes the scoring rules, followed here:
 offer the tools `expected` names (parameters inferred from the expected
 arguments; one unrelated tool when no call is expected), parse with the entry's
@@ -62,8 +63,22 @@ SESSION11 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session11.jsonl"
 # test files that `holdout`'s misses come from, salt "pilothouse-parse-split-7": `tune11b`,
 # `holdout7`, committed before the parser changes they measure
 SESSION11B = ROOT / "benchmarks" / "data" / "parse_corpus" / "session11b.jsonl"
+# session 12: 62 outputs weighted towards `unrecoverable` replies and answers that hold
+# call-like text (SGLang Kimi K2, vLLM MiniMax-M2 and Kimi K3, gptme's tool-format tests,
+# three threads on cut-off calls), salt "pilothouse-parse-split-8": `tune12`, `holdout8`,
+# committed before the parser changes they measure
+SESSION12 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session12.jsonl"
 HELD_OUT = frozenset(
-    {"holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6", "holdout7"}
+    {
+        "holdout",
+        "holdout2",
+        "holdout3",
+        "holdout4",
+        "holdout5",
+        "holdout6",
+        "holdout7",
+        "holdout8",
+    }
 )
 FORMAT_OF = {"json_fenced": "json", "xml_tag": "xml", "python": "auto", "other": "auto"}
 
@@ -297,10 +312,12 @@ def corpora(
     session10c: Path = SESSION10C,
     session11: Path = SESSION11,
     session11b: Path = SESSION11B,
+    session12: Path = SESSION12,
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     """(label, entries): the shared corpus, the project corpus's tune and holdout, the
     second held-out set, session 10's three batches (tune10/holdout3, tune10b/holdout4,
-    tune10c/holdout5) and session 11's (tune11/holdout6, tune11b/holdout7)."""
+    tune10c/holdout5), session 11's (tune11/holdout6, tune11b/holdout7) and session 12's
+    (tune12/holdout8)."""
     out: list[tuple[str, list[dict[str, Any]]]] = []
     if shared.exists():
         out.append(("shared", load_corpus(shared)))
@@ -316,6 +333,7 @@ def corpora(
         (session10c, ("tune10c", "holdout5")),
         (session11, ("tune11", "holdout6")),
         (session11b, ("tune11b", "holdout7")),
+        (session12, ("tune12", "holdout8")),
     ):
         if path.exists():
             entries = load_corpus(path)
@@ -416,7 +434,7 @@ def main() -> int:
     print(
         "markup: a final answer where the model meant a call or nothing (the run would end "
         "showing the raw reply); targets on holdout: recovered >= 90%, refused 100%, markup 0. "
-        "Misses are listed for shared and the tune sets only: holdout, holdout2 to holdout7 "
+        "Misses are listed for shared and the tune sets only: holdout, holdout2 to holdout8 "
         "stay unread (--verbose lists every entry of the tune sets only)."
     )
     return 0

@@ -106,6 +106,14 @@ def _envelopes(name: str, args: dict[str, Any], offered: str) -> list[str]:
         "</\uff5c\uff5cDSML\uff5c\uff5cinvoke>",
         f"{name}<arg_key>{first}</arg_key><arg_value>{value}</arg_value>",
         f"<{offered}>" + "".join(f"<{k}>{v}</{k}>" for k, v in args.items()) + f"</{offered}>",
+        # session 12: gptme's tool format, a line of its own (here after a line break,
+        # since a sentence may precede it), complete or cut off; a Kimi K2 call whose id
+        # is a client's call id, not a name
+        f"\n@{name}(call_1): {a}",
+        f"\n@{name}: " + a[: max(1, len(a) // 2)],
+        "<|tool_calls_section_begin|><|tool_call_begin|>call_3<|tool_call_argument_begin|>"
+        + a
+        + "<|tool_call_end|><|tool_calls_section_end|>",
         # shapes that need the offered names to be seen as calls
         f"{offered}({_py(args)})",
         json.dumps([{offered: args}]),
@@ -244,6 +252,8 @@ FLAGGED = [
     ('{"recipient_name": "functions.search"}', '{"recipient_name": "functions.search"}'),
     ('{"name": "lookup_forecast", "argu', '{"name":'),
     ("```json\n[{'action': 'lookup", "{'action':"),
+    ("@tool: {", "@tool: {"),
+    ('Done.\n@shell(uid2): {"cmd": "real"}', "@shell(uid2): {"),
 ]
 
 
@@ -271,6 +281,11 @@ NOT_FLAGGED = [
     'Configure it:\n```xml\n<action name="login" class="x.Login">\n  <result>ok</result>\n'
     "</action>\n```\nThen restart.",
     "```xml\n<plugin><parameters><parameter>x</parameter></parameters></plugin>\n```",
+    # session 12: gptme-style lines are calls only at a line's start and outside fences
+    "some text @tool: {'param': 'value'}",
+    '```\n@shell(uid): {"cmd": "ls"}\n```',
+    "Ask @team: {urgent} items first.",
+    "@alice: thanks, that fixed it.",
 ]
 
 

@@ -294,3 +294,31 @@ def test_session11b_fixture_batch_has_the_schema_split_and_repeats_nothing(entri
     assert not {e["id"] for e in batch} & {e["id"] for e in others}
     squash = {"".join(e["raw"].split()) for e in others}
     assert not {"".join(e["raw"].split()) for e in batch} & squash
+
+
+SESSION12 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session12.jsonl"
+SESSION12_SALT = "pilothouse-parse-split-8"
+
+
+def test_session12_refusal_batch_has_the_schema_split_and_repeats_nothing(entries):
+    """Session 12's batch, weighted towards what `holdout` still gets wrong: replies that
+    must be refused (cut-off openers and calls, sections with nothing readable, ids naming
+    no tool) and answers that hold call-like text and must stay answers. The schema, its
+    own fixed split (salt 8), refusals and answers in both halves, every source naming a
+    thread or a file at a commit, and no id or raw text (whitespace aside) any other file
+    or the shared corpus already holds."""
+    batch = _load(SESSION12)
+    assert len(batch) >= 60
+    _check_batch(batch, SESSION12_SALT, "tune12", "holdout8")
+    for e in batch:
+        assert "#" in e["source"] or ("@" in e["source"] and ":" in e["source"]), e["id"]
+    kinds = Counter((e["split"], e["expected"]["kind"]) for e in batch)
+    for split in ("tune12", "holdout8"):
+        assert kinds[split, "unrecoverable"] > 0 and kinds[split, "final_answer"] > 0
+    refusals_and_answers = kinds["tune12", "unrecoverable"] + kinds["holdout8", "unrecoverable"]
+    refusals_and_answers += kinds["tune12", "final_answer"] + kinds["holdout8", "final_answer"]
+    assert refusals_and_answers * 3 >= len(batch)  # weighted towards them, as collected
+    others = _held_elsewhere(entries, (SESSION10, SESSION10B, SESSION10C, SESSION11, SESSION11B))
+    assert not {e["id"] for e in batch} & {e["id"] for e in others}
+    squash = {"".join(e["raw"].split()) for e in others}
+    assert not {"".join(e["raw"].split()) for e in batch} & squash

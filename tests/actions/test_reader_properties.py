@@ -109,6 +109,12 @@ PIECES = [r.marker for r in READERS] + [
     "\u2026",
     "...",
     "Action Input: ** ",
+    # round 8 (session 12)
+    "@search(call_1): ",
+    "@now: ",
+    "```",
+    "<|tool_call_begin|>call_3<|tool_call_argument_begin|>",
+    "<|tool_call_begin|>0<|tool_call_argument_begin|>",
 ]
 SOUPS = st.lists(st.sampled_from(PIECES) | st.text(max_size=8), max_size=60).map("".join)
 
@@ -196,6 +202,17 @@ HOSTILE = [
     "\U0001f4da Fetching " + "... " * 80 + "\u2026",
     "\U0001f4da Fetching " + "is " * 50_000,
     "Action: search\nAction Input: " + "*" * 100_000 + " {",
+    # round 8 (session 12)
+    '@search: {"query": "x"}\n' * 40_000,
+    "@search: {\n" * 50_000,
+    "```\n@search: {}\n" * 30_000,
+    "@search(" + "x" * 100 + "): {" + '"query": "x", ' * 50_000,
+    "\n@a: " * 60_000 + "{",
+    '@search: {"query": "' + "x" * 900_000,
+    "<|tool_calls_section_begin|>"
+    + '<|tool_call_begin|>call_1<|tool_call_argument_begin|>{"query": "x"}<|tool_call_end|>'
+    * 10_000,
+    "<|tool_call_begin|>0<|tool_call_argument_begin|>" + "{" * 50_000,
 ]
 
 

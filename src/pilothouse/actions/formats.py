@@ -994,6 +994,11 @@ class TextFormat:
             return own  # the token is data the model passes on, not its envelope
         if special.ok or own.kind != "tool_call":
             return special
+        if "bare_arguments" in own.repairs and not all(c.tool in text for c in own.calls):
+            # the markup's call could not be read (it named `functions.get_time`, or
+            # nothing); an offered tool the model never wrote, which merely fits the
+            # arguments, is a guess against the name it wrote (issue #15 item 3)
+            return special
         return own
 
     def _own(self, text: str, r: Resolver, repairs: list[str]) -> ParseResult:

@@ -447,6 +447,45 @@ def _named_pair(text: str, names: Collection[str]) -> str | None:
     return found.group().lstrip("{, ") if found is not None else None
 
 
+_AT_NAME = r"[A-Za-z_][\w.\-]*"
+# gptme's "tool" format: each call a line of its own, ``@NAME(CALL_ID): {json}`` (the id
+# optional; Kimi K2 thinking writes it ``ipython:0``), at the start of a line and outside
+# fenced code, where it is a documentation example (gptme's tests/test_tool_use.py and
+# PR #1472)
+AT_CALL = re.compile(r"^@(" + _AT_NAME + r")(?:\([^()\n]{0,120}\))?:[ \t]*(?=\{)", re.M)
+FENCE = "```"
+
+
+def outside_fences(pos: int, fences: list[int]) -> bool:
+    """Whether `pos` is outside fenced code, given the positions of the fences."""
+    return sum(1 for f in fences if f < pos) % 2 == 0
+
+
+def fence_positions(text: str) -> list[int]:
+    """Where the text's ``` fences start (at most 128 of them)."""
+    out: list[int] = []
+    pos = text.find(FENCE)
+    while pos >= 0 and len(out) < 128:
+        out.append(pos)
+        pos = text.find(FENCE, pos + len(FENCE))
+    return out
+
+
+def _at_call(text: str) -> str | None:
+    """The first gptme-style call line (`AT_CALL`) outside fenced code, or `None`."""
+    if "@" not in text:
+        return None
+    fences: list[int] | None = None
+    for count, m in enumerate(AT_CALL.finditer(text)):
+        if count >= 64:
+            break
+        if fences is None:
+            fences = fence_positions(text) if FENCE in text else []
+        if outside_fences(m.start(), fences):
+            return m.group().strip() + " {"
+    return None
+
+
 def call_markup(
     text: str,
     *,
@@ -500,6 +539,9 @@ def call_markup(
         m = pattern.search(text)
         if m is not None:
             return m.group().strip()
+    seen = _at_call(text)
+    if seen is not None:
+        return seen
     names = frozenset(n for n in tool_names if n)
     seen = (_offered_call(text, names) or _offered_tag(text, names)) if names else None
     if seen is not None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from pilothouse.actions import repair
 from pilothouse.actions.base import Resolver
+from pilothouse.actions.markup import AT_CALL, FENCE, fence_positions, outside_fences
 
 Envelope = tuple[Any, Any]  # (name as written, raw arguments or None)
 Read = list[Envelope] | str | None
@@ -509,6 +510,13 @@ _KIMI_BEGIN = "<|tool_call_begin|>"
 _KIMI_ARGS = "<|tool_call_argument_begin|>"
 _KIMI_END = "<|tool_call_end|>"
 _KIMI_ID = re.compile(r"\s*(?:functions\.)?(" + _NAME + r"?)(?::\d+)?\s*\Z")
+# an id that names no function: a bare counter (`0`), or a client's call id the model
+# copied from a history whose ids the client rewrote (`call_3`, `toolu_01...`, a UUID;
+# SGLang's Kimi K2 detector tests, "shapes observed in K2.6 server logs")
+_KIMI_NAMELESS_ID = re.compile(
+    r"\s*(?:\d+|(?:call|toolu|tooltoolu)_[\w\-]{1,64}"
+    r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?::\d+)?\s*\Z"
+)
 
 
 def kimi(text: str, r: Resolver) -> Read:
@@ -516,23 +524,50 @@ def kimi(text: str, r: Resolver) -> Read:
     functions.NAME:0 <|tool_call_argument_begin|>{...}<|tool_call_end|>
     <|tool_calls_section_end|>``. Each call's own delimiters mark where its JSON
     ends, so a closing bracket missing just before ``<|tool_call_end|>`` is
-    restored for that call alone (vLLM's Kimi K2 parser tests)."""
+    restored for that call alone (vLLM's Kimi K2 parser tests).
+
+    A call whose id names no function (`_KIMI_NAMELESS_ID`: a bare counter or a
+    client's call id) is the one offered tool its arguments fit, the issue's last
+    resort for a call that names nothing (SGLang infers the name the same way); when
+    no single offered tool fits, the call cannot be read and the reply is refused."""
     out: list[Envelope] = []
     for part in text.split(_KIMI_BEGIN)[1 : MAX_CALLS + 1]:
         part = part.split(_KIMI_END, 1)[0]
         head, found, body = part.partition(_KIMI_ARGS)
+        nameless = found and _KIMI_NAMELESS_ID.match(head) is not None
         m = _KIMI_ID.match(head)
-        if not found or m is None:
+        if not found or (m is None and not nameless):
             return "a Kimi call without functions.NAME and <|tool_call_argument_begin|>"
         body = body.strip()
+        name = m.group(1) if m is not None else head.strip()
+        if nameless and r.match(name) is None:
+            inferred = _kimi_nameless(head.strip(), body, r)
+            if isinstance(inferred, str):
+                return inferred
+            out.append(inferred)
+            continue
         if not body:
-            out.append((m.group(1), None))
+            out.append((name, None))
             continue
         got = repair.first_value(body)
         if got is None or body[got[1] :].strip():
-            return f"the arguments of functions.{m.group(1)} are not JSON"
-        out.append((m.group(1), got[0].value))
+            return f"the arguments of functions.{name} are not JSON"
+        out.append((name, got[0].value))
     return out or None
+
+
+def _kimi_nameless(call_id: str, body: str, r: Resolver) -> Envelope | str:
+    """A Kimi call whose id names no function: the one offered tool whose parameters
+    fit its (complete, unrepaired) argument object, or why it cannot be read."""
+    loaded = repair.loads(body) if body else None
+    value = loaded.value if loaded is not None and not loaded.repairs else None
+    tool = r.bare_arguments_tool(value) if isinstance(value, dict) else None
+    if tool is None:
+        return (
+            f"a Kimi call whose id ({call_id[:40]!r}) names no function, and its arguments "
+            "fit no single offered tool"
+        )
+    return (tool, value)
 
 
 # ---------------------------------------------------------------- Kimi K3
@@ -942,6 +977,26 @@ def tool_name_tags(text: str, r: Resolver) -> Read:
     return out or None
 
 
+def at_name_call(text: str, r: Resolver) -> Read:
+    """gptme's tool format (`AT_CALL`): the name written after ``@``, then one JSON
+    object, complete as written or with ordinary repairs (a missing comma); one that
+    does not close (cut off: ``@tool: {``, ``@tool: {"unclosed": {``, gptme's
+    "invalid" cases) is refused, never closed by a guess. Lines inside ``` fences are
+    examples and are not read."""
+    fences = fence_positions(text) if FENCE in text else []
+    out: list[Envelope] = []
+    for m in AT_CALL.finditer(text):
+        if not outside_fences(m.start(), fences):
+            continue
+        got = repair.first_value(text[m.end() :])
+        if got is None or "closed_missing_bracket" in got[0].repairs:
+            return f"the arguments of @{m.group(1)} are not a complete JSON object"
+        out.append((m.group(1), got[0].value))
+        if len(out) >= MAX_CALLS:
+            break
+    return out or None
+
+
 _NAME_ONLY = re.compile(
     r"\A\s*\{\s*[\"']?(?:type|name|tool|function|action)[\"']?\s*:\s*[\"']?("
     + _NAME
@@ -1007,6 +1062,7 @@ READERS: tuple[Reader, ...] = (
     ),
     Reader("glm_unwrapped", "Zhipu GLM-5 through a gateway", "<arg_key>", glm_unwrapped),
     Reader("calling_tool_line", "agent UI call lines, imitated", "[Calling tool:", calling_tool),
+    Reader("at_name_call", "gptme's tool format (@name(id): {json})", "@", at_name_call),
     Reader("tool_name_tags", "Cline-style XML tool use", "</", tool_name_tags),
     Reader("name_only_object", "narrated no-argument calls", "{", name_only_object),
 )
