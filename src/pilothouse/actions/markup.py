@@ -187,8 +187,10 @@ def degenerate(text: str) -> bool:
     at most 3 distinct: no reader can say what was meant, so the reply is refused.
     A reply that is one short unit run together with no spaces is filler too
     (google-gemini/gemini-cli#5813: gemini-2.5-pro answered ``nynyny...``), see
-    `_repeated_unit`. Linear work (the count stops at 10,000 tokens)."""
-    if _repeated_lines(text):
+    `_repeated_unit`. A reply that ends in a loop of a longer unit (a phrase, a line,
+    a call) copied at least four times over most of the reply is filler too
+    (`_looping_tail`). Linear work (the count stops at 10,000 tokens)."""
+    if _repeated_lines(text) or _looping_tail(text):
         return True
     tokens = text.split(maxsplit=10_000)[:10_000]
     if len(tokens) < 8:
@@ -222,6 +224,60 @@ def _repeated_lines(text: str) -> bool:
     if top[0] >= 12 and top[0] * 5 >= total * 3:
         return True
     return len(top) == 2 and top[1] >= 8 and (top[0] + top[1]) * 5 >= total * 3
+
+
+_LOOP_MIN_CHARS = 120  # shorter replies are judged by the token and line rules
+_LOOP_MAX_UNIT = 400  # a unit longer than this is a structure, not a loop
+_LOOP_PROBE = 12  # the tail whose earlier copies give the candidate periods
+_LOOP_CANDIDATES = 8
+
+
+def _looping_tail(text: str) -> bool:
+    """Whether the reply ends in one unit of 2 to 400 characters copied at least four
+    times in a row (the last copy may be cut off), the loop making up at least three
+    fifths of the reply: a model that degenerated at a call boundary and wrote the same
+    phrase, line or call until its token limit ("Let me check the order. Let me check
+    the order. ..."). The token rule misses such loops (more than 3 distinct words),
+    the line rule misses those on one line or in fewer than 16 lines. An answer that
+    lists things varies its items (a number, a name), so it is not periodic; a short
+    reply is not judged here. Candidate periods are the distances back to earlier
+    copies of the reply's last characters (found with `str.rfind`), at most 8 of them,
+    each checked by comparing the reply with itself shifted: linear work, done in C."""
+    text = text.rstrip()
+    n = len(text)
+    if n < _LOOP_MIN_CHARS:
+        return False
+    probe = text[-_LOOP_PROBE:]
+    end = n - _LOOP_PROBE
+    for _ in range(_LOOP_CANDIDATES):
+        found = text.rfind(probe, max(0, n - _LOOP_PROBE - _LOOP_MAX_UNIT), end + _LOOP_PROBE - 1)
+        if found < 0:
+            return False
+        period = n - _LOOP_PROBE - found
+        if period < 2 or len(set(text[n - period :])) < 2:
+            end = found  # one character over and over: a rule or a number, not a loop
+            continue
+        if _periodic_span(text, period) * 5 >= n * 3:
+            return True
+        end = found
+    return False
+
+
+def _periodic_span(text: str, period: int) -> int:
+    """How many characters at the end of `text` repeat with `period` (text[i] ==
+    text[i + period] throughout), if at least four periods do; else 0. Compared a
+    period at a time with slices, so the work is done in C."""
+    n = len(text)
+    if n < 4 * period:
+        return 0
+    start = n - period  # text[start:] is the last unit (maybe cut off)
+    while start - period >= 0 and text[start - period : start] == text[start : start + period]:
+        start -= period
+    # the cut-off copy before the first whole one: extend character by character
+    while start > 0 and text[start - 1] == text[start - 1 + period]:
+        start -= 1
+    span = n - start
+    return span if span >= 4 * period else 0
 
 
 def _repeated_unit(word: str) -> bool:
