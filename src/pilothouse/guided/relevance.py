@@ -330,8 +330,9 @@ def fits(query: str, spec: ToolSpec, instructions: str = "") -> bool:
         return True
     if conflicting_action(query, spec):
         return False
-    if not content_words(query) and not _cjk_evidence(query, spec):
-        return _cjk_evidence(query, spec) is None
+    if not content_words(query):
+        judged = _cjk_evidence(query, spec)  # None: no word to judge by, keep it
+        return judged is None or (judged and fillable(query, spec))
     return _evidence(query, spec) and fillable(query, spec)
 
 
