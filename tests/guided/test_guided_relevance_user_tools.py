@@ -53,6 +53,7 @@ def test_a_name_word_misspelt_by_one_letter_still_meets_the_name() -> None:
     assert fits("the weahter in lisbon?", weather)
     light = _tool("night_mode", "Dim the screen.", level={"type": "string"})
     assert not fits("turn the light on", light)  # a changed letter is another word
+    assert not fits("the wxaeher in lisbon?", weather)  # two changed letters, not a swap
 
 
 def test_an_identifier_is_evidence_for_a_tool_that_takes_one() -> None:

@@ -179,7 +179,8 @@ def _holds_what_is_asked(query: str, spec: ToolSpec) -> bool:
     return _WHEN.match(query) is not None and bool(own & _TIME_NAMES)
 
 
-# Chinese, Japanese (kana, kanji) and Korean letters; no spaces between their words
+# Chinese, Japanese (katakana, kanji) and Korean letters, which write no spaces between
+# words; hiragana (Japanese particles, endings) is left out, so it ends a run
 _CJK = re.compile(r"[\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
 # characters too common to be evidence: Chinese particles and pronouns
 _CJK_COMMON = frozenset("的了吗呢我你他她它们这那和也都就吧啊请帮把给")
@@ -227,7 +228,9 @@ def _one_slip(a: str, b: str) -> bool:
         return False
     if len(a) == len(b):
         diff = [i for i in range(len(a)) if a[i] != b[i]]
-        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+        if len(diff) != 2 or diff[1] != diff[0] + 1:
+            return False
+        return a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
     short, long = sorted((a, b), key=len)
     if len(long) - len(short) != 1:
         return False
@@ -238,7 +241,7 @@ def _misspelt_name(asked: set[str], spec: ToolSpec) -> bool:
     return any(_one_slip(a, b) for a in asked for b in _name_words(spec))
 
 
-# "OPS-1423", "A1077", "0065g00000XyZ12": letters and at least two digits, or a code
+# "OPS-1423", "A1077", "0065g00000XyZ12": letters with at least two digits ("Q3" is not)
 _IDENTIFIER = re.compile(
     r"(?<![\w@./:])(?=[\w-]*\d[\w-]*\d)(?=[\w-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![\w@])"
 )
