@@ -144,3 +144,7 @@ def test_the_oracle_scores_the_whole_set_through_the_harness() -> None:
     log = asyncio.run(run_eval(suite, ["bfcl:oracle"], epochs=1, concurrency=4))
     assert len(log.samples) == len(_rows())
     assert [s.message for s in log.samples if not s.ok] == []
+    naive = bfcl.livelike_naive_suite(part="tune")
+    assert naive.name == "bfcl-livelike-naive"
+    assert len(naive.scenarios) == sum(r["part"] == "tune" for r in _rows())
+    assert {s.tags[0] for s in naive.scenarios} == {"tune"}
