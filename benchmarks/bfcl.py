@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 CATEGORIES = ["simple_python", "multiple", "irrelevance", "live_simple"]
+# the live-like set (user tools from public code, tune/holdout by tool):
+# --categories livelike_simple livelike_irrelevance
 
 
 def _kind(message: str, failure: str | None) -> str:
@@ -226,14 +228,14 @@ def main() -> int:
     ablate(args.ablate)
 
     from pilothouse.evals import run_eval
-    from pilothouse_suites.bfcl import bfcl_suite, sample_ids
+    from pilothouse_suites.bfcl import bfcl_suite, case_ids
 
     queues: dict[str, list[tuple[str, str]]] = {}
     for category in args.categories:
         queue = []
-        parts = [p for p in args.parts if sample_ids(category, p)]
+        parts = [p for p in args.parts if case_ids(category, p)]
         for part in parts:  # a live category is all holdout: it takes the other part's share
-            ids = sample_ids(category, part)
+            ids = case_ids(category, part)
             limit = None if args.per_part is None else args.per_part * len(args.parts) // len(parts)
             queue += [(i, part) for i in ids[:limit] if not args.cases or i in args.cases]
         queues[category] = queue

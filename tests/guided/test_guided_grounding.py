@@ -203,9 +203,10 @@ async def test_when_no_tool_fits_the_step_is_an_answer_without_tools() -> None:
 
 
 async def test_only_fitting_tools_are_offered_and_the_call_is_settled() -> None:
+    # the request names the whole of the tool's name ("concert"): it is plainly asked
+    # for (`relevance.asked_for`), so the first stage writes its arguments
     inner = ScriptedModel(
         [
-            '{"tool": "concert.search"}',
             '{"tool": "concert.search", "arguments": {"genre": "classical", '
             '"location": "Los Angeles", "seats": 4}}',
         ]
@@ -213,7 +214,7 @@ async def test_only_fitting_tools_are_offered_and_the_call_is_settled() -> None:
     log = Log()
     asked = "Find me a classical concert this weekend in Los Angeles with cheap tickets."
     response = await GuidedModel(inner).staged(_request(asked, BLUES, CONCERT), log)
-    assert log.stages[0].tools == ["concert.search"]
+    assert log.stages[0].name == "arguments" and log.stages[0].tools == ["concert.search"]
     (call,) = response.tool_calls
     assert call.arguments == {
         "genre": "classical",

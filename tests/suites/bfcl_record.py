@@ -12,7 +12,8 @@ held to the request's own values from the start), and for its third round (an ea
 answer asked for in at most 48 tokens; the ``distinct`` stage; two cases added), and
 for its fourth round (a request that plainly asks for a tool gets a tool only; values
 in their parameter's form; a value that only names its parameter asked again; four
-cases added).
+cases added), and for its sixth round (multiple_166 only: naming the whole of the
+tool's name, "concert", now asks for the tool, so the case starts at `arguments`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ CASES = {
     "other spans: ['lawyers', 'criminal law'] (still wrong: pinned)",
     "multiple_162": "an optional string the model left out filled with the one value its "
     "description names that the request says (mode 'dynamic')",
-    "multiple_166": "the enum member the request names is taken (price_range 'cheap')",
+    "multiple_166": "the enum member the request names is taken (price_range 'cheap'); "
+    "the request names the whole tool name, so no choose stage (sixth round)",
     "multiple_26": "the platform is one of the request's spans ('Playstation'), not the "
     "tool's example",
     "simple_python_344": "a quoted name kept whole ('Legend of Zelda: Breath of the Wild'); "

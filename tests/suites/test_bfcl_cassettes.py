@@ -44,7 +44,7 @@ EXPECTED: dict[str, tuple[list[str], str]] = {
     "irrelevance_175": (["answer"], ""),
     "multiple_59": (["arguments", "distinct"], "value_error:list/tuple"),
     "multiple_162": (["arguments"], ""),
-    "multiple_166": (["choose", "arguments"], ""),
+    "multiple_166": (["arguments"], ""),
     "multiple_26": (["choose", "arguments"], ""),
     "simple_python_104": (["arguments"], ""),
     "simple_python_344": (["choose", "arguments", "distinct"], "value_error:string"),

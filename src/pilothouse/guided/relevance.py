@@ -22,6 +22,16 @@ tool fits, in the words the request shares with the tool:
 - a tool that takes free text as its question (a string parameter named ``query``,
   ``q``, ``question``, ``search``, ``keywords``: a search over notes or a knowledge
   base) may answer anything, so it fits;
+- user tools (the sixth round, tuned on the live-like set of published user tools,
+  `benchmarks/data/bfcl_livelike`): a request in Chinese or Japanese is judged by the
+  two-character runs it shares with a tool described in those scripts (`cjk_pairs`;
+  with a tool described only in other scripts there is nothing to judge by, so it is
+  kept, as before); a word misspelt by one missing, extra or swapped letter still
+  meets the tool's name ("wether", `get_weather`); an identifier in the request
+  ("OPS-1423", "A1077") is evidence for a tool that takes one (a required ``*_id``
+  or ``*_key`` string: `issue_get`); and a request that starts by asking to create,
+  change or delete something does not fit a tool whose name says it does another of
+  those, or only reads ("Delete the file ..." and ``read_file``; `conflicting_action`);
 - a tool the agent's own instructions name is taken to fit: the developer said when
   to use it (the built-in suite's calculator is asked "What is 37 * 48 + 125?", which
   shares no word with it);
@@ -169,21 +179,163 @@ def _holds_what_is_asked(query: str, spec: ToolSpec) -> bool:
     return _WHEN.match(query) is not None and bool(own & _TIME_NAMES)
 
 
+# Chinese, Japanese (katakana, kanji) and Korean letters, which write no spaces between
+# words; hiragana (Japanese particles, endings) is left out, so it ends a run
+_CJK = re.compile(r"[\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+# characters too common to be evidence: Chinese particles and pronouns
+_CJK_COMMON = frozenset("的了吗呢我你他她它们这那和也都就吧啊请帮把给")
+
+
+def cjk_pairs(text: str) -> set[str]:
+    """The two-character runs of `text`'s Chinese/Japanese/Korean words (those
+    scripts write no spaces, so a pair is the smallest unit a word shares: 天气
+    "weather" in 杭州今天天气怎么样 and 获取特定地点的当前天气). Hiragana (Japanese
+    particles and endings) and common particles break runs: they are no evidence."""
+    out: set[str] = set()
+    for run in _CJK.findall(text):
+        kept = "".join(" " if c in _CJK_COMMON else c for c in run)
+        for part in kept.split():
+            out |= {part[i : i + 2] for i in range(len(part) - 1)}
+    return out
+
+
+def _tool_text(spec: ToolSpec) -> str:
+    properties = (spec.parameters or {}).get("properties") or {}
+    described = [
+        f"{n} {p.get('description', '')}" for n, p in properties.items() if isinstance(p, dict)
+    ]
+    return " ".join([spec.name, spec.description, *described])
+
+
+def _cjk_evidence(query: str, spec: ToolSpec) -> bool | None:
+    """For a request in CJK script: whether it shares a pair with the tool's text
+    (name, description, parameters); None when the tool's name and description are
+    not in those scripts (nothing to judge by: a Japanese request for a tool
+    described in English is kept, as before)."""
+    asked = cjk_pairs(query)
+    if not asked:
+        return None
+    if not cjk_pairs(f"{spec.name} {spec.description}"):
+        return None
+    return bool(asked & cjk_pairs(_tool_text(spec)))
+
+
+def _one_slip(a: str, b: str) -> bool:
+    """Whether `a` and `b` (five letters or more) differ by one missing, extra or
+    swapped letter, the usual typo ("wether", "weahter"); a changed letter is not
+    one ("light" and "night" are other words)."""
+    if len(a) < _PREFIX or len(b) < _PREFIX or a == b:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diff) != 2 or diff[1] != diff[0] + 1:
+            return False
+        return a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+    short, long = sorted((a, b), key=len)
+    if len(long) - len(short) != 1:
+        return False
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+def _misspelt_name(asked: set[str], spec: ToolSpec) -> bool:
+    return any(_one_slip(a, b) for a in asked for b in _name_words(spec))
+
+
+# "OPS-1423", "A1077", "0065g00000XyZ12": letters with at least two digits ("Q3" is not)
+_IDENTIFIER = re.compile(
+    r"(?<![\w@./:])(?=[\w-]*\d[\w-]*\d)(?=[\w-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![\w@])"
+)
+_ID_NAME = re.compile(r"(?:^|_)(?:id|key)$|[a-z](?:Id|ID|Key)$")
+
+
+def _takes_an_identifier(query: str, spec: ToolSpec) -> bool:
+    """Whether the tool requires an identifier string (``order_id``, ``issue_key``,
+    ``orderId``) and the request holds one ("Show me ticket OPS-1423" and
+    ``issue_get``: "ticket" and "issue" share no letters)."""
+    parameters = spec.parameters or {}
+    properties = parameters.get("properties") or {}
+    wanted = any(
+        _ID_NAME.search(name) and (properties.get(name) or {}).get("type") == "string"
+        for name in parameters.get("required") or ()
+    )
+    return wanted and _IDENTIFIER.search(query) is not None
+
+
 def _evidence(query: str, spec: ToolSpec) -> bool:
     asked = content_words(query)
     if _takes_a_query(spec) or _shared(asked, _name_words(spec)):
         return True
-    if _holds_what_is_asked(query, spec):
+    if _holds_what_is_asked(query, spec) or _misspelt_name(asked, spec):
+        return True
+    if _takes_an_identifier(query, spec) or _cjk_evidence(query, spec):
         return True
     return len(_shared(asked, _doc_words(spec))) >= _DESCRIPTION_WORDS
+
+
+# What a request asks to do, by its first word, and what a tool does, by a word of its
+# name. Reading ("get", "list", "check") is the tool side only: a request starting
+# "Show ..." or "Find ..." may be served by many kinds of tool.
+_ACTIONS = {
+    "create": frozenset(
+        ["create", "add", "new", "make", "schedule", "book", "insert", "put", "register"]
+    ),
+    "change": frozenset(["update", "change", "edit", "modify", "move", "rename"]),
+    "delete": frozenset(["delete", "remove", "cancel", "clear", "drop", "erase"]),
+}
+_READS = frozenset(
+    [
+        "get",
+        "fetch",
+        "read",
+        "list",
+        "show",
+        "view",
+        "look",
+        "lookup",
+        "search",
+        "find",
+        "check",
+        "retrieve",
+        "query",
+    ]
+)
+_LEAD = re.compile(
+    r"^\s*(?:(?:please|pls|plz|can you|could you|would you|kindly|hey|hi|ok|now)[\s,!]+)*"
+    r"([A-Za-z]+)",
+    re.IGNORECASE,
+)
+
+
+def _action(word: str) -> str | None:
+    word = word.lower()
+    if word in _READS:
+        return "read"
+    return next((a for a, verbs in _ACTIONS.items() if word in verbs), None)
+
+
+def conflicting_action(query: str, spec: ToolSpec) -> bool:
+    """Whether the request starts by asking to create, change or delete something and
+    the tool's name says it does another of those, or only reads ("Cancel order A1090"
+    and ``get_order``, "Delete the file old_backup.zip" and ``read_file``): the words
+    they share are the object, not the act."""
+    lead = _LEAD.match(query)
+    asked = _action(lead.group(1)) if lead else None
+    if asked is None or asked == "read":
+        return False
+    tokens = re.split(r"[_.\-\s]+|(?<=[a-z])(?=[A-Z])", spec.name)
+    does = next((a for a in map(_action, tokens) if a is not None), None)
+    return does is not None and does != asked
 
 
 def fits(query: str, spec: ToolSpec, instructions: str = "") -> bool:
     """Whether `spec` fits `query` by the rules of this module's docstring."""
     if instructions and _named_in(instructions, spec.name):
         return True
+    if conflicting_action(query, spec):
+        return False
     if not content_words(query):
-        return True
+        judged = _cjk_evidence(query, spec)  # None: no word to judge by, keep it
+        return judged is None or (judged and fillable(query, spec))
     return _evidence(query, spec) and fillable(query, spec)
 
 
@@ -192,8 +344,11 @@ _SETTLED_DESCRIPTION_WORDS = 2  # with a name word: the request plainly asks for
 
 def asked_for(query: str, spec: ToolSpec) -> bool:
     """Whether `query` plainly asks for `spec`: it shares a content word with the tool's
-    name *and* at least two with its description and parameter names, and gives the
-    numbers its required parameters need (`fillable`).
+    name *and* at least two with its description and parameter names, or every content
+    word of the name ("weather in Munich" and ``get_weather``; user tools' descriptions
+    are often too short to share two words: "Get the current weather for a city"), or,
+    in Chinese or Japanese, a pair with a tool described in those scripts; and it gives
+    the numbers its required parameters need (`fillable`).
 
     Asked to choose between such a tool and an answer, SmolLM2-135M still answers now
     and then, in the tool's own words ("The melody is a beautiful example of ..." for
@@ -202,14 +357,21 @@ def asked_for(query: str, spec: ToolSpec) -> bool:
     asks for a tool only. Measured without the model on BFCL's non-live cases outside
     the held-out ids: the right function is asked for in 310 of 380 simple and 146 of 180
     multiple cases; of the 220 irrelevance cases, 12 have a tool asked for (of the 40
-    the gate lets through), so at most 12 answers can become calls.
+    the gate lets through), so at most 12 answers can become calls. The whole-name and
+    CJK rules (sixth round) raise the right function asked for to 327 of 380 simple and
+    150 of 180 multiple cases, and on the live-like tune set from 5 to 17 of 32; the
+    irrelevance cases with a tool asked for stay 12 of 220.
     """
     asked = content_words(query)
-    if not _shared(asked, _name_words(spec)):
+    own = _name_words(spec)
+    if not _shared(asked, own) and not _cjk_evidence(query, spec):
         return False
-    return len(_shared(asked, _doc_words(spec))) >= _SETTLED_DESCRIPTION_WORDS and fillable(
-        query, spec
+    said = (
+        len(_shared(asked, _doc_words(spec))) >= _SETTLED_DESCRIPTION_WORDS
+        or all(any(same_word(a, o) for a in asked) for o in own)  # the whole name
+        or bool(_cjk_evidence(query, spec))
     )
+    return said and fillable(query, spec)
 
 
 def relevant_tools(query: str, tools: Sequence[ToolSpec], instructions: str = "") -> list[ToolSpec]:

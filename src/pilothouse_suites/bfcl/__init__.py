@@ -5,6 +5,8 @@
   bfcl-simple_python`` (``-multiple``, ``-parallel``, ``-irrelevance``, ``-live_simple``,
   ...; ``bfcl-<category>-naive`` for the naive JSON baseline) names them, on the fixed
   sample in split.json (``$PILOTHOUSE_BFCL_CASES``: sample, tune, holdout, all);
+  ``bfcl-livelike`` (and ``-naive``): the live-like set of published user tools
+  (`livelike`), to tune on instead of BFCL's held-out live categories;
 - `oracle_model()` (``bfcl:oracle``): makes each case's ground-truth call;
 - `check(case, calls)`: BFCL's verdict on calls; `to_parameters`: a BFCL function doc
   as JSON Schema.
@@ -31,6 +33,13 @@ from pilothouse_suites.bfcl.data import (
     split,
     to_parameters,
 )
+from pilothouse_suites.bfcl.livelike import (
+    LIVELIKE_CATEGORIES,
+    livelike_cases,
+    livelike_file,
+    livelike_ids,
+    livelike_part,
+)
 from pilothouse_suites.bfcl.oracle import oracle_model, truth_calls
 from pilothouse_suites.bfcl.suite import (
     BUDGET,
@@ -40,6 +49,7 @@ from pilothouse_suites.bfcl.suite import (
     bfcl_suite,
     bfcl_tool,
     bfcl_tools,
+    case_ids,
     irrelevance_naive_suite,
     irrelevance_suite,
     live_irrelevance_naive_suite,
@@ -48,6 +58,8 @@ from pilothouse_suites.bfcl.suite import (
     live_multiple_suite,
     live_simple_naive_suite,
     live_simple_suite,
+    livelike_naive_suite,
+    livelike_suite,
     multiple_naive_suite,
     multiple_suite,
     parallel_multiple_naive_suite,
@@ -63,6 +75,7 @@ __all__ = [
     "CATEGORIES",
     "INSTALL_HINT",
     "LIVE",
+    "LIVELIKE_CATEGORIES",
     "NOT_EXECUTED",
     "BFCLTool",
     "Case",
@@ -72,6 +85,7 @@ __all__ = [
     "bfcl_suite",
     "bfcl_tool",
     "bfcl_tools",
+    "case_ids",
     "check",
     "irrelevance_naive_suite",
     "irrelevance_suite",
@@ -81,6 +95,12 @@ __all__ = [
     "live_multiple_suite",
     "live_simple_naive_suite",
     "live_simple_suite",
+    "livelike_cases",
+    "livelike_file",
+    "livelike_ids",
+    "livelike_naive_suite",
+    "livelike_part",
+    "livelike_suite",
     "load_category",
     "multiple_naive_suite",
     "multiple_suite",

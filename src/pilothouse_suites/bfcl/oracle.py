@@ -2,7 +2,7 @@
 ground-truth call, the first possible value of every argument (an optional argument
 whose first possibility is "left out" is left out), all of a parallel case's calls in
 one reply, and answers in words on an irrelevance case. It proves the harness end to
-end: every sampled case must score.
+end: every sampled case must score (the live-like set's too).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pilothouse.messages import ToolCall
 from pilothouse.models.base import ModelRequest
 from pilothouse.models.scripted import Reply, ScriptedModel
 from pilothouse_suites.bfcl.data import CATEGORIES, Case, load_category
+from pilothouse_suites.bfcl.livelike import LIVELIKE_CATEGORIES, livelike_cases
 
 NO_CALL = "None of the functions I have fits this request."
 
@@ -53,8 +54,10 @@ def truth_calls(case: Case) -> list[ToolCall]:
 @cache
 def _index() -> dict[tuple[str, tuple[str, ...]], Case]:
     index: dict[tuple[str, tuple[str, ...]], Case] = {}
-    for category in CATEGORIES:
-        for case in load_category(category).values():
+    every = [load_category(c) for c in CATEGORIES]
+    every += [livelike_cases(c) for c in LIVELIKE_CATEGORIES]
+    for cases in every:
+        for case in cases.values():
             key = (case.question, tuple(sorted(str(f["name"]) for f in case.functions)))
             index.setdefault(key, case)
     return index

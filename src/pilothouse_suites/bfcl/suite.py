@@ -34,6 +34,12 @@ from pilothouse.tools.tool import Tool
 from pilothouse_suites.baselines import naive_agent
 from pilothouse_suites.bfcl.checker import check
 from pilothouse_suites.bfcl.data import Case, load_category, sample_ids, split, to_parameters
+from pilothouse_suites.bfcl.livelike import (
+    LIVELIKE_CATEGORIES,
+    livelike_cases,
+    livelike_ids,
+    livelike_part,
+)
 
 NOT_EXECUTED = "(not executed: a BFCL case is scored on the call itself, in one turn)"
 BUDGET = Budget(max_steps=1, max_seconds=120)
@@ -95,26 +101,47 @@ def _scenario(case: Case, tag: str) -> Scenario:
 
 
 def _part_of(category: str, case_id: str) -> str:
+    if category in LIVELIKE_CATEGORIES:
+        return livelike_part(case_id)
     parts = split().get(category, {})
     return next((p for p, ids in parts.items() if case_id in ids), "unsampled")
 
 
+def case_ids(category: str, part: str = "sample") -> list[str]:
+    """The case ids of `category`'s `part`: BFCL's (`data.sample_ids`) or the live-like
+    set's (`livelike.livelike_ids`, categories ``livelike_simple``/``_irrelevance``)."""
+    if category in LIVELIKE_CATEGORIES:
+        return livelike_ids(category, part)
+    return sample_ids(category, part)
+
+
+def _cases(category: str) -> dict[str, Case]:
+    if category in LIVELIKE_CATEGORIES:
+        return livelike_cases(category)
+    return load_category(category)
+
+
 def bfcl_scenarios(category: str, part: str | None = None) -> list[Scenario]:
     """The scenarios of `category`'s `part` (default ``$PILOTHOUSE_BFCL_CASES`` or
-    sample), tagged tune, holdout or unsampled."""
+    sample), tagged tune, holdout or unsampled. ``livelike`` is both live-like
+    categories (`livelike`)."""
     part = part or os.environ.get("PILOTHOUSE_BFCL_CASES") or "sample"
-    cases = load_category(category)
-    return [_scenario(cases[i], _part_of(category, i)) for i in sample_ids(category, part)]
+    if category == "livelike":
+        return [s for c in LIVELIKE_CATEGORIES for s in bfcl_scenarios(c, part)]
+    cases = _cases(category)
+    return [_scenario(cases[i], _part_of(category, i)) for i in case_ids(category, part)]
 
 
 def bfcl_suite(category: str, *, naive: bool = False, part: str | None = None) -> Suite:
-    """BFCL `category` with the default construction, or the naive JSON baseline."""
+    """BFCL `category` with the default construction, or the naive JSON baseline
+    (``livelike``, ``livelike_simple``, ``livelike_irrelevance``: the live-like set)."""
+    source = "BFCL live-like set" if category.startswith("livelike") else "BFCL v4"
     return Suite(
         f"bfcl-{category}" + ("-naive" if naive else ""),
         bfcl_scenarios(category, part),
         naive_agent if naive else default_agent_factory,
         BUDGET,
-        f"BFCL v4 {category}, one turn per case, BFCL's AST checker"
+        f"{source} {category}, one turn per case, BFCL's AST checker"
         + (" (naive JSON construction)" if naive else ""),
     )
 
@@ -135,3 +162,5 @@ irrelevance_naive_suite = partial(bfcl_suite, "irrelevance", naive=True)
 live_simple_naive_suite = partial(bfcl_suite, "live_simple", naive=True)
 live_multiple_naive_suite = partial(bfcl_suite, "live_multiple", naive=True)
 live_irrelevance_naive_suite = partial(bfcl_suite, "live_irrelevance", naive=True)
+livelike_suite = partial(bfcl_suite, "livelike")
+livelike_naive_suite = partial(bfcl_suite, "livelike", naive=True)

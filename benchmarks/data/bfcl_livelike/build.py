@@ -1,0 +1,144 @@
+"""Build the live-like set: ``python benchmarks/data/bfcl_livelike/build.py``.
+
+Writes ``livelike.jsonl`` beside this file: one case a line, in BFCL's own form
+(``question`` as [[messages]], ``function`` as BFCL function docs in Gorilla's
+dialect, ``ground_truth`` as possible answers), plus ``part`` (tune or holdout),
+``tool`` (the key in `tools.TOOLS`) and ``source`` (repo:path@commit).
+
+The split is drawn once, seeded, over the *tools* (a tool's call and irrelevance
+cases share its part), so the holdout part's tools are tools nobody tuned on, as
+BFCL's live functions are. Rerunning this script rewrites the same file (tests check
+that the committed file is this draw).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+from cases import CALLS, IRRELEVANT  # noqa: E402
+from tools import TOOLS  # noqa: E402
+
+OUT = HERE / "livelike.jsonl"
+SEED = "bfcl-livelike:12"
+
+# JSON Schema (and the dialects people publish) -> BFCL's Gorilla dialect, as BFCL's
+# live function docs are written ("dict", "float", "integer", "array", ...).
+_TYPES = {
+    "object": "dict",
+    "number": "float",
+    "int": "integer",
+    "integer": "integer",
+    "string": "string",
+    "boolean": "boolean",
+    "array": "array",
+}
+
+
+def _gorilla(schema: dict[str, Any]) -> dict[str, Any]:
+    out = dict(schema)
+    kind = str(schema.get("type", "string"))
+    if kind.lower().startswith("tuple("):  # "Tuple(int, int, int)": a list of ints
+        out["type"] = "array"
+        out["items"] = {"type": "integer"}
+    else:
+        out["type"] = _TYPES.get(kind.lower(), "string")
+    if isinstance(schema.get("properties"), dict):
+        out["properties"] = {k: _gorilla(v) for k, v in schema["properties"].items()}
+    if isinstance(schema.get("items"), dict):
+        out["items"] = _gorilla(schema["items"])
+    return out
+
+
+def function_doc(key: str) -> dict[str, Any]:
+    """The tool `key` as a BFCL function doc."""
+    tool = TOOLS[key]
+    parameters = tool["parameters"] or {"type": "object", "properties": {}}
+    params = _gorilla(parameters)
+    params["type"] = "dict"
+    params["required"] = list(parameters.get("required") or [])
+    params.setdefault("properties", {})
+    return {"name": tool["name"], "description": tool["description"], "parameters": params}
+
+
+def _answer(key: str, accepted: dict[str, list[Any]]) -> dict[str, dict[str, list[Any]]]:
+    doc = function_doc(key)
+    properties = doc["parameters"]["properties"]
+    unknown = set(accepted) - set(properties)
+    if unknown:
+        raise ValueError(f"{key}: {sorted(unknown)} are not parameters of {doc['name']}")
+    missing = [r for r in doc["parameters"]["required"] if r not in accepted or "" in accepted[r]]
+    if missing:
+        raise ValueError(f"{key}: required {missing} must have a value")
+    full = {name: accepted.get(name, [""]) for name in properties}
+    return {doc["name"]: full}
+
+
+def _messages(question: str, system: str) -> list[list[dict[str, str]]]:
+    turn = [{"role": "system", "content": system}] if system else []
+    return [[*turn, {"role": "user", "content": question}]]
+
+
+def parts() -> dict[str, str]:
+    """{tool key: part}: the seeded draw, half of the tools tune, half holdout."""
+    keys = sorted(TOOLS)
+    random.Random(SEED).shuffle(keys)
+    cut = len(keys) // 2
+    return {k: ("tune" if i < cut else "holdout") for i, k in enumerate(keys)}
+
+
+def build() -> list[dict[str, Any]]:
+    """Every case of the set, in a fixed order."""
+    part = parts()
+    rows: list[dict[str, Any]] = []
+    for n, (key, question, accepted, system) in enumerate(CALLS):
+        rows.append(
+            {
+                "id": f"livelike_simple_{n}",
+                "category": "livelike_simple",
+                "part": part[key],
+                "tool": key,
+                "source": TOOLS[key]["source"],
+                "question": _messages(question, system),
+                "function": [function_doc(key)],
+                "ground_truth": [_answer(key, accepted)],
+            }
+        )
+    for n, (key, question, system) in enumerate(IRRELEVANT):
+        rows.append(
+            {
+                "id": f"livelike_irrelevance_{n}",
+                "category": "livelike_irrelevance",
+                "part": part[key],
+                "tool": key,
+                "source": TOOLS[key]["source"],
+                "question": _messages(question, system),
+                "function": [function_doc(key)],
+                "ground_truth": [],
+            }
+        )
+    return rows
+
+
+def main() -> int:
+    rows = build()
+    OUT.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
+    counts: dict[tuple[str, str], int] = {}
+    for r in rows:
+        counts[(r["category"], r["part"])] = counts.get((r["category"], r["part"]), 0) + 1
+    for (category, p), n in sorted(counts.items()):
+        print(f"{category} {p}: {n}")
+    print(f"tools: {len(TOOLS)}; written {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
