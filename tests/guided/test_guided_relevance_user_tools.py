@@ -76,6 +76,19 @@ def test_a_request_for_another_act_does_not_fit() -> None:
     assert fits("Can you check order A1077 for me?", order)
     # a read in the request says nothing against a tool that writes
     assert not conflicting_action("Show me order A1077", cancel)
+    # a first word that only looks like a command: no object follows it
+    weather = _tool("get_weather", "Get the current weather for a city", city={"type": "string"})
+    books = _tool("search_books", "Search books by topic", topic={"type": "string"})
+    for request, tool in [
+        ("New York weather tomorrow?", weather),
+        ("Update me on the weather in Paris", weather),
+        ("Clear weather in Rome today?", weather),
+        ("Make sure to get the weather for Oslo", weather),
+        ("Book recommendations about WWII", books),
+    ]:
+        assert not conflicting_action(request, tool), request
+        assert fits(request, tool), request
+    assert conflicting_action("Cancel my booking", order)
 
 
 def test_naming_the_whole_name_asks_for_the_tool() -> None:

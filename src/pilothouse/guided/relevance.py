@@ -313,14 +313,29 @@ def _action(word: str) -> str | None:
     return next((a for a, verbs in _ACTIONS.items() if word in verbs), None)
 
 
+# What makes the first word a command with an object: a determiner or possessive
+# after it ("Delete the file ...", "Cancel my booking"), or an identifier within the
+# next two words ("Cancel order A1090"). Without one the word is not read as an act:
+# "New York weather", "Update me on ...", "Clear skies in Rome?", "Book recommendations
+# about ...", "Make sure ..." are requests a reading tool serves.
+_OBJECT = re.compile(
+    r"\s+(?:(?:the|my|a|an|this|that|these|those|all|our|your|its|their|his|her)\b"
+    r"|(?:[A-Za-z]+\s+)?(?=[\w-]*\d[\w-]*\d)(?=[\w-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\b)",
+    re.IGNORECASE,
+)
+
+
 def conflicting_action(query: str, spec: ToolSpec) -> bool:
     """Whether the request starts by asking to create, change or delete something and
     the tool's name says it does another of those, or only reads ("Cancel order A1090"
     and ``get_order``, "Delete the file old_backup.zip" and ``read_file``): the words
-    they share are the object, not the act."""
+    they share are the object, not the act. The first word counts as such a command only
+    when an object follows it (`_OBJECT`): "New York weather" asks for no creation."""
     lead = _LEAD.match(query)
     asked = _action(lead.group(1)) if lead else None
-    if asked is None or asked == "read":
+    if asked is None or asked == "read" or lead is None:
+        return False
+    if _OBJECT.match(query, lead.end()) is None:
         return False
     tokens = re.split(r"[_.\-\s]+|(?<=[a-z])(?=[A-Z])", spec.name)
     does = next((a for a in map(_action, tokens) if a is not None), None)
