@@ -10,7 +10,10 @@ request says, from two sources only, so nothing is guessed:
   of currency names ("British pounds", "yen", "Canadian dollars") or by the code itself;
   for a string parameter whose name says it is a currency (`currency_parameter`);
 - `described_value`: the value a parameter's own description maps the request's words
-  to ("'asc' for ascending order", "'c' for Celsius, 'f' for Fahrenheit").
+  to ("'asc' for ascending order", "'c' for Celsius, 'f' for Fahrenheit");
+- `percent_fraction` (sixth round): a rate the request writes as a percentage ("an
+  annual interest rate of 5%") is a fraction (0.05) in a float parameter whose
+  description does not say it is a percentage.
 
 Measured without the model on BFCL's non-live call cases outside the held-out ids
 (docs/bfcl.md, fourth round): in every currency argument of the right calls whose
@@ -29,6 +32,7 @@ __all__ = [
     "described_pairs",
     "described_value",
     "formed_values",
+    "percent_fraction",
 ]
 
 _CURRENCY_NAMES: dict[str, tuple[str, ...]] = {
@@ -132,3 +136,35 @@ def formed_values(name: str, prop: Any, text: str) -> list[str]:
     if described is not None:
         return [described]
     return currency_codes(text) if currency_parameter(name, prop) else []
+
+
+_PERCENT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:%|percent\b|per cent\b)", re.IGNORECASE)
+_PLAIN_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.]|\s*%|\s*per\s*cent)", re.IGNORECASE)
+_SAYS_PERCENT = re.compile(r"\bpercent(?:age)?s?\b", re.IGNORECASE)
+_SAYS_FRACTION = re.compile(r"\b(?:decimal|fraction)\b", re.IGNORECASE)
+
+
+def percent_fraction(prop: Any, value: Any, text: str) -> float | None:
+    """The fraction a float argument stands for when the request writes it as a
+    percentage ("5%" for an ``annual_yield``: 0.05), or None.
+
+    Only for a ``number`` parameter (an integer cannot hold 0.05) whose description does
+    not say "percent"/"percentage" (then 5 is the value) unless it also says "decimal"
+    or "fraction" ("Enter as a decimal. E.g, 5% is 0.05"), and only when the request
+    writes that number as a percentage and nowhere as a plain number ("5% for 5 years":
+    the 5 may be the years). Measured without the model on BFCL's non-live call cases
+    outside the held-out ids (docs/bfcl.md, sixth round).
+    """
+    if not isinstance(prop, dict) or prop.get("type") != "number":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    description = str(prop.get("description") or "")
+    if _SAYS_PERCENT.search(description) and not _SAYS_FRACTION.search(description):
+        return None
+    percents = {float(m) for m in _PERCENT.findall(text)}
+    plain = {float(m) for m in _PLAIN_NUMBER.findall(text)}
+    number = float(value)
+    if number not in percents or number in plain:
+        return None
+    return round(number / 100, 10)
