@@ -30,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-RULES = ("fractions", "others", "strays")
+RULES = ("fractions", "others", "strays", "choices")
 POOL_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple")
 
 
@@ -42,6 +42,11 @@ def switch_off(names: list[str]) -> None:
         arguments._as_fractions = lambda out, properties, text, changes: None  # type: ignore[assignment]
     if "others" in names:
         arguments._without_others = lambda out, spec, required, changes: None  # type: ignore[assignment]
+    if "choices" in names:
+        arguments.quoted_choices = lambda description: []  # type: ignore[assignment]
+        arguments.said_choices = lambda text, choices: [  # type: ignore[assignment]
+            c for c in choices if arguments._mentions(text, c)
+        ]
     if "strays" in names:
         arguments._strays_left_out = lambda out, spec, required, changes: None  # type: ignore[assignment]
 
@@ -85,7 +90,9 @@ def truth_counts() -> dict[str, tuple[int, int]]:
             ids = pool_ids(category)
             for case_id in ids:
                 case = cases[case_id]
-                calls = [(n, _written(a, form)) for call in case.ground_truth for n, a in call.items()]
+                calls = [
+                    (n, _written(a, form)) for call in case.ground_truth for n, a in call.items()
+                ]
                 kept += check(case, _settled_calls(case, calls)).valid
             out[f"{category}/{form}"] = (kept, len(ids))
     return out

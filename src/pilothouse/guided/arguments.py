@@ -54,6 +54,7 @@ from pilothouse.guided.forms import (
     currency_parameter,
     described_value,
     percent_fraction,
+    quoted_choices,
 )
 from pilothouse.guided.relevance import request_numbers, same_word
 from pilothouse.guided.render import described_examples
@@ -66,11 +67,12 @@ __all__ = [
     "free_strings",
     "grounded_parameters",
     "repeated_values",
+    "said_choices",
     "self_named",
     "settle",
     "span_schema",
-    "stray_value",
     "spans",
+    "stray_value",
 ]
 
 _EDGE = "\"'`,.;:!?()[]{}"
@@ -277,7 +279,7 @@ def settle(
                 continue
         members = prop.get("enum")
         if isinstance(members, list) and all(isinstance(m, str) for m in members):
-            named = [m for m in members if _mentions(text, m)]
+            named = said_choices(text, members)
             if len(named) == 1 and out.get(name) != named[0]:
                 changes.append(f"{name}: {named[0]!r}, the member the request names")
                 out[name] = named[0]
@@ -436,11 +438,38 @@ def _in_form(name: str, prop: dict[str, Any], value: Any, text: str) -> str | No
     described = described_value(prop, text)
     if described is not None:
         return described
+    choices = _free(prop) and quoted_choices(str(prop.get("description") or ""))
+    if choices and str(value).lower() not in {c.lower() for c in choices}:
+        said = said_choices(text, choices)
+        if len(said) == 1:
+            return said[0]
     if isinstance(value, str) and currency_parameter(name, prop):
         codes = currency_codes(value)
         if len(codes) == 1:
             return codes[0]
     return None
+
+
+def said_choices(text: str, choices: list[str]) -> list[str]:
+    """The `choices` `text` says: as written, or, for a one-word choice, by a word of the
+    same stem ("in detail" says 'detailed', sixth round)."""
+    said = [c for c in choices if _mentions(text, c)]
+    if said:
+        return said
+    asked = words(text)
+    out = []
+    for choice in choices:
+        own = words(choice)
+        one = len(choice.split()) == 1 and len(own) == 1
+        if one and any(same_word(own[0], a) for a in asked):
+            out.append(choice)
+    return out
+
+
+def _free(prop: dict[str, Any]) -> bool:
+    return prop.get("type") == "string" and not any(
+        k in prop for k in ("enum", "const", "format", "pattern")
+    )
 
 
 def _fill_described(
@@ -657,10 +686,20 @@ def repeated_values(arguments: dict[str, Any], spec: ToolSpec) -> list[str]:
     arguments: ``league`` "Manchester United" next to ``team`` "Manchester United",
     ``room_type`` and ``view`` "Las Vegas" next to ``location`` "Las Vegas", ``unit``
     "10" next to ``height`` 10 (BFCL tune cases). A request names each thing once.
-    Arrays count by their items.
+    Arrays count by their items. A number written into a free string is a repeat
+    whichever comes first when a numeric argument holds it (``material`` "3" before
+    ``size`` 3, sixth round): a number belongs to its numeric parameter (no right call
+    of BFCL's tune pool has a free string equal to a numeric argument, of 1957).
     """
     properties: dict[str, Any] = (spec.parameters or {}).get("properties") or {}
     free = set(free_strings(spec))
+    numbers = {
+        _as_text(v)
+        for k, v in arguments.items()
+        if isinstance(properties.get(k), dict)
+        and properties[k].get("type") in ("integer", "number")
+        and _is_number(v)
+    }
     held: set[str] = set()
     out: list[str] = []
     for name in properties:
@@ -669,7 +708,7 @@ def repeated_values(arguments: dict[str, Any], spec: ToolSpec) -> list[str]:
         value = arguments[name]
         items = value if isinstance(value, list) else [value]
         texts = {t for t in (_as_text(i) for i in items) if t}
-        if name in free and texts & held:
+        if name in free and texts & (held | numbers):
             out.append(name)
         held |= texts
     return out

@@ -33,6 +33,7 @@ __all__ = [
     "described_value",
     "formed_values",
     "percent_fraction",
+    "quoted_choices",
 ]
 
 _CURRENCY_NAMES: dict[str, tuple[str, ...]] = {
@@ -168,3 +169,22 @@ def percent_fraction(prop: Any, value: Any, text: str) -> float | None:
     if number not in percents or number in plain:
         return None
     return round(number / 100, 10)
+
+
+_QUOTED_VALUE = re.compile(r"(?<![A-Za-z])'([^'\n]{1,30})'(?![A-Za-z])")
+
+
+_EXAMPLES_CUE = re.compile(
+    r"\be\.?g\b|\bsuch as\b|\betc\b|\bfor example\b|\blike\b|\bsupports?\b", re.IGNORECASE
+)
+
+
+def quoted_choices(description: str) -> list[str]:
+    """The values a description lists in quotes ("Can be 'summary' or 'detailed'"):
+    a free string that is an enum in words. [] when it quotes fewer than two, or when
+    they are examples of an open set ("e.g., 'C', 'F#', 'Ab'"; "Supports 'teaspoon',
+    'cup', etc.")."""
+    if _EXAMPLES_CUE.search(description):
+        return []
+    found = list(dict.fromkeys(_QUOTED_VALUE.findall(description)))
+    return found if len(found) >= 2 else []
