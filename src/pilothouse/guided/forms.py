@@ -4,7 +4,8 @@ A request says "200 US dollars" where a ``base_currency`` parameter wants "USD",
 C major" where the description of ``key`` says "'C' for C major". Held to the request's
 own spans, SmolLM2-135M then writes a span ("200", "C4"): neither is the value, and no
 span of the request is. The functions here give the parameter's form of what the
-request says, from two sources only, so nothing is guessed:
+request says, from fixed sources only (tables, the
+parameter's own description, the request's own numbers), so nothing is guessed:
 
 - `currency_codes`: the ISO 4217 codes of the currencies a text names, by a fixed table
   of currency names ("British pounds", "yen", "Canadian dollars") or by the code itself;
@@ -13,7 +14,9 @@ request says, from two sources only, so nothing is guessed:
   to ("'asc' for ascending order", "'c' for Celsius, 'f' for Fahrenheit");
 - `percent_fraction` (sixth round): a rate the request writes as a percentage ("an
   annual interest rate of 5%") is a fraction (0.05) in a float parameter whose
-  description does not say it is a percentage.
+  description does not say it is a percentage;
+- `quoted_choices` (sixth round): the values a description lists in quotes as a closed
+  set ("Can be 'summary' or 'detailed'"), which `arguments.settle` treats as an enum.
 
 Measured without the model on BFCL's non-live call cases outside the held-out ids
 (docs/bfcl.md, fourth round): in every currency argument of the right calls whose
