@@ -17,7 +17,9 @@ temperature 0 the replies do not depend on time, only whether they arrive in it.
 
 Each row also carries the tokens generated, each guided stage's seconds and tokens, and
 the load average; a held-out row's message and stages are left out of the progress
-lines (they stay in the file: counted, not read). ``--label`` names the construction in
+lines (they stay in the file: counted, not read). ``--pool FILE`` runs the ids a pool
+sample file lists instead (benchmarks/data/bfcl_pool_sample.json: a seeded draw of the
+tune pool, `data.draw_pool_sample`), tagged part ``pool``. ``--label`` names the construction in
 the rows (before/after); ``--ablate NAME ...`` (`ABLATIONS`)
 switches parts of the guided construction off in this process, for ablations
 (docs/bfcl.md, third round).
@@ -60,7 +62,7 @@ def _stages(events: list[dict[str, Any]]) -> list[list[Any]]:
 def _shown(row: dict[str, Any]) -> dict[str, Any]:
     """What the progress line shows of a row: a held-out case's failure is counted, not
     read (its message and stages are left out; they stay in the jsonl file)."""
-    if row["part"] == "tune":
+    if row["part"] in ("tune", "pool"):
         return row
     return {k: v for k, v in row.items() if k not in ("message", "stages")}
 
@@ -84,7 +86,7 @@ def report(rows: list[dict[str, Any]]) -> str:
     categories = [c for c in CATEGORIES if any(r["category"] == c for r in rows)]
     categories += sorted({r["category"] for r in rows} - set(categories))
     for category in categories:
-        for part in ("tune", "holdout", "all"):
+        for part in ("tune", "pool", "holdout", "all"):
             got = [cells.get((category, part, c), []) for c in constructions]
             if not any(got) or (
                 part == "all"
@@ -116,7 +118,7 @@ def report(rows: list[dict[str, Any]]) -> str:
         lines.append("| load average (1 min) | | " + " | ".join(shown) + " |")
     lines.append("")
     for c in constructions:
-        for part in ("tune", "holdout"):
+        for part in ("tune", "pool", "holdout"):
             kinds = Counter(
                 r["kind"]
                 for r in rows
@@ -206,6 +208,7 @@ def main() -> int:
     parser.add_argument("--report", nargs="+", help="print the table from these files")
     parser.add_argument("--cases", nargs="+", help="only these case ids (rerun time-outs)")
     parser.add_argument("--ablate", nargs="+", default=[], choices=ABLATIONS)
+    parser.add_argument("--pool", help="run the ids of this pool sample file (part 'pool')")
     parser.add_argument("--label", help="the construction's name in the rows (default/naive)")
     args = parser.parse_args()
 
@@ -231,7 +234,12 @@ def main() -> int:
     from pilothouse_suites.bfcl import bfcl_suite, case_ids
 
     queues: dict[str, list[tuple[str, str]]] = {}
+    pool = json.loads(Path(args.pool).read_text())["categories"] if args.pool else None
     for category in args.categories:
+        if pool is not None:
+            ids = pool.get(category, [])[: args.per_part]
+            queues[category] = [(i, "pool") for i in ids if not args.cases or i in args.cases]
+            continue
         queue = []
         parts = [p for p in args.parts if case_ids(category, p)]
         for part in parts:  # a live category is all holdout: it takes the other part's share

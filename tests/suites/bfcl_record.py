@@ -12,8 +12,10 @@ held to the request's own values from the start), and for its third round (an ea
 answer asked for in at most 48 tokens; the ``distinct`` stage; two cases added), and
 for its fourth round (a request that plainly asks for a tool gets a tool only; values
 in their parameter's form; a value that only names its parameter asked again; four
-cases added), and for its sixth round (multiple_166 only: naming the whole of the
-tool's name, "concert", now asks for the tool, so the case starts at `arguments`).
+cases added), and for its sixth round's gate rules (multiple_166 only: naming the
+whole of the tool's name, "concert", now asks for the tool, so the case starts at
+`arguments`). The sixth round's value rules changed no recorded case; one case was added
+(multiple_88), recorded alone (``python tests/suites/bfcl_record.py multiple_88``).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ CASES = {
     "simple_python_291": "key 'C': the value its description maps 'C major' to",
     "simple_python_319": "league 'League' only names its parameter: asked again among the "
     "other spans (distinct stage): 'Premier League'",
+    "multiple_88": "an optional string that is only words of the tool's name left out "
+    "(platform 'players' for video_games.get_player_count; sixth round)",
 }
 
 
@@ -79,7 +83,8 @@ def main() -> int:
     from pilothouse.testing import record_cassette
 
     CASSETTES.mkdir(exist_ok=True)
-    for case_id in CASES:
+    chosen = sys.argv[1:] or list(CASES)  # a few named cases, or all of them
+    for case_id in chosen:
         agent, case = case_agent(case_id)
         result = record_cassette(agent, case.question, CASSETTES / f"{case_id}.jsonl")
         print(case_id, result.outcome, file=sys.stderr)

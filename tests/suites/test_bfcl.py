@@ -247,6 +247,21 @@ def test_the_split_is_recorded_disjoint_and_live_is_all_holdout() -> None:
 
 
 @needs_bfcl
+def test_the_pool_sample_is_recorded_and_outside_holdout_tune_and_live() -> None:
+    path = Path(__file__).parents[2] / "benchmarks" / "data" / "bfcl_pool_sample.json"
+    recorded = json.loads(path.read_text(encoding="utf-8"))
+    assert recorded == bfcl.draw_pool_sample(recorded["sizes"], recorded["seed"])
+    for category, ids in recorded["categories"].items():
+        parts = bfcl.split()[category]
+        assert len(ids) == len(set(ids)) == recorded["sizes"][category]
+        assert set(ids) <= set(bfcl.pool_ids(category))
+        assert not set(ids) & (set(parts["tune"]) | set(parts["holdout"]))
+    assert len(bfcl.pool_ids("simple_python")) == 380
+    with pytest.raises(ConfigurationError, match="held out"):
+        bfcl.pool_ids("live_simple")
+
+
+@needs_bfcl
 def test_bad_names_are_clear_errors() -> None:
     with pytest.raises(ConfigurationError, match="not one of"):
         bfcl.load_category("multi_turn_base")

@@ -52,6 +52,7 @@ EXPECTED: dict[str, tuple[list[str], str]] = {
     "simple_python_389": (["choose", "arguments"], ""),
     "simple_python_291": (["arguments"], ""),
     "simple_python_319": (["arguments", "distinct"], ""),
+    "multiple_88": (["arguments"], ""),
 }
 
 

@@ -40,6 +40,15 @@ Added in the fourth round (`guided.forms`): a value in the form its parameter as
 where the request says it in another: a currency argument is held to the codes of the
 currencies the request names ("US dollars": "USD"), and a string whose description maps
 the request's words ("'c' for Celsius", "'C' for C major") takes the mapped value.
+
+Added in the sixth round (read on a seeded sample of BFCL's tune pool, each rule counted
+first on the whole pool's right calls: none breaks one): a float argument the request
+writes as a percentage is its fraction ("5%": 0.05); a free string that runs into a
+required argument's value keeps its own part ("London 2022/08/16": "London"); an
+optional free string that is a stray span (part of another value, words of the tool's
+name or of another parameter's name) is left out; an enum member or a description's
+quoted choice is taken when the request says it by its stem ("in detail": 'detailed');
+a free string holding a numeric argument's number is asked again (`repeated_values`).
 """
 
 from __future__ import annotations
@@ -49,7 +58,13 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from pilothouse.guided.forms import currency_codes, currency_parameter, described_value
+from pilothouse.guided.forms import (
+    currency_codes,
+    currency_parameter,
+    described_value,
+    percent_fraction,
+    quoted_choices,
+)
 from pilothouse.guided.relevance import request_numbers, same_word
 from pilothouse.guided.render import described_examples
 from pilothouse.models.base import ToolSpec
@@ -61,10 +76,12 @@ __all__ = [
     "free_strings",
     "grounded_parameters",
     "repeated_values",
+    "said_choices",
     "self_named",
     "settle",
     "span_schema",
     "spans",
+    "stray_value",
 ]
 
 _EDGE = "\"'`,.;:!?()[]{}"
@@ -271,7 +288,7 @@ def settle(
                 continue
         members = prop.get("enum")
         if isinstance(members, list) and all(isinstance(m, str) for m in members):
-            named = [m for m in members if _mentions(text, m)]
+            named = said_choices(text, members)
             if len(named) == 1 and out.get(name) != named[0]:
                 changes.append(f"{name}: {named[0]!r}, the member the request names")
                 out[name] = named[0]
@@ -295,9 +312,132 @@ def settle(
         if not supported:
             changes.append(f"{name} left out: the request does not say {json.dumps(value)[:60]}")
             del out[name]
+    _as_fractions(out, properties, text, changes)
+    _strays_left_out(out, spec, required, changes)
+    _without_others(out, spec, required, changes)
     _fill_numbers(out, properties, required, text, changes)
     _fill_described(out, properties, required, text, changes)
     return out, changes
+
+
+# ---------------------------------------------------------------------------
+# Sixth round: rules read on a bigger sample of BFCL's tune pool (docs/bfcl.md), each
+# counted first without the model against BFCL's possible answers.
+
+
+def _as_fractions(
+    out: dict[str, Any], properties: dict[str, Any], text: str, changes: list[str]
+) -> None:
+    """A float argument the request writes as a percentage becomes its fraction
+    (`forms.percent_fraction`: "a 5% annual yield", ``annual_yield`` 0.05)."""
+    for name, value in list(out.items()):
+        fraction = percent_fraction(properties.get(name), value, text)
+        if fraction is not None:
+            out[name] = fraction
+            changes.append(f"{name}: {fraction}, the request's percentage as a fraction")
+
+
+def _content(value: str) -> list[str]:
+    return [t for t in _tokens(value) if t not in STOP_WORDS]
+
+
+def _trimmed_of(value: str, other: str) -> str | None:
+    """`value` without `other` written at its start or end ("London 2022/08/16" less
+    "2022/08/16"; "Hello, how are you? from English" less "English", with the function
+    word that joined them), or None when it does not hold `other` there as whole words,
+    joined by a function word or holding a digit, or nothing of its own is left. ("New
+    York City" keeps "City" next to a ``type`` "city": no function word joins them.)"""
+    low, part = value.lower(), other.strip().lower()
+    if not part or len(part) >= len(low):
+        return None
+    if low.endswith(part) and low[-len(part) - 1].isspace():
+        tokens = value[: -len(part)].split()
+        joined = bool(tokens) and _function_word(tokens[-1])
+        if joined:
+            tokens.pop()
+        left = " ".join(tokens).rstrip(" ,;:-")
+    elif low.startswith(part) and low[len(part)].isspace():
+        tokens = value[len(part) :].split()
+        joined = bool(tokens) and _function_word(tokens[0])
+        if joined:
+            tokens.pop(0)
+        left = " ".join(tokens).lstrip(" ,;:-")
+    else:
+        return None
+    if not (joined or re.search(r"[0-9]", part)):
+        return None
+    return left if _content(left) else None
+
+
+def _without_others(
+    out: dict[str, Any], spec: ToolSpec, required: set[str], changes: list[str]
+) -> None:
+    """A free string that also holds a required argument's whole value, at its start or
+    end, keeps only its own part: held to the request's spans, SmolLM2-135M writes the
+    span running on into the next value (``location`` "London 2022/08/16" next to
+    ``date`` "2022/08/16", ``text`` "Hello, how are you? from English" next to
+    ``source_language`` "English"; BFCL tune pool)."""
+    for name in free_strings(spec):
+        value = out.get(name)
+        if not isinstance(value, str):
+            continue
+        for other_name, other in out.items():
+            if other_name == name or other_name not in required or isinstance(other, bool):
+                continue
+            if not isinstance(other, (str, int, float)):
+                continue
+            trimmed = _trimmed_of(value, other if isinstance(other, str) else _number_text(other))
+            if trimmed is not None:
+                out[name] = trimmed
+                changes.append(f"{name}: {trimmed!r}, without {other_name}'s value")
+                break
+
+
+def _name_words(identifier: str) -> list[str]:
+    return words(re.sub(r"[_.\-]+", " ", identifier))
+
+
+def stray_value(name: str, value: Any, arguments: dict[str, Any], spec: ToolSpec) -> str:
+    """Why an optional free string is a stray span rather than a value ("": it is not):
+    it is only part of another argument's value (``team`` "Brady" next to
+    ``player_name`` "Tom Brady"), only words of the tool's name (``activity_level``
+    "water" for `calculate_daily_water_intake`, ``difficulty`` "BoardGameGeek" for
+    `BoardGameGeek.recommend`), or only names another parameter (``case_type``
+    "company" next to ``company_name``). SmolLM2-135M fills an optional argument the
+    request says nothing about with such a span (BFCL tune pool)."""
+    if not isinstance(value, str) or re.search(r"[0-9]", value):
+        return ""
+    stems = words(value)  # content words of two letters or more: not "x"
+    if not stems:
+        return ""
+    for other_name, other in arguments.items():
+        if other_name != name and isinstance(other, str) and set(stems) < set(words(other)):
+            return f"only part of {other_name}'s value"
+    tool = _name_words(spec.name)
+    if all(any(same_word(w, t) for t in tool) for w in stems):
+        return "only words of the tool's name"
+    properties = (spec.parameters or {}).get("properties") or {}
+    for other_name in properties:
+        if other_name == name:
+            continue
+        own = _name_words(other_name)
+        if all(any(same_word(w, o) for o in own) for w in stems):
+            return f"only the name of {other_name}"
+    return ""
+
+
+def _strays_left_out(
+    out: dict[str, Any], spec: ToolSpec, required: set[str], changes: list[str]
+) -> None:
+    """Optional free strings that are stray spans (`stray_value`) are left out, so the
+    tool's own default applies."""
+    for name in free_strings(spec):
+        if name in required or name not in out:
+            continue
+        why = stray_value(name, out[name], out, spec)
+        if why:
+            changes.append(f"{name} left out: {str(out[name])[:40]!r} is {why}")
+            del out[name]
 
 
 def _in_form(name: str, prop: dict[str, Any], value: Any, text: str) -> str | None:
@@ -307,11 +447,38 @@ def _in_form(name: str, prop: dict[str, Any], value: Any, text: str) -> str | No
     described = described_value(prop, text)
     if described is not None:
         return described
+    choices = _free(prop) and quoted_choices(str(prop.get("description") or ""))
+    if choices and str(value).lower() not in {c.lower() for c in choices}:
+        said = said_choices(text, choices)
+        if len(said) == 1:
+            return said[0]
     if isinstance(value, str) and currency_parameter(name, prop):
         codes = currency_codes(value)
         if len(codes) == 1:
             return codes[0]
     return None
+
+
+def said_choices(text: str, choices: list[str]) -> list[str]:
+    """The `choices` `text` says: as written, or, for a one-word choice, by a word of the
+    same stem ("in detail" says 'detailed', sixth round)."""
+    said = [c for c in choices if _mentions(text, c)]
+    if said:
+        return said
+    asked = words(text)
+    out = []
+    for choice in choices:
+        own = words(choice)
+        one = len(choice.split()) == 1 and len(own) == 1
+        if one and any(same_word(own[0], a) for a in asked):
+            out.append(choice)
+    return out
+
+
+def _free(prop: dict[str, Any]) -> bool:
+    return prop.get("type") == "string" and not any(
+        k in prop for k in ("enum", "const", "format", "pattern")
+    )
 
 
 def _fill_described(
@@ -528,10 +695,20 @@ def repeated_values(arguments: dict[str, Any], spec: ToolSpec) -> list[str]:
     arguments: ``league`` "Manchester United" next to ``team`` "Manchester United",
     ``room_type`` and ``view`` "Las Vegas" next to ``location`` "Las Vegas", ``unit``
     "10" next to ``height`` 10 (BFCL tune cases). A request names each thing once.
-    Arrays count by their items.
+    Arrays count by their items. A number written into a free string is a repeat
+    whichever comes first when a numeric argument holds it (``material`` "3" before
+    ``size`` 3, sixth round): a number belongs to its numeric parameter (no right call
+    of BFCL's tune pool has a free string equal to a numeric argument, of 1957).
     """
     properties: dict[str, Any] = (spec.parameters or {}).get("properties") or {}
     free = set(free_strings(spec))
+    numbers = {
+        _as_text(v)
+        for k, v in arguments.items()
+        if isinstance(properties.get(k), dict)
+        and properties[k].get("type") in ("integer", "number")
+        and _is_number(v)
+    }
     held: set[str] = set()
     out: list[str] = []
     for name in properties:
@@ -540,7 +717,7 @@ def repeated_values(arguments: dict[str, Any], spec: ToolSpec) -> list[str]:
         value = arguments[name]
         items = value if isinstance(value, list) else [value]
         texts = {t for t in (_as_text(i) for i in items) if t}
-        if name in free and texts & held:
+        if name in free and texts & (held | numbers):
             out.append(name)
         held |= texts
     return out

@@ -4,13 +4,19 @@ A request says "200 US dollars" where a ``base_currency`` parameter wants "USD",
 C major" where the description of ``key`` says "'C' for C major". Held to the request's
 own spans, SmolLM2-135M then writes a span ("200", "C4"): neither is the value, and no
 span of the request is. The functions here give the parameter's form of what the
-request says, from two sources only, so nothing is guessed:
+request says, from fixed sources only (tables, the
+parameter's own description, the request's own numbers), so nothing is guessed:
 
 - `currency_codes`: the ISO 4217 codes of the currencies a text names, by a fixed table
   of currency names ("British pounds", "yen", "Canadian dollars") or by the code itself;
   for a string parameter whose name says it is a currency (`currency_parameter`);
 - `described_value`: the value a parameter's own description maps the request's words
-  to ("'asc' for ascending order", "'c' for Celsius, 'f' for Fahrenheit").
+  to ("'asc' for ascending order", "'c' for Celsius, 'f' for Fahrenheit");
+- `percent_fraction` (sixth round): a rate the request writes as a percentage ("an
+  annual interest rate of 5%") is a fraction (0.05) in a float parameter whose
+  description does not say it is a percentage;
+- `quoted_choices` (sixth round): the values a description lists in quotes as a closed
+  set ("Can be 'summary' or 'detailed'"), which `arguments.settle` treats as an enum.
 
 Measured without the model on BFCL's non-live call cases outside the held-out ids
 (docs/bfcl.md, fourth round): in every currency argument of the right calls whose
@@ -29,6 +35,8 @@ __all__ = [
     "described_pairs",
     "described_value",
     "formed_values",
+    "percent_fraction",
+    "quoted_choices",
 ]
 
 _CURRENCY_NAMES: dict[str, tuple[str, ...]] = {
@@ -132,3 +140,54 @@ def formed_values(name: str, prop: Any, text: str) -> list[str]:
     if described is not None:
         return [described]
     return currency_codes(text) if currency_parameter(name, prop) else []
+
+
+_PERCENT = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(?:%|percent\b|per cent\b)", re.IGNORECASE)
+_PLAIN_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.]|\s*%|\s*per\s*cent)", re.IGNORECASE)
+_SAYS_PERCENT = re.compile(r"\bpercent(?:age)?s?\b", re.IGNORECASE)
+_SAYS_FRACTION = re.compile(r"\b(?:decimal|fraction)\b", re.IGNORECASE)
+
+
+def percent_fraction(prop: Any, value: Any, text: str) -> float | None:
+    """The fraction a float argument stands for when the request writes it as a
+    percentage ("5%" for an ``annual_yield``: 0.05), or None.
+
+    Only for a ``number`` parameter (an integer cannot hold 0.05) whose description does
+    not say "percent"/"percentage" (then 5 is the value) unless it also says "decimal"
+    or "fraction" ("Enter as a decimal. E.g, 5% is 0.05"), and only when the request
+    writes that number as a percentage and nowhere as a plain number ("5% for 5 years":
+    the 5 may be the years). Measured without the model on BFCL's non-live call cases
+    outside the held-out ids (docs/bfcl.md, sixth round).
+    """
+    if not isinstance(prop, dict) or prop.get("type") != "number":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    description = str(prop.get("description") or "")
+    if _SAYS_PERCENT.search(description) and not _SAYS_FRACTION.search(description):
+        return None
+    percents = {float(m) for m in _PERCENT.findall(text)}
+    plain = {float(m) for m in _PLAIN_NUMBER.findall(text)}
+    number = float(value)
+    if number not in percents or number in plain:
+        return None
+    return round(number / 100, 10)
+
+
+_QUOTED_VALUE = re.compile(r"(?<![A-Za-z])'([^'\n]{1,30})'(?![A-Za-z])")
+
+
+_EXAMPLES_CUE = re.compile(
+    r"\be\.?g\b|\bsuch as\b|\betc\b|\bfor example\b|\blike\b|\bsupports?\b", re.IGNORECASE
+)
+
+
+def quoted_choices(description: str) -> list[str]:
+    """The values a description lists in quotes ("Can be 'summary' or 'detailed'"):
+    a free string that is an enum in words. [] when it quotes fewer than two, or when
+    they are examples of an open set ("e.g., 'C', 'F#', 'Ab'"; "Supports 'teaspoon',
+    'cup', etc.")."""
+    if _EXAMPLES_CUE.search(description):
+        return []
+    found = list(dict.fromkeys(_QUOTED_VALUE.findall(description)))
+    return found if len(found) >= 2 else []

@@ -214,3 +214,39 @@ def draw_split(size: int = 40, seed: int = 22) -> dict[str, Any]:
         cut = 0 if category in LIVE else len(chosen) // 2
         categories[category] = {"tune": chosen[:cut], "holdout": chosen[cut:]}
     return {"bfcl_eval": VERSION, "seed": seed, "size": size, "categories": categories}
+
+
+# ---------------------------------------------------------------------------
+# The tune pool: every non-live case outside the holdout ids. Rules are counted on it
+# without the model; a fixed sample of it (drawn once by `draw_pool_sample`, kept in
+# benchmarks/data/) is run with the model, so a rule is judged on more than 20 cases.
+
+
+def pool_ids(category: str) -> list[str]:
+    """The tune pool of a non-live `category`: its ids outside split.json's holdout."""
+    if category in LIVE:
+        raise ConfigurationError(f"BFCL category {category!r} is held out as a whole")
+    holdout = set(split().get(category, {}).get("holdout", ()))
+    return [i for i in load_category(category) if i not in holdout]
+
+
+def draw_pool_sample(sizes: dict[str, int], seed: int = 12) -> dict[str, Any]:
+    """A seeded sample of each category's tune pool, without its 20 tune ids (those are
+    run and read already): `sizes` ids per category, drawn from the sorted pool."""
+    import random
+
+    categories: dict[str, list[str]] = {}
+    for category, size in sizes.items():
+        tune = set(split().get(category, {}).get("tune", ()))
+        ids = sorted(i for i in pool_ids(category) if i not in tune)
+        categories[category] = random.Random(f"pool:{seed}:{category}").sample(
+            ids, min(size, len(ids))
+        )
+    return {
+        "bfcl_eval": VERSION,
+        "seed": seed,
+        "rule": "pool = non-live ids outside split.json's holdout and tune; "
+        "random.Random(f'pool:{seed}:{category}').sample(sorted(pool), size)",
+        "sizes": sizes,
+        "categories": categories,
+    }
