@@ -400,3 +400,51 @@ async def test_a_store_that_stays_down_interrupts_the_flow_resumably(
     assert store.get_run("o").status == "running"  # not an end: resumable
     result = await g.build().resume("o", store=store)
     assert result.state.notes == ["x"]
+
+
+async def test_an_agent_node_in_doubt_stops_the_flow_in_doubt_until_settled() -> None:
+    from pilothouse import call, tool
+    from pilothouse.exceptions import ToolCallInDoubtError
+
+    sent: list[str] = []
+
+    @tool(effect="side_effect", timeout=0.2)
+    async def send(text: str) -> str:
+        """Send the text (the mail server takes it and never answers)."""
+        sent.append(text)
+        await asyncio.sleep(3600)
+        return "sent"
+
+    model = ScriptedModel(
+        lambda request: (
+            call("send", text="hello")
+            if not any(m.role == "tool" for m in request.messages)
+            else "done: " + [m for m in request.messages if m.role == "tool"][-1].content
+        )
+    )
+    store = MemoryStore()
+    from pilothouse.policy import Policy, Rule
+
+    mailer = Agent(
+        model,
+        "Send it.",
+        [send],
+        name="mailer",
+        store=store,
+        policy=Policy([Rule("send", "allow")]),
+    )
+    g = Graph(Work, name="mail")
+    g.agent("mail", mailer, prompt=lambda s: "send hello", into="answer").edge(START, "mail")
+    flow = g.build()
+    with pytest.raises(ToolCallInDoubtError) as err:
+        await flow.run(store=store, run_id="d")
+    child = "d.1.0.mail-0"
+    assert err.value.run_id == child and sent == ["hello"]
+    # not an error: the flow waits, resumable, and says nothing happened twice
+    assert store.get_run("d").status == "in_doubt" and store.get_run(child).status == "in_doubt"
+    assert not [e for e in store.events("d") if e.type in ("error", "node_failed")]
+    with pytest.raises(ToolCallInDoubtError):
+        await flow.resume("d", store=store)  # unsettled: still in doubt, nothing re-sent
+    await mailer.resume(child, settle={err.value.idempotency_key: "sent, id 42"})
+    done = await flow.resume("d", store=store)
+    assert done.state.answer == "done: sent, id 42" and sent == ["hello"]

@@ -58,6 +58,7 @@ from pilothouse.exceptions import (
     ReplayDivergence,
     RunInterrupted,
     RunNotFoundError,
+    ToolCallInDoubtError,
     WriteConflictError,
 )
 from pilothouse.messages import ToolCall, Usage
@@ -425,7 +426,14 @@ class FlowRun:
             for update in typed:
                 after = self.schema.apply(after, update)
             routes, fanout = self._routes(node, act, after)
-        except (_Paused, NodeInDoubtError, RunInterrupted, LeaseLostError, WriteConflictError):
+        except (
+            _Paused,
+            NodeInDoubtError,
+            ToolCallInDoubtError,  # an agent node's side effect: the flow waits in doubt
+            RunInterrupted,
+            LeaseLostError,
+            WriteConflictError,
+        ):
             raise
         except Exception as exc:
             self.journal.emit(
@@ -717,8 +725,10 @@ class FlowRun:
             raise fatal
         if self.failures:
             act, exc = min(self.failures, key=lambda f: f[0].sort)
-            if isinstance(exc, NodeInDoubtError):
-                await self._close("in_doubt", None, None)  # not an end: resumable with rerun=
+            if isinstance(exc, NodeInDoubtError | ToolCallInDoubtError):
+                # not an end: resumable once a person checked (rerun=, or the agent
+                # node's child run settled with Agent.resume(settle=))
+                await self._close("in_doubt", None, None)
                 raise exc
             assert act.node is not None
             if isinstance(exc, FlowError):
