@@ -4,40 +4,19 @@ beside it), and the refusals that keep them from guessing."""
 
 from __future__ import annotations
 
-from typing import Any
-
+import envelopes
 import pytest
+from envelopes import FORMATS, calls, spec
 
 from pilothouse.actions import get_format, repair
 from pilothouse.actions.markup import call_markup, degenerate
 from pilothouse.models.base import ToolSpec
 
-FORMATS = ["json", "react", "xml", "auto"]
-
-
-def spec(name: str, **props: str) -> ToolSpec:
-    return ToolSpec(
-        name,
-        "",
-        {
-            "type": "object",
-            "properties": {k: {"type": v} for k, v in props.items()},
-            "required": list(props),
-        },
-    )
-
-
-def calls(text: str, tools: list[ToolSpec], fmt: str = "auto") -> list[tuple[str, Any]]:
-    result = get_format(fmt).parse(text, tools)
-    assert result.kind == "tool_call", result
-    return [(c.tool, c.args) for c in result.calls]
-
 
 def refused(text: str, tools: list[ToolSpec], fmt: str = "auto") -> str:
-    result = get_format(fmt).parse(text, tools)
-    assert result.kind == "unrecoverable", result
-    assert result.reason
-    return result.reason
+    reason = envelopes.refused(text, tools, fmt)
+    assert reason
+    return reason
 
 
 # ------------------------------------------------------------------- Kimi K3 (XTML)

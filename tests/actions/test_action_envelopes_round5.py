@@ -5,37 +5,24 @@ beside it), and the text each rule must leave alone."""
 
 from __future__ import annotations
 
-from typing import Any
-
+import envelopes
 import pytest
+from envelopes import FORMATS, calls
 
 from pilothouse.actions import get_format
 from pilothouse.actions.markup import call_markup
 from pilothouse.actions.readers import unpipe_tags
 from pilothouse.models.base import ToolSpec
 
-FORMATS = ["json", "react", "xml", "auto"]
-
 
 def spec(name: str, **props: str) -> ToolSpec:
-    return ToolSpec(
-        name,
-        "",
-        {"type": "object", "properties": {k: {"type": v} for k, v in props.items()}},
-    )
-
-
-def calls(text: str, tools: list[ToolSpec], fmt: str = "auto") -> list[tuple[str, Any]]:
-    result = get_format(fmt).parse(text, tools)
-    assert result.kind == "tool_call", result
-    return [(c.tool, c.args) for c in result.calls]
+    return envelopes.spec(name, required=False, **props)
 
 
 def refused(text: str, tools: list[ToolSpec], fmt: str = "auto") -> str:
-    result = get_format(fmt).parse(text, tools)
-    assert result.kind == "unrecoverable", result
-    assert result.reason
-    return result.reason
+    reason = envelopes.refused(text, tools, fmt)
+    assert reason
+    return reason
 
 
 WEATHER = [spec("get_current_weather", city="string", state="string", unit="string")]

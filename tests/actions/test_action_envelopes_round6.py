@@ -7,56 +7,16 @@ exact text the thread quoted), and each has the neighbours it must leave alone.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
+from envelopes import FORMATS, answered, calls, refused, spec, tune_raw
 
 from pilothouse.actions import get_format
 from pilothouse.actions.markup import call_markup
-from pilothouse.models.base import ToolSpec
-
-BATCH = Path(__file__).resolve().parents[2] / "benchmarks/data/parse_corpus/session11.jsonl"
-FORMATS = ["json", "react", "xml", "auto"]
 
 
 def tune11(entry_id: str) -> str:
     """The raw output of a `tune11` entry (never a held-out one)."""
-    for line in BATCH.read_text(encoding="utf-8").splitlines():
-        entry = json.loads(line)
-        if entry["id"] == entry_id:
-            assert entry["split"] == "tune11", entry_id
-            return str(entry["raw"])
-    raise KeyError(entry_id)
-
-
-def spec(name: str, required: bool = True, **props: str) -> ToolSpec:
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": {k: {"type": v} for k, v in props.items()},
-    }
-    if required:
-        schema["required"] = list(props)
-    return ToolSpec(name, "", schema)
-
-
-def calls(text: str, tools: list[ToolSpec], fmt: str = "auto") -> list[tuple[str, Any]]:
-    result = get_format(fmt).parse(text, tools)
-    assert result.kind == "tool_call", result
-    return [(c.tool, c.args) for c in result.calls]
-
-
-def refused(text: str, tools: list[ToolSpec], fmt: str = "auto") -> str:
-    result = get_format(fmt).parse(text, tools)
-    assert result.kind == "unrecoverable", result
-    return result.reason
-
-
-def answered(text: str, tools: list[ToolSpec], fmt: str = "auto") -> str:
-    result = get_format(fmt).parse(text, tools)
-    assert result.kind == "final_answer", result
-    return result.answer
+    return tune_raw("session11.jsonl", "tune11", entry_id)
 
 
 # ------------------------------------------------- Cline tags named for the tool

@@ -6,38 +6,11 @@ half; session11.jsonl's `tune11` half), and each has neighbours it must leave al
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
+from envelopes import FORMATS, spec, tune_raw
 
 from pilothouse.actions import get_format
 from pilothouse.actions.narration import leaked_plan, narrated_call, progress_line
-from pilothouse.models.base import ToolSpec
-
-DATA = Path(__file__).resolve().parents[2] / "benchmarks/data/parse_corpus"
-FORMATS = ["json", "react", "xml", "auto"]
-
-
-def tune_raw(file: str, split: str, entry_id: str) -> str:
-    """The raw output of a tune entry (never a held-out one)."""
-    for line in (DATA / file).read_text(encoding="utf-8").splitlines():
-        entry = json.loads(line)
-        if entry["id"] == entry_id:
-            assert entry["split"] == split, entry_id
-            return str(entry["raw"])
-    raise KeyError(entry_id)
-
-
-def spec(name: str, **props: str) -> ToolSpec:
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": {k: {"type": v} for k, v in props.items()},
-        "required": list(props),
-    }
-    return ToolSpec(name, "", schema)
-
 
 SEARCH = [spec("search", input="string")]
 

@@ -12,38 +12,18 @@ session12.jsonl's `tune12` half, and the neighbours each rule must leave alone.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
+from envelopes import FORMATS, spec, tune_raw
 
 from pilothouse.actions import get_format
 from pilothouse.actions.markup import call_markup
-from pilothouse.models.base import ToolSpec
 
-DATA = Path(__file__).resolve().parents[2] / "benchmarks/data/parse_corpus"
-FORMATS = ["json", "react", "xml", "auto"]
 K = "<|tool_calls_section_begin|>{}<|tool_calls_section_end|>"
 
 
 def tune12(entry_id: str) -> str:
     """The raw output of a `tune12` entry (never a held-out one)."""
-    for line in (DATA / "session12.jsonl").read_text(encoding="utf-8").splitlines():
-        entry = json.loads(line)
-        if entry["id"] == entry_id:
-            assert entry["split"] == "tune12", entry_id
-            return str(entry["raw"])
-    raise KeyError(entry_id)
-
-
-def spec(name: str, **props: str) -> ToolSpec:
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": {k: {"type": v} for k, v in props.items()},
-        "required": list(props),
-    }
-    return ToolSpec(name, "", schema)
+    return tune_raw("session12.jsonl", "tune12", entry_id)
 
 
 READ_AND_WEATHER = [spec("ReadFile", path="string"), spec("get_weather", city="string")]
