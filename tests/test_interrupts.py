@@ -22,25 +22,12 @@ from pilothouse.exceptions import (
     ToolCallInDoubtError,
 )
 from pilothouse.messages import Message, ToolCall
-from pilothouse.models.base import ModelRequest
 from pilothouse.policy import Policy, Principal, Rule
 from pilothouse.tools import Tool
+from turns import Crash, by_turn
 
 if TYPE_CHECKING:
     from conftest import CLI
-
-
-class Crash(BaseException):
-    """Stands in for the process dying mid-call: nothing catches it, the journal commits."""
-
-
-def by_turn(replies: list[Any]) -> ScriptedModel:
-    """Replies by the number of assistant turns so far, so a resumed run gets the same."""
-
-    def reply(request: ModelRequest) -> Any:
-        return replies[sum(1 for m in request.messages if m.role == "assistant")]
-
-    return ScriptedModel(reply)
 
 
 def shop(ledger: list[str], *, crash: bool = False) -> list[Tool]:

@@ -28,23 +28,11 @@ from pilothouse.models.base import ModelRequest
 from pilothouse.policy import Policy
 from pilothouse.runtime.journal import MemoryStore, RunInfo
 from pilothouse.tools import Tool, ToolContext
+from turns import Crash
+from turns import by_turn as conversation_model
 
 if TYPE_CHECKING:
     from conftest import CLI
-
-
-class Crash(BaseException):
-    """Stands in for the process dying: nothing catches it, the journal commits."""
-
-
-def conversation_model(replies: list[Any]) -> ScriptedModel:
-    """Answers by how far the conversation got (its assistant turns), like a real model
-    would: a resumed run gets the same reply for the same step."""
-
-    def reply(request: ModelRequest) -> Any:
-        return replies[sum(1 for m in request.messages if m.role == "assistant")]
-
-    return ScriptedModel(reply)
 
 
 REPLIES: list[Any] = [

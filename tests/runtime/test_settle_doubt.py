@@ -23,22 +23,10 @@ from pilothouse.policy import Policy, Rule
 from pilothouse.runtime.journal import MemoryStore
 from pilothouse.testing import replay
 from pilothouse.tools import Tool, ToolContext
+from turns import Crash, by_turn
 
 if TYPE_CHECKING:
     from conftest import CLI
-
-
-class Crash(BaseException):
-    """Stands in for the process dying inside the tool: nothing catches it."""
-
-
-def by_turn(replies: list[Any]) -> ScriptedModel:
-    """Answers by the number of assistant turns so far, as a real model would on resume."""
-
-    def reply(request: ModelRequest) -> Any:
-        return replies[sum(1 for m in request.messages if m.role == "assistant")]
-
-    return ScriptedModel(reply)
 
 
 def payment(ledger: dict[str, int], calls: list[str]) -> Tool:
