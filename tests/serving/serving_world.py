@@ -17,12 +17,14 @@ journal) behind the real endpoint on a loopback uvicorn, called with the officia
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import openai
 
 from pilothouse import Agent, tool
@@ -133,3 +135,18 @@ def client(server: BackgroundServer, key: str = "unused", **options: Any) -> Any
     options.setdefault("max_retries", 0)
     options.setdefault("timeout", 60)
     return openai.OpenAI(base_url=server.url + "/v1", api_key=key, **options)
+
+
+def post_decision(
+    server: BackgroundServer, run_id: str, route: str, key: str | None, body: Any
+) -> httpx.Response:
+    """POST `body` (JSON, or raw bytes as given) to a run's `route` (``approvals``,
+    ``settlements``) with `key` as the bearer token (none: no header)."""
+    headers = {"authorization": f"Bearer {key}"} if key is not None else {}
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(
+        f"{server.url}/v1/runs/{run_id}/{route}",
+        content=content,
+        headers=headers | {"content-type": "application/json"},
+        timeout=60,
+    )

@@ -11,14 +11,13 @@ two approvers at once.
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from serving_world import World, client
+from serving_world import World, client, post_decision
 
 from example_runs import run_example
 from pilothouse import Agent, ScriptedModel, tool
@@ -51,14 +50,7 @@ def get(server: BackgroundServer, run_id: str, key: str | None, **headers: str) 
 
 
 def post(server: BackgroundServer, run_id: str, key: str | None, body: Any) -> httpx.Response:
-    headers = {"authorization": f"Bearer {key}"} if key is not None else {}
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.post(
-        f"{server.url}/v1/runs/{run_id}/approvals",
-        content=content,
-        headers=headers | {"content-type": "application/json"},
-        timeout=60,
-    )
+    return post_decision(server, run_id, "approvals", key, body)
 
 
 def sent(world: World, run_id: str) -> list[str]:

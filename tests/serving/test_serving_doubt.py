@@ -12,14 +12,13 @@ second settlement, approving a run in doubt and settling a paused run.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
-from serving_world import World, client
+from serving_world import World, client, post_decision
 from webhook_receiver import Receiver, hook, verified
 
 from pilothouse.events import DoubtSettled, ToolReturned
@@ -61,14 +60,7 @@ def get(server: BackgroundServer, path: str, key: str | None) -> httpx.Response:
 def post(
     server: BackgroundServer, run_id: str, key: str | None, body: Any, route: str = "settlements"
 ) -> httpx.Response:
-    headers = {"authorization": f"Bearer {key}"} if key is not None else {}
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.post(
-        f"{server.url}/v1/runs/{run_id}/{route}",
-        content=content,
-        headers=headers | {"content-type": "application/json"},
-        timeout=60,
-    )
+    return post_decision(server, run_id, route, key, body)
 
 
 def settled(world: World, run_id: str) -> list[tuple[bool, str | None, str]]:
