@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from test_guided_model import Log
+
 from pilothouse.guided import GuidedModel
 from pilothouse.guided.arguments import grounded_parameters, settle
 from pilothouse.guided.forms import (
@@ -15,7 +17,7 @@ from pilothouse.guided.forms import (
 )
 from pilothouse.guided.relevance import asked_for
 from pilothouse.messages import Message
-from pilothouse.models.base import ModelRequest, Stage, ToolSpec
+from pilothouse.models.base import ModelRequest, ToolSpec
 from pilothouse.models.scripted import ScriptedModel
 
 
@@ -49,17 +51,6 @@ WEATHER = spec(
         "required": False,
     },
 )
-
-
-class Log:
-    def __init__(self) -> None:
-        self.stages: list[Stage] = []
-
-    def requested(self, stage: Stage) -> None:
-        self.stages.append(stage)
-
-    def responded(self, *args: object, **kwargs: object) -> None:
-        pass
 
 
 # ---------------------------------------------------------------- currencies

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from test_guided_model import Log
+
 from pilothouse.guided import GuidedModel
 from pilothouse.guided.arguments import settle, spans
 from pilothouse.guided.model import partial_answer
 from pilothouse.guided.relevance import fits, relevant_tools
 from pilothouse.messages import Message
-from pilothouse.models.base import ModelRequest, ModelResponse, Stage, ToolSpec
+from pilothouse.models.base import ModelRequest, ModelResponse, ToolSpec
 from pilothouse.models.scripted import ScriptedModel
 
 
@@ -164,17 +166,6 @@ def test_a_cut_off_answer_keeps_its_complete_sentences() -> None:
 
 
 # ---------------------------------------------------------------- GuidedModel
-
-
-class Log:
-    def __init__(self) -> None:
-        self.stages: list[Stage] = []
-
-    def requested(self, stage: Stage) -> None:
-        self.stages.append(stage)
-
-    def responded(self, *args: object, **kwargs: object) -> None:
-        pass
 
 
 def ModelCutOff(text: str) -> ModelResponse:
