@@ -94,36 +94,32 @@ def parts() -> dict[str, str]:
 
 
 def build() -> list[dict[str, Any]]:
-    """Every case of the set, in a fixed order."""
+    """Every case of the set, in a fixed order: the calls, then the irrelevant requests."""
     part = parts()
-    rows: list[dict[str, Any]] = []
-    for n, (key, question, accepted, system) in enumerate(CALLS):
-        rows.append(
-            {
-                "id": f"livelike_simple_{n}",
-                "category": "livelike_simple",
-                "part": part[key],
-                "tool": key,
-                "source": TOOLS[key]["source"],
-                "question": _messages(question, system),
-                "function": [function_doc(key)],
-                "ground_truth": [_answer(key, accepted)],
-            }
-        )
-    for n, (key, question, system) in enumerate(IRRELEVANT):
-        rows.append(
-            {
-                "id": f"livelike_irrelevance_{n}",
-                "category": "livelike_irrelevance",
-                "part": part[key],
-                "tool": key,
-                "source": TOOLS[key]["source"],
-                "question": _messages(question, system),
-                "function": [function_doc(key)],
-                "ground_truth": [],
-            }
-        )
-    return rows
+
+    def row(
+        category: str, n: int, key: str, question: str, system: str, truth: list[Any]
+    ) -> dict[str, Any]:
+        return {
+            "id": f"{category}_{n}",
+            "category": category,
+            "part": part[key],
+            "tool": key,
+            "source": TOOLS[key]["source"],
+            "question": _messages(question, system),
+            "function": [function_doc(key)],
+            "ground_truth": truth,
+        }
+
+    calls = [
+        row("livelike_simple", n, key, question, system, [_answer(key, accepted)])
+        for n, (key, question, accepted, system) in enumerate(CALLS)
+    ]
+    irrelevant = [
+        row("livelike_irrelevance", n, key, question, system, [])
+        for n, (key, question, system) in enumerate(IRRELEVANT)
+    ]
+    return calls + irrelevant
 
 
 def main() -> int:
