@@ -77,16 +77,18 @@ class Served:
         )
 
     async def decide(
-        self, run_id: str, approvals: Mapping[str, bool | str], approved_by: str
+        self,
+        run_id: str,
+        approved_by: str,
+        *,
+        approvals: Mapping[str, bool | str] | None = None,
+        settle: Mapping[str, bool | str] | None = None,
     ) -> RunResult[Any]:
-        """Journal the decisions of root run `run_id`'s waiting calls and continue it."""
-        return await self.target.resume(run_id, approvals=approvals, approved_by=approved_by)
-
-    async def settle(
-        self, run_id: str, settle: Mapping[str, bool | str], settled_by: str
-    ) -> RunResult[Any]:
-        """Journal a person's word on root run `run_id`'s in-doubt calls and continue it."""
-        return await self.target.resume(run_id, settle=settle, approved_by=settled_by)
+        """Journal a person's decisions on root run `run_id` (its waiting calls'
+        `approvals`, or what they found of its in-doubt calls, `settle`) and continue it."""
+        return await self.target.resume(
+            run_id, approvals=approvals, settle=settle, approved_by=approved_by
+        )
 
     def owns(self, info: RunInfo, store: Store) -> bool:
         """Whether `info` (a run of `store`) is one of this model's root runs."""

@@ -677,7 +677,7 @@ def create_app(
 
     def take_run_slot(client: str) -> Callable[[], None]:
         """Count a run of `client` as going (429 beyond `max_runs_per_client`); the
-        callable gives the slot back, once, when the run ends."""
+        callable gives the slot back when the run ends."""
         if max_runs_per_client is None:
             return lambda: None
         if going.get(client, 0) >= max_runs_per_client:
@@ -690,15 +690,11 @@ def create_app(
                 headers={"retry-after": str(endpoint.retry_after)},
             )
         going[client] = going.get(client, 0) + 1
-        given_back = False
 
-        def give_back() -> None:
-            nonlocal given_back
-            if not given_back:
-                given_back = True
-                left = going.pop(client) - 1
-                if left:
-                    going[client] = left
+        def give_back() -> None:  # the run task's done callback: called once
+            left = going.pop(client) - 1
+            if left:
+                going[client] = left
 
         return give_back
 

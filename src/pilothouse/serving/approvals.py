@@ -327,10 +327,12 @@ async def decide(
     (409 if another process holds the run, it ended meanwhile, or it no longer waits)."""
     by = APPROVER_PREFIX + approver
     try:
-        if settling:
-            result = await run.model.settle(run.info.run_id, decisions, settled_by=by)
-        else:
-            result = await run.model.decide(run.info.run_id, decisions, approved_by=by)
+        result = await run.model.decide(
+            run.info.run_id,
+            by,
+            approvals=None if settling else decisions,
+            settle=decisions if settling else None,
+        )
         return result.outcome
     except ToolCallInDoubtError:
         return "in_doubt"  # the run stands in doubt again: the queue lists it
