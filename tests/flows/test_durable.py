@@ -402,15 +402,15 @@ async def test_a_store_that_stays_down_interrupts_the_flow_resumably(
     assert result.state.notes == ["x"]
 
 
-async def test_an_agent_node_in_doubt_stops_the_flow_in_doubt_until_settled() -> None:
+def mail_flow(sent: list[str]) -> tuple[Agent[None, str], Any, MemoryStore]:
+    """A flow whose one agent node sends a mail: the server takes it and never answers,
+    so the send is cut off by its timeout and left in doubt."""
     from pilothouse import call, tool
-    from pilothouse.exceptions import ToolCallInDoubtError
-
-    sent: list[str] = []
+    from pilothouse.policy import Policy, Rule
 
     @tool(effect="side_effect", timeout=0.2)
     async def send(text: str) -> str:
-        """Send the text (the mail server takes it and never answers)."""
+        """Send the text."""
         sent.append(text)
         await asyncio.sleep(3600)
         return "sent"
@@ -423,19 +423,18 @@ async def test_an_agent_node_in_doubt_stops_the_flow_in_doubt_until_settled() ->
         )
     )
     store = MemoryStore()
-    from pilothouse.policy import Policy, Rule
-
-    mailer = Agent(
-        model,
-        "Send it.",
-        [send],
-        name="mailer",
-        store=store,
-        policy=Policy([Rule("send", "allow")]),
-    )
+    policy = Policy([Rule("send", "allow")])
+    mailer = Agent(model, "Send it.", [send], name="mailer", store=store, policy=policy)
     g = Graph(Work, name="mail")
     g.agent("mail", mailer, prompt=lambda s: "send hello", into="answer").edge(START, "mail")
-    flow = g.build()
+    return mailer, g.build(), store
+
+
+async def test_an_agent_node_in_doubt_stops_the_flow_in_doubt_until_settled() -> None:
+    from pilothouse.exceptions import ApprovalError, ToolCallInDoubtError
+
+    sent: list[str] = []
+    _, flow, store = mail_flow(sent)
     with pytest.raises(ToolCallInDoubtError) as err:
         await flow.run(store=store, run_id="d")
     child = "d.1.0.mail-0"
@@ -445,6 +444,33 @@ async def test_an_agent_node_in_doubt_stops_the_flow_in_doubt_until_settled() ->
     assert not [e for e in store.events("d") if e.type in ("error", "node_failed")]
     with pytest.raises(ToolCallInDoubtError):
         await flow.resume("d", store=store)  # unsettled: still in doubt, nothing re-sent
-    await mailer.resume(child, settle={err.value.idempotency_key: "sent, id 42"})
-    done = await flow.resume("d", store=store)
+    key = err.value.idempotency_key
+    written = (len(store.events("d")), len(store.events(child)))
+    for bad in (
+        {f"{child}:9:0": True},  # no such call
+        {"d:1:0": True},  # the flow run makes no calls of its own
+        {"other:1:0": True},  # another run's
+        {"not a key": True},
+        {key: 3},  # not a text, True or False
+    ):
+        with pytest.raises(ApprovalError):
+            await flow.resume("d", store=store, settle=bad)  # type: ignore[arg-type]
+    assert (len(store.events("d")), len(store.events(child))) == written  # nothing written
+    done = await flow.resume("d", store=store, settle={key: "sent, id 42"}, approved_by="ops")
     assert done.state.answer == "done: sent, id 42" and sent == ["hello"]
+    settled = [e for e in store.events(child) if e.type == "doubt_settled"]
+    assert [(e.key, e.by) for e in settled] == [(key, "ops")]
+
+
+async def test_a_settled_agent_node_then_resumes_the_flow_in_two_steps() -> None:
+    """The two-step path still holds: settle the node's run with its agent, then resume
+    the flow, whose node re-attaches to the finished child."""
+    from pilothouse.exceptions import ToolCallInDoubtError
+
+    sent: list[str] = []
+    mailer, flow, store = mail_flow(sent)
+    with pytest.raises(ToolCallInDoubtError) as err:
+        await flow.run(store=store, run_id="t")
+    await mailer.resume(err.value.run_id, settle={err.value.idempotency_key: False})
+    done = await flow.resume("t", store=store)
+    assert done.state.answer.startswith("done: ") and sent == ["hello"]

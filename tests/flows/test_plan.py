@@ -19,6 +19,7 @@ from pilothouse.events import (
     ToolReturned,
 )
 from pilothouse.exceptions import (
+    ApprovalError,
     ConfigurationError,
     PlanError,
     RunFinishedError,
@@ -469,6 +470,52 @@ async def test_an_in_doubt_task_follows_its_on_doubt_on_resume(tmp_path: Any) ->
             resumed = await again.resume("r")
             assert resumed.output == "paid" and runs == [3.0]
         assert result.ok
+
+
+async def test_a_task_in_doubt_is_settled_by_a_person_and_never_run_again(tmp_path: Any) -> None:
+    """A planned run stopped in doubt is not stuck: `resume(settle=)` records what a
+    person found, the task's result is that, and the joiner answers from it. A key that
+    is no call in doubt, or a value of the wrong kind, writes nothing."""
+    runs: list[float] = []
+
+    @tool(name="pay", effect="side_effect", on_doubt="ask")
+    def pay(amount: float) -> str:
+        """Pay."""
+        runs.append(amount)
+        return "paid"
+
+    policy = Policy.from_dict({"rules": [{"id": "p", "tools": ["pay"], "effect": "allow"}]})
+    full = MemoryStore()
+    text = plan_text(task(1, "pay", amount=3))
+    model = ScriptedModel([text, '{"answer": "$1"}'])
+    await PlannedAgent(Agent(model, tools=[pay], store=full, policy=policy)).run("pay", run_id="r")
+    events = full.events("r")
+    cut = next(i for i, e in enumerate(events) if isinstance(e, ToolReturned))
+    store = SQLiteStore(tmp_path / "settle.db")
+    info = full.get_run("r")
+    info.status = "interrupted"
+    store.write(events[:cut], info)
+    runs.clear()
+
+    def again() -> PlannedAgent[str]:
+        model = ScriptedModel(['{"answer": "$1"}'])
+        return PlannedAgent(Agent(model, tools=[pay], store=store, policy=policy))
+
+    with pytest.raises(ToolCallInDoubtError) as doubt:
+        await again().resume("r")
+    key = doubt.value.idempotency_key
+    assert key == "r:2:0" and store.get_run("r").status == "in_doubt"
+    before = len(store.events("r"))
+    for bad in ({"r:9:0": True}, {"r:1:0": True}, {key: 3}, {key: None}):
+        with pytest.raises(ApprovalError):
+            await again().resume("r", settle=bad)  # type: ignore[arg-type]
+    assert len(store.events("r")) == before  # nothing written
+    done = await again().resume("r", settle={key: "paid, ref 9"}, approved_by="ops")
+    assert done.output == "paid, ref 9" and runs == []
+    settled = [e for e in store.events("r") if e.type == "doubt_settled"]
+    assert [(e.key, e.happened, e.by) for e in settled] == [(key, True, "ops")]
+    with pytest.raises(RunFinishedError):
+        await again().resume("r", settle={key: True})
 
 
 async def test_a_task_may_be_another_agent_run_as_a_child() -> None:

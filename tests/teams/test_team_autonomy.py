@@ -275,7 +275,7 @@ async def test_a_sibling_cut_off_by_a_pause_stops_the_team_in_doubt_until_settle
     assert not [e for e in fresh.store.events("Q") if e.type == "final"]
     with pytest.raises(ToolCallInDoubtError):  # a resume without the settlement: no change
         await build_pair(tmp_path).resume("Q")
-    with pytest.raises(ApprovalError, match="no call of team run Q"):
+    with pytest.raises(ApprovalError, match="no call in doubt of run Q"):
         await build_pair(tmp_path).resume("Q", settle={"elsewhere:1:0": True})
     done = await build_pair(tmp_path).resume(
         "Q", settle={"Q.1.1.1:1:0": "noted case A-1"}, approved_by="ann"

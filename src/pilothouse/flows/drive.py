@@ -18,6 +18,7 @@ from pilothouse.exceptions import (
 from pilothouse.policy.engine import Principal
 from pilothouse.runtime.journal import Journal, Store, Subscriber
 from pilothouse.runtime.lease import RunLease
+from pilothouse.runtime.resume import split_settlements
 from pilothouse.runtime.rows import RunInfo, encode_json
 
 from .engine import FlowRun
@@ -100,6 +101,8 @@ async def drive_resumed(
     deps: Any,
     principal: Principal | None,
     subscribers: Sequence[Subscriber],
+    settle: Mapping[str, bool | str] | None = None,
+    approved_by: str = "",
 ) -> FlowResult[Any]:
     """Continue a flow run from its journal (see `Flow.resume`)."""
     info = store.get_run(run_id)
@@ -141,6 +144,13 @@ async def drive_resumed(
                 raise ApprovalError(
                     f"the answer to {key!r} must be True, False or a text", run_id=run_id
                 )
+        calls, below = split_settlements(store, run_id, settle or {})
+        if calls:  # a flow run makes no tool calls of its own: its nodes' runs do
+            raise ApprovalError(
+                f"{', '.join(sorted(calls))}: flow run {run_id} makes no calls of its own; "
+                "settle the key ToolCallInDoubtError names",
+                run_id=run_id,
+            )
         initial = flow.schema.load(json.loads(started.input))
     except BaseException:
         lease.stop()
@@ -165,6 +175,8 @@ async def drive_resumed(
             answers=answers,
             rerun=frozenset(rerun),
             events=events,
+            settle=below,
+            settled_by=approved_by,
         )
         return await run.drive()
 

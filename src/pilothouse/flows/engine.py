@@ -129,6 +129,8 @@ class FlowRun:
         rerun: frozenset[str],
         events: Sequence[Event] = (),
         replay: bool = False,
+        settle: Mapping[str, bool | str] | None = None,
+        settled_by: str = "",
     ) -> None:
         self.flow, self.store, self.journal = flow, store, journal
         self.run_id, self.root, self.deps, self.principal = run_id, root, deps, principal
@@ -136,7 +138,17 @@ class FlowRun:
         self.record, self.answers, self.rerun = record, answers, rerun
         self.schema = flow.schema
         self.replay = replay
-        self.tree = ChildRuns(journal, store, root, principal, deps, Budget(None), events)
+        self.tree = ChildRuns(
+            journal,
+            store,
+            root,
+            principal,
+            deps,
+            Budget(None),
+            events,
+            settle=settle,
+            by=settled_by,
+        )
         self.started = time.monotonic()
         self._ids = 0
         self.acts: dict[int, _Act] = {}
@@ -664,7 +676,15 @@ class FlowRun:
                 for k, v in self.answers.items()
                 if k.startswith((f"{child_id}:", f"{child_id}."))
             }
-            result = await sub.resume(child_id, store=self.store, deps=self.deps, answers=mine)
+            settle = {k: v for k, v in self.tree.settle.items() if k.startswith(f"{child_id}.")}
+            result = await sub.resume(
+                child_id,
+                store=self.store,
+                deps=self.deps,
+                answers=mine,
+                settle=settle,
+                approved_by=self.tree.settled_by,
+            )
         else:
             result = await sub.start(
                 self.store,

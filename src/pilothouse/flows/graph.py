@@ -409,11 +409,15 @@ class Flow(Generic[S]):
         deps: Any = None,
         principal: Principal | None = None,
         subscribers: Sequence[Subscriber] = (),
+        settle: Mapping[str, bool | str] | None = None,
+        approved_by: str = "",
     ) -> FlowResult[S]:
         """Continue a flow run after a crash or a pause. Finished node executions are
         read back, never run again; one in doubt follows its node's `on_doubt` (`rerun`
         lists keys a person checked and wants run again); `answers` answers open
-        questions (`FlowResult.pending[i].key`)."""
+        questions (`FlowResult.pending[i].key`). `settle` is a person's word on an agent
+        node's call in doubt (the key `ToolCallInDoubtError` names, as `Agent.resume`
+        takes it): the node's run is resumed with it, within the node's budget."""
         return await drive_resumed(
             self,
             open_store(store),
@@ -423,6 +427,8 @@ class Flow(Generic[S]):
             deps=deps,
             principal=principal,
             subscribers=subscribers,
+            settle=settle,
+            approved_by=approved_by,
         )
 
     async def start(

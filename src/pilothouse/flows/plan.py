@@ -103,6 +103,7 @@ from pilothouse.runtime.loop import (
     run_tool_step,
 )
 from pilothouse.runtime.output import OutputT
+from pilothouse.runtime.resume import settlement_events
 from pilothouse.runtime.rows import RunInfo
 from pilothouse.tools.tool import Tool, ToolContext
 
@@ -151,6 +152,18 @@ class _Recorded:
             elif isinstance(e, ToolReturned):
                 rec.results[e.step] = e.result
         return rec
+
+    def in_doubt(self) -> dict[str, ToolCalled]:
+        """The tasks' side-effecting calls that were allowed and have no result (a task
+        is one step, one call): what a person may settle, by key."""
+        return {
+            called.idempotency_key: called
+            for step, called in self.calls.items()
+            if step not in self.results
+            and called.effect != "read_only"
+            and called.decision is not None
+            and called.decision.allowed
+        }
 
 
 class _Stop(Exception):
@@ -714,10 +727,14 @@ class PlannedAgent(Generic[OutputT]):
         principal: Principal | None = None,
         subscribers: Sequence[Subscriber] = (),
         store: Store | None = None,
+        settle: Mapping[str, bool | str] | None = None,
+        approved_by: str = "",
     ) -> RunResult[OutputT]:
         """Continue a planned run from its journal: recorded replies and task results
         are reused (no completed task runs again); an in-doubt task follows its tool's
-        `on_doubt`."""
+        `on_doubt`. A run stopped in doubt (`ToolCallInDoubtError`) continues with
+        `settle`, a person's word on its calls by key, as `Agent.resume` takes it: the
+        task's result is what they found, and the task is never run again."""
         spec = self.run_spec()
         check_deps(spec, deps)
         store = store or self.agent.store
@@ -742,18 +759,37 @@ class PlannedAgent(Generic[OutputT]):
                     run_id=run_id,
                     outcome=info.status,
                 )
+            acting = Principal.from_dict(started.principal) if started.principal else principal
+            recorded = _Recorded.of(events)
+            policy_context = RunContext.from_events(events, acting)
+            settled = (
+                settlement_events(
+                    spec,
+                    recorded.in_doubt(),
+                    run_id,
+                    max(recorded.calls, default=0),
+                    settle,
+                    approved_by,
+                    policy_context,
+                )
+                if settle
+                else []
+            )
         except BaseException:
             lease.stop()
             raise
-        acting = Principal.from_dict(started.principal) if started.principal else principal
         journal = Journal(run_id, store, subscribers, seq=len(events), lease=lease)
+        for event in settled:
+            journal.emit(event)
+            if isinstance(event, ToolReturned):
+                recorded.results[event.step] = event.result
         drive = _Drive(
             self,
             spec,
             journal,
             started.input,
-            _Recorded.of(events),
-            RunContext.from_events(events, acting),
+            recorded,
+            policy_context,
             created=info.created,
         )
         drive.deps = deps

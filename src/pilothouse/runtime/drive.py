@@ -148,7 +148,12 @@ async def resume_run(
     deps: Any = None,
 ) -> RunResult[OutputT]:
     """Continue a stopped run from its journal (see `Agent.resume` for the rules)."""
-    from pilothouse.runtime.resume import apply_approvals, apply_settlements, state_from_events
+    from pilothouse.runtime.resume import (
+        apply_approvals,
+        apply_settlements,
+        split_settlements,
+        state_from_events,
+    )
 
     check_deps(spec, deps)
     info = store.get_run(run_id)
@@ -165,8 +170,9 @@ async def resume_run(
         given: list[Event] = []
         if approvals:
             given += apply_approvals(state, run_id, approvals, approved_by)
-        if settle:
-            given += apply_settlements(spec, state, run_id, settle, approved_by)
+        own, below = split_settlements(store, run_id, settle or {})
+        if own:
+            given += apply_settlements(spec, state, run_id, own, approved_by)
     except BaseException:
         lease.stop()
         raise
@@ -177,7 +183,9 @@ async def resume_run(
     root = started.root_run_id or run_id
     acting = principal if started.principal is None else state.policy_context.principal
     tree = (
-        ChildRuns(journal, store, root, acting, deps, spec.budget, events)
+        ChildRuns(
+            journal, store, root, acting, deps, spec.budget, events, settle=below, by=approved_by
+        )
         if _delegates(spec)
         else None
     )
@@ -250,6 +258,8 @@ class ChildRuns:
         "journal",
         "principal",
         "root",
+        "settle",
+        "settled_by",
         "store",
     )
 
@@ -262,9 +272,15 @@ class ChildRuns:
         deps: Any,
         budget: Budget,
         events: Sequence[Event] = (),
+        *,
+        settle: Mapping[str, bool | str] | None = None,
+        by: str = "",
     ) -> None:
         self.journal, self.store, self.root, self.budget = journal, store, root, budget
         self.principal, self.deps = principal, deps
+        # a person's word on in-doubt calls of runs below, checked by the resumed parent
+        # (`split_settlements`): each goes down with the child it is under
+        self.settle, self.settled_by = dict(settle or {}), by
         # children already on this run's record (a resumed parent must not record twice)
         self._started = {e.child_run_id for e in events if isinstance(e, ChildStarted)}
         self._finished = {e.child_run_id for e in events if isinstance(e, ChildFinished)}
@@ -419,9 +435,20 @@ class ChildRuns:
                     link=link,
                 )
             else:
+                mine = {
+                    key: value
+                    for key, value in self.settle.items()
+                    if key.startswith((f"{child_id}:", f"{child_id}."))
+                }
                 try:
                     result = await resume_run(
-                        spec, self.store, child_id, principal=self.principal, deps=deps
+                        spec,
+                        self.store,
+                        child_id,
+                        principal=self.principal,
+                        deps=deps,
+                        settle=mine,
+                        approved_by=self.settled_by,
                     )
                 except RunFinishedError:
                     result = finished_result(spec, child_id, self.store.events(child_id))

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pilothouse.events import (
     ApprovalGiven,
@@ -58,6 +58,9 @@ from pilothouse.policy.engine import Principal, RunContext
 from pilothouse.runtime.budget import LoopDetector
 from pilothouse.runtime.loop import RunSpec, RunState, ToolReplay, corrective_message
 from pilothouse.runtime.rows import encode_json
+
+if TYPE_CHECKING:
+    from pilothouse.runtime.journal import Store
 
 _FINISHED = {"final", Stopped.type, "error"}  # an old `budget_stop` is read as a Stopped
 
@@ -285,25 +288,46 @@ def apply_settlements(
     naming the run and step, for a key that is not an in-doubt call of the step the run
     continues from, or a value of the wrong kind; the journal is not touched then.
     """
-    doubtful = in_doubt_calls(state)
+    replay = state.replay
+    events = settlement_events(
+        spec, in_doubt_calls(state), run_id, state.step, settle, by, state.policy_context
+    )
+    assert replay is not None  # there were calls in doubt
+    for event in events:
+        if isinstance(event, ToolReturned):
+            replay.results[event.index] = event.result
+    return events
+
+
+def settlement_events(
+    spec: RunSpec[Any],
+    doubtful: Mapping[str, ToolCalled],
+    run_id: str,
+    step: int,
+    settle: Mapping[str, Settlement],
+    by: str,
+    policy_context: RunContext,
+) -> list[Event]:
+    """The `doubt_settled` and `tool_result` events of `settle`, a person's word on the
+    calls `doubtful` (in-doubt calls by key; `step` is where the run stands, for the
+    errors), every key and value checked before any event is made (`ApprovalError`).
+    `policy_context` counts each settled call as the policy reads it on a later resume.
+    Shared by every driver whose calls can be in doubt (the agent loop, planned runs)."""
     if not doubtful:
         raise ApprovalError(
-            f"run {run_id!r} has no call in doubt (it stands at step {state.step}); "
+            f"run {run_id!r} has no call in doubt (it stands at step {step}); "
             f"settlements were given for {sorted(settle)}",
             run_id=run_id,
-            step=state.step,
+            step=step,
         )
-    replay = state.replay
-    assert replay is not None
-    events: list[Event] = []
     for key, value in settle.items():
         called = doubtful.get(key)
         if called is None:
             raise ApprovalError(
-                f"run {run_id!r}, step {state.step}: no call {key!r} is in doubt; in doubt: "
+                f"run {run_id!r}, step {step}: no call {key!r} is in doubt; in doubt: "
                 f"{', '.join(sorted(doubtful))}",
                 run_id=run_id,
-                step=state.step,
+                step=step,
             )
         if not isinstance(value, bool | str):
             raise ApprovalError(
@@ -312,24 +336,24 @@ def apply_settlements(
                 run_id=run_id,
                 step=called.step,
             )
+    events: list[Event] = []
+    for key, value in settle.items():
+        called = doubtful[key]
         result = _settled_result(spec, called, value)
-        happened = value is not False
-        settled = DoubtSettled(
-            run_id=run_id,
-            step=called.step,
-            index=called.index,
-            key=key,
-            happened=happened,
-            result=value if isinstance(value, str) else None,
-            by=by,
-        )
         events += [
-            settled,
+            DoubtSettled(
+                run_id=run_id,
+                step=called.step,
+                index=called.index,
+                key=key,
+                happened=value is not False,
+                result=value if isinstance(value, str) else None,
+                by=by,
+            ),
             ToolReturned(run_id=run_id, step=called.step, index=called.index, result=result),
         ]
-        replay.results[called.index] = result
         # what a stateful policy counts, as `RunContext.from_events` reads it next time
-        state.policy_context.record(
+        policy_context.record(
             called.call.name,
             called.call.arguments,
             result.content,
@@ -338,6 +362,65 @@ def apply_settlements(
             ts=called.ts,
         )
     return events
+
+
+def run_of_call(key: str) -> str:
+    """The run a call's idempotency key (``run:step:index``) belongs to ("" for a text
+    that is no such key)."""
+    run, _, rest = key.rpartition(":")[0].rpartition(":")
+    return run if run and rest.isdigit() and key.rpartition(":")[2].isdigit() else ""
+
+
+def split_settlements(
+    store: Store, run_id: str, settle: Mapping[str, Settlement]
+) -> tuple[dict[str, Settlement], dict[str, Settlement]]:
+    """`settle` split into the keys of run `run_id`'s own calls and those of runs below
+    it (children at any depth, which the run's resumed calls pass down as they re-attach).
+
+    A key of a run below is checked against that run's journal here, before anything is
+    written: the run stands in doubt and the key is a call of it with no result; and
+    every value is a text, True or False. `ApprovalError` otherwise, naming the key.
+    """
+    own: dict[str, Settlement] = {}
+    below: dict[str, Settlement] = {}
+    for key, value in settle.items():
+        if not isinstance(value, bool | str):
+            raise ApprovalError(
+                f"settle {key} with its result text, True (it happened) or False (it did "
+                f"not), not {value!r}",
+                run_id=run_id,
+            )
+        owner = run_of_call(key)
+        if owner == run_id:
+            own[key] = value
+            continue
+        if not owner.startswith(f"{run_id}.") or key not in _open_calls(store, owner):
+            raise ApprovalError(
+                f"{key!r} is no call in doubt of run {run_id} or of a run below it: settle "
+                "the key ToolCallInDoubtError names",
+                run_id=run_id,
+            )
+        below[key] = value
+    return own, below
+
+
+def _open_calls(store: Store, run_id: str) -> set[str]:
+    """The keys of run `run_id`'s side-effecting calls with no result, if it stands in
+    doubt (empty otherwise, or when there is no such run)."""
+    try:
+        if store.get_run(run_id).status != "in_doubt":
+            return set()
+        events = store.events(run_id)
+    except StoreError:
+        return set()
+    answered = {(e.step, e.index) for e in events if isinstance(e, ToolReturned)}
+    return {
+        e.idempotency_key
+        for e in events
+        if isinstance(e, ToolCalled)
+        and e.effect != "read_only"
+        and (e.step, e.index) not in answered
+    }
 
 
 def in_doubt_calls(state: RunState) -> dict[str, ToolCalled]:

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pilothouse.exceptions import ApprovalError, ConfigurationError, RunNotFoundError
+from pilothouse.exceptions import ApprovalError, ConfigurationError
 from pilothouse.messages import Message, Usage
 from pilothouse.policy.context import Principal
 from pilothouse.prompts import Prompts
@@ -203,8 +203,8 @@ class Team:
         the root is resumed, and every run between re-attaches to its children.
         A member whose side effect is in doubt stops every run above it in doubt too
         (`ToolCallInDoubtError` naming the member's call): `settle`, keyed by such
-        calls' keys (see `Agent.resume`), resumes the member with what a person found,
-        then the root, whose delegating calls re-attach to their members; nothing is
+        calls' keys (see `Agent.resume`), goes down with the root's delegating calls as
+        they re-attach, and the member continues with what a person found; nothing is
         delegated or run again. `subscribers` receive the root run's new events.
         """
         if approvals:
@@ -230,28 +230,12 @@ class Team:
                 return self._paused(run_id, result)
             if waiting == run_id:
                 return result  # the root itself waited: it has run to its end
-        root_settle: dict[str, bool | str] = {}
-        for owner, settled in self._settlements_by_run(run_id, settle or {}).items():
-            if owner == run_id:
-                root_settle = settled
-                continue
-            try:
-                await resume_run(
-                    self.spec_of(owner),
-                    self.store,
-                    owner,
-                    settle=settled,
-                    approved_by=approved_by,
-                    deps=deps,
-                )
-            except TeamPaused as paused:
-                return self._paused(run_id, paused.result)
         try:
             return await resume_run(
                 self._entry_spec(),
                 self.store,
                 run_id,
-                settle=root_settle or None,
+                settle=settle,
                 approved_by=approved_by,
                 deps=deps,
                 subscribers=subscribers,
@@ -297,27 +281,6 @@ class Team:
         if info.parent_run_id is None:
             return self._entry_spec()
         return self._member_of(run_id).run_spec()
-
-    def _settlements_by_run(
-        self, root: str, settle: Mapping[str, bool | str]
-    ) -> dict[str, dict[str, bool | str]]:
-        """`settle` grouped by the run each key's call belongs to (a key is
-        ``run:step:index``); `ApprovalError` for a key of no run of `root`'s tree."""
-        by_run: dict[str, dict[str, bool | str]] = {}
-        for key, value in settle.items():
-            owner = key.rsplit(":", 2)[0]
-            try:
-                info = self.store.get_run(owner) if key.count(":") >= 2 else None
-            except RunNotFoundError:
-                info = None
-            if info is None or (owner != root and info.root_run_id != root):
-                raise ApprovalError(
-                    f"{key!r} is no call of team run {root}'s runs: settle the key that "
-                    "ToolCallInDoubtError names",
-                    run_id=root,
-                )
-            by_run.setdefault(owner, {})[key] = value
-        return by_run
 
     def _member_of(self, run_id: str) -> Member:
         agent = self.store.get_run(run_id).agent
