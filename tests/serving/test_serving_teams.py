@@ -273,10 +273,15 @@ def test_a_supervisor_whose_member_waits_is_served_the_same_way(store: SQLiteSto
 
 def test_a_team_member_in_doubt_is_settled_through_the_root_run(store: SQLiteStore) -> None:
     made: list[str] = []
+    receiver = Receiver()
     app = create_app(
-        {"desk": make_team(store, made, bank_hangs=True)}, api_keys=CLIENTS, approvers=APPROVERS
+        {"desk": make_team(store, made, bank_hangs=True)},
+        api_keys=CLIENTS,
+        approvers=APPROVERS,
+        webhooks=[hook(receiver.url)],
+        watch_seconds=0,  # only the request's own announcement can tell the receiver
     )
-    with BackgroundServer(app) as server:
+    with receiver.server, BackgroundServer(app) as server:
         with pytest.raises(openai.ConflictError) as err:
             ask(server, "please refund A-5 30")
         root = err.value.response.headers["x-pilothouse-run"]
@@ -289,6 +294,8 @@ def test_a_team_member_in_doubt_is_settled_through_the_root_run(store: SQLiteSto
         assert doubt["tool"] == "issue_refund" and doubt["agent"] == "refunds"
         assert doubt["arguments"] == {"order_id": "A-5", "amount_eur": 30.0}
         assert doubt["key"].startswith(member.run_id + ":")
+        [told] = receiver.wait(1)  # at once, naming the root (the member's run is not served)
+        assert (verified(told)["type"], verified(told)["data"]["id"]) == ("run.in_doubt", root)
         done = as_approver(
             server,
             f"/v1/runs/{root}/settlements",

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
+from serving_world import SECRET as SERVER_SECRET
 from serving_world import World, client
 from webhook_receiver import SECRET, Receiver, hook, verified
 
@@ -158,6 +159,72 @@ def test_details_put_the_call_and_whom_it_acts_for_in_the_event(
     [waiting] = data["pending"]
     assert waiting["tool"] == "send_money" and waiting["arguments"] == {"amount": 300}
     assert waiting["reason"]
+
+
+def ask_all(server: BackgroundServer) -> tuple[str, str]:
+    """A run that fails (its model raises, with a secret in the error's text), one stopped
+    by its step budget, and one that answers; the first two runs' ids."""
+    import openai
+
+    with pytest.raises(openai.InternalServerError) as caught:
+        client(server, ALICE).chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": "explode"}]
+        )
+    stopped = client(server, ALICE).chat.completions.create(
+        model="stuck", messages=[{"role": "user", "content": "look it up"}]
+    )
+    fine = client(server, ALICE).chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "hello"}]
+    )
+    assert fine.model_extra["pilothouse"]["outcome"] == "final"
+    assert stopped.model_extra["pilothouse"]["outcome"] == "budget_stop"
+    return caught.value.response.headers["x-pilothouse-run"], stopped.model_extra["pilothouse"][
+        "run_id"
+    ]
+
+
+def stuck_agent(tmp_path: Path) -> Agent[None, str]:
+    """An agent that looks the same key up until its one step is spent."""
+
+    @tool
+    def lookup(key: str) -> str:
+        """Look a key up."""
+        return key
+
+    model = ScriptedModel(lambda request: ToolCall("c", "lookup", {"key": "again"}))
+    return Agent(model, "", [lookup], name="stuck", max_steps=1, store=str(tmp_path / "s.db"))
+
+
+@pytest.mark.parametrize("details", [False, True])
+def test_a_run_that_ends_without_an_answer_is_announced_as_failed(
+    world: World, receiver: Receiver, tmp_path: Path, details: bool
+) -> None:
+    agents = {**world.agents, "stuck": stuck_agent(tmp_path)}
+    app = create_app(agents, api_keys=CLIENTS, webhooks=[hook(receiver.url, details=details)])
+    with serving(app) as (server, _):
+        failed, stopped = ask_all(server)
+        receiver.wait(2)
+    events = {verified(r)["data"]["id"]: verified(r) for r in receiver.got}
+    assert set(events) == {failed, stopped}  # the run that answered is not announced
+    assert {e["type"] for e in events.values()} == {"run.failed"}
+    error, stop = events[failed]["data"], events[stopped]["data"]
+    assert (error["status"], error["model"], error["url"]) == (
+        "error",
+        "echo",
+        f"/v1/runs/{failed}",
+    )
+    assert error["ended"]["reason"] == "error" and error["ended"]["kind"] == "RuntimeError"
+    assert (stop["status"], stop["ended"]["reason"]) == ("budget_stop", "steps")
+    if details:  # the operator asked for it: what went wrong, in the journal's words
+        assert "cannot open" in error["ended"]["message"] and stop["ended"]["message"]
+        assert error["input"] == "explode" and error["acts_for"] == "alice"
+    else:  # by default, no text of the run: an error's message may hold anything
+        assert "message" not in error["ended"] and "message" not in stop["ended"]
+        assert all(SERVER_SECRET not in body.decode() for _, body in receiver.got)
+    assert receiver.got[0][0]["webhook-id"] in {
+        message_id(failed, ["failed"]),
+        message_id(stopped, ["failed"]),
+    }
 
 
 def test_a_failing_receiver_gets_the_same_event_again_until_it_takes_it(world: World) -> None:

@@ -211,34 +211,44 @@ class _Endpoint:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def announce(self, task: asyncio.Task[RunResult[Any]]) -> None:
-        """A done run task's callback: tell the webhooks when the run now waits for a
-        decision, or stands in doubt."""
+    def announce(self, task: asyncio.Task[RunResult[Any]], run_id: str) -> None:
+        """A done run task's callback (`run_id`: the served root run): tell the webhooks
+        when the run now waits for a decision, stands in doubt (a team's member's doubt
+        is the root's), or ended without an answer."""
         if self.notifier is None or task.cancelled():
             return
         exc = task.exception()
         if isinstance(exc, ToolCallInDoubtError):
-            self._tell(exc.run_id, None, "in_doubt")
-        elif exc is None and task.result().outcome == "paused":
-            self._tell(task.result().run_id, None, "paused")
+            self._tell(run_id, None, "in_doubt")
+        elif exc is not None:
+            self._tell(run_id, None, "error")  # told only if the journal says it ended
+        else:
+            self._tell(run_id, None, task.result().outcome)
 
     def announce_decided(
         self, task: asyncio.Task[str], run_id: str, decision: tuple[str, list[str]]
     ) -> None:
         """A done decision task's callback (its result: the run's outcome): tell the
         webhooks when the run waits again (or stands in doubt again), or that an
-        approver's `decision` (approver, keys) continued it to its end."""
-        if self.notifier is None or task.cancelled() or task.exception() is not None:
+        approver's `decision` (approver, keys) continued it to its end (and, when that
+        end is no answer, that it failed)."""
+        if self.notifier is None or task.cancelled():
             return
-        self._tell(run_id, decision, task.result())
+        if task.exception() is not None:
+            self._tell(run_id, None, "error")
+        else:
+            self._tell(run_id, decision, task.result())
 
     def _tell(self, run_id: str, decision: tuple[str, list[str]] | None, outcome: str) -> None:
         assert self.notifier is not None
         try:
             if outcome in ("paused", "in_doubt"):
                 self.notifier.announce(run_id)
-            elif decision is not None:
+                return
+            if decision is not None:
                 self.notifier.decided(run_id, *decision)
+            if outcome != "final":
+                self.notifier.failed(run_id)
         except Exception:  # the answer is sent; the next look announces a wait
             _log.exception("run %s: cannot announce it to the webhooks", run_id)
 
@@ -323,7 +333,7 @@ class _Turn(Response):
         )
         self.endpoint.track(task)
         task.add_done_callback(lambda _: self.give_back())
-        task.add_done_callback(self.endpoint.announce)
+        task.add_done_callback(lambda done: self.endpoint.announce(done, self.run_id))
         task.add_done_callback(lambda _: queue.put_nowait(_END))
         return task
 

@@ -15,7 +15,12 @@ The event (`event_body`) is ``{"type": "run.waiting", "timestamp", "data"}``, or
 ``run.in_doubt`` for a run stopped in doubt (a side effect nobody can confirm: ``data``
 names the calls in doubt, ``in_doubt``, for a person to settle); when an approver's
 decision or settlement (over HTTP) continues the run to its end, a ``run.decided`` event
-follows, with ``decided_by`` (a bot can close the item it posted). By
+follows, with ``decided_by`` (a bot can close the item it posted). A run this endpoint
+drives (a request's, or one a decision continued) that ends without an answer (an
+error, or a stop by a budget, the loop detector, the policy, or output that never
+validated) is announced as ``run.failed``, with ``ended``: the stop's reason or the
+error's kind, and its message only with details. Runs that failed elsewhere (a worker,
+the CLI) are not looked for: the index would announce every failure ever at start. By
 default ``data`` holds what a person needs to decide whether to look: the run's id, the
 served model, each waiting tool's name, kind and key, and ``url``, the path of the run
 on this endpoint. The call's arguments, the policy's reason, the input and the person
@@ -60,6 +65,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from pilothouse.events import ErrorOccurred, Event, Stopped
 from pilothouse.exceptions import ConfigurationError
 from pilothouse.serving.agents import Served, served_stores
 from pilothouse.serving.approvals import QUEUES, ServedRun, find_run, run_view, waiting_runs
@@ -175,6 +181,10 @@ def message_id(run_id: str, keys: Sequence[str]) -> str:
     return f"msg_{digest[:32]}"
 
 
+FAILED = frozenset({"error", "budget_stop", "loop_stop", "output_invalid", "policy_stop"})
+"""The statuses of a run that ended without an answer (``run.failed``)."""
+
+
 def event_body(
     run: ServedRun,
     *,
@@ -182,17 +192,33 @@ def event_body(
     when: float,
     type: str = "run.waiting",
     decided_by: str | None = None,
+    ended: Mapping[str, str] | None = None,
 ) -> bytes:
     """The JSON body announcing `run`'s wait, or (``run.decided``) that a decision
-    continued it to its end (see the module docs)."""
+    continued it to its end, or (``run.failed``, with `ended`) that it ended without an
+    answer (see the module docs)."""
     data = run_view(run, approver=details) | {"url": f"/v1/runs/{run.info.run_id}"}
     if decided_by is not None:
         data["decided_by"] = decided_by
+    if ended is not None:
+        data["ended"] = {k: v for k, v in ended.items() if details or k != "message"}
     if not details:
         data.pop("answer", None)  # the client's answer is a detail too
     stamp = datetime.fromtimestamp(when, tz=UTC).isoformat().replace("+00:00", "Z")
     event = {"type": type, "timestamp": stamp, "data": data}
     return json.dumps(event, separators=(",", ":"), default=str).encode()
+
+
+def how_it_ended(events: Sequence[Event]) -> dict[str, str]:
+    """What the journal's last event says of a run that ended without an answer: the
+    stop's reason, or the error's kind; and its message (sent only with details: an
+    error's text may hold what the run was working on)."""
+    last = events[-1] if events else None
+    if isinstance(last, Stopped):
+        return {"reason": last.reason, "message": last.message}
+    if isinstance(last, ErrorOccurred):
+        return {"reason": "error", "kind": last.kind, "message": last.message}
+    return {"reason": "unknown"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +269,21 @@ class Notifier:
             message_id(run_id, ["decided", *keys]),
             lambda hook, now: event_body(
                 run, details=hook.details, when=now, type="run.decided", decided_by=approver
+            ),
+        )
+
+    def failed(self, run_id: str) -> None:
+        """Announce that served run `run_id` ended without an answer (``run.failed``:
+        an error, or a stop by a budget, the loop detector, the policy, or output that
+        never validated), once; nothing when it did not."""
+        run = find_run(self.agents, run_id)
+        if run is None or run.info.status not in FAILED:
+            return
+        ended = how_it_ended(run.model.store.events(run_id))
+        self._publish(
+            message_id(run_id, ["failed"]),
+            lambda hook, now: event_body(
+                run, details=hook.details, when=now, type="run.failed", ended=ended
             ),
         )
 
