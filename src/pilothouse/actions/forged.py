@@ -38,9 +38,12 @@ _LINES_SCANNED = 200_000  # characters searched for Observation lines: bounded w
 def forged_tool_turn(text: str) -> str | None:
     """The tool-turn envelope the reply writes itself (see the module), or `None`.
     Linear work."""
-    m = _TOOL_TURN.match(text)
+    first_char = text[:64].lstrip()[:1]
+    m = _TOOL_TURN.match(text) if first_char and first_char in "<[>*#Oo" else None
     if m is not None:
         return m.group().strip()
+    if "bservation" not in text and "BSERVATION" not in text:
+        return None  # the common case, found in C before any pattern runs
     head = text[:_LINES_SCANNED]
     first = _OBSERVATION_LINE.search(head)
     if first is not None and _OBSERVATION_LINE.search(head, first.end()) is not None:

@@ -216,6 +216,7 @@ _SALAD_MIN_WORDS = 60  # shorter replies are judged by the other rules
 _SALAD_MAX_DISTINCT = 0.35  # distinct words per word, at most
 _SALAD_MAX_PHRASES = 0.75  # distinct runs of four words per run, at most
 _SALAD_TABLE_ROWS = 3  # a reply with this many table rows is a table, not salad
+_SALAD_PROBE = 40  # the last words looked at first: a loop that runs to the end repeats there
 
 
 def _word_salad(text: str, tokens: list[str]) -> bool:
@@ -230,9 +231,13 @@ def _word_salad(text: str, tokens: list[str]) -> bool:
     keeps more than half its words distinct at these lengths and almost all its four-word
     runs (the tune sets' long answers: 59% and 96% at the least); code repeats its
     keyword arguments (`x: int | None = None,` a line) and a table its bars and cells,
-    so a reply holding a code fence or three table rows is not judged. Linear work:
-    one set of the (at most 10,000) words, and of their four-word runs only when the
-    words are few."""
+    so a reply holding a code fence or three table rows is not judged. A loop runs to
+    the token limit, so the last 40 words are looked at first: more than 24 distinct
+    there and the reply is not judged further (what keeps a plain answer's cost flat).
+    Linear work: one set of the (at most 10,000) words, and of their four-word runs only
+    when the words are few."""
+    if len(set(tokens[-_SALAD_PROBE:])) > _SALAD_PROBE * 3 // 5:
+        return False  # the tail varies like prose: no loop ends this reply (cheap test)
     distinct = len(set(tokens))
     if distinct > len(tokens) * _SALAD_MAX_DISTINCT:
         return False
