@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pilothouse.actions import get_format
+from pilothouse.actions.base import ParsedCall
 from pilothouse.actions.forged import forged_tool_turn
 from pilothouse.actions.markup import call_markup, degenerate, tag_mentions_only
 from pilothouse.actions.turn_end import cut_invented_turns, end_of_turn
@@ -305,3 +306,21 @@ def test_a_phrase_copied_with_small_changes_is_never_an_answer(
         text += ". " + ". ".join(copies) + ". " + ". ".join(copies)
     result = get_format(fmt).parse(text, TOOLS)
     assert result.kind != "final_answer", result
+
+
+@pytest.mark.parametrize("fmt", ["json", "react", "xml"])
+def test_end_tokens_inside_arguments_or_prose_are_not_cut_at(fmt: str) -> None:
+    # the whole argument is read (the formats have always stripped `<|im_end|>` and
+    # `</s>` wherever they stand; that is unchanged): nothing is cut after the token
+    for value, read in (
+        ("a<|im_end|>b", "ab"),
+        ("x</s>y", "xy"),
+        ("[EOT] then more", "[EOT] then more"),
+        ("<EOT>\n<|im_start|>user", "<EOT>\n<|im_start|>user"),
+    ):
+        form = get_format(fmt)
+        result = form.parse(form.render_calls([ParsedCall("search", {"query": value})]), TOOLS)
+        assert result.calls == (ParsedCall("search", {"query": read}),), (value, result)
+    html = "Use <s>old</s> new prices: 3 EUR instead of 4."
+    assert end_of_turn(html) is None
+    assert end_of_turn("Done.</s><|im_start|>user\nmore") == len("Done.")

@@ -20,7 +20,10 @@ Mistral ``</s>``. Not Harmony's ``<|end|>``/``<|call|>``/``<|return|>`` nor Llam
 
 The reply is cut at the first end token that follows some text, unless the next thing
 after it is an assistant turn opening (``<|im_start|>assistant``, ...): the model then
-goes on speaking as itself, and the formats read the whole as before.
+goes on speaking as itself, and the formats read the whole as before. A token inside a
+quoted string (an odd number of ``"`` before it) is an argument's text and is passed
+over, and ``</s>``, ``<EOT>`` and ``[EOT]``, which ordinary text also holds (HTML's
+``<s>...</s>``), count only when a turn opening follows them.
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ _END_OF_TURN = re.compile(
 # what may sit between the end token and the next turn's opening: blank space and more
 # end tokens (SmolLM2 writes `<|im_end|>\n<|im_end|><|im_start|>system`)
 _FILLER = re.compile(r"(?:\s|" + _END_OF_TURN.pattern + r")*")
+# end tokens that are also ordinary text (`</s>` closes HTML's strike-through `<s>`):
+# cut at only when a turn opening follows them
+_AMBIGUOUS_ENDS = frozenset({"</s>", "<EOT>", "[EOT]"})
+_TURN_OPENING = re.compile(
+    r"<\|im_start\|>|<\|start_header_id\|>|<start_of_turn>|<\|START_OF_TURN_TOKEN\|>"
+    r"|<\|(?:user|system|assistant)\|>|\[INST\]|<\uff5c(?:User|Assistant)\uff5c>"
+)
 # the model speaking as itself again: not a turn it invented for someone else
 _ASSISTANT_OPENING = re.compile(
     r"<\|im_start\|>\s*assistant\b|<\|start_header_id\|>\s*assistant\b"
@@ -57,12 +67,17 @@ def end_of_turn(text: str) -> int | None:
     for count, m in enumerate(_END_OF_TURN.finditer(text)):
         if count >= _SCAN_LIMIT:
             return None
-        if not _FILLER.fullmatch(text, 0, m.start()):
-            after = _FILLER.match(text, m.end())
-            rest_at = after.end() if after is not None else m.end()
-            if rest_at >= len(text) or _ASSISTANT_OPENING.match(text, rest_at):
-                return None
-            return m.start()
+        if _FILLER.fullmatch(text, 0, m.start()):
+            continue
+        if text.count('"', 0, m.start()) % 2:
+            continue  # inside a quoted string: an argument's text, not the model's token
+        after = _FILLER.match(text, m.end())
+        rest_at = after.end() if after is not None else m.end()
+        if rest_at >= len(text) or _ASSISTANT_OPENING.match(text, rest_at):
+            return None
+        if m.group() in _AMBIGUOUS_ENDS and not _TURN_OPENING.match(text, rest_at):
+            continue
+        return m.start()
     return None
 
 
