@@ -14,7 +14,9 @@ likewise into `tune10b` and `holdout4`, session10c.jsonl into `tune10c` and
 `holdout5`; session 11's session11.jsonl, outputs quoted in issue threads, into `tune11`
 and `holdout6`; its second batch session11b.jsonl, from peers' parser tests, into `tune11b`
 and `holdout7`; session 12's session12.jsonl, weighted towards refusals and answers that
-hold call-like text, into `tune12` and `holdout8`). The shared README
+hold call-like text, into `tune12` and `holdout8`; session 13's session13.jsonl, real replies
+of the embedded SmolLM2-135M recorded by benchmarks/record_smollm2_outputs.py, into
+`tune13` and `holdout9`). The shared README
 fixes the scoring rules, followed here:
 offer the tools `expected` names (parameters inferred from the expected
 arguments; one unrelated tool when no call is expected), parse with the entry's
@@ -68,6 +70,11 @@ SESSION11B = ROOT / "benchmarks" / "data" / "parse_corpus" / "session11b.jsonl"
 # three threads on cut-off calls), salt "pilothouse-parse-split-8": `tune12`, `holdout8`,
 # committed before the parser changes they measure
 SESSION12 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session12.jsonl"
+# session 13: 102 real replies of the embedded SmolLM2-135M to five peers' tool prompts
+# (degenerate loops, forged tool results, leaked template tokens, answers that must stay
+# answers), recorded by benchmarks/record_smollm2_outputs.py, salt
+# "pilothouse-parse-split-9": `tune13`, `holdout9`, committed before the parser changes
+SESSION13 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session13.jsonl"
 HELD_OUT = frozenset(
     {
         "holdout",
@@ -78,6 +85,7 @@ HELD_OUT = frozenset(
         "holdout6",
         "holdout7",
         "holdout8",
+        "holdout9",
     }
 )
 FORMAT_OF = {"json_fenced": "json", "xml_tag": "xml", "python": "auto", "other": "auto"}
@@ -313,11 +321,12 @@ def corpora(
     session11: Path = SESSION11,
     session11b: Path = SESSION11B,
     session12: Path = SESSION12,
+    session13: Path = SESSION13,
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     """(label, entries): the shared corpus, the project corpus's tune and holdout, the
     second held-out set, session 10's three batches (tune10/holdout3, tune10b/holdout4,
-    tune10c/holdout5), session 11's (tune11/holdout6, tune11b/holdout7) and session 12's
-    (tune12/holdout8)."""
+    tune10c/holdout5), session 11's (tune11/holdout6, tune11b/holdout7), session 12's
+    (tune12/holdout8) and session 13's (tune13/holdout9)."""
     out: list[tuple[str, list[dict[str, Any]]]] = []
     if shared.exists():
         out.append(("shared", load_corpus(shared)))
@@ -334,6 +343,7 @@ def corpora(
         (session11, ("tune11", "holdout6")),
         (session11b, ("tune11b", "holdout7")),
         (session12, ("tune12", "holdout8")),
+        (session13, ("tune13", "holdout9")),
     ):
         if path.exists():
             entries = load_corpus(path)
@@ -434,7 +444,7 @@ def main() -> int:
     print(
         "markup: a final answer where the model meant a call or nothing (the run would end "
         "showing the raw reply); targets on holdout: recovered >= 90%, refused 100%, markup 0. "
-        "Misses are listed for shared and the tune sets only: holdout, holdout2 to holdout8 "
+        "Misses are listed for shared and the tune sets only: holdout, holdout2 to holdout9 "
         "stay unread (--verbose lists every entry of the tune sets only)."
     )
     return 0

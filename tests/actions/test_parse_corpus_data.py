@@ -322,3 +322,35 @@ def test_session12_refusal_batch_has_the_schema_split_and_repeats_nothing(entrie
     assert not {e["id"] for e in batch} & {e["id"] for e in others}
     squash = {"".join(e["raw"].split()) for e in others}
     assert not {"".join(e["raw"].split()) for e in batch} & squash
+
+
+SESSION13 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session13.jsonl"
+SESSION13_SALT = "pilothouse-parse-split-9"
+
+
+def test_session13_recorded_batch_has_the_schema_split_and_repeats_nothing(entries):
+    """Session 13's batch: real replies of the embedded SmolLM2-135M to the peers' tool
+    prompts, recorded by benchmarks/record_smollm2_outputs.py (provenance `real`, the source
+    naming that script at a commit, every note saying how to reproduce it), weighted
+    towards refusals (degenerate loops, forged tool results, leaked template tokens) and
+    answers that must stay answers. The schema, its own fixed split (salt 9), refusals and
+    answers in both halves, and no id or raw text (whitespace aside) any other file or the
+    shared corpus already holds."""
+    batch = _load(SESSION13)
+    assert len(batch) >= 60
+    _check_batch(batch, SESSION13_SALT, "tune13", "holdout9")
+    for e in batch:
+        assert e["provenance"] == "real", e["id"]
+        assert e["source"].startswith("pilothouse:benchmarks/record_smollm2_outputs.py@"), e["id"]
+        assert "record_smollm2_outputs.py OUT" in e["note"] and "seed" in e["note"], e["id"]
+    kinds = Counter((e["split"], e["expected"]["kind"]) for e in batch)
+    for split in ("tune13", "holdout9"):
+        assert kinds[split, "unrecoverable"] > 0 and kinds[split, "final_answer"] > 0
+    refusals_and_answers = sum(n for (_, kind), n in kinds.items() if kind != "tool_call")
+    assert refusals_and_answers * 4 >= len(batch) * 3  # weighted towards them, as collected
+    others = _held_elsewhere(
+        entries, (SESSION10, SESSION10B, SESSION10C, SESSION11, SESSION11B, SESSION12)
+    )
+    assert not {e["id"] for e in batch} & {e["id"] for e in others}
+    squash = {"".join(e["raw"].split()) for e in others}
+    assert not {"".join(e["raw"].split()) for e in batch} & squash

@@ -9,13 +9,14 @@ error becomes a failure too, so the loop can always ask again.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 from collections.abc import Mapping, Sequence
 from string import Template
 from typing import Any
 
-from pilothouse.actions import readers, repair
+from pilothouse.actions import readers, repair, turn_end
 from pilothouse.actions.base import (
     ActionFormat,
     ParsedCall,
@@ -25,7 +26,8 @@ from pilothouse.actions.base import (
     failure,
     final,
 )
-from pilothouse.actions.markup import call_markup, degenerate
+from pilothouse.actions.forged import forged_tool_turn
+from pilothouse.actions.markup import call_markup, degenerate, tag_mentions_only
 from pilothouse.actions.narration import narrated_call
 from pilothouse.messages import ToolResult
 from pilothouse.models.base import ToolSpec
@@ -319,6 +321,14 @@ def _no_markup_answer(
             "the reply repeats itself (one word or a few lines over and over), neither a "
             "call nor an answer; call a tool "
             "or give your final answer",
+            result.repairs,
+        )
+    forged = forged_tool_turn(result.answer)
+    if forged is not None:
+        # the model wrote the tool's turn itself (actions/forged.py)
+        return failure(
+            f"the reply writes a tool result itself ({forged[:40]!r}) instead of answering; "
+            "call a tool or give your final answer",
             result.repairs,
         )
     offered = [t.name for t in tools]
@@ -663,6 +673,8 @@ def _qwen_function(name: str, body: str, r: Resolver) -> Envelope:
 
 
 def _xml(text: str, r: Resolver, repairs: list[str], prose_is_answer: bool) -> ParseResult:
+    if prose_is_answer and tag_mentions_only(text):
+        return final(text.strip(), repairs)  # prose about the tag, no block
     blocks = [m.group(1) for m in _X_BLOCK.finditer(text)] if "<tool_call>" in text else []
     got = _xml_blocks(text, r, list(repairs), prose_is_answer, blocks)
     if got.ok or not blocks:
@@ -960,6 +972,21 @@ class TextFormat:
         text, bad = _precheck(text)
         if bad is not None:
             return bad
+        text, cut = turn_end.cut_invented_turns(text)
+        result = self._parse_reply(text, tools, aliases, output_schema)
+        if cut:
+            return dataclasses.replace(result, repairs=(*result.repairs, "invented_turns_cut"))
+        return result
+
+    def _parse_reply(
+        self,
+        text: str,
+        tools: Sequence[ToolSpec],
+        aliases: Mapping[str, str] | None,
+        output_schema: Mapping[str, Any] | None,
+    ) -> ParseResult:
+        """`parse` on a reply that is text, not empty, and ends where the model's turn
+        ended."""
         keys = _answer_keys(output_schema)
         if keys is not None:
             answered = _structured_answer(text, keys, tools)

@@ -119,6 +119,7 @@ _STR = r'"[^"\n]{0,200}"\s*,\s*'
 _JSON_KEYS = re.compile(
     r'"name"\s*:\s*' + _STR + r'"(arguments|parameters|args|input)"\s*:'
     r'|"action"\s*:\s*' + _STR + r'"action_input"\s*:'
+    r'|[{,]\s*"(?:action_input|tool_input)"\s*:'
     r'|\{\s*"(?:tool|tool_name|function)"\s*:\s*["{]'
     r'|"command"\s*:\s*\{\s*"name"\s*:'
 )
@@ -156,6 +157,12 @@ def _call_shaped(value: Any, depth: int = 0, names: Collection[str] = ()) -> str
         return '{"name": ..., "' + sorted(keys & _ARG_KEYS)[0] + '": ...}'
     if "action" in keys and "action_input" in keys:
         return '{"action": ..., "action_input": ...}'
+    for key in ("action_input", "tool_input"):
+        # LangChain's JSON agent keys, which no data answer spells: an action whose name
+        # was lost or garbled (`{"action_input": "Paris"}`, `{20: ..., "action_input": ...}`
+        # from the embedded SmolLM2-135M, parse corpus session 13), whatever its input holds
+        if key in keys:
+            return '{"' + key + '": ...}'
     for key in ("tool", "tool_name", "function"):
         if isinstance(value.get(key), (str, dict)):
             return '{"' + key + '": ...}'
@@ -195,12 +202,50 @@ def degenerate(text: str) -> bool:
     tokens = text.split(maxsplit=10_000)[:10_000]
     if len(tokens) < 8:
         return len(tokens) == 1 and _repeated_unit(tokens[0])
+    if len(tokens) >= _SALAD_MIN_WORDS and _word_salad(text, tokens):
+        return True
     counts: dict[str, int] = {}
     for token in tokens:
         counts[token] = counts.get(token, 0) + 1
         if len(counts) > 3:
             return False
     return max(counts.values()) * 4 >= len(tokens) * 3
+
+
+_SALAD_MIN_WORDS = 60  # shorter replies are judged by the other rules
+_SALAD_MAX_DISTINCT = 0.35  # distinct words per word, at most
+_SALAD_MAX_PHRASES = 0.75  # distinct runs of four words per run, at most
+_SALAD_TABLE_ROWS = 3  # a reply with this many table rows is a table, not salad
+_SALAD_PROBE = 40  # the last words looked at first: a loop that runs to the end repeats there
+
+
+def _word_salad(text: str, tokens: list[str]) -> bool:
+    """Whether the reply is a loop that varies: at least 60 words, at most 35% of them
+    distinct and at most 75% of its runs of four words distinct. Recorded from the
+    embedded SmolLM2-135M (parse corpus session 13): a ReAct chain whose action and
+    invented observation change from round to round ("Action: estimate population of
+    Canada" twice, then an A/B/C/D list of one sentence with small changes), and, in the
+    corpus before, a word-salad loop (google-gemini/gemini-cli#15877) and a loop of forged
+    tool results whose call id counts up (izaart95-jpg/GLM-Free-API#44). None is periodic,
+    so `_looping_tail` misses them; every one repeats few words in few orders. Prose
+    keeps more than half its words distinct at these lengths and almost all its four-word
+    runs (the tune sets' long answers: 59% and 96% at the least); code repeats its
+    keyword arguments (`x: int | None = None,` a line) and a table its bars and cells,
+    so a reply holding a code fence or three table rows is not judged. A loop runs to
+    the token limit, so the last 40 words are looked at first: more than 24 distinct
+    there and the reply is not judged further (what keeps a plain answer's cost flat).
+    Linear work: one set of the (at most 10,000) words, and of their four-word runs only
+    when the words are few."""
+    if len(set(tokens[-_SALAD_PROBE:])) > _SALAD_PROBE * 3 // 5:
+        return False  # the tail varies like prose: no loop ends this reply (cheap test)
+    distinct = len(set(tokens))
+    if distinct > len(tokens) * _SALAD_MAX_DISTINCT:
+        return False
+    if FENCE in text or text.count("\n|") + text.startswith("|") >= _SALAD_TABLE_ROWS:
+        return False  # code (keyword arguments repeat) or a table
+    runs = len(tokens) - 3
+    phrases = len(set(zip(tokens, tokens[1:], tokens[2:], tokens[3:], strict=False)))
+    return phrases <= runs * _SALAD_MAX_PHRASES
 
 
 def _repeated_lines(text: str) -> bool:
@@ -542,6 +587,26 @@ def _at_call(text: str) -> str | None:
     return None
 
 
+# `<tool_call>` written inside a sentence, about the tag: a word and a space before it,
+# and after it a space and a plain word that a space or closing punctuation ends
+# ("an XML element (one with <tool_call> tags)", recorded from the embedded SmolLM2-135M
+# on the Hermes prompt, parse corpus session 13), or closing punctuation. A call's
+# opening tag is followed by its JSON, a line break, or a name with its arguments
+# (`<tool_call>search<arg_key>`, `<tool_call> get_weather {`), none of which fit.
+_TAG_MENTION = re.compile(r"(?<=[\w(\"'`] )<tool_call>(?=[ \t]+[A-Za-z]+[ \t,.;:)]|[),.;])")
+_MENTIONS_SCANNED = 64
+
+
+def tag_mentions_only(text: str) -> bool:
+    """Whether every `<tool_call>` in `text` is a mention of the tag inside prose (see
+    `_TAG_MENTION`) and none is closed: an answer that talks about the tag, which stays
+    an answer. At most 64 tags are looked at (more: not an answer about them)."""
+    count = text.count("<tool_call>")
+    if not count or count > _MENTIONS_SCANNED or "</tool_call>" in text:
+        return False
+    return sum(1 for _ in _TAG_MENTION.finditer(text)) == count
+
+
 def call_markup(
     text: str,
     *,
@@ -574,6 +639,8 @@ def call_markup(
     `action_input`, `tool_calls`, ...) holding an object. Linear work in the text
     (times the number of tools for the name checks).
     """
+    if "<tool_call>" in text and tag_mentions_only(text):
+        text = text.replace("<tool_call>", "tool_call")  # prose about the tag: not markup
     for marker in _MARKERS:
         if marker in text:
             return marker
