@@ -310,11 +310,11 @@ def test_a_phrase_copied_with_small_changes_is_never_an_answer(
 
 @pytest.mark.parametrize("fmt", ["json", "react", "xml"])
 def test_end_tokens_inside_arguments_or_prose_are_not_cut_at(fmt: str) -> None:
-    # the whole argument is read (the formats have always stripped `<|im_end|>` and
-    # `</s>` wherever they stand; that is unchanged): nothing is cut after the token
+    # the whole argument is read, its tokens as written (a JSON string value's tokens
+    # are its text: tests/actions/test_tokens_in_arguments.py): nothing is cut after them
     for value, read in (
-        ("a<|im_end|>b", "ab"),
-        ("x</s>y", "xy"),
+        ("a<|im_end|>b", "a<|im_end|>b"),
+        ("x</s>y", "x</s>y"),
         ("[EOT] then more", "[EOT] then more"),
         ("<EOT>\n<|im_start|>user", "<EOT>\n<|im_start|>user"),
     ):

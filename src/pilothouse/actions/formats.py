@@ -1059,7 +1059,37 @@ _COHERE_RESPONSE = re.compile(r"<\|START_(RESPONSE|TEXT)\|>(.*?)(?:<\|END_\1\|>|
 _COHERE_TURN = re.compile(r"<\|(?:START_OF_TURN_TOKEN|CHATBOT_TOKEN|END_OF_TURN_TOKEN)\|>")
 
 
+# A JSON string value (after `:`, `[` or `,`) on one line: its text is an argument's,
+# whatever tokens it spells. `_clean` hides the `<` of each such value's tokens while it
+# reads the reply's own envelopes, so an argument holding "<|channel|>final<|message|>"
+# or "<|END_THINKING|>" is neither a channel to answer from nor an end token to strip
+# (a value copied from a hostile document could otherwise become the final answer).
+_STRING_VALUE = re.compile(r'([:\[,]\s*)("(?:[^"\\\n]|\\.){0,4000}")')
+_HIDDEN_LT = "\ue000"  # a private-use character: no model writes it, no token holds it
+
+
+def _hide_string_tokens(text: str) -> str:
+    """`text` with the `<` inside JSON string values replaced by `_HIDDEN_LT` (the
+    text itself when it has none, or already holds that character)."""
+    if '"' not in text or "<" not in text or _HIDDEN_LT in text:
+        return text
+    return _STRING_VALUE.sub(
+        lambda m: (
+            m.group(1) + m.group(2).replace("<", _HIDDEN_LT) if "<" in m.group(2) else m.group()
+        ),
+        text,
+    )
+
+
 def _clean(text: str, repairs: list[str]) -> str:
+    hidden = _hide_string_tokens(text)
+    cleaned = _clean_envelopes(hidden, repairs)
+    return cleaned if hidden is text else cleaned.replace(_HIDDEN_LT, "<")
+
+
+def _clean_envelopes(text: str, repairs: list[str]) -> str:
+    """The reply without its reasoning and the channels and tokens that only frame
+    it (Harmony, Cohere, Kimi K3, end tokens)."""
     text, thought = repair.strip_think(text)
     if thought:
         repairs.append("think_block")
