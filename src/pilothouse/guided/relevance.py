@@ -296,7 +296,20 @@ def _evidence(query: str, spec: ToolSpec) -> bool:
 # "Show ..." or "Find ..." may be served by many kinds of tool.
 _ACTIONS = {
     "create": frozenset(
-        ["create", "add", "new", "make", "schedule", "book", "insert", "put", "register"]
+        # "send", "post": a message made and sent (seventh round)
+        [
+            "create",
+            "add",
+            "new",
+            "make",
+            "schedule",
+            "book",
+            "insert",
+            "put",
+            "register",
+            "send",
+            "post",
+        ]
     ),
     "change": frozenset(["update", "change", "edit", "modify", "move", "rename"]),
     "delete": frozenset(["delete", "remove", "cancel", "clear", "drop", "erase"]),
