@@ -32,6 +32,13 @@ tool fits, in the words the request shares with the tool:
   or ``*_key`` string: `issue_get`); and a request that starts by asking to create,
   change or delete something does not fit a tool whose name says it does another of
   those, or only reads ("Delete the file ..." and ``read_file``; `conflicting_action`);
+- more user tools (the seventh round, tuned on the live-like set's second batch): a
+  request in a spaced non-Latin alphabet (Cyrillic, Greek, Hebrew, Arabic) is judged,
+  like a CJK one, by the words it shares with a tool described in that script
+  (`script_words`); a question about what already exists ("How many tasks are
+  overdue ...", "What reminders do I have ...") does not fit a tool whose name only
+  creates, changes, deletes or sends (``add_reminder``). None of these changes a first
+  decision on BFCL's non-live cases outside the held-out ids;
 - a tool the agent's own instructions name is taken to fit: the developer said when
   to use it (the built-in suite's calculator is asked "What is 37 * 48 + 125?", which
   shares no word with it);
