@@ -9,10 +9,12 @@ text, as `GuidedModel` calls it): *kept* means the right function passes the gat
 (call cases), *answered* that no tool passes (irrelevance cases: the right answer),
 *asked* that the right function is "plainly asked for" (`relevance.asked_for`).
 
-Sets: the live-like set's tune and holdout parts (`livelike_simple`,
-`livelike_irrelevance`) and BFCL's non-live pool outside split.json's holdout ids
-(every case of the category but those). BFCL's holdout ids and the live categories
-are counted only with ``--held-out`` (counts, never rows). ``--show`` prints the
+Sets: the live-like set's tune part (`livelike_simple`, `livelike_irrelevance`; both
+batches, and the seventh round's batch alone as ``tune r7``) and BFCL's non-live pool
+outside split.json's holdout ids (every case of the category but those). For an
+irrelevance set the last column counts the cases whose kept tool is asked for (a
+tool-only first stage: want low). The live-like holdout part, BFCL's holdout ids and
+the live categories are counted only with ``--held-out`` (counts, never rows). ``--show`` prints the
 request and tools of the tune cases the gate gets wrong (livelike tune, or the
 non-live pool), to study; it refuses holdout and live sets.
 """
@@ -45,7 +47,7 @@ def verdict(case: bfcl.Case) -> tuple[bool, bool]:
     specs = _specs(case)
     kept = {t.name for t in relevant_tools(case.question, specs, case.system)}
     if case.irrelevant:
-        return not kept, False
+        return not kept, any(asked_for(case.question, s) for s in specs if s.name in kept)
     right = _right(case)
     asked = all(any(asked_for(case.question, s) for s in specs if s.name == name) for name in right)
     return right <= kept, asked
@@ -56,7 +58,9 @@ def _cases(category: str, part: str) -> list[bfcl.Case]:
     split.json's holdout ids) or its "holdout" ids; a live category's sample."""
     if category in LIVELIKE:
         cases = bfcl.livelike_cases(category)
-        return [cases[i] for i in bfcl.livelike_ids(category, part)]
+        batch = part.endswith(" r7")
+        ids = bfcl.livelike_ids(category, part.removesuffix(" r7"))
+        return [cases[i] for i in ids if not batch or "_r7_" in i]
     cases = bfcl.load_category(category)
     if part == "pool":
         held = set(bfcl.sample_ids(category, "holdout"))
@@ -75,19 +79,20 @@ def _count(cases: Iterable[bfcl.Case]) -> tuple[int, int, int]:
 
 
 def table(held_out: bool) -> str:
-    sets = [(c, p) for c in LIVELIKE for p in ("tune", "holdout")]
+    sets = [(c, p) for c in LIVELIKE for p in ("tune", "tune r7")]
     sets += [(c, "pool") for c in POOL]
     if held_out:
+        sets += [(c, p) for c in LIVELIKE for p in ("holdout", "holdout r7")]
         sets += [(c, "holdout") for c in POOL if c != "parallel_multiple"]
         sets += [("live_simple", "holdout"), ("live_irrelevance", "holdout")]
     lines = [
-        "| set | part | right at the gate | right function asked for |",
+        "| set | part | right at the gate | right function asked for (irrelevance: a kept tool) |",
         "| --- | --- | ---: | ---: |",
     ]
     for category, part in sets:
         right, asked, total = _count(_cases(category, part))
         what = "answered" if "irrelevance" in category else "kept"
-        shown = "-" if "irrelevance" in category else f"{asked}/{total}"
+        shown = f"{asked}/{total}"
         lines.append(f"| {category} | {part} | {what} {right}/{total} | {shown} |")
     return "\n".join(lines)
 

@@ -35,9 +35,16 @@ def _builder() -> ModuleType:
     return module
 
 
-def _rows() -> list[dict[str, Any]]:
-    text = (DATA / "livelike.jsonl").read_text(encoding="utf-8")
+BATCHES = ("livelike.jsonl", "livelike_r7.jsonl")
+
+
+def _batch(name: str) -> list[dict[str, Any]]:
+    text = (DATA / name).read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _rows() -> list[dict[str, Any]]:
+    return [row for name in BATCHES for row in _batch(name)]
 
 
 def _types(schema: dict[str, Any]) -> set[str]:
@@ -49,8 +56,23 @@ def _types(schema: dict[str, Any]) -> set[str]:
     return found
 
 
-def test_the_committed_file_is_the_builders_seeded_draw() -> None:
-    assert _builder().build() == _rows()
+def test_the_committed_files_are_the_builders_seeded_draws() -> None:
+    build = _builder()
+    assert tuple(build.SETS) == BATCHES
+    for name in BATCHES:
+        assert build.build(name) == _batch(name), name
+
+
+def test_the_seventh_round_batch_adds_new_tools_with_their_own_split() -> None:
+    first, second = _batch(BATCHES[0]), _batch(BATCHES[1])
+    assert not {r["tool"] for r in first} & {r["tool"] for r in second}
+    assert not {r["source"] for r in first} & {r["source"] for r in second}
+    assert len(second) >= 40
+    assert sum(r["category"] == "livelike_irrelevance" for r in second) >= 15
+    for part in ("tune", "holdout"):
+        tools = {r["tool"] for r in second if r["part"] == part}
+        assert tools and not tools & {r["tool"] for r in second if r["part"] != part}
+    assert all("_r7_" in r["id"] for r in second)
 
 
 def test_every_row_is_a_single_function_bfcl_case_with_its_source() -> None:

@@ -32,6 +32,13 @@ tool fits, in the words the request shares with the tool:
   or ``*_key`` string: `issue_get`); and a request that starts by asking to create,
   change or delete something does not fit a tool whose name says it does another of
   those, or only reads ("Delete the file ..." and ``read_file``; `conflicting_action`);
+- more user tools (the seventh round, tuned on the live-like set's second batch): a
+  request in a spaced non-Latin alphabet (Cyrillic, Greek, Hebrew, Arabic) is judged,
+  like a CJK one, by the words it shares with a tool described in that script
+  (`script_words`); a question about what already exists ("How many tasks are
+  overdue ...", "What reminders do I have ...") does not fit a tool whose name only
+  creates, changes, deletes or sends (``add_reminder``). None of these changes a first
+  decision on BFCL's non-live cases outside the held-out ids;
 - a tool the agent's own instructions name is taken to fit: the developer said when
   to use it (the built-in suite's calculator is asked "What is 37 * 48 + 125?", which
   shares no word with it);
@@ -199,6 +206,21 @@ def cjk_pairs(text: str) -> set[str]:
     return out
 
 
+# Alphabets other than Latin that write spaces between words: Greek, Cyrillic,
+# Armenian, Hebrew, Arabic (`words` reads Latin letters only, so a request in these has
+# no content word the rest of the gate can judge)
+_ALPHABETIC = re.compile(r"[\u0370-\u03ff\u0400-\u052f\u0530-\u058f\u0590-\u06ff]+")
+_ALPHABETIC_SHORTEST = 4  # shorter words are mostly particles and pronouns ("как", "что")
+
+
+def script_words(text: str) -> set[str]:
+    """The words of `text` written in a spaced non-Latin alphabet (Cyrillic, Greek,
+    Hebrew, Arabic, Armenian), lower-cased, four letters or more. They are matched like
+    Latin words (`same_word`: equal, or the first five letters shared), which also
+    meets the case endings of inflected languages ("погода", "погоду")."""
+    return {w.lower() for w in _ALPHABETIC.findall(text) if len(w) >= _ALPHABETIC_SHORTEST}
+
+
 def _tool_text(spec: ToolSpec) -> str:
     properties = (spec.parameters or {}).get("properties") or {}
     described = [
@@ -211,13 +233,17 @@ def _cjk_evidence(query: str, spec: ToolSpec) -> bool | None:
     """For a request in CJK script: whether it shares a pair with the tool's text
     (name, description, parameters); None when the tool's name and description are
     not in those scripts (nothing to judge by: a Japanese request for a tool
-    described in English is kept, as before)."""
+    described in English is kept, as before). The same for a request in a spaced
+    non-Latin alphabet (`script_words`: a Russian request and a tool described in
+    Russian, seventh round) by the words they share."""
     asked = cjk_pairs(query)
-    if not asked:
-        return None
-    if not cjk_pairs(f"{spec.name} {spec.description}"):
-        return None
-    return bool(asked & cjk_pairs(_tool_text(spec)))
+    if asked and cjk_pairs(f"{spec.name} {spec.description}"):
+        return bool(asked & cjk_pairs(_tool_text(spec)))
+    said = script_words(query)
+    if said and script_words(f"{spec.name} {spec.description}"):
+        own = script_words(_tool_text(spec))
+        return any(same_word(a, b) for a in said for b in own)
+    return None
 
 
 def _one_slip(a: str, b: str) -> bool:
@@ -277,7 +303,20 @@ def _evidence(query: str, spec: ToolSpec) -> bool:
 # "Show ..." or "Find ..." may be served by many kinds of tool.
 _ACTIONS = {
     "create": frozenset(
-        ["create", "add", "new", "make", "schedule", "book", "insert", "put", "register"]
+        # "send", "post": a message made and sent (seventh round)
+        [
+            "create",
+            "add",
+            "new",
+            "make",
+            "schedule",
+            "book",
+            "insert",
+            "put",
+            "register",
+            "send",
+            "post",
+        ]
     ),
     "change": frozenset(["update", "change", "edit", "modify", "move", "rename"]),
     "delete": frozenset(["delete", "remove", "cancel", "clear", "drop", "erase"]),
@@ -325,21 +364,44 @@ _OBJECT = re.compile(
 )
 
 
+# A question about what already exists or already happened: "How many tasks are
+# overdue ...", "What reminders do I have ...", "Do I have any new emails ...", "Did
+# Marco reply ...", "Are there any ...". It asks to read, whatever its words.
+_EXISTING = re.compile(
+    r"^\s*(?:how\s+many\b|(?:do|did|have|has)\s+(?:i|we|you|he|she|they|\w+)\s+(?:have|got|get|reply|replied|answer|answered|receive|received|send|sent|write|wrote)\b"
+    r"|(?:what|which)\s+(?:\w+\s+){1,2}(?:do|did)\s+(?:i|we)\s+have\b|(?:is|are)\s+there\s+any\b)",
+    re.IGNORECASE,
+)
+
+
+def _tool_action(spec: ToolSpec) -> str | None:
+    tokens = re.split(r"[_.\-\s]+|(?<=[a-z])(?=[A-Z])", spec.name)
+    return next((a for a in map(_action, tokens) if a is not None), None)
+
+
 def conflicting_action(query: str, spec: ToolSpec) -> bool:
     """Whether the request starts by asking to create, change or delete something and
     the tool's name says it does another of those, or only reads ("Cancel order A1090"
     and ``get_order``, "Delete the file old_backup.zip" and ``read_file``): the words
     they share are the object, not the act. The first word counts as such a command only
-    when an object follows it (`_OBJECT`): "New York weather" asks for no creation."""
+    when an object follows it (`_OBJECT`): "New York weather" asks for no creation.
+
+    A question about what already exists (`_EXISTING`: "How many tasks are overdue in
+    project 7?", "What reminders do I have for today?") asks to read, so it does not fit
+    a tool whose name only creates, changes or deletes (``add_vikunja_task``,
+    ``add_reminder``): seventh round."""
+    does = _tool_action(spec)
+    if does is None:
+        return False
+    if _EXISTING.match(query):
+        return does != "read"
     lead = _LEAD.match(query)
     asked = _action(lead.group(1)) if lead else None
     if asked is None or asked == "read" or lead is None:
         return False
     if _OBJECT.match(query, lead.end()) is None:
         return False
-    tokens = re.split(r"[_.\-\s]+|(?<=[a-z])(?=[A-Z])", spec.name)
-    does = next((a for a in map(_action, tokens) if a is not None), None)
-    return does is not None and does != asked
+    return does != asked
 
 
 def fits(query: str, spec: ToolSpec, instructions: str = "") -> bool:
@@ -355,13 +417,18 @@ def fits(query: str, spec: ToolSpec, instructions: str = "") -> bool:
 
 
 _SETTLED_DESCRIPTION_WORDS = 2  # with a name word: the request plainly asks for the tool
+# Words a tool's name carries only to say it is a tool ("weatherTool", "search_tool",
+# "weather_api"): a request naming the rest of the name has named the whole of it
+_FILLER_NAME_WORDS = frozenset(words("tool tools api"))
 
 
 def asked_for(query: str, spec: ToolSpec) -> bool:
     """Whether `query` plainly asks for `spec`: it shares a content word with the tool's
     name *and* at least two with its description and parameter names, or every content
     word of the name ("weather in Munich" and ``get_weather``; user tools' descriptions
-    are often too short to share two words: "Get the current weather for a city"), or,
+    are often too short to share two words: "Get the current weather for a city"; a
+    word misspelt by one letter, "wether", counts as the name's, and words that only
+    say it is a tool, the "Tool" of ``weatherTool``, need not be said: seventh round), or,
     in Chinese or Japanese, a pair with a tool described in those scripts; and it gives
     the numbers its required parameters need (`fillable`).
 
@@ -379,11 +446,12 @@ def asked_for(query: str, spec: ToolSpec) -> bool:
     """
     asked = content_words(query)
     own = _name_words(spec)
-    if not _shared(asked, own) and not _cjk_evidence(query, spec):
+    named = {o for o in own if any(same_word(a, o) or _one_slip(a, o) for a in asked)}
+    if not named and not _cjk_evidence(query, spec):
         return False
     said = (
         len(_shared(asked, _doc_words(spec))) >= _SETTLED_DESCRIPTION_WORDS
-        or all(any(same_word(a, o) for a in asked) for o in own)  # the whole name
+        or (own - _FILLER_NAME_WORDS) <= named  # the whole name
         or bool(_cjk_evidence(query, spec))
     )
     return said and fillable(query, spec)

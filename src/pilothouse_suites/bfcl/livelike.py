@@ -8,10 +8,13 @@ and apps (never in gorilla/BFCL or a fork), each with requests written for it, s
 it serves (``livelike_simple``) and some it cannot (``livelike_irrelevance``), in
 BFCL's own case and possible-answer form, so BFCL's checker scores it like the rest.
 It is built by ``benchmarks/data/bfcl_livelike/build.py`` (see its README), split
-once, seeded, by tool into tune and holdout.
+once, seeded, by tool into tune and holdout. Later batches are further files beside
+it (``livelike_r7.jsonl``: another 18 tools, their own seeded split), read with it, so
+a batch added later never redraws the split an earlier one was tuned on.
 
 The file is read from ``$PILOTHOUSE_BFCL_LIVELIKE`` or, by default, from the
-repository checkout this package runs from; without it, a `ConfigurationError`.
+repository checkout this package runs from, with every ``livelike_*.jsonl`` beside
+it; without it, a `ConfigurationError`.
 """
 
 from __future__ import annotations
@@ -65,10 +68,14 @@ def _rows() -> dict[str, tuple[Case, str]]:
             "(benchmarks/data/bfcl_livelike/ in the Pilothouse repository)"
         )
     out: dict[str, tuple[Case, str]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    batches = [path, *sorted(path.parent.glob("livelike_*.jsonl"))]
+    lines = [line for batch in batches for line in batch.read_text(encoding="utf-8").splitlines()]
+    for line in lines:
         if not line.strip():
             continue
         row = json.loads(line)
+        if row["id"] in out:
+            raise ConfigurationError(f"live-like case {row['id']}: in two files")
         if row["category"] not in LIVELIKE_CATEGORIES or row["part"] not in PARTS:
             raise ConfigurationError(f"live-like case {row.get('id')}: bad category or part")
         out[row["id"]] = (_case(row), row["part"])
