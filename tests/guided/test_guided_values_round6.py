@@ -39,6 +39,32 @@ def test_a_percentage_is_a_fraction_in_a_float_parameter() -> None:
     assert changes == ["annual_yield: 0.05, the request's percentage as a fraction"]
 
 
+def test_a_percentage_held_as_its_fraction_fills_no_other_number() -> None:
+    # simple_python_154 (tune pool; seventh round): the 5 of "5%" is the rate's 0.05,
+    # not the optional compounds_per_year
+    future = spec(
+        "calculate_future_value",
+        present_value={"type": "integer"},
+        annual_interest_rate={
+            "type": "number",
+            "description": "The annual interest rate in decimal form. Example, 5% is 0.05.",
+        },
+        years={"type": "integer"},
+        compounds_per_year={
+            "type": "integer",
+            "description": "The number of times the interest is compounded per year.",
+            "required": False,
+        },
+    )
+    text = (
+        "Calculate the Future Value of a $5000 investment made today for a term of 10 "
+        "years at an annual interest rate of 5% compounded per year"
+    )
+    given = {"present_value": 5000, "annual_interest_rate": 0.05, "years": 10}
+    out, changes = settle(dict(given), future, text)
+    assert out == given and changes == []
+
+
 def test_a_description_asking_for_a_decimal_takes_the_fraction() -> None:
     # simple_python_131: "Enter as a decimal. E.g, 5% is 0.05"
     prop = {

@@ -262,6 +262,23 @@ def test_the_pool_sample_is_recorded_and_outside_holdout_tune_and_live() -> None
 
 
 @needs_bfcl
+def test_the_second_pool_sample_is_fresh_and_that_draw() -> None:
+    # seventh round: seed 13, drawn without the seed-12 sample's ids
+    data = Path(__file__).parents[2] / "benchmarks" / "data"
+    first = json.loads((data / "bfcl_pool_sample.json").read_text(encoding="utf-8"))
+    second = json.loads((data / "bfcl_pool_sample_13.json").read_text(encoding="utf-8"))
+    assert second["seed"] == 13
+    assert second["exclude"] == {k: first["categories"][k] for k in second["sizes"]}
+    assert second == bfcl.draw_pool_sample(second["sizes"], 13, second["exclude"])
+    for category, ids in second["categories"].items():
+        parts = bfcl.split()[category]
+        assert len(ids) == len(set(ids)) == second["sizes"][category]
+        assert set(ids) <= set(bfcl.pool_ids(category))
+        assert not set(ids) & (set(parts["tune"]) | set(parts["holdout"]))
+        assert not set(ids) & set(first["categories"][category])
+
+
+@needs_bfcl
 def test_bad_names_are_clear_errors() -> None:
     with pytest.raises(ConfigurationError, match="not one of"):
         bfcl.load_category("multi_turn_base")

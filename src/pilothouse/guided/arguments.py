@@ -513,6 +513,8 @@ def _fill_numbers(
 ) -> None:
     """Fill an optional number the request names and gives, when only one is left."""
     used = {_number_text(v) for v in out.values() if _is_number(v)}
+    # a percentage an argument holds as its fraction ("5%" as 0.05) is used too
+    used |= {p for p in re.findall(r"([0-9.]+)\s*%", text) if _as_fraction_of(p, out)}
     for v in out.values():
         if isinstance(v, list):
             used |= {_number_text(i) for i in v if _is_number(i)}
@@ -544,6 +546,16 @@ def _fill_numbers(
     else:
         out[name] = number
     changes.append(f"{name}: {_number_text(number)}, the number the request gives for it")
+
+
+def _as_fraction_of(percent: str, out: dict[str, Any]) -> bool:
+    """Whether an argument holds `percent` (the number written before "%") as its
+    fraction: that percentage is given, and not a number left for another argument."""
+    try:
+        fraction = float(percent) / 100
+    except ValueError:
+        return False
+    return any(_is_number(v) and abs(v - fraction) < 1e-9 for v in out.values())
 
 
 def _is_number(value: Any) -> bool:

@@ -230,19 +230,24 @@ def pool_ids(category: str) -> list[str]:
     return [i for i in load_category(category) if i not in holdout]
 
 
-def draw_pool_sample(sizes: dict[str, int], seed: int = 12) -> dict[str, Any]:
+def draw_pool_sample(
+    sizes: dict[str, int], seed: int = 12, exclude: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
     """A seeded sample of each category's tune pool, without its 20 tune ids (those are
-    run and read already): `sizes` ids per category, drawn from the sorted pool."""
+    run and read already): `sizes` ids per category, drawn from the sorted pool. A later
+    sample gives the earlier samples' ids as `exclude`, so it is fresh too (a rule fitted
+    to one sample is judged on the other)."""
     import random
 
     categories: dict[str, list[str]] = {}
     for category, size in sizes.items():
-        tune = set(split().get(category, {}).get("tune", ()))
-        ids = sorted(i for i in pool_ids(category) if i not in tune)
+        seen = set(split().get(category, {}).get("tune", ()))
+        seen |= set((exclude or {}).get(category, ()))
+        ids = sorted(i for i in pool_ids(category) if i not in seen)
         categories[category] = random.Random(f"pool:{seed}:{category}").sample(
             ids, min(size, len(ids))
         )
-    return {
+    drawn: dict[str, Any] = {
         "bfcl_eval": VERSION,
         "seed": seed,
         "rule": "pool = non-live ids outside split.json's holdout and tune; "
@@ -250,3 +255,7 @@ def draw_pool_sample(sizes: dict[str, int], seed: int = 12) -> dict[str, Any]:
         "sizes": sizes,
         "categories": categories,
     }
+    if exclude:
+        drawn["rule"] = drawn["rule"].replace("and tune;", "and tune and `exclude`;")
+        drawn["exclude"] = exclude
+    return drawn
