@@ -174,3 +174,23 @@ async def test_a_chain_resumes_without_running_finished_steps() -> None:
     ran.clear()
     result = await chain.resume("r", store=store)
     assert result.output == "x12" and ran == ["two"]
+
+
+async def test_an_agent_step_in_doubt_is_settled_through_the_chain() -> None:
+    """A chain whose agent step's send was cut off stands in doubt; the chain's resume
+    takes the person's word (what they found), and nothing is sent twice."""
+    from hanging_mailer import hanging_mailer
+
+    from pilothouse.exceptions import ApprovalError, ToolCallInDoubtError
+
+    sent: list[str] = []
+    store = MemoryStore()
+    mailer = hanging_mailer(sent, store)
+    chain: Chain[str] = Chain([agent_step("mail", mailer, prompt="send $input")], name="mail")
+    with pytest.raises(ToolCallInDoubtError) as err:
+        await chain.run("hi", store=store, run_id="c")
+    key = err.value.idempotency_key
+    with pytest.raises(ApprovalError):
+        await chain.resume("c", store=store, settle={key: 7})  # type: ignore[dict-item]
+    result = await chain.resume("c", store=store, settle={key: "sent, id 9"}, approved_by="ops")
+    assert result.output == "done: sent, id 9" and sent == ["send hi"]

@@ -403,30 +403,13 @@ async def test_a_store_that_stays_down_interrupts_the_flow_resumably(
 
 
 def mail_flow(sent: list[str]) -> tuple[Agent[None, str], Any, MemoryStore]:
-    """A flow whose one agent node sends a mail: the server takes it and never answers,
-    so the send is cut off by its timeout and left in doubt."""
-    from pilothouse import call, tool
-    from pilothouse.policy import Policy, Rule
+    """A flow whose one agent node sends "hello", left in doubt (`hanging_mailer`)."""
+    from hanging_mailer import hanging_mailer
 
-    @tool(effect="side_effect", timeout=0.2)
-    async def send(text: str) -> str:
-        """Send the text."""
-        sent.append(text)
-        await asyncio.sleep(3600)
-        return "sent"
-
-    model = ScriptedModel(
-        lambda request: (
-            call("send", text="hello")
-            if not any(m.role == "tool" for m in request.messages)
-            else "done: " + [m for m in request.messages if m.role == "tool"][-1].content
-        )
-    )
     store = MemoryStore()
-    policy = Policy([Rule("send", "allow")])
-    mailer = Agent(model, "Send it.", [send], name="mailer", store=store, policy=policy)
+    mailer = hanging_mailer(sent, store)
     g = Graph(Work, name="mail")
-    g.agent("mail", mailer, prompt=lambda s: "send hello", into="answer").edge(START, "mail")
+    g.agent("mail", mailer, prompt=lambda s: "hello", into="answer").edge(START, "mail")
     return mailer, g.build(), store
 
 

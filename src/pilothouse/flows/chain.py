@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from string import Template
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -349,10 +349,21 @@ class Chain(Generic[Out]):
         return self._result(result)
 
     async def resume(
-        self, run_id: str, *, store: Store | str | None = None, deps: Any = None
+        self,
+        run_id: str,
+        *,
+        store: Store | str | None = None,
+        deps: Any = None,
+        settle: Mapping[str, bool | str] | None = None,
+        approved_by: str = "",
     ) -> ChainResult[Out]:
-        """Continue a chain run after a crash: finished steps are not run again."""
-        return self._result(await self.flow.resume(run_id, store=store, deps=deps))
+        """Continue a chain run after a crash: finished steps are not run again. An
+        agent step whose side effect is in doubt (`ToolCallInDoubtError`) continues with
+        `settle`, a person's word on that call by its key, as `Flow.resume` takes it."""
+        result = await self.flow.resume(
+            run_id, store=store, deps=deps, settle=settle, approved_by=approved_by
+        )
+        return self._result(result)
 
     def _result(self, result: Any) -> ChainResult[Out]:
         value = result.state.value
