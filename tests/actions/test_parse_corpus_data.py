@@ -238,6 +238,14 @@ def _held_elsewhere(entries: list[dict], earlier: tuple[Path, ...]) -> list[dict
     return others
 
 
+def _repeats_nothing(batch: list[dict], entries: list[dict], earlier: tuple[Path, ...]) -> None:
+    """No id and no raw text (whitespace aside) of `batch` is held elsewhere already."""
+    others = _held_elsewhere(entries, earlier)
+    assert not {e["id"] for e in batch} & {e["id"] for e in others}
+    squash = {"".join(e["raw"].split()) for e in others}
+    assert not {"".join(e["raw"].split()) for e in batch} & squash
+
+
 def test_session11_issue_thread_batch_has_the_schema_split_and_repeats_nothing(entries):
     """Session 11's batch: outputs quoted in public issue threads (provenance never
     `test-fixture`), the schema, its own fixed split (salt 6), refusals in the tune half,
@@ -251,10 +259,8 @@ def test_session11_issue_thread_batch_has_the_schema_split_and_repeats_nothing(e
         assert "#" in e["source"], e["id"]
     kinds = Counter((e["split"], e["expected"]["kind"]) for e in batch)
     assert kinds["tune11", "unrecoverable"] > 0 and kinds["holdout6", "unrecoverable"] > 0
+    _repeats_nothing(batch, entries, (SESSION10, SESSION10B, SESSION10C))
     others = _held_elsewhere(entries, (SESSION10, SESSION10B, SESSION10C))
-    assert not {e["id"] for e in batch} & {e["id"] for e in others}
-    squash = {"".join(e["raw"].split()) for e in others}
-    assert not {"".join(e["raw"].split()) for e in batch} & squash
     assert not {e["source"] for e in batch} & {e["source"].split(":")[0] for e in others}
 
 
@@ -290,10 +296,7 @@ def test_session11b_fixture_batch_has_the_schema_split_and_repeats_nothing(entri
         assert ":" in e["source"] and "@" in e["source"], e["id"]
     kinds = Counter((e["split"], e["expected"]["kind"]) for e in batch)
     assert kinds["tune11b", "unrecoverable"] > 0 and kinds["holdout7", "unrecoverable"] > 0
-    others = _held_elsewhere(entries, (SESSION10, SESSION10B, SESSION10C, SESSION11))
-    assert not {e["id"] for e in batch} & {e["id"] for e in others}
-    squash = {"".join(e["raw"].split()) for e in others}
-    assert not {"".join(e["raw"].split()) for e in batch} & squash
+    _repeats_nothing(batch, entries, (SESSION10, SESSION10B, SESSION10C, SESSION11))
 
 
 SESSION12 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session12.jsonl"
@@ -318,10 +321,7 @@ def test_session12_refusal_batch_has_the_schema_split_and_repeats_nothing(entrie
     refusals_and_answers = kinds["tune12", "unrecoverable"] + kinds["holdout8", "unrecoverable"]
     refusals_and_answers += kinds["tune12", "final_answer"] + kinds["holdout8", "final_answer"]
     assert refusals_and_answers * 3 >= len(batch)  # weighted towards them, as collected
-    others = _held_elsewhere(entries, (SESSION10, SESSION10B, SESSION10C, SESSION11, SESSION11B))
-    assert not {e["id"] for e in batch} & {e["id"] for e in others}
-    squash = {"".join(e["raw"].split()) for e in others}
-    assert not {"".join(e["raw"].split()) for e in batch} & squash
+    _repeats_nothing(batch, entries, (SESSION10, SESSION10B, SESSION10C, SESSION11, SESSION11B))
 
 
 SESSION13 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session13.jsonl"
@@ -348,9 +348,6 @@ def test_session13_recorded_batch_has_the_schema_split_and_repeats_nothing(entri
         assert kinds[split, "unrecoverable"] > 0 and kinds[split, "final_answer"] > 0
     refusals_and_answers = sum(n for (_, kind), n in kinds.items() if kind != "tool_call")
     assert refusals_and_answers * 4 >= len(batch) * 3  # weighted towards them, as collected
-    others = _held_elsewhere(
-        entries, (SESSION10, SESSION10B, SESSION10C, SESSION11, SESSION11B, SESSION12)
+    _repeats_nothing(
+        batch, entries, (SESSION10, SESSION10B, SESSION10C, SESSION11, SESSION11B, SESSION12)
     )
-    assert not {e["id"] for e in batch} & {e["id"] for e in others}
-    squash = {"".join(e["raw"].split()) for e in others}
-    assert not {"".join(e["raw"].split()) for e in batch} & squash

@@ -3,9 +3,8 @@ plainly asks for a tool is given a tool only (`relevance.asked_for`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from test_guided_model import Log
+from tool_specs import spec
 
 from pilothouse.guided import GuidedModel
 from pilothouse.guided.arguments import grounded_parameters, settle
@@ -17,16 +16,8 @@ from pilothouse.guided.forms import (
 )
 from pilothouse.guided.relevance import asked_for
 from pilothouse.messages import Message
-from pilothouse.models.base import ModelRequest, ToolSpec
+from pilothouse.models.base import ModelRequest
 from pilothouse.models.scripted import ScriptedModel
-
-
-def spec(name: str, description: str, **properties: Any) -> ToolSpec:
-    required = [k for k, v in properties.items() if v.pop("required", True)]
-    return ToolSpec(
-        name, description, {"type": "object", "properties": properties, "required": required}
-    )
-
 
 CONVERTER = spec(
     "currency_converter",

@@ -3,9 +3,8 @@ arguments, cut-off answers; and how `GuidedModel` uses them (scripted inner mode
 
 from __future__ import annotations
 
-from typing import Any
-
 from test_guided_model import Log
+from tool_specs import spec
 
 from pilothouse.guided import GuidedModel
 from pilothouse.guided.arguments import settle, spans
@@ -14,16 +13,6 @@ from pilothouse.guided.relevance import fits, relevant_tools
 from pilothouse.messages import Message
 from pilothouse.models.base import ModelRequest, ModelResponse, ToolSpec
 from pilothouse.models.scripted import ScriptedModel
-
-
-def spec(name: str, description: str, **properties: Any) -> ToolSpec:
-    required = [k for k, v in properties.items() if v.pop("required", True)]
-    return ToolSpec(
-        name,
-        description,
-        {"type": "object", "properties": properties, "required": required},
-    )
-
 
 BLUES = spec(
     "music_theory.get_blues_scale",

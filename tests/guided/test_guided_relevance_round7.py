@@ -7,17 +7,10 @@ are the live-like tune set's (`benchmarks/data/bfcl_livelike/cases_r7.py`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from tool_specs import spec as _tool
 
 from pilothouse.guided.relevance import asked_for, conflicting_action, fits, script_words
 from pilothouse.models.base import ToolSpec
-
-
-def _tool(name: str, description: str, **properties: Any) -> ToolSpec:
-    required = [n for n, p in properties.items() if p.pop("required", True)]
-    return ToolSpec(
-        name, description, {"type": "object", "properties": properties, "required": required}
-    )
 
 
 def _weather_ru() -> ToolSpec:

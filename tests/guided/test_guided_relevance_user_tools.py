@@ -5,17 +5,10 @@ request that names the whole of a tool's name. Pure functions, no model."""
 
 from __future__ import annotations
 
-from typing import Any
+from tool_specs import spec as _tool
 
 from pilothouse.guided.relevance import asked_for, cjk_pairs, conflicting_action, fits
 from pilothouse.models.base import ToolSpec
-
-
-def _tool(name: str, description: str, **properties: Any) -> ToolSpec:
-    required = [n for n, p in properties.items() if p.pop("required", True)]
-    return ToolSpec(
-        name, description, {"type": "object", "properties": properties, "required": required}
-    )
 
 
 def _weather_zh() -> ToolSpec:

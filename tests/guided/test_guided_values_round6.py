@@ -4,17 +4,10 @@ the cases each rule must leave alone."""
 
 from __future__ import annotations
 
-from typing import Any
+from tool_specs import spec
 
 from pilothouse.guided.arguments import repeated_values, said_choices, settle, stray_value
 from pilothouse.guided.forms import percent_fraction, quoted_choices
-from pilothouse.models.base import ToolSpec
-
-
-def spec(name: str, **properties: Any) -> ToolSpec:
-    required = [k for k, v in properties.items() if v.pop("required", True)]
-    return ToolSpec(name, "", {"type": "object", "properties": properties, "required": required})
-
 
 FLOAT = " This is a float type value."
 

@@ -14,20 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _s(description: str | None = None, **extra: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "string", **extra}
-    if description is not None:
-        out["description"] = description
-    return out
-
-
-def _obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "object", "properties": properties}
-    if required is not None:
-        out["required"] = required
-    return out
-
+from declarations import obj as _obj
+from declarations import string as _s
 
 TOOLS: dict[str, dict[str, Any]] = {
     "babys_weather": {

@@ -676,13 +676,12 @@ class FlowRun:
                 for k, v in self.answers.items()
                 if k.startswith((f"{child_id}:", f"{child_id}."))
             }
-            settle = {k: v for k, v in self.tree.settle.items() if k.startswith(f"{child_id}.")}
             result = await sub.resume(
                 child_id,
                 store=self.store,
                 deps=self.deps,
                 answers=mine,
-                settle=settle,
+                settle=self.tree.settlements_for(child_id),
                 approved_by=self.tree.settled_by,
             )
         else:

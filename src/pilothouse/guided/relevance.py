@@ -229,7 +229,7 @@ def _tool_text(spec: ToolSpec) -> str:
     return " ".join([spec.name, spec.description, *described])
 
 
-def _cjk_evidence(query: str, spec: ToolSpec) -> bool | None:
+def _script_evidence(query: str, spec: ToolSpec) -> bool | None:
     """For a request in CJK script: whether it shares a pair with the tool's text
     (name, description, parameters); None when the tool's name and description are
     not in those scripts (nothing to judge by: a Japanese request for a tool
@@ -293,7 +293,7 @@ def _evidence(query: str, spec: ToolSpec) -> bool:
         return True
     if _holds_what_is_asked(query, spec) or _misspelt_name(asked, spec):
         return True
-    if _takes_an_identifier(query, spec) or _cjk_evidence(query, spec):
+    if _takes_an_identifier(query, spec) or _script_evidence(query, spec):
         return True
     return len(_shared(asked, _doc_words(spec))) >= _DESCRIPTION_WORDS
 
@@ -411,7 +411,7 @@ def fits(query: str, spec: ToolSpec, instructions: str = "") -> bool:
     if conflicting_action(query, spec):
         return False
     if not content_words(query):
-        judged = _cjk_evidence(query, spec)  # None: no word to judge by, keep it
+        judged = _script_evidence(query, spec)  # None: no word to judge by, keep it
         return judged is None or (judged and fillable(query, spec))
     return _evidence(query, spec) and fillable(query, spec)
 
@@ -447,12 +447,12 @@ def asked_for(query: str, spec: ToolSpec) -> bool:
     asked = content_words(query)
     own = _name_words(spec)
     named = {o for o in own if any(same_word(a, o) or _one_slip(a, o) for a in asked)}
-    if not named and not _cjk_evidence(query, spec):
+    if not named and not _script_evidence(query, spec):
         return False
     said = (
         len(_shared(asked, _doc_words(spec))) >= _SETTLED_DESCRIPTION_WORDS
         or (own - _FILLER_NAME_WORDS) <= named  # the whole name
-        or bool(_cjk_evidence(query, spec))
+        or bool(_script_evidence(query, spec))
     )
     return said and fillable(query, spec)
 

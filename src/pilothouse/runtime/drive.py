@@ -435,11 +435,6 @@ class ChildRuns:
                     link=link,
                 )
             else:
-                mine = {
-                    key: value
-                    for key, value in self.settle.items()
-                    if key.startswith((f"{child_id}:", f"{child_id}."))
-                }
                 try:
                     result = await resume_run(
                         spec,
@@ -447,7 +442,7 @@ class ChildRuns:
                         child_id,
                         principal=self.principal,
                         deps=deps,
-                        settle=mine,
+                        settle=self.settlements_for(child_id),
                         approved_by=self.settled_by,
                     )
                 except RunFinishedError:
@@ -462,6 +457,14 @@ class ChildRuns:
         if result.outcome != "paused":
             self._finish(context, child_id, result.outcome, result)
         return result
+
+    def settlements_for(self, child_id: str) -> dict[str, bool | str]:
+        """The settlements of calls of run `child_id` and of the runs below it."""
+        return {
+            key: value
+            for key, value in self.settle.items()
+            if key.startswith((f"{child_id}:", f"{child_id}."))
+        }
 
     def _ended_in_error(self, child_id: str) -> bool:
         try:

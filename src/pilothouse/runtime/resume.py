@@ -367,8 +367,9 @@ def settlement_events(
 def run_of_call(key: str) -> str:
     """The run a call's idempotency key (``run:step:index``) belongs to ("" for a text
     that is no such key)."""
-    run, _, rest = key.rpartition(":")[0].rpartition(":")
-    return run if run and rest.isdigit() and key.rpartition(":")[2].isdigit() else ""
+    head, _, index = key.rpartition(":")
+    run, _, step = head.rpartition(":")
+    return run if run and step.isdigit() and index.isdigit() else ""
 
 
 def split_settlements(
