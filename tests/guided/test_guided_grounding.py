@@ -106,6 +106,19 @@ def test_spans_keep_the_users_own_form() -> None:
     assert spans("   ") == []
 
 
+def test_spans_of_a_language_without_spaces_are_its_words_inside_runs() -> None:
+    # livelike_simple_19 (tune): the only span was the whole request, and the city
+    # became 帮我查一下北京市的天气
+    found = spans("帮我查一下北京市的天气")
+    assert "北京市" in found and "天气" in found
+    assert not any("的" in s or "我" in s for s in found[1:])  # particles break runs
+    assert all(2 <= len(s) <= 8 for s in found[1:])
+    assert "東京" in spans("東京の天気を教えて")  # hiragana ends a run
+    assert "서울" in spans("서울 날씨 알려줘")
+    long_run = "人" * 200
+    assert len(spans(long_run)) <= 8 * 200  # bounded: 2-8 letters from each start
+
+
 def test_an_enum_member_the_request_names_is_taken() -> None:
     asked = "Find me a classical concert this weekend in Los Angeles with cheap tickets."
     out, changes = settle({"genre": "classical", "location": "Los Angeles"}, CONCERT, asked)

@@ -65,7 +65,7 @@ from pilothouse.guided.forms import (
     percent_fraction,
     quoted_choices,
 )
-from pilothouse.guided.relevance import request_numbers, same_word
+from pilothouse.guided.relevance import cjk_runs, request_numbers, same_word
 from pilothouse.guided.render import described_examples
 from pilothouse.models.base import ToolSpec
 from pilothouse.tools.select import STOP_WORDS, words
@@ -87,6 +87,10 @@ __all__ = [
 _EDGE = "\"'`,.;:!?()[]{}"
 _MAX_SPAN_WORDS = 8
 _MAX_SPAN_CHARS = 80
+# Chinese, Japanese and Korean write no spaces: a word is found inside a run (北京市 in
+# 帮我查一下北京市的天气), so a run's substrings of 2-8 letters are spans too
+_MIN_CJK_CHARS = 2
+_MAX_CJK_CHARS = 8
 _CROSSES_QUOTE = re.compile(r"[\"“”]|(?<!\w)'|'(?!\w)")
 _QUOTED = re.compile(r"(?<!\w)'([^']{1,80})'(?!\w)|\"([^\"]{1,80})\"|“([^”]{1,80})”")
 
@@ -96,7 +100,10 @@ def spans(text: str, limit: int = _MAX_SPAN_WORDS) -> list[str]:
 
     Words are whitespace-separated; a span's outer punctuation is stripped, inner
     punctuation kept ("Zelda: Breath"). A span neither starts nor ends with a common
-    function word ("of the Wild" is not one; "Legend of Zelda" is).
+    function word ("of the Wild" is not one; "Legend of Zelda" is). In Chinese,
+    Japanese and Korean, which write no spaces, the substrings of 2-8 letters of each
+    run between particles (`relevance.cjk_runs`) are spans: without them the only
+    span of 帮我查一下北京市的天气 was the whole request, and a location became it.
     """
     out: dict[str, None] = {}
     for m in _QUOTED.finditer(text):
@@ -114,6 +121,10 @@ def spans(text: str, limit: int = _MAX_SPAN_WORDS) -> list[str]:
             if _CROSSES_QUOTE.search(span):
                 continue  # "Weapon 'Guardian Sword+' in the game": a quote is kept whole
             out[span] = None
+    for run in cjk_runs(text):
+        for i in range(len(run)):
+            for j in range(i + _MIN_CJK_CHARS, min(len(run), i + _MAX_CJK_CHARS) + 1):
+                out[run[i:j]] = None
     return list(out)
 
 

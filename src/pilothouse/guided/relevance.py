@@ -75,6 +75,7 @@ from pilothouse.tools.select import words
 __all__ = [
     "GENERIC_WORDS",
     "asked_for",
+    "cjk_runs",
     "content_words",
     "fillable",
     "fits",
@@ -193,17 +194,21 @@ _CJK = re.compile(r"[\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-
 _CJK_COMMON = frozenset("的了吗呢我你他她它们这那和也都就吧啊请帮把给")
 
 
-def cjk_pairs(text: str) -> set[str]:
-    """The two-character runs of `text`'s Chinese/Japanese/Korean words (those
-    scripts write no spaces, so a pair is the smallest unit a word shares: 天气
-    "weather" in 杭州今天天气怎么样 and 获取特定地点的当前天气). Hiragana (Japanese
-    particles and endings) and common particles break runs: they are no evidence."""
-    out: set[str] = set()
+def cjk_runs(text: str) -> list[str]:
+    """`text`'s runs of Chinese/Japanese/Korean letters, broken at hiragana (Japanese
+    particles and endings) and at common Chinese particles and pronouns: those scripts
+    write no spaces, so these breaks are the only word edges a rule can trust."""
+    out: list[str] = []
     for run in _CJK.findall(text):
-        kept = "".join(" " if c in _CJK_COMMON else c for c in run)
-        for part in kept.split():
-            out |= {part[i : i + 2] for i in range(len(part) - 1)}
+        out += "".join(" " if c in _CJK_COMMON else c for c in run).split()
     return out
+
+
+def cjk_pairs(text: str) -> set[str]:
+    """The two-character runs of `text`'s Chinese/Japanese/Korean words (`cjk_runs`):
+    a pair is the smallest unit a word shares (天气 "weather" in 杭州今天天气怎么样 and
+    获取特定地点的当前天气); particles are no evidence."""
+    return {part[i : i + 2] for part in cjk_runs(text) for i in range(len(part) - 1)}
 
 
 # Alphabets other than Latin that write spaces between words: Greek, Cyrillic,
