@@ -12,6 +12,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ def parent_agent(
     child: Agent[None, str],
     *,
     crash_after: bool = False,
+    also: Sequence[Any] = (),
     **kw: Any,
 ) -> Agent[None, str]:
     @tool(on_doubt="retry")
@@ -47,7 +49,9 @@ def parent_agent(
         return str(result.output)
 
     kw.setdefault("policy", Policy.allow_all())
-    return Agent(ScriptedModel(replies), "You lead.", [research], name="lead", store=store, **kw)
+    return Agent(
+        ScriptedModel(replies), "You lead.", [research, *also], name="lead", store=store, **kw
+    )
 
 
 def events_of(store: Store, run_id: str, kind: type) -> list[Any]:
@@ -275,8 +279,8 @@ class _Disk:
         return getattr(self.inner, name)
 
 
-def sibling_tree(store: Any, crash: str | None = None) -> Agent[None, str]:
-    """A lead (max 5 steps) whose one step starts researchers a (2 steps) and b (3
+def sibling_tree(store: Any, crash: str | None = None, max_steps: int = 9) -> Agent[None, str]:
+    """A lead (max 9 steps) whose one step starts researchers a (2 steps) and b (3
     steps) in parallel. `crash`: inside b's second tool call, once a has finished,
     "kill" (the store stops taking writes) or "interrupt" (SystemExit: the loops
     record what happened so far, as on a cancellation)."""
@@ -327,7 +331,7 @@ def sibling_tree(store: Any, crash: str | None = None) -> Agent[None, str]:
         name="lead",
         store=store,
         policy=Policy.allow_all(),
-        budget=Budget(max_steps=5),
+        budget=Budget(max_steps=max_steps),
     )
 
 
@@ -354,8 +358,8 @@ def tree_record(store: Store, parent_id: str) -> dict[str, Any]:
 @pytest.mark.parametrize("crash", ["kill", "interrupt"])
 def test_a_child_resumed_with_its_parent_gets_the_budget_it_started_with(crash: str) -> None:
     """Regression: a child's budget was capped by what its parallel siblings had used
-    when it started. Uninterrupted, a and b start side by side and each gets the 4 steps
-    the lead has left; resumed, a finished sibling was counted first (re-attached at
+    when it started. Uninterrupted, a and b start side by side and share the 8 steps
+    the lead has left, 4 each; resumed, a finished sibling was counted first (re-attached at
     once, or its child_finished already on record), so b got 4 - 2 and stopped on the
     budget where it had answered. Now a child is capped by the parent's standing
     before the step's calls ran (and by earlier children of its own call), the same
@@ -385,6 +389,45 @@ def test_a_child_resumed_with_its_parent_gets_the_budget_it_started_with(crash: 
         uninterrupted.steps,
         uninterrupted.usage,
     )
+
+
+def test_parallel_delegating_calls_share_the_parents_budget_not_multiply_it() -> None:
+    """Abuse: a model that splits its work over two delegating calls in one step must
+    not get the parent's remaining budget twice (before, a and b were each capped to
+    all 4 steps the lead had left and spent 5 between them). Now they split the 4: a
+    needs 2 and answers, b needs 3 and is stopped by the budget, and the tree never
+    spends more steps than the lead was given."""
+    store = MemoryStore()
+    result = sibling_tree(store, max_steps=5).run_sync("figs?")
+    record = tree_record(store, result.run_id)
+    assert record["capped"] == {"a": {"steps": [10, 2]}, "b": {"steps": [10, 2]}}
+    assert record["children"] == {"a": ("final", 2), "b": ("budget_stop", 2)}
+    assert result.outcome == "budget_stop"
+    assert result.steps + sum(steps for _, _, steps in record["finished"]) <= 5
+
+
+def test_a_delegating_call_beside_plain_tools_keeps_the_whole_budget() -> None:
+    """Only calls whose tools can start children (they take a ToolContext) share:
+    a plain tool called in the same step uses no budget of a child's."""
+    store = MemoryStore()
+
+    @tool
+    def clock() -> str:
+        """The time."""
+        return "noon"
+
+    child = child_agent(["figs grow on trees"], store)
+    lead = parent_agent(
+        [[call("clock"), call("research", topic="figs")], "done"],
+        store,
+        child,
+        also=[clock],
+        budget=Budget(max_steps=3),
+    )
+    result = lead.run_sync("figs?")
+    started = events_of(store, result.run_id, ChildStarted)[0]
+    assert started.capped == {"steps": [20, 2]}  # all 2 steps left, not half of them
+    assert result.output == "done"
 
 
 def test_a_child_driven_by_another_process_is_not_recorded_as_finished() -> None:

@@ -242,6 +242,12 @@ def finished_result(spec: RunSpec[OutputT], run_id: str, events: Sequence[Event]
     )
 
 
+def _share(left: int, n: int, at: int) -> int:
+    """The `at`-th of `n` even shares of `left` (the first `left % n` get one more)."""
+    left = max(0, left)
+    return left // n + (1 if at < left % n else 0)
+
+
 class ChildRuns:
     """Starts, re-attaches and accounts for the children of one run (see the module)."""
 
@@ -251,6 +257,7 @@ class ChildRuns:
         "_recorded",
         "_rolled",
         "_rolled_steps",
+        "_sharing",
         "_started",
         "_used",
         "budget",
@@ -302,10 +309,21 @@ class ChildRuns:
         self._calls: dict[int, tuple[int, float, int]] = {}
         # (step, tokens, cost, child steps, started) the parent stood at before its tools
         self._used: tuple[int, int, float, int, float] = (0, 0, 0.0, 0, time.monotonic())
+        # the indexes of this step's calls that may start children: they share what is left
+        self._sharing: tuple[int, ...] = ()
 
-    def observe(self, step: int, usage: Usage, child_steps: int, started: float) -> None:
+    def observe(
+        self,
+        step: int,
+        usage: Usage,
+        child_steps: int,
+        started: float,
+        sharing: Sequence[int] = (),
+    ) -> None:
         """The parent's standing before this step's calls run (a resumed step's, less
-        what its children had recorded): every child of the step is capped from it."""
+        what its children had recorded): every child of the step is capped from it.
+        `sharing`: the indexes of the step's calls whose tools may start children
+        (they take a `ToolContext`); they split what is left between them."""
         tokens, cost, steps = self._recorded.get(step, (0, 0.0, 0))
         self._used = (
             step,
@@ -315,6 +333,7 @@ class ChildRuns:
             started,
         )
         self._calls = {}
+        self._sharing = tuple(sharing)
 
     def flush(self) -> None:
         """Commit the parent's journal now: a tool that reads its own run's record from
@@ -333,26 +352,35 @@ class ChildRuns:
     ) -> tuple[Budget, dict[str, list[float]]]:
         """The child's budget, each limit lowered to what remains of the parent's.
 
-        What remains is counted from the parent's standing before the step's calls ran,
-        less what the children started earlier by the same call (`index`) used: not
-        what children of the step's other calls used, since which of those finishes
-        first is the scheduler's choice and, on resume, a finished one is re-attached at
-        once. So a child gets the same budget uninterrupted and resumed."""
+        What remains is counted from the parent's standing before the step's calls ran:
+        not from what children of the step's other calls used, since which of those
+        finishes first is the scheduler's choice and, on resume, a finished one is
+        re-attached at once. So a child gets the same budget uninterrupted and resumed.
+        Steps, tokens and cost left are split evenly between the step's calls that may
+        start children (`observe`'s `sharing`, the first ones in index order taking a
+        remainder of steps or tokens), so parallel children cannot spend the parent's
+        budget once each: a model that splits its work over several delegating calls
+        gets no more than one call would. Wall-clock time is not split (the calls run
+        side by side). Each call's share is less what its earlier children used."""
         step, tokens, cost, child_steps, started = self._used
         own_tokens, own_cost, own_steps = self._calls.get(index, (0, 0.0, 0))
+        n = len(self._sharing)
+        at = self._sharing.index(index) if index in self._sharing else 0
+        if n < 2 or index not in self._sharing:
+            n = 1
         remaining: dict[str, float | None] = {
             "steps": None
             if parent.max_steps is None
-            else max(0, parent.max_steps - step - child_steps - own_steps),
+            else max(0, _share(parent.max_steps - step - child_steps, n, at) - own_steps),
             "tokens": None
             if parent.max_tokens is None
-            else max(0, parent.max_tokens - tokens - own_tokens),
+            else max(0, _share(parent.max_tokens - tokens, n, at) - own_tokens),
             "seconds": None
             if parent.max_seconds is None
             else max(0.0, parent.max_seconds - (time.monotonic() - started)),
             "cost": None
             if parent.max_cost is None
-            else max(0.0, parent.max_cost - cost - own_cost),
+            else max(0.0, max(0.0, parent.max_cost - cost) / n - own_cost),
         }
         own: dict[str, float | None] = {
             "steps": child.max_steps,

@@ -316,9 +316,16 @@ class RunLink:
 class RunTree(ChildRunner, Protocol):
     """The loop's side of the run tree (`pilothouse.runtime.drive.ChildRuns`)."""
 
-    def observe(self, step: int, usage: Usage, child_steps: int, started: float) -> None:
+    def observe(
+        self,
+        step: int,
+        usage: Usage,
+        child_steps: int,
+        started: float,
+        sharing: Sequence[int] = (),
+    ) -> None:
         """What the run has used so far, before a step's tools run (children are capped
-        to what remains)."""
+        to what remains, split between the `sharing` call indexes)."""
         ...
 
     def take(self) -> tuple[Usage, int] | None:
@@ -651,7 +658,12 @@ async def _run_loop(
 
             if calls:
                 if tree is not None:
-                    tree.observe(step, usage, child_steps, started)
+                    sharing = [
+                        i
+                        for i, c in enumerate(calls)
+                        if (t := spec.tools.get(c.name)) is not None and t.takes_context
+                    ]
+                    tree.observe(step, usage, child_steps, started, sharing)
                 results = await _run_tools(
                     spec,
                     journal,
