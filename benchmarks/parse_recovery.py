@@ -16,7 +16,8 @@ and `holdout6`; its second batch session11b.jsonl, from peers' parser tests, int
 and `holdout7`; session 12's session12.jsonl, weighted towards refusals and answers that
 hold call-like text, into `tune12` and `holdout8`; session 13's session13.jsonl, real replies
 of the embedded SmolLM2-135M recorded by benchmarks/record_smollm2_outputs.py, into
-`tune13` and `holdout9`). The shared README
+`tune13` and `holdout9`; session 14's session14.jsonl, more outputs quoted in issue threads,
+into `tune14` and `holdout10`). The shared README
 fixes the scoring rules, followed here:
 offer the tools `expected` names (parameters inferred from the expected
 arguments; one unrelated tool when no call is expected), parse with the entry's
@@ -75,6 +76,10 @@ SESSION12 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session12.jsonl"
 # answers), recorded by benchmarks/record_smollm2_outputs.py, salt
 # "pilothouse-parse-split-9": `tune13`, `holdout9`, committed before the parser changes
 SESSION13 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session13.jsonl"
+# session 14: 61 model outputs quoted in 58 public issue and PR threads no earlier file cites
+# (leaked envelopes, garbled openers, nameless or cut-off calls, answers with markup), salt
+# "pilothouse-parse-split-10": `tune14`, `holdout10`, committed before the parser changes
+SESSION14 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session14.jsonl"
 HELD_OUT = frozenset(
     {
         "holdout",
@@ -86,6 +91,7 @@ HELD_OUT = frozenset(
         "holdout7",
         "holdout8",
         "holdout9",
+        "holdout10",
     }
 )
 FORMAT_OF = {"json_fenced": "json", "xml_tag": "xml", "python": "auto", "other": "auto"}
@@ -322,11 +328,12 @@ def corpora(
     session11b: Path = SESSION11B,
     session12: Path = SESSION12,
     session13: Path = SESSION13,
+    session14: Path = SESSION14,
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     """(label, entries): the shared corpus, the project corpus's tune and holdout, the
     second held-out set, session 10's three batches (tune10/holdout3, tune10b/holdout4,
     tune10c/holdout5), session 11's (tune11/holdout6, tune11b/holdout7), session 12's
-    (tune12/holdout8) and session 13's (tune13/holdout9)."""
+    (tune12/holdout8), session 13's (tune13/holdout9) and session 14's (tune14/holdout10)."""
     out: list[tuple[str, list[dict[str, Any]]]] = []
     if shared.exists():
         out.append(("shared", load_corpus(shared)))
@@ -344,6 +351,7 @@ def corpora(
         (session11b, ("tune11b", "holdout7")),
         (session12, ("tune12", "holdout8")),
         (session13, ("tune13", "holdout9")),
+        (session14, ("tune14", "holdout10")),
     ):
         if path.exists():
             entries = load_corpus(path)
@@ -444,7 +452,7 @@ def main() -> int:
     print(
         "markup: a final answer where the model meant a call or nothing (the run would end "
         "showing the raw reply); targets on holdout: recovered >= 90%, refused 100%, markup 0. "
-        "Misses are listed for shared and the tune sets only: holdout, holdout2 to holdout9 "
+        "Misses are listed for shared and the tune sets only: holdout, holdout2 to holdout10 "
         "stay unread (--verbose lists every entry of the tune sets only)."
     )
     return 0

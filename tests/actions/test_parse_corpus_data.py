@@ -351,3 +351,35 @@ def test_session13_recorded_batch_has_the_schema_split_and_repeats_nothing(entri
     _repeats_nothing(
         batch, entries, (SESSION10, SESSION10B, SESSION10C, SESSION11, SESSION11B, SESSION12)
     )
+
+
+SESSION14 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session14.jsonl"
+SESSION14_SALT = "pilothouse-parse-split-10"
+
+
+def test_session14_issue_thread_batch_has_the_schema_split_and_repeats_nothing(entries):
+    """Session 14's batch: model outputs quoted in public issue and PR threads (provenance
+    never `test-fixture`, every source `owner/repo#N`), the schema, its own fixed split
+    (salt 10), refusals and answers in both halves, no thread any earlier file cites, and
+    no id or raw text (whitespace aside) any other file or the shared corpus holds."""
+    batch = _load(SESSION14)
+    assert len(batch) >= 60
+    _check_batch(batch, SESSION14_SALT, "tune14", "holdout10")
+    for e in batch:
+        assert e["provenance"] != "test-fixture", e["id"]
+        assert "#" in e["source"] and ":" not in e["source"], e["id"]
+    kinds = Counter((e["split"], e["expected"]["kind"]) for e in batch)
+    for split in ("tune14", "holdout10"):
+        assert kinds[split, "unrecoverable"] > 0 and kinds[split, "final_answer"] > 0
+    earlier = (
+        SESSION10,
+        SESSION10B,
+        SESSION10C,
+        SESSION11,
+        SESSION11B,
+        SESSION12,
+        SESSION13,
+    )
+    _repeats_nothing(batch, entries, earlier)
+    others = _held_elsewhere(entries, earlier)
+    assert not {e["source"] for e in batch} & {e["source"].split(":")[0] for e in others}

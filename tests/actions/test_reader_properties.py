@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pilothouse.actions import get_format, repair
+from pilothouse.actions import anchored, get_format, repair
 from pilothouse.actions.readers import READERS
 from pilothouse.models.base import ToolSpec
 
@@ -221,6 +221,15 @@ HOSTILE = [
     "with <tool_call> tags " * 30_000,
     '{"action_input": "' + "x" * 500_000,
     " ".join(f"word{i % 7} again" for i in range(100_000)),
+    # round 10 (session 14): schema anchors, invented user turns, Gemma quotes
+    "<tool_call>\n<parameter=search>" + "<parameter=query>x</parameter>" * 40_000 + "</function>",
+    "<name>search" + "</parameter>\n" * 50_000 + "<parameter=query>x</parameter></function>",
+    'search[ARGS]{"query": "x"}' * 30_000,
+    "search[ARGS]" + "{" * 50_000,
+    "USER: thanks\n" * 60_000,
+    "user:" * 100_000,
+    "x" * 20 + ":" * 200_000,
+    "call:search{query:'x'<|\"|>" * 20_000,
 ]
 
 
@@ -240,4 +249,14 @@ def test_repair_work_grows_linearly(size: int) -> None:
     began = time.thread_time()
     repair.loads(text)
     repair.close_one(text[:-1])
+    assert time.thread_time() - began < 2
+
+
+@pytest.mark.parametrize("size", [10_000, 80_000])
+def test_keyed_object_work_grows_linearly(size: int) -> None:
+    # many parameters, each anchor searched once: no rescans per key
+    keys = [f"k{i}" for i in range(size // 20)]
+    text = "{" + ", ".join(f'"{k}": "a "b" c"' for k in keys) + "}"
+    began = time.thread_time()
+    anchored.keyed_object(text, keys[:64])
     assert time.thread_time() - began < 2

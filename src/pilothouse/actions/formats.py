@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from string import Template
 from typing import Any
 
-from pilothouse.actions import readers, repair, turn_end
+from pilothouse.actions import anchored, readers, repair, turn_end
 from pilothouse.actions.base import (
     ActionFormat,
     ParsedCall,
@@ -26,7 +26,7 @@ from pilothouse.actions.base import (
     failure,
     final,
 )
-from pilothouse.actions.forged import forged_tool_turn
+from pilothouse.actions.forged import forged_tool_turn, forged_user_turns
 from pilothouse.actions.markup import call_markup, degenerate, tag_mentions_only
 from pilothouse.actions.narration import narrated_call
 from pilothouse.messages import ToolResult
@@ -329,6 +329,13 @@ def _no_markup_answer(
         return failure(
             f"the reply writes a tool result itself ({forged[:40]!r}) instead of answering; "
             "call a tool or give your final answer",
+            result.repairs,
+        )
+    if forged_user_turns(result.answer):
+        # the model wrote the user's turns itself, in a loop (actions/forged.py)
+        return failure(
+            "the reply writes the user's turns itself (a loop of invented dialogue) "
+            "instead of answering; call a tool or give your final answer",
             result.repairs,
         )
     offered = [t.name for t in tools]
@@ -850,6 +857,11 @@ def _special_tokens(text: str, r: Resolver, repairs: list[str]) -> ParseResult |
             return failure("the <|python_tag|> call is not a Python call or JSON", repairs)
         return _resolve([(n, a) for n, a in calls], r, repairs)
     if "[TOOL_CALLS]" in text:
+        if not text.lstrip().startswith("[TOOL_CALLS]"):
+            # the first call's token consumed upstream (anchored.args_calls)
+            leading = anchored.args_calls(text, r)
+            if leading is not None and "[TOOL_CALLS]" not in text[leading[1] :]:
+                return _resolve(leading[0], r, [*repairs, "mistral_args_without_token"])
         matches = list(_MISTRAL.finditer(text))
         if matches:
             envelopes = []
@@ -1324,6 +1336,10 @@ class NativeFormat(TextFormat):
                 repairs.append("fenced_arguments")
                 stripped = blocks[0].strip()
         loaded = repair.loads(stripped) if stripped[:1] in "{['\"" else None
+        if loaded is None and stripped[:1] == "{":
+            keyed = anchored.keyed_object(stripped, r.params(tool))
+            if keyed is not None:
+                loaded = repair.Loaded(keyed, ("keyed_object",))
         raw: Any = stripped
         if loaded is not None:
             repairs.extend(loaded.repairs)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pilothouse.actions import repair
+from pilothouse.actions import anchored, repair
 from pilothouse.actions.base import Resolver
 from pilothouse.actions.markup import AT_CALL, FENCE, fence_positions, outside_fences
 
@@ -289,6 +289,15 @@ def _gemma_value(text: str, i: int, depth: int) -> tuple[Any, int] | None:
     word = text[i:j].strip()
     if not word:
         return None
+    for esc in _ESCAPES:
+        if word.endswith(esc) and esc not in word[: -len(esc)]:
+            # a string whose opening token was written as a plain quote and whose closing
+            # one was kept (gemma4 through Ollama: ``pattern:':\s*\w+'<|"|>``,
+            # ollama/ollama#15315, `tune14`): the value is what the quotes enclose
+            word = word[: -len(esc)]
+            if len(word) >= 2 and word[0] == word[-1] and word[0] in "'\"`":
+                word = word[1:-1]
+            return word, j
     loaded = repair.loads(word) if word[:1] in "-0123456789tfn" else None
     return (loaded.value if loaded is not None else word), j
 
@@ -1019,6 +1028,11 @@ def name_only_object(text: str, r: Resolver) -> Read:
     return [(m.group(1), {})]
 
 
+def _leading_args(text: str, r: Resolver) -> Read:
+    """`anchored.leading_args_calls` as a reader."""
+    return anchored.leading_args_calls(text, r)
+
+
 READERS: tuple[Reader, ...] = (
     Reader("harmony_call", "OpenAI gpt-oss (Harmony format)", "to=functions.", harmony),
     Reader(
@@ -1031,6 +1045,18 @@ READERS: tuple[Reader, ...] = (
     Reader("gemma_tool_code", "Google Gemma 3 prompt-based calling", "```tool_code", tool_code),
     Reader(
         "function_eq_tag", "Meta Llama 3.1 custom tools, Qwen3-Coder", "<function=", function_eq
+    ),
+    Reader(
+        "qwen_garbled_opener",
+        "Qwen3-Coder/3.8 calls with a broken <function=> opener (schema-anchored)",
+        "<parameter=",
+        anchored.garbled_qwen_call,
+    ),
+    Reader(
+        "mistral_args_without_token",
+        "Mistral/Devstral NAME[ARGS] calls whose [TOOL_CALLS] was consumed (schema-anchored)",
+        "[ARGS]",
+        _leading_args,
     ),
     Reader("function_name_tag", "small Llama-style fine-tunes", "<function>", function_tag),
     Reader("tool_call_name_attr", "Hermes-format fine-tunes", "<tool_call ", tool_call_attr),
@@ -1068,10 +1094,24 @@ READERS: tuple[Reader, ...] = (
 )
 
 
+# each reader with the first characters of its markers, and all those characters
+_LEADS = tuple(
+    (reader, frozenset(m[:1] for m in (reader.marker, *reader.also))) for reader in READERS
+)
+_LEAD_CHARS = frozenset().union(*(leads for _, leads in _LEADS))
+
+
 def read(text: str, r: Resolver) -> tuple[Reader, list[Envelope] | str] | None:
-    """The first reader whose syntax the text holds, and what it read."""
-    for reader in READERS:
-        if reader.marker in text or any(m in text for m in reader.also):
+    """The first reader whose syntax the text holds, and what it read.
+
+    A marker is looked for only when its first character is in the text: one search
+    for a character (memchr) per distinct first character, instead of a substring
+    search per reader, keeps a plain answer's check cheap as readers are added."""
+    present = {c for c in _LEAD_CHARS if c in text}
+    for reader, leads in _LEADS:
+        if leads.isdisjoint(present):
+            continue
+        if reader.marker in text or (reader.also and any(m in text for m in reader.also)):
             got = reader.read(text, r)
             if got is not None:
                 return reader, got
