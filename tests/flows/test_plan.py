@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from pilothouse import Agent, tool
+from pilothouse import Agent, Budget, tool
 from pilothouse.events import (
+    ChildStarted,
+    ModelResponded,
     OutputValidated,
     PlanAccepted,
     PlanRejected,
@@ -546,6 +548,44 @@ async def test_a_task_may_be_another_agent_run_as_a_child() -> None:
     assert report.ok, report.difference
     with pytest.raises(ConfigurationError, match="share the names"):
         PlannedAgent(Agent(ScriptedModel([]), tools=[lookup]), agents={"lookup": researcher})
+
+
+async def test_agent_tasks_of_one_plan_split_the_budget_left() -> None:
+    """Abuse: a plan of several agent tasks must not give each of them all the tokens
+    the run has left (before, two independent tasks were each capped to the whole
+    remainder, and a task's cap depended on which sibling had finished first). Each
+    agent task now gets an even share of what was left when the tasks began: the same
+    whichever finishes first, and together no more than the budget."""
+    store = MemoryStore()
+    north = Agent(ScriptedModel(["Oslo"]), "Name a city.", name="north", store=store)
+    south = Agent(ScriptedModel(["Cape Town"]), "Name a city.", name="south", store=store)
+    policy = Policy.from_dict(
+        {"rules": [{"id": "ask", "tools": ["ask_north", "ask_south"], "effect": "allow"}]}
+    )
+    text = plan_text(
+        task(1, "ask_north", input="a northern city"),
+        task(2, "ask_south", input="a southern city"),
+        task(3, "shout", text="$1"),
+    )
+    agent = PlannedAgent(
+        Agent(
+            ScriptedModel([text, '{"answer": "$3"}']),
+            tools=[shout],
+            store=store,
+            policy=policy,
+            budget=Budget(max_tokens=10_000),
+        ),
+        agents={"ask_north": north, "ask_south": south},
+    )
+    result = await agent.run("a northern and a southern city")
+    assert result.output == "OSLO"
+    events = store.events(result.run_id)
+    planner = next(e for e in events if isinstance(e, ModelResponded)).response.usage
+    caps = [e.capped["tokens"][1] for e in events if isinstance(e, ChildStarted)]
+    left = 10_000 - planner.total_tokens
+    assert sorted(caps) == [left // 2, left - left // 2]  # shares, not the whole twice
+    report = await replay_plan(agent, events)
+    assert report.ok, report.difference
 
 
 async def test_the_loop_detector_counts_identical_calls_across_plans() -> None:

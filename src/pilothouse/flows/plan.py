@@ -196,6 +196,10 @@ class _Drive:
     started: float = field(default_factory=time.monotonic)
     # task id -> result value, of the plan that ran last (what the joiner's "$n" names)
     _values: dict[int, Any] = field(default_factory=dict)
+    # what the run had used when the running plan's tasks began, and each agent task's
+    # (place, how many) by step: the plan's agent tasks split what was left
+    _before_tasks: Usage = field(default_factory=Usage)
+    _shares: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -438,6 +442,13 @@ class _Drive:
         stops: list[Stopped] = []
         loops = self.loops
         self._values = values
+        self._before_tasks = self.usage
+        agents = [
+            first_step + k
+            for k, t in enumerate(plan.tasks)
+            if (tool := self.spec.tools.get(t.tool)) is not None and tool.takes_context
+        ]
+        self._shares = {step: (at, len(agents)) for at, step in enumerate(agents)}
 
         def new_context(step: int, index: int) -> ToolContext[Any]:
             return ToolContext(self.run_id, step, index, self.deps, self.tree)
@@ -516,8 +527,9 @@ class _Drive:
             return result
         call = ToolCall(call_id, task.tool, args)
         tree = self.tree
-        if tree is not None:  # children are capped from the run's standing now
-            tree.observe(step, self.usage, 0, self.started)
+        if tree is not None:  # children share what was left when the tasks began
+            shares = {0: self._shares[step]} if step in self._shares else None
+            tree.observe(step, self._before_tasks, 0, self.started, shares, alongside=True)
         recorded = self.rec.calls.get(step)
         replay = ToolReplay(called={0: recorded}) if recorded is not None else None
         done = await run_tool_step(

@@ -21,6 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import to_json
@@ -242,6 +243,18 @@ def finished_result(spec: RunSpec[OutputT], run_id: str, events: Sequence[Event]
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Standing:
+    """What a run had used before one step's calls ran: its children are capped from it."""
+
+    step: int
+    tokens: int
+    cost: float
+    child_steps: int
+    started: float
+    shares: Mapping[int, tuple[int, int]]  # call index: (its place, how many share)
+
+
 def _share(left: int, n: int, at: int) -> int:
     """The `at`-th of `n` even shares of `left` (the first `left % n` get one more)."""
     left = max(0, left)
@@ -257,9 +270,8 @@ class ChildRuns:
         "_recorded",
         "_rolled",
         "_rolled_steps",
-        "_sharing",
+        "_standing",
         "_started",
-        "_used",
         "budget",
         "deps",
         "journal",
@@ -305,12 +317,10 @@ class ChildRuns:
                 )
         self._rolled: Usage | None = None  # finished children's usage not yet taken
         self._rolled_steps = 0
-        # (tokens, cost, steps) of the children each call of this step finished (by index)
-        self._calls: dict[int, tuple[int, float, int]] = {}
-        # (step, tokens, cost, child steps, started) the parent stood at before its tools
-        self._used: tuple[int, int, float, int, float] = (0, 0, 0.0, 0, time.monotonic())
-        # the indexes of this step's calls that may start children: they share what is left
-        self._sharing: tuple[int, ...] = ()
+        # (tokens, cost, steps) of the children each call finished, by (step, index)
+        self._calls: dict[tuple[int, int], tuple[int, float, int]] = {}
+        # what the parent stood at before a step's calls ran, by step
+        self._standing: dict[int, _Standing] = {}
 
     def observe(
         self,
@@ -318,22 +328,28 @@ class ChildRuns:
         usage: Usage,
         child_steps: int,
         started: float,
-        sharing: Sequence[int] = (),
+        shares: Mapping[int, tuple[int, int]] | None = None,
+        *,
+        alongside: bool = False,
     ) -> None:
         """The parent's standing before this step's calls run (a resumed step's, less
         what its children had recorded): every child of the step is capped from it.
-        `sharing`: the indexes of the step's calls whose tools may start children
-        (they take a `ToolContext`); they split what is left between them."""
+        `shares`: for a call index, (its place, how many) when calls that may start
+        children split what is left (`_capped`). `alongside`: other steps' calls may
+        still be running (a planned run's tasks), so their standings are kept; an agent
+        loop's steps run one after another, and a new step forgets the last."""
         tokens, cost, steps = self._recorded.get(step, (0, 0.0, 0))
-        self._used = (
+        if not alongside:
+            self._standing.clear()
+            self._calls.clear()
+        self._standing[step] = _Standing(
             step,
             usage.total_tokens - tokens,
             (usage.cost or 0.0) - cost,
             child_steps - steps,
             started,
+            dict(shares or {}),
         )
-        self._calls = {}
-        self._sharing = tuple(sharing)
 
     def flush(self) -> None:
         """Commit the parent's journal now: a tool that reads its own run's record from
@@ -348,7 +364,7 @@ class ChildRuns:
         return rolled, self._rolled_steps
 
     def _capped(
-        self, parent: Budget, child: Budget, index: int
+        self, parent: Budget, child: Budget, step: int, index: int
     ) -> tuple[Budget, dict[str, list[float]]]:
         """The child's budget, each limit lowered to what remains of the parent's.
 
@@ -356,18 +372,22 @@ class ChildRuns:
         not from what children of the step's other calls used, since which of those
         finishes first is the scheduler's choice and, on resume, a finished one is
         re-attached at once. So a child gets the same budget uninterrupted and resumed.
-        Steps, tokens and cost left are split evenly between the step's calls that may
-        start children (`observe`'s `sharing`, the first ones in index order taking a
-        remainder of steps or tokens), so parallel children cannot spend the parent's
-        budget once each: a model that splits its work over several delegating calls
-        gets no more than one call would. Wall-clock time is not split (the calls run
-        side by side). Each call's share is less what its earlier children used."""
-        step, tokens, cost, child_steps, started = self._used
-        own_tokens, own_cost, own_steps = self._calls.get(index, (0, 0.0, 0))
-        n = len(self._sharing)
-        at = self._sharing.index(index) if index in self._sharing else 0
-        if n < 2 or index not in self._sharing:
-            n = 1
+        Steps, tokens and cost left are split evenly between the calls that may start
+        children (`observe`'s `shares`: an agent step's calls whose tools take a
+        `ToolContext`, a planned run's agent tasks; the first ones taking a remainder of
+        steps or tokens), so parallel children cannot spend the parent's budget once
+        each: a model that splits its work over several delegating calls gets no more
+        than one call would. Wall-clock time is not split (the calls run side by side).
+        Each call's share is less what its earlier children used."""
+        standing = self._standing.get(step) or _Standing(step, 0, 0.0, 0, time.monotonic(), {})
+        tokens, cost, child_steps, started = (
+            standing.tokens,
+            standing.cost,
+            standing.child_steps,
+            standing.started,
+        )
+        own_tokens, own_cost, own_steps = self._calls.get((step, index), (0, 0.0, 0))
+        at, n = standing.shares.get(index, (0, 1))
         remaining: dict[str, float | None] = {
             "steps": None
             if parent.max_steps is None
@@ -421,7 +441,7 @@ class ChildRuns:
                 f"run_child key {name!r}: use 1-64 letters, digits, '_' or '-'"
             )
         own: RunSpec[Any] = spec_of()
-        budget, capped = self._capped(self.budget, own.budget, context.index)
+        budget, capped = self._capped(self.budget, own.budget, context.step, context.index)
         spec = own
         if budget is not own.budget:  # (a copy and one field: replace() costs 5x more)
             spec = copy.copy(own)
@@ -516,8 +536,9 @@ class ChildRuns:
                 usage, steps = Usage(info.input_tokens, info.output_tokens, info.cost), info.steps
             except RunNotFoundError:
                 usage, steps = Usage(), 0
-        tokens, cost, used = self._calls.get(context.index, (0, 0.0, 0))  # caps its next
-        self._calls[context.index] = (
+        call = (context.step, context.index)
+        tokens, cost, used = self._calls.get(call, (0, 0.0, 0))  # caps its next
+        self._calls[call] = (
             tokens + usage.total_tokens,
             cost + (usage.cost or 0.0),
             used + steps,

@@ -322,10 +322,12 @@ class RunTree(ChildRunner, Protocol):
         usage: Usage,
         child_steps: int,
         started: float,
-        sharing: Sequence[int] = (),
+        shares: Mapping[int, tuple[int, int]] | None = None,
+        *,
+        alongside: bool = False,
     ) -> None:
         """What the run has used so far, before a step's tools run (children are capped
-        to what remains, split between the `sharing` call indexes)."""
+        to what remains, split as `shares` says: call index to (place, how many))."""
         ...
 
     def take(self) -> tuple[Usage, int] | None:
@@ -663,7 +665,8 @@ async def _run_loop(
                         for i, c in enumerate(calls)
                         if (t := spec.tools.get(c.name)) is not None and t.takes_context
                     ]
-                    tree.observe(step, usage, child_steps, started, sharing)
+                    shares = {i: (at, len(sharing)) for at, i in enumerate(sharing)}
+                    tree.observe(step, usage, child_steps, started, shares)
                 results = await _run_tools(
                     spec,
                     journal,
