@@ -226,7 +226,10 @@ async def ask(model: Any, text: str, candidates: Sequence[str]) -> tuple[str | N
 
 
 async def measure(
-    log_dirs: Sequence[Path], variants: Sequence[str], jsonl: Path | None
+    log_dirs: Sequence[Path],
+    variants: Sequence[str],
+    jsonl: Path | None,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """One row per item and variant: main's value, the question's, each acceptable."""
     from pilothouse.models.local import LocalModel
@@ -235,7 +238,7 @@ async def measure(
     rows = []
     for log_dir in log_dirs:
         calls = logged_calls(log_dir)
-        for case_id in sorted(calls):
+        for case_id in sorted(calls)[:limit]:
             case = _case(case_id)
             for item in items_of(case):
                 made = [a for n, a in calls[case_id] if n == item.function]
@@ -307,6 +310,7 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--jsonl", type=Path, help="append each row here as it finishes")
     parser.add_argument("--report", nargs="+", type=Path, help="the table from such files")
+    parser.add_argument("--limit", type=int, help="the first N cases of each log directory")
     parser.add_argument("--count", action="store_true", help="only count the items")
     args = parser.parse_args()
     if args.report:
@@ -319,7 +323,7 @@ def main() -> int:
             found = Counter(i.case_id.rsplit("_", 1)[0] for c in calls for i in items_of(_case(c)))
             print(f"{log_dir}: {len(calls)} cases, items {dict(found)}")
         return 0
-    rows = asyncio.run(measure(args.logs, args.variants, args.jsonl))
+    rows = asyncio.run(measure(args.logs, args.variants, args.jsonl, args.limit))
     print(summary(rows))
     return 0
 
