@@ -32,7 +32,13 @@ Variants (``--variants``): ``name`` (the parameter's words, then its description
 brackets), ``desc`` (the description first, then the parameter's words), ``others``
 (``name`` with the other arguments main's call already holds, when it holds any), and
 ``typed`` (``name`` with the candidates limited by type fit: spans that are only a
-number, a function word or the parameter's own words left out, as `distinct` does).
+number or only the parameter's own words left out, as `distinct` does). ``short``
+(``desc``'s wording, the ``typed`` candidates of at most four words) was added after
+the first four were measured (docs/bfcl.md, eighth round: the question picked whole
+clauses), so it is exploratory, not under the round's rule; so is ``keyed`` (``short``
+with the reply a JSON object whose one key is the parameter's name, ``{"field_of_law":
+"..."}``: whether writing the parameter's name first, as the arguments stage does,
+avoids copying the request from its first word).
 
 Tune data only: it refuses logs that hold a held-out case (split.json's holdout ids,
 any live id, a live-like holdout id), since it prints each item.
@@ -53,7 +59,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("name", "desc", "others", "typed")
+VARIANTS = ("name", "desc", "others", "typed", "short", "keyed")
+_SHORT_WORDS = 4
 _FLOAT_NOTE = " This is a float type value."
 _BFCL_PUNCT = re.compile(r"[ \,\.\/\-\_\*\^]")
 
@@ -98,7 +105,7 @@ def question_text(
     if variant == "others" and others:
         known = ", ".join(f"{parameter_words(k)} = {json.dumps(v)}" for k, v in others.items())
         lines.append(f"Known: {known}")
-    if variant == "desc":
+    if variant in ("desc", "short", "keyed"):
         lines.append(f"{description} The {words} is:" if description else f"The {words} is:")
     else:
         lines.append(f"The {words} ({description}) is:" if description else f"The {words} is:")
@@ -118,9 +125,26 @@ def typed_candidates(name: str, candidates: Sequence[str]) -> list[str]:
     return kept or list(candidates)
 
 
-def question_schema(candidates: Sequence[str]) -> dict[str, Any]:
-    """The reply's schema: one of the candidate spans, as a JSON string."""
-    return {"type": "string", "enum": list(dict.fromkeys(candidates))}
+def short_candidates(name: str, candidates: Sequence[str]) -> list[str]:
+    """`typed_candidates` of at most four words: a required string is a name or a
+    phrase, not a clause (the narrow question picked the whole request as a value in
+    over half its misses with the clauses offered). The full list when none is left."""
+    short = [c for c in candidates if len(c.split()) <= _SHORT_WORDS]
+    return typed_candidates(name, short) if short else list(candidates)
+
+
+def question_schema(candidates: Sequence[str], key: str | None = None) -> dict[str, Any]:
+    """The reply's schema: one of the candidate spans, as a JSON string, or (`key`) as
+    the one property of a JSON object named by the parameter."""
+    held = {"type": "string", "enum": list(dict.fromkeys(candidates))}
+    if key is None:
+        return held
+    return {
+        "type": "object",
+        "properties": {key: held},
+        "required": [key],
+        "additionalProperties": False,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,16 +229,18 @@ def logged_calls(log_dir: Path) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     return out
 
 
-async def ask(model: Any, text: str, candidates: Sequence[str]) -> tuple[str | None, int]:
+async def ask(
+    model: Any, text: str, candidates: Sequence[str], key: str | None = None
+) -> tuple[str | None, int]:
     """The model's reply to one question held to `candidates` (None: cut off), and the
-    tokens it generated."""
+    tokens it generated; `key`: the reply is the object `question_schema` makes."""
     from pilothouse.exceptions import ModelOutputError
     from pilothouse.messages import Message
     from pilothouse.models.base import ModelRequest, ModelSettings
 
     request = ModelRequest(
         [Message("user", text)],
-        output_schema=question_schema(candidates),
+        output_schema=question_schema(candidates, key),
         settings=ModelSettings(temperature=0.0, max_tokens=160),
     )
     try:
@@ -222,6 +248,8 @@ async def ask(model: Any, text: str, candidates: Sequence[str]) -> tuple[str | N
     except ModelOutputError:
         return None, 0
     value = json.loads(response.text)
+    if key is not None and isinstance(value, dict):
+        value = value.get(key)
     return (value if isinstance(value, str) else None), response.usage.output_tokens
 
 
@@ -245,14 +273,15 @@ async def measure(
                 main_value = made[0].get(item.name) if made else None
                 others = {k: v for k, v in (made[0] if made else {}).items() if k != item.name}
                 for variant in variants:
-                    candidates = (
-                        typed_candidates(item.name, item.candidates)
-                        if variant == "typed"
-                        else list(item.candidates)
-                    )
+                    candidates = list(item.candidates)
+                    if variant == "typed":
+                        candidates = typed_candidates(item.name, candidates)
+                    elif variant in ("short", "keyed"):
+                        candidates = short_candidates(item.name, candidates)
                     text = question_text(case.question, item.name, item.prop, variant, others)
                     began = time.perf_counter()
-                    chosen, tokens = await ask(model, text, candidates)
+                    key = item.name if variant == "keyed" else None
+                    chosen, tokens = await ask(model, text, candidates, key)
                     row = {
                         "set": log_dir.name,
                         "case": case_id,

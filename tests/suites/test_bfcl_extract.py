@@ -158,3 +158,26 @@ def test_logs_holding_a_held_out_case_are_refused(tmp_path: Path) -> None:
         json.dumps({"samples": [{"scenario": tune, "events": [call]}]})
     )
     assert bench.logged_calls(tmp_path) == {tune: [("f", {"a": 1})]}
+
+
+def test_short_candidates_are_typed_phrases_of_at_most_four_words() -> None:
+    clause = "Get me the top 10 landmark cases in constitutional law"
+    got = bench.short_candidates("field_of_law", [clause, "10", "law", "constitutional law"])
+    assert got == ["constitutional law"]
+    assert bench.short_candidates("field_of_law", [clause]) == [clause]
+    prop = {"type": "string", "description": "The field."}
+    short = bench.question_text("Q", "field_of_law", prop, "short")
+    assert short == bench.question_text("Q", "field_of_law", prop, "desc")
+
+
+def test_keyed_question_replies_with_the_parameter_as_its_one_key() -> None:
+    schema = bench.question_schema(["a", "b"], "city")
+    assert schema == {
+        "type": "object",
+        "properties": {"city": {"type": "string", "enum": ["a", "b"]}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    model = _Replies('{"city": "b"}')
+    assert asyncio.run(bench.ask(model, "Q", ["a", "b"], "city")) == ("b", 3)
+    assert model.requests[0].output_schema == schema
