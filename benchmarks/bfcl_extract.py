@@ -38,7 +38,8 @@ the first four were measured (docs/bfcl.md, eighth round: the question picked wh
 clauses), so it is exploratory, not under the round's rule; so is ``keyed`` (``short``
 with the reply a JSON object whose one key is the parameter's name, ``{"field_of_law":
 "..."}``: whether writing the parameter's name first, as the arguments stage does,
-avoids copying the request from its first word).
+avoids copying the request from its first word), and ``tooled`` (``keyed`` with a first
+line "Tool: <name>: <description>", the context the arguments stage has).
 
 Tune data only: it refuses logs that hold a held-out case (split.json's holdout ids,
 any live id, a live-like holdout id), since it prints each item.
@@ -59,7 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("name", "desc", "others", "typed", "short", "keyed")
+VARIANTS = ("name", "desc", "others", "typed", "short", "keyed", "tooled")
 _SHORT_WORDS = 4
 _FLOAT_NOTE = " This is a float type value."
 _BFCL_PUNCT = re.compile(r"[ \,\.\/\-\_\*\^]")
@@ -97,15 +98,18 @@ def question_text(
     prop: dict[str, Any],
     variant: str = "name",
     others: dict[str, Any] | None = None,
+    tool: str = "",
 ) -> str:
-    """The one user turn asking for `name`'s value in `query` (see the module doc)."""
+    """The one user turn asking for `name`'s value in `query` (see the module doc);
+    `tool` (``tooled``): the tool's name and description, shown first."""
     words = parameter_words(name)
     description = description_of(prop)
-    lines = [f"Request: {query.strip()}"]
+    lines = [f"Tool: {tool}"] if variant == "tooled" and tool else []
+    lines.append(f"Request: {query.strip()}")
     if variant == "others" and others:
         known = ", ".join(f"{parameter_words(k)} = {json.dumps(v)}" for k, v in others.items())
         lines.append(f"Known: {known}")
-    if variant in ("desc", "short", "keyed"):
+    if variant in ("desc", "short", "keyed", "tooled"):
         lines.append(f"{description} The {words} is:" if description else f"The {words} is:")
     else:
         lines.append(f"The {words} ({description}) is:" if description else f"The {words} is:")
@@ -276,11 +280,15 @@ async def measure(
                     candidates = list(item.candidates)
                     if variant == "typed":
                         candidates = typed_candidates(item.name, candidates)
-                    elif variant in ("short", "keyed"):
+                    elif variant in ("short", "keyed", "tooled"):
                         candidates = short_candidates(item.name, candidates)
-                    text = question_text(case.question, item.name, item.prop, variant, others)
+                    function = next(f for f in case.functions if f["name"] == item.function)
+                    tool = (
+                        f"{item.function}: {' '.join(str(function.get('description', '')).split())}"
+                    )
+                    text = question_text(case.question, item.name, item.prop, variant, others, tool)
                     began = time.perf_counter()
-                    key = item.name if variant == "keyed" else None
+                    key = item.name if variant in ("keyed", "tooled") else None
                     chosen, tokens = await ask(model, text, candidates, key)
                     row = {
                         "set": log_dir.name,

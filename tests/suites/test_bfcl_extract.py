@@ -181,3 +181,13 @@ def test_keyed_question_replies_with_the_parameter_as_its_one_key() -> None:
     model = _Replies('{"city": "b"}')
     assert asyncio.run(bench.ask(model, "Q", ["a", "b"], "city")) == ("b", 3)
     assert model.requests[0].output_schema == schema
+
+
+def test_tooled_question_shows_the_tool_first() -> None:
+    prop = {"type": "string", "description": "The city."}
+    text = bench.question_text("Q", "city", prop, "tooled", None, "hotel.book: Book a hotel.")
+    assert text == "Tool: hotel.book: Book a hotel.\nRequest: Q\nThe city. The city is:"
+    # only the tooled variant shows it
+    assert bench.question_text("Q", "city", prop, "keyed", None, "hotel.book: Book a hotel.") == (
+        "Request: Q\nThe city. The city is:"
+    )
