@@ -191,3 +191,16 @@ def test_tooled_question_shows_the_tool_first() -> None:
     assert bench.question_text("Q", "city", prop, "keyed", None, "hotel.book: Book a hotel.") == (
         "Request: Q\nThe city. The city is:"
     )
+
+
+def test_acceptable_agrees_with_bfcls_checker() -> None:
+    pytest.importorskip("bfcl_eval")
+    from pilothouse.messages import ToolCall
+    from pilothouse_suites.bfcl import check
+
+    answers = ["New York, NY", "it's", "2022/08/16"]
+    for value in ["new york ny", "New-York,NY", 'it"s', "2022-08-16", "New York", "its"]:
+        truth = {"city": answers, "field_of_law": ["tax"], "years": [5], "level": ["senior"]}
+        arguments = {"city": value, "field_of_law": "tax", "years": 5, "level": "senior"}
+        verdict = check(_case(truth), [ToolCall("c", LAWYER["name"], arguments)])
+        assert verdict.valid == bench.acceptable(value, answers), value
