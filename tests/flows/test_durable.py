@@ -198,6 +198,32 @@ async def test_an_agent_node_is_a_child_run_with_capped_budget_and_rolled_up_usa
     assert store.get_run("ag").input_tokens == result.usage.input_tokens
 
 
+async def test_the_items_of_a_fan_out_split_the_flows_budget() -> None:
+    """Abuse: a map over many items must not give each item's agent all that is left
+    (before, three writers were each capped to the flow's 1000 tokens). The items run
+    at once, so each gets an even share of what the fan-out's cause left: the same on
+    resume, and together no more than the budget."""
+    writer = Agent(ScriptedModel(lambda r: "a line"), name="writer")
+    g = Graph(Work, name="fanned", budget=Budget(max_steps=None, max_tokens=1000))
+    g.node("plan", lambda s: {"topics": ["a", "b", "c"]}).edge(START, "plan")
+    g.agent("write", writer, prompt=lambda s, ctx: f"write about {ctx.item}", into="answer")
+    g.node("join", lambda s: {"rounds": 1})
+    g.map("plan", "write", over=lambda s: s.topics, join="join")
+    store = MemoryStore()
+    result = await g.build().run(store=store, run_id="fan")
+    assert result.state.rounds == 1
+    caps = {
+        e.key: e.capped
+        for e in store.events("fan")
+        if isinstance(e, NodeStarted) and e.node == "write"
+    }
+    assert caps == {
+        "write-0-0": {"tokens": [-1, 334.0]},  # 1000 = 334 + 333 + 333
+        "write-0-1": {"tokens": [-1, 333.0]},
+        "write-0-2": {"tokens": [-1, 333.0]},
+    }
+
+
 async def test_a_resumed_flow_reattaches_to_its_agent_child() -> None:
     model = ScriptedModel(["the answer"])
     writer = Agent(model, name="writer")

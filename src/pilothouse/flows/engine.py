@@ -63,7 +63,7 @@ from pilothouse.exceptions import (
 )
 from pilothouse.messages import ToolCall, Usage
 from pilothouse.policy.engine import Principal
-from pilothouse.runtime.budget import Budget
+from pilothouse.runtime.budget import Budget, split_evenly
 from pilothouse.runtime.drive import ChildRuns
 from pilothouse.runtime.journal import Journal, Store
 from pilothouse.runtime.loop import PendingRequest
@@ -108,6 +108,8 @@ class _Act:
     after: dict[str, Any] | None = None
     done: _Done | None = None
     pending: list[PendingRequest] = field(default_factory=list)
+    # (its place, how many): the items of one fan-out split what their cause left
+    share: tuple[int, int] = (0, 1)
 
 
 class FlowRun:
@@ -298,9 +300,11 @@ class FlowRun:
         item: Any,
         triggers: tuple[_Act, ...],
         view: dict[str, Any],
+        share: tuple[int, int] = (0, 1),
     ) -> _Act:
         self._ids += 1
         act = _Act(self._ids, key, node, depth, sort_key(key, depth), item, triggers, view)
+        act.share = share
         self.acts[act.id] = act
         return act
 
@@ -361,6 +365,7 @@ class FlowRun:
                     item,
                     (act,),
                     after,
+                    (k, len(items)),
                 )
                 self._launch(child)
             self._deliver(act, [fan.join])
@@ -575,7 +580,10 @@ class FlowRun:
 
     def _capped(self, act: _Act) -> dict[str, list[float]]:
         """Limits of an agent node lowered to what the flow's budget has left after the
-        node's causes (their usage is known, and the same on resume)."""
+        node's causes (their usage is known, and the same on resume). The items of one
+        fan-out run at once, so they split the steps, tokens and cost left evenly (the
+        first ones taking a remainder of steps or tokens): a map over many items cannot
+        spend the budget once per item. Time is not split."""
         spec = act.node.agent.run_spec() if act.node is not None else None
         if spec is None:
             return {}
@@ -585,17 +593,20 @@ class FlowRun:
             done = cause.done
             if done is not None:
                 used, steps = used + done.usage, steps + done.steps
+        at, n = act.share
         left: dict[str, float | None] = {
-            "steps": None if budget.max_steps is None else max(0, budget.max_steps - steps),
+            "steps": None
+            if budget.max_steps is None
+            else split_evenly(budget.max_steps - steps, n, at),
             "tokens": None
             if budget.max_tokens is None
-            else max(0, budget.max_tokens - used.total_tokens),
+            else split_evenly(budget.max_tokens - used.total_tokens, n, at),
             "seconds": None
             if budget.max_seconds is None
             else max(0.0, budget.max_seconds - (time.monotonic() - self.started)),
             "cost": None
             if budget.max_cost is None
-            else max(0.0, budget.max_cost - (used.cost or 0.0)),
+            else max(0.0, budget.max_cost - (used.cost or 0.0)) / n,
         }
         mine = {
             "steps": own.max_steps,

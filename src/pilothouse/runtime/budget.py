@@ -45,6 +45,15 @@ class Budget:
         return None
 
 
+def split_evenly(left: int, n: int, at: int) -> int:
+    """The `at`-th of `n` even shares of `left` (none when nothing is left; the first
+    ``left % n`` shares get one more): how calls, tasks or fan-out items that run at
+    once split a parent's steps or tokens, so that together they get exactly what is
+    left, and each the same share however the scheduler orders them."""
+    left = max(0, left)
+    return left // n + (1 if at < left % n else 0)
+
+
 class LoopDetector:
     """Counts identical calls (same tool, same arguments) within one run."""
 

@@ -47,7 +47,7 @@ from pilothouse.exceptions import (
 )
 from pilothouse.messages import Message, Usage
 from pilothouse.policy.engine import Principal
-from pilothouse.runtime.budget import Budget
+from pilothouse.runtime.budget import Budget, split_evenly
 from pilothouse.runtime.journal import Journal, Store, Subscriber
 from pilothouse.runtime.lease import DEFAULT_LEASE_SECONDS, RunLease
 from pilothouse.runtime.loop import RunLink, RunResult, RunSpec, run_loop
@@ -255,12 +255,6 @@ class _Standing:
     shares: Mapping[int, tuple[int, int]]  # call index: (its place, how many share)
 
 
-def _share(left: int, n: int, at: int) -> int:
-    """The `at`-th of `n` even shares of `left` (the first `left % n` get one more)."""
-    left = max(0, left)
-    return left // n + (1 if at < left % n else 0)
-
-
 class ChildRuns:
     """Starts, re-attaches and accounts for the children of one run (see the module)."""
 
@@ -391,10 +385,10 @@ class ChildRuns:
         remaining: dict[str, float | None] = {
             "steps": None
             if parent.max_steps is None
-            else max(0, _share(parent.max_steps - step - child_steps, n, at) - own_steps),
+            else max(0, split_evenly(parent.max_steps - step - child_steps, n, at) - own_steps),
             "tokens": None
             if parent.max_tokens is None
-            else max(0, _share(parent.max_tokens - tokens, n, at) - own_tokens),
+            else max(0, split_evenly(parent.max_tokens - tokens, n, at) - own_tokens),
             "seconds": None
             if parent.max_seconds is None
             else max(0.0, parent.max_seconds - (time.monotonic() - started)),
