@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Generic
 from pydantic_core import to_json
 
 from pilothouse.events import (
+    ChildFinished,
     ErrorOccurred,
     Event,
     FinalOutput,
@@ -132,6 +133,10 @@ class _Recorded:
     validated: dict[int, int] = field(default_factory=dict)  # step -> output_validated count
     calls: dict[int, ToolCalled] = field(default_factory=dict)
     results: dict[int, ToolResult] = field(default_factory=dict)
+    # what the recorded children of each task step used: a resumed run adds it when the
+    # step's plan runs again (its results are served from here, its finished children
+    # re-attached, and neither rolls their usage up a second time)
+    children: dict[int, Usage] = field(default_factory=dict)
 
     @classmethod
     def of(cls, events: Sequence[Event]) -> _Recorded:
@@ -151,6 +156,8 @@ class _Recorded:
                 rec.calls[e.step] = e
             elif isinstance(e, ToolReturned):
                 rec.results[e.step] = e.result
+            elif isinstance(e, ChildFinished):
+                rec.children[e.step] = rec.children.get(e.step, Usage()) + e.usage
         return rec
 
     def in_doubt(self) -> dict[str, ToolCalled]:
@@ -443,6 +450,10 @@ class _Drive:
         loops = self.loops
         self._values = values
         self._before_tasks = self.usage
+        for k in range(len(plan.tasks)):  # resumed: what the tasks' recorded children used
+            spent = self.rec.children.pop(first_step + k, None)
+            if spent is not None:
+                self.usage += spent
         agents = [
             first_step + k
             for k, t in enumerate(plan.tasks)

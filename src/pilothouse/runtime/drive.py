@@ -331,9 +331,13 @@ class ChildRuns:
         `shares`: for a call index, (its place, how many) when calls that may start
         children split what is left (`_capped`). `alongside`: other steps' calls may
         still be running (a planned run's tasks), so their standings are kept; an agent
-        loop's steps run one after another, and a new step forgets the last."""
-        tokens, cost, steps = self._recorded.get(step, (0, 0.0, 0))
-        if not alongside:
+        loop's steps run one after another, and a new step forgets the last. An
+        alongside standing is what the run had used before any of those steps began,
+        which holds none of their children, resumed or not: nothing is taken off it."""
+        if alongside:
+            tokens, cost, steps = 0, 0.0, 0
+        else:
+            tokens, cost, steps = self._recorded.get(step, (0, 0.0, 0))
             self._standing.clear()
             self._calls.clear()
         self._standing[step] = _Standing(
