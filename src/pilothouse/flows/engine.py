@@ -656,7 +656,7 @@ class FlowRun:
         else:
             assert node.into is not None
             update = {node.into: output}
-        return [update], result.usage, result.steps
+        return [update], result.usage, result.steps + result.child_steps  # its tree's
 
     async def _subgraph(self, node: Node, act: _Act) -> tuple[list[Any], Usage, int]:
         sub: Flow = node.flow

@@ -210,7 +210,7 @@ def finished_result(spec: RunSpec[OutputT], run_id: str, events: Sequence[Event]
     an error raises `ChildRunError` with the recorded message.
     """
     usage = Usage()
-    steps = 0
+    steps = below = 0
     started = events[0]
     assert isinstance(started, RunStarted)
     messages = started.context()  # a child is no session's turn: its context is here
@@ -219,15 +219,16 @@ def finished_result(spec: RunSpec[OutputT], run_id: str, events: Sequence[Event]
         if isinstance(event, ModelRequested):
             steps = event.step
             messages.extend(event.new_messages)
-        elif isinstance(event, ModelResponded | ChildFinished):
-            usage += event.usage if isinstance(event, ChildFinished) else event.response.usage
+        elif isinstance(event, ModelResponded):
+            usage += event.response.usage
+        elif isinstance(event, ChildFinished):
+            usage, below = usage + event.usage, below + event.steps
     last = events[-1]
     if isinstance(last, FinalOutput):
         text = last.output if isinstance(last.output, str) else to_json(last.output).decode()
         messages.append(Message.assistant(text))
-        return RunResult(
-            run_id, "final", usage, steps, messages, spec.output.from_json(last.output)
-        )
+        output = spec.output.from_json(last.output)
+        return RunResult(run_id, "final", usage, steps, messages, output, child_steps=below)
     if isinstance(last, ErrorOccurred):
         raise ChildRunError(
             f"child run {run_id} failed: {last.kind}: {last.message}",
@@ -235,7 +236,9 @@ def finished_result(spec: RunSpec[OutputT], run_id: str, events: Sequence[Event]
             parent_run_id=parent,
         )
     if isinstance(last, Stopped):  # (a `budget_stop` of an older journal reads as one)
-        return RunResult(run_id, last.outcome, usage, steps, messages, None, last)
+        return RunResult(
+            run_id, last.outcome, usage, steps, messages, None, last, child_steps=below
+        )
     raise ChildRunError(
         f"child run {run_id} ended with {last.type}, which is not an outcome",
         run_id=run_id,
@@ -526,12 +529,15 @@ class ChildRuns:
         result: RunResult[Any] | None,
     ) -> None:
         """Record the child's end on this run once, and roll its usage up."""
-        if result is not None:
-            usage, steps = result.usage, result.steps
-        else:  # an error: the child's index row has what it used
+        if result is not None:  # its steps and its own children's count against ours
+            usage, steps = result.usage, result.steps + result.child_steps
+        else:  # an error: the child's index row has what it used, its journal the rest
             try:
                 info = self.store.get_run(child_id)
                 usage, steps = Usage(info.input_tokens, info.output_tokens, info.cost), info.steps
+                steps += sum(
+                    e.steps for e in self.store.events(child_id) if isinstance(e, ChildFinished)
+                )
             except RunNotFoundError:
                 usage, steps = Usage(), 0
         call = (context.step, context.index)

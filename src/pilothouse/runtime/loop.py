@@ -152,6 +152,9 @@ class RunResult(Generic[OutputT]):
     _output: Any = None
     stop: Stopped | None = None  # the `run_stopped` event of a stopped run
     pending: list[PendingRequest] = field(default_factory=list)
+    # the steps of its finished child runs, theirs included: what a parent counts
+    # against its `max_steps` beside `steps` (a tree's steps add up at every level)
+    child_steps: int = 0
 
     @property
     def ok(self) -> bool:
@@ -719,7 +722,9 @@ async def _run_loop(
                     SessionWrite(session_id, run_id, ((1, Message.assistant(said)),))
                 )
             await finish("final", output_json)
-            return RunResult(run_id, "final", usage, step, messages, output)
+            return RunResult(
+                run_id, "final", usage, step, messages, output, child_steps=child_steps
+            )
     except _Stop as stop:
         stopped = Stopped(
             run_id=run_id,
@@ -732,10 +737,14 @@ async def _run_loop(
         )
         journal.emit(stopped)
         await finish(stopped.outcome)
-        return RunResult(run_id, stopped.outcome, usage, step, messages, None, stopped)
+        return RunResult(
+            run_id, stopped.outcome, usage, step, messages, None, stopped, child_steps=child_steps
+        )
     except _Pause as pause:
         await finish("paused")  # the waiting calls are on disk; the process may exit
-        return RunResult(run_id, "paused", usage, step, messages, pending=pause.pending)
+        return RunResult(
+            run_id, "paused", usage, step, messages, pending=pause.pending, child_steps=child_steps
+        )
     except ToolCallInDoubtError:
         await finish("in_doubt")  # not an error event: the run stays resumable once decided
         raise
