@@ -9,6 +9,7 @@ The multi-process kill test for trees is in `test_crash.py`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -279,7 +280,9 @@ class _Disk:
         return getattr(self.inner, name)
 
 
-def sibling_tree(store: Any, crash: str | None = None, max_steps: int = 9) -> Agent[None, str]:
+def sibling_tree(
+    store: Any, crash: str | None = None, max_steps: int = 9, max_tokens: int | None = None
+) -> Agent[None, str]:
     """A lead (max 9 steps) whose one step starts researchers a (2 steps) and b (3
     steps) in parallel. `crash`: inside b's second tool call, once a has finished,
     "kill" (the store stops taking writes) or "interrupt" (SystemExit: the loops
@@ -331,7 +334,7 @@ def sibling_tree(store: Any, crash: str | None = None, max_steps: int = 9) -> Ag
         name="lead",
         store=store,
         policy=Policy.allow_all(),
-        budget=Budget(max_steps=max_steps),
+        budget=Budget(max_steps=max_steps, max_tokens=max_tokens),
     )
 
 
@@ -389,6 +392,42 @@ def test_a_child_resumed_with_its_parent_gets_the_budget_it_started_with(crash: 
         uninterrupted.steps,
         uninterrupted.usage,
     )
+
+
+def caps_given(caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
+    """The caps each child was given whenever it was started or resumed, by its key (as
+    `ChildRuns` logs them; the journal's `child_started` keeps the first start's)."""
+    found = {}
+    for record in caplog.records:
+        if record.name == "pilothouse.runtime" and "capped to the parent" in record.msg:
+            _, child, capped = record.args  # type: ignore[misc]
+            found[str(child).rsplit(".", 1)[1]] = capped
+    caplog.clear()
+    return found
+
+
+@pytest.mark.parametrize("crash", ["kill", "interrupt"])
+def test_a_resumed_child_gets_the_same_token_share_as_uninterrupted(
+    crash: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Adversarial: with a token budget, the two siblings' token shares (and steps) are
+    the same when the lead is resumed after b was cut off, a having finished: the
+    resumed lead's usage holds a's tokens, and its standing for the step takes them off
+    again, so b is not capped by what a happened to spend first."""
+    caplog.set_level(logging.INFO, logger="pilothouse.runtime")
+    plain = MemoryStore()
+    uninterrupted = sibling_tree(plain, max_tokens=300).run_sync("figs?")
+    want = caps_given(caplog)
+    assert want["a"] == want["b"] == {"steps": [10, 4], "tokens": [-1, 149]}
+    disk = _Disk()
+    with pytest.raises(SystemExit):
+        sibling_tree(disk, crash, max_tokens=300).run_sync("figs?")
+    caplog.clear()
+    store = disk.after_restart()
+    parent_id = next(r.run_id for r in store.list_runs() if r.agent == "lead")
+    resumed = sibling_tree(store, max_tokens=300).resume_sync(parent_id)
+    assert caps_given(caplog)["b"] == want["b"]
+    assert (resumed.outcome, resumed.usage) == (uninterrupted.outcome, uninterrupted.usage)
 
 
 def test_parallel_delegating_calls_share_the_parents_budget_not_multiply_it() -> None:

@@ -535,3 +535,46 @@ async def test_a_session_that_is_not_the_chats_is_never_written_or_read(
     assert [m.message.content for m in theirs.messages()] == ["private words"]
     assert store.children("x") == []  # no member ran, nothing read their words
     assert store.get_run("x").status == "error"
+
+
+async def test_a_members_turn_counts_the_steps_of_the_runs_it_delegated_to(
+    store: SQLiteStore,
+) -> None:
+    """Abuse: a member that delegates must not hide its helper's steps from the team's
+    `max_steps` (before, a turn counted the member's own 2 steps, not its helper's 4:
+    the team's limit could be spent many times over by delegation)."""
+    from pilothouse import Budget
+    from pilothouse.policy import Policy
+    from pilothouse.tools import ToolContext
+
+    @tool
+    def read(name: str) -> str:
+        """Read a source."""
+        return f"{name}: figs"
+
+    reads = [call("read", name="s1"), call("read", name="s2"), call("read", name="s3"), "figs"]
+    helper = Agent(ScriptedModel(reads), tools=[read], name="helper", store=store)
+
+    @tool
+    async def consult(ctx: ToolContext, question: str) -> str:
+        """Ask the helper."""
+        return str((await ctx.run_child(helper, question)).output)
+
+    a = Agent(
+        ScriptedModel([call("consult", question="figs?"), "a1"]),
+        tools=[consult],
+        name="a",
+        store=store,
+        policy=Policy.allow_all(),
+    )
+    chat = GroupChat(
+        [Member(a), member(store, "b", ["b1"])],
+        termination=MaxMessages(3),
+        budget=Budget(max_steps=7),
+        store=store,
+    )
+    result = await chat.run("go", run_id="deep")
+    turns = events_of(store, "deep", ChildFinished)
+    assert turns[0].steps == 2 + 4  # a's steps and its helper's
+    assert result.reason == "budget(steps: 7 of 7)"  # b's 1 step makes 7: no third turn
+    assert result.steps == 7

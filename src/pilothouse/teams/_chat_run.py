@@ -238,7 +238,8 @@ class TeamDrive:
         # the team does not resume it), so its usage counts now and is journaled once.
         if child_id not in self._children_finished:
             self._children_finished.add(child_id)
-            self.usage, self.steps = self.usage + result.usage, self.steps + result.steps
+            steps = result.steps + result.child_steps  # the runs it delegated to count too
+            self.usage, self.steps = self.usage + result.usage, self.steps + steps
             self.emit(
                 ChildFinished(
                     run_id=self.run_id,
@@ -247,7 +248,7 @@ class TeamDrive:
                     child_run_id=child_id,
                     outcome=result.outcome,
                     usage=result.usage,
-                    steps=result.steps,
+                    steps=steps,
                 )
             )
         return result
