@@ -77,3 +77,43 @@ async def test_fan_out_items_get_the_same_caps_resumed_from_every_commit(budget:
         resumed = await flow.resume("fan", store=store)
         assert resumed.state == whole.state, k
         assert resumed.usage == whole.usage, k
+
+
+async def test_an_agent_node_that_delegates_counts_its_helpers_steps() -> None:
+    """Abuse: an agent node whose agent delegates must not hide the steps of the runs
+    it started from the flow's `max_steps` (before, the node counted its own 2 steps,
+    not its helper's 4, and the next agent node was given 4 more of a 6-step budget)."""
+    from pilothouse import Budget as FlowBudget
+    from pilothouse import call, tool
+    from pilothouse.events import NodeFinished
+    from pilothouse.policy import Policy
+    from pilothouse.tools import ToolContext
+
+    @tool
+    def read(name: str) -> str:
+        """Read a source."""
+        return f"{name}: figs"
+
+    reads = [call("read", name="s1"), call("read", name="s2"), call("read", name="s3"), "figs"]
+    helper = Agent(ScriptedModel(reads), tools=[read], name="helper")
+
+    @tool
+    async def consult(ctx: ToolContext, question: str) -> str:
+        """Ask the helper."""
+        return str((await ctx.run_child(helper, question)).output)
+
+    lead = Agent(
+        ScriptedModel([call("consult", question="figs?"), "figs, says the helper"]),
+        tools=[consult],
+        name="lead",
+        policy=Policy.allow_all(),
+    )
+    after = Agent(ScriptedModel(["more"]), name="after")
+    g = Graph(Notes, name="deep", budget=FlowBudget(max_steps=6))
+    g.agent("lead", lead, prompt=lambda s: "figs?", into="scouted").edge(START, "lead")
+    g.agent("after", after, prompt=lambda s: "more?", output=_note).edge("lead", "after")
+    store = MemoryStore()
+    result = await g.build().run(store=store, run_id="deep")
+    ends = {e.node: e.steps for e in store.events("deep") if isinstance(e, NodeFinished)}
+    assert ends == {"lead": 2 + 4}  # the lead's steps and its helper's; "after" never ran
+    assert result.outcome == "budget_stop"
