@@ -246,3 +246,51 @@ def test_an_in_doubt_agent_task_resumed_gives_its_next_child_the_same_cap(
     assert given(caplog)["3.0.second"] == want["3.0.second"]
     assert (resumed.output, resumed.usage) == (uninterrupted.output, uninterrupted.usage)
     assert store.get_run("planned").output_tokens == uninterrupted.usage.output_tokens
+
+
+def endless_tasks(store: Any, max_steps: int) -> PlannedAgent[str]:
+    """Every plan: two agent tasks whose agents read until a limit stops them; the
+    joiner always asks for a new plan (up to 3 re-plans)."""
+
+    @tool
+    def read(name: str) -> str:
+        """Read a source."""
+        return f"{name}: figs"
+
+    def endless(request: Any) -> Any:
+        return call("read", name=f"s{sum(1 for m in request.messages if m.role == 'assistant')}")
+
+    reader = Agent(ScriptedModel(endless), tools=[read], name="reader", store=store, max_steps=99)
+    text = json.dumps({"tasks": [task(1, "ask_a", input="dig"), task(2, "ask_b", input="dig")]})
+
+    def reply(request: Any) -> str:
+        last = [m for m in request.messages if m.role == "assistant"]
+        return text if not last or "replan" in last[-1].content else '{"replan": "dig more"}'
+
+    policy = Policy.from_dict(
+        {"rules": [{"id": "ask", "tools": ["ask_a", "ask_b"], "effect": "allow"}]}
+    )
+    lead = Agent(
+        ScriptedModel(reply), store=store, policy=policy, budget=Budget(max_steps=max_steps)
+    )
+    return PlannedAgent(lead, agents={"ask_a": reader, "ask_b": reader}, max_replans=3)
+
+
+def test_a_planned_runs_tree_spends_no_more_steps_than_its_budget() -> None:
+    """Regression: a planned run's `max_steps` counted its own model calls only, and
+    each plan's agent tasks were capped from the step number alone, so over re-plans
+    the children's steps added up past the budget (19 model calls in the tree on 12).
+    Now the children's steps count against the run's `max_steps` as in an agent
+    loop's tree, and the tasks split what the run had left, model calls and children's
+    steps both."""
+    store = MemoryStore()
+    result = asyncio.run(endless_tasks(store, 12).run("dig", run_id="deep"))
+    calls = sum(
+        1
+        for run in store.list_runs(limit=100)
+        for e in store.events(run.run_id)
+        if e.type == "model_response"
+    )
+    assert calls <= 12
+    assert (result.outcome, result.stop and result.stop.reason) == ("budget_stop", "steps")
+    assert result.steps + result.child_steps >= 12 - 1

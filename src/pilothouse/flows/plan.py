@@ -133,10 +133,10 @@ class _Recorded:
     validated: dict[int, int] = field(default_factory=dict)  # step -> output_validated count
     calls: dict[int, ToolCalled] = field(default_factory=dict)
     results: dict[int, ToolResult] = field(default_factory=dict)
-    # what the recorded children of each task step used: a resumed run adds it when the
-    # step's plan runs again (its results are served from here, its finished children
-    # re-attached, and neither rolls their usage up a second time)
-    children: dict[int, Usage] = field(default_factory=dict)
+    # what the recorded children of each task step used (usage, steps): a resumed run
+    # adds it when the step's plan runs again (its results are served from here, its
+    # finished children re-attached, and neither rolls their usage up a second time)
+    children: dict[int, tuple[Usage, int]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, events: Sequence[Event]) -> _Recorded:
@@ -157,7 +157,8 @@ class _Recorded:
             elif isinstance(e, ToolReturned):
                 rec.results[e.step] = e.result
             elif isinstance(e, ChildFinished):
-                rec.children[e.step] = rec.children.get(e.step, Usage()) + e.usage
+                usage, steps = rec.children.get(e.step, (Usage(), 0))
+                rec.children[e.step] = (usage + e.usage, steps + e.steps)
         return rec
 
     def in_doubt(self) -> dict[str, ToolCalled]:
@@ -200,12 +201,16 @@ class _Drive:
     usage: Usage = field(default_factory=Usage)
     step: int = 0
     model_calls: int = 0
+    # the steps of the tasks' finished child runs (theirs included): with the model
+    # calls, what the run's `max_steps` counts, so delegating cannot multiply it
+    child_steps: int = 0
     started: float = field(default_factory=time.monotonic)
     # task id -> result value, of the plan that ran last (what the joiner's "$n" names)
     _values: dict[int, Any] = field(default_factory=dict)
     # what the run had used when the running plan's tasks began, and each agent task's
     # (place, how many) by step: the plan's agent tasks split what was left
     _before_tasks: Usage = field(default_factory=Usage)
+    _steps_before_tasks: int = 0
     _shares: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     @property
@@ -242,7 +247,8 @@ class _Drive:
         step = self.step
         budget = self.spec.budget
         if step not in self.rec.responses:
-            limit = budget.exceeded(self.model_calls, self.usage, time.monotonic() - self.started)
+            used = self.model_calls + self.child_steps
+            limit = budget.exceeded(used, self.usage, time.monotonic() - self.started)
             if limit is not None:
                 name, value, maximum = limit
                 raise _Stop(
@@ -415,7 +421,15 @@ class _Drive:
                 )
                 self.index_row("final", output_json)
                 await commit_journal(self.journal, last=True)
-                return RunResult(self.run_id, "final", self.usage, self.step, self.messages, output)
+                return RunResult(
+                    self.run_id,
+                    "final",
+                    self.usage,
+                    self.step,
+                    self.messages,
+                    output,
+                    child_steps=self.child_steps,
+                )
             reason = str(value)
             if replans_left <= 0:
                 raise _Stop(self._out_of_replans(self.step, f"the joiner asked: {reason}"))
@@ -450,10 +464,12 @@ class _Drive:
         loops = self.loops
         self._values = values
         self._before_tasks = self.usage
+        self._steps_before_tasks = self.model_calls + self.child_steps
         for k in range(len(plan.tasks)):  # resumed: what the tasks' recorded children used
             spent = self.rec.children.pop(first_step + k, None)
             if spent is not None:
-                self.usage += spent
+                self.usage += spent[0]
+                self.child_steps += spent[1]
         agents = [
             first_step + k
             for k, t in enumerate(plan.tasks)
@@ -540,7 +556,11 @@ class _Drive:
         tree = self.tree
         if tree is not None:  # children share what was left when the tasks began
             shares = {0: self._shares[step]} if step in self._shares else None
-            tree.observe(step, self._before_tasks, 0, self.started, shares, alongside=True)
+            # (the tree counts a run's steps as its step number and its children's; a
+            # plan's step numbers count its tasks too, so the steps it had used before
+            # its tasks, model calls and children's, are given less the task's number)
+            used = self._steps_before_tasks - step
+            tree.observe(step, self._before_tasks, used, self.started, shares, alongside=True)
         recorded = self.rec.calls.get(step)
         replay = ToolReplay(called={0: recorded}) if recorded is not None else None
         done = await run_tool_step(
@@ -555,7 +575,8 @@ class _Drive:
             replay=replay,
         )
         if tree is not None and (rolled := tree.take()) is not None:
-            self.usage += rolled[0]  # a child's usage rolls up into the planned run's
+            self.usage += rolled[0]  # a child's usage and steps roll up into the run's
+            self.child_steps += rolled[1]
         if done.stop is not None:
             stops.append(done.stop)
             return None
@@ -842,6 +863,7 @@ class PlannedAgent(Generic[OutputT]):
                 drive.messages,
                 None,
                 stop.event,
+                child_steps=drive.child_steps,
             )
         except ToolCallInDoubtError:
             drive.index_row("in_doubt")  # not an error: resumable once the doubt is settled
