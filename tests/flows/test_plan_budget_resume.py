@@ -123,6 +123,7 @@ def test_a_resumed_planned_run_counts_the_usage_of_its_finished_agent_tasks(cras
     resumed, store = crashed_then_resumed(build, crash)
     assert resumed.output == uninterrupted.output
     assert resumed.usage == uninterrupted.usage
+    assert resumed.child_steps == uninterrupted.child_steps == 2  # north's and south's
     assert uninterrupted.usage.requests == 4  # planner, north, south, joiner
     assert caps(store, "planned") == caps(plain, "planned")
     row = store.get_run("planned")
