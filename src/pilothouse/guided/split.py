@@ -88,11 +88,7 @@ _VALUES = re.compile(
     r"\d+(?:[.,:/]\d+)*|'[^']+'|\"[^\"]+\"|"
     r"(?<!^)(?<![.?!]\s)\b(?!I\b)[A-Z][\w'-]*(?:\s+(?:of\s+)?[A-Z][\w'-]*)*"
 )
-_LINKS = frozenset("for in at on of with to from a an the".split())
-
-
-def _name_words(tools: Sequence[ToolSpec]) -> set[str]:
-    return {w for t in tools for w in words(re.sub(r"[_.\-]+", " ", t.name))}
+_LINKS = frozenset(["for", "in", "at", "on", "of", "with", "to", "from", "a", "an", "the"])
 
 
 def _cuts(text: str, tools: Sequence[ToolSpec]) -> list[tuple[int, int, bool]]:
