@@ -5,8 +5,8 @@
 
 For every case of the tune pool (the non-live cases outside split.json's holdout ids)
 and of the live-like set's tune part, the request is split as `GuidedModel` splits it
-(`split.sub_requests` on the request, the case's tools and its system text). A single-call case (simple_python, multiple,
-irrelevance) must stay unsplit. A parallel case asks for as many calls as its ground
+(`split.sub_requests` on the request, the case's tools and its system text). A
+single-call case (simple_python, multiple, irrelevance) must stay unsplit. A parallel case asks for as many calls as its ground
 truth holds; a clause may ask for several of them over an enumeration ("in Boston and
 San Francisco"), which `parallel.expanded` writes after the clause's call, so a split
 is *right* when its sub-requests are as many as the calls, or as many as the runs of
