@@ -6,13 +6,15 @@
 For every case of the tune pool (the non-live cases outside split.json's holdout ids)
 and of the live-like set's tune part, the request is split as `GuidedModel` splits it
 (`split.sub_requests` on the request, the case's tools and its system text). A
-single-call case (simple_python, multiple, irrelevance) must stay unsplit. A parallel case asks for as many calls as its ground
-truth holds; a clause may ask for several of them over an enumeration ("in Boston and
-San Francisco"), which `parallel.expanded` writes after the clause's call, so a split
-is *right* when its sub-requests are as many as the calls, or as many as the runs of
-calls with distinct values in the clause (counted: ``right n``, ``fewer``, ``more``).
-The held-out ids are counted only with ``--held-out`` (counts, never rows); ``--show``
-refuses them.
+single-call case (simple_python, multiple, irrelevance, live-like) must stay unsplit.
+A parallel case asks for as many calls as its ground truth holds: the table counts
+the splits into as many sub-requests (``as many as calls``), fewer and more. A
+sub-request may still come to several calls over an enumeration it holds ("in Boston
+and San Francisco"), which `parallel.expanded` writes after its call: the last column
+counts the splits whose sub-requests, each counted as its longest enumeration's items
+(1 without one), come to as many calls (a rough count: `expanded` only repeats over an
+enumeration that holds the call's own value). Held-out ids are counted only with
+``--held-out`` (counts, never rows); ``--show`` prints tune pool cases only.
 """
 
 from __future__ import annotations
