@@ -141,7 +141,7 @@ def _prefix(clause: str, group: str) -> str:
     word the group starts with itself ("for", "a")."""
     m = _VALUES.search(clause.strip(" \"'"))
     head = clause.strip(" \"'")[: m.start()] if m else ""
-    kept = head.split()
+    kept = head.rstrip(" $€£").split()
     first = group.split()[0].lower() if group.split() else ""
     while kept and kept[-1].lower() in _LINKS and (first in _LINKS or first == "another"):
         kept.pop()
