@@ -62,7 +62,7 @@ _VERBS = (
 # within a sentence; "then" only before a verb ("then display it", not "then accelerates")
 _INNER = re.compile(
     r"\s*;\s*(?:and\s+|also\s+)?|,\s*(?:and\s+)?also\b,?\s*|\s+and\s+also\b,?\s*|"
-    rf"(?:,\s*|\s+)(?:and\s+)?then,?\s+(?=(?:{_VERBS})\b)|\s+as well as\s+",
+    rf"(?:,\s*|\s+)(?:and\s+)?then,?\s+(?=(?:{_VERBS})\b)",
     re.I,
 )
 _AND_VERB = re.compile(rf",?\s+and\s+(?=(?:{_VERBS})\b)", re.I)
@@ -76,13 +76,15 @@ def _name_words(tools: Sequence[ToolSpec]) -> set[str]:
 # a parallel clause: "the second circle has ...", "and the other with a radius of 10"
 _ORDINAL = re.compile(
     r"(?:(?<=[.?!])\s+|,\s*(?:and\s+)?|\s+and\s+)"
-    r"(?=(?:the|a)\s+(?:second|third|fourth|fifth|last|other)\b)",
+    r"(?=(?:(?:in|for)\s+)?(?:the|a)\s+(?:second|third|fourth|fifth|last|other)\b)",
     re.I,
 )
 # a group of values asking for the same again: "..., $52.33 in Sacramento, California and
 # $11.23 in Portland", "and for 'Royal Hotel' in Paris", "and another flight from Tokyo"
 _GROUP = re.compile(
-    r",\s+(?=\$\d)|(?:,\s+|\s+)and\s+(?=(?:for\s+)?(?:\$?\d|'[A-Z]|\"[A-Z])|another\b)"
+    r",\s+(?=\$\d)|(?:,\s+|\s+)and\s+(?=(?:for\s+)?(?:\$?\d|'[A-Z]|\"[A-Z])|another\b)|"
+    r"\s+as well as\s+|(?:,\s*|\s+)(?:and\s+)?(?:then|finally),?\s+(?=(?:from|for|in|to|at)\s)|"
+    r"(?:,\s+|\s+)and\s+(?=(?:a|an)\s+(?:[a-z]+\s+){0,3}?(?:'|\"|[A-Z]))"
 )
 _VALUES = re.compile(
     r"\d+(?:[.,:/]\d+)*|'[^']+'|\"[^\"]+\"|"
