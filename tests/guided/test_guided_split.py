@@ -159,7 +159,10 @@ def test_single_call_requests_stay_whole() -> None:
     )
     assert sub_requests(motion, [DISPLACEMENT]) == []
     # an enumeration of values is `parallel.expanded`'s, not a split
-    value = "Calculate the Present Value of an investment paying $1000 per year, with an interest rate of 5%, for 10, 20 and 30 years."
+    value = (
+        "Calculate the Present Value of an investment paying $1000 per year, with an "
+        "interest rate of 5%, for 10, 20 and 30 years."
+    )
     assert sub_requests(value, [PRESENT_VALUE]) == []
     # brackets hold one value
     assert clauses("Compare group A [3, 4, 5] and group B [7, 8, 9].", [REGRESSION]) == [
@@ -168,7 +171,10 @@ def test_single_call_requests_stay_whole() -> None:
 
 
 def test_a_clause_that_fits_no_tool_stays_with_the_one_before() -> None:
-    text = "Find the area of a rectangle with length 7 and breadth 3. Also, sing me a song about Paris."
+    text = (
+        "Find the area of a rectangle with length 7 and breadth 3. "
+        "Also, sing me a song about Paris."
+    )
     assert sub_requests(text, [RECTANGLE, CIRCLE]) == []
 
 
