@@ -249,3 +249,55 @@ async def test_without_the_split_the_request_is_one_call() -> None:
     model = GuidedModel(inner, split_requests=False)
     response = await model.staged(ModelRequest([Message.user(text)], [WITHDRAW, INVEST]))
     assert len(response.tool_calls) == 1
+
+
+HOUSE_PRICE = _spec(
+    "ml.predict_house_price",
+    "Predict house price using Machine Learning model given the house size and location",
+    location="string",
+    size="integer",
+)
+LAWSUITS = _spec(
+    "lawsuit_search",
+    "Retrieve all lawsuits involving a particular entity from specified jurisdiction.",
+    entity="string",
+    county="string",
+    state="string",
+)
+
+
+def test_an_abbreviation_does_not_end_a_group() -> None:
+    # parallel_11: "sq ft." is no sentence end
+    text = (
+        "Predict house price for a house of size 3000 sq ft. in location New York and "
+        "4000 sq ft. in Los Angeles using Machine Learning Model."
+    )
+    assert sub_requests(text, [HOUSE_PRICE]) == [
+        "Predict house price for a house of size 3000 sq ft. in location New York",
+        "Predict house price for a house of size 4000 sq ft. in Los Angeles using Machine "
+        "Learning Model.",
+    ]
+
+
+def test_do_the_same_for_is_a_group_of_other_values() -> None:
+    # parallel_198
+    text = (
+        "Can you use the lawsuit_search function to retrieve all lawsuits involving the "
+        'entity "Google" from the county of "Santa Clara" and then do the same for the entity "Facebook" in the '
+        'county of "San Mateo", both in the state of California?'
+    )
+    parts = sub_requests(text, [LAWSUITS])
+    assert len(parts) == 2
+    assert '"Google"' in parts[0] and '"Facebook"' not in parts[0]
+    assert (
+        parts[1].startswith("Can you use the lawsuit_search function") and '"Facebook"' in parts[1]
+    )
+
+
+def test_sentences_opened_by_second_and_lastly_are_sub_requests() -> None:
+    text = (
+        "Can you help me with two things? First, find the area of a rectangle with length 7 "
+        "and breadth 3. Second, calculate the area of a circle with radius 5. Lastly, "
+        "calculate the volume of a cylinder with radius 2 and height 9."
+    )
+    assert len(sub_requests(text, [RECTANGLE, CIRCLE, CYLINDER])) == 3

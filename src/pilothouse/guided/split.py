@@ -45,7 +45,8 @@ _MOST = 6  # sub-requests one request may be split into
 
 _OPENERS = (
     r"also|and|then|additionally|in addition(?: to (?:that|this))?|plus|furthermore|"
-    r"moreover|next|finally|lastly|after that|afterwards|besides"
+    r"moreover|next|finally|lastly|after that|afterwards|besides|later|"
+    r"second(?:ly)?|third(?:ly)?|fourth(?:ly)?|fifth|last"
 )
 # a sentence end, then an opener ("... 1000. Also find ...", "...? And can you ...")
 _SENTENCE = re.compile(rf"(?<=[.?!])\s+(?:{_OPENERS})\b[,:]?\s*", re.I)
@@ -84,7 +85,10 @@ _ORDINAL = re.compile(
 _GROUP = re.compile(
     r",\s+(?=\$\d)|(?:,\s+|\s+)and\s+(?=(?:for\s+)?(?:\$?\d|'[A-Z]|\"[A-Z])|another\b)|"
     r"\s+as well as\s+|(?:,\s*|\s+)(?:and\s+)?(?:then|finally),?\s+(?=(?:from|for|in|to|at)\s)|"
-    r"(?:,\s+|\s+)and\s+(?=(?:a|an)\s+(?:[a-z]+\s+){0,3}?(?:'|\"|[A-Z]))"
+    r"(?:,\s+|\s+)and\s+(?=(?:a|an)\s+(?:[a-z]+\s+){0,3}?(?:'|\"|[A-Z]))|"
+    r"(?:,\s*|\s+)(?:and\s+)?(?:then\s+)?(?:do|repeat|perform)\s+the\s+same(?:\s+[a-z]+)??"
+    r"(?:\s+but)?\s+(?=for\s|with\s|in\s|using\s)|"
+    r"(?:,\s*|\s+)(?:and\s+)?then\s+repeat(?:\s+it)?\s+(?=with\s|for\s)"
 )
 _VALUES = re.compile(
     r"\d+(?:[.,:/]\d+)*|'[^']+'|\"[^\"]+\"|"
@@ -120,7 +124,7 @@ def _values(text: str) -> int:
 def _group(text: str) -> bool:
     """Whether `text` is a group of values of its own: two values at least, one of
     them a name or a quoted string ("$52.33 in Sacramento"; not "2e-9 of distance 0.05")."""
-    sentence = re.split(r"(?<=[.?!])\s", text.strip(" \"'"), maxsplit=1)[0]
+    sentence = re.split(r"(?<=[.?!])\s+(?=[A-Z])", text.strip(" \"'"), maxsplit=1)[0]
     found = _VALUES.findall(sentence)
     return len(found) >= 2 and any(not v[0].isdigit() for v in found)
 
