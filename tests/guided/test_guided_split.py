@@ -283,8 +283,8 @@ def test_do_the_same_for_is_a_group_of_other_values() -> None:
     # parallel_198
     text = (
         "Can you use the lawsuit_search function to retrieve all lawsuits involving the "
-        'entity "Google" from the county of "Santa Clara" and then do the same for the entity "Facebook" in the '
-        'county of "San Mateo", both in the state of California?'
+        'entity "Google" from the county of "Santa Clara" and then do the same for the '
+        'entity "Facebook" in the county of "San Mateo", both in the state of California?'
     )
     parts = sub_requests(text, [LAWSUITS])
     assert len(parts) == 2
