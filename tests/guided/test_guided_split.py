@@ -192,6 +192,8 @@ def test_only_a_first_decision_after_the_users_message_is_split() -> None:
     assert (
         sub.messages[-1].content == "withdraw $1000 from Apple." and sub.tool_choice == "required"
     )
+    # only the tools that fit the sub-request are offered to it
+    assert [t.name for t in sub.tools] == ["investment.withdraw"]
 
 
 def test_identical_calls_are_joined_once() -> None:
@@ -238,6 +240,10 @@ async def test_each_sub_request_is_its_own_journaled_stage_and_the_calls_are_joi
     shown = [s.request.messages[-1].content for s in log.stages]
     assert shown == ["Invest $2000 in Google", "withdraw $1000 from Apple."]
     assert all("(guided.split)" in s.note for s in log.stages)
+    assert [(s.name, s.tools) for s in log.stages] == [
+        ("arguments", ["investment.invest"]),
+        ("arguments", ["investment.withdraw"]),
+    ]
     first = model.first_stage(ModelRequest([Message.user(text)], [WITHDRAW, INVEST]))
     assert first.digest() == log.stages[0].digest()
 
