@@ -200,8 +200,11 @@ def sub_requests(text: str, tools: Sequence[ToolSpec], instructions: str = "") -
     at least two of them fit a tool."""
     if not tools:
         return []
+    cut = clauses(text, tools)
+    if len(cut) < 2:  # the common case, one clause: no tool is matched against it
+        return []
     out: list[str] = []
-    for clause in clauses(text, tools):
+    for clause in cut:
         fitting = any(fits(clause, t, instructions) for t in tools)
         if out and not (fitting and holds_values(clause)):
             out[-1] = f"{out[-1]} and {clause}"
