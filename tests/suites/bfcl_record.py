@@ -16,6 +16,9 @@ cases added), and for its sixth round's gate rules (multiple_166 only: naming th
 whole of the tool's name, "concert", now asks for the tool, so the case starts at
 `arguments`). The sixth round's value rules changed no recorded case; one case was added
 (multiple_88), recorded alone (``python tests/suites/bfcl_record.py multiple_88``).
+The eighth round (requests split into sub-requests) changed no recorded case (none is
+split); two parallel cases were added, recorded alone
+(``python tests/suites/bfcl_record.py parallel_188 parallel_multiple_134``).
 """
 
 from __future__ import annotations
@@ -67,6 +70,12 @@ CASES = {
     "other spans (distinct stage): 'Premier League'",
     "multiple_88": "an optional string that is only words of the tool's name left out "
     "(platform 'players' for video_games.get_player_count; sixth round)",
+    "parallel_188": "three routes in one request ('... then from Los Angeles to San "
+    "Francisco ..., and finally from San Francisco back to New York ...'): split into three "
+    "sub-requests, one arguments stage each (eighth round, guided.split)",
+    "parallel_multiple_134": "two acts for two tools in one request: split into two "
+    "sub-requests, each offered only the tool that fits it, so no choose stage (eighth "
+    "round)",
 }
 
 

@@ -279,6 +279,20 @@ def test_the_second_pool_sample_is_fresh_and_that_draw() -> None:
 
 
 @needs_bfcl
+def test_the_parallel_pool_sample_is_that_draw() -> None:
+    # eighth round: seed 14, parallel and parallel_multiple (no earlier sample of them)
+    path = Path(__file__).parents[2] / "benchmarks" / "data" / "bfcl_pool_sample_14.json"
+    recorded = json.loads(path.read_text(encoding="utf-8"))
+    assert recorded["seed"] == 14
+    assert recorded == bfcl.draw_pool_sample(recorded["sizes"], 14)
+    for category, ids in recorded["categories"].items():
+        parts = bfcl.split()[category]
+        assert len(ids) == len(set(ids)) == recorded["sizes"][category] == 40
+        assert set(ids) <= set(bfcl.pool_ids(category))
+        assert not set(ids) & (set(parts["tune"]) | set(parts["holdout"]))
+
+
+@needs_bfcl
 def test_bad_names_are_clear_errors() -> None:
     with pytest.raises(ConfigurationError, match="not one of"):
         bfcl.load_category("multi_turn_base")

@@ -53,6 +53,8 @@ EXPECTED: dict[str, tuple[list[str], str]] = {
     "simple_python_291": (["arguments"], ""),
     "simple_python_319": (["arguments", "distinct"], ""),
     "multiple_88": (["arguments"], ""),
+    "parallel_188": (["arguments", "arguments", "arguments"], ""),
+    "parallel_multiple_134": (["arguments", "arguments"], ""),
 }
 
 
@@ -86,11 +88,18 @@ def test_a_recorded_case_replays_through_the_construction(case_id: str) -> None:
     requested = [e for e in report.events if isinstance(e, StageRequested)]
     if case_id != "irrelevance_175":
         # the arguments stage is held to the request's own values from the start
-        (held,) = [e for e in requested if e.stage == "arguments"]
-        assert held.schemas and "request's own" in held.note
+        held = [e for e in requested if e.stage == "arguments"]
+        assert held and all(e.schemas and "request's own" in e.note for e in held)
+        assert len(held) == 1 or case_id.startswith("parallel")
         # before any tool ran, the choice (or an answer) is asked in a few tokens; a
         # request that plainly asks for the one tool offered has no choice to make
-        if requested[0].stage == "choose":
+        if case_id.startswith("parallel"):
+            # split into sub-requests (eighth round): each stage says which it serves
+            # and shows the one tool that fits it, so none asks for a choice
+            assert all("(guided.split)" in e.note for e in requested)
+            assert all(len(e.tools) == 1 for e in requested)
+            assert len(calls) == len(case.ground_truth)
+        elif requested[0].stage == "choose":
             assert (requested[0].settings or {}).get("max_tokens") == EARLY_ANSWER_TOKENS
         else:
             assert requested[0].stage == "arguments"

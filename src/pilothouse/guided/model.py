@@ -66,6 +66,7 @@ from pilothouse.guided.parallel import expanded
 from pilothouse.guided.relevance import asked_for, echoes, relevant_tools
 from pilothouse.guided.render import TOOL_PROMPT, TOOL_RESULT_PROMPT, text_messages
 from pilothouse.guided.schemas import answer_schema, choice_schema, reply_schema
+from pilothouse.guided.split import joined_calls, parts_of, sub_request
 from pilothouse.messages import ToolCall, Usage
 from pilothouse.models.base import (
     Capabilities,
@@ -115,6 +116,7 @@ class GuidedModel:
         name: str | None = None,
         relevance: bool = True,
         settle_arguments: bool = True,
+        split_requests: bool = True,
     ) -> None:
         if select_limit < 1:
             raise ConfigurationError(f"select_limit must be at least 1, not {select_limit}")
@@ -130,6 +132,7 @@ class GuidedModel:
         self.flatten_json = flatten_json
         self.relevance = relevance
         self.settle_arguments = settle_arguments
+        self.split_requests = split_requests
         # a replaced prompt is checked against the fields the layer fills (prompts.toml)
         defaults = Prompts.default()
         self.tool_prompt = defaults["guided_tools"].with_text(tool_prompt).text
@@ -167,6 +170,7 @@ class GuidedModel:
             name=self._name,
             relevance=self.relevance,
             settle_arguments=self.settle_arguments,
+            split_requests=self.split_requests,
         )
 
     @property
@@ -222,10 +226,13 @@ class GuidedModel:
         tools = [t.name for t in shown.tools] if shown.tool_choice != "none" else []
         return Stage(name, request, tools, added, schemas, note)
 
-    def first_stage(self, request: ModelRequest) -> Stage:
+    def first_stage(self, request: ModelRequest, *, whole: bool = True) -> Stage:
         """The first generation `staged` would ask for `request` (what `render` shows)."""
         if not self.staged_mode or not request.tools or request.tool_choice == "none":
             return self._single(request)
+        parts = self._parts(request) if whole else []
+        if parts:
+            return self.first_stage(sub_request(request, parts[0]), whole=False)
         turn = Turn.of(request.messages)
         offered = self._relevant(request, turn)
         if not offered:
@@ -389,14 +396,46 @@ class GuidedModel:
             return raw
         return read_reply(raw, tool_names, json_answer=json_answer)
 
-    async def staged(self, request: ModelRequest, log: StageLog | None = None) -> ModelResponse:
-        """Choose a tool (or answer), then write that tool's arguments, then verify them."""
+    def _parts(self, request: ModelRequest) -> list[str]:
+        """The sub-requests a request is split into (`guided.split`; [] when it is not)."""
+        return parts_of(request) if self.split_requests and self.staged_mode else []
+
+    async def _split(
+        self, request: ModelRequest, parts: list[str], log: StageLog | None
+    ) -> ModelResponse:
+        """One call per sub-request: the single-call construction run on each alone
+        (its stages journaled as they happen, each noting its sub-request), the calls
+        joined in order. A sub-request that yields no call adds none; when none does,
+        the first one's answer is the reply."""
+        responses = []
+        for k, part in enumerate(parts, 1):
+            noted = _PartLog(log, f"sub-request {k} of {len(parts)}: {part[:80]!r} (guided.split)")
+            responses.append(await self.staged(sub_request(request, part), noted, whole=False))
+        calls = [c for r in responses for c in r.tool_calls if c.parse_error is None]
+        if not calls:
+            return _spent(responses[0], [r.usage for r in responses])
+        return _spent(
+            replace(
+                responses[0], text="", tool_calls=joined_calls(calls), finish_reason="tool_calls"
+            ),
+            [r.usage for r in responses],
+        )
+
+    async def staged(
+        self, request: ModelRequest, log: StageLog | None = None, *, whole: bool = True
+    ) -> ModelResponse:
+        """Choose a tool (or answer), then write that tool's arguments, then verify them;
+        a request that asks for several calls, once per sub-request (`whole`: this
+        request may be split; a sub-request is not split again)."""
         spent: list[Usage] = []
         json_out = request.output_schema is not None
         if not self.staged_mode or not request.tools or request.tool_choice == "none":
             stage = self._single(request)
             response = await self._ask(stage, log, spent, stage.tools, json_out)
             return _spent(response, spent)
+        parts = self._parts(request) if whole else []
+        if parts:
+            return await self._split(request, parts, log)
 
         turn = Turn.of(request.messages)
         offered = list(request.tools)
@@ -549,6 +588,26 @@ class GuidedModel:
         if not changes:
             return response
         return replace(response, tool_calls=(replace(call, arguments=arguments),))
+
+
+class _PartLog:
+    """The step's `StageLog`, each stage's note saying which sub-request it serves (a
+    note is not part of what the model receives: replay digests are unchanged)."""
+
+    def __init__(self, log: StageLog | None, note: str) -> None:
+        self.log = log
+        self.note = note
+
+    def requested(self, stage: Stage) -> None:
+        stage.note = "; ".join(n for n in (self.note, stage.note) if n)
+        if self.log is not None:
+            self.log.requested(stage)
+
+    def responded(
+        self, stage: Stage, response: ModelResponse, duration: float, error: str | None = None
+    ) -> None:
+        if self.log is not None:
+            self.log.responded(stage, response, duration, error)
 
 
 def partial_call(raw: ModelResponse, tool_names: Sequence[str], why: str) -> ModelResponse | None:
