@@ -224,6 +224,30 @@ async def test_the_items_of_a_fan_out_split_the_flows_budget() -> None:
     }
 
 
+async def test_agent_branches_of_one_node_split_the_flows_budget() -> None:
+    """Abuse: two agent nodes that one node's edges start side by side split what the
+    flow has left (before, each was capped to all 1000 tokens); an agent that fires on
+    several branches at once (a join) is capped to what is left after all of them."""
+    writer = Agent(ScriptedModel(lambda r: "a line"), name="writer")
+    g = Graph(Work, name="branches", budget=Budget(max_steps=None, max_tokens=1000))
+    g.node("plan", lambda s: {"topics": ["a"]}).edge(START, "plan")
+    g.agent("north", writer, prompt=lambda s: "north", into="answer")
+    g.agent("south", writer, prompt=lambda s: "south", into="answer")
+    g.agent("merge", writer, prompt=lambda s: "merge", into="answer")
+    g.edge("plan", "north").edge("plan", "south").edge("north", "merge").edge("south", "merge")
+    store = MemoryStore()
+    result = await g.build().run(store=store, run_id="br")
+    caps = {e.node: e.capped for e in store.events("br") if isinstance(e, NodeStarted)}
+    assert caps["north"] == {"tokens": [-1, 500.0]} and caps["south"] == caps["north"]
+    used = sum(
+        e.usage.total_tokens
+        for e in store.events("br")
+        if isinstance(e, ChildFinished) and ".merge" not in e.child_run_id
+    )
+    assert caps["merge"] == {"tokens": [-1, float(1000 - used)]}
+    assert result.state.answer == "a line"
+
+
 async def test_a_resumed_flow_reattaches_to_its_agent_child() -> None:
     model = ScriptedModel(["the answer"])
     writer = Agent(model, name="writer")

@@ -155,6 +155,9 @@ class FlowRun:
         self._ids = 0
         self.acts: dict[int, _Act] = {}
         self.pending: dict[str, list[_Act]] = {}
+        # (cause key, agent node): the share of the cause's remainder an agent node it
+        # delivered to gets when that node fires on it alone (`_sibling_shares`)
+        self.shares: dict[tuple[str, str], tuple[int, int]] = {}
         self.active: dict[int, _Act] = {}
         self.blockers: dict[str, int] = {}  # node -> running executions that can reach it
         self.tasks: dict[asyncio.Task[_Done], _Act] = {}
@@ -278,7 +281,8 @@ class FlowRun:
             view = triggers[0].after
         else:
             view = self._fold(_causes(triggers))
-        act = self._new(node, f"{name}-{n}", depth, None, tuple(triggers), view)
+        share = self.shares.get((triggers[0].key, name), (0, 1)) if len(triggers) == 1 else (0, 1)
+        act = self._new(node, f"{name}-{n}", depth, None, tuple(triggers), view, share)
         self._launch(act)
 
     def _fold(self, causes: list[_Act]) -> dict[str, Any]:
@@ -348,16 +352,23 @@ class FlowRun:
         self.steps += done.steps
         assert act.node is not None
         name = act.node.name
-        self._deliver(act, [*self.flow.edges.get(name, ()), *done.routes])
+        targets = [*self.flow.edges.get(name, ()), *done.routes]
+        self._deliver(act, targets)
         fanned = self.flow.fanouts.get(name)
         if fanned is not None:  # an item of a fan-out: its join waits for it
             self._deliver(act, [fanned.join])
+        joins = [self.flow.fanouts[t].join for t in done.fanout]  # an empty map's join
+        agents, ways = self._sibling_shares([*targets, *joins], done.fanout)
+        for at, target in enumerate(agents):
+            self.shares[(act.key, target)] = (at, ways)
+        at = len(agents)
         for target, items in sorted(done.fanout.items()):
             fan = self.flow.fanouts[target]
             m = self.fanouts.get(target, 0)
             self.fanouts[target] = m + 1
             node = self.flow.nodes[target]
             for k, item in enumerate(items):
+                shared = node.agent is not None
                 child = self._new(
                     node,
                     f"{target}-{m}-{k}",
@@ -365,10 +376,23 @@ class FlowRun:
                     item,
                     (act,),
                     after,
-                    (k, len(items)),
+                    (at + k, ways) if shared else (0, 1),
                 )
                 self._launch(child)
+            if node.agent is not None:
+                at += len(items)
             self._deliver(act, [fan.join])
+
+    def _sibling_shares(
+        self, targets: Sequence[str], fanout: Mapping[str, list[Any]]
+    ) -> tuple[list[str], int]:
+        """The agent nodes one completion delivers to (by name), and how many agent
+        executions it may start at once with its fan-outs' items: they split what the
+        flow had left after their common cause (`_capped`). A function of the graph and
+        of the recorded routes and items, so the same on resume."""
+        agents = sorted({t for t in targets if t != END and self.flow.nodes[t].agent is not None})
+        items = sum(len(v) for t, v in fanout.items() if self.flow.nodes[t].agent is not None)
+        return agents, max(1, len(agents) + items)
 
     def _failed(self, act: _Act, exc: BaseException) -> None:
         self._deactivate(act)
@@ -583,7 +607,9 @@ class FlowRun:
         node's causes (their usage is known, and the same on resume). The items of one
         fan-out run at once, so they split the steps, tokens and cost left evenly (the
         first ones taking a remainder of steps or tokens): a map over many items cannot
-        spend the budget once per item. Time is not split."""
+        spend the budget once per item. So do the agent nodes one execution delivers to
+        when each fires on that execution alone (parallel branches), together with its
+        fan-outs' agent items. Time is not split."""
         spec = act.node.agent.run_spec() if act.node is not None else None
         if spec is None:
             return {}
