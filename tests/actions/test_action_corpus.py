@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from pilothouse.actions import get_format
 from pilothouse.models.base import ToolSpec
+from script_module import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "data" / "agent-outputs" / "corpus.jsonl"
 
 
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "parse_recovery", ROOT / "benchmarks" / "parse_recovery.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _bench()
+bench = load_script("parse_recovery", ROOT / "benchmarks" / "parse_recovery.py")
 ENTRIES: list[dict[str, Any]] = (
     [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line]
     if CORPUS.exists()

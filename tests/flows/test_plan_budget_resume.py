@@ -4,7 +4,7 @@ give their children the same caps and count the same usage as an uninterrupted r
 A crash is simulated in process as in tests/runtime/test_run_tree.py: a tool raises
 `SystemExit` ("interrupt": the loops record what happened so far) or first makes the
 store stop taking writes ("kill": what a SIGKILL leaves), and a new process's store
-(`_Disk.after_restart`) resumes the run.
+(`KillableStore.after_restart`) resumes the run.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from killable_store import KillableStore, logged_caps
 from pilothouse import Agent, Budget, call, tool
 from pilothouse.events import ChildStarted, ModelResponded
 from pilothouse.flows.plan import PlannedAgent
@@ -23,28 +24,6 @@ from pilothouse.models.scripted import ScriptedModel
 from pilothouse.policy import Policy
 from pilothouse.runtime.journal import MemoryStore
 from pilothouse.tools import ToolContext
-
-
-class _Disk:
-    """A store whose writes stop landing once `lost` is set: what a SIGKILL leaves."""
-
-    def __init__(self) -> None:
-        self.inner = MemoryStore()
-        self.lost = False
-
-    def write(self, events: Any, run: Any = None, **lease: Any) -> None:
-        if not self.lost:
-            self.inner.write(events, run, **lease)
-
-    def after_restart(self) -> MemoryStore:
-        """What a new process finds: the journals and index rows, no live leases."""
-        store = MemoryStore()
-        for info in self.inner.list_runs(limit=100):
-            store.write(self.inner.events(info.run_id), info)
-        return store
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def task(tid: int, name: str, **args: Any) -> dict[str, Any]:
@@ -75,9 +54,7 @@ def city_tasks(store: Any, crash: str | None, budget: Budget) -> PlannedAgent[st
         """Both answers."""
         if crash is not None and not crashed:
             crashed.append(True)
-            if crash == "kill":
-                store.lost = True
-            raise SystemExit(f"{crash} after both agent tasks finished")
+            store.crash(crash, "after both agent tasks finished")
         return f"{a} & {b}"
 
     plan = [
@@ -93,7 +70,7 @@ def city_tasks(store: Any, crash: str | None, budget: Budget) -> PlannedAgent[st
 
 
 def crashed_then_resumed(build: Any, crash: str) -> tuple[Any, MemoryStore]:
-    disk = _Disk()
+    disk = KillableStore()
     with pytest.raises(SystemExit):
         build(disk, crash).run_sync("two cities", run_id="planned")
     store = disk.after_restart()
@@ -169,9 +146,7 @@ def pair_tasks(store: Any, crash: str | None) -> PlannedAgent[str]:
         """Look something up."""
         if crash is not None and not crashed:
             crashed.append(True)
-            if crash == "kill":
-                store.lost = True
-            raise SystemExit(f"{crash} inside the second child")
+            store.crash(crash, "inside the second child")
         return f"{name}: ripe in August"
 
     script = [call("look", name="figs"), "figs ripen in August"]
@@ -219,11 +194,7 @@ def pair_tasks(store: Any, crash: str | None) -> PlannedAgent[str]:
 def given(caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
     """The caps each child was given, as `ChildRuns` logs them whenever it starts or
     resumes one (the journal's `child_started` keeps only the first start's)."""
-    found = {}
-    for record in caplog.records:
-        if record.name == "pilothouse.runtime" and "capped to the parent" in record.msg:
-            _, child, capped = record.args  # type: ignore[misc]
-            found[str(child).split(".", 1)[1]] = capped
+    found = {child.split(".", 1)[1]: capped for child, capped in logged_caps(caplog)}
     caplog.clear()
     return found
 

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from script_module import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "retail_policy", ROOT / "examples" / "retail_policy.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["retail_policy"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("retail_policy", ROOT / "examples" / "retail_policy.py")
 
 
 retail = _load()

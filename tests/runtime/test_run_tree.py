@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from killable_store import KillableStore, logged_caps
 from pilothouse import Agent, Budget, ScriptedModel, call, tool
 from pilothouse.events import ChildFinished, ChildStarted, RunStarted
 from pilothouse.exceptions import ConfigurationError
@@ -258,28 +259,6 @@ def test_trace_show_prints_the_run_tree(tmp_path: Path) -> None:
     assert f"↲ child  {child} ended final" in shown.stdout
 
 
-class _Disk:
-    """A store whose writes stop landing once `lost` is set: what a SIGKILL leaves."""
-
-    def __init__(self) -> None:
-        self.inner = MemoryStore()
-        self.lost = False
-
-    def write(self, events: Any, run: Any = None, **lease: Any) -> None:
-        if not self.lost:
-            self.inner.write(events, run, **lease)
-
-    def after_restart(self) -> MemoryStore:
-        """What a new process finds: the journals and index rows, no live leases."""
-        store = MemoryStore()
-        for info in self.inner.list_runs(limit=100):
-            store.write(self.inner.events(info.run_id), info)
-        return store
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 def sibling_tree(
     store: Any, crash: str | None = None, max_steps: int = 9, max_tokens: int | None = None
 ) -> Agent[None, str]:
@@ -295,9 +274,7 @@ def sibling_tree(
         await asyncio.sleep(0)  # a real source takes a moment: a and b run side by side
         if crash is not None and name == "b2":
             await a_done.wait()
-            if crash == "kill":
-                store.lost = True
-            raise SystemExit(f"{crash} inside child b, after a finished")
+            store.crash(crash, "inside child b, after a finished")
         return f"{name} says figs"
 
     scripts: dict[str, list[Any]] = {
@@ -373,7 +350,7 @@ def test_a_child_resumed_with_its_parent_gets_the_budget_it_started_with(crash: 
     assert want["capped"] == {"a": {"steps": [10, 4]}, "b": {"steps": [10, 4]}}
     assert want["children"] == {"a": ("final", 2), "b": ("final", 3)}
 
-    disk = _Disk()
+    disk = KillableStore()
     with pytest.raises(SystemExit):
         sibling_tree(disk, crash).run_sync("figs?")
     store = disk.after_restart()
@@ -397,11 +374,7 @@ def test_a_child_resumed_with_its_parent_gets_the_budget_it_started_with(crash: 
 def caps_given(caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
     """The caps each child was given whenever it was started or resumed, by its key (as
     `ChildRuns` logs them; the journal's `child_started` keeps the first start's)."""
-    found = {}
-    for record in caplog.records:
-        if record.name == "pilothouse.runtime" and "capped to the parent" in record.msg:
-            _, child, capped = record.args  # type: ignore[misc]
-            found[str(child).rsplit(".", 1)[1]] = capped
+    found = {child.rsplit(".", 1)[1]: capped for child, capped in logged_caps(caplog)}
     caplog.clear()
     return found
 
@@ -419,7 +392,7 @@ def test_a_resumed_child_gets_the_same_token_share_as_uninterrupted(
     uninterrupted = sibling_tree(plain, max_tokens=300).run_sync("figs?")
     want = caps_given(caplog)
     assert want["a"] == want["b"] == {"steps": [10, 4], "tokens": [-1, 149]}
-    disk = _Disk()
+    disk = KillableStore()
     with pytest.raises(SystemExit):
         sibling_tree(disk, crash, max_tokens=300).run_sync("figs?")
     caplog.clear()

@@ -12,9 +12,7 @@ scored by BFCL's own checker. Skipped without the ``bfcl-eval`` package.
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,21 +21,13 @@ from pilothouse.guided.brevity import EARLY_ANSWER_TOKENS
 from pilothouse.guided.relevance import asked_for
 from pilothouse.testing import assert_replays
 from pilothouse_suites import bfcl
+from script_module import load_script
 
 HERE = Path(__file__).resolve().parent
 pytestmark = pytest.mark.skipif(not bfcl.available(), reason=bfcl.INSTALL_HINT)
 
 
-def _recorder() -> Any:
-    spec = importlib.util.spec_from_file_location("bfcl_record", HERE / "bfcl_record.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bfcl_record"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-recorder = _recorder()
+recorder = load_script("bfcl_record", HERE / "bfcl_record.py")
 
 # case -> (stages replayed, BFCL verdict of the replayed calls: error type, "" = right)
 EXPECTED: dict[str, tuple[list[str], str]] = {

@@ -4,11 +4,8 @@ its schema, the items it counts and how it judges a value, without the model."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -16,22 +13,12 @@ import pytest
 from pilothouse.messages import Usage
 from pilothouse.models.base import ModelRequest, ModelResponse
 from pilothouse_suites.bfcl import Case
+from script_module import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bfcl_extract", ROOT / "benchmarks" / "bfcl_extract.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _bench()
+bench = load_script("bfcl_extract", ROOT / "benchmarks" / "bfcl_extract.py")
 
 LAWYER = {
     "name": "lawyer.find",

@@ -4,13 +4,15 @@ pauses the team durably, and an approval resumes exactly the pending call."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 from team_helpers import sqlite, tree
 
-from pilothouse import Agent, ScriptedModel, call, tool
+from killable_store import logged_caps
+from pilothouse import Agent, Budget, ScriptedModel, call, tool
 from pilothouse.events import ApprovalRequested, ChildStarted
 from pilothouse.exceptions import ApprovalError, ToolCallInDoubtError
 from pilothouse.policy import Policy, Rule
@@ -160,9 +162,10 @@ def log_note(text: str) -> str:
     return f"noted {text}"
 
 
-def build_pair(path: Path) -> Supervisor:
-    """A boss that asks refunds and notes in one reply (two delegations in one step);
-    every model a function of its request, so a fresh team answers as the first did."""
+def build_pair(path: Path, budget: Budget | None = None) -> Supervisor:
+    """A boss (with `budget`) that asks refunds and notes in one reply (two delegations
+    in one step); every model a function of its request, so a fresh team answers as the
+    first did."""
 
     def results(request: Any) -> int:
         return sum(1 for m in request.messages if m.role == "tool")
@@ -192,7 +195,9 @@ def build_pair(path: Path) -> Supervisor:
             return [call("ask_refunds", task="Refund A-1."), call("ask_notes", task="Note A-1.")]
         return "Done: refunded and noted."
 
-    boss = Agent(ScriptedModel(boss_reply), "You run the desk.", name="boss", store=store)
+    boss = Agent(
+        ScriptedModel(boss_reply), "You run the desk.", name="boss", store=store, budget=budget
+    )
     return Supervisor(boss, [refunds, notes], autonomy="on_risk")
 
 
@@ -285,3 +290,39 @@ async def test_a_sibling_cut_off_by_a_pause_stops_the_team_in_doubt_until_settle
     assert {fresh.store.get_run(r).status for r in tree(fresh.store, "Q")} == {"final"}
     settled = [e for e in fresh.store.events("Q.1.1.1") if e.type == "doubt_settled"]
     assert len(settled) == 1 and settled[0].by == "ann"  # type: ignore[attr-defined]
+
+
+def caps_given(caplog: pytest.LogCaptureFixture) -> dict[str, list[Any]]:
+    """Each child's caps, every time it was started or resumed (by run id)."""
+    found: dict[str, list[Any]] = {}
+    for child, capped in logged_caps(caplog):
+        found.setdefault(child, []).append(capped)
+    return found
+
+
+def test_a_paused_member_resumed_keeps_its_share_of_the_teams_budget(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Adversarial: a member that pauses for a person beside a sibling delegation of the
+    same step is resumed, after the approval, under the same share of the team's budget
+    (300 tokens, 9 steps) it started with, and the two members' shares add up to no
+    more than what was left."""
+    REFUNDS.clear()
+    NOTES.clear()
+    caplog.set_level(logging.INFO, logger="pilothouse.runtime")
+    budget = Budget(max_steps=9, max_tokens=300)
+    paused = build_pair(tmp_path, budget).run_sync("Refund and note A-1.", run_id="P")
+    assert paused.outcome == "paused"
+    (pending,) = paused.pending
+    fresh = build_pair(tmp_path, budget)
+    result = fresh.resume_sync("P", approvals={pending.key: True}, approved_by="ann")
+    assert result.outcome == "final"
+    given = caps_given(caplog)
+    refunds, notes = given["P.1.0.1"], given["P.1.1.1"]
+    assert len(refunds) >= 2  # started, then resumed after the approval
+    assert all(c == refunds[0] for c in refunds)  # the same share before and after
+    first = next(e for e in fresh.store.events("P") if e.type == "model_response")
+    left = 300 - first.response.usage.total_tokens
+    shares = sorted([refunds[0]["tokens"][1], notes[0]["tokens"][1]])
+    assert shares == [left // 2, left - left // 2]  # split, not the whole twice
+    assert refunds[0]["steps"][1] + notes[0]["steps"][1] == 9 - 1

@@ -108,7 +108,7 @@ class _Act:
     after: dict[str, Any] | None = None
     done: _Done | None = None
     pending: list[PendingRequest] = field(default_factory=list)
-    # (its place, how many): the items of one fan-out split what their cause left
+    # (its place, how many): the agent executions one cause starts at once split what it left
     share: tuple[int, int] = (0, 1)
 
 
@@ -307,8 +307,9 @@ class FlowRun:
         share: tuple[int, int] = (0, 1),
     ) -> _Act:
         self._ids += 1
-        act = _Act(self._ids, key, node, depth, sort_key(key, depth), item, triggers, view)
-        act.share = share
+        act = _Act(
+            self._ids, key, node, depth, sort_key(key, depth), item, triggers, view, share=share
+        )
         self.acts[act.id] = act
         return act
 
@@ -367,8 +368,8 @@ class FlowRun:
             m = self.fanouts.get(target, 0)
             self.fanouts[target] = m + 1
             node = self.flow.nodes[target]
+            shared = node.agent is not None
             for k, item in enumerate(items):
-                shared = node.agent is not None
                 child = self._new(
                     node,
                     f"{target}-{m}-{k}",
@@ -379,7 +380,7 @@ class FlowRun:
                     (at + k, ways) if shared else (0, 1),
                 )
                 self._launch(child)
-            if node.agent is not None:
+            if shared:
                 at += len(items)
             self._deliver(act, [fan.join])
 

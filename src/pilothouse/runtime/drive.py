@@ -250,7 +250,6 @@ def finished_result(spec: RunSpec[OutputT], run_id: str, events: Sequence[Event]
 class _Standing:
     """What a run had used before one step's calls ran: its children are capped from it."""
 
-    step: int
     tokens: int
     cost: float
     child_steps: int
@@ -344,7 +343,6 @@ class ChildRuns:
             self._standing.clear()
             self._calls.clear()
         self._standing[step] = _Standing(
-            step,
             usage.total_tokens - tokens,
             (usage.cost or 0.0) - cost,
             child_steps - steps,
@@ -380,28 +378,24 @@ class ChildRuns:
         each: a model that splits its work over several delegating calls gets no more
         than one call would. Wall-clock time is not split (the calls run side by side).
         Each call's share is less what its earlier children used."""
-        standing = self._standing.get(step) or _Standing(step, 0, 0.0, 0, time.monotonic(), {})
-        tokens, cost, child_steps, started = (
-            standing.tokens,
-            standing.cost,
-            standing.child_steps,
-            standing.started,
-        )
+        standing = self._standing.get(step) or _Standing(0, 0.0, 0, time.monotonic(), {})
         own_tokens, own_cost, own_steps = self._calls.get((step, index), (0, 0.0, 0))
         at, n = standing.shares.get(index, (0, 1))
         remaining: dict[str, float | None] = {
             "steps": None
             if parent.max_steps is None
-            else max(0, split_evenly(parent.max_steps - step - child_steps, n, at) - own_steps),
+            else max(
+                0, split_evenly(parent.max_steps - step - standing.child_steps, n, at) - own_steps
+            ),
             "tokens": None
             if parent.max_tokens is None
-            else max(0, split_evenly(parent.max_tokens - tokens, n, at) - own_tokens),
+            else max(0, split_evenly(parent.max_tokens - standing.tokens, n, at) - own_tokens),
             "seconds": None
             if parent.max_seconds is None
-            else max(0.0, parent.max_seconds - (time.monotonic() - started)),
+            else max(0.0, parent.max_seconds - (time.monotonic() - standing.started)),
             "cost": None
             if parent.max_cost is None
-            else max(0.0, max(0.0, parent.max_cost - cost) / n - own_cost),
+            else max(0.0, max(0.0, parent.max_cost - standing.cost) / n - own_cost),
         }
         own: dict[str, float | None] = {
             "steps": child.max_steps,

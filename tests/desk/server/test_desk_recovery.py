@@ -12,7 +12,6 @@ on sleeps of guessed length.
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import subprocess
 import sys
@@ -25,12 +24,10 @@ from typing import Any
 import httpx
 import pytest
 
+from script_module import load_script
+
 BENCH = Path(__file__).resolve().parents[3] / "benchmarks" / "desk_crash.py"
-_spec = importlib.util.spec_from_file_location("desk_crash", BENCH)
-assert _spec is not None and _spec.loader is not None
-crash = importlib.util.module_from_spec(_spec)
-sys.modules["desk_crash"] = crash
-_spec.loader.exec_module(crash)
+crash = load_script("desk_crash", BENCH)
 
 CONSOLE = {"Authorization": f"Bearer {crash.CONSOLE_TOKEN}"}
 TIMEOUT = 60.0  # generous: a bound on waiting for an event, not a guess at timing
