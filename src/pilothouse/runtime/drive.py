@@ -16,6 +16,7 @@ parent, its root and the parent call's key.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import re
@@ -257,6 +258,15 @@ class _Standing:
     shares: Mapping[int, tuple[int, int]]  # call index: (its place, how many share)
 
 
+@dataclass(frozen=True, slots=True)
+class _Child:
+    """A child about to start: its spec (budget capped), run id and what was lowered."""
+
+    spec: RunSpec[Any]
+    run_id: str
+    capped: dict[str, list[float]]
+
+
 class ChildRuns:
     """Starts, re-attaches and accounts for the children of one run (see the module)."""
 
@@ -363,7 +373,12 @@ class ChildRuns:
         return rolled, self._rolled_steps
 
     def _capped(
-        self, parent: Budget, child: Budget, step: int, index: int
+        self,
+        parent: Budget,
+        child: Budget,
+        step: int,
+        index: int,
+        within: tuple[int, int] = (0, 1),
     ) -> tuple[Budget, dict[str, list[float]]]:
         """The child's budget, each limit lowered to what remains of the parent's.
 
@@ -377,25 +392,32 @@ class ChildRuns:
         steps or tokens), so parallel children cannot spend the parent's budget once
         each: a model that splits its work over several delegating calls gets no more
         than one call would. Wall-clock time is not split (the calls run side by side).
-        Each call's share is less what its earlier children used."""
+        Each call's share is less what its earlier children used; `within`, (place,
+        how many), splits that evenly again between children one call starts side by
+        side (`run_children`)."""
         standing = self._standing.get(step) or _Standing(0, 0.0, 0, time.monotonic(), {})
         own_tokens, own_cost, own_steps = self._calls.get((step, index), (0, 0.0, 0))
         at, n = standing.shares.get(index, (0, 1))
+        j, m = within
         remaining: dict[str, float | None] = {
             "steps": None
             if parent.max_steps is None
-            else max(
-                0, split_evenly(parent.max_steps - step - standing.child_steps, n, at) - own_steps
+            else split_evenly(
+                split_evenly(parent.max_steps - step - standing.child_steps, n, at) - own_steps,
+                m,
+                j,
             ),
             "tokens": None
             if parent.max_tokens is None
-            else max(0, split_evenly(parent.max_tokens - standing.tokens, n, at) - own_tokens),
+            else split_evenly(
+                split_evenly(parent.max_tokens - standing.tokens, n, at) - own_tokens, m, j
+            ),
             "seconds": None
             if parent.max_seconds is None
             else max(0.0, parent.max_seconds - (time.monotonic() - standing.started)),
             "cost": None
             if parent.max_cost is None
-            else max(0.0, max(0.0, parent.max_cost - standing.cost) / n - own_cost),
+            else max(0.0, max(0.0, parent.max_cost - standing.cost) / n - own_cost) / m,
         }
         own: dict[str, float | None] = {
             "steps": child.max_steps,
@@ -427,6 +449,43 @@ class ChildRuns:
         self, context: ToolContext[Any], agent: Any, input: str, key: str | None, deps: Any
     ) -> RunResult[Any]:
         """Start, resume or read back the child `key` of this tool call (see the module)."""
+        return await self._drive(context, self._prepare(context, agent, key, (0, 1)), input, deps)
+
+    async def run_children(
+        self,
+        context: ToolContext[Any],
+        children: Sequence[tuple[Any, str, str]],
+        deps: Any,
+    ) -> list[RunResult[Any]]:
+        """Start (or re-attach) the children `(agent, input, key)` of this tool call side
+        by side, and return their results in order. The call's share of the budget is
+        split evenly between them, every cap computed before any of them starts, so
+        which finishes first changes no child's budget. Every child runs to its end
+        before a failure of one is raised: none is left running unrecorded."""
+        keys = [key for _, _, key in children]
+        if len(set(keys)) != len(keys):
+            raise ConfigurationError(f"run_children keys must differ, got {keys}")
+        prepared = [
+            self._prepare(context, agent, key, (place, len(children)))
+            for place, (agent, _, key) in enumerate(children)
+        ]
+        results = await asyncio.gather(
+            *(
+                self._drive(context, child, input, deps)
+                for child, (_, input, _) in zip(prepared, children, strict=True)
+            ),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [r for r in results if not isinstance(r, BaseException)]
+
+    def _prepare(
+        self, context: ToolContext[Any], agent: Any, key: str | None, within: tuple[int, int]
+    ) -> _Child:
+        """The child's spec with its capped budget, and its run id: all a child's start
+        needs, computed before it (or any sibling) runs."""
         spec_of = getattr(agent, "run_spec", None)
         if spec_of is None:
             raise ConfigurationError(f"run_child needs an Agent, not {type(agent).__name__}")
@@ -436,13 +495,18 @@ class ChildRuns:
                 f"run_child key {name!r}: use 1-64 letters, digits, '_' or '-'"
             )
         own: RunSpec[Any] = spec_of()
-        budget, capped = self._capped(self.budget, own.budget, context.step, context.index)
+        budget, capped = self._capped(self.budget, own.budget, context.step, context.index, within)
         spec = own
         if budget is not own.budget:  # (a copy and one field: replace() costs 5x more)
             spec = copy.copy(own)
             spec.budget = budget
+        return _Child(spec, f"{context.run_id}.{context.step}.{context.index}.{name}", capped)
+
+    async def _drive(
+        self, context: ToolContext[Any], child: _Child, input: str, deps: Any
+    ) -> RunResult[Any]:
+        spec, child_id, capped = child.spec, child.run_id, child.capped
         parent_id = context.run_id
-        child_id = f"{parent_id}.{context.step}.{context.index}.{name}"
         if capped:
             _log.info(
                 "run %s: child %s capped to the parent's budget: %s", parent_id, child_id, capped

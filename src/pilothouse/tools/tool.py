@@ -20,7 +20,7 @@ import re
 import sys
 import threading
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, overload
 
@@ -28,6 +28,7 @@ from pydantic_core import ValidationError, to_json
 from typing_extensions import TypeVar
 
 from pilothouse.exceptions import (
+    ConfigurationError,
     ToolCallInDoubtError,
     ToolDefinitionError,
     ToolError,
@@ -55,6 +56,10 @@ class ChildRunner(Protocol):
         self, context: ToolContext[Any], agent: Any, input: str, key: str | None, deps: Any
     ) -> Any: ...
 
+    async def run_children(
+        self, context: ToolContext[Any], children: Sequence[tuple[Any, str, str]], deps: Any
+    ) -> list[Any]: ...
+
 
 _SAME: Any = object()  # run_child's default deps: the parent's
 
@@ -78,6 +83,9 @@ class ToolContext(Generic[DepsT]):
     # The run journal's `emit`, for a tool that records an event of its own (a knowledge
     # base's `retrieval`); None outside a run's loop.
     emit: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
+    # held while a child of this call runs: children started side by side any way
+    # but `run_children` run one after another, in the order they were started
+    one_at_a_time: asyncio.Lock | None = field(default=None, repr=False, compare=False)
 
     @property
     def idempotency_key(self) -> str:
@@ -98,16 +106,58 @@ class ToolContext(Generic[DepsT]):
         to it), its usage rolls up into this run's, it acts for the same principal,
         and gets `deps` (default: this run's).
         """
-        if self.runner is None:
-            from pilothouse.exceptions import ConfigurationError
-
-            raise ConfigurationError(
-                "run_child() needs a running agent: this ToolContext was not made by a run"
-            )
+        runner = self._runner("run_child")
         self.children += 1
-        return await self.runner.run_child(
-            self, agent, input, key, self.deps if deps is _SAME else deps
-        )
+        async with self._turn():
+            return await runner.run_child(
+                self, agent, input, key, self.deps if deps is _SAME else deps
+            )
+
+    async def run_children(
+        self,
+        children: Sequence[tuple[Any, str]],
+        *,
+        keys: Sequence[str] | None = None,
+        deps: Any = _SAME,
+    ) -> list[Any]:
+        """Run several children side by side, `(agent, input)` each; return their
+        `RunResult`s in order.
+
+        Exactly once like `run_child` (`keys` name them; default: their count in this
+        call, as `run_child` counts). This call's share of the run's budget is split
+        evenly between them, so fanning out buys no budget: starting children side by
+        side any other way (`asyncio.gather` over `run_child`) runs them one after
+        another instead, each capped to what the ones before it left, since how many
+        would run at once is not known when the first starts. Every child runs to its
+        end before a failure of one is raised.
+        """
+        runner = self._runner("run_children")
+        if keys is not None and len(keys) != len(children):
+            raise ConfigurationError(
+                f"run_children got {len(children)} children and {len(keys)} keys"
+            )
+        named = [
+            (agent, input, keys[i] if keys is not None else str(self.children + 1 + i))
+            for i, (agent, input) in enumerate(children)
+        ]
+        self.children += len(named)
+        async with self._turn():
+            return await runner.run_children(self, named, self.deps if deps is _SAME else deps)
+
+    def _runner(self, what: str) -> ChildRunner:
+        if self.runner is None:
+            raise ConfigurationError(
+                f"{what}() needs a running agent: this ToolContext was not made by a run"
+            )
+        return self.runner
+
+    def _turn(self) -> asyncio.Lock:
+        """The call's lock on its children: a child capped from what the call has left
+        runs alone, so that what it leaves is counted before the next one's cap (two
+        children sharing a cap would each be allowed all of it)."""
+        if self.one_at_a_time is None:
+            self.one_at_a_time = asyncio.Lock()
+        return self.one_at_a_time
 
 
 class ToolArgumentError(ValueError):
