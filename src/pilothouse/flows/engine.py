@@ -24,6 +24,15 @@ is reused without running the node, an in-doubt one (started, never finished)
 follows its node's ``on_doubt``. Agent nodes are child runs of the flow's run
 (`ChildRuns`: started exactly once, re-attached on resume); subgraphs are child flow
 runs; a question for a person is an ``approval_requested`` the flow pauses on.
+
+**Budgets divide where branches part.** Each execution carries an allotment: what it
+and everything after it on its branch may spend of the flow's budget. An execution's
+leftover (its allotment less what it used) is split evenly between what it starts that
+can spend (an agent or subgraph node, or a node that can reach one, and each fan-out
+item of such a node), and pooled again where branches join; an agent node is capped to
+its allotment. So executions that run at once never share a budget, however far apart
+their causes are, and since allotments are a function of the graph, the recorded
+routes, items and usage, a resumed flow gives every node the cap it had.
 """
 
 from __future__ import annotations
@@ -93,6 +102,39 @@ class _Done:
     steps: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Allot:
+    """What an execution and what follows it on its branch may spend (`None`: no limit):
+    the flow's budget divided where branches part, pooled where they join."""
+
+    steps: int | None
+    tokens: int | None
+    cost: float | None
+
+    def less(self, done: _Done) -> _Allot:
+        """What is left of this after an execution used `done`'s usage."""
+        return _Allot(
+            None if self.steps is None else max(0, self.steps - done.steps),
+            None if self.tokens is None else max(0, self.tokens - done.usage.total_tokens),
+            None if self.cost is None else max(0.0, self.cost - (done.usage.cost or 0.0)),
+        )
+
+    def share(self, n: int, at: int) -> _Allot:
+        """The `at`-th of `n` even shares (the first ones take a remainder)."""
+        return _Allot(
+            None if self.steps is None else split_evenly(self.steps, n, at),
+            None if self.tokens is None else split_evenly(self.tokens, n, at),
+            None if self.cost is None else self.cost / n,
+        )
+
+    def __add__(self, other: _Allot) -> _Allot:
+        return _Allot(
+            None if self.steps is None else self.steps + (other.steps or 0),
+            None if self.tokens is None else self.tokens + (other.tokens or 0),
+            None if self.cost is None else self.cost + (other.cost or 0.0),
+        )
+
+
 @dataclass(slots=True, eq=False)
 class _Act:
     """One execution of a node (see the module)."""
@@ -108,8 +150,7 @@ class _Act:
     after: dict[str, Any] | None = None
     done: _Done | None = None
     pending: list[PendingRequest] = field(default_factory=list)
-    # (its place, how many): the agent executions one cause starts at once split what it left
-    share: tuple[int, int] = (0, 1)
+    allot: _Allot = _Allot(None, None, None)  # what it and its branch may spend
 
 
 class FlowRun:
@@ -155,9 +196,24 @@ class FlowRun:
         self._ids = 0
         self.acts: dict[int, _Act] = {}
         self.pending: dict[str, list[_Act]] = {}
-        # (cause key, agent node): the share of the cause's remainder an agent node it
-        # delivered to gets when that node fires on it alone (`_sibling_shares`)
-        self.shares: dict[tuple[str, str], tuple[int, int]] = {}
+        # (cause key, node): the share of the cause's leftover it handed to the node,
+        # which the node's execution pools with its other causes' (`_hand_on`)
+        self.given: dict[tuple[str, str], _Allot] = {}
+        budget = flow.budget
+        self.whole = _Allot(budget.max_steps, budget.max_tokens, budget.max_cost)
+        self.nothing = _Allot(
+            None if budget.max_steps is None else 0,
+            None if budget.max_tokens is None else 0,
+            None if budget.max_cost is None else 0.0,
+        )
+        self.spends = {
+            name: any(
+                self.flow.nodes[n].kind in ("agent", "subgraph")
+                for n in (name, *self.flow.reach[name])
+                if n in self.flow.nodes
+            )
+            for name in self.flow.nodes
+        }
         self.active: dict[int, _Act] = {}
         self.blockers: dict[str, int] = {}  # node -> running executions that can reach it
         self.tasks: dict[asyncio.Task[_Done], _Act] = {}
@@ -177,9 +233,11 @@ class FlowRun:
     # -- the scheduler ----------------------------------------------------------------
 
     async def drive(self) -> FlowResult[Any]:
-        root = self._new(None, "__start__", 0, None, (), self.initial)
+        root = self._new(None, "__start__", 0, None, (), self.initial, self.whole)
         root.after, root.done = self.initial, _Done([], [], {}, Usage(), 0)
-        self._deliver(root, list(self.flow.edges.get(START, ())))
+        targets = list(self.flow.edges.get(START, ()))
+        self._deliver(root, targets)
+        self._hand_on(root, targets, {})
         try:
             while True:
                 try:
@@ -281,8 +339,10 @@ class FlowRun:
             view = triggers[0].after
         else:
             view = self._fold(_causes(triggers))
-        share = self.shares.get((triggers[0].key, name), (0, 1)) if len(triggers) == 1 else (0, 1)
-        act = self._new(node, f"{name}-{n}", depth, None, tuple(triggers), view, share)
+        allot = self.nothing
+        for trigger in triggers:
+            allot = allot + self.given.pop((trigger.key, name), self.nothing)
+        act = self._new(node, f"{name}-{n}", depth, None, tuple(triggers), view, allot)
         self._launch(act)
 
     def _fold(self, causes: list[_Act]) -> dict[str, Any]:
@@ -304,11 +364,11 @@ class FlowRun:
         item: Any,
         triggers: tuple[_Act, ...],
         view: dict[str, Any],
-        share: tuple[int, int] = (0, 1),
+        allot: _Allot,
     ) -> _Act:
         self._ids += 1
         act = _Act(
-            self._ids, key, node, depth, sort_key(key, depth), item, triggers, view, share=share
+            self._ids, key, node, depth, sort_key(key, depth), item, triggers, view, allot=allot
         )
         self.acts[act.id] = act
         return act
@@ -354,46 +414,37 @@ class FlowRun:
         assert act.node is not None
         name = act.node.name
         targets = [*self.flow.edges.get(name, ()), *done.routes]
-        self._deliver(act, targets)
         fanned = self.flow.fanouts.get(name)
         if fanned is not None:  # an item of a fan-out: its join waits for it
-            self._deliver(act, [fanned.join])
-        joins = [self.flow.fanouts[t].join for t in done.fanout]  # an empty map's join
-        agents, ways = self._sibling_shares([*targets, *joins], done.fanout)
-        for at, target in enumerate(agents):
-            self.shares[(act.key, target)] = (at, ways)
-        at = len(agents)
-        for target, items in sorted(done.fanout.items()):
-            fan = self.flow.fanouts[target]
+            targets.append(fanned.join)
+        targets.extend(self.flow.fanouts[t].join for t in sorted(done.fanout))
+        self._deliver(act, targets)
+        items = self._hand_on(act, targets, done.fanout)
+        for target, items_of in sorted(done.fanout.items()):
             m = self.fanouts.get(target, 0)
             self.fanouts[target] = m + 1
             node = self.flow.nodes[target]
-            shared = node.agent is not None
-            for k, item in enumerate(items):
-                child = self._new(
-                    node,
-                    f"{target}-{m}-{k}",
-                    act.depth + 1,
-                    item,
-                    (act,),
-                    after,
-                    (at + k, ways) if shared else (0, 1),
-                )
-                self._launch(child)
-            if shared:
-                at += len(items)
-            self._deliver(act, [fan.join])
+            for k, item in enumerate(items_of):
+                allot = items.get((target, k), self.nothing)
+                key = f"{target}-{m}-{k}"
+                self._launch(self._new(node, key, act.depth + 1, item, (act,), after, allot))
 
-    def _sibling_shares(
-        self, targets: Sequence[str], fanout: Mapping[str, list[Any]]
-    ) -> tuple[list[str], int]:
-        """The agent nodes one completion delivers to (by name), and how many agent
-        executions it may start at once with its fan-outs' items: they split what the
-        flow had left after their common cause (`_capped`). A function of the graph and
-        of the recorded routes and items, so the same on resume."""
-        agents = sorted({t for t in targets if t != END and self.flow.nodes[t].agent is not None})
-        items = sum(len(v) for t, v in fanout.items() if self.flow.nodes[t].agent is not None)
-        return agents, max(1, len(agents) + items)
+    def _hand_on(
+        self, act: _Act, targets: Sequence[str], fanout: Mapping[str, list[Any]]
+    ) -> dict[tuple[str, int], _Allot]:
+        """Split what `act` left between the nodes it delivered to and the fan-out items
+        it starts, those that can spend (`spends`): named nodes first (by name), then the
+        items (by fan-out target and place). The nodes' shares wait in `given` for the
+        node to fire; the items' are returned, by (target, place). A function of the
+        graph and of the recorded routes, items and usage, so the same on resume."""
+        assert act.done is not None
+        left = act.allot.less(act.done)
+        named = sorted({t for t in targets if t != END and self.spends[t]})
+        spent = [(t, k) for t, v in sorted(fanout.items()) if self.spends[t] for k in range(len(v))]
+        ways = len(named) + len(spent)
+        for at, target in enumerate(named):
+            self.given[(act.key, target)] = left.share(ways, at)
+        return {item: left.share(ways, len(named) + k) for k, item in enumerate(spent)}
 
     def _failed(self, act: _Act, exc: BaseException) -> None:
         self._deactivate(act)
@@ -447,7 +498,7 @@ class FlowRun:
                     key=act.key,
                 )
         elif act.key not in self.record.started:
-            capped = self._capped(act) if node.kind == "agent" else {}
+            capped = self._capped(act)
             self.journal.emit(
                 NodeStarted(
                     run_id=self.run_id,
@@ -604,36 +655,23 @@ class FlowRun:
         return given
 
     def _capped(self, act: _Act) -> dict[str, list[float]]:
-        """Limits of an agent node lowered to what the flow's budget has left after the
-        node's causes (their usage is known, and the same on resume). The items of one
-        fan-out run at once, so they split the steps, tokens and cost left evenly (the
-        first ones taking a remainder of steps or tokens): a map over many items cannot
-        spend the budget once per item. So do the agent nodes one execution delivers to
-        when each fires on that execution alone (parallel branches), together with its
-        fan-outs' agent items. Time is not split."""
-        spec = act.node.agent.run_spec() if act.node is not None else None
-        if spec is None:
+        """Limits of an agent node's agent or a subgraph node's flow lowered to the
+        execution's allotment (see the module): what the flow's budget left to its
+        branch, after its causes' usage, split where branches part (a fan-out's items,
+        the nodes one execution starts at once, however far down their agents are) and
+        pooled where they join. Time is not split."""
+        node = act.node
+        if node is None or node.kind not in ("agent", "subgraph"):
             return {}
-        budget, own = self.flow.budget, spec.budget
-        used, steps = Usage(), 0
-        for cause in _causes(act.triggers):
-            done = cause.done
-            if done is not None:
-                used, steps = used + done.usage, steps + done.steps
-        at, n = act.share
+        own: Budget = node.agent.run_spec().budget if node.kind == "agent" else node.flow.budget
+        budget, allot = self.flow.budget, act.allot
         left: dict[str, float | None] = {
-            "steps": None
-            if budget.max_steps is None
-            else split_evenly(budget.max_steps - steps, n, at),
-            "tokens": None
-            if budget.max_tokens is None
-            else split_evenly(budget.max_tokens - used.total_tokens, n, at),
+            "steps": allot.steps,
+            "tokens": allot.tokens,
             "seconds": None
             if budget.max_seconds is None
             else max(0.0, budget.max_seconds - (time.monotonic() - self.started)),
-            "cost": None
-            if budget.max_cost is None
-            else max(0.0, budget.max_cost - (used.cost or 0.0)) / n,
+            "cost": allot.cost,
         }
         mine = {
             "steps": own.max_steps,
@@ -653,16 +691,8 @@ class FlowRun:
         spec = node.agent.run_spec()
         capped = self._capped(act)
         if capped:
-            given = {name: value[1] for name, value in capped.items()}
             spec = copy.copy(spec)
-            own = spec.budget
-            spec.budget = Budget(
-                int(given["steps"]) if "steps" in given else own.max_steps,
-                int(given["tokens"]) if "tokens" in given else own.max_tokens,
-                given.get("seconds", own.max_seconds),
-                given.get("cost", own.max_cost),
-                own.max_repeats,
-            )
+            spec.budget = _lowered(spec.budget, capped)
         context: ToolContext[Any] = ToolContext(
             run_id=self.run_id, step=act.depth, index=0, deps=self.deps, runner=self.tree
         )
@@ -687,6 +717,10 @@ class FlowRun:
 
     async def _subgraph(self, node: Node, act: _Act) -> tuple[list[Any], Usage, int]:
         sub: Flow = node.flow
+        capped = self._capped(act)
+        if capped:  # the same graph (and hash) within what this branch may spend
+            sub = copy.copy(sub)
+            sub.budget = _lowered(sub.budget, capped)
         child_id = f"{self.run_id}.{act.depth}.0.{act.key}"
         if not any(
             isinstance(e, ChildStarted) and e.child_run_id == child_id for e in self.record.children
@@ -875,6 +909,18 @@ class _Spec:
 
     def run_spec(self) -> Any:
         return self._spec
+
+
+def _lowered(own: Budget, capped: Mapping[str, list[float]]) -> Budget:
+    """`own` with the limits `capped` lowers ({name: [own, given]}) set to theirs."""
+    given = {name: value[1] for name, value in capped.items()}
+    return Budget(
+        int(given["steps"]) if "steps" in given else own.max_steps,
+        int(given["tokens"]) if "tokens" in given else own.max_tokens,
+        given.get("seconds", own.max_seconds),
+        given.get("cost", own.max_cost),
+        own.max_repeats,
+    )
 
 
 def _causes(triggers: Sequence[_Act]) -> list[_Act]:
