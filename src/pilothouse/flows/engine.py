@@ -437,6 +437,8 @@ class FlowRun:
         items (by fan-out target and place). The nodes' shares wait in `given` for the
         node to fire; the items' are returned, by (target, place). A function of the
         graph and of the recorded routes, items and usage, so the same on resume."""
+        if self.whole == self.nothing:
+            return {}  # no limit to divide: every allotment is "no limit"
         assert act.done is not None
         left = act.allot.less(act.done)
         named = sorted({t for t in targets if t != END and self.spends[t]})
