@@ -563,7 +563,18 @@ class ChildRuns:
             raise
         if result.outcome != "paused":
             self._finish(context, child_id, result.outcome, result)
+        else:  # it may spend up to its cap once resumed: the call's next children may not
+            held = spec.budget
+            self._count(context, held.max_tokens or 0, held.max_cost or 0.0, held.max_steps or 0)
         return result
+
+    def _count(self, context: ToolContext[Any], tokens: int, cost: float, steps: int) -> None:
+        """Take what a child of this call used (or, paused, may still use: its whole
+        cap, a limit the parent has is never None on it) off what the call's next
+        children are capped from."""
+        call = (context.step, context.index)
+        had_tokens, had_cost, had_steps = self._calls.get(call, (0, 0.0, 0))
+        self._calls[call] = (had_tokens + tokens, had_cost + cost, had_steps + steps)
 
     def settlements_for(self, child_id: str) -> dict[str, bool | str]:
         """The settlements of calls of run `child_id` and of the runs below it."""
@@ -598,13 +609,7 @@ class ChildRuns:
                 )
             except RunNotFoundError:
                 usage, steps = Usage(), 0
-        call = (context.step, context.index)
-        tokens, cost, used = self._calls.get(call, (0, 0.0, 0))  # caps its next
-        self._calls[call] = (
-            tokens + usage.total_tokens,
-            cost + (usage.cost or 0.0),
-            used + steps,
-        )
+        self._count(context, usage.total_tokens, usage.cost or 0.0, steps)
         if child_id in self._finished:
             return
         self._finished.add(child_id)

@@ -21,6 +21,7 @@ import sys
 import threading
 import typing
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, overload
 
@@ -62,6 +63,11 @@ class ChildRunner(Protocol):
 
 
 _SAME: Any = object()  # run_child's default deps: the parent's
+
+# The calls (ids of their ToolContexts) whose children's lock the running task holds,
+# inherited by every task it starts (its child's steps and tools): such a child asking
+# the same call for another child would wait for its own end, so it is refused instead.
+_HOLDING: ContextVar[frozenset[int]] = ContextVar("pilothouse_children_held", default=frozenset())
 
 
 @dataclass(slots=True)
@@ -107,11 +113,18 @@ class ToolContext(Generic[DepsT]):
         and gets `deps` (default: this run's).
         """
         runner = self._runner("run_child")
+        held = self._not_held("run_child")
         self.children += 1
+        # named now: a child waiting for its turn must not read a count grown meanwhile
+        name = key if key is not None else str(self.children)
         async with self._turn():
-            return await runner.run_child(
-                self, agent, input, key, self.deps if deps is _SAME else deps
-            )
+            token = _HOLDING.set(held | {id(self)})
+            try:
+                return await runner.run_child(
+                    self, agent, input, name, self.deps if deps is _SAME else deps
+                )
+            finally:
+                _HOLDING.reset(token)
 
     async def run_children(
         self,
@@ -132,6 +145,7 @@ class ToolContext(Generic[DepsT]):
         end before a failure of one is raised.
         """
         runner = self._runner("run_children")
+        held = self._not_held("run_children")
         if keys is not None and len(keys) != len(children):
             raise ConfigurationError(
                 f"run_children got {len(children)} children and {len(keys)} keys"
@@ -142,7 +156,11 @@ class ToolContext(Generic[DepsT]):
         ]
         self.children += len(named)
         async with self._turn():
-            return await runner.run_children(self, named, self.deps if deps is _SAME else deps)
+            token = _HOLDING.set(held | {id(self)})
+            try:
+                return await runner.run_children(self, named, self.deps if deps is _SAME else deps)
+            finally:
+                _HOLDING.reset(token)
 
     def _runner(self, what: str) -> ChildRunner:
         if self.runner is None:
@@ -150,6 +168,19 @@ class ToolContext(Generic[DepsT]):
                 f"{what}() needs a running agent: this ToolContext was not made by a run"
             )
         return self.runner
+
+    def _not_held(self, what: str) -> frozenset[int]:
+        """The calls whose children's lock this task holds, if this call is not one of
+        them: a child of this call asking it for another child would wait forever for
+        its own turn (the lock is held until that child ends)."""
+        held = _HOLDING.get()
+        if id(self) in held:
+            raise ConfigurationError(
+                f"{what}() called, inside a child of this tool call, on the call's own "
+                "ToolContext: it would wait for that child to end. A child delegates "
+                "through its own ToolContext (a tool of its own taking one)"
+            )
+        return held
 
     def _turn(self) -> asyncio.Lock:
         """The call's lock on its children: a child capped from what the call has left
