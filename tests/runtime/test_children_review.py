@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from pilothouse import Agent, Budget, ScriptedModel, call, tool
 from pilothouse.events import ChildFinished, ChildStarted
 from pilothouse.policy import Policy, Rule
@@ -76,7 +78,8 @@ def test_gathered_children_without_keys_each_run_once() -> None:
     assert tool_result == "did x,did y,did z"
 
 
-def test_a_child_asking_its_parents_call_for_a_child_is_refused_not_hung() -> None:
+@pytest.mark.parametrize("how", ["run_child", "run_children"])
+def test_a_child_asking_its_parents_call_for_a_child_is_refused_not_hung(how: str) -> None:
     """A child whose tool asks the call that started it for another child (a closure
     over the parent's `ToolContext`) would wait for its own turn forever: the parent's
     call holds its children's lock until this child ends. Refused with a clear error
@@ -101,7 +104,10 @@ def test_a_child_asking_its_parents_call_for_a_child_is_refused_not_hung() -> No
             return f"worker saw: {request.messages[-1].content}"
 
         worker = Agent(ScriptedModel(worker_reply), tools=[help_me], name="worker", store=store)
-        result = await ctx.run_child(worker, "work", key="worker")
+        if how == "run_child":
+            result = await ctx.run_child(worker, "work", key="worker")
+        else:
+            (result,) = await ctx.run_children([(worker, "work")], keys=["worker"])
         return str(result.output)
 
     async def bounded() -> Any:
