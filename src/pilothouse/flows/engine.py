@@ -29,10 +29,12 @@ runs; a question for a person is an ``approval_requested`` the flow pauses on.
 and everything after it on its branch may spend of the flow's budget. An execution's
 leftover (its allotment less what it used) is split evenly between what it starts that
 can spend (an agent or subgraph node, or a node that can reach one, and each fan-out
-item of such a node), and pooled again where branches join; an agent node is capped to
-its allotment. So executions that run at once never share a budget, however far apart
-their causes are, and since allotments are a function of the graph, the recorded
-routes, items and usage, a resumed flow gives every node the cap it had.
+item of such a node), and pooled again where branches join, but not with a branch whose
+spending nodes a sibling always reaches over edges (they run after it, on what it
+left: `_kept`); an agent node is capped to its allotment. So executions that run at
+once never share a budget, however far apart their causes are, and since allotments
+are a function of the graph, the recorded routes, items and usage, a resumed flow
+gives every node the cap it had.
 """
 
 from __future__ import annotations
@@ -214,6 +216,8 @@ class FlowRun:
             )
             for name in self.flow.nodes
         }
+        # the named targets a split keeps, by the targets it was given (`_kept`)
+        self.kept: dict[tuple[str, ...], list[str]] = {}
         self.active: dict[int, _Act] = {}
         self.blockers: dict[str, int] = {}  # node -> running executions that can reach it
         self.tasks: dict[asyncio.Task[_Done], _Act] = {}
@@ -433,20 +437,67 @@ class FlowRun:
         self, act: _Act, targets: Sequence[str], fanout: Mapping[str, list[Any]]
     ) -> dict[tuple[str, int], _Allot]:
         """Split what `act` left between the nodes it delivered to and the fan-out items
-        it starts, those that can spend (`spends`): named nodes first (by name), then the
-        items (by fan-out target and place). The nodes' shares wait in `given` for the
+        it starts, those that can spend (`spends`, `_kept`): named nodes first (by name),
+        then the items (by fan-out target and place). The nodes' shares wait in `given` for the
         node to fire; the items' are returned, by (target, place). A function of the
         graph and of the recorded routes, items and usage, so the same on resume."""
         if self.whole == self.nothing:
             return {}  # no limit to divide: every allotment is "no limit"
         assert act.done is not None
         left = act.allot.less(act.done)
-        named = sorted({t for t in targets if t != END and self.spends[t]})
+        named = self._kept(sorted({t for t in targets if t != END and self.spends[t]}))
         spent = [(t, k) for t, v in sorted(fanout.items()) if self.spends[t] for k in range(len(v))]
         ways = len(named) + len(spent)
         for at, target in enumerate(named):
             self.given[(act.key, target)] = left.share(ways, at)
         return {item: left.share(ways, len(named) + k) for k, item in enumerate(spent)}
+
+    def _kept(self, named: list[str]) -> list[str]:
+        """The targets of one split that take a share: not one whose every agent and
+        subgraph node a sibling that keeps its share reaches over edges alone. Those
+        can fire only once that sibling's branch, which cannot go around them, has
+        delivered to them with what it left: a share held for them meanwhile would only
+        starve the sibling (a plain `log -> join -> summary` beside a long agent that
+        also ends in `join` took half of the flow's budget from it). Routes and maps may
+        go elsewhere, so only edges count. A function of the graph alone."""
+        if len(named) < 2:
+            return named
+        key = tuple(named)
+        kept = self.kept.get(key)
+        if kept is None:
+            kept = list(named)
+            for target in named:
+                mine = self._spenders(target)
+                if any(u != target and mine <= self._over_edges(u) for u in kept):
+                    kept.remove(target)
+            self.kept[key] = kept
+        return kept
+
+    def _spenders(self, name: str) -> frozenset[str]:
+        """The agent and subgraph nodes among `name` and what it can reach."""
+        nodes = self.flow.nodes
+        return frozenset(
+            n for n in (name, *self.flow.reach[name]) if nodes[n].kind in ("agent", "subgraph")
+        )
+
+    def _over_edges(self, name: str) -> frozenset[str]:
+        """`name` and every node its executions always deliver to, directly or not:
+        edges, a fan-out item's join and a map's join (an empty map delivers to it too),
+        not routes or map targets, which depend on the state."""
+        seen = {name}
+        todo = [name]
+        while todo:
+            at = todo.pop()
+            nexts = list(self.flow.edges.get(at, ()))
+            nexts.extend(fan.join for fan in self.flow.maps.get(at, ()))
+            fanned = self.flow.fanouts.get(at)
+            if fanned is not None:
+                nexts.append(fanned.join)
+            for t in nexts:
+                if t != END and t not in seen:
+                    seen.add(t)
+                    todo.append(t)
+        return frozenset(seen)
 
     def _failed(self, act: _Act, exc: BaseException) -> None:
         self._deactivate(act)
