@@ -174,3 +174,88 @@ def test_a_paused_gathered_child_holds_its_cap_until_it_ends() -> None:
     }
     assert caps == {"a": 11, "b": 0}
     assert store.get_run(f"{result.run_id}.1.0.a").status == "paused"
+
+
+def test_children_gathered_behind_a_failing_one_do_not_outlive_the_call() -> None:
+    """A tool gathers three children over `run_child` (no `return_exceptions`): the
+    first fails, the gather raises at once and the tool returns its error while the
+    other two still wait for their turn. Before, they then ran after the call had
+    ended: c's run was made and finished after the lead's next step had begun, and
+    the lead's record has neither its start nor its end (its usage never rolled up).
+    Now a child whose turn comes after its call
+    ended is not started, and the one already running is waited for: every child
+    started is finished and recorded within the call."""
+    store = MemoryStore()
+    broken = Agent(ScriptedModel([]), name="broken", store=store)
+    b = echo(store, "b")
+    c = echo(store, "c")
+
+    @tool(on_doubt="retry")
+    async def fan(ctx: ToolContext) -> str:
+        """Fan out."""
+        results = await asyncio.gather(
+            ctx.run_child(broken, "a", key="a"),
+            ctx.run_child(b, "b", key="b"),
+            ctx.run_child(c, "c", key="c"),
+        )
+        return str(results)
+
+    result = lead_of(store, fan, Budget(max_steps=12)).run_sync("go")
+    assert result.output == "done"
+    events = store.events(result.run_id)
+    started = {e.child_run_id for e in events if isinstance(e, ChildStarted)}
+    finished = [e for e in events if isinstance(e, ChildFinished)]
+    runs = {r.run_id for r in store.list_runs() if r.run_id.startswith(f"{result.run_id}.")}
+    assert runs == started == {e.child_run_id for e in finished}
+    assert all(e.step == 1 for e in finished)
+    assert {store.get_run(r).status for r in started} <= {"final", "error"}
+    tool_results = [e for e in events if e.type == "tool_result"]
+    assert len(tool_results) == 1 and "ran out of replies" in tool_results[0].result.content
+    # everything the call's children finished is on record before the lead's next step
+    after = [i for i, e in enumerate(events) if e.type == "model_request"][1]
+    assert all(events.index(e) < after for e in finished)
+
+
+def fanner(store: Any, name: str, depth: int, budget: Budget | None = None) -> Agent[None, str]:
+    """An agent whose first step starts three children with `run_children` through its
+    own context (fanners again while `depth` > 1, else readers that never answer)."""
+
+    def reader(request: Any) -> Any:
+        return call("look", what=f"page {replies_so_far(request)}")
+
+    @tool(on_doubt="retry")
+    async def fan(ctx: ToolContext) -> str:
+        """Fan out."""
+        kids = [
+            fanner(store, f"{name}{k}", depth - 1)
+            if depth > 1
+            else Agent(ScriptedModel(reader), tools=[look], name=f"{name}{k}", store=store)
+            for k in range(3)
+        ]
+        results = await ctx.run_children([(kid, "go") for kid in kids], keys=["a", "b", "c"])
+        return ",".join(r.outcome for r in results)
+
+    script = [call("fan"), "done"]
+    return Agent(
+        ScriptedModel(lambda request: script[min(replies_so_far(request), 1)]),
+        tools=[fan],
+        name=name,
+        store=store,
+        policy=Policy.allow_all(),
+        budget=budget or Budget(max_steps=100),
+    )
+
+
+def test_nested_run_children_delegate_through_their_own_context() -> None:
+    """A guard for the refusal above (it passed before too): children that fan out
+    again through their own `ToolContext` are not refused, and the tree of 13 runs
+    stays within the root's 30 steps (29 split 10/10/9, each child's 9 left split
+    3/3/3 or 3/3/2)."""
+    store = MemoryStore()
+    result = fanner(store, "L", 2, Budget(max_steps=30)).run_sync("go")
+    assert len(store.list_runs()) == 13
+    calls = sum(
+        1 for r in store.list_runs() for e in store.events(r.run_id) if e.type == "model_request"
+    )
+    assert calls == 30
+    assert result.outcome == "budget_stop"

@@ -92,6 +92,8 @@ class ToolContext(Generic[DepsT]):
     # held while a child of this call runs: children started side by side any way
     # but `run_children` run one after another, in the order they were started
     one_at_a_time: asyncio.Lock | None = field(default=None, repr=False, compare=False)
+    # the call has returned: a child whose turn comes now is not started (`_ended`)
+    ended: bool = field(default=False, repr=False, compare=False)
 
     @property
     def idempotency_key(self) -> str:
@@ -118,6 +120,7 @@ class ToolContext(Generic[DepsT]):
         # named now: a child waiting for its turn must not read a count grown meanwhile
         name = key if key is not None else str(self.children)
         async with self._turn():
+            self._still_running("run_child")
             token = _HOLDING.set(held | {id(self)})
             try:
                 return await runner.run_child(
@@ -156,6 +159,7 @@ class ToolContext(Generic[DepsT]):
         ]
         self.children += len(named)
         async with self._turn():
+            self._still_running("run_children")
             token = _HOLDING.set(held | {id(self)})
             try:
                 return await runner.run_children(self, named, self.deps if deps is _SAME else deps)
@@ -181,6 +185,23 @@ class ToolContext(Generic[DepsT]):
                 "through its own ToolContext (a tool of its own taking one)"
             )
         return held
+
+    def _still_running(self, what: str) -> None:
+        if self.ended:
+            raise ConfigurationError(
+                f"{what}() after the tool call had returned (a child left waiting for its "
+                "turn by a gather that raised, or a task the tool did not await): not "
+                "started, since the call's record and budget are closed"
+            )
+
+    async def _ended(self) -> None:
+        """The call has returned or raised: no child starts after this, and the one
+        running (a gather that raised on a failing sibling does not stop it) is waited
+        for, so every child is started, finished and rolled up within its call."""
+        self.ended = True
+        if self.one_at_a_time is not None:
+            async with self.one_at_a_time:  # the waiting ones, queued first, refuse
+                pass
 
     def _turn(self) -> asyncio.Lock:
         """The call's lock on its children: a child capped from what the call has left
@@ -454,20 +475,24 @@ class Tool:
         could delegate the same effect again."""
         if self._context_param is not None:
             kwargs[self._context_param] = context
-        if self.timeout is not None:
-            return await self._invoke_timed(call, kwargs, self.timeout)
         try:
-            if self.is_async:
-                value = await self.function(**kwargs)
-            elif self.blocking:
-                value = await asyncio.to_thread(self.function, **kwargs)
-            else:
-                value = self.function(**kwargs)
-        except ToolCallInDoubtError:
-            raise  # a child run's side effect is in doubt: so is this call (see below)
-        except Exception as exc:
-            return self._failed(call, exc)
-        return self._returned(call, value)
+            if self.timeout is not None:
+                return await self._invoke_timed(call, kwargs, self.timeout)
+            try:
+                if self.is_async:
+                    value = await self.function(**kwargs)
+                elif self.blocking:
+                    value = await asyncio.to_thread(self.function, **kwargs)
+                else:
+                    value = self.function(**kwargs)
+            except ToolCallInDoubtError:
+                raise  # a child run's side effect is in doubt: so is this call (see below)
+            except Exception as exc:
+                return self._failed(call, exc)
+            return self._returned(call, value)
+        finally:
+            if self._context_param is not None:
+                await context._ended()
 
     async def _invoke_timed(
         self, call: ToolCall, kwargs: dict[str, Any], seconds: float
