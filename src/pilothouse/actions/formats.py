@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from string import Template
 from typing import Any
 
-from pilothouse.actions import anchored, readers, repair, turn_end
+from pilothouse.actions import anchored, readers, repair, template_tokens, turn_end
 from pilothouse.actions.base import (
     ActionFormat,
     ParsedCall,
@@ -1112,7 +1112,7 @@ def _clean_envelopes(text: str, repairs: list[str]) -> str:
         text = _cohere(text, repairs)
     if "<|open|>" in text or "<|close|>" in text:
         text = _kimi_k3_channels(text, repairs)
-    return _SPECIAL.sub("", text)
+    return _SPECIAL.sub("", template_tokens.strip_trailing_end_tokens(text))
 
 
 def _cohere(text: str, repairs: list[str]) -> str:
