@@ -1103,7 +1103,8 @@ def _clean_envelopes(text: str, repairs: list[str]) -> str:
     """The reply without its reasoning and the channels and tokens that only frame
     it (Harmony, Cohere, Kimi K3, end tokens)."""
     text, thought = repair.strip_think(text)
-    if thought:
+    text, channel = template_tokens.strip_thought_channel(text)
+    if thought or channel:
         repairs.append("think_block")
     if _HARMONY_FINAL in text:  # OpenAI Harmony: the final channel's message is the reply
         text = _HARMONY_STOP.split(text.rsplit(_HARMONY_FINAL, 1)[1], 1)[0]
@@ -1112,7 +1113,7 @@ def _clean_envelopes(text: str, repairs: list[str]) -> str:
         text = _cohere(text, repairs)
     if "<|open|>" in text or "<|close|>" in text:
         text = _kimi_k3_channels(text, repairs)
-    return _SPECIAL.sub("", template_tokens.strip_trailing_end_tokens(text))
+    return template_tokens.outside_code(_SPECIAL, template_tokens.strip_trailing_end_tokens(text))
 
 
 def _cohere(text: str, repairs: list[str]) -> str:

@@ -161,3 +161,32 @@ def strip_trailing_end_tokens(text: str) -> str:
     if m is None or not text[m.start() :].strip():
         return text
     return text[: m.start()].rstrip()
+
+
+# Gemma 4's templates frame the model's thinking as a channel, `<|channel>thought\n...
+# <channel|>`, the answer after it (and write it empty when thinking is off)
+_THOUGHT_OPEN = re.compile(r"\A\s*<\|channel>thought\b")
+_THOUGHT_CLOSE = "<channel|>"
+
+
+def strip_thought_channel(text: str) -> tuple[str, bool]:
+    """The reply without a leading Gemma 4 thought channel, and whether there was one.
+    Reasoning, like a `<think>` block: a server that renders special tokens leaves it in
+    the text, and the answer (or call) is what follows it. Only a channel that opens the
+    reply and is closed counts."""
+    m = _THOUGHT_OPEN.match(text)
+    if m is None:
+        return text, False
+    close = text.find(_THOUGHT_CLOSE, m.end())
+    if close < 0:
+        return text, False
+    return text[close + len(_THOUGHT_CLOSE) :].lstrip(), True
+
+
+def outside_code(pattern: re.Pattern[str], text: str, repl: str = "") -> str:
+    """`pattern.sub(repl, text)` for matches outside fenced and inline code only: an
+    answer that shows a token in backticks is about the token, which stays."""
+    if "`" not in text:
+        return pattern.sub(repl, text)
+    fences = _fences(text) if FENCE in text else []
+    return pattern.sub(lambda m: m.group() if _in_code(text, m.start(), fences) else repl, text)
