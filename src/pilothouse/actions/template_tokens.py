@@ -125,7 +125,7 @@ def leaked_token(text: str) -> str | None:
     """The first chat-template token, fragment of one or role header `text` holds
     outside code, named for a corrective message, or `None`. End tokens, reasoning
     frames and media placeholders do not count. Linear work."""
-    if not any(c in text for c in "<[|]"):
+    if "<" not in text and "|" not in text and "[" not in text and "]" not in text:
         return None
     fences: list[int] | None = None
     for count, m in enumerate(_CANDIDATE.finditer(text)):
@@ -174,6 +174,8 @@ def strip_thought_channel(text: str) -> tuple[str, bool]:
     Reasoning, like a `<think>` block: a server that renders special tokens leaves it in
     the text, and the answer (or call) is what follows it. Only a channel that opens the
     reply and is closed counts."""
+    if "<|channel>" not in text:
+        return text, False
     m = _THOUGHT_OPEN.match(text)
     if m is None:
         return text, False
