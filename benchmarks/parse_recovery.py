@@ -17,7 +17,9 @@ and `holdout7`; session 12's session12.jsonl, weighted towards refusals and answ
 hold call-like text, into `tune12` and `holdout8`; session 13's session13.jsonl, real replies
 of the embedded SmolLM2-135M recorded by benchmarks/record_smollm2_outputs.py, into
 `tune13` and `holdout9`; session 14's session14.jsonl, more outputs quoted in issue threads,
-into `tune14` and `holdout10`). The shared README
+into `tune14` and `holdout10`; session 15's session15.jsonl, chat-template tokens and
+envelopes leaked into replies, quoted in issue threads, into `tune15` and `holdout11`). The
+shared README
 fixes the scoring rules, followed here:
 offer the tools `expected` names (parameters inferred from the expected
 arguments; one unrelated tool when no call is expected), parse with the entry's
@@ -80,6 +82,11 @@ SESSION13 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session13.jsonl"
 # (leaked envelopes, garbled openers, nameless or cut-off calls, answers with markup), salt
 # "pilothouse-parse-split-10": `tune14`, `holdout10`, committed before the parser changes
 SESSION14 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session14.jsonl"
+# session 15: 40 model outputs quoted in public issue and PR threads no earlier file cites,
+# where chat-template tokens, envelopes or fragments of them reached a reply (and answers
+# that only mention such tokens), salt "pilothouse-parse-split-11": `tune15`, `holdout11`,
+# committed before the parser changes
+SESSION15 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session15.jsonl"
 HELD_OUT = frozenset(
     {
         "holdout",
@@ -92,6 +99,7 @@ HELD_OUT = frozenset(
         "holdout8",
         "holdout9",
         "holdout10",
+        "holdout11",
     }
 )
 FORMAT_OF = {"json_fenced": "json", "xml_tag": "xml", "python": "auto", "other": "auto"}
@@ -329,11 +337,13 @@ def corpora(
     session12: Path = SESSION12,
     session13: Path = SESSION13,
     session14: Path = SESSION14,
+    session15: Path = SESSION15,
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     """(label, entries): the shared corpus, the project corpus's tune and holdout, the
     second held-out set, session 10's three batches (tune10/holdout3, tune10b/holdout4,
     tune10c/holdout5), session 11's (tune11/holdout6, tune11b/holdout7), session 12's
-    (tune12/holdout8), session 13's (tune13/holdout9) and session 14's (tune14/holdout10)."""
+    (tune12/holdout8), session 13's (tune13/holdout9), session 14's (tune14/holdout10) and
+    session 15's (tune15/holdout11)."""
     out: list[tuple[str, list[dict[str, Any]]]] = []
     if shared.exists():
         out.append(("shared", load_corpus(shared)))
@@ -352,6 +362,7 @@ def corpora(
         (session12, ("tune12", "holdout8")),
         (session13, ("tune13", "holdout9")),
         (session14, ("tune14", "holdout10")),
+        (session15, ("tune15", "holdout11")),
     ):
         if path.exists():
             entries = load_corpus(path)
@@ -452,7 +463,7 @@ def main() -> int:
     print(
         "markup: a final answer where the model meant a call or nothing (the run would end "
         "showing the raw reply); targets on holdout: recovered >= 90%, refused 100%, markup 0. "
-        "Misses are listed for shared and the tune sets only: holdout, holdout2 to holdout10 "
+        "Misses are listed for shared and the tune sets only: holdout, holdout2 to holdout11 "
         "stay unread (--verbose lists every entry of the tune sets only)."
     )
     return 0

@@ -49,6 +49,18 @@ def test_delegation_example(tmp_path: Path) -> None:
     assert "· researcher · final · 2 steps" in out and "capped to the parent's budget" in out
 
 
+def test_fan_out_example(tmp_path: Path) -> None:
+    """The tool's three children split the 11 steps the lead had left (4, 4, 3): the
+    one that wanted five is stopped by the budget and the tree stays within 12."""
+    result = run_example("fan_out.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "steps: lead 2 + children 9 (budget 12)" in out
+    assert "growing  cap 4 steps -> final" in out and "cooking  cap 4 steps -> final" in out
+    assert "history  cap 3 steps -> budget_stop" in out
+    assert "history: budget_stop" in out
+
+
 def test_flow_graph_example(tmp_path: Path) -> None:
     result = run_example("flow_graph.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -383,3 +383,37 @@ def test_session14_issue_thread_batch_has_the_schema_split_and_repeats_nothing(e
     _repeats_nothing(batch, entries, earlier)
     others = _held_elsewhere(entries, earlier)
     assert not {e["source"] for e in batch} & {e["source"].split(":")[0] for e in others}
+
+
+SESSION15 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session15.jsonl"
+SESSION15_SALT = "pilothouse-parse-split-11"
+
+
+def test_session15_template_token_batch_has_the_schema_split_and_repeats_nothing(entries):
+    """Session 15's batch: model outputs quoted in public issue and PR threads where
+    chat-template tokens, envelopes or fragments of them reached a reply (provenance never
+    `test-fixture`, every source `owner/repo#N`), the schema, its own fixed split (salt 11),
+    refusals and answers in both halves, no thread any earlier file cites, and no id or raw
+    text (whitespace aside) any other file or the shared corpus holds."""
+    batch = _load(SESSION15)
+    assert len(batch) >= 40
+    _check_batch(batch, SESSION15_SALT, "tune15", "holdout11")
+    for e in batch:
+        assert e["provenance"] != "test-fixture", e["id"]
+        assert "#" in e["source"] and ":" not in e["source"], e["id"]
+    kinds = Counter((e["split"], e["expected"]["kind"]) for e in batch)
+    for split in ("tune15", "holdout11"):
+        assert kinds[split, "unrecoverable"] > 0 and kinds[split, "final_answer"] > 0
+    earlier = (
+        SESSION10,
+        SESSION10B,
+        SESSION10C,
+        SESSION11,
+        SESSION11B,
+        SESSION12,
+        SESSION13,
+        SESSION14,
+    )
+    _repeats_nothing(batch, entries, earlier)
+    others = _held_elsewhere(entries, earlier)
+    assert not {e["source"] for e in batch} & {e["source"].split(":")[0] for e in others}

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from string import Template
 from typing import Any
 
-from pilothouse.actions import anchored, readers, repair, turn_end
+from pilothouse.actions import anchored, readers, repair, template_tokens, turn_end
 from pilothouse.actions.base import (
     ActionFormat,
     ParsedCall,
@@ -1103,6 +1103,9 @@ def _clean_envelopes(text: str, repairs: list[str]) -> str:
     """The reply without its reasoning and the channels and tokens that only frame
     it (Harmony, Cohere, Kimi K3, end tokens)."""
     text, thought = repair.strip_think(text)
+    if "<|channel>" in text:  # Gemma 4's thought channel, reasoning too
+        text, channel = template_tokens.strip_thought_channel(text)
+        thought = thought or channel
     if thought:
         repairs.append("think_block")
     if _HARMONY_FINAL in text:  # OpenAI Harmony: the final channel's message is the reply
@@ -1112,7 +1115,9 @@ def _clean_envelopes(text: str, repairs: list[str]) -> str:
         text = _cohere(text, repairs)
     if "<|open|>" in text or "<|close|>" in text:
         text = _kimi_k3_channels(text, repairs)
-    return _SPECIAL.sub("", text)
+    if text[-1:] in (">", "]") or text[-1:].isspace():  # an end token may close the reply
+        text = template_tokens.strip_trailing_end_tokens(text)
+    return template_tokens.outside_code(_SPECIAL, text) if "`" in text else _SPECIAL.sub("", text)
 
 
 def _cohere(text: str, repairs: list[str]) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Collection
 from typing import Any
 
 from pilothouse.actions import repair
+from pilothouse.actions.template_tokens import leaked_token
 
 _MARKERS = (
     "<tool_call>",
@@ -648,7 +649,7 @@ def call_markup(
         m = pattern.search(text)
         if m is not None:
             return m.group()
-    seen = _template_token(text) or _call_tag(text) or _word_tag(text)
+    seen = _template_token(text) or _call_tag(text) or _word_tag(text) or leaked_token(text)
     if seen is not None:
         return seen
     for pattern in (

@@ -15,15 +15,20 @@ The end tokens are the ones llama.cpp recognises as end of turn by their text
 Gemma ``<end_of_turn>``, Cohere ``<|END_OF_TURN_TOKEN|>``, GPT-2 family
 ``<|endoftext|>``, Granite ``<|end_of_text|>``, DeepSeek end of sentence (fullwidth bars),
 Kimi ``[EOT]``, CodeLlama ``<EOT>``, SmolDocling ``<end_of_utterance>``) and Llama 2 /
-Mistral ``</s>``. Not Harmony's ``<|end|>``/``<|call|>``/``<|return|>`` nor Llama's
-``<|eom_id|>``: those end a message inside one turn, and their readers handle what follows.
+Mistral ``</s>``. Not Harmony's ``<|call|>``/``<|return|>`` nor Llama's ``<|eom_id|>``:
+those end a message inside one turn, and their readers handle what follows. ``<|end|>``
+is both: Phi-3's end of turn (Phi-3.5's template writes it after every turn, llama.cpp
+stops at it) and Harmony's end of a message inside the assistant's turn (followed by
+``<|start|>assistant``). It counts only when a role's turn opening follows it, as Phi-3
+writes an invented user turn (``<|end|>\n<|user|>...``, microsoft/PhiCookBook#45,
+parse corpus session 15).
 
 The reply is cut at the first end token that follows some text, unless the next thing
 after it is an assistant turn opening (``<|im_start|>assistant``, ...): the model then
 goes on speaking as itself, and the formats read the whole as before. A token inside a
 quoted string (an odd number of ``"`` before it) is an argument's text and is passed
 over, and ``</s>``, ``<EOT>`` and ``[EOT]``, which ordinary text also holds (HTML's
-``<s>...</s>``), count only when a turn opening follows them.
+``<s>...</s>``), and ``<|end|>`` count only when a turn opening follows them.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import re
 
 _END_OF_TURN = re.compile(
     r"<\|(?:im_end|eot_id|endoftext|end_of_text|END_OF_TURN_TOKEN)\|>"
-    r"|<end_of_turn>|</s>|\[EOT\]|<EOT>|<end_of_utterance>"
+    r"|<\|end\|>|<end_of_turn>|</s>|\[EOT\]|<EOT>|<end_of_utterance>"
     "|<\uff5cend\u2581of\u2581sentence\uff5c>"
 )
 # what may sit between the end token and the next turn's opening: blank space and more
@@ -40,7 +45,7 @@ _END_OF_TURN = re.compile(
 _FILLER = re.compile(r"(?:\s|" + _END_OF_TURN.pattern + r")*")
 # end tokens that are also ordinary text (`</s>` closes HTML's strike-through `<s>`):
 # cut at only when a turn opening follows them
-_AMBIGUOUS_ENDS = frozenset({"</s>", "<EOT>", "[EOT]"})
+_AMBIGUOUS_ENDS = frozenset({"</s>", "<EOT>", "[EOT]", "<|end|>"})
 _TURN_OPENING = re.compile(
     r"<\|im_start\|>|<\|start_header_id\|>|<start_of_turn>|<\|START_OF_TURN_TOKEN\|>"
     r"|<\|(?:user|system|assistant)\|>|\[INST\]|<\uff5c(?:User|Assistant)\uff5c>"
