@@ -89,3 +89,40 @@ async def test_the_kept_shares_are_the_same_resumed_from_every_commit() -> None:
         resumed = await flow.resume("rs", store=store)
         assert caps(store, "rs") == want, k
         assert (resumed.state, resumed.usage) == (whole.state, whole.usage), k
+
+
+def map_then_reduce(over: list[str]) -> Any:
+    """`plan` fans out to `dig` (an agent needing 4 steps) per topic; `reduce`, an agent
+    answering at once, is the map's join."""
+    g = Graph(Notes, name="mapreduce", budget=Budget(max_steps=14), on_error="finish")
+    g.node("plan", lambda s: {"topics": over}).edge(START, "plan")
+    g.agent("dig", reader("dig", 4), prompt=lambda s: "dig", output=note)
+    g.agent("reduce", reader("reduce", 1), prompt=lambda s: "reduce", output=note)
+    g.map("plan", "dig", over=lambda s: s.topics, join="reduce")
+    return g.build()
+
+
+async def test_a_maps_join_takes_no_share_from_its_items() -> None:
+    """The join runs after every item and gets what they left either way: holding a
+    share for it only starved the items (14 steps: the join held 4 and two of the
+    three items, capped to 3, failed). Now the items split the 14 (5, 5, 4), use 12,
+    and the join gets the 2 left."""
+    store = MemoryStore()
+    result = await map_then_reduce(["a", "b", "c"]).run(store=store, run_id="m")
+    assert result.outcome == "final"
+    assert caps(store, "m") == {
+        "dig-0-0": {"steps": [100, 5]},
+        "dig-0-1": {"steps": [100, 5]},
+        "dig-0-2": {"steps": [100, 4]},
+        "reduce-0": {"steps": [100, 2]},
+    }
+    assert model_calls(store) == 13
+
+
+async def test_an_empty_maps_join_gets_the_whole_leftover() -> None:
+    """No item runs, so the join is not deferred to them: it gets all 14 (a guard; the
+    same before)."""
+    store = MemoryStore()
+    result = await map_then_reduce([]).run(store=store, run_id="e")
+    assert result.outcome == "final"
+    assert caps(store, "e") == {"reduce-0": {"steps": [100, 14]}}

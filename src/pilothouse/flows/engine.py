@@ -29,12 +29,12 @@ runs; a question for a person is an ``approval_requested`` the flow pauses on.
 and everything after it on its branch may spend of the flow's budget. An execution's
 leftover (its allotment less what it used) is split evenly between what it starts that
 can spend (an agent or subgraph node, or a node that can reach one, and each fan-out
-item of such a node), and pooled again where branches join, but not with a branch whose
-spending nodes a sibling always reaches over edges (they run after it, on what it
-left: `_kept`); an agent node is capped to its allotment. So executions that run at
-once never share a budget, however far apart their causes are, and since allotments
-are a function of the graph, the recorded routes, items and usage, a resumed flow
-gives every node the cap it had.
+item of such a node), and pooled again where branches join; a branch whose spending
+nodes a sibling, or a fan-out's items, always reach over edges takes no share (they
+run after it, on what it left: `_kept`). An agent node is capped to its allotment. So
+executions that run at once never share a budget, however far apart their causes
+are, and since allotments are a function of the graph, the recorded routes, items and
+usage, a resumed flow gives every node the cap it had.
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ class FlowRun:
             for name in self.flow.nodes
         }
         # the named targets a split keeps, by the targets it was given (`_kept`)
-        self.kept: dict[tuple[str, ...], list[str]] = {}
+        self.kept: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
         self.active: dict[int, _Act] = {}
         self.blockers: dict[str, int] = {}  # node -> running executions that can reach it
         self.tasks: dict[asyncio.Task[_Done], _Act] = {}
@@ -445,30 +445,35 @@ class FlowRun:
             return {}  # no limit to divide: every allotment is "no limit"
         assert act.done is not None
         left = act.allot.less(act.done)
-        named = self._kept(sorted({t for t in targets if t != END and self.spends[t]}))
+        mapped = tuple(t for t, v in sorted(fanout.items()) if v and self.spends[t])
+        named = self._kept(sorted({t for t in targets if t != END and self.spends[t]}), mapped)
         spent = [(t, k) for t, v in sorted(fanout.items()) if self.spends[t] for k in range(len(v))]
         ways = len(named) + len(spent)
         for at, target in enumerate(named):
             self.given[(act.key, target)] = left.share(ways, at)
         return {item: left.share(ways, len(named) + k) for k, item in enumerate(spent)}
 
-    def _kept(self, named: list[str]) -> list[str]:
+    def _kept(self, named: list[str], mapped: tuple[str, ...]) -> list[str]:
         """The targets of one split that take a share: not one whose every agent and
-        subgraph node a sibling that keeps its share reaches over edges alone. Those
-        can fire only once that sibling's branch, which cannot go around them, has
-        delivered to them with what it left: a share held for them meanwhile would only
+        subgraph node a sibling that keeps its share, or a fan-out target given items
+        (`mapped`: its items always deliver to its join), reaches over edges alone.
+        Those can fire only once that sibling's branch, which cannot go around them,
+        has delivered to them what it left: a share held for them meanwhile would only
         starve the sibling (a plain `log -> join -> summary` beside a long agent that
-        also ends in `join` took half of the flow's budget from it). Routes and maps may
-        go elsewhere, so only edges count. A function of the graph alone."""
-        if len(named) < 2:
+        also ends in `join` took half of the flow's budget from it; a map's agent join
+        took a share from its items), and what they get in the end, the pool of what
+        was left, is the same. Routes and maps may go elsewhere, and an empty map
+        starts no item, so only edges and items count. A function of the graph and the
+        recorded items."""
+        if not named or (len(named) < 2 and not mapped):
             return named
-        key = tuple(named)
+        key = (tuple(named), mapped)
         kept = self.kept.get(key)
         if kept is None:
             kept = list(named)
             for target in named:
                 mine = self._spenders(target)
-                if any(u != target and mine <= self._over_edges(u) for u in kept):
+                if any(u != target and mine <= self._over_edges(u) for u in (*kept, *mapped)):
                     kept.remove(target)
             self.kept[key] = kept
         return kept
