@@ -26,8 +26,9 @@ from pilothouse.actions.base import (
     failure,
     final,
 )
+from pilothouse.actions.degenerate import degenerate
 from pilothouse.actions.forged import forged_tool_turn, forged_user_turns
-from pilothouse.actions.markup import call_markup, degenerate, tag_mentions_only
+from pilothouse.actions.markup import call_markup, tag_mentions_only
 from pilothouse.actions.narration import narrated_call
 from pilothouse.messages import ToolResult
 from pilothouse.models.base import ToolSpec
