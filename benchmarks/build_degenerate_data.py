@@ -29,7 +29,22 @@ SHARED = Path("/work/shared/data/agent-outputs/corpus.jsonl")
 SALT = "pilothouse-degenerate-split-1:"
 CAP = 5000
 # labels changed by reading (id -> (label, why)); filled in after reading the tails
-READ: dict[str, tuple[str, str]] = {}
+READ: dict[str, tuple[str, str]] = {
+    # tune half only (the holdout half keeps the rule's labels unread)
+    "smollm2-hermes_tool_call-desk-t1-e1de08": (
+        "loop",
+        'reading: code that writes `["json_data"]` over and over until the limit; the rule '
+        "saw 100% new 4-grams because the loop has no spaces (one long 'word')",
+    ),
+}
+
+
+# entries the rule put in `holdout` that were moved to `tune` because the detector was
+# built with them in view (README: "The split, fixed once")
+MOVED = {
+    # transcribed from the thread before the split; `_stutter` was written with it in mind
+    "thread-llamacpp-15311-stutter",
+}
 
 
 def split_of(entry_id: str) -> str:
@@ -284,6 +299,9 @@ def build() -> list[dict[str, object]]:
             ids.add(str(entry["id"]))
             texts.add(str(entry["text"]))
             entry["split"] = split_of(str(entry["id"]))
+            if entry["id"] in MOVED and entry["split"] == "holdout":
+                entry["split"] = "tune"
+                entry["moved_from_holdout"] = True
             out.append(entry)
     return out
 
