@@ -9,15 +9,18 @@ The test is general, built and measured on real data (benchmarks/data/degenerate
 #15 session 15): hundreds of SmolLM2-135M replies recorded at temperature 0, loops quoted in
 public issue threads, and hundreds of real long answers (package READMEs, Debian
 changelogs and copyright files, standard-library code, dpkg and apt logs, CSV, JSON, the
-parse corpora's final answers) that must stay answers. Five statistics, each cheap:
+parse corpora's final answers) that must stay answers. Six statistics, each cheap:
 
 - **a periodic tail** (`_periodic_tail`): with whitespace removed (loops re-wrap their
-  lines and vary their spacing), the reply ends in at least three copies of one unit of 2
-  to 400 characters, a letter among them, making up at least a quarter of it. Real
+  lines and vary their spacing), the reply ends in four exact copies of one unit of 2
+  to 400 characters (three of a unit of 100 or more), a letter among them, making up at
+  least a quarter of it. Real
   answers vary their items (a number, a name), and logs and tables whose lines look alike
   differ in their lengths, so no copy is exact.
 - **few distinct words and phrases** (`_word_salad`): a loop that varies its order
   (a ReAct chain of invented rounds) repeats few words in few orders.
+- **a copied tail** (`_copied_tail`): the reply's last third compresses to almost
+  nothing given the rest (zlib with the head as its dictionary): a loop whose copies vary.
 - **a few lines over and over** (`_repeated_lines`): most of the reply's lines are one
   or two lines, their copies varying in length between them.
 - **a stutter** (`_stutter`): a quarter of the words are the word before them again.
@@ -30,6 +33,7 @@ one `str.rfind` of its last word over its last 1,000 characters (`_ends_in_a_rep
 from __future__ import annotations
 
 import operator
+import zlib
 from itertools import pairwise
 
 FENCE = "```"
@@ -38,6 +42,7 @@ _UNIT_MAX = 400  # a unit longer than this is a structure, not a loop
 _PROBE = 12  # the tail whose earlier copies give the candidate periods
 _CANDIDATES = 8  # candidate periods tried, nearest first
 _MIN_COPIES = 4  # whole copies of the unit the loop must hold (three: an answer said thrice)
+_LONG_UNIT = 100  # a unit this long needs only three copies (a paragraph said thrice)
 _MIN_SPAN = 48  # characters (whitespace aside) the loop must cover
 _MIN_SHARE = 4  # the loop covers at least 1/_MIN_SHARE of the reply
 _MAX_CHARS = 200_000  # longer replies are judged on their last 200,000 characters
@@ -49,7 +54,7 @@ def degenerate(text: str) -> bool:
     at most 10,000 words counted); never raises on any string."""
     if _ends_in_a_repeat(text) and _periodic_tail("".join(text[-_MAX_CHARS:].split())):
         return True
-    if _repeated_lines(text):
+    if _repeated_lines(text) or _copied_tail(text):
         return True
     tokens = text.split(maxsplit=10_000)[:10_000]
     if len(tokens) < 8:
@@ -96,6 +101,41 @@ def _one_token(tokens: list[str]) -> bool:
     return max(counts.values()) * 4 >= len(tokens) * 3
 
 
+_COPY_MIN_TAIL = 60  # bytes: a shorter last third compresses too little to judge
+_COPY_RATIO = 24  # the last third compresses this many times over, given the rest
+_COPY_GATE = 16  # the reply's last characters, whitespace aside, must occur before
+_COPY_WINDOW = 32_768  # zlib's window: the head is read as its last 32 KiB
+
+
+def _copied_tail(text: str) -> bool:
+    """Whether the last third of the reply (whitespace runs made one space) is almost all
+    a copy of what came before it: compressed with the rest of the reply as zlib's
+    dictionary, it shrinks at least 24 times (and is at least 60 bytes). A loop whose
+    copies vary (fragments cut at different places, a unit copied twice or three times,
+    a clause loop with no spaces) is caught here, where the periodic test needs exact
+    copies. A quarter of the tail must be letters (a rule ``-----`` or ``1000...0`` is
+    not a loop). Real answers say new things at their end: the tune half's answers compress
+    at most 15.5 times so (a dpkg log, whose lines repeat but for the package and the
+    status word), prose and code 2 to 8 times. Gated by a cheap test (the last 16
+    characters occur earlier), so a plain answer pays one `str.find`; the compression
+    is linear, over at most 32 KiB of head."""
+    end = len(text.rstrip())
+    if end < 3 * _COPY_GATE or text.find(text[end - _COPY_GATE : end], 0, end - 1) < 0:
+        return False
+    data = " ".join(text[-_MAX_CHARS:].split()).encode("utf-8", "surrogatepass")
+    cut = len(data) - len(data) // 3
+    tail = data[cut:]
+    if len(tail) < _COPY_MIN_TAIL:
+        return False
+    tail_text = tail.decode("utf-8", "ignore")
+    if sum(1 for c in tail_text if c.isalpha()) * 4 < len(tail_text):
+        return False  # a rule, a run of zeros, a row of numbers: not a loop of words
+    head = data[max(0, cut - _COPY_WINDOW) : cut]
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, head)
+    packed = len(packer.compress(tail)) + len(packer.flush())
+    return packed * _COPY_RATIO <= len(tail)
+
+
 def _ends_in_a_repeat(text: str) -> bool:
     """Whether the reply's last characters (up to 8, from its last word) occur earlier in
     its last 1,000 characters: what every loop's end does (the cut-off last copy is a
@@ -111,9 +151,11 @@ def _ends_in_a_repeat(text: str) -> bool:
 def _periodic_tail(squeezed: str) -> bool:
     """Whether `squeezed` (the reply without whitespace) ends in a loop: a unit of 2 to
     400 characters with a letter in it, copied exactly at least four times in a row up
-    to the end (the last copy may be cut off), the copies covering at least 48
-    characters and a quarter of the reply. Candidate periods are the distances back to
-    earlier copies of the last 12 characters (found with `str.rfind`, at most 8 of them)."""
+    to the end (the last copy may be cut off), or three times for a unit of 100
+    characters or more (a paragraph written three times over; a sentence said thrice can
+    still be an answer), the copies covering at least 48 characters and a quarter of the
+    reply. Candidate periods are the distances back to earlier copies of the last 12
+    characters (found with `str.rfind`, at most 8 of them)."""
     n = len(squeezed)
     if n < _MIN_SPAN:
         return False
@@ -132,7 +174,8 @@ def _periodic_tail(squeezed: str) -> bool:
         if len(set(unit)) < 2 or not any(c.isalpha() for c in unit):
             continue  # a rule, a number, a row of digits and commas: not a loop
         span = _copies_span(squeezed, period)
-        if span >= max(_MIN_COPIES * period, _MIN_SPAN) and span * _MIN_SHARE >= n:
+        copies = _MIN_COPIES if period < _LONG_UNIT else _MIN_COPIES - 1
+        if span >= max(copies * period, _MIN_SPAN) and span * _MIN_SHARE >= n:
             return True
     return False
 
