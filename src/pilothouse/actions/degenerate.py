@@ -103,7 +103,7 @@ def _one_token(tokens: list[str]) -> bool:
 
 _COPY_MIN_TAIL = 60  # bytes: a shorter last third compresses too little to judge
 _COPY_RATIO = 24  # the last third compresses this many times over, given the rest
-_COPY_GATE = 16  # the reply's last characters, whitespace aside, must occur before
+_COPY_GATE = 32  # the reply's last characters must occur before (cheap gate)
 _COPY_WINDOW = 32_768  # zlib's window: the head is read as its last 32 KiB
 
 
@@ -116,7 +116,7 @@ def _copied_tail(text: str) -> bool:
     copies. A quarter of the tail must be letters (a rule ``-----`` or ``1000...0`` is
     not a loop). Real answers say new things at their end: the tune half's answers compress
     at most 15.5 times so (a dpkg log, whose lines repeat but for the package and the
-    status word), prose and code 2 to 8 times. Gated by a cheap test (the last 16
+    status word), prose and code 2 to 8 times. Gated by a cheap test (the last 32
     characters occur earlier), so a plain answer pays one `str.find`; the compression
     is linear, over at most 32 KiB of head."""
     end = len(text.rstrip())
