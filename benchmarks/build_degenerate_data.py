@@ -29,14 +29,7 @@ SHARED = Path("/work/shared/data/agent-outputs/corpus.jsonl")
 SALT = "pilothouse-degenerate-split-1:"
 CAP = 5000
 # labels changed by reading (id -> (label, why)); filled in after reading the tails
-READ: dict[str, tuple[str, str]] = {
-    # tune half only (the holdout half keeps the rule's labels unread)
-    "smollm2-hermes_tool_call-desk-t1-e1de08": (
-        "loop",
-        'reading: code that writes `["json_data"]` over and over until the limit; the rule '
-        "saw 100% new 4-grams because the loop has no spaces (one long 'word')",
-    ),
-}
+READ: dict[str, tuple[str, str]] = {}
 
 
 # entries the rule put in `holdout` that were moved to `tune` because the detector was
@@ -77,6 +70,22 @@ def new_share(text: str) -> float:
     return fresh / total if total else 1.0
 
 
+def char_new_share(text: str, size: int = 12) -> float:
+    """The same share over character 12-grams (the rule's second clause, for loops with no
+    spaces in them, which the word rule sees as one new word after another)."""
+    grams = [text[i : i + size] for i in range(len(text) - size + 1)]
+    half = len(text) // 2
+    seen = set(grams[:half])
+    fresh = 0
+    total = 0
+    for g in grams[half:]:
+        total += 1
+        if g not in seen:
+            fresh += 1
+        seen.add(g)
+    return fresh / total if total else 1.0
+
+
 def smollm2() -> Iterator[dict[str, object]]:
     """The recorded SmolLM2 replies, labelled by the README's rule."""
     for n, line in enumerate((DATA / "smollm2_raw.jsonl").read_text(encoding="utf-8").splitlines()):
@@ -87,10 +96,12 @@ def smollm2() -> Iterator[dict[str, object]]:
         if len(text.split()) < 16:
             continue
         share = new_share(text)
-        if row["finish"] == "length" and share <= 0.2:
-            label, why = "loop", f"rule: hit the limit, {share:.0%} new 4-grams in the second half"
-        elif row["finish"] == "stop" or share >= 0.5:
-            label, why = "answer", f"rule: finish {row['finish']}, {share:.0%} new 4-grams"
+        chars = char_new_share(text)
+        seen = f"{share:.0%} new word 4-grams, {chars:.0%} new character 12-grams"
+        if row["finish"] == "length" and min(share, chars) <= 0.2:
+            label, why = "loop", f"rule: hit the limit, {seen} in the second half"
+        elif row["finish"] == "stop" or min(share, chars) >= 0.5:
+            label, why = "answer", f"rule: finish {row['finish']}, {seen}"
         else:
             continue
         if entry_id in READ:

@@ -67,6 +67,19 @@ def _new_share(text: str) -> float:
     return fresh / total if total else 1.0
 
 
+def _char_new_share(text: str, size: int = 12) -> float:
+    """The rule's second clause: the same share over character 12-grams."""
+    grams = [text[i : i + size] for i in range(len(text) - size + 1)]
+    half = len(text) // 2
+    seen = set(grams[:half])
+    fresh = total = 0
+    for gram in grams[half:]:
+        total += 1
+        fresh += gram not in seen
+        seen.add(gram)
+    return fresh / total if total else 1.0
+
+
 def test_smollm2_labels_follow_the_written_rule(rows: list[dict[str, Any]]) -> None:
     recorded = {r["reply"]: r for r in _rows("smollm2_raw.jsonl")}
     labelled = [r for r in rows if r["kind"] == "smollm2"]
@@ -75,7 +88,7 @@ def test_smollm2_labels_follow_the_written_rule(rows: list[dict[str, Any]]) -> N
         reply = recorded[row["text"]]
         if row["why"].startswith("reading:"):
             continue  # changed by reading; the reason is in `why`
-        share = _new_share(row["text"])
+        share = min(_new_share(row["text"]), _char_new_share(row["text"]))
         if row["label"] == "loop":
             assert reply["finish"] == "length" and share <= 0.2, row["id"]
         else:
