@@ -9,7 +9,8 @@ import pytest
 from envelopes import FORMATS, calls, spec
 
 from pilothouse.actions import get_format, repair
-from pilothouse.actions.markup import call_markup, degenerate
+from pilothouse.actions.degenerate import degenerate
+from pilothouse.actions.markup import call_markup
 from pilothouse.models.base import ToolSpec
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from test_action_markup import TEXT_FORMATS, TOOLS
 
 from pilothouse.actions import get_format
-from pilothouse.actions.markup import degenerate
+from pilothouse.actions.degenerate import degenerate
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

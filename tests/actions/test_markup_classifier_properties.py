@@ -200,6 +200,8 @@ def ordinary_answers(draw: st.DrawFn) -> str:
             | DATA.map(lambda d: "The result is " + json.dumps(d) + "."),
             min_size=1,
             max_size=4,
+            # one part four times over is a loop (`degenerate`), not an ordinary answer
+            unique=True,
         )
     )
     return "\n\n".join(parts)

@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 
 from pilothouse.actions import get_format
 from pilothouse.actions.base import ParsedCall
+from pilothouse.actions.degenerate import degenerate
 from pilothouse.actions.forged import forged_tool_turn
-from pilothouse.actions.markup import call_markup, degenerate, tag_mentions_only
+from pilothouse.actions.markup import call_markup, tag_mentions_only
 from pilothouse.actions.turn_end import cut_invented_turns, end_of_turn
 
 TOOLS = [

@@ -26,8 +26,9 @@ from pilothouse.actions.base import (
     failure,
     final,
 )
+from pilothouse.actions.degenerate import degenerate
 from pilothouse.actions.forged import forged_tool_turn, forged_user_turns
-from pilothouse.actions.markup import call_markup, degenerate, tag_mentions_only
+from pilothouse.actions.markup import call_markup, tag_mentions_only
 from pilothouse.actions.narration import narrated_call
 from pilothouse.messages import ToolResult
 from pilothouse.models.base import ToolSpec
@@ -316,13 +317,6 @@ def _no_markup_answer(
             "give your final answer",
             result.repairs,
         )
-    if degenerate(result.answer):
-        return failure(
-            "the reply repeats itself (one word or a few lines over and over), neither a "
-            "call nor an answer; call a tool "
-            "or give your final answer",
-            result.repairs,
-        )
     forged = forged_tool_turn(result.answer)
     if forged is not None:
         # the model wrote the tool's turn itself (actions/forged.py)
@@ -336,6 +330,15 @@ def _no_markup_answer(
         return failure(
             "the reply writes the user's turns itself (a loop of invented dialogue) "
             "instead of answering; call a tool or give your final answer",
+            result.repairs,
+        )
+    if degenerate(result.answer):
+        # a loop of any other kind (actions/degenerate.py): the specific diagnoses above
+        # name what the model wrote; this one says it repeated itself
+        return failure(
+            "the reply repeats itself (one word or a few lines over and over), neither a "
+            "call nor an answer; call a tool "
+            "or give your final answer",
             result.repairs,
         )
     offered = [t.name for t in tools]
