@@ -2,6 +2,8 @@
 
     python benchmarks/bfcl_values.py                       # the tune pool, every rule on
     python benchmarks/bfcl_values.py --off strays          # one rule switched off
+    python benchmarks/bfcl_values.py --off dates scales lists names   # the ninth round's
+                                                           # value forms (guided.value_forms)
     python benchmarks/bfcl_values.py --logs DIR            # also re-settle the calls of
                                                            # eval logs (bfcl.py --log-dir)
 
@@ -30,7 +32,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-RULES = ("fractions", "others", "strays", "choices")
+RULES = ("fractions", "others", "strays", "choices", "dates", "scales", "lists", "names")
 POOL_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple")
 
 
@@ -47,6 +49,9 @@ def switch_off(names: list[str]) -> None:
         arguments.said_choices = lambda text, choices: [  # type: ignore[assignment]
             c for c in choices if arguments._mentions(text, c)
         ]
+    for form in arguments.VALUE_FORMS:  # ninth round
+        if form in names:
+            arguments._VALUE_FORMS_ON.discard(form)
     if "strays" in names:
         arguments._strays_left_out = lambda out, spec, required, changes: None  # type: ignore[assignment]
 
