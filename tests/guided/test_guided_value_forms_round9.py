@@ -61,8 +61,7 @@ ROUTE = (
 )
 LAWYER = "How many months of experience a Lawyer John Doe has on handling Bankruptcy cases."
 GUITAR = (
-    "What's the retail price of a Fender American Professional II Stratocaster in Rosewood "
-    "Finish?"
+    "What's the retail price of a Fender American Professional II Stratocaster in Rosewood Finish?"
 )
 
 
