@@ -2,7 +2,7 @@
 
     python benchmarks/bfcl_values.py                       # the tune pool, every rule on
     python benchmarks/bfcl_values.py --off strays          # one rule switched off
-    python benchmarks/bfcl_values.py --off dates scales lists names   # the ninth round's
+    python benchmarks/bfcl_values.py --off dates scales lists floats names  # the ninth round's
                                                            # value forms (guided.value_forms)
     python benchmarks/bfcl_values.py --logs DIR            # also re-settle the calls of
                                                            # eval logs (bfcl.py --log-dir)
@@ -32,7 +32,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-RULES = ("fractions", "others", "strays", "choices", "dates", "scales", "lists", "names")
+RULES = ("fractions", "others", "strays", "choices", "dates", "scales", "lists", "floats", "names")
 POOL_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple")
 
 

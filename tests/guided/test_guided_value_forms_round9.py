@@ -10,6 +10,7 @@ from datetime import date
 
 from pilothouse.guided.arguments import settle
 from pilothouse.guided.value_forms import (
+    as_floats,
     date_form,
     formed_date,
     request_dates,
@@ -218,3 +219,13 @@ def test_settle_gives_each_value_in_its_parameters_form() -> None:
     assert out["population"] == 213_000_000 and out["land_area"] == 8_500_000
     right = {"origin": "New York", "destination": "Chicago", "date": "2023-06-30"}
     assert settle(right, TICKET, MUSICAL)[0] == right  # a right call is kept
+
+
+def test_a_float_list_holds_floats() -> None:
+    floats = {"type": "number", "format": "float"}
+    # simple_python_82 (seed-15 pool sample): [12, 15, 18] for a float list
+    assert as_floats([12, 15, 18.5], floats) == [12.0, 15.0, 18.5]
+    assert as_floats([12.0, 15.0], floats) is None  # already floats
+    assert as_floats([12, 15], {"type": "number"}) is None  # no float format stated
+    assert as_floats([12, 15], {"type": "integer"}) is None
+    assert as_floats(["a", 1], floats) is None

@@ -67,7 +67,13 @@ from pilothouse.guided.forms import (
 )
 from pilothouse.guided.relevance import cjk_runs, request_numbers, same_word
 from pilothouse.guided.render import described_examples
-from pilothouse.guided.value_forms import formed_date, scaled_number, whole_list, whole_name
+from pilothouse.guided.value_forms import (
+    as_floats,
+    formed_date,
+    scaled_number,
+    whole_list,
+    whole_name,
+)
 from pilothouse.models.base import ToolSpec
 from pilothouse.tools.select import STOP_WORDS, words
 
@@ -337,7 +343,7 @@ def settle(
 # Ninth round: values in the parameter's own form (`guided.value_forms`), each counted
 # first without the model over BFCL's tune pool (docs/bfcl.md).
 
-VALUE_FORMS = ("dates", "scales", "lists", "names")
+VALUE_FORMS = ("dates", "scales", "lists", "floats", "names")
 
 
 def _other_words(name: str, out: dict[str, Any], tool: str) -> frozenset[str]:
@@ -354,8 +360,8 @@ def _in_own_form(
     out: dict[str, Any], properties: dict[str, Any], text: str, tool: str, changes: list[str]
 ) -> None:
     """Each value in the form its parameter asks for: a request's date in the form the
-    description states, a number with its scale word, a cut number list whole, a name
-    cut at a word whole."""
+    description states, a number with its scale word, a cut list whole, a float list's
+    items as floats, a name cut at a word whole."""
     for name, value in list(out.items()):
         prop = properties.get(name)
         if not isinstance(prop, dict):
@@ -371,6 +377,9 @@ def _in_own_form(
             items = prop.get("items")
             item_kind = items.get("type") if isinstance(items, dict) else None
             formed = whole_list(value, item_kind, text)
+        if "floats" in _VALUE_FORMS_ON and kind == "array":
+            floats = as_floats(value if formed is None else formed, prop.get("items"))
+            formed = floats if floats is not None else formed
         if formed is None and "names" in _VALUE_FORMS_ON and _free(prop):
             formed = whole_name(value, text, _other_words(name, out, tool))
         if formed is not None and formed != value:

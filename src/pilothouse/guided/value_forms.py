@@ -31,6 +31,7 @@ from datetime import date
 from typing import Any
 
 __all__ = [
+    "as_floats",
     "date_form",
     "formed_date",
     "request_dates",
@@ -282,6 +283,20 @@ def _word_lists(text: str, first: str) -> list[list[str]]:
         if len(items) > 1:
             out.append(items)
     return out
+
+
+def as_floats(value: Any, items: Any) -> list[float] | None:
+    """A number list whose item schema says ``"format": "float"`` with its whole numbers
+    written as floats ([12, 15] as [12.0, 15.0]), or None when nothing changes. JSON
+    does not tell 12 from 12.0, but a typed consumer does: BFCL's checker fails a float
+    list holding an int (simple_python_82 on the seed-15 pool sample)."""
+    if not isinstance(items, dict) or items.get("format") != "float" or not isinstance(value, list):
+        return None
+    if not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return None
+    if all(isinstance(v, float) for v in value):
+        return None
+    return [float(v) for v in value]
 
 
 # ---------------------------------------------------------------------------
