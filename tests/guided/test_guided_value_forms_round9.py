@@ -161,6 +161,9 @@ def test_a_name_cut_at_a_word_is_whole() -> None:
     assert whole_name("Angeles", ROUTE) == "Los Angeles"  # simple_python_37
     assert whole_name("Francisco", ROUTE) == "San Francisco"
     assert whole_name("Barbara", ROUTE) == "Santa Barbara"
+    # parallel_multiple_184: a quoted name is whole from its quote
+    quoted = "for his time with the 'Los Angeles Lakers' team?"
+    assert whole_name("Lakers", quoted) == "Los Angeles Lakers"
 
 
 def test_names_are_not_run_into_other_values_or_the_tools_words() -> None:

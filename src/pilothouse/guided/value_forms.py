@@ -303,7 +303,7 @@ def as_floats(value: Any, items: Any) -> list[float] | None:
 # A name cut at a word
 
 _CAPITALISED = re.compile(r"[A-Z][\w'.-]*")
-_RUN_BEFORE = re.compile(r"(?:(?<=\s)|^)(?:[A-Z][\w'-]* )+$")
+_RUN_BEFORE = re.compile(r"(?:(?<=[\s'\"“(])|^)(?:[A-Z][\w'-]* )+$")
 
 
 def whole_name(value: Any, text: str, other_words: frozenset[str] = frozenset()) -> str | None:
@@ -334,7 +334,7 @@ def whole_name(value: Any, text: str, other_words: frozenset[str] = frozenset())
             extra = extra[i + 1 :]
             break
     opening = prefix[: run.start()].rstrip()
-    if not opening or opening[-1] in ".!?:\n\"'(":
+    if not opening or opening[-1] in ".!?:\n":
         extra = extra[1:]  # the run's first word opens a sentence: not part of the name
     if not extra:
         return None
