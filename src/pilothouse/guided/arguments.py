@@ -82,6 +82,7 @@ __all__ = [
     "flag_said",
     "free_strings",
     "grounded_parameters",
+    "other_words",
     "repeated_values",
     "said_choices",
     "self_named",
@@ -346,7 +347,7 @@ def settle(
 VALUE_FORMS = ("dates", "scales", "lists", "floats", "names")
 
 
-def _other_words(name: str, out: dict[str, Any], tool: str) -> frozenset[str]:
+def other_words(name: str, out: dict[str, Any], tool: str) -> frozenset[str]:
     """Words a name of `name`'s value does not run into: the other arguments' values',
     the tool's name's and the parameter's name's."""
     found = set(_name_words(tool)) | set(_name_words(name))
@@ -381,7 +382,7 @@ def _in_own_form(
             floats = as_floats(value if formed is None else formed, prop.get("items"))
             formed = floats if floats is not None else formed
         if formed is None and "names" in _VALUE_FORMS_ON and _free(prop):
-            formed = whole_name(value, text, _other_words(name, out, tool))
+            formed = whole_name(value, text, other_words(name, out, tool))
         if formed is not None and formed != value:
             out[name] = formed
             changes.append(f"{name}: {str(formed)[:60]!r}, the request's value in its form")
