@@ -13,6 +13,7 @@ from pilothouse.guided.value_forms import (
     as_floats,
     date_form,
     formed_date,
+    is_request_date,
     request_dates,
     scaled_number,
     whole_list,
@@ -232,3 +233,13 @@ def test_a_float_list_holds_floats() -> None:
     assert as_floats([12, 15], {"type": "number"}) is None  # no float format stated
     assert as_floats([12, 15], {"type": "integer"}) is None
     assert as_floats(["a", 1], floats) is None
+
+
+def test_a_formed_date_is_the_requests_value() -> None:
+    # not words nobody said: `GuidedModel` does not ask the arguments again for it
+    # (simple_python_384 on the seed-15 sample took a `narrow` stage before this)
+    assert is_request_date("2023-06-30", MUSICAL)
+    assert is_request_date("06-30-2023", MUSICAL)
+    assert not is_request_date("2023-07-01", MUSICAL)  # another date
+    assert not is_request_date("June 30th", MUSICAL)  # part of a date
+    assert not is_request_date(20230630, MUSICAL)

@@ -34,6 +34,7 @@ __all__ = [
     "as_floats",
     "date_form",
     "formed_date",
+    "is_request_date",
     "request_dates",
     "scaled_number",
     "whole_list",
@@ -141,6 +142,18 @@ def formed_date(value: Any, description: str, text: str, schema_format: Any = No
         return None
     formed = chosen[0].strftime(form)
     return None if formed == value else formed
+
+
+def is_request_date(value: Any, text: str) -> bool:
+    """Whether `value` is wholly a date `text` writes, in any form ("2023-06-30" for
+    "June 30th 2023"): the request's value in its parameter's form, not words nobody
+    said (so the arguments are not asked again for it)."""
+    if not isinstance(value, str):
+        return False
+    own = request_dates(value)
+    if len(own) != 1 or own[0][1] - own[0][0] != len(value.strip()):
+        return False
+    return own[0][2] in {d for _, _, d in request_dates(text)}
 
 
 def _overlaps(value: str, written: str) -> bool:
