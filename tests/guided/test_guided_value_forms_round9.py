@@ -112,6 +112,10 @@ def test_a_date_is_left_alone_without_a_stated_form_or_a_date_it_stands_for() ->
     # simple_python_387's end date is said as "3 nights": not the request's start date
     assert formed_date("2022-06-04", "Use format 'YYYY-MM-DD'.", HOTEL) is None
     assert formed_date("New York", "Use format 'YYYY-MM-DD'.", HOTEL) is None
+    # a date and a time: the builtin suite's convert_time ("as YYYY-MM-DD HH:MM")
+    asked = "It is 09:00 on 2024-03-15 in New York. What time is it at that moment in Tokyo?"
+    described = "the local date and time, as YYYY-MM-DD HH:MM, e.g. 2024-01-10 12:00"
+    assert formed_date("2024-03-15 09:00", described, asked) is None
 
 
 # numbers with a scale word -----------------------------------------------------------

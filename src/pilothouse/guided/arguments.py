@@ -347,6 +347,12 @@ def settle(
 VALUE_FORMS = ("dates", "scales", "lists", "floats", "names")
 
 
+def _formless(prop: dict[str, Any]) -> bool:
+    """A string whose schema does not hold its form already (no enum, const or pattern:
+    the builtin suite's ``time`` pattern "YYYY-MM-DD HH:MM" is a date and a time)."""
+    return not any(k in prop for k in ("enum", "const", "pattern"))
+
+
 def other_words(name: str, out: dict[str, Any], tool: str) -> frozenset[str]:
     """Words a name of `name`'s value does not run into: the other arguments' values',
     the tool's name's and the parameter's name's."""
@@ -369,7 +375,7 @@ def _in_own_form(
             continue
         kind = prop.get("type")
         formed: Any = None
-        if "dates" in _VALUE_FORMS_ON and kind == "string" and "enum" not in prop:
+        if "dates" in _VALUE_FORMS_ON and kind == "string" and _formless(prop):
             description = str(prop.get("description") or "")
             formed = formed_date(value, description, text, prop.get("format"))
         if formed is None and "scales" in _VALUE_FORMS_ON and kind in ("integer", "number"):

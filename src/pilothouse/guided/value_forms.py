@@ -157,9 +157,10 @@ def is_request_date(value: Any, text: str) -> bool:
 
 
 def _overlaps(value: str, written: str) -> bool:
-    """Whether `value` is the written date, part of it, or holds it."""
+    """Whether `value` is the written date or part of it. A value holding more than the
+    date ("2024-03-15 09:00", a date and a time) is not: formed, it would lose the rest."""
     v, w = value.strip().lower(), written.strip().lower()
-    if v in w or w in v:
+    if v in w:
         return True
     return any(d == v for d in re.findall(r"\d+", w)) if v.isdigit() else False
 
