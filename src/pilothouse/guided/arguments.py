@@ -49,6 +49,12 @@ optional free string that is a stray span (part of another value, words of the t
 name or of another parameter's name) is left out; an enum member or a description's
 quoted choice is taken when the request says it by its stem ("in detail": 'detailed');
 a free string holding a numeric argument's number is asked again (`repeated_values`).
+
+Added in the ninth round (`guided.value_forms`, counted first on the whole tune pool:
+none breaks a right call): a value the request writes in another form is put in its
+parameter's (`_in_own_form`): a date in the form the description states, a number with
+its scale word, a list the request enumerates whole, a float list as floats, a
+capitalised name cut at a word whole.
 """
 
 from __future__ import annotations
