@@ -2,6 +2,8 @@
 
     python benchmarks/bfcl_values.py                       # the tune pool, every rule on
     python benchmarks/bfcl_values.py --off strays          # one rule switched off
+    python benchmarks/bfcl_values.py --off dates scales lists floats names  # the ninth round's
+                                                           # value forms (guided.value_forms)
     python benchmarks/bfcl_values.py --logs DIR            # also re-settle the calls of
                                                            # eval logs (bfcl.py --log-dir)
 
@@ -18,6 +20,12 @@ be judged without the model two ways:
   ``benchmarks/bfcl.py --log-dir``): each sample's calls settled again and scored, so
   the cases a rule fixes or breaks show without running the model again.
 
+- ``--forms`` (ninth round, `guided.value_forms`): each right value of the pool that
+  the request writes in another form (a date, a number before "million", a list of more
+  than three, a capitalised name's last word standing for it) put through its rule:
+  how many come out accepted ("fixed"), how many an accepted written form the rule
+  turns unaccepted ("broken"), how many stay unaccepted.
+
 Never give it held-out logs: it prints the cases that change.
 """
 
@@ -30,7 +38,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-RULES = ("fractions", "others", "strays", "choices")
+RULES = ("fractions", "others", "strays", "choices", "dates", "scales", "lists", "floats", "names")
 POOL_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple")
 
 
@@ -47,6 +55,9 @@ def switch_off(names: list[str]) -> None:
         arguments.said_choices = lambda text, choices: [  # type: ignore[assignment]
             c for c in choices if arguments._mentions(text, c)
         ]
+    for form in arguments.VALUE_FORMS:  # ninth round
+        if form in names:
+            arguments._VALUE_FORMS_ON.discard(form)
     if "strays" in names:
         arguments._strays_left_out = lambda out, spec, required, changes: None  # type: ignore[assignment]
 
@@ -98,6 +109,88 @@ def truth_counts() -> dict[str, tuple[int, int]]:
     return out
 
 
+def _accepted(accepted: list[Any], value: Any) -> bool:
+    return any(
+        value == a or (isinstance(a, str) and isinstance(value, str) and a.lower() == value.lower())
+        for a in accepted
+    )
+
+
+def form_counts() -> Counter[tuple[str, str]]:
+    """{(rule, written accepted -> formed accepted): values} over the pool's right calls,
+    the request's own form of each value put through the ninth round's rules."""
+    from pilothouse.guided import value_forms as vf
+    from pilothouse.guided.arguments import other_words
+    from pilothouse_suites.bfcl import load_category, pool_ids, to_parameters
+
+    counts: Counter[tuple[str, str]] = Counter()
+
+    def count(rule: str, written: Any, formed: Any, accepted: list[Any]) -> None:
+        before, after = _accepted(accepted, written), _accepted(accepted, formed)
+        counts[
+            (
+                rule,
+                {(False, True): "fixed", (True, False): "broken"}.get(
+                    (before, after), f"{'right' if after else 'wrong'} both"
+                ),
+            )
+        ] += 1
+
+    for category in POOL_CATEGORIES:
+        cases = load_category(category)
+        for case_id in pool_ids(category):
+            case = cases[case_id]
+            text = str(case.question)
+            functions = {f["name"]: f for f in case.functions}
+            for call in case.ground_truth:
+                for name, answer in call.items():
+                    properties = to_parameters(functions[name]).get("properties", {})
+                    for param, accepted in answer.items():
+                        prop = properties.get(param, {})
+                        kind = prop.get("type")
+                        description = str(prop.get("description") or "")
+                        if kind == "string":
+                            for start, end, day in vf.request_dates(text):
+                                written = text[start:end]
+                                if any(
+                                    isinstance(a, str)
+                                    and [d for _, _, d in vf.request_dates(a)] == [day]
+                                    for a in accepted
+                                ):
+                                    formed = vf.formed_date(
+                                        written, description, text, prop.get("format")
+                                    )
+                                    count("dates", written, formed or written, accepted)
+                            first = accepted[0] if accepted else None
+                            if isinstance(first, str) and len(first.split()) > 1 and first in text:
+                                last = first.split()[-1]
+                                firsts = {k: (v[0] if v else "") for k, v in answer.items()}
+                                formed = vf.whole_name(last, text, other_words(param, firsts, name))
+                                if formed is not None:
+                                    count("names", last, formed, accepted)
+                        if kind in ("integer", "number"):
+                            for m in vf._SCALED.finditer(text):
+                                number = float(m.group(1).replace(",", ""))
+                                written = int(number) if number.is_integer() else number
+                                formed = vf.scaled_number(written, kind, text)
+                                if formed is not None and (
+                                    _accepted(accepted, written) or _accepted(accepted, formed)
+                                ):
+                                    count("scales", written, formed, accepted)
+                        if (
+                            kind == "array"
+                            and accepted
+                            and isinstance(accepted[0], list)
+                            and len(accepted[0]) > 3
+                        ):
+                            items = prop.get("items") or {}
+                            cut = accepted[0][:3]
+                            formed = vf.whole_list(cut, items.get("type"), text)
+                            formed = vf.as_floats(formed, items) or formed
+                            count("lists", cut, formed or cut, accepted)
+    return counts
+
+
 def log_changes(log_dir: Path) -> tuple[Counter[str], list[str]]:
     """Re-settle each logged sample's calls: how many pass before and after, and the
     cases that changed (tune/pool logs only)."""
@@ -134,12 +227,16 @@ def main() -> int:
     parser.add_argument("--off", nargs="+", default=[], choices=RULES)
     parser.add_argument("--logs", nargs="+", type=Path, default=[])
     parser.add_argument("--no-truth", action="store_true", help="only the logs")
+    parser.add_argument("--forms", action="store_true", help="the value forms' pool counts")
     args = parser.parse_args()
     switch_off(args.off)
     print(f"rules off: {', '.join(args.off) or 'none'}")
     if not args.no_truth:
         for key, (kept, total) in truth_counts().items():
             print(f"right calls kept right, {key}: {kept}/{total}")
+    if args.forms:
+        for (rule, outcome), n in sorted(form_counts().items()):
+            print(f"{rule}: {outcome} {n}")
     for log_dir in args.logs:
         counts, changed = log_changes(log_dir)
         print(f"{log_dir}: pass {counts['before True']} -> {counts['after True']}")

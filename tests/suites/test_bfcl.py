@@ -316,3 +316,22 @@ def test_the_example_scores_the_oracle(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("-> pass") == 2
     assert "multiple on bfcl:oracle: 2/2" in result.stdout
+
+
+@needs_bfcl
+def test_the_ninth_round_pool_sample_is_fresh_and_that_draw() -> None:
+    # ninth round: seed 15, drawn without the seed-12, 13 and 14 samples' ids
+    data = Path(__file__).parents[2] / "benchmarks" / "data"
+    earlier: dict[str, set[str]] = {}
+    for name in ("bfcl_pool_sample.json", "bfcl_pool_sample_13.json", "bfcl_pool_sample_14.json"):
+        for category, ids in json.loads((data / name).read_text("utf-8"))["categories"].items():
+            earlier.setdefault(category, set()).update(ids)
+    recorded = json.loads((data / "bfcl_pool_sample_15.json").read_text(encoding="utf-8"))
+    assert recorded["seed"] == 15
+    assert recorded["exclude"] == {k: sorted(earlier[k]) for k in recorded["sizes"]}
+    assert recorded == bfcl.draw_pool_sample(recorded["sizes"], 15, recorded["exclude"])
+    for category, ids in recorded["categories"].items():
+        parts = bfcl.split()[category]
+        assert len(ids) == len(set(ids)) == recorded["sizes"][category]
+        assert set(ids) <= set(bfcl.pool_ids(category))
+        assert not set(ids) & (set(parts["tune"]) | set(parts["holdout"]) | earlier[category])

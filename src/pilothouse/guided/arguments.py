@@ -49,6 +49,12 @@ optional free string that is a stray span (part of another value, words of the t
 name or of another parameter's name) is left out; an enum member or a description's
 quoted choice is taken when the request says it by its stem ("in detail": 'detailed');
 a free string holding a numeric argument's number is asked again (`repeated_values`).
+
+Added in the ninth round (`guided.value_forms`, counted first on the whole tune pool:
+none breaks a right call): a value the request writes in another form is put in its
+parameter's (`_in_own_form`): a date in the form the description states, a number with
+its scale word, a list the request enumerates whole, a float list as floats, a
+capitalised name cut at a word whole.
 """
 
 from __future__ import annotations
@@ -67,6 +73,13 @@ from pilothouse.guided.forms import (
 )
 from pilothouse.guided.relevance import cjk_runs, request_numbers, same_word
 from pilothouse.guided.render import described_examples
+from pilothouse.guided.value_forms import (
+    as_floats,
+    formed_date,
+    scaled_number,
+    whole_list,
+    whole_name,
+)
 from pilothouse.models.base import ToolSpec
 from pilothouse.tools.select import STOP_WORDS, words
 
@@ -75,6 +88,7 @@ __all__ = [
     "flag_said",
     "free_strings",
     "grounded_parameters",
+    "other_words",
     "repeated_values",
     "said_choices",
     "self_named",
@@ -323,12 +337,70 @@ def settle(
         if not supported:
             changes.append(f"{name} left out: the request does not say {json.dumps(value)[:60]}")
             del out[name]
+    _in_own_form(out, properties, text, spec.name, changes)
     _as_fractions(out, properties, text, changes)
     _strays_left_out(out, spec, required, changes)
     _without_others(out, spec, required, changes)
     _fill_numbers(out, properties, required, text, changes)
     _fill_described(out, properties, required, text, changes)
     return out, changes
+
+
+# ---------------------------------------------------------------------------
+# Ninth round: values in the parameter's own form (`guided.value_forms`), each counted
+# first without the model over BFCL's tune pool (docs/bfcl.md).
+
+VALUE_FORMS = ("dates", "scales", "lists", "floats", "names")
+
+
+def _formless(prop: dict[str, Any]) -> bool:
+    """A string whose schema does not hold its form already (no enum, const or pattern:
+    the builtin suite's ``time`` pattern "YYYY-MM-DD HH:MM" is a date and a time)."""
+    return not any(k in prop for k in ("enum", "const", "pattern"))
+
+
+def other_words(name: str, out: dict[str, Any], tool: str) -> frozenset[str]:
+    """Words a name of `name`'s value does not run into: the other arguments' values',
+    the tool's name's and the parameter's name's."""
+    found = set(_name_words(tool)) | set(_name_words(name))
+    for other, value in out.items():
+        if other != name and isinstance(value, str):
+            found |= {w.lower().strip(".") for w in value.split()}
+    return frozenset(found)
+
+
+def _in_own_form(
+    out: dict[str, Any], properties: dict[str, Any], text: str, tool: str, changes: list[str]
+) -> None:
+    """Each value in the form its parameter asks for: a request's date in the form the
+    description states, a number with its scale word, a cut list whole, a float list's
+    items as floats, a name cut at a word whole."""
+    for name, value in list(out.items()):
+        prop = properties.get(name)
+        if not isinstance(prop, dict):
+            continue
+        kind = prop.get("type")
+        formed: Any = None
+        if "dates" in _VALUE_FORMS_ON and kind == "string" and _formless(prop):
+            description = str(prop.get("description") or "")
+            formed = formed_date(value, description, text, prop.get("format"))
+        if formed is None and "scales" in _VALUE_FORMS_ON and kind in ("integer", "number"):
+            formed = scaled_number(value, kind, text)
+        if formed is None and "lists" in _VALUE_FORMS_ON and kind == "array":
+            items = prop.get("items")
+            item_kind = items.get("type") if isinstance(items, dict) else None
+            formed = whole_list(value, item_kind, text)
+        if "floats" in _VALUE_FORMS_ON and kind == "array":
+            floats = as_floats(value if formed is None else formed, prop.get("items"))
+            formed = floats if floats is not None else formed
+        if formed is None and "names" in _VALUE_FORMS_ON and _free(prop):
+            formed = whole_name(value, text, other_words(name, out, tool))
+        if formed is not None and formed != value:
+            out[name] = formed
+            changes.append(f"{name}: {str(formed)[:60]!r}, the request's value in its form")
+
+
+_VALUE_FORMS_ON: set[str] = set(VALUE_FORMS)
 
 
 # ---------------------------------------------------------------------------

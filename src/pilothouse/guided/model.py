@@ -67,6 +67,7 @@ from pilothouse.guided.relevance import asked_for, echoes, relevant_tools
 from pilothouse.guided.render import TOOL_PROMPT, TOOL_RESULT_PROMPT, text_messages
 from pilothouse.guided.schemas import answer_schema, choice_schema, reply_schema
 from pilothouse.guided.split import joined_calls, parts_of, sub_request
+from pilothouse.guided.value_forms import is_request_date
 from pilothouse.messages import ToolCall, Usage
 from pilothouse.models.base import (
     Capabilities,
@@ -525,10 +526,12 @@ class GuidedModel:
         said = "\n".join(m.content for m in request.messages if m.role != "assistant")
         bad = ungrounded(call.arguments, spec, grounding(request, spec), said)
         properties = (spec.parameters or {}).get("properties") or {}
-        bad = [  # a value in its parameter's form ("USD" for "US dollars") is the request's
+        bad = [  # a value in its parameter's form ("USD" for "US dollars", "2023-06-30" for
+            # "June 30th 2023") is the request's
             n
             for n in bad
             if call.arguments.get(n) not in formed_values(n, properties.get(n), turn.query)
+            and not is_request_date(call.arguments.get(n), turn.query)
         ]
         if bad:
             narrow = narrowed(spec, bad, turn.query)
