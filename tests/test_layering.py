@@ -41,6 +41,7 @@ LAYERS: list[list[str | tuple[str, ...]]] = [
         "pilothouse.decision",
         "pilothouse.jsonschema_check",
         "pilothouse.prompts",  # the prompts the framework writes, as data
+        "pilothouse.dates",  # month names as people write them
     ],
     ["pilothouse.events"],
     # the model contract and adapters

@@ -10,14 +10,14 @@ budget whatever the parent had left."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Annotated, Any
 
 import pytest
 from pydantic import BaseModel
 
+from crash_points import after_each_commit
 from pilothouse import Agent, ScriptedModel, call, tool
-from pilothouse.events import ChildStarted, NodeStarted
+from pilothouse.events import NodeStarted
 from pilothouse.exceptions import FlowError
 from pilothouse.flows import START, Graph, append, replace
 from pilothouse.runtime.budget import Budget
@@ -175,14 +175,7 @@ async def test_branch_allotments_are_the_same_resumed_from_every_commit() -> Non
     whole = await flow.run(store=source, run_id="rs")
     want = caps(source, "rs")
     assert set(want) == {"north_1-0", "south_1-0", "north_2-0", "south_2-0"}
-    events = source.events("rs")
-    info = source.get_run("rs")
-    for k in range(1, len(events)):
-        store = MemoryStore()  # what a crash after the k-th event leaves
-        store.write(events[:k], dataclasses.replace(info, status="running", output=None))
-        for e in events[:k]:
-            if isinstance(e, ChildStarted):
-                store.write(source.events(e.child_run_id), source.get_run(e.child_run_id))
+    for k, store in after_each_commit(source, "rs"):
         resumed = await flow.resume("rs", store=store)
         assert caps(store, "rs") == want, k
         assert (resumed.state, resumed.usage) == (whole.state, whole.usage), k

@@ -6,13 +6,12 @@ Abuse case kept: executions that run at once never share a budget (no overspend)
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
 from test_branch_budget import Notes, caps, model_calls, reader
 
-from pilothouse.events import ChildStarted
+from crash_points import after_each_commit
 from pilothouse.exceptions import FlowError
 from pilothouse.flows import START, Graph
 from pilothouse.runtime.budget import Budget
@@ -78,14 +77,7 @@ async def test_the_kept_shares_are_the_same_resumed_from_every_commit() -> None:
     whole = await flow.run(store=source, run_id="rs")
     want = caps(source, "rs")
     assert want == {"long-0": {"steps": [100, 10]}, "summary-0": {"steps": [100, 2]}}
-    events = source.events("rs")
-    info = source.get_run("rs")
-    for k in range(1, len(events)):
-        store = MemoryStore()  # what a crash after the k-th event leaves
-        store.write(events[:k], dataclasses.replace(info, status="running", output=None))
-        for e in events[:k]:
-            if isinstance(e, ChildStarted):
-                store.write(source.events(e.child_run_id), source.get_run(e.child_run_id))
+    for k, store in after_each_commit(source, "rs"):
         resumed = await flow.resume("rs", store=store)
         assert caps(store, "rs") == want, k
         assert (resumed.state, resumed.usage) == (whole.state, whole.usage), k

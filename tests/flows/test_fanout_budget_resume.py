@@ -4,14 +4,14 @@ commit), and their shares never add up to more than what was left."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any
 
 import pytest
 from pydantic import BaseModel
 
+from crash_points import after_each_commit
 from pilothouse import Agent, ScriptedModel
-from pilothouse.events import ChildStarted, NodeStarted
+from pilothouse.events import NodeStarted
 from pilothouse.flows import START, Graph, append, replace
 from pilothouse.models.base import ModelRequest
 from pilothouse.runtime.budget import Budget
@@ -67,13 +67,7 @@ async def test_fan_out_items_get_the_same_caps_resumed_from_every_commit(budget:
     left = 103 - whole.usage.total_tokens + sum(len(n) // 4 + 1 for n in whole.state.notes)
     if budget.max_tokens == 103:
         assert sum(c["tokens"][1] for c in caps) == left
-    info = source.get_run("fan")
-    for k in range(1, len(events)):
-        store = MemoryStore()  # what a crash after the k-th event leaves
-        store.write(events[:k], dataclasses.replace(info, status="running", output=None))
-        for e in events[:k]:
-            if isinstance(e, ChildStarted):
-                store.write(source.events(e.child_run_id), source.get_run(e.child_run_id))
+    for k, store in after_each_commit(source, "fan"):
         resumed = await flow.resume("fan", store=store)
         assert resumed.state == whole.state, k
         assert resumed.usage == whole.usage, k

@@ -30,6 +30,8 @@ import re
 from datetime import date
 from typing import Any
 
+from pilothouse.dates import MONTH_NUMBERS
+
 __all__ = [
     "as_floats",
     "date_form",
@@ -44,26 +46,7 @@ __all__ = [
 # ---------------------------------------------------------------------------
 # Dates
 
-_MONTHS = {
-    name: i + 1
-    for i, names in enumerate(
-        [
-            ("january", "jan"),
-            ("february", "feb"),
-            ("march", "mar"),
-            ("april", "apr"),
-            ("may",),
-            ("june", "jun"),
-            ("july", "jul"),
-            ("august", "aug"),
-            ("september", "sep", "sept"),
-            ("october", "oct"),
-            ("november", "nov"),
-            ("december", "dec"),
-        ]
-    )
-    for name in names
-}
+_MONTHS = MONTH_NUMBERS
 _MONTH = r"(?P<month>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
 _DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?"
 _YEAR = r"(?P<year>(?:1[6-9]|2[0-9])\d\d)"

@@ -37,6 +37,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
+from pilothouse.dates import MONTH_NUMBERS
 from pilothouse.policy.context import CallRecord, RunContext
 
 __all__ = [
@@ -67,26 +68,7 @@ _MONTHS = (
     "january|february|march|april|may|june|july|august|september|october|november|december"
     "|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
 )
-_MONTH_NUM = {
-    name: i + 1
-    for i, names in enumerate(
-        (
-            ("january", "jan"),
-            ("february", "feb"),
-            ("march", "mar"),
-            ("april", "apr"),
-            ("may",),
-            ("june", "jun"),
-            ("july", "jul"),
-            ("august", "aug"),
-            ("september", "sep", "sept"),
-            ("october", "oct"),
-            ("november", "nov"),
-            ("december", "dec"),
-        )
-    )
-    for name in names
-}
+_MONTH_NUM = MONTH_NUMBERS
 # Every repetition is bounded and every pattern starts at a word boundary or a fixed
 # prefix, so a hostile text (a megabyte of digits and spaces, one endless word) is read
 # in linear time: an unbounded `[\w.]+@` would try every start position to the end.
