@@ -13,8 +13,8 @@ from pilothouse.runtime.journal import MemoryStore
 class KillableStore:
     """A store whose writes stop landing once `lost` is set: what a SIGKILL leaves."""
 
-    def __init__(self) -> None:
-        self.inner = MemoryStore()
+    def __init__(self, inner: Any = None) -> None:
+        self.inner = inner if inner is not None else MemoryStore()  # or a real store
         self.lost = False
 
     def write(self, events: Any, run: Any = None, **lease: Any) -> None:
