@@ -36,7 +36,7 @@ import operator
 import zlib
 from itertools import pairwise
 
-FENCE = "```"
+from pilothouse.actions.fences import FENCE
 
 _UNIT_MAX = 400  # a unit longer than this is a structure, not a loop
 _PROBE = 12  # the tail whose earlier copies give the candidate periods

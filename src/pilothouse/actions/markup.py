@@ -15,6 +15,7 @@ from collections.abc import Collection
 from typing import Any
 
 from pilothouse.actions import repair
+from pilothouse.actions.fences import FENCE, fence_positions, outside_fences
 from pilothouse.actions.template_tokens import leaked_token
 
 _MARKERS = (
@@ -400,22 +401,6 @@ _AT_NAME = r"[A-Za-z_][\w.\-]*"
 # fenced code, where it is a documentation example (gptme's tests/test_tool_use.py and
 # PR #1472)
 AT_CALL = re.compile(r"^@(" + _AT_NAME + r")(?:\([^()\n]{0,120}\))?:[ \t]*(?=\{)", re.M)
-FENCE = "```"
-
-
-def outside_fences(pos: int, fences: list[int]) -> bool:
-    """Whether `pos` is outside fenced code, given the positions of the fences."""
-    return sum(1 for f in fences if f < pos) % 2 == 0
-
-
-def fence_positions(text: str) -> list[int]:
-    """Where the text's ``` fences start (at most 128 of them)."""
-    out: list[int] = []
-    pos = text.find(FENCE)
-    while pos >= 0 and len(out) < 128:
-        out.append(pos)
-        pos = text.find(FENCE, pos + len(FENCE))
-    return out
 
 
 def _at_call(text: str) -> str | None:

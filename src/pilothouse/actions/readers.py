@@ -21,7 +21,8 @@ from typing import Any
 
 from pilothouse.actions import anchored, repair
 from pilothouse.actions.base import Resolver
-from pilothouse.actions.markup import AT_CALL, FENCE, fence_positions, outside_fences
+from pilothouse.actions.fences import FENCE, fence_positions, outside_fences
+from pilothouse.actions.markup import AT_CALL
 
 Envelope = tuple[Any, Any]  # (name as written, raw arguments or None)
 Read = list[Envelope] | str | None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 
+from pilothouse.actions.fences import FENCE, fence_positions, outside_fences
 from pilothouse.actions.template_vocabulary import TOKENS
 
 _NOT_MARKUP = frozenset({"end", "reasoning", "media"})
@@ -70,24 +71,14 @@ _CANDIDATE = re.compile(
     )
 )
 _SCANNED = 256  # candidates looked at: bounded work on text full of brackets
-FENCE = "```"
 
 
 def _in_code(text: str, at: int, fences: list[int]) -> bool:
     """Whether `at` is inside fenced code or an inline code span of its line."""
-    if sum(1 for f in fences if f < at) % 2:
+    if not outside_fences(at, fences):
         return True
     line_start = text.rfind("\n", 0, at) + 1
     return text.count("`", line_start, at) % 2 == 1
-
-
-def _fences(text: str) -> list[int]:
-    out: list[int] = []
-    pos = text.find(FENCE)
-    while pos >= 0 and len(out) < 128:
-        out.append(pos)
-        pos = text.find(FENCE, pos + len(FENCE))
-    return out
 
 
 def _fragment(m: re.Match[str], text: str) -> bool:
@@ -136,7 +127,7 @@ def leaked_token(text: str) -> str | None:
         if kind is None and (token in _ENDS or m.lastgroup is None or not _fragment(m, text)):
             continue
         if fences is None:
-            fences = _fences(text) if FENCE in text else []
+            fences = fence_positions(text) if FENCE in text else []
         if _in_code(text, m.start(), fences):
             continue
         if kind == "role":
@@ -190,5 +181,5 @@ def outside_code(pattern: re.Pattern[str], text: str, repl: str = "") -> str:
     answer that shows a token in backticks is about the token, which stays."""
     if "`" not in text:
         return pattern.sub(repl, text)
-    fences = _fences(text) if FENCE in text else []
+    fences = fence_positions(text) if FENCE in text else []
     return pattern.sub(lambda m: m.group() if _in_code(text, m.start(), fences) else repl, text)
