@@ -362,27 +362,14 @@ def test_session14_issue_thread_batch_has_the_schema_split_and_repeats_nothing(e
     never `test-fixture`, every source `owner/repo#N`), the schema, its own fixed split
     (salt 10), refusals and answers in both halves, no thread any earlier file cites, and
     no id or raw text (whitespace aside) any other file or the shared corpus holds."""
-    batch = _load(SESSION14)
-    assert len(batch) >= 60
-    _check_batch(batch, SESSION14_SALT, "tune14", "holdout10")
-    for e in batch:
-        assert e["provenance"] != "test-fixture", e["id"]
-        assert "#" in e["source"] and ":" not in e["source"], e["id"]
-    kinds = Counter((e["split"], e["expected"]["kind"]) for e in batch)
-    for split in ("tune14", "holdout10"):
-        assert kinds[split, "unrecoverable"] > 0 and kinds[split, "final_answer"] > 0
-    earlier = (
-        SESSION10,
-        SESSION10B,
-        SESSION10C,
-        SESSION11,
-        SESSION11B,
-        SESSION12,
-        SESSION13,
+    _check_thread_batch(
+        entries,
+        _load(SESSION14),
+        60,
+        SESSION14_SALT,
+        ("tune14", "holdout10"),
+        (SESSION10, SESSION10B, SESSION10C, SESSION11, SESSION11B, SESSION12, SESSION13),
     )
-    _repeats_nothing(batch, entries, earlier)
-    others = _held_elsewhere(entries, earlier)
-    assert not {e["source"] for e in batch} & {e["source"].split(":")[0] for e in others}
 
 
 SESSION15 = ROOT / "benchmarks" / "data" / "parse_corpus" / "session15.jsonl"
@@ -395,25 +382,44 @@ def test_session15_template_token_batch_has_the_schema_split_and_repeats_nothing
     `test-fixture`, every source `owner/repo#N`), the schema, its own fixed split (salt 11),
     refusals and answers in both halves, no thread any earlier file cites, and no id or raw
     text (whitespace aside) any other file or the shared corpus holds."""
-    batch = _load(SESSION15)
-    assert len(batch) >= 40
-    _check_batch(batch, SESSION15_SALT, "tune15", "holdout11")
+    _check_thread_batch(
+        entries,
+        _load(SESSION15),
+        40,
+        SESSION15_SALT,
+        ("tune15", "holdout11"),
+        (
+            SESSION10,
+            SESSION10B,
+            SESSION10C,
+            SESSION11,
+            SESSION11B,
+            SESSION12,
+            SESSION13,
+            SESSION14,
+        ),
+    )
+
+
+def _check_thread_batch(
+    entries: Any,
+    batch: list[dict[str, Any]],
+    at_least: int,
+    salt: str,
+    splits: tuple[str, str],
+    earlier: tuple[Path, ...],
+) -> None:
+    """A batch of outputs quoted in issue and PR threads: never `test-fixture`, every
+    source `owner/repo#N`, the schema and its own split, refusals and answers in both
+    halves, no thread an earlier file cites, no id or raw text held elsewhere."""
+    assert len(batch) >= at_least
+    _check_batch(batch, salt, *splits)
     for e in batch:
         assert e["provenance"] != "test-fixture", e["id"]
         assert "#" in e["source"] and ":" not in e["source"], e["id"]
     kinds = Counter((e["split"], e["expected"]["kind"]) for e in batch)
-    for split in ("tune15", "holdout11"):
+    for split in splits:
         assert kinds[split, "unrecoverable"] > 0 and kinds[split, "final_answer"] > 0
-    earlier = (
-        SESSION10,
-        SESSION10B,
-        SESSION10C,
-        SESSION11,
-        SESSION11B,
-        SESSION12,
-        SESSION13,
-        SESSION14,
-    )
     _repeats_nothing(batch, entries, earlier)
     others = _held_elsewhere(entries, earlier)
     assert not {e["source"] for e in batch} & {e["source"].split(":")[0] for e in others}
