@@ -19,7 +19,7 @@ import json
 import random
 import sys
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -57,32 +57,23 @@ def cap(text: str) -> str:
 def new_share(text: str) -> float:
     """The share of word 4-grams starting in the second half that occur nowhere earlier."""
     words = text.split()
-    grams = [tuple(words[i : i + 4]) for i in range(len(words) - 3)]
-    half = len(words) // 2
-    seen = set(grams[:half])
-    fresh = 0
-    total = 0
-    for g in grams[half:]:
-        total += 1
-        if g not in seen:
-            fresh += 1
-        seen.add(g)
-    return fresh / total if total else 1.0
+    return _fresh([tuple(words[i : i + 4]) for i in range(len(words) - 3)], len(words) // 2)
 
 
 def char_new_share(text: str, size: int = 12) -> float:
     """The same share over character 12-grams (the rule's second clause, for loops with no
     spaces in them, which the word rule sees as one new word after another)."""
-    grams = [text[i : i + size] for i in range(len(text) - size + 1)]
-    half = len(text) // 2
+    return _fresh([text[i : i + size] for i in range(len(text) - size + 1)], len(text) // 2)
+
+
+def _fresh(grams: Sequence[Hashable], half: int) -> float:
+    """The share of `grams[half:]` not seen before them (earlier ones of the tail count)."""
     seen = set(grams[:half])
-    fresh = 0
-    total = 0
-    for g in grams[half:]:
+    fresh = total = 0
+    for gram in grams[half:]:
         total += 1
-        if g not in seen:
-            fresh += 1
-        seen.add(g)
+        fresh += gram not in seen
+        seen.add(gram)
     return fresh / total if total else 1.0
 
 

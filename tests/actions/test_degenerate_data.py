@@ -14,7 +14,11 @@ from typing import Any
 
 import pytest
 
+from script_module import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
+# the README's label rule, as the script that labelled the data applies it
+LABELS = load_script("build_degenerate_data", ROOT / "benchmarks" / "build_degenerate_data.py")
 DATA = ROOT / "benchmarks" / "data" / "degenerate"
 FIELDS = {"id", "source", "kind", "label", "why", "split", "text"}
 KINDS = {"prose", "markdown", "code", "table", "csv", "json", "log", "changelog", "smollm2",
@@ -53,33 +57,6 @@ def test_the_split_follows_the_fixed_rule(rows: list[dict[str, Any]]) -> None:
         )
 
 
-def _new_share(text: str) -> float:
-    """The README's rule: new word 4-grams in the reply's second half, as a share."""
-    words = text.split()
-    grams = [tuple(words[i : i + 4]) for i in range(len(words) - 3)]
-    half = len(words) // 2
-    seen = set(grams[:half])
-    fresh = total = 0
-    for gram in grams[half:]:
-        total += 1
-        fresh += gram not in seen
-        seen.add(gram)
-    return fresh / total if total else 1.0
-
-
-def _char_new_share(text: str, size: int = 12) -> float:
-    """The rule's second clause: the same share over character 12-grams."""
-    grams = [text[i : i + size] for i in range(len(text) - size + 1)]
-    half = len(text) // 2
-    seen = set(grams[:half])
-    fresh = total = 0
-    for gram in grams[half:]:
-        total += 1
-        fresh += gram not in seen
-        seen.add(gram)
-    return fresh / total if total else 1.0
-
-
 def test_smollm2_labels_follow_the_written_rule(rows: list[dict[str, Any]]) -> None:
     recorded = {r["reply"]: r for r in _rows("smollm2_raw.jsonl")}
     labelled = [r for r in rows if r["kind"] == "smollm2"]
@@ -88,7 +65,7 @@ def test_smollm2_labels_follow_the_written_rule(rows: list[dict[str, Any]]) -> N
         reply = recorded[row["text"]]
         if row["why"].startswith("reading:"):
             continue  # changed by reading; the reason is in `why`
-        share = min(_new_share(row["text"]), _char_new_share(row["text"]))
+        share = min(LABELS.new_share(row["text"]), LABELS.char_new_share(row["text"]))
         if row["label"] == "loop":
             assert reply["finish"] == "length" and share <= 0.2, row["id"]
         else:

@@ -208,14 +208,6 @@ class FlowRun:
             None if budget.max_tokens is None else 0,
             None if budget.max_cost is None else 0.0,
         )
-        self.spends = {
-            name: any(
-                self.flow.nodes[n].kind in ("agent", "subgraph")
-                for n in (name, *self.flow.reach[name])
-                if n in self.flow.nodes
-            )
-            for name in self.flow.nodes
-        }
         # the named targets a split keeps, by the targets it was given (`_kept`)
         self.kept: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
         self.active: dict[int, _Act] = {}
@@ -437,7 +429,7 @@ class FlowRun:
         self, act: _Act, targets: Sequence[str], fanout: Mapping[str, list[Any]]
     ) -> dict[tuple[str, int], _Allot]:
         """Split what `act` left between the nodes it delivered to and the fan-out items
-        it starts, those that can spend (`spends`, `_kept`): named nodes first (by name),
+        it starts, those that can spend (`Flow.spenders`, `_kept`): named nodes first (by name),
         then the items (by fan-out target and place). The nodes' shares wait in `given` for the
         node to fire; the items' are returned, by (target, place). A function of the
         graph and of the recorded routes, items and usage, so the same on resume."""
@@ -445,9 +437,10 @@ class FlowRun:
             return {}  # no limit to divide: every allotment is "no limit"
         assert act.done is not None
         left = act.allot.less(act.done)
-        mapped = tuple(t for t, v in sorted(fanout.items()) if v and self.spends[t])
-        named = self._kept(sorted({t for t in targets if t != END and self.spends[t]}), mapped)
-        spent = [(t, k) for t, v in sorted(fanout.items()) if self.spends[t] for k in range(len(v))]
+        spends = self.flow.spenders
+        mapped = tuple(t for t, v in sorted(fanout.items()) if v and spends[t])
+        named = self._kept(sorted({t for t in targets if t != END and spends[t]}), mapped)
+        spent = [(t, k) for t, v in sorted(fanout.items()) if spends[t] for k in range(len(v))]
         ways = len(named) + len(spent)
         for at, target in enumerate(named):
             self.given[(act.key, target)] = left.share(ways, at)
@@ -472,37 +465,11 @@ class FlowRun:
         if kept is None:
             kept = list(named)
             for target in named:
-                mine = self._spenders(target)
-                if any(u != target and mine <= self._over_edges(u) for u in (*kept, *mapped)):
+                mine = self.flow.spenders[target]
+                if any(u != target and mine <= self.flow.over_edges[u] for u in (*kept, *mapped)):
                     kept.remove(target)
             self.kept[key] = kept
         return kept
-
-    def _spenders(self, name: str) -> frozenset[str]:
-        """The agent and subgraph nodes among `name` and what it can reach."""
-        nodes = self.flow.nodes
-        return frozenset(
-            n for n in (name, *self.flow.reach[name]) if nodes[n].kind in ("agent", "subgraph")
-        )
-
-    def _over_edges(self, name: str) -> frozenset[str]:
-        """`name` and every node its executions always deliver to, directly or not:
-        edges, a fan-out item's join and a map's join (an empty map delivers to it too),
-        not routes or map targets, which depend on the state."""
-        seen = {name}
-        todo = [name]
-        while todo:
-            at = todo.pop()
-            nexts = list(self.flow.edges.get(at, ()))
-            nexts.extend(fan.join for fan in self.flow.maps.get(at, ()))
-            fanned = self.flow.fanouts.get(at)
-            if fanned is not None:
-                nexts.append(fanned.join)
-            for t in nexts:
-                if t != END and t not in seen:
-                    seen.add(t)
-                    todo.append(t)
-        return frozenset(seen)
 
     def _failed(self, act: _Act, exc: BaseException) -> None:
         self._deactivate(act)

@@ -235,6 +235,17 @@ class Flow(Generic[S]):
         self._check()
         self.successors = self._successors()
         self.reach = {name: self._reach(name) for name in self.nodes}
+        # the agent and subgraph nodes among each node and what it can reach: the
+        # nodes a branch through it may spend the flow's budget on (flows/engine.py)
+        self.spenders = {
+            name: frozenset(
+                n for n in (name, *self.reach[name]) if self.nodes[n].kind in ("agent", "subgraph")
+            )
+            for name in self.nodes
+        }
+        # each node and every node its executions always deliver to, directly or not
+        always = self._successors(always=True)
+        self.over_edges = {name: self._reach(name, always) | {name} for name in self.nodes}
         self._check_cycles()
         self.definition_hash = self._hash()
         self._mermaid: str | None = None
@@ -308,27 +319,36 @@ class Flow(Generic[S]):
                 f"graph {self.name!r}: no edge reaches {', '.join(unreached)}"
             )
 
-    def _next(self, name: str) -> list[str]:
+    def _next(self, name: str, *, always: bool = False) -> list[str]:
+        """Where executions of `name` may deliver; `always`: only where every one does
+        (edges, its maps' joins, a fan-out item's join; not routes or map targets)."""
         out = list(self.edges.get(name, ()))
-        for r in self.routes.get(name, ()):
-            out.extend(r.targets)
+        if not always:
+            for r in self.routes.get(name, ()):
+                out.extend(r.targets)
         for f in self.maps.get(name, ()):
-            out.extend((f.target, f.join))
+            out.extend((f.join,) if always else (f.target, f.join))
         if name in self.fanouts:
             out.append(self.fanouts[name].join)
         return [t for t in out if t != END]
 
-    def _successors(self) -> dict[str, tuple[str, ...]]:
-        return {name: tuple(dict.fromkeys(self._next(name))) for name in [START, *self.nodes]}
+    def _successors(self, *, always: bool = False) -> dict[str, tuple[str, ...]]:
+        return {
+            name: tuple(dict.fromkeys(self._next(name, always=always)))
+            for name in [START, *self.nodes]
+        }
 
-    def _reach(self, name: str) -> frozenset[str]:
+    def _reach(
+        self, name: str, successors: Mapping[str, Sequence[str]] | None = None
+    ) -> frozenset[str]:
         seen: set[str] = set()
-        todo = list(self.successors[name])
+        successors = self.successors if successors is None else successors
+        todo = list(successors[name])
         while todo:
             t = todo.pop()
             if t not in seen:
                 seen.add(t)
-                todo.extend(self.successors[t])
+                todo.extend(successors[t])
         return frozenset(seen)
 
     def _check_cycles(self) -> None:

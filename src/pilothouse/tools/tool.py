@@ -20,7 +20,7 @@ import re
 import sys
 import threading
 import typing
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, overload
@@ -114,20 +114,14 @@ class ToolContext(Generic[DepsT]):
         to it), its usage rolls up into this run's, it acts for the same principal,
         and gets `deps` (default: this run's).
         """
-        runner = self._runner("run_child")
-        held = self._not_held("run_child")
+        runner, held = self._runner("run_child")
         self.children += 1
         # named now: a child waiting for its turn must not read a count grown meanwhile
         name = key if key is not None else str(self.children)
-        async with self._turn():
-            self._still_running("run_child")
-            token = _HOLDING.set(held | {id(self)})
-            try:
-                return await runner.run_child(
-                    self, agent, input, name, self.deps if deps is _SAME else deps
-                )
-            finally:
-                _HOLDING.reset(token)
+        async with self._alone("run_child", held):
+            return await runner.run_child(
+                self, agent, input, name, self.deps if deps is _SAME else deps
+            )
 
     async def run_children(
         self,
@@ -147,8 +141,7 @@ class ToolContext(Generic[DepsT]):
         would run at once is not known when the first starts. Every child runs to its
         end before a failure of one is raised.
         """
-        runner = self._runner("run_children")
-        held = self._not_held("run_children")
+        runner, held = self._runner("run_children")
         if keys is not None and len(keys) != len(children):
             raise ConfigurationError(
                 f"run_children got {len(children)} children and {len(keys)} keys"
@@ -158,25 +151,18 @@ class ToolContext(Generic[DepsT]):
             for i, (agent, input) in enumerate(children)
         ]
         self.children += len(named)
-        async with self._turn():
-            self._still_running("run_children")
-            token = _HOLDING.set(held | {id(self)})
-            try:
-                return await runner.run_children(self, named, self.deps if deps is _SAME else deps)
-            finally:
-                _HOLDING.reset(token)
+        async with self._alone("run_children", held):
+            return await runner.run_children(self, named, self.deps if deps is _SAME else deps)
 
-    def _runner(self, what: str) -> ChildRunner:
+    def _runner(self, what: str) -> tuple[ChildRunner, frozenset[int]]:
+        """The runner that starts this call's children, and the calls whose children's
+        lock this task holds, if this call is not one of them: a child of this call
+        asking it for another child would wait forever for its own turn (the lock is
+        held until that child ends)."""
         if self.runner is None:
             raise ConfigurationError(
                 f"{what}() needs a running agent: this ToolContext was not made by a run"
             )
-        return self.runner
-
-    def _not_held(self, what: str) -> frozenset[int]:
-        """The calls whose children's lock this task holds, if this call is not one of
-        them: a child of this call asking it for another child would wait forever for
-        its own turn (the lock is held until that child ends)."""
         held = _HOLDING.get()
         if id(self) in held:
             raise ConfigurationError(
@@ -184,15 +170,28 @@ class ToolContext(Generic[DepsT]):
                 "ToolContext: it would wait for that child to end. A child delegates "
                 "through its own ToolContext (a tool of its own taking one)"
             )
-        return held
+        return self.runner, held
 
-    def _still_running(self, what: str) -> None:
-        if self.ended:
-            raise ConfigurationError(
-                f"{what}() after the tool call had returned (a child left waiting for its "
-                "turn by a gather that raised, or a task the tool did not await): not "
-                "started, since the call's record and budget are closed"
-            )
+    @contextlib.asynccontextmanager
+    async def _alone(self, what: str, held: frozenset[int]) -> AsyncIterator[None]:
+        """This call's turn to run children: a child capped from what the call has left
+        runs alone (the call's lock), so that what it leaves is counted before the next
+        one's cap (two children sharing a cap would each be allowed all of it); none
+        starts once the call has returned, and the task marks the lock as held."""
+        if self.one_at_a_time is None:
+            self.one_at_a_time = asyncio.Lock()
+        async with self.one_at_a_time:
+            if self.ended:
+                raise ConfigurationError(
+                    f"{what}() after the tool call had returned (a child left waiting for "
+                    "its turn by a gather that raised, or a task the tool did not await): "
+                    "not started, since the call's record and budget are closed"
+                )
+            token = _HOLDING.set(held | {id(self)})
+            try:
+                yield
+            finally:
+                _HOLDING.reset(token)
 
     async def _ended(self) -> None:
         """The call has returned or raised: no child starts after this, and the one
@@ -202,14 +201,6 @@ class ToolContext(Generic[DepsT]):
         if self.one_at_a_time is not None:
             async with self.one_at_a_time:  # the waiting ones, queued first, refuse
                 pass
-
-    def _turn(self) -> asyncio.Lock:
-        """The call's lock on its children: a child capped from what the call has left
-        runs alone, so that what it leaves is counted before the next one's cap (two
-        children sharing a cap would each be allowed all of it)."""
-        if self.one_at_a_time is None:
-            self.one_at_a_time = asyncio.Lock()
-        return self.one_at_a_time
 
 
 class ToolArgumentError(ValueError):
